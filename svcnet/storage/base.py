@@ -1,0 +1,130 @@
+"""The storage interface: versioned JSON objects under string keys.
+
+Like etcd/kine: one global revision counter; every write bumps it and stamps
+the written object with it (that number is the Kubernetes resourceVersion).
+Watches start from a revision and replay history after it from the log, then
+receive live events from memory. History older than the compacted revision is
+gone; watching from there raises Compacted (the API answers 410 Gone).
+
+All methods are synchronous and thread-safe. Watch callbacks run in the
+writer's thread right after the write is durable, so a callback must be quick
+(the API server hands events to an asyncio queue with call_soon_threadsafe).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Obj = dict[str, Any]
+Predicate = Callable[[Obj], bool]
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+class StorageError(Exception):
+    pass
+
+
+class KeyExists(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key exists: {key}")
+        self.key = key
+
+
+class KeyNotFound(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key not found: {key}")
+        self.key = key
+
+
+class RevisionConflict(StorageError):
+    """An update or delete named a revision that is no longer the key's current one."""
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"conflict on {key}: expected revision {expected}, have {actual}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class Compacted(StorageError):
+    """The requested revision is older than the oldest kept in history."""
+
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(f"revision {requested} is compacted (oldest kept {compacted})")
+        self.requested = requested
+        self.compacted = compacted
+
+
+class FutureRevision(StorageError):
+    """A list or watch named a revision newer than the store has reached."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """An object as stored: value is a fresh dict the caller may mutate."""
+
+    key: str
+    value: Obj
+    revision: int  # mod revision: the revision of the last write to this key
+    create_revision: int
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    key: str
+    value: Obj  # for DELETED: the object as it was last, stamped with the delete revision
+    revision: int
+    prev_value: Obj | None = None  # for MODIFIED/DELETED: the object before the write
+
+
+@dataclass(frozen=True)
+class ListResult:
+    records: list[Record]
+    revision: int  # the store revision the list reflects
+    continue_key: str | None  # pass as start_after to get the next page; None at the end
+    remaining: int = 0  # how many more match after this page (0 when unknown or none)
+
+
+class Watch(Protocol):
+    def cancel(self) -> None: ...
+
+
+WatchCallback = Callable[[Event], None]
+
+
+class Store(Protocol):
+    def current_revision(self) -> int: ...
+
+    def compacted_revision(self) -> int: ...
+
+    def get(self, key: str) -> Record | None: ...
+
+    def list(
+        self,
+        prefix: str,
+        *,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        start_after: str | None = None,
+    ) -> ListResult: ...
+
+    def create(self, key: str, value: Obj) -> Record: ...
+
+    def update(self, key: str, value: Obj, *, expected_revision: int | None = None) -> Record: ...
+
+    def delete(self, key: str, *, expected_revision: int | None = None) -> Record: ...
+
+    def watch(
+        self,
+        prefix: str,
+        since_revision: int,
+        callback: WatchCallback,
+        *,
+        predicate: Predicate | None = None,
+    ) -> Watch: ...
+
+    def compact(self, revision: int) -> None: ...
+
+    def close(self) -> None: ...

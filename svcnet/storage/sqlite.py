@@ -1,0 +1,384 @@
+"""The SQLite driver: one file, every acknowledged write durable (WAL, synchronous=FULL).
+
+Layout, like kine but smaller:
+- log: the revision history, one row per write. A row's value is the object
+  stamped with the row's revision (for DELETED: the last object stamped with
+  the delete revision); prev_revision points at the key's previous row, which
+  gives a MODIFIED event its prev_value on replay.
+- current: key -> the log row holding its live value, so a list reads only
+  live keys however long the history grows.
+- meta: the compacted revision, and the revision as of the last compaction
+  (belt and braces: revisions must never go backwards or be reused).
+
+One process owns the file (a lock file beside it says so), so the revision
+counter lives in memory and one connection under one lock does everything.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import IO
+
+from svcnet.storage.base import (
+    FutureRevision,
+    KeyExists,
+    KeyNotFound,
+    ListResult,
+    Obj,
+    Predicate,
+    Record,
+    RevisionConflict,
+    StorageError,
+    Watch,
+    WatchCallback,
+)
+from svcnet.storage.mvcc import (
+    Change,
+    WatchHub,
+    decode_json,
+    encode_stamped,
+    prefix_upper_bound,
+    restamp_text,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    revision INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    type TEXT NOT NULL,
+    prev_revision INTEGER,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS current (
+    key TEXT PRIMARY KEY,
+    mod_revision INTEGER NOT NULL,
+    create_revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Durability and speed settings; the benchmark applies the same ones to its raw baseline.
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-16384",
+)
+
+_CURRENT_COLUMNS = "c.key, c.mod_revision, c.create_revision, l.value"
+_CURRENT_JOIN = "current c JOIN log l ON l.revision = c.mod_revision"
+
+# Superseded history below a compaction point: every row but the newest of its key, and tombstones.
+# The newest surviving row of each key stays: current points at it, and it is the
+# prev_value of the key's next write, which a replay from the compaction point may need.
+_COMPACT = """
+DELETE FROM log WHERE revision IN (
+    SELECT revision FROM (
+        SELECT revision, type,
+               row_number() OVER (PARTITION BY key ORDER BY revision DESC) AS newer_rows
+        FROM log WHERE revision < ?
+    ) WHERE newer_rows > 1 OR type = 'DELETED'
+)
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        self._lock = threading.RLock()
+        self._hub = WatchHub(self._lock)
+        self._owner = _claim(self.path + ".lock")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in PRAGMAS:
+                self._db.execute(pragma)
+            self._db.executescript(_SCHEMA)
+            self._compacted = self._meta("compacted")
+            (newest_logged,) = self._db.execute("SELECT COALESCE(MAX(revision), 0) FROM log").fetchone()
+            self._revision = max(newest_logged, self._meta("revision"))
+        except BaseException:
+            self._owner.close()
+            raise
+        self._closed = False
+
+    def current_revision(self) -> int:
+        with self._lock:
+            return self._revision
+
+    def compacted_revision(self) -> int:
+        with self._lock:
+            return self._compacted
+
+    def get(self, key: str) -> Record | None:
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE c.key = ?", (key,)
+            ).fetchone()
+            return _record(row) if row is not None else None
+
+    def list(
+        self,
+        prefix: str,
+        *,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        start_after: str | None = None,
+    ) -> ListResult:
+        with self._lock:
+            self._check_open()
+            where, params = _key_range(prefix, start_after)
+            sql = f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE {where} ORDER BY c.key"
+            if predicate is None:
+                return self._list_all_match(sql, where, params, limit)
+            return self._list_filtered(sql, params, predicate, limit)
+
+    def _list_all_match(self, sql: str, where: str, params: list[str], limit: int) -> ListResult:
+        if not limit:
+            rows = self._db.execute(sql, params).fetchall()
+            return ListResult([_record(row) for row in rows], self._revision, None, 0)
+        # One row past the page says whether another page exists without counting first.
+        rows = self._db.execute(sql + " LIMIT ?", [*params, limit + 1]).fetchall()
+        if len(rows) <= limit:
+            return ListResult([_record(row) for row in rows], self._revision, None, 0)
+        records = [_record(row) for row in rows[:limit]]
+        last_key = records[-1].key
+        (remaining,) = self._db.execute(
+            f"SELECT COUNT(*) FROM current c WHERE {where} AND c.key > ?", [*params, last_key]
+        ).fetchone()
+        return ListResult(records, self._revision, last_key, remaining)
+
+    def _list_filtered(self, sql: str, params: list[str], predicate: Predicate, limit: int) -> ListResult:
+        records: list[Record] = []
+        continue_key: str | None = None
+        cursor = self._db.execute(sql, params)
+        try:
+            for row in _rows(cursor):
+                record = _record(row)
+                if not predicate(record.value):
+                    continue
+                if limit and len(records) == limit:
+                    # Counting every further match would read the whole rest; as upstream, leave it unknown.
+                    continue_key = records[-1].key
+                    break
+                records.append(record)
+        finally:
+            cursor.close()
+        return ListResult(records, self._revision, continue_key, 0)
+
+    def create(self, key: str, value: Obj) -> Record:
+        with self._lock:
+            self._check_open()
+            revision = self._revision + 1
+            text = encode_stamped(value, revision)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO current (key, mod_revision, create_revision) VALUES (?, ?, ?)",
+                    (key, revision, revision),
+                )
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise KeyExists(key) from None
+            except BaseException:
+                self._rollback()
+                raise
+            self._append_and_commit(Change(revision, key, "ADDED", text), None)
+            return Record(key, decode_json(text), revision, revision)
+
+    def update(self, key: str, value: Obj, *, expected_revision: int | None = None) -> Record:
+        with self._lock:
+            self._check_open()
+            previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
+            revision = self._revision + 1
+            text = encode_stamped(value, revision)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("UPDATE current SET mod_revision = ? WHERE key = ?", (revision, key))
+            except BaseException:
+                self._rollback()
+                raise
+            self._append_and_commit(Change(revision, key, "MODIFIED", text, previous_text), previous_revision)
+            return Record(key, decode_json(text), revision, create_revision)
+
+    def delete(self, key: str, *, expected_revision: int | None = None) -> Record:
+        with self._lock:
+            self._check_open()
+            previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
+            revision = self._revision + 1
+            text = restamp_text(previous_text, revision)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM current WHERE key = ?", (key,))
+            except BaseException:
+                self._rollback()
+                raise
+            self._append_and_commit(Change(revision, key, "DELETED", text, previous_text), previous_revision)
+            return Record(key, decode_json(text), revision, create_revision)
+
+    def watch(
+        self,
+        prefix: str,
+        since_revision: int,
+        callback: WatchCallback,
+        *,
+        predicate: Predicate | None = None,
+    ) -> Watch:
+        with self._lock:
+            self._check_open()
+            replay = since_revision and self._compacted <= since_revision <= self._revision
+            return self._hub.subscribe(
+                prefix,
+                since_revision,
+                callback,
+                predicate,
+                current_revision=self._revision,
+                compacted_revision=self._compacted,
+                history=self._history(prefix, since_revision) if replay else None,
+            )
+
+    def compact(self, revision: int) -> None:
+        with self._lock:
+            self._check_open()
+            if revision > self._revision:
+                raise FutureRevision(f"cannot compact at {revision}: current revision is {self._revision}")
+            if revision <= self._compacted:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(_COMPACT, (revision,))
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                    (("compacted", revision), ("revision", self._revision)),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._compacted = revision
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._hub.close()
+            try:
+                self._db.close()
+            finally:
+                self._owner.close()
+
+    def _existing(self, key: str, expected_revision: int | None) -> tuple[int, int, str]:
+        row = self._db.execute(
+            f"SELECT c.mod_revision, c.create_revision, l.value FROM {_CURRENT_JOIN} WHERE c.key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            raise KeyNotFound(key)
+        if expected_revision is not None and expected_revision != row[0]:
+            raise RevisionConflict(key, expected_revision, row[0])
+        return row
+
+    def _append_and_commit(self, change: Change, prev_revision: int | None) -> None:
+        """Finish the open write transaction with the change's log row, then announce it."""
+        try:
+            self._db.execute(
+                "INSERT INTO log (revision, key, type, prev_revision, value) VALUES (?, ?, ?, ?, ?)",
+                (change.revision, change.key, change.type, prev_revision, change.value_text),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._revision = change.revision
+        self._hub.publish(change)
+
+    def _history(self, prefix: str, since_revision: int) -> list[Change]:
+        """Changes after since_revision under prefix, oldest first.
+
+        Read whole before replaying: a callback may write, and that must not
+        happen while this query's cursor is open.
+        """
+        sql = (
+            "SELECT l.revision, l.key, l.type, l.value, l.prev_revision, p.value"
+            " FROM log l LEFT JOIN log p ON p.revision = l.prev_revision AND l.type = 'MODIFIED'"
+            " WHERE l.revision > ?"
+        )
+        params: list[object] = [since_revision]
+        if prefix:
+            sql += " AND l.key >= ?"
+            params.append(prefix)
+            upper = prefix_upper_bound(prefix)
+            if upper is not None:
+                sql += " AND l.key < ?"
+                params.append(upper)
+        changes = []
+        for revision, key, type_, value_text, prev_revision, prev_text in self._db.execute(
+            sql + " ORDER BY l.revision", params
+        ):
+            if type_ == "DELETED":
+                # The tombstone holds the last object; before the delete it carried its own revision.
+                prev_text = restamp_text(value_text, prev_revision)
+            changes.append(Change(revision, key, type_, value_text, prev_text))
+        return changes
+
+    def _meta(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row is not None else 0
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("store is closed")
+
+
+def _record(row: tuple[str, int, int, str]) -> Record:
+    key, mod_revision, create_revision, text = row
+    return Record(key=key, value=decode_json(text), revision=mod_revision, create_revision=create_revision)
+
+
+def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[str, int, int, str]]:
+    while batch := cursor.fetchmany(256):
+        yield from batch
+
+
+def _key_range(prefix: str, start_after: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause on c.key for keys under prefix, after start_after when given."""
+    clauses = ["1"]
+    params: list[str] = []
+    if start_after is not None and start_after >= prefix:
+        clauses.append("c.key > ?")
+        params.append(start_after)
+    elif prefix:
+        clauses.append("c.key >= ?")
+        params.append(prefix)
+    upper = prefix_upper_bound(prefix)
+    if upper is not None:
+        clauses.append("c.key < ?")
+        params.append(upper)
+    return " AND ".join(clauses), params
+
+
+def _claim(lock_path: str) -> IO[bytes]:
+    """Hold an exclusive lock on lock_path while the store is open: two writers would reuse revisions.
+
+    flock, on a file of its own: closing another descriptor of the database
+    file would drop SQLite's own POSIX locks on it.
+    """
+    handle = open(lock_path, "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StorageError(f"{lock_path}: the store is open in another process") from None
+    return handle

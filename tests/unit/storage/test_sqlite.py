@@ -1,0 +1,205 @@
+"""What only the SQLite driver promises: state survives close, reopen and kill -9."""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.storage.base import Compacted, StorageError
+from svcnet.storage.sqlite import SqliteStore
+
+from .recording import Recorder
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PODS = "/registry/core/pods/default/"
+
+
+def pod(name: str, **labels: str) -> dict[str, Any]:
+    return {"kind": "Pod", "metadata": {"name": name, "labels": dict(labels)}}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "state" / "svcnet.db")
+
+
+def test_data_and_revisions_survive_close_and_reopen(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    store.create(PODS + "a", pod("a"))
+    store.create(PODS + "b", pod("b"))
+    store.update(PODS + "a", pod("a", app="x"))
+    store.close()
+
+    reopened = SqliteStore(db_path)
+    try:
+        assert reopened.current_revision() == 3
+        a = reopened.get(PODS + "a")
+        assert a is not None
+        assert (a.revision, a.create_revision, a.value["metadata"]["resourceVersion"]) == (3, 1, "3")
+        assert a.value["metadata"]["labels"] == {"app": "x"}
+        assert reopened.create(PODS + "c", pod("c")).revision == 4
+    finally:
+        reopened.close()
+
+
+def test_history_survives_reopen_and_replays(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    store.create(PODS + "a", pod("a"))
+    store.update(PODS + "a", pod("a", app="x"))
+    store.delete(PODS + "a")
+    store.close()
+
+    reopened = SqliteStore(db_path)
+    try:
+        recorder = Recorder()
+        reopened.watch(PODS, 1, recorder)
+        assert recorder.summary() == [("MODIFIED", PODS + "a", 2), ("DELETED", PODS + "a", 3)]
+    finally:
+        reopened.close()
+
+
+def test_compaction_survives_reopen(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    for name in ("a", "b", "c"):
+        store.create(PODS + name, pod(name))
+    store.compact(2)
+    store.close()
+
+    reopened = SqliteStore(db_path)
+    try:
+        assert reopened.compacted_revision() == 2
+        with pytest.raises(Compacted):
+            reopened.watch(PODS, 1, Recorder())
+        assert len(reopened.list(PODS).records) == 3
+    finally:
+        reopened.close()
+
+
+def test_revision_never_goes_backwards_after_the_newest_key_is_deleted_and_compacted(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    store.create(PODS + "a", pod("a"))
+    store.create(PODS + "b", pod("b"))
+    store.delete(PODS + "b")
+    store.delete(PODS + "a")
+    store.compact(store.current_revision())
+    store.close()
+
+    reopened = SqliteStore(db_path)
+    try:
+        assert reopened.current_revision() == 4
+        assert reopened.list("").records == []
+        assert reopened.create(PODS + "c", pod("c")).revision == 5
+    finally:
+        reopened.close()
+
+
+def test_compaction_removes_superseded_history_rows(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    store.create(PODS + "a", pod("a"))  # 1
+    for n in range(5):
+        store.update(PODS + "a", pod("a", n=str(n)))  # 2..6
+    store.create(PODS + "b", pod("b"))  # 7
+    store.delete(PODS + "b")  # 8
+    store.create(PODS + "c", pod("c"))  # 9
+    store.compact(9)
+    store.close()
+
+    with sqlite3.connect(db_path) as db:
+        kept = [row[0] for row in db.execute("SELECT revision FROM log ORDER BY revision")]
+    # Live rows stay (current points at them); a's older versions and all of b's life go.
+    assert kept == [6, 9]
+
+
+def test_the_database_runs_in_wal_mode_with_full_sync(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    try:
+        # synchronous is per connection: only the store's own connection can say.
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_second_open_of_the_same_file_is_refused(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    try:
+        with pytest.raises(StorageError, match="another process"):
+            SqliteStore(db_path)
+    finally:
+        store.close()
+    SqliteStore(db_path).close()  # free again once closed
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from svcnet.storage.sqlite import SqliteStore
+
+    store = SqliteStore(sys.argv[1])
+    for n in range(1, 100_000):
+        record = store.create(f"/registry/crash/{n:06d}", {"metadata": {"name": str(n)}, "spec": {"n": n}})
+        if n % 3 == 0:
+            store.update(f"/registry/crash/{n:06d}", {"metadata": {"name": str(n)}, "spec": {"n": -n}})
+        print(f"acked {n} {store.current_revision()}", flush=True)
+    """
+)
+
+
+def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
+    acked_target = 40
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, db_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    last_acked: tuple[int, int] | None = None
+    deadline = time.monotonic() + 60
+    assert child.stdout is not None
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            buffered = b""
+            while last_acked is None or last_acked[0] < acked_target:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "child did not acknowledge writes in time"
+                if not selector.select(timeout=remaining):
+                    continue
+                chunk = os.read(child.stdout.fileno(), 65536)
+                assert chunk, f"child exited early: {child.stderr.read().decode() if child.stderr else ''}"
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    _, number, revision = line.decode().split()
+                    last_acked = (int(number), int(revision))
+        # Killed right after reading the acknowledgement: the child is likely in its next write.
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    assert child.returncode == -signal.SIGKILL
+
+    acked_number, acked_revision = last_acked
+    store = SqliteStore(db_path)
+    try:
+        assert store.current_revision() >= acked_revision
+        for n in range(1, acked_number + 1):
+            record = store.get(f"/registry/crash/{n:06d}")
+            assert record is not None, f"acknowledged write {n} was lost"
+            assert record.value["spec"]["n"] == (-n if n % 3 == 0 else n)
+        # The reopened store goes on from where the child stopped, without reusing a revision.
+        next_record = store.create("/registry/after-crash", {})
+        assert next_record.revision == store.current_revision() > acked_revision
+    finally:
+        store.close()
