@@ -1,0 +1,530 @@
+"""OpenAPI v3 documents for /openapi/v3, generated from the resource table and schema.py.
+
+What kubectl 1.32 relies on (all checked against its source):
+
+- /openapi/v3 is an index {"paths": {"api/v1": {"serverRelativeURL":
+  "/openapi/v3/api/v1?hash=<H>"}, ...}}; a group-version is found under
+  "api/v1" or "apis/<group>/<version>". H is the upper-case hex sha512 of the
+  document's JSON bytes (kube-openapi handler3); serve those exact bytes.
+- Server-side field validation: cli-runtime's query_param_verifier_v3 looks,
+  in the group-version document, for a PATCH operation whose own
+  `x-kubernetes-group-version-kind` (a single object) is the kind, and
+  declares that kind supported iff that operation's own `parameters` list a
+  parameter named fieldValidation. Parameters are inlined (a $ref would have no
+  name). Every PATCH here lists fieldValidation, so `kubectl create/apply`
+  send fieldValidation=Strict and skip client-side validation.
+- Client-side apply patches: kubectl's patcher uses a kind's PATCH operation
+  only if its requestBody offers application/strategic-merge-patch+json, then
+  finds the component whose `x-kubernetes-group-version-kind` list holds the
+  kind and reads x-kubernetes-patch-strategy / -patch-merge-key on properties,
+  resolving `allOf: [{$ref}]` and `$ref`.
+- /openapi/v2 is not needed: 1.32 loads v2 lazily, only when the v3 checks
+  above fail, and asks for protobuf only (JSON would not parse). Answer 404 so
+  those fallbacks fail fast and quietly.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from functools import cache
+from typing import Any
+
+from svcnet.api import schema as sch
+from svcnet.api.resources import Resource, by_group_version, group_versions
+
+Obj = dict[str, Any]
+
+KUBERNETES_VERSION = "v1.32.0"
+
+_RESPONSE_TYPES = ("application/json", "application/yaml")
+PATCH_CONTENT_TYPES = (
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+def _ref(name: str) -> Obj:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# ---------------------------------------------------------------------------
+# components.schemas
+
+_SCALAR_SCHEMAS: dict[str, Obj] = {
+    "string": {"type": "string"},
+    "int32": {"type": "integer", "format": "int32"},
+    "int64": {"type": "integer", "format": "int64"},
+    "bool": {"type": "boolean"},
+    "double": {"type": "number", "format": "double"},
+}
+
+_SPECIAL_COMPONENTS: dict[str, Obj] = {
+    sch.QUANTITY: {
+        "description": "A fixed-point number with an optional SI or binary suffix, e.g. 100m, 1Gi, 2.",
+        "oneOf": [{"type": "string"}, {"type": "number"}],
+    },
+    sch.INT_OR_STRING: {
+        "description": "Either an integer or a string (e.g. a port number or a port name).",
+        "format": "int-or-string",
+        "oneOf": [{"type": "integer"}, {"type": "string"}],
+    },
+    sch.TIME: {"description": "An RFC 3339 timestamp with second precision.",
+               "type": "string", "format": "date-time"},
+    sch.MICRO_TIME: {"description": "An RFC 3339 timestamp with microsecond precision.",
+                     "type": "string", "format": "date-time"},
+    sch.RAW_EXTENSION: {"description": "An embedded object of any kind.", "type": "object"},
+    sch.FIELDS_V1: {"description": "The set of fields a manager owns, in the fieldsV1 format.",
+                    "type": "object"},
+    sch.PATCH: {"description": "A patch body; its format is given by the request Content-Type.",
+                "type": "object"},
+}
+
+
+def _type_schema(t: sch.TypeRef, as_property: bool) -> Obj:
+    """A field type as a schema. Properties wrap references in allOf, as upstream's v3 does."""
+    if t.kind in _SCALAR_SCHEMAS:
+        return dict(_SCALAR_SCHEMAS[t.kind])
+    if t.kind in ("struct", "special"):
+        name = t.name if t.kind == "struct" else sch.SPECIAL[t.name]
+        return {"allOf": [_ref(name)]} if as_property else _ref(name)
+    assert t.elem is not None
+    if t.kind == "list":
+        return {"type": "array", "items": _type_schema(t.elem, as_property=False)}
+    return {"type": "object", "additionalProperties": _type_schema(t.elem, as_property=False)}
+
+
+def _field_schema(f: sch.Field) -> Obj:
+    out = _type_schema(f.type, as_property=True)
+    if f.list_type:
+        out["x-kubernetes-list-type"] = f.list_type
+    if f.list_map_keys:
+        out["x-kubernetes-list-map-keys"] = list(f.list_map_keys)
+    if f.map_type:
+        out["x-kubernetes-map-type"] = f.map_type
+    if f.patch_merge_key:
+        out["x-kubernetes-patch-merge-key"] = f.patch_merge_key
+    if f.patch_strategy:
+        out["x-kubernetes-patch-strategy"] = f.patch_strategy
+    return out
+
+
+def _struct_schema(s: sch.Struct) -> Obj:
+    out: Obj = {
+        "type": "object",
+        "properties": {f.name: _field_schema(f) for f in sorted(s.fields, key=lambda f: f.name)},
+    }
+    if s.required:
+        out["required"] = list(s.required)
+    if s.gvks:
+        out["x-kubernetes-group-version-kind"] = [
+            {"group": g, "kind": k, "version": v} for g, v, k in s.gvks
+        ]
+    if s.map_type:
+        out["x-kubernetes-map-type"] = s.map_type
+    return out
+
+
+@cache
+def _components() -> dict[str, Obj]:
+    out = {name: _struct_schema(s) for name, s in sch.all_structs().items()}
+    out.update(copy.deepcopy(_SPECIAL_COMPONENTS))
+    return out
+
+
+def components() -> dict[str, Obj]:
+    """Every schema svcnet publishes, by upstream's name (a private copy; mutate freely)."""
+    return copy.deepcopy(_components())
+
+
+def root_schema_name(resource: Resource, subresource: str | None = None) -> str:
+    """The schema a resource (or subresource) body has, e.g. io.k8s.api.apps.v1.Deployment."""
+    if subresource:
+        sub = resource.subresource(subresource)
+        if sub is None:
+            raise KeyError(f"{resource.plural}/{subresource}")
+        if sub.name == "log":
+            raise KeyError("pods/log is plain text, not a schema")
+        return sch.kind_schema_name(*sch.subresource_gvk(resource, sub))
+    return sch.kind_schema_name(resource.group, resource.version, resource.kind)
+
+
+# ---------------------------------------------------------------------------
+# Parameters (inlined: kubectl reads operation parameters by name)
+
+def _param(name: str, where: str, description: str, type_: str = "string", required: bool = False) -> Obj:
+    out: Obj = {"name": name, "in": where, "description": description,
+                "schema": {"type": type_, "uniqueItems": True}}
+    if required:
+        out["required"] = True
+    return out
+
+
+def _name_param(kind: str) -> Obj:
+    return _param("name", "path", f"name of the {kind}", required=True)
+
+
+_NAMESPACE = _param("namespace", "path", "object name and scope for the request", required=True)
+_PRETTY = _param("pretty", "query", "if 'true', the response is indented")
+_DRY_RUN = _param("dryRun", "query", "'All' processes the request fully but persists nothing")
+_FIELD_MANAGER = _param("fieldManager", "query", "name of the actor making the change")
+_FIELD_VALIDATION = _param(
+    "fieldValidation", "query",
+    "what to do with unknown or duplicate fields: Ignore, Warn (default) or Strict")
+_FORCE = _param("force", "query", "apply requests only: take ownership of conflicting fields",
+                "boolean")
+_LIST_PARAMS = [
+    _param("allowWatchBookmarks", "query", "watch only: ask for BOOKMARK events", "boolean"),
+    _param("continue", "query", "token from a previous limited list, to fetch the next page"),
+    _param("fieldSelector", "query", "return only objects whose fields match"),
+    _param("labelSelector", "query", "return only objects whose labels match"),
+    _param("limit", "query", "maximum number of objects in one response", "integer"),
+    _param("resourceVersion", "query", "which version of the collection to read or watch from"),
+    _param("resourceVersionMatch", "query", "how resourceVersion applies: Exact or NotOlderThan"),
+    _param("sendInitialEvents", "query", "watch only: start with the current objects", "boolean"),
+    _param("timeoutSeconds", "query", "close the list or watch after this long", "integer"),
+    _param("watch", "query", "stream changes instead of returning a list", "boolean"),
+]
+_DELETE_PARAMS = [
+    _DRY_RUN,
+    _param("gracePeriodSeconds", "query", "seconds before the object is removed", "integer"),
+    _param("ignoreStoreReadErrorWithClusterBreakingPotential", "query",
+           "delete even if the stored object cannot be read", "boolean"),
+    _param("orphanDependents", "query", "deprecated: use propagationPolicy", "boolean"),
+    _param("propagationPolicy", "query", "what happens to dependents: Orphan, Background or Foreground"),
+]
+_LOG_PARAMS = [
+    _param("container", "query", "container to read; needed when the pod has several"),
+    _param("follow", "query", "keep streaming as the log grows", "boolean"),
+    _param("insecureSkipTLSVerifyBackend", "query", "do not verify the kubelet's certificate",
+           "boolean"),
+    _param("limitBytes", "query", "stop after this many bytes", "integer"),
+    _param("previous", "query", "read the previous, terminated instance of the container", "boolean"),
+    _param("sinceSeconds", "query", "only lines newer than this many seconds", "integer"),
+    _param("stream", "query", "All, Stdout or Stderr"),
+    _param("tailLines", "query", "only this many lines from the end", "integer"),
+    _param("timestamps", "query", "prefix each line with its RFC 3339 timestamp", "boolean"),
+]
+
+
+# ---------------------------------------------------------------------------
+# Operations
+
+def _content(schema_name: str, types: tuple[str, ...] = _RESPONSE_TYPES) -> Obj:
+    return {t: {"schema": _ref(schema_name)} for t in types}
+
+
+def _responses(codes: dict[str, tuple[str, str]]) -> Obj:
+    out: Obj = {code: {"description": desc, "content": _content(name)}
+                for code, (desc, name) in codes.items()}
+    out["401"] = {"description": "Unauthorized"}
+    return out
+
+
+def _gvk(group: str, version: str, kind: str) -> Obj:
+    return {"group": group, "kind": kind, "version": version}
+
+
+def _operation(op_id: str, tag: str, action: str, gvk: Obj, responses: Obj,
+               parameters: list[Obj] | None = None, body: Obj | None = None,
+               description: str = "") -> Obj:
+    op: Obj = {"tags": [tag], "description": description or op_id, "operationId": op_id}
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = responses
+    op["x-kubernetes-action"] = action
+    op["x-kubernetes-group-version-kind"] = gvk
+    return op
+
+
+def _write_body(schema_name: str) -> Obj:
+    return {"content": {"*/*": {"schema": _ref(schema_name)}}, "required": True}
+
+
+def _patch_body() -> Obj:
+    return {"content": {t: {"schema": _ref(sch.PATCH)} for t in PATCH_CONTENT_TYPES}, "required": True}
+
+
+def _delete_body() -> Obj:
+    return {"content": {"*/*": {"schema": _ref(f"{sch.META}.DeleteOptions")}}}
+
+
+def _op_group(group: str) -> str:
+    """Upstream's operationId group word: '' -> Core, 'discovery.k8s.io' -> Discovery."""
+    return (group.split(".")[0] or "core").capitalize()
+
+
+def _tag(group: str, version: str) -> str:
+    return f"{(group.split('.')[0] or 'core')}_{version}"
+
+
+def _prefix(group: str, version: str) -> str:
+    return f"/api/{version}" if not group else f"/apis/{group}/{version}"
+
+
+_STATUS = f"{sch.META}.Status"
+_WATCH_EVENT = f"{sch.META}.WatchEvent"
+_WATCH_TYPES = ("application/json", "application/yaml", "application/json;stream=watch")
+
+
+def _resource_paths(r: Resource) -> dict[str, Obj]:
+    gv = _op_group(r.group) + r.version.capitalize()
+    tag = _tag(r.group, r.version)
+    gvk = _gvk(r.group, r.version, r.kind)
+    schema_name = root_schema_name(r)
+    list_name = sch.kind_schema_name(r.group, r.version, r.list_kind)
+    scoped = ("Namespaced" if r.namespaced else "") + r.kind
+    prefix = _prefix(r.group, r.version)
+    base = f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix
+    scope_params = [_NAMESPACE] if r.namespaced else []
+    verbs = set(r.verbs)
+    write_params = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
+    patch_params = [*write_params, _FORCE]
+    # Deleting a pod answers with the pod (it lingers while terminating); others with a Status.
+    deleted = schema_name if r.kind == "Pod" else _STATUS
+    paths: dict[str, Obj] = {}
+
+    collection: Obj = {}
+    if "list" in verbs:
+        collection["get"] = _operation(
+            f"list{gv}{scoped}", tag, "list", gvk,
+            {"200": {"description": "OK", "content": _content(list_name, _WATCH_TYPES)},
+             "401": {"description": "Unauthorized"}},
+            _LIST_PARAMS, description=f"list or watch objects of kind {r.kind}")
+    if "create" in verbs:
+        collection["post"] = _operation(
+            f"create{gv}{scoped}", tag, "post", gvk,
+            _responses({"200": ("OK", schema_name), "201": ("Created", schema_name),
+                        "202": ("Accepted", schema_name)}),
+            write_params, _write_body(schema_name), description=f"create a {r.kind}")
+    if "deletecollection" in verbs:
+        collection["delete"] = _operation(
+            f"delete{gv}Collection{scoped}", tag, "deletecollection", gvk,
+            _responses({"200": ("OK", _STATUS)}),
+            [*_DELETE_PARAMS, *_LIST_PARAMS], _delete_body(),
+            description=f"delete a collection of {r.kind}")
+    if collection:
+        collection["parameters"] = [*scope_params, _PRETTY]
+        paths[f"{base}/{r.plural}"] = collection
+
+    item: Obj = {}
+    if "get" in verbs:
+        item["get"] = _operation(f"read{gv}{scoped}", tag, "get", gvk,
+                                 _responses({"200": ("OK", schema_name)}),
+                                 description=f"read the specified {r.kind}")
+    if "update" in verbs:
+        item["put"] = _operation(
+            f"replace{gv}{scoped}", tag, "put", gvk,
+            _responses({"200": ("OK", schema_name), "201": ("Created", schema_name)}),
+            write_params, _write_body(schema_name), description=f"replace the specified {r.kind}")
+    if "patch" in verbs:
+        item["patch"] = _operation(
+            f"patch{gv}{scoped}", tag, "patch", gvk,
+            _responses({"200": ("OK", schema_name), "201": ("Created", schema_name)}),
+            patch_params, _patch_body(), description=f"partially update the specified {r.kind}")
+    if "delete" in verbs:
+        item["delete"] = _operation(
+            f"delete{gv}{scoped}", tag, "delete", gvk,
+            _responses({"200": ("OK", deleted), "202": ("Accepted", deleted)}),
+            _DELETE_PARAMS, _delete_body(), description=f"delete a {r.kind}")
+    if item:
+        item["parameters"] = [_name_param(r.kind), *scope_params, _PRETTY]
+        paths[f"{base}/{r.plural}/{{name}}"] = item
+
+    for sub in r.subresources:
+        suffix = sub.name.capitalize()
+        sub_group, sub_version, sub_kind = sch.subresource_gvk(r, sub)
+        sub_gvk = _gvk(sub_group, sub_version, sub_kind)
+        sub_path: Obj = {}
+        if sub.name == "log":
+            sub_path["get"] = _operation(
+                f"read{gv}{scoped}Log", tag, "get", sub_gvk,
+                {"200": {"description": "OK",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}},
+                 "401": {"description": "Unauthorized"}},
+                _LOG_PARAMS, description=f"read log of the specified {r.kind}")
+        else:
+            sub_schema = sch.kind_schema_name(sub_group, sub_version, sub_kind)
+            if "get" in sub.verbs:
+                sub_path["get"] = _operation(
+                    f"read{gv}{scoped}{suffix}", tag, "get", sub_gvk,
+                    _responses({"200": ("OK", sub_schema)}),
+                    description=f"read {sub.name} of the specified {r.kind}")
+            if "update" in sub.verbs:
+                sub_path["put"] = _operation(
+                    f"replace{gv}{scoped}{suffix}", tag, "put", sub_gvk,
+                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
+                    write_params, _write_body(sub_schema),
+                    description=f"replace {sub.name} of the specified {r.kind}")
+            if "patch" in sub.verbs:
+                sub_path["patch"] = _operation(
+                    f"patch{gv}{scoped}{suffix}", tag, "patch", sub_gvk,
+                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
+                    patch_params, _patch_body(),
+                    description=f"partially update {sub.name} of the specified {r.kind}")
+        sub_path["parameters"] = [_name_param(sub_kind), *scope_params, _PRETTY]
+        paths[f"{base}/{r.plural}/{{name}}/{sub.name}"] = sub_path
+
+    if r.namespaced and "list" in verbs:
+        paths[f"{prefix}/{r.plural}"] = {
+            "get": _operation(
+                f"list{gv}{r.kind}ForAllNamespaces", tag, "list", gvk,
+                {"200": {"description": "OK", "content": _content(list_name, _WATCH_TYPES)},
+                 "401": {"description": "Unauthorized"}},
+                description=f"list or watch objects of kind {r.kind} in every namespace"),
+            "parameters": [*_LIST_PARAMS, _PRETTY],
+        }
+
+    if "watch" in verbs:
+        watch_responses = {"200": {"description": "OK", "content": _content(_WATCH_EVENT, _WATCH_TYPES)},
+                           "401": {"description": "Unauthorized"}}
+        watch_base = f"{prefix}/watch/namespaces/{{namespace}}" if r.namespaced else f"{prefix}/watch"
+        paths[f"{watch_base}/{r.plural}"] = {
+            "get": _operation(f"watch{gv}{scoped}List", tag, "watchlist", gvk, watch_responses,
+                              description=f"deprecated: use list with ?watch=true ({r.kind})"),
+            "parameters": [*_LIST_PARAMS, *scope_params, _PRETTY],
+        }
+        paths[f"{watch_base}/{r.plural}/{{name}}"] = {
+            "get": _operation(f"watch{gv}{scoped}", tag, "watch", gvk, watch_responses,
+                              description=f"deprecated: use list with ?watch=true&fieldSelector ({r.kind})"),
+            "parameters": [*_LIST_PARAMS, _name_param(r.kind), *scope_params, _PRETTY],
+        }
+        if r.namespaced:
+            paths[f"{prefix}/watch/{r.plural}"] = {
+                "get": _operation(f"watch{gv}{r.kind}ListForAllNamespaces", tag, "watchlist", gvk,
+                                  watch_responses,
+                                  description=f"deprecated: use list with ?watch=true ({r.kind})"),
+                "parameters": [*_LIST_PARAMS, _PRETTY],
+            }
+    return paths
+
+
+def _simple_get(op_id: str, tag: str, schema_name: str, description: str) -> Obj:
+    return {"get": {"tags": [tag], "description": description, "operationId": op_id,
+                    "responses": _responses({"200": ("OK", schema_name)})}}
+
+
+def _group_version_paths(group: str, version: str) -> dict[str, Obj]:
+    gv = _op_group(group) + version.capitalize()
+    paths: dict[str, Obj] = {
+        f"{_prefix(group, version)}/": _simple_get(
+            f"get{gv}APIResources", _tag(group, version), f"{sch.META}.APIResourceList",
+            "get available resources"),
+    }
+    for r in by_group_version(group, version):
+        paths.update(_resource_paths(r))
+    return dict(sorted(paths.items()))
+
+
+# ---------------------------------------------------------------------------
+# Documents
+
+def _refs(node: object, found: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            found.add(ref.rsplit("/", 1)[1])
+        for v in node.values():
+            _refs(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _refs(v, found)
+
+
+def _closure(paths: Obj) -> dict[str, Obj]:
+    """The schemas reachable from paths: each document carries only what it uses, as upstream."""
+    all_schemas = _components()
+    todo: set[str] = set()
+    _refs(paths, todo)
+    done: dict[str, Obj] = {}
+    while todo:
+        name = todo.pop()
+        if name in done:
+            continue
+        done[name] = all_schemas[name]
+        more: set[str] = set()
+        _refs(done[name], more)
+        todo |= more - done.keys()
+    return dict(sorted(done.items()))
+
+
+def _document(paths: Obj) -> Obj:
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
+        "paths": paths,
+        "components": {
+            "schemas": _closure(paths),
+            "securitySchemes": {
+                "BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
+                                "name": "authorization", "in": "header"},
+            },
+        },
+        "security": [{"BearerToken": []}],
+    }
+
+
+@cache
+def _documents() -> dict[str, Obj]:
+    docs: dict[str, Obj] = {
+        "api": _document({"/api/": _simple_get(
+            "getCoreAPIVersions", "core", f"{sch.META}.APIVersions", "get available API versions")}),
+        "apis": _document({"/apis/": _simple_get(
+            "getAPIVersions", "apis", f"{sch.META}.APIGroupList", "get available API versions")}),
+        "version": _document({"/version/": _simple_get(
+            "getCodeVersion", "version", f"{sch.VERSION}.Info", "get the code version")}),
+    }
+    for group, version in group_versions():
+        if group:
+            word = group.split(".")[0]
+            docs[f"apis/{group}"] = _document({f"/apis/{group}/": _simple_get(
+                f"get{word.capitalize()}APIGroup", word, f"{sch.META}.APIGroup",
+                "get information of a group")})
+            docs[f"apis/{group}/{version}"] = _document(_group_version_paths(group, version))
+        else:
+            docs[f"api/{version}"] = _document(_group_version_paths(group, version))
+    return dict(sorted(docs.items()))  # kube-openapi marshals its map sorted too
+
+
+@cache
+def _document_bytes(path: str) -> bytes:
+    return json.dumps(_documents()[path], separators=(",", ":"), sort_keys=True).encode()
+
+
+def openapi_v3_document_bytes(group_version_path: str) -> bytes | None:
+    """The exact bytes to serve for /openapi/v3/<path> (the hash is over these)."""
+    group_version_path = group_version_path.strip("/")
+    if group_version_path not in _documents():
+        return None
+    return _document_bytes(group_version_path)
+
+
+def openapi_v3_hash(group_version_path: str) -> str | None:
+    """Upper-case hex sha512 of the document bytes: the ?hash= value and the ETag."""
+    data = openapi_v3_document_bytes(group_version_path)
+    return None if data is None else hashlib.sha512(data).hexdigest().upper()
+
+
+def openapi_v3_document(group_version_path: str) -> Obj | None:
+    """The document for "api/v1", "apis/apps/v1", "api", "apis", ... (a private copy), or None."""
+    doc = _documents().get(group_version_path.strip("/"))
+    return None if doc is None else copy.deepcopy(doc)
+
+
+@cache
+def _index() -> Obj:
+    return {"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={openapi_v3_hash(p)}"}
+                      for p in _documents()}}
+
+
+def openapi_v3_index() -> Obj:
+    """/openapi/v3: every document's path and its hash-pinned URL."""
+    return copy.deepcopy(_index())
+
+
+def openapi_v3_paths() -> list[str]:
+    return list(_documents())

@@ -1,0 +1,124 @@
+"""The resource table: every kind svcnet serves, described once.
+
+Discovery, OpenAPI, routing, storage keys and tables all read this table, so
+adding a kind is one entry here plus its validation and printer columns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Subresource:
+    name: str  # "status", "scale", "log"
+    kind: str  # kind returned by the subresource
+    group: str = ""
+    version: str = "v1"
+    verbs: tuple[str, ...] = ("get", "patch", "update")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Subresource, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    def subresource(self, name: str) -> Subresource | None:
+        for sub in self.subresources:
+            if sub.name == name:
+                return sub
+        return None
+
+    def storage_prefix(self, namespace: str | None = None) -> str:
+        """Key prefix in the store; ends with '/' so prefixes never collide."""
+        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def storage_key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"/registry/{self.group or 'core'}/{self.plural}/{namespace}/{name}"
+        return f"/registry/{self.group or 'core'}/{self.plural}/{name}"
+
+
+_SCALE = Subresource("scale", kind="Scale", group="autoscaling", version="v1")
+_LOG = Subresource("log", kind="Pod", verbs=("get",))
+
+
+def _status(kind: str, group: str = "") -> Subresource:
+    return Subresource("status", kind=kind, group=group)
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
+             subresources=(_status("Namespace"),),
+             verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    Resource("", "v1", "Node", "nodes", "node", False, ("no",), subresources=(_status("Node"),)),
+    Resource("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
+             subresources=(_status("Pod"), _LOG)),
+    Resource("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
+             subresources=(_status("Service"),),
+             verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
+    Resource("", "v1", "Event", "events", "event", True, ("ev",)),
+    Resource("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
+             subresources=(_status("Deployment", "apps"), _SCALE)),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
+             subresources=(_status("ReplicaSet", "apps"), _SCALE)),
+    Resource("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
+             subresources=(_status("StatefulSet", "apps"), _SCALE)),
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+)
+
+# Groups in the order discovery lists them (core first, as kube-apiserver does).
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "discovery.k8s.io", "coordination.k8s.io")
+
+
+def by_group_version(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    for r in RESOURCES:
+        if r.group == group and r.version == version and r.plural == plural:
+            return r
+    return None
+
+
+def lookup_kind(api_version: str, kind: str) -> Resource | None:
+    for r in RESOURCES:
+        if r.api_version == api_version and r.kind == kind:
+            return r
+    return None
+
+
+def group_versions() -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    for g in GROUP_ORDER:
+        for r in RESOURCES:
+            if r.group == g and (g, r.version) not in seen:
+                seen.append((g, r.version))
+    return seen
