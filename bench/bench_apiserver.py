@@ -1,0 +1,220 @@
+"""API server benchmark: creates, lists, watch fan-out, against references in the same run.
+
+Starts a real `svcnet apiserver` (HTTPS, token, SQLite) in a child process and
+drives it with aiohttp from this one. Prints figures and ratios:
+- create throughput through the API vs raw SQLite inserts (same durability) measured here;
+- list latency for all pods as JSON and as Table, against kube-apiserver's SLO (30 s);
+- watch fan-out latency from one write to N watchers (p50/p99), against the 1 s SLO
+  for mutating calls (the nearest published one);
+- SQLite file size per object.
+
+    .venv/bin/python bench/bench_apiserver.py --pods 10000 --watchers 100
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pod(i: int) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"bench-{i:06d}", "labels": {"app": "bench", "shard": str(i % 10)}},
+        "spec": {"containers": [{"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
+                                 "ports": [{"containerPort": 9376, "protocol": "TCP"}]}]},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
+    """Inserts per second with one transaction per row, WAL, synchronous=FULL."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB)")
+    start = time.perf_counter()
+    for i, value in enumerate(objects):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO kv VALUES (?, ?)", (f"/registry/core/pods/default/bench-{i:06d}", value))
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return len(objects) / elapsed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def run(args: argparse.Namespace, data_dir: Path) -> dict:
+    port = free_port()
+    log = open(data_dir.parent / "apiserver.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "svcnet", "apiserver", "--data-dir", str(data_dir),
+                             "--port", str(port)], stdout=log, stderr=log, cwd=REPO)
+    try:
+        base = f"https://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not (data_dir / "kubeconfig").exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("apiserver did not start")
+            await asyncio.sleep(0.05)
+        token = (data_dir / "pki" / "token").read_text().strip()
+        ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+        headers = {"Authorization": f"Bearer {token}"}
+        connector = aiohttp.TCPConnector(ssl=ctx, limit=args.concurrency + args.watchers + 4)
+        async with aiohttp.ClientSession(base, headers=headers, connector=connector) as http:
+            while True:
+                try:
+                    async with http.get("/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+            results: dict = {}
+
+            # --- creates
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(args.pods):
+                queue.put_nowait(i)
+            latencies: list[float] = []
+
+            async def creator() -> None:
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    t0 = time.perf_counter()
+                    async with http.post("/api/v1/namespaces/default/pods", json=pod(i)) as r:
+                        await r.read()
+                        assert r.status == 201, (r.status, await r.text())
+                    latencies.append(time.perf_counter() - t0)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(creator() for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - start
+            results["create_per_s"] = args.pods / elapsed
+            results["create_p99_ms"] = percentile(latencies, 0.99) * 1000
+
+            # --- lists
+            for label, accept in (("json", "application/json"),
+                                  ("table", "application/json;as=Table;v=v1;g=meta.k8s.io")):
+                times = []
+                for _ in range(args.list_repeats):
+                    t0 = time.perf_counter()
+                    async with http.get("/api/v1/pods", headers={"Accept": accept}) as r:
+                        body = await r.read()
+                    times.append(time.perf_counter() - t0)
+                doc = json.loads(body)
+                count = len(doc.get("items", doc.get("rows", [])))
+                assert count == args.pods, (label, count)
+                results[f"list_{label}_ms"] = statistics.median(times) * 1000
+
+            # --- watch fan-out
+            received: list[list[float]] = [[] for _ in range(args.watchers)]
+            ready = asyncio.Event()
+            opened = 0
+            rv_resp = await http.get("/api/v1/namespaces/default/pods?limit=1")
+            rv = (await rv_resp.json())["metadata"]["resourceVersion"]
+
+            async def watcher(idx: int) -> None:
+                nonlocal opened
+                url = (f"/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}"
+                       f"&fieldSelector=metadata.name%3Dwatched&timeoutSeconds=600")
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=None)) as r:
+                    opened += 1
+                    if opened == args.watchers:
+                        ready.set()
+                    async for line in r.content:
+                        if line.strip():
+                            received[idx].append(time.perf_counter())
+                            if len(received[idx]) >= args.writes:
+                                return
+
+            tasks = [asyncio.create_task(watcher(i)) for i in range(args.watchers)]
+            await asyncio.wait_for(ready.wait(), 60)
+            await asyncio.sleep(0.5)  # let every watch register with the store after headers
+            send_times = []
+            target = pod(0)
+            target["metadata"]["name"] = "watched"
+            for w in range(args.writes):
+                target["metadata"]["labels"]["write"] = str(w)
+                t0 = time.perf_counter()
+                if w == 0:
+                    r = await http.post("/api/v1/namespaces/default/pods", json=target)
+                else:
+                    r = await http.patch("/api/v1/namespaces/default/pods/watched",
+                                         data=json.dumps({"metadata": {"labels": {"write": str(w)}}}),
+                                         headers={"Content-Type": "application/merge-patch+json"})
+                await r.read()
+                send_times.append(t0)
+                while min(len(x) for x in received) <= w:
+                    await asyncio.sleep(0.001)
+            await asyncio.gather(*tasks)
+            fanout = [(received[i][w] - send_times[w]) * 1000
+                      for i in range(args.watchers) for w in range(args.writes)]
+            results["watch_p50_ms"] = percentile(fanout, 0.5)
+            results["watch_p99_ms"] = percentile(fanout, 0.99)
+        db_size = sum(f.stat().st_size for f in data_dir.glob("state.db*"))
+        results["bytes_per_object"] = db_size / (args.pods + 1)
+        return results
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--writes", type=int, default=20)
+    parser.add_argument("--list-repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
+        tmp_path = Path(tmp)
+        results = asyncio.run(run(args, tmp_path / "data"))
+        blobs = [json.dumps(pod(i), separators=(",", ":")).encode() for i in range(args.pods)]
+        raw = raw_sqlite_inserts(tmp_path / "raw.db", blobs)
+    print(f"pods: {args.pods}, create concurrency: {args.concurrency}, watchers: {args.watchers}, "
+          f"cores: {os.cpu_count()}")
+    print(f"create through API:  {results['create_per_s']:9.0f} objects/s "
+          f"(p99 {results['create_p99_ms']:.1f} ms; SLO 1000 ms -> {1000 / results['create_p99_ms']:.0f}x "
+          f"under)")
+    print(f"raw SQLite insert:   {raw:9.0f} rows/s (WAL, synchronous=FULL, one txn per row)")
+    print(f"API / raw SQLite:    {results['create_per_s'] / raw:9.2f}")
+    for label in ("json", "table"):
+        ms = results[f"list_{label}_ms"]
+        print(f"list {args.pods} pods ({label}): {ms:9.1f} ms (SLO 30000 ms -> {30000 / ms:.0f}x under)")
+    print(f"watch fan-out to {args.watchers}: p50 {results['watch_p50_ms']:.1f} ms, "
+          f"p99 {results['watch_p99_ms']:.1f} ms (vs 1000 ms: {1000 / results['watch_p99_ms']:.0f}x under)")
+    print(f"SQLite bytes/object: {results['bytes_per_object']:9.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Small helpers over object metadata, shared by the API server and clients."""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+Obj = dict[str, Any]
+
+# kube's rand.String alphabet: no vowels (no words) and no 0/1/3 (no look-alikes).
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def rfc3339(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def random_suffix(length: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(length))
+
+
+def metadata(obj: Obj) -> Obj:
+    md = obj.get("metadata")
+    if not isinstance(md, dict):
+        md = {}
+        obj["metadata"] = md
+    return md
+
+
+def name_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def namespace_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
+
+
+def resource_version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -1,0 +1,169 @@
+"""HTTP edges of the API server: request paths, content negotiation, bodies.
+
+Pure functions over strings and bytes, so the routing and codec rules are
+tested without a socket.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from svcnet.api import errors
+from svcnet.api.resources import Resource, lookup
+from svcnet.api.schema import load_json_strict
+
+JSON = "application/json"
+YAML = "application/yaml"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+APPLY_PATCH_CBOR = "application/apply-patch+cbor"
+PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+
+
+@dataclass(frozen=True)
+class ResourcePath:
+    """A parsed /api/v1/... or /apis/g/v/... path."""
+
+    resource: Resource
+    namespace: str | None  # None: cluster-scoped or all namespaces
+    name: str | None
+    subresource: str | None
+
+    @property
+    def is_collection(self) -> bool:
+        return self.name is None
+
+
+def parse_resource_path(path: str) -> ResourcePath | None:
+    """Return the parsed path, None when it is not a resource path at all.
+
+    Raises NotFound for paths under a known group-version that name no resource.
+    """
+    segments = [s for s in path.split("/") if s]
+    if len(segments) >= 2 and segments[0] == "api":
+        group, version, rest = "", segments[1], segments[2:]
+    elif len(segments) >= 3 and segments[0] == "apis":
+        group, version, rest = segments[1], segments[2], segments[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    if rest[0] == "watch":  # legacy /api/v1/watch/... form: same as ?watch=true
+        rest = rest[1:]
+        if not rest:
+            return None
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    plural = rest[0]
+    res = lookup(group, version, plural)
+    if res is None or len(rest) > 3:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    if namespace is not None and not res.namespaced:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    name = rest[1] if len(rest) >= 2 else None
+    sub = rest[2] if len(rest) == 3 else None
+    if sub is not None and res.subresource(sub) is None and not (res.kind == "Namespace"
+                                                                 and sub == "finalize"):
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+    return ResourcePath(res, namespace, name, sub)
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    type: str
+    params: dict[str, str]
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    ranges: list[MediaRange] = []
+    for part in (header or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        fields = [f.strip() for f in part.split(";")]
+        params: dict[str, str] = {}
+        for f in fields[1:]:
+            if "=" in f:
+                k, v = f.split("=", 1)
+                params[k.strip()] = v.strip()
+        ranges.append(MediaRange(fields[0].lower(), params))
+    return ranges
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """What the client asked to get back."""
+
+    as_kind: str | None  # None (the object itself), "Table", "PartialObjectMetadata[List]"
+    content_type: str
+    yaml: bool = False
+
+
+def negotiate(accept: str | None) -> ResponseFormat:
+    """Pick the first acceptable representation, as kube-apiserver's negotiation does."""
+    ranges = parse_accept(accept)
+    if not ranges:
+        return ResponseFormat(None, JSON)
+    for r in ranges:
+        as_kind = r.params.get("as")
+        if r.type in (JSON, "application/*", "*/*"):
+            if as_kind == "Table" and r.params.get("g") == "meta.k8s.io" and \
+                    r.params.get("v") in ("v1", "v1beta1"):
+                return ResponseFormat("Table", f"{JSON};as=Table;v=v1;g=meta.k8s.io")
+            if as_kind in ("PartialObjectMetadata", "PartialObjectMetadataList") and \
+                    r.params.get("g") == "meta.k8s.io":
+                return ResponseFormat(as_kind, f"{JSON};as={as_kind};v=v1;g=meta.k8s.io")
+            if as_kind is None:
+                return ResponseFormat(None, JSON)
+        elif r.type == YAML and "as" not in r.params:
+            return ResponseFormat(None, YAML, yaml=True)
+    raise errors.not_acceptable(
+        "only the following media types are accepted: application/json, application/yaml, "
+        "application/json;as=Table;v=v1;g=meta.k8s.io")
+
+
+@dataclass(frozen=True)
+class DecodedBody:
+    value: Any
+    duplicate_fields: list[str]
+
+
+def decode_body(content_type: str | None, raw: bytes) -> DecodedBody:
+    """Decode a request body as kube-apiserver accepts it (JSON or YAML; not protobuf)."""
+    media = (content_type or JSON).split(";")[0].strip().lower()
+    if media == PROTOBUF:
+        raise errors.unsupported_media_type(
+            'the body of the request was in an unknown format - accepted media types include: '
+            'application/json, application/yaml (svcnet does not decode protobuf; use '
+            '"kubectl apply -f FILE" or "kubectl create -f FILE" instead of imperative '
+            'generators such as "kubectl create deployment")')
+    if not raw.strip():
+        raise errors.bad_request("the body of the request was empty")
+    if media in (YAML, APPLY_PATCH, "application/x-yaml", "text/yaml"):
+        try:
+            return DecodedBody(yaml.safe_load(raw.decode("utf-8")), [])
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+    if media in (JSON, MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, "*/*", ""):
+        try:
+            value, duplicates = load_json_strict(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+        return DecodedBody(value, duplicates)
+    raise errors.unsupported_media_type(
+        'the body of the request was in an unknown format - accepted media types include: '
+        'application/json, application/yaml, application/vnd.kubernetes.protobuf'
+        if media not in PATCH_TYPES else f"unsupported media type {media}")
+
+
+def encode(value: Any, fmt: ResponseFormat) -> bytes:
+    if fmt.yaml:
+        return yaml.safe_dump(value, sort_keys=False).encode()
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -1,0 +1,41 @@
+"""Settings for every component, parsed once at the entry point and frozen."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("SVCNET_DATA_DIR", "/var/lib/svcnet"))
+
+
+@dataclass(frozen=True)
+class ApiServerConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    insecure: bool = False  # plain HTTP without authentication: only when asked for by name
+    storage_dsn: str = ""  # default: sqlite file in data_dir
+    compaction_interval: float = 300.0  # kube-apiserver compacts every 5 minutes
+    compaction_keep: int = 10_000  # revisions kept behind the head for watch resumption
+
+    @property
+    def dsn(self) -> str:
+        return self.storage_dsn or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "apiserver.sock"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "svcnet.pid"
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.insecure else "https"
+        host = f"[{self.bind_address}]" if ":" in self.bind_address else self.bind_address
+        return f"{scheme}://{host}:{self.port}"
