@@ -1,6 +1,7 @@
 """Settings for every component, parsed once at the entry point and frozen."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,20 @@ class ApiServerConfig:
     storage_dsn: str = ""  # default: sqlite file in data_dir
     compaction_interval: float = 300.0  # kube-apiserver compacts every 5 minutes
     compaction_keep: int = 10_000  # revisions kept behind the head for watch resumption
+    service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112")  # primary family first
+    node_port_range: str = "30000-32767"
+    # Where pods reach the API (the `kubernetes` Service's endpoint); None until a node network exists.
+    advertise_address: str | None = None
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        """The first address of the primary service CIDR, as kube-apiserver picks it."""
+        return str(ipaddress.ip_network(self.service_cidrs[0])[1])
+
+    @property
+    def dns_service_ips(self) -> tuple[str, ...]:
+        """The tenth address of each service CIDR (10.96.0.10): kept for kube-dns, as kubeadm does."""
+        return tuple(str(ipaddress.ip_network(c)[10]) for c in self.service_cidrs)
 
     @property
     def dsn(self) -> str:

@@ -8,6 +8,7 @@ I/O of its own beyond the Store it is given, so it is tested with MemoryStore.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import uuid
@@ -45,11 +46,19 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 FieldChecker = Callable[[Resource, Obj, str, list[str], "str | None"], "tuple[ApiError | None, list[str]]"]
 
 
+Undo = Callable[[], None]
+
+
 class Admission(Protocol):
     """A hook on the write path (ClusterIP/NodePort allocation plugs in here)."""
 
-    def admit(self, op: str, resource: Resource, obj: Obj, old: Obj | None) -> None:
-        """Mutate or validate obj before it is stored; raise ApiError to refuse."""
+    def admit(self, op: str, resource: Resource, obj: Obj, old: Obj | None,
+              dry_run: bool = False) -> tuple[Undo, Undo] | None:
+        """Mutate obj before validation and storage; raise ApiError to refuse.
+
+        Returns (commit, rollback): the registry calls commit once the write is
+        stored and rollback when anything after admit fails.
+        """
 
     def released(self, resource: Resource, obj: Obj) -> None:
         """obj was removed from storage: give back what admit took for it."""
@@ -243,18 +252,32 @@ class Registry:
             md.pop("generation", None)
         self._prepare_status_for_create(res, obj)
         self._default(res.kind, obj)
-        self._validate_or_raise(res, obj, None)
-        for hook in self.admission:
-            hook.admit("CREATE", res, obj, None)
-        self._track_fields(res, None, obj, opts)
-        if opts.dry_run:
-            return obj
+        with self._admitted("CREATE", res, obj, None, opts.dry_run):
+            self._validate_or_raise(res, obj, None)
+            self._track_fields(res, None, obj, opts)
+            if opts.dry_run:
+                return obj
+            try:
+                return self.store.create(res.storage_key(md.get("namespace"), md["name"]), obj).value
+            except KeyExists:
+                raise errors.already_exists(res.plural, md["name"], res.group) from None
+
+    @contextlib.contextmanager
+    def _admitted(self, op: str, res: Resource, obj: Obj, old: Obj | None, dry_run: bool):
+        """Run the admission hooks; commit them if the body succeeds, roll them back if not."""
+        undo: list[tuple[Undo, Undo]] = []
         try:
-            return self.store.create(res.storage_key(md.get("namespace"), md["name"]), obj).value
-        except KeyExists:
             for hook in self.admission:
-                hook.released(res, obj)
-            raise errors.already_exists(res.plural, md["name"], res.group) from None
+                result = hook.admit(op, res, obj, old, dry_run)
+                if result is not None:
+                    undo.append(result)
+            yield
+        except BaseException:
+            for _, rollback in reversed(undo):
+                rollback()
+            raise
+        for commit, _ in undo:
+            commit()
 
     def _prepare_status_for_create(self, res: Resource, obj: Obj) -> None:
         if res.kind == "Namespace":
@@ -327,22 +350,21 @@ class Registry:
         if res.kind == "Service":
             _keep_allocated_cluster_ips(new, old)
         self._default(res.kind, new)
-        self._validate_or_raise(res, new, old)
-        for hook in self.admission:
-            hook.admit("UPDATE", res, new, old)
-        self._track_fields(res, old, new, opts, operation, subresource)
-        if _same_content(old, new):
-            return old  # kube-apiserver skips writes that change nothing: the RV stays
-        if opts.dry_run:
-            return new
-        if new_md.get("deletionTimestamp") and not new_md.get("finalizers"):
-            return self._remove(res, rec.key, rec.revision, new)
-        try:
-            return self.store.update(rec.key, new, expected_revision=rec.revision).value
-        except RevisionConflict:
-            raise errors.conflict(res.plural, meta.name_of(old), res.group) from None
-        except KeyNotFound:
-            raise errors.not_found(res.plural, meta.name_of(old), res.group) from None
+        with self._admitted("UPDATE", res, new, old, opts.dry_run):
+            self._validate_or_raise(res, new, old)
+            self._track_fields(res, old, new, opts, operation, subresource)
+            if _same_content(old, new):
+                return old  # kube-apiserver skips writes that change nothing: the RV stays
+            if opts.dry_run:
+                return new
+            if new_md.get("deletionTimestamp") and not new_md.get("finalizers"):
+                return self._remove(res, rec.key, rec.revision, new)
+            try:
+                return self.store.update(rec.key, new, expected_revision=rec.revision).value
+            except RevisionConflict:
+                raise errors.conflict(res.plural, meta.name_of(old), res.group) from None
+            except KeyNotFound:
+                raise errors.not_found(res.plural, meta.name_of(old), res.group) from None
 
     def _merge_for_subresource(self, res: Resource, old: Obj, obj: Obj,
                                subresource: str | None) -> Obj:

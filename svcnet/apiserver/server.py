@@ -10,9 +10,12 @@ from contextlib import suppress
 from aiohttp import web
 
 from svcnet.api import defaults, openapi, patch, schema, validation
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import lookup
 from svcnet.apiserver.app import ApiServer, ServerSettings, schema_resolver
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
-from svcnet.apiserver.registry import Registry
+from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.config import ApiServerConfig
 from svcnet.storage.factory import open_store
 
@@ -39,6 +42,27 @@ def build_registry(store, admission=None) -> Registry:
                     validator=validation.validate, field_checker=check_fields, managed_fields=track)
 
 
+def ensure_kubernetes_service(registry: Registry, cfg: ApiServerConfig) -> None:
+    """default/kubernetes at the first service IP, as kube-apiserver's bootstrap controller keeps it."""
+    services = lookup("", "v1", "services")
+    assert services is not None
+    try:
+        registry.get(services, "default", "kubernetes")
+        return
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
+    registry.create(services, "default", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
+                                                       "provider": "kubernetes"}},
+        "spec": {"clusterIP": cfg.kubernetes_service_ip, "ipFamilyPolicy": "SingleStack",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                            "targetPort": cfg.port}],
+                 "sessionAffinity": "None", "type": "ClusterIP"},
+    }, WriteOptions(field_manager="kube-apiserver"))
+
+
 class RunningApiServer:
     """The API server with its sockets, ready when start() returns."""
 
@@ -56,8 +80,12 @@ class RunningApiServer:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.data_dir, 0o700)
         self.store = open_store(cfg.dsn)
-        self.registry = build_registry(self.store, self.admission)
+        self.allocator = ServiceAllocator(list(cfg.service_cidrs), cfg.node_port_range,
+                                          reserved_ips=cfg.dns_service_ips)
+        self.allocator.repair(self.store)
+        self.registry = build_registry(self.store, [self.allocator, *(self.admission or [])])
         self.registry.ensure_system_namespaces()
+        ensure_kubernetes_service(self.registry, cfg)
         creds = ensure_credentials(cfg.data_dir)
         token = None if cfg.insecure else creds.token
         api = ApiServer(self.registry, ServerSettings(

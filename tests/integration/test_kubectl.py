@@ -20,6 +20,12 @@ def write_manifest(tmp_path: Path, text: str, name: str = "app.yaml") -> Path:
     return path
 
 
+def user_objects(server: ApiServerProcess, kind: str) -> list[str]:
+    """Names of a kind in default, less the `kubernetes` Service the API server keeps."""
+    return [i["metadata"]["name"] for i in server.kubectl_json("get", kind)["items"]
+            if i["metadata"]["name"] != "kubernetes"]
+
+
 def namespace_manifest(name: str) -> str:
     # Not `kubectl create namespace`: imperative generators send protobuf, which svcnet refuses.
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
@@ -90,7 +96,7 @@ def test_get_in_every_output_format(apiserver, tmp_path):
     assert as_json["spec"]["template"]["spec"]["containers"][0]["image"] == "k8s.gcr.io/serve_hostname"
 
     names = apiserver.kubectl("get", "svc", "-o", "name").stdout.split()
-    assert sorted(names) == ["service/hostnames", "service/hostnames-sts"]
+    assert sorted(names) == ["service/hostnames", "service/hostnames-sts", "service/kubernetes"]
 
     every_ns = apiserver.kubectl("get", "deploy", "-A").stdout.splitlines()
     assert every_ns[0].split()[0] == "NAMESPACE"
@@ -170,7 +176,7 @@ def test_delete_f_removes_everything(apiserver, tmp_path):
     assert 'deployment.apps "hostnames" deleted' in out
     assert 'statefulset.apps "hostnames" deleted' in out
     for kind in ("svc", "deploy", "sts"):
-        assert apiserver.kubectl_json("get", kind)["items"] == []
+        assert user_objects(apiserver, kind) == []
 
 
 def test_get_watch_sees_added_modified_deleted(apiserver, tmp_path):
@@ -235,8 +241,8 @@ def test_bad_manifests_are_refused_with_the_field_named_and_nothing_stored(apise
             result = apiserver.kubectl(verb, "-f", str(path), check=False)
             assert result.returncode != 0, f"{label}: {verb} succeeded"
             assert field in result.stderr, f"{label}: {result.stderr}"
-    assert apiserver.kubectl_json("get", "svc")["items"] == []
-    assert apiserver.kubectl_json("get", "sts")["items"] == []
+    assert user_objects(apiserver, "svc") == []
+    assert user_objects(apiserver, "sts") == []
 
 
 def test_changing_a_service_cluster_ip_is_refused(apiserver, tmp_path):
@@ -291,11 +297,15 @@ def test_acknowledged_writes_survive_kill_9(apiserver, tmp_path):
         assert replayed[0]["object"]["metadata"]["name"] == "hostnames"
 
 
-def test_protobuf_bodies_get_415_that_points_at_apply(apiserver):
+def test_garbage_protobuf_bodies_get_a_clear_400_and_store_nothing(apiserver):
+    # The magic prefix, then a field that claims more bytes than the body holds.
     status, body = apiserver.request("POST", "/apis/apps/v1/namespaces/default/deployments",
-                                     b"\x6b\x38\x73\x00", content_type="application/vnd.kubernetes.protobuf")
-    assert status == 415
-    assert "kubectl apply -f" in body["message"]
+                                     b"k8s\x00\x0a\x40\x0a", content_type="application/vnd.kubernetes.protobuf")
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    assert body["message"].startswith("unable to decode the protobuf body: ")
+    assert "claims 64 bytes" in body["message"]
+    assert apiserver.kubectl_json("get", "deployments")["items"] == []
 
 
 def test_status_errors_are_kubernetes_status_objects(apiserver):
@@ -326,11 +336,11 @@ def test_list_paging_with_limit_and_continue(apiserver):
             "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
         assert status == 201
     status, page = apiserver.request("GET", "/api/v1/namespaces/default/services?limit=2")
-    assert [i["metadata"]["name"] for i in page["items"]] == ["s0", "s1"]
-    assert page["metadata"]["remainingItemCount"] == 3
+    assert [i["metadata"]["name"] for i in page["items"]] == ["kubernetes", "s0"]
+    assert page["metadata"]["remainingItemCount"] == 4
     names = [i["metadata"]["name"] for i in page["items"]]
     while page["metadata"].get("continue"):
         status, page = apiserver.request(
             "GET", f"/api/v1/namespaces/default/services?limit=2&continue={page['metadata']['continue']}")
         names += [i["metadata"]["name"] for i in page["items"]]
-    assert names == [f"s{i}" for i in range(5)]
+    assert names == ["kubernetes"] + [f"s{i}" for i in range(5)]
