@@ -58,8 +58,18 @@ def _next_steps(cfg: ApiServerConfig) -> str:
             f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
 
 
-def _run_foreground(cfg: ApiServerConfig, print_ready: bool) -> int:
+def _controller_manager(client_config, names: list[str] | None):
+    from svcnet import controllers
+    from svcnet.client.rest import ApiClient
+    from svcnet.controllers.base import ControllerManager
+
+    classes = controllers.load(names)
+    return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), classes)
+
+
+def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False) -> int:
     from svcnet.apiserver.server import RunningApiServer
+    from svcnet.client.config import unix_socket_config
 
     lock = supervisor.PidLock(cfg.pid_path)
     try:
@@ -70,6 +80,8 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool) -> int:
         return 1
     try:
         components = [RunningApiServer(cfg)]
+        if with_controllers:
+            components.append(_controller_manager(unix_socket_config(cfg.socket_path), None))
         return asyncio.run(supervisor.run(components, _next_steps(cfg) if print_ready else None))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -96,7 +108,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     if not args.detach:
         _setup_logging(args.verbose)
-        return _run_foreground(cfg, print_ready=True)
+        return _run_foreground(cfg, print_ready=True, with_controllers=True)
     return _start_detached(cfg, args)
 
 
@@ -144,6 +156,23 @@ def _ready(cfg: ApiServerConfig) -> bool:
         return ok
     except OSError:
         return False
+
+
+def cmd_controllers(args: argparse.Namespace) -> int:
+    from svcnet.client.config import load_kubeconfig, unix_socket_config
+
+    _setup_logging(args.verbose)
+    if args.kubeconfig:
+        client_config = load_kubeconfig(args.kubeconfig)
+    else:
+        client_config = unix_socket_config(Path(args.data_dir) / "apiserver.sock")
+    names = [n.strip() for n in args.controllers.split(",") if n.strip()] if args.controllers else None
+    try:
+        manager = _controller_manager(client_config, names)
+    except ValueError as exc:
+        print(f"svcnet: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(supervisor.run([manager]))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -204,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")
     _add_api_flags(p)
     p.set_defaults(func=cmd_apiserver)
+
+    p = sub.add_parser("controllers", help="run the controllers (and scheduler) against an API server")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
+                   help="reach svcnet's API server through DATA_DIR/apiserver.sock (default %(default)s)")
+    p.add_argument("--kubeconfig", default="", help="reach any Kubernetes API server with this kubeconfig")
+    p.add_argument("--controllers", default="",
+                   help="comma-separated names to run (default: all): " + ", ".join(
+                       ["scheduler", "replicaset", "deployment", "statefulset", "endpointslice",
+                        "endpoints", "garbagecollector"]))
+    p.set_defaults(func=cmd_controllers)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))

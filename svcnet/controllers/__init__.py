@@ -1,0 +1,41 @@
+"""The controllers (kube-controller-manager and kube-scheduler's work), by name.
+
+Each entry is "module:Class"; `svcnet controllers --controllers a,b` and
+`svcnet up` start them through one ControllerManager.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger("svcnet.controllers")
+
+CONTROLLERS: dict[str, str] = {
+    "scheduler": "svcnet.controllers.scheduler:Scheduler",
+    "replicaset": "svcnet.controllers.replicaset:ReplicaSetController",
+    "deployment": "svcnet.controllers.deployment:DeploymentController",
+    "statefulset": "svcnet.controllers.statefulset:StatefulSetController",
+    "endpointslice": "svcnet.controllers.endpointslice:EndpointSliceController",
+    "endpoints": "svcnet.controllers.endpoints:EndpointsController",
+    "garbagecollector": "svcnet.controllers.gc:GarbageCollector",
+}
+
+
+def load(names: list[str] | None = None) -> list[type]:
+    """The controller classes for names (all by default), in the table's order."""
+    wanted = list(CONTROLLERS) if names is None else names
+    unknown = [n for n in wanted if n not in CONTROLLERS]
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
+    classes = []
+    for name in wanted:
+        module_name, _, class_name = CONTROLLERS[name].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if names is None and exc.name == module_name:
+                log.warning("controller %s is not built yet; skipping", name)
+                continue
+            raise
+        classes.append(getattr(module, class_name))
+    return classes
