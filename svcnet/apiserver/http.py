@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from svcnet.api import errors
+from svcnet.api import errors, protobuf
 from svcnet.api.resources import Resource, lookup
 from svcnet.api.schema import load_json_strict
 
@@ -136,14 +136,16 @@ class DecodedBody:
 
 
 def decode_body(content_type: str | None, raw: bytes) -> DecodedBody:
-    """Decode a request body as kube-apiserver accepts it (JSON or YAML; not protobuf)."""
+    """Decode a request body as kube-apiserver accepts it (JSON, YAML, or protobuf for known kinds)."""
     media = (content_type or JSON).split(";")[0].strip().lower()
     if media == PROTOBUF:
-        raise errors.unsupported_media_type(
-            'the body of the request was in an unknown format - accepted media types include: '
-            'application/json, application/yaml (svcnet does not decode protobuf; use '
-            '"kubectl apply -f FILE" or "kubectl create -f FILE" instead of imperative '
-            'generators such as "kubectl create deployment")')
+        try:
+            return DecodedBody(protobuf.decode_object(raw), [])
+        except protobuf.UnsupportedKind as exc:
+            raise errors.unsupported_media_type(
+                'the body of the request was in an unknown format - accepted media types include: '
+                f'application/json, application/yaml (svcnet does not decode protobuf {exc.kind} '
+                'bodies; use "kubectl apply -f FILE" or "kubectl create -f FILE" instead)') from None
     if not raw.strip():
         raise errors.bad_request("the body of the request was empty")
     if media in (YAML, APPLY_PATCH, "application/x-yaml", "text/yaml"):

@@ -27,7 +27,7 @@ def user_objects(server: ApiServerProcess, kind: str) -> list[str]:
 
 
 def namespace_manifest(name: str) -> str:
-    # Not `kubectl create namespace`: imperative generators send protobuf, which svcnet refuses.
+    # The manifest path (`kubectl create -f -`), not the protobuf generator `kubectl create namespace`.
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
 
 

@@ -71,8 +71,21 @@ def test_bodies_decode_json_and_yaml_and_report_duplicate_fields():
     assert http.decode_body("application/json", b'{"a": {"b": 1, "b": 2}}').duplicate_fields == ["a.b"]
 
 
+def test_protobuf_bodies_of_known_kinds_decode_to_their_json_form():
+    body = bytes.fromhex("6b3873000a0f0a02763112094e616d65737061636512190a110a017812001a0022002a003200"
+                         "3800420012001a020a001a002200")  # `kubectl create namespace x`
+    decoded = http.decode_body("application/vnd.kubernetes.protobuf", body)
+    assert decoded.value == {"kind": "Namespace", "apiVersion": "v1",
+                             "metadata": {"name": "x", "creationTimestamp": None},
+                             "spec": {}, "status": {}}
+    assert decoded.duplicate_fields == []
+
+
 @pytest.mark.parametrize("content_type, body, code", [
-    ("application/vnd.kubernetes.protobuf", b"k8s\x00", 415),
+    ("application/vnd.kubernetes.protobuf", b"k8s\x00", 400),  # an envelope without a kind
+    ("application/vnd.kubernetes.protobuf", b"not protobuf", 400),
+    # a well-formed envelope around batch/v1 Job, a kind svcnet has no protobuf table for
+    ("application/vnd.kubernetes.protobuf", b"k8s\x00\x0a\x0f\x0a\x08batch/v1\x12\x03Job", 415),
     ("application/json", b"{not json", 400),
     ("application/json", b"", 400),
     ("application/yaml", b"a: [1", 400),
