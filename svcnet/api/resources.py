@@ -65,6 +65,7 @@ class Resource:
 
 _SCALE = Subresource("scale", kind="Scale", group="autoscaling", version="v1")
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
+_BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 
 
 def _status(kind: str, group: str = "") -> Subresource:
@@ -77,7 +78,7 @@ RESOURCES: tuple[Resource, ...] = (
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Node", "nodes", "node", False, ("no",), subresources=(_status("Node"),)),
     Resource("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-             subresources=(_status("Pod"), _LOG)),
+             subresources=(_status("Pod"), _LOG, _BINDING)),
     Resource("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
              subresources=(_status("Service"),),
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),

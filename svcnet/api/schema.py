@@ -1224,6 +1224,11 @@ _define(APPS, "StatefulSetCondition", """
     type string go=v1.StatefulSetConditionType
 """, required="type status")
 
+# core/v1 Binding: the body of pods/binding (how the scheduler sets spec.nodeName)
+_kind(CORE, "Binding", "", "v1", """
+    target ObjectReference
+""", required="target", with_list=False)
+
 # ---------------------------------------------------------------------------
 # autoscaling/v1 Scale, discovery.k8s.io/v1, coordination.k8s.io/v1
 

@@ -186,6 +186,12 @@ class ApiServer:
             return await self._pod_log(request, rp)
         if rp.subresource == "scale":
             return await self._scale(request, rp)
+        if rp.subresource == "binding":
+            if request.method != "POST":
+                raise errors.method_not_allowed(f"{request.method} is not supported on pods/binding")
+            body = await self._read_object(request, self._write_options(request))
+            self.registry.bind_pod(rp.namespace or "default", rp.name or "", body)
+            return self._json(success_status(), status=201)
         fmt = http.negotiate(request.headers.get("Accept"))
         if method in ("GET", "HEAD"):
             if watching:

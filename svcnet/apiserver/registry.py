@@ -427,6 +427,50 @@ class Registry:
                 raise
         raise AssertionError("unreachable")
 
+    # ----------------------------------------------------------------- binding
+    def bind_pod(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Obj:
+        """pods/binding: set spec.nodeName once, as kube-apiserver's BindingREST does.
+
+        The only way a pod's node is set after creation (pod validation forbids it on
+        update); also marks the pod PodScheduled=True.
+        """
+        pods = lookup("", "v1", "pods")
+        assert pods is not None
+        target = binding.get("target") if isinstance(binding, dict) else None
+        node = (target or {}).get("name") if isinstance(target, dict) else None
+        if not node:
+            raise errors.invalid("Binding", name, [Cause("target.name", "Required value",
+                                                         "FieldValueRequired")])
+        if (target or {}).get("kind") not in (None, "", "Node"):
+            raise errors.invalid("Binding", name, [Cause(
+                "target.kind", f'Unsupported value: "{target.get("kind")}": supported values: "Node"',
+                "FieldValueNotSupported")])
+        wanted_uid = ((binding.get("metadata") or {}).get("uid"))
+        for attempt in range(attempts):
+            rec = self._get_record(pods, namespace, name)
+            pod = rec.value
+            md = meta.metadata(pod)
+            if wanted_uid and wanted_uid != md.get("uid"):
+                raise errors.conflict("pods", name, "", "the UID in the precondition does not match")
+            if md.get("deletionTimestamp"):
+                raise errors.conflict("pods", name, "", "pod is being deleted, cannot be assigned to a host")
+            current = (pod.get("spec") or {}).get("nodeName")
+            if current:
+                raise errors.conflict("pods", name, "", f"pod {name} is already assigned to node "
+                                                        f'"{current}"')
+            pod.setdefault("spec", {})["nodeName"] = node
+            status = pod.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": self.now()})
+            status["conditions"] = conditions
+            try:
+                return self.store.update(rec.key, pod, expected_revision=rec.revision).value
+            except RevisionConflict:
+                if attempt == attempts - 1:
+                    raise errors.conflict("pods", name) from None
+        raise AssertionError("unreachable")
+
     # ------------------------------------------------------------------ delete
     def delete(self, res: Resource, namespace: str | None, name: str,
                options: DeleteOptions) -> tuple[Obj, bool]:

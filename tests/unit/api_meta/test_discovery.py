@@ -125,7 +125,7 @@ def test_aggregated_core_discovery_has_one_unnamed_group() -> None:
     assert pods["scope"] == "Namespaced"
     assert pods["singularResource"] == "pod"
     assert pods["shortNames"] == ["po"] and pods["categories"] == ["all"]
-    assert {s["subresource"] for s in pods["subresources"]} == {"status", "log"}
+    assert {s["subresource"] for s in pods["subresources"]} == {"status", "log", "binding"}
 
 
 def test_aggregated_apis_discovery_names_groups_and_scale_kind() -> None:

@@ -226,3 +226,18 @@ def test_patch_apply_retries_on_conflict_and_honours_an_explicit_resource_versio
     with pytest.raises(ApiError) as err:
         registry.patch_apply(SERVICES, "default", "hostnames", stale, WriteOptions())
     assert err.value.code == 409
+
+
+def test_binding_sets_the_node_once_and_marks_the_pod_scheduled(registry):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    registry.create(PODS, "default", pod, WriteOptions())
+    bound = registry.bind_pod("default", "p", {"target": {"kind": "Node", "name": "node-1"}})
+    assert bound["spec"]["nodeName"] == "node-1"
+    assert {"type": "PodScheduled", "status": "True"}.items() <= bound["status"]["conditions"][0].items()
+    with pytest.raises(ApiError) as err:
+        registry.bind_pod("default", "p", {"target": {"kind": "Node", "name": "node-2"}})
+    assert err.value.code == 409 and "already assigned" in err.value.message
+    with pytest.raises(ApiError) as err:
+        registry.bind_pod("default", "p", {"target": {}})
+    assert err.value.code == 422
