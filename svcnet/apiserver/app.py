@@ -80,6 +80,12 @@ class ApiServer:
         self.registry = registry
         self.settings = settings
         self._watch_count = 0
+        self._watch_queues: set[asyncio.Queue] = set()
+
+    def close_watches(self) -> None:
+        """End every open watch stream (shutdown): clients re-watch from their last revision."""
+        for queue in list(self._watch_queues):
+            queue.put_nowait(None)
 
     # -------------------------------------------------------------- app build
     def make_app(self, *, authenticate: bool = True) -> web.Application:
@@ -523,6 +529,7 @@ class ApiServer:
             await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
             return response
         self._watch_count += 1
+        self._watch_queues.add(queue)
         encoder = _WatchEncoder(res, fmt, self._now, request.query.get("includeObject", "Metadata"))
         try:
             for obj in initial:
@@ -552,6 +559,7 @@ class ApiServer:
         finally:
             watch.cancel()
             self._watch_count -= 1
+            self._watch_queues.discard(queue)
         return response
 
 

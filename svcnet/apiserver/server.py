@@ -73,6 +73,7 @@ class RunningApiServer:
         self.registry: Registry | None = None
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
+        self.api: ApiServer | None = None
         self.kubeconfig = config.kubeconfig_path
 
     async def start(self) -> None:
@@ -88,7 +89,7 @@ class RunningApiServer:
         ensure_kubernetes_service(self.registry, cfg)
         creds = ensure_credentials(cfg.data_dir)
         token = None if cfg.insecure else creds.token
-        api = ApiServer(self.registry, ServerSettings(
+        self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"))
 
         tcp_runner = web.AppRunner(api.make_app(authenticate=True), access_log=None,
@@ -158,6 +159,8 @@ class RunningApiServer:
                 self.store.compact(target)
 
     async def stop(self) -> None:
+        if self.api is not None:
+            self.api.close_watches()  # or aiohttp waits for every open watch to time out
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

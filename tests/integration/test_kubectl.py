@@ -1,6 +1,7 @@
 """The real kubectl against a running `svcnet apiserver`: the foundation's acceptance."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -344,3 +345,19 @@ def test_list_paging_with_limit_and_continue(apiserver):
             "GET", f"/api/v1/namespaces/default/services?limit=2&continue={page['metadata']['continue']}")
         names += [i["metadata"]["name"] for i in page["items"]]
     assert names == ["kubernetes"] + [f"s{i}" for i in range(5)]
+
+
+def test_sigterm_ends_open_watches_and_the_server_exits(apiserver):
+    watcher = subprocess.Popen(["kubectl", "get", "svc", "-w"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=apiserver.kubectl_env())
+    try:
+        reader = LineReader(watcher)
+        wait_for(lambda: any("kubernetes" in line for line in reader.snapshot()), what="watch open")
+        assert apiserver.proc is not None
+        apiserver.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: apiserver.proc.poll() is not None, timeout=10,
+                 what="the server to exit with a watch open")
+        assert apiserver.proc.returncode == 0
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=10)
