@@ -1,0 +1,176 @@
+"""The few Linux calls the runtime needs that Python 3.11's os module lacks.
+
+setns/unshare/mount come from libc through ctypes (os.setns and os.unshare only
+arrived in 3.12). Process identity is (pid, start time): a pid alone can be
+reused after its process ends, the start time in /proc/<pid>/stat cannot.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+# The namespaces a container shares with its pod sandbox: /proc/<pid>/ns/<name> -> setns type.
+POD_NAMESPACES: tuple[tuple[str, int], ...] = (("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Move the calling thread into the namespace behind fd."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    def encoded(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    _check(_libc.mount(encoded(source), encoded(target), encoded(fstype), ctypes.c_ulong(flags), None),
+           f"mount {target}")
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants are reparented to us (not to init), so we can reap them."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids of running (not zombie) processes in a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+def umount_detach(target: str) -> None:
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """A process, named so that a later process reusing the pid never matches."""
+
+    pid: int
+    start_ticks: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"pid": self.pid, "startTicks": self.start_ticks}
+
+    @staticmethod
+    def from_json(data: dict[str, int] | None) -> ProcessId | None:
+        if not data:
+            return None
+        return ProcessId(int(data["pid"]), int(data["startTicks"]))
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_id(pid: int) -> ProcessId | None:
+    """The identity of a live process, or None if pid names no live process."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return ProcessId(pid, int(fields[19]))  # field 22 of stat: starttime
+
+
+def is_alive(proc: ProcessId | None) -> bool:
+    """True while this very process runs (a zombie, or a new process on the same pid, is not it)."""
+    return proc is not None and process_id(proc.pid) == proc
+
+
+def open_pidfd(proc: ProcessId) -> int | None:
+    """A pidfd for exactly this process, or None if it is gone (checked after opening, so race-free)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return None
+    if not is_alive(proc):
+        os.close(fd)
+        return None
+    return fd
+
+
+def signal_process(proc: ProcessId, sig: int) -> bool:
+    """Send sig only if proc is still the same process; True if sent."""
+    fd = open_pidfd(proc)
+    if fd is None:
+        return False
+    try:
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def signal_group(proc: ProcessId, sig: int) -> None:
+    """Signal the process group led by proc (its whole process tree unless something left the group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_namespaces(proc: ProcessId) -> list[tuple[int, int]]:
+    """Open proc's pod namespaces as (fd, nstype); raises ProcessLookupError if proc is gone."""
+    fds: list[tuple[int, int]] = []
+    try:
+        for name, nstype in POD_NAMESPACES:
+            fds.append((os.open(f"/proc/{proc.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), nstype))
+    except FileNotFoundError:
+        close_all(fds)
+        raise ProcessLookupError(errno.ESRCH, f"process {proc.pid} is gone") from None
+    if not is_alive(proc):  # the pid was reused between our check and the opens
+        close_all(fds)
+        raise ProcessLookupError(errno.ESRCH, f"process {proc.pid} is gone")
+    return fds
+
+
+def close_all(fds: list[tuple[int, int]]) -> None:
+    for fd, _ in fds:
+        os.close(fd)

@@ -1,0 +1,330 @@
+"""Pod sandboxes: an infra process holding a pod's UTS and mount namespaces inside its network namespace.
+
+Like the pause container. `python -m svcnet.runtime.sandbox` joins the pod's
+network namespace (made by the network code), unshares UTS and mount
+namespaces, sets the hostname, makes every mount private (nothing leaks back to
+the host), drops the copies of other namespaces' /run/netns mounts (so they do
+not keep deleted pods' namespaces alive), mounts a sysfs that shows the pod's
+interfaces, and bind-mounts the generated resolv.conf, hosts and hostname over
+/etc. It then forks a `sleep infinity` that keeps those namespaces, reports it
+and exits, so the infra process is nobody's child and outlives the agent.
+Containers and `exec` join it through /proc/<pid>/ns/{net,uts,mnt}.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svcnet.runtime import linux
+from svcnet.runtime.dnsconfig import (
+    parse_resolv_conf,
+    pod_dns_config,
+    pod_hostname,
+    render_hosts_file,
+    render_resolv_conf,
+)
+from svcnet.runtime.linux import ProcessId
+
+SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
+STATE_FILE = "state.json"
+ETC_FILES = ("resolv.conf", "hosts", "hostname")
+
+
+@dataclass(frozen=True)
+class PodKey:
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def dir_name(self) -> str:
+        """kubelet's log directory name: <namespace>_<name>_<uid>."""
+        return f"{self.namespace}_{self.name}_{self.uid}"
+
+    @staticmethod
+    def of(pod: Mapping[str, Any]) -> PodKey:
+        meta = pod.get("metadata") or {}
+        return PodKey(meta.get("namespace") or "default", meta.get("name", ""), meta.get("uid", ""))
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything the infra process needs: the pod's netns, hostname and /etc files."""
+
+    netns: str  # a path, e.g. /run/netns/svcnet-<id>-pod-<shortuid>
+    hostname: str
+    resolv_conf: str
+    hosts: str
+    warnings: tuple[str, ...] = ()
+
+
+def sandbox_config(pod: Mapping[str, Any], *, netns: str, pod_ips: Sequence[str], node_resolv_conf: str,
+                   cluster_dns: Sequence[str] = ("10.96.0.10",), cluster_domain: str = "cluster.local",
+                   node_hosts_file: str = "") -> SandboxConfig:
+    """The sandbox a pod gets (pure; raises PodDnsError for a hostname kubelet would refuse)."""
+    names = pod_hostname(pod, cluster_domain=cluster_domain)
+    dns = pod_dns_config(pod, parse_resolv_conf(node_resolv_conf), cluster_dns=cluster_dns,
+                         cluster_domain=cluster_domain)
+    return SandboxConfig(netns, names.uts_hostname, render_resolv_conf(dns.config),
+                         render_hosts_file(pod, pod_ips, names, node_hosts_file=node_hosts_file), dns.warnings)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    key: PodKey
+    directory: Path  # <root>/pods/<ns>_<name>_<uid>
+    infra: ProcessId
+    netns: str
+    hostname: str
+    created_at: float
+
+    @property
+    def netns_of_infra(self) -> str:
+        return f"/proc/{self.infra.pid}/ns/net"
+
+    def alive(self) -> bool:
+        return linux.is_alive(self.infra)
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def pod_directory(root: Path, key: PodKey) -> Path:
+    return root / "pods" / key.dir_name
+
+
+def load_sandbox(directory: Path) -> Sandbox | None:
+    """The sandbox recorded in a pod directory (alive or not), or None if none was recorded."""
+    try:
+        data = json.loads((directory / SANDBOX_DIR / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    key = PodKey(data["namespace"], data["name"], data["uid"])
+    infra = ProcessId.from_json(data["infra"])
+    assert infra is not None
+    return Sandbox(key, directory, infra, data["netns"], data["hostname"], data["createdAt"])
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+async def run_sandbox(root: Path, key: PodKey, config: SandboxConfig, *, python: str = sys.executable,
+                      timeout: float = 30.0) -> Sandbox:
+    """Start the infra process for a pod and record it; raises SandboxError with the reason if it fails."""
+    directory = pod_directory(root, key)
+    files = directory / SANDBOX_DIR
+    files.mkdir(parents=True, exist_ok=True)
+    for name, text in zip(ETC_FILES, (config.resolv_conf, config.hosts, config.hostname + "\n"), strict=True):
+        _write_atomically(files / name, text)
+    argv = [python, "-m", "svcnet.runtime.sandbox", "--netns", config.netns, "--hostname", config.hostname,
+            "--files", str(files), "--title", f"{key.namespace}/{key.name}"]
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                start_new_session=True)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise SandboxError(f"sandbox for {key.namespace}/{key.name} did not start within {timeout:g}s") from None
+    words = out.decode().split()
+    if proc.returncode != 0 or len(words) != 3 or words[0] != "ok":
+        raise SandboxError(f"failed to create pod sandbox: {err.decode().strip() or out.decode().strip()}")
+    infra = ProcessId(int(words[1]), int(words[2]))
+    sandbox = Sandbox(key, directory, infra, config.netns, config.hostname, time.time())
+    _write_atomically(files / STATE_FILE, json.dumps({
+        "namespace": key.namespace, "name": key.name, "uid": key.uid, "infra": infra.to_json(),
+        "netns": config.netns, "hostname": config.hostname, "createdAt": sandbox.created_at}))
+    return sandbox
+
+
+async def wait_gone(proc: ProcessId, timeout: float | None) -> bool:
+    """Wait until proc has exited (without being its parent: a pidfd becomes readable); False on timeout."""
+    fd = linux.open_pidfd(proc)
+    if fd is None:
+        return True
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await asyncio.wait_for(exited, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def stop_sandbox(sandbox: Sandbox) -> None:
+    """End the infra process (its namespaces go when nothing else holds them)."""
+    if linux.signal_process(sandbox.infra, 9):
+        await wait_gone(sandbox.infra, 10.0)
+
+
+def remove_sandbox_files(sandbox: Sandbox) -> None:
+    shutil.rmtree(sandbox.directory, ignore_errors=True)
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def nsenter_argv(fds: Sequence[tuple[int, int]], argv: Sequence[str], cwd: str | None) -> list[str]:
+    names = {linux.CLONE_NEWNET: "--net", linux.CLONE_NEWUTS: "--uts", linux.CLONE_NEWNS: "--mount"}
+    nsenter = shutil.which("nsenter") or "nsenter"
+    command = [nsenter] + [f"{names[nstype]}=/proc/self/fd/{fd}" for fd, nstype in fds]
+    if cwd:
+        command.append(f"--wd={cwd}")
+    return [*command, "--", *argv]
+
+
+async def exec_in_pod(infra: ProcessId, argv: Sequence[str], *, stdin: Any = None, stdout: Any = None,
+                      stderr: Any = None, env: Mapping[str, str] | None = None, cwd: str | None = None,
+                      timeout: float | None = None) -> int:
+    """Run argv inside the pod's network, UTS and mount namespaces; its exit code (128+N if killed by signal N).
+
+    stdin/stdout/stderr are what asyncio subprocesses take (None inherits, a file descriptor, PIPE is not
+    useful here). On timeout the command's process group is killed and TimeoutError raised.
+    """
+    fds = linux.open_namespaces(infra)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *nsenter_argv(fds, argv, cwd), stdin=stdin, stdout=stdout, stderr=stderr,
+            env=dict(env) if env is not None else {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            pass_fds=[fd for fd, _ in fds], start_new_session=True)
+    finally:
+        linux.close_all(fds)
+    try:
+        return _exit_code(await asyncio.wait_for(proc.wait(), timeout))
+    except (TimeoutError, asyncio.CancelledError):
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise
+
+
+async def run_in_pod(infra: ProcessId, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                     cwd: str | None = None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+    """exec_in_pod, collecting output: (exit code, stdout, stderr)."""
+    fds = linux.open_namespaces(infra)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *nsenter_argv(fds, argv, cwd), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            pass_fds=[fd for fd, _ in fds], start_new_session=True)
+    finally:
+        linux.close_all(fds)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return _exit_code(proc.returncode), out, err
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, 9)
+    except ProcessLookupError:
+        pass
+
+
+# ---- the infra process itself (runs as `python -m svcnet.runtime.sandbox`) ----
+
+def _unescape_mountinfo(text: str) -> str:
+    return text.encode().decode("unicode_escape") if "\\" in text else text
+
+
+def _detach_namespace_mounts() -> None:
+    """Drop our copies of nsfs mounts (/run/netns/*): they would pin other pods' namespaces."""
+    with open("/proc/self/mountinfo") as f:
+        targets = []
+        for line in f:
+            before, _, after = line.partition(" - ")
+            if after.split(" ", 1)[0] == "nsfs":
+                targets.append(_unescape_mountinfo(before.split()[4]))
+    for target in sorted(targets, key=len, reverse=True):
+        try:
+            linux.umount_detach(target)
+        except OSError:
+            pass
+
+
+def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:
+    fd = os.open(netns, os.O_RDONLY)
+    try:
+        linux.setns(fd, linux.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    _detach_namespace_mounts()
+    try:  # a sysfs for this netns, so /sys/class/net lists the pod's interfaces (as `ip netns exec` does)
+        linux.umount_detach("/sys")
+        linux.mount("sysfs", "/sys", "sysfs", 0)
+    except OSError:
+        pass
+    socket.sethostname(hostname)
+    for name in ETC_FILES:
+        target = f"/etc/{name}"
+        if name == "hostname" and not os.path.exists(target):
+            continue  # never create files on the host; /etc/hostname is optional
+        linux.mount(str(files / name), target, None, linux.MS_BIND)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="svcnet-sandbox")
+    parser.add_argument("--netns", required=True)
+    parser.add_argument("--hostname", required=True)
+    parser.add_argument("--files", required=True, type=Path)
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    try:
+        _enter_and_prepare(args.netns, args.hostname, args.files)
+    except OSError as error:
+        print(f"setting up the sandbox in {args.netns}: {error}", file=sys.stderr)
+        return 1
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.chdir("/")
+            os.execv(sleep, [f"svcnet-pause {args.title}".strip(), "infinity"])
+        finally:
+            os._exit(127)
+    infra = linux.process_id(child)
+    if infra is None:
+        print("the infra process died at once", file=sys.stderr)
+        return 1
+    print(f"ok {infra.pid} {infra.start_ticks}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["PodKey", "Sandbox", "SandboxConfig", "SandboxError", "exec_in_pod", "load_sandbox",
+           "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "sandbox_config", "stop_sandbox",
+           "wait_gone"]
