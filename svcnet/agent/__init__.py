@@ -1,0 +1,1 @@
+"""The node agent: the cluster network, pod sandboxes, and (later) processes, probes and status."""
