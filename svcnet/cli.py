@@ -217,6 +217,17 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    rest = list(args.proxy_args)
+    if rest[:1] == ["render"]:
+        from svcnet.proxy import render_cli
+
+        return render_cli.main(rest[1:])
+    print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]",
+          file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svcnet",
                                      description="Kubernetes Service networking on one machine")
@@ -248,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("proxy", help="the service proxy; `svcnet proxy render -f FILE...` prints the "
+                                     "rules kube-proxy would write for the Services in FILE",
+                       add_help=False)
+    p.add_argument("proxy_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_proxy)
 
     p = sub.add_parser("kubeconfig", help="print the kubeconfig path (or, with --raw, its content)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))

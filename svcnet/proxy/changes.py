@@ -1,0 +1,189 @@
+"""Recording changes between syncs: kube-proxy's service and endpoints change trackers.
+
+Event handlers only call service_update / endpoint_slice_update / node_update;
+they never touch rules. Each call keeps the latest objects and compares the
+proxy-relevant view of the affected Service (its ServicePortInfos, its
+endpoints, in every IP family) with the view at the last sync: an edit that
+changes nothing the proxy uses (a label, an annotation, a status condition) or
+that is undone before the next sync leaves nothing pending. checkout() then
+hands the sync loop the current objects and the set of services that really
+changed, which is what makes partial syncs possible (KEP-3453); a change of the
+node's topology labels, or force_full_sync() after a failed apply, makes the
+next sync full.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from svcnet.proxy.model import (
+    ANNOTATION_TRIGGER_TIME,
+    IPV4,
+    EndpointInfo,
+    ServicePortInfo,
+    ServicePortName,
+    endpoints_by_port,
+    service_port_infos,
+    slice_service_key,
+)
+
+Obj = Mapping[str, Any]
+
+TOPOLOGY_LABEL_PREFIX = "topology.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class SyncInput:
+    """What one sync works from."""
+
+    services: tuple[Obj, ...]
+    slices: tuple[Obj, ...]
+    node_labels: Mapping[str, str]
+    changed: frozenset[str] | None  # "namespace/name" of changed services; None = sync everything
+    # Slices' last-change-trigger-time annotations per changed service (network programming latency).
+    trigger_times: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    conntrack_cleanup_required: bool = False  # a changed service has a UDP port
+
+    @property
+    def full(self) -> bool:
+        return self.changed is None
+
+
+def _key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+
+
+ServiceView = tuple[tuple[ServicePortInfo, ...], ...]
+EndpointsView = tuple[tuple[tuple[ServicePortName, tuple[EndpointInfo, ...]], ...], ...]
+
+
+class ChangeTracker:
+    """Accumulates Service/EndpointSlice/Node events for one node's proxy."""
+
+    def __init__(self, node_name: str, families: Iterable[str] = (IPV4,)) -> None:
+        self.node_name = node_name
+        self.families = tuple(families)
+        self._services: dict[str, Obj] = {}
+        self._slices: dict[str, dict[str, Obj]] = {}  # service key -> slice name -> slice
+        self._node_labels: dict[str, str] = {}
+        self._synced_services: dict[str, ServiceView] = {}
+        self._synced_endpoints: dict[str, EndpointsView] = {}
+        self._pending_services: set[str] = set()
+        self._pending_endpoints: set[str] = set()
+        self._trigger_times: dict[str, list[str]] = {}
+        self._needs_full_sync = True  # nothing has been written yet
+
+    # --- views -------------------------------------------------------------------------------------------
+
+    def _service_view(self, key: str) -> ServiceView:
+        service = self._services.get(key)
+        if service is None:
+            return ()
+        return tuple(service_port_infos(service, family) for family in self.families)
+
+    def _endpoints_view(self, key: str) -> EndpointsView:
+        slices = list(self._slices.get(key, {}).values())
+        if not slices:
+            return ()
+        return tuple(
+            tuple(sorted(endpoints_by_port(slices, family, self.node_name).items()))
+            for family in self.families
+        )
+
+    # --- events ------------------------------------------------------------------------------------------
+
+    def service_update(self, old: Obj | None, new: Obj | None) -> bool:
+        """A Service was added (old None), updated, or deleted (new None). True if a sync is due."""
+        current = new if new is not None else old
+        if current is None:
+            return self.pending
+        key = _key(current)
+        if new is None:
+            self._services.pop(key, None)
+        else:
+            self._services[key] = new
+        if self._service_view(key) != self._synced_services.get(key, ()):
+            self._pending_services.add(key)
+        else:
+            self._pending_services.discard(key)
+        return self.pending
+
+    def endpoint_slice_update(self, endpoint_slice: Obj, removed: bool = False) -> bool:
+        """An EndpointSlice was added/updated, or deleted (removed=True). True if a sync is due."""
+        key = slice_service_key(endpoint_slice)
+        if key is None:
+            return self.pending  # not tied to a Service: kube-proxy ignores it
+        slice_name = (endpoint_slice.get("metadata") or {}).get("name") or ""
+        by_name = self._slices.setdefault(key, {})
+        if removed:
+            by_name.pop(slice_name, None)
+            if not by_name:
+                del self._slices[key]
+        else:
+            by_name[slice_name] = endpoint_slice
+        if self._endpoints_view(key) != self._synced_endpoints.get(key, ()):
+            self._pending_endpoints.add(key)
+            trigger = ((endpoint_slice.get("metadata") or {}).get("annotations") or {}).get(
+                ANNOTATION_TRIGGER_TIME)
+            if trigger and not removed:
+                self._trigger_times.setdefault(key, []).append(trigger)
+        else:
+            self._pending_endpoints.discard(key)
+            self._trigger_times.pop(key, None)
+        return self.pending
+
+    def node_update(self, node: Obj | None) -> bool:
+        """This node changed; new topology labels re-decide every service, so the next sync is full."""
+        labels = dict(((node or {}).get("metadata") or {}).get("labels") or {})
+        topology = {k: v for k, v in labels.items() if k.startswith(TOPOLOGY_LABEL_PREFIX)}
+        old_topology = {k: v for k, v in self._node_labels.items() if k.startswith(TOPOLOGY_LABEL_PREFIX)}
+        self._node_labels = labels
+        if topology != old_topology:
+            self._needs_full_sync = True
+        return self.pending
+
+    def force_full_sync(self) -> None:
+        """The last apply failed (or rules were flushed behind our back): rewrite everything next time."""
+        self._needs_full_sync = True
+
+    @property
+    def pending(self) -> bool:
+        return self._needs_full_sync or bool(self._pending_services) or bool(self._pending_endpoints)
+
+    # --- sync --------------------------------------------------------------------------------------------
+
+    def checkout(self) -> SyncInput:
+        """Everything a sync needs; what was pending is now considered synced."""
+        changed_keys = self._pending_services | self._pending_endpoints
+        udp = False
+        for key in changed_keys:
+            before = self._synced_services.get(key, ())
+            after = self._service_view(key)
+            udp = udp or any(info.protocol == "UDP" for view in (*before, *after) for info in view)
+        for key in self._pending_services:
+            view = self._service_view(key)
+            if view:
+                self._synced_services[key] = view
+            else:
+                self._synced_services.pop(key, None)
+        for key in self._pending_endpoints:
+            view = self._endpoints_view(key)
+            if view:
+                self._synced_endpoints[key] = view
+            else:
+                self._synced_endpoints.pop(key, None)
+        result = SyncInput(
+            services=tuple(self._services[k] for k in sorted(self._services)),
+            slices=tuple(s for k in sorted(self._slices) for _, s in sorted(self._slices[k].items())),
+            node_labels=dict(self._node_labels),
+            changed=None if self._needs_full_sync else frozenset(changed_keys),
+            trigger_times={k: tuple(v) for k, v in self._trigger_times.items() if k in changed_keys},
+            conntrack_cleanup_required=udp,
+        )
+        self._pending_services.clear()
+        self._pending_endpoints.clear()
+        self._trigger_times.clear()
+        self._needs_full_sync = False
+        return result

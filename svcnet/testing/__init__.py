@@ -1,0 +1,1 @@
+"""Fakes and models for tests: realistic stand-ins for the kernel and the network."""
