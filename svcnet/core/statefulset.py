@@ -1,0 +1,531 @@
+"""What a StatefulSet's pods should be: kube-controller-manager's statefulset control loop, pure.
+
+`plan_stateful_set(sts, pods, now=...)` looks at a StatefulSet and the pods it
+owns and returns the pod writes to make now and the status to record, in the
+order upstream's defaultStatefulSetControl makes them:
+
+- every ordinal in [start, start+replicas) gets a pod `<name>-<ordinal>` with
+  hostname = its name and subdomain = spec.serviceName (its DNS identity);
+- OrderedReady ("monotonic"): a pod is created only when every lower ordinal
+  is Running and Ready (and available after minReadySeconds), one write per
+  pass; pods beyond the range are deleted highest first, one at a time, once
+  every remaining pod is healthy; Parallel: all of it at once;
+- failed or succeeded pods are deleted so the next pass recreates them under
+  the same name;
+- RollingUpdate replaces pods whose revision is not the update revision, from
+  the highest ordinal down to the partition, waiting for each to be healthy
+  (with maxUnavailable: several at once, as upstream's MaxUnavailableStatefulSet);
+  OnDelete leaves it to the user.
+
+svcnet does not serve ControllerRevisions: a revision is just the name
+`<set>-<hash of the pod template>`, kept in status.currentRevision and
+status.updateRevision and on each pod's controller-revision-hash label. The
+template of an older revision is recovered from a pod still running it.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from svcnet.api import meta
+
+Obj = dict[str, Any]
+
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+REVISION_LABEL = "controller-revision-hash"
+# Set to "false" on a pod, it holds the pod unready for the controller (a debugging hook upstream keeps).
+INIT_ANNOTATION = "pod.alpha.kubernetes.io/initialized"
+
+_MEMBER_NAME = re.compile(r"^(.*)-([0-9]+)$")
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
+_FNV32_OFFSET = 0x811C9DC5
+_FNV32_PRIME = 0x01000193
+
+
+# ---------------------------------------------------------------- identity
+
+def parent_and_ordinal(pod_name: str) -> tuple[str, int]:
+    """("web", 2) for "web-2"; ("", -1) when the name has no ordinal suffix."""
+    match = _MEMBER_NAME.match(pod_name)
+    if not match:
+        return "", -1
+    ordinal = int(match.group(2))
+    if ordinal >= 2**31:  # upstream parses into an int32
+        return match.group(1), -1
+    return match.group(1), ordinal
+
+
+def ordinal_of(pod: Obj) -> int:
+    return parent_and_ordinal(meta.name_of(pod))[1]
+
+
+def is_member_of(sts: Obj, pod: Obj) -> bool:
+    """A pod belongs to a StatefulSet by name: `<set>-<ordinal>`."""
+    parent, ordinal = parent_and_ordinal(meta.name_of(pod))
+    return ordinal >= 0 and parent == meta.name_of(sts)
+
+
+def pod_name(sts: Obj, ordinal: int) -> str:
+    return f"{meta.name_of(sts)}-{ordinal}"
+
+
+def _spec(sts: Obj) -> Obj:
+    return sts.get("spec") or {}
+
+
+def start_ordinal(sts: Obj) -> int:
+    return int((_spec(sts).get("ordinals") or {}).get("start") or 0)
+
+
+def desired_replicas(sts: Obj) -> int:
+    replicas = _spec(sts).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def identity_matches(sts: Obj, pod: Obj) -> bool:
+    """Name, namespace and the identity labels agree with the set (hostname is fixed at creation)."""
+    md = pod.get("metadata") or {}
+    ordinal = ordinal_of(pod)
+    labels = md.get("labels") or {}
+    return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == meta.namespace_of(sts)
+            and labels.get(POD_NAME_LABEL) == md.get("name")
+            and labels.get(POD_INDEX_LABEL) == str(ordinal))
+
+
+def identity_labels(pod: Obj) -> dict[str, str]:
+    """The labels updateIdentity sets: the pod's name and its ordinal."""
+    return {POD_NAME_LABEL: meta.name_of(pod), POD_INDEX_LABEL: str(ordinal_of(pod))}
+
+
+# ---------------------------------------------------------------- revisions
+
+def _fnv1_32(data: bytes) -> int:
+    # Go's hash/fnv New32 (FNV-1, not 1a), which upstream's HashControllerRevision uses.
+    h = _FNV32_OFFSET
+    for byte in data:
+        h = (h * _FNV32_PRIME) & 0xFFFFFFFF
+        h ^= byte
+    return h
+
+
+def safe_encode(text: str) -> str:
+    """apimachinery's rand.SafeEncodeString: no vowels, nothing that reads as a word."""
+    return "".join(_SAFE_ALPHABET[ord(ch) % len(_SAFE_ALPHABET)] for ch in text)
+
+
+def revision_hash(template: Obj | None, collision_count: int = 0) -> str:
+    """A short hash of the pod template (and the collision count, as upstream's probe)."""
+    # Upstream hashes the JSON of a strategic patch replacing spec.template; the bytes are
+    # Go's field order, so the value differs from a real cluster's, the shape does not.
+    patch = {"spec": {"template": {**(template or {}), "$patch": "replace"}}}
+    data = json.dumps(patch, sort_keys=True, separators=(",", ":")).encode()
+    if collision_count:
+        data += str(collision_count).encode()
+    return safe_encode(str(_fnv1_32(data)))
+
+
+def revision_name(sts: Obj) -> str:
+    """The update revision: `<set>-<hash>` of the current template."""
+    collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
+    prefix = meta.name_of(sts)[:223]  # upstream's ControllerRevisionName keeps names under 253
+    return f"{prefix}-{revision_hash(_spec(sts).get('template'), collisions)}"
+
+
+def pod_revision(pod: Obj) -> str:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL, "")
+
+
+def template_from_pod(pod: Obj) -> Obj:
+    """The pod template a pod was made from, as near as the pod still shows it.
+
+    Without ControllerRevision objects this is where an older revision's
+    template survives: in the pods still running it.
+    """
+    md = pod.get("metadata") or {}
+    labels = {k: v for k, v in (md.get("labels") or {}).items()
+              if k not in (POD_NAME_LABEL, POD_INDEX_LABEL, REVISION_LABEL)}
+    template_md: Obj = {"labels": labels}
+    if md.get("annotations"):
+        template_md["annotations"] = copy.deepcopy(md["annotations"])
+    spec = copy.deepcopy(pod.get("spec") or {})
+    for assigned in ("nodeName", "hostname", "subdomain"):
+        spec.pop(assigned, None)  # set by the controller and the scheduler, not the template
+    return {"metadata": template_md, "spec": spec}
+
+
+# --------------------------------------------------------------- pod states
+
+def phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "")
+
+
+def is_created(pod: Obj) -> bool:
+    """Upstream's isCreated: the API server has given the pod a phase."""
+    return phase(pod) != ""
+
+
+def is_failed(pod: Obj) -> bool:
+    return phase(pod) == "Failed"
+
+
+def is_succeeded(pod: Obj) -> bool:
+    return phase(pod) == "Succeeded"
+
+
+def is_terminating(pod: Obj) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _ready_condition(pod: Obj) -> Obj | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def is_running_and_ready(pod: Obj) -> bool:
+    if phase(pod) != "Running":
+        return False
+    condition = _ready_condition(pod)
+    if condition is None or condition.get("status") != "True":
+        return False
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(INIT_ANNOTATION, "true").lower() not in ("false", "0", "f")
+
+
+def is_running_and_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool:
+    """Ready for at least minReadySeconds (by the Ready condition's lastTransitionTime)."""
+    if not is_running_and_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = (_ready_condition(pod) or {}).get("lastTransitionTime")
+    if not since:
+        return False
+    return meta.parse_time(since) + dt.timedelta(seconds=min_ready_seconds) <= now
+
+
+def seconds_until_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> float | None:
+    """For a ready but not yet available pod, how long until it is; None otherwise."""
+    if min_ready_seconds <= 0 or not is_running_and_ready(pod):
+        return None
+    since = (_ready_condition(pod) or {}).get("lastTransitionTime")
+    if not since:
+        return None
+    remaining = (meta.parse_time(since) + dt.timedelta(seconds=min_ready_seconds) - now).total_seconds()
+    return remaining if remaining > 0 else None
+
+
+def is_healthy(pod: Obj) -> bool:
+    return is_running_and_ready(pod) and not is_terminating(pod)
+
+
+def is_unavailable(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool:
+    return (not is_created(pod) or is_terminating(pod)
+            or not is_running_and_available(pod, min_ready_seconds, now))
+
+
+# ---------------------------------------------------------------- new pods
+
+def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
+    """The pod for an ordinal, as GetPodFromTemplate + initIdentity + setPodRevision build it."""
+    template = template or {}
+    template_md = template.get("metadata") or {}
+    name = pod_name(sts, ordinal)
+    labels = dict(template_md.get("labels") or {})
+    labels[POD_NAME_LABEL] = name
+    labels[POD_INDEX_LABEL] = str(ordinal)
+    labels[REVISION_LABEL] = revision
+    md: Obj = {"name": name, "generateName": f"{meta.name_of(sts)}-",
+               "namespace": meta.namespace_of(sts), "labels": labels,
+               "ownerReferences": [controller_reference(sts)]}
+    if template_md.get("annotations"):
+        md["annotations"] = dict(template_md["annotations"])
+    if template_md.get("finalizers"):
+        md["finalizers"] = list(template_md["finalizers"])
+    spec = copy.deepcopy(template.get("spec") or {})
+    spec["hostname"] = name
+    service_name = _spec(sts).get("serviceName")
+    if service_name:
+        spec["subdomain"] = service_name
+    else:
+        spec.pop("subdomain", None)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec}
+
+
+def controller_reference(sts: Obj) -> Obj:
+    md = sts.get("metadata") or {}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": md.get("name"),
+            "uid": md.get("uid"), "controller": True, "blockOwnerDeletion": True}
+
+
+# ---------------------------------------------------------------- ownership
+
+def controller_uid(obj: Obj) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """ClaimPods' answer: the set's pods, orphans to adopt, owned pods to release."""
+
+    owned: tuple[Obj, ...]
+    adopt: tuple[Obj, ...]
+    release: tuple[Obj, ...]
+
+
+def claim_pods(sts: Obj, pods: Iterable[Obj], selector_matches: Any) -> Claim:
+    """Split the namespace's pods as upstream's PodControllerRefManager does.
+
+    selector_matches(labels) -> bool is the set's label selector. Only pods
+    named as members are considered (upstream's isMemberOf filter); a set
+    being deleted adopts nothing.
+    """
+    uid = (sts.get("metadata") or {}).get("uid")
+    deleting = bool((sts.get("metadata") or {}).get("deletionTimestamp"))
+    owned: list[Obj] = []
+    adopt: list[Obj] = []
+    release: list[Obj] = []
+    for pod in pods:
+        if not is_member_of(sts, pod):
+            continue
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        owner = controller_uid(pod)
+        if owner == uid:
+            if selector_matches(labels) or deleting:
+                owned.append(pod)
+            else:
+                release.append(pod)
+        elif owner is None and not deleting and not is_terminating(pod) and selector_matches(labels):
+            adopt.append(pod)
+    return Claim(tuple(owned), tuple(adopt), tuple(release))
+
+
+# ----------------------------------------------------------------- the plan
+
+ActionKind = Literal["create", "delete", "relabel"]
+
+
+@dataclass(frozen=True)
+class PodAction:
+    """One pod write. `why` says which rule asked for it (for logs and tests)."""
+
+    kind: ActionKind
+    name: str
+    why: str
+    pod: Obj | None = field(default=None, compare=False)  # create: the body; relabel: the labels
+
+
+@dataclass(frozen=True)
+class StatefulSetPlan:
+    actions: tuple[PodAction, ...]
+    status: Obj
+    requeue_after: float | None = None
+
+
+@dataclass
+class _Counts:
+    replicas: int = 0
+    ready: int = 0
+    available: int = 0
+    current: int = 0
+    updated: int = 0
+
+
+def _count(pods: Iterable[Obj], min_ready: int, now: dt.datetime, current_rev: str,
+           update_rev: str) -> _Counts:
+    counts = _Counts()
+    for pod in pods:
+        if is_created(pod):
+            counts.replicas += 1
+        if is_running_and_ready(pod):
+            counts.ready += 1
+            if is_running_and_available(pod, min_ready, now):
+                counts.available += 1
+        if is_created(pod) and not is_terminating(pod):
+            revision = pod_revision(pod)
+            if revision == current_rev:
+                counts.current += 1
+            if revision == update_rev:
+                counts.updated += 1
+    return counts
+
+
+def _max_unavailable(value: Any, replicas: int) -> int:
+    """intstr maxUnavailable scaled against replicas, rounded down, at least 1 (as upstream)."""
+    if value is None:
+        return 1
+    if isinstance(value, str) and value.endswith("%"):
+        scaled = int(value[:-1]) * replicas // 100
+    else:
+        scaled = int(value)
+    return max(scaled, 1)
+
+
+def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
+                      current_template: Obj | None = None) -> StatefulSetPlan:
+    """The writes to make now and the status to record, for a set and the pods it owns.
+
+    current_template is the pod template of status.currentRevision when that
+    differs from the update revision (None when unknown: missing pods are then
+    created at the update revision).
+    """
+    spec = _spec(sts)
+    status_in = sts.get("status") or {}
+    md = sts.get("metadata") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    strategy = spec.get("updateStrategy") or {}
+    strategy_type = strategy.get("type") or "RollingUpdate"
+    rolling = strategy.get("rollingUpdate")
+    monotonic = spec.get("podManagementPolicy") != "Parallel"
+    update_template = spec.get("template") or {}
+
+    update_rev = revision_name(sts)
+    current_rev = str(status_in.get("currentRevision") or "") or update_rev
+    if current_rev == update_rev:
+        current_template = update_template
+
+    start, count = start_ordinal(sts), desired_replicas(sts)
+    members = sorted((p for p in pods if is_member_of(sts, p)), key=ordinal_of)
+    slots: dict[int, Obj] = {}
+    condemned: list[Obj] = []
+    for pod in members:
+        ordinal = ordinal_of(pod)
+        if start <= ordinal < start + count:
+            slots[ordinal] = pod
+        else:
+            condemned.append(pod)
+    condemned.sort(key=ordinal_of, reverse=True)
+
+    # Missing ordinals get a pod at the revision their place in the rollout calls for.
+    def versioned_pod(ordinal: int) -> Obj:
+        if current_template is not None and strategy_type == "RollingUpdate":
+            if rolling is None:
+                below = ordinal < start + int(status_in.get("currentReplicas") or 0)
+            else:
+                below = ordinal < start + int(rolling.get("partition") or 0)
+            if below:
+                return new_pod(sts, ordinal, current_template, current_rev)
+        return new_pod(sts, ordinal, update_template, update_rev)
+
+    unborn = {pod_name(sts, o) for o in range(start, start + count) if o not in slots}
+    replicas = [slots[o] if o in slots else versioned_pod(o) for o in range(start, start + count)]
+
+    first_unavailable: Obj | None = None
+    for pod in [*replicas, *reversed(condemned)]:
+        if is_unavailable(pod, min_ready, now):
+            first_unavailable = pod
+            break
+
+    actions: list[PodAction] = []
+    counts_pods = [p for p in replicas if meta.name_of(p) not in unborn] + condemned
+
+    def finish(current_delta: int = 0) -> StatefulSetPlan:
+        counts = _count(counts_pods, min_ready, now, current_rev, update_rev)
+        status = {
+            "observedGeneration": int(md.get("generation") or 0),
+            "replicas": counts.replicas,
+            "readyReplicas": counts.ready,
+            "currentReplicas": counts.current + current_delta,
+            "updatedReplicas": counts.updated,
+            "availableReplicas": counts.available,
+            "currentRevision": current_rev,
+            "updateRevision": update_rev,
+            "collisionCount": int(status_in.get("collisionCount") or 0),
+        }
+        if status_in.get("conditions"):
+            status["conditions"] = status_in["conditions"]
+        # completeRollingUpdate: every pod updated and ready makes the update revision current.
+        if (strategy_type == "RollingUpdate" and status["updatedReplicas"] == status["replicas"]
+                and status["readyReplicas"] == status["replicas"]):
+            status["currentReplicas"] = status["updatedReplicas"]
+            status["currentRevision"] = update_rev
+        requeue = None
+        if min_ready > 0 and status["readyReplicas"] != status["availableReplicas"]:
+            waits = [w for p in counts_pods if (w := seconds_until_available(p, min_ready, now))]
+            requeue = min(waits) if waits else float(min_ready)
+        return StatefulSetPlan(tuple(actions), status, requeue)
+
+    if md.get("deletionTimestamp"):
+        return finish()
+
+    # 1. Living replicas, in ordinal order; monotonic mode stops at the first one not done.
+    for pod in replicas:
+        name = meta.name_of(pod)
+        if is_failed(pod) or is_succeeded(pod):
+            if not is_terminating(pod):
+                actions.append(PodAction("delete", name, f"recreate {phase(pod).lower()} pod"))
+            if monotonic:
+                return finish()
+            continue
+        if name in unborn:
+            actions.append(PodAction("create", name, "missing ordinal", pod))
+            if monotonic:
+                return finish()
+            continue
+        if monotonic and (is_terminating(pod) or not is_running_and_ready(pod)
+                          or not is_running_and_available(pod, min_ready, now)):
+            return finish()
+        if not identity_matches(sts, pod):
+            actions.append(PodAction("relabel", name, "identity", identity_labels(pod)))
+
+    # 2. Condemned pods (beyond the range), highest ordinal first.
+    for pod in condemned:
+        if is_terminating(pod):
+            if monotonic:
+                return finish()
+            continue
+        if monotonic and pod is not first_unavailable and (
+                not is_running_and_ready(pod) or not is_running_and_available(pod, min_ready, now)):
+            return finish()
+        actions.append(PodAction("delete", meta.name_of(pod), "scale down"))
+        if monotonic:
+            return finish()
+
+    if strategy_type == "OnDelete":
+        return finish()
+
+    # 3. Rolling update, from the highest ordinal down to the partition.
+    partition = int((rolling or {}).get("partition") or 0)
+    if rolling is not None and rolling.get("maxUnavailable") is not None:
+        budget = _max_unavailable(rolling["maxUnavailable"], count)
+        unavailable = sum(1 for p in replicas if is_unavailable(p, min_ready, now))
+        if unavailable > budget:
+            return finish()
+        deleted = 0
+        for index in range(len(replicas) - 1, partition - 1, -1):
+            if deleted >= budget - unavailable:
+                break
+            pod = replicas[index]
+            if pod_revision(pod) != update_rev and not is_terminating(pod):
+                actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+                deleted += 1
+        return finish(-deleted)
+    for index in range(len(replicas) - 1, partition - 1, -1):
+        pod = replicas[index]
+        if pod_revision(pod) != update_rev and not is_terminating(pod):
+            actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+            return finish(-1)
+        if is_unavailable(pod, min_ready, now):
+            return finish()
+    return finish()
+
+
+def status_differs(sts: Obj, status: Mapping[str, Any]) -> bool:
+    """Whether writing status would change anything (upstream's inconsistentStatus)."""
+    current = sts.get("status") or {}
+    return any(current.get(k, _ZERO.get(k)) != v for k, v in status.items())
+
+
+_ZERO: dict[str, Any] = {"replicas": 0, "readyReplicas": 0, "currentReplicas": 0, "updatedReplicas": 0,
+                         "availableReplicas": 0, "observedGeneration": 0, "collisionCount": 0,
+                         "currentRevision": "", "updateRevision": ""}
