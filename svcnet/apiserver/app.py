@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from svcnet import jsoncodec
 from svcnet.api import discovery, errors, meta, openapi, patch, selectors, tables
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
@@ -63,7 +64,7 @@ def status_response(exc: ApiError) -> web.Response:
     headers = {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    return web.Response(status=exc.code, body=json.dumps(exc.status()).encode(),
+    return web.Response(status=exc.code, body=jsoncodec.dumps(exc.status()),
                         content_type="application/json", headers=headers)
 
 
@@ -159,7 +160,7 @@ class ApiServer:
         return await self._resource(request, rpath, watching)
 
     def _json(self, body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
-        return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+        return web.Response(status=status, body=jsoncodec.dumps(body),
                             headers={"Content-Type": content_type})
 
     def _openapi_document(self, request: web.Request, gv_path: str) -> web.Response:
@@ -521,12 +522,12 @@ class ApiServer:
             watch = store.watch(prefix, since, on_event, predicate=predicate)
         except Compacted as exc:
             status = errors.gone(f"too old resource version: {since} ({exc.compacted})").status()
-            await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+            await response.write(jsoncodec.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
         except FutureRevision:
             status = ApiError(504, "Timeout", f"Too large resource version: {since}, current: "
                                               f"{store.current_revision()}", retry_after=1).status()
-            await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+            await response.write(jsoncodec.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
         self._watch_count += 1
         self._watch_queues.add(queue)
@@ -544,7 +545,8 @@ class ApiServer:
                     break
                 wait = min(remaining, self.settings.bookmark_interval) if bookmarks else remaining
                 try:
-                    event = await asyncio.wait_for(queue.get(), wait)
+                    async with asyncio.timeout(wait):  # not wait_for: 3.11's can swallow a cancel
+                        event = await queue.get()
                 except TimeoutError:
                     if bookmarks and loop.time() < deadline and queue.empty():
                         last_revision = max(last_revision, store.current_revision())
@@ -583,14 +585,14 @@ class _WatchEncoder:
                        "metadata": obj.get("metadata", {})}
         else:
             payload = obj
-        return json.dumps({"type": event_type, "object": payload}, separators=(",", ":")).encode() + b"\n"
+        return jsoncodec.dumps({"type": event_type, "object": payload}) + b"\n"
 
     def bookmark(self, revision: int, initial_events_end: bool = False) -> bytes:
         md: dict[str, Any] = {"resourceVersion": str(revision)}
         if initial_events_end:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": self.res.kind, "apiVersion": self.res.api_version, "metadata": md}
-        return json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() + b"\n"
+        return jsoncodec.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
 
 def _scale_of(obj: dict[str, Any]) -> dict[str, Any]:

@@ -408,7 +408,10 @@ class FakeApi:
                 if remaining is not None and remaining <= 0:
                     return
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                    # when an item is already queued, and Informer.stop() would hang.
+                    async with asyncio.timeout(remaining):
+                        item = await watcher.queue.get()
                 except TimeoutError:
                     return
                 if item is _END:
