@@ -1,0 +1,308 @@
+"""`svcnet dns`: the cluster DNS server, one process or several SO_REUSEPORT workers.
+
+    svcnet dns --listen ADDR:PORT [--metrics ADDR:PORT] [--kubeconfig K | --data-dir D]
+               [--from FILE...] [--zone cluster.local ...] [--upstream IP[:PORT] ... | --upstream none]
+               [--ttl 5] [--pods insecure|verified|disabled] [--workers N] [--pod-ip IP]
+               [--cache-ttl 30] [--log-queries]
+
+Workers: with N > 1 the parent forks N workers that each bind the same UDP and
+TCP port with SO_REUSEPORT (the kernel spreads clients across them). Each worker
+runs its own informers and zone, exactly as several CoreDNS replicas do: they
+converge independently within a watch event's latency; with --from they load
+the same files and are identical. The parent serves /metrics (the workers'
+counters summed from snapshots they write every second), /health and /ready
+(every worker synced), and stops every worker when one dies or on SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from svcnet.dns import names
+from svcnet.dns.answers import Settings
+from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream
+from svcnet.dns.metrics import Metrics, read_snapshots, render
+from svcnet.dns.server import DnsServer, Resolver
+from svcnet.dns.zone import ZoneData, zone_from_objects
+
+log = logging.getLogger("svcnet.dns")
+SNAPSHOT_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    host: str
+    port: int
+    metrics: tuple[str, int] | None
+    settings: Settings
+    upstreams: tuple[tuple[str, int], ...]
+    manifests: tuple[str, ...]
+    kubeconfig: str | None
+    data_dir: str | None
+    workers: int
+    cache_ttl: int
+    log_queries: bool
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host or "0.0.0.0", int(port)
+    if text.count(":") > 1:
+        return text, default_port
+    return text, default_port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="svcnet dns", description="Cluster DNS, answering as CoreDNS's "
+                                "kubernetes plugin does, forwarding the rest upstream.")
+    p.add_argument("--listen", default="0.0.0.0:53", help="ADDR:PORT for UDP and TCP (default %(default)s)")
+    p.add_argument("--metrics", default=None, help="ADDR:PORT for /metrics, /health, /ready")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--kubeconfig", help="watch the API server this kubeconfig names")
+    source.add_argument("--data-dir", help="watch svcnet's API server through DATA_DIR/apiserver.sock")
+    p.add_argument("--from", dest="manifests", nargs="+", default=[], metavar="FILE",
+                   help="serve the objects in these manifests instead of watching an API server")
+    p.add_argument("--zone", dest="zones", action="append", default=None,
+                   help="cluster zone (repeatable; default cluster.local)")
+    p.add_argument("--upstream", action="append", default=None,
+                   help="upstream resolver IP[:PORT] (repeatable; default: /etc/resolv.conf; 'none' to "
+                        "answer REFUSED outside the zones)")
+    p.add_argument("--ttl", type=int, default=5, help="TTL of cluster answers (default %(default)s)")
+    p.add_argument("--pods", choices=("insecure", "verified", "disabled"), default="insecure",
+                   help="pod records a-b-c-d.<ns>.pod.<zone> (default %(default)s, as kubeadm's Corefile)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
+    p.add_argument("--pod-ip", action="append", default=None,
+                   help="this server's own address(es): decide the apex NS answer (default: $POD_IP, "
+                        "the listen address, or the source address towards the Service network)")
+    p.add_argument("--cache-ttl", type=int, default=30, help="cap on forwarded answers' cache TTL")
+    p.add_argument("--log-queries", action="store_true", help="log every query (CoreDNS's log plugin)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _local_ips(args: argparse.Namespace, host: str) -> tuple[str, ...]:
+    if args.pod_ip:
+        return tuple(args.pod_ip)
+    if os.environ.get("POD_IP"):
+        return tuple(ip.strip() for ip in os.environ["POD_IP"].split(",") if ip.strip())
+    if not ipaddress.ip_address(host).is_unspecified:
+        return (host,)
+    # The address the kernel would pick towards the Service network: inside a pod, the pod's IP.
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.96.0.1", 53))
+        return (probe.getsockname()[0],)
+    return ("127.0.0.1",)
+
+
+def config_from_args(args: argparse.Namespace) -> DnsConfig:
+    host, port = _host_port(args.listen, 53)
+    metrics = _host_port(args.metrics, 9153) if args.metrics else None
+    zones = tuple(names.normalize(z) for z in (args.zones or ["cluster.local"]))
+    if args.upstream and [u.lower() for u in args.upstream] == ["none"]:
+        upstreams: tuple[tuple[str, int], ...] = ()
+    elif args.upstream:
+        upstreams = tuple(parse_upstream(u) for u in args.upstream)
+    else:
+        try:
+            upstreams = tuple((ip, 53) for ip in parse_resolv_conf(Path("/etc/resolv.conf").read_text()))
+        except OSError:
+            upstreams = ()
+    workers = args.workers or os.cpu_count() or 1
+    if port == 0:
+        workers = 1  # each worker would get a port of its own
+    settings = Settings(zones=zones, ttl=args.ttl, pods=args.pods, local_ips=_local_ips(args, host))
+    return DnsConfig(host=host, port=port, metrics=metrics, settings=settings, upstreams=upstreams,
+                     manifests=tuple(args.manifests), kubeconfig=args.kubeconfig, data_dir=args.data_dir,
+                     workers=max(1, workers), cache_ttl=args.cache_ttl, log_queries=args.log_queries)
+
+
+# ------------------------------------------------------------------ HTTP side
+
+async def start_http(host: str, port: int, snapshots, ready) -> object:
+    from aiohttp import web
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        return web.Response(text=render(snapshots()), content_type="text/plain", charset="utf-8")
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    async def readiness(_: web.Request) -> web.Response:
+        return web.Response(text="OK") if ready() else web.Response(status=503, text="not synced")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", readiness)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+# --------------------------------------------------------------------- worker
+
+async def run_worker(cfg: DnsConfig, index: int, metrics_dir: Path | None) -> int:
+    metrics = Metrics(server=f"dns://{cfg.host}:{cfg.port}")
+    from_files = bool(cfg.manifests)
+    if from_files:
+        from svcnet.dns.source import load_manifests
+        data = zone_from_objects(load_manifests(cfg.manifests))
+    else:
+        data = ZoneData()
+    forwarder = None
+    if cfg.upstreams:
+        forwarder = Forwarder(cfg.upstreams, metrics, own_addresses=[(cfg.host, cfg.port)],
+                              cache_max_ttl=cfg.cache_ttl)
+    resolver = Resolver(cfg.settings, data, forwarder, metrics, log_queries=cfg.log_queries)
+    resolver.zone_changed(None)
+    server = DnsServer(resolver, cfg.host, cfg.port, reuse_port=cfg.workers > 1)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"svcnet dns: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if forwarder is not None:
+        await forwarder.start()
+    source = None
+    tasks: list[asyncio.Task] = []
+    if not from_files:
+        from svcnet.client.config import in_cluster_config, load_kubeconfig, unix_socket_config
+        from svcnet.config import DEFAULT_DATA_DIR
+        from svcnet.dns.source import ApiSource
+        if cfg.kubeconfig:
+            client_config = load_kubeconfig(cfg.kubeconfig)
+        elif cfg.data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            client_config = unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
+        else:
+            client_config = in_cluster_config()
+        source = ApiSource(client_config, data, resolver, watch_pods=cfg.settings.pods == "verified")
+        await source.start()
+        tasks.append(asyncio.create_task(source.wait_synced()))
+    runner = None
+    if metrics_dir is None and cfg.metrics is not None:
+        runner = await start_http(cfg.metrics[0], cfg.metrics[1], lambda: [metrics.snapshot()],
+                                  lambda: data.synced)
+    if metrics_dir is not None:
+        tasks.append(asyncio.create_task(_write_snapshots(metrics, metrics_dir / f"worker-{index}.json")))
+    # Everything loaded so far lives as long as the process: keep the collector from rescanning it
+    # (full collections over a big zone stall the hot path for milliseconds).
+    gc.collect()
+    gc.freeze()
+    if index == 0:
+        print(f"svcnet dns: listening on {cfg.host}:{server.port} (udp, tcp), "
+              f"{cfg.workers} worker(s)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    if source is not None:
+        await source.stop()
+    if forwarder is not None:
+        await forwarder.stop()
+    await server.stop()
+    if runner is not None:
+        await runner.cleanup()  # type: ignore[attr-defined]
+    return 0
+
+
+async def _write_snapshots(metrics: Metrics, path: Path) -> None:
+    while True:
+        with contextlib.suppress(OSError):
+            metrics.write_snapshot(path)
+        await asyncio.sleep(SNAPSHOT_INTERVAL)
+
+
+# --------------------------------------------------------------------- parent
+
+def _run_child(cfg: DnsConfig, index: int, metrics_dir: Path) -> None:
+    code = 1
+    try:
+        code = asyncio.run(run_worker(cfg, index, metrics_dir))
+    except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
+        logging.getLogger("svcnet.dns").exception("worker %d failed", index)
+    finally:
+        os._exit(code)
+
+
+async def run_parent(cfg: DnsConfig, pids: list[int], metrics_dir: Path) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def ready() -> bool:
+        snaps = read_snapshots(metrics_dir)
+        return len(snaps) == len(pids) and all(s.get("ready") for s in snaps)
+
+    runner = None
+    if cfg.metrics is not None:
+        runner = await start_http(cfg.metrics[0], cfg.metrics[1], lambda: read_snapshots(metrics_dir), ready)
+    exit_code = 0
+    alive = set(pids)
+    while alive and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+        for pid in list(alive):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                alive.discard(pid)
+                log.error("worker %d exited (%s); stopping", pid, status)
+                exit_code = 1
+                stop.set()
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in alive:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if runner is not None:
+        await runner.cleanup()  # type: ignore[attr-defined]
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        print(f"svcnet dns: {exc}", file=sys.stderr)
+        return 2
+    if cfg.workers == 1:
+        return asyncio.run(run_worker(cfg, 0, None))
+    metrics_dir = Path(tempfile.mkdtemp(prefix="svcnet-dns-metrics-"))
+    pids = []
+    try:
+        for index in range(cfg.workers):
+            pid = os.fork()
+            if pid == 0:
+                _run_child(cfg, index, metrics_dir)
+            pids.append(pid)
+        return asyncio.run(run_parent(cfg, pids, metrics_dir))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Compare answers with the table in cases.py, whichever way they were obtained."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import yaml
+
+from tests.unit.dns.cases import CLUSTER
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "HINFO": 13, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
+          "SRV": 33, "AXFR": 252}
+
+
+def cluster_objects() -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(CLUSTER.read_text()) if doc]
+
+
+def normalize_record(line: str) -> tuple[str, ...]:
+    """A zone-file line -> (owner as spelled, ttl, type, rdata lowercased, SOA serial masked)."""
+    fields = line.split()
+    owner, ttl, _cls, rtype, *rdata = fields
+    if rtype == "SOA":
+        rdata[2] = "SERIAL"
+    return (owner, ttl, rtype, " ".join(rdata).lower())
+
+
+def normalize(lines: Iterable[str]) -> list[tuple[str, ...]]:
+    return sorted(normalize_record(line) for line in lines)
