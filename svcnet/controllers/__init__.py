@@ -18,6 +18,7 @@ CONTROLLERS: dict[str, str] = {
     "endpointslice": "svcnet.controllers.endpointslice:EndpointSliceController",
     "endpoints": "svcnet.controllers.endpoints:EndpointsController",
     "garbagecollector": "svcnet.controllers.gc:GarbageCollector",
+    "podgc": "svcnet.controllers.gc:PodGarbageCollector",
 }
 
 
