@@ -391,6 +391,28 @@ def validate_object_meta(meta: Obj, namespaced: bool, name_fn: NameFn, path: str
     if "orphan" in finalizers and "foregroundDeletion" in finalizers:
         errs.append(invalid(f"{path}.finalizers", finalizers, "finalizers 'orphan' and 'foregroundDeletion' "
                             "cannot be both set"))
+    errs.extend(validate_owner_references(meta.get("ownerReferences"), f"{path}.ownerReferences"))
+    return errs
+
+
+def validate_owner_references(refs: Any, path: str) -> list[Cause]:
+    """apimachinery's ValidateOwnerReferences: each names apiVersion, kind, name and uid;
+    at most one is the controller."""
+    errs: list[Cause] = []
+    controllers: list[str] = []
+    for i, ref in enumerate(_list(refs)):
+        if not isinstance(ref, dict):
+            errs.append(invalid(f"{path}[{i}]", ref, "must be an object"))
+            continue
+        for field in ("apiVersion", "kind", "name", "uid"):
+            if not _str(ref.get(field)):
+                errs.append(required(f"{path}[{i}].{field}") if field != "apiVersion" else
+                            invalid(f"{path}[{i}].apiVersion", ref.get(field), "version must not be empty"))
+        if ref.get("controller") is True:
+            controllers.append(_str(ref.get("name")))
+    if len(controllers) > 1:
+        errs.append(invalid(path, refs, "Only one reference can have Controller set to true. Found \"true\" "
+                            f"in references for {' and '.join(controllers)}"))
     return errs
 
 

@@ -495,3 +495,20 @@ def test_garbage_shapes_do_not_crash_validation(kind: str) -> None:
 
 def test_unknown_kind_validates_clean() -> None:
     assert validate("ConfigMap", {"metadata": {}}) == []
+
+
+def test_at_most_one_owner_reference_is_the_controller():
+    from svcnet.api.validation import validate
+
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "namespace": "default", "ownerReferences": [
+               {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "a", "uid": "1", "controller": True},
+               {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "b", "uid": "2", "controller": True}]},
+           "spec": {"containers": [{"name": "c", "image": "x", "imagePullPolicy": "Always",
+                                    "terminationMessagePolicy": "File"}],
+                    "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"}}
+    causes = validate("Pod", pod)
+    assert any(c.field == "metadata.ownerReferences" and "Only one reference can have Controller"
+               in c.message for c in causes)
+    pod["metadata"]["ownerReferences"][1]["controller"] = False
+    assert not any(c.field.startswith("metadata.ownerReferences") for c in validate("Pod", pod))

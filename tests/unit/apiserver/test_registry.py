@@ -241,3 +241,16 @@ def test_binding_sets_the_node_once_and_marks_the_pod_scheduled(registry):
     with pytest.raises(ApiError) as err:
         registry.bind_pod("default", "p", {"target": {}})
     assert err.value.code == 422
+
+
+def test_a_graceful_pod_deletion_waits_for_its_node_even_without_finalizers(registry):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "x"}]}}
+    registry.create(PODS, "default", pod, WriteOptions())
+    obj, gone = registry.delete(PODS, "default", "p", DeleteOptions("Foreground"))
+    assert not gone and obj["metadata"]["finalizers"] == ["foregroundDeletion"]
+    obj["metadata"]["finalizers"] = []
+    after, _ = registry.update(PODS, "default", "p", obj, WriteOptions())
+    assert after["metadata"]["deletionTimestamp"]  # still there: the node's agent finishes it
+    _, gone = registry.delete(PODS, "default", "p", DeleteOptions(grace_period_seconds=0))
+    assert gone
