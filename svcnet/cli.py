@@ -51,11 +51,33 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _next_steps(cfg: ApiServerConfig) -> str:
-    return (f"svcnet is up: API server at {cfg.url}\n"
+def _next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
+    if not nodes:
+        return (f"svcnet is up: API server at {cfg.url}\n"
+                f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
+                f"  kubectl get namespaces\n"
+                f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
+    return (f"svcnet is up: {nodes} node(s), API server at {cfg.url}\n"
             f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
-            f"  kubectl get namespaces\n"
+            f"  kubectl get nodes -o wide\n"
+            f"  kubectl apply -f examples/hostnames.yaml && kubectl get pods -o wide\n"
+            f"  svcnet exec --data-dir {cfg.data_dir} POD -- hostname\n"
             f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
+
+
+class _Stage:
+    """A component that says what it is starting, for `svcnet up`'s progress."""
+
+    def __init__(self, message: str, component) -> None:
+        self.message = message
+        self.component = component
+
+    async def start(self) -> None:
+        print(f"svcnet: {self.message}", flush=True)
+        await self.component.start()
+
+    async def stop(self) -> None:
+        await self.component.stop()
 
 
 def _controller_manager(client_config, names: list[str] | None):
@@ -67,7 +89,8 @@ def _controller_manager(client_config, names: list[str] | None):
     return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), classes)
 
 
-def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False) -> int:
+def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False,
+                    nodes: int = 0) -> int:
     from svcnet.apiserver.server import RunningApiServer
     from svcnet.client.config import unix_socket_config
 
@@ -79,10 +102,20 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
               file=sys.stderr)
         return 1
     try:
-        components = [RunningApiServer(cfg)]
+        components: list = [_Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg))]
         if with_controllers:
-            components.append(_controller_manager(unix_socket_config(cfg.socket_path), None))
-        return asyncio.run(supervisor.run(components, _next_steps(cfg) if print_ready else None))
+            components.append(_Stage("starting the controllers",
+                                     _controller_manager(unix_socket_config(cfg.socket_path), None)))
+        if nodes:
+            from svcnet.agent import cluster
+            from svcnet.client.rest import ApiClient
+
+            spec = cluster.ClusterSpec(cluster.cluster_id_for(cfg.data_dir), nodes)
+            components.insert(0, cluster.ClusterNetwork(cfg.data_dir, spec))
+            components.append(cluster.AgentSupervisor(cfg.data_dir, spec))
+            components.append(cluster.NodesReadyGate(
+                lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), spec, cfg.data_dir))
+        return asyncio.run(supervisor.run(components, _next_steps(cfg, nodes) if print_ready else None))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -106,9 +139,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"svcnet: a cluster is already running from {cfg.data_dir} (pid {pid}); "
               f"use it, or stop it with: svcnet down --data-dir {cfg.data_dir}", file=sys.stderr)
         return 1
+    if args.nodes:
+        from svcnet.agent.cluster import check_prerequisites
+
+        problems = check_prerequisites(cfg.bind_address, cfg.port)
+        if problems:
+            for problem in problems:
+                print(f"svcnet: {problem}", file=sys.stderr)
+            return 1
     if not args.detach:
         _setup_logging(args.verbose)
-        return _run_foreground(cfg, print_ready=True, with_controllers=True)
+        return _run_foreground(cfg, print_ready=True, with_controllers=True, nodes=args.nodes)
     return _start_detached(cfg, args)
 
 
@@ -116,7 +157,7 @@ def _start_detached(cfg: ApiServerConfig, args: argparse.Namespace) -> int:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / "svcnet.log"
     argv = [sys.executable, "-m", "svcnet", "up", "--data-dir", str(cfg.data_dir),
-            "--bind-address", cfg.bind_address, "--port", str(cfg.port)]
+            "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(args.nodes)]
     if cfg.insecure:
         argv.append("--insecure")
     if args.storage:
@@ -126,16 +167,35 @@ def _start_detached(cfg: ApiServerConfig, args: argparse.Namespace) -> int:
                                  start_new_session=True)
     deadline = time.monotonic() + args.timeout
     print(f"starting svcnet (pid {child.pid}, log {log_path}) ...", flush=True)
+    offset = log_path.stat().st_size
+    ready_file = cfg.data_dir / "cluster.ready"
     while time.monotonic() < deadline:
+        offset = _relay_progress(log_path, offset)
         if child.poll() is not None:
             print(f"svcnet: failed to start (exit {child.returncode}); see {log_path}", file=sys.stderr)
             return 1
-        if _ready(cfg):
-            print(_next_steps(cfg))
+        if _ready(cfg) and (not args.nodes or ready_file.exists()):
+            _relay_progress(log_path, offset)
+            print(_next_steps(cfg, args.nodes))
             return 0
         time.sleep(0.1)
     print(f"svcnet: not ready after {args.timeout}s; see {log_path}", file=sys.stderr)
     return 1
+
+
+def _relay_progress(log_path: Path, offset: int) -> int:
+    """Print the detached process's progress lines ("svcnet: ...") written since offset."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    complete = data[:data.rfind(b"\n") + 1]
+    for line in complete.decode(errors="replace").splitlines():
+        if line.startswith("svcnet: "):
+            print(line, flush=True)
+    return offset + len(complete)
 
 
 def _ready(cfg: ApiServerConfig) -> bool:
@@ -175,11 +235,21 @@ def cmd_controllers(args: argparse.Namespace) -> int:
     return asyncio.run(supervisor.run([manager]))
 
 
+def _sweep(data_dir: Path) -> None:
+    """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
+    from svcnet.agent import cluster
+
+    if os.geteuid() != 0 or cluster.load_cluster_spec(data_dir) is None:
+        return
+    asyncio.run(cluster.teardown(data_dir))
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
     pid_path = data_dir / "svcnet.pid"
     if not supervisor.is_locked(pid_path):
         print(f"svcnet: nothing is running from {data_dir}")
+        _sweep(data_dir)
         return 0
     pid = supervisor.read_pid(pid_path)
     if pid is None or not _is_svcnet_process(pid):
@@ -190,6 +260,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if not supervisor.is_locked(pid_path):
+            _sweep(data_dir)
             print("svcnet: stopped")
             return 0
         time.sleep(0.1)
@@ -203,6 +274,54 @@ def _is_svcnet_process(pid: int) -> bool:
     except OSError:
         return False
     return any(b"svcnet" in part for part in cmdline)
+
+
+def _client_config(args: argparse.Namespace):
+    from svcnet.client.config import load_kubeconfig, unix_socket_config
+
+    if args.kubeconfig:
+        return load_kubeconfig(args.kubeconfig)
+    return unix_socket_config(Path(args.data_dir) / "apiserver.sock")
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from svcnet.agent import cluster
+    from svcnet.agent.kubelet import AgentConfig, AgentProcess, read_node_resolv_conf
+
+    _setup_logging(args.verbose)
+    data_dir = Path(args.data_dir)
+    spec = cluster.load_cluster_spec(data_dir)
+    if spec is None:
+        print(f"svcnet: no cluster in {data_dir} ({data_dir / 'cluster.json'} is missing): "
+              f"create it with svcnet up", file=sys.stderr)
+        return 1
+    try:
+        node = spec.plan().node(args.node)
+    except KeyError as exc:
+        print(f"svcnet: {exc.args[0]}", file=sys.stderr)
+        return 1
+    config = AgentConfig(node_name=node.name, runtime_root=cluster.runtime_root(data_dir, node.name),
+                         lease_path=cluster.lease_path(data_dir, node.name),
+                         cluster_dns=tuple(args.cluster_dns.split(",")), cluster_domain=args.cluster_domain,
+                         node_resolv_conf=read_node_resolv_conf())
+    lock = supervisor.PidLock(cluster.agent_pid_path(data_dir, node.name))
+    try:
+        lock.acquire()
+    except supervisor.AlreadyRunning as exc:
+        print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(supervisor.run([AgentProcess(_client_config(args), node, config)]))
+    finally:
+        lock.release()
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from svcnet.agent import exec_cli
+
+    command = list(args.command)
+    return exec_cli.main(_client_config(args), Path(args.data_dir), args.namespace, args.pod,
+                         args.container, command)
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
@@ -228,6 +347,12 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_dns(args: argparse.Namespace) -> int:
+    from svcnet.dns import cli as dns_cli
+
+    return dns_cli.main(list(args.dns_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svcnet",
                                      description="Kubernetes Service networking on one machine")
@@ -238,8 +363,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api_flags(p)
     p.add_argument("-d", "--detach", action="store_true",
                    help="run in the background and return once the API is ready")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    p.add_argument("--nodes", type=int, default=2,
+                   help="how many nodes (network namespaces with an agent each); 0: API and controllers only "
+                        "(default %(default)s)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("agent", help="run the node agent (kubelet) for one node of a `svcnet up` cluster")
+    p.add_argument("--node", required=True, help="the node's name (node-1, node-2, ...)")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
+                   help="the cluster's data dir: cluster.json, the API socket, the node's state (default %(default)s)")
+    p.add_argument("--kubeconfig", default="", help="reach the API with this kubeconfig instead of the socket")
+    p.add_argument("--cluster-dns", default="10.96.0.10", help="nameserver(s) for ClusterFirst pods, comma-separated")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("exec", help="run a command in a pod: svcnet exec POD [-n NS] [-c C] -- CMD...")
+    p.add_argument("pod")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-c", "--container", default=None)
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument("--kubeconfig", default="")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS... (after --, options belong to CMD)")
+    p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")
     _add_api_flags(p)
@@ -266,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("proxy_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_proxy)
 
+    p = sub.add_parser("dns", help="cluster DNS as CoreDNS's kubernetes plugin answers "
+                                   "(`svcnet dns --help`)", add_help=False)
+    p.add_argument("dns_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_dns)
+
     p = sub.add_parser("kubeconfig", help="print the kubeconfig path (or, with --raw, its content)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     p.add_argument("--raw", action="store_true", help="print the content instead of the path")
@@ -273,8 +424,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands with their own parsers: everything after the name is theirs (argparse's REMAINDER
+# would refuse a first argument that looks like an option, such as --help).
+_DELEGATED = {"dns": ("dns_args", cmd_dns), "proxy": ("proxy_args", cmd_proxy)}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _DELEGATED:
+        field, func = _DELEGATED[argv[0]]
+        return int(func(argparse.Namespace(**{field: argv[1:]})) or 0)
+    # `svcnet exec POD [flags] -- CMD ARGS`: everything after "--" is the command's, options included.
+    after: list[str] | None = None
+    subcommand = next((a for a in argv if not a.startswith("-")), None)
+    if subcommand == "exec" and "--" in argv:
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if after is not None:
+        args.command = [*args.command, *after]
     return int(args.func(args) or 0)
 
 

@@ -451,20 +451,113 @@ class ApiServer:
                             headers={"Content-Type": http.JSON})
 
     # -------------------------------------------------------------------- log
-    async def _pod_log(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
+    async def _pod_log(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
+        """pods/log: the container's log file as the node's runtime wrote it (kubelet serves it upstream).
+
+        The Node's runtime-root annotation (written by its agent) says where the node keeps pod
+        state; the file is read with kubelet's options (tailLines, timestamps, limitBytes,
+        sinceSeconds/sinceTime, previous) and, with follow, streamed until the container's log
+        closes or the pod goes away.
+        """
+        import time as _time
+        from pathlib import Path
+
+        from svcnet.agent.node import RUNTIME_ROOT_ANNOTATION
+        from svcnet.api.resources import lookup
+        from svcnet.runtime import logs
+        from svcnet.runtime.containers import Runtime
+        from svcnet.runtime.sandbox import PodKey
+
         pod = self.registry.get(rp.resource, rp.namespace, rp.name)
-        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        spec = pod.get("spec") or {}
+        containers = [c.get("name") for c in spec.get("containers") or []]
+        init_containers = [c.get("name") for c in spec.get("initContainers") or []]
         container = request.query.get("container")
         if not container:
             if len(containers) != 1:
                 raise errors.bad_request(
                     f"a container name must be specified for pod {rp.name}, choose one of: "
-                    f"[{' '.join(containers)}]")
+                    f"[{' '.join(containers)}]"
+                    + (f" or one of the init containers: [{' '.join(init_containers)}]" if init_containers else ""))
             container = containers[0]
-        elif container not in containers:
+        elif container not in containers and container not in init_containers:
             raise errors.bad_request(f"container {container} is not valid for pod {rp.name}")
-        raise errors.bad_request(
-            f'container "{container}" in pod "{rp.name}" is waiting to start: ContainerCreating')
+        waiting = errors.bad_request(f'container "{container}" in pod "{rp.name}" is waiting to start: '
+                                     f"ContainerCreating")
+
+        def flag(name: str) -> bool:
+            return request.query.get(name, "").lower() in ("true", "1")
+
+        def number(name: str) -> int | None:
+            value = request.query.get(name)
+            if value in (None, ""):
+                return None
+            try:
+                return int(value)
+            except ValueError:
+                raise errors.bad_request(f"invalid {name}: {value!r}") from None
+
+        since_ns = None
+        if (seconds := number("sinceSeconds")) is not None:
+            since_ns = _time.time_ns() - seconds * 1_000_000_000
+        elif request.query.get("sinceTime"):
+            try:
+                since_ns = logs.parse_timestamp(request.query["sinceTime"])
+            except ValueError:
+                raise errors.bad_request(f"invalid sinceTime: {request.query['sinceTime']!r}") from None
+        options = logs.LogOptions(tail_lines=number("tailLines"), timestamps=flag("timestamps"),
+                                  limit_bytes=number("limitBytes"), since_ns=since_ns, follow=flag("follow"))
+
+        node_name = spec.get("nodeName")
+        nodes = lookup("", "v1", "nodes")
+        root = None
+        if node_name and nodes is not None:
+            try:
+                node = self.registry.get(nodes, None, node_name)
+                root = ((node.get("metadata") or {}).get("annotations") or {}).get(RUNTIME_ROOT_ANNOTATION)
+            except ApiError:
+                root = None
+        if not root:
+            raise waiting
+        runtime = Runtime(Path(root))
+        key = PodKey.of(pod)
+        sandbox = runtime.get_sandbox(key)
+        if sandbox is None:
+            raise waiting
+        try:
+            path = runtime.log_path(sandbox, container, previous=flag("previous"))
+        except logs.PreviousLogNotFound as exc:
+            raise errors.bad_request(str(exc)) from None
+        except LookupError as exc:
+            raise errors.bad_request(str(exc)) from None
+        if not options.follow:
+            try:
+                body = await asyncio.to_thread(logs.read_log, path, options)
+            except FileNotFoundError:
+                raise waiting from None
+            return web.Response(body=body, headers={"Content-Type": "text/plain"})
+
+        instance = int(path.name.split(".")[0])
+
+        def closed() -> bool:
+            if runtime.log_closed(sandbox, container, instance):
+                return True
+            try:  # the pod deleted (or replaced by one of the same name): nothing more will be written
+                current = self.registry.get(rp.resource, rp.namespace, rp.name)
+            except ApiError:
+                return True
+            return (current.get("metadata") or {}).get("uid") != key.uid
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            async for chunk in logs.stream_log(path, options, log_closed=closed):
+                await response.write(chunk)
+        except FileNotFoundError:
+            pass  # the pod's files were removed while we followed
+        await response.write_eof()
+        return response
 
     # ------------------------------------------------------------------ watch
     async def _watch(self, request: web.Request, rp: http.ResourcePath,

@@ -1,0 +1,254 @@
+"""Pod start latency and pods per node, against the Kubernetes pod-startup SLO.
+
+Brings up a real one-node cluster (`svcnet up --detach --nodes 1`, as root,
+in a temporary data dir with its own cluster id) and then:
+
+1. start latency: creates `--pods` pods (serve_hostname, scheduled by the
+   scheduler, `--concurrency` creates in flight) and measures, per pod, the
+   time from sending its create to seeing it Running with Ready=True on a
+   watch; prints p50/p90/p99/max and compares p99 with the SLO (5 s for
+   stateless pods, measured upstream from creation to all containers
+   running). The pods are deleted afterwards.
+2. pods per node: adds pods in batches of `--batch` until `--max-pods`
+   (the /24 pod CIDR holds 253), and reports each batch's latency; it stops
+   where the batch p50 is twice the first batch's, or pods fail to become
+   Ready within `--ready-timeout`.
+
+`svcnet down` runs at the end, pass or fail.
+
+    sudo .venv/bin/python bench/bench_pods.py --pods 100 --max-pods 250
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from svcnet.client.config import unix_socket_config  # noqa: E402
+from svcnet.client.rest import ApiClient  # noqa: E402
+from svcnet.controllers.base import PODS  # noqa: E402
+
+SLO_P99_SECONDS = 5.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"terminationGracePeriodSeconds": 5,
+                     "containers": [{"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
+                                     "ports": [{"containerPort": 9376, "protocol": "TCP"}]}]}}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+class ReadyWatch:
+    """Records when each pod is first seen Running and Ready (client clock)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+        self.ready_at: dict[str, float] = {}
+        self.names: set[str] = set()
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listed = await self.api.list(PODS, "default")
+        self.names = {p["metadata"]["name"] for p in listed["items"]}
+        self._task = asyncio.create_task(self._run(listed["metadata"]["resourceVersion"]))
+
+    async def _run(self, rv: str) -> None:
+        while True:
+            async for kind, obj in self.api.watch(PODS, "default", resource_version=rv, timeout_seconds=600):
+                rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                name = obj["metadata"]["name"]
+                if kind == "DELETED":
+                    self.names.discard(name)
+                else:
+                    self.names.add(name)
+                    if is_ready(obj) and name not in self.ready_at:
+                        self.ready_at[name] = time.monotonic()
+                self.changed.set()
+
+    async def wait(self, condition: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
+        return True
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate: float = 0.0) -> dict[str, float]:
+    """Create the pods, all at once (`concurrency` in flight) or paced at `rate` pods/s."""
+    sent: dict[str, float] = {}
+    gate = asyncio.Semaphore(concurrency)
+    begin = time.monotonic()
+
+    async def one(index: int, name: str) -> None:
+        if rate:
+            await asyncio.sleep(max(0.0, begin + index / rate - time.monotonic()))
+        async with gate:
+            sent[name] = time.monotonic()
+            await api.create(PODS, "default", pod(name))
+
+    await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
+    return sent
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+
+    return {"p50": statistics.median(ordered), "p90": at(0.90), "p99": at(0.99), "max": ordered[-1]}
+
+
+async def measure(api: ApiClient, watch: ReadyWatch, names: list[str], concurrency: int,
+                  timeout: float, rate: float = 0.0) -> tuple[list[float], int, float]:
+    started = time.monotonic()
+    sent = await create_batch(api, names, concurrency, rate)
+    await watch.wait(lambda: all(n in watch.ready_at for n in names), timeout)
+    latencies = [watch.ready_at[n] - sent[n] for n in names if n in watch.ready_at]
+    return latencies, len(names) - len(latencies), time.monotonic() - started
+
+
+async def delete_all(api: ApiClient, watch: ReadyWatch, names: list[str], timeout: float = 180) -> None:
+    gate = asyncio.Semaphore(20)
+
+    async def one(name: str) -> None:
+        async with gate:
+            with contextlib.suppress(Exception):
+                await api.delete(PODS, "default", name)
+
+    await asyncio.gather(*(one(n) for n in names))
+    await watch.wait(lambda: not (set(names) & watch.names), timeout)
+    for name in names:
+        watch.ready_at.pop(name, None)
+
+
+def row(label: str, latencies: list[float], failed: int, elapsed: float) -> str:
+    if not latencies:
+        return f"{label:>14}  no pod became Ready ({failed} failed)"
+    p = percentiles(latencies)
+    return (f"{label:>14}  p50 {p['p50']:6.2f}s  p90 {p['p90']:6.2f}s  p99 {p['p99']:6.2f}s  max {p['max']:6.2f}s  "
+            f"failed {failed:3d}  ({len(latencies) / elapsed:5.1f} pods/s)")
+
+
+async def run(args: argparse.Namespace, data_dir: Path) -> None:
+    async with ApiClient(unix_socket_config(data_dir / "apiserver.sock"), component="bench") as api:
+        watch = ReadyWatch(api)
+        await watch.start()
+        try:
+            for rate in [0.0, *args.rates]:
+                how = f"paced at {rate:g} pods/s" if rate else f"all at once, {args.concurrency} creates in flight"
+                print(f"1. start latency: {args.pods} pods on one node, {how}")
+                names = [f"lat-{int(rate * 10)}-{i:04d}" for i in range(args.pods)]
+                latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout,
+                                                           rate)
+                print(row(f"{args.pods} pods", latencies, failed, elapsed))
+                if latencies:
+                    p99 = percentiles(latencies)["p99"]
+                    verdict = "meets" if p99 <= SLO_P99_SECONDS and not failed else "misses"
+                    print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
+                await delete_all(api, watch, names)
+
+            print(f"2. pods per node: batches of {args.batch} up to {args.max_pods}")
+            baseline: float | None = None
+            total = 0
+            while total < args.max_pods:
+                size = min(args.batch, args.max_pods - total)
+                batch = [f"ramp-{total + i:04d}" for i in range(size)]
+                latencies, failed, elapsed = await measure(api, watch, batch, args.concurrency, args.ready_timeout)
+                total += size
+                print(row(f"{total - size + 1}-{total}", latencies, failed, elapsed), flush=True)
+                if failed:
+                    print(f"   degraded at {total} pods: {failed} pod(s) not Ready within {args.ready_timeout:g}s")
+                    break
+                p50 = percentiles(latencies)["p50"]
+                baseline = baseline or p50
+                if p50 >= 2 * baseline:
+                    print(f"   degraded at {total} pods: batch p50 {p50:.2f}s is twice the first batch's "
+                          f"{baseline:.2f}s")
+                    break
+            else:
+                print(f"   no degradation up to {total} pods")
+        finally:
+            await watch.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--max-pods", type=int, default=250)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rates", type=float, nargs="*", default=[1.0],
+                        help="also measure with creates paced at these pods/s (default: 1)")
+    parser.add_argument("--ready-timeout", type=float, default=180.0)
+    parser.add_argument("--keep-logs", default="", help="copy the cluster's logs here before it goes")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_pods needs root (it creates network namespaces)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="svcnet-bench-pods-") as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        (data_dir / "cluster-id").write_text("bp" + secrets.token_hex(3) + "\n")
+
+        def svcnet(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "svcnet", *argv], cwd=REPO, capture_output=True,
+                                  text=True, timeout=300)
+
+        up = svcnet("up", "--detach", "--nodes", "1", "--data-dir", str(data_dir), "--port", str(free_port()))
+        try:
+            if up.returncode != 0:
+                print(up.stdout, up.stderr, file=sys.stderr)
+                return 1
+            print(f"cluster up (1 node, {os.cpu_count()} CPUs)")
+            asyncio.run(run(args, data_dir))
+        finally:
+            if args.keep_logs:
+                import shutil
+
+                for log in [data_dir / "svcnet.log", *data_dir.glob("nodes/*/agent.log")]:
+                    shutil.copy(log, Path(args.keep_logs) / log.name)
+            down = svcnet("down", "--data-dir", str(data_dir))
+            print(down.stdout.strip().splitlines()[-1] if down.stdout.strip() else down.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""The cluster's lifecycle for `svcnet up` and `svcnet down`.
+
+`svcnet up --nodes N` runs, in one process and in this order: the cluster
+network (`ClusterNetwork`: the topology for the cluster id kept in the data
+dir), the API server, the controllers, one `svcnet agent` child process per
+node (`AgentSupervisor`: restarted after a short back-off if it dies; the new
+one adopts the node's pods) and a gate that waits for every Node to be Ready.
+Stopping runs the same list backwards; the network's stop is `teardown`:
+agents ended, every pod process stopped (found through the runtime's state
+files), the topology destroyed, the IP leases removed. `svcnet down` also
+calls `teardown` itself, so a cluster whose `up` process was killed is
+cleaned up too.
+
+Data dir layout (next to the API server's files):
+
+    cluster.json                     cluster id, node count, CIDRs (agents read their node's plan here)
+    nodes/<node>/agent.pid, agent.log
+    nodes/<node>/pods/...            the node's runtime state and container logs
+    nodes/<node>/ipam/leases.json    the node's pod IP leases
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from svcnet.agent.topology import (
+    TopologyPlan,
+    apply_topology,
+    check_cluster_id,
+    destroy_topology,
+    plan_topology,
+)
+from svcnet.runtime import supervisor
+
+log = logging.getLogger("svcnet.cluster")
+
+CLUSTER_FILE = "cluster.json"
+READY_FILE = "cluster.ready"
+AGENT_RESTART_INITIAL = 1.0
+AGENT_RESTART_MAX = 30.0
+AGENT_HEALTHY_AFTER = 60.0  # an agent that ran this long starts its back-off over
+DOWN_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    cluster_id: str
+    nodes: int
+    node_cidr: str = "192.168.0.0/24"
+    pod_cidr: str = "10.244.0.0/16"
+    node_cidr_v6: str | None = "fd00:192:168::/64"
+    pod_cidr_v6: str | None = "fd00:10:244::/56"
+
+    def plan(self) -> TopologyPlan:
+        return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
+                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6)
+
+
+# ---- the data dir
+
+
+def node_dir(data_dir: Path, node: str) -> Path:
+    return data_dir / "nodes" / node
+
+
+def runtime_root(data_dir: Path, node: str) -> Path:
+    return node_dir(data_dir, node)
+
+
+def lease_path(data_dir: Path, node: str) -> Path:
+    return node_dir(data_dir, node) / "ipam" / "leases.json"
+
+
+def agent_pid_path(data_dir: Path, node: str) -> Path:
+    return node_dir(data_dir, node) / "agent.pid"
+
+
+def agent_log_path(data_dir: Path, node: str) -> Path:
+    return node_dir(data_dir, node) / "agent.log"
+
+
+def new_cluster_id() -> str:
+    """8 characters, a letter first: short enough for interface names, unlikely to clash."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return secrets.choice(alphabet[:26]) + "".join(secrets.choice(alphabet) for _ in range(7))
+
+
+def cluster_id_for(data_dir: Path) -> str:
+    """The data dir's cluster id: from cluster.json, else the `cluster-id` file a caller may have written, else new."""
+    spec = load_cluster_spec(data_dir)
+    if spec is not None:
+        return spec.cluster_id
+    try:
+        return check_cluster_id((data_dir / "cluster-id").read_text().strip())
+    except FileNotFoundError:
+        return new_cluster_id()
+
+
+def save_cluster_spec(data_dir: Path, spec: ClusterSpec) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (CLUSTER_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    os.replace(tmp, data_dir / CLUSTER_FILE)
+
+
+def load_cluster_spec(data_dir: Path) -> ClusterSpec | None:
+    try:
+        data = json.loads((data_dir / CLUSTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    spec = ClusterSpec(**data)
+    check_cluster_id(spec.cluster_id)
+    return spec
+
+
+# ---- prerequisites
+
+
+def check_prerequisites(bind_address: str, port: int, *, euid: int | None = None,
+                        which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """Everything that would make `svcnet up` fail part-way, each as a message that says what to do."""
+    problems = []
+    if (os.geteuid() if euid is None else euid) != 0:
+        problems.append("svcnet up must run as root: it creates network namespaces (try: sudo svcnet up)")
+    for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux")):
+        if which(tool) is None:
+            problems.append(f"`{tool}` is not installed (package {package}); svcnet needs it to run pods")
+    if which("iptables") is None and which("nft") is None:
+        problems.append("neither `iptables` nor `nft` is installed (packages iptables, nftables); "
+                        "the service proxy needs one of them")
+    family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((bind_address, port))
+        except OSError as exc:
+            problems.append(f"cannot listen on {bind_address}:{port}: {exc.strerror or exc} "
+                            f"(another API server? choose one with --port)")
+    return problems
+
+
+# ---- components of `svcnet up`
+
+
+def progress(message: str) -> None:
+    print(f"svcnet: {message}", flush=True)
+
+
+class ClusterNetwork:
+    """The topology: created (or repaired) at start; at stop, the whole cluster is torn down."""
+
+    def __init__(self, data_dir: Path, spec: ClusterSpec) -> None:
+        self.data_dir = data_dir
+        self.spec = spec
+
+    async def start(self) -> None:
+        from svcnet.kernel.links import LinuxNetworkKernel
+
+        save_cluster_spec(self.data_dir, self.spec)
+        plan = self.spec.plan()
+        progress(f"creating the cluster network (cluster id {self.spec.cluster_id}, {self.spec.nodes} nodes)")
+        await asyncio.to_thread(apply_topology, LinuxNetworkKernel(), plan)
+        for node in plan.nodes:
+            progress(f"  {node.name}: namespace {node.namespace}, IP {node.ipv4}, pod CIDR {node.pod_cidr_v4}")
+
+    async def stop(self) -> None:
+        progress("tearing the cluster down")
+        await teardown(self.data_dir)
+
+
+class AgentSupervisor:
+    """One `svcnet agent` process per node, restarted after a back-off when it dies."""
+
+    def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable) -> None:
+        self.data_dir = data_dir
+        self.spec = spec
+        self.python = python
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def argv(self, node: str) -> list[str]:
+        return [self.python, "-m", "svcnet", "agent", "--node", node, "--data-dir", str(self.data_dir)]
+
+    async def start(self) -> None:
+        for node in self.spec.plan().nodes:
+            node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
+            await self._spawn(node.name)
+            progress(f"started the agent for {node.name} (pid {self.processes[node.name].pid}, "
+                     f"log {agent_log_path(self.data_dir, node.name)})")
+            self._tasks.append(asyncio.create_task(self._supervise(node.name), name=f"agent-{node.name}"))
+
+    async def _spawn(self, node: str) -> None:
+        with open(agent_log_path(self.data_dir, node), "ab") as log_file:
+            # Its own session: Ctrl-C on `up` reaches only `up`, which stops the agents itself.
+            self.processes[node] = await asyncio.create_subprocess_exec(
+                *self.argv(node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True)
+
+    async def _supervise(self, node: str) -> None:
+        delay = AGENT_RESTART_INITIAL
+        while not self._stopping:
+            started = time.monotonic()
+            code = await self.processes[node].wait()
+            if self._stopping:
+                return
+            if time.monotonic() - started > AGENT_HEALTHY_AFTER:
+                delay = AGENT_RESTART_INITIAL
+            progress(f"the agent for {node} exited ({code}); restarting it in {delay:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, AGENT_RESTART_MAX)
+            if not self._stopping:
+                await self._spawn(node)
+                progress(f"restarted the agent for {node} (pid {self.processes[node].pid})")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for proc in self.processes.values():
+            if proc.returncode is None:
+                proc.terminate()
+        for node, proc in self.processes.items():
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                log.warning("the agent for %s did not stop; killing it", node)
+                proc.kill()
+                await proc.wait()
+        progress("stopped the agents")
+
+
+class NodesReadyGate:
+    """Waits (with progress) until every node reports Ready; a timeout is reported, not fatal."""
+
+    def __init__(self, api_factory: Callable[[], object], spec: ClusterSpec, data_dir: Path,
+                 timeout: float = 60.0) -> None:
+        self.api_factory = api_factory
+        self.spec = spec
+        self.data_dir = data_dir
+        self.timeout = timeout
+
+    async def start(self) -> None:
+        from svcnet.agent.node import NODES
+
+        names = [n.name for n in self.spec.plan().nodes]
+        progress(f"waiting for nodes to be Ready: {', '.join(names)}")
+        api = self.api_factory()
+        await api.open()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + self.timeout
+        ready: set[str] = set()
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    items = (await api.list(NODES))["items"]  # type: ignore[attr-defined]
+                    for node in items:
+                        name = node["metadata"]["name"]
+                        if name in names and name not in ready and any(
+                                c.get("type") == "Ready" and c.get("status") == "True"
+                                for c in (node.get("status") or {}).get("conditions") or []):
+                            ready.add(name)
+                            progress(f"  {name} is Ready")
+                if ready == set(names):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                missing = sorted(set(names) - ready)
+                progress(f"WARNING: not Ready after {self.timeout:g}s: {', '.join(missing)}; see "
+                         + ", ".join(str(agent_log_path(self.data_dir, n)) for n in missing))
+        finally:
+            await api.close()  # type: ignore[attr-defined]
+        (self.data_dir / READY_FILE).write_text(f"{os.getpid()}\n")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / READY_FILE).unlink()
+
+
+# ---- teardown
+
+
+def _is_agent_process(pid: int, data_dir: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"agent" in cmdline and str(data_dir).encode() in cmdline
+
+
+def stop_agent_processes(data_dir: Path, timeout: float = 15.0) -> list[int]:
+    """End agents that pid files name (checked to be this data dir's agents); SIGKILL after timeout."""
+    pids = []
+    nodes = data_dir / "nodes"
+    for pid_file in sorted(nodes.glob("*/agent.pid")) if nodes.is_dir() else []:
+        pid = supervisor.read_pid(pid_file)
+        if pid and supervisor.is_locked(pid_file) and _is_agent_process(pid, data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while _is_agent_process(pid, data_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _is_agent_process(pid, data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECONDS) -> int:
+    """Stop every pod process recorded under the data dir (SIGTERM, grace, SIGKILL) and delete the records."""
+    from svcnet.agent.kubelet import ProcessRuntime
+
+    count = 0
+    nodes = data_dir / "nodes"
+    for root in sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []:
+        runtime = ProcessRuntime(root)
+        pods = runtime.sandboxes()
+        await asyncio.gather(*(runtime.remove_pod(pod, grace_seconds) for pod in pods))
+        count += len(pods)
+    return count
+
+
+async def teardown(data_dir: Path) -> None:
+    """Leave nothing of the data dir's cluster behind: agents, pod processes, namespaces and links, IP leases.
+
+    Safe to repeat, and safe when `up` died without cleaning up.
+    """
+    from svcnet.kernel.links import LinuxNetworkKernel
+
+    spec = load_cluster_spec(data_dir)
+    stopped = await asyncio.to_thread(stop_agent_processes, data_dir)
+    if stopped:
+        progress(f"stopped {len(stopped)} agent process(es)")
+    pods = await stop_all_pods(data_dir)
+    if pods:
+        progress(f"stopped {pods} pod(s)")
+    if spec is not None:
+        removed = await asyncio.to_thread(destroy_topology, LinuxNetworkKernel(), spec.cluster_id)
+        if removed:
+            progress(f"removed {len(removed)} network namespace(s) of cluster {spec.cluster_id}")
+    nodes = data_dir / "nodes"
+    for leases in sorted(nodes.glob("*/ipam")) if nodes.is_dir() else []:
+        shutil.rmtree(leases, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / READY_FILE).unlink()
+
+
+__all__ = ["AgentSupervisor", "ClusterNetwork", "ClusterSpec", "NodesReadyGate", "agent_log_path", "agent_pid_path",
+           "check_prerequisites", "cluster_id_for", "lease_path", "load_cluster_spec", "runtime_root",
+           "save_cluster_spec", "stop_agent_processes", "stop_all_pods", "teardown"]

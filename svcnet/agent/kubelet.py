@@ -1,0 +1,704 @@
+"""The node agent (kubelet): runs the pods bound to one node, and reports them.
+
+Level-based, like kubelet's pod workers: an informer on the pods with
+`spec.nodeName=<node>` feeds a work queue keyed by pod key (namespace/name);
+`sync_pod(key)` looks at what the API wants and what the node has, and acts:
+
+- a pod to run: its network (namespace, veth, IP from the node's pod CIDR),
+  its sandbox (hostname, resolv.conf, hosts), init containers one at a time,
+  then the app containers, restarts per restartPolicy with CrashLoopBackOff,
+  probes, and a status write through pods/status when the status changed;
+- a pod with a deletionTimestamp: SIGTERM, the grace period, SIGKILL, the
+  sandbox and network removed, then DELETE with gracePeriodSeconds=0 and a
+  uid precondition (what kubelet's status manager does);
+- a pod that is gone from the API (or replaced by one of the same name):
+  its sandboxes are removed.
+
+Nothing about a running pod lives only in memory: the runtime's files and
+the IP leases say what runs, so a restarted agent adopts its pods (and their
+restart counts), frees leases whose namespace is gone and removes sandboxes
+nobody wants. Container exits and probe verdicts wake the pod's key.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from svcnet.agent import network as podnet
+from svcnet.agent import podstatus
+from svcnet.agent.ipam import LeaseStore
+from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
+from svcnet.agent.topology import NodePlan
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import lookup
+from svcnet.client.informer import Informer, object_key, split_key
+from svcnet.client.workqueue import WorkQueue, run_workers
+from svcnet.controllers.base import EventRecorder
+from svcnet.kernel import NetworkKernel
+from svcnet.runtime import images
+from svcnet.runtime import sandbox as sandboxes
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus, Runtime
+from svcnet.runtime.dnsconfig import PodDnsError
+from svcnet.runtime.envvars import container_env, process_env
+from svcnet.runtime.probes import (
+    ProbeKind,
+    ProbeRunner,
+    ProbeState,
+    ProbeTarget,
+    ProbeVerdict,
+    Result,
+    exec_in_pod_runner,
+)
+from svcnet.runtime.restart import (
+    BackOffEntry,
+    BackOffPolicy,
+    ContainerView,
+    PodIdentity,
+    RunState,
+    compute_pod_actions,
+)
+from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError, sandbox_config
+
+log = logging.getLogger("svcnet.agent")
+
+Obj = dict[str, Any]
+PODS = lookup("", "v1", "pods")
+assert PODS is not None
+
+DEFAULT_GRACE_SECONDS = 30
+
+
+class ContainerRuntime(Protocol):
+    """What the agent needs of svcnet.runtime.containers.Runtime (tests use an in-memory one)."""
+
+    async def create_sandbox(self, key: PodKey, config: SandboxConfig) -> Sandbox: ...
+    def sandboxes(self) -> list[Sandbox]: ...
+    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]: ...
+    def get_sandbox(self, key: PodKey) -> Sandbox | None: ...
+    async def remove_pod(self, pod: Sandbox, grace_seconds: float = 0.0) -> None: ...
+    async def stop_sandbox(self, pod: Sandbox) -> None: ...
+    def status(self, pod: Sandbox, name: str, instance: int | None = None) -> ContainerStatus | None: ...
+    async def start_container(self, pod: Sandbox, spec: ContainerSpec) -> ContainerStatus: ...
+    async def stop_container(self, pod: Sandbox, name: str, grace_seconds: float = 30.0) -> ContainerStatus | None: ...
+    async def wait_container(self, pod: Sandbox, name: str, timeout: float | None = None) -> ContainerStatus | None: ...
+    def sandbox_alive(self, pod: Sandbox) -> bool: ...
+
+
+class ProcessRuntime(Runtime):
+    """svcnet's runtime (processes under shims, state in files) with the few calls the agent adds."""
+
+    def sandbox_alive(self, pod: Sandbox) -> bool:
+        return pod.alive()
+
+    async def stop_sandbox(self, pod: Sandbox) -> None:
+        await sandboxes.stop_sandbox(pod)
+
+    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]:
+        """The recorded sandboxes of one pod name (any uid), read without loading every pod's record."""
+        pods = self.root / "pods"
+        if not pods.is_dir():
+            return []
+        found = (sandboxes.load_sandbox(d) for d in sorted(pods.glob(f"{namespace}_{name}_*")))
+        return [item for item in found if item is not None and (item.key.namespace, item.key.name) == (namespace, name)]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_name: str
+    runtime_root: Path
+    lease_path: Path
+    cluster_dns: tuple[str, ...] = ("10.96.0.10",)
+    cluster_domain: str = "cluster.local"
+    node_resolv_conf: str = ""
+    workers: int = 16
+    resync_seconds: float = 10.0  # a running pod is looked at again at least this often
+    backoff: BackOffPolicy = BackOffPolicy()  # CrashLoopBackOff: 10 s doubling to 5 min
+    image_backoff: BackOffPolicy = BackOffPolicy()  # ImagePullBackOff: the same as kubelet's
+    image_error_shown_seconds: float = 3.0  # ErrImagePull stays visible this long before ImagePullBackOff
+    orphan_grace_seconds: float = 2.0  # pods gone from the API get this long after SIGTERM
+    python: str = sys.executable
+    pythonpath: str = ""
+
+
+def read_node_resolv_conf() -> str:
+    """The resolv.conf pods with dnsPolicy Default get: systemd-resolved's real one when /etc has the stub."""
+    try:
+        text = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return ""
+    stub = all(line.split()[1].startswith("127.") for line in text.splitlines()
+               if line.startswith("nameserver") and len(line.split()) > 1)
+    if stub and "nameserver" in text and Path("/run/systemd/resolve/resolv.conf").exists():
+        return Path("/run/systemd/resolve/resolv.conf").read_text()
+    return text
+
+
+@dataclass
+class ImagePullFailure:
+    reason: str
+    message: str
+    failed_at: float
+    entry: BackOffEntry
+
+
+@dataclass
+class ProbeWatch:
+    instance: int
+    task: asyncio.Task[Any]
+    verdict: ProbeVerdict
+
+
+@dataclass
+class PodState:
+    """What the agent remembers of a pod between syncs (all of it can be lost: the files are the truth)."""
+
+    uid: str
+    backoffs: dict[str, BackOffEntry] = field(default_factory=dict)
+    image_failures: dict[str, ImagePullFailure] = field(default_factory=dict)
+    config_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    probes: dict[str, ProbeWatch] = field(default_factory=dict)
+    exit_watchers: dict[str, tuple[int, asyncio.Task[Any]]] = field(default_factory=dict)
+    sandbox_error: str = ""
+    pod_ips: tuple[str, ...] = ()
+    last_written: Obj | None = None  # the pod as our last status write returned it
+
+    def cancel_tasks(self) -> None:
+        for watch in self.probes.values():
+            watch.task.cancel()
+        for _, task in self.exit_watchers.values():
+            task.cancel()
+        self.probes.clear()
+        self.exit_watchers.clear()
+
+
+def pod_key(pod: Mapping[str, Any]) -> str:
+    return object_key(dict(pod))
+
+
+def _containers(pod: Mapping[str, Any], field_name: str) -> list[Obj]:
+    return list((pod.get("spec") or {}).get(field_name) or [])
+
+
+def _newer(a: Obj | None, b: Obj) -> Obj:
+    """Of two copies of one pod, the one with the higher resourceVersion (the informer may lag our writes)."""
+    if a is None or (a.get("metadata") or {}).get("uid") != (b.get("metadata") or {}).get("uid"):
+        return b
+    try:
+        return a if int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"]) else b
+    except (KeyError, ValueError, TypeError):
+        return b
+
+
+def grace_seconds(pod: Mapping[str, Any]) -> float:
+    md = pod.get("metadata") or {}
+    for value in (md.get("deletionGracePeriodSeconds"), (pod.get("spec") or {}).get("terminationGracePeriodSeconds")):
+        if value is not None:
+            return max(0.0, float(value))
+    return float(DEFAULT_GRACE_SECONDS)
+
+
+def named_ports(container: Mapping[str, Any]) -> dict[str, int]:
+    return {p["name"]: int(p["containerPort"]) for p in container.get("ports") or [] if p.get("name")}
+
+
+def image_id(image: str) -> str:
+    """What imageID shows: the normalised reference (there is no digest without a registry)."""
+    try:
+        return str(images.parse_image_reference(image))
+    except images.ImageError:
+        return ""
+
+
+class NodeAgent:
+    """One node's kubelet. start() registers the node, adopts what runs and begins syncing; stop() leaves pods running."""
+
+    def __init__(self, api: Any, kernel: NetworkKernel, runtime: ContainerRuntime, node: NodePlan,
+                 config: AgentConfig, *, facts: HostFacts | None = None,
+                 clock: Callable[[], float] = time.time,
+                 probe_runner: Callable[..., ProbeRunner] = ProbeRunner) -> None:
+        self.api = api
+        self.kernel = kernel
+        self.runtime = runtime
+        self.node = node
+        self.config = config
+        self.clock = clock
+        self.probe_runner = probe_runner
+        self.leases = LeaseStore(config.lease_path, node.pod_cidr_v4, node.pod_cidr_v6)
+        self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root))
+        self.registration = NodeRegistration(api, self.identity, facts or host_facts())
+        self.pods = Informer(api, PODS, field_selector=f"spec.nodeName={node.name}")
+        self.queue: WorkQueue[str] = WorkQueue(name=f"kubelet-{node.name}")
+        self.events = EventRecorder(api, "kubelet", lambda: dt.datetime.now(dt.UTC))
+        self.states: dict[str, PodState] = {}
+        self._workers: asyncio.Task[None] | None = None
+        self._event_tasks: set[asyncio.Task[None]] = set()
+        self.started = asyncio.Event()
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        await self.registration.register()
+        leaked = await asyncio.to_thread(podnet.release_leaked_leases, self.kernel, self.node.cluster_id, self.leases)
+        for lease in leaked:
+            log.info("freed the lease of %s for pod %s: its namespace is gone", lease.ipv4, lease.pod_uid)
+        self.pods.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
+                              on_delete=self._enqueue)
+        self.pods.start()
+        await self.pods.wait_synced()
+        await self._remove_orphaned_networks()
+        for sandbox in self.runtime.sandboxes():  # adopt, or remove, everything recorded
+            self.queue.add(f"{sandbox.key.namespace}/{sandbox.key.name}")
+        self.registration.start()
+        self._workers = asyncio.create_task(run_workers(self.queue, self.config.workers, self.sync_pod),
+                                            name="kubelet-workers")
+        self.started.set()
+        log.info("node agent for %s running (%d pods recorded)", self.node.name, len(self.runtime.sandboxes()))
+
+    async def stop(self) -> None:
+        """Stop syncing; pods keep running (a restarted agent adopts them)."""
+        self.queue.shutdown()
+        if self._workers is not None:
+            self._workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._workers
+        for state in self.states.values():
+            state.cancel_tasks()
+        for task in list(self._event_tasks):
+            task.cancel()
+        await self.registration.stop()
+        await self.pods.stop()
+
+    def _enqueue(self, pod: Obj) -> None:
+        self.queue.add(pod_key(pod))
+
+    def _event(self, pod: Obj, event_type: str, reason: str, message: str) -> None:
+        """Record an event without holding up the sync (events are best effort, as upstream's)."""
+        task = asyncio.create_task(self.events.emit(pod, event_type, reason, message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _remove_orphaned_networks(self) -> None:
+        """Pod namespaces on this node's bridge that no pod and no sandbox owns (a crash mid-setup leaks them)."""
+        networks = await asyncio.to_thread(podnet.list_pod_networks, self.kernel, self.node, self.leases)
+        wanted = {(p.get("metadata") or {}).get("uid") for p in self.pods.list()}
+        recorded = {s.key.uid for s in self.runtime.sandboxes()}
+        for net in networks:
+            if net.pod_uid is not None and (net.pod_uid in wanted or net.pod_uid in recorded):
+                continue
+            log.info("removing orphaned pod network %s", net.netns_name)
+            if net.pod_uid is not None:
+                await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, net.pod_uid, self.leases)
+            else:
+                await asyncio.to_thread(self._delete_network_by_name, net)
+
+    def _delete_network_by_name(self, net: podnet.PodNetwork) -> None:
+        self.kernel.delete_link(self.node.namespace, net.host_veth)
+        self.kernel.delete_namespace(net.netns_name)
+
+    # ---- the sync
+
+    async def sync_pod(self, key: str) -> float | None:
+        namespace, name = split_key(key)
+        cached = self.pods.get(namespace, name)
+        uid = (cached or {}).get("metadata", {}).get("uid")
+        await self._remove_other_incarnations(namespace or "default", name, keep_uid=uid)
+        if cached is None:
+            return None
+        state = self.states.get(uid)
+        if state is None:
+            state = self.states[uid] = PodState(uid)
+        pod = _newer(state.last_written, cached)
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            await self._terminate(pod, state)
+            return None
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            await self._stop_terminal(pod, state)
+            return None
+        return await self._run_pod(pod, state)
+
+    async def _remove_other_incarnations(self, namespace: str, name: str, keep_uid: str | None) -> None:
+        """Sandboxes of this pod name whose uid the API no longer has: the pod was deleted (or replaced)."""
+        for sandbox in self.runtime.sandboxes_named(namespace, name):
+            if sandbox.key.uid == keep_uid:
+                continue
+            log.info("removing sandbox of %s/%s (uid %s): the pod is gone from the API", namespace, name,
+                     sandbox.key.uid)
+            old = self.states.pop(sandbox.key.uid, None)
+            if old is not None:
+                old.cancel_tasks()
+            await self.runtime.remove_pod(sandbox, self.config.orphan_grace_seconds)
+            await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
+
+    async def _terminate(self, pod: Obj, state: PodState) -> None:
+        key, md = PodKey.of(pod), pod["metadata"]
+        state.cancel_tasks()
+        sandbox = self.runtime.get_sandbox(key)
+        if sandbox is not None:
+            grace = grace_seconds(pod)
+            for name in self._running_containers(sandbox, pod):
+                self._event(pod, "Normal", "Killing", f"Stopping container {name}")
+            await self.runtime.remove_pod(sandbox, grace)
+        await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, key.uid, self.leases)
+        try:
+            await self.api.delete(PODS, key.namespace, key.name, grace_period_seconds=0,
+                                  preconditions={"uid": md.get("uid", "")})
+        except ApiError as exc:
+            if exc.code not in (404, 409):  # gone already, or a new pod of that name: nothing left for us
+                raise
+        self.states.pop(key.uid, None)
+
+    async def _stop_terminal(self, pod: Obj, state: PodState) -> None:
+        """A Succeeded/Failed pod: its processes and network go; its files (logs) stay until it is deleted."""
+        state.cancel_tasks()
+        sandbox = self.runtime.get_sandbox(PodKey.of(pod))
+        if sandbox is not None and self.runtime.sandbox_alive(sandbox):
+            for name in self._running_containers(sandbox, pod):
+                await self.runtime.stop_container(sandbox, name, grace_seconds(pod))
+            await self.runtime.stop_sandbox(sandbox)
+            await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
+
+    def _running_containers(self, sandbox: Sandbox, pod: Obj) -> list[str]:
+        names = [c["name"] for c in _containers(pod, "initContainers") + _containers(pod, "containers")]
+        running = []
+        for name in names:
+            status = self.runtime.status(sandbox, name)
+            if status is not None and status.state is RunState.RUNNING:
+                running.append(name)
+        return running
+
+    # ---- running a pod
+
+    async def _ensure_sandbox(self, pod: Obj, state: PodState) -> Sandbox | None:
+        key = PodKey.of(pod)
+        sandbox = self.runtime.get_sandbox(key)
+        alive = sandbox is not None and self.runtime.sandbox_alive(sandbox)
+        if alive and state.pod_ips:
+            return sandbox
+        if alive:  # adopted: its network should be there, with its IPs in the lease file
+            netns = podnet.pod_namespace(self.node.cluster_id, key.uid)
+            namespaces = await asyncio.to_thread(self.kernel.list_namespaces)
+            lease = (await asyncio.to_thread(self.leases.load)).lease_for(key.uid)
+            if lease is not None and netns in namespaces:
+                state.pod_ips = lease.ips
+                return sandbox
+        if sandbox is not None:
+            # The infra process or the namespace is gone (a host restart): start over in a new sandbox.
+            log.info("pod %s/%s: sandbox is gone; recreating it", key.namespace, key.name)
+            for name in self.runtime_container_names(pod):
+                await self.runtime.stop_container(sandbox, name, 0)
+            await self.runtime.stop_sandbox(sandbox)
+            state.cancel_tasks()
+        try:
+            net = await asyncio.to_thread(podnet.setup_pod_network, self.kernel, self.node, key.uid, self.leases)
+            config = sandbox_config(pod, netns=net.netns_path, pod_ips=net.ips,
+                                    node_resolv_conf=self.config.node_resolv_conf,
+                                    cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+            for warning in config.warnings:
+                self._event(pod, "Warning", "DNSConfigForming", warning)
+            sandbox = await self.runtime.create_sandbox(key, config)
+        except (PodDnsError, SandboxError, OSError) as exc:
+            state.sandbox_error = f"Failed to create pod sandbox: {exc}"
+            self._event(pod, "Warning", "FailedCreatePodSandBox", state.sandbox_error)
+            return None
+        state.sandbox_error = ""
+        state.pod_ips = net.ips
+        return sandbox
+
+    @staticmethod
+    def runtime_container_names(pod: Obj) -> list[str]:
+        return [c["name"] for c in _containers(pod, "initContainers") + _containers(pod, "containers")]
+
+    def _views(self, sandbox: Sandbox, names: Sequence[str]) -> dict[str, ContainerView]:
+        """The latest instance of each container in this sandbox (instances of an earlier sandbox do not count)."""
+        views = {}
+        for name in names:
+            status = self.runtime.status(sandbox, name)
+            if status is None or (status.started_at is not None and status.started_at < sandbox.created_at - 1):
+                continue
+            views[name] = status.view()
+        return views
+
+    async def _run_pod(self, pod: Obj, state: PodState) -> float | None:
+        now = self.clock()
+        sandbox = await self._ensure_sandbox(pod, state)
+        if sandbox is None:
+            await self._write_status(pod, state, self._observe(pod, state, None, {}))
+            return self.config.backoff.initial
+        key = PodKey.of(pod)
+        init_specs, app_specs = _containers(pod, "initContainers"), _containers(pod, "containers")
+        specs = {c["name"]: c for c in init_specs + app_specs}
+
+        # Liveness or startup failures: kill the instance; the restart follows restartPolicy below.
+        for name, watch in list(state.probes.items()):
+            if watch.verdict.restart:
+                status = self.runtime.status(sandbox, name)
+                if status is not None and status.state is RunState.RUNNING and status.restart_count == watch.instance:
+                    self._event(pod, "Normal", "Killing",
+                                           f"Container {name} failed {watch.verdict.reason.split()[0].lower()} "
+                                           f"probe, will be restarted")
+                    await self.runtime.stop_container(sandbox, name, self._probe_grace(pod, specs[name]))
+
+        policy = str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+        identity = PodIdentity(key.name, key.namespace, key.uid)
+        views = self._views(sandbox, list(specs))
+        actions = compute_pod_actions(identity, policy, [c["name"] for c in init_specs],
+                                      [c["name"] for c in app_specs], views, state.backoffs, now,
+                                      self.config.backoff)
+        state.backoffs = dict(actions.backoffs)
+        retry_at: list[float] = [w.retry_at for w in actions.waiting.values()]
+        for name in actions.waiting:
+            self._event(pod, "Warning", "BackOff", "Back-off restarting failed container "
+                        f"{name} in pod {key.name}_{key.namespace}({key.uid})")
+        for name in actions.start:
+            wait_until = await self._start_container(pod, state, sandbox, specs[name], now)
+            if wait_until is not None:
+                retry_at.append(wait_until)
+        self._watch_containers(pod, state, sandbox, specs)
+        observed = self._observe(pod, state, sandbox, dict(actions.waiting), init_failed=actions.init_failed)
+        await self._write_status(pod, state, observed)
+        delays = [max(0.05, t - self.clock()) for t in retry_at]
+        return min([self.config.resync_seconds, *delays])
+
+    def _probe_grace(self, pod: Obj, container: Mapping[str, Any]) -> float:
+        for kind in (ProbeKind.LIVENESS, ProbeKind.STARTUP):
+            probe = container.get(kind.value) or {}
+            if probe.get("terminationGracePeriodSeconds") is not None:
+                return float(probe["terminationGracePeriodSeconds"])
+        return grace_seconds({"spec": pod.get("spec") or {}})
+
+    async def _start_container(self, pod: Obj, state: PodState, sandbox: Sandbox, container: Mapping[str, Any],
+                               now: float) -> float | None:
+        """Start the container's next instance; a time to try again if its image or config keeps it waiting."""
+        name, image = container["name"], str(container.get("image") or "")
+        failure = state.image_failures.get(name)
+        if failure is not None:
+            retry = failure.failed_at + failure.entry.backoff
+            if now < retry:
+                return retry if now >= failure.failed_at + self.config.image_error_shown_seconds \
+                    else min(retry, failure.failed_at + self.config.image_error_shown_seconds)
+        try:
+            program = images.resolve_image(image, python=self.config.python, pythonpath=self.config.pythonpath,
+                                           has_command=bool(container.get("command")))
+        except images.ImageError as exc:
+            previous = failure.entry if failure else None
+            entry = BackOffEntry(self.config.image_backoff.initial, now) if previous is None else \
+                BackOffEntry(min(previous.backoff * 2, self.config.image_backoff.maximum), now)
+            state.image_failures[name] = ImagePullFailure(exc.reason, exc.message, now, entry)
+            self._event(pod, "Warning", "Failed", exc.message)
+            self._event(pod, "Warning", "Failed", f"Error: {exc.reason}")
+            return now + min(entry.backoff, self.config.image_error_shown_seconds)
+        state.image_failures.pop(name, None)
+        try:
+            variables = container_env(pod, container)
+            env = process_env(variables, program.env, sandbox.hostname)
+            argv = images.container_argv(program, container.get("command"), container.get("args"), env)
+        except images.ContainerConfigError as exc:
+            state.config_errors[name] = (exc.reason, exc.message)
+            self._event(pod, "Warning", "Failed", f"Error: {exc.message}")
+            return now + self.config.backoff.initial
+        state.config_errors.pop(name, None)
+        self._event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        status = await self.runtime.start_container(sandbox, ContainerSpec(name, tuple(argv), env,
+                                                                           str(container.get("workingDir") or "")))
+        if status.state is RunState.EXITED and status.reason == "StartError":
+            self._event(pod, "Warning", "Failed", f"Error: {status.message}")
+        else:
+            self._event(pod, "Normal", "Created", f"Created container {name}")
+            self._event(pod, "Normal", "Started", f"Started container {name}")
+        return None
+
+    def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj]) -> None:
+        """An exit watcher per running instance, and probe runners for app containers that have probes."""
+        key = pod_key(pod)
+        app_names = {c["name"] for c in _containers(pod, "containers")}
+        for name, container in specs.items():
+            status = self.runtime.status(sandbox, name)
+            running = status is not None and status.state is RunState.RUNNING
+            watcher = state.exit_watchers.get(name)
+            if running and status is not None and (watcher is None or watcher[0] != status.restart_count):
+                if watcher is not None:
+                    watcher[1].cancel()
+                state.exit_watchers[name] = (status.restart_count, asyncio.create_task(
+                    self._wait_exit(key, sandbox, name), name=f"exit-{key}-{name}"))
+            watch = state.probes.get(name)
+            if not running or name not in app_names:
+                if watch is not None:
+                    watch.task.cancel()
+                    del state.probes[name]
+                continue
+            assert status is not None
+            has_probes = any(container.get(kind.value) for kind in ProbeKind)
+            if not has_probes or (watch is not None and watch.instance == status.restart_count):
+                continue
+            if watch is not None:
+                watch.task.cancel()
+            state.probes[name] = self._start_probes(pod, sandbox, container, status)
+
+    async def _wait_exit(self, key: str, sandbox: Sandbox, name: str) -> None:
+        await self.runtime.wait_container(sandbox, name)
+        self.queue.add(key)
+
+    def _start_probes(self, pod: Obj, sandbox: Sandbox, container: Mapping[str, Any],
+                      status: ContainerStatus) -> ProbeWatch:
+        key, name, instance = pod_key(pod), container["name"], status.restart_count
+        pod_ips = self._ips(pod)
+        target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ips[0] if pod_ips else "",
+                             ports=named_ports(container), exec_command=exec_in_pod_runner(sandbox.infra))
+        watches: list[ProbeWatch] = []
+
+        def on_change(verdict: ProbeVerdict) -> None:
+            for watch in watches:
+                watch.verdict = verdict
+            self.queue.add(key)
+
+        runner = self.probe_runner(container, status.started_at or self.clock(), target, on_change)
+        self._seed_from_api(runner, pod, name, instance)
+        task = asyncio.create_task(self._run_probes(runner, pod, name), name=f"probe-{key}-{name}")
+        watches.append(ProbeWatch(instance, task, runner.verdict))
+        return watches[0]
+
+    def _ips(self, pod: Obj) -> tuple[str, ...]:
+        state = self.states.get((pod.get("metadata") or {}).get("uid", ""))
+        return state.pod_ips if state else ()
+
+    @staticmethod
+    def _seed_from_api(runner: ProbeRunner, pod: Obj, name: str, instance: int) -> None:
+        """An adopted container keeps the readiness the API shows for it, rather than blinking unready."""
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") != name or status.get("restartCount") != instance:
+                continue
+            probes = runner.probes
+            states = dict(probes.states)
+            if status.get("started") and ProbeKind.STARTUP in states:
+                states[ProbeKind.STARTUP] = ProbeState(Result.SUCCESS)
+            if status.get("ready") and ProbeKind.READINESS in states:
+                states[ProbeKind.READINESS] = ProbeState(Result.SUCCESS)
+            runner.probes = dataclasses.replace(probes, states=states)
+
+    async def _run_probes(self, runner: ProbeRunner, pod: Obj, name: str) -> None:
+        last_failure = ""
+        original = runner.probe
+
+        async def probe_and_report(spec: Any, target: ProbeTarget) -> tuple[Result, str]:
+            nonlocal last_failure
+            outcome, message = await original(spec, target)
+            if outcome is Result.FAILURE and message:
+                kind = {ProbeKind.READINESS: "Readiness", ProbeKind.LIVENESS: "Liveness",
+                        ProbeKind.STARTUP: "Startup"}[spec.kind]
+                last_failure = f"{kind} probe failed: {message}"
+                self._event(pod, "Warning", "Unhealthy", last_failure)
+            return outcome, message
+
+        runner.probe = probe_and_report
+        try:
+            await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a probe bug must not take the pod down with it
+            log.exception("probes of %s/%s", pod_key(pod), name)
+
+    # ---- status
+
+    def _observe(self, pod: Obj, state: PodState, sandbox: Sandbox | None,
+                 backoff_waiting: Mapping[str, Any], *, init_failed: bool = False) -> podstatus.PodObservation:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        init_specs, app_specs = _containers(pod, "initContainers"), _containers(pod, "containers")
+        inits = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, "PodInitializing")
+                 for c in init_specs]
+        app_started = sandbox is not None and any(self.runtime.status(sandbox, c["name"]) is not None
+                                                  for c in app_specs)
+        init_done = app_started or all(c.terminated is not None and c.terminated.exit_code == 0 for c in inits)
+        default_waiting = "ContainerCreating" if init_done else "PodInitializing"
+        apps = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, default_waiting)
+                for c in app_specs]
+        sandbox_ready = sandbox is not None
+        return podstatus.PodObservation(tuple(inits), tuple(apps), state.pod_ips if sandbox_ready else (),
+                                        self.node.addresses, sandbox_ready, init_failed)
+
+    def _observe_container(self, pod: Obj, uid: str, state: PodState, sandbox: Sandbox | None,
+                           container: Mapping[str, Any], backoff_waiting: Mapping[str, Any],
+                           default_waiting: str) -> podstatus.ContainerObservation:
+        name, image = container["name"], str(container.get("image") or "")
+        latest = self.runtime.status(sandbox, name) if sandbox else None
+        previous = None
+        if sandbox is not None and latest is not None and latest.restart_count > 0:
+            previous = self.runtime.status(sandbox, name, latest.restart_count - 1)
+        reason = message = ""
+        failure = state.image_failures.get(name)
+        if failure is not None:
+            if self.clock() - failure.failed_at < self.config.image_error_shown_seconds:
+                reason, message = failure.reason, failure.message
+            else:
+                reason, message = "ImagePullBackOff", images.image_pull_backoff_message(image)
+        elif name in state.config_errors:
+            reason, message = state.config_errors[name]
+        elif name in backoff_waiting:
+            reason, message = backoff_waiting[name].reason, backoff_waiting[name].message
+        elif sandbox is None and state.sandbox_error:
+            message = ""
+        ready = started = False
+        if latest is not None and latest.state is RunState.RUNNING:
+            watch = state.probes.get(name)
+            if watch is not None and watch.instance == latest.restart_count:
+                ready, started = watch.verdict.ready, watch.verdict.started
+            elif not any(container.get(kind.value) for kind in ProbeKind):
+                ready = started = True
+        return podstatus.observe_container(name, image, uid, latest=latest, previous=previous,
+                                           image_id=image_id(image) if latest else "", waiting_reason=reason,
+                                           waiting_message=message, ready=ready, started=started,
+                                           default_waiting=default_waiting)
+
+    async def _write_status(self, pod: Obj, state: PodState, observed: podstatus.PodObservation) -> None:
+        wanted = podstatus.pod_status(pod, observed, self.clock())
+        if not podstatus.status_differs(pod.get("status"), wanted):
+            return
+        try:
+            state.last_written = await self.api.update_status(PODS, PodKey.of(pod).namespace, {**pod, "status": wanted})
+        except ApiError as exc:
+            if exc.code == 404:
+                return
+            if exc.code == 409:  # someone wrote the pod since we read it: read it again and look again
+                state.last_written = None
+                self.queue.add_after(pod_key(pod), 0.05)
+                return
+            raise
+
+
+class AgentProcess:
+    """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
+
+    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig) -> None:
+        self.client_config = client_config
+        self.node = node
+        self.config = config
+        self.api: Any = None
+        self.agent: NodeAgent | None = None
+
+    async def start(self) -> None:
+        from svcnet.client.rest import ApiClient
+        from svcnet.kernel.links import LinuxNetworkKernel
+
+        self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
+        await self.api.open()
+        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), ProcessRuntime(self.config.runtime_root,
+                                                                             python=self.config.python),
+                               self.node, self.config)
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.api is not None:
+            await self.api.close()
+
+
+__all__ = ["AgentProcess", "ProcessRuntime", "AgentConfig", "ContainerRuntime", "NodeAgent", "PodState", "grace_seconds", "read_node_resolv_conf"]

@@ -1,0 +1,409 @@
+"""The node agent over FakeApi, the fake kernel and an in-memory runtime (no root, no processes)."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.agent.ipam import LeaseStore
+from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
+from svcnet.agent.network import pod_namespace
+from svcnet.agent.node import LEASES, NODES, HostFacts
+from svcnet.agent.topology import apply_topology, plan_topology
+from svcnet.client.fake import FakeApi
+from svcnet.kernel.fake import FakeNetworkKernel
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus
+from svcnet.runtime.linux import ProcessId
+from svcnet.runtime.probes import ProbeRunner, Result
+from svcnet.runtime.restart import RunState
+from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
+
+FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
+
+
+class FakeRuntime:
+    """Sandboxes and container instances in memory; tests make containers exit with `exit`."""
+
+    def __init__(self) -> None:
+        self.pods: dict[PodKey, Sandbox] = {}
+        self.alive: dict[PodKey, bool] = {}
+        self.configs: dict[PodKey, SandboxConfig] = {}
+        self.instances: dict[tuple[PodKey, str], list[ContainerStatus]] = {}
+        self.specs: dict[tuple[PodKey, str], list[ContainerSpec]] = {}
+        self.exited: dict[tuple[PodKey, str, int], asyncio.Event] = {}
+        self.removed: list[tuple[str, float]] = []
+        self.stopped: list[tuple[str, str, float]] = []
+        self._pids = iter(range(1000, 100000))
+
+    async def create_sandbox(self, key: PodKey, config: SandboxConfig) -> Sandbox:
+        sandbox = Sandbox(key, Path("/fake") / key.dir_name, ProcessId(next(self._pids), 1), config.netns,
+                          config.hostname, time.time())
+        self.pods[key], self.alive[key], self.configs[key] = sandbox, True, config
+        return sandbox
+
+    def sandboxes(self) -> list[Sandbox]:
+        return list(self.pods.values())
+
+    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]:
+        return [s for k, s in self.pods.items() if (k.namespace, k.name) == (namespace, name)]
+
+    def get_sandbox(self, key: PodKey) -> Sandbox | None:
+        return self.pods.get(key)
+
+    def sandbox_alive(self, pod: Sandbox) -> bool:
+        return self.alive.get(pod.key, False)
+
+    async def stop_sandbox(self, pod: Sandbox) -> None:
+        self.alive[pod.key] = False
+
+    async def remove_pod(self, pod: Sandbox, grace_seconds: float = 0.0) -> None:
+        for (key, name), runs in list(self.instances.items()):
+            if key == pod.key and runs[-1].state is RunState.RUNNING:
+                self.exit(key.name, name, 143)
+        self.removed.append((pod.key.name, grace_seconds))
+        self.pods.pop(pod.key, None)
+        self.alive.pop(pod.key, None)
+
+    def status(self, pod: Sandbox, name: str, instance: int | None = None) -> ContainerStatus | None:
+        runs = self.instances.get((pod.key, name), [])
+        if not runs:
+            return None
+        return runs[-1] if instance is None else runs[instance]
+
+    async def start_container(self, pod: Sandbox, spec: ContainerSpec) -> ContainerStatus:
+        runs = self.instances.setdefault((pod.key, spec.name), [])
+        self.specs.setdefault((pod.key, spec.name), []).append(spec)
+        status = ContainerStatus(spec.name, len(runs), RunState.RUNNING, started_at=time.time())
+        runs.append(status)
+        self.exited[(pod.key, spec.name, status.restart_count)] = asyncio.Event()
+        return status
+
+    async def stop_container(self, pod: Sandbox, name: str, grace_seconds: float = 30.0) -> ContainerStatus | None:
+        self.stopped.append((pod.key.name, name, grace_seconds))
+        latest = self.status(pod, name)
+        if latest is not None and latest.state is RunState.RUNNING:
+            self.exit(pod.key.name, name, 137)
+        return self.status(pod, name)
+
+    async def wait_container(self, pod: Sandbox, name: str, timeout: float | None = None) -> ContainerStatus | None:
+        latest = self.status(pod, name)
+        if latest is not None and latest.state is RunState.RUNNING:
+            await self.exited[(pod.key, name, latest.restart_count)].wait()
+        return self.status(pod, name)
+
+    # test controls
+    def key(self, pod_name: str) -> PodKey:
+        return next(k for k in self.pods if k.name == pod_name)
+
+    def exit(self, pod_name: str, container: str, code: int) -> None:
+        key = next(k for (k, n) in self.instances if k.name == pod_name and n == container)
+        runs = self.instances[(key, container)]
+        last = runs[-1]
+        runs[-1] = ContainerStatus(container, last.restart_count, RunState.EXITED, last.started_at, time.time(),
+                                   code, "Completed" if code == 0 else "Error")
+        self.exited[(key, container, last.restart_count)].set()
+
+    def starts(self, pod_name: str, container: str) -> int:
+        return sum(len(runs) for (k, n), runs in self.instances.items() if k.name == pod_name and n == container)
+
+
+def probe_runner_with(results: dict[str, Result]) -> Callable[..., ProbeRunner]:
+    """Probe runners whose probes answer from `results` (by container name) and whose time runs at once."""
+    now = [time.time()]
+
+    async def fast_sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0.001)
+
+    def make(container: dict[str, Any], started_at: float, target: Any, on_change: Any) -> ProbeRunner:
+        async def probe(spec: Any, _target: Any) -> tuple[Result, str]:
+            outcome = results.get(container["name"], Result.SUCCESS)
+            return outcome, "" if outcome is Result.SUCCESS else "probe says no"
+
+        return ProbeRunner(container, started_at, target, on_change, clock=lambda: now[0], sleep=fast_sleep,
+                           probe=probe)
+
+    return make
+
+
+class Node:
+    """One agent under test and everything it talks to."""
+
+    def __init__(self, tmp_path: Path, api: FakeApi | None = None, probes: dict[str, Result] | None = None) -> None:
+        self.api = api or FakeApi()
+        self.kernel = FakeNetworkKernel()
+        self.plan = plan_topology("t1", 2)
+        apply_topology(self.kernel, self.plan)
+        self.runtime = FakeRuntime()
+        self.tmp_path = tmp_path
+        self.probes = probes if probes is not None else {}
+        self.agent = self.new_agent()
+
+    def new_agent(self) -> NodeAgent:
+        config = AgentConfig(node_name="node-1", runtime_root=self.tmp_path / "rt",
+                             lease_path=self.tmp_path / "ipam" / "leases.json",
+                             node_resolv_conf="nameserver 192.0.2.53\nsearch corp.example\n",
+                             image_error_shown_seconds=60.0)
+        return NodeAgent(self.api, self.kernel, self.runtime, self.plan.node("node-1"), config, facts=FACTS,
+                         probe_runner=probe_runner_with(self.probes))
+
+    async def pod(self, name: str) -> dict[str, Any]:
+        return await self.api.get(PODS, "default", name)
+
+
+def make_pod(name: str, node: str = "node-1", **spec: Any) -> dict[str, Any]:
+    spec.setdefault("containers", [{"name": "app", "image": "k8s.gcr.io/serve_hostname"}])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 30, **spec}}
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def poll() -> Any:
+        while not (value := await condition()):
+            await asyncio.sleep(0.005)
+        return value
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def container_status(pod: dict[str, Any], name: str = "app") -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return next((s for s in statuses if s["name"] == name), {})
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    n = Node(tmp_path)
+    await n.agent.start()
+    try:
+        yield n
+    finally:
+        await n.agent.stop()
+
+
+async def test_node_is_registered_with_its_pod_cidr_labels_capacity_and_a_lease(node: Node) -> None:
+    registered = await node.api.get(NODES, None, "node-1")
+    assert registered["spec"]["podCIDR"] == "10.244.1.0/24"
+    assert registered["metadata"]["labels"]["kubernetes.io/hostname"] == "node-1"
+    assert registered["metadata"]["labels"]["kubernetes.io/arch"] == "amd64"
+    assert registered["status"]["capacity"]["pods"] == "110"
+    assert {"type": "InternalIP", "address": "192.168.0.106"} in registered["status"]["addresses"]
+    ready = next(c for c in registered["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
+    lease = await node.api.get(LEASES, "kube-node-lease", "node-1")
+    assert lease["spec"]["holderIdentity"] == "node-1"
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+
+
+async def test_bound_pod_gets_network_sandbox_container_and_a_running_ready_status(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("web-0"))
+
+    async def running() -> Any:
+        pod = await node.pod("web-0")
+        return pod if (pod.get("status") or {}).get("phase") == "Running" and container_status(pod).get("ready") \
+            else None
+
+    pod = await until(running)
+    uid = pod["metadata"]["uid"]
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network("10.244.1.0/24")
+    assert pod["status"]["hostIP"] == "192.168.0.106"
+    assert pod_namespace("t1", uid) in node.kernel.list_namespaces()
+    config = node.runtime.configs[node.runtime.key("web-0")]
+    assert config.hostname == "web-0"
+    assert "nameserver 10.96.0.10" in config.resolv_conf
+    spec = node.runtime.specs[(node.runtime.key("web-0"), "app")][0]
+    assert spec.argv[1:3] == ("-m", "svcnet.images.serve_hostname")
+    assert container_status(pod)["state"]["running"]
+
+
+async def test_pod_bound_to_another_node_is_left_alone(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("elsewhere", node="node-2"))
+    await node.api.create(PODS, "default", make_pod("here"))
+    await until(lambda: _has_status(node, "here"))
+    assert "elsewhere" not in {k.name for k in node.runtime.pods}
+    assert not (await node.pod("elsewhere")).get("status")
+
+
+async def _has_status(node: Node, name: str) -> bool:
+    return bool((await node.pod(name)).get("status", {}).get("phase"))
+
+
+async def test_unknown_image_waits_with_err_image_pull_and_a_message(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("nginx", containers=[{"name": "app", "image": "nginx"}]))
+
+    async def waiting() -> Any:
+        return container_status(await node.pod("nginx")).get("state", {}).get("waiting", {}).get("reason") \
+            == "ErrImagePull"
+
+    await until(waiting)
+    state = container_status(await node.pod("nginx"))["state"]["waiting"]
+    assert state["message"].startswith('Failed to pull image "nginx"')
+    assert "not found" in state["message"]
+    assert (await node.pod("nginx"))["status"]["phase"] == "Pending"
+
+
+async def test_crashing_container_restarts_at_once_then_shows_crash_loop_back_off(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("crash", containers=[
+        {"name": "app", "image": "busybox", "command": ["sh", "-c", "exit 3"]}]))
+    await until(lambda: _started(node, "crash", 1))
+    node.runtime.exit("crash", "app", 3)
+    await until(lambda: _started(node, "crash", 2))  # the first restart is immediate
+    node.runtime.exit("crash", "app", 3)
+
+    async def backing_off() -> Any:
+        status = container_status(await node.pod("crash"))
+        return status if status.get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff" else None
+
+    status = await until(backing_off)
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+    assert "back-off 10s restarting failed container=app pod=crash_default" in status["state"]["waiting"]["message"]
+    assert (await node.pod("crash"))["status"]["phase"] == "Running"
+
+
+async def _started(node: Node, pod: str, times: int) -> bool:
+    return node.runtime.starts(pod, "app") >= times
+
+
+async def test_init_containers_run_in_order_before_the_app(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("init", initContainers=[
+        {"name": "first", "image": "busybox", "command": ["true"]},
+        {"name": "second", "image": "busybox", "command": ["true"]}]))
+    await until(lambda: _init_started(node, "first"))
+    assert node.runtime.starts("init", "second") == 0 and node.runtime.starts("init", "app") == 0
+    node.runtime.exit("init", "first", 0)
+    await until(lambda: _init_started(node, "second"))
+    assert node.runtime.starts("init", "app") == 0
+    node.runtime.exit("init", "second", 0)
+    await until(lambda: _started(node, "init", 1))
+
+
+async def _init_started(node: Node, name: str) -> bool:
+    return node.runtime.starts("init", name) >= 1
+
+
+async def test_failing_readiness_probe_keeps_the_pod_running_but_not_ready(tmp_path: Path) -> None:
+    n = Node(tmp_path, probes={"app": Result.FAILURE})
+    await n.agent.start()
+    try:
+        await n.api.create(PODS, "default", make_pod("unready", containers=[
+            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
+             "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+        await until(lambda: _phase(n, "unready", "Running"))
+        pod = await n.pod("unready")
+        assert container_status(pod)["ready"] is False
+        ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "False"
+        n.probes["app"] = Result.SUCCESS
+
+        async def now_ready() -> Any:
+            return container_status(await n.pod("unready")).get("ready")
+
+        await until(now_ready)
+    finally:
+        await n.agent.stop()
+
+
+async def _phase(node: Node, name: str, phase: str) -> bool:
+    return (await node.pod(name)).get("status", {}).get("phase") == phase
+
+
+async def test_liveness_failure_kills_and_restarts_the_container(tmp_path: Path) -> None:
+    n = Node(tmp_path, probes={"app": Result.FAILURE})
+    await n.agent.start()
+    try:
+        await n.api.create(PODS, "default", make_pod("sick", containers=[
+            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
+             "livenessProbe": {"tcpSocket": {"port": 9376}, "periodSeconds": 1, "failureThreshold": 1}}]))
+        await until(lambda: _started(n, "sick", 2))
+        assert ("sick", "app", 30.0) in n.runtime.stopped
+
+        async def counted() -> Any:
+            return container_status(await n.pod("sick")).get("restartCount", 0) >= 1
+
+        await until(counted)
+    finally:
+        await n.agent.stop()
+
+
+def mark_deleting(api: FakeApi, name: str, grace: int) -> None:
+    """What the API server does on a graceful pod delete (FakeApi does not model it)."""
+    current = api._bucket(PODS)[f"default/{name}"]
+    marked = copy.deepcopy(current)
+    marked["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    marked["metadata"]["deletionGracePeriodSeconds"] = grace
+    api._write(PODS, "MODIFIED", marked, current)
+
+
+async def test_deleted_pod_is_stopped_with_its_grace_then_removed_and_finalized_with_its_uid(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("bye"))
+    pod = await until(lambda: _running_pod(node, "bye"))
+    uid = pod["metadata"]["uid"]
+    mark_deleting(node.api, "bye", 7)
+
+    async def gone() -> bool:
+        return not any(o["metadata"]["name"] == "bye" for o in node.api.objects(PODS))
+
+    await until(gone)
+    assert ("bye", 7.0) in node.runtime.removed
+    assert pod_namespace("t1", uid) not in node.kernel.list_namespaces()
+    assert LeaseStore(node.tmp_path / "ipam" / "leases.json", "10.244.1.0/24", "fd00:10:244:1::/64").load().lease_for(uid) is None
+    assert [a.verb for a in node.api.actions if a.plural == "pods" and a.name == "bye"][-1] == "delete"
+
+
+async def _running_pod(node: Node, name: str) -> dict[str, Any] | None:
+    pod = await node.pod(name)
+    return pod if (pod.get("status") or {}).get("phase") == "Running" else None
+
+
+async def test_pod_that_vanished_from_the_api_is_cleaned_up(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("ghost"))
+    pod = await until(lambda: _running_pod(node, "ghost"))
+    await node.api.delete(PODS, "default", "ghost")  # no graceful deletion in FakeApi: it is simply gone
+    await until(lambda: _no_sandbox(node, "ghost"))
+    assert pod_namespace("t1", pod["metadata"]["uid"]) not in node.kernel.list_namespaces()
+
+
+async def _no_sandbox(node: Node, name: str) -> bool:
+    return all(k.name != name for k in node.runtime.pods)
+
+
+async def test_restarted_agent_adopts_running_pods_without_restarting_them(tmp_path: Path) -> None:
+    n = Node(tmp_path)
+    await n.agent.start()
+    await n.api.create(PODS, "default", make_pod("keep"))
+    pod = await until(lambda: _running_pod(n, "keep"))
+    await n.agent.stop()
+
+    n.agent = n.new_agent()
+    await n.agent.start()
+    try:
+        await until(lambda: _synced_once(n))
+        assert n.runtime.starts("keep", "app") == 1
+        again = await n.pod("keep")
+        assert container_status(again)["restartCount"] == 0
+        assert again["status"]["podIP"] == pod["status"]["podIP"]
+    finally:
+        await n.agent.stop()
+
+
+async def _synced_once(node: Node) -> bool:
+    return node.agent.started.is_set() and len(node.agent.queue) == 0 and not node.agent.queue.processing()
+
+
+async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_have(tmp_path: Path) -> None:
+    n = Node(tmp_path)
+    await n.runtime.create_sandbox(PodKey("default", "orphan", "0a1b2c3d4e5f"),
+                                   SandboxConfig("/run/netns/x", "orphan", "", ""))
+    await n.agent.start()
+    try:
+        await until(lambda: _no_sandbox(n, "orphan"))
+        assert ("orphan", 2.0) in n.runtime.removed
+    finally:
+        await n.agent.stop()
