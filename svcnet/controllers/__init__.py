@@ -19,6 +19,7 @@ CONTROLLERS: dict[str, str] = {
     "endpoints": "svcnet.controllers.endpoints:EndpointsController",
     "garbagecollector": "svcnet.controllers.gc:GarbageCollector",
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
+    "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
 }
 
 
