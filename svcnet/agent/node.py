@@ -260,6 +260,9 @@ class NodeRegistration:
             await sleep(self.renew_seconds)
             try:
                 await self.renew_lease()
+                # Compare with the Node as the API has it: the node lifecycle controller may have
+                # marked it Unknown while this agent was away (kubelet reads it back too).
+                self.node = await self.api.get(NODES, None, self.identity.name)
                 await self.update_status()
             except asyncio.CancelledError:
                 raise

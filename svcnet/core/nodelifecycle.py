@@ -47,9 +47,11 @@ def _ready_condition(node: Obj) -> Obj | None:
 
 
 def last_heartbeat(node: Obj, lease: Obj | None) -> dt.datetime | None:
-    """The latest of the Lease's renewTime and the Ready condition's lastHeartbeatTime."""
+    """The latest of the Lease's renewTime, the Ready condition's lastHeartbeatTime and the
+    node's creation (a node just registered gets the whole grace period, as upstream)."""
     times = [_parse(((lease or {}).get("spec") or {}).get("renewTime")),
-             _parse((_ready_condition(node) or {}).get("lastHeartbeatTime"))]
+             _parse((_ready_condition(node) or {}).get("lastHeartbeatTime")),
+             _parse((node.get("metadata") or {}).get("creationTimestamp"))]
     seen = [t for t in times if t is not None]
     return max(seen) if seen else None
 

@@ -12,7 +12,7 @@ NOW = dt.datetime(2026, 11, 27, 9, 0, 0, tzinfo=dt.UTC)
 
 
 async def test_stale_lease_marks_the_node_unknown_and_tainted():
-    api = FakeApi()
+    api = FakeApi(clock=lambda: NOW - dt.timedelta(minutes=5))  # registered 5 minutes ago
     await api.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
                                    "status": {"conditions": [{"type": "Ready", "status": "True",
                                                               "lastHeartbeatTime": "2026-11-27T08:58:00Z"}]}})

@@ -46,3 +46,10 @@ def test_a_node_heard_from_again_loses_the_unreachable_taints():
     taints = [{"key": UNREACHABLE_TAINT, "effect": "NoSchedule"}, {"key": "dedicated", "effect": "NoSchedule"}]
     d = decide(node("2026-11-27T08:59:59Z", taints=taints), None, NOW)
     assert d.taints == [{"key": "dedicated", "effect": "NoSchedule"}]
+
+
+def test_a_node_just_registered_gets_the_grace_period_before_any_heartbeat():
+    fresh = {"metadata": {"name": "node-1", "creationTimestamp": "2026-11-27T08:59:55Z"},
+             "spec": {}, "status": {}}
+    d = decide(fresh, None, NOW)
+    assert d.status_patch is None and d.taints is None
