@@ -70,8 +70,9 @@ class ChangeTracker:
         self._node_labels: dict[str, str] = {}
         self._synced_services: dict[str, ServiceView] = {}
         self._synced_endpoints: dict[str, EndpointsView] = {}
-        self._pending_services: set[str] = set()
-        self._pending_endpoints: set[str] = set()
+        # Pending keys with the view computed when their last event arrived (checkout reuses it).
+        self._pending_services: dict[str, ServiceView] = {}
+        self._pending_endpoints: dict[str, EndpointsView] = {}
         self._trigger_times: dict[str, list[str]] = {}
         self._needs_full_sync = True  # nothing has been written yet
 
@@ -104,10 +105,11 @@ class ChangeTracker:
             self._services.pop(key, None)
         else:
             self._services[key] = new
-        if self._service_view(key) != self._synced_services.get(key, ()):
-            self._pending_services.add(key)
+        view = self._service_view(key)
+        if view != self._synced_services.get(key, ()):
+            self._pending_services[key] = view
         else:
-            self._pending_services.discard(key)
+            self._pending_services.pop(key, None)
         return self.pending
 
     def endpoint_slice_update(self, endpoint_slice: Obj, removed: bool = False) -> bool:
@@ -123,14 +125,15 @@ class ChangeTracker:
                 del self._slices[key]
         else:
             by_name[slice_name] = endpoint_slice
-        if self._endpoints_view(key) != self._synced_endpoints.get(key, ()):
-            self._pending_endpoints.add(key)
+        view = self._endpoints_view(key)
+        if view != self._synced_endpoints.get(key, ()):
+            self._pending_endpoints[key] = view
             trigger = ((endpoint_slice.get("metadata") or {}).get("annotations") or {}).get(
                 ANNOTATION_TRIGGER_TIME)
             if trigger and not removed:
                 self._trigger_times.setdefault(key, []).append(trigger)
         else:
-            self._pending_endpoints.discard(key)
+            self._pending_endpoints.pop(key, None)
             self._trigger_times.pop(key, None)
         return self.pending
 
@@ -152,31 +155,55 @@ class ChangeTracker:
     def pending(self) -> bool:
         return self._needs_full_sync or bool(self._pending_services) or bool(self._pending_endpoints)
 
+    # --- what the last checkout made current (the proxy's model, per service) ---------------------------
+
+    def synced_service_keys(self) -> frozenset[str]:
+        """"namespace/name" of every service or slice group as of the last checkout."""
+        return frozenset(self._synced_services) | frozenset(self._synced_endpoints)
+
+    def synced_service_ports(self, key: str, family: str) -> tuple[ServicePortInfo, ...]:
+        """The service's ports in one family as of the last checkout (empty when it has none)."""
+        view = self._synced_services.get(key)
+        return view[self.families.index(family)] if view else ()
+
+    def synced_endpoints(self, key: str, family: str) -> dict[ServicePortName, tuple[EndpointInfo, ...]]:
+        """The service's endpoints per port in one family as of the last checkout."""
+        view = self._synced_endpoints.get(key)
+        return dict(view[self.families.index(family)]) if view else {}
+
     # --- sync --------------------------------------------------------------------------------------------
 
-    def checkout(self) -> SyncInput:
-        """Everything a sync needs; what was pending is now considered synced."""
-        changed_keys = self._pending_services | self._pending_endpoints
+    def checkout(self, *, include_objects: bool = True) -> SyncInput:
+        """Everything a sync needs; what was pending is now considered synced.
+
+        include_objects=False leaves SyncInput.services/slices empty: a sync loop that
+        reads the per-service model (synced_service_ports, synced_endpoints) does not
+        need them, and collecting 10,000 objects costs more than a partial sync should.
+        """
+        changed_keys = set(self._pending_services) | set(self._pending_endpoints)
         udp = False
         for key in changed_keys:
             before = self._synced_services.get(key, ())
-            after = self._service_view(key)
+            after = self._pending_services.get(key, before)
             udp = udp or any(info.protocol == "UDP" for view in (*before, *after) for info in view)
-        for key in self._pending_services:
-            view = self._service_view(key)
+        for key, view in self._pending_services.items():
             if view:
                 self._synced_services[key] = view
             else:
                 self._synced_services.pop(key, None)
-        for key in self._pending_endpoints:
-            view = self._endpoints_view(key)
+        for key, view in self._pending_endpoints.items():
             if view:
                 self._synced_endpoints[key] = view
             else:
                 self._synced_endpoints.pop(key, None)
+        services: tuple[Obj, ...] = ()
+        slices: tuple[Obj, ...] = ()
+        if include_objects:
+            services = tuple(self._services[k] for k in sorted(self._services))
+            slices = tuple(s for k in sorted(self._slices) for _, s in sorted(self._slices[k].items()))
         result = SyncInput(
-            services=tuple(self._services[k] for k in sorted(self._services)),
-            slices=tuple(s for k in sorted(self._slices) for _, s in sorted(self._slices[k].items())),
+            services=services,
+            slices=slices,
             node_labels=dict(self._node_labels),
             changed=None if self._needs_full_sync else frozenset(changed_keys),
             trigger_times={k: tuple(v) for k, v in self._trigger_times.items() if k in changed_keys},

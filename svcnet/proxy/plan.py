@@ -312,10 +312,16 @@ def plan(state: ProxyState, config: ProxyConfig | None = None) -> Plan:
     services = tuple(
         plan_service_port(info, state.endpoints_for(info.name), zone) for info in state.service_ports
     )
+    return assemble_plan(state.node_name, config, services, state.service_keys())
+
+
+def assemble_plan(node_name: str, config: ProxyConfig, services: tuple[ServicePortPlan, ...],
+                  service_keys: frozenset[str]) -> Plan:
+    """The node-wide plan around per-service plans (sorted by name) that a caller kept from earlier syncs."""
     node_ips = [ip for ip in config.node_ips if _in_family(ip, config.family)]
     return Plan(
-        family=state.family,
-        node_name=state.node_name,
+        family=config.family,
+        node_name=node_name,
         config=config,
         services=services,
         local_traffic=local_traffic_for(config),
@@ -323,5 +329,5 @@ def plan(state: ProxyState, config: ProxyConfig | None = None) -> Plan:
         nodeport_ips=_nodeport_ips(config),
         localhost_nodeports=_nodeports_allow_loopback(config),
         total_endpoints=sum(s.total_endpoints for s in services),
-        service_keys=state.service_keys(),
+        service_keys=service_keys,
     )

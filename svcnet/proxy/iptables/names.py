@@ -40,7 +40,8 @@ SERVICE_CHAIN_PREFIXES = (SVC_PREFIX, SVL_PREFIX, EXT_PREFIX, FW_PREFIX, SEP_PRE
 # Every sync names every chain again; hashing is the renderer's main cost, so remember recent names.
 @functools.lru_cache(maxsize=1 << 18)
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    # 16 base32 characters encode exactly the first 10 bytes; encoding only those is 3x cheaper.
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def port_proto_hash(name: ServicePortName) -> str:

@@ -20,7 +20,9 @@ i.e. random; sorting makes the output reproducible without changing its meaning)
 
 A partial sync (KEP-3453) rewrites the top-level chains and the filter table in
 full, but writes the per-service chains only of services that changed; chains
-that existed before and are no longer used are flushed and deleted (-X).
+that existed before and are no longer used are flushed and deleted (-X). With
+skip_unchanged, top-level chains whose content is unchanged are left out too.
+Per-service rules can be kept between syncs in a RenderCache.
 
 The jump rules from the built-in chains (PREROUTING -> KUBE-SERVICES, ...) are
 not part of the restore input: kube-proxy ensures them one by one on full
@@ -29,6 +31,7 @@ syncs, so other programs' rules in those chains survive. jump_rules() lists them
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -129,6 +132,9 @@ class RenderedState:
 
     nat_chains: frozenset[str] = frozenset()
     filter_chains: frozenset[str] = frozenset()
+    # Fingerprints of what was written into the top-level chains ("filter" for the whole filter
+    # table), so a later sync may leave chains whose content is unchanged alone. Empty when unknown.
+    written: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_save(cls, nat_save: str, filter_save: str = "") -> RenderedState:
@@ -147,7 +153,7 @@ class RenderedRules:
     text: str
     chains: RenderedState
     full: bool
-    filter_rules: int  # rules written to filter (always the whole table)
+    filter_rules: int  # rules svcnet has in the filter table (written whole, or unchanged and skipped)
     nat_rules: int  # nat rules written in this sync
     nat_rules_total: int  # nat rules svcnet has in the kernel after applying
     deleted_chains: tuple[str, ...] = ()
@@ -161,6 +167,89 @@ class _Buffers:
     nat_top_rules: list[str]  # KUBE-SERVICES / KUBE-NODEPORTS: always written
     nat_chains: list[str]  # per-service chain declarations: skipped when unchanged
     nat_rules: list[str]  # per-service chain rules: skipped when unchanged
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """One service port's share of the ruleset, rendered once and reused while its plan is unchanged."""
+
+    service_key: str  # "namespace/name", as a partial sync names changed services
+    filter_rules: tuple[str, ...]
+    services_rules: tuple[str, ...]  # its KUBE-SERVICES rules: written every sync
+    nodeports_rules: tuple[str, ...]  # its KUBE-NODEPORTS rules: written every sync
+    nat_chains: tuple[str, ...]  # the per-service chains it uses, in declaration order
+    nat_rules: tuple[str, ...]  # the rules of those chains: written only when the service changed
+
+    @property
+    def nat_top_rules(self) -> tuple[str, ...]:
+        return self.services_rules + self.nodeports_rules
+
+
+def _render_context(plan: Plan) -> tuple[object, ...]:
+    """Everything outside a ServicePortPlan that _render_service reads."""
+    return (plan.family, plan.config, plan.local_traffic, plan.node_ip, plan.localhost_nodeports,
+            plan.large_cluster)
+
+
+def render_service_rules(plan: Plan, sp: ServicePortPlan) -> ServiceRules:
+    """The rules of one service port under this plan's node-wide settings."""
+    buf = _Buffers([], [], [], [])
+    _render_service(plan, sp, buf)
+    services_prefix = f"-A {names.KUBE_SERVICES} "
+    return ServiceRules(
+        service_key=sp.name.service_key,
+        filter_rules=tuple(buf.filter_rules),
+        services_rules=tuple(line for line in buf.nat_top_rules if line.startswith(services_prefix)),
+        nodeports_rules=tuple(line for line in buf.nat_top_rules if not line.startswith(services_prefix)),
+        nat_chains=tuple(buf.nat_chains),
+        nat_rules=tuple(buf.nat_rules),
+    )
+
+
+class RenderCache:
+    """Rendered ServiceRules by service port, so a sync re-renders only services whose plan changed.
+
+    With 10,000 services a full render costs seconds, while a partial sync should cost
+    what changed. An entry is reused when the service port's plan is the same object
+    (or equal) and the node-wide settings it was rendered under are unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._context: tuple[object, ...] | None = None
+        self._by_plan: dict[int, tuple[ServicePortPlan, ServiceRules]] = {}  # id(plan) -> entry
+        self._by_name: dict[object, tuple[ServicePortPlan, ServiceRules]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def rules_for_all(self, plan: Plan) -> list[ServiceRules]:
+        """Every service port's rules, in plan order; only new or changed plans are rendered."""
+        context = _render_context(plan)
+        if context != self._context:
+            self._by_plan.clear()
+            self._by_name.clear()
+            self._context = context
+        by_plan = self._by_plan
+        result: list[ServiceRules] = []
+        misses = 0
+        for sp in plan.services:
+            entry = by_plan.get(id(sp))
+            if entry is None or entry[0] is not sp:
+                entry = self._by_name.get(sp.name)
+                if entry is None or entry[0] != sp:
+                    misses += 1
+                    entry = (sp, render_service_rules(plan, sp))
+                    self._by_name[sp.name] = entry
+                by_plan[id(sp)] = entry
+            result.append(entry[1])
+        self.misses += misses
+        self.hits += len(result) - misses
+        if len(by_plan) > 2 * len(result) or len(self._by_name) > len(result):
+            # Forget plans that are gone (ids of dead objects may be reused: entries keep them alive).
+            live = {id(sp): sp for sp in plan.services}
+            self._by_plan = {k: v for k, v in by_plan.items() if live.get(k) is v[0]}
+            names_live = {sp.name for sp in plan.services}
+            self._by_name = {k: v for k, v in self._by_name.items() if k in names_live}
+        return result
 
 
 def _local_match(plan: Plan, negate: bool) -> str:
@@ -196,48 +285,8 @@ def _write_endpoint_dispatch(plan: Plan, sp: ServicePortPlan, chain: str,
         out.append(f"-A {chain}{comment}{statistic} -j {sep}")
 
 
-def _service_chain_rule_count(plan: Plan, sp: ServicePortPlan) -> int:
-    """How many rules the per-service chains of `sp` hold (what _render_service writes there)."""
-    count = 0
-    if sp.has_internal_endpoints and (plan.config.masquerade_all or plan.local_traffic is not None):
-        count += 1
-    if sp.uses_external_chain:
-        if not sp.external_policy_local:
-            count += 1
-        else:
-            count += 2 + (1 if plan.local_traffic is not None else 0)
-        count += 1 if sp.has_external_endpoints else 0
-    if sp.uses_firewall:
-        ranges = sp.info.load_balancer_source_ranges
-        allow_from_node = bool(plan.node_ip) and any(_cidr_contains(c, plan.node_ip) for c in ranges)
-        count += len(ranges) + (len(sp.info.load_balancer_vips) if allow_from_node else 0) + 1
-    per_endpoint = 2 if sp.info.session_affinity_client_ip else 1
-    if sp.uses_cluster_policy:
-        count += per_endpoint * len(sp.cluster_endpoints)
-    if sp.uses_local_policy:
-        count += per_endpoint * len(sp.local_endpoints)
-    return count + 2 * len(sp.reachable_endpoints)
-
-
-def _active_chains(sp: ServicePortPlan) -> list[str]:
-    """The per-service chains `sp` uses, in the order they are declared."""
-    name = sp.name
-    chains = []
-    if sp.uses_external_chain:
-        chains.append(names.external_chain(name))
-    if sp.uses_firewall:
-        chains.append(names.firewall_chain(name))
-    if sp.uses_cluster_policy:
-        chains.append(names.cluster_policy_chain(name))
-    if sp.uses_local_policy:
-        chains.append(names.local_policy_chain(name))
-    chains.extend(names.endpoint_chain(name, e) for e in sp.reachable_endpoints)
-    return chains
-
-
-def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers, active: set[str],
-                    write_chains: bool = True) -> None:
-    """Write one service port's rules; with write_chains False only the always-written ones."""
+def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers) -> None:
+    """Write one service port's rules into the buffers."""
     info = sp.info
     name = sp.name
     proto = info.protocol.lower()
@@ -310,10 +359,6 @@ def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers, active: set[
         filt.append(f'-A {names.KUBE_NODEPORTS} -m comment --comment "{name} health check node port" '
                     f"-m tcp -p tcp --dport {info.health_check_node_port} -j ACCEPT")
 
-    if not write_chains:
-        active.update(_active_chains(sp))
-        return
-
     chains = buf.nat_chains
     rules = buf.nat_rules
 
@@ -327,7 +372,6 @@ def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers, active: set[
 
     if sp.uses_external_chain:
         chains.append(ext_chain)
-        active.add(ext_chain)
         if not sp.external_policy_local:
             # The endpoint may be on another node: SNAT so the reply comes back through here.
             rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
@@ -346,7 +390,6 @@ def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers, active: set[
 
     if sp.uses_firewall:
         chains.append(fw_chain)
-        active.add(fw_chain)
         head = f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP"'
         allow_from_node = False
         for cidr in info.load_balancer_source_ranges:
@@ -362,17 +405,14 @@ def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers, active: set[
 
     if sp.uses_cluster_policy:
         chains.append(svc_chain)
-        active.add(svc_chain)
         _write_endpoint_dispatch(plan, sp, svc_chain, sp.cluster_endpoints, rules)
     if sp.uses_local_policy:
         chains.append(svl_chain)
-        active.add(svl_chain)
         _write_endpoint_dispatch(plan, sp, svl_chain, sp.local_endpoints, rules)
 
     for endpoint in sp.reachable_endpoints:
         sep = names.endpoint_chain(name, endpoint)
         chains.append(sep)
-        active.add(sep)
         head = f"-A {sep}{_service_comment(plan, str(name))}"
         # Hairpin: a pod reaching itself through the Service must be SNATed or it answers itself directly.
         rules.append(f"{head} -s {endpoint.ip} -j {names.KUBE_MARK_MASQ}")
@@ -419,6 +459,8 @@ def render_iptables(
     previous: RenderedState | None = None,
     changed: set[str] | frozenset[str] | None = None,
     delete_stale: bool = True,
+    cache: RenderCache | None = None,
+    skip_unchanged: bool = False,
 ) -> RenderedRules:
     """The iptables-restore input for this plan.
 
@@ -426,7 +468,14 @@ def render_iptables(
     services whose rules changed since the sync that produced `previous`; only
     their per-service chains are written. Chains in `previous` that are no
     longer used are flushed and deleted unless delete_stale is False (kube-proxy
-    skips that in large clusters except once per sync period).
+    skips that in large clusters except once per sync period). A RenderCache
+    kept across syncs makes the cost of unchanged services a few list appends.
+
+    skip_unchanged=True (partial syncs only) leaves out the top-level chains and
+    the filter table when their content is what `previous` says was written, so a
+    one-endpoint change at 10,000 services does not rewrite 10,000 KUBE-SERVICES
+    rules; kube-proxy always rewrites them. A chain flushed by hand is then put
+    back by the next full sync rather than the next partial one.
     """
     full = changed is None
     mark = _mark(plan)
@@ -449,14 +498,20 @@ def render_iptables(
                             f'connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
                             f"RELATED,ESTABLISHED,DNAT -j DROP")
 
-    active: set[str] = set()
-    skipped_nat_rules = 0
-    for sp in plan.services:
-        write_chains = full or sp.name.service_key in changed
-        _render_service(plan, sp, _Buffers(filter_rules, nat_rules, nat_chains, nat_rules), active, write_chains)
-        if not write_chains:
-            # Unchanged: its chains stay as they are in the kernel; count their rules for the totals.
-            skipped_nat_rules += _service_chain_rule_count(plan, sp)
+    from_chain = itertools.chain.from_iterable
+    if cache is not None:
+        all_rules = cache.rules_for_all(plan)
+    else:
+        all_rules = [render_service_rules(plan, sp) for sp in plan.services]
+    filter_rules.extend(from_chain(r.filter_rules for r in all_rules))
+    kube_services = list(from_chain(r.services_rules for r in all_rules))
+    kube_nodeports = list(from_chain(r.nodeports_rules for r in all_rules))
+    active = set(from_chain(r.nat_chains for r in all_rules))
+    to_write = all_rules if full else [r for r in all_rules if r.service_key in changed]
+    nat_chains.extend(from_chain(r.nat_chains for r in to_write))
+    service_chain_rules = list(from_chain(r.nat_rules for r in to_write))
+    # Unchanged services' chains stay as they are in the kernel; count their rules for the totals.
+    skipped_nat_rules = 0 if full else sum(len(r.nat_rules) for r in all_rules) - len(service_chain_rules)
 
     deleted: list[str] = []
     kept_stale: set[str] = set()
@@ -465,12 +520,12 @@ def render_iptables(
         if delete_stale:
             for chain in stale:
                 nat_chains.append(chain)  # declaring it flushes it, so -X can succeed
-                nat_rules.append(f"-X {chain}")
+                service_chain_rules.append(f"-X {chain}")
                 deleted.append(chain)
         else:
             kept_stale.update(stale)
 
-    nat_rules.extend(_nodeports_jumps(plan))
+    kube_services.extend(_nodeports_jumps(plan))
 
     if not config.conntrack_tcp_be_liberal:
         nfacct = f" -m nfacct --nfacct-name {NFACCT_INVALID_DROPPED}" if config.nfacct_counters else ""
@@ -480,25 +535,58 @@ def render_iptables(
     filter_rules.append(f'-A {names.KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" '
                         f"-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 
-    lines = ["*filter"]
-    lines.extend(f":{c} - [0:0]" for c in filter_chains)
-    lines.extend(filter_rules)
-    lines.append("COMMIT")
-    lines.append("*nat")
-    lines.extend(f":{c} - [0:0]" for c in nat_chains)
-    lines.extend(nat_rules)
-    lines.append("COMMIT")
+    # The top-level units: each is written whole (declaring a chain flushes it) or, when asked to
+    # and unchanged since `previous`, not at all.
+    units = {
+        "filter": (tuple(filter_chains), filter_rules),
+        f"nat/{names.KUBE_POSTROUTING}": ((names.KUBE_POSTROUTING, names.KUBE_MARK_MASQ), nat_rules),
+        f"nat/{names.KUBE_SERVICES}": ((names.KUBE_SERVICES,), kube_services),
+        f"nat/{names.KUBE_NODEPORTS}": ((names.KUBE_NODEPORTS,), kube_nodeports),
+    }
+    written = tuple((unit, hash(tuple(unit_rules))) for unit, (_, unit_rules) in units.items())
+    unchanged: set[str] = set()
+    if skip_unchanged and previous is not None and previous.written:
+        unchanged = {unit for unit, digest in written if (unit, digest) in set(previous.written)}
 
-    written_nat = len(nat_rules) - len(deleted)
+    lines = []
+    if "filter" not in unchanged:
+        lines.append("*filter")
+        lines.extend(f":{c} - [0:0]" for c in filter_chains)
+        lines.extend(filter_rules)
+        lines.append("COMMIT")
+    written_top = 0
+    skipped_top = 0
+    nat_decls: list[str] = []
+    nat_body: list[str] = []
+    for unit in ("nat/KUBE-POSTROUTING", "nat/KUBE-SERVICES", "nat/KUBE-NODEPORTS"):
+        unit_rules = units[unit][1]
+        if unit in unchanged:
+            skipped_top += len(unit_rules)
+            continue
+        nat_body.extend(unit_rules)
+        written_top += len(unit_rules)
+    skipped_chains = {c for unit in unchanged if unit != "filter" for c in units[unit][0]}
+    nat_decls.extend(f":{c} - [0:0]" for c in NAT_TOP_CHAINS if c not in skipped_chains)
+    nat_decls.extend(f":{c} - [0:0]" for c in nat_chains[len(NAT_TOP_CHAINS):])
+    stale_deletions = service_chain_rules[len(service_chain_rules) - len(deleted):] if deleted else []
+    lines.append("*nat")
+    lines.extend(nat_decls)
+    lines.extend(nat_body)
+    lines.extend(service_chain_rules[:len(service_chain_rules) - len(deleted)])
+    lines.extend(stale_deletions)  # last: nothing refers to them any more
+    lines.append("COMMIT")
+    nat_rules_written = len(service_chain_rules) - len(deleted) + written_top
+
     return RenderedRules(
         text="\n".join(lines) + "\n",
         chains=RenderedState(
             nat_chains=frozenset(NAT_TOP_CHAINS) | active | kept_stale,
             filter_chains=frozenset(filter_chains),
+            written=written,
         ),
         full=full,
         filter_rules=len(filter_rules),
-        nat_rules=written_nat,
-        nat_rules_total=written_nat + skipped_nat_rules,
+        nat_rules=nat_rules_written,
+        nat_rules_total=nat_rules_written + skipped_nat_rules + skipped_top,
         deleted_chains=tuple(deleted),
     )

@@ -1,0 +1,150 @@
+"""Proxy sync cost: full sync and a one-service partial sync, plan+render+iptables-restore, in a real netns.
+
+For each size N (Services x E endpoints, one TCP port each) this builds the
+proxy's state through the ChangeTracker (as watch events would), then measures
+with the real adapter inside a throwaway network namespace:
+
+- full sync: checkout + plan + render + `iptables-save` + ensure jumps + one
+  `iptables-restore --noflush` of the whole ruleset;
+- partial sync after one endpoint of one Service goes away (KEP-3453): only the
+  top-level chains and that Service's chains are written;
+- the same full ruleset restored again in the same run, so the ratio
+  partial / full compares like with like on this machine at this moment.
+
+Needs root (it creates and deletes its own namespace `svcnet-bench<pid>`; the
+host namespace is never touched). Example:
+
+    .venv/bin/python bench/bench_proxy.py --services 1000,5000,10000 --endpoints 10 --partials 5
+
+Anchor: the issue aims for a one-service change at 10,000 Services applied in
+under 100 ms; upstream (KEP-3453) reports that partial syncs make a change cost
+roughly proportional to the changed service plus the top-level chains.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from svcnet.kernel.netns import create_netns, delete_netns  # noqa: E402
+from svcnet.proxy.changes import ChangeTracker  # noqa: E402
+from svcnet.proxy.iptables.apply import NetnsIptables  # noqa: E402
+from svcnet.proxy.syncer import ProxySettings, RuleSyncer  # noqa: E402
+
+TARGET_PARTIAL_MS = 100.0
+
+
+def service_objects(count: int, endpoints: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    services, slices = [], []
+    for i in range(count):
+        name = f"svc-{i:05d}"
+        services.append({
+            "kind": "Service", "metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": f"10.{96 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+        })
+        addresses = []
+        for j in range(endpoints):
+            n = i * endpoints + j
+            addresses.append({"addresses": [f"10.{244 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"],
+                              "conditions": {"ready": True}, "nodeName": f"node-{1 + n % 2}"})
+        slices.append({
+            "kind": "EndpointSlice",
+            "metadata": {"namespace": "default", "name": f"{name}-abcde",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "endpoints": addresses,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        })
+    return services, slices
+
+
+def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | None) -> dict[str, float]:
+    backend = NetnsIptables(netns, mode=mode)
+    tracker = ChangeTracker("node-1")
+    syncer = RuleSyncer(tracker, backend, ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",),
+                                                        node_ips=("192.168.0.106",)))
+    services, slices = service_objects(count, endpoints)
+    started = time.perf_counter()
+    for service in services:
+        tracker.service_update(None, service)
+    for endpoint_slice in slices:
+        tracker.endpoint_slice_update(endpoint_slice)
+    events_s = time.perf_counter() - started
+
+    full = syncer.sync()
+    assert full.ok and full.full, full.error
+    full_restore = backend.history[-1]
+    full_text = full_restore.text
+
+    partial_totals, partial_restores, partial_bytes = [], [], []
+    for k in range(partials):
+        index = (k * 7919) % count
+        shrunk = copy.deepcopy(slices[index])
+        shrunk["endpoints"] = shrunk["endpoints"][: endpoints - 1 - (k % 2)]
+        tracker.endpoint_slice_update(shrunk)
+        result = syncer.sync()
+        assert result.ok and not result.full and result.changed == {f"default/svc-{index:05d}"}, result
+        partial_totals.append(result.seconds)
+        partial_restores.append(backend.history[-1].seconds)
+        partial_bytes.append(len(backend.history[-1].text))
+
+    # The same full ruleset again (the kernel already holds it: same work as a real full resync's restore).
+    started = time.perf_counter()
+    backend.restore("IPv4", full_text)
+    full_again_s = time.perf_counter() - started
+
+    return {
+        "services": count, "endpoints": endpoints, "events_s": events_s,
+        "full_sync_s": full.seconds, "full_restore_s": full_restore.seconds,
+        "full_bytes": len(full_text), "full_rules": full.families[0].nat_rules_total + full.families[0].filter_rules,
+        "full_restore_again_s": full_again_s,
+        "partial_sync_ms": statistics.median(partial_totals) * 1000,
+        "partial_sync_max_ms": max(partial_totals) * 1000,
+        "partial_restore_ms": statistics.median(partial_restores) * 1000,
+        "partial_bytes": statistics.median(partial_bytes),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", default="10000", help="comma-separated sizes (default 10000)")
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--partials", type=int, default=5, help="partial syncs measured per size")
+    parser.add_argument("--iptables-mode", choices=["auto", "nft", "legacy"], default="auto",
+                        help="iptables backend (default: what `iptables --version` says)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_proxy: needs root to create a network namespace", file=sys.stderr)
+        return 1
+    sizes = [int(s) for s in args.services.split(",") if s.strip()]
+    print(f"{'services':>8} {'rules':>8} {'full MB':>8} {'full sync':>10} {'restore':>9} {'again':>9} "
+          f"{'partial':>9} {'p.restore':>9} {'p. KB':>7} {'ratio':>7}")
+    for count in sizes:
+        netns = f"svcnet-bench{os.getpid()}"
+        create_netns(netns)
+        try:
+            r = run_size(netns, count, args.endpoints, args.partials,
+                         None if args.iptables_mode == "auto" else args.iptables_mode)
+        finally:
+            delete_netns(netns)
+        ratio = r["partial_sync_ms"] / 1000 / r["full_restore_again_s"]
+        print(f"{count:>8} {r['full_rules']:>8} {r['full_bytes'] / 1e6:>8.1f} {r['full_sync_s']:>9.2f}s "
+              f"{r['full_restore_s']:>8.2f}s {r['full_restore_again_s']:>8.2f}s {r['partial_sync_ms']:>7.1f}ms "
+              f"{r['partial_restore_ms']:>7.1f}ms {r['partial_bytes'] / 1e3:>7.0f} {ratio:>7.3f}")
+        sys.stdout.flush()
+    print(f"(partial = median of {args.partials} one-endpoint changes, plan+render+restore; ratio = partial "
+          f"sync / restore of the full ruleset in the same run; target partial at 10,000: "
+          f"{TARGET_PARTIAL_MS:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,604 @@
+"""`svcnet proxy run|cleanup`: the node's service proxy (kube-proxy, iptables mode) as a process.
+
+    svcnet proxy run --node NAME --netns NSNAME [--data-dir D | --kubeconfig K] [--mode iptables]
+                     [--cluster-cidr CIDR[,CIDR]] [--node-ip IP]... [--masquerade-all]
+                     [--nodeport-addresses CIDR,...] [--min-sync-period 1s] [--sync-period 30s]
+                     [--metrics-bind-address HOST:PORT] [--healthz-bind-address HOST:PORT] [-v]
+    svcnet proxy cleanup --netns NSNAME          (also: run --cleanup, or --cleanup alone)
+
+It watches Services, EndpointSlices and its own Node through the Kubernetes API
+(list+watch, resuming, re-listing on 410), so it runs unchanged against
+svcnet's API server or a real cluster's. Events only update the change tracker
+and ask the bounded-frequency runner for a sync; the sync plans, renders and
+applies the rules inside the node's network namespace (never the host's).
+
+It programs rules while its Node object exists: at start it waits for the Node,
+and when the Node is deleted it removes everything it wrote (as --cleanup does)
+and waits for the Node to come back. Stopping the process (SIGTERM) leaves the
+rules in place, so Services keep working while the proxy restarts; established
+connections and their conntrack entries survive the restart.
+
+Metrics and health (optional, in the host namespace, like kube-proxy's 10249 and
+10256): /metrics with kubeproxy_sync_proxy_rules_duration_seconds,
+kubeproxy_sync_proxy_rules_last_timestamp_seconds,
+kubeproxy_network_programming_duration_seconds, rule counts and restore
+failures; /healthz (200 while syncs keep up, 503 otherwise) and /livez.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import logging
+import re
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from svcnet.proxy.changes import ChangeTracker
+from svcnet.proxy.conntrack import Conntrack, ConntrackTool
+from svcnet.proxy.iptables.apply import IptablesBackend, IptablesError, NetnsIptables, cleanup
+from svcnet.proxy.syncer import (
+    BoundedFrequencyRunner,
+    ProxySettings,
+    RuleSyncer,
+    SyncResult,
+    default_families,
+)
+
+log = logging.getLogger("svcnet.proxy")
+
+DEFAULT_CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad flags; the message says which."""
+
+
+# --- flags -----------------------------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations as kube-proxy takes them ("1s", "500ms", "1m30s"); a bare number is seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise UsageError(f"invalid duration {text!r} (use e.g. 1s, 500ms, 1m)") from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds < 0:
+        raise UsageError(f"duration {text!r} must not be negative")
+    return seconds
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"invalid address {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _cidrs(values: Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
+    raw = default if values is None else [c for value in values for c in value.split(",")]
+    cidrs = tuple(c.strip() for c in raw if c.strip())
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise UsageError(f"--cluster-cidr: invalid CIDR {cidr!r}") from None
+    return cidrs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svcnet proxy",
+                                     description="The service proxy of one node (kube-proxy, iptables mode).")
+    sub = parser.add_subparsers(dest="command", metavar="run|cleanup")
+
+    run = sub.add_parser("run", help="watch the API and keep the node's rules in sync")
+    run.add_argument("--node", required=False, default="", help="this node's name (its Node object)")
+    run.add_argument("--netns", required=True, help="the node's network namespace (rules go there only)")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--data-dir", help="reach svcnet's API server through DATA_DIR/apiserver.sock")
+    source.add_argument("--kubeconfig", help="reach any Kubernetes API server with this kubeconfig")
+    run.add_argument("--mode", default="iptables", choices=["iptables"], help="proxy mode (default iptables)")
+    run.add_argument("--cluster-cidr", action="append", metavar="CIDR[,CIDR]",
+                     help="pod network(s); traffic from outside is masqueraded; one per IP family to proxy "
+                          f"(default {','.join(DEFAULT_CLUSTER_CIDRS)})")
+    run.add_argument("--node-ip", action="append", default=[], metavar="IP",
+                     help="the node's address(es) (default: from the Node object)")
+    run.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to cluster IPs")
+    run.add_argument("--nodeport-addresses", default="", metavar="CIDR,...",
+                     help="only node addresses in these CIDRs (or 'primary') accept NodePorts")
+    run.add_argument("--no-localhost-nodeports", action="store_true",
+                     help="do not accept NodePort connections to 127.0.0.1")
+    run.add_argument("--min-sync-period", default="1s", help="minimum time between syncs (default 1s)")
+    run.add_argument("--sync-period", default="30s",
+                     help="a full resync at least this often; repairs rules deleted by hand (default 30s)")
+    run.add_argument("--metrics-bind-address", default="", metavar="HOST:PORT",
+                     help="serve /metrics and /healthz here (default: off)")
+    run.add_argument("--healthz-bind-address", default="", metavar="HOST:PORT",
+                     help="serve /healthz here (default: off)")
+    run.add_argument("--cleanup", action="store_true", help="remove the proxy's rules from --netns and exit")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="debug logging (includes every iptables-restore input)")
+
+    clean = sub.add_parser("cleanup", help="remove every rule and chain the proxy wrote, then exit")
+    clean.add_argument("--netns", required=True, help="the node's network namespace")
+    clean.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    netns: str
+    settings: ProxySettings
+    min_sync_period: float
+    sync_period: float
+    kubeconfig: str | None = None
+    data_dir: str | None = None
+    metrics_address: tuple[str, int] | None = None
+    healthz_address: tuple[str, int] | None = None
+
+
+def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    if not args.node:
+        raise UsageError("--node is required")
+    cidrs = _cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
+    for ip in args.node_ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise UsageError(f"--node-ip: invalid IP address {ip!r}") from None
+    nodeport_addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
+    for entry in nodeport_addresses:
+        if entry != "primary":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise UsageError(f"--nodeport-addresses: invalid CIDR {entry!r}") from None
+    min_sync = parse_duration(args.min_sync_period)
+    sync_period = parse_duration(args.sync_period)
+    if sync_period and sync_period < min_sync:
+        raise UsageError("--sync-period must not be shorter than --min-sync-period")
+    settings = ProxySettings(
+        node_name=args.node, families=default_families(cidrs), cluster_cidrs=cidrs,
+        node_ips=tuple(args.node_ip), masquerade_all=args.masquerade_all,
+        nodeport_addresses=nodeport_addresses, localhost_nodeports=not args.no_localhost_nodeports,
+    )
+    return DaemonConfig(
+        netns=args.netns, settings=settings, min_sync_period=min_sync, sync_period=sync_period,
+        kubeconfig=args.kubeconfig, data_dir=args.data_dir,
+        metrics_address=parse_host_port(args.metrics_bind_address) if args.metrics_bind_address else None,
+        healthz_address=parse_host_port(args.healthz_bind_address) if args.healthz_bind_address else None,
+    )
+
+
+# --- metrics -----------------------------------------------------------------------------------------------------
+
+# kube-proxy's buckets for sync durations (exponential from 1 ms) and network programming (seconds).
+SYNC_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))
+PROGRAMMING_BUCKETS = (0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                       23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+                       45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 65, 70, 75, 80, 85, 90, 95,
+                       100, 105, 110, 115, 120, 150, 180, 210, 240, 270, 300)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * len(self.buckets)
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self, name: str, help_text: str) -> list[str]:
+        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        counts = self.counts or [0] * len(self.buckets)
+        for bound, n in zip(self.buckets, counts, strict=True):
+            lines.append(f'{name}_bucket{{le="{bound:g}"}} {n}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        lines.append(f"{name}_sum {self.total:.6f}")
+        lines.append(f"{name}_count {self.count}")
+        return lines
+
+
+def _parse_rfc3339(text: str) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class ProxyMetrics:
+    sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
+    full_sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
+    partial_sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
+    programming: Histogram = field(default_factory=lambda: Histogram(PROGRAMMING_BUCKETS))
+    last_sync_timestamp: float = 0.0
+    last_queued_timestamp: float = 0.0
+    restore_failures: int = 0
+    partial_restore_failures: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def record(self, result: SyncResult, wall_now: float) -> None:
+        if not result.ok:
+            self.restore_failures += 1
+            if not result.full:
+                self.partial_restore_failures += 1
+            return
+        self.sync.observe(result.seconds)
+        (self.full_sync if result.full else self.partial_sync).observe(result.seconds)
+        self.last_sync_timestamp = wall_now
+        primary = result.families[0] if result.families else None
+        if primary is not None:
+            self.rules = {"filter": primary.filter_rules, "nat": primary.nat_rules_total}
+        for stamps in result.trigger_times.values():
+            for stamp in stamps:
+                when = _parse_rfc3339(stamp)
+                if when is not None and wall_now >= when:
+                    self.programming.observe(wall_now - when)
+
+    def render(self) -> str:
+        lines: list[str] = []
+        lines += self.sync.render("kubeproxy_sync_proxy_rules_duration_seconds",
+                                  "SyncProxyRules latency in seconds")
+        lines += self.full_sync.render("kubeproxy_sync_full_proxy_rules_duration_seconds",
+                                       "SyncProxyRules latency in seconds for full resyncs")
+        lines += self.partial_sync.render("kubeproxy_sync_partial_proxy_rules_duration_seconds",
+                                          "SyncProxyRules latency in seconds for partial resyncs")
+        lines += self.programming.render("kubeproxy_network_programming_duration_seconds",
+                                         "In Cluster Network Programming Latency in seconds")
+        for name, value, kind, help_text in (
+            ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", self.last_sync_timestamp, "gauge",
+             "The last time proxy rules were successfully synced"),
+            ("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", self.last_queued_timestamp, "gauge",
+             "The last time a sync of proxy rules was queued"),
+            ("kubeproxy_sync_proxy_rules_iptables_restore_failures_total", self.restore_failures, "counter",
+             "Cumulative proxy iptables restore failures"),
+            ("kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total",
+             self.partial_restore_failures, "counter", "Cumulative proxy iptables partial restore failures"),
+        ):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        name = "kubeproxy_sync_proxy_rules_iptables_total"
+        lines += [f"# HELP {name} Total number of iptables rules owned by kube-proxy", f"# TYPE {name} gauge"]
+        lines += [f'{name}{{table="{table}"}} {count}' for table, count in sorted(self.rules.items())]
+        return "\n".join(lines) + "\n"
+
+
+# --- the daemon --------------------------------------------------------------------------------------------------
+
+def _api_resources() -> tuple[Any, Any, Any]:
+    from svcnet.api.resources import lookup
+
+    services = lookup("", "v1", "services")
+    slices = lookup("discovery.k8s.io", "v1", "endpointslices")
+    nodes = lookup("", "v1", "nodes")
+    assert services is not None and slices is not None and nodes is not None
+    return services, slices, nodes
+
+
+class ProxyDaemon:
+    """Informers -> ChangeTracker -> BoundedFrequencyRunner -> RuleSyncer, for one node."""
+
+    def __init__(self, client: Any, backend: IptablesBackend, settings: ProxySettings, *,
+                 min_sync_period: float = 1.0, sync_period: float = 30.0,
+                 conntrack: Conntrack | None = None, monitor_interval: float | None = None,
+                 clock: Any = time.monotonic) -> None:
+        self.client = client
+        self.backend = backend
+        self.settings = settings
+        self.tracker = ChangeTracker(settings.node_name, settings.families)
+        self.syncer = RuleSyncer(self.tracker, backend, settings, conntrack=conntrack)
+        self.runner = BoundedFrequencyRunner(self._sync, min_sync_period, sync_period, clock=clock)
+        self.sync_period = sync_period
+        self.min_sync_period = min_sync_period
+        self.monitor_interval = monitor_interval if monitor_interval is not None else max(
+            min_sync_period, min(sync_period / 2 if sync_period else 5.0, 5.0))
+        self.metrics = ProxyMetrics()
+        self.clock = clock
+        self.node_present = False
+        self.initial_sync_done = asyncio.Event()
+        self.last_result: SyncResult | None = None
+        self.results: list[SyncResult] = []  # the last few, newest last (tests, debugging)
+        self._pending_since: float | None = None
+        self._informers: list[Any] = []
+        self._synced = asyncio.Condition()
+        self._kernel = asyncio.Lock()  # one sync or cleanup at a time touches the namespace
+
+    # --- event handlers: record, ask for a sync, nothing else ------------------------------------------------
+
+    def _changed(self, pending: bool) -> None:
+        if pending and self.node_present:
+            if self._pending_since is None:
+                self._pending_since = self.clock()
+            self.metrics.last_queued_timestamp = time.time()
+            self.runner.run()
+
+    def on_service(self, old: dict | None, new: dict | None) -> None:
+        self._changed(self.tracker.service_update(old, new))
+
+    def on_slice(self, endpoint_slice: dict, removed: bool = False) -> None:
+        self._changed(self.tracker.endpoint_slice_update(endpoint_slice, removed=removed))
+
+    def on_node(self, node: dict | None) -> None:
+        name = ((node or {}).get("metadata") or {}).get("name")
+        if name != self.settings.node_name:
+            return
+        self.tracker.node_update(node)
+        if self.syncer.set_node(node):
+            self.tracker.force_full_sync()
+        if not self.node_present:
+            log.info("node %s is present: programming its rules", name)
+            self.node_present = True
+            self.tracker.force_full_sync()
+        self._changed(self.tracker.pending)
+
+    async def on_node_deleted(self, node: dict) -> None:
+        if ((node.get("metadata") or {}).get("name")) != self.settings.node_name or not self.node_present:
+            return
+        log.info("node %s was deleted: removing its rules", self.settings.node_name)
+        self.node_present = False
+        self._pending_since = None
+        try:
+            async with self._kernel:
+                await asyncio.to_thread(cleanup, self.backend, self.settings.families)
+        except IptablesError as exc:
+            log.error("cleanup after node deletion failed: %s", exc)
+        self.syncer.forget_kernel_state()
+        async with self._synced:
+            self._synced.notify_all()
+
+    # --- syncing ---------------------------------------------------------------------------------------------
+
+    async def _sync(self, reason: str) -> None:
+        if not self.node_present:
+            return
+        sync_input = self.tracker.checkout(include_objects=False)  # on the loop: handlers run here too
+        self._pending_since = None
+        async with self._kernel:
+            result = await asyncio.to_thread(self.syncer.apply, sync_input, reason=reason)
+        self.last_result = result
+        self.results = [*self.results[-15:], result]
+        self.metrics.record(result, time.time())
+        async with self._synced:
+            self._synced.notify_all()
+        if result.ok:
+            self.initial_sync_done.set()
+            log.info("synced %s (%s, %s) in %.3fs%s", "all services" if result.full else
+                     f"{len(result.changed or ())} changed service(s)", "full" if result.full else "partial",
+                     reason, result.seconds, "".join(
+                         f"; {f.family}: {f.nat_rules_total} nat rules, {f.restore_bytes} bytes restored"
+                         for f in result.families))
+        else:
+            log.error("sync failed (%s); retrying with a full sync: %s", reason, result.error)
+            self._pending_since = self._pending_since or self.clock()
+            self.runner.retry_after(self.min_sync_period or 1.0)
+
+    async def wait_until(self, condition: Any) -> None:
+        """Return once condition() holds, checking now and after every sync or cleanup (tests; callers)."""
+        async with self._synced:
+            while not condition():
+                await self._synced.wait()
+
+    async def _monitor(self) -> None:
+        """kube-proxy's canary: a vanished KUBE-PROXY-CANARY means the tables were flushed; resync all."""
+        while True:
+            await asyncio.sleep(self.monitor_interval)
+            if not self.node_present or not self.initial_sync_done.is_set():
+                continue
+            if await asyncio.to_thread(self.syncer.canary_missing):
+                log.warning("canary chain is gone: iptables was flushed; resyncing everything")
+                self.syncer.forget_kernel_state()
+                self.runner.run()
+
+    def healthy(self) -> tuple[bool, dict[str, Any]]:
+        """kube-proxy's /healthz: unhealthy once a queued change waited more than two sync periods."""
+        limit = 2 * (self.sync_period or 30.0)
+        stale = self._pending_since is not None and self.clock() - self._pending_since > limit
+        ok = self.initial_sync_done.is_set() and not stale
+        body = {"lastUpdated": self.metrics.last_sync_timestamp, "currentTime": time.time(),
+                "nodeHealthy": self.node_present}
+        return ok, body
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from svcnet.client.informer import Informer
+
+        services, slices, nodes = _api_resources()
+        service_informer = Informer(self.client, services)
+        slice_informer = Informer(self.client, slices)
+        node_informer = Informer(self.client, nodes, field_selector=f"metadata.name={self.settings.node_name}")
+        service_informer.add_handler(on_add=lambda o: self.on_service(None, o),
+                                     on_update=self.on_service, on_delete=lambda o: self.on_service(o, None))
+        slice_informer.add_handler(on_add=self.on_slice, on_update=lambda _old, new: self.on_slice(new),
+                                   on_delete=lambda o: self.on_slice(o, removed=True))
+        tasks: set[asyncio.Task[Any]] = set()
+
+        def node_deleted(node: dict) -> None:
+            task = asyncio.create_task(self.on_node_deleted(node))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        node_informer.add_handler(on_add=self.on_node, on_update=lambda _old, new: self.on_node(new),
+                                  on_delete=node_deleted)
+        self._informers = [service_informer, slice_informer, node_informer]
+        for informer in self._informers:
+            informer.start()
+        runner_task: asyncio.Task[None] | None = None
+        monitor_task: asyncio.Task[None] | None = None
+        try:
+            # kube-proxy does not program anything before both caches are complete.
+            synced = asyncio.ensure_future(asyncio.gather(*(i.wait_synced() for i in self._informers)))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                synced.cancel()
+                return
+            stopped.cancel()
+            if not self.node_present:
+                log.info("waiting for Node %s to exist", self.settings.node_name)
+            self._changed(True)
+            runner_task = asyncio.create_task(self.runner.loop(), name="proxy-sync")
+            monitor_task = asyncio.create_task(self._monitor(), name="proxy-canary")
+            done, _ = await asyncio.wait({runner_task, monitor_task, asyncio.ensure_future(stop.wait())},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not runner_task and task is not monitor_task:
+                    continue
+                task.result()  # a crashed loop brings the process down with its traceback
+        finally:
+            for task in (runner_task, monitor_task, *tasks):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            for informer in self._informers:
+                await informer.stop()
+
+
+# --- HTTP: metrics and health ------------------------------------------------------------------------------------
+
+async def start_http(daemon: ProxyDaemon, host: str, port: int, with_metrics: bool) -> Any:
+    from aiohttp import web
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=daemon.metrics.render(), content_type="text/plain")
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, body = daemon.healthy()
+        return web.Response(text=json.dumps(body), status=200 if ok else 503, content_type="application/json")
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    if with_metrics:
+        app.router.add_get("/metrics", metrics)
+    app_runner = web.AppRunner(app, access_log=None)
+    await app_runner.setup()
+    await web.TCPSite(app_runner, host, port).start()
+    return app_runner
+
+
+# --- entry points ------------------------------------------------------------------------------------------------
+
+def _client_config(cfg: DaemonConfig) -> Any:
+    from svcnet.client.config import load_kubeconfig, unix_socket_config
+    from svcnet.config import DEFAULT_DATA_DIR
+
+    if cfg.kubeconfig:
+        return load_kubeconfig(cfg.kubeconfig)
+    return unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
+
+
+async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
+                    conntrack: Conntrack | None = None) -> int:
+    from svcnet.client.rest import ApiClient
+    from svcnet.kernel.netns import netns_path
+
+    if backend is None:
+        if not Path(netns_path(cfg.netns)).exists():
+            log.error("network namespace %s does not exist", cfg.netns)
+            return 1
+        backend = NetnsIptables(cfg.netns)
+        conntrack = ConntrackTool(backend.runner)
+        log.info("iptables %s backend (%s) in %s; --random-fully %s", backend.mode,
+                 ".".join(map(str, backend.version.version)), cfg.netns,
+                 "supported" if backend.random_fully else "not supported")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with ApiClient(_client_config(cfg), component="proxy") as client:
+        daemon = ProxyDaemon(client, backend, cfg.settings, min_sync_period=cfg.min_sync_period,
+                             sync_period=cfg.sync_period, conntrack=conntrack)
+        http = []
+        if cfg.metrics_address:
+            http.append(await start_http(daemon, *cfg.metrics_address, with_metrics=True))
+        if cfg.healthz_address and cfg.healthz_address != cfg.metrics_address:
+            http.append(await start_http(daemon, *cfg.healthz_address, with_metrics=False))
+        try:
+            await daemon.run(stop)
+        finally:
+            for app_runner in http:
+                await app_runner.cleanup()
+    log.info("stopped; rules stay in place")
+    return 0
+
+
+def run_cleanup(netns: str, backend: IptablesBackend | None = None,
+                families: Sequence[str] = ("IPv4", "IPv6")) -> int:
+    from svcnet.kernel.netns import netns_path
+
+    if backend is None:
+        if not Path(netns_path(netns)).exists():
+            print(f"svcnet proxy cleanup: network namespace {netns} does not exist; nothing to clean",
+                  file=sys.stderr)
+            return 0
+        backend = NetnsIptables(netns)
+    removed = cleanup(backend, families)
+    count = sum(len(chains) for chains in removed.values())
+    print(f"svcnet proxy cleanup: removed {count} chain(s) from {netns}")
+    return 0
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in ("run", "cleanup", "-h", "--help") and "--cleanup" in argv:
+        argv = ["cleanup", *[a for a in argv if a != "--cleanup"]]  # kube-proxy's `--cleanup`
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "cleanup" or args.cleanup:
+            return run_cleanup(args.netns)
+        cfg = config_from_args(args)
+    except UsageError as exc:
+        print(f"svcnet proxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except IptablesError as exc:
+        print(f"svcnet proxy: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(run_proxy(cfg))
+    except IptablesError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,378 @@
+"""The iptables kernel adapter: restore, save, ensure jumps, canary and cleanup inside one node namespace.
+
+Everything here acts inside the node's own network namespace and nowhere else:
+commands run on a short-lived thread that has joined that namespace (checked
+before every exec), so the processes they start are born in it. There is no
+way to name the host namespace.
+
+The adapter (`IptablesBackend`) is small: restore an iptables-restore input,
+read iptables-save, and the `-N` / `-C` / `-I` / `-D` / `-S` calls kube-proxy
+makes outside the restore. The policy on top of it (which jumps to ensure, the
+canary, what cleanup removes) is written once, as functions over that
+interface, so it runs unchanged against the fake in svcnet.proxy.fake.
+
+Backend detection: `iptables --version` in the namespace says "(nf_tables)" or
+"(legacy)"; every later call uses the matching `iptables-nft*` or
+`iptables-legacy*` binaries when they exist, so one proxy never mixes the two.
+--random-fully needs iptables 1.6.2 or later, as kube-proxy checks.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from svcnet.kernel import KernelError, check_namespace_name
+from svcnet.kernel.netns import netns_path, run_in_netns
+from svcnet.proxy.iptables import names
+from svcnet.proxy.iptables.render import jump_rules
+from svcnet.proxy.model import IPV4, IPV6
+
+log = logging.getLogger("svcnet.proxy.apply")
+
+MODE_NFT = "nft"
+MODE_LEGACY = "legacy"
+# kube-proxy creates its canary in these tables; if one vanishes, someone flushed iptables.
+CANARY_TABLES = ("mangle", "nat", "filter")
+# Tables cleanup looks in for KUBE-* chains.
+CLEANUP_TABLES = ("mangle", "nat", "filter")
+OWNED_CHAIN_PREFIX = "KUBE-"
+RANDOM_FULLY_MIN_VERSION = (1, 6, 2)
+WAIT_SECONDS = "5"  # the xtables lock (legacy); nft ignores it
+
+
+class IptablesError(Exception):
+    """An iptables command failed; the message has the command and what it printed."""
+
+
+class RestoreFailed(IptablesError):
+    """iptables-restore rejected the input; nothing of it was applied."""
+
+    def __init__(self, family: str, message: str, line_number: int | None = None, line: str = "") -> None:
+        where = f" at line {line_number}: {line}" if line_number else ""
+        super().__init__(f"{family} iptables-restore failed{where}: {message}")
+        self.family = family
+        self.line_number = line_number
+        self.line = line
+
+
+# --- running commands in the namespace ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandRunner(Protocol):
+    def __call__(self, argv: Sequence[str], input: str | None = None, timeout: float = 120.0,
+                 ) -> CommandResult: ...
+
+
+class NetnsRunner:
+    """Runs commands inside one named network namespace (never the host's)."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = check_namespace_name(netns)
+
+    def __call__(self, argv: Sequence[str], input: str | None = None, timeout: float = 120.0,
+                 ) -> CommandResult:
+        return run_in_netns(self.netns, self._run_here, tuple(argv), input, timeout)
+
+    def _run_here(self, argv: tuple[str, ...], input: str | None, timeout: float) -> CommandResult:
+        # A child process is born in its parent thread's namespace; make sure that is the node's.
+        here = os.stat("/proc/thread-self/ns/net")
+        target = os.stat(netns_path(self.netns))
+        if (here.st_dev, here.st_ino) != (target.st_dev, target.st_ino):
+            raise KernelError(f"refusing to run {argv[0]}: not inside network namespace {self.netns}")
+        try:
+            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+        except FileNotFoundError:
+            raise IptablesError(f"{argv[0]}: command not found (install iptables / conntrack)") from None
+        return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+# --- version and backend detection (pure parsing) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IptablesVersion:
+    version: tuple[int, int, int]
+    mode: str  # "nft" or "legacy"
+
+    @property
+    def random_fully(self) -> bool:
+        return self.version >= RANDOM_FULLY_MIN_VERSION
+
+
+_VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?(?:\s+\((nf_tables|legacy)\))?")
+
+
+def parse_iptables_version(text: str) -> IptablesVersion:
+    """From `iptables --version` output ("iptables v1.8.9 (nf_tables)"); no mode word means legacy."""
+    match = _VERSION.search(text)
+    if match is None:
+        raise IptablesError(f"cannot read the iptables version from {text.strip()!r}")
+    major, minor, patch, mode = match.groups()
+    return IptablesVersion((int(major), int(minor), int(patch or 0)),
+                           MODE_NFT if mode == "nf_tables" else MODE_LEGACY)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    iptables: str
+    restore: str
+    save: str
+
+
+def binaries_for(family: str, mode: str, available: Iterable[str] | None = None) -> Binaries:
+    """The commands for one family and backend: `iptables-nft-restore` etc. when they exist, else plain."""
+    base = "ip6tables" if family == IPV6 else "iptables"
+    have = set(available) if available is not None else None
+
+    def exists(name: str) -> bool:
+        return name in have if have is not None else shutil.which(name) is not None
+
+    if exists(f"{base}-{mode}"):
+        return Binaries(f"{base}-{mode}", f"{base}-{mode}-restore", f"{base}-{mode}-save")
+    return Binaries(base, f"{base}-restore", f"{base}-save")
+
+
+_ERROR_LINE = re.compile(r"(?:Error occurred at line|line):?\s*(\d+)")
+
+
+def restore_error(family: str, text: str, stderr: str) -> RestoreFailed:
+    """A RestoreFailed naming the input line iptables-restore complained about."""
+    match = _ERROR_LINE.search(stderr)
+    number = int(match.group(1)) if match else None
+    lines = text.splitlines()
+    line = lines[number - 1] if number and 0 < number <= len(lines) else ""
+    message = " ".join(part.strip() for part in stderr.strip().splitlines()[:2] if part.strip())
+    return RestoreFailed(family, message or "exit status non-zero", number, line)
+
+
+# --- the interface ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    """One restore as the adapter ran it (for logs, tests and the benchmark)."""
+
+    family: str
+    text: str
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+class IptablesBackend(Protocol):
+    """What the proxy needs of iptables in one node namespace."""
+
+    mode: str
+    random_fully: bool
+
+    def restore(self, family: str, text: str) -> None: ...  # --noflush; raises RestoreFailed
+    def save(self, family: str, table: str | None = None) -> str: ...  # None: every table
+    def ensure_chain(self, family: str, table: str, chain: str) -> bool: ...  # True if it was created
+    def ensure_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool: ...
+    def delete_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool: ...
+    def chain_exists(self, family: str, table: str, chain: str) -> bool: ...
+
+
+class NetnsIptables:
+    """iptables in a node's network namespace, through the backend `iptables --version` reports there."""
+
+    def __init__(self, netns: str, *, runner: CommandRunner | None = None, mode: str | None = None,
+                 history_size: int = 16) -> None:
+        self.netns = check_namespace_name(netns)
+        self.runner: CommandRunner = runner or NetnsRunner(netns)
+        result = self.runner(["iptables", "--version"])
+        if result.returncode != 0:
+            raise IptablesError(f"iptables --version in {netns} failed: {result.stderr.strip()}")
+        self.version = parse_iptables_version(result.stdout + result.stderr)
+        self.mode = mode or self.version.mode
+        self.random_fully = self.version.random_fully
+        self._binaries = {family: binaries_for(family, self.mode) for family in (IPV4, IPV6)}
+        self.history: deque[RestoreRecord] = deque(maxlen=history_size)
+
+    def __repr__(self) -> str:
+        return f"NetnsIptables({self.netns!r}, mode={self.mode!r})"
+
+    def _iptables(self, family: str, table: str, *args: str) -> CommandResult:
+        binary = self._binaries[family].iptables
+        return self.runner([binary, "-w", WAIT_SECONDS, "-t", table, *args])
+
+    def restore(self, family: str, text: str) -> None:
+        argv = [self._binaries[family].restore, "--noflush", "-w", WAIT_SECONDS]
+        started = time.perf_counter()
+        result = self.runner(argv, input=text)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            error = restore_error(family, text, result.stderr)
+            self.history.append(RestoreRecord(family, text, False, seconds, str(error)))
+            log.debug("iptables-restore input (%s, failed):\n--- restore input begin ---\n%s"
+                      "--- restore input end ---", family, text)
+            raise error
+        self.history.append(RestoreRecord(family, text, True, seconds))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("iptables-restore input (%s, %d bytes, %.3fs):\n--- restore input begin ---\n%s"
+                      "--- restore input end ---", family, len(text), seconds, text)
+
+    def save(self, family: str, table: str | None = None) -> str:
+        argv = [self._binaries[family].save] + (["-t", table] if table else [])
+        result = self.runner(argv)
+        if result.returncode != 0:
+            raise IptablesError(f"{' '.join(argv)} in {self.netns}: {result.stderr.strip()}")
+        return result.stdout
+
+    def chain_exists(self, family: str, table: str, chain: str) -> bool:
+        return self._iptables(family, table, "-S", chain).returncode == 0
+
+    def ensure_chain(self, family: str, table: str, chain: str) -> bool:
+        result = self._iptables(family, table, "-N", chain)
+        if result.returncode == 0:
+            return True
+        if self.chain_exists(family, table, chain):
+            return False
+        raise IptablesError(f"cannot create chain {chain} in {family} {table}: {result.stderr.strip()}")
+
+    def ensure_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool:
+        """Prepend the rule unless `-C` finds it: True if it was missing."""
+        if self._iptables(family, table, "-C", chain, *args).returncode == 0:
+            return False
+        result = self._iptables(family, table, "-I", chain, *args)
+        if result.returncode != 0:
+            raise IptablesError(f"cannot insert into {family} {table} {chain} {' '.join(args)}: "
+                                f"{result.stderr.strip()}")
+        return True
+
+    def delete_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool:
+        return self._iptables(family, table, "-D", chain, *args).returncode == 0
+
+
+# --- policy over the interface (shared by the real adapter and the fake) ----------------------------------------
+
+def ensure_jump_rules(backend: IptablesBackend, family: str) -> tuple[str, ...]:
+    """Ensure each jump from a built-in chain (and its target chain), as kube-proxy does on full syncs.
+
+    Returns the rules that were missing and have been prepended.
+    """
+    added = []
+    for rule in jump_rules():
+        backend.ensure_chain(family, rule.table, rule.target)
+        if backend.ensure_rule(family, rule.table, rule.chain, rule.args()):
+            added.append(f"-t {rule.table} -I {rule.chain} {rule.restore_args()}")
+    return tuple(added)
+
+
+def ensure_canary(backend: IptablesBackend, family: str) -> None:
+    for table in CANARY_TABLES:
+        backend.ensure_chain(family, table, names.KUBE_PROXY_CANARY)
+
+
+def canary_present(backend: IptablesBackend, family: str) -> bool:
+    """False once a table was flushed and its chains deleted behind our back."""
+    return all(backend.chain_exists(family, table, names.KUBE_PROXY_CANARY) for table in CANARY_TABLES)
+
+
+@dataclass(frozen=True)
+class SavedTable:
+    name: str
+    chains: tuple[str, ...]
+    rules: tuple[tuple[str, str], ...]  # (chain, rule text after "-A CHAIN ")
+
+
+def parse_save(text: str) -> dict[str, SavedTable]:
+    """iptables-save output by table: declared chains and rules, in order."""
+    tables: dict[str, SavedTable] = {}
+    current: str | None = None
+    chains: list[str] = []
+    rules: list[tuple[str, str]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("*"):
+            current, chains, rules = line[1:], [], []
+        elif line == "COMMIT" and current is not None:
+            tables[current] = SavedTable(current, tuple(chains), tuple(rules))
+            current = None
+        elif current is None or not line or line.startswith("#"):
+            continue
+        elif line.startswith(":"):
+            chains.append(line[1:].split()[0])
+        elif line.startswith("-A "):
+            chain, _, rest = line[3:].partition(" ")
+            rules.append((chain, rest))
+    return tables
+
+
+_TARGET = re.compile(r"(?:^|\s)-[jg]\s+(\S+)")
+
+
+def rule_target(rule_text: str) -> str | None:
+    match = _TARGET.search(rule_text)
+    return match.group(1) if match else None
+
+
+def is_owned_chain(chain: str) -> bool:
+    """Chains svcnet's proxy writes: every KUBE-* chain (svcnet nodes run no kubelet iptables)."""
+    return chain.startswith(OWNED_CHAIN_PREFIX)
+
+
+def cleanup_restore_text(save_text: str, tables: Sequence[str] = CLEANUP_TABLES) -> str:
+    """The iptables-restore input that removes every KUBE-* chain and every rule jumping to one.
+
+    One block per table: declaring the chains flushes them (so they no longer
+    reference each other), the jumps from other chains are deleted by their
+    exact saved text, then the chains are deleted. Empty when nothing is ours.
+    """
+    saved = parse_save(save_text)
+    blocks = []
+    for table in tables:
+        if table not in saved:
+            continue
+        owned = [c for c in saved[table].chains if is_owned_chain(c)]
+        if not owned:
+            continue
+        lines = [f"*{table}"]
+        lines.extend(f":{chain} - [0:0]" for chain in owned)
+        for chain, rule in saved[table].rules:
+            target = rule_target(rule)
+            if not is_owned_chain(chain) and target is not None and is_owned_chain(target):
+                lines.append(f"-D {chain} {rule}")
+        lines.extend(f"-X {chain}" for chain in owned)
+        lines.append("COMMIT")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n" if blocks else ""
+
+
+def owned_chains(save_text: str, tables: Sequence[str] = CLEANUP_TABLES) -> dict[str, tuple[str, ...]]:
+    """table -> KUBE-* chains present, from iptables-save output."""
+    saved = parse_save(save_text)
+    return {t: tuple(c for c in saved[t].chains if is_owned_chain(c)) for t in tables
+            if t in saved and any(is_owned_chain(c) for c in saved[t].chains)}
+
+
+def cleanup(backend: IptablesBackend, families: Sequence[str] = (IPV4, IPV6)) -> dict[str, tuple[str, ...]]:
+    """Remove everything the proxy wrote (KUBE-* chains and the jumps to them), per family.
+
+    Returns family -> "table/chain" removed. Safe to repeat.
+    """
+    removed: dict[str, tuple[str, ...]] = {}
+    for family in families:
+        saved = backend.save(family)
+        text = cleanup_restore_text(saved)
+        if not text:
+            removed[family] = ()
+            continue
+        backend.restore(family, text)
+        removed[family] = tuple(f"{table}/{chain}" for table, chains in owned_chains(saved).items()
+                                for chain in chains)
+    return removed

@@ -1,0 +1,182 @@
+"""`svcnet proxy run|cleanup`: flags, and the daemon wired to a fake API and a fake kernel."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from svcnet.client.fake import FakeApi
+from svcnet.controllers.base import ENDPOINTSLICES, NODES, SERVICES
+from svcnet.proxy import daemon
+from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_from_args, parse_duration
+from svcnet.proxy.fake import FakeIptables
+from svcnet.proxy.syncer import ProxySettings
+from svcnet.testing.iptables_model import Packet, reached, trace
+from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
+
+# --- flags -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("1s", 1.0), ("500ms", 0.5), ("1m30s", 90.0), ("2h", 7200.0), ("0", 0.0), ("2.5", 2.5),
+])
+def test_durations_are_read_as_kube_proxy_flags_are(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1x", "s", "-1s", "1s2"])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(UsageError):
+        parse_duration(text)
+
+
+def args(*argv: str):
+    return build_parser().parse_args(["run", "--netns", "svcnet-x-node-1", *argv])
+
+
+def test_run_flags_become_settings():
+    cfg = config_from_args(args("--node", "node-1", "--cluster-cidr", "10.244.0.0/16", "--min-sync-period",
+                                "250ms", "--sync-period", "1m", "--metrics-bind-address", "127.0.0.1:10249"))
+    assert cfg.settings.node_name == "node-1" and cfg.settings.families == ("IPv4",)
+    assert (cfg.min_sync_period, cfg.sync_period) == (0.25, 60.0)
+    assert cfg.metrics_address == ("127.0.0.1", 10249)
+
+
+def test_default_cluster_cidrs_are_dual_stack():
+    cfg = config_from_args(args("--node", "node-1"))
+    assert cfg.settings.families == ("IPv4", "IPv6")
+
+
+@pytest.mark.parametrize("argv", [
+    (),  # no --node
+    ("--node", "n", "--cluster-cidr", "10.244.0.0/33"),
+    ("--node", "n", "--node-ip", "nope"),
+    ("--node", "n", "--min-sync-period", "10s", "--sync-period", "1s"),
+    ("--node", "n", "--nodeport-addresses", "bad"),
+])
+def test_bad_run_flags_are_usage_errors(argv):
+    with pytest.raises(UsageError):
+        config_from_args(args(*argv))
+
+
+def test_netns_is_required_so_rules_never_go_to_the_host_namespace(capsys):
+    assert daemon.main(["run", "--node", "node-1"]) == 2
+    assert "--netns" in capsys.readouterr().err
+
+
+def test_cleanup_of_a_namespace_that_does_not_exist_is_a_no_op(capsys):
+    assert daemon.main(["--cleanup", "--netns", "svcnet-doesnotexist-node-1"]) == 0
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_cleanup_flag_runs_cleanup(monkeypatch):
+    seen = []
+    monkeypatch.setattr(daemon, "run_cleanup", lambda netns: seen.append(netns) or 0)
+    assert daemon.main(["run", "--cleanup", "--netns", "svcnet-x-node-1"]) == 0
+    assert seen == ["svcnet-x-node-1"]
+
+
+# --- the daemon, with FakeApi and FakeIptables --------------------------------------------------------------------
+
+NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.106"}]}}
+SVC = service("default", "hostnames", "10.102.11.183", port("default", 80))
+
+
+def seed_slice(*ips: str) -> dict:
+    return endpoint_slice("default", "hostnames", [endpoint(ip) for ip in ips], port("default", 9376))
+
+
+def reach(fake: FakeIptables) -> dict[str, float]:
+    return {k: round(v, 6) for k, v in
+            reached(trace(fake.model(), Packet("10.244.2.5", "10.102.11.183", 80))).items()}
+
+
+@contextlib.asynccontextmanager
+async def running(api: FakeApi, fake: FakeIptables) -> AsyncIterator[ProxyDaemon]:
+    settings = ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",))
+    proxy = ProxyDaemon(api, fake, settings, min_sync_period=0, sync_period=3600, monitor_interval=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(proxy.run(stop))
+    try:
+        yield proxy
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(proxy: ProxyDaemon, condition) -> None:
+    await asyncio.wait_for(proxy.wait_until(condition), 10)
+
+
+async def test_daemon_programs_rules_once_its_node_exists():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(SERVICES, "default", SVC)
+        await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8", "10.244.1.9"))
+        async with running(api, fake) as proxy:
+            await asyncio.wait_for(asyncio.gather(*(i.wait_synced() for i in proxy._informers)), 10)
+            assert fake.history == []  # no Node yet: nothing is written
+            await api.create(NODES, None, NODE)
+            await until(proxy, lambda: len(reach(fake)) == 2)
+            assert proxy.last_result is not None and proxy.last_result.full
+
+
+async def test_daemon_applies_endpoint_changes_as_partial_syncs():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", SVC)
+        created = await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8", "10.244.1.9"))
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: len(reach(fake)) == 2)
+            created["endpoints"] = created["endpoints"][:1]
+            await api.update(ENDPOINTSLICES, "default", created)
+            await until(proxy, lambda: reach(fake) == {"10.244.1.8:9376": 1.0})
+            assert proxy.last_result is not None and not proxy.last_result.full
+            assert proxy.last_result.changed == {"default/hostnames"}
+
+
+async def test_daemon_removes_its_rules_when_the_node_is_deleted():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", SVC)
+        await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8"))
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: len(reach(fake)) == 1)
+            await api.delete(NODES, None, "node-1")
+            await until(proxy, lambda: not any(c.startswith("KUBE-") for t in ("nat", "filter", "mangle")
+                                               for c in fake.chains("IPv4", t)))
+            assert not proxy.node_present
+            await api.create(NODES, None, NODE)  # back again: everything is rewritten
+            await until(proxy, lambda: len(reach(fake)) == 1)
+
+
+async def test_health_is_ok_after_the_first_sync_and_metrics_count_it():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", SVC)
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: proxy.initial_sync_done.is_set())
+            ok, body = proxy.healthy()
+            assert ok and body["nodeHealthy"]
+            text = proxy.metrics.render()
+            assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in text
+            assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"}' in text
+
+
+async def test_a_failed_restore_is_retried_as_a_full_sync():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        fake.fail_next_restores = 1
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", SVC)
+        await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8"))
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: len(reach(fake)) == 1)
+            assert proxy.metrics.restore_failures == 1
+            assert [r.ok for r in proxy.results][:2] == [False, True] and proxy.results[1].full
