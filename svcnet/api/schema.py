@@ -1485,8 +1485,9 @@ class _Walker:
         if not isinstance(value, dict):
             self._type_error(_json_kind(value), go_type(t), path, go_fields, go_struct)
             return
+        fields = _fields_by_name(s)
         for key, item in value.items():
-            f = s.field(key)  # JSON keys match field names case-sensitively upstream
+            f = fields.get(key)  # JSON keys match field names case-sensitively upstream
             if f is None:
                 self.findings.append(Finding("unknown", _join(path, key), ""))
                 continue
@@ -1535,6 +1536,22 @@ class _Walker:
             if problem:
                 self.findings.append(Finding("type", path, problem, fatal=True))
         # object / fieldsv1 hold any JSON
+
+
+# Struct.field as a dict per struct, for the checker's walk; the Struct is kept to notice a
+# redefinition under the same name.
+_FIELD_INDEX: dict[str, tuple[Struct, dict[str, Field]]] = {}
+
+
+def _fields_by_name(s: Struct) -> dict[str, Field]:
+    cached = _FIELD_INDEX.get(s.name)
+    if cached is not None and cached[0] is s:
+        return cached[1]
+    index: dict[str, Field] = {}
+    for f in s.fields:
+        index.setdefault(f.name, f)  # the first of a repeated name wins, as Struct.field
+    _FIELD_INDEX[s.name] = (s, index)
+    return index
 
 
 def _join(path: str, key: str) -> str:
@@ -1698,7 +1715,11 @@ def type_errors(target: Target, obj: object, subresource: str | None = None) -> 
 def decode_error(target: Target, obj: object, subresource: str | None = None) -> str | None:
     """The single decode error upstream would report: the first one a type's own decoder
     returns (it aborts decoding), else the first wrongly typed plain value."""
-    errors = [f for f in findings(target, obj, subresource) if f.kind == "type"]
+    return _decode_error_of(findings(target, obj, subresource))
+
+
+def _decode_error_of(found: list[Finding]) -> str | None:
+    errors = [f for f in found if f.kind == "type"]
     for f in errors:
         if f.fatal:
             return f.message
@@ -1708,7 +1729,11 @@ def decode_error(target: Target, obj: object, subresource: str | None = None) ->
 def strict_errors(target: Target, obj: object, duplicate_paths: tuple[str, ...] | list[str] = (),
                   subresource: str | None = None) -> list[str]:
     """The strict-decoding messages (`unknown field "x"`, `duplicate field "y"`), deduplicated."""
-    messages = [f'unknown field "{p}"' for p in unknown_fields(target, obj, subresource)]
+    return _strict_errors_of(findings(target, obj, subresource), duplicate_paths)
+
+
+def _strict_errors_of(found: list[Finding], duplicate_paths: tuple[str, ...] | list[str]) -> list[str]:
+    messages = [f'unknown field "{f.path}"' for f in found if f.kind == "unknown"]
     messages += [f'duplicate field "{p}"' for p in duplicate_paths]
     return list(dict.fromkeys(messages))[:_MAX_STRICT_ERRORS]
 
@@ -1740,10 +1765,11 @@ def field_validation(target: Target, obj: object, directive: str = "",
     Warn returns them as warnings (one Warning header each), Ignore drops them.
     """
     root = _root_type(target, subresource)
-    error = decode_error(target, obj, subresource)
+    found = findings(target, obj, subresource)  # one walk serves both questions
+    error = _decode_error_of(found)
     if error is not None:
         return bad_request(_cannot_handle(root, obj, error)), []
-    strict = strict_errors(target, obj, duplicate_paths, subresource)
+    strict = _strict_errors_of(found, duplicate_paths)
     if not strict or directive == FIELD_VALIDATION_IGNORE:
         return None, []
     if directive in ("", FIELD_VALIDATION_WARN):
@@ -1767,6 +1793,17 @@ class _Pairs(list):
     """A JSON object as its key/value pairs, duplicates kept (json object_pairs_hook)."""
 
 
+class _RepeatedKey(Exception):
+    """A JSON object named a key twice: its path needs the slower, path-keeping parse."""
+
+
+def _dict_of_unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey
+    return out
+
+
 def load_json_strict(text: str | bytes) -> tuple[object, list[str]]:
     """Parse JSON, returning (value, paths of duplicated keys) as sigs.k8s.io/json reports them.
 
@@ -1774,6 +1811,11 @@ def load_json_strict(text: str | bytes) -> tuple[object, list[str]]:
     says which keys were duplicated, so Strict can reject them. The last value
     wins, as upstream.
     """
+    try:
+        # Bodies almost never repeat a key: then one plain parse is the whole answer.
+        return json.loads(text, object_pairs_hook=_dict_of_unique_pairs), []
+    except _RepeatedKey:
+        pass
     raw = json.loads(text, object_pairs_hook=_Pairs)
     duplicates: list[str] = []
 

@@ -10,12 +10,12 @@ Pure: `now` is passed in, nothing here reads a clock.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet import jsoncodec
 from svcnet.api import errors
 from svcnet.api.resources import Resource
 
@@ -775,7 +775,7 @@ def check_include_object(value: str) -> str:
 
 def partial_object_metadata(obj: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION,
-            "metadata": copy.deepcopy(obj.get("metadata") or {})}
+            "metadata": jsoncodec.deepcopy(obj.get("metadata") or {})}
 
 
 def _row_object(resource: Resource, obj: Obj, include_object: str) -> Obj | None:
@@ -823,13 +823,14 @@ def to_table(
     items = list(objects)
     printer = printer_for(resource)
     rows = []
-    for obj in items:
-        row: Obj = {"cells": printer.cells(obj, now)}
-        conditions = printer.conditions(obj) if printer.conditions else []
-        if conditions:
-            row["conditions"] = conditions
-        row["object"] = _row_object(resource, obj, include_object)
-        rows.append(row)
+    with jsoncodec.building_many():
+        for obj in items:
+            row: Obj = {"cells": printer.cells(obj, now)}
+            conditions = printer.conditions(obj) if printer.conditions else []
+            if conditions:
+                row["conditions"] = conditions
+            row["object"] = _row_object(resource, obj, include_object)
+            rows.append(row)
     return {
         "kind": "Table",
         "apiVersion": TABLE_API_VERSION,

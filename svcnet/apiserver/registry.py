@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from svcnet import jsoncodec
 from svcnet.api import errors, meta
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
@@ -357,7 +358,9 @@ class Registry:
                 return old  # kube-apiserver skips writes that change nothing: the RV stays
             if opts.dry_run:
                 return new
-            if new_md.get("deletionTimestamp") and not new_md.get("finalizers"):
+            if new_md.get("deletionTimestamp") and not new_md.get("finalizers") and \
+                    not new_md.get("deletionGracePeriodSeconds"):
+                # The last finalizer went; a graceful (pod) deletion still waits for its node.
                 return self._remove(res, rec.key, rec.revision, new)
             try:
                 return self.store.update(rec.key, new, expected_revision=rec.revision).value
@@ -369,7 +372,7 @@ class Registry:
     def _merge_for_subresource(self, res: Resource, old: Obj, obj: Obj,
                                subresource: str | None) -> Obj:
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = jsoncodec.deepcopy(old)
             new["status"] = obj.get("status", {})
             # kube-apiserver's status strategies also take labels/annotations? No: only status.
             new_md = meta.metadata(new)
@@ -380,11 +383,11 @@ class Registry:
         if res.kind in _STATUS_SPLIT and res.kind != "Namespace":
             # A main-resource write never changes status (status has its own endpoint).
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = jsoncodec.deepcopy(old["status"])
             else:
                 new.pop("status", None)
         elif res.kind == "Namespace":
-            new["status"] = copy.deepcopy(old.get("status", {}))
+            new["status"] = jsoncodec.deepcopy(old.get("status", {}))
         return new
 
     def patch_apply(
@@ -411,7 +414,7 @@ class Registry:
                 meta.metadata(obj).setdefault("name", name)
                 return self.create(res, namespace, obj, opts), True
             current = rec.value
-            patched = mutate(copy.deepcopy(current))
+            patched = mutate(jsoncodec.deepcopy(current))
             patched_rv = meta.resource_version(patched)
             explicit_rv = patched_rv and patched_rv != str(rec.revision)
             if not explicit_rv:
@@ -619,11 +622,26 @@ def _keep_allocated_cluster_ips(new: Obj, old: Obj) -> None:
 
 def _same_content(old: Obj, new: Obj) -> bool:
     """Equal but for resourceVersion and managedFields timestamps."""
-    a = copy.deepcopy(old)
-    b = copy.deepcopy(new)
-    for o in (a, b):
-        md = o.get("metadata") or {}
-        md.pop("resourceVersion", None)
-        for entry in md.get("managedFields") or []:
+    return _without_volatile_meta(old) == _without_volatile_meta(new)
+
+
+def _without_volatile_meta(obj: Obj) -> Obj:
+    """obj without metadata.resourceVersion and managedFields times, sharing everything else
+    (it is only compared): copying whole objects twice per write was most of this check."""
+    md = obj.get("metadata")
+    if not md:
+        return obj
+    entries = md.get("managedFields") if isinstance(md, dict) else None
+    if not isinstance(md, dict) or (entries and not (isinstance(entries, list)
+                                                     and all(isinstance(e, dict) for e in entries))):
+        # malformed metadata: keep the copying version's behaviour, errors included
+        out = copy.deepcopy(obj)
+        out_md = out.get("metadata") or {}
+        out_md.pop("resourceVersion", None)
+        for entry in out_md.get("managedFields") or []:
             entry.pop("time", None)
-    return a == b
+        return out
+    out_md = {k: v for k, v in md.items() if k != "resourceVersion"}
+    if entries:
+        out_md["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in entries]
+    return {**obj, "metadata": out_md}

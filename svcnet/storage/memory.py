@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from svcnet.jsoncodec import building_many
 from svcnet.storage.base import (
     FutureRevision,
     KeyExists,
@@ -74,7 +75,7 @@ class MemoryStore:
         limit: int = 0,
         start_after: str | None = None,
     ) -> ListResult:
-        with self._lock:
+        with self._lock, building_many():
             self._check_open()
             keys = self._sorted_keys
             if start_after is not None and start_after >= prefix:

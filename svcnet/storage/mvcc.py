@@ -7,13 +7,13 @@ replayed event and a live one look alike.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from svcnet import jsoncodec
 from svcnet.storage.base import (
     Compacted,
     Event,
@@ -26,12 +26,12 @@ from svcnet.storage.base import (
 
 log = logging.getLogger(__name__)
 
-# Compact separators: the text is stored, so every byte counts in file size. ASCII escapes
-# keep a lone surrogate (legal in JSON input as \ud800) from failing SQLite's UTF-8 binding.
-# The stdlib codec, not orjson: writes wait on fsync; see bench/bench_storage.py.
-_encoder = json.JSONEncoder(separators=(",", ":"))
-encode_json = _encoder.encode
-decode_json = json.loads
+# Compact: the text is stored, so every byte counts in file size. The shared codec keeps the
+# json module's values; a lone surrogate (legal in JSON input as \ud800) still comes out as an
+# ASCII escape, so it cannot fail SQLite's UTF-8 binding. Lists and watch fan-out decode
+# stored text once per object and watcher, so the codec's speed shows there.
+encode_json = jsoncodec.dumps_text
+decode_json = jsoncodec.loads
 
 
 def stamp(value: Obj, revision: int) -> Obj:

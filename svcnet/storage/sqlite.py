@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO
 
+from svcnet.jsoncodec import building_many
 from svcnet.storage.base import (
     FutureRevision,
     KeyExists,
@@ -133,7 +134,7 @@ class SqliteStore:
         limit: int = 0,
         start_after: str | None = None,
     ) -> ListResult:
-        with self._lock:
+        with self._lock, building_many():
             self._check_open()
             where, params = _key_range(prefix, start_after)
             sql = f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE {where} ORDER BY c.key"

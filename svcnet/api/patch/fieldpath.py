@@ -76,24 +76,33 @@ def decode_element(text: str) -> PathElement:
 
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """Encodes a set as FieldsV1: nested "f:"/"k:"/"v:"/"i:" keys; "." marks a member with children."""
-    tree: dict[PathElement, Any] = {}
-    members: set[Path] = set()
+    # A tree of path elements; the key None marks a node that is itself a member of the set.
+    tree: dict[PathElement | None, Any] = {}
     for path in paths:
-        members.add(path)
         node = tree
         for element in path:
-            node = node.setdefault(element, {})
-    return _encode_tree(tree, (), members)
+            child = node.get(element)
+            if child is None:
+                child = node[element] = {}
+            node = child
+        node[None] = True
+    return _encode_tree(tree)
 
 
-def _encode_tree(tree: dict[PathElement, Any], prefix: Path, members: set[Path]) -> dict[str, Any]:
+def _encode_tree(tree: dict[PathElement | None, Any]) -> dict[str, Any]:
+    elements = [element for element in tree if element is not None]
+    if len(elements) > 1:
+        elements.sort(key=element_sort_key)
     out: dict[str, Any] = {}
-    for element in sorted(tree, key=element_sort_key):
-        path = prefix + (element,)
-        children = _encode_tree(tree[element], path, members)
-        if children and path in members:
-            children = {".": {}, **children}
-        out[encode_element(element)] = children
+    for element in elements:
+        subtree = tree[element]
+        if len(subtree) == 1 and None in subtree:
+            children: dict[str, Any] = {}  # a member with nothing under it
+        else:
+            children = _encode_tree(subtree)
+            if None in subtree:
+                children = {".": {}, **children}
+        out[f"{element[0]}:{element[1]}"] = children
     return out
 
 
@@ -132,4 +141,8 @@ def ancestors(paths: Iterable[Path]) -> set[Path]:
 def without_prefixes(paths: Iterable[Path], prefixes: Iterable[Path]) -> FieldSet:
     """Drops paths equal to or under any of the prefixes (reset and system fields)."""
     prefixes = tuple(prefixes)
+    if prefixes and all(len(q) == 1 for q in prefixes):
+        # the usual case (status or spec): a path goes when its first element is one of them
+        heads = {q[0] for q in prefixes}
+        return frozenset(p for p in paths if not (p and p[0] in heads))
     return frozenset(p for p in paths if not any(p[:len(q)] == q for q in prefixes))

@@ -1,13 +1,13 @@
 """JSON merge patch (RFC 7386) and JSON patch (RFC 6902), answering errors as kube-apiserver does."""
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 
+from svcnet import jsoncodec
 from svcnet.api.errors import ApiError, bad_request
 
 # kube-apiserver refuses longer JSON patches (maxJSONPatchOperations).
@@ -33,8 +33,8 @@ def json_merge_patch(original: dict[str, Any], patch: Any) -> dict[str, Any]:
                        "into Go value of type map[string]interface {}")
     if not isinstance(patch, dict):
         raise bad_request("Invalid JSON Patch")
-    result = copy.deepcopy(original)
-    _merge_docs(result, copy.deepcopy(patch))
+    result = jsoncodec.deepcopy(original)
+    _merge_docs(result, jsoncodec.deepcopy(patch))
     return result
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from svcnet import jsoncodec
 from svcnet.api.errors import ApiError, Cause, bad_request, invalid
 
 from .fieldpath import (
@@ -28,7 +29,7 @@ from .fieldpath import (
     without_prefixes,
 )
 from .schema import Node, SchemaResolver
-from .typed import Comparison, Typed, is_value_struct, same_json
+from .typed import Comparison, Typed, same_json
 
 APPLY = "Apply"
 UPDATE = "Update"
@@ -206,7 +207,7 @@ class _ApplyPlan:
         kept_for_children = ancestors(owned_now)
         # what this manager applied before, omits now, and nobody else owns, goes
         dropped = frozenset(p for p in last_applied - owned_now if p not in kept_for_children)
-        merged = copy.deepcopy(typed.remove(merged, dropped, node))
+        merged = jsoncodec.deepcopy(typed.remove(merged, dropped, node))
 
         comparison = _filtered(typed.compare(typed.with_zero_structs(live, node),
                                              typed.with_zero_structs(merged, node), node), self.reset)
@@ -300,12 +301,12 @@ def zero_object(resolver: SchemaResolver, node: Node | None, depth: int = 0) -> 
     out: dict[str, Any] = {}
     if node is None or depth > 16:
         return out
-    required = set(node.get("required") or [])
-    for name, raw in (node.get("properties") or {}).items():
-        child = resolver.resolve(raw)
-        if is_value_struct(child):
-            out[name] = zero_object(resolver, child, depth + 1)
-        elif name in required:
+    facts = resolver.facts(node)
+    value_structs = dict(facts.zero_struct_fields)
+    for name in facts.children:
+        if name in value_structs:
+            out[name] = zero_object(resolver, value_structs[name], depth + 1)
+        elif name in facts.required:
             out[name] = None
     return out
 
@@ -353,10 +354,12 @@ def _filtered(comparison: Comparison, reset: tuple[Path, ...]) -> Comparison:
 
 
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
+    """obj without metadata.managedFields, sharing everything else with it: the walks only
+    read it, and every object they build anew is copied before it is returned."""
+    out = dict(obj)
     metadata = out.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        out["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
     return out
 
 

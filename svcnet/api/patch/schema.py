@@ -27,6 +27,10 @@ class SchemaResolver:
         schemas = components.get("schemas")
         self._schemas: Mapping[str, Any] = schemas if isinstance(schemas, Mapping) else components
         self._cache: dict[int, tuple[Node, Node]] = {}
+        # Facts about the resolved nodes this resolver handed out, by id: those nodes live as
+        # long as the resolver (the cache above holds them), so an id cannot be reused.
+        self._resolved_ids: set[int] = set()
+        self._facts: dict[int, NodeFacts] = {}
 
     def root(self, ref_name: str) -> Node | None:
         """The schema of a top-level type: "io.k8s.api.core.v1.Pod" or "#/components/schemas/..."."""
@@ -42,6 +46,7 @@ class SchemaResolver:
             return cached[1]
         resolved = self._flatten(node, 0)
         self._cache[id(node)] = (node, resolved)
+        self._resolved_ids.add(id(resolved))
         return resolved
 
     def _flatten(self, node: Node, depth: int) -> Node:
@@ -75,6 +80,19 @@ class SchemaResolver:
 
     def items(self, node: Node | None) -> Node | None:
         return self.resolve(node.get("items")) if node is not None else None
+
+    def facts(self, node: Node | None) -> NodeFacts:
+        """What the typed walks need of a resolved node, worked out once per node this
+        resolver resolved (the walks visit the same few hundred nodes for every object)."""
+        if node is None:
+            return _UNTYPED_FACTS
+        facts = self._facts.get(id(node))
+        if facts is not None:
+            return facts
+        facts = NodeFacts(self, node)
+        if id(node) in self._resolved_ids:
+            self._facts[id(node)] = facts
+        return facts
 
 
 class Shape(Enum):
@@ -139,3 +157,80 @@ def shape_of(node: Node | None, value: Any) -> Shape:
 def list_map_keys(node: Node | None) -> list[str]:
     keys = (node or {}).get("x-kubernetes-list-map-keys")
     return [str(k) for k in keys] if isinstance(keys, list) else []
+
+
+class NodeFacts:
+    """One resolved node as the typed walks see it: the rule shape_of applies to it, its
+    resolved property, map-value and item schemas, and its list-map keys, worked out once.
+    Answers are exactly those of shape_of, SchemaResolver.property/declares/items and
+    list_map_keys; only declared properties are kept per name (map keys are unbounded)."""
+
+    __slots__ = ("untyped", "_container", "_container_shape", "children", "additional", "items",
+                 "zero_struct_fields", "required", "list_keys", "_key_defaults")
+
+    def __init__(self, resolver: SchemaResolver | None, node: Node | None) -> None:
+        self.untyped = node is None or _is_untyped(node)
+        # the shape of a value of the container's type (or null); other values are scalars
+        self._container: type | None = None
+        self._container_shape = Shape.SCALAR
+        if node is not None and not self.untyped and not node.get("x-kubernetes-int-or-string"):
+            kind = node.get("type")
+            if kind == "array" or (kind is None and "items" in node):
+                self._container = list
+                list_type = node.get("x-kubernetes-list-type")
+                self._container_shape = (Shape.LIST_MAP if list_type == "map"
+                                         else Shape.LIST_SET if list_type == "set" else Shape.ATOMIC)
+            elif kind == "object" or "properties" in node or "additionalProperties" in node:
+                self._container = dict
+                self._container_shape = (Shape.ATOMIC if node.get("x-kubernetes-map-type") == "atomic"
+                                         else Shape.STRUCT if "properties" in node else Shape.MAP)
+        props = node.get("properties") if node is not None else None
+        self.children: dict[str, Node | None] = {}
+        self.additional: Node | None = None
+        self.items: Node | None = None
+        self.required: frozenset[str] = frozenset()
+        if node is not None and resolver is not None:
+            if isinstance(props, dict):
+                self.children = {name: resolver.resolve(raw) for name, raw in props.items()}
+            extra = node.get("additionalProperties")
+            self.additional = resolver.resolve(extra) if isinstance(extra, dict) else None
+            self.items = resolver.resolve(node.get("items"))
+            self.required = frozenset(node.get("required") or [])
+        # properties a Go object always has (non-pointer structs), in schema order
+        self.zero_struct_fields: tuple[tuple[str, Node], ...] = tuple(
+            (name, child) for name, child in self.children.items() if child is not None and is_value_struct(child))
+        self.list_keys = tuple(list_map_keys(node))
+        self._key_defaults: tuple[tuple[str, Any], ...] | None = None
+
+    def shape(self, value: Any) -> Shape:
+        """shape_of(node, value)."""
+        if self.untyped:
+            if isinstance(value, dict):
+                return Shape.MAP
+            return Shape.ATOMIC if isinstance(value, list) else Shape.SCALAR
+        container = self._container
+        if container is None:
+            return Shape.SCALAR
+        if value is None or isinstance(value, container):
+            return self._container_shape
+        return Shape.SCALAR
+
+    def child(self, name: str) -> Node | None:
+        """SchemaResolver.property(node, name)."""
+        children = self.children
+        return children[name] if name in children else self.additional
+
+    def key_defaults(self, item_facts: NodeFacts) -> tuple[tuple[str, Any], ...]:
+        """Each list-map key with the schema default its item field has (None: no default)."""
+        if self._key_defaults is None:
+            self._key_defaults = tuple((key, (item_facts.child(key) or {}).get("default"))
+                                       for key in self.list_keys)
+        return self._key_defaults
+
+
+def is_value_struct(node: Node | None) -> bool:
+    """A non-pointer struct field: upstream's OpenAPI gives those `default: {}`."""
+    return node is not None and node.get("default") == {} and shape_of(node, {}) is Shape.STRUCT
+
+
+_UNTYPED_FACTS = NodeFacts(None, None)

@@ -7,9 +7,9 @@ as "Error from server: ...".
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from svcnet import jsoncodec
 from svcnet.api.errors import ApiError, bad_request
 
 from .jsonpatches import generic_invalid
@@ -48,7 +48,7 @@ def strategic_merge_patch(original: dict[str, Any], patch: Any, resolver: Schema
         raise bad_request(f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
     engine = _Engine(resolver)
     try:
-        return engine.merge_map(copy.deepcopy(original), copy.deepcopy(patch), resolver.root(root_ref))
+        return engine.merge_map(jsoncodec.deepcopy(original), jsoncodec.deepcopy(patch), resolver.root(root_ref))
     except _PatchError as exc:
         if exc.code == 400:
             raise bad_request(exc.message) from exc

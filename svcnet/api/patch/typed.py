@@ -2,20 +2,16 @@
 the field set of an object, the comparison of two objects, the apply merge, and removal."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet import jsoncodec
+
 from .fieldpath import EMPTY, FieldSet, Path, PathElement, key_element, value_element
 from .fieldpath import field as field_element
-from .schema import Node, SchemaResolver, Shape, list_map_keys, shape_of
+from .schema import Node, SchemaResolver, Shape
 
 _MAX_DEPTH = 32
-
-
-def is_value_struct(node: Node | None) -> bool:
-    """A non-pointer struct field: upstream's OpenAPI gives those `default: {}`."""
-    return node is not None and node.get("default") == {} and shape_of(node, {}) is Shape.STRUCT
 
 
 class _Absent:
@@ -30,30 +26,31 @@ ABSENT: Any = _Absent()
 
 @dataclass(frozen=True)
 class Typed:
-    """A resolver bound to the walks; `node` arguments are resolved schema nodes or None."""
+    """A resolver bound to the walks; `node` arguments are resolved schema nodes or None.
+
+    The walks read each node through the resolver's NodeFacts (shape rule, resolved
+    children, list keys), which answer as shape_of and the resolver's lookups do."""
 
     resolver: SchemaResolver
 
     def child(self, node: Node | None, key: str) -> tuple[Node | None, bool]:
         """(schema of field `key`, whether it is a declared struct field)."""
-        return self.resolver.property(node, key), self.resolver.declares(node, key)
+        facts = self.resolver.facts(node)
+        return facts.child(key), key in facts.children
 
     def item_element(self, shape: Shape, node: Node | None, item: Any, index: int) -> PathElement:
         if shape is Shape.LIST_SET:
             return value_element(item)
-        keys = list_map_keys(node)
-        item_node = self.resolver.items(node)
-        if not isinstance(item, dict) or not keys:
+        facts = self.resolver.facts(node)
+        if not isinstance(item, dict) or not facts.list_keys:
             return ("i", index)
         fields: dict[str, Any] = {}
-        for key in keys:
+        for key, default in facts.key_defaults(self.resolver.facts(facts.items)):
             if key in item:
                 fields[key] = item[key]
-            else:
+            elif default is not None:
                 # a missing key field takes its schema default (ContainerPort.protocol: TCP)
-                default = (self.resolver.property(item_node, key) or {}).get("default")
-                if default is not None:
-                    fields[key] = default
+                fields[key] = default
         return key_element(fields)
 
     def indexed_items(self, shape: Shape, node: Node | None, items: list[Any]) -> list[tuple[PathElement, Any]]:
@@ -75,18 +72,21 @@ class Typed:
         maps that really appeared count as added."""
         if node is None or depth > _MAX_DEPTH:
             return value
-        shape = shape_of(node, value)
+        facts = self.resolver.facts(node)
+        shape = facts.shape(value)
         if shape is Shape.STRUCT and isinstance(value, dict):
             out = dict(value)
-            for name, raw in (node.get("properties") or {}).items():
-                child = self.resolver.resolve(raw)
-                if name in out:
-                    out[name] = self.with_zero_structs(out[name], child, depth + 1)
-                elif is_value_struct(child):
+            children = facts.children
+            for name, item in value.items():
+                if name in children:
+                    out[name] = self.with_zero_structs(item, children[name], depth + 1)
+            # appended in schema order, after the fields the value has
+            for name, child in facts.zero_struct_fields:
+                if name not in value:
                     out[name] = self.with_zero_structs({}, child, depth + 1)
             return out
         if shape is Shape.LIST_MAP and isinstance(value, list):
-            item_node = self.resolver.items(node)
+            item_node = facts.items
             return [self.with_zero_structs(item, item_node, depth + 1) for item in value]
         return value
 
@@ -99,21 +99,22 @@ class Typed:
         return frozenset(out)
 
     def _collect(self, value: Any, node: Node | None, path: Path, out: set[Path]) -> None:
-        shape = shape_of(node, value)
-        if shape in (Shape.SCALAR, Shape.ATOMIC):
+        facts = self.resolver.facts(node)
+        shape = facts.shape(value)
+        if shape is Shape.SCALAR or shape is Shape.ATOMIC:
             out.add(path)
             return
         if value is None:
             return
-        if shape in (Shape.STRUCT, Shape.MAP):
+        if shape is Shape.STRUCT or shape is Shape.MAP:
+            children = facts.children
             for key, child in value.items():
-                child_node, declared = self.child(node, key)
-                child_path = path + (field_element(key),)
-                self._collect(child, child_node, child_path, out)
-                if not declared:
+                child_path = path + (("f", key),)
+                self._collect(child, facts.child(key), child_path, out)
+                if key not in children:
                     out.add(child_path)
             return
-        item_node = self.resolver.items(node)
+        item_node = facts.items
         for element, item in self.indexed_items(shape, node, value):
             item_path = path + (element,)
             self._collect(item, item_node, item_path, out)
@@ -127,29 +128,35 @@ class Typed:
         return builder.build()
 
     def _compare(self, old: Any, new: Any, node: Node | None, path: Path, acc: _ComparisonBuilder) -> None:
-        old_shape = shape_of(node, old) if old is not ABSENT else None
-        new_shape = shape_of(node, new) if new is not ABSENT else None
+        if old is ABSENT:
+            self._appeared(new, node, path, acc.added)
+            return
+        if new is ABSENT:
+            self._appeared(old, node, path, acc.removed)
+            return
+        facts = self.resolver.facts(node)
+        old_shape = facts.shape(old) if old is not ABSENT else None
+        new_shape = facts.shape(new) if new is not ABSENT else None
         shape = new_shape or old_shape
-        if shape in (Shape.SCALAR, Shape.ATOMIC) or (old_shape and new_shape and old_shape != new_shape):
+        if shape is Shape.SCALAR or shape is Shape.ATOMIC or (old_shape and new_shape and old_shape != new_shape):
             acc.leaf(old, new, path)
             return
-        if shape in (Shape.STRUCT, Shape.MAP):
+        if shape is Shape.STRUCT or shape is Shape.MAP:
             old_map = old if isinstance(old, dict) else {}
             new_map = new if isinstance(new, dict) else {}
             if not old_map and not new_map:
                 acc.leaf(old, new, path)  # empty and null stay distinct leaves
                 return
             for key in {**old_map, **new_map}:
-                child_node, _ = self.child(node, key)
-                self._compare(old_map.get(key, ABSENT), new_map.get(key, ABSENT), child_node,
-                              path + (field_element(key),), acc)
+                self._compare(old_map.get(key, ABSENT), new_map.get(key, ABSENT), facts.child(key),
+                              path + (("f", key),), acc)
         else:
             old_list = old if isinstance(old, list) else []
             new_list = new if isinstance(new, list) else []
             if not old_list and not new_list:
                 acc.leaf(old, new, path)
                 return
-            item_node = self.resolver.items(node)
+            item_node = facts.items
             old_items = dict(self.indexed_items(shape, node, old_list))
             new_items = dict(self.indexed_items(shape, node, new_list))
             for element in {**old_items, **new_items}:
@@ -161,6 +168,24 @@ class Typed:
         elif new is ABSENT:
             acc.removed.add(path)
 
+    def _appeared(self, value: Any, node: Node | None, path: Path, out: set[Path]) -> None:
+        """_compare with one side absent: the value's every path, itself included, is added
+        (or removed), as the generic walk finds pairing it against nothing."""
+        facts = self.resolver.facts(node)
+        shape = facts.shape(value)
+        if shape is Shape.SCALAR or shape is Shape.ATOMIC:
+            out.add(path)
+            return
+        if shape is Shape.STRUCT or shape is Shape.MAP:
+            if isinstance(value, dict) and value:
+                for key, child in value.items():
+                    self._appeared(child, facts.child(key), path + (("f", key),), out)
+        elif isinstance(value, list) and value:
+            item_node = facts.items
+            for element, item in self.indexed_items(shape, node, value):
+                self._appeared(item, item_node, path + (element,), out)
+        out.add(path)
+
     # -- apply merge ---------------------------------------------------------------------
 
     def merge(self, live: Any, config: Any, node: Node | None) -> Any:
@@ -169,20 +194,21 @@ class Typed:
         if config is ABSENT:
             return live
         if live is ABSENT:
-            return copy.deepcopy(config)
-        shape = shape_of(node, config)
-        if shape != shape_of(node, live) or shape in (Shape.SCALAR, Shape.ATOMIC):
-            return copy.deepcopy(config)
+            return jsoncodec.deepcopy(config)
+        facts = self.resolver.facts(node)
+        shape = facts.shape(config)
+        if shape != facts.shape(live) or shape in (Shape.SCALAR, Shape.ATOMIC):
+            return jsoncodec.deepcopy(config)
         if shape in (Shape.STRUCT, Shape.MAP):
             if not isinstance(live, dict) or not isinstance(config, dict):
-                return copy.deepcopy(config)
+                return jsoncodec.deepcopy(config)
             out = dict(live)
             for key, value in config.items():
-                out[key] = self.merge(live.get(key, ABSENT), value, self.child(node, key)[0])
+                out[key] = self.merge(live.get(key, ABSENT), value, facts.child(key))
             return out
         if not isinstance(live, list) or not isinstance(config, list):
-            return copy.deepcopy(config)
-        item_node = self.resolver.items(node)
+            return jsoncodec.deepcopy(config)
+        item_node = facts.items
         # live lists may repeat a key (env does): repeats of an item the config leaves alone
         # keep their place, repeats of one it sets give way to it
         wanted = {element for element, _ in self.indexed_items(shape, node, config)}
@@ -213,7 +239,8 @@ class Typed:
 
     def _remove(self, value: Any, node: Node | None, path: Path, targets: FieldSet,
                 prefixes: set[Path], keys: tuple[str, ...] = ()) -> Any:
-        shape = shape_of(node, value)
+        facts = self.resolver.facts(node)
+        shape = facts.shape(value)
         if shape in (Shape.STRUCT, Shape.MAP) and isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, child in value.items():
@@ -221,14 +248,14 @@ class Typed:
                 if child_path in targets and key not in keys:  # a kept list item keeps its key
                     continue
                 if child_path in prefixes:
-                    child = self._remove(child, self.child(node, key)[0], child_path, targets, prefixes)
+                    child = self._remove(child, facts.child(key), child_path, targets, prefixes)
                     if child is ABSENT:
                         continue
                 out[key] = child
             emptied = value and not out and shape is Shape.MAP
             return ABSENT if emptied and path else out
         if shape in (Shape.LIST_MAP, Shape.LIST_SET) and isinstance(value, list):
-            item_node = self.resolver.items(node)
+            item_node = facts.items
             kept: list[Any] = []
             for index, item in enumerate(value):
                 item_path = path + (self.item_element(shape, node, item, index),)
@@ -236,7 +263,7 @@ class Typed:
                     continue
                 if item_path in prefixes:
                     item = self._remove(item, item_node, item_path, targets, prefixes,
-                                        tuple(list_map_keys(node)) if shape is Shape.LIST_MAP else ())
+                                        facts.list_keys if shape is Shape.LIST_MAP else ())
                 kept.append(item)
             return ABSENT if value and not kept else kept
         return value
