@@ -5,12 +5,12 @@ tested without a socket.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from svcnet import jsoncodec
 from svcnet.api import errors, protobuf
 from svcnet.api.resources import Resource, lookup
 from svcnet.api.schema import load_json_strict
@@ -168,4 +168,4 @@ def decode_body(content_type: str | None, raw: bytes) -> DecodedBody:
 def encode(value: Any, fmt: ResponseFormat) -> bytes:
     if fmt.yaml:
         return yaml.safe_dump(value, sort_keys=False).encode()
-    return json.dumps(value, separators=(",", ":")).encode()
+    return jsoncodec.dumps(value)
