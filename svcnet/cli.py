@@ -115,6 +115,12 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
             components.append(cluster.AgentSupervisor(cfg.data_dir, spec))
             components.append(cluster.NodesReadyGate(
                 lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), spec, cfg.data_dir))
+            from svcnet.dns.addon import ClusterDnsAddon
+
+            components.append(ClusterDnsAddon(
+                lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), cfg.data_dir,
+                progress=lambda line: print(line, flush=True)))
+            components.append(cluster.ReadyMarker(cfg.data_dir))
         return asyncio.run(supervisor.run(components, _next_steps(cfg, nodes) if print_ready else None))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -342,8 +348,13 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         from svcnet.proxy import render_cli
 
         return render_cli.main(rest[1:])
-    print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]",
-          file=sys.stderr)
+    if rest[:1] in (["run"], ["cleanup"]):
+        from svcnet.proxy import daemon
+
+        return daemon.main(rest)
+    print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]\n"
+          "       svcnet proxy run --node NAME --netns NETNS [--data-dir D | --kubeconfig K] ...\n"
+          "       svcnet proxy cleanup --netns NETNS", file=sys.stderr)
     return 2
 
 

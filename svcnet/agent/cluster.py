@@ -91,6 +91,15 @@ def agent_log_path(data_dir: Path, node: str) -> Path:
     return node_dir(data_dir, node) / "agent.log"
 
 
+def role_log_path(data_dir: Path, node: str, role: str) -> Path:
+    return node_dir(data_dir, node) / f"{role}.log"
+
+
+def proxy_pid_path(data_dir: Path, node: str) -> Path:
+    """Written by `up` when it starts a node's proxy, so `down` finds it even after a dead `up`."""
+    return node_dir(data_dir, node) / "proxy.pid"
+
+
 def new_cluster_id() -> str:
     """8 characters, a letter first: short enough for interface names, unlikely to clash."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -180,49 +189,62 @@ class ClusterNetwork:
 
 
 class AgentSupervisor:
-    """One `svcnet agent` process per node, restarted after a back-off when it dies."""
+    """Per node, one `svcnet agent` and one `svcnet proxy run` process, each restarted after a
+    back-off when it dies (a restarted agent adopts its pods; a restarted proxy resyncs)."""
+
+    ROLES = ("agent", "proxy")
 
     def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable) -> None:
         self.data_dir = data_dir
         self.spec = spec
         self.python = python
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
-    def argv(self, node: str) -> list[str]:
-        return [self.python, "-m", "svcnet", "agent", "--node", node, "--data-dir", str(self.data_dir)]
+    def argv(self, role: str, node: str) -> list[str]:
+        base = [self.python, "-m", "svcnet"]
+        if role == "agent":
+            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir)]
+        plan = self.spec.plan().node(node)
+        return [*base, "proxy", "run", "--node", node, "--netns", plan.namespace,
+                "--data-dir", str(self.data_dir), "--cluster-cidr", plan_cluster_cidrs(self.spec)]
 
     async def start(self) -> None:
         for node in self.spec.plan().nodes:
             node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
-            await self._spawn(node.name)
-            progress(f"started the agent for {node.name} (pid {self.processes[node.name].pid}, "
-                     f"log {agent_log_path(self.data_dir, node.name)})")
-            self._tasks.append(asyncio.create_task(self._supervise(node.name), name=f"agent-{node.name}"))
+            for role in self.ROLES:
+                await self._spawn(role, node.name)
+                progress(f"started the {role} for {node.name} (pid {self.processes[role, node.name].pid}, "
+                         f"log {role_log_path(self.data_dir, node.name, role)})")
+                self._tasks.append(asyncio.create_task(self._supervise(role, node.name),
+                                                       name=f"{role}-{node.name}"))
 
-    async def _spawn(self, node: str) -> None:
-        with open(agent_log_path(self.data_dir, node), "ab") as log_file:
-            # Its own session: Ctrl-C on `up` reaches only `up`, which stops the agents itself.
-            self.processes[node] = await asyncio.create_subprocess_exec(
-                *self.argv(node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True)
+    async def _spawn(self, role: str, node: str) -> None:
+        with open(role_log_path(self.data_dir, node, role), "ab") as log_file:
+            # Its own session: Ctrl-C on `up` reaches only `up`, which stops them itself.
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(role, node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+                stderr=log_file, start_new_session=True)
+        self.processes[role, node] = proc
+        if role == "proxy":
+            proxy_pid_path(self.data_dir, node).write_text(f"{proc.pid}\n")
 
-    async def _supervise(self, node: str) -> None:
+    async def _supervise(self, role: str, node: str) -> None:
         delay = AGENT_RESTART_INITIAL
         while not self._stopping:
             started = time.monotonic()
-            code = await self.processes[node].wait()
+            code = await self.processes[role, node].wait()
             if self._stopping:
                 return
             if time.monotonic() - started > AGENT_HEALTHY_AFTER:
                 delay = AGENT_RESTART_INITIAL
-            progress(f"the agent for {node} exited ({code}); restarting it in {delay:g}s")
+            progress(f"the {role} for {node} exited ({code}); restarting it in {delay:g}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, AGENT_RESTART_MAX)
             if not self._stopping:
-                await self._spawn(node)
-                progress(f"restarted the agent for {node} (pid {self.processes[node].pid})")
+                await self._spawn(role, node)
+                progress(f"restarted the {role} for {node} (pid {self.processes[role, node].pid})")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -234,14 +256,22 @@ class AgentSupervisor:
         for proc in self.processes.values():
             if proc.returncode is None:
                 proc.terminate()
-        for node, proc in self.processes.items():
+        for (role, node), proc in self.processes.items():
             try:
                 await asyncio.wait_for(proc.wait(), 15)
             except TimeoutError:
-                log.warning("the agent for %s did not stop; killing it", node)
+                log.warning("the %s for %s did not stop; killing it", role, node)
                 proc.kill()
                 await proc.wait()
-        progress("stopped the agents")
+            if role == "proxy":
+                with contextlib.suppress(FileNotFoundError):
+                    proxy_pid_path(self.data_dir, node).unlink()
+        progress("stopped the agents and proxies")
+
+
+def plan_cluster_cidrs(spec: ClusterSpec) -> str:
+    plan = spec.plan()
+    return ",".join(c for c in (plan.pod_cidr_v4, plan.pod_cidr_v6) if c)
 
 
 class NodesReadyGate:
@@ -283,6 +313,19 @@ class NodesReadyGate:
                          + ", ".join(str(agent_log_path(self.data_dir, n)) for n in missing))
         finally:
             await api.close()  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        return None
+
+
+class ReadyMarker:
+    """The last `up` stage: DATA_DIR/cluster.ready says every stage before it is done
+    (`up --detach` waits for it); removed first on the way down."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    async def start(self) -> None:
         (self.data_dir / READY_FILE).write_text(f"{os.getpid()}\n")
 
     async def stop(self) -> None:
@@ -293,32 +336,38 @@ class NodesReadyGate:
 # ---- teardown
 
 
-def _is_agent_process(pid: int, data_dir: Path) -> bool:
+def _is_agent_process(pid: int, data_dir: Path, role: bytes = b"agent") -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"agent" in cmdline and str(data_dir).encode() in cmdline
+    return role in cmdline and str(data_dir).encode() in cmdline
 
 
 def stop_agent_processes(data_dir: Path, timeout: float = 15.0) -> list[int]:
     """End agents that pid files name (checked to be this data dir's agents); SIGKILL after timeout."""
-    pids = []
+    found: list[tuple[int, bytes]] = []
     nodes = data_dir / "nodes"
     for pid_file in sorted(nodes.glob("*/agent.pid")) if nodes.is_dir() else []:
         pid = supervisor.read_pid(pid_file)
         if pid and supervisor.is_locked(pid_file) and _is_agent_process(pid, data_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            pids.append(pid)
+            found.append((pid, b"agent"))
+    for pid_file in sorted(nodes.glob("*/proxy.pid")) if nodes.is_dir() else []:
+        pid = supervisor.read_pid(pid_file)
+        if pid and _is_agent_process(pid, data_dir, b"proxy"):  # the cmdline names this data dir
+            found.append((pid, b"proxy"))
+        pid_file.unlink(missing_ok=True)
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for pid in pids:
-        while _is_agent_process(pid, data_dir) and time.monotonic() < deadline:
+    for pid, role in found:
+        while _is_agent_process(pid, data_dir, role) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _is_agent_process(pid, data_dir):
+        if _is_agent_process(pid, data_dir, role):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    return pids
+    return [pid for pid, _ in found]
 
 
 async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECONDS) -> int:
@@ -345,7 +394,7 @@ async def teardown(data_dir: Path) -> None:
     spec = load_cluster_spec(data_dir)
     stopped = await asyncio.to_thread(stop_agent_processes, data_dir)
     if stopped:
-        progress(f"stopped {len(stopped)} agent process(es)")
+        progress(f"stopped {len(stopped)} agent and proxy process(es)")
     pods = await stop_all_pods(data_dir)
     if pods:
         progress(f"stopped {pods} pod(s)")
@@ -361,5 +410,6 @@ async def teardown(data_dir: Path) -> None:
 
 
 __all__ = ["AgentSupervisor", "ClusterNetwork", "ClusterSpec", "NodesReadyGate", "agent_log_path", "agent_pid_path",
+           "proxy_pid_path", "role_log_path", "ReadyMarker",
            "check_prerequisites", "cluster_id_for", "lease_path", "load_cluster_spec", "runtime_root",
            "save_cluster_spec", "stop_agent_processes", "stop_all_pods", "teardown"]

@@ -192,7 +192,8 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   pod_cidr: str = "10.244.0.0/16", *, node_cidr_v6: str | None = "fd00:192:168::/64",
                   pod_cidr_v6: str | None = "fd00:10:244::/56", node_pod_prefix_v4: int = 24,
                   node_pod_prefix_v6: int = 64, first_node_host: int = 106,
-                  client_host: int = 200) -> TopologyPlan:
+                  client_host: int = 200,
+                  service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112")) -> TopologyPlan:
     """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only."""
     check_cluster_id(cluster_id)
     if nodes < 1:
@@ -242,12 +243,13 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         lan_namespace=lan_namespace(cluster_id),
         client=client,
         nodes=plan_nodes,
-        namespaces=_namespace_specs(cluster_id, lan4, lan6, client, plan_nodes),
+        namespaces=_namespace_specs(cluster_id, lan4, lan6, client, plan_nodes, service_cidrs),
     )
 
 
 def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddress.IPv6Network | None,
-                     client: ClientPlan, nodes: tuple[NodePlan, ...]) -> tuple[NamespaceSpec, ...]:
+                     client: ClientPlan, nodes: tuple[NodePlan, ...],
+                     service_cidrs: tuple[str, ...] = ()) -> tuple[NamespaceSpec, ...]:
     lan_ns = lan_namespace(cluster_id)
 
     def on_lan(ipv4: str, ipv6: str | None) -> tuple[str, ...]:
@@ -270,6 +272,12 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
             routes.append(Route(dst=other.pod_cidr_v4, via=other.ipv4))
             if other.pod_cidr_v6 and other.ipv6:
                 routes.append(Route(dst=other.pod_cidr_v6, via=other.ipv6))
+        # Service VIPs are only rules (the proxy DNATs them), but a node's own connections need
+        # a route before OUTPUT's DNAT runs: send the service CIDRs out of the uplink, as a
+        # node's default route would. Nothing ever leaves with such a destination.
+        for cidr in service_cidrs:
+            if ipaddress.ip_network(cidr).version == 4 or node.ipv6:
+                routes.append(Route(dst=cidr, dev=NODE_UPLINK))
         bridge_addresses = (f"{node.gateway_v4}/{ipaddress.ip_network(node.pod_cidr_v4).prefixlen}",)
         if node.gateway_v6 and node.pod_cidr_v6:
             bridge_addresses += (f"{node.gateway_v6}/{ipaddress.ip_network(node.pod_cidr_v6).prefixlen}",)

@@ -82,9 +82,15 @@ class ApiServer:
         self.settings = settings
         self._watch_count = 0
         self._watch_queues: set[asyncio.Queue] = set()
+        self._closing = False
 
     def close_watches(self) -> None:
-        """End every open watch stream (shutdown): clients re-watch from their last revision."""
+        """End every open watch stream (shutdown): clients re-watch from their last revision.
+
+        From now on new watches are refused, or clients that re-watch at once would keep
+        the server's shutdown waiting on fresh streams.
+        """
+        self._closing = True
         for queue in list(self._watch_queues):
             queue.put_nowait(None)
 
@@ -562,6 +568,8 @@ class ApiServer:
     # ------------------------------------------------------------------ watch
     async def _watch(self, request: web.Request, rp: http.ResourcePath,
                      fmt: http.ResponseFormat) -> web.StreamResponse:
+        if self._closing:
+            raise ApiError(503, "ServiceUnavailable", "apiserver is shutting down", retry_after=1)
         res = rp.resource
         predicate = self._predicate(request, res)
         if rp.name is not None:

@@ -93,7 +93,7 @@ class RunningApiServer:
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"))
 
         tcp_runner = web.AppRunner(api.make_app(authenticate=True), access_log=None,
-                                   handle_signals=False)
+                                   handle_signals=False, shutdown_timeout=5.0)
         await tcp_runner.setup()
         self._runners.append(tcp_runner)
         ssl_ctx = None
@@ -105,7 +105,7 @@ class RunningApiServer:
 
         # The unix socket is root-only (0600): its file mode is the credential.
         sock_runner = web.AppRunner(api.make_app(authenticate=False), access_log=None,
-                                    handle_signals=False)
+                                    handle_signals=False, shutdown_timeout=5.0)
         await sock_runner.setup()
         self._runners.append(sock_runner)
         with suppress(FileNotFoundError):

@@ -100,6 +100,7 @@ async def run(components: list[Component], ready_message: str | None = None) -> 
     finally:
         for component in reversed(started):
             try:
+                log.info("stopping %s", _describe(component))
                 await component.stop()
             except Exception:
                 log.exception("stopping %r", component)
@@ -107,3 +108,8 @@ async def run(components: list[Component], ready_message: str | None = None) -> 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return code
+
+
+def _describe(component: Component) -> str:
+    inner = getattr(component, "component", None)  # a progress wrapper names what it wraps
+    return type(inner if inner is not None else component).__name__

@@ -27,7 +27,6 @@ import pytest
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.network import PodNetwork, setup_pod_network
 from svcnet.agent.topology import NodePlan, TopologyPlan, apply_topology, destroy_topology, plan_topology
-from svcnet.kernel import Route
 from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.kernel.netns import run_command_in_netns, spawn_in_netns
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port, wait_for
@@ -188,11 +187,7 @@ def proxy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyClu
     cluster: ProxyCluster | None = None
     try:
         plan = plan_topology(cluster_id, 2, node_cidr_v6=None, pod_cidr_v6=None)
-        apply_topology(kernel, plan)
-        for node in plan.nodes:
-            # Nodes have no default route (nothing is wired to the host); a VIP needs a route for the
-            # socket to pick a source address before nat OUTPUT rewrites the destination.
-            kernel.replace_route(node.namespace, Route(dst=SERVICE_CIDR, dev="eth0"))
+        apply_topology(kernel, plan)  # includes each node's route for the service CIDR
         node1, node2 = plan.nodes
         pods: dict[str, Pod] = {}
         for name, node in (("web-a", node1), ("web-b", node1), ("web-c", node1), ("client", node2)):

@@ -75,8 +75,10 @@ def test_each_node_routes_every_other_nodes_pod_cidrs_via_its_node_ip() -> None:
     assert set(specs["svcnet-c1-node-2"].routes) == {
         Route("10.244.1.0/24", via="192.168.0.106"), Route("fd00:10:244:1::/64", via="fd00:192:168::6a"),
         Route("10.244.3.0/24", via="192.168.0.108"), Route("fd00:10:244:3::/64", via="fd00:192:168::6c"),
+        # service VIPs leave through the uplink, so the node's own OUTPUT DNAT gets to see them
+        Route("10.96.0.0/12", dev="eth0"), Route("fd00:10:96::/112", dev="eth0"),
     }
-    assert specs["svcnet-c1-client"].routes == ()
+    assert specs["svcnet-c1-client"].routes == ()  # the client is outside: no route to VIPs
 
 
 def test_forwarding_is_on_in_node_namespaces_only() -> None:
