@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from svcnet.api import meta
@@ -114,6 +114,17 @@ class Controller:
 
     async def run(self) -> None:
         await run_workers(self.queue, self.workers, self.reconcile)
+
+    async def requeue_on_conflict(self, sync: Callable[[str], Awaitable[float | None]], key: str,
+                                  delay: float = 0.05) -> float | None:
+        """Run sync(key); a 409 means it decided on a stale cache: look again once it caught up."""
+        try:
+            return await sync(key)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            log.debug("%s: %s: %s; retrying", self.name, key, exc.message)
+            return delay
 
     def shutdown(self) -> None:
         self.queue.shutdown()

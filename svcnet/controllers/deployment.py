@@ -130,14 +130,7 @@ class DeploymentController(Controller):
 
     # --------------------------------------------------------------- reconcile
     async def reconcile(self, key: str) -> float | None:
-        try:
-            return await self._sync(key)
-        except ApiError as exc:
-            if exc.code != 409:
-                raise
-            # Decided on a stale cache: look again once the informer has caught up.
-            log.debug("%s: %s; retrying", key, exc.message)
-            return CONFLICT_RETRY_SECONDS
+        return await self.requeue_on_conflict(self._sync, key, CONFLICT_RETRY_SECONDS)
 
     async def _sync(self, key: str) -> float | None:
         namespace, name = split_key(key)

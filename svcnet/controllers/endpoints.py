@@ -18,7 +18,7 @@ from typing import Any
 from svcnet.api.errors import ApiError
 from svcnet.client.informer import object_key, split_key
 from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES, Controller
-from svcnet.controllers.endpointslice import RecentWrites, ServicePodIndex
+from svcnet.controllers.endpointslice import RecentWrites, ServicePodHandlers, ServicePodIndex
 from svcnet.core import endpoints as core
 
 log = logging.getLogger("svcnet.controllers.endpoints")
@@ -26,7 +26,7 @@ log = logging.getLogger("svcnet.controllers.endpoints")
 Obj = dict[str, Any]
 
 
-class EndpointsController(Controller):
+class EndpointsController(ServicePodHandlers, Controller):
     name = "endpoints"
     workers = 5  # kube-controller-manager's --concurrent-endpoint-syncs default
 
@@ -45,20 +45,6 @@ class EndpointsController(Controller):
                                    on_delete=self._endpoints_deleted)
 
     # ------------------------------------------------------------ handlers
-    def _pod_added(self, pod: Obj) -> None:
-        self.index.track_pod(pod)
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self.index.track_pod(new)
-        for key in self.index.services_to_sync_on_update(old, new):
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        self.index.forget_pod(pod)
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
 
     def _endpoints_listed(self, endpoints: Obj) -> None:
         key = object_key(endpoints)

@@ -195,7 +195,31 @@ class RetryDelays:
         return list(self._tries)
 
 
-class EndpointSliceController(Controller):
+class ServicePodHandlers:
+    """Pod events enqueue the Services that select the pod (both endpoint controllers use it).
+
+    The class using it provides `index` (a ServicePodIndex) and `queue`.
+    """
+
+    index: ServicePodIndex
+
+    def _pod_added(self, pod: Obj) -> None:
+        self.index.track_pod(pod)
+        for key in self.index.services_for(pod):
+            self.queue.add(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self.index.track_pod(new)
+        for key in self.index.services_to_sync_on_update(old, new):
+            self.queue.add(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        self.index.forget_pod(pod)
+        for key in self.index.services_for(pod):
+            self.queue.add(key)
+
+
+class EndpointSliceController(ServicePodHandlers, Controller):
     name = "endpointslice"
     workers = 5  # kube-controller-manager's --concurrent-service-endpoint-syncs default
 
@@ -218,20 +242,6 @@ class EndpointSliceController(Controller):
         self.nodes.add_handler(on_add=self._node_added)
 
     # ------------------------------------------------------------ handlers
-    def _pod_added(self, pod: Obj) -> None:
-        self.index.track_pod(pod)
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self.index.track_pod(new)
-        for key in self.index.services_to_sync_on_update(old, new):
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        self.index.forget_pod(pod)
-        for key in self.index.services_for(pod):
-            self.queue.add(key)
 
     def _slice_changed(self, slice_: Obj, gone: bool = False) -> None:
         key = core.slice_service_key(slice_)
