@@ -348,12 +348,17 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         from svcnet.proxy import render_cli
 
         return render_cli.main(rest[1:])
+    if rest[:1] == ["trace"]:
+        from svcnet.proxy import trace_cli
+
+        return trace_cli.main(rest[1:])
     if rest[:1] in (["run"], ["cleanup"]):
         from svcnet.proxy import daemon
 
         return daemon.main(rest)
     print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]\n"
           "       svcnet proxy run --node NAME --netns NETNS [--data-dir D | --kubeconfig K] ...\n"
+          "       svcnet proxy trace -f FILE... --src IP --dst IP --dport PORT [--protocol tcp]\n"
           "       svcnet proxy cleanup --netns NETNS", file=sys.stderr)
     return 2
 

@@ -161,6 +161,14 @@ def _node_addresses(node: Obj) -> list[str]:
             and ip_family_of(str(a.get("address", ""))) is not None]
 
 
+def node_addresses_of(objects: list[tuple[str, Obj]], node_name: str) -> list[str]:
+    """The addresses of the node render() renders for (named, or the only Node given)."""
+    nodes = {obj["metadata"]["name"]: obj for _, obj in objects if obj.get("kind") == "Node"}
+    if not node_name and len(nodes) == 1:
+        node_name = next(iter(nodes))
+    return _node_addresses(nodes.get(node_name, {}))
+
+
 def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[str, list[str]]:
     """(iptables-restore text, notes for stderr)."""
     notes: list[str] = []
