@@ -95,3 +95,116 @@ def test_nslookup_inside_a_pod_answers_as_the_seed_shows(cluster: SvcnetCluster)
 
     stateless = cluster.exec(pod, "nslookup", f"{pod}.hostnames.default.svc.cluster.local")
     assert "NXDOMAIN" in stateless.stdout + stateless.stderr
+
+
+def sep_chains(cluster: SvcnetCluster, node: str, svc_chain: str) -> int:
+    out = cluster.in_namespace(cluster.node_namespace(node), "iptables", "-t", "nat", "-S", svc_chain)
+    return sum(1 for line in out.stdout.splitlines() if "-j KUBE-SEP-" in line)
+
+
+def test_300_requests_spread_over_all_three_pods_from_a_pod_and_from_a_node(cluster: SvcnetCluster) -> None:
+    ip = cluster_ip(cluster)
+    names = set(deployment_pods(cluster))
+    script = f"for i in $(seq 1 300); do curl -s --max-time 2 {ip}:80; echo; done"
+    for counts in (
+        collections.Counter(cluster.in_namespace(cluster.node_namespace("node-1"), "sh", "-c", script,
+                                                 timeout=120).stdout.split()),
+        collections.Counter(cluster.exec(deployment_pods(cluster)[0], "sh", "-c", script).stdout.split()),
+    ):
+        assert set(counts) == names, counts
+        assert sum(counts.values()) == 300
+        assert max(counts.values()) <= 2 * min(counts.values()), counts
+
+
+def test_a_service_without_endpoints_refuses_at_once(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    ip = cluster.kubectl_json("get", "svc", "nobody")["spec"]["clusterIP"]
+    node = cluster.node_namespace("node-1")
+
+    def refused() -> bool:
+        # curl exit 7: connection refused (the filter table's REJECT); 28 would be a timeout
+        return cluster.in_namespace(node, "curl", "-s", "--max-time", "5", f"{ip}:80").returncode == 7
+
+    wait_for(refused, timeout=10, what="a connection to a Service without endpoints to be refused")
+    cluster.kubectl("delete", "svc", "nobody")
+
+
+def test_node_port_from_outside_reaches_a_pod_on_the_other_node_through_snat(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: hostnames-np}
+spec:
+  type: NodePort
+  selector: {app: hostnames}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    port = cluster.kubectl_json("get", "svc", "hostnames-np")["spec"]["ports"][0]["nodePort"]
+    on_node_1 = {p["metadata"]["name"] for p in cluster.pods("app=hostnames") if p["spec"]["nodeName"] == "node-1"}
+    assert on_node_1, "the scheduler spreads the seed's pods over both nodes"
+
+    def served_from_node_1() -> bool:
+        # The client talks to node-2 (192.168.0.107); a reply from a node-1 pod can only come back
+        # through node-2 if node-2 masqueraded the request (otherwise node-1 answers directly and
+        # the client's TCP drops it).
+        out = cluster.in_namespace(cluster.client_namespace, "curl", "-s", "--max-time", "2",
+                                   f"192.168.0.107:{port}").stdout.strip()
+        return out in on_node_1
+
+    wait_for(served_from_node_1, timeout=30, interval=0, what="a node-1 pod answering through node-2")
+    cluster.kubectl("delete", "svc", "hostnames-np")
+
+
+def test_scaling_changes_the_rules_and_deleting_the_service_removes_its_chains(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 9376}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: k8s.gcr.io/serve_hostname}]
+""")
+
+    def ready_endpoints() -> int:
+        body = cluster.kubectl_json("get", "endpointslices", "-l", "kubernetes.io/service-name=web")
+        return sum(1 for s in body["items"] for e in s.get("endpoints") or [] if e["conditions"].get("ready"))
+
+    def web_chain() -> str | None:
+        rules = cluster.in_namespace(cluster.node_namespace("node-1"), "iptables", "-t", "nat", "-S",
+                                     "KUBE-SERVICES").stdout.splitlines()
+        return next((line.split()[-1] for line in rules
+                     if '"default/web:http cluster IP"' in line and "-j KUBE-SVC-" in line), None)
+
+    wait_for(lambda: ready_endpoints() == 1, timeout=60, what="web's first endpoint")
+    svc_chain = wait_for(web_chain, timeout=10, what="web's KUBE-SVC chain")
+    wait_for(lambda: sep_chains(cluster, "node-1", svc_chain) == 1, timeout=5, what="one SEP chain")
+
+    cluster.kubectl("scale", "deploy", "web", "--replicas=3")
+    wait_for(lambda: ready_endpoints() == 3, timeout=60, what="three ready endpoints")
+    # From the slice showing them to both nodes' rules showing them: within a second.
+    wait_for(lambda: all(sep_chains(cluster, n, svc_chain) == 3 for n in ("node-1", "node-2")),
+             timeout=1.0, interval=0.05, what="three SEP chains on both nodes within a second")
+
+    cluster.kubectl("delete", "svc", "web")
+    wait_for(lambda: svc_chain not in cluster.in_namespace(
+        cluster.node_namespace("node-1"), "iptables", "-t", "nat", "-S").stdout,
+        timeout=5, what="the Service's chains to go")
+    cluster.kubectl("delete", "deploy", "web")
