@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, then start svcnet in the foreground (Ctrl-C stops it).
+# The main job: install what is missing, bring a whole cluster up in the background
+# (API server, controllers, 2 nodes with their agents and proxies, cluster DNS), then walk
+# through the seed note's steps against it. `svcnet down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/svcnet up "$@"
+.venv/bin/svcnet up --detach "$@"
+data_dir=/var/lib/svcnet
+for ((i = 1; i <= $#; i++)); do
+  if [ "${!i}" = "--data-dir" ]; then j=$((i + 1)); data_dir=${!j}; fi
+done
+.venv/bin/svcnet walkthrough --data-dir "$data_dir"

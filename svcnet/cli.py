@@ -433,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dns_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_dns)
 
+    p = sub.add_parser("walkthrough", help="apply the seed's examples to the running cluster and show "
+                                           "every step of the seed note", add_help=False)
+    p.add_argument("walkthrough_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_walkthrough)
+
     p = sub.add_parser("kubeconfig", help="print the kubeconfig path (or, with --raw, its content)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     p.add_argument("--raw", action="store_true", help="print the content instead of the path")
@@ -440,9 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_walkthrough(args: argparse.Namespace) -> int:
+    from svcnet import walkthrough
+
+    return walkthrough.main(list(args.walkthrough_args))
+
+
 # Commands with their own parsers: everything after the name is theirs (argparse's REMAINDER
 # would refuse a first argument that looks like an option, such as --help).
-_DELEGATED = {"dns": ("dns_args", cmd_dns), "proxy": ("proxy_args", cmd_proxy)}
+_DELEGATED = {"dns": ("dns_args", cmd_dns), "proxy": ("proxy_args", cmd_proxy),
+              "walkthrough": ("walkthrough_args", cmd_walkthrough)}
 
 
 def main(argv: list[str] | None = None) -> int:
