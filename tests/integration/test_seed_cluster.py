@@ -208,3 +208,14 @@ spec:
         cluster.node_namespace("node-1"), "iptables", "-t", "nat", "-S").stdout,
         timeout=5, what="the Service's chains to go")
     cluster.kubectl("delete", "deploy", "web")
+
+
+def test_the_walkthrough_prints_every_step_of_the_seed(cluster: SvcnetCluster) -> None:
+    result = cluster.svcnet("walkthrough", "--data-dir", str(cluster.data_dir), timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in ("$ kubectl get pod -owide", "$ kubectl get ep hostnames", "$ kubectl get svc hostnames",
+                     "Chain KUBE-SVC-ODX2UBAZM7RQWOIU", "statistic mode random probability 0.33333333349",
+                     "nameserver 10.96.0.10", "Name:\thostnames.default.svc.cluster.local",
+                     "Address: 10.96.0.1", "NXDOMAIN"):
+        assert expected in out, expected
