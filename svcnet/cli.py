@@ -433,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dns_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_dns)
 
+    p = sub.add_parser("status", help="the cluster at a glance: components, nodes, pods, proxy syncs, DNS",
+                       add_help=False)
+    p.add_argument("status_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("walkthrough", help="apply the seed's examples to the running cluster and show "
                                            "every step of the seed note", add_help=False)
     p.add_argument("walkthrough_args", nargs=argparse.REMAINDER)
@@ -445,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from svcnet import status
+
+    return status.main(list(args.status_args))
+
+
 def cmd_walkthrough(args: argparse.Namespace) -> int:
     from svcnet import walkthrough
 
@@ -454,7 +465,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
 # Commands with their own parsers: everything after the name is theirs (argparse's REMAINDER
 # would refuse a first argument that looks like an option, such as --help).
 _DELEGATED = {"dns": ("dns_args", cmd_dns), "proxy": ("proxy_args", cmd_proxy),
-              "walkthrough": ("walkthrough_args", cmd_walkthrough)}
+              "walkthrough": ("walkthrough_args", cmd_walkthrough), "status": ("status_args", cmd_status)}
 
 
 def main(argv: list[str] | None = None) -> int:

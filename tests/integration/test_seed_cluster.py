@@ -219,3 +219,12 @@ def test_the_walkthrough_prints_every_step_of_the_seed(cluster: SvcnetCluster) -
                      "nameserver 10.96.0.10", "Name:\thostnames.default.svc.cluster.local",
                      "Address: 10.96.0.1", "NXDOMAIN"):
         assert expected in out, expected
+
+
+def test_status_shows_components_nodes_proxy_syncs_and_dns(cluster: SvcnetCluster) -> None:
+    out = cluster.svcnet("status", "--data-dir", str(cluster.data_dir), check=True).stdout
+    assert "apiserver   ready" in out
+    for node, ip in (("node-1", "192.168.0.106"), ("node-2", "192.168.0.107")):
+        line = next(x for x in out.splitlines() if x.startswith(node))
+        assert "Ready" in line and ip in line and "agent up, proxy up" in line and "never" not in line
+    assert "kube-system/kube-dns 10.96.0.10: 2/2 ready" in out
