@@ -197,6 +197,10 @@ class ApiServer:
         res = rp.resource
         if rp.subresource == "log":
             return await self._pod_log(request, rp)
+        if rp.subresource == "exec":
+            from svcnet.apiserver import exec_ws
+            pod = self.registry.get(rp.resource, rp.namespace, rp.name)
+            return await exec_ws.handle_exec(request, pod, exec_ws.node_runtime_root(self.registry, pod))
         if rp.subresource == "scale":
             return await self._scale(request, rp)
         if rp.subresource == "binding":

@@ -1,0 +1,112 @@
+"""The exec channel protocol: frames, options, the Status on the error channel, subprotocol choice."""
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from svcnet.api.errors import ApiError
+from svcnet.apiserver import exec_ws
+from svcnet.apiserver.exec_ws import (
+    PROTOCOL_V4,
+    PROTOCOL_V5,
+    Closed,
+    Data,
+    ExecOptions,
+    ProtocolError,
+    Resize,
+)
+
+
+@pytest.mark.parametrize(("channel", "payload", "wire"), [
+    (exec_ws.STDOUT, b"hello\n", b"\x01hello\n"),
+    (exec_ws.STDERR, b"oops", b"\x02oops"),
+    (exec_ws.ERROR, b"{}", b"\x03{}"),
+    (exec_ws.STDOUT, b"", b"\x01"),
+])
+def test_encode_data_prefixes_the_channel_byte(channel: int, payload: bytes, wire: bytes) -> None:
+    assert exec_ws.encode_data(channel, payload) == wire
+
+
+def test_encode_close_is_255_then_the_channel() -> None:
+    assert exec_ws.encode_close(exec_ws.STDIN) == b"\xff\x00"
+
+
+@pytest.mark.parametrize(("wire", "protocol", "frame"), [
+    (b"\x00hi\n", PROTOCOL_V5, Data(0, b"hi\n")),
+    (b"\x00", PROTOCOL_V4, Data(0, b"")),
+    (b"\xff\x00", PROTOCOL_V5, Closed(0)),
+    (b'\x04{"Width":80,"Height":24}', PROTOCOL_V5, Resize(80, 24)),
+    (b'\x04{"Width":120,"Height":40}', PROTOCOL_V4, Resize(120, 40)),
+])
+def test_decode_frame_reads_channel_and_payload(wire: bytes, protocol: str, frame: object) -> None:
+    assert exec_ws.decode_frame(wire, protocol) == frame
+
+
+@pytest.mark.parametrize(("wire", "protocol"), [
+    (b"", PROTOCOL_V5),  # no channel byte
+    (b"\xff\x00", PROTOCOL_V4),  # close messages are v5 only
+    (b"\xff", PROTOCOL_V5),  # close without a channel
+    (b"\xff\x00\x01", PROTOCOL_V5),  # close naming two channels
+    (b"\x04not json", PROTOCOL_V5),
+])
+def test_decode_frame_rejects_malformed_messages(wire: bytes, protocol: str) -> None:
+    with pytest.raises(ProtocolError):
+        exec_ws.decode_frame(wire, protocol)
+
+
+def test_exit_status_for_zero_is_success() -> None:
+    assert exec_ws.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
+
+
+def test_exit_status_for_nonzero_carries_the_code_as_an_exit_code_cause() -> None:
+    status = exec_ws.exit_status(3, ["sh", "-c", "exit 3"])
+    assert status["status"] == "Failure"
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    assert json.loads(json.dumps(status)) == status  # it goes on the wire as JSON
+
+
+@pytest.mark.parametrize(("returncode", "exit_code"), [(0, 0), (3, 3), (-9, 137), (-15, 143)])
+def test_exit_code_of_maps_signals_to_128_plus_n(returncode: int, exit_code: int) -> None:
+    assert exec_ws.exit_code_of(returncode) == exit_code
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [
+    ("v5.channel.k8s.io, v4.channel.k8s.io", PROTOCOL_V5),
+    ("v4.channel.k8s.io", PROTOCOL_V4),
+    ("v4.channel.k8s.io,v5.channel.k8s.io", PROTOCOL_V4),  # the client's order wins
+    ("base64.channel.k8s.io", None),
+    ("", None),
+    (None, None),
+])
+def test_negotiate_picks_the_clients_first_supported_subprotocol(offered: str | None, chosen: str | None) -> None:
+    assert exec_ws.negotiate(offered) == chosen
+
+
+def test_options_from_query_reads_kubectls_parameters() -> None:
+    query = {"container": "main", "stdin": "true", "stdout": "true", "stderr": "true", "tty": "false"}
+    options = ExecOptions.from_query(query, ["sh", "-c", "echo hi"])
+    assert options == ExecOptions(("sh", "-c", "echo hi"), "main", True, True, True, False)
+
+
+@pytest.mark.parametrize(("query", "commands", "message"), [
+    ({"stdout": "true"}, [], "at least 1 command"),
+    ({}, ["true"], "at least 1 of stdin, stdout, stderr"),
+])
+def test_options_from_query_rejects_what_upstream_rejects(query: dict[str, str], commands: list[str],
+                                                          message: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        ExecOptions.from_query(query, commands)
+    assert caught.value.code == 400
+    assert message in caught.value.message
+
+
+def test_options_from_query_accepts_a_tty() -> None:
+    options = ExecOptions.from_query({"stdin": "true", "stdout": "true", "tty": "true"}, ["sh"])
+    assert options.tty and options.stdin and not options.stderr
+
+
+def test_window_size_packs_rows_before_columns() -> None:
+    assert exec_ws.window_size(Resize(width=80, height=24)) == struct.pack("HHHH", 24, 80, 0, 0)
