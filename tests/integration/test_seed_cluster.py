@@ -228,3 +228,22 @@ def test_status_shows_components_nodes_proxy_syncs_and_dns(cluster: SvcnetCluste
         line = next(x for x in out.splitlines() if x.startswith(node))
         assert "Ready" in line and ip in line and "agent up, proxy up" in line and "never" not in line
     assert "kube-system/kube-dns 10.96.0.10: 2/2 ready" in out
+
+
+def test_ping_of_the_cluster_ip_gets_no_reply_from_a_pod_or_a_node(cluster: SvcnetCluster) -> None:
+    ip = cluster_ip(cluster)
+    pod = deployment_pods(cluster)[0]
+    assert cluster.exec(pod, "ping", "-c", "1", "-W", "1", ip).returncode == 1  # 1: sent, no reply
+    node = cluster.in_namespace(cluster.node_namespace("node-1"), "ping", "-c", "1", "-W", "1", ip)
+    assert node.returncode == 1
+    # ...while a pod IP does answer, so the silence is the VIP's, not the network's.
+    other = cluster.pod(deployment_pods(cluster)[1])["status"]["podIP"]
+    assert cluster.exec(pod, "ping", "-c", "1", "-W", "2", other).returncode == 0
+
+
+def test_dig_from_a_pod_answers_the_service_and_the_headless_names(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+    short = cluster.exec(pod, "dig", "+short", "hostnames.default.svc.cluster.local").stdout.split()
+    assert short == [cluster_ip(cluster)]
+    headless = set(cluster.exec(pod, "dig", "+short", "hostnames-sts.default.svc.cluster.local").stdout.split())
+    assert headless == {cluster.pod(f"hostnames-{i}")["status"]["podIP"] for i in range(3)}
