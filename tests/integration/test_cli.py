@@ -56,3 +56,16 @@ def test_kubeconfig_before_start_says_what_to_do(tmp_path):
     result = svcnet("kubeconfig", "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "svcnet up" in result.stderr
+
+
+def test_up_without_root_says_what_is_missing(tmp_path):
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "util-linux's setpriv is part of Debian's base system"
+    result = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                             "-m", "svcnet", "up", "--data-dir", str(tmp_path / "data")],
+                            capture_output=True, text=True, cwd=REPO, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert "must run as root" in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started or written
