@@ -33,6 +33,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
         wait_for(all_ready, timeout=120, interval=0.3, what="six seed pods Running and Ready")
         wait_for(lambda: len(c.kubectl("get", "ep", "hostnames", "--no-headers").stdout.split()[1]
                              .split(",")) == 3, timeout=30, what="three endpoints")
+        # ...and each node's proxy has programmed them (it follows the EndpointSlice, a sync later).
+        wait_for(lambda: all(sep_chains(c, n, "KUBE-SVC-ODX2UBAZM7RQWOIU") == 3 for n in ("node-1", "node-2")),
+                 timeout=30, what="three SEP chains on both nodes")
         yield c
 
 
@@ -247,3 +250,22 @@ def test_dig_from_a_pod_answers_the_service_and_the_headless_names(cluster: Svcn
     assert short == [cluster_ip(cluster)]
     headless = set(cluster.exec(pod, "dig", "+short", "hostnames-sts.default.svc.cluster.local").stdout.split())
     assert headless == {cluster.pod(f"hostnames-{i}")["status"]["podIP"] for i in range(3)}
+
+
+def test_aaaa_query_from_a_pod_answers_a_dual_stack_service(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: hostnames-ds}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: hostnames}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    ipv6 = [ip for ip in cluster.kubectl_json("get", "svc", "hostnames-ds")["spec"]["clusterIPs"] if ":" in ip]
+    assert ipv6 and ipv6[0].startswith("fd00:10:96::")
+    pod = deployment_pods(cluster)[0]
+    wait_for(lambda: f"Address: {ipv6[0]}" in cluster.exec(
+        pod, "nslookup", "-query=AAAA", "hostnames-ds.default.svc.cluster.local").stdout,
+        timeout=10, what="the AAAA answer")
+    cluster.kubectl("delete", "svc", "hostnames-ds")
