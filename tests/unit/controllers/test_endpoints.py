@@ -1,47 +1,25 @@
 """EndpointsController over FakeApi: the legacy Endpoints object follows pods and Services."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from svcnet.client.fake import FakeApi
-from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES, InformerFactory
+from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.core import endpoints as core
 from tests.unit.client.helpers import until
+from tests.unit.controllers.harness import RunningController
 from tests.unit.controllers.test_endpointslice import pod, service
 
 Obj = dict[str, Any]
 
 
-class Running:
+class Running(RunningController):
     def __init__(self, api: FakeApi) -> None:
-        self.informers = InformerFactory(api)
-        self.controller = EndpointsController(api, self.informers)
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> Running:
-        self.controller.setup()
-        self.informers.start()
-        await self.informers.wait_synced()
-        self.task = asyncio.create_task(self.controller.run())
-        return self
-
-    async def stop(self) -> None:
-        self.controller.shutdown()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        await self.informers.stop()
-
-    async def settled(self) -> None:
-        queue = self.controller.queue
-        await until(lambda: len(queue) == 0 and not queue.processing() and queue.delayed() == 0)
+        super().__init__(api, EndpointsController)
 
 
 @pytest.fixture

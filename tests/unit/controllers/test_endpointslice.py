@@ -1,18 +1,17 @@
 """EndpointSliceController over FakeApi: events map to Services, writes are minimal, restarts converge."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from svcnet.client.fake import FakeApi
-from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES, InformerFactory
+from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import EndpointSliceController, RecentWrites
 from svcnet.core import endpoints as core
 from tests.unit.client.helpers import until
+from tests.unit.controllers.harness import RunningController
 
 Obj = dict[str, Any]
 T0 = "2026-01-01T00:00:00Z"
@@ -40,34 +39,9 @@ def pod(name: str, ip: str, *, app: str = "web", ready: bool = True, node: str =
 NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {core.LABEL_ZONE: "z1"}}}
 
 
-class Running:
-    """A controller running over FakeApi with its own informers; stop() ends it."""
-
+class Running(RunningController):
     def __init__(self, api: FakeApi) -> None:
-        self.api = api
-        self.informers = InformerFactory(api)
-        self.controller = EndpointSliceController(api, self.informers)
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> Running:
-        self.controller.setup()
-        self.informers.start()
-        await self.informers.wait_synced()
-        self.task = asyncio.create_task(self.controller.run())
-        return self
-
-    async def stop(self) -> None:
-        self.controller.shutdown()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        await self.informers.stop()
-
-    async def settled(self) -> None:
-        """Wait until the queue is drained and no key is being worked on."""
-        queue = self.controller.queue
-        await until(lambda: len(queue) == 0 and not queue.processing() and queue.delayed() == 0)
+        super().__init__(api, EndpointSliceController)
 
 
 @pytest.fixture

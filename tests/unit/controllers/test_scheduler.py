@@ -1,7 +1,6 @@
 """The scheduler over FakeApi (with pods/binding) and real informers."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,9 +8,9 @@ import pytest
 
 from svcnet.api import errors
 from svcnet.client.fake import FakeApi
-from svcnet.client.informer import object_key
 from svcnet.controllers.base import EVENTS, NODES, PODS, InformerFactory
 from svcnet.controllers.scheduler import Scheduler
+from tests.unit.controllers.harness import caches_caught_up
 
 
 class BindingFakeApi(FakeApi):
@@ -67,15 +66,8 @@ class Harness:
         await self.informers.wait_synced()
 
     async def settle(self) -> None:
-        def versions(objects: list[dict]) -> dict[str, str]:
-            return {object_key(o): o["metadata"]["resourceVersion"] for o in objects}
-
-        async def caught_up() -> None:
-            for informer in (self.scheduler.pods, self.scheduler.nodes):
-                while versions(informer.list()) != versions(self.api.objects(informer.resource)):
-                    await asyncio.sleep(0)
-
-        await asyncio.wait_for(caught_up(), 5)
+        """Let the informers' caches catch up with what the fake API holds."""
+        await caches_caught_up(self.api, list((self.scheduler.pods, self.scheduler.nodes)))
 
     async def drain(self, *, settle_between: bool = True) -> None:
         """Run the queued reconciles with no workers; settle_between=False keeps the cache behind."""

@@ -1,7 +1,6 @@
 """The StatefulSet controller over FakeApi and real informers: ordered pods, identity, events, status."""
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,10 +8,10 @@ from typing import Any
 import pytest
 
 from svcnet.client.fake import FakeApi
-from svcnet.client.informer import object_key
 from svcnet.controllers.base import EVENTS, PODS, STATEFULSETS, InformerFactory
 from svcnet.controllers.statefulset import StatefulSetController
 from svcnet.core import statefulset as core
+from tests.unit.controllers.harness import caches_caught_up
 
 NOW = "2026-11-27T08:00:00Z"
 
@@ -40,15 +39,7 @@ class Harness:
 
     async def settle(self) -> None:
         """Let the informers' caches catch up with what the fake API holds."""
-        def versions(objects: list[dict]) -> dict[str, str]:
-            return {object_key(o): o["metadata"]["resourceVersion"] for o in objects}
-
-        async def caught_up() -> None:
-            for informer in (self.controller.sets, self.controller.pods):
-                while versions(informer.list()) != versions(self.api.objects(informer.resource)):
-                    await asyncio.sleep(0)
-
-        await asyncio.wait_for(caught_up(), 5)
+        await caches_caught_up(self.api, list((self.controller.sets, self.controller.pods)))
 
     async def converge(self, rounds: int = 50) -> None:
         """Run the queued reconciles (no workers), letting the caches catch up between them."""
