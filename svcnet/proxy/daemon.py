@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svcnet.proxy import render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import Conntrack, ConntrackTool
 from svcnet.proxy.iptables.apply import IptablesBackend, IptablesError, NetnsIptables, cleanup
@@ -113,15 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--data-dir", help="reach svcnet's API server through DATA_DIR/apiserver.sock")
     source.add_argument("--kubeconfig", help="reach any Kubernetes API server with this kubeconfig")
-    run.add_argument("--mode", default="iptables", choices=["iptables"], help="proxy mode (default iptables)")
-    run.add_argument("--cluster-cidr", action="append", metavar="CIDR[,CIDR]",
-                     help="pod network(s); traffic from outside is masqueraded; one per IP family to proxy "
-                          f"(default {','.join(DEFAULT_CLUSTER_CIDRS)})")
-    run.add_argument("--node-ip", action="append", default=[], metavar="IP",
-                     help="the node's address(es) (default: from the Node object)")
-    run.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to cluster IPs")
-    run.add_argument("--nodeport-addresses", default="", metavar="CIDR,...",
-                     help="only node addresses in these CIDRs (or 'primary') accept NodePorts")
+    render_cli.add_policy_flags(run)
     run.add_argument("--no-localhost-nodeports", action="store_true",
                      help="do not accept NodePort connections to 127.0.0.1")
     run.add_argument("--min-sync-period", default="1s", help="minimum time between syncs (default 1s)")

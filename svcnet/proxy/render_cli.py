@@ -44,17 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
                         help="manifest file (YAML or JSON, may hold several documents); '-' for stdin")
     parser.add_argument("--node", default="", help="the node to render for (its endpoints are local)")
-    parser.add_argument("--mode", default="iptables", choices=["iptables"], help="proxy mode (default iptables)")
     parser.add_argument("--family", default="ipv4", choices=["ipv4", "ipv6"], help="IP family (default ipv4)")
-    parser.add_argument("--cluster-cidr", action="append", metavar="CIDR",
-                        help="pod network; repeat for dual-stack; '' for none "
-                             f"(default {','.join(DEFAULT_CLUSTER_CIDRS)})")
+    add_policy_flags(parser)
+    return parser
+
+
+def add_policy_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The flags that shape the rules, shared by `proxy render`/`trace` and the daemon (`proxy run`)."""
+    parser.add_argument("--mode", default="iptables", choices=["iptables"], help="proxy mode (default iptables)")
+    parser.add_argument("--cluster-cidr", action="append", metavar="CIDR[,CIDR]",
+                        help="pod network(s): traffic from outside is masqueraded; repeat (or comma-join) "
+                             f"for dual-stack; '' for none (default {','.join(DEFAULT_CLUSTER_CIDRS)})")
     parser.add_argument("--node-ip", action="append", default=[], metavar="IP",
-                        help="the node's address (default: from the Node object)")
+                        help="the node's address(es) (default: from the Node object)")
     parser.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to cluster IPs")
     parser.add_argument("--nodeport-addresses", default="", metavar="CIDR,...",
                         help="only node addresses in these CIDRs (or 'primary') accept NodePorts")
-    return parser
 
 
 def load_documents(paths: Iterable[str], stdin_text: str | None = None) -> list[tuple[str, Obj]]:
