@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from svcnet.client.fake import FakeApi
 from svcnet.client.informer import Informer, object_key
@@ -52,3 +52,22 @@ async def caches_caught_up(api: FakeApi, informers: list[Informer], timeout: flo
                 await asyncio.sleep(0)
 
     await asyncio.wait_for(caught_up(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def controller_starter(
+    api: FakeApi, make: Callable[[FakeApi, InformerFactory], Controller],
+) -> AsyncIterator[Callable[[], Awaitable[RunningController]]]:
+    """A `start()` that runs another instance of the controller; all are stopped at the end."""
+    started: list[RunningController] = []
+
+    async def start() -> RunningController:
+        running = await RunningController(api, make).start()
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            await running.stop()

@@ -11,15 +11,10 @@ from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.core import endpoints as core
 from tests.unit.client.helpers import until
-from tests.unit.controllers.harness import RunningController
+from tests.unit.controllers.harness import controller_starter
 from tests.unit.controllers.test_endpointslice import pod, service
 
 Obj = dict[str, Any]
-
-
-class Running(RunningController):
-    def __init__(self, api: FakeApi) -> None:
-        super().__init__(api, EndpointsController)
 
 
 @pytest.fixture
@@ -30,16 +25,8 @@ async def api() -> AsyncIterator[FakeApi]:
 
 @pytest.fixture
 async def running(api: FakeApi) -> AsyncIterator[Callable[[], Any]]:
-    started: list[Running] = []
-
-    async def start() -> Running:
-        r = await Running(api).start()
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        await r.stop()
+    async with controller_starter(api, EndpointsController) as start:
+        yield start
 
 
 def endpoints(api: FakeApi, name: str = "web") -> Obj | None:

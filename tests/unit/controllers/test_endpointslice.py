@@ -11,7 +11,7 @@ from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import EndpointSliceController, RecentWrites
 from svcnet.core import endpoints as core
 from tests.unit.client.helpers import until
-from tests.unit.controllers.harness import RunningController
+from tests.unit.controllers.harness import controller_starter
 
 Obj = dict[str, Any]
 T0 = "2026-01-01T00:00:00Z"
@@ -39,11 +39,6 @@ def pod(name: str, ip: str, *, app: str = "web", ready: bool = True, node: str =
 NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {core.LABEL_ZONE: "z1"}}}
 
 
-class Running(RunningController):
-    def __init__(self, api: FakeApi) -> None:
-        super().__init__(api, EndpointSliceController)
-
-
 @pytest.fixture
 async def api() -> AsyncIterator[FakeApi]:
     async with FakeApi() as fake:
@@ -53,16 +48,8 @@ async def api() -> AsyncIterator[FakeApi]:
 
 @pytest.fixture
 async def running(api: FakeApi) -> AsyncIterator[Callable[[], Any]]:
-    started: list[Running] = []
-
-    async def start() -> Running:
-        r = await Running(api).start()
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        await r.stop()
+    async with controller_starter(api, EndpointSliceController) as start:
+        yield start
 
 
 def slices_of(api: FakeApi, name: str = "web") -> list[Obj]:
