@@ -23,7 +23,7 @@ import base64
 import hashlib
 from typing import Any
 
-from svcnet.api.resources import GROUP_ORDER, Resource, by_group_version, group_versions
+from svcnet.api.resources import GROUP_ORDER, Resource, Subresource, by_group_version, group_versions
 from svcnet.api.schema import subresource_gvk
 
 Obj = dict[str, Any]
@@ -155,9 +155,14 @@ def _api_resource(r: Resource) -> Obj:
     return out
 
 
+def _by_name(r: Resource) -> list[Subresource]:
+    """Subresources in name order: kube-apiserver lists pods/binding, pods/exec, pods/log, pods/status."""
+    return sorted(r.subresources, key=lambda sub: sub.name)
+
+
 def _api_subresources(r: Resource) -> list[Obj]:
     out = []
-    for sub in r.subresources:
+    for sub in _by_name(r):
         group, version, kind = subresource_gvk(r, sub)
         entry: Obj = {"name": f"{r.plural}/{sub.name}", "singularName": "", "namespaced": r.namespaced}
         # group/version appear only when they differ from the list's (e.g. autoscaling Scale).
@@ -204,7 +209,7 @@ def _resource_discovery(r: Resource) -> Obj:
         out["categories"] = list(r.categories)
     if r.subresources:
         out["subresources"] = []
-        for sub in r.subresources:
+        for sub in _by_name(r):
             group, version, kind = subresource_gvk(r, sub)
             out["subresources"].append({
                 "subresource": sub.name,

@@ -31,7 +31,7 @@ from functools import cache
 from typing import Any
 
 from svcnet.api import schema as sch
-from svcnet.api.resources import Resource, by_group_version, group_versions
+from svcnet.api.resources import Resource, Subresource, by_group_version, group_versions
 
 Obj = dict[str, Any]
 
@@ -340,6 +340,10 @@ def _resource_paths(r: Resource) -> dict[str, Obj]:
         sub_group, sub_version, sub_kind = sch.subresource_gvk(r, sub)
         sub_gvk = _gvk(sub_group, sub_version, sub_kind)
         sub_path: Obj = {}
+        if sub.connect:
+            paths[f"{base}/{r.plural}/{{name}}/{sub.name}"] = _connect_path(
+                r, sub, gv, scoped, tag, sub_gvk, sub_kind, scope_params)
+            continue
         if sub.name == "log":
             sub_path["get"] = _operation(
                 f"read{gv}{scoped}Log", tag, "get", sub_gvk,
@@ -349,6 +353,13 @@ def _resource_paths(r: Resource) -> dict[str, Obj]:
                 _LOG_PARAMS, description=f"read log of the specified {r.kind}")
         else:
             sub_schema = sch.kind_schema_name(sub_group, sub_version, sub_kind)
+            if "create" in sub.verbs:
+                sub_path["post"] = _operation(
+                    f"create{gv}{scoped}{suffix}", tag, "post", sub_gvk,
+                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema),
+                                "202": ("Accepted", sub_schema)}),
+                    write_params, _write_body(sub_schema),
+                    description=f"create {sub.name} of a {r.kind}")
             if "get" in sub.verbs:
                 sub_path["get"] = _operation(
                     f"read{gv}{scoped}{suffix}", tag, "get", sub_gvk,
@@ -401,6 +412,40 @@ def _resource_paths(r: Resource) -> dict[str, Obj]:
                 "parameters": [*_LIST_PARAMS, _PRETTY],
             }
     return paths
+
+
+# Connect subresources: a stream, so the response is an opaque string and the
+# options arrive as query parameters, declared once on the path (upstream's shape).
+_CONNECT_METHODS = (("get", "Get"), ("post", "Post"))  # the methods behind verbs get and create
+_CONNECT_PARAMS: dict[str, list[Obj]] = {
+    "exec": [
+        _param("command", "query", "the command and its arguments, one parameter each (run directly, "
+               "not through a shell)"),
+        _param("container", "query", "container to run the command in; needed when the pod has several"),
+        _param("stderr", "query", "stream the command's standard error", "boolean"),
+        _param("stdin", "query", "stream standard input to the command", "boolean"),
+        _param("stdout", "query", "stream the command's standard output", "boolean"),
+        _param("tty", "query", "run the command on a terminal", "boolean"),
+    ],
+}
+
+
+def _connect_path(r: Resource, sub: Subresource, gv: str, scoped: str, tag: str, gvk: Obj,
+                  options_kind: str, scope_params: list[Obj]) -> Obj:
+    """pods/exec as upstream documents it: connect GET and POST, query options, no body."""
+    verb_of = {"get": "get", "post": "create"}
+    responses = {"200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
+                 "401": {"description": "Unauthorized"}}
+    item: Obj = {}
+    for method, word in _CONNECT_METHODS:
+        if verb_of[method] in sub.verbs:
+            item[method] = _operation(
+                f"connect{gv}{word}{scoped}{sub.name.capitalize()}", tag, "connect", gvk,
+                copy.deepcopy(responses),
+                description=f"connect {method.upper()} requests to {sub.name} of {r.kind}")
+    params = [*_CONNECT_PARAMS.get(sub.name, []), _name_param(options_kind), *scope_params]
+    item["parameters"] = sorted(params, key=lambda p: p["name"])
+    return item
 
 
 def _simple_get(op_id: str, tag: str, schema_name: str, description: str) -> Obj:

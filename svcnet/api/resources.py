@@ -10,11 +10,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Subresource:
-    name: str  # "status", "scale", "log"
-    kind: str  # kind returned by the subresource
+    """A subresource svcnet serves, listed in discovery and OpenAPI as kube-apiserver lists it.
+
+    Only subresources that are really served belong here: discovery is what
+    clients (and RBAC tooling) trust. A connect subresource (pods/exec) is a
+    stream rather than an object: kind names its options type (PodExecOptions),
+    its verbs are those of the HTTP methods it accepts (GET -> get, POST ->
+    create) and OpenAPI describes it with query parameters, not a body.
+    """
+
+    name: str  # "status", "scale", "log", "exec"
+    kind: str  # kind returned by the subresource (connect: its options kind)
     group: str = ""
     version: str = "v1"
     verbs: tuple[str, ...] = ("get", "patch", "update")
+    connect: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class Resource:
 _SCALE = Subresource("scale", kind="Scale", group="autoscaling", version="v1")
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
+_EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"), connect=True)
+_FINALIZE = Subresource("finalize", kind="Namespace", verbs=("update",))
 
 
 def _status(kind: str, group: str = "") -> Subresource:
@@ -74,11 +86,11 @@ def _status(kind: str, group: str = "") -> Subresource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
-             subresources=(_status("Namespace"),),
+             subresources=(_FINALIZE, _status("Namespace")),
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Node", "nodes", "node", False, ("no",), subresources=(_status("Node"),)),
     Resource("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-             subresources=(_status("Pod"), _LOG, _BINDING)),
+             subresources=(_BINDING, _EXEC, _LOG, _status("Pod"))),
     Resource("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
              subresources=(_status("Service"),),
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),

@@ -1229,6 +1229,16 @@ _kind(CORE, "Binding", "", "v1", """
     target ObjectReference
 """, required="target", with_list=False)
 
+# core/v1 PodExecOptions: what pods/exec reads from its query string (a kind with no metadata)
+_define(CORE, "PodExecOptions", _TYPE_META + """
+    command []string list=atomic
+    container string
+    stderr bool
+    stdin bool
+    stdout bool
+    tty bool
+""", required="command", kind=("", "v1"))
+
 # ---------------------------------------------------------------------------
 # autoscaling/v1 Scale, discovery.k8s.io/v1, coordination.k8s.io/v1
 

@@ -43,6 +43,9 @@ KUBERNETES_VERSION = {
 }
 
 UNAUTHENTICATED_PATHS = ("/healthz", "/livez", "/readyz")
+# The verb an HTTP method asks for on a named object (or one of its subresources).
+_VERB_OF_METHOD = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+                   "DELETE": "delete"}
 MAX_WATCH_BACKLOG = 10_000
 
 
@@ -209,6 +212,12 @@ class ApiServer:
             body = await self._read_object(request, self._write_options(request))
             self.registry.bind_pod(rp.namespace or "default", rp.name or "", body)
             return self._json(success_status(), status=201)
+        if rp.subresource is not None:
+            # status and finalize: only the verbs discovery lists (a DELETE on pods/x/status
+            # must not delete the pod, a PATCH on namespaces/x/finalize is not served).
+            sub = res.subresource(rp.subresource)
+            if sub is None or _VERB_OF_METHOD.get(method) not in sub.verbs:
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         fmt = http.negotiate(request.headers.get("Accept"))
         if method in ("GET", "HEAD"):
             if watching:

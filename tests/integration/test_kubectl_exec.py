@@ -4,6 +4,7 @@ One cluster and one pod are shared by the module; each test runs one command the
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -73,3 +74,19 @@ def test_exec_with_a_tty_runs_on_a_terminal_and_keeps_the_exit_code(cluster: Svc
     assert "/dev/pts/" in result.stdout
     assert "not a tty" not in result.stdout
     assert result.returncode == 4
+
+
+def test_discovery_lists_pods_exec_and_no_unserved_subresource(cluster: SvcnetCluster) -> None:
+    """What `kubectl get --raw /api/v1` shows a real kube-apiserver 1.32 to list for exec."""
+    resources = json.loads(cluster.kubectl("get", "--raw", "/api/v1").stdout)["resources"]
+    entries = {e["name"]: e for e in resources}
+    assert entries["pods/exec"] == {"name": "pods/exec", "singularName": "", "namespaced": True,
+                                    "kind": "PodExecOptions", "verbs": ["create", "get"]}
+    assert not {"pods/attach", "pods/portforward", "pods/eviction"} & set(entries)
+
+
+def test_openapi_describes_exec_as_connect_get_and_post(cluster: SvcnetCluster) -> None:
+    doc = json.loads(cluster.kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)
+    item = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/exec"]
+    assert {item["get"]["x-kubernetes-action"], item["post"]["x-kubernetes-action"]} == {"connect"}
+    assert {"command", "container", "stdin", "stdout", "stderr", "tty"} <= {p["name"] for p in item["parameters"]}

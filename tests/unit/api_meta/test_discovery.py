@@ -43,6 +43,9 @@ def test_endpoints_are_not_in_category_all() -> None:
 @pytest.mark.parametrize(("name", "group", "version", "kind", "verbs"), [
     ("pods/status", None, None, "Pod", ["get", "patch", "update"]),
     ("pods/log", None, None, "Pod", ["get"]),
+    ("pods/exec", None, None, "PodExecOptions", ["create", "get"]),
+    ("pods/binding", None, None, "Binding", ["create"]),
+    ("namespaces/finalize", None, None, "Namespace", ["update"]),
     ("deployments/status", None, None, "Deployment", ["get", "patch", "update"]),
     ("deployments/scale", "autoscaling", "v1", "Scale", ["get", "patch", "update"]),
     ("statefulsets/scale", "autoscaling", "v1", "Scale", ["get", "patch", "update"]),
@@ -54,6 +57,29 @@ def test_subresources_are_listed_with_their_kind(name, group, version, kind, ver
     assert entry.get("group") == group
     assert entry.get("version") == version
     assert entry["singularName"] == ""
+
+
+def test_pods_exec_entry_is_upstreams() -> None:
+    """kube-apiserver 1.32's /api/v1 entry, field for field (no group/version: same as the list's)."""
+    assert _legacy_entries()["pods/exec"] == {
+        "name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+        "verbs": ["create", "get"]}
+
+
+def test_only_served_pod_subresources_are_listed_in_name_order() -> None:
+    """attach, portforward, eviction, ephemeralcontainers, proxy, checkpoint are not served: not listed."""
+    core = d.api_resource_list("", "v1")
+    assert core is not None
+    names = [e["name"] for e in core["resources"] if e["name"].startswith("pods/")]
+    assert names == ["pods/binding", "pods/exec", "pods/log", "pods/status"]
+
+
+def test_subresources_follow_their_resource_in_name_order() -> None:
+    apps = d.api_resource_list("apps", "v1")
+    assert apps is not None
+    names = [e["name"] for e in apps["resources"]]
+    assert names[names.index("deployments"):names.index("deployments") + 3] == [
+        "deployments", "deployments/scale", "deployments/status"]
 
 
 def test_core_resource_list_has_no_api_version_but_groups_do() -> None:
@@ -125,7 +151,13 @@ def test_aggregated_core_discovery_has_one_unnamed_group() -> None:
     assert pods["scope"] == "Namespaced"
     assert pods["singularResource"] == "pod"
     assert pods["shortNames"] == ["po"] and pods["categories"] == ["all"]
-    assert {s["subresource"] for s in pods["subresources"]} == {"status", "log", "binding"}
+    assert [s["subresource"] for s in pods["subresources"]] == ["binding", "exec", "log", "status"]
+    exec_ = next(s for s in pods["subresources"] if s["subresource"] == "exec")
+    assert exec_ == {"subresource": "exec", "responseKind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+                     "verbs": ["create", "get"]}
+    namespaces = next(r for r in version["resources"] if r["resource"] == "namespaces")
+    assert [(s["subresource"], s["verbs"]) for s in namespaces["subresources"]] == [
+        ("finalize", ["update"]), ("status", ["get", "patch", "update"])]
 
 
 def test_aggregated_apis_discovery_names_groups_and_scale_kind() -> None:

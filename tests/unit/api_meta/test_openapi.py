@@ -92,7 +92,10 @@ def test_every_resource_has_collection_item_and_subresource_paths(r: Resource) -
 
 @pytest.mark.parametrize("path", o.openapi_v3_paths())
 def test_every_write_operation_declares_field_validation(path: str) -> None:
+    """Connect operations (pods/exec) carry no body, so no write parameters, as upstream."""
     for _, method, op in _operations(_doc(path)):
+        if op.get("x-kubernetes-action") == "connect":
+            continue
         names = [p["name"] for p in op.get("parameters", [])]
         if method in WRITE_METHODS:
             assert "fieldValidation" in names, op["operationId"]
@@ -243,6 +246,9 @@ def test_required_lists_follow_upstream(kind: str, required: list[str]) -> None:
     ("deployments", None, "io.k8s.api.apps.v1.Deployment"),
     ("deployments", "scale", "io.k8s.api.autoscaling.v1.Scale"),
     ("deployments", "status", "io.k8s.api.apps.v1.Deployment"),
+    ("pods", "exec", "io.k8s.api.core.v1.PodExecOptions"),
+    ("pods", "binding", "io.k8s.api.core.v1.Binding"),
+    ("namespaces", "finalize", "io.k8s.api.core.v1.Namespace"),
     ("endpointslices", None, "io.k8s.api.discovery.v1.EndpointSlice"),
     ("leases", None, "io.k8s.api.coordination.v1.Lease"),
 ])
@@ -263,3 +269,74 @@ def test_operation_ids_follow_upstream_naming() -> None:
     assert {"listCoreV1NamespacedPod", "createCoreV1NamespacedPod", "readCoreV1NamespacedPod",
             "patchCoreV1NamespacedPodStatus", "deleteCoreV1CollectionNamespacedPod",
             "listCoreV1PodForAllNamespaces", "readCoreV1Node", "readCoreV1NamespacedPodLog"} <= ids
+
+
+EXEC_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/exec"
+
+
+def test_exec_path_has_connect_get_and_post_as_upstream() -> None:
+    item = _doc("api/v1")["paths"][EXEC_PATH]
+    assert set(item) == {"get", "post", "parameters"}
+    for method, op_id in (("get", "connectCoreV1GetNamespacedPodExec"),
+                          ("post", "connectCoreV1PostNamespacedPodExec")):
+        op = item[method]
+        assert op["operationId"] == op_id
+        assert op["tags"] == ["core_v1"]
+        assert op["x-kubernetes-action"] == "connect"
+        assert op["x-kubernetes-group-version-kind"] == {"group": "", "kind": "PodExecOptions", "version": "v1"}
+        assert op["responses"] == {
+            "200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
+            "401": {"description": "Unauthorized"}}
+        assert "requestBody" not in op and "parameters" not in op
+
+
+def test_exec_options_are_query_parameters_on_the_path() -> None:
+    params = _doc("api/v1")["paths"][EXEC_PATH]["parameters"]
+    shapes = [(p["name"], p["in"], p["schema"]["type"], p.get("required", False)) for p in params]
+    assert shapes == [
+        ("command", "query", "string", False),
+        ("container", "query", "string", False),
+        ("name", "path", "string", True),
+        ("namespace", "path", "string", True),
+        ("stderr", "query", "boolean", False),
+        ("stdin", "query", "boolean", False),
+        ("stdout", "query", "boolean", False),
+        ("tty", "query", "boolean", False),
+    ]
+    assert next(p for p in params if p["name"] == "name")["description"] == "name of the PodExecOptions"
+
+
+def test_pod_exec_options_schema_follows_the_go_type() -> None:
+    schema = o.components()["io.k8s.api.core.v1.PodExecOptions"]
+    props = schema["properties"]
+    assert set(props) == {"apiVersion", "kind", "command", "container", "stderr", "stdin", "stdout", "tty"}
+    assert props["command"] == {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "atomic"}
+    assert props["container"] == {"type": "string"}
+    assert all(props[b] == {"type": "boolean"} for b in ("stdin", "stdout", "stderr", "tty"))
+    assert schema["required"] == ["command"]
+    assert schema["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "PodExecOptions", "version": "v1"}]
+
+
+def test_api_v1_document_does_not_carry_pod_exec_options() -> None:
+    """Connect operations reference no schema, and each document carries only what it references:
+    upstream's /openapi/v3/api/v1 has no PodExecOptions component either."""
+    assert "io.k8s.api.core.v1.PodExecOptions" not in _doc("api/v1")["components"]["schemas"]
+
+
+def test_unserved_pod_subresources_have_no_paths() -> None:
+    paths = _doc("api/v1")["paths"]
+    base = "/api/v1/namespaces/{namespace}/pods/{name}"
+    for sub in ("attach", "portforward", "eviction", "ephemeralcontainers", "proxy"):
+        assert f"{base}/{sub}" not in paths
+
+
+def test_binding_and_finalize_have_their_write_operations() -> None:
+    paths = _doc("api/v1")["paths"]
+    binding = paths["/api/v1/namespaces/{namespace}/pods/{name}/binding"]
+    assert set(binding) == {"post", "parameters"}
+    assert binding["post"]["operationId"] == "createCoreV1NamespacedPodBinding"
+    assert binding["post"]["requestBody"]["content"]["*/*"]["schema"] == {
+        "$ref": "#/components/schemas/io.k8s.api.core.v1.Binding"}
+    finalize = paths["/api/v1/namespaces/{name}/finalize"]
+    assert set(finalize) == {"put", "parameters"}
+    assert finalize["put"]["operationId"] == "replaceCoreV1NamespaceFinalize"
