@@ -89,9 +89,18 @@ class ClusterDnsAddon:
             for obj in kube_dns_objects(self.data_dir):
                 res = lookup(*_group_version(obj["apiVersion"]), obj["kind"].lower() + "s")
                 assert res is not None
+                name = obj["metadata"]["name"]
+                # Look first: creating the Service again would fail on its taken ClusterIP (as
+                # upstream's does) before the name conflict could say it already exists.
+                try:
+                    await api.get(res, NAMESPACE, name)
+                    continue
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
                 try:
                     await api.create(res, NAMESPACE, obj, field_manager="svcnet-up")
-                    self.progress(f"svcnet: created {obj['kind'].lower()} {NAMESPACE}/{obj['metadata']['name']}")
+                    self.progress(f"svcnet: created {obj['kind'].lower()} {NAMESPACE}/{name}")
                 except ApiError as exc:
                     if exc.code != 409:
                         raise
