@@ -90,7 +90,7 @@ def _controller_manager(client_config, names: list[str] | None):
 
 
 def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False,
-                    nodes: int = 0) -> int:
+                    nodes: int = 0, resolv_conf: str = "") -> int:
     from svcnet.apiserver.server import RunningApiServer
     from svcnet.client.config import unix_socket_config
 
@@ -110,7 +110,8 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
             from svcnet.agent import cluster
             from svcnet.client.rest import ApiClient
 
-            spec = cluster.ClusterSpec(cluster.cluster_id_for(cfg.data_dir), nodes)
+            spec = cluster.ClusterSpec(cluster.cluster_id_for(cfg.data_dir), nodes,
+                                       resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None)
             components.insert(0, cluster.ClusterNetwork(cfg.data_dir, spec))
             components.append(cluster.AgentSupervisor(cfg.data_dir, spec))
             components.append(cluster.NodesReadyGate(
@@ -148,14 +149,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.nodes:
         from svcnet.agent.cluster import check_prerequisites
 
-        problems = check_prerequisites(cfg.bind_address, cfg.port)
+        problems = check_prerequisites(cfg.bind_address, cfg.port, resolv_conf=args.resolv_conf)
         if problems:
             for problem in problems:
                 print(f"svcnet: {problem}", file=sys.stderr)
             return 1
     if not args.detach:
         _setup_logging(args.verbose)
-        return _run_foreground(cfg, print_ready=True, with_controllers=True, nodes=args.nodes)
+        return _run_foreground(cfg, print_ready=True, with_controllers=True, nodes=args.nodes,
+                               resolv_conf=args.resolv_conf)
     return _start_detached(cfg, args)
 
 
@@ -164,6 +166,8 @@ def _start_detached(cfg: ApiServerConfig, args: argparse.Namespace) -> int:
     log_path = cfg.data_dir / "svcnet.log"
     argv = [sys.executable, "-m", "svcnet", "up", "--data-dir", str(cfg.data_dir),
             "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(args.nodes)]
+    if args.resolv_conf:
+        argv += ["--resolv-conf", args.resolv_conf]
     if cfg.insecure:
         argv.append("--insecure")
     if args.storage:
@@ -309,7 +313,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = AgentConfig(node_name=node.name, runtime_root=cluster.runtime_root(data_dir, node.name),
                          lease_path=cluster.lease_path(data_dir, node.name),
                          cluster_dns=tuple(args.cluster_dns.split(",")), cluster_domain=args.cluster_domain,
-                         node_resolv_conf=read_node_resolv_conf())
+                         node_resolv_conf=read_node_resolv_conf(args.resolv_conf or spec.resolv_conf))
     lock = supervisor.PidLock(cluster.agent_pid_path(data_dir, node.name))
     try:
         lock.acquire()
@@ -383,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=2,
                    help="how many nodes (network namespaces with an agent each); 0: API and controllers only "
                         "(default %(default)s)")
+    p.add_argument("--resolv-conf", default="", metavar="FILE",
+                   help="the nodes' resolv.conf, as kubelet's --resolv-conf: what dnsPolicy Default pods "
+                        "(the cluster DNS pods, hence its upstreams) get (default: the host's /etc/resolv.conf)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("agent", help="run the node agent (kubelet) for one node of a `svcnet up` cluster")
@@ -392,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", default="", help="reach the API with this kubeconfig instead of the socket")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="nameserver(s) for ClusterFirst pods, comma-separated")
     p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", default="", metavar="FILE",
+                   help="resolv.conf for dnsPolicy Default pods, as kubelet's flag (default: the cluster's "
+                        "--resolv-conf, else the host's /etc/resolv.conf)")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("exec", help="run a command in a pod: svcnet exec POD [-n NS] [-c C] -- CMD...")

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from svcnet.agent.egress import apply_egress
 from svcnet.agent.topology import (
     TopologyPlan,
     apply_topology,
@@ -62,6 +63,7 @@ class ClusterSpec:
     pod_cidr: str = "10.244.0.0/16"
     node_cidr_v6: str | None = "fd00:192:168::/64"
     pod_cidr_v6: str | None = "fd00:10:244::/56"
+    resolv_conf: str | None = None  # kubelet's --resolv-conf for every node; None: the host's
 
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
@@ -138,9 +140,18 @@ def load_cluster_spec(data_dir: Path) -> ClusterSpec | None:
 
 
 def check_prerequisites(bind_address: str, port: int, *, euid: int | None = None,
-                        which: Callable[[str], str | None] = shutil.which) -> list[str]:
+                        which: Callable[[str], str | None] = shutil.which, resolv_conf: str = "",
+                        netns_support: Path = Path("/proc/self/ns/net")) -> list[str]:
     """Everything that would make `svcnet up` fail part-way, each as a message that says what to do."""
     problems = []
+    if not netns_support.exists():
+        problems.append("this kernel has no network namespaces (CONFIG_NET_NS; "
+                        f"{netns_support} is missing): run svcnet on a Linux kernel with namespaces")
+    if resolv_conf:
+        try:
+            Path(resolv_conf).read_text()
+        except OSError as exc:
+            problems.append(f"--resolv-conf {resolv_conf}: {exc.strerror or exc}")
     if (os.geteuid() if euid is None else euid) != 0:
         problems.append("svcnet up must run as root: it creates network namespaces (try: sudo svcnet up)")
     for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux")):
@@ -180,6 +191,7 @@ class ClusterNetwork:
         plan = self.spec.plan()
         progress(f"creating the cluster network (cluster id {self.spec.cluster_id}, {self.spec.nodes} nodes)")
         await asyncio.to_thread(apply_topology, LinuxNetworkKernel(), plan)
+        await asyncio.to_thread(apply_egress, plan)
         for node in plan.nodes:
             progress(f"  {node.name}: namespace {node.namespace}, IP {node.ipv4}, pod CIDR {node.pod_cidr_v4}")
 

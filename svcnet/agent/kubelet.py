@@ -129,8 +129,15 @@ class AgentConfig:
     pythonpath: str = ""
 
 
-def read_node_resolv_conf() -> str:
-    """The resolv.conf pods with dnsPolicy Default get: systemd-resolved's real one when /etc has the stub."""
+def read_node_resolv_conf(path: str | None = None) -> str:
+    """The resolv.conf pods with dnsPolicy Default get: `path` (kubelet's --resolv-conf) when given, else
+    the host's, with systemd-resolved's real one when /etc has the stub."""
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:  # as kubelet: pods still start, with no node nameservers
+            logging.getLogger("svcnet.agent").warning("cannot read --resolv-conf %s: %s", path, exc)
+            return ""
     try:
         text = Path("/etc/resolv.conf").read_text()
     except OSError:
