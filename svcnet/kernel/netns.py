@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -102,6 +103,27 @@ def run_in_netns(name: str, fn: Callable[..., T], *args: Any) -> T:
         return _on_fresh_thread(name, enter_and_call)
     finally:
         os.close(fd)
+
+
+def listen_tcp_in_netns(name: str, host: str, port: int, backlog: int = 128) -> socket.socket:
+    """A non-blocking TCP socket listening on host:port inside namespace `name`, for a server in this
+    process (asyncio's `sock=`, aiohttp's SockSite): bound from a thread that joined the namespace, it
+    accepts that namespace's connections while the rest of the process stays where it is."""
+
+    def bind_and_listen() -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted server rebinds at once
+            sock.bind((host, port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return run_in_netns(name, bind_and_listen)
 
 
 def _on_fresh_thread(label: str, fn: Callable[[], T]) -> T:

@@ -3,7 +3,7 @@
     svcnet proxy run --node NAME --netns NSNAME [--data-dir D | --kubeconfig K] [--mode iptables]
                      [--cluster-cidr CIDR[,CIDR]] [--node-ip IP]... [--masquerade-all]
                      [--nodeport-addresses CIDR,...] [--min-sync-period 1s] [--sync-period 30s]
-                     [--metrics-bind-address HOST:PORT] [--healthz-bind-address HOST:PORT] [-v]
+                     [--metrics-bind-address IP:PORT] [--healthz-bind-address IP:PORT] [-v]
     svcnet proxy cleanup --netns NSNAME          (also: run --cleanup, or --cleanup alone)
 
 It watches Services, EndpointSlices and its own Node through the Kubernetes API
@@ -18,34 +18,44 @@ and waits for the Node to come back. Stopping the process (SIGTERM) leaves the
 rules in place, so Services keep working while the proxy restarts; established
 connections and their conntrack entries survive the restart.
 
-Metrics and health (optional, in the host namespace, like kube-proxy's 10249 and
-10256): /metrics with kubeproxy_sync_proxy_rules_duration_seconds,
-kubeproxy_sync_proxy_rules_last_timestamp_seconds,
-kubeproxy_network_programming_duration_seconds, rule counts and restore
-failures; /healthz (200 while syncs keep up, 503 otherwise) and /livez.
+Metrics and health, as kube-proxy serves them on a node, with sockets made inside
+the node's namespace: /metrics on 127.0.0.1:10249 and /healthz, /livez on
+0.0.0.0:10256 unless --metrics-bind-address / --healthz-bind-address say
+otherwise ("" or 0 turns one off). The metrics and health answers themselves
+are svcnet.proxy.metrics.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import ipaddress
-import json
 import logging
 import re
 import signal
+import socket
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from svcnet.kernel import KernelError
 from svcnet.proxy import render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import Conntrack, ConntrackTool
 from svcnet.proxy.iptables.apply import IptablesBackend, IptablesError, NetnsIptables, cleanup
+from svcnet.proxy.metrics import (
+    METRICS_CONTENT_TYPE,
+    HealthAnswer,
+    ProxyHealth,
+    ProxyMetrics,
+    node_eligible,
+    outcome_of,
+    stamp_now,
+)
 from svcnet.proxy.syncer import (
     BoundedFrequencyRunner,
     ProxySettings,
@@ -57,6 +67,9 @@ from svcnet.proxy.syncer import (
 log = logging.getLogger("svcnet.proxy")
 
 DEFAULT_CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")
+# kube-proxy's ports: metrics on the node's loopback, health (for load balancers) on every address.
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:10249"
+DEFAULT_HEALTHZ_ADDRESS = "0.0.0.0:10256"
 EXIT_USAGE = 2
 
 
@@ -85,11 +98,24 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise UsageError(f"invalid address {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def parse_bind_address(flag: str, text: str, default_port: int) -> tuple[str, int] | None:
+    """kube-proxy's IP[:PORT] bind flags: "" (or "0") turns the server off; an IP alone takes the default port."""
+    value = text.strip()
+    if value in ("", "0"):
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip("[]"))), default_port
+    except ValueError:
+        pass
+    host, sep, port = value.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(host.strip("[]")) if sep else None
+    except ValueError:
+        ip = None
+    if ip is None or (ip.version == 6 and not host.startswith("[")) or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise UsageError(f"{flag}: {text!r} is not IP or IP:PORT (e.g. 127.0.0.1:10249, [::]:10256)")
+    return str(ip), int(port)
 
 
 def _cidrs(values: Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
@@ -120,10 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-sync-period", default="1s", help="minimum time between syncs (default 1s)")
     run.add_argument("--sync-period", default="30s",
                      help="a full resync at least this often; repairs rules deleted by hand (default 30s)")
-    run.add_argument("--metrics-bind-address", default="", metavar="HOST:PORT",
-                     help="serve /metrics and /healthz here (default: off)")
-    run.add_argument("--healthz-bind-address", default="", metavar="HOST:PORT",
-                     help="serve /healthz here (default: off)")
+    run.add_argument("--metrics-bind-address", default=None, metavar="IP:PORT",
+                     help=f"serve /metrics here, inside --netns (default {DEFAULT_METRICS_ADDRESS}; "
+                          "\"\" or 0 turns it off)")
+    run.add_argument("--healthz-bind-address", default=None, metavar="IP:PORT",
+                     help=f"serve /healthz and /livez here, inside --netns (default {DEFAULT_HEALTHZ_ADDRESS}; "
+                          "\"\" or 0 turns it off)")
     run.add_argument("--cleanup", action="store_true", help="remove the proxy's rules from --netns and exit")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="debug logging (includes every iptables-restore input)")
@@ -174,110 +202,17 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     return DaemonConfig(
         netns=args.netns, settings=settings, min_sync_period=min_sync, sync_period=sync_period,
         kubeconfig=args.kubeconfig, data_dir=args.data_dir,
-        metrics_address=parse_host_port(args.metrics_bind_address) if args.metrics_bind_address else None,
-        healthz_address=parse_host_port(args.healthz_bind_address) if args.healthz_bind_address else None,
+        metrics_address=_bind_address(args, "--metrics-bind-address", DEFAULT_METRICS_ADDRESS),
+        healthz_address=_bind_address(args, "--healthz-bind-address", DEFAULT_HEALTHZ_ADDRESS),
     )
 
 
-# --- metrics -----------------------------------------------------------------------------------------------------
-
-# kube-proxy's buckets for sync durations (exponential from 1 ms) and network programming (seconds).
-SYNC_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))
-PROGRAMMING_BUCKETS = (0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-                       23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
-                       45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 65, 70, 75, 80, 85, 90, 95,
-                       100, 105, 110, 115, 120, 150, 180, 210, 240, 270, 300)
-
-
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, value: float) -> None:
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-        self.total += value
-        self.count += 1
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        counts = self.counts or [0] * len(self.buckets)
-        for bound, n in zip(self.buckets, counts, strict=True):
-            lines.append(f'{name}_bucket{{le="{bound:g}"}} {n}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum {self.total:.6f}")
-        lines.append(f"{name}_count {self.count}")
-        return lines
-
-
-def _parse_rfc3339(text: str) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-@dataclass
-class ProxyMetrics:
-    sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    full_sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    partial_sync: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    programming: Histogram = field(default_factory=lambda: Histogram(PROGRAMMING_BUCKETS))
-    last_sync_timestamp: float = 0.0
-    last_queued_timestamp: float = 0.0
-    restore_failures: int = 0
-    partial_restore_failures: int = 0
-    rules: dict[str, int] = field(default_factory=dict)
-
-    def record(self, result: SyncResult, wall_now: float) -> None:
-        if not result.ok:
-            self.restore_failures += 1
-            if not result.full:
-                self.partial_restore_failures += 1
-            return
-        self.sync.observe(result.seconds)
-        (self.full_sync if result.full else self.partial_sync).observe(result.seconds)
-        self.last_sync_timestamp = wall_now
-        primary = result.families[0] if result.families else None
-        if primary is not None:
-            self.rules = {"filter": primary.filter_rules, "nat": primary.nat_rules_total}
-        for stamps in result.trigger_times.values():
-            for stamp in stamps:
-                when = _parse_rfc3339(stamp)
-                if when is not None and wall_now >= when:
-                    self.programming.observe(wall_now - when)
-
-    def render(self) -> str:
-        lines: list[str] = []
-        lines += self.sync.render("kubeproxy_sync_proxy_rules_duration_seconds",
-                                  "SyncProxyRules latency in seconds")
-        lines += self.full_sync.render("kubeproxy_sync_full_proxy_rules_duration_seconds",
-                                       "SyncProxyRules latency in seconds for full resyncs")
-        lines += self.partial_sync.render("kubeproxy_sync_partial_proxy_rules_duration_seconds",
-                                          "SyncProxyRules latency in seconds for partial resyncs")
-        lines += self.programming.render("kubeproxy_network_programming_duration_seconds",
-                                         "In Cluster Network Programming Latency in seconds")
-        for name, value, kind, help_text in (
-            ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", self.last_sync_timestamp, "gauge",
-             "The last time proxy rules were successfully synced"),
-            ("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", self.last_queued_timestamp, "gauge",
-             "The last time a sync of proxy rules was queued"),
-            ("kubeproxy_sync_proxy_rules_iptables_restore_failures_total", self.restore_failures, "counter",
-             "Cumulative proxy iptables restore failures"),
-            ("kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total",
-             self.partial_restore_failures, "counter", "Cumulative proxy iptables partial restore failures"),
-        ):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-        name = "kubeproxy_sync_proxy_rules_iptables_total"
-        lines += [f"# HELP {name} Total number of iptables rules owned by kube-proxy", f"# TYPE {name} gauge"]
-        lines += [f'{name}{{table="{table}"}} {count}' for table, count in sorted(self.rules.items())]
-        return "\n".join(lines) + "\n"
+def _bind_address(args: argparse.Namespace, flag: str, default: str) -> tuple[str, int] | None:
+    """The flag's address; unset, kube-proxy's default when the proxy serves a node namespace, else off."""
+    text = getattr(args, flag.lstrip("-").replace("-", "_"))
+    if text is None:
+        text = default if getattr(args, "netns", None) else ""
+    return parse_bind_address(flag, text, int(default.rpartition(":")[2]))
 
 
 # --- the daemon --------------------------------------------------------------------------------------------------
@@ -309,13 +244,14 @@ class ProxyDaemon:
         self.min_sync_period = min_sync_period
         self.monitor_interval = monitor_interval if monitor_interval is not None else max(
             min_sync_period, min(sync_period / 2 if sync_period else 5.0, 5.0))
-        self.metrics = ProxyMetrics()
+        self.metrics = ProxyMetrics(started_at=time.time())
+        # kube-proxy's health timeout: two sync periods (30 s each by default).
+        self.health = ProxyHealth(timeout=2 * (sync_period or 30.0))
         self.clock = clock
         self.node_present = False
         self.initial_sync_done = asyncio.Event()
         self.last_result: SyncResult | None = None
         self.results: list[SyncResult] = []  # the last few, newest last (tests, debugging)
-        self._pending_since: float | None = None
         self._informers: list[Any] = []
         self._synced = asyncio.Condition()
         self._kernel = asyncio.Lock()  # one sync or cleanup at a time touches the namespace
@@ -324,15 +260,17 @@ class ProxyDaemon:
 
     def _changed(self, pending: bool) -> None:
         if pending and self.node_present:
-            if self._pending_since is None:
-                self._pending_since = self.clock()
-            self.metrics.last_queued_timestamp = time.time()
+            self.health.queued(self.clock())
+            self.metrics.queued(time.time())
             self.runner.run()
 
     def on_service(self, old: dict | None, new: dict | None) -> None:
+        meta = (new or old or {}).get("metadata") or {}
+        self.metrics.service_changed(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
         self._changed(self.tracker.service_update(old, new))
 
     def on_slice(self, endpoint_slice: dict, removed: bool = False) -> None:
+        self.metrics.endpoints_changed()
         self._changed(self.tracker.endpoint_slice_update(endpoint_slice, removed=removed))
 
     def on_node(self, node: dict | None) -> None:
@@ -340,6 +278,7 @@ class ProxyDaemon:
         if name != self.settings.node_name:
             return
         self.tracker.node_update(node)
+        self.health.node_eligible = node_eligible(node)
         if self.syncer.set_node(node):
             self.tracker.force_full_sync()
         if not self.node_present:
@@ -353,7 +292,8 @@ class ProxyDaemon:
             return
         log.info("node %s was deleted: removing its rules", self.settings.node_name)
         self.node_present = False
-        self._pending_since = None
+        self.health.node_eligible = False
+        self.health.updated(stamp_now())  # nothing left to program: no change waits any more
         try:
             async with self._kernel:
                 await asyncio.to_thread(cleanup, self.backend, self.settings.families)
@@ -369,12 +309,15 @@ class ProxyDaemon:
         if not self.node_present:
             return
         sync_input = self.tracker.checkout(include_objects=False)  # on the loop: handlers run here too
-        self._pending_since = None
+        self.health.checked_out()
+        self.metrics.changes_taken()
         async with self._kernel:
             result = await asyncio.to_thread(self.syncer.apply, sync_input, reason=reason)
         self.last_result = result
         self.results = [*self.results[-15:], result]
-        self.metrics.record(result, time.time())
+        self.metrics.record(outcome_of(result), time.time())
+        if result.ok:
+            self.health.updated(stamp_now())
         async with self._synced:
             self._synced.notify_all()
         if result.ok:
@@ -386,7 +329,7 @@ class ProxyDaemon:
                          for f in result.families))
         else:
             log.error("sync failed (%s); retrying with a full sync: %s", reason, result.error)
-            self._pending_since = self._pending_since or self.clock()
+            self.health.queued(self.clock())  # what the failed sync took still waits (and keeps its age)
             self.runner.retry_after(self.min_sync_period or 1.0)
 
     async def wait_until(self, condition: Any) -> None:
@@ -406,14 +349,17 @@ class ProxyDaemon:
                 self.syncer.forget_kernel_state()
                 self.runner.run()
 
-    def healthy(self) -> tuple[bool, dict[str, Any]]:
-        """kube-proxy's /healthz: unhealthy once a queued change waited more than two sync periods."""
-        limit = 2 * (self.sync_period or 30.0)
-        stale = self._pending_since is not None and self.clock() - self._pending_since > limit
-        ok = self.initial_sync_done.is_set() and not stale
-        body = {"lastUpdated": self.metrics.last_sync_timestamp, "currentTime": time.time(),
-                "nodeHealthy": self.node_present}
-        return ok, body
+    def healthz(self) -> HealthAnswer:
+        """kube-proxy's /healthz: 503 once a queued change waited two sync periods, or the Node is going."""
+        answer = self.health.healthz(self.clock(), stamp_now())
+        self.metrics.answered("healthz", answer.status)
+        return answer
+
+    def livez(self) -> HealthAnswer:
+        """kube-proxy's /livez: as /healthz, whatever the Node's state."""
+        answer = self.health.livez(self.clock(), stamp_now())
+        self.metrics.answered("livez", answer.status)
+        return answer
 
     async def run(self, stop: asyncio.Event) -> None:
         from svcnet.client.informer import Informer
@@ -449,6 +395,9 @@ class ProxyDaemon:
                 synced.cancel()
                 return
             stopped.cancel()
+            # As kube-proxy's sync loop starting: the rules count as current until a change waits too long.
+            self.health.updated(stamp_now())
+            self.metrics.queued(time.time())
             if not self.node_present:
                 log.info("waiting for Node %s to exist", self.settings.node_name)
             self._changed(True)
@@ -472,28 +421,68 @@ class ProxyDaemon:
 
 # --- HTTP: metrics and health ------------------------------------------------------------------------------------
 
-async def start_http(daemon: ProxyDaemon, host: str, port: int, with_metrics: bool) -> Any:
+async def serve_http(daemon: ProxyDaemon, sock: socket.socket, *, metrics: bool, health: bool) -> Any:
+    """Serve on a listening socket the caller made (inside the node's namespace): kube-proxy's metrics
+    server (/metrics, /proxyMode and a plain /healthz) and/or its health server (/healthz, /livez)."""
     from aiohttp import web
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text=daemon.metrics.render(), content_type="text/plain")
+    nosniff = {"X-Content-Type-Options": "nosniff"}
+
+    def plain(text: str) -> web.Response:
+        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8", **nosniff})
+
+    def answer(result: HealthAnswer) -> web.Response:
+        return web.Response(body=result.body.encode(), status=result.status,
+                            headers={"Content-Type": result.content_type, **nosniff})
+
+    async def metrics_text(_: web.Request) -> web.Response:
+        return web.Response(body=daemon.metrics.render().encode(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE, **nosniff})
+
+    async def proxy_mode(_: web.Request) -> web.Response:
+        return plain("iptables")
+
+    async def ping(_: web.Request) -> web.Response:
+        return plain("ok")
 
     async def healthz(_: web.Request) -> web.Response:
-        ok, body = daemon.healthy()
-        return web.Response(text=json.dumps(body), status=200 if ok else 503, content_type="application/json")
+        return answer(daemon.healthz())
 
     async def livez(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return answer(daemon.livez())
 
     app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/livez", livez)
-    if with_metrics:
-        app.router.add_get("/metrics", metrics)
+    if health:
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/livez", livez)
+    if metrics:
+        app.router.add_get("/metrics", metrics_text)
+        app.router.add_get("/proxyMode", proxy_mode)
+        if not health:
+            app.router.add_get("/healthz", ping)  # the metrics server's own liveness, as kube-proxy's
     app_runner = web.AppRunner(app, access_log=None)
     await app_runner.setup()
-    await web.TCPSite(app_runner, host, port).start()
+    await web.SockSite(app_runner, sock).start()
     return app_runner
+
+
+def open_listeners(cfg: DaemonConfig, listen: Callable[[str, int], socket.socket],
+                   ) -> list[tuple[socket.socket, bool, bool]]:
+    """(socket, serves metrics, serves health) per address; one socket when both flags name the same one."""
+    wanted: dict[tuple[str, int], tuple[bool, bool]] = {}
+    if cfg.metrics_address:
+        wanted[cfg.metrics_address] = (True, False)
+    if cfg.healthz_address:
+        wanted[cfg.healthz_address] = (cfg.healthz_address == cfg.metrics_address, True)
+    opened: list[tuple[socket.socket, bool, bool]] = []
+    try:
+        for (host, port), (metrics, health) in wanted.items():
+            opened.append((listen(host, port), metrics, health))
+    except BaseException:
+        for sock, _, _ in opened:
+            sock.close()
+        raise
+    return opened
 
 
 # --- entry points ------------------------------------------------------------------------------------------------
@@ -508,9 +497,10 @@ def _client_config(cfg: DaemonConfig) -> Any:
 
 
 async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
-                    conntrack: Conntrack | None = None) -> int:
+                    conntrack: Conntrack | None = None,
+                    listen: Callable[[str, int], socket.socket] | None = None) -> int:
     from svcnet.client.rest import ApiClient
-    from svcnet.kernel.netns import netns_path
+    from svcnet.kernel.netns import listen_tcp_in_netns, netns_path
 
     if backend is None:
         if not Path(netns_path(cfg.netns)).exists():
@@ -528,16 +518,26 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
     async with ApiClient(_client_config(cfg), component="proxy") as client:
         daemon = ProxyDaemon(client, backend, cfg.settings, min_sync_period=cfg.min_sync_period,
                              sync_period=cfg.sync_period, conntrack=conntrack)
-        http = []
-        if cfg.metrics_address:
-            http.append(await start_http(daemon, *cfg.metrics_address, with_metrics=True))
-        if cfg.healthz_address and cfg.healthz_address != cfg.metrics_address:
-            http.append(await start_http(daemon, *cfg.healthz_address, with_metrics=False))
         try:
+            # As kube-proxy on a node: the ports are the node's, so the sockets live in its namespace.
+            listeners = open_listeners(cfg, listen or partial(listen_tcp_in_netns, cfg.netns))
+        except (OSError, KernelError) as exc:
+            log.error("cannot serve metrics/health in %s: %s", cfg.netns, exc)
+            return 1
+        http = []
+        try:
+            for sock, metrics, health in listeners:
+                http.append(await serve_http(daemon, sock, metrics=metrics, health=health))
+                host, port = sock.getsockname()[:2]
+                log.info("serving %s on %s:%d in %s", " and ".join(
+                    w for w, on in (("/metrics", metrics), ("/healthz, /livez", health)) if on), host, port,
+                    cfg.netns)
             await daemon.run(stop)
         finally:
             for app_runner in http:
                 await app_runner.cleanup()
+            for sock, _, _ in listeners:
+                sock.close()
     log.info("stopped; rules stay in place")
     return 0
 

@@ -95,6 +95,10 @@ class ProxyProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def syncs(self) -> int:
+        """Successful syncs the proxy logged (its own line, not the informers' "synced N objects")."""
+        return self.log().count("svcnet.proxy: synced ")
+
     def restore_inputs(self) -> list[str]:
         """Every iptables-restore input the proxy logged (it runs with -v), oldest first."""
         return re.findall(r"--- restore input begin ---\n(.*?)--- restore input end ---", self.log(), re.S)
@@ -170,7 +174,7 @@ def wait_synced(proxy: ProxyProcess, count: int = 1, timeout: float = 30.0) -> N
     def synced() -> bool:
         if proxy.proc.poll() is not None:
             raise AssertionError(f"proxy for {proxy.node.name} exited: {proxy.log()[-3000:]}")
-        return proxy.log().count(" synced ") >= count
+        return proxy.syncs() >= count
     wait_for(synced, timeout=timeout, what=f"proxy sync on {proxy.node.name}")
 
 

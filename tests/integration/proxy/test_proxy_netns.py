@@ -150,7 +150,7 @@ def test_services_keep_working_while_the_proxy_restarts(proxy_cluster: ProxyClus
     # Rules stay while the proxy is down: Services keep working.
     assert fetch(client.netns, CLUSTER_IP, 80)
     restarted = start_proxy(proxy_cluster, 2, proxy.log_path.parent)
-    wait_synced(restarted, count=proxy.log().count(" synced ") + 1)
+    wait_synced(restarted, count=proxy.syncs() + 1)
     assert set(names_reached(client.netns, CLUSTER_IP, 80, WEB)) == WEB
 
 

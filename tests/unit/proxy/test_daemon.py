@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +14,7 @@ from svcnet.controllers.base import ENDPOINTSLICES, NODES, SERVICES
 from svcnet.proxy import daemon
 from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_from_args, parse_duration
 from svcnet.proxy.fake import FakeIptables
+from svcnet.proxy.metrics import parse_samples
 from svcnet.proxy.syncer import ProxySettings
 from svcnet.testing.iptables_model import Packet, reached, trace
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
@@ -42,6 +45,33 @@ def test_run_flags_become_settings():
     assert cfg.settings.node_name == "node-1" and cfg.settings.families == ("IPv4",)
     assert (cfg.min_sync_period, cfg.sync_period) == (0.25, 60.0)
     assert cfg.metrics_address == ("127.0.0.1", 10249)
+
+
+def test_a_node_proxy_serves_metrics_and_health_on_kube_proxys_addresses_by_default():
+    cfg = config_from_args(args("--node", "node-1"))
+    assert cfg.metrics_address == ("127.0.0.1", 10249)
+    assert cfg.healthz_address == ("0.0.0.0", 10256)
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("", None), ("0", None), ("0.0.0.0:9100", ("0.0.0.0", 9100)), ("192.168.0.5", ("192.168.0.5", 10249)),
+    ("[::1]:9000", ("::1", 9000)), ("::", ("::", 10249)),
+])
+def test_bind_address_flags_take_kube_proxys_forms(text, address):
+    assert daemon.parse_bind_address("--metrics-bind-address", text, 10249) == address
+
+
+@pytest.mark.parametrize("text", ["localhost:10249", "1.2.3.4:x", "1.2.3.4:0", "1.2.3.4:70000", ":10249"])
+def test_bad_bind_addresses_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        config_from_args(args("--node", "n", "--healthz-bind-address", text))
+
+
+def test_without_a_namespace_metrics_and_health_are_off_unless_asked_for():
+    parsed = args("--node", "node-1")
+    parsed.netns = ""
+    cfg = config_from_args(parsed)
+    assert (cfg.metrics_address, cfg.healthz_address) == (None, None)
 
 
 def test_default_cluster_cidrs_are_dual_stack():
@@ -162,11 +192,64 @@ async def test_health_is_ok_after_the_first_sync_and_metrics_count_it():
         await api.create(SERVICES, "default", SVC)
         async with running(api, fake) as proxy:
             await until(proxy, lambda: proxy.initial_sync_done.is_set())
-            ok, body = proxy.healthy()
-            assert ok and body["nodeHealthy"]
-            text = proxy.metrics.render()
-            assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in text
-            assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"}' in text
+            answer = proxy.healthz()
+            assert answer.status == 200 and json.loads(answer.body)["nodeEligible"] is True
+            samples = parse_samples(proxy.metrics.render())
+            assert samples["kubeproxy_sync_proxy_rules_duration_seconds_count"] >= 1
+            assert samples['kubeproxy_sync_proxy_rules_iptables_total{table="nat"}'] > 0
+            assert samples["kubeproxy_sync_proxy_rules_service_changes_total"] == 1
+            assert samples['kubeproxy_proxy_healthz_total{code="200"}'] == 1
+
+
+async def test_a_deleted_node_fails_healthz_and_livez_stays_ok():
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(NODES, None, NODE)
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: proxy.initial_sync_done.is_set())
+            await api.delete(NODES, None, "node-1")
+            await until(proxy, lambda: not proxy.node_present)
+            answer = proxy.healthz()
+            assert answer.status == 503 and json.loads(answer.body)["nodeEligible"] is False
+            assert proxy.livez().status == 200
+
+
+async def test_the_http_servers_answer_as_kube_proxys_metrics_and_health_servers():
+    from aiohttp import ClientSession
+
+    async with FakeApi() as api:
+        fake = FakeIptables(["192.168.0.106"])
+        await api.create(NODES, None, NODE)
+        async with running(api, fake) as proxy:
+            await until(proxy, lambda: proxy.initial_sync_done.is_set())
+            metrics_sock = socket.create_server(("127.0.0.1", 0))
+            health_sock = socket.create_server(("127.0.0.1", 0))
+            servers = [await daemon.serve_http(proxy, metrics_sock, metrics=True, health=False),
+                       await daemon.serve_http(proxy, health_sock, metrics=False, health=True)]
+            metrics_url = f"http://127.0.0.1:{metrics_sock.getsockname()[1]}"
+            health_url = f"http://127.0.0.1:{health_sock.getsockname()[1]}"
+            try:
+                async with ClientSession() as http:
+                    async with http.get(f"{metrics_url}/metrics") as r:
+                        assert r.status == 200
+                        assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+                        assert "kubeproxy_sync_proxy_rules_last_timestamp_seconds " in await r.text()
+                    async with http.get(f"{metrics_url}/healthz") as r:
+                        assert (r.status, await r.text()) == (200, "ok")
+                    async with http.get(f"{metrics_url}/proxyMode") as r:
+                        assert await r.text() == "iptables"
+                    async with http.get(f"{health_url}/healthz") as r:
+                        assert r.status == 200 and r.headers["Content-Type"] == "application/json"
+                        assert set(json.loads(await r.text())) == {"lastUpdated", "currentTime", "nodeEligible"}
+                    async with http.get(f"{health_url}/livez") as r:
+                        assert r.status == 200 and set(json.loads(await r.text())) == {"lastUpdated", "currentTime"}
+                    async with http.get(f"{health_url}/metrics") as r:
+                        assert r.status == 404
+            finally:
+                for server in servers:
+                    await server.cleanup()
+                metrics_sock.close()
+                health_sock.close()
 
 
 async def test_a_failed_restore_is_retried_as_a_full_sync():
