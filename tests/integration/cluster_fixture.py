@@ -106,11 +106,11 @@ class SvcnetCluster:
         return "\n".join(parts)
 
     # ---- lifecycle
-    def up(self, nodes: int = 2) -> None:
+    def up(self, nodes: int = 2, *extra: str) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "cluster-id").write_text(self.cluster_id + "\n")
         self.svcnet("up", "--detach", "--nodes", str(nodes), "--data-dir", str(self.data_dir), "--port",
-                    str(self.port), check=True, timeout=180)
+                    str(self.port), *extra, check=True, timeout=180)
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return self.svcnet("down", "--data-dir", str(self.data_dir), timeout=120)
@@ -149,13 +149,13 @@ class SvcnetCluster:
 
 
 @contextlib.contextmanager
-def running_cluster(base: Path, nodes: int = 2) -> Iterator[SvcnetCluster]:
+def running_cluster(base: Path, nodes: int = 2, up_args: tuple[str, ...] = ()) -> Iterator[SvcnetCluster]:
     """A cluster that is always brought down (and swept) afterwards, pass or fail."""
     home = base / "home"
     home.mkdir(parents=True, exist_ok=True)
     cluster = SvcnetCluster(base / "data", free_port(), home, new_cluster_id())
     try:
-        cluster.up(nodes)
+        cluster.up(nodes, *up_args)
         yield cluster
     finally:
         try:

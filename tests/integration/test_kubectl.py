@@ -12,7 +12,7 @@ import yaml
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, LineReader, wait_for
 
 SEED = (REPO / "examples" / "hostnames.yaml").read_text()
-STATEFUL = (REPO / "examples" / "hostnames-statefulset.yaml").read_text()
+STATEFUL = (REPO / "tests" / "integration" / "manifests" / "hostnames-sts.yaml").read_text()
 
 
 def write_manifest(tmp_path: Path, text: str, name: str = "app.yaml") -> Path:

@@ -13,7 +13,7 @@ from tests.integration.apiserver_harness import REPO, ApiServerProcess, wait_for
 from tests.integration.kubelet_double import FakeKubelet, register_node, set_pod_status
 
 SEED = REPO / "examples" / "hostnames.yaml"
-STATEFUL = REPO / "examples" / "hostnames-statefulset.yaml"
+STATEFUL = REPO / "tests" / "integration" / "manifests" / "hostnames-sts.yaml"
 # <deployment>-<pod-template-hash>-<5 random>, from kube's safe alphabet (no vowels, no 0/1/3).
 POD_NAME = re.compile(r"^hostnames-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$")
 

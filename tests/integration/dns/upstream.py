@@ -1,6 +1,6 @@
 """A tiny upstream resolver for the forwarding tests (dnspython, UDP and TCP, one process).
 
-    python -m tests.integration.dns.upstream PORT
+    python -m tests.integration.dns.upstream PORT [ADDRESS]   (ADDRESS: default 127.0.0.1)
 
 Answers: NAME.example.org A -> 192.0.2.1 (TTL 300); nx.example.org -> NXDOMAIN (SOA minimum 60);
 big.example.org TXT -> 40 strings (too big for 512 bytes, so TC over UDP);
@@ -100,8 +100,9 @@ class ThreadedTcp(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 def main() -> None:
     port = int(sys.argv[1])
-    udp = ThreadedUdp(("127.0.0.1", port), Udp)
-    tcp = ThreadedTcp(("127.0.0.1", port), Tcp)
+    address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    udp = ThreadedUdp((address, port), Udp)
+    tcp = ThreadedTcp((address, port), Tcp)
     threading.Thread(target=tcp.serve_forever, daemon=True).start()
     print("ready", flush=True)
     udp.serve_forever()

@@ -1,0 +1,528 @@
+"""The seed walkthrough end to end: DESIGN.md's nine steps, through the commands a user types.
+
+One `svcnet up` cluster (two nodes) for the module. Its nodes' resolv.conf
+(`svcnet up --resolv-conf`, kubelet's flag) names a test upstream resolver
+that runs in the client namespace, a machine outside the cluster, so step 9's
+forwarding is real. Tests run in file order, step by step as
+docs/walkthrough.md shows them, each with kubectl, curl, ping, iptables,
+conntrack, nslookup and dig run in a node, a pod or the client namespace. The
+cluster is brought down and swept afterwards, pass or fail.
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from svcnet.agent.topology import plan_topology
+from svcnet.proxy.iptables import names
+from svcnet.proxy.model import ServicePortName
+from svcnet.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
+from tests.integration.apiserver_harness import REPO, wait_for
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "kubectl", "curl", "nslookup",
+                                                           "dig", "conntrack", "ping")),
+    reason="needs root (network namespaces), ip, nsenter, kubectl, curl, nslookup, dig, conntrack and ping")
+
+EXAMPLES = REPO / "examples"
+DEPLOYMENT_PODS = "app=hostnames,workload!=statefulset"
+SEED_PORT = ServicePortName("default", "hostnames", "default", "TCP")
+SEED_SVC_CHAIN = "KUBE-SVC-ODX2UBAZM7RQWOIU"  # the seed's: the hash of "default/hostnames:default" + "tcp"
+CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the cluster id
+NODE_2_IP = plan_topology("x", 2).nodes[1].ipv4  # 192.168.0.107
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
+    base = tmp_path_factory.mktemp("walkthrough")
+    resolv_conf = base / "node-resolv.conf"
+    resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
+    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf))) as c:
+        upstream = subprocess.Popen(
+            ["ip", "netns", "exec", c.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
+             "53", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        try:
+            assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
+            yield c
+        finally:
+            upstream.terminate()
+            upstream.wait(timeout=10)
+
+
+# ---- helpers
+
+
+def deployment_pods(cluster: SvcnetCluster) -> list[str]:
+    return sorted(p["metadata"]["name"] for p in cluster.pods(DEPLOYMENT_PODS))
+
+
+def cluster_ip(cluster: SvcnetCluster, service: str = "hostnames") -> str:
+    return cluster.kubectl_json("get", "svc", service)["spec"]["clusterIP"]
+
+
+def node_ns(cluster: SvcnetCluster, node: str) -> str:
+    return cluster.node_namespace(node)
+
+
+def iptables(cluster: SvcnetCluster, node: str, *args: str) -> str:
+    return cluster.in_namespace(node_ns(cluster, node), "iptables", "-t", "nat", *args).stdout
+
+
+def svc_targets(cluster: SvcnetCluster, node: str, chain: str) -> list[str]:
+    """The KUBE-SEP chains a KUBE-SVC chain jumps to, in order."""
+    return [line.split()[-1] for line in iptables(cluster, node, "-S", chain).splitlines() if "-j KUBE-SEP-" in line]
+
+
+def dig_from_node(cluster: SvcnetCluster, name: str, *flags: str) -> str:
+    """dig through the kube-dns Service from node-1: the same proxy path pods use, without exec's start-up."""
+    return cluster.in_namespace(node_ns(cluster, "node-1"), "dig", "+tries=1", "+time=1", *flags, "@10.96.0.10",
+                                name).stdout
+
+
+def ready_endpoints(cluster: SvcnetCluster, service: str) -> list[dict[str, Any]]:
+    body = cluster.kubectl_json("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}")
+    return [e for s in body["items"] for e in s.get("endpoints") or [] if e["conditions"].get("ready")]
+
+
+def conntrack_tuples(line: str) -> dict[str, tuple[str, str]]:
+    """A `conntrack -L` line's original and reply (src, dst)."""
+    src = [f.split("=", 1)[1] for f in line.split() if f.startswith("src=")]
+    dst = [f.split("=", 1)[1] for f in line.split() if f.startswith("dst=")]
+    return {"orig": (src[0], dst[0]), "reply": (src[1], dst[1])}
+
+
+def pod_ip(cluster: SvcnetCluster, name: str) -> str:
+    return cluster.pod(name)["status"]["podIP"]
+
+
+# ---- 1. kubectl apply the seed's Deployment and Service
+
+
+def test_step_1_apply_the_seeds_deployment_and_service(cluster: SvcnetCluster) -> None:
+    out = cluster.kubectl("apply", "-f", str(EXAMPLES / "hostnames.yaml")).stdout
+    assert "service/hostnames created" in out and "deployment.apps/hostnames created" in out
+
+    def three_ready() -> bool:
+        pods = cluster.pods(DEPLOYMENT_PODS)
+        return len(pods) == 3 and all(is_running_ready(p) for p in pods)
+
+    wait_for(three_ready, timeout=120, interval=0.3, what="the seed's three pods Running and Ready")
+    deploy = cluster.kubectl_json("get", "deploy", "hostnames")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "k8s.gcr.io/serve_hostname" and container["ports"][0]["containerPort"] == 9376
+
+
+# ---- 2. kubectl get pod -owide
+
+
+def test_step_2_three_running_pods_with_ips_from_their_nodes_pod_cidr(cluster: SvcnetCluster) -> None:
+    lines = cluster.kubectl("get", "pod", "-owide", "-l", DEPLOYMENT_PODS).stdout.splitlines()
+    header = lines[0].split()
+    assert header[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    rows = [line.split() for line in lines[1:]]
+    assert len(rows) == 3
+    pod_cidrs = {n.name: ipaddress.ip_network(n.pod_cidr_v4) for n in plan_topology("x", 2).nodes}
+    for row in rows:
+        assert row[1] == "1/1" and row[2] == "Running"
+        assert ipaddress.ip_address(row[5]) in pod_cidrs[row[6]], row  # 10.244.<n>.x on node-<n>
+
+
+# ---- 3. kubectl get ep hostnames: only Running pods whose readiness probe passes
+
+
+def test_step_3_endpoints_are_the_ready_pods_ip_9376(cluster: SvcnetCluster) -> None:
+    want = sorted(f"{pod_ip(cluster, p)}:9376" for p in deployment_pods(cluster))
+
+    def endpoints() -> list[str]:
+        line = cluster.kubectl("get", "ep", "hostnames", "--no-headers").stdout.split()
+        return sorted(line[1].split(",")) if len(line) > 1 else []
+
+    wait_for(lambda: endpoints() == want, timeout=30, what=f"kubectl get ep hostnames to show {want}")
+
+
+def test_step_3_a_running_pod_that_is_not_ready_is_left_out(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ready, labels: {app: hostnames, probe: failing}}
+spec:
+  containers:
+  - name: hostnames
+    image: k8s.gcr.io/serve_hostname
+    readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+""")
+    try:
+        pod = cluster.wait_pod("never-ready", lambda p: (p.get("status") or {}).get("phase") == "Running"
+                               and p["status"].get("podIP"), timeout=60, what="never-ready Running")
+        ip = pod["status"]["podIP"]
+
+        def listed_not_ready() -> bool:
+            subsets = cluster.kubectl_json("get", "ep", "hostnames").get("subsets") or []
+            return any(a["ip"] == ip for s in subsets for a in s.get("notReadyAddresses") or [])
+
+        # The controller has seen it (as not ready), and kubectl's ENDPOINTS column leaves it out.
+        wait_for(listed_not_ready, timeout=30, what="never-ready among notReadyAddresses")
+        assert f"{ip}:" not in cluster.kubectl("get", "ep", "hostnames").stdout
+        assert not is_running_ready(cluster.pod("never-ready"))
+    finally:
+        cluster.kubectl("delete", "pod", "never-ready", "--wait=true", timeout=120)
+
+
+# ---- 4. kubectl get svc, curl CLUSTER-IP from a node and from a pod
+
+
+def test_step_4_the_service_has_a_cluster_ip(cluster: SvcnetCluster) -> None:
+    row = cluster.kubectl("get", "svc", "hostnames", "--no-headers").stdout.split()
+    assert row[:2] == ["hostnames", "ClusterIP"] and row[4] == "80/TCP"
+    assert ipaddress.ip_address(row[2]) in ipaddress.ip_network("10.96.0.0/12")
+
+
+def test_step_4_300_curls_from_a_node_and_from_a_pod_reach_all_three_pods(cluster: SvcnetCluster) -> None:
+    ip = cluster_ip(cluster)
+    pods = deployment_pods(cluster)
+    # Both nodes' proxies have programmed the three endpoints before counting.
+    wait_for(lambda: all(len(svc_targets(cluster, n, SEED_SVC_CHAIN)) == 3 for n in ("node-1", "node-2")),
+             timeout=30, what="three SEP chains on both nodes")
+    script = f"for i in $(seq 1 300); do curl -s --max-time 2 {ip}:80; echo; done"
+    from_node = collections.Counter(cluster.in_namespace(node_ns(cluster, "node-1"), "sh", "-c", script,
+                                                         timeout=120).stdout.split())
+    from_pod = collections.Counter(cluster.exec(pods[0], "sh", "-c", script).stdout.split())
+    for counts in (from_node, from_pod):
+        assert set(counts) == set(pods), counts
+        assert sum(counts.values()) == 300
+        assert max(counts.values()) <= 2 * min(counts.values()), counts
+    # The pod reached itself through its own Service too: hairpin traffic works.
+    assert from_pod[pods[0]] > 0
+
+
+def test_step_4_a_service_without_endpoints_refuses_at_once(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    ip = cluster_ip(cluster, "nobody")
+    # curl exit 7: connection refused (the filter table's REJECT); 28 would be a timeout.
+    wait_for(lambda: cluster.in_namespace(node_ns(cluster, "node-1"), "curl", "-s", "--max-time", "5",
+                                          f"{ip}:80").returncode == 7,
+             timeout=10, what="a connection to a Service without endpoints to be refused")
+    cluster.kubectl("delete", "svc", "nobody")
+
+
+# ---- 5. iptables -t nat -nvL in the node
+
+
+def test_step_5_iptables_shows_the_seeds_chains_in_every_node(cluster: SvcnetCluster) -> None:
+    ip = cluster_ip(cluster)
+    endpoints = sorted(f"{pod_ip(cluster, p)}:9376" for p in deployment_pods(cluster))
+    for node in ("node-1", "node-2"):
+        prerouting = iptables(cluster, node, "-nvL", "PREROUTING")
+        assert "KUBE-SERVICES" in prerouting and "kubernetes service portals" in prerouting
+        services = iptables(cluster, node, "-nvL", "KUBE-SERVICES")
+        entry = next(line for line in services.splitlines() if SEED_SVC_CHAIN in line)
+        assert ip in entry and "/* default/hostnames:default cluster IP */ tcp dpt:80" in entry
+
+        svc = iptables(cluster, node, "-nvL", SEED_SVC_CHAIN).splitlines()
+        jumps = [line for line in svc if "KUBE-SEP-" in line]
+        assert len(jumps) == 3
+        assert "statistic mode random probability 0.33333333349" in jumps[0]
+        assert "statistic mode random probability 0.50000000000" in jumps[1]
+        assert "statistic" not in jumps[2]
+        # Endpoints in upstream's order (sorted as strings), each SEP named by kube-proxy's hash.
+        assert svc_targets(cluster, node, SEED_SVC_CHAIN) == [names.endpoint_chain(SEED_PORT, e)
+                                                              for e in endpoints]
+        for endpoint in endpoints:
+            sep = iptables(cluster, node, "-nvL", names.endpoint_chain(SEED_PORT, endpoint))
+            assert "DNAT" in sep and f"tcp to:{endpoint}" in sep
+            assert "KUBE-MARK-MASQ" in sep and endpoint.split(":")[0] in sep  # the hairpin rule
+        assert "MARK or 0x4000" in iptables(cluster, node, "-nvL", "KUBE-MARK-MASQ")
+        postrouting = iptables(cluster, node, "-nvL", "KUBE-POSTROUTING")
+        # Today's three-rule form: RETURN unless marked, clear the mark, MASQUERADE (the seed's
+        # older kube-proxy matched the mark on the MASQUERADE rule itself).
+        assert "mark match ! 0x4000/0x4000" in postrouting and "MARK xor 0x4000" in postrouting
+        assert "MASQUERADE" in postrouting and "kubernetes service traffic requiring SNAT" in postrouting
+
+
+def test_step_5_rules_follow_scaling_within_a_second_and_go_with_the_service(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 9376}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: k8s.gcr.io/serve_hostname}]
+""")
+    svc_chain = names.cluster_policy_chain(ServicePortName("default", "web", "http", "TCP"))
+    wait_for(lambda: len(ready_endpoints(cluster, "web")) == 1, timeout=60, what="web's first endpoint")
+    wait_for(lambda: len(svc_targets(cluster, "node-1", svc_chain)) == 1, timeout=10, what="one SEP chain")
+
+    cluster.kubectl("scale", "deploy", "web", "--replicas=3")
+    wait_for(lambda: len(ready_endpoints(cluster, "web")) == 3, timeout=60, what="three ready endpoints")
+    # From the slice showing them to both nodes' rules showing them: within a second.
+    wait_for(lambda: all(len(svc_targets(cluster, n, svc_chain)) == 3 for n in ("node-1", "node-2")),
+             timeout=1.0, interval=0.05, what="three SEP chains on both nodes within a second")
+
+    cluster.kubectl("delete", "svc", "web")
+    wait_for(lambda: all(svc_chain not in iptables(cluster, n, "-S") for n in ("node-1", "node-2")),
+             timeout=5, what="the Service's chains to go")
+    cluster.kubectl("delete", "deploy", "web")
+
+
+# ---- 6. ping CLUSTER-IP
+
+
+def test_step_6_ping_of_the_cluster_ip_gets_no_reply_from_a_pod_or_a_node(cluster: SvcnetCluster) -> None:
+    ip = cluster_ip(cluster)
+    pods = deployment_pods(cluster)
+    assert cluster.exec(pods[0], "ping", "-c", "1", "-W", "1", ip).returncode == 1  # 1: sent, no reply
+    assert cluster.in_namespace(node_ns(cluster, "node-1"), "ping", "-c", "1", "-W", "1", ip).returncode == 1
+    # ...while a pod IP does answer, so the silence is the VIP's, not the network's.
+    assert cluster.exec(pods[0], "ping", "-c", "1", "-W", "2", pod_ip(cluster, pods[1])).returncode == 0
+
+
+# ---- 7. NodePort from outside the cluster, through node 2, with SNAT
+
+CLIENT_IP_SERVER = """
+import http.server
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("", 8080), Handler).serve_forever()
+"""
+
+
+def test_step_7_node_port_via_node_2_is_answered_by_a_node_1_pod(cluster: SvcnetCluster) -> None:
+    out = cluster.kubectl("expose", "deployment", "hostnames", "--name=hostnames-nodeport", "--type=NodePort",
+                          "--port=80", "--target-port=9376").stdout
+    assert "service/hostnames-nodeport exposed" in out
+    port = cluster.kubectl_json("get", "svc", "hostnames-nodeport")["spec"]["ports"][0]["nodePort"]
+    on_node_1 = {p["metadata"]["name"] for p in cluster.pods(DEPLOYMENT_PODS) if p["spec"]["nodeName"] == "node-1"}
+    assert on_node_1, "the scheduler spreads the seed's pods over both nodes"
+
+    def served_from_node_1() -> bool:
+        # The client knows only the LAN. It talks to node-2; a node-1 pod's reply can only reach it
+        # back through node-2 if node-2 masqueraded the request (otherwise node-1 answers directly
+        # and the client's TCP drops it).
+        return cluster.in_namespace(cluster.client_namespace, "curl", "-s", "--max-time", "2",
+                                    f"{NODE_2_IP}:{port}").stdout.strip() in on_node_1
+
+    wait_for(served_from_node_1, timeout=30, interval=0, what="a node-1 pod answering through node-2")
+    # node-2's conntrack entries for the NodePort: every reply is addressed to node-2 (SNAT: its LAN
+    # address toward node-1's pods, its bridge address toward its own), never to the client.
+    flows = [conntrack_tuples(line) for line in cluster.in_namespace(
+        node_ns(cluster, "node-2"), "conntrack", "-L", "-p", "tcp", "--orig-port-dst", str(port)).stdout.splitlines()]
+    assert flows and all(f["orig"] == (CLIENT_IP, NODE_2_IP) and f["reply"][1] != CLIENT_IP for f in flows), flows
+    node_1_pods = ipaddress.ip_network(plan_topology("x", 2).nodes[0].pod_cidr_v4)
+    assert any(ipaddress.ip_address(f["reply"][0]) in node_1_pods and f["reply"][1] == NODE_2_IP
+               for f in flows), flows
+    cluster.kubectl("delete", "svc", "hostnames-nodeport")
+
+
+def test_step_7_the_pod_sees_node_2s_address_as_the_source(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: clientip, labels: {{app: clientip}}}}
+spec:
+  nodeName: node-1
+  containers:
+  - name: clientip
+    image: busybox
+    command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
+    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: clientip}}
+spec:
+  type: NodePort
+  selector: {{app: clientip}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""")
+    try:
+        wait_for(lambda: len(ready_endpoints(cluster, "clientip")) == 1, timeout=60, what="clientip ready")
+        port = cluster.kubectl_json("get", "svc", "clientip")["spec"]["ports"][0]["nodePort"]
+        seen = wait_for(lambda: cluster.in_namespace(cluster.client_namespace, "curl", "-s", "--max-time", "2",
+                                                     f"{NODE_2_IP}:{port}").stdout.strip(),
+                        timeout=30, what="an answer from the clientip pod through node-2")
+        assert seen == NODE_2_IP  # not the client's 192.168.0.200: node-2 SNATed it
+    finally:
+        cluster.kubectl("delete", "svc,pod", "clientip", "--wait=false")
+
+
+# ---- 8. DNS: the Service made headless, a StatefulSet behind it
+
+
+def test_step_8_the_service_becomes_headless_with_a_statefulset_behind_it(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("delete", "svc", "hostnames")
+    out = cluster.kubectl("apply", "-f", str(EXAMPLES / "hostnames-statefulset.yaml")).stdout
+    assert "service/hostnames created" in out and "statefulset.apps/hostnames created" in out
+    assert cluster_ip(cluster) == "None"
+    wait_for(lambda: {e.get("hostname") for e in ready_endpoints(cluster, "hostnames")} >= {"hostnames-0",
+                                                                                            "hostnames-1"},
+             timeout=120, what="the StatefulSet's two pods ready in the headless Service")
+
+
+def test_step_8_nslookup_from_a_pod_answers_as_the_seed_shows(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+
+    def nslookup(*args: str) -> str:
+        result = cluster.exec(pod, "nslookup", *args)
+        return result.stdout + result.stderr
+
+    kubernetes = nslookup("kubernetes.default.svc.cluster.local")
+    assert "Server:\t\t10.96.0.10" in kubernetes and "Address: 10.96.0.1\n" in kubernetes
+
+    ready_ips = {e["addresses"][0] for e in ready_endpoints(cluster, "hostnames")}
+    assert len(ready_ips) == 5  # the Deployment's three and the StatefulSet's two
+    headless = nslookup("hostnames.default.svc.cluster.local")
+    assert headless.count("Name:\thostnames.default.svc.cluster.local") == 5
+    assert set(cluster.exec(pod, "dig", "+short", "hostnames.default.svc.cluster.local").stdout.split()) == ready_ips
+
+    sts = nslookup("hostnames-0.hostnames.default.svc.cluster.local")
+    assert "Name:\thostnames-0.hostnames.default.svc.cluster.local" in sts
+    assert f"Address: {pod_ip(cluster, 'hostnames-0')}\n" in sts
+
+    stateless = nslookup(f"{pod}.hostnames.default.svc.cluster.local")
+    assert f"** server can't find {pod}.hostnames.default.svc.cluster.local: NXDOMAIN" in stateless
+
+
+def test_step_8_a_statefulset_without_service_name_is_rejected(cluster: SvcnetCluster) -> None:
+    result = cluster.kubectl("apply", "-f", "-", check=False, input=STATEFULSET_WITHOUT_SERVICE_NAME)
+    assert result.returncode != 0 and "spec.serviceName: Required value" in result.stderr
+    assert cluster.kubectl("get", "sts", "no-service-name", "--ignore-not-found").stdout == ""
+
+
+def test_step_8_aaaa_answers_a_dual_stack_service(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: hostnames-ds}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: hostnames}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    ipv6 = [ip for ip in cluster.kubectl_json("get", "svc", "hostnames-ds")["spec"]["clusterIPs"] if ":" in ip]
+    assert ipv6 and ipv6[0].startswith("fd00:10:96::")
+    pod = deployment_pods(cluster)[0]
+    wait_for(lambda: f"Address: {ipv6[0]}" in cluster.exec(
+        pod, "nslookup", "-query=AAAA", "hostnames-ds.default.svc.cluster.local").stdout,
+        timeout=10, what="the AAAA answer")
+    cluster.kubectl("delete", "svc", "hostnames-ds")
+
+
+def test_step_8_a_new_statefulset_pod_resolves_within_a_second_of_being_ready(cluster: SvcnetCluster) -> None:
+    name = "hostnames-2.hostnames.default.svc.cluster.local"
+    assert "status: NXDOMAIN" in dig_from_node(cluster, name)
+    cluster.kubectl("scale", "sts", "hostnames", "--replicas=3")
+    wait_for(lambda: "hostnames-2" in {e.get("hostname") for e in ready_endpoints(cluster, "hostnames")},
+             timeout=60, interval=0.05, what="hostnames-2 ready in the headless Service's slice")
+    ip = pod_ip(cluster, "hostnames-2")
+    wait_for(lambda: dig_from_node(cluster, name, "+short").split() == [ip], timeout=1.0, interval=0.02,
+             what="hostnames-2's name to resolve within a second")
+
+
+def test_step_8_a_deleted_service_is_nxdomain_within_a_second(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: short-lived}
+spec:
+  selector: {app: hostnames}
+  ports: [{port: 80, targetPort: 9376}]
+""")
+    name = "short-lived.default.svc.cluster.local"
+    ip = cluster_ip(cluster, "short-lived")
+    wait_for(lambda: dig_from_node(cluster, name, "+short").split() == [ip], timeout=10,
+             what="short-lived resolves")
+    cluster.kubectl("delete", "svc", "short-lived")
+    wait_for(lambda: "status: NXDOMAIN" in dig_from_node(cluster, name), timeout=1.0, interval=0.02,
+             what="the deleted Service's name to be NXDOMAIN within a second")
+
+
+# ---- 9. resolv.conf, short names, forwarding
+
+
+def test_step_9_a_pods_resolv_conf_names_kube_dns_the_search_list_and_ndots(cluster: SvcnetCluster) -> None:
+    lines = cluster.exec(deployment_pods(cluster)[0], "cat", "/etc/resolv.conf").stdout.splitlines()
+    assert "nameserver 10.96.0.10" in lines
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in lines
+    assert "options ndots:5" in lines
+
+
+def test_step_9_nslookup_of_short_names_goes_through_the_search_list(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+    short = cluster.exec(pod, "nslookup", "hostnames-0.hostnames").stdout
+    assert "Name:\thostnames-0.hostnames.default.svc.cluster.local" in short
+    assert f"Address: {pod_ip(cluster, 'hostnames-0')}" in short
+    assert "Address: 10.96.0.1" in cluster.exec(pod, "nslookup", "kubernetes.default").stdout
+
+
+def test_step_9_names_outside_the_cluster_are_forwarded_to_the_upstream(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+    out = cluster.exec(pod, "nslookup", "www.example.org").stdout
+    assert "Non-authoritative answer:" in out and "Address: 192.0.2.1" in out
+    # The upstream in the client namespace (outside the cluster) is the one that was asked.
+    asked = cluster.in_namespace(cluster.client_namespace, "dig", "+short", f"@{CLIENT_IP}",
+                                 "www.example.org.queries.test", "TXT").stdout.strip().strip('"')
+    assert int(asked) >= 1
+    nx = cluster.exec(pod, "dig", "nx.example.org")
+    assert "status: NXDOMAIN" in nx.stdout
+
+
+# ---- the whole thing, as `svcnet walkthrough` and `svcnet status` print it
+
+
+def test_status_shows_components_nodes_proxy_syncs_and_dns(cluster: SvcnetCluster) -> None:
+    out = cluster.svcnet("status", "--data-dir", str(cluster.data_dir), check=True).stdout
+    assert "apiserver   ready" in out
+    for node, ip in (("node-1", "192.168.0.106"), ("node-2", NODE_2_IP)):
+        line = next(x for x in out.splitlines() if x.startswith(node))
+        assert "Ready" in line and ip in line and "agent up, proxy up" in line and "never" not in line
+    assert "kube-system/kube-dns 10.96.0.10: 2/2 ready" in out
+
+
+def test_the_walkthrough_command_prints_every_step_and_can_run_again(cluster: SvcnetCluster) -> None:
+    # The cluster's `hostnames` Service is headless now (step 8): the walkthrough goes back to the
+    # seed's start (the ClusterIP Service, no StatefulSet) and does it all again.
+    result = cluster.svcnet("walkthrough", "--data-dir", str(cluster.data_dir), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for expected in ("$ kubectl delete -f", "$ kubectl get pod -owide", "$ kubectl get ep hostnames",
+                     "$ kubectl get svc hostnames", f"Chain {SEED_SVC_CHAIN}",
+                     "statistic mode random probability 0.33333333349", "1 packets transmitted, 0 received",
+                     "service/hostnames-nodeport exposed", "statefulset.apps/hostnames",
+                     "Name:\thostnames-0.hostnames.default.svc.cluster.local",
+                     "spec.serviceName: Required value", "nameserver 10.96.0.10", "Address: 10.96.0.1", "NXDOMAIN"):
+        assert expected in out, expected
