@@ -248,6 +248,7 @@ class NodeAgent:
         self.states: dict[str, PodState] = {}
         self._workers: asyncio.Task[None] | None = None
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._adopted: set[str] = set()  # uids of pods whose sandbox was alive when start() ran
         self.started = asyncio.Event()
 
     # ---- lifecycle
@@ -262,6 +263,7 @@ class NodeAgent:
         self.pods.start()
         await self.pods.wait_synced()
         await self._remove_orphaned_networks()
+        self._adopted = {s.key.uid for s in self.runtime.sandboxes() if self.runtime.sandbox_alive(s)}
         for sandbox in self.runtime.sandboxes():  # adopt, or remove, everything recorded
             self.queue.add(f"{sandbox.key.namespace}/{sandbox.key.name}")
         self.registration.start()
@@ -568,7 +570,8 @@ class NodeAgent:
             self.queue.add(key)
 
         runner = self.probe_runner(container, status.started_at or self.clock(), target, on_change)
-        self._seed_from_api(runner, pod, name, instance)
+        if (pod.get("metadata") or {}).get("uid") in self._adopted:
+            self._seed_from_api(runner, pod, name, instance)
         task = asyncio.create_task(self._run_probes(runner, pod, name), name=f"probe-{key}-{name}")
         watches.append(ProbeWatch(instance, task, runner.verdict))
         return watches[0]
@@ -579,7 +582,11 @@ class NodeAgent:
 
     @staticmethod
     def _seed_from_api(runner: ProbeRunner, pod: Obj, name: str, instance: int) -> None:
-        """An adopted container keeps the readiness the API shows for it, rather than blinking unready."""
+        """An adopted container keeps the readiness the API shows for it, rather than blinking unready.
+
+        Only for pods whose sandbox was alive when this agent started: after `svcnet down` and `up`
+        the API still shows the old processes ready, but the new ones must prove it again.
+        """
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if status.get("name") != name or status.get("restartCount") != instance:
                 continue

@@ -113,7 +113,7 @@ class FakeRuntime:
         return sum(len(runs) for (k, n), runs in self.instances.items() if k.name == pod_name and n == container)
 
 
-def probe_runner_with(results: dict[str, Result]) -> Callable[..., ProbeRunner]:
+def probe_runner_with(results: dict[str, Result | None]) -> Callable[..., ProbeRunner]:
     """Probe runners whose probes answer from `results` (by container name) and whose time runs at once."""
     now = [time.time()]
 
@@ -124,6 +124,8 @@ def probe_runner_with(results: dict[str, Result]) -> Callable[..., ProbeRunner]:
     def make(container: dict[str, Any], started_at: float, target: Any, on_change: Any) -> ProbeRunner:
         async def probe(spec: Any, _target: Any) -> tuple[Result, str]:
             outcome = results.get(container["name"], Result.SUCCESS)
+            if outcome is None:  # a probe that never answers: only seeding could make the container ready
+                await asyncio.Event().wait()
             return outcome, "" if outcome is Result.SUCCESS else "probe says no"
 
         return ProbeRunner(container, started_at, target, on_change, clock=lambda: now[0], sleep=fast_sleep,
@@ -135,7 +137,8 @@ def probe_runner_with(results: dict[str, Result]) -> Callable[..., ProbeRunner]:
 class Node:
     """One agent under test and everything it talks to."""
 
-    def __init__(self, tmp_path: Path, api: FakeApi | None = None, probes: dict[str, Result] | None = None) -> None:
+    def __init__(self, tmp_path: Path, api: FakeApi | None = None,
+                 probes: dict[str, Result | None] | None = None) -> None:
         self.api = api or FakeApi()
         self.kernel = FakeNetworkKernel()
         self.plan = plan_topology("t1", 2)
@@ -405,5 +408,35 @@ async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_h
     try:
         await until(lambda: _no_sandbox(n, "orphan"))
         assert ("orphan", 2.0) in n.runtime.removed
+    finally:
+        await n.agent.stop()
+
+
+async def test_a_pod_started_again_after_down_is_not_ready_until_its_probe_says_so(tmp_path: Path) -> None:
+    n = Node(tmp_path, probes={"app": Result.SUCCESS})
+    await n.agent.start()
+    await n.api.create(PODS, "default", make_pod("again", containers=[
+        {"name": "app", "image": "k8s.gcr.io/serve_hostname",
+         "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+
+    async def ready() -> Any:
+        return container_status(await n.pod("again")).get("ready")
+
+    await until(ready)
+    await n.agent.stop()
+    # `svcnet down`: every pod process stopped and its record deleted; the API still says Ready.
+    sandbox = n.runtime.get_sandbox(n.runtime.key("again"))
+    assert sandbox is not None
+    await n.runtime.remove_pod(sandbox)
+    n.runtime.instances.clear()
+    n.probes["app"] = None  # the new process's probe has not answered yet
+
+    n.agent = n.new_agent()
+    await n.agent.start()
+    try:
+        await until(lambda: _started(n, "again", 1))
+        await until(lambda: _synced_once(n))
+        status = container_status(await n.pod("again"))
+        assert (status.get("state") or {}).get("running") and status.get("ready") is False
     finally:
         await n.agent.stop()
