@@ -11,6 +11,12 @@ with the real adapter inside a throwaway network namespace:
 - the same full ruleset restored again in the same run, so the ratio
   partial / full compares like with like on this machine at this moment.
 
+Both iptables backends are measured when their binaries exist (`--iptables-mode`
+picks one). With iptables-nft the adapter may add `-S` to a big restore so that
+iptables-nft-restore fetches the whole table at once instead of chain by chain
+(see svcnet/proxy/iptables/apply.py); the `cache` column says whether the full
+sync did.
+
 Needs root (it creates and deletes its own namespace `svcnet-bench<pid>`; the
 host namespace is never touched). Example:
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -66,7 +73,7 @@ def service_objects(count: int, endpoints: int) -> tuple[list[dict[str, Any]], l
     return services, slices
 
 
-def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | None) -> dict[str, float]:
+def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | None) -> dict[str, Any]:
     backend = NetnsIptables(netns, mode=mode)
     tracker = ChangeTracker("node-1")
     syncer = RuleSyncer(tracker, backend, ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",),
@@ -102,6 +109,7 @@ def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | 
     full_again_s = time.perf_counter() - started
 
     return {
+        "mode": backend.mode, "whole_table_cache": bool(full_restore.whole_table_cache),
         "services": count, "endpoints": endpoints, "events_s": events_s,
         "full_sync_s": full.seconds, "full_restore_s": full_restore.seconds,
         "full_bytes": len(full_text), "full_rules": full.families[0].nat_rules_total + full.families[0].filter_rules,
@@ -115,33 +123,41 @@ def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--services", default="10000", help="comma-separated sizes (default 10000)")
+    parser.add_argument("--services", default="1000,5000,10000", help="comma-separated sizes (default 1000,5000,10000)")
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--partials", type=int, default=5, help="partial syncs measured per size")
-    parser.add_argument("--iptables-mode", choices=["auto", "nft", "legacy"], default="auto",
-                        help="iptables backend (default: what `iptables --version` says)")
+    parser.add_argument("--iptables-mode", choices=["both", "nft", "legacy"], default="both",
+                        help="iptables backend(s) to measure (default: both, where installed)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_proxy: needs root to create a network namespace", file=sys.stderr)
         return 1
     sizes = [int(s) for s in args.services.split(",") if s.strip()]
-    print(f"{'services':>8} {'rules':>8} {'full MB':>8} {'full sync':>10} {'restore':>9} {'again':>9} "
-          f"{'partial':>9} {'p.restore':>9} {'p. KB':>7} {'ratio':>7}")
-    for count in sizes:
-        netns = f"svcnet-bench{os.getpid()}"
-        create_netns(netns)
-        try:
-            r = run_size(netns, count, args.endpoints, args.partials,
-                         None if args.iptables_mode == "auto" else args.iptables_mode)
-        finally:
-            delete_netns(netns)
-        ratio = r["partial_sync_ms"] / 1000 / r["full_restore_again_s"]
-        print(f"{count:>8} {r['full_rules']:>8} {r['full_bytes'] / 1e6:>8.1f} {r['full_sync_s']:>9.2f}s "
-              f"{r['full_restore_s']:>8.2f}s {r['full_restore_again_s']:>8.2f}s {r['partial_sync_ms']:>7.1f}ms "
-              f"{r['partial_restore_ms']:>7.1f}ms {r['partial_bytes'] / 1e3:>7.0f} {ratio:>7.3f}")
-        sys.stdout.flush()
+    modes = ["nft", "legacy"] if args.iptables_mode == "both" else [args.iptables_mode]
+    modes = [m for m in modes if shutil.which(f"iptables-{m}-restore")]
+    if not modes:
+        print("bench_proxy: no iptables-nft-restore or iptables-legacy-restore found", file=sys.stderr)
+        return 1
+    print(f"{'backend':>7} {'services':>8} {'rules':>8} {'full MB':>8} {'full sync':>10} {'restore':>9} "
+          f"{'again':>9} {'cache':>6} {'partial':>9} {'p.restore':>9} {'p. KB':>7} {'ratio':>7}")
+    for mode in modes:
+        for count in sizes:
+            netns = f"svcnet-bench{os.getpid()}"
+            create_netns(netns)
+            try:
+                r = run_size(netns, count, args.endpoints, args.partials, mode)
+            finally:
+                delete_netns(netns)
+            ratio = r["partial_sync_ms"] / 1000 / r["full_restore_again_s"]
+            cache = "table" if r["whole_table_cache"] else "chains"
+            print(f"{r['mode']:>7} {count:>8} {r['full_rules']:>8} {r['full_bytes'] / 1e6:>8.1f} "
+                  f"{r['full_sync_s']:>9.2f}s {r['full_restore_s']:>8.2f}s {r['full_restore_again_s']:>8.2f}s "
+                  f"{cache:>6} {r['partial_sync_ms']:>7.1f}ms {r['partial_restore_ms']:>7.1f}ms "
+                  f"{r['partial_bytes'] / 1e3:>7.0f} {ratio:>7.3f}")
+            sys.stdout.flush()
     print(f"(partial = median of {args.partials} one-endpoint changes, plan+render+restore; ratio = partial "
-          f"sync / restore of the full ruleset in the same run; target partial at 10,000: "
+          f"sync / restore of the full ruleset again in the same run (the reference); cache = how "
+          f"iptables-nft-restore built its cache for the full sync; target partial at 10,000: "
           f"{TARGET_PARTIAL_MS:.0f} ms)")
     return 0
 
