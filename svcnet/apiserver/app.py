@@ -582,7 +582,10 @@ class ApiServer:
     async def _watch(self, request: web.Request, rp: http.ResourcePath,
                      fmt: http.ResponseFormat) -> web.StreamResponse:
         if self._closing:
-            raise ApiError(503, "ServiceUnavailable", "apiserver is shutting down", retry_after=1)
+            # As kube-apiserver with --shutdown-send-retry-after: 429 and Retry-After, which clients
+            # (client-go's reflector) retry without re-listing.
+            raise ApiError(429, "TooManyRequests", "The apiserver is shutting down, please try again later.",
+                           retry_after=1)
         res = rp.resource
         predicate = self._predicate(request, res)
         if rp.name is not None:

@@ -285,6 +285,12 @@ class Informer:
                     if gone_in_a_row > 1:
                         await asyncio.sleep(self._backoff.next_delay())
                     continue
+                if exc.code == 429 and self.last_resource_version:
+                    # Throttled, or the server is shutting down: as client-go's reflector, retry the
+                    # watch from where it was after a backoff; the cache is still good.
+                    log.info("%s: %s; retrying the watch", self.resource.plural, exc.message)
+                    await asyncio.sleep(self._backoff.next_delay())
+                    continue
                 log.warning("%s: API error %d %s: %s; re-listing after backoff",
                             self.resource.plural, exc.code, exc.reason, exc.message)
                 need_list = True

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from svcnet.api.errors import ApiError
 from svcnet.client.fake import FakeApi
 from svcnet.client.informer import Backoff, Cache, Informer, object_key, split_key
 from tests.unit.client.helpers import NODES, PODS, Recorder, pod, until
@@ -178,3 +179,24 @@ async def test_resync_calls_on_update_for_every_cached_object(api, started):
     await api.create(PODS, "default", pod("a"))
     informer, rec = await started(resync_period=0.005)
     await until(lambda: ("update", "default/a") in rec.events)
+
+
+async def test_a_throttled_watch_is_retried_from_where_it_was_without_relisting(api, started):
+    informer, rec = await started()
+    real_watch = api.watch
+    refused: list[str] = []
+
+    def watch(*args, **kwargs):
+        if not refused:
+            refused.append(kwargs["resource_version"])
+            # What kube-apiserver answers while it shuts down (--shutdown-send-retry-after).
+            raise ApiError(429, "TooManyRequests", "The apiserver is shutting down, please try again later.")
+        return real_watch(*args, **kwargs)
+
+    api.watch = watch
+    api.close_watches()
+    await api.create(PODS, "default", pod("after-429"))
+    await until(lambda: informer.get("default", "after-429"))
+    assert len(refused) == 1 and refused[0]  # it was resuming from a resourceVersion when refused
+    assert informer.relists == 1
+    assert rec.events == [("add", "default/after-429")]
