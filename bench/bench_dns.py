@@ -1,6 +1,6 @@
 """Benchmark `svcnet dns` against unbound with dnsperf, and measure the zone's memory.
 
-    .venv/bin/python bench/bench_dns.py [--services 2000] [--seconds 8] [--skip-memory]
+    .venv/bin/python bench/bench_dns.py [--services 2000] [--seconds 8] [--rounds 2] [--skip-memory]
 
 Both servers get the same records (svcnet from a generated manifest, unbound as
 local-data in a static local-zone), one thread each (svcnet --workers 1,
@@ -12,11 +12,16 @@ unbound num-threads: 1), and dnsperf sends three query mixes:
             cluster.local) sends for `svc-N.ns1` and for `host-N.example.com` before going out.
 
 QPS comes from dnsperf at full speed (100 queries outstanding); p99 latency from
-a second, rate-limited dnsperf run in verbose mode (per-query latencies).
+a second, rate-limited dnsperf run in verbose mode (per-query latencies). Per mix
+the two servers take turns (--rounds runs each, the median kept), so a burst of
+load from other jobs on the machine falls on both rather than on one; the server
+process's CPU time per answered query (from /proc) is reported too, as it
+depends less on such bursts than QPS does.
 Memory: RSS growth of a process that builds the zone for 10,000 Services (each
 with an EndpointSlice of 10 endpoints) and 100,000 Pods.
-Needs the Debian packages dnsperf and unbound; without them it says so and
-falls back to a Python load generator for svcnet alone.
+Needs the Debian packages dnsperf and unbound: run as root it installs them with
+apt-get when they are missing; otherwise, without them, it says so and falls back
+to a Python load generator for svcnet alone.
 """
 from __future__ import annotations
 
@@ -106,13 +111,39 @@ def query_files(directory: Path, services: int) -> dict[str, Path]:
 
 # ------------------------------------------------------------------ dnsperf
 
-def dnsperf_qps(port: int, data: Path, seconds: int) -> float:
+def ensure_tools() -> bool:
+    """dnsperf and unbound on PATH, installing the Debian packages when root and they are missing."""
+    missing = [pkg for pkg, tool in (("dnsperf", "dnsperf"), ("unbound", "unbound")) if not shutil.which(tool)]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} (apt-get)", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env,
+                       check=False, capture_output=True)
+    return bool(shutil.which("dnsperf") and shutil.which("unbound"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dnsperf_qps(port: int, data: Path, seconds: int, pid: int | None = None) -> tuple[float, float]:
+    """(QPS, the server's CPU microseconds per completed query, or NaN without a pid)."""
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(data), "-l", str(seconds),
                           "-c", "1", "-T", "1", "-q", "100"], capture_output=True, text=True).stdout
+    used = cpu_seconds(pid) - before if pid else float("nan")
+    qps = completed = None
     for line in out.splitlines():
         if "Queries per second:" in line:
-            return float(line.split(":")[1])
-    raise RuntimeError(out)
+            qps = float(line.split(":")[1])
+        elif "Queries completed:" in line:
+            completed = int(line.split(":")[1].split()[0])
+    if qps is None or not completed:
+        raise RuntimeError(out)
+    return qps, used / completed * 1e6
 
 
 def dnsperf_p99(port: int, data: Path, rate: int, seconds: int = 3) -> float:
@@ -249,24 +280,27 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="full-speed runs per server and mix (median kept)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", nargs=2, type=int)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(*args.memory_child)
         return 0
-    print(f"machine: {os.cpu_count()} cores; {args.services} Services; {args.seconds} s per run")
+    print(f"machine: {os.cpu_count()} cores; {args.services} Services; {args.seconds} s per run, "
+          f"{args.rounds} round(s)")
     tmp = Path(tempfile.mkdtemp(prefix="svcnet-bench-dns-"))
     try:
         files = query_files(tmp, args.services)
         zone_file = tmp / "zone.yaml"
         zone_file.write_text(manifest(args.services))
-        have_tools = shutil.which("dnsperf") and shutil.which("unbound")
+        have_tools = ensure_tools()
         svc_port = free_port()
         svcnet = start_svcnet(zone_file, svc_port, 1, tmp / "svcnet.log")
-        servers = {"svcnet (1 worker)": svc_port}
+        servers = {"svcnet (1 worker)": (svc_port, svcnet.pid)}
         unbound = None
-        results: dict[str, dict[str, tuple[float, float]]] = {}
+        # label -> mix -> (QPS, p99 seconds, CPU microseconds per query)
+        results: dict[str, dict[str, tuple[float, float, float]]] = {}
         try:
             if have_tools:
                 ub_port = free_port()
@@ -274,20 +308,30 @@ def main() -> int:
                 unbound = subprocess.Popen(["unbound", "-d", "-c", str(tmp / "unbound.conf")],
                                            stdout=open(tmp / "unbound.log", "ab"), stderr=subprocess.STDOUT)
                 wait_udp(ub_port)
-                servers["unbound (1 thread)"] = ub_port
+                servers["unbound (1 thread)"] = (ub_port, unbound.pid)
             else:
                 print("dnsperf/unbound not installed (apt-get install dnsperf unbound): "
                       "Python load generator, svcnet only")
-            for label, port in servers.items():
+            for label in servers:
                 results[label] = {}
-                for mix, path in files.items():
-                    if have_tools:
-                        warm(port, path)
-                        qps = dnsperf_qps(port, path, args.seconds)
-                        p99 = dnsperf_p99(port, path, rate=max(1000, int(qps * 0.5)))
-                    else:
-                        qps, p99 = python_load(port, path, args.seconds), float("nan")
-                    results[label][mix] = (qps, p99)
+            for mix, path in files.items():
+                if not have_tools:
+                    qps = python_load(svc_port, path, args.seconds)
+                    results["svcnet (1 worker)"][mix] = (qps, float("nan"), float("nan"))
+                    continue
+                for port, _ in servers.values():
+                    warm(port, path)
+                runs: dict[str, list[tuple[float, float]]] = {label: [] for label in servers}
+                for _ in range(args.rounds):  # the servers take turns
+                    for label, (port, pid) in servers.items():
+                        runs[label].append(dnsperf_qps(port, path, args.seconds, pid))
+                for label, (port, _) in servers.items():
+                    qps = statistics.median(q for q, _ in runs[label])
+                    cpu = statistics.median(c for _, c in runs[label])
+                    p99 = dnsperf_p99(port, path, rate=max(1000, int(qps * 0.5)))
+                    results[label][mix] = (qps, p99, cpu)
+                    print(f"  {mix:9s} {label:20s} QPS {', '.join(f'{q:,.0f}' for q, _ in runs[label])}",
+                          flush=True)
         finally:
             stop(svcnet)
             if unbound is not None:
@@ -305,19 +349,19 @@ def main() -> int:
                                          capture_output=True, text=True).stdout
                     qps = next(float(line.split(":")[1]) for line in out.splitlines()
                                if "Queries per second:" in line)
-                    results[label][mix] = (qps, float("nan"))
+                    results[label][mix] = (qps, float("nan"), float("nan"))
             finally:
                 stop(proc)
         print()
-        print(f"| server | {' | '.join(f'{m} QPS | {m} p99 ms' for m in files)} |")
-        print(f"|---|{'---|---|' * len(files)}")
+        print(f"| server | {' | '.join(f'{m} QPS | {m} p99 ms | {m} CPU µs/q' for m in files)} |")
+        print(f"|---|{'---|---|---|' * len(files)}")
         for label, by_mix in results.items():
-            cells = " | ".join(f"{q:,.0f} | {p * 1000:.2f}" for q, p in by_mix.values())
+            cells = " | ".join(f"{q:,.0f} | {p * 1000:.2f} | {c:.1f}" for q, p, c in by_mix.values())
             print(f"| {label} | {cells} |")
         if "unbound (1 thread)" in results:
             ratios = [results["svcnet (1 worker)"][m][0] / results["unbound (1 thread)"][m][0] for m in files]
-            print(f"\nsvcnet / unbound QPS: {', '.join(f'{m} {r:.0%}' for m, r in zip(files, ratios, strict=True))}"
-                  f" (mean {statistics.mean(ratios):.0%})")
+            print(f"\nsvcnet / unbound QPS: {', '.join(f'{m} {r:.2f}' for m, r in zip(files, ratios, strict=True))}"
+                  f" (mean {statistics.mean(ratios):.2f})")
         if not args.skip_memory:
             mib, seconds = measure_memory(10_000, 100_000)
             print(f"\nzone build: 10,000 Services (+ a 10-endpoint EndpointSlice each) and 100,000 Pods: "

@@ -4,7 +4,9 @@
 (svcnet.dns.wire.fast_response); the slow path parses with miekg/dns's rules,
 asks answers.answer, stores the rendered answer in the table, and goes to the
 forwarder for names outside the zones. `UdpServer` drains its socket in batches
-from one reader callback (one wakeup serves many packets under load);
+from one reader callback (one wakeup serves many packets under load): on Linux
+one recvmmsg/sendmmsg pair per batch (MmsgBatch), a table hit answered from
+AnswerTable.packets with one lookup, and metrics counted once per batch;
 `serve_tcp` reads length-prefixed queries one after another on a connection
 (pipelining works: answers go out in order) until the client is idle for
 TCP_IDLE_TIMEOUT, miekg/dns's default.
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import mmap
 import socket
 import struct
+import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -32,7 +37,8 @@ query_log = logging.getLogger("svcnet.dns.query")
 
 TCP_IDLE_TIMEOUT = 8.0  # miekg/dns: idle time before the server closes a TCP connection
 TCP_READ_TIMEOUT = 2.0  # miekg/dns: time to read one message once its length arrived
-UDP_BATCH = 64
+UDP_BATCH = 64  # datagrams per recvmmsg/sendmmsg
+UDP_ROUNDS = 4  # batches per readable event before the loop runs other work
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class Resolver:
         hit = fast_response(self.table, data, tcp)
         if hit is not None:
             return Reply(hit[0], hit[1].rcode, hit[1].qtype, "kubernetes")
+        return self.respond_slow(data, tcp)
+
+    def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
+        """respond() for a packet the table did not answer."""
         try:
             return self._slow(data, tcp)
         except Exception:  # a bug must cost one answer, never the server
@@ -170,13 +180,29 @@ def bind_udp(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 class UdpServer:
-    def __init__(self, resolver: Resolver, sock: socket.socket) -> None:
+    """One UDP socket on the event loop, answered in batches.
+
+    Each readable event drains up to UDP_ROUNDS batches of UDP_BATCH datagrams. With
+    recvmmsg/sendmmsg (MmsgBatch) a batch costs one system call each way; without them
+    (not Linux, or --log-queries) datagrams are read and answered one by one. Either way
+    a table hit is looked up in AnswerTable.packets by the packet's bytes after the ID,
+    and hits are counted in a local dict handed to Metrics.count_hits once per batch.
+    """
+
+    def __init__(self, resolver: Resolver, sock: socket.socket, *, mmsg: bool = True) -> None:
         self.resolver = resolver
         self.sock = sock
         self.family = "2" if sock.family == socket.AF_INET6 else "1"
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop.add_reader(sock.fileno(), self._readable)
+        self._batch = MmsgBatch.create(sock, UDP_BATCH) if mmsg and not resolver.log_queries else None
+        reader = self._readable_mmsg if self._batch is not None else self._readable
+        self._loop.add_reader(sock.fileno(), reader)
+
+    @property
+    def batched(self) -> bool:
+        """True when datagrams come and go through recvmmsg/sendmmsg."""
+        return self._batch is not None
 
     def close(self) -> None:
         self._loop.remove_reader(self.sock.fileno())
@@ -184,31 +210,14 @@ class UdpServer:
             task.cancel()
         self.sock.close()
 
-    def _readable(self) -> None:
-        sock = self.sock
-        respond = self.resolver.respond
-        account = self.resolver.account
-        perf = time.perf_counter
-        for _ in range(UDP_BATCH):
-            try:
-                data, addr = sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            started = perf()
-            reply = respond(data, False)
-            if isinstance(reply, Reply):
-                if reply.data is not None:
-                    with contextlib.suppress(OSError):
-                        sock.sendto(reply.data, addr)
-                account(reply, "udp", self.family, started, addr, len(data))
-            else:
-                task = self._loop.create_task(self._finish(reply, addr, started, len(data)))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+    # ----------------------------------------------------- the slow path, shared
+    def _defer(self, pending: Awaitable[Reply], data: bytes, started: float, addr: object) -> None:
+        """A reply that waits for upstreams: a task sends it to addr when it is ready."""
+        task = self._loop.create_task(self._finish(pending, addr, started, len(data)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _finish(self, pending: Awaitable[Reply], addr: tuple, started: float, size: int) -> None:
+    async def _finish(self, pending: Awaitable[Reply], addr: object, started: float, size: int) -> None:
         try:
             reply = await pending
         except Exception:
@@ -218,6 +227,235 @@ class UdpServer:
             with contextlib.suppress(OSError):
                 self.sock.sendto(reply.data, addr)
         self.resolver.account(reply, "udp", self.family, started, addr, size)
+
+    # ------------------------------------------------- one datagram at a time
+    def _readable(self) -> None:
+        sock = self.sock
+        resolver = self.resolver
+        table = resolver.table
+        log_queries = resolver.log_queries
+        perf = time.perf_counter
+        stats: dict[int, int] = {}
+        started = perf()
+        for _ in range(UDP_BATCH * UDP_ROUNDS):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except OSError:  # drained (BlockingIOError), or an error queued on the socket
+                break
+            one_started = perf()
+            hit = wire.udp_reply(table, data)
+            if hit is not None and not log_queries:
+                with contextlib.suppress(OSError):
+                    sock.sendto(hit[0], addr)
+                stats[hit[1].stat] = stats.get(hit[1].stat, 0) + 1
+                continue
+            if hit is not None:
+                reply: Reply | Awaitable[Reply] = Reply(hit[0], hit[1].rcode, hit[1].qtype, "kubernetes")
+            else:
+                reply = resolver.respond_slow(data, False)
+            if not isinstance(reply, Reply):
+                self._defer(reply, data, one_started, addr)
+                continue
+            if reply.data is not None:
+                with contextlib.suppress(OSError):
+                    sock.sendto(reply.data, addr)
+            resolver.account(reply, "udp", self.family, one_started, addr, len(data))
+        if stats:
+            resolver.metrics.count_hits("udp", self.family, stats, perf() - started)
+
+    # ----------------------------------------------------- recvmmsg/sendmmsg
+    def _readable_mmsg(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        resolver = self.resolver
+        table = resolver.table
+        packets = table.packets
+        account = resolver.account
+        hits = resolver.metrics.count_hits
+        perf = time.perf_counter
+        rview = batch.rview
+        sview = batch.sview
+        lengths = batch.lengths
+        send_sizes = batch.send_sizes
+        slots = batch.slots
+        family = self.family
+        for _ in range(UDP_ROUNDS):
+            count = batch.recv()
+            if count <= 0:
+                return
+            started = perf()
+            stats: dict[int, int] = {}
+            skipped: list[int] = []
+            slow: list[tuple[Reply, int]] = []
+            for index, offset, length_at, size_at in slots[:count]:
+                end = offset + lengths[length_at]
+                memo = packets.get(rview[offset + 2:end].tobytes())
+                if memo is None or not memo[1].live:
+                    data = rview[offset:end].tobytes()
+                    hit = fast_response(table, data, False)
+                    if hit is None:
+                        placed, reply = self._slow_in_batch(batch, index, data, started)
+                        if not placed:
+                            skipped.append(index)
+                        if reply is not None:
+                            slow.append((reply, len(data)))
+                        continue
+                    memo = wire.remember(table, data, hit[0], hit[1])
+                body = memo[0]
+                sview[offset:offset + len(body)] = body
+                send_sizes[size_at] = len(body)
+                stat = memo[1].stat
+                stats[stat] = stats.get(stat, 0) + 1
+            batch.send(count, skipped)
+            if stats:
+                hits("udp", family, stats, perf() - started)
+            for reply, size in slow:
+                account(reply, "udp", family, started, None, size)
+            if count < UDP_BATCH:
+                return
+
+    def _slow_in_batch(self, batch: MmsgBatch, index: int, data: bytes,
+                       started: float) -> tuple[bool, Reply | None]:
+        """The slow path for slot index: (reply written into the slot, reply to account after the send)."""
+        reply = self.resolver.respond_slow(data, False)
+        if not isinstance(reply, Reply):
+            self._defer(reply, data, started, batch.address(index))
+            return False, None
+        if reply.data is None:
+            return False, reply
+        if len(reply.data) - 2 > batch.slot_size or reply.data[:2] != data[:2]:
+            with contextlib.suppress(OSError):  # not the slot's shape: send it on its own
+                self.sock.sendto(reply.data, batch.address(index))
+            return False, reply
+        batch.put(index, reply.data[2:])
+        return True, reply
+
+
+class MmsgBatch:
+    """recvmmsg/sendmmsg through ctypes: one system call for a batch of datagrams each way (Linux).
+
+    Slot i has a receive buffer, a sockaddr and a send buffer, all fixed at creation:
+    reply i goes to the address query i came from, as two pieces (the query's ID, read
+    in place from the receive buffer, and the rest of the reply written to the send
+    buffer), so the hot path only writes the reply body and its length. Buffers are
+    anonymous mappings of 64 KiB a slot (any datagram fits); pages never written to
+    are never allocated.
+    """
+
+    SLOT = 65536
+    NAME = 128  # sizeof(struct sockaddr_storage)
+
+    def __init__(self, sock: socket.socket, size: int, libc: ctypes.CDLL) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.size = size
+        self.slot_size = self.SLOT - 2
+        self._recvmmsg = libc.recvmmsg
+        self._recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+        self._recvmmsg.restype = ctypes.c_int
+        self._sendmmsg = libc.sendmmsg
+        self._sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+        self._sendmmsg.restype = ctypes.c_int
+        self._rmap = mmap.mmap(-1, size * self.SLOT)
+        self._smap = mmap.mmap(-1, size * self.SLOT)
+        rbase = ctypes.addressof(ctypes.c_char.from_buffer(self._rmap))
+        sbase = ctypes.addressof(ctypes.c_char.from_buffer(self._smap))
+        self._names = ctypes.create_string_buffer(size * self.NAME)
+        nbase = ctypes.addressof(self._names)
+        self._riov = (_IoVec * size)()
+        self._siov = (_IoVec * (2 * size))()
+        self._rmsgs = (_MMsgHdr * size)()
+        self._smsgs = (_MMsgHdr * size)()
+        name_len = 28 if sock.family == socket.AF_INET6 else 16  # sockaddr_in6 / sockaddr_in
+        for i in range(size):
+            self._riov[i].iov_base = rbase + i * self.SLOT
+            self._riov[i].iov_len = self.SLOT
+            recv = self._rmsgs[i].msg_hdr
+            recv.msg_name = nbase + i * self.NAME
+            recv.msg_namelen = self.NAME
+            recv.msg_iov = ctypes.addressof(self._riov[i])
+            recv.msg_iovlen = 1
+            self._siov[2 * i].iov_base = rbase + i * self.SLOT  # the query's ID, in place
+            self._siov[2 * i].iov_len = 2
+            self._siov[2 * i + 1].iov_base = sbase + i * self.SLOT + 2
+            send = self._smsgs[i].msg_hdr
+            send.msg_name = nbase + i * self.NAME
+            send.msg_namelen = name_len
+            send.msg_iov = ctypes.addressof(self._siov[2 * i])
+            send.msg_iovlen = 2
+        self._rp = ctypes.addressof(self._rmsgs)
+        self._sp = ctypes.addressof(self._smsgs)
+        self._msg_size = ctypes.sizeof(_MMsgHdr)
+        # Hot-path views: datagram bytes, the reply bodies, msg_len of each received message,
+        # iov_len of each reply body. The reply body of slot i sits at the same offset as its query.
+        self.rview = memoryview(self._rmap)
+        self.sview = memoryview(self._smap)[2:]
+        self.lengths = memoryview(self._rmsgs).cast("B").cast("I")
+        size_t = {4: "I", 8: "Q"}[ctypes.sizeof(ctypes.c_size_t)]
+        self.send_sizes = memoryview(self._siov).cast("B").cast(size_t)
+        len_at = _MMsgHdr.msg_len.offset
+        iov_len_at = _IoVec.iov_len.offset
+        self.slots = [(i, i * self.SLOT, (i * self._msg_size + len_at) // 4,
+                       ((2 * i + 1) * ctypes.sizeof(_IoVec) + iov_len_at) // ctypes.sizeof(ctypes.c_size_t))
+                      for i in range(size)]
+
+    @classmethod
+    def create(cls, sock: socket.socket, size: int) -> MmsgBatch | None:
+        """A batch adapter for sock, or None where recvmmsg/sendmmsg are not available."""
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if not (hasattr(libc, "recvmmsg") and hasattr(libc, "sendmmsg")):
+                return None
+            return cls(sock, size, libc)
+        except (OSError, AttributeError, ValueError, KeyError):
+            return None
+
+    def recv(self) -> int:
+        """Datagrams waiting, up to size, without blocking; 0 when none (or an error)."""
+        # The kernel writes each address's length back into msg_namelen (16 or 28): the room for
+        # the next datagram from a socket of the same family, so nothing needs resetting.
+        return max(0, self._recvmmsg(self.fd, self._rp, self.size, socket.MSG_DONTWAIT, None))
+
+    def send(self, count: int, skipped: list[int]) -> None:
+        """Send replies 0..count-1 but the skipped ones; a reply the kernel refuses is dropped."""
+        start = 0
+        for stop in [*skipped, count]:
+            while start < stop:
+                sent = self._sendmmsg(self.fd, self._sp + start * self._msg_size, stop - start, 0)
+                start += sent if sent > 0 else 1  # skip the datagram that failed (as sendto errors are)
+            start = stop + 1
+
+    def put(self, index: int, body: bytes) -> None:
+        """Reply body (all but the ID) for slot index."""
+        _, offset, _, size_at = self.slots[index]
+        self.sview[offset:offset + len(body)] = body
+        self.send_sizes[size_at] = len(body)
+
+    def address(self, index: int) -> tuple:
+        """Slot index's peer as socket.sendto takes it."""
+        raw = bytes(self._names[index * self.NAME:(index + 1) * self.NAME])
+        port = int.from_bytes(raw[2:4], "big")
+        if self.sock.family == socket.AF_INET6:
+            return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, int.from_bytes(raw[4:8], "big"),
+                    int.from_bytes(raw[24:28], sys.byteorder))
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = [("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
+                ("msg_iov", ctypes.c_void_p), ("msg_iovlen", ctypes.c_size_t),
+                ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
+                ("msg_flags", ctypes.c_int)]
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = [("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint)]
 
 
 # ------------------------------------------------------------------------ TCP

@@ -15,6 +15,12 @@ No sockets here. Three parts:
   ID, the RD/CD bits and the question (so the client's case is echoed: answer
   owner names are compression pointers into the question) and appending the
   client's OPT. Anything unusual returns None and takes the slow path.
+- On top of it, `AnswerTable.packets` remembers, per UDP query packet as sent
+  (everything after the ID), the reply fast_response made for it minus the ID.
+  Clients send the same bytes for the same question again and again, so the UDP
+  hot path is one dict lookup, a liveness check of the entry it came from and
+  the ID put in front (`udp_reply`). An entry dropped from the table is marked
+  dead, so a remembered reply never outlives the answer it was made from.
 """
 from __future__ import annotations
 
@@ -289,9 +295,13 @@ def render(result: Result, qname_wire: bytes, qtype: int, qclass: int, *, qid: i
 
 # ---------------------------------------------------------------- answer table
 
-@dataclass
+@dataclass(eq=False)
 class TableEntry:
-    """A precomputed response: header flag/count variants and the bytes after the question."""
+    """A precomputed response: header flag/count variants and the bytes after the question.
+
+    `stat` is (qtype << 8) | rcode, the metrics key of a hit; `live` turns False when the
+    table drops the entry, which retires every remembered packet reply made from it.
+    """
 
     headers: tuple[bytes, ...]  # 8 variants: index = RD | CD<<1 | has_opt<<2; each flags+counts (10 bytes)
     body: bytes
@@ -299,6 +309,8 @@ class TableEntry:
     qtype: int
     tags: frozenset[str]
     negative: bool
+    stat: int = 0
+    live: bool = True
 
 
 def make_entry(result: Result, qname_wire_lower: bytes, qtype: int, qclass: int,
@@ -311,17 +323,25 @@ def make_entry(result: Result, qname_wire_lower: bytes, qtype: int, qclass: int,
         f = flags | (0x0100 if index & 1 else 0) | (0x0010 if index & 2 else 0)
         headers.append(struct.pack("!HHHHH", f, qd, an, ns, ar + (1 if index & 4 else 0)))
     return TableEntry(headers=tuple(headers), body=wire[question_end:], rcode=result.rcode, qtype=qtype,
-                      tags=result.tags, negative=not result.answer)
+                      tags=result.tags, negative=not result.answer, stat=stat_key(qtype, result.rcode))
+
+
+def stat_key(qtype: int, rcode: int) -> int:
+    """The metrics key of an answer: one small int, cheap to count per packet."""
+    return (qtype << 8) | (rcode & 0xFF)
 
 
 @dataclass
 class AnswerTable:
-    """Question key -> TableEntry, with invalidation by dependency tag."""
+    """Question key -> TableEntry, with invalidation by dependency tag; UDP packet -> reply memo."""
 
     max_negative: int = 100_000  # random-name floods must not grow memory without bound
+    max_packets: int = 32_768  # distinct UDP query packets remembered (cleared whole when full)
     entries: dict[bytes, TableEntry] = field(default_factory=dict)
     by_tag: dict[str, set[bytes]] = field(default_factory=dict)
     negative_keys: set[bytes] = field(default_factory=set)
+    # packet bytes after the ID -> (reply bytes after the ID, the entry it was made from)
+    packets: dict[bytes, tuple[bytes, TableEntry]] = field(default_factory=dict)
 
     def get(self, key: bytes) -> TableEntry | None:
         return self.entries.get(key)
@@ -329,33 +349,46 @@ class AnswerTable:
     def put(self, key: bytes, entry: TableEntry) -> None:
         if entry.negative and len(self.negative_keys) >= self.max_negative:
             self.drop_negative()
+        old = self.entries.get(key)
+        if old is not None and old is not entry:
+            old.live = False
         self.entries[key] = entry
         for tag in entry.tags:
             self.by_tag.setdefault(tag, set()).add(key)
         if entry.negative:
             self.negative_keys.add(key)
 
+    def _pop(self, key: bytes) -> bool:
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return False
+        entry.live = False
+        return True
+
     def invalidate(self, tags: Iterable[str]) -> int:
         """Drop entries depending on any of tags, and every negative answer (its SOA serial moved)."""
         dropped = 0
         for tag in tags:
             for key in self.by_tag.pop(tag, ()):
-                if self.entries.pop(key, None) is not None:
+                if self._pop(key):
                     dropped += 1
         return dropped + self.drop_negative()
 
     def drop_negative(self) -> int:
         count = 0
         for key in self.negative_keys:
-            if self.entries.pop(key, None) is not None:
+            if self._pop(key):
                 count += 1
         self.negative_keys = set()
         return count
 
     def clear(self) -> None:
+        for entry in self.entries.values():
+            entry.live = False
         self.entries.clear()
         self.by_tag.clear()
         self.negative_keys = set()
+        self.packets.clear()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -418,3 +451,29 @@ def fast_response(table: AnswerTable, data: bytes, tcp: bool) -> tuple[bytes, Ta
     if len(response) > limit:
         return None  # needs truncation: the slow path cuts it as CoreDNS does
     return response, entry
+
+
+def udp_reply(table: AnswerTable, data: bytes) -> tuple[bytes, TableEntry] | None:
+    """(reply, entry) for a UDP query packet from the table, or None (take the slow path).
+
+    The reply is what fast_response makes; it is remembered under the packet's bytes
+    after the ID (the reply depends on nothing else), so the next identical packet
+    costs one lookup. The server's recvmmsg loop inlines these same steps.
+    """
+    memo = table.packets.get(data[2:])
+    if memo is not None and memo[1].live:
+        return data[:2] + memo[0], memo[1]
+    hit = fast_response(table, data, False)
+    if hit is None:
+        return None
+    remember(table, data, hit[0], hit[1])
+    return hit
+
+
+def remember(table: AnswerTable, data: bytes, response: bytes, entry: TableEntry) -> tuple[bytes, TableEntry]:
+    """Keep response (for the UDP packet data) in table.packets; returns the memo (reply minus ID, entry)."""
+    packets = table.packets
+    if len(packets) >= table.max_packets:
+        packets.clear()  # distinct packets beyond the bound (0x20 case games, cookies): start over
+    memo = packets[data[2:]] = (response[2:], entry)
+    return memo

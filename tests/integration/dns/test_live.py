@@ -84,7 +84,8 @@ def test_servfail_until_the_first_sync_then_answers(tmp_path: Path) -> None:
         server.start()
         wait_for(lambda: status_of(dns.port, "kubernetes.default.svc.cluster.local.") == "NOERROR",
                  timeout=20, what="first sync")
-        assert status_of(dns.port, "nothere.default.svc.cluster.local.") == "NXDOMAIN"
+        wait_for(lambda: status_of(dns.port, "nothere.default.svc.cluster.local.") == "NXDOMAIN",
+                 timeout=20, what="NXDOMAIN once every informer listed")
     finally:
         dns.stop()
         server.stop()
