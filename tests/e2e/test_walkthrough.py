@@ -483,6 +483,9 @@ def test_step_9_a_pods_resolv_conf_names_kube_dns_the_search_list_and_ndots(clus
 
 def test_step_9_nslookup_of_short_names_goes_through_the_search_list(cluster: SvcnetCluster) -> None:
     pod = deployment_pods(cluster)[0]
+    service = cluster.exec(pod, "nslookup", "hostnames").stdout
+    assert "Server:\t\t10.96.0.10" in service
+    assert service.count("Name:\thostnames.default.svc.cluster.local") == len(ready_endpoints(cluster, "hostnames"))
     short = cluster.exec(pod, "nslookup", "hostnames-0.hostnames").stdout
     assert "Name:\thostnames-0.hostnames.default.svc.cluster.local" in short
     assert f"Address: {pod_ip(cluster, 'hostnames-0')}" in short
