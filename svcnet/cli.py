@@ -356,10 +356,12 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         from svcnet.proxy import trace_cli
 
         return trace_cli.main(rest[1:])
-    if rest[:1] in (["run"], ["cleanup"]):
+    if rest[:1] in (["run"], ["cleanup"]) or (rest and rest[0].startswith("--") and rest[0] != "--help"):
         from svcnet.proxy import daemon
 
-        return daemon.main(rest)
+        # Flags first is how kube-proxy itself is run: `svcnet proxy --node N ...` is `run`
+        # (and `svcnet proxy --cleanup --netns NS` is `cleanup`, which daemon.main works out).
+        return daemon.main(rest if rest[:1] in (["run"], ["cleanup"]) or "--cleanup" in rest else ["run", *rest])
     print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]\n"
           "       svcnet proxy run --node NAME --netns NETNS [--data-dir D | --kubeconfig K] ...\n"
           "       svcnet proxy trace -f FILE... --src IP --dst IP --dport PORT [--protocol tcp]\n"

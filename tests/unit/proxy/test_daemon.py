@@ -263,3 +263,16 @@ async def test_a_failed_restore_is_retried_as_a_full_sync():
             await until(proxy, lambda: len(reach(fake)) == 1)
             assert proxy.metrics.restore_failures == 1
             assert [r.ok for r in proxy.results][:2] == [False, True] and proxy.results[1].full
+
+
+def test_svcnet_proxy_with_flags_first_runs_the_proxy_as_kube_proxy_is_run(monkeypatch) -> None:
+    from svcnet import cli
+    from svcnet.proxy import daemon
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(daemon, "main", lambda argv: seen.append(list(argv)) or 0)
+    assert cli.main(["proxy", "--node", "node-1", "--netns", "ns1"]) == 0
+    assert cli.main(["proxy", "--cleanup", "--netns", "ns1"]) == 0
+    assert cli.main(["proxy", "run", "--node", "node-1", "--netns", "ns1"]) == 0
+    assert seen == [["run", "--node", "node-1", "--netns", "ns1"], ["--cleanup", "--netns", "ns1"],
+                    ["run", "--node", "node-1", "--netns", "ns1"]]
