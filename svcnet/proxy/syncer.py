@@ -19,7 +19,10 @@ What: RuleSyncer.sync() takes what the ChangeTracker recorded and
   conntrack entries.
 Periodic syncs are full, so rules someone deleted by hand come back within a
 sync period (kube-proxy does a full resync only hourly and relies on its canary;
-svcnet does both, trading a little CPU for quicker repair).
+svcnet does both, trading a little CPU for quicker repair), except in a large
+cluster (more than 1,000 endpoints, kube-proxy's threshold): there a full sync
+costs seconds, so periodic syncs are partial and a full one runs at most every
+FULL_SYNC_PERIOD, as kube-proxy does; the canary still catches flushed tables.
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ log = logging.getLogger("svcnet.proxy.syncer")
 REASON_REQUESTED = "requested"
 REASON_RETRY = "retry"
 REASON_PERIODIC = "periodic"
+FULL_SYNC_PERIOD = 3600.0  # kube-proxy's proxyutil.FullSyncPeriod: the longest a large cluster goes without one
 
 
 # --- when to sync ------------------------------------------------------------------------------------------------
@@ -191,6 +195,7 @@ class _FamilyState:
     sorted_plans: tuple[ServicePortPlan, ...] | None = None
     previous: RenderedState | None = None  # None: unknown, read iptables-save next time
     config: ProxyConfig | None = None
+    large_cluster: bool = False  # as of the last sync
     cache: RenderCache = field(default_factory=RenderCache)
 
 
@@ -216,7 +221,7 @@ class RuleSyncer:
     """One node's proxy rules: turns tracked changes into iptables-restore runs in its namespace."""
 
     def __init__(self, tracker: ChangeTracker, backend: IptablesBackend, settings: ProxySettings, *,
-                 conntrack: Conntrack | None = None) -> None:
+                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if tuple(tracker.families) != tuple(settings.families):
             raise ValueError(f"tracker families {tracker.families} differ from settings {settings.families}")
         self.tracker = tracker
@@ -226,6 +231,8 @@ class RuleSyncer:
         self._node_ips: tuple[str, ...] = settings.node_ips
         self._families = {family: _FamilyState() for family in settings.families}
         self.syncs = 0
+        self.clock = clock
+        self._last_full: float | None = None  # when the last full sync succeeded (clock time)
 
     # --- inputs besides the tracker ------------------------------------------------------------------------
 
@@ -265,12 +272,16 @@ class RuleSyncer:
         """Apply a checked-out SyncInput. Safe on a worker thread while events keep updating the tracker."""
         started = time.perf_counter()
         self.syncs += 1
-        full = sync_input.full or force_full or reason in (REASON_PERIODIC, REASON_RETRY)
+        now = self.clock()
+        full = (sync_input.full or force_full or reason == REASON_RETRY
+                or (reason == REASON_PERIODIC and self._periodic_sync_is_full(now)))
         zone = sync_input.node_labels.get(LABEL_ZONE, "")
         results = []
         for family, state in self._families.items():
             results.append(self._sync_family(family, state, sync_input, full, zone))
         ok = all(r.ok for r in results)
+        if ok and all(r.full for r in results):
+            self._last_full = now
         if not ok:
             # Whatever the kernel holds now, the next sync rewrites all of it.
             self.tracker.force_full_sync()
@@ -280,6 +291,10 @@ class RuleSyncer:
                           changed=None if full else sync_input.changed,
                           seconds=time.perf_counter() - started, families=tuple(results),
                           trigger_times=sync_input.trigger_times)
+
+    def _periodic_sync_is_full(self, now: float) -> bool:
+        large = any(state.large_cluster for state in self._families.values())
+        return not large or self._last_full is None or now - self._last_full >= FULL_SYNC_PERIOD
 
     def _sync_family(self, family: str, state: _FamilyState, sync_input: SyncInput, full: bool,
                      zone: str) -> FamilySync:
@@ -293,6 +308,7 @@ class RuleSyncer:
         self._update_plans(family, state, sync_input, full, zone)
         assert state.sorted_plans is not None
         plan = assemble_plan(self.settings.node_name, config, state.sorted_plans, frozenset(state.plans))
+        state.large_cluster = plan.large_cluster
         try:
             previous = RenderedState.from_save(self.backend.save(family, "nat")) if full else state.previous
             rendered: RenderedRules = render_iptables(

@@ -11,6 +11,7 @@ from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import ConntrackEntry
 from svcnet.proxy.fake import FakeConntrack, FakeIptables
 from svcnet.proxy.syncer import (
+    FULL_SYNC_PERIOD,
     REASON_PERIODIC,
     REASON_REQUESTED,
     REASON_RETRY,
@@ -372,3 +373,24 @@ def test_unchanged_sync_writes_nothing_but_succeeds():
     result = syncer.sync()
     assert result.ok and result.changed == frozenset()
     assert len(fake.history) == restores  # nothing to write: no iptables-restore at all
+
+
+def test_in_a_large_cluster_periodic_syncs_are_partial_and_a_full_one_runs_hourly():
+    now = [1000.0]
+    tracker, fake, _ = make_syncer()
+    syncer = RuleSyncer(tracker, fake, ProxySettings("node-1", families=("IPv4",), cluster_cidrs=("10.244.0.0/16",),
+                                                     node_ips=(NODE_IP,)), clock=lambda: now[0])
+    # Over kube-proxy's large-cluster threshold: 1,001 endpoints.
+    tracker.service_update(None, SEED_SVC)
+    tracker.endpoint_slice_update(endpoint_slice(
+        "default", "hostnames", [endpoint(f"10.244.{1 + i // 250}.{1 + i % 250}") for i in range(1001)],
+        port("default", 9376)))
+    assert syncer.sync().full
+    fake.flush_chain("IPv4", "nat", "KUBE-SERVICES")
+    now[0] += 30
+    periodic = syncer.sync(reason=REASON_PERIODIC)
+    assert not periodic.full and periodic.changed == frozenset()  # seconds of work at scale: not every period
+    assert reach(fake) == {}
+    now[0] += FULL_SYNC_PERIOD
+    hourly = syncer.sync(reason=REASON_PERIODIC)
+    assert hourly.full and len(reach(fake)) == 1001
