@@ -89,3 +89,30 @@ def test_servfail_until_the_first_sync_then_answers(tmp_path: Path) -> None:
     finally:
         dns.stop()
         server.stop()
+
+
+def test_the_last_known_data_is_served_while_the_api_is_down(apiserver: ApiServerProcess,
+                                                                dns_server: DnsProcess) -> None:
+    code, body = apiserver.request("POST", SERVICES, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "steady"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": "steady"}}})
+    assert code == 201, body
+    name = "steady.default.svc.cluster.local."
+    want = [f"{name} 5 IN A {body['spec']['clusterIP']}"]
+    wait_for(lambda: dig(dns_server.port, name, "A", "+time=1").answer == want, timeout=5, what="steady resolves")
+
+    apiserver.stop()
+    try:
+        assert dns_server.proc is not None and dns_server.proc.poll() is None
+        for _ in range(4):  # both workers: the cached zone answers, names it does not have stay NXDOMAIN
+            assert dig(dns_server.port, name, "A", "+time=1").answer == want
+            assert status_of(dns_server.port, "gone.default.svc.cluster.local.") == "NXDOMAIN"
+    finally:
+        apiserver.start()
+    # Back: the watch resumes and new objects show up again.
+    code, body = apiserver.request("POST", SERVICES, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "after"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": "after"}}})
+    assert code == 201, body
+    wait_for(lambda: dig(dns_server.port, "after.default.svc.cluster.local.", "A", "+time=1").answer,
+             timeout=30, what="a Service created after the API came back")
