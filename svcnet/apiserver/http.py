@@ -69,8 +69,7 @@ def parse_resource_path(path: str) -> ResourcePath | None:
         raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) == 3 else None
-    if sub is not None and res.subresource(sub) is None and not (res.kind == "Namespace" and sub == "finalize") \
-            and not (res.kind == "Pod" and sub == "exec"):  # a connect verb: no schema, so not in the table
+    if sub is not None and res.subresource(sub) is None:
         raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
     return ResourcePath(res, namespace, name, sub)
 
