@@ -101,8 +101,7 @@ class Walkthrough:
         return self.wait_for(f"{count} Ready pods {selector}", ready)
 
     def service(self, name: str) -> dict | None:
-        out = subprocess.run(["kubectl", "get", "svc", name, "-o", "json", "--ignore-not-found"],
-                             capture_output=True, text=True, env=self.env, timeout=60).stdout
+        out = self.run(["kubectl", "get", "svc", name, "-o", "json", "--ignore-not-found"], check=True)
         return json.loads(out) if out.strip() else None
 
     def curl_until_all(self, ip: str, names: set[str]) -> None:
