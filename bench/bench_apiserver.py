@@ -16,20 +16,15 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import sqlite3
 import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-
-REPO = Path(__file__).resolve().parents[1]
+from common import percentile, start_apiserver, stop_process, wait_readyz
 
 
 def pod(i: int) -> dict:
@@ -39,12 +34,6 @@ def pod(i: int) -> dict:
         "spec": {"containers": [{"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
                                  "ports": [{"containerPort": 9376, "protocol": "TCP"}]}]},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
@@ -63,36 +52,16 @@ def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
     return len(objects) / elapsed
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 async def run(args: argparse.Namespace, data_dir: Path) -> dict:
-    port = free_port()
-    log = open(data_dir.parent / "apiserver.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "svcnet", "apiserver", "--data-dir", str(data_dir),
-                             "--port", str(port)], stdout=log, stderr=log, cwd=REPO)
+    proc, port = await start_apiserver(data_dir, data_dir.parent / "apiserver.log")
     try:
         base = f"https://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while not (data_dir / "kubeconfig").exists():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("apiserver did not start")
-            await asyncio.sleep(0.05)
         token = (data_dir / "pki" / "token").read_text().strip()
         ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
         headers = {"Authorization": f"Bearer {token}"}
         connector = aiohttp.TCPConnector(ssl=ctx, limit=args.concurrency + args.watchers + 4)
         async with aiohttp.ClientSession(base, headers=headers, connector=connector) as http:
-            while True:
-                try:
-                    async with http.get("/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+            await wait_readyz(http)
             results: dict = {}
 
             # --- creates
@@ -179,13 +148,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
         results["bytes_per_object"] = db_size / (args.pods + 1)
         return results
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc)
 
 
 def main() -> None:

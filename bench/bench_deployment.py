@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,17 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import start_apiserver, start_svcnet, stop_process  # noqa: E402
+
 from svcnet.client.config import load_kubeconfig  # noqa: E402
 from svcnet.client.rest import ApiClient, TransportError  # noqa: E402
 from svcnet.controllers.base import DEPLOYMENTS, PODS  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raw_pod(i: int) -> dict:
@@ -112,38 +105,16 @@ async def controller_scale_up(api: ApiClient, count: int, timeout: float) -> tup
     return (count - 1) / elapsed, elapsed
 
 
-def start(argv: list[str], log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "svcnet", *argv], stdout=log, stderr=log, cwd=REPO)
-    log.close()
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 async def run(args: argparse.Namespace, work: Path) -> dict:
     data_dir = work / "data"
-    apiserver = start(["apiserver", "--data-dir", str(data_dir), "--port", str(free_port())],
-                      work / "apiserver.log")
+    apiserver, _ = await start_apiserver(data_dir, work / "apiserver.log")
+    deadline = time.monotonic() + 30
     controllers: subprocess.Popen | None = None
     try:
-        deadline = time.monotonic() + 30
-        while not (data_dir / "kubeconfig").exists():
-            if time.monotonic() > deadline or apiserver.poll() is not None:
-                raise SystemExit(f"apiserver did not start; see {work / 'apiserver.log'}")
-            await asyncio.sleep(0.05)
         async with ApiClient(load_kubeconfig(data_dir / "kubeconfig"), component="bench") as api:
             await wait_ready(api, deadline)
             raw_rate = await raw_creates(api, args.pods, args.concurrency)
-            controllers = start(["controllers", "--data-dir", str(data_dir),
+            controllers = start_svcnet(["controllers", "--data-dir", str(data_dir),
                                  "--controllers", "replicaset,deployment"], work / "controllers.log")
             rate, elapsed = await controller_scale_up(api, args.pods, args.timeout)
         return {"pods": args.pods, "raw_create_per_s": round(raw_rate, 1),
@@ -152,8 +123,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
                 "ratio_controller_to_raw": round(rate / raw_rate, 3)}
     finally:
         if controllers is not None:
-            stop(controllers)
-        stop(apiserver)
+            stop_process(controllers)
+        stop_process(apiserver)
 
 
 def main() -> None:

@@ -21,34 +21,20 @@ import asyncio
 import datetime as dt
 import json
 import random
-import signal
-import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from common import percentile, start_apiserver, start_svcnet, stop_process, wait_readyz
 
-REPO = Path(__file__).resolve().parents[1]
 NS = "/api/v1/namespaces/default"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 ISSUE_TARGET_P99_MS = 100.0
 SLO_P99_MS = 30_000.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def now_rfc3339() -> str:
@@ -86,25 +72,6 @@ def status_body(obj: dict[str, Any], ip: str, ready: bool) -> dict[str, Any]:
                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": when}],
     }
     return obj
-
-
-def start_process(args: list[str], log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "svcnet", *args], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, cwd=REPO)
-    finally:
-        log.close()
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def bounded(concurrency: int, jobs: list[Any]) -> None:
@@ -184,30 +151,16 @@ class SliceWatch:
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    port = free_port()
-    apiserver = start_process(["apiserver", "--data-dir", str(data_dir), "--port", str(port)],
-                              data_dir.parent / "apiserver.log")
+    apiserver, port = await start_apiserver(data_dir, data_dir.parent / "apiserver.log")
     controllers: subprocess.Popen | None = None
     try:
-        deadline = time.monotonic() + 30
-        while not (data_dir / "kubeconfig").exists():
-            if time.monotonic() > deadline or apiserver.poll() is not None:
-                raise SystemExit("apiserver did not start")
-            await asyncio.sleep(0.05)
         token = (data_dir / "pki" / "token").read_text().strip()
         ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
         connector = aiohttp.TCPConnector(ssl=ctx, limit=args.concurrency + 8)
         async with aiohttp.ClientSession(f"https://127.0.0.1:{port}", connector=connector,
                                          headers={"Authorization": f"Bearer {token}"}) as http:
-            while True:
-                try:
-                    async with http.get("/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-            controllers = start_process(["controllers", "--data-dir", str(data_dir),
+            await wait_readyz(http)
+            controllers = start_svcnet(["controllers", "--data-dir", str(data_dir),
                                          "--controllers", "endpointslice,endpoints"],
                                         data_dir.parent / "controllers.log")
             results: dict[str, Any] = {"services": args.services, "pods": args.services * args.pods_per_service}

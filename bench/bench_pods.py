@@ -36,19 +36,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import free_port  # noqa: E402
+
 from svcnet.client.config import unix_socket_config  # noqa: E402
 from svcnet.client.rest import ApiClient  # noqa: E402
 from svcnet.controllers.base import PODS  # noqa: E402
 
 SLO_P99_SECONDS = 5.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pod(name: str) -> dict[str, Any]:
