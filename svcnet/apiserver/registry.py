@@ -230,7 +230,8 @@ class Registry:
                         result.continue_key, result.remaining)
 
     # ------------------------------------------------------------------ create
-    def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions) -> Obj:
+    def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
+               operation: str = "Update") -> Obj:
         self._check_type(res, obj)
         self._strict_fields(res, obj, opts)
         self._check_namespace(res, namespace, obj, creating=True)
@@ -255,7 +256,7 @@ class Registry:
         self._default(res.kind, obj)
         with self._admitted("CREATE", res, obj, None, opts.dry_run):
             self._validate_or_raise(res, obj, None)
-            self._track_fields(res, None, obj, opts)
+            self._track_fields(res, None, obj, opts, operation)
             if opts.dry_run:
                 return obj
             try:
@@ -412,7 +413,7 @@ class Registry:
                     raise errors.not_found(res.plural, name, res.group)
                 obj = mutate(None)
                 meta.metadata(obj).setdefault("name", name)
-                return self.create(res, namespace, obj, opts), True
+                return self.create(res, namespace, obj, opts, operation=operation), True
             current = rec.value
             patched = mutate(jsoncodec.deepcopy(current))
             patched_rv = meta.resource_version(patched)
