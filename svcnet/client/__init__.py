@@ -2,7 +2,7 @@
 
 It speaks only the public Kubernetes API, so controllers, agents, the proxy and
 DNS run unchanged against svcnet's apiserver or a real cluster. FakeApi
-(svcnet.client.fake) stands in for ApiClient in tests.
+(svcnet.testing.api) stands in for ApiClient in tests.
 """
 from __future__ import annotations
 

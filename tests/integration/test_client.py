@@ -1,4 +1,8 @@
-"""svcnet.client against a real `svcnet apiserver`: REST verbs, watch, informer recovery, 410."""
+"""svcnet.client against a real `svcnet apiserver`: REST verbs, watch, informer recovery, 410.
+
+The REST verb and watch tests also run against svcnet.testing.api.FakeApi: the fake the unit
+tests use answers the same calls as the server does.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +16,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.client import ApiClient, Backoff, Informer, TransportError, load_kubeconfig, unix_socket_config
 from svcnet.config import ApiServerConfig
+from svcnet.testing.api import FakeApi
 from tests.integration.apiserver_harness import ApiServerProcess, free_port
 
 PODS = lookup("", "v1", "pods")
@@ -45,6 +50,18 @@ async def api(apiserver: ApiServerProcess) -> AsyncIterator[ApiClient]:
         yield client
 
 
+@pytest.fixture(params=["apiserver", "fake"])
+async def api_or_fake(request: pytest.FixtureRequest) -> AsyncIterator[ApiClient | FakeApi]:
+    """ApiClient over a real `svcnet apiserver`, then FakeApi: one set of calls, two answers to compare."""
+    if request.param == "fake":
+        async with FakeApi() as fake:
+            yield fake
+        return
+    apiserver: ApiServerProcess = request.getfixturevalue("apiserver")
+    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
+        yield client
+
+
 async def expect_error(code: int, reason: str, call) -> ApiError:
     with pytest.raises(ApiError) as info:
         await call
@@ -52,7 +69,8 @@ async def expect_error(code: int, reason: str, call) -> ApiError:
     return info.value
 
 
-async def test_crud_round_trip_with_api_error_codes(api: ApiClient):
+async def test_crud_round_trip_with_api_error_codes(api_or_fake: ApiClient | FakeApi):
+    api = api_or_fake
     created = await api.create(LEASES, "default", lease("l1"))
     assert created["metadata"]["uid"]
     await expect_error(409, "AlreadyExists", api.create(LEASES, "default", lease("l1")))
@@ -85,7 +103,8 @@ async def test_crud_round_trip_with_api_error_codes(api: ApiClient):
     assert err.causes and err.causes[0].field == "metadata.name"
 
 
-async def test_status_subresource_and_strategic_patch(api: ApiClient):
+async def test_status_subresource_and_strategic_patch(api_or_fake: ApiClient | FakeApi):
+    api = api_or_fake
     await api.create(PODS, "default", pod("p"))
     current = await api.get(PODS, "default", "p")
     current["status"] = {"phase": "Running", "podIP": "10.244.1.5"}
@@ -96,7 +115,8 @@ async def test_status_subresource_and_strategic_patch(api: ApiClient):
     assert patched["metadata"]["labels"] == {"app": "web"}
 
 
-async def test_paged_list_and_selectors(api: ApiClient):
+async def test_paged_list_and_selectors(api_or_fake: ApiClient | FakeApi):
+    api = api_or_fake
     for i in range(5):
         await api.create(PODS, "default", pod(f"p{i}", {"parity": str(i % 2)}))
     first = await api.list(PODS, "default", limit=2)
@@ -108,7 +128,8 @@ async def test_paged_list_and_selectors(api: ApiClient):
     await expect_error(400, "BadRequest", api.list(PODS, field_selector="spec.bogus=x"))
 
 
-async def test_watch_delivers_events(api: ApiClient):
+async def test_watch_delivers_events(api_or_fake: ApiClient | FakeApi):
+    api = api_or_fake
     start_rv = (await api.list(PODS, "default"))["metadata"]["resourceVersion"]
     await api.create(PODS, "default", pod("w", {"big": "yes"}))
     # A large object: one watch line far over aiohttp's default line limit.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +15,13 @@ from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
 from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
 from svcnet.agent.topology import apply_topology, plan_topology
-from svcnet.client.fake import FakeApi
 from svcnet.kernel.fake import FakeNetworkKernel
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus
 from svcnet.runtime.linux import ProcessId
 from svcnet.runtime.probes import ProbeRunner, Result
 from svcnet.runtime.restart import RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
+from svcnet.testing.api import FakeApi
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
 
@@ -230,7 +229,7 @@ async def test_pod_bound_to_another_node_is_left_alone(node: Node) -> None:
     await node.api.create(PODS, "default", make_pod("here"))
     await until(lambda: _has_status(node, "here"))
     assert "elsewhere" not in {k.name for k in node.runtime.pods}
-    assert not (await node.pod("elsewhere")).get("status")
+    assert (await node.pod("elsewhere"))["status"] == {"phase": "Pending"}  # as the API server created it
 
 
 async def _has_status(node: Node, name: str) -> bool:
@@ -335,20 +334,16 @@ async def test_liveness_failure_kills_and_restarts_the_container(tmp_path: Path)
         await n.agent.stop()
 
 
-def mark_deleting(api: FakeApi, name: str, grace: int) -> None:
-    """What the API server does on a graceful pod delete (FakeApi does not model it)."""
-    current = api._bucket(PODS)[f"default/{name}"]
-    marked = copy.deepcopy(current)
-    marked["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
-    marked["metadata"]["deletionGracePeriodSeconds"] = grace
-    api._write(PODS, "MODIFIED", marked, current)
+async def mark_deleting(api: FakeApi, name: str, grace: int) -> None:
+    """A graceful pod delete: the API server marks the pod, its node's agent finishes the delete."""
+    await api.delete(PODS, "default", name, grace_period_seconds=grace)
 
 
 async def test_deleted_pod_is_stopped_with_its_grace_then_removed_and_finalized_with_its_uid(node: Node) -> None:
     await node.api.create(PODS, "default", make_pod("bye"))
     pod = await until(lambda: _running_pod(node, "bye"))
     uid = pod["metadata"]["uid"]
-    mark_deleting(node.api, "bye", 7)
+    await mark_deleting(node.api, "bye", 7)
 
     async def gone() -> bool:
         return not any(o["metadata"]["name"] == "bye" for o in node.api.objects(PODS))
@@ -368,7 +363,7 @@ async def _running_pod(node: Node, name: str) -> dict[str, Any] | None:
 async def test_pod_that_vanished_from_the_api_is_cleaned_up(node: Node) -> None:
     await node.api.create(PODS, "default", make_pod("ghost"))
     pod = await until(lambda: _running_pod(node, "ghost"))
-    await node.api.delete(PODS, "default", "ghost")  # no graceful deletion in FakeApi: it is simply gone
+    await node.api.delete(PODS, "default", "ghost", grace_period_seconds=0)  # forced: it is simply gone
     await until(lambda: _no_sandbox(node, "ghost"))
     assert pod_namespace("t1", pod["metadata"]["uid"]) not in node.kernel.list_namespaces()
 

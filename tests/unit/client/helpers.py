@@ -10,6 +10,7 @@ from svcnet.api.resources import lookup
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
 NODES = lookup("", "v1", "nodes")
+NAMESPACES = lookup("", "v1", "namespaces")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
 
 

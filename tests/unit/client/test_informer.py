@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from svcnet.api.errors import ApiError
-from svcnet.client.fake import FakeApi
 from svcnet.client.informer import Backoff, Cache, Informer, object_key, split_key
-from tests.unit.client.helpers import NODES, PODS, Recorder, pod, until
+from svcnet.testing.api import FakeApi
+from tests.unit.client.helpers import NAMESPACES, NODES, PODS, Recorder, pod, until
 
 FAST = Backoff(initial=0.001, cap=0.002)
 
@@ -124,6 +124,7 @@ async def test_failing_handler_does_not_stop_the_others(api, started):
 
 
 async def test_selectors_and_namespace_narrow_what_is_cached(api, started):
+    await api.create(NAMESPACES, None, {"metadata": {"name": "other"}})
     await api.create(PODS, "default", pod("web", labels={"app": "web"}))
     await api.create(PODS, "default", pod("db", labels={"app": "db"}))
     await api.create(PODS, "other", pod("web2", namespace="other", labels={"app": "web"}))
@@ -144,11 +145,12 @@ async def test_bookmark_advances_the_resource_version(api, started):
 
 async def test_index_follows_updates_and_deletes(api, started):
     informer, _ = await started()
-    informer.add_index("node", lambda o: [o["spec"].get("nodeName", "")])
-    await api.create(PODS, "default", pod("a", node="n1"))
-    await api.create(PODS, "default", pod("b", node="n1"))
+    # Indexed by a label: a pod's spec.nodeName cannot change once set (pod validation).
+    informer.add_index("node", lambda o: [o["metadata"]["labels"].get("node", "")])
+    await api.create(PODS, "default", pod("a", labels={"node": "n1"}))
+    await api.create(PODS, "default", pod("b", labels={"node": "n1"}))
     await until(lambda: len(informer.by_index("node", "n1")) == 2)
-    await api.patch(PODS, "default", "a", {"spec": {"nodeName": "n2"}})
+    await api.patch(PODS, "default", "a", {"metadata": {"labels": {"node": "n2"}}})
     await api.delete(PODS, "default", "b")
     await until(lambda: informer.by_index("node", "n2"))
     await until(lambda: not informer.by_index("node", "n1"))

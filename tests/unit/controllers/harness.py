@@ -5,9 +5,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from svcnet.client.fake import FakeApi
 from svcnet.client.informer import Informer, object_key
 from svcnet.controllers.base import Controller, InformerFactory
+from svcnet.testing.api import FakeApi
 from tests.unit.client.helpers import until
 
 

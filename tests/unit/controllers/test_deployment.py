@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from svcnet.api.defaults import apply_defaults
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import DEPLOYMENTS, PODS, REPLICASETS
 from svcnet.core import deployment as core
+from svcnet.testing.api import FakeApi
 from tests.unit.controllers.test_replicaset import Harness, replica_set
 
 HASH = "[bcdfghjklmnpqrstvwxz2456789]+"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.core import endpoints as core
+from svcnet.testing.api import FakeApi
 from tests.unit.client.helpers import until
 from tests.unit.controllers.harness import controller_starter
 from tests.unit.controllers.test_endpointslice import pod, service
@@ -41,7 +41,7 @@ def addresses(api: FakeApi, name: str = "web", kind: str = "addresses") -> list[
 async def test_ready_pods_become_addresses_sorted_by_ip_string(api, running) -> None:
     await api.create(SERVICES, "default", service())
     for name, ip in (("a", "10.244.1.8"), ("b", "10.244.1.9"), ("c", "10.244.1.10")):
-        await api.create(PODS, "default", pod(name, ip))
+        await api.create_with_status(PODS, "default", pod(name, ip))
     await running()
     await until(lambda: len(addresses(api)) == 3)
     assert addresses(api) == ["10.244.1.10", "10.244.1.8", "10.244.1.9"]
@@ -52,8 +52,8 @@ async def test_ready_pods_become_addresses_sorted_by_ip_string(api, running) -> 
 
 async def test_unready_pod_moves_to_not_ready_addresses(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
-    b = await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
+    b = await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await running()
     await until(lambda: len(addresses(api)) == 2)
     b["status"]["conditions"][0]["status"] = "False"
@@ -64,7 +64,7 @@ async def test_unready_pod_moves_to_not_ready_addresses(api, running) -> None:
 
 async def test_service_deleted_deletes_its_endpoints(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     await running()
     await until(lambda: endpoints(api))
     await api.delete(SERVICES, "default", "web")
@@ -102,7 +102,7 @@ async def test_endpoints_written_before_their_service_are_kept(api, running) -> 
 
 async def test_endpoints_deleted_by_someone_else_are_recreated(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     await running()
     await until(lambda: endpoints(api))
     first_uid = endpoints(api)["metadata"]["uid"]
@@ -113,7 +113,7 @@ async def test_endpoints_deleted_by_someone_else_are_recreated(api, running) -> 
 
 async def test_nothing_changed_means_no_write(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     r = await running()
     await until(lambda: endpoints(api))
     await r.settled()

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import EndpointSliceController, RecentWrites
 from svcnet.core import endpoints as core
+from svcnet.testing.api import FakeApi
 from tests.unit.client.helpers import until
 from tests.unit.controllers.harness import controller_starter
 
@@ -18,8 +18,10 @@ T0 = "2026-01-01T00:00:00Z"
 
 
 def service(name: str = "web", selector: dict[str, str] | None = None, **spec: Any) -> Obj:
-    body_spec: Obj = {"clusterIP": "10.96.0.5", "ipFamilies": ["IPv4"],
-                      "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}], **spec}
+    # The clusterIP is left to the API server's allocator (a fixed one could be taken twice).
+    body_spec: Obj = {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}], **spec}
+    if spec.get("type") == "ExternalName":
+        body_spec.setdefault("externalName", "db.example.com")
     if selector is None:
         body_spec["selector"] = {"app": name}
     elif selector:
@@ -31,7 +33,8 @@ def service(name: str = "web", selector: dict[str, str] | None = None, **spec: A
 def pod(name: str, ip: str, *, app: str = "web", ready: bool = True, node: str = "node-1") -> Obj:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [{"containerPort": 8080}]}]},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "serve_hostname",
+                                                      "ports": [{"containerPort": 8080}]}]},
             "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "conditions": [
                 {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": T0}]}}
 
@@ -66,8 +69,8 @@ def slice_writes(api: FakeApi) -> list[str]:
 
 
 async def test_service_with_ready_pods_gets_a_slice(api, running) -> None:
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
-    await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await api.create(SERVICES, "default", service())
     await running()
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": True, "10.244.1.9": True})
@@ -79,7 +82,7 @@ async def test_service_with_ready_pods_gets_a_slice(api, running) -> None:
 
 async def test_readiness_flip_is_one_update_of_the_same_slice(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    created = await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    created = await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     r = await running()
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": True})
     await r.settled()
@@ -96,8 +99,8 @@ async def test_readiness_flip_is_one_update_of_the_same_slice(api, running) -> N
 
 async def test_pod_relabelled_out_of_the_selector_leaves_the_slice(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
-    b = await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
+    b = await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await running()
     await until(lambda: len(ready_by_ip(api)) == 2)
     b["metadata"]["labels"] = {"app": "other"}
@@ -107,11 +110,13 @@ async def test_pod_relabelled_out_of_the_selector_leaves_the_slice(api, running)
 
 async def test_pod_deleted_leaves_the_slice(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
-    await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await running()
     await until(lambda: len(ready_by_ip(api)) == 2)
-    await api.delete(PODS, "default", "b")
+    await api.delete(PODS, "default", "b")  # graceful: b's node has yet to stop it
+    await until(lambda: ready_by_ip(api) == {"10.244.1.8": True, "10.244.1.9": False})
+    await api.delete(PODS, "default", "b", grace_period_seconds=0)  # its kubelet finishing the delete
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": True})
 
 
@@ -124,14 +129,14 @@ async def test_pods_of_other_services_do_not_enqueue_this_one(api, running) -> N
     added: list[str] = []
     original_add = r.controller.queue.add
     r.controller.queue.add = lambda key: (added.append(key), original_add(key))  # type: ignore[method-assign]
-    await api.create(PODS, "default", pod("d", "10.244.1.20", app="db"))
+    await api.create_with_status(PODS, "default", pod("d", "10.244.1.20", app="db"))
     await until(lambda: ready_by_ip(api, "db") == {"10.244.1.20": True})
     assert set(added) == {"default/db"}
 
 
 async def test_service_deleted_removes_its_slices(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     await running()
     await until(lambda: slices_of(api))
     await api.delete(SERVICES, "default", "web")
@@ -140,7 +145,7 @@ async def test_service_deleted_removes_its_slices(api, running) -> None:
 
 async def test_slice_deleted_by_someone_else_is_recreated(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     await running()
     await until(lambda: slices_of(api))
     (slice_,) = slices_of(api)
@@ -151,12 +156,12 @@ async def test_slice_deleted_by_someone_else_is_recreated(api, running) -> None:
 
 async def test_back_to_back_syncs_do_not_duplicate_slices(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     r = await running()
     await r.settled()
     # Sync again before the informer can have seen the slice just written.
     await r.controller.informers.informer(ENDPOINTSLICES).stop()
-    await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await until(lambda: r.controller.index.pods_for(r.controller.services.get("default", "web")) and
                 len(r.controller.index.pods_for(r.controller.services.get("default", "web"))) == 2)
     await r.controller.reconcile("default/web")
@@ -167,7 +172,7 @@ async def test_back_to_back_syncs_do_not_duplicate_slices(api, running) -> None:
 
 async def test_nothing_changed_means_no_write(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     r = await running()
     await until(lambda: slices_of(api))
     await r.settled()
@@ -188,13 +193,13 @@ async def test_selectorless_and_external_name_services_get_no_slices(api, runnin
 
 async def test_restart_converges_on_changes_made_while_down(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    a = await api.create(PODS, "default", pod("a", "10.244.1.8"))
+    a = await api.create_with_status(PODS, "default", pod("a", "10.244.1.8"))
     first = await running()
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": True})
     await first.stop()
     a["status"]["conditions"][0]["status"] = "False"
     await api.update_status(PODS, "default", a)
-    await api.create(PODS, "default", pod("b", "10.244.1.9"))
+    await api.create_with_status(PODS, "default", pod("b", "10.244.1.9"))
     await running()
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": False, "10.244.1.9": True})
     assert len(slices_of(api)) == 1
@@ -202,7 +207,7 @@ async def test_restart_converges_on_changes_made_while_down(api, running) -> Non
 
 async def test_pod_waits_for_its_node_then_joins(api, running) -> None:
     await api.create(SERVICES, "default", service())
-    await api.create(PODS, "default", pod("a", "10.244.1.8", node="node-2"))
+    await api.create_with_status(PODS, "default", pod("a", "10.244.1.8", node="node-2"))
     r = await running()
     await until(lambda: slices_of(api))
     assert ready_by_ip(api) == {}

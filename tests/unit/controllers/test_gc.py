@@ -4,34 +4,34 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from svcnet.api import errors
 from svcnet.api.resources import lookup
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import InformerFactory, owner_reference
 from svcnet.controllers.gc import GarbageCollector, PodGarbageCollector, collected_resources
+from svcnet.testing.api import FakeApi
 
 Obj = dict[str, Any]
 
 PODS = lookup("", "v1", "pods")
 NODES = lookup("", "v1", "nodes")
 EVENTS = lookup("", "v1", "events")
+NAMESPACES = lookup("", "v1", "namespaces")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
 REPLICASETS = lookup("apps", "v1", "replicasets")
 assert PODS and NODES and EVENTS and DEPLOYMENTS and REPLICASETS
 
 NS = "default"
-FINALIZER_OF = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 
 
-class PropagatingApi(FakeApi):
-    """FakeApi plus what the API server does with a propagationPolicy: the GC finalizer on the object.
+class RecordingApi(FakeApi):
+    """FakeApi that also writes down every delete with its options, for the tests to assert on.
 
-    It also writes down every delete with its options, for the tests to assert on.
+    The propagationPolicy itself is the registry's: it puts the GC finalizer on the object.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -39,20 +39,10 @@ class PropagatingApi(FakeApi):
         self.deletes: list[tuple[str, str | None, str, str | None, int | None]] = []
 
     async def delete(self, resource, namespace, name, *, propagation_policy=None,
-                     grace_period_seconds=None, preconditions: Mapping[str, str] | None = None,
-                     dry_run=False):
+                     grace_period_seconds=None, **kwargs):
         self.deletes.append((resource.plural, namespace, name, propagation_policy, grace_period_seconds))
-        finalizer = FINALIZER_OF.get(propagation_policy or "")
-        if finalizer:
-            current = await super().delete(resource, namespace, name, preconditions=preconditions,
-                                           dry_run=True)
-            md = current["metadata"]
-            if not md.get("deletionTimestamp") and finalizer not in (md.get("finalizers") or []):
-                await self.patch(resource, namespace, name,
-                                 {"metadata": {"finalizers": [*(md.get("finalizers") or []), finalizer]}})
-            preconditions = None  # checked above; the finalizer write moved the resourceVersion
-        return await super().delete(resource, namespace, name, preconditions=preconditions,
-                                    dry_run=dry_run)
+        return await super().delete(resource, namespace, name, propagation_policy=propagation_policy,
+                                    grace_period_seconds=grace_period_seconds, **kwargs)
 
 
 async def until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -92,7 +82,7 @@ def replicaset(name: str, *owners: Obj, finalizers: tuple[str, ...] = ()) -> Obj
                    "template": {"metadata": {"labels": {"app": name}},
                                 "spec": {"containers": [{"name": "c", "image": "serve_hostname"}]}}}}
     if owners:
-        rs["metadata"]["ownerReferences"] = [owner_reference(o) for o in owners]
+        rs["metadata"]["ownerReferences"] = _references(owners)
     if finalizers:
         rs["metadata"]["finalizers"] = list(finalizers)
     return rs
@@ -103,7 +93,7 @@ def pod(name: str, *owners: Obj, node: str = "", block: bool = True, finalizers:
     p: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
               "spec": {"containers": [{"name": "c", "image": "serve_hostname"}]}}
     if owners:
-        p["metadata"]["ownerReferences"] = [owner_reference(o, block=block) for o in owners]
+        p["metadata"]["ownerReferences"] = _references(owners, block)
     if finalizers:
         p["metadata"]["finalizers"] = list(finalizers)
     if node:
@@ -111,6 +101,11 @@ def pod(name: str, *owners: Obj, node: str = "", block: bool = True, finalizers:
     if phase:
         p["status"] = {"phase": phase}
     return p
+
+
+def _references(owners: tuple[Obj, ...], block: bool = True) -> list[Obj]:
+    """The first owner is the controller: the server refuses two controller references."""
+    return [owner_reference(o, controller=i == 0, block=block) for i, o in enumerate(owners)]
 
 
 def names(api: FakeApi, resource) -> list[str]:
@@ -136,13 +131,13 @@ def ticking_clock() -> Callable[[], dt.datetime]:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[PropagatingApi]:
-    async with PropagatingApi(clock=ticking_clock()) as fake:
+async def api() -> AsyncIterator[RecordingApi]:
+    async with RecordingApi(clock=ticking_clock()) as fake:
         yield fake
 
 
 @pytest.fixture
-async def start_gc(api: PropagatingApi):
+async def start_gc(api: RecordingApi):
     running: list[tuple[GarbageCollector, InformerFactory, asyncio.Task[None]]] = []
 
     async def start() -> GarbageCollector:
@@ -231,6 +226,8 @@ async def test_an_owner_the_caches_do_not_hold_is_looked_up_live_before_deleting
 
 
 async def test_an_owner_in_another_namespace_owns_nothing_here(api, start_gc):
+    for namespace in ("a", "b"):
+        await api.create(NAMESPACES, None, {"metadata": {"name": namespace}})
     await start_gc()
     theirs = replicaset("web-1")
     theirs["metadata"]["namespace"] = "b"
@@ -338,7 +335,7 @@ class Clock:
 
 
 @pytest.fixture
-async def podgc(api: PropagatingApi):
+async def podgc(api: RecordingApi):
     """A PodGarbageCollector with synced informers; the test calls reconcile() itself."""
     factories: list[InformerFactory] = []
 
@@ -364,9 +361,10 @@ async def register(api: FakeApi, name: str) -> None:
 
 async def test_pods_of_a_vanished_node_are_failed_then_force_deleted_after_quarantine(api, podgc):
     await register(api, "n1")
-    await api.create(PODS, NS, pod("lost", node="ghost", phase="Running"))
-    await api.create(PODS, NS, pod("fine", node="n1", phase="Running"))
+    await api.create_with_status(PODS, NS, pod("lost", node="ghost", phase="Running"))
+    await api.create_with_status(PODS, NS, pod("fine", node="n1", phase="Running"))
     controller, clock = await podgc(quarantine_seconds=40)
+    seeded = len(api.actions)  # the pods' statuses were written after their creates
 
     assert await controller.reconcile("sweep") == 20  # ghost quarantined; the regular pass comes first
     assert names(api, PODS) == ["fine", "lost"]
@@ -374,7 +372,7 @@ async def test_pods_of_a_vanished_node_are_failed_then_force_deleted_after_quara
     await controller.reconcile("sweep")
     assert names(api, PODS) == ["fine"]
     assert ("pods", NS, "lost", None, 0) in api.deletes
-    status_writes = [a for a in api.actions if a.subresource == "status" and a.name == "lost"]
+    status_writes = [a for a in api.actions[seeded:] if a.subresource == "status" and a.name == "lost"]
     assert len(status_writes) == 1  # marked Failed before the delete
 
 
@@ -408,9 +406,9 @@ async def test_a_terminating_pod_that_was_never_scheduled_is_force_deleted(api, 
 
 async def test_terminated_pods_beyond_the_threshold_go_oldest_first(api, podgc):
     await register(api, "n1")
-    await api.create(PODS, NS, pod("running", node="n1", phase="Running"))  # oldest, but not done
+    await api.create_with_status(PODS, NS, pod("running", node="n1", phase="Running"))  # oldest, but not done
     for name in ("c-oldest", "a-middle", "b-newest"):
-        await api.create(PODS, NS, pod(name, node="n1", phase="Succeeded"))
+        await api.create_with_status(PODS, NS, pod(name, node="n1", phase="Succeeded"))
     controller, _ = await podgc(terminated_pod_threshold=2)
     await controller.reconcile("sweep")
     assert names(api, PODS) == ["a-middle", "b-newest", "running"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import LEASES, NODES, InformerFactory
 from svcnet.controllers.nodelifecycle import NodeLifecycleController
+from svcnet.testing.api import FakeApi
 
 NOW = dt.datetime(2026, 11, 27, 9, 0, 0, tzinfo=dt.UTC)
 

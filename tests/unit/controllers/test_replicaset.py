@@ -9,11 +9,11 @@ import pytest
 
 from svcnet.api import errors
 from svcnet.api.defaults import apply_defaults
-from svcnet.client.fake import FakeApi
 from svcnet.client.informer import object_key
 from svcnet.controllers.base import EVENTS, PODS, REPLICASETS, Controller, InformerFactory
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.replicaset import ManageReplicasError, ReplicaSetController
+from svcnet.testing.api import FakeApi
 
 READY_SINCE = "2026-01-01T00:00:00Z"
 
@@ -224,24 +224,11 @@ async def test_pods_of_another_controller_are_left_alone(harness: Harness) -> No
     assert len(harness.pods()) == 2
 
 
-class QuotaApi(FakeApi):
-    """Refuses pod creates after `allowed` of them, as a ResourceQuota would."""
-
-    def __init__(self, allowed: int) -> None:
-        super().__init__()
-        self.allowed = allowed
-        self.attempts = 0
-
-    async def create(self, resource, namespace, body, **kw):  # type: ignore[override]
-        if resource == PODS:
-            self.attempts += 1
-            if self.attempts > self.allowed:
-                raise errors.forbidden("pods", "", 'pods "web-abc-x" is forbidden: exceeded quota', "")
-        return await super().create(resource, namespace, body, **kw)
-
-
 async def test_a_failing_create_stops_the_slow_start_and_sets_replica_failure() -> None:
-    async with QuotaApi(allowed=1) as api:
+    async with FakeApi() as api:
+        # Pod creates after the first are refused, as a ResourceQuota would refuse them.
+        quota = api.fail("create", PODS, errors.forbidden(
+            "pods", "", 'pods "web-abc-x" is forbidden: exceeded quota', ""), after=1)
         h = Harness(api)
         await h.start()
         try:
@@ -249,7 +236,7 @@ async def test_a_failing_create_stops_the_slow_start_and_sets_replica_failure() 
             await h.settle()
             with pytest.raises(ManageReplicasError):
                 await h.replicasets.reconcile("default/web-abc")
-            assert api.attempts == 3  # batch of 1 succeeded, batch of 2 failed, no batch of 4
+            assert quota.attempts == 3  # batch of 1 succeeded, batch of 2 failed, no batch of 4
             assert len(h.pods()) == 1
             # Only the one create that worked is still awaited (or already seen).
             assert h.replicasets.expectations.pending("default/web-abc")[0] <= 1

@@ -6,30 +6,23 @@ from typing import Any
 
 import pytest
 
-from svcnet.api import errors
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import EVENTS, NODES, PODS, InformerFactory
 from svcnet.controllers.scheduler import Scheduler
+from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import caches_caught_up
 
 
 class BindingFakeApi(FakeApi):
-    """FakeApi plus POST pods/{name}/binding, as the API server serves it."""
+    """FakeApi that writes down each pods/binding the scheduler posts (the registry binds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.bindings: list[tuple[str, str]] = []
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        parts = path.strip("/").split("/")  # api v1 namespaces NS pods NAME binding
-        assert method == "POST" and parts[4] == "pods" and parts[6] == "binding", path
-        namespace, name, body = parts[3], parts[5], kwargs["body"]
-        pod = await self.get(PODS, namespace, name)
-        if pod["spec"].get("nodeName"):
-            raise errors.conflict("pods", name, "", "already assigned")
-        pod["spec"]["nodeName"] = body["target"]["name"]
-        self.bindings.append((name, body["target"]["name"]))
-        return await self.update(PODS, namespace, pod)
+        result = await super().request(method, path, **kwargs)
+        self.bindings.append((path.strip("/").split("/")[5], kwargs["body"]["target"]["name"]))
+        return result
 
 
 def node(name: str, labels: dict | None = None, ready: bool = True) -> dict[str, Any]:

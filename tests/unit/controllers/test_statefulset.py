@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from svcnet.client.fake import FakeApi
 from svcnet.controllers.base import EVENTS, PODS, STATEFULSETS, InformerFactory
 from svcnet.controllers.statefulset import StatefulSetController
 from svcnet.core import statefulset as core
+from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import caches_caught_up
 
 NOW = "2026-11-27T08:00:00Z"
@@ -136,14 +136,15 @@ async def test_create_and_delete_are_recorded_as_upstreams_events(harness: Harne
 
 
 async def test_scale_down_removes_the_highest_ordinal_first(harness: Harness) -> None:
-    await harness.api.create(STATEFULSETS, "default", statefulset(policy="Parallel"))
-    await harness.converge()
+    # OrderedReady from the start: podManagementPolicy cannot change once the set exists.
+    await harness.api.create(STATEFULSETS, "default", statefulset())
     for name in ("web-0", "web-1", "web-2"):
+        await harness.converge()
         await harness.mark(name)
     await harness.converge()
+    assert harness.pod_names() == ["web-0", "web-1", "web-2"]
     sts = await harness.api.get(STATEFULSETS, "default", "web")
     sts["spec"]["replicas"] = 1
-    sts["spec"]["podManagementPolicy"] = "OrderedReady"
     await harness.api.update(STATEFULSETS, "default", sts)
     await harness.converge()
     deletes = [a.name for a in harness.api.actions if a.verb == "delete" and a.plural == "pods"]
@@ -178,7 +179,7 @@ async def test_orphan_pod_with_a_member_name_is_adopted_and_relabelled(harness: 
               "metadata": {"name": "web-0", "namespace": "default", "labels": {"app": "web"}},
               "spec": copy.deepcopy(sts["spec"]["template"]["spec"]),
               "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
-    await harness.api.create(PODS, "default", orphan)
+    await harness.api.create_with_status(PODS, "default", orphan)
     created = await harness.api.create(STATEFULSETS, "default", sts)
     await harness.converge()
     pod = await harness.api.get(PODS, "default", "web-0")
