@@ -91,7 +91,7 @@ def _controller_manager(client_config, names: list[str] | None):
 
 def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False,
                     nodes: int = 0, resolv_conf: str = "") -> int:
-    from svcnet.apiserver.server import RunningApiServer
+    from svcnet.apiserver.daemon import RunningApiServer
     from svcnet.client.config import unix_socket_config
 
     lock = supervisor.PidLock(cfg.pid_path)
