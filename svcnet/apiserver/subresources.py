@@ -37,6 +37,9 @@ class Subresources:
             return await exec_ws.handle_exec(request, pod, self._node_of(pod), self.node_access)
         if rp.subresource == "scale":
             return await self._scale(request, rp)
+        return await self._binding(request, rp)
+
+    async def _binding(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
         if request.method != "POST":
             raise errors.method_not_allowed(f"{request.method} is not supported on pods/binding")
         body = await params.read_object(request, params.write_options(request))
