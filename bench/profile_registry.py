@@ -28,10 +28,10 @@ from bench_apiserver import pod  # noqa: E402
 from svcnet.api.patch import json_merge_patch  # noqa: E402
 from svcnet.api.resources import lookup  # noqa: E402
 from svcnet.api.tables import to_table  # noqa: E402
-from svcnet.apiserver.app import _WatchEncoder  # noqa: E402
+from svcnet.apiserver.daemon import build_registry  # noqa: E402
 from svcnet.apiserver.http import ResponseFormat  # noqa: E402
 from svcnet.apiserver.registry import ListPage, WriteOptions  # noqa: E402
-from svcnet.apiserver.server import build_registry  # noqa: E402
+from svcnet.apiserver.watch import WatchEncoder  # noqa: E402
 from svcnet.storage.memory import MemoryStore  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def main() -> None:
                                               list_meta={"resourceVersion": listed[0].resource_version}))
 
     # Watch fan-out: what one write costs with N watches open, each getting its event encoded.
-    encoders = [_WatchEncoder(pods, ResponseFormat(None, "application/json"), lambda: dt.datetime.now(dt.UTC))
+    encoders = [WatchEncoder(pods, ResponseFormat(None, "application/json"), lambda: dt.datetime.now(dt.UTC))
                 for _ in range(args.watchers)]
     delivered: list[bytes] = []
     watches = [registry.store.watch(pods.storage_prefix("default"), registry.store.current_revision(),

@@ -91,7 +91,8 @@ def _controller_manager(client_config, names: list[str] | None):
 
 def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False,
                     nodes: int = 0, resolv_conf: str = "") -> int:
-    from svcnet.apiserver.server import RunningApiServer
+    from svcnet.agent.podaccess import NodeFiles
+    from svcnet.apiserver.daemon import RunningApiServer
     from svcnet.client.config import unix_socket_config
 
     lock = supervisor.PidLock(cfg.pid_path)
@@ -102,7 +103,7 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
               file=sys.stderr)
         return 1
     try:
-        components: list = [_Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg))]
+        components: list = [_Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg, node_access=NodeFiles()))]
         if with_controllers:
             components.append(_Stage("starting the controllers",
                                      _controller_manager(unix_socket_config(cfg.socket_path), None)))

@@ -1,15 +1,15 @@
 """The registry: what create, update, patch and delete mean for each kind.
 
 It sits between HTTP and storage, like kube-apiserver's generic registry plus
-per-kind strategies: it stamps metadata, defaults and validates, keeps status
-and spec writes apart, honours preconditions, finalizers and deletion
-propagation, and turns storage errors into Kubernetes Status errors. It does no
-I/O of its own beyond the Store it is given, so it is tested with MemoryStore.
+per-kind strategies (`strategy.py`, pure): it stamps metadata, defaults and
+validates, keeps status and spec writes apart, honours preconditions,
+finalizers and deletion propagation, and turns storage errors into Kubernetes
+Status errors. It does no I/O of its own beyond the Store it is given, so it is
+tested with MemoryStore.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import uuid
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from svcnet import jsoncodec
 from svcnet.api import errors, meta
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
+from svcnet.apiserver import strategy
 from svcnet.storage.base import (
     KeyExists,
     KeyNotFound,
@@ -29,16 +30,6 @@ from svcnet.storage.base import (
 )
 
 Obj = dict[str, Any]
-
-# Kinds whose status is written only through the status subresource, and whose
-# create resets status (kube-apiserver's PrepareForCreate).
-_STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace"}
-# Kinds kube-apiserver lets a PUT create (AllowCreateOnUpdate).
-_CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
-# Kinds with metadata.generation bumped on every spec change.
-_GENERATION = {"Deployment", "ReplicaSet", "StatefulSet"}
-# metadata fields a client can never change once set.
-_IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -177,21 +168,6 @@ class Registry:
                     f'unable to create new content in namespace {md["namespace"]} because it is '
                     f'being terminated', res.group)
 
-    def _check_type(self, res: Resource, obj: Obj, sub_kind: str | None = None) -> None:
-        if not isinstance(obj, dict):
-            raise errors.bad_request("the body of the request was not a JSON object")
-        kind = sub_kind or res.kind
-        if obj.get("kind") and obj["kind"] != kind:
-            raise errors.bad_request(
-                f'the kind of the object ({obj["kind"]}) does not match the expected kind ({kind})')
-        obj["kind"] = kind
-        expected_av = "autoscaling/v1" if sub_kind == "Scale" else res.api_version
-        if obj.get("apiVersion") and obj["apiVersion"] != expected_av:
-            raise errors.bad_request(
-                f'the API version in the data ({obj["apiVersion"]}) does not match the expected '
-                f'API version ({expected_av})')
-        obj["apiVersion"] = expected_av
-
     def _strict_fields(self, res: Resource, obj: Obj, opts: WriteOptions,
                        subresource: str | None = None) -> None:
         error, warnings = self._check_fields(res, obj, opts.field_validation, opts.duplicate_fields,
@@ -232,27 +208,11 @@ class Registry:
     # ------------------------------------------------------------------ create
     def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
                operation: str = "Update") -> Obj:
-        self._check_type(res, obj)
+        strategy.check_type(res, obj)
         self._strict_fields(res, obj, opts)
         self._check_namespace(res, namespace, obj, creating=True)
+        strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
         md = meta.metadata(obj)
-        if not md.get("name"):
-            if md.get("generateName"):
-                md["name"] = md["generateName"] + meta.random_suffix()
-            else:
-                raise errors.invalid(res.kind, "", [Cause("metadata.name", "Required value: name or "
-                                                          "generateName is required",
-                                                          "FieldValueRequired")], res.group)
-        for transient in ("resourceVersion", "uid", "deletionTimestamp", "deletionGracePeriodSeconds",
-                          "selfLink"):
-            md.pop(transient, None)
-        md["uid"] = str(uuid.uuid4())
-        md["creationTimestamp"] = self.now()
-        if res.kind in _GENERATION:
-            md["generation"] = 1
-        else:
-            md.pop("generation", None)
-        self._prepare_status_for_create(res, obj)
         self._default(res.kind, obj)
         with self._admitted("CREATE", res, obj, None, opts.dry_run):
             self._validate_or_raise(res, obj, None)
@@ -281,14 +241,6 @@ class Registry:
         for commit, _ in undo:
             commit()
 
-    def _prepare_status_for_create(self, res: Resource, obj: Obj) -> None:
-        if res.kind == "Namespace":
-            obj["status"] = {"phase": "Active"}
-        elif res.kind == "Pod":
-            obj["status"] = {"phase": "Pending"}
-        elif res.kind in _STATUS_SPLIT and res.kind != "Node":
-            obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
-
     # ------------------------------------------------------------------ update
     def update(
         self,
@@ -301,7 +253,7 @@ class Registry:
         subresource: str | None = None,
     ) -> tuple[Obj, bool]:
         """Replace an object (PUT). Returns (object, created)."""
-        self._check_type(res, obj)
+        strategy.check_type(res, obj)
         self._strict_fields(res, obj, opts, subresource)
         self._check_namespace(res, namespace, obj, creating=False)
         md = meta.metadata(obj)
@@ -312,7 +264,7 @@ class Registry:
         key = res.storage_key(md.get("namespace"), name)
         rec = self.store.get(key)
         if rec is None:
-            if res.kind in _CREATE_ON_UPDATE and subresource is None:
+            if res.kind in strategy.CREATE_ON_UPDATE and subresource is None:
                 return self.create(res, namespace, obj, opts), True
             raise errors.not_found(res.plural, name, res.group)
         return self._write_update(res, rec, obj, opts, subresource=subresource), False
@@ -324,38 +276,13 @@ class Registry:
         wanted_rv = md.get("resourceVersion")
         if wanted_rv and wanted_rv != str(rec.revision):
             raise errors.conflict(res.plural, meta.name_of(old), res.group)
-        new = self._merge_for_subresource(res, old, obj, subresource)
+        new = strategy.prepare_for_update(res, old, obj, subresource)
         new_md = meta.metadata(new)
-        old_md = old.get("metadata") or {}
-        for fld in _IMMUTABLE_META:
-            if fld in old_md:
-                new_md[fld] = old_md[fld]
-            else:
-                new_md.pop(fld, None)
-        for fld in ("deletionTimestamp", "deletionGracePeriodSeconds"):
-            if fld in old_md:
-                new_md[fld] = old_md[fld]
-            else:
-                new_md.pop(fld, None)
-        if old_md.get("deletionTimestamp"):
-            added = set(new_md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
-            if added:
-                raise errors.forbidden(res.plural, meta.name_of(old),
-                                       f'{res.plural} "{meta.name_of(old)}" is forbidden: no new '
-                                       f'finalizers can be added if the object is being deleted, '
-                                       f'found new finalizers {sorted(added)!r}', res.group)
-        if res.kind in _GENERATION:
-            gen = int(old_md.get("generation") or 1)
-            if subresource is None and new.get("spec") != old.get("spec"):
-                gen += 1
-            new_md["generation"] = gen
-        if res.kind == "Service":
-            _keep_allocated_cluster_ips(new, old)
         self._default(res.kind, new)
         with self._admitted("UPDATE", res, new, old, opts.dry_run):
             self._validate_or_raise(res, new, old)
             self._track_fields(res, old, new, opts, operation, subresource)
-            if _same_content(old, new):
+            if strategy.same_content(old, new):
                 return old  # kube-apiserver skips writes that change nothing: the RV stays
             if opts.dry_run:
                 return new
@@ -369,27 +296,6 @@ class Registry:
                 raise errors.conflict(res.plural, meta.name_of(old), res.group) from None
             except KeyNotFound:
                 raise errors.not_found(res.plural, meta.name_of(old), res.group) from None
-
-    def _merge_for_subresource(self, res: Resource, old: Obj, obj: Obj,
-                               subresource: str | None) -> Obj:
-        if subresource == "status":
-            new = jsoncodec.deepcopy(old)
-            new["status"] = obj.get("status", {})
-            # kube-apiserver's status strategies also take labels/annotations? No: only status.
-            new_md = meta.metadata(new)
-            if "resourceVersion" in (obj.get("metadata") or {}):
-                new_md["resourceVersion"] = obj["metadata"]["resourceVersion"]
-            return new
-        new = copy.deepcopy(obj)
-        if res.kind in _STATUS_SPLIT and res.kind != "Namespace":
-            # A main-resource write never changes status (status has its own endpoint).
-            if "status" in old:
-                new["status"] = jsoncodec.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
-        elif res.kind == "Namespace":
-            new["status"] = jsoncodec.deepcopy(old.get("status", {}))
-        return new
 
     def patch_apply(
         self,
@@ -420,7 +326,7 @@ class Registry:
             explicit_rv = patched_rv and patched_rv != str(rec.revision)
             if not explicit_rv:
                 meta.metadata(patched)["resourceVersion"] = str(rec.revision)
-            self._check_type(res, patched)
+            strategy.check_type(res, patched)
             self._strict_fields(res, patched, opts, subresource)
             try:
                 return self._write_update(res, rec, patched, opts, subresource=subresource,
@@ -440,15 +346,7 @@ class Registry:
         """
         pods = lookup("", "v1", "pods")
         assert pods is not None
-        target = binding.get("target") if isinstance(binding, dict) else None
-        node = (target or {}).get("name") if isinstance(target, dict) else None
-        if not node:
-            raise errors.invalid("Binding", name, [Cause("target.name", "Required value",
-                                                         "FieldValueRequired")])
-        if (target or {}).get("kind") not in (None, "", "Node"):
-            raise errors.invalid("Binding", name, [Cause(
-                "target.kind", f'Unsupported value: "{target.get("kind")}": supported values: "Node"',
-                "FieldValueNotSupported")])
+        node = strategy.binding_node(name, binding)
         wanted_uid = ((binding.get("metadata") or {}).get("uid"))
         for attempt in range(attempts):
             rec = self._get_record(pods, namespace, name)
@@ -492,16 +390,8 @@ class Registry:
                 res.plural, name, res.group,
                 f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
                 f"ResourceVersion in object meta: {rec.revision}")
-        finalizers = list(md.get("finalizers") or [])
-        policy = options.propagation_policy
-        if policy is None:
-            # kube-apiserver's default for these kinds (DefaultGarbageCollectionPolicy) is Background.
-            policy = "Background"
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        elif policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        graceful = self._graceful_seconds(res, obj, options)
+        finalizers = strategy.deletion_finalizers(md, options.propagation_policy)
+        graceful = strategy.graceful_seconds(res, obj, options.grace_period_seconds)
         if res.kind == "Namespace":
             return self._delete_namespace(res, rec, options), False
         if not finalizers and graceful == 0:
@@ -528,16 +418,6 @@ class Registry:
             return self.store.update(rec.key, obj, expected_revision=rec.revision).value, False
         except RevisionConflict:
             raise errors.conflict(res.plural, name, res.group) from None
-
-    def _graceful_seconds(self, res: Resource, obj: Obj, options: DeleteOptions) -> int:
-        """Only pods bound to a node are deleted gracefully (the node's agent finishes the delete)."""
-        if res.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
-            return 0
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return 0
-        if options.grace_period_seconds is not None:
-            return max(0, options.grace_period_seconds)
-        return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
 
     def _delete_namespace(self, res: Resource, rec, options: DeleteOptions) -> Obj:
         obj = rec.value
@@ -607,42 +487,3 @@ class Registry:
         assert ns_res is not None
         return [meta.name_of(r.value) for r in self.store.list(ns_res.storage_prefix()).records
                 if (r.value.get("metadata") or {}).get("deletionTimestamp")]
-
-
-def _keep_allocated_cluster_ips(new: Obj, old: Obj) -> None:
-    """A replace that omits clusterIP keeps the allocated one (kube-apiserver's patchAllocatedValues)."""
-    new_spec = new.get("spec")
-    old_spec = old.get("spec") or {}
-    if not isinstance(new_spec, dict) or new_spec.get("type") == "ExternalName":
-        return
-    if not new_spec.get("clusterIP") and old_spec.get("clusterIP"):
-        new_spec["clusterIP"] = old_spec["clusterIP"]
-        if old_spec.get("clusterIPs") and not new_spec.get("clusterIPs"):
-            new_spec["clusterIPs"] = list(old_spec["clusterIPs"])
-
-
-def _same_content(old: Obj, new: Obj) -> bool:
-    """Equal but for resourceVersion and managedFields timestamps."""
-    return _without_volatile_meta(old) == _without_volatile_meta(new)
-
-
-def _without_volatile_meta(obj: Obj) -> Obj:
-    """obj without metadata.resourceVersion and managedFields times, sharing everything else
-    (it is only compared): copying whole objects twice per write was most of this check."""
-    md = obj.get("metadata")
-    if not md:
-        return obj
-    entries = md.get("managedFields") if isinstance(md, dict) else None
-    if not isinstance(md, dict) or (entries and not (isinstance(entries, list)
-                                                     and all(isinstance(e, dict) for e in entries))):
-        # malformed metadata: keep the copying version's behaviour, errors included
-        out = copy.deepcopy(obj)
-        out_md = out.get("metadata") or {}
-        out_md.pop("resourceVersion", None)
-        for entry in out_md.get("managedFields") or []:
-            entry.pop("time", None)
-        return out
-    out_md = {k: v for k, v in md.items() if k != "resourceVersion"}
-    if entries:
-        out_md["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in entries]
-    return {**obj, "metadata": out_md}

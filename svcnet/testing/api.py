@@ -29,10 +29,10 @@ from svcnet import jsoncodec
 from svcnet.api import errors, openapi, patch, selectors
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
-from svcnet.apiserver.app import schema_resolver
+from svcnet.apiserver.daemon import build_registry
+from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.http import parse_resource_path
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
-from svcnet.apiserver.server import build_registry
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.client.rest import PatchType, TransportError, _ensure_namespace, _name_of
 from svcnet.config import ApiServerConfig

@@ -196,7 +196,7 @@ async def test_informer_syncs_sees_updates_and_recovers_from_a_server_restart(
 @pytest.fixture
 async def in_process_server(tmp_path: Path):
     """The API server in this process, so the test can reach its store to compact it."""
-    from svcnet.apiserver.server import RunningApiServer
+    from svcnet.apiserver.daemon import RunningApiServer
 
     server = RunningApiServer(ApiServerConfig(data_dir=tmp_path / "data", port=free_port()))
     await server.start()

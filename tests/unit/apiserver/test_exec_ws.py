@@ -1,8 +1,10 @@
-"""The exec channel protocol: frames, options, the Status on the error channel, subprotocol choice."""
+"""The exec channel protocol: frames, options, the Status on the error channel, subprotocol choice.
+
+The exec session itself (exit codes, terminal size) is the node side's: tests/unit/agent/test_podaccess.py.
+"""
 from __future__ import annotations
 
 import json
-import struct
 
 import pytest
 
@@ -68,11 +70,6 @@ def test_exit_status_for_nonzero_carries_the_code_as_an_exit_code_cause() -> Non
     assert json.loads(json.dumps(status)) == status  # it goes on the wire as JSON
 
 
-@pytest.mark.parametrize(("returncode", "exit_code"), [(0, 0), (3, 3), (-9, 137), (-15, 143)])
-def test_exit_code_of_maps_signals_to_128_plus_n(returncode: int, exit_code: int) -> None:
-    assert exec_ws.exit_code_of(returncode) == exit_code
-
-
 @pytest.mark.parametrize(("offered", "chosen"), [
     ("v5.channel.k8s.io, v4.channel.k8s.io", PROTOCOL_V5),
     ("v4.channel.k8s.io", PROTOCOL_V4),
@@ -107,6 +104,3 @@ def test_options_from_query_accepts_a_tty() -> None:
     options = ExecOptions.from_query({"stdin": "true", "stdout": "true", "tty": "true"}, ["sh"])
     assert options.tty and options.stdin and not options.stderr
 
-
-def test_window_size_packs_rows_before_columns() -> None:
-    assert exec_ws.window_size(Resize(width=80, height=24)) == struct.pack("HHHH", 24, 80, 0, 0)

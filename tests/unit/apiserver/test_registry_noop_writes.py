@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from svcnet.api.resources import lookup
+from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import Registry, WriteOptions
-from svcnet.apiserver.server import build_registry
 from svcnet.storage.memory import MemoryStore
 
 PODS = lookup("", "v1", "pods")

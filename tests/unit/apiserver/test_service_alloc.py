@@ -5,8 +5,8 @@ import pytest
 
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
+from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import DeleteOptions, WriteOptions
-from svcnet.apiserver.server import build_registry
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.storage.memory import MemoryStore
 

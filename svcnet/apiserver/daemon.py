@@ -12,8 +12,10 @@ from aiohttp import web
 from svcnet.api import defaults, openapi, patch, schema, validation
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver.app import ApiServer, ServerSettings, schema_resolver
+from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
+from svcnet.apiserver.handlers import schema_resolver
+from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.config import ApiServerConfig
@@ -64,11 +66,15 @@ def ensure_kubernetes_service(registry: Registry, cfg: ApiServerConfig) -> None:
 
 
 class RunningApiServer:
-    """The API server with its sockets, ready when start() returns."""
+    """The API server with its sockets, ready when start() returns.
 
-    def __init__(self, config: ApiServerConfig, admission=None) -> None:
+    node_access is how pods/log and pods/exec reach nodes; the entry point injects it.
+    """
+
+    def __init__(self, config: ApiServerConfig, admission=None, node_access: NodeAccess = NO_NODE_ACCESS) -> None:
         self.config = config
         self.admission = admission
+        self.node_access = node_access
         self.store = None
         self.registry: Registry | None = None
         self._runners: list[web.AppRunner] = []
@@ -90,7 +96,7 @@ class RunningApiServer:
         creds = ensure_credentials(cfg.data_dir)
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
-            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"))
+            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
 
         tcp_runner = web.AppRunner(api.make_app(authenticate=True), access_log=None,
                                    handle_signals=False, shutdown_timeout=5.0)

@@ -1,0 +1,274 @@
+"""Pods on this host, reached through their node's files: the API server's node access today.
+
+The API server asks for a container's log or a command run in it through its
+`NodeAccess` interface (svcnet.apiserver.nodeaccess); this is the implementation
+the entry point injects while every node runs on this host. A node's agent
+publishes where it keeps runtime state in its Node's runtime-root annotation;
+from there the runtime's files say which sandbox holds the pod, where each
+container instance logs, and which infra process holds the pod's namespaces.
+Commands run in those namespaces through nsenter, with the container's
+environment and working directory. (A kubelet API that the API server proxies
+to replaces this with a later issue.)
+
+Only builtin exceptions leave this module, as the interface says.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import struct
+import termios
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svcnet.agent.node import RUNTIME_ROOT_ANNOTATION
+from svcnet.runtime import linux, logs
+from svcnet.runtime.containers import Runtime
+from svcnet.runtime.linux import ProcessId
+from svcnet.runtime.restart import RunState
+from svcnet.runtime.sandbox import PodKey, Sandbox, nsenter_argv
+
+Obj = Mapping[str, Any]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def runtime_root(node: Obj) -> Path | None:
+    """Where the node's agent keeps runtime state: its Node's runtime-root annotation."""
+    root = ((node.get("metadata") or {}).get("annotations") or {}).get(RUNTIME_ROOT_ANNOTATION)
+    return Path(root) if root else None
+
+
+class NodeFiles:
+    """NodeAccess over the files of nodes on this host."""
+
+    def reaches(self, node: Obj) -> bool:
+        return runtime_root(node) is not None
+
+    def container_log(self, node: Obj, pod: Obj, container: str, *, previous: bool) -> ContainerLogFile | None:
+        found = _sandbox(node, pod)
+        if found is None:
+            return None
+        runtime, sandbox = found
+        try:
+            path = runtime.log_path(sandbox, container, previous=previous)
+        except LookupError as exc:  # PreviousLogNotFound too: kubectl prints the message
+            raise LookupError(str(exc)) from None
+        return ContainerLogFile(runtime, sandbox, container, path)
+
+    def running_container(self, node: Obj, pod: Obj, container: str) -> PodContainer | None:
+        found = _sandbox(node, pod)
+        if found is None:
+            return None
+        runtime, sandbox = found
+        status = runtime.status(sandbox, container)
+        if not sandbox.alive() or status is None or status.state is not RunState.RUNNING:
+            return None
+        try:
+            saved = json.loads((sandbox.directory / container / f"{status.restart_count}.spec.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        return PodContainer(sandbox.infra, dict(saved.get("env") or {}), str(saved.get("workingDir") or ""))
+
+
+def _sandbox(node: Obj, pod: Obj) -> tuple[Runtime, Sandbox] | None:
+    root = runtime_root(node)
+    if root is None:
+        return None
+    runtime = Runtime(root)
+    sandbox = runtime.get_sandbox(PodKey.of(pod))
+    return None if sandbox is None else (runtime, sandbox)
+
+
+# ---------------------------------------------------------------- logs
+
+@dataclass(frozen=True)
+class ContainerLogFile:
+    """One container instance's CRI log file."""
+    runtime: Runtime
+    sandbox: Sandbox
+    container: str
+    path: Path
+
+    async def read(self, options: Any) -> bytes:
+        return await asyncio.to_thread(logs.read_log, self.path, _log_options(options))
+
+    async def follow(self, options: Any, pod_gone: Callable[[], bool]) -> AsyncIterator[bytes]:
+        instance = int(self.path.name.split(".")[0])
+
+        def closed() -> bool:
+            return self.runtime.log_closed(self.sandbox, self.container, instance) or pod_gone()
+
+        async for chunk in logs.stream_log(self.path, _log_options(options), log_closed=closed):
+            yield chunk
+
+
+def _log_options(options: Any) -> logs.LogOptions:
+    """The runtime's options from the API server's (any object with PodLogOptions' fields)."""
+    return logs.LogOptions(tail_lines=options.tail_lines, timestamps=options.timestamps,
+                           limit_bytes=options.limit_bytes, since_ns=options.since_ns, follow=options.follow)
+
+
+# ---------------------------------------------------------------- exec
+
+@dataclass(frozen=True)
+class PodContainer:
+    """A running container: its sandbox's infra process (which holds the namespaces) and its settings."""
+    infra: ProcessId
+    env: dict[str, str]
+    working_dir: str
+
+    async def exec(self, command: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
+                   tty: bool) -> ProcessSession:
+        if tty:
+            return await self._start_with_terminal(command)
+        pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        fds = linux.open_namespaces(self.infra)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *nsenter_argv(fds, command, self.working_dir or None),
+                stdin=pipe if stdin else devnull, stdout=pipe if stdout else devnull,
+                stderr=pipe if stderr else devnull, env=self.env or {"PATH": DEFAULT_PATH},
+                pass_fds=[fd for fd, _ in fds], start_new_session=True)
+        finally:
+            linux.close_all(fds)
+        return ProcessSession(process, process.stdout, process.stderr, process.stdin)
+
+    async def _start_with_terminal(self, command: Sequence[str]) -> ProcessSession:
+        """The command on a new pseudo-terminal, which is its controlling terminal (`setsid --ctty`), as a
+        runtime does for tty=true: stdin, stdout and stderr are all the terminal; we keep the master side."""
+        setsid = shutil.which("setsid")
+        if setsid is None:
+            raise OSError("setsid (util-linux) is needed for a TTY")
+        master, child_side = os.openpty()
+        fds = linux.open_namespaces(self.infra)
+        try:
+            # not start_new_session: setsid must not be a group leader, or it forks and we lose its exit code
+            process = await asyncio.create_subprocess_exec(
+                *nsenter_argv(fds, [setsid, "--ctty", "--wait", *command], self.working_dir or None),
+                stdin=child_side, stdout=child_side, stderr=child_side,
+                env={"TERM": "xterm", **(self.env or {"PATH": DEFAULT_PATH})},
+                pass_fds=[fd for fd, _ in fds])
+        except OSError:
+            os.close(master)
+            raise
+        finally:
+            os.close(child_side)  # only the command holds it now: its exit ends our reads (EIO)
+            linux.close_all(fds)
+        try:
+            reader, writer = await _terminal_streams(master)
+        except OSError:
+            os.close(master)
+            _kill_group(process.pid)
+            raise
+        return ProcessSession(process, reader, None, writer, terminal=master)
+
+
+class ProcessSession:
+    """An exec'd command: its pipes, or the master side of its terminal."""
+
+    def __init__(self, process: asyncio.subprocess.Process, stdout: Any, stderr: Any,
+                 stdin: asyncio.StreamWriter | None, terminal: int | None = None) -> None:
+        self.process = process
+        self.stdout = stdout
+        self.stderr = stderr
+        self._stdin = stdin
+        self._terminal = terminal
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._stdin is None:
+            return
+        try:
+            self._stdin.write(data)
+            await self._stdin.drain()
+        except ConnectionError:
+            pass  # the command stopped reading; its exit is what matters
+
+    def close_stdin(self) -> None:
+        if self._stdin is None:
+            return
+        if self._terminal is not None:  # a terminal has no end of input: send its EOF character
+            with contextlib.suppress(ConnectionError):
+                self._stdin.write(b"\x04")
+        else:
+            self._stdin.close()
+
+    def resize(self, width: int, height: int) -> None:
+        if self._terminal is not None and width and height:
+            fcntl.ioctl(self._terminal, termios.TIOCSWINSZ, window_size(width, height))
+
+    async def wait(self) -> int:
+        return exit_code_of(await self.process.wait())
+
+    def kill(self) -> None:
+        _kill_group(self.process.pid)
+
+    def close(self) -> None:
+        if self._terminal is None:
+            return
+        if self._stdin is not None:
+            self._stdin.close()
+        os.close(self._terminal)
+        self._terminal = None
+
+
+def exit_code_of(returncode: int) -> int:
+    """A shell's convention: 128+N when killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def window_size(width: int, height: int) -> bytes:
+    """struct winsize (rows, columns, xpixel, ypixel) for TIOCSWINSZ."""
+    return struct.pack("HHHH", height, width, 0, 0)
+
+
+class _TerminalReader:
+    """Reads a pty master: what the command wrote, then b"" once its side is closed.
+
+    Not asyncio's pipe transport: the EIO that ends a pty reaches a StreamReader as an exception
+    that hides the last output still buffered there.
+    """
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        os.set_blocking(master, False)
+
+    async def read(self, size: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return os.read(self.master, size)
+            except BlockingIOError:
+                pass
+            except OSError:  # EIO: every holder of the terminal's other side has closed it
+                return b""
+            readable = loop.create_future()
+            loop.add_reader(self.master, _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(self.master)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # the fd may be reported readable again before the waiting task runs
+        waiter.set_result(None)
+
+
+async def _terminal_streams(master: int) -> tuple[_TerminalReader, asyncio.StreamWriter]:
+    """A reader and a writer (over a duplicate) for a pty master."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        os.fdopen(os.dup(master), "wb", 0))
+    return _TerminalReader(master), asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,76 @@
+"""HTTP responses: Status errors, JSON bodies, and objects and lists in the negotiated format."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from aiohttp import web
+
+from svcnet import jsoncodec
+from svcnet.api import tables
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import Resource
+from svcnet.apiserver import http
+from svcnet.apiserver.registry import ListPage, WriteOptions
+
+PARTIAL_OBJECT_KINDS = ("PartialObjectMetadata", "PartialObjectMetadataList")
+
+
+def status_response(exc: ApiError) -> web.Response:
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return web.Response(status=exc.code, body=jsoncodec.dumps(exc.status()),
+                        content_type="application/json", headers=headers)
+
+
+def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Success"}
+    if details:
+        body["details"] = details
+    return body
+
+
+def not_found() -> ApiError:
+    """A path the server does not serve."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(status=status, body=jsoncodec.dumps(body), headers={"Content-Type": content_type})
+
+
+def encoded(body: Any, fmt: http.ResponseFormat, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=http.encode(body, fmt), headers={"Content-Type": fmt.content_type})
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def object_response(obj: dict[str, Any], res: Resource, fmt: http.ResponseFormat, now: dt.datetime,
+                    status: int = 200, opts: WriteOptions | None = None,
+                    include_object: str = "Metadata") -> web.Response:
+    if fmt.as_kind == "Table":
+        body: Any = tables.to_table(res, [obj], include_object=include_object, now=now)
+    elif fmt.as_kind == "PartialObjectMetadata":
+        body = partial_metadata(obj)
+    else:
+        body = obj
+    resp = encoded(body, fmt, status)
+    # kubectl drops a warning whose text is not a quoted, escaped string.
+    for warning in opts.warnings if opts else []:
+        resp.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return resp
+
+
+def list_body(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: http.ResponseFormat,
+              now: dt.datetime, include_object: str) -> Any:
+    if fmt.as_kind == "Table":
+        return tables.to_table(res, page.items, include_object=include_object, now=now, list_meta=list_meta)
+    if fmt.as_kind in PARTIAL_OBJECT_KINDS:
+        return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+                "items": [partial_metadata(o) for o in page.items]}
+    return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": list_meta, "items": page.items}

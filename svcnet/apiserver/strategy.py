@@ -1,0 +1,195 @@
+"""Per-kind write rules, as kube-apiserver's strategies hold them: pure decisions on objects.
+
+What a create resets, what an update may not change, how status and spec writes
+stay apart, which deletions are graceful. The Registry applies them around its
+store calls.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from svcnet import jsoncodec
+from svcnet.api import errors, meta
+from svcnet.api.errors import Cause
+from svcnet.api.resources import Resource
+
+Obj = dict[str, Any]
+
+# Kinds whose status is written only through the status subresource, and whose
+# create resets status (kube-apiserver's PrepareForCreate).
+STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace"}
+# Kinds kube-apiserver lets a PUT create (AllowCreateOnUpdate).
+CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
+# Kinds with metadata.generation bumped on every spec change.
+GENERATION = {"Deployment", "ReplicaSet", "StatefulSet"}
+# metadata fields a client can never change once set.
+IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
+
+
+def check_type(res: Resource, obj: Obj, sub_kind: str | None = None) -> None:
+    """The body's kind and apiVersion match the resource's (and are filled in when missing)."""
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the body of the request was not a JSON object")
+    kind = sub_kind or res.kind
+    if obj.get("kind") and obj["kind"] != kind:
+        raise errors.bad_request(
+            f'the kind of the object ({obj["kind"]}) does not match the expected kind ({kind})')
+    obj["kind"] = kind
+    expected_av = "autoscaling/v1" if sub_kind == "Scale" else res.api_version
+    if obj.get("apiVersion") and obj["apiVersion"] != expected_av:
+        raise errors.bad_request(
+            f'the API version in the data ({obj["apiVersion"]}) does not match the expected '
+            f'API version ({expected_av})')
+    obj["apiVersion"] = expected_av
+
+
+def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
+    """Name (from generateName), uid, creationTimestamp, generation and status as a create sets them."""
+    md = meta.metadata(obj)
+    if not md.get("name"):
+        if md.get("generateName"):
+            md["name"] = md["generateName"] + meta.random_suffix()
+        else:
+            raise errors.invalid(res.kind, "", [Cause("metadata.name", "Required value: name or "
+                                                      "generateName is required",
+                                                      "FieldValueRequired")], res.group)
+    for transient in ("resourceVersion", "uid", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "selfLink"):
+        md.pop(transient, None)
+    md["uid"] = uid
+    md["creationTimestamp"] = now
+    if res.kind in GENERATION:
+        md["generation"] = 1
+    else:
+        md.pop("generation", None)
+    if res.kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+    elif res.kind == "Pod":
+        obj["status"] = {"phase": "Pending"}
+    elif res.kind in STATUS_SPLIT and res.kind != "Node":
+        obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
+
+
+def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:
+    """The object an update (of the object, or of its status) stores, before defaulting and validation."""
+    new = _merge_for_subresource(res, old, obj, subresource)
+    new_md = meta.metadata(new)
+    old_md = old.get("metadata") or {}
+    for fld in (*IMMUTABLE_META, "deletionTimestamp", "deletionGracePeriodSeconds"):
+        if fld in old_md:
+            new_md[fld] = old_md[fld]
+        else:
+            new_md.pop(fld, None)
+    if old_md.get("deletionTimestamp"):
+        added = set(new_md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
+        if added:
+            raise errors.forbidden(res.plural, meta.name_of(old),
+                                   f'{res.plural} "{meta.name_of(old)}" is forbidden: no new '
+                                   f'finalizers can be added if the object is being deleted, '
+                                   f'found new finalizers {sorted(added)!r}', res.group)
+    if res.kind in GENERATION:
+        gen = int(old_md.get("generation") or 1)
+        if subresource is None and new.get("spec") != old.get("spec"):
+            gen += 1
+        new_md["generation"] = gen
+    if res.kind == "Service":
+        _keep_allocated_cluster_ips(new, old)
+    return new
+
+
+def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:
+    if subresource == "status":
+        new = jsoncodec.deepcopy(old)
+        new["status"] = obj.get("status", {})
+        # kube-apiserver's status strategies also take labels/annotations? No: only status.
+        new_md = meta.metadata(new)
+        if "resourceVersion" in (obj.get("metadata") or {}):
+            new_md["resourceVersion"] = obj["metadata"]["resourceVersion"]
+        return new
+    new = copy.deepcopy(obj)
+    if res.kind in STATUS_SPLIT and res.kind != "Namespace":
+        # A main-resource write never changes status (status has its own endpoint).
+        if "status" in old:
+            new["status"] = jsoncodec.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    elif res.kind == "Namespace":
+        new["status"] = jsoncodec.deepcopy(old.get("status", {}))
+    return new
+
+
+def _keep_allocated_cluster_ips(new: Obj, old: Obj) -> None:
+    """A replace that omits clusterIP keeps the allocated one (kube-apiserver's patchAllocatedValues)."""
+    new_spec = new.get("spec")
+    old_spec = old.get("spec") or {}
+    if not isinstance(new_spec, dict) or new_spec.get("type") == "ExternalName":
+        return
+    if not new_spec.get("clusterIP") and old_spec.get("clusterIP"):
+        new_spec["clusterIP"] = old_spec["clusterIP"]
+        if old_spec.get("clusterIPs") and not new_spec.get("clusterIPs"):
+            new_spec["clusterIPs"] = list(old_spec["clusterIPs"])
+
+
+def deletion_finalizers(md: Obj, policy: str | None) -> list[str]:
+    """The finalizers a delete leaves on the object: its own plus the propagation policy's."""
+    finalizers = list(md.get("finalizers") or [])
+    if policy is None:
+        # kube-apiserver's default for these kinds (DefaultGarbageCollectionPolicy) is Background.
+        policy = "Background"
+    if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+        finalizers.append("foregroundDeletion")
+    elif policy == "Orphan" and "orphan" not in finalizers:
+        finalizers.append("orphan")
+    return finalizers
+
+
+def graceful_seconds(res: Resource, obj: Obj, grace_period_seconds: int | None) -> int:
+    """Only pods bound to a node are deleted gracefully (the node's agent finishes the delete)."""
+    if res.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
+        return 0
+    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    if grace_period_seconds is not None:
+        return max(0, grace_period_seconds)
+    return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+
+
+def binding_node(name: str, binding: Obj) -> str:
+    """The node a pods/binding body names, as BindingREST validates it."""
+    target = binding.get("target") if isinstance(binding, dict) else None
+    node = (target or {}).get("name") if isinstance(target, dict) else None
+    if not node:
+        raise errors.invalid("Binding", name, [Cause("target.name", "Required value", "FieldValueRequired")])
+    if (target or {}).get("kind") not in (None, "", "Node"):
+        raise errors.invalid("Binding", name, [Cause(
+            "target.kind", f'Unsupported value: "{target.get("kind")}": supported values: "Node"',
+            "FieldValueNotSupported")])
+    return node
+
+
+def same_content(old: Obj, new: Obj) -> bool:
+    """Equal but for resourceVersion and managedFields timestamps."""
+    return _without_volatile_meta(old) == _without_volatile_meta(new)
+
+
+def _without_volatile_meta(obj: Obj) -> Obj:
+    """obj without metadata.resourceVersion and managedFields times, sharing everything else
+    (it is only compared): copying whole objects twice per write was most of this check."""
+    md = obj.get("metadata")
+    if not md:
+        return obj
+    entries = md.get("managedFields") if isinstance(md, dict) else None
+    if not isinstance(md, dict) or (entries and not (isinstance(entries, list)
+                                                     and all(isinstance(e, dict) for e in entries))):
+        # malformed metadata: keep the copying version's behaviour, errors included
+        out = copy.deepcopy(obj)
+        out_md = out.get("metadata") or {}
+        out_md.pop("resourceVersion", None)
+        for entry in out_md.get("managedFields") or []:
+            entry.pop("time", None)
+        return out
+    out_md = {k: v for k, v in md.items() if k != "resourceVersion"}
+    if entries:
+        out_md["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in entries]
+    return {**obj, "metadata": out_md}
