@@ -1,7 +1,7 @@
 """Fakes of the proxy's kernel adapters, for tests that run without root.
 
 FakeIptables implements svcnet.proxy.iptables.apply.IptablesBackend over
-svcnet.testing.iptables_model.IptablesModel, one model per IP family, so what
+svcnet.proxy.iptables.ruleset.IptablesModel, one model per IP family, so what
 the syncer applies is parsed as iptables-restore would parse it (a bad rule
 fails the whole restore and changes nothing), chains must exist to be jumped
 to, and packets can be traced through the result. Tests can make restores fail,
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from svcnet.proxy.conntrack import ConntrackEntry, ConntrackFilter
 from svcnet.proxy.iptables.apply import RestoreFailed, RestoreRecord
 from svcnet.proxy.model import IPV4, IPV6
-from svcnet.testing.iptables_model import BUILTIN_CHAINS, Chain, IptablesModel, RestoreError
+from svcnet.proxy.iptables.ruleset import BUILTIN_CHAINS, Chain, IptablesModel, RestoreError
 
 
 def _quote(token: str) -> str:

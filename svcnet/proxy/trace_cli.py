@@ -14,7 +14,8 @@ import sys
 
 from svcnet.proxy import render_cli
 from svcnet.proxy.iptables.render import jump_rules_restore_text
-from svcnet.testing.iptables_model import IptablesModel, Outcome, Packet, trace
+from svcnet.proxy.iptables.ruleset import IptablesModel
+from svcnet.proxy.iptables.tracer import Outcome, Packet, trace
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_fr
 from svcnet.proxy.fake import FakeIptables
 from svcnet.proxy.metrics import parse_samples
 from svcnet.proxy.syncer import ProxySettings
-from svcnet.testing.iptables_model import Packet, reached, trace
+from svcnet.proxy.iptables.tracer import Packet, reached, trace
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
 
 # --- flags -------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from svcnet.proxy.syncer import (
     SyncSchedule,
     default_families,
 )
-from svcnet.testing.iptables_model import Packet, reached, trace
+from svcnet.proxy.iptables.tracer import Packet, reached, trace
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
 
 NODE_IP = "192.168.0.106"
