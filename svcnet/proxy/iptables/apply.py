@@ -35,7 +35,7 @@ from typing import Protocol
 
 from svcnet.kernel.iptables import MODE_NFT, NetnsIptables, RestoreFailed
 from svcnet.proxy.iptables import names
-from svcnet.proxy.iptables.render import jump_rules
+from svcnet.proxy.iptables.jumps import jump_rules
 from svcnet.proxy.model import IPV4, IPV6
 
 log = logging.getLogger("svcnet.proxy.apply")
