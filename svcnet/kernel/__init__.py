@@ -7,7 +7,7 @@ namespace it acts in; there is deliberately no way to address the host
 namespace, so nothing built on this interface can change the host's network.
 
 Backends: `svcnet.kernel.links.LinuxNetworkKernel` (netlink via pyroute2) and
-`svcnet.kernel.fake.FakeNetworkKernel` (an in-memory model for pure tests).
+`svcnet.testing.links.FakeNetworkKernel` (an in-memory model for pure tests).
 Calls are synchronous and may block briefly; asyncio callers use
 `asyncio.to_thread`.
 """
