@@ -144,10 +144,10 @@ def with_whole_table_cache(text: str, table_rules: Callable[[str, int], int]) ->
 
 @dataclass(frozen=True)
 class RestoreRecord:
-    """One restore as the adapter ran it (for logs, tests and the benchmark)."""
+    """One restore as the applier (or the fake) ran it: for logs, tests and the benchmark."""
 
     family: str
-    text: str  # the input as rendered (without the `-S` the adapter may add for iptables-nft)
+    text: str  # the input as rendered (without the `-S` the applier may add for iptables-nft)
     ok: bool
     seconds: float
     error: str = ""
