@@ -41,9 +41,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from svcnet.kernel.iptables import NetnsIptables  # noqa: E402
 from svcnet.kernel.netns import create_netns, delete_netns  # noqa: E402
 from svcnet.proxy.changes import ChangeTracker  # noqa: E402
-from svcnet.proxy.iptables.apply import NetnsIptables  # noqa: E402
+from svcnet.proxy.iptables.apply import IptablesApplier  # noqa: E402
 from svcnet.proxy.syncer import ProxySettings, RuleSyncer  # noqa: E402
 
 TARGET_PARTIAL_MS = 100.0
@@ -74,7 +75,7 @@ def service_objects(count: int, endpoints: int) -> tuple[list[dict[str, Any]], l
 
 
 def run_size(netns: str, count: int, endpoints: int, partials: int, mode: str | None) -> dict[str, Any]:
-    backend = NetnsIptables(netns, mode=mode)
+    backend = IptablesApplier(NetnsIptables(netns, mode=mode))
     tracker = ChangeTracker("node-1")
     syncer = RuleSyncer(tracker, backend, ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",),
                                                         node_ips=("192.168.0.106",)))

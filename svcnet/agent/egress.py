@@ -51,7 +51,7 @@ def egress_rules(plan: TopologyPlan, node: NodePlan) -> list[EgressRules]:
 
 def apply_egress(plan: TopologyPlan) -> None:
     """Write every node's egress rules inside its own namespace (idempotent)."""
-    from svcnet.proxy.iptables.apply import NetnsIptables
+    from svcnet.kernel.iptables import NetnsIptables
 
     for node in plan.nodes:
         backend = NetnsIptables(node.namespace)

@@ -7,9 +7,14 @@ namespace it acts in; there is deliberately no way to address the host
 namespace, so nothing built on this interface can change the host's network.
 
 Backends: `svcnet.kernel.links.LinuxNetworkKernel` (netlink via pyroute2) and
-`svcnet.kernel.fake.FakeNetworkKernel` (an in-memory model for pure tests).
+`svcnet.testing.links.FakeNetworkKernel` (an in-memory model for pure tests).
 Calls are synchronous and may block briefly; asyncio callers use
 `asyncio.to_thread`.
+
+The other adapters, each with its fake in svcnet.testing under the same name:
+`exec` (run a command inside a namespace), `iptables` (the iptables binaries
+there) and `conntrack` (the conntrack tool). They run things and report what
+happened; what to write and what it means is decided by their callers.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stale UDP conntrack entries: find them (pure) and delete them with the `conntrack` tool in the node.
+"""Stale UDP conntrack entries: find them (pure) and delete them through the node's conntrack table.
 
 UDP has no connection to close: once a client's flow to a Service is in the
 conntrack table, its packets keep going to the endpoint chosen first, even
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from svcnet.proxy.iptables.apply import CommandResult, CommandRunner, IptablesError
+from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.proxy.model import IPV6, EndpointInfo, ServicePortInfo, ServicePortName
 
 log = logging.getLogger("svcnet.proxy.conntrack")
@@ -88,8 +88,8 @@ class ConntrackFilter:
     protocol: str = "udp"
 
     def args(self, family: str) -> list[str]:
-        """`conntrack -D` arguments for this filter."""
-        argv = ["-D", "-f", "ipv6" if family == IPV6 else "ipv4", "-p", self.protocol]
+        """The arguments that select this filter's entries (after `conntrack -D`)."""
+        argv = [*_family_args(family), "-p", self.protocol]
         if self.orig_dst is not None:
             argv += ["--orig-dst", self.orig_dst]
         if self.orig_dport is not None:
@@ -129,41 +129,32 @@ def stale_udp_filters(
 
 
 class Conntrack(Protocol):
-    """The conntrack table of one node namespace."""
+    """The conntrack table of one node namespace: the seam between the proxy and the kernel.
+
+    The proxy's side is `clean_stale_entries` (and the syncer that calls it);
+    the other side is `ConntrackTable` over svcnet.kernel.conntrack.ConntrackTool
+    in a node, svcnet.testing.conntrack.FakeConntrack in tests.
+    """
 
     def list_entries(self, family: str, protocol: str = "udp") -> list[ConntrackEntry]: ...
     def delete(self, family: str, flt: ConntrackFilter) -> int: ...
 
 
-class ConntrackTool:
-    """The `conntrack` command (conntrack-tools), run by a CommandRunner inside the node namespace."""
+class ConntrackTable:
+    """The proxy's `Conntrack` over the kernel adapter: builds the tool's arguments, parses its listing."""
 
-    def __init__(self, runner: CommandRunner) -> None:
-        self.runner = runner
-
-    def _run(self, argv: list[str]) -> CommandResult:
-        try:
-            return self.runner(argv)
-        except IptablesError as exc:  # the tool is not installed
-            raise OSError(str(exc)) from None
+    def __init__(self, tool: ConntrackTool) -> None:
+        self.tool = tool
 
     def list_entries(self, family: str, protocol: str = "udp") -> list[ConntrackEntry]:
-        result = self._run(["conntrack", "-L", "-f", "ipv6" if family == IPV6 else "ipv4", "-p", protocol])
-        if result.returncode != 0:
-            raise OSError(f"conntrack -L failed: {result.stderr.strip()}")
-        return parse_conntrack_list(result.stdout)
+        return parse_conntrack_list(self.tool.list([*_family_args(family), "-p", protocol]))
 
     def delete(self, family: str, flt: ConntrackFilter) -> int:
-        result = self._run(["conntrack", *flt.args(family)])
-        # Exit status 1 with "0 flow entries have been deleted" only means it was already gone.
-        for line in result.stderr.splitlines():
-            words = line.split()
-            if "deleted." in words and words[-6:-5]:
-                try:
-                    return int(words[-6])
-                except ValueError:
-                    break
-        return 0
+        return self.tool.delete(flt.args(family))
+
+
+def _family_args(family: str) -> list[str]:
+    return ["-f", "ipv6" if family == IPV6 else "ipv4"]
 
 
 def clean_stale_entries(

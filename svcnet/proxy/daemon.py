@@ -43,10 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.kernel import KernelError
+from svcnet.kernel.conntrack import ConntrackTool
+from svcnet.kernel.iptables import IptablesError, NetnsIptables
 from svcnet.proxy import render_cli
 from svcnet.proxy.changes import ChangeTracker
-from svcnet.proxy.conntrack import Conntrack, ConntrackTool
-from svcnet.proxy.iptables.apply import IptablesBackend, IptablesError, NetnsIptables, cleanup
+from svcnet.proxy.conntrack import Conntrack, ConntrackTable
+from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
 from svcnet.proxy.metrics import (
     METRICS_CONTENT_TYPE,
     HealthAnswer,
@@ -506,11 +508,12 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
         if not Path(netns_path(cfg.netns)).exists():
             log.error("network namespace %s does not exist", cfg.netns)
             return 1
-        backend = NetnsIptables(cfg.netns)
-        conntrack = ConntrackTool(backend.runner)
-        log.info("iptables %s backend (%s) in %s; --random-fully %s", backend.mode,
-                 ".".join(map(str, backend.version.version)), cfg.netns,
-                 "supported" if backend.random_fully else "not supported")
+        iptables = NetnsIptables(cfg.netns)
+        backend = IptablesApplier(iptables)
+        conntrack = ConntrackTable(ConntrackTool(iptables.runner))
+        log.info("iptables %s backend (%s) in %s; --random-fully %s", iptables.mode,
+                 ".".join(map(str, iptables.version.version)), cfg.netns,
+                 "supported" if iptables.random_fully else "not supported")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -551,7 +554,7 @@ def run_cleanup(netns: str, backend: IptablesBackend | None = None,
             print(f"svcnet proxy cleanup: network namespace {netns} does not exist; nothing to clean",
                   file=sys.stderr)
             return 0
-        backend = NetnsIptables(netns)
+        backend = IptablesApplier(NetnsIptables(netns))
     removed = cleanup(backend, families)
     count = sum(len(chains) for chains in removed.values())
     print(f"svcnet proxy cleanup: removed {count} chain(s) from {netns}")

@@ -35,12 +35,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from svcnet.kernel.iptables import IptablesError, RestoreFailed
 from svcnet.proxy.changes import ChangeTracker, SyncInput
 from svcnet.proxy.conntrack import Conntrack, ConntrackFilter, clean_stale_entries
 from svcnet.proxy.iptables.apply import (
     IptablesBackend,
-    IptablesError,
-    RestoreFailed,
     canary_present,
     ensure_canary,
     ensure_jump_rules,

@@ -13,8 +13,9 @@ import ipaddress
 import sys
 
 from svcnet.proxy import render_cli
-from svcnet.proxy.iptables.render import jump_rules_restore_text
-from svcnet.testing.iptables_model import IptablesModel, Outcome, Packet, trace
+from svcnet.proxy.iptables.jumps import jump_rules_restore_text
+from svcnet.proxy.iptables.ruleset import IptablesModel
+from svcnet.proxy.iptables.tracer import Outcome, Packet, trace
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,1 +1,4 @@
-"""Fakes and models for tests: realistic stand-ins for the kernel and the network."""
+"""Fakes for tests, one per edge: they stand where a kernel adapter (or the API) stands in a node.
+
+Imported by tests only, never by product code.
+"""

@@ -1,20 +1,13 @@
-"""The iptables kernel adapter: restore, save, ensure jumps, canary and cleanup inside one node namespace.
+"""How rendered rules reach iptables in a node: the proxy's side of the iptables seam.
 
-Everything here acts inside the node's own network namespace and nowhere else:
-commands run on a short-lived thread that has joined that namespace (checked
-before every exec), so the processes they start are born in it. There is no
-way to name the host namespace.
-
-The adapter (`IptablesBackend`) is small: restore an iptables-restore input,
-read iptables-save, and the `-N` / `-C` / `-I` / `-D` / `-S` calls kube-proxy
-makes outside the restore. The policy on top of it (which jumps to ensure, the
-canary, what cleanup removes) is written once, as functions over that
-interface, so it runs unchanged against the fake in svcnet.proxy.fake.
-
-Backend detection: `iptables --version` in the namespace says "(nf_tables)" or
-"(legacy)"; every later call uses the matching `iptables-nft*` or
-`iptables-legacy*` binaries when they exist, so one proxy never mixes the two.
---random-fully needs iptables 1.6.2 or later, as kube-proxy checks.
+`IptablesBackend` is the seam: what the proxy needs of iptables in one node
+namespace (restore an iptables-restore input, read iptables-save, and the
+`-N` / `-C` / `-I` / `-D` / `-S` calls kube-proxy makes outside the restore).
+On the proxy's side of it sit the syncer and the policy written here once, as
+functions over that interface (which jumps to ensure, the canary, what cleanup
+removes). On the other side: in a node, `IptablesApplier` over the kernel
+adapter svcnet.kernel.iptables.NetnsIptables (which runs the binaries and
+decides nothing); in tests, svcnet.testing.iptables.FakeIptables.
 
 iptables-nft's chain-by-chain cache (1.8.5 and later) costs a restore that
 names n chains in m lines about m*n/2 string compares: with --noflush it
@@ -24,41 +17,34 @@ kernel for those chains one request each. A full sync at 1,000 Services x 10
 endpoints names 11,000 chains in 43,000 lines: 4-8 s, and 2,000 Services
 take 15-60 s. One command that names no chain switches it to fetching the
 whole table in one dump. `-S` (print the table's rules: read-only) is such a
-command; its cost is a dump of the table, so `restore` prepends it to a block
-only when `wants_whole_table_cache` says the chain-by-chain way would cost
-more (full syncs: yes; a one-service partial sync: no). The rules applied are
-the same either way. iptables-legacy and older iptables-nft are left as they are.
+command; its cost is a dump of the table, so `IptablesApplier.restore` prepends
+it to a block only when `wants_whole_table_cache` says the chain-by-chain way
+would cost more (full syncs: yes; a one-service partial sync: no). The rules
+applied are the same either way. iptables-legacy and older iptables-nft are
+left as they are.
 """
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from svcnet.kernel import KernelError, check_namespace_name
-from svcnet.kernel.netns import netns_path, run_in_netns
+from svcnet.kernel.iptables import MODE_NFT, NetnsIptables, RestoreFailed
 from svcnet.proxy.iptables import names
-from svcnet.proxy.iptables.render import jump_rules
+from svcnet.proxy.iptables.jumps import jump_rules
 from svcnet.proxy.model import IPV4, IPV6
 
 log = logging.getLogger("svcnet.proxy.apply")
 
-MODE_NFT = "nft"
-MODE_LEGACY = "legacy"
 # kube-proxy creates its canary in these tables; if one vanishes, someone flushed iptables.
 CANARY_TABLES = ("mangle", "nat", "filter")
 # Tables cleanup looks in for KUBE-* chains.
 CLEANUP_TABLES = ("mangle", "nat", "filter")
 OWNED_CHAIN_PREFIX = "KUBE-"
-RANDOM_FULLY_MIN_VERSION = (1, 6, 2)
-WAIT_SECONDS = "5"  # the xtables lock (legacy); nft ignores it
 # iptables-nft from this version on fetches only the chains a restore names (see the module docstring).
 NFT_CHAIN_LIST_CACHE_MIN_VERSION = (1, 8, 5)
 # A command naming no chain: iptables-nft then fetches the whole table at once. Read-only.
@@ -68,118 +54,6 @@ WHOLE_TABLE_CACHE_COMMAND = "-S"
 LIST_STEPS_PER_DUMPED_RULE = 400
 # Below this many list steps (~20 ms) the chain-by-chain way is never worth replacing.
 MIN_LIST_STEPS = 1_000_000
-
-
-class IptablesError(Exception):
-    """An iptables command failed; the message has the command and what it printed."""
-
-
-class RestoreFailed(IptablesError):
-    """iptables-restore rejected the input; nothing of it was applied."""
-
-    def __init__(self, family: str, message: str, line_number: int | None = None, line: str = "") -> None:
-        where = f" at line {line_number}: {line}" if line_number else ""
-        super().__init__(f"{family} iptables-restore failed{where}: {message}")
-        self.family = family
-        self.line_number = line_number
-        self.line = line
-
-
-# --- running commands in the namespace ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class CommandRunner(Protocol):
-    def __call__(self, argv: Sequence[str], input: str | None = None, timeout: float = 120.0,
-                 ) -> CommandResult: ...
-
-
-class NetnsRunner:
-    """Runs commands inside one named network namespace (never the host's)."""
-
-    def __init__(self, netns: str) -> None:
-        self.netns = check_namespace_name(netns)
-
-    def __call__(self, argv: Sequence[str], input: str | None = None, timeout: float = 120.0,
-                 ) -> CommandResult:
-        return run_in_netns(self.netns, self._run_here, tuple(argv), input, timeout)
-
-    def _run_here(self, argv: tuple[str, ...], input: str | None, timeout: float) -> CommandResult:
-        # A child process is born in its parent thread's namespace; make sure that is the node's.
-        here = os.stat("/proc/thread-self/ns/net")
-        target = os.stat(netns_path(self.netns))
-        if (here.st_dev, here.st_ino) != (target.st_dev, target.st_ino):
-            raise KernelError(f"refusing to run {argv[0]}: not inside network namespace {self.netns}")
-        try:
-            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
-        except FileNotFoundError:
-            raise IptablesError(f"{argv[0]}: command not found (install iptables / conntrack)") from None
-        return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
-
-
-# --- version and backend detection (pure parsing) -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class IptablesVersion:
-    version: tuple[int, int, int]
-    mode: str  # "nft" or "legacy"
-
-    @property
-    def random_fully(self) -> bool:
-        return self.version >= RANDOM_FULLY_MIN_VERSION
-
-
-_VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?(?:\s+\((nf_tables|legacy)\))?")
-
-
-def parse_iptables_version(text: str) -> IptablesVersion:
-    """From `iptables --version` output ("iptables v1.8.9 (nf_tables)"); no mode word means legacy."""
-    match = _VERSION.search(text)
-    if match is None:
-        raise IptablesError(f"cannot read the iptables version from {text.strip()!r}")
-    major, minor, patch, mode = match.groups()
-    return IptablesVersion((int(major), int(minor), int(patch or 0)),
-                           MODE_NFT if mode == "nf_tables" else MODE_LEGACY)
-
-
-@dataclass(frozen=True)
-class Binaries:
-    iptables: str
-    restore: str
-    save: str
-
-
-def binaries_for(family: str, mode: str, available: Iterable[str] | None = None) -> Binaries:
-    """The commands for one family and backend: `iptables-nft-restore` etc. when they exist, else plain."""
-    base = "ip6tables" if family == IPV6 else "iptables"
-    have = set(available) if available is not None else None
-
-    def exists(name: str) -> bool:
-        return name in have if have is not None else shutil.which(name) is not None
-
-    if exists(f"{base}-{mode}"):
-        return Binaries(f"{base}-{mode}", f"{base}-{mode}-restore", f"{base}-{mode}-save")
-    return Binaries(base, f"{base}-restore", f"{base}-save")
-
-
-_ERROR_LINE = re.compile(r"(?:Error occurred at line|line):?\s*(\d+)")
-
-
-def restore_error(family: str, text: str, stderr: str) -> RestoreFailed:
-    """A RestoreFailed naming the input line iptables-restore complained about."""
-    match = _ERROR_LINE.search(stderr)
-    number = int(match.group(1)) if match else None
-    lines = text.splitlines()
-    line = lines[number - 1] if number and 0 < number <= len(lines) else ""
-    message = " ".join(part.strip() for part in stderr.strip().splitlines()[:2] if part.strip())
-    return RestoreFailed(family, message or "exit status non-zero", number, line)
 
 
 # --- iptables-nft's chain cache (pure) ---------------------------------------------------------------------
@@ -270,10 +144,10 @@ def with_whole_table_cache(text: str, table_rules: Callable[[str, int], int]) ->
 
 @dataclass(frozen=True)
 class RestoreRecord:
-    """One restore as the adapter ran it (for logs, tests and the benchmark)."""
+    """One restore as the applier (or the fake) ran it: for logs, tests and the benchmark."""
 
     family: str
-    text: str  # the input as rendered (without the `-S` the adapter may add for iptables-nft)
+    text: str  # the input as rendered (without the `-S` the applier may add for iptables-nft)
     ok: bool
     seconds: float
     error: str = ""
@@ -281,7 +155,7 @@ class RestoreRecord:
 
 
 class IptablesBackend(Protocol):
-    """What the proxy needs of iptables in one node namespace."""
+    """What the proxy needs of iptables in one node namespace (the seam: see the module docstring)."""
 
     mode: str
     random_fully: bool
@@ -294,52 +168,46 @@ class IptablesBackend(Protocol):
     def chain_exists(self, family: str, table: str, chain: str) -> bool: ...
 
 
-class NetnsIptables:
-    """iptables in a node's network namespace, through the backend `iptables --version` reports there."""
+class IptablesApplier:
+    """The proxy's IptablesBackend in a node: the kernel adapter, plus the whole-table cache and a history.
 
-    def __init__(self, netns: str, *, runner: CommandRunner | None = None, mode: str | None = None,
-                 history_size: int = 16) -> None:
-        self.netns = check_namespace_name(netns)
-        self.runner: CommandRunner = runner or NetnsRunner(netns)
-        result = self.runner(["iptables", "--version"])
-        if result.returncode != 0:
-            raise IptablesError(f"iptables --version in {netns} failed: {result.stderr.strip()}")
-        self.version = parse_iptables_version(result.stdout + result.stderr)
-        self.mode = mode or self.version.mode
-        self.random_fully = self.version.random_fully
-        self._binaries = {family: binaries_for(family, self.mode) for family in (IPV4, IPV6)}
+    Every call goes to the adapter; a restore is first given `-S` in the blocks
+    where `with_whole_table_cache` says it pays (iptables-nft 1.8.5 and later
+    only), and each one is recorded in `history` (for `-v` logs and the benchmark).
+    """
+
+    def __init__(self, iptables: NetnsIptables, *, history_size: int = 16) -> None:
+        self.iptables = iptables
+        self.mode = iptables.mode
+        self.random_fully = iptables.random_fully
         self.history: deque[RestoreRecord] = deque(maxlen=history_size)
         # Only iptables-nft with the chain-by-chain cache needs the whole-table switch.
         self.whole_table_cache = (self.mode == MODE_NFT
-                                  and self.version.version >= NFT_CHAIN_LIST_CACHE_MIN_VERSION)
+                                  and iptables.version.version >= NFT_CHAIN_LIST_CACHE_MIN_VERSION)
         self._table_rules: dict[tuple[str, str], int] = {}  # (family, table) -> rules there, last known
 
     def __repr__(self) -> str:
-        return f"NetnsIptables({self.netns!r}, mode={self.mode!r})"
-
-    def _iptables(self, family: str, table: str, *args: str) -> CommandResult:
-        binary = self._binaries[family].iptables
-        return self.runner([binary, "-w", WAIT_SECONDS, "-t", table, *args])
+        return f"IptablesApplier({self.iptables!r})"
 
     def restore(self, family: str, text: str) -> None:
-        argv = [self._binaries[family].restore, "--noflush", "-w", WAIT_SECONDS]
         sent, whole = text, ()
         if self.whole_table_cache:
             sent, whole = with_whole_table_cache(
                 text, lambda table, rules: self._table_rules.get((family, table), rules))
         started = time.perf_counter()
-        result = self.runner(argv, input=sent)
-        seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            error = restore_error(family, sent, result.stderr)
+        try:
+            printed = self.iptables.restore(family, sent)
+        except RestoreFailed as error:
+            seconds = time.perf_counter() - started
             self.history.append(RestoreRecord(family, text, False, seconds, str(error), whole))
             log.debug("iptables-restore input (%s, failed):\n--- restore input begin ---\n%s"
                       "--- restore input end ---", family, sent)
-            raise error
+            raise
+        seconds = time.perf_counter() - started
         self.history.append(RestoreRecord(family, text, True, seconds, whole_table_cache=whole))
         if whole:
             # `-S` printed the tables as they were; with what was written that bounds their size now.
-            listed = result.stdout.count("\n-A ") + result.stdout.startswith("-A ")
+            listed = printed.count("\n-A ") + printed.startswith("-A ")
             for block in restore_blocks(text.splitlines()):
                 if block.table in whole:
                     self._table_rules[(family, block.table)] = max(block.rules, listed)
@@ -349,38 +217,22 @@ class NetnsIptables:
                       ", whole-table cache" if whole else "", sent)
 
     def save(self, family: str, table: str | None = None) -> str:
-        argv = [self._binaries[family].save] + (["-t", table] if table else [])
-        result = self.runner(argv)
-        if result.returncode != 0:
-            raise IptablesError(f"{' '.join(argv)} in {self.netns}: {result.stderr.strip()}")
-        return result.stdout
+        return self.iptables.save(family, table)
 
     def chain_exists(self, family: str, table: str, chain: str) -> bool:
-        return self._iptables(family, table, "-S", chain).returncode == 0
+        return self.iptables.chain_exists(family, table, chain)
 
     def ensure_chain(self, family: str, table: str, chain: str) -> bool:
-        result = self._iptables(family, table, "-N", chain)
-        if result.returncode == 0:
-            return True
-        if self.chain_exists(family, table, chain):
-            return False
-        raise IptablesError(f"cannot create chain {chain} in {family} {table}: {result.stderr.strip()}")
+        return self.iptables.ensure_chain(family, table, chain)
 
     def ensure_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool:
-        """Prepend the rule unless `-C` finds it: True if it was missing."""
-        if self._iptables(family, table, "-C", chain, *args).returncode == 0:
-            return False
-        result = self._iptables(family, table, "-I", chain, *args)
-        if result.returncode != 0:
-            raise IptablesError(f"cannot insert into {family} {table} {chain} {' '.join(args)}: "
-                                f"{result.stderr.strip()}")
-        return True
+        return self.iptables.ensure_rule(family, table, chain, args)
 
     def delete_rule(self, family: str, table: str, chain: str, args: Sequence[str]) -> bool:
-        return self._iptables(family, table, "-D", chain, *args).returncode == 0
+        return self.iptables.delete_rule(family, table, chain, args)
 
 
-# --- policy over the interface (shared by the real adapter and the fake) ----------------------------------------
+# --- policy over the interface (the same against the applier and the fake) ----------------------------------------
 
 def ensure_jump_rules(backend: IptablesBackend, family: str) -> tuple[str, ...]:
     """Ensure each jump from a built-in chain (and its target chain), as kube-proxy does on full syncs.

@@ -14,6 +14,10 @@ import hashlib
 
 from svcnet.proxy.model import EndpointInfo, ServicePortName
 
+# Tables.
+TABLE_FILTER = "filter"
+TABLE_NAT = "nat"
+
 # Top-level chains.
 KUBE_SERVICES = "KUBE-SERVICES"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"

@@ -26,21 +26,17 @@ Per-service rules can be kept between syncs in a RenderCache.
 
 The jump rules from the built-in chains (PREROUTING -> KUBE-SERVICES, ...) are
 not part of the restore input: kube-proxy ensures them one by one on full
-syncs, so other programs' rules in those chains survive. jump_rules() lists them.
+syncs, so other programs' rules in those chains survive (svcnet.proxy.iptables.jumps).
 """
 from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import IPV6, EndpointInfo
 from svcnet.proxy.plan import Plan, ServicePortPlan
-
-TABLE_FILTER = "filter"
-TABLE_NAT = "nat"
 
 FILTER_TOP_CHAINS = (names.KUBE_SERVICES, names.KUBE_EXTERNAL_SERVICES, names.KUBE_FORWARD,
                      names.KUBE_NODEPORTS, names.KUBE_PROXY_FIREWALL)
@@ -51,77 +47,6 @@ NFACCT_INVALID_DROPPED = "ct_state_invalid_dropped_pkts"
 NFACCT_LOCALHOST_NODEPORTS = "localhost_nps_accepted_pkts"
 
 NODEPORTS_LAST_COMMENT = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
-
-
-# --- jump rules in the built-in chains --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JumpRule:
-    """A rule kube-proxy ensures (prepends if missing) in a built-in chain."""
-
-    table: str
-    chain: str  # built-in chain: INPUT, FORWARD, OUTPUT, PREROUTING, POSTROUTING
-    target: str  # the svcnet chain it jumps to
-    comment: str = ""
-    extra: tuple[str, ...] = ()
-
-    def args(self) -> tuple[str, ...]:
-        """The rule as iptables arguments (for `iptables -t T -C/-I CHAIN ARGS...`)."""
-        comment = ("-m", "comment", "--comment", self.comment) if self.comment else ()
-        return (*self.extra, *comment, "-j", self.target)
-
-    def restore_args(self) -> str:
-        """The same arguments quoted for iptables-restore input."""
-        return " ".join(f'"{a}"' if " " in a else a for a in self.args())
-
-
-_CT_NEW = ("-m", "conntrack", "--ctstate", "NEW")
-_PORTALS = "kubernetes service portals"
-_EXTERNAL_PORTALS = "kubernetes externally-visible service portals"
-_LB_FIREWALL = "kubernetes load balancer firewall"
-
-_JUMP_RULES = (
-    JumpRule(TABLE_FILTER, "INPUT", names.KUBE_EXTERNAL_SERVICES, _EXTERNAL_PORTALS, _CT_NEW),
-    JumpRule(TABLE_FILTER, "FORWARD", names.KUBE_EXTERNAL_SERVICES, _EXTERNAL_PORTALS, _CT_NEW),
-    JumpRule(TABLE_FILTER, "INPUT", names.KUBE_NODEPORTS, "kubernetes health check service ports"),
-    JumpRule(TABLE_FILTER, "FORWARD", names.KUBE_SERVICES, _PORTALS, _CT_NEW),
-    JumpRule(TABLE_FILTER, "OUTPUT", names.KUBE_SERVICES, _PORTALS, _CT_NEW),
-    JumpRule(TABLE_FILTER, "FORWARD", names.KUBE_FORWARD, "kubernetes forwarding rules"),
-    JumpRule(TABLE_FILTER, "INPUT", names.KUBE_PROXY_FIREWALL, _LB_FIREWALL, _CT_NEW),
-    JumpRule(TABLE_FILTER, "OUTPUT", names.KUBE_PROXY_FIREWALL, _LB_FIREWALL, _CT_NEW),
-    JumpRule(TABLE_FILTER, "FORWARD", names.KUBE_PROXY_FIREWALL, _LB_FIREWALL, _CT_NEW),
-    JumpRule(TABLE_NAT, "OUTPUT", names.KUBE_SERVICES, _PORTALS),
-    JumpRule(TABLE_NAT, "PREROUTING", names.KUBE_SERVICES, _PORTALS),
-    JumpRule(TABLE_NAT, "POSTROUTING", names.KUBE_POSTROUTING, "kubernetes postrouting rules"),
-    # kubelet's own chain; kube-proxy ensures it too but never deletes it.
-    JumpRule(TABLE_FILTER, "INPUT", names.KUBE_FIREWALL),
-    JumpRule(TABLE_FILTER, "OUTPUT", names.KUBE_FIREWALL),
-)
-
-
-def jump_rules() -> tuple[JumpRule, ...]:
-    """The jumps to ensure, in kube-proxy's order; each is prepended, so the last ends up first."""
-    return _JUMP_RULES
-
-
-def jump_rules_restore_text(rules: Iterable[JumpRule] = _JUMP_RULES) -> str:
-    """The jumps and their target chains as iptables-restore input (for a fresh table or a model).
-
-    Declaring a chain flushes it, so this is for setting up before the first sync;
-    a live proxy ensures chains and jumps with `iptables -N` / `-C` / `-I` instead.
-    """
-    lines: list[str] = []
-    rules = list(rules)
-    for table in (TABLE_FILTER, TABLE_NAT):
-        in_table = [r for r in rules if r.table == table]
-        if not in_table:
-            continue
-        lines.append(f"*{table}")
-        for target in dict.fromkeys(r.target for r in in_table):
-            lines.append(f":{target} - [0:0]")
-        lines.extend(f"-I {r.chain} 1 {r.restore_args()}" for r in in_table)
-        lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
 
 
 # --- rendered output ----------------------------------------------------------------------------------------
@@ -285,139 +210,174 @@ def _write_endpoint_dispatch(plan: Plan, sp: ServicePortPlan, chain: str,
         out.append(f"-A {chain}{comment}{statistic} -j {sep}")
 
 
+@dataclass(frozen=True)
+class _ServiceNames:
+    """The chain names and match text one service port's rules share."""
+
+    match_proto: str  # "-m tcp -p tcp"
+    vip: str  # "-d CLUSTER-IP --dport PORT"
+    svc: str  # KUBE-SVC: dispatch to every endpoint
+    svl: str  # KUBE-SVL: dispatch to this node's endpoints
+    ext: str  # KUBE-EXT: traffic from outside
+    fw: str  # KUBE-FW: loadBalancerSourceRanges
+    internal: str  # the chain cluster-IP traffic goes to (SVC or SVL)
+    external_policy: str  # the chain KUBE-EXT ends in (SVC or SVL)
+    lb: str  # the chain load balancer IPs go to (FW or EXT)
+    block_comment: str  # why traffic is rejected or dropped
+
+    @classmethod
+    def of(cls, sp: ServicePortPlan) -> _ServiceNames:
+        name = sp.name
+        proto = sp.info.protocol.lower()
+        svc, svl = names.cluster_policy_chain(name), names.local_policy_chain(name)
+        ext, fw = names.external_chain(name), names.firewall_chain(name)
+        return cls(
+            match_proto=f"-m {proto} -p {proto}",
+            vip=f"-d {sp.info.cluster_ip} --dport {sp.info.port}",
+            svc=svc, svl=svl, ext=ext, fw=fw,
+            internal=svl if sp.internal_policy_local else svc,
+            external_policy=svl if sp.external_policy_local else svc,
+            lb=fw if sp.uses_firewall else ext,
+            block_comment=f'"{name} has no endpoints"' if not sp.has_endpoints else f'"{name} has no local endpoints"',
+        )
+
+
 def _render_service(plan: Plan, sp: ServicePortPlan, buf: _Buffers) -> None:
     """Write one service port's rules into the buffers."""
+    chains = _ServiceNames.of(sp)
+    _write_frontends(plan, sp, chains, buf)
+    _write_service_chains(plan, sp, chains, buf)
+
+
+def _write_frontends(plan: Plan, sp: ServicePortPlan, n: _ServiceNames, buf: _Buffers) -> None:
+    """Where traffic enters: the service's rules in KUBE-SERVICES / KUBE-NODEPORTS and in the filter table."""
     info = sp.info
     name = sp.name
-    proto = info.protocol.lower()
-    match_proto = f"-m {proto} -p {proto}"
-    svc_chain = names.cluster_policy_chain(name)
-    svl_chain = names.local_policy_chain(name)
-    ext_chain = names.external_chain(name)
-    fw_chain = names.firewall_chain(name)
-    internal_chain = svl_chain if sp.internal_policy_local else svc_chain
-    external_policy_chain = svl_chain if sp.external_policy_local else svc_chain
-    lb_chain = fw_chain if sp.uses_firewall else ext_chain
-    internal_block = sp.internal_block
-    external_block = sp.external_block
-    if not sp.has_endpoints:
-        internal_comment = external_comment = f'"{name} has no endpoints"'
-    else:
-        internal_comment = external_comment = f'"{name} has no local endpoints"'
     filt = buf.filter_rules
     top = buf.nat_top_rules
 
     # Cluster IP.
-    vip = f"-d {info.cluster_ip} --dport {info.port}"
     if sp.has_internal_endpoints:
-        top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} cluster IP" {match_proto} {vip} '
-                   f"-j {internal_chain}")
+        top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} cluster IP" {n.match_proto} {n.vip} '
+                   f"-j {n.internal}")
     else:
-        filt.append(f"-A {names.KUBE_SERVICES} -m comment --comment {internal_comment} {match_proto} {vip} "
-                    f"-j {internal_block}")
+        filt.append(f"-A {names.KUBE_SERVICES} -m comment --comment {n.block_comment} {n.match_proto} {n.vip} "
+                    f"-j {sp.internal_block}")
 
     # External IPs.
     for ip in info.external_ips:
         dest = f"-d {ip} --dport {info.port}"
         if sp.has_endpoints:
-            top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} external IP" {match_proto} '
-                       f"{dest} -j {ext_chain}")
+            top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} external IP" {n.match_proto} '
+                       f"{dest} -j {n.ext}")
         if not sp.has_external_endpoints:
-            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {external_comment} "
-                        f"{match_proto} {dest} -j {external_block}")
+            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {n.block_comment} "
+                        f"{n.match_proto} {dest} -j {sp.external_block}")
 
     # LoadBalancer ingress IPs.
     for ip in info.load_balancer_vips:
         dest = f"-d {ip} --dport {info.port}"
         if sp.has_endpoints:
-            top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} loadbalancer IP" {match_proto} '
-                       f"{dest} -j {lb_chain}")
+            top.append(f'-A {names.KUBE_SERVICES} -m comment --comment "{name} loadbalancer IP" {n.match_proto} '
+                       f"{dest} -j {n.lb}")
         if sp.uses_firewall:
             filt.append(f'-A {names.KUBE_PROXY_FIREWALL} -m comment --comment "{name} traffic not accepted by '
-                        f'{fw_chain}" {match_proto} {dest} -j DROP')
+                        f'{n.fw}" {n.match_proto} {dest} -j DROP')
     if not sp.has_external_endpoints:
         for ip in info.load_balancer_vips:
-            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {external_comment} "
-                        f"{match_proto} -d {ip} --dport {info.port} -j {external_block}")
+            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {n.block_comment} "
+                        f"{n.match_proto} -d {ip} --dport {info.port} -j {sp.external_block}")
 
     # NodePort (not subject to loadBalancerSourceRanges, as upstream).
     if info.node_port:
         if sp.has_endpoints:
             if plan.localhost_nodeports and plan.config.nfacct_counters:
-                top.append(f"-A {names.KUBE_NODEPORTS} -m comment --comment {name} {match_proto} "
+                top.append(f"-A {names.KUBE_NODEPORTS} -m comment --comment {name} {n.match_proto} "
                            f"-d 127.0.0.0/8 --dport {info.node_port} -m nfacct --nfacct-name "
-                           f"{NFACCT_LOCALHOST_NODEPORTS} -j {ext_chain}")
-            top.append(f"-A {names.KUBE_NODEPORTS} -m comment --comment {name} {match_proto} "
-                       f"--dport {info.node_port} -j {ext_chain}")
+                           f"{NFACCT_LOCALHOST_NODEPORTS} -j {n.ext}")
+            top.append(f"-A {names.KUBE_NODEPORTS} -m comment --comment {name} {n.match_proto} "
+                       f"--dport {info.node_port} -j {n.ext}")
         if not sp.has_external_endpoints:
-            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {external_comment} "
-                        f"-m addrtype --dst-type LOCAL {match_proto} --dport {info.node_port} "
-                        f"-j {external_block}")
+            filt.append(f"-A {names.KUBE_EXTERNAL_SERVICES} -m comment --comment {n.block_comment} "
+                        f"-m addrtype --dst-type LOCAL {n.match_proto} --dport {info.node_port} "
+                        f"-j {sp.external_block}")
 
     # Health check node port: accepted whether or not this node has endpoints.
     if info.health_check_node_port:
         filt.append(f'-A {names.KUBE_NODEPORTS} -m comment --comment "{name} health check node port" '
                     f"-m tcp -p tcp --dport {info.health_check_node_port} -j ACCEPT")
 
+
+def _write_service_chains(plan: Plan, sp: ServicePortPlan, n: _ServiceNames, buf: _Buffers) -> None:
+    """The service port's own chains: masquerade marks, KUBE-EXT, KUBE-FW, KUBE-SVC/SVL and one KUBE-SEP each."""
     chains = buf.nat_chains
     rules = buf.nat_rules
 
     # Masquerade cluster-IP traffic from outside the pod network (or all of it).
     if sp.has_internal_endpoints:
-        match = f'-m comment --comment "{name} cluster IP" {match_proto} {vip}'
+        match = f'-m comment --comment "{sp.name} cluster IP" {n.match_proto} {n.vip}'
         if plan.config.masquerade_all:
-            rules.append(f"-A {internal_chain} {match} -j {names.KUBE_MARK_MASQ}")
+            rules.append(f"-A {n.internal} {match} -j {names.KUBE_MARK_MASQ}")
         elif plan.local_traffic is not None:
-            rules.append(f"-A {internal_chain} {match} {_local_match(plan, negate=True)} -j {names.KUBE_MARK_MASQ}")
+            rules.append(f"-A {n.internal} {match} {_local_match(plan, negate=True)} -j {names.KUBE_MARK_MASQ}")
 
     if sp.uses_external_chain:
-        chains.append(ext_chain)
-        if not sp.external_policy_local:
-            # The endpoint may be on another node: SNAT so the reply comes back through here.
-            rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
-                         f'destinations" -j {names.KUBE_MARK_MASQ}')
-        else:
-            if plan.local_traffic is not None:
-                # Pods reaching an external VIP are treated as if they had gone out and come back.
-                rules.append(f'-A {ext_chain} -m comment --comment "pod traffic for {name} external '
-                             f'destinations" {_local_match(plan, negate=False)} -j {svc_chain}')
-            rules.append(f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} external '
-                         f'destinations" -m addrtype --src-type LOCAL -j {names.KUBE_MARK_MASQ}')
-            rules.append(f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} external '
-                         f'destinations" -m addrtype --src-type LOCAL -j {svc_chain}')
-        if sp.has_external_endpoints:
-            rules.append(f"-A {ext_chain} -j {external_policy_chain}")
-
+        chains.append(n.ext)
+        _write_external_chain(plan, sp, n, rules)
     if sp.uses_firewall:
-        chains.append(fw_chain)
-        head = f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP"'
-        allow_from_node = False
-        for cidr in info.load_balancer_source_ranges:
-            rules.append(f"{head} -s {cidr} -j {ext_chain}")
-            if plan.node_ip and _cidr_contains(cidr, plan.node_ip):
-                allow_from_node = True
-        if allow_from_node:
-            # A VIP bound on the node loops back with the VIP as source.
-            for ip in info.load_balancer_vips:
-                rules.append(f"{head} -s {ip} -j {ext_chain}")
-        rules.append(f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by '
-                     f'{names.KUBE_PROXY_FIREWALL}"')
-
+        chains.append(n.fw)
+        _write_firewall_chain(plan, sp, n, rules)
     if sp.uses_cluster_policy:
-        chains.append(svc_chain)
-        _write_endpoint_dispatch(plan, sp, svc_chain, sp.cluster_endpoints, rules)
+        chains.append(n.svc)
+        _write_endpoint_dispatch(plan, sp, n.svc, sp.cluster_endpoints, rules)
     if sp.uses_local_policy:
-        chains.append(svl_chain)
-        _write_endpoint_dispatch(plan, sp, svl_chain, sp.local_endpoints, rules)
+        chains.append(n.svl)
+        _write_endpoint_dispatch(plan, sp, n.svl, sp.local_endpoints, rules)
 
     for endpoint in sp.reachable_endpoints:
-        sep = names.endpoint_chain(name, endpoint)
+        sep = names.endpoint_chain(sp.name, endpoint)
         chains.append(sep)
-        head = f"-A {sep}{_service_comment(plan, str(name))}"
+        head = f"-A {sep}{_service_comment(plan, str(sp.name))}"
         # Hairpin: a pod reaching itself through the Service must be SNATed or it answers itself directly.
         rules.append(f"{head} -s {endpoint.ip} -j {names.KUBE_MARK_MASQ}")
-        affinity = f" -m recent --name {sep} --set" if info.session_affinity_client_ip else ""
-        rules.append(f"{head}{affinity} {match_proto} -j DNAT --to-destination {endpoint.address}")
+        affinity = f" -m recent --name {sep} --set" if sp.info.session_affinity_client_ip else ""
+        rules.append(f"{head}{affinity} {n.match_proto} -j DNAT --to-destination {endpoint.address}")
+
+
+def _write_external_chain(plan: Plan, sp: ServicePortPlan, n: _ServiceNames, rules: list[str]) -> None:
+    """KUBE-EXT: masquerade what may leave the node again, then on to the external policy's chain."""
+    name = sp.name
+    if not sp.external_policy_local:
+        # The endpoint may be on another node: SNAT so the reply comes back through here.
+        rules.append(f'-A {n.ext} -m comment --comment "masquerade traffic for {name} external '
+                     f'destinations" -j {names.KUBE_MARK_MASQ}')
+    else:
+        if plan.local_traffic is not None:
+            # Pods reaching an external VIP are treated as if they had gone out and come back.
+            rules.append(f'-A {n.ext} -m comment --comment "pod traffic for {name} external '
+                         f'destinations" {_local_match(plan, negate=False)} -j {n.svc}')
+        rules.append(f'-A {n.ext} -m comment --comment "masquerade LOCAL traffic for {name} external '
+                     f'destinations" -m addrtype --src-type LOCAL -j {names.KUBE_MARK_MASQ}')
+        rules.append(f'-A {n.ext} -m comment --comment "route LOCAL traffic for {name} external '
+                     f'destinations" -m addrtype --src-type LOCAL -j {n.svc}')
+    if sp.has_external_endpoints:
+        rules.append(f"-A {n.ext} -j {n.external_policy}")
+
+
+def _write_firewall_chain(plan: Plan, sp: ServicePortPlan, n: _ServiceNames, rules: list[str]) -> None:
+    """KUBE-FW: load balancer traffic from loadBalancerSourceRanges goes on to KUBE-EXT; the rest is dropped."""
+    head = f'-A {n.fw} -m comment --comment "{sp.name} loadbalancer IP"'
+    allow_from_node = False
+    for cidr in sp.info.load_balancer_source_ranges:
+        rules.append(f"{head} -s {cidr} -j {n.ext}")
+        if plan.node_ip and _cidr_contains(cidr, plan.node_ip):
+            allow_from_node = True
+    if allow_from_node:
+        # A VIP bound on the node loops back with the VIP as source.
+        for ip in sp.info.load_balancer_vips:
+            rules.append(f"{head} -s {ip} -j {n.ext}")
+    rules.append(f'-A {n.fw} -m comment --comment "other traffic to {sp.name} will be dropped by '
+                 f'{names.KUBE_PROXY_FIREWALL}"')
 
 
 def _cidr_contains(cidr: str, ip: str) -> bool:
@@ -478,26 +438,7 @@ def render_iptables(
     back by the next full sync rather than the next partial one.
     """
     full = changed is None
-    mark = _mark(plan)
-    config = plan.config
-    filter_chains = list(FILTER_TOP_CHAINS)
-    filter_rules: list[str] = []
-    nat_chains = list(NAT_TOP_CHAINS)
-    nat_rules = [
-        f"-A {names.KUBE_POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
-        # Clear the mark so a packet that goes round the stack again is not masqueraded twice.
-        f"-A {names.KUBE_POSTROUTING} -j MARK --xor-mark {mark}",
-        f'-A {names.KUBE_POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" '
-        f"-j MASQUERADE" + (" --random-fully" if config.random_fully else ""),
-        f"-A {names.KUBE_MARK_MASQ} -j MARK --or-mark {mark}",
-    ]
-    if plan.family != IPV6 and plan.localhost_nodeports:
-        # route_localnet opens 127.0.0.0/8 to the network; this closes it again (issue 90259).
-        filter_chains.append(names.KUBE_FIREWALL)
-        filter_rules.append(f'-A {names.KUBE_FIREWALL} -m comment --comment "block incoming localnet '
-                            f'connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
-                            f"RELATED,ESTABLISHED,DNAT -j DROP")
-
+    filter_chains, filter_rules, postrouting_rules = _node_wide_rules(plan)
     from_chain = itertools.chain.from_iterable
     if cache is not None:
         all_rules = cache.rules_for_all(plan)
@@ -508,38 +449,22 @@ def render_iptables(
     kube_nodeports = list(from_chain(r.nodeports_rules for r in all_rules))
     active = set(from_chain(r.nat_chains for r in all_rules))
     to_write = all_rules if full else [r for r in all_rules if r.service_key in changed]
-    nat_chains.extend(from_chain(r.nat_chains for r in to_write))
+    service_chains = list(from_chain(r.nat_chains for r in to_write))
     service_chain_rules = list(from_chain(r.nat_rules for r in to_write))
     # Unchanged services' chains stay as they are in the kernel; count their rules for the totals.
     skipped_nat_rules = 0 if full else sum(len(r.nat_rules) for r in all_rules) - len(service_chain_rules)
 
-    deleted: list[str] = []
-    kept_stale: set[str] = set()
-    if previous is not None:
-        stale = sorted(c for c in previous.nat_chains - active if names.is_service_chain(c))
-        if delete_stale:
-            for chain in stale:
-                nat_chains.append(chain)  # declaring it flushes it, so -X can succeed
-                service_chain_rules.append(f"-X {chain}")
-                deleted.append(chain)
-        else:
-            kept_stale.update(stale)
-
+    stale = [] if previous is None else sorted(
+        c for c in previous.nat_chains - active if names.is_service_chain(c))
+    deleted, kept_stale = (stale, []) if delete_stale else ([], stale)
     kube_services.extend(_nodeports_jumps(plan))
-
-    if not config.conntrack_tcp_be_liberal:
-        nfacct = f" -m nfacct --nfacct-name {NFACCT_INVALID_DROPPED}" if config.nfacct_counters else ""
-        filter_rules.append(f"-A {names.KUBE_FORWARD} -m conntrack --ctstate INVALID{nfacct} -j DROP")
-    filter_rules.append(f'-A {names.KUBE_FORWARD} -m comment --comment "kubernetes forwarding rules" '
-                        f"-m mark --mark {mark}/{mark} -j ACCEPT")
-    filter_rules.append(f'-A {names.KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" '
-                        f"-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    filter_rules.extend(_forward_rules(plan))
 
     # The top-level units: each is written whole (declaring a chain flushes it) or, when asked to
     # and unchanged since `previous`, not at all.
     units = {
         "filter": (tuple(filter_chains), filter_rules),
-        f"nat/{names.KUBE_POSTROUTING}": ((names.KUBE_POSTROUTING, names.KUBE_MARK_MASQ), nat_rules),
+        f"nat/{names.KUBE_POSTROUTING}": ((names.KUBE_POSTROUTING, names.KUBE_MARK_MASQ), postrouting_rules),
         f"nat/{names.KUBE_SERVICES}": ((names.KUBE_SERVICES,), kube_services),
         f"nat/{names.KUBE_NODEPORTS}": ((names.KUBE_NODEPORTS,), kube_nodeports),
     }
@@ -550,37 +475,15 @@ def render_iptables(
 
     lines = []
     if "filter" not in unchanged:
-        lines.append("*filter")
-        lines.extend(f":{c} - [0:0]" for c in filter_chains)
-        lines.extend(filter_rules)
-        lines.append("COMMIT")
-    written_top = 0
-    skipped_top = 0
-    nat_decls: list[str] = []
-    nat_body: list[str] = []
-    for unit in ("nat/KUBE-POSTROUTING", "nat/KUBE-SERVICES", "nat/KUBE-NODEPORTS"):
-        unit_rules = units[unit][1]
-        if unit in unchanged:
-            skipped_top += len(unit_rules)
-            continue
-        nat_body.extend(unit_rules)
-        written_top += len(unit_rules)
-    skipped_chains = {c for unit in unchanged if unit != "filter" for c in units[unit][0]}
-    nat_decls.extend(f":{c} - [0:0]" for c in NAT_TOP_CHAINS if c not in skipped_chains)
-    nat_decls.extend(f":{c} - [0:0]" for c in nat_chains[len(NAT_TOP_CHAINS):])
-    stale_deletions = service_chain_rules[len(service_chain_rules) - len(deleted):] if deleted else []
-    lines.append("*nat")
-    lines.extend(nat_decls)
-    lines.extend(nat_body)
-    lines.extend(service_chain_rules[:len(service_chain_rules) - len(deleted)])
-    lines.extend(stale_deletions)  # last: nothing refers to them any more
-    lines.append("COMMIT")
-    nat_rules_written = len(service_chain_rules) - len(deleted) + written_top
+        lines.extend([f"*{names.TABLE_FILTER}", *(f":{c} - [0:0]" for c in filter_chains), *filter_rules, "COMMIT"])
+    nat_lines, written_top, skipped_top = _nat_block(units, unchanged, service_chains, service_chain_rules, deleted)
+    lines.extend(nat_lines)
+    nat_rules_written = len(service_chain_rules) + written_top
 
     return RenderedRules(
         text="\n".join(lines) + "\n",
         chains=RenderedState(
-            nat_chains=frozenset(NAT_TOP_CHAINS) | active | kept_stale,
+            nat_chains=frozenset(NAT_TOP_CHAINS) | active | set(kept_stale),
             filter_chains=frozenset(filter_chains),
             written=written,
         ),
@@ -590,3 +493,64 @@ def render_iptables(
         nat_rules_total=nat_rules_written + skipped_nat_rules + skipped_top,
         deleted_chains=tuple(deleted),
     )
+
+
+def _node_wide_rules(plan: Plan) -> tuple[list[str], list[str], list[str]]:
+    """The filter chains and rules every sync starts with, and KUBE-POSTROUTING / KUBE-MARK-MASQ."""
+    mark = _mark(plan)
+    filter_chains = list(FILTER_TOP_CHAINS)
+    filter_rules: list[str] = []
+    postrouting_rules = [
+        f"-A {names.KUBE_POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN",
+        # Clear the mark so a packet that goes round the stack again is not masqueraded twice.
+        f"-A {names.KUBE_POSTROUTING} -j MARK --xor-mark {mark}",
+        f'-A {names.KUBE_POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" '
+        f"-j MASQUERADE" + (" --random-fully" if plan.config.random_fully else ""),
+        f"-A {names.KUBE_MARK_MASQ} -j MARK --or-mark {mark}",
+    ]
+    if plan.family != IPV6 and plan.localhost_nodeports:
+        # route_localnet opens 127.0.0.0/8 to the network; this closes it again (issue 90259).
+        filter_chains.append(names.KUBE_FIREWALL)
+        filter_rules.append(f'-A {names.KUBE_FIREWALL} -m comment --comment "block incoming localnet '
+                            f'connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate '
+                            f"RELATED,ESTABLISHED,DNAT -j DROP")
+    return filter_chains, filter_rules, postrouting_rules
+
+
+def _forward_rules(plan: Plan) -> list[str]:
+    """KUBE-FORWARD: drop INVALID (unless TCP is liberal), accept marked and established traffic."""
+    mark = _mark(plan)
+    rules = []
+    if not plan.config.conntrack_tcp_be_liberal:
+        nfacct = f" -m nfacct --nfacct-name {NFACCT_INVALID_DROPPED}" if plan.config.nfacct_counters else ""
+        rules.append(f"-A {names.KUBE_FORWARD} -m conntrack --ctstate INVALID{nfacct} -j DROP")
+    rules.append(f'-A {names.KUBE_FORWARD} -m comment --comment "kubernetes forwarding rules" '
+                 f"-m mark --mark {mark}/{mark} -j ACCEPT")
+    rules.append(f'-A {names.KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" '
+                 f"-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    return rules
+
+
+def _nat_block(units: dict[str, tuple[tuple[str, ...], list[str]]], unchanged: set[str],
+               service_chains: list[str], service_chain_rules: list[str], deleted: list[str],
+               ) -> tuple[list[str], int, int]:
+    """The *nat block, and how many top-level rules it writes and leaves out (unchanged units)."""
+    written_top = skipped_top = 0
+    body: list[str] = []
+    for unit in (f"nat/{names.KUBE_POSTROUTING}", f"nat/{names.KUBE_SERVICES}", f"nat/{names.KUBE_NODEPORTS}"):
+        unit_rules = units[unit][1]
+        if unit in unchanged:
+            skipped_top += len(unit_rules)
+            continue
+        body.extend(unit_rules)
+        written_top += len(unit_rules)
+    skipped_chains = {c for unit in unchanged if unit != "filter" for c in units[unit][0]}
+    lines = [f"*{names.TABLE_NAT}"]
+    lines.extend(f":{c} - [0:0]" for c in NAT_TOP_CHAINS if c not in skipped_chains)
+    # Declaring a stale chain flushes it, so its -X (last: nothing refers to it any more) can succeed.
+    lines.extend(f":{c} - [0:0]" for c in (*service_chains, *deleted))
+    lines.extend(body)
+    lines.extend(service_chain_rules)
+    lines.extend(f"-X {chain}" for chain in deleted)
+    lines.append("COMMIT")
+    return lines, written_top, skipped_top

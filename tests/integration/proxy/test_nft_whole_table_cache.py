@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from svcnet.kernel.iptables import NetnsIptables
 from svcnet.kernel.netns import create_netns, delete_netns, run_command_in_netns
 from svcnet.proxy.changes import ChangeTracker
-from svcnet.proxy.iptables.apply import NetnsIptables
+from svcnet.proxy.iptables.apply import IptablesApplier
 from svcnet.proxy.syncer import ProxySettings, RuleSyncer
 from tests.integration.netns.conftest import (  # noqa: F401  (the session safety net is a fixture)
     _delete_this_sessions_namespaces,
@@ -73,7 +74,7 @@ def test_whole_table_cache_applies_the_same_rules_as_chain_by_chain(two_namespac
     services, slices = objects()
     syncers = []
     for netns, switch in zip(two_namespaces, (True, False), strict=True):
-        backend = NetnsIptables(netns, mode="nft")
+        backend = IptablesApplier(NetnsIptables(netns, mode="nft"))
         backend.whole_table_cache = switch and backend.whole_table_cache
         tracker = ChangeTracker("node-1")
         for service in services:

@@ -15,13 +15,13 @@ from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
 from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
 from svcnet.agent.topology import apply_topology, plan_topology
-from svcnet.kernel.fake import FakeNetworkKernel
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus
 from svcnet.runtime.linux import ProcessId
 from svcnet.runtime.probes import ProbeRunner, Result
 from svcnet.runtime.restart import RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
+from svcnet.testing.links import FakeNetworkKernel
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
 

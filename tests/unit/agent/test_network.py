@@ -18,7 +18,7 @@ from svcnet.agent.network import (
 )
 from svcnet.agent.topology import TopologyPlan, apply_topology, plan_topology
 from svcnet.kernel import MAX_LINK_NAME, KernelError, NamespaceNotFound, Route
-from svcnet.kernel.fake import FakeNetworkKernel
+from svcnet.testing.links import FakeNetworkKernel
 
 UID_A = "0a1b2c3d-4e5f-4789-8abc-def012345678"
 UID_B = "ffeeddcc-bbaa-4999-8888-777766665555"

@@ -13,7 +13,7 @@ from svcnet.agent.topology import (
     plan_topology,
 )
 from svcnet.kernel import KernelError, Route
-from svcnet.kernel.fake import FakeNetworkKernel
+from svcnet.testing.links import FakeNetworkKernel
 
 
 def snapshot(kernel: FakeNetworkKernel, prefix: str) -> dict[str, Any]:

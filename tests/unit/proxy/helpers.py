@@ -6,7 +6,7 @@ from typing import Any
 from svcnet.proxy import ProxyConfig, build_model, plan
 from svcnet.proxy.iptables import jump_rules_restore_text, render_iptables
 from svcnet.proxy.iptables.render import RenderedRules
-from svcnet.testing.iptables_model import IptablesModel
+from svcnet.proxy.iptables.ruleset import IptablesModel
 
 NODE = "node-1"
 NODE_IP = "192.168.0.2"

@@ -1,141 +1,76 @@
-"""The iptables adapter: pure parsing, command construction, and the fake behaving as iptables does."""
+"""The proxy's side of the iptables seam: restores through the kernel adapter, policy, cleanup, conntrack."""
 from __future__ import annotations
 
 import pytest
 
+from svcnet.kernel.conntrack import ConntrackTool
+from svcnet.kernel.iptables import NetnsIptables, RestoreFailed, binaries_for
 from svcnet.proxy.conntrack import (
     ConntrackEntry,
     ConntrackFilter,
-    ConntrackTool,
+    ConntrackTable,
     parse_conntrack_list,
     stale_udp_filters,
 )
-from svcnet.proxy.fake import FakeIptables
 from svcnet.proxy.iptables.apply import (
-    CommandResult,
-    IptablesError,
-    NetnsIptables,
-    RestoreFailed,
-    binaries_for,
+    IptablesApplier,
     canary_present,
     cleanup,
     cleanup_restore_text,
     ensure_canary,
     ensure_jump_rules,
-    parse_iptables_version,
-    parse_save,
-    restore_error,
 )
 from svcnet.proxy.model import EndpointInfo, ServicePortInfo, ServicePortName
+from svcnet.testing.exec import FakeRunner, printed
+from svcnet.testing.iptables import FakeIptables
 
-# --- version, binaries, errors ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("output", "version", "mode", "random_fully"), [
-    ("iptables v1.8.9 (nf_tables)\n", (1, 8, 9), "nft", True),
-    ("iptables v1.8.7 (legacy)\n", (1, 8, 7), "legacy", True),
-    ("iptables v1.6.1\n", (1, 6, 1), "legacy", False),
-    ("iptables v1.6.2\n", (1, 6, 2), "legacy", True),
-])
-def test_version_output_gives_backend_and_random_fully(output, version, mode, random_fully):
-    parsed = parse_iptables_version(output)
-    assert (parsed.version, parsed.mode, parsed.random_fully) == (version, mode, random_fully)
+# --- restores through the kernel adapter, with a recording runner ------------------------------------------------
 
 
-def test_unreadable_version_is_an_error():
-    with pytest.raises(IptablesError):
-        parse_iptables_version("command not found")
+def verb(argv: tuple[str, ...]) -> str:
+    """`-C` for `iptables -w 5 -t nat -C ...`, else the program."""
+    return argv[5] if argv[3:4] == ("-t",) else argv[0]
 
 
-@pytest.mark.parametrize(("family", "mode", "available", "expected"), [
-    ("IPv4", "nft", {"iptables-nft"}, ("iptables-nft", "iptables-nft-restore", "iptables-nft-save")),
-    ("IPv6", "legacy", {"ip6tables-legacy"},
-     ("ip6tables-legacy", "ip6tables-legacy-restore", "ip6tables-legacy-save")),
-    ("IPv4", "legacy", set(), ("iptables", "iptables-restore", "iptables-save")),
-])
-def test_binaries_stay_on_the_detected_backend(family, mode, available, expected):
-    b = binaries_for(family, mode, available)
-    assert (b.iptables, b.restore, b.save) == expected
-
-
-def test_restore_error_names_the_offending_line():
-    text = "*nat\n:KUBE-X - [0:0]\n-A KUBE-X -j NOPE\nCOMMIT\n"
-    error = restore_error("IPv4", text, "iptables-restore v1.8.9 (nf_tables): Chain 'NOPE' does not exist\n"
-                                        "Error occurred at line: 3\n")
-    assert error.line_number == 3 and error.line == "-A KUBE-X -j NOPE"
-    assert "NOPE" in str(error)
-
-
-# --- the real adapter's commands, with a recording runner -----------------------------------------------------
-
-class RecordingRunner:
-    def __init__(self, results: dict[str, int] | None = None) -> None:
-        self.calls: list[tuple[tuple[str, ...], str | None]] = []
-        self.results = results or {}
-
-    def __call__(self, argv, input=None, timeout=120.0) -> CommandResult:
-        self.calls.append((tuple(argv), input))
-        if argv[-1] == "--version":
-            return CommandResult(tuple(argv), 0, "iptables v1.8.9 (nf_tables)\n", "")
-        code = self.results.get(argv[argv.index("-t") + 2] if "-t" in argv else argv[0], 0)
-        return CommandResult(tuple(argv), code, "", "Error occurred at line: 2\n" if code else "")
+def failing(*programs: str) -> FakeRunner:
+    """A runner on which the given programs (or iptables verbs like -C) exit 1."""
+    def answer(argv, stdin):
+        code = int(verb(argv) in programs)
+        return printed(argv, code, stderr="Error occurred at line: 2\n" if code else "")
+    return FakeRunner(answer)
 
 
 def test_real_adapter_restores_with_noflush_on_stdin_through_the_detected_backend():
-    runner = RecordingRunner()
-    backend = NetnsIptables("svcnet-x-node-1", runner=runner, mode="nft")
-    backend._binaries["IPv4"] = binaries_for("IPv4", "nft", {"iptables-nft"})
+    runner = failing()
+    iptables = NetnsIptables("svcnet-x-node-1", runner=runner, mode="nft")
+    iptables._binaries["IPv4"] = binaries_for("IPv4", "nft", {"iptables-nft"})
+    backend = IptablesApplier(iptables)
     backend.restore("IPv4", "*nat\nCOMMIT\n")
     argv, stdin = runner.calls[-1]
     assert argv == ("iptables-nft-restore", "--noflush", "-w", "5") and stdin == "*nat\nCOMMIT\n"
     assert backend.history[-1].ok
 
 
-def test_real_adapter_checks_before_inserting_a_jump():
-    runner = RecordingRunner({"-C": 1})
-    backend = NetnsIptables("svcnet-x-node-1", runner=runner)
-    assert backend.ensure_rule("IPv4", "nat", "PREROUTING", ("-j", "KUBE-SERVICES"))
-    verbs = [call[0][call[0].index("-t") + 2] for call in runner.calls[1:]]
-    assert verbs == ["-C", "-I"]
-
-
 def test_real_adapter_reports_a_failed_restore():
-    runner = RecordingRunner({runner_name: 1 for runner_name in ("iptables-nft-restore", "iptables-restore")})
-    backend = NetnsIptables("svcnet-x-node-1", runner=runner)
+    backend = IptablesApplier(NetnsIptables("svcnet-x-node-1", runner=failing("iptables-nft-restore",
+                                                                              "iptables-restore")))
     with pytest.raises(RestoreFailed) as info:
         backend.restore("IPv4", "*nat\n-A BROKEN\nCOMMIT\n")
     assert info.value.line == "-A BROKEN" and not backend.history[-1].ok
 
 
-# --- the fake behaves as iptables ------------------------------------------------------------------------------
-
-def test_fake_restore_is_all_or_nothing():
-    fake = FakeIptables()
-    fake.restore("IPv4", "*nat\n:KUBE-A - [0:0]\n-A KUBE-A -j RETURN\nCOMMIT\n")
-    with pytest.raises(RestoreFailed) as info:
-        fake.restore("IPv4", "*nat\n:KUBE-B - [0:0]\n-A KUBE-B -j KUBE-MISSING\nCOMMIT\n")
-    assert info.value.line == "-A KUBE-B -j KUBE-MISSING"
-    assert fake.chains("IPv4", "nat") >= {"KUBE-A"} and "KUBE-B" not in fake.chains("IPv4", "nat")
-
-
-def test_fake_ensure_rule_inserts_once_at_the_top():
-    fake = FakeIptables()
-    fake.ensure_chain("IPv4", "nat", "KUBE-SERVICES")
-    fake.restore("IPv4", "*nat\n:OTHER - [0:0]\n-A PREROUTING -j OTHER\nCOMMIT\n")
-    args = ("-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES")
-    assert fake.ensure_rule("IPv4", "nat", "PREROUTING", args)
-    assert not fake.ensure_rule("IPv4", "nat", "PREROUTING", args)
-    assert fake.rules("IPv4", "nat", "PREROUTING")[0].endswith("-j KUBE-SERVICES")
-    assert fake.rules("IPv4", "nat", "PREROUTING")[1] == "-j OTHER"
+def test_the_applier_passes_every_other_call_to_the_adapter():
+    runner = failing("-C")
+    backend = IptablesApplier(NetnsIptables("svcnet-x-node-1", runner=runner))
+    assert backend.ensure_rule("IPv4", "nat", "PREROUTING", ("-j", "KUBE-SERVICES"))
+    assert backend.ensure_chain("IPv4", "nat", "KUBE-SERVICES") and backend.chain_exists("IPv4", "nat", "X")
+    assert backend.delete_rule("IPv4", "nat", "PREROUTING", ("-j", "KUBE-SERVICES"))
+    assert backend.save("IPv4", "nat") == ""
+    assert [verb(argv) for argv, _ in runner.calls[1:]] == ["-C", "-I", "-N", "-S", "-D", runner.calls[-1][0][0]]
+    assert runner.calls[-1][0][0].endswith("-save") and runner.calls[-1][0][1:] == ("-t", "nat")
 
 
-def test_fake_save_lists_chains_and_rules_like_iptables_save():
-    fake = FakeIptables()
-    fake.restore("IPv4", "*nat\n:KUBE-A - [0:0]\n-A KUBE-A -j RETURN\nCOMMIT\n")
-    saved = parse_save(fake.save("IPv4", "nat"))["nat"]
-    assert "PREROUTING" in saved.chains and "KUBE-A" in saved.chains
-    assert saved.rules == (("KUBE-A", "-j RETURN"),)
-
+# --- policy over the interface, against the fake -------------------------------------------------------------
 
 def test_canary_is_created_in_mangle_nat_and_filter_and_missed_after_a_flush():
     fake = FakeIptables()
@@ -244,17 +179,20 @@ def test_stale_udp_flows_are_those_not_answered_by_a_serving_endpoint(endpoints,
 
 
 def test_conntrack_tool_deletes_with_conntrack_arguments():
-    calls = []
+    runner = FakeRunner(lambda argv, stdin: printed(
+        argv, stderr="conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n"))
+    table = ConntrackTable(ConntrackTool(runner))
+    assert table.delete("IPv4", ConntrackFilter("10.244.1.21", "10.96.0.10", 53)) == 2
+    assert [list(argv) for argv, _ in runner.calls] == [
+        ["conntrack", "-D", "-f", "ipv4", "-p", "udp", "--orig-dst", "10.96.0.10",
+         "--orig-port-dst", "53", "--reply-src", "10.244.1.21"]]
 
-    def runner(argv, input=None, timeout=120.0):
-        calls.append(list(argv))
-        return CommandResult(tuple(argv), 0, "", "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been "
-                                                 "deleted.\n")
 
-    tool = ConntrackTool(runner)
-    assert tool.delete("IPv4", ConntrackFilter("10.244.1.21", "10.96.0.10", 53)) == 2
-    assert calls == [["conntrack", "-D", "-f", "ipv4", "-p", "udp", "--orig-dst", "10.96.0.10",
-                      "--orig-port-dst", "53", "--reply-src", "10.244.1.21"]]
+def test_conntrack_table_lists_one_family_and_protocol_and_parses_the_listing():
+    runner = FakeRunner(lambda argv, stdin: printed(argv, stdout=CONNTRACK_L))
+    entries = ConntrackTable(ConntrackTool(runner)).list_entries("IPv6", "tcp")
+    assert entries == parse_conntrack_list(CONNTRACK_L)
+    assert runner.calls == [(("conntrack", "-L", "-f", "ipv6", "-p", "tcp"), None)]
 
 
 def test_conntrack_entries_compare_by_value():

@@ -12,11 +12,11 @@ import pytest
 from svcnet.controllers.base import ENDPOINTSLICES, NODES, SERVICES
 from svcnet.proxy import daemon
 from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_from_args, parse_duration
-from svcnet.proxy.fake import FakeIptables
+from svcnet.proxy.iptables.tracer import Packet, reached, trace
 from svcnet.proxy.metrics import parse_samples
 from svcnet.proxy.syncer import ProxySettings
 from svcnet.testing.api import FakeApi
-from svcnet.testing.iptables_model import Packet, reached, trace
+from svcnet.testing.iptables import FakeIptables
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
 
 # --- flags -------------------------------------------------------------------------------------------------------

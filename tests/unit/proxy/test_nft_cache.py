@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import pytest
 
+from svcnet.kernel.iptables import NetnsIptables, RestoreFailed, binaries_for
 from svcnet.proxy.iptables.apply import (
     WHOLE_TABLE_CACHE_COMMAND,
-    CommandResult,
-    NetnsIptables,
-    RestoreFailed,
-    binaries_for,
+    IptablesApplier,
     chain_names,
     restore_blocks,
     wants_whole_table_cache,
     with_whole_table_cache,
 )
+from svcnet.testing.exec import FakeRunner, printed
 
 FILTER_BLOCK = ["*filter", ":KUBE-SERVICES - [0:0]", ":KUBE-FORWARD - [0:0]",
                 "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP", "COMMIT"]
@@ -89,79 +88,72 @@ def test_a_small_restore_is_sent_as_it_is():
     assert with_whole_table_cache(text, lambda table, rules: rules) == (text, ())
 
 
-# --- the adapter ---------------------------------------------------------------------------------------------------
+# --- the applier over the adapter ---------------------------------------------------------------------------------------------------
 
 
-class ListingRunner:
-    """iptables in a namespace whose `-S` lists `listed` rules; records what each restore was given."""
+def listing_runner(version: str = "iptables v1.8.9 (nf_tables)\n", listed: int = 0, fail: bool = False) -> FakeRunner:
+    """iptables in a namespace whose `-S` lists `listed` rules; `runner.inputs()` is what each restore was given."""
 
-    def __init__(self, version: str = "iptables v1.8.9 (nf_tables)\n", listed: int = 0, fail: bool = False) -> None:
-        self.version = version
-        self.listed = listed
-        self.fail = fail
-        self.inputs: list[str] = []
+    def answer(argv, stdin):
+        if fail:
+            return printed(argv, 1, stderr="iptables-restore: line 9 failed\n")
+        listing = "".join(f"-A KUBE-SEP-{i} -j DROP\n" for i in range(listed))
+        stdout = "-P PREROUTING ACCEPT\n" + listing if WHOLE_TABLE_CACHE_COMMAND in (stdin or "").splitlines() else ""
+        return printed(argv, stdout=stdout)
 
-    def __call__(self, argv, input=None, timeout=120.0) -> CommandResult:
-        if argv[-1] == "--version":
-            return CommandResult(tuple(argv), 0, self.version, "")
-        self.inputs.append(input or "")
-        if self.fail:
-            return CommandResult(tuple(argv), 1, "", "iptables-restore: line 9 failed\n")
-        listing = "".join(f"-A KUBE-SEP-{i} -j DROP\n" for i in range(self.listed))
-        stdout = "-P PREROUTING ACCEPT\n" + listing if WHOLE_TABLE_CACHE_COMMAND in (input or "").splitlines() else ""
-        return CommandResult(tuple(argv), 0, stdout, "")
+    return FakeRunner(answer, iptables_version=version)
 
 
-def nft_adapter(runner: ListingRunner) -> NetnsIptables:
-    backend = NetnsIptables("svcnet-x-node-1", runner=runner)
-    backend._binaries["IPv4"] = binaries_for("IPv4", "nft", {"iptables-nft"})
-    return backend
+def nft_adapter(runner: FakeRunner) -> IptablesApplier:
+    iptables = NetnsIptables("svcnet-x-node-1", runner=runner)
+    iptables._binaries["IPv4"] = binaries_for("IPv4", "nft", {"iptables-nft"})
+    return IptablesApplier(iptables)
 
 
 def test_nft_adapter_asks_for_the_whole_table_on_a_big_restore_and_records_the_rendered_text():
-    runner = ListingRunner()
+    runner = listing_runner()
     backend = nft_adapter(runner)
     text = restore_text(range(1000))
     backend.restore("IPv4", text)
-    assert WHOLE_TABLE_CACHE_COMMAND in runner.inputs[-1].splitlines()
+    assert WHOLE_TABLE_CACHE_COMMAND in runner.inputs()[-1].splitlines()
     assert backend.history[-1].text == text and backend.history[-1].whole_table_cache == ("nat",)
 
 
 def test_nft_adapter_sends_a_small_restore_unchanged():
-    runner = ListingRunner()
+    runner = listing_runner()
     backend = nft_adapter(runner)
     text = restore_text(range(1), kube_services=False)
     backend.restore("IPv4", text)
-    assert runner.inputs[-1] == text and backend.history[-1].whole_table_cache == ()
+    assert runner.inputs()[-1] == text and backend.history[-1].whole_table_cache == ()
 
 
 def test_legacy_and_old_nft_adapters_never_change_the_input():
     for version in ("iptables v1.8.9 (legacy)\n", "iptables v1.8.4 (nf_tables)\n"):
-        runner = ListingRunner(version)
-        backend = NetnsIptables("svcnet-x-node-1", runner=runner)
+        runner = listing_runner(version)
+        backend = IptablesApplier(NetnsIptables("svcnet-x-node-1", runner=runner))
         text = restore_text(range(1000))
         backend.restore("IPv4", text)
-        assert runner.inputs[-1] == text, version
+        assert runner.inputs()[-1] == text, version
 
 
 def test_nft_adapter_remembers_how_big_the_listed_table_was():
     # The kernel holds 430,000 rules: a later KUBE-SERVICES rewrite of 10,000 jumps is cheaper chain by chain.
-    runner = ListingRunner(listed=430_000)
+    runner = listing_runner(listed=430_000)
     backend = nft_adapter(runner)
     backend.restore("IPv4", restore_text(range(1000)))
     kube_services = ["*nat", ":KUBE-SERVICES - [0:0]"] + [
         f"-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j KUBE-SVC-{i:016d}" for i in range(10_000)]
     text = "\n".join([*kube_services, "COMMIT"]) + "\n"
     backend.restore("IPv4", text)
-    assert runner.inputs[-1] == text
+    assert runner.inputs()[-1] == text
 
 
 def test_a_failure_quotes_the_line_iptables_numbered_in_what_it_was_sent():
-    runner = ListingRunner(fail=True)
+    runner = listing_runner(fail=True)
     backend = nft_adapter(runner)
     text = restore_text(range(1000))
     with pytest.raises(RestoreFailed) as info:
         backend.restore("IPv4", text)
     # Line 9 counts the added `-S`: the report quotes line 9 of the input iptables saw.
-    assert info.value.line == runner.inputs[-1].splitlines()[8] != text.splitlines()[8]
+    assert info.value.line == runner.inputs()[-1].splitlines()[8] != text.splitlines()[8]
     assert not backend.history[-1].ok and backend.history[-1].text == text

@@ -7,7 +7,7 @@ import pytest
 
 from svcnet.proxy import ProxyConfig, build_model, plan
 from svcnet.proxy.iptables import RenderedState, render_iptables
-from svcnet.testing.iptables_model import IptablesModel
+from svcnet.proxy.iptables.ruleset import IptablesModel
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, lines_of, port, render, service
 
 SEED_SERVICE = service("default", "hostnames", "10.102.11.183", port("default", 80), selector={"app": "hostnames"})

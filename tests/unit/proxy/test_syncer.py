@@ -9,7 +9,7 @@ import pytest
 
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import ConntrackEntry
-from svcnet.proxy.fake import FakeConntrack, FakeIptables
+from svcnet.proxy.iptables.tracer import Packet, reached, trace
 from svcnet.proxy.syncer import (
     FULL_SYNC_PERIOD,
     REASON_PERIODIC,
@@ -21,7 +21,8 @@ from svcnet.proxy.syncer import (
     SyncSchedule,
     default_families,
 )
-from svcnet.testing.iptables_model import Packet, reached, trace
+from svcnet.testing.conntrack import FakeConntrack
+from svcnet.testing.iptables import FakeIptables
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
 
 NODE_IP = "192.168.0.106"

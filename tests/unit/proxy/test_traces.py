@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.testing.iptables_model import Packet, Recent, reached, trace
+from svcnet.proxy.iptables.tracer import Packet, Recent, reached, trace
 from tests.unit.proxy.helpers import (
     NODE,
     NODE_IP,

@@ -1,24 +1,23 @@
-"""Fakes of the proxy's kernel adapters, for tests that run without root.
+"""The fake of iptables in a node namespace, for tests that run without root.
 
-FakeIptables implements svcnet.proxy.iptables.apply.IptablesBackend over
-svcnet.testing.iptables_model.IptablesModel, one model per IP family, so what
+FakeIptables stands where svcnet.kernel.iptables.NetnsIptables (behind
+svcnet.proxy.iptables.apply.IptablesApplier) stands in a node: it implements
+the proxy's IptablesBackend over
+svcnet.proxy.iptables.ruleset.IptablesModel, one model per IP family, so what
 the syncer applies is parsed as iptables-restore would parse it (a bad rule
 fails the whole restore and changes nothing), chains must exist to be jumped
 to, and packets can be traced through the result. Tests can make restores fail,
 and play the administrator who flushes a chain or a whole table.
-
-FakeConntrack holds a list of conntrack entries and deletes those a filter matches.
 """
 from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
-from svcnet.proxy.conntrack import ConntrackEntry, ConntrackFilter
-from svcnet.proxy.iptables.apply import RestoreFailed, RestoreRecord
+from svcnet.kernel.iptables import RestoreFailed
+from svcnet.proxy.iptables.apply import RestoreRecord
+from svcnet.proxy.iptables.ruleset import BUILTIN_CHAINS, Chain, IptablesModel, RestoreError
 from svcnet.proxy.model import IPV4, IPV6
-from svcnet.testing.iptables_model import BUILTIN_CHAINS, Chain, IptablesModel, RestoreError
 
 
 def _quote(token: str) -> str:
@@ -138,26 +137,3 @@ class FakeIptables:
 
     def _command(self, family: str, table: str, command: str) -> None:
         self.models[family] = self.models[family].restore(f"*{table}\n{command}\nCOMMIT\n")
-
-
-@dataclass
-class FakeConntrack:
-    """A conntrack table: entries, and the filters deletions were asked with."""
-
-    entries: list[ConntrackEntry] = field(default_factory=list)
-    deleted_with: list[tuple[str, ConntrackFilter]] = field(default_factory=list)
-
-    def list_entries(self, family: str, protocol: str = "udp") -> list[ConntrackEntry]:
-        return [e for e in self.entries if e.protocol == protocol and ((":" in e.orig_dst) == (family == IPV6))]
-
-    def delete(self, family: str, flt: ConntrackFilter) -> int:
-        self.deleted_with.append((family, flt))
-
-        def matches(entry: ConntrackEntry) -> bool:
-            return (entry.protocol == flt.protocol and entry.reply_src == flt.reply_src
-                    and (flt.orig_dst is None or entry.orig_dst == flt.orig_dst)
-                    and (flt.orig_dport is None or entry.orig_dport == flt.orig_dport))
-
-        before = len(self.entries)
-        self.entries = [e for e in self.entries if not matches(e)]
-        return before - len(self.entries)

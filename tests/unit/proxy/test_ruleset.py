@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.testing.iptables_model import IptablesModel, Packet, RestoreError, reached, trace
+from svcnet.proxy.iptables.ruleset import IptablesModel, RestoreError
+from svcnet.proxy.iptables.tracer import Packet, reached, trace
 
 NODE_IP = "192.168.0.2"
 

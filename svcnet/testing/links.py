@@ -1,4 +1,4 @@
-"""An in-memory `NetworkKernel` that behaves like Linux where the agent depends on it.
+"""The fake of svcnet.kernel.links: an in-memory `NetworkKernel` that behaves like Linux where the agent depends on it.
 
 It keeps namespaces, links (veth pairs know their peer, bridges their ports),
 addresses, routes and sysctls, and refuses what the kernel refuses: duplicate
