@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.api import discovery, errors, meta, openapi, patch, selectors, tables
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource

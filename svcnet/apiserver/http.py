@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.api import errors, protobuf
 from svcnet.api.resources import Resource, lookup
 from svcnet.api.schema import load_json_strict

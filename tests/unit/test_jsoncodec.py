@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError, bad_request
 
 # kube-apiserver refuses longer JSON patches (maxJSONPatchOperations).

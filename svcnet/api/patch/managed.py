@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError, Cause, bad_request, invalid
 
 from .fieldpath import (

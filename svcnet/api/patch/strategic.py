@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError, bad_request
 
 from .jsonpatches import generic_invalid

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 
 from .fieldpath import EMPTY, FieldSet, Path, PathElement, key_element, value_element
 from .fieldpath import field as field_element
