@@ -20,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import jsoncodec
-from svcnet.api import discovery, errors, meta, openapi, patch, selectors, tables
+from svcnet.api import errors, jsoncodec, meta, selectors
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
-from svcnet.apiserver import http
+from svcnet.apiserver import discovery, http, openapi, patch
+from svcnet.apiserver import printers as tables
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.storage.base import Compacted, Event, FutureRevision
 

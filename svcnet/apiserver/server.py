@@ -9,9 +9,10 @@ from contextlib import suppress
 
 from aiohttp import web
 
-from svcnet.api import defaults, openapi, patch, schema, validation
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
+from svcnet.apiserver import decoding as schema
+from svcnet.apiserver import defaults, openapi, patch, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings, schema_resolver
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.registry import Registry, WriteOptions

@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from svcnet.api import errors, meta, patch, selectors
+from svcnet.api import errors, meta, selectors
 from svcnet.api.resources import Resource
+from svcnet.apiserver import patch
 from svcnet.client.rest import PatchType, TransportError
 
 Obj = dict[str, Any]
@@ -74,13 +75,13 @@ class _Watcher:
 
 @functools.cache
 def _schema_resolver() -> patch.SchemaResolver:
-    from svcnet.api import openapi  # large tables: load only when a strategic patch needs them
+    from svcnet.apiserver import openapi  # large tables: load only when a strategic patch needs them
 
     return patch.SchemaResolver(openapi.components())
 
 
 def _root_schema(resource: Resource) -> str:
-    from svcnet.api import openapi
+    from svcnet.apiserver import openapi
 
     return openapi.root_schema_name(resource)
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import ApiError
-from svcnet.api.patch import strategic_merge_patch
-from tests.unit.api_patch import DEPLOYMENT, POD, RESOLVER, SERVICE
+from svcnet.apiserver.patch import strategic_merge_patch
+from tests.unit.apiserver.patch import DEPLOYMENT, POD, RESOLVER, SERVICE
 
 
 def pod(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:

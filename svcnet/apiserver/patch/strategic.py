@@ -13,7 +13,7 @@ from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError, bad_request
 
 from .jsonpatches import generic_invalid
-from .schema import Node, SchemaResolver, patch_meta
+from .strategy_schema import Node, SchemaResolver, patch_meta
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.api import schema as s
 from svcnet.api.resources import lookup
+from svcnet.apiserver import decoding as s
 
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")

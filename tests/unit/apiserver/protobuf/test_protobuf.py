@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.api import protobuf
 from svcnet.api.errors import ApiError
-from tests.unit.api_protobuf.kubectl_bodies import KUBECTL_BODIES
+from svcnet.apiserver import protobuf
+from tests.unit.apiserver.protobuf.kubectl_bodies import KUBECTL_BODIES
 
 
 # A tiny encoder, only for building test inputs.

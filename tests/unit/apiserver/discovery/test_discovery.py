@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.api import discovery as d
+from svcnet.apiserver import discovery as d
 
 V2_ACCEPT_132 = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import ApiError
-from svcnet.api.patch import (
+from svcnet.apiserver.patch import (
     BEFORE_FIRST_APPLY,
     decode_managed_fields,
     field_manager_for,
@@ -17,8 +17,8 @@ from svcnet.api.patch import (
     record_update,
     server_side_apply,
 )
-from svcnet.api.patch.managed import LAST_APPLIED
-from tests.unit.api_patch import DEPLOYMENT, POD, RESOLVER
+from svcnet.apiserver.patch.managed import LAST_APPLIED
+from tests.unit.apiserver.patch import DEPLOYMENT, POD, RESOLVER
 
 T1, T2, T3 = "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"
 EMPTY_LEAF: dict[str, Any] = {}

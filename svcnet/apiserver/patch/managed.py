@@ -28,7 +28,7 @@ from .fieldpath import (
     to_fields_v1,
     without_prefixes,
 )
-from .schema import Node, SchemaResolver
+from .strategy_schema import Node, SchemaResolver
 from .typed import Comparison, Typed, same_json
 
 APPLY = "Apply"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.defaults import apply_defaults, image_tag
+from svcnet.apiserver.defaults import apply_defaults, image_tag
 
 
 def _get(obj: Any, path: str) -> Any:

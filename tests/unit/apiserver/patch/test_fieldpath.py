@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.patch import SchemaResolver, from_fields_v1, path_string, to_fields_v1
-from svcnet.api.patch.fieldpath import Path, key_element, value_element
-from tests.unit.api_patch import CORE, RESOLVER, SCHEMAS
+from svcnet.apiserver.patch import SchemaResolver, from_fields_v1, path_string, to_fields_v1
+from svcnet.apiserver.patch.fieldpath import Path, key_element, value_element
+from tests.unit.apiserver.patch import CORE, RESOLVER, SCHEMAS
 
 CONTAINER: Path = (("f", "spec"), ("f", "containers"), key_element({"name": "web"}))
 

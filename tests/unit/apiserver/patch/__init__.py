@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from svcnet.api.patch import SchemaResolver
+from svcnet.apiserver.patch import SchemaResolver
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."

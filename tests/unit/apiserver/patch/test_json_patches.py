@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from svcnet.api.errors import ApiError
-from svcnet.api.patch import json_merge_patch, json_patch
+from svcnet.apiserver.patch import json_merge_patch, json_patch
 
 BASE: dict[str, Any] = {
     "metadata": {"name": "web", "labels": {"app": "web", "tier": "front"}},

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from svcnet.api import openapi as o
 from svcnet.api.resources import RESOURCES, Resource
+from svcnet.apiserver import openapi as o
 
 WRITE_METHODS = ("post", "put", "patch")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.defaults import apply_defaults
 from svcnet.api.errors import invalid as invalid_error
-from svcnet.api.validation import validate
+from svcnet.apiserver.defaults import apply_defaults
+from svcnet.apiserver.validation import validate
 
 DELETE = object()
 
@@ -498,7 +498,7 @@ def test_unknown_kind_validates_clean() -> None:
 
 
 def test_at_most_one_owner_reference_is_the_controller():
-    from svcnet.api.validation import validate
+    from svcnet.apiserver.validation import validate
 
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "p", "namespace": "default", "ownerReferences": [

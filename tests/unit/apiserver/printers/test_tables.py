@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from svcnet.api import tables
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import RESOURCES, Resource, lookup_kind
+from svcnet.apiserver import printers as tables
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -9,7 +9,7 @@ from svcnet.api import jsoncodec
 
 from .fieldpath import EMPTY, FieldSet, Path, PathElement, key_element, value_element
 from .fieldpath import field as field_element
-from .schema import Node, SchemaResolver, Shape
+from .strategy_schema import Node, SchemaResolver, Shape
 
 _MAX_DEPTH = 32
 

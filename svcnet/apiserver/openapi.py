@@ -30,8 +30,8 @@ import json
 from functools import cache
 from typing import Any
 
-from svcnet.api import schema as sch
 from svcnet.api.resources import Resource, Subresource, by_group_version, group_versions
+from svcnet.apiserver import decoding as sch
 
 Obj = dict[str, Any]
 

@@ -18,7 +18,7 @@ from .managed import (
     server_side_apply,
     zero_object,
 )
-from .schema import SchemaResolver
+from .strategy_schema import SchemaResolver
 from .strategic import strategic_merge_patch
 
 # The PATCH content types kube-apiserver accepts.

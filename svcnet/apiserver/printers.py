@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api import jsoncodec
-from svcnet.api import errors
+from svcnet.api import errors, jsoncodec
 from svcnet.api.resources import Resource
 
 Obj = dict[str, Any]

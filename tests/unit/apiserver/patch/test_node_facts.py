@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from svcnet.api import openapi
-from svcnet.api.patch import SchemaResolver
-from svcnet.api.patch.schema import Node, is_value_struct, list_map_keys, shape_of
-from tests.unit.api_patch import RESOLVER, SCHEMAS
+from svcnet.apiserver import openapi
+from svcnet.apiserver.patch import SchemaResolver
+from svcnet.apiserver.patch.strategy_schema import Node, is_value_struct, list_map_keys, shape_of
+from tests.unit.apiserver.patch import RESOLVER, SCHEMAS
 
 # One value of every JSON kind, and null: the shape rule depends on the value's kind.
 SAMPLE_VALUES: list[Any] = [None, "text", 1, 1.5, True, [], [1], {}, {"a": 1}]
