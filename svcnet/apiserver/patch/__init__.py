@@ -18,8 +18,8 @@ from .managed import (
     server_side_apply,
     zero_object,
 )
-from .strategy_schema import SchemaResolver
 from .strategic import strategic_merge_patch
+from .strategy_schema import SchemaResolver
 
 # The PATCH content types kube-apiserver accepts.
 JSON_PATCH = "application/json-patch+json"
