@@ -24,7 +24,7 @@ import hashlib
 from typing import Any
 
 from svcnet.api.resources import GROUP_ORDER, Resource, Subresource, by_group_version, group_versions
-from svcnet.apiserver.decoding import subresource_gvk
+from svcnet.apiserver.types import subresource_gvk
 
 Obj = dict[str, Any]
 

@@ -31,7 +31,7 @@ from functools import cache
 from typing import Any
 
 from svcnet.api.resources import Resource, Subresource, by_group_version, group_versions
-from svcnet.apiserver import decoding as sch
+from svcnet.apiserver import types as sch
 
 Obj = dict[str, Any]
 

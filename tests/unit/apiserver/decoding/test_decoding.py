@@ -5,6 +5,7 @@ import pytest
 
 from svcnet.api.resources import lookup
 from svcnet.apiserver import decoding as s
+from svcnet.apiserver import types
 
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
@@ -266,5 +267,5 @@ def test_endpoint_slice_body() -> None:
 
 
 def test_every_group_version_kind_names_a_struct_of_that_kind() -> None:
-    for (_group, _version, kind), name in s.gvk_schema_names().items():
-        assert s.struct(name).short_name == kind
+    for (_group, _version, kind), name in types.gvk_schema_names().items():
+        assert types.struct(name).short_name == kind
