@@ -10,6 +10,7 @@ import pytest
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import RESOURCES, Resource, lookup_kind
 from svcnet.apiserver import printers as tables
+from svcnet.apiserver.printers.format import human_duration, translate_timestamp_since
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -85,7 +86,7 @@ Y = 365 * D
     (20 * Y, "20y"),
 ])
 def test_human_duration_matches_upstream_at_each_boundary(seconds: float, expected: str) -> None:
-    assert tables.human_duration(dt.timedelta(seconds=seconds)) == expected
+    assert human_duration(dt.timedelta(seconds=seconds)) == expected
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -98,7 +99,7 @@ def test_human_duration_matches_upstream_at_each_boundary(seconds: float, expect
     ("2024-05-01T13:00:00+02:00", "60m"),  # an offset other than Z: 11:00Z
 ])
 def test_translate_timestamp_since_handles_unset_and_every_time_form(value: Any, expected: str) -> None:
-    assert tables.translate_timestamp_since(value, NOW) == expected
+    assert translate_timestamp_since(value, NOW) == expected
 
 
 # ---------------------------------------------------------------------------
