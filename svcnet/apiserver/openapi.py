@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -269,148 +270,188 @@ def _prefix(group: str, version: str) -> str:
 _STATUS = f"{sch.META}.Status"
 _WATCH_EVENT = f"{sch.META}.WatchEvent"
 _WATCH_TYPES = ("application/json", "application/yaml", "application/json;stream=watch")
+_WRITE_PARAMS = (_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION)
+_PATCH_PARAMS = (*_WRITE_PARAMS, _FORCE)
+_UNAUTHORIZED = {"401": {"description": "Unauthorized"}}
 
 
-def _resource_paths(r: Resource) -> dict[str, Obj]:
-    gv = _op_group(r.group) + r.version.capitalize()
-    tag = _tag(r.group, r.version)
-    gvk = _gvk(r.group, r.version, r.kind)
-    schema_name = root_schema_name(r)
-    list_name = sch.kind_schema_name(r.group, r.version, r.list_kind)
-    scoped = ("Namespaced" if r.namespaced else "") + r.kind
+@dataclass(frozen=True)
+class _Names:
+    """What every path of one resource is named after: operationId parts, tag, GVK, schemas, URLs."""
+
+    resource: Resource
+    gv: str  # operationId group-version word, e.g. AppsV1
+    tag: str
+    gvk: Obj
+    schema_name: str
+    list_name: str
+    scoped: str  # operationId kind word, e.g. NamespacedPod
+    prefix: str  # /api/v1 or /apis/<group>/<version>
+    base: str  # prefix, plus /namespaces/{namespace} for namespaced kinds
+    scope_params: tuple[Obj, ...]
+
+
+def _names(r: Resource) -> _Names:
     prefix = _prefix(r.group, r.version)
-    base = f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix
-    scope_params = [_NAMESPACE] if r.namespaced else []
-    verbs = set(r.verbs)
-    write_params = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
-    patch_params = [*write_params, _FORCE]
-    # Deleting a pod answers with the pod (it lingers while terminating); others with a Status.
-    deleted = schema_name if r.kind == "Pod" else _STATUS
-    paths: dict[str, Obj] = {}
+    return _Names(
+        resource=r,
+        gv=_op_group(r.group) + r.version.capitalize(),
+        tag=_tag(r.group, r.version),
+        gvk=_gvk(r.group, r.version, r.kind),
+        schema_name=root_schema_name(r),
+        list_name=sch.kind_schema_name(r.group, r.version, r.list_kind),
+        scoped=("Namespaced" if r.namespaced else "") + r.kind,
+        prefix=prefix,
+        base=f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix,
+        scope_params=(_NAMESPACE,) if r.namespaced else (),
+    )
 
+
+def _list_responses(n: _Names) -> Obj:
+    return {"200": {"description": "OK", "content": _content(n.list_name, _WATCH_TYPES)}, **_UNAUTHORIZED}
+
+
+def _collection_operations(n: _Names) -> Obj:
+    r, schema_name = n.resource, n.schema_name
     collection: Obj = {}
-    if "list" in verbs:
+    if "list" in r.verbs:
         collection["get"] = _operation(
-            f"list{gv}{scoped}", tag, "list", gvk,
-            {"200": {"description": "OK", "content": _content(list_name, _WATCH_TYPES)},
-             "401": {"description": "Unauthorized"}},
+            f"list{n.gv}{n.scoped}", n.tag, "list", n.gvk, _list_responses(n),
             _LIST_PARAMS, description=f"list or watch objects of kind {r.kind}")
-    if "create" in verbs:
+    if "create" in r.verbs:
         collection["post"] = _operation(
-            f"create{gv}{scoped}", tag, "post", gvk,
+            f"create{n.gv}{n.scoped}", n.tag, "post", n.gvk,
             _responses({"200": ("OK", schema_name), "201": ("Created", schema_name),
                         "202": ("Accepted", schema_name)}),
-            write_params, _write_body(schema_name), description=f"create a {r.kind}")
-    if "deletecollection" in verbs:
+            [*_WRITE_PARAMS], _write_body(schema_name), description=f"create a {r.kind}")
+    if "deletecollection" in r.verbs:
         collection["delete"] = _operation(
-            f"delete{gv}Collection{scoped}", tag, "deletecollection", gvk,
+            f"delete{n.gv}Collection{n.scoped}", n.tag, "deletecollection", n.gvk,
             _responses({"200": ("OK", _STATUS)}),
             [*_DELETE_PARAMS, *_LIST_PARAMS], _delete_body(),
             description=f"delete a collection of {r.kind}")
     if collection:
-        collection["parameters"] = [*scope_params, _PRETTY]
-        paths[f"{base}/{r.plural}"] = collection
+        collection["parameters"] = [*n.scope_params, _PRETTY]
+    return collection
 
+
+def _item_operations(n: _Names) -> Obj:
+    r, schema_name = n.resource, n.schema_name
+    # Deleting a pod answers with the pod (it lingers while terminating); others with a Status.
+    deleted = schema_name if r.kind == "Pod" else _STATUS
     item: Obj = {}
-    if "get" in verbs:
-        item["get"] = _operation(f"read{gv}{scoped}", tag, "get", gvk,
+    if "get" in r.verbs:
+        item["get"] = _operation(f"read{n.gv}{n.scoped}", n.tag, "get", n.gvk,
                                  _responses({"200": ("OK", schema_name)}),
                                  description=f"read the specified {r.kind}")
-    if "update" in verbs:
+    if "update" in r.verbs:
         item["put"] = _operation(
-            f"replace{gv}{scoped}", tag, "put", gvk,
+            f"replace{n.gv}{n.scoped}", n.tag, "put", n.gvk,
             _responses({"200": ("OK", schema_name), "201": ("Created", schema_name)}),
-            write_params, _write_body(schema_name), description=f"replace the specified {r.kind}")
-    if "patch" in verbs:
+            [*_WRITE_PARAMS], _write_body(schema_name), description=f"replace the specified {r.kind}")
+    if "patch" in r.verbs:
         item["patch"] = _operation(
-            f"patch{gv}{scoped}", tag, "patch", gvk,
+            f"patch{n.gv}{n.scoped}", n.tag, "patch", n.gvk,
             _responses({"200": ("OK", schema_name), "201": ("Created", schema_name)}),
-            patch_params, _patch_body(), description=f"partially update the specified {r.kind}")
-    if "delete" in verbs:
+            [*_PATCH_PARAMS], _patch_body(), description=f"partially update the specified {r.kind}")
+    if "delete" in r.verbs:
         item["delete"] = _operation(
-            f"delete{gv}{scoped}", tag, "delete", gvk,
+            f"delete{n.gv}{n.scoped}", n.tag, "delete", n.gvk,
             _responses({"200": ("OK", deleted), "202": ("Accepted", deleted)}),
             _DELETE_PARAMS, _delete_body(), description=f"delete a {r.kind}")
     if item:
-        item["parameters"] = [_name_param(r.kind), *scope_params, _PRETTY]
-        paths[f"{base}/{r.plural}/{{name}}"] = item
+        item["parameters"] = [_name_param(r.kind), *n.scope_params, _PRETTY]
+    return item
 
-    for sub in r.subresources:
-        suffix = sub.name.capitalize()
-        sub_group, sub_version, sub_kind = sch.subresource_gvk(r, sub)
-        sub_gvk = _gvk(sub_group, sub_version, sub_kind)
-        sub_path: Obj = {}
-        if sub.connect:
-            paths[f"{base}/{r.plural}/{{name}}/{sub.name}"] = _connect_path(
-                r, sub, gv, scoped, tag, sub_gvk, sub_kind, scope_params)
-            continue
-        if sub.name == "log":
+
+def _subresource_operations(n: _Names, sub: Subresource) -> Obj:
+    r = n.resource
+    sub_group, sub_version, sub_kind = sch.subresource_gvk(r, sub)
+    sub_gvk = _gvk(sub_group, sub_version, sub_kind)
+    if sub.connect:
+        return _connect_path(n, sub, sub_gvk, sub_kind)
+    op_id = f"{n.gv}{n.scoped}{sub.name.capitalize()}"
+    sub_path: Obj = {}
+    if sub.name == "log":
+        sub_path["get"] = _operation(
+            f"read{n.gv}{n.scoped}Log", n.tag, "get", sub_gvk,
+            {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **_UNAUTHORIZED},
+            _LOG_PARAMS, description=f"read log of the specified {r.kind}")
+    else:
+        sub_schema = sch.kind_schema_name(sub_group, sub_version, sub_kind)
+        if "create" in sub.verbs:
+            sub_path["post"] = _operation(
+                f"create{op_id}", n.tag, "post", sub_gvk,
+                _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema),
+                            "202": ("Accepted", sub_schema)}),
+                [*_WRITE_PARAMS], _write_body(sub_schema), description=f"create {sub.name} of a {r.kind}")
+        if "get" in sub.verbs:
             sub_path["get"] = _operation(
-                f"read{gv}{scoped}Log", tag, "get", sub_gvk,
-                {"200": {"description": "OK",
-                         "content": {"text/plain": {"schema": {"type": "string"}}}},
-                 "401": {"description": "Unauthorized"}},
-                _LOG_PARAMS, description=f"read log of the specified {r.kind}")
-        else:
-            sub_schema = sch.kind_schema_name(sub_group, sub_version, sub_kind)
-            if "create" in sub.verbs:
-                sub_path["post"] = _operation(
-                    f"create{gv}{scoped}{suffix}", tag, "post", sub_gvk,
-                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema),
-                                "202": ("Accepted", sub_schema)}),
-                    write_params, _write_body(sub_schema),
-                    description=f"create {sub.name} of a {r.kind}")
-            if "get" in sub.verbs:
-                sub_path["get"] = _operation(
-                    f"read{gv}{scoped}{suffix}", tag, "get", sub_gvk,
-                    _responses({"200": ("OK", sub_schema)}),
-                    description=f"read {sub.name} of the specified {r.kind}")
-            if "update" in sub.verbs:
-                sub_path["put"] = _operation(
-                    f"replace{gv}{scoped}{suffix}", tag, "put", sub_gvk,
-                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
-                    write_params, _write_body(sub_schema),
-                    description=f"replace {sub.name} of the specified {r.kind}")
-            if "patch" in sub.verbs:
-                sub_path["patch"] = _operation(
-                    f"patch{gv}{scoped}{suffix}", tag, "patch", sub_gvk,
-                    _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
-                    patch_params, _patch_body(),
-                    description=f"partially update {sub.name} of the specified {r.kind}")
-        sub_path["parameters"] = [_name_param(sub_kind), *scope_params, _PRETTY]
-        paths[f"{base}/{r.plural}/{{name}}/{sub.name}"] = sub_path
+                f"read{op_id}", n.tag, "get", sub_gvk, _responses({"200": ("OK", sub_schema)}),
+                description=f"read {sub.name} of the specified {r.kind}")
+        if "update" in sub.verbs:
+            sub_path["put"] = _operation(
+                f"replace{op_id}", n.tag, "put", sub_gvk,
+                _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
+                [*_WRITE_PARAMS], _write_body(sub_schema),
+                description=f"replace {sub.name} of the specified {r.kind}")
+        if "patch" in sub.verbs:
+            sub_path["patch"] = _operation(
+                f"patch{op_id}", n.tag, "patch", sub_gvk,
+                _responses({"200": ("OK", sub_schema), "201": ("Created", sub_schema)}),
+                [*_PATCH_PARAMS], _patch_body(),
+                description=f"partially update {sub.name} of the specified {r.kind}")
+    sub_path["parameters"] = [_name_param(sub_kind), *n.scope_params, _PRETTY]
+    return sub_path
 
-    if r.namespaced and "list" in verbs:
-        paths[f"{prefix}/{r.plural}"] = {
+
+def _watch_paths(n: _Names) -> dict[str, Obj]:
+    """The deprecated /watch/ URLs upstream still documents."""
+    r, gv, tag, gvk = n.resource, n.gv, n.tag, n.gvk
+    watch_responses = {"200": {"description": "OK", "content": _content(_WATCH_EVENT, _WATCH_TYPES)},
+                       **_UNAUTHORIZED}
+    watch_base = f"{n.prefix}/watch/namespaces/{{namespace}}" if r.namespaced else f"{n.prefix}/watch"
+    paths: dict[str, Obj] = {
+        f"{watch_base}/{r.plural}": {
+            "get": _operation(f"watch{gv}{n.scoped}List", tag, "watchlist", gvk, watch_responses,
+                              description=f"deprecated: use list with ?watch=true ({r.kind})"),
+            "parameters": [*_LIST_PARAMS, *n.scope_params, _PRETTY],
+        },
+        f"{watch_base}/{r.plural}/{{name}}": {
+            "get": _operation(f"watch{gv}{n.scoped}", tag, "watch", gvk, watch_responses,
+                              description=f"deprecated: use list with ?watch=true&fieldSelector ({r.kind})"),
+            "parameters": [*_LIST_PARAMS, _name_param(r.kind), *n.scope_params, _PRETTY],
+        },
+    }
+    if r.namespaced:
+        paths[f"{n.prefix}/watch/{r.plural}"] = {
+            "get": _operation(f"watch{gv}{r.kind}ListForAllNamespaces", tag, "watchlist", gvk,
+                              watch_responses,
+                              description=f"deprecated: use list with ?watch=true ({r.kind})"),
+            "parameters": [*_LIST_PARAMS, _PRETTY],
+        }
+    return paths
+
+
+def _resource_paths(r: Resource) -> dict[str, Obj]:
+    n = _names(r)
+    paths: dict[str, Obj] = {}
+    if collection := _collection_operations(n):
+        paths[f"{n.base}/{r.plural}"] = collection
+    if item := _item_operations(n):
+        paths[f"{n.base}/{r.plural}/{{name}}"] = item
+    for sub in r.subresources:
+        paths[f"{n.base}/{r.plural}/{{name}}/{sub.name}"] = _subresource_operations(n, sub)
+    if r.namespaced and "list" in r.verbs:
+        paths[f"{n.prefix}/{r.plural}"] = {
             "get": _operation(
-                f"list{gv}{r.kind}ForAllNamespaces", tag, "list", gvk,
-                {"200": {"description": "OK", "content": _content(list_name, _WATCH_TYPES)},
-                 "401": {"description": "Unauthorized"}},
+                f"list{n.gv}{r.kind}ForAllNamespaces", n.tag, "list", n.gvk, _list_responses(n),
                 description=f"list or watch objects of kind {r.kind} in every namespace"),
             "parameters": [*_LIST_PARAMS, _PRETTY],
         }
-
-    if "watch" in verbs:
-        watch_responses = {"200": {"description": "OK", "content": _content(_WATCH_EVENT, _WATCH_TYPES)},
-                           "401": {"description": "Unauthorized"}}
-        watch_base = f"{prefix}/watch/namespaces/{{namespace}}" if r.namespaced else f"{prefix}/watch"
-        paths[f"{watch_base}/{r.plural}"] = {
-            "get": _operation(f"watch{gv}{scoped}List", tag, "watchlist", gvk, watch_responses,
-                              description=f"deprecated: use list with ?watch=true ({r.kind})"),
-            "parameters": [*_LIST_PARAMS, *scope_params, _PRETTY],
-        }
-        paths[f"{watch_base}/{r.plural}/{{name}}"] = {
-            "get": _operation(f"watch{gv}{scoped}", tag, "watch", gvk, watch_responses,
-                              description=f"deprecated: use list with ?watch=true&fieldSelector ({r.kind})"),
-            "parameters": [*_LIST_PARAMS, _name_param(r.kind), *scope_params, _PRETTY],
-        }
-        if r.namespaced:
-            paths[f"{prefix}/watch/{r.plural}"] = {
-                "get": _operation(f"watch{gv}{r.kind}ListForAllNamespaces", tag, "watchlist", gvk,
-                                  watch_responses,
-                                  description=f"deprecated: use list with ?watch=true ({r.kind})"),
-                "parameters": [*_LIST_PARAMS, _PRETTY],
-            }
+    if "watch" in r.verbs:
+        paths.update(_watch_paths(n))
     return paths
 
 
@@ -430,9 +471,9 @@ _CONNECT_PARAMS: dict[str, list[Obj]] = {
 }
 
 
-def _connect_path(r: Resource, sub: Subresource, gv: str, scoped: str, tag: str, gvk: Obj,
-                  options_kind: str, scope_params: list[Obj]) -> Obj:
+def _connect_path(n: _Names, sub: Subresource, gvk: Obj, options_kind: str) -> Obj:
     """pods/exec as upstream documents it: connect GET and POST, query options, no body."""
+    r, gv, scoped, tag = n.resource, n.gv, n.scoped, n.tag
     verb_of = {"get": "get", "post": "create"}
     responses = {"200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
                  "401": {"description": "Unauthorized"}}
@@ -443,7 +484,7 @@ def _connect_path(r: Resource, sub: Subresource, gv: str, scoped: str, tag: str,
                 f"connect{gv}{word}{scoped}{sub.name.capitalize()}", tag, "connect", gvk,
                 copy.deepcopy(responses),
                 description=f"connect {method.upper()} requests to {sub.name} of {r.kind}")
-    params = [*_CONNECT_PARAMS.get(sub.name, []), _name_param(options_kind), *scope_params]
+    params = [*_CONNECT_PARAMS.get(sub.name, []), _name_param(options_kind), *n.scope_params]
     item["parameters"] = sorted(params, key=lambda p: p["name"])
     return item
 
