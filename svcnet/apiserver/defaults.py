@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from svcnet.api.objects import spec_of
+
 Obj = dict[str, Any]
 
 DEFAULT_TOLERATION_SECONDS = 300
@@ -147,7 +149,7 @@ def _default_pod(pod: Obj) -> None:
 
 def externally_accessible(service: Obj) -> bool:
     """Upstream service.ExternallyAccessible: NodePort, LoadBalancer, or externalIPs."""
-    spec = service.get("spec") or {}
+    spec = spec_of(service)
     kind = spec.get("type")
     return kind in ("NodePort", "LoadBalancer") or (kind == "ClusterIP" and bool(spec.get("externalIPs")))
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from svcnet.api import meta, selectors
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import controller_ref, labels_of, metadata_of, namespace_of, spec_of, status_of
 from svcnet.client.informer import split_key
-from svcnet.controllers.base import PODS, STATEFULSETS, Controller, Obj, controller_of
+from svcnet.controllers.base import PODS, STATEFULSETS, Controller, Obj
 from svcnet.core import statefulset as core
 
 log = logging.getLogger("svcnet.controllers.statefulset")
@@ -24,7 +25,7 @@ _BY_NAMESPACE = "statefulset-controller/namespace"
 
 
 def _namespace_index(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace") or "")]
+    return [namespace_of(obj)]
 
 
 def _add_index(informer: Any, name: str) -> None:
@@ -49,7 +50,7 @@ class StatefulSetController(Controller):
 
     # ------------------------------------------------------------- handlers
     def _pod_changed(self, pod: Obj) -> None:
-        ref = controller_of(pod)
+        ref = controller_ref(pod)
         if ref is not None:
             if ref.get("kind") == "StatefulSet":
                 self.queue.add(f"{meta.namespace_of(pod)}/{ref.get('name')}")
@@ -59,16 +60,16 @@ class StatefulSetController(Controller):
             self.enqueue(sts)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        old_ref, new_ref = controller_of(old), controller_of(new)
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref is not None and (new_ref is None or old_ref.get("uid") != new_ref.get("uid")):
             self._pod_changed(old)
         self._pod_changed(new)
 
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
+        labels = labels_of(pod)
         found = []
         for sts in self.sets.by_index(_BY_NAMESPACE, meta.namespace_of(pod)):
-            selector = (sts.get("spec") or {}).get("selector")
+            selector = spec_of(sts).get("selector")
             if selector and core.is_member_of(sts, pod) and _selector_matches(selector, labels):
                 found.append(sts)
         return found
@@ -79,7 +80,7 @@ class StatefulSetController(Controller):
         sts = self.sets.get(namespace, name)
         if sts is None:
             return None  # deleted: the garbage collector removes its pods
-        selector = (sts.get("spec") or {}).get("selector")
+        selector = spec_of(sts).get("selector")
         if not selector:
             return None  # upstream refuses to act on a set without a selector
         in_namespace = self.pods.by_index(_BY_NAMESPACE, namespace or "")
@@ -116,24 +117,24 @@ class StatefulSetController(Controller):
         namespace, name = meta.namespace_of(sts), meta.name_of(sts)
         try:
             await self.api.update_status(STATEFULSETS, namespace,
-                                         {**sts, "status": {**(sts.get("status") or {}), **status}})
+                                         {**sts, "status": {**status_of(sts), **status}})
             return
         except ApiError as exc:
             if exc.code != 409:
                 raise
         latest = await self.api.get(STATEFULSETS, namespace, name)
-        generation = (sts.get("metadata") or {}).get("generation")
-        if (latest.get("metadata") or {}).get("generation") != generation:
+        generation = metadata_of(sts).get("generation")
+        if metadata_of(latest).get("generation") != generation:
             return
-        if (latest.get("metadata") or {}).get("uid") != (sts.get("metadata") or {}).get("uid"):
+        if metadata_of(latest).get("uid") != metadata_of(sts).get("uid"):
             return
         if core.status_differs(latest, status):
             await self.api.update_status(STATEFULSETS, namespace,
-                                         {**latest, "status": {**(latest.get("status") or {}), **status}})
+                                         {**latest, "status": {**status_of(latest), **status}})
 
     def _current_template(self, sts: Obj, pods: list[Obj]) -> Obj | None:
         """The template of status.currentRevision, recovered from a pod that still runs it."""
-        current = (sts.get("status") or {}).get("currentRevision")
+        current = status_of(sts).get("currentRevision")
         if not current or current == core.revision_name(sts):
             return None
         for pod in sorted(pods, key=core.ordinal_of):
@@ -185,7 +186,7 @@ class StatefulSetController(Controller):
                                    f"update Pod {action.name} in StatefulSet {set_name} successful")
 
     async def _adopt(self, sts: Obj, pod: Obj) -> Obj | None:
-        md = pod.get("metadata") or {}
+        md = metadata_of(pod)
         refs = [*(md.get("ownerReferences") or []), core.controller_reference(sts)]
         try:
             # The resourceVersion makes this conditional: a pod changed meanwhile is left alone.
@@ -198,8 +199,8 @@ class StatefulSetController(Controller):
             raise
 
     async def _release(self, sts: Obj, pod: Obj) -> None:
-        md = pod.get("metadata") or {}
-        uid = (sts.get("metadata") or {}).get("uid")
+        md = metadata_of(pod)
+        uid = metadata_of(sts).get("uid")
         refs = [r for r in md.get("ownerReferences") or [] if r.get("uid") != uid]
         try:
             await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod), {

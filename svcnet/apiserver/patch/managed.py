@@ -16,6 +16,7 @@ from typing import Any
 
 from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError, Cause, bad_request, invalid
+from svcnet.api.objects import annotations_of, metadata_of
 
 from .fieldpath import (
     EMPTY,
@@ -109,7 +110,7 @@ def field_manager_for(field_manager: str | None, user_agent: str | None) -> str:
 
 def decode_managed_fields(obj: dict[str, Any] | None) -> dict[ManagerKey, ManagedEntry]:
     """The object's managedFields by manager; malformed entries are skipped."""
-    raw = ((obj or {}).get("metadata") or {}).get("managedFields")
+    raw = metadata_of(obj).get("managedFields")
     entries: dict[ManagerKey, ManagedEntry] = {}
     if not isinstance(raw, list):
         return entries
@@ -145,7 +146,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
                                                  "FieldValueRequired")], group="meta.k8s.io")
     if not isinstance(applied, dict):
         raise bad_request("error decoding YAML: the applied configuration must be an object")
-    if (applied.get("metadata") or {}).get("managedFields") is not None:
+    if metadata_of(applied).get("managedFields") is not None:
         raise bad_request("metadata.managedFields must be nil")
     typed = Typed(resolver)
     node = resolver.root(root_ref)
@@ -174,7 +175,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
         if remaining:
             raise _Conflicts(remaining).error() from None
         merged = plan.run(True)
-    if manager == KUBECTL and LAST_APPLIED in ((merged.get("metadata") or {}).get("annotations") or {}):
+    if manager == KUBECTL and LAST_APPLIED in annotations_of(merged):
         merged["metadata"]["annotations"][LAST_APPLIED] = last_applied_configuration(applied)
     return merged
 
@@ -239,7 +240,7 @@ class _Conflicts(Exception):
 
 def _allowed_by_last_applied(typed: Typed, node: Node | None, live: dict[str, Any]) -> FieldSet:
     """Fields of the client-side last-applied configuration whose live value still matches it."""
-    raw = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    raw = annotations_of(live).get(LAST_APPLIED)
     try:
         last = json.loads(raw) if isinstance(raw, str) and raw else None
     except ValueError:
@@ -254,7 +255,7 @@ def last_applied_configuration(applied: dict[str, Any]) -> str:
     """The last-applied-configuration annotation value for a configuration, as upstream builds
     it (Go's JSON encoder: sorted keys, HTML-escaped, newline-terminated), without itself."""
     body = copy.deepcopy(applied)
-    annotations = (body.get("metadata") or {}).get("annotations")
+    annotations = metadata_of(body).get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED, None)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from svcnet.api import errors, jsoncodec
+from svcnet.api.objects import metadata_of
 from svcnet.api.resources import Resource
 
 from .apps import APPS_PRINTERS
@@ -88,7 +89,7 @@ def check_include_object(value: str) -> str:
 
 def partial_object_metadata(obj: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION,
-            "metadata": jsoncodec.deepcopy(obj.get("metadata") or {})}
+            "metadata": jsoncodec.deepcopy(metadata_of(obj))}
 
 
 def _row_object(resource: Resource, obj: Obj, include_object: str) -> Obj | None:
