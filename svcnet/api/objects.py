@@ -73,6 +73,13 @@ def controller_ref(obj: ObjLike) -> Obj | None:
     return None
 
 
+def new_controller_ref(owner: ObjLike, api_version: str, kind: str) -> Obj:
+    """The ownerReference a controller puts on what it creates (metav1.NewControllerRef)."""
+    md = metadata_of(owner)
+    return {"apiVersion": api_version, "kind": kind, "name": md.get("name"), "uid": md.get("uid"),
+            "controller": True, "blockOwnerDeletion": True}
+
+
 def is_being_deleted(obj: ObjLike) -> bool:
     """metadata.deletionTimestamp is set: the object waits for its finalizers."""
     return bool(metadata_of(obj).get("deletionTimestamp"))

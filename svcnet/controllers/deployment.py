@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import annotations_of, labels_of, metadata_of, spec_of, status_of
+from svcnet.api.objects import annotations_of, controller_ref, labels_of, metadata_of, spec_of, status_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import DEPLOYMENTS, PODS, REPLICASETS, Api, Controller, InformerFactory
@@ -82,7 +82,7 @@ class DeploymentController(Controller):
         if metadata_of(rs).get("deletionTimestamp"):
             self._rs_deleted(rs)
             return
-        ref = rscore.controller_ref(rs)
+        ref = controller_ref(rs)
         if ref is not None:
             d = self._owner_deployment(rs, ref)
             if d is not None:
@@ -94,7 +94,7 @@ class DeploymentController(Controller):
     def _rs_updated(self, old: Obj, cur: Obj) -> None:
         if metadata_of(old).get("resourceVersion") == metadata_of(cur).get("resourceVersion"):
             return
-        old_ref, cur_ref = rscore.controller_ref(old), rscore.controller_ref(cur)
+        old_ref, cur_ref = controller_ref(old), controller_ref(cur)
         ref_changed = old_ref != cur_ref
         if ref_changed and old_ref is not None:
             previous = self._owner_deployment(old, old_ref)
@@ -110,19 +110,19 @@ class DeploymentController(Controller):
                 self.enqueue(d)
 
     def _rs_deleted(self, rs: Obj) -> None:
-        d = self._owner_deployment(rs, rscore.controller_ref(rs))
+        d = self._owner_deployment(rs, controller_ref(rs))
         if d is not None:
             self.enqueue(d)
 
     def _pod_deleted(self, pod: Obj) -> None:
         """Recreate waits for old pods to be gone: their deletion is news to it."""
-        ref = rscore.controller_ref(pod)
+        ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
         rs = self.replicasets.get(metadata_of(pod).get("namespace"), str(ref.get("name")))
         if rs is None:
             return
-        d = self._owner_deployment(rs, rscore.controller_ref(rs))
+        d = self._owner_deployment(rs, controller_ref(rs))
         if d is not None and not core.is_rolling_update(d):
             self.enqueue(d)
 
@@ -238,7 +238,7 @@ class DeploymentController(Controller):
         except ApiError as exc:
             if exc.reason == "AlreadyExists":
                 found = await self.api.get(REPLICASETS, namespace, rs_name)
-                ref = rscore.controller_ref(found)
+                ref = controller_ref(found)
                 if ref is not None and ref.get("uid") == metadata_of(d).get("uid") and core.equal_ignore_hash(
                         spec.get("template") or {}, spec_of(found).get("template") or {}):
                     created, already_exists = found, True

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import is_pod_ready, metadata_of, spec_of, status_of
+from svcnet.api.objects import controller_ref, is_pod_ready, metadata_of, spec_of, status_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
 from svcnet.client.informer import Informer, object_key, split_key
 from svcnet.controllers.base import PODS, REPLICASETS, Api, Controller, InformerFactory
@@ -34,7 +34,7 @@ BY_CONTROLLER = "svcnet/by-controller"
 
 def by_controller(obj: Obj) -> list[str]:
     """Index value: "uid:<controller uid>" for owned objects, "orphan:<namespace>" for the rest."""
-    ref = core.controller_ref(obj)
+    ref = controller_ref(obj)
     if ref is not None and ref.get("uid"):
         return [f"uid:{ref['uid']}"]
     return [f"orphan:{(obj.get('metadata') or {}).get('namespace') or ''}"]
@@ -131,7 +131,7 @@ class ReplicaSetController(Controller):
             # Seen for the first time already terminating (e.g. after a restart): count it as gone.
             self._pod_deleted(pod)
             return
-        ref = core.controller_ref(pod)
+        ref = controller_ref(pod)
         if ref is not None:
             rs = self._owner_of(pod, ref)
             if rs is not None:
@@ -151,7 +151,7 @@ class ReplicaSetController(Controller):
             if labels_changed:
                 self._pod_deleted(old)
             return
-        old_ref, cur_ref = core.controller_ref(old), core.controller_ref(cur)
+        old_ref, cur_ref = controller_ref(old), controller_ref(cur)
         ref_changed = old_ref != cur_ref
         if ref_changed and old_ref is not None:
             previous = self._owner_of(old, old_ref)
@@ -171,7 +171,7 @@ class ReplicaSetController(Controller):
             self._enqueue_matching(cur)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        rs = self._owner_of(pod, core.controller_ref(pod))
+        rs = self._owner_of(pod, controller_ref(pod))
         if rs is None:
             return
         key = object_key(rs)
@@ -320,7 +320,7 @@ class ReplicaSetController(Controller):
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Pods of every ReplicaSet with the same owner (a Deployment's old and new ones)."""
-        ref = core.controller_ref(rs)
+        ref = controller_ref(rs)
         siblings = [rs] if ref is None else self.replicasets.by_index(BY_CONTROLLER, f"uid:{ref.get('uid')}")
         related: list[Obj] = []
         for sibling in siblings:

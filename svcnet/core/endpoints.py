@@ -38,6 +38,7 @@ from svcnet.api.objects import (
     is_pod_ready,
     labels_of,
     metadata_of,
+    new_controller_ref,
     owner_references_of,
     spec_of,
     status_of,
@@ -359,9 +360,7 @@ def slice_labels(existing: Mapping[str, Any] | None, service: Mapping[str, Any])
 
 
 def service_owner_reference(service: Mapping[str, Any]) -> Obj:
-    md = metadata_of(service)
-    return {"apiVersion": "v1", "kind": "Service", "name": md.get("name"), "uid": md.get("uid"),
-            "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(service, "v1", "Service")
 
 
 def slice_name_prefix(service_name: str) -> str:

@@ -27,10 +27,11 @@ from svcnet.api import meta
 from svcnet.api.objects import (
     annotations_of,
     condition_of,
+    controller_ref,
     is_pod_ready,
     labels_of,
     metadata_of,
-    owner_references_of,
+    new_controller_ref,
     spec_of,
     status_of,
     uid_of,
@@ -90,18 +91,9 @@ def is_pod_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool
 
 # ------------------------------------------------------------------- ownership
 
-def controller_ref(obj: Obj) -> Obj | None:
-    for ref in owner_references_of(obj):
-        if ref.get("controller"):
-            return ref
-    return None
-
-
 def controller_ref_to(owner: Obj) -> Obj:
     """metav1.NewControllerRef: the ownerReference a controller puts on what it creates."""
-    md = owner["metadata"]
-    return {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
-            "name": md["name"], "uid": md["uid"], "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(owner, owner.get("apiVersion", ""), owner.get("kind", ""))
 
 
 @dataclass(frozen=True)

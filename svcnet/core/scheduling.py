@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from svcnet.api.objects import labels_of, metadata_of, name_of, owner_references_of, spec_of, status_of
+from svcnet.api.objects import (
+    condition_of,
+    labels_of,
+    metadata_of,
+    name_of,
+    owner_references_of,
+    spec_of,
+    status_of,
+)
 
 Obj = dict[str, Any]
 
@@ -72,10 +80,8 @@ def occupies_node(pod: Obj) -> bool:
 # ------------------------------------------------------------------- nodes
 
 def ready_status(node: Obj) -> str:
-    for condition in status_of(node).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return str(condition.get("status") or "Unknown")
-    return "Unknown"
+    condition = condition_of(node, "Ready")
+    return "Unknown" if condition is None else str(condition.get("status") or "Unknown")
 
 
 def effective_taints(node: Obj) -> list[Obj]:

@@ -39,6 +39,7 @@ from svcnet.api.objects import (
     is_being_deleted,
     labels_of,
     metadata_of,
+    new_controller_ref,
     owner_references_of,
     spec_of,
     status_of,
@@ -260,9 +261,7 @@ def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
 
 
 def controller_reference(sts: Obj) -> Obj:
-    md = metadata_of(sts)
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": md.get("name"),
-            "uid": md.get("uid"), "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(sts, "apps/v1", "StatefulSet")
 
 
 # ---------------------------------------------------------------- ownership
