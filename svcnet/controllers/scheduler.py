@@ -20,7 +20,7 @@ from typing import Any
 
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import metadata_of, spec_of, status_of
+from svcnet.api.objects import metadata_of, name_of, namespace_of, spec_of, status_of
 from svcnet.client.informer import object_key, split_key
 from svcnet.client.rest import resource_path
 from svcnet.controllers.base import NODES, PODS, Controller, Obj
@@ -116,7 +116,7 @@ class Scheduler(Controller):
     def _pods_on_nodes(self) -> dict[str, list[Obj]]:
         pods_on: dict[str, list[Obj]] = {}
         for node in self.nodes.list():
-            node_name = meta.name_of(node)
+            node_name = name_of(node)
             pods_on[node_name] = self.pods.by_index(_BY_NODE, node_name)
         for key, (node_name, pod) in self._assumed.items():
             bound = pods_on.setdefault(node_name, [])
@@ -126,7 +126,7 @@ class Scheduler(Controller):
 
     async def _bind(self, key: str, pod: Obj, node_name: str) -> None:
         md = metadata_of(pod)
-        namespace, name = meta.namespace_of(pod), meta.name_of(pod)
+        namespace, name = namespace_of(pod), name_of(pod)
         assumed = {**pod, "spec": {**spec_of(pod), "nodeName": node_name}}
         self._assumed[key] = (node_name, assumed)
         binding = {"apiVersion": "v1", "kind": "Binding",
@@ -165,7 +165,7 @@ class Scheduler(Controller):
                 existing["lastTransitionTime"] if existing is not None and existing.get("status") == "False"
                 and existing.get("lastTransitionTime") else meta.rfc3339(self.clock()))
             try:
-                await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod),
+                await self.api.patch(PODS, namespace_of(pod), name_of(pod),
                                      {"status": {"conditions": [condition]}}, patch_type="strategic",
                                      subresource="status")
             except ApiError as exc:

@@ -12,9 +12,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from svcnet.api import meta, selectors
+from svcnet.api import selectors
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import controller_ref, labels_of, metadata_of, namespace_of, spec_of, status_of
+from svcnet.api.objects import (
+    controller_ref,
+    labels_of,
+    metadata_of,
+    name_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import PODS, STATEFULSETS, Controller, Obj
 from svcnet.core import statefulset as core
@@ -53,7 +61,7 @@ class StatefulSetController(Controller):
         ref = controller_ref(pod)
         if ref is not None:
             if ref.get("kind") == "StatefulSet":
-                self.queue.add(f"{meta.namespace_of(pod)}/{ref.get('name')}")
+                self.queue.add(f"{namespace_of(pod)}/{ref.get('name')}")
             return
         # An orphan: every set that could adopt it looks again (upstream's getStatefulSetsForPod).
         for sts in self._sets_selecting(pod):
@@ -68,7 +76,7 @@ class StatefulSetController(Controller):
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
         labels = labels_of(pod)
         found = []
-        for sts in self.sets.by_index(_BY_NAMESPACE, meta.namespace_of(pod)):
+        for sts in self.sets.by_index(_BY_NAMESPACE, namespace_of(pod)):
             selector = spec_of(sts).get("selector")
             if selector and core.is_member_of(sts, pod) and _selector_matches(selector, labels):
                 found.append(sts)
@@ -114,7 +122,7 @@ class StatefulSetController(Controller):
         Our own last status write is usually what makes the cached copy stale;
         a newer generation is left to the reconcile its watch event brings.
         """
-        namespace, name = meta.namespace_of(sts), meta.name_of(sts)
+        namespace, name = namespace_of(sts), name_of(sts)
         try:
             await self.api.update_status(STATEFULSETS, namespace,
                                          {**sts, "status": {**status_of(sts), **status}})
@@ -144,8 +152,8 @@ class StatefulSetController(Controller):
 
     # --------------------------------------------------------------- writes
     async def _execute(self, sts: Obj, action: core.PodAction) -> None:
-        namespace = meta.namespace_of(sts)
-        set_name = meta.name_of(sts)
+        namespace = namespace_of(sts)
+        set_name = name_of(sts)
         if action.kind == "create":
             assert action.pod is not None
             try:
@@ -190,7 +198,7 @@ class StatefulSetController(Controller):
         refs = [*(md.get("ownerReferences") or []), core.controller_reference(sts)]
         try:
             # The resourceVersion makes this conditional: a pod changed meanwhile is left alone.
-            return await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod), {
+            return await self.api.patch(PODS, namespace_of(pod), name_of(pod), {
                 "metadata": {"ownerReferences": refs, "resourceVersion": md.get("resourceVersion")}},
                 patch_type="merge")
         except ApiError as exc:
@@ -203,7 +211,7 @@ class StatefulSetController(Controller):
         uid = metadata_of(sts).get("uid")
         refs = [r for r in md.get("ownerReferences") or [] if r.get("uid") != uid]
         try:
-            await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod), {
+            await self.api.patch(PODS, namespace_of(pod), name_of(pod), {
                 "metadata": {"ownerReferences": refs or None,
                              "resourceVersion": md.get("resourceVersion")}}, patch_type="merge")
         except ApiError as exc:

@@ -39,6 +39,8 @@ from svcnet.api.objects import (
     is_being_deleted,
     labels_of,
     metadata_of,
+    name_of,
+    namespace_of,
     new_controller_ref,
     owner_references_of,
     spec_of,
@@ -73,17 +75,17 @@ def parent_and_ordinal(pod_name: str) -> tuple[str, int]:
 
 
 def ordinal_of(pod: Obj) -> int:
-    return parent_and_ordinal(meta.name_of(pod))[1]
+    return parent_and_ordinal(name_of(pod))[1]
 
 
 def is_member_of(sts: Obj, pod: Obj) -> bool:
     """A pod belongs to a StatefulSet by name: `<set>-<ordinal>`."""
-    parent, ordinal = parent_and_ordinal(meta.name_of(pod))
-    return ordinal >= 0 and parent == meta.name_of(sts)
+    parent, ordinal = parent_and_ordinal(name_of(pod))
+    return ordinal >= 0 and parent == name_of(sts)
 
 
 def pod_name(sts: Obj, ordinal: int) -> str:
-    return f"{meta.name_of(sts)}-{ordinal}"
+    return f"{name_of(sts)}-{ordinal}"
 
 
 
@@ -101,14 +103,14 @@ def identity_matches(sts: Obj, pod: Obj) -> bool:
     md = metadata_of(pod)
     ordinal = ordinal_of(pod)
     labels = md.get("labels") or {}
-    return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == meta.namespace_of(sts)
+    return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == namespace_of(sts)
             and labels.get(POD_NAME_LABEL) == md.get("name")
             and labels.get(POD_INDEX_LABEL) == str(ordinal))
 
 
 def identity_labels(pod: Obj) -> dict[str, str]:
     """The labels updateIdentity sets: the pod's name and its ordinal."""
-    return {POD_NAME_LABEL: meta.name_of(pod), POD_INDEX_LABEL: str(ordinal_of(pod))}
+    return {POD_NAME_LABEL: name_of(pod), POD_INDEX_LABEL: str(ordinal_of(pod))}
 
 
 # ---------------------------------------------------------------- revisions
@@ -141,7 +143,7 @@ def revision_hash(template: Obj | None, collision_count: int = 0) -> str:
 def revision_name(sts: Obj) -> str:
     """The update revision: `<set>-<hash>` of the current template."""
     collisions = int(status_of(sts).get("collisionCount") or 0)
-    prefix = meta.name_of(sts)[:223]  # upstream's ControllerRevisionName keeps names under 253
+    prefix = name_of(sts)[:223]  # upstream's ControllerRevisionName keeps names under 253
     return f"{prefix}-{revision_hash(spec_of(sts).get('template'), collisions)}"
 
 
@@ -243,8 +245,8 @@ def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
     labels[POD_NAME_LABEL] = name
     labels[POD_INDEX_LABEL] = str(ordinal)
     labels[REVISION_LABEL] = revision
-    md: Obj = {"name": name, "generateName": f"{meta.name_of(sts)}-",
-               "namespace": meta.namespace_of(sts), "labels": labels,
+    md: Obj = {"name": name, "generateName": f"{name_of(sts)}-",
+               "namespace": namespace_of(sts), "labels": labels,
                "ownerReferences": [controller_reference(sts)]}
     if template_md.get("annotations"):
         md["annotations"] = dict(template_md["annotations"])
@@ -426,7 +428,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
             break
 
     actions: list[PodAction] = []
-    counts_pods = [p for p in replicas if meta.name_of(p) not in unborn] + condemned
+    counts_pods = [p for p in replicas if name_of(p) not in unborn] + condemned
 
     def finish(current_delta: int = 0) -> StatefulSetPlan:
         counts = _count(counts_pods, min_ready, now, current_rev, update_rev)
@@ -459,7 +461,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
 
     # 1. Living replicas, in ordinal order; monotonic mode stops at the first one not done.
     for pod in replicas:
-        name = meta.name_of(pod)
+        name = name_of(pod)
         if is_failed(pod) or is_succeeded(pod):
             if not is_terminating(pod):
                 actions.append(PodAction("delete", name, f"recreate {phase(pod).lower()} pod"))
@@ -486,7 +488,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
         if monotonic and pod is not first_unavailable and (
                 not is_running_and_ready(pod) or not is_running_and_available(pod, min_ready, now)):
             return finish()
-        actions.append(PodAction("delete", meta.name_of(pod), "scale down"))
+        actions.append(PodAction("delete", name_of(pod), "scale down"))
         if monotonic:
             return finish()
 
@@ -506,13 +508,13 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
                 break
             pod = replicas[index]
             if pod_revision(pod) != update_rev and not is_terminating(pod):
-                actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+                actions.append(PodAction("delete", name_of(pod), "rolling update"))
                 deleted += 1
         return finish(-deleted)
     for index in range(len(replicas) - 1, partition - 1, -1):
         pod = replicas[index]
         if pod_revision(pod) != update_rev and not is_terminating(pod):
-            actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+            actions.append(PodAction("delete", name_of(pod), "rolling update"))
             return finish(-1)
         if is_unavailable(pod, min_ready, now):
             return finish()
