@@ -1,4 +1,4 @@
-"""OpenAPI v3 documents for /openapi/v3, generated from the resource table and schema.py.
+"""OpenAPI v3 documents for /openapi/v3, generated from the resource table and apiserver/types/.
 
 What kubectl 1.32 relies on (all checked against its source):
 
@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any
 
 from svcnet.api.resources import Resource, Subresource, by_group_version, group_versions
-from svcnet.apiserver import types as sch
+from svcnet.apiserver import types
 
 Obj = dict[str, Any]
 
@@ -63,33 +63,33 @@ _SCALAR_SCHEMAS: dict[str, Obj] = {
 }
 
 _SPECIAL_COMPONENTS: dict[str, Obj] = {
-    sch.QUANTITY: {
+    types.QUANTITY: {
         "description": "A fixed-point number with an optional SI or binary suffix, e.g. 100m, 1Gi, 2.",
         "oneOf": [{"type": "string"}, {"type": "number"}],
     },
-    sch.INT_OR_STRING: {
+    types.INT_OR_STRING: {
         "description": "Either an integer or a string (e.g. a port number or a port name).",
         "format": "int-or-string",
         "oneOf": [{"type": "integer"}, {"type": "string"}],
     },
-    sch.TIME: {"description": "An RFC 3339 timestamp with second precision.",
+    types.TIME: {"description": "An RFC 3339 timestamp with second precision.",
                "type": "string", "format": "date-time"},
-    sch.MICRO_TIME: {"description": "An RFC 3339 timestamp with microsecond precision.",
+    types.MICRO_TIME: {"description": "An RFC 3339 timestamp with microsecond precision.",
                      "type": "string", "format": "date-time"},
-    sch.RAW_EXTENSION: {"description": "An embedded object of any kind.", "type": "object"},
-    sch.FIELDS_V1: {"description": "The set of fields a manager owns, in the fieldsV1 format.",
+    types.RAW_EXTENSION: {"description": "An embedded object of any kind.", "type": "object"},
+    types.FIELDS_V1: {"description": "The set of fields a manager owns, in the fieldsV1 format.",
                     "type": "object"},
-    sch.PATCH: {"description": "A patch body; its format is given by the request Content-Type.",
+    types.PATCH: {"description": "A patch body; its format is given by the request Content-Type.",
                 "type": "object"},
 }
 
 
-def _type_schema(t: sch.TypeRef, as_property: bool) -> Obj:
+def _type_schema(t: types.TypeRef, as_property: bool) -> Obj:
     """A field type as a schema. Properties wrap references in allOf, as upstream's v3 does."""
     if t.kind in _SCALAR_SCHEMAS:
         return dict(_SCALAR_SCHEMAS[t.kind])
     if t.kind in ("struct", "special"):
-        name = t.name if t.kind == "struct" else sch.SPECIAL[t.name]
+        name = t.name if t.kind == "struct" else types.SPECIAL[t.name]
         return {"allOf": [_ref(name)]} if as_property else _ref(name)
     assert t.elem is not None
     if t.kind == "list":
@@ -97,7 +97,7 @@ def _type_schema(t: sch.TypeRef, as_property: bool) -> Obj:
     return {"type": "object", "additionalProperties": _type_schema(t.elem, as_property=False)}
 
 
-def _field_schema(f: sch.Field) -> Obj:
+def _field_schema(f: types.Field) -> Obj:
     out = _type_schema(f.type, as_property=True)
     if f.list_type:
         out["x-kubernetes-list-type"] = f.list_type
@@ -112,7 +112,7 @@ def _field_schema(f: sch.Field) -> Obj:
     return out
 
 
-def _struct_schema(s: sch.Struct) -> Obj:
+def _struct_schema(s: types.Struct) -> Obj:
     out: Obj = {
         "type": "object",
         "properties": {f.name: _field_schema(f) for f in sorted(s.fields, key=lambda f: f.name)},
@@ -130,7 +130,7 @@ def _struct_schema(s: sch.Struct) -> Obj:
 
 @cache
 def _components() -> dict[str, Obj]:
-    out = {name: _struct_schema(s) for name, s in sch.all_structs().items()}
+    out = {name: _struct_schema(s) for name, s in types.all_structs().items()}
     out.update(copy.deepcopy(_SPECIAL_COMPONENTS))
     return out
 
@@ -148,8 +148,8 @@ def root_schema_name(resource: Resource, subresource: str | None = None) -> str:
             raise KeyError(f"{resource.plural}/{subresource}")
         if sub.name == "log":
             raise KeyError("pods/log is plain text, not a schema")
-        return sch.kind_schema_name(*sch.subresource_gvk(resource, sub))
-    return sch.kind_schema_name(resource.group, resource.version, resource.kind)
+        return types.kind_schema_name(*types.subresource_gvk(resource, sub))
+    return types.kind_schema_name(resource.group, resource.version, resource.kind)
 
 
 # ---------------------------------------------------------------------------
@@ -247,11 +247,11 @@ def _write_body(schema_name: str) -> Obj:
 
 
 def _patch_body() -> Obj:
-    return {"content": {t: {"schema": _ref(sch.PATCH)} for t in PATCH_CONTENT_TYPES}, "required": True}
+    return {"content": {t: {"schema": _ref(types.PATCH)} for t in PATCH_CONTENT_TYPES}, "required": True}
 
 
 def _delete_body() -> Obj:
-    return {"content": {"*/*": {"schema": _ref(f"{sch.META}.DeleteOptions")}}}
+    return {"content": {"*/*": {"schema": _ref(f"{types.META}.DeleteOptions")}}}
 
 
 def _op_group(group: str) -> str:
@@ -267,8 +267,8 @@ def _prefix(group: str, version: str) -> str:
     return f"/api/{version}" if not group else f"/apis/{group}/{version}"
 
 
-_STATUS = f"{sch.META}.Status"
-_WATCH_EVENT = f"{sch.META}.WatchEvent"
+_STATUS = f"{types.META}.Status"
+_WATCH_EVENT = f"{types.META}.WatchEvent"
 _WATCH_TYPES = ("application/json", "application/yaml", "application/json;stream=watch")
 _WRITE_PARAMS = (_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION)
 _PATCH_PARAMS = (*_WRITE_PARAMS, _FORCE)
@@ -299,7 +299,7 @@ def _names(r: Resource) -> _Names:
         tag=_tag(r.group, r.version),
         gvk=_gvk(r.group, r.version, r.kind),
         schema_name=root_schema_name(r),
-        list_name=sch.kind_schema_name(r.group, r.version, r.list_kind),
+        list_name=types.kind_schema_name(r.group, r.version, r.list_kind),
         scoped=("Namespaced" if r.namespaced else "") + r.kind,
         prefix=prefix,
         base=f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix,
@@ -366,7 +366,7 @@ def _item_operations(n: _Names) -> Obj:
 
 def _subresource_operations(n: _Names, sub: Subresource) -> Obj:
     r = n.resource
-    sub_group, sub_version, sub_kind = sch.subresource_gvk(r, sub)
+    sub_group, sub_version, sub_kind = types.subresource_gvk(r, sub)
     sub_gvk = _gvk(sub_group, sub_version, sub_kind)
     if sub.connect:
         return _connect_path(n, sub, sub_gvk, sub_kind)
@@ -379,7 +379,7 @@ def _subresource_operations(n: _Names, sub: Subresource) -> Obj:
              **_UNAUTHORIZED},
             _LOG_PARAMS, description=f"read log of the specified {r.kind}")
     else:
-        sub_schema = sch.kind_schema_name(sub_group, sub_version, sub_kind)
+        sub_schema = types.kind_schema_name(sub_group, sub_version, sub_kind)
         if "create" in sub.verbs:
             sub_path["post"] = _operation(
                 f"create{op_id}", n.tag, "post", sub_gvk,
@@ -498,7 +498,7 @@ def _group_version_paths(group: str, version: str) -> dict[str, Obj]:
     gv = _op_group(group) + version.capitalize()
     paths: dict[str, Obj] = {
         f"{_prefix(group, version)}/": _simple_get(
-            f"get{gv}APIResources", _tag(group, version), f"{sch.META}.APIResourceList",
+            f"get{gv}APIResources", _tag(group, version), f"{types.META}.APIResourceList",
             "get available resources"),
     }
     for r in by_group_version(group, version):
@@ -558,17 +558,17 @@ def _document(paths: Obj) -> Obj:
 def _documents() -> dict[str, Obj]:
     docs: dict[str, Obj] = {
         "api": _document({"/api/": _simple_get(
-            "getCoreAPIVersions", "core", f"{sch.META}.APIVersions", "get available API versions")}),
+            "getCoreAPIVersions", "core", f"{types.META}.APIVersions", "get available API versions")}),
         "apis": _document({"/apis/": _simple_get(
-            "getAPIVersions", "apis", f"{sch.META}.APIGroupList", "get available API versions")}),
+            "getAPIVersions", "apis", f"{types.META}.APIGroupList", "get available API versions")}),
         "version": _document({"/version/": _simple_get(
-            "getCodeVersion", "version", f"{sch.VERSION}.Info", "get the code version")}),
+            "getCodeVersion", "version", f"{types.VERSION}.Info", "get the code version")}),
     }
     for group, version in group_versions():
         if group:
             word = group.split(".")[0]
             docs[f"apis/{group}"] = _document({f"/apis/{group}/": _simple_get(
-                f"get{word.capitalize()}APIGroup", word, f"{sch.META}.APIGroup",
+                f"get{word.capitalize()}APIGroup", word, f"{types.META}.APIGroup",
                 "get information of a group")})
             docs[f"apis/{group}/{version}"] = _document(_group_version_paths(group, version))
         else:
