@@ -213,8 +213,8 @@ _LOG_PARAMS = [
 # ---------------------------------------------------------------------------
 # Operations
 
-def _content(schema_name: str, types: tuple[str, ...] = _RESPONSE_TYPES) -> Obj:
-    return {t: {"schema": _ref(schema_name)} for t in types}
+def _content(schema_name: str, media_types: tuple[str, ...] = _RESPONSE_TYPES) -> Obj:
+    return {t: {"schema": _ref(schema_name)} for t in media_types}
 
 
 def _responses(codes: dict[str, tuple[str, str]]) -> Obj:
