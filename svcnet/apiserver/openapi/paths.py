@@ -1,42 +1,14 @@
-"""OpenAPI v3 documents for /openapi/v3, generated from the resource table and apiserver/types/.
-
-What kubectl 1.32 relies on (all checked against its source):
-
-- /openapi/v3 is an index {"paths": {"api/v1": {"serverRelativeURL":
-  "/openapi/v3/api/v1?hash=<H>"}, ...}}; a group-version is found under
-  "api/v1" or "apis/<group>/<version>". H is the upper-case hex sha512 of the
-  document's JSON bytes (kube-openapi handler3); serve those exact bytes.
-- Server-side field validation: cli-runtime's query_param_verifier_v3 looks,
-  in the group-version document, for a PATCH operation whose own
-  `x-kubernetes-group-version-kind` (a single object) is the kind, and
-  declares that kind supported iff that operation's own `parameters` list a
-  parameter named fieldValidation. Parameters are inlined (a $ref would have no
-  name). Every PATCH here lists fieldValidation, so `kubectl create/apply`
-  send fieldValidation=Strict and skip client-side validation.
-- Client-side apply patches: kubectl's patcher uses a kind's PATCH operation
-  only if its requestBody offers application/strategic-merge-patch+json, then
-  finds the component whose `x-kubernetes-group-version-kind` list holds the
-  kind and reads x-kubernetes-patch-strategy / -patch-merge-key on properties,
-  resolving `allOf: [{$ref}]` and `$ref`.
-- /openapi/v2 is not needed: 1.32 loads v2 lazily, only when the v3 checks
-  above fail, and asks for protobuf only (JSON would not parse). Answer 404 so
-  those fallbacks fail fast and quietly.
-"""
+"""Paths and operations of the OpenAPI v3 documents: per resource, its collection, item,
+subresource and watch URLs with upstream's operationIds, parameters and responses."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
 
-from svcnet.api.resources import Resource, Subresource, by_group_version, group_versions
+from svcnet.api.resources import Resource, Subresource, by_group_version
 from svcnet.apiserver import types
 
-Obj = dict[str, Any]
-
-KUBERNETES_VERSION = "v1.32.0"
+from .schemas import Obj, ref, root_schema_name
 
 _RESPONSE_TYPES = ("application/json", "application/yaml")
 PATCH_CONTENT_TYPES = (
@@ -45,111 +17,6 @@ PATCH_CONTENT_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 )
-
-
-def _ref(name: str) -> Obj:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-# ---------------------------------------------------------------------------
-# components.schemas
-
-_SCALAR_SCHEMAS: dict[str, Obj] = {
-    "string": {"type": "string"},
-    "int32": {"type": "integer", "format": "int32"},
-    "int64": {"type": "integer", "format": "int64"},
-    "bool": {"type": "boolean"},
-    "double": {"type": "number", "format": "double"},
-}
-
-_SPECIAL_COMPONENTS: dict[str, Obj] = {
-    types.QUANTITY: {
-        "description": "A fixed-point number with an optional SI or binary suffix, e.g. 100m, 1Gi, 2.",
-        "oneOf": [{"type": "string"}, {"type": "number"}],
-    },
-    types.INT_OR_STRING: {
-        "description": "Either an integer or a string (e.g. a port number or a port name).",
-        "format": "int-or-string",
-        "oneOf": [{"type": "integer"}, {"type": "string"}],
-    },
-    types.TIME: {"description": "An RFC 3339 timestamp with second precision.",
-               "type": "string", "format": "date-time"},
-    types.MICRO_TIME: {"description": "An RFC 3339 timestamp with microsecond precision.",
-                     "type": "string", "format": "date-time"},
-    types.RAW_EXTENSION: {"description": "An embedded object of any kind.", "type": "object"},
-    types.FIELDS_V1: {"description": "The set of fields a manager owns, in the fieldsV1 format.",
-                    "type": "object"},
-    types.PATCH: {"description": "A patch body; its format is given by the request Content-Type.",
-                "type": "object"},
-}
-
-
-def _type_schema(t: types.TypeRef, as_property: bool) -> Obj:
-    """A field type as a schema. Properties wrap references in allOf, as upstream's v3 does."""
-    if t.kind in _SCALAR_SCHEMAS:
-        return dict(_SCALAR_SCHEMAS[t.kind])
-    if t.kind in ("struct", "special"):
-        name = t.name if t.kind == "struct" else types.SPECIAL[t.name]
-        return {"allOf": [_ref(name)]} if as_property else _ref(name)
-    assert t.elem is not None
-    if t.kind == "list":
-        return {"type": "array", "items": _type_schema(t.elem, as_property=False)}
-    return {"type": "object", "additionalProperties": _type_schema(t.elem, as_property=False)}
-
-
-def _field_schema(f: types.Field) -> Obj:
-    out = _type_schema(f.type, as_property=True)
-    if f.list_type:
-        out["x-kubernetes-list-type"] = f.list_type
-    if f.list_map_keys:
-        out["x-kubernetes-list-map-keys"] = list(f.list_map_keys)
-    if f.map_type:
-        out["x-kubernetes-map-type"] = f.map_type
-    if f.patch_merge_key:
-        out["x-kubernetes-patch-merge-key"] = f.patch_merge_key
-    if f.patch_strategy:
-        out["x-kubernetes-patch-strategy"] = f.patch_strategy
-    return out
-
-
-def _struct_schema(s: types.Struct) -> Obj:
-    out: Obj = {
-        "type": "object",
-        "properties": {f.name: _field_schema(f) for f in sorted(s.fields, key=lambda f: f.name)},
-    }
-    if s.required:
-        out["required"] = list(s.required)
-    if s.gvks:
-        out["x-kubernetes-group-version-kind"] = [
-            {"group": g, "kind": k, "version": v} for g, v, k in s.gvks
-        ]
-    if s.map_type:
-        out["x-kubernetes-map-type"] = s.map_type
-    return out
-
-
-@cache
-def _components() -> dict[str, Obj]:
-    out = {name: _struct_schema(s) for name, s in types.all_structs().items()}
-    out.update(copy.deepcopy(_SPECIAL_COMPONENTS))
-    return out
-
-
-def components() -> dict[str, Obj]:
-    """Every schema svcnet publishes, by upstream's name (a private copy; mutate freely)."""
-    return copy.deepcopy(_components())
-
-
-def root_schema_name(resource: Resource, subresource: str | None = None) -> str:
-    """The schema a resource (or subresource) body has, e.g. io.k8s.api.apps.v1.Deployment."""
-    if subresource:
-        sub = resource.subresource(subresource)
-        if sub is None:
-            raise KeyError(f"{resource.plural}/{subresource}")
-        if sub.name == "log":
-            raise KeyError("pods/log is plain text, not a schema")
-        return types.kind_schema_name(*types.subresource_gvk(resource, sub))
-    return types.kind_schema_name(resource.group, resource.version, resource.kind)
 
 
 # ---------------------------------------------------------------------------
@@ -214,7 +81,7 @@ _LOG_PARAMS = [
 # Operations
 
 def _content(schema_name: str, media_types: tuple[str, ...] = _RESPONSE_TYPES) -> Obj:
-    return {t: {"schema": _ref(schema_name)} for t in media_types}
+    return {t: {"schema": ref(schema_name)} for t in media_types}
 
 
 def _responses(codes: dict[str, tuple[str, str]]) -> Obj:
@@ -243,15 +110,15 @@ def _operation(op_id: str, tag: str, action: str, gvk: Obj, responses: Obj,
 
 
 def _write_body(schema_name: str) -> Obj:
-    return {"content": {"*/*": {"schema": _ref(schema_name)}}, "required": True}
+    return {"content": {"*/*": {"schema": ref(schema_name)}}, "required": True}
 
 
 def _patch_body() -> Obj:
-    return {"content": {t: {"schema": _ref(types.PATCH)} for t in PATCH_CONTENT_TYPES}, "required": True}
+    return {"content": {t: {"schema": ref(types.PATCH)} for t in PATCH_CONTENT_TYPES}, "required": True}
 
 
 def _delete_body() -> Obj:
-    return {"content": {"*/*": {"schema": _ref(f"{types.META}.DeleteOptions")}}}
+    return {"content": {"*/*": {"schema": ref(f"{types.META}.DeleteOptions")}}}
 
 
 def _op_group(group: str) -> str:
@@ -489,15 +356,15 @@ def _connect_path(n: _Names, sub: Subresource, gvk: Obj, options_kind: str) -> O
     return item
 
 
-def _simple_get(op_id: str, tag: str, schema_name: str, description: str) -> Obj:
+def simple_get(op_id: str, tag: str, schema_name: str, description: str) -> Obj:
     return {"get": {"tags": [tag], "description": description, "operationId": op_id,
                     "responses": _responses({"200": ("OK", schema_name)})}}
 
 
-def _group_version_paths(group: str, version: str) -> dict[str, Obj]:
+def group_version_paths(group: str, version: str) -> dict[str, Obj]:
     gv = _op_group(group) + version.capitalize()
     paths: dict[str, Obj] = {
-        f"{_prefix(group, version)}/": _simple_get(
+        f"{_prefix(group, version)}/": simple_get(
             f"get{gv}APIResources", _tag(group, version), f"{types.META}.APIResourceList",
             "get available resources"),
     }
@@ -506,111 +373,3 @@ def _group_version_paths(group: str, version: str) -> dict[str, Obj]:
     return dict(sorted(paths.items()))
 
 
-# ---------------------------------------------------------------------------
-# Documents
-
-def _refs(node: object, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            found.add(ref.rsplit("/", 1)[1])
-        for v in node.values():
-            _refs(v, found)
-    elif isinstance(node, list):
-        for v in node:
-            _refs(v, found)
-
-
-def _closure(paths: Obj) -> dict[str, Obj]:
-    """The schemas reachable from paths: each document carries only what it uses, as upstream."""
-    all_schemas = _components()
-    todo: set[str] = set()
-    _refs(paths, todo)
-    done: dict[str, Obj] = {}
-    while todo:
-        name = todo.pop()
-        if name in done:
-            continue
-        done[name] = all_schemas[name]
-        more: set[str] = set()
-        _refs(done[name], more)
-        todo |= more - done.keys()
-    return dict(sorted(done.items()))
-
-
-def _document(paths: Obj) -> Obj:
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
-        "paths": paths,
-        "components": {
-            "schemas": _closure(paths),
-            "securitySchemes": {
-                "BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
-                                "name": "authorization", "in": "header"},
-            },
-        },
-        "security": [{"BearerToken": []}],
-    }
-
-
-@cache
-def _documents() -> dict[str, Obj]:
-    docs: dict[str, Obj] = {
-        "api": _document({"/api/": _simple_get(
-            "getCoreAPIVersions", "core", f"{types.META}.APIVersions", "get available API versions")}),
-        "apis": _document({"/apis/": _simple_get(
-            "getAPIVersions", "apis", f"{types.META}.APIGroupList", "get available API versions")}),
-        "version": _document({"/version/": _simple_get(
-            "getCodeVersion", "version", f"{types.VERSION}.Info", "get the code version")}),
-    }
-    for group, version in group_versions():
-        if group:
-            word = group.split(".")[0]
-            docs[f"apis/{group}"] = _document({f"/apis/{group}/": _simple_get(
-                f"get{word.capitalize()}APIGroup", word, f"{types.META}.APIGroup",
-                "get information of a group")})
-            docs[f"apis/{group}/{version}"] = _document(_group_version_paths(group, version))
-        else:
-            docs[f"api/{version}"] = _document(_group_version_paths(group, version))
-    return dict(sorted(docs.items()))  # kube-openapi marshals its map sorted too
-
-
-@cache
-def _document_bytes(path: str) -> bytes:
-    return json.dumps(_documents()[path], separators=(",", ":"), sort_keys=True).encode()
-
-
-def openapi_v3_document_bytes(group_version_path: str) -> bytes | None:
-    """The exact bytes to serve for /openapi/v3/<path> (the hash is over these)."""
-    group_version_path = group_version_path.strip("/")
-    if group_version_path not in _documents():
-        return None
-    return _document_bytes(group_version_path)
-
-
-def openapi_v3_hash(group_version_path: str) -> str | None:
-    """Upper-case hex sha512 of the document bytes: the ?hash= value and the ETag."""
-    data = openapi_v3_document_bytes(group_version_path)
-    return None if data is None else hashlib.sha512(data).hexdigest().upper()
-
-
-def openapi_v3_document(group_version_path: str) -> Obj | None:
-    """The document for "api/v1", "apis/apps/v1", "api", "apis", ... (a private copy), or None."""
-    doc = _documents().get(group_version_path.strip("/"))
-    return None if doc is None else copy.deepcopy(doc)
-
-
-@cache
-def _index() -> Obj:
-    return {"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={openapi_v3_hash(p)}"}
-                      for p in _documents()}}
-
-
-def openapi_v3_index() -> Obj:
-    """/openapi/v3: every document's path and its hash-pinned URL."""
-    return copy.deepcopy(_index())
-
-
-def openapi_v3_paths() -> list[str]:
-    return list(_documents())
