@@ -35,10 +35,10 @@ from functools import cache
 from svcnet.api.resources import group_versions
 from svcnet.apiserver import types
 
-from .paths import group_version_paths, simple_get
+from .paths import PATCH_CONTENT_TYPES, group_version_paths, simple_get
 from .schemas import Obj, cached_components, components, root_schema_name
 
-__all__ = ["KUBERNETES_VERSION", "components", "openapi_v3_document", "openapi_v3_document_bytes",
+__all__ = ["KUBERNETES_VERSION", "PATCH_CONTENT_TYPES", "components", "openapi_v3_document", "openapi_v3_document_bytes",
            "openapi_v3_hash", "openapi_v3_index", "openapi_v3_paths", "root_schema_name"]
 
 KUBERNETES_VERSION = "v1.32.0"
