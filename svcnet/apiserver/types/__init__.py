@@ -1,7 +1,7 @@
 """Type definitions for every Kubernetes type svcnet serves (one module per API group, the DSL
 in dsl.py), and lookups over them.
 
-One definition feeds three readers: the OpenAPI v3 documents (apiserver/openapi.py), the
+One definition feeds three readers: the OpenAPI v3 documents (apiserver/openapi/), the
 strategic-merge-patch code (through the x-kubernetes-* extensions those documents carry)
 and the strict decoder (apiserver/decoding.py).
 """

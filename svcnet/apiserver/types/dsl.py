@@ -1,9 +1,8 @@
 """The DSL that describes every Kubernetes type svcnet serves, and the registry it fills.
 
-
-One definition feeds three readers: the OpenAPI v3 documents (openapi.py), the
+One definition feeds three readers: the OpenAPI v3 documents (apiserver/openapi/), the
 strategic-merge-patch code (through the x-kubernetes-* extensions those
-documents carry) and the strict field checker (apiserver/decoding.py). Field names,
+documents carry) and the strict decoder (apiserver/decoding.py). Field names,
 list semantics (patchStrategy/patchMergeKey, listType/listMapKeys, mapType) and
 `required` follow upstream's Go types for Kubernetes 1.32.
 
