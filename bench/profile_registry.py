@@ -25,11 +25,11 @@ import datetime as dt  # noqa: E402
 
 from bench_apiserver import pod  # noqa: E402
 
-from svcnet.api.patch import json_merge_patch  # noqa: E402
 from svcnet.api.resources import lookup  # noqa: E402
-from svcnet.api.tables import to_table  # noqa: E402
 from svcnet.apiserver.daemon import build_registry  # noqa: E402
 from svcnet.apiserver.http import ResponseFormat  # noqa: E402
+from svcnet.apiserver.patch import json_merge_patch  # noqa: E402
+from svcnet.apiserver.printers import to_table  # noqa: E402
 from svcnet.apiserver.registry import ListPage, WriteOptions  # noqa: E402
 from svcnet.apiserver.watch import WatchEncoder  # noqa: E402
 from svcnet.storage.memory import MemoryStore  # noqa: E402

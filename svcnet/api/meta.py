@@ -5,6 +5,11 @@ import datetime as dt
 import secrets
 from typing import Any
 
+# Readers live in objects.py; these three stay importable from here for existing callers.
+from svcnet.api.objects import name_of, namespace_of, resource_version
+
+__all__ = ["metadata", "name_of", "namespace_of", "parse_time", "random_suffix", "resource_version", "rfc3339"]
+
 Obj = dict[str, Any]
 
 # kube's rand.String alphabet: no vowels (no words) and no 0/1/3 (no look-alikes).
@@ -29,15 +34,3 @@ def metadata(obj: Obj) -> Obj:
         md = {}
         obj["metadata"] = md
     return md
-
-
-def name_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def namespace_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or "")
-
-
-def resource_version(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -9,9 +9,9 @@ from contextlib import suppress
 
 from aiohttp import web
 
-from svcnet.api import defaults, openapi, patch, schema, validation
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
+from svcnet.apiserver import decoding, defaults, openapi, patch, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
@@ -29,7 +29,7 @@ def build_registry(store, admission=None) -> Registry:
     resolver = schema_resolver()
 
     def check_fields(res, obj, directive, duplicates, subresource):
-        return schema.field_validation(res, obj, directive, duplicates, subresource)
+        return decoding.field_validation(res, obj, directive, duplicates, subresource)
 
     def track(res, old, new, manager, subresource, now):
         entries = patch.record_update(old, new, manager, resolver, openapi.root_schema_name(res), now,

@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors, openapi, patch
+from svcnet.api import errors
 from svcnet.api.errors import ApiError
-from svcnet.apiserver import http, params
+from svcnet.apiserver import http, openapi, params, patch
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.responses import encoded, list_body, object_response
 from svcnet.apiserver.watch import Watches

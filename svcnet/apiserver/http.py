@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
-from svcnet import jsoncodec
-from svcnet.api import errors, protobuf
+from svcnet.api import errors, jsoncodec
 from svcnet.api.resources import Resource, lookup
-from svcnet.api.schema import load_json_strict
+from svcnet.apiserver import protobuf
+from svcnet.apiserver.decoding import load_json_strict
 
 JSON = "application/json"
 YAML = "application/yaml"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from svcnet.api import discovery, openapi
+from svcnet.apiserver import discovery, openapi
 from svcnet.apiserver.responses import json_response, not_found
 
 KUBERNETES_VERSION = {

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from svcnet import jsoncodec
-from svcnet.api import errors, meta
+from svcnet.api import errors, jsoncodec, meta
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
 from svcnet.apiserver import strategy

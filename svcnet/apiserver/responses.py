@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet import jsoncodec
-from svcnet.api import tables
+from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http
+from svcnet.apiserver import printers as tables
 from svcnet.apiserver.registry import ListPage, WriteOptions
 
 PARTIAL_OBJECT_KINDS = ("PartialObjectMetadata", "PartialObjectMetadataList")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from svcnet import jsoncodec
-from svcnet.api import errors, meta
+from svcnet.api import errors, jsoncodec, meta
 from svcnet.api.errors import Cause
 from svcnet.api.resources import Resource
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors, meta, patch, selectors
+from svcnet.api import errors, meta, selectors
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver import exec_ws, http, params
+from svcnet.apiserver import exec_ws, http, params, patch
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import LogOptions, NodeAccess
 from svcnet.apiserver.registry import Registry

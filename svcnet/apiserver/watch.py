@@ -15,11 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet import jsoncodec
-from svcnet.api import errors, meta, tables
+from svcnet.api import errors, jsoncodec, meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http, params
+from svcnet.apiserver import printers as tables
 from svcnet.apiserver.responses import PARTIAL_OBJECT_KINDS, partial_metadata
 from svcnet.storage.base import Compacted, Event, FutureRevision, Store
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import metadata_of
 from svcnet.api.resources import Resource, lookup
 from svcnet.client.informer import Informer, object_key
 from svcnet.client.workqueue import WorkQueue, run_workers
@@ -140,7 +141,7 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}
 
     async def emit(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
-        md = obj.get("metadata") or {}
+        md = metadata_of(obj)
         namespace = md.get("namespace") or "default"
         now = meta.rfc3339(self.clock())
         fingerprint = (md.get("uid", ""), event_type, reason, message)
@@ -216,9 +217,3 @@ def owner_reference(owner: Obj, *, controller: bool = True, block: bool = True) 
             "uid": md["uid"], "controller": controller, "blockOwnerDeletion": block}
 
 
-def controller_of(obj: Obj) -> Obj | None:
-    """The ownerReference with controller: true, if any."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
-    return None

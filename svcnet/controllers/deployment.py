@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import annotations_of, controller_ref, labels_of, metadata_of, spec_of, status_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import DEPLOYMENTS, PODS, REPLICASETS, Api, Controller, InformerFactory
@@ -33,9 +34,6 @@ CONFLICT_RETRY_SECONDS = 0.05
 class DeploymentError(Exception):
     """A sync step could not be done; the key is retried with backoff."""
 
-
-def _md(obj: Obj | None) -> Obj:
-    return (obj or {}).get("metadata") or {}
 
 
 class DeploymentController(Controller):
@@ -62,29 +60,29 @@ class DeploymentController(Controller):
     def _owner_deployment(self, obj: Obj, ref: Obj | None) -> Obj | None:
         if ref is None or ref.get("kind") != "Deployment":
             return None
-        d = self.deployments.get(_md(obj).get("namespace"), str(ref.get("name")))
-        if d is None or _md(d).get("uid") != ref.get("uid"):
+        d = self.deployments.get(metadata_of(obj).get("namespace"), str(ref.get("name")))
+        if d is None or metadata_of(d).get("uid") != ref.get("uid"):
             return None
         return d
 
     def _deployments_selecting(self, rs: Obj) -> list[Obj]:
         found = []
         for d in self.deployments.list():
-            if _md(d).get("namespace") != _md(rs).get("namespace"):
+            if metadata_of(d).get("namespace") != metadata_of(rs).get("namespace"):
                 continue
             try:
-                selector = label_selector_from_object((d.get("spec") or {}).get("selector"))
+                selector = label_selector_from_object(spec_of(d).get("selector"))
             except ApiError:
                 continue
-            if not selector.empty and selector.matches(_md(rs).get("labels") or {}):
+            if not selector.empty and selector.matches(labels_of(rs)):
                 found.append(d)
         return found
 
     def _rs_added(self, rs: Obj) -> None:
-        if _md(rs).get("deletionTimestamp"):
+        if metadata_of(rs).get("deletionTimestamp"):
             self._rs_deleted(rs)
             return
-        ref = rscore.controller_ref(rs)
+        ref = controller_ref(rs)
         if ref is not None:
             d = self._owner_deployment(rs, ref)
             if d is not None:
@@ -94,9 +92,9 @@ class DeploymentController(Controller):
             self.enqueue(d)
 
     def _rs_updated(self, old: Obj, cur: Obj) -> None:
-        if _md(old).get("resourceVersion") == _md(cur).get("resourceVersion"):
+        if metadata_of(old).get("resourceVersion") == metadata_of(cur).get("resourceVersion"):
             return
-        old_ref, cur_ref = rscore.controller_ref(old), rscore.controller_ref(cur)
+        old_ref, cur_ref = controller_ref(old), controller_ref(cur)
         ref_changed = old_ref != cur_ref
         if ref_changed and old_ref is not None:
             previous = self._owner_deployment(old, old_ref)
@@ -107,24 +105,24 @@ class DeploymentController(Controller):
             if d is not None:
                 self.enqueue(d)
             return
-        if ref_changed or _md(old).get("labels") != _md(cur).get("labels"):
+        if ref_changed or metadata_of(old).get("labels") != metadata_of(cur).get("labels"):
             for d in self._deployments_selecting(cur):
                 self.enqueue(d)
 
     def _rs_deleted(self, rs: Obj) -> None:
-        d = self._owner_deployment(rs, rscore.controller_ref(rs))
+        d = self._owner_deployment(rs, controller_ref(rs))
         if d is not None:
             self.enqueue(d)
 
     def _pod_deleted(self, pod: Obj) -> None:
         """Recreate waits for old pods to be gone: their deletion is news to it."""
-        ref = rscore.controller_ref(pod)
+        ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.replicasets.get(_md(pod).get("namespace"), str(ref.get("name")))
+        rs = self.replicasets.get(metadata_of(pod).get("namespace"), str(ref.get("name")))
         if rs is None:
             return
-        d = self._owner_deployment(rs, rscore.controller_ref(rs))
+        d = self._owner_deployment(rs, controller_ref(rs))
         if d is not None and not core.is_rolling_update(d):
             self.enqueue(d)
 
@@ -139,20 +137,20 @@ class DeploymentController(Controller):
             return None
         d = copy.deepcopy(cached)
         try:
-            selector = label_selector_from_object((d.get("spec") or {}).get("selector"))
+            selector = label_selector_from_object(spec_of(d).get("selector"))
         except ApiError as exc:
             log.warning("deployment %s: invalid selector: %s", key, exc.message)
             return None
         if selector.empty:
             self.background.emit(d, "Warning", "SelectingAll",
                                  "This deployment is selecting all pods. A non-empty selector is required.")
-            status = d.get("status") or {}
-            if int(status.get("observedGeneration") or 0) < int(_md(d).get("generation") or 0):
-                d["status"] = {**status, "observedGeneration": int(_md(d).get("generation") or 0)}
+            status = status_of(d)
+            if int(status.get("observedGeneration") or 0) < int(metadata_of(d).get("generation") or 0):
+                d["status"] = {**status, "observedGeneration": int(metadata_of(d).get("generation") or 0)}
                 await self._write(d)
             return None
         rs_list = await self._claim_replica_sets(d, selector)
-        if _md(d).get("deletionTimestamp"):
+        if metadata_of(d).get("deletionTimestamp"):
             d, new_rs, old_rss = await self._sync_revision(d, rs_list, create=False)
             await self._sync_status(d, new_rs, old_rss)
             return None
@@ -160,7 +158,7 @@ class DeploymentController(Controller):
         if paused_status is not None:
             d["status"] = paused_status
             d = await self._write(d)
-        if (d.get("spec") or {}).get("paused"):
+        if spec_of(d).get("paused"):
             return await self._scale_only(d, rs_list)
         new_rs = core.find_new_replica_set(d, rs_list)
         if core.is_scaling_event(d, new_rs, core.find_old_replica_sets(d, rs_list)):
@@ -171,26 +169,26 @@ class DeploymentController(Controller):
 
     # ---------------------------------------------------------------- claiming
     async def _claim_replica_sets(self, d: Obj, selector: LabelSelector) -> list[Obj]:
-        md = _md(d)
+        md = metadata_of(d)
         candidates = (self.replicasets.by_index(BY_CONTROLLER, f"uid:{md.get('uid')}")
                       + self.replicasets.by_index(BY_CONTROLLER, f"orphan:{md.get('namespace') or ''}"))
         verdict = rscore.claim(d, selector, candidates)
         owned = list(verdict.owned)
         if verdict.adopt:
             fresh = await self.api.get(DEPLOYMENTS, md.get("namespace"), md["name"])
-            if _md(fresh).get("uid") != md.get("uid") or _md(fresh).get("deletionTimestamp"):
+            if metadata_of(fresh).get("uid") != md.get("uid") or metadata_of(fresh).get("deletionTimestamp"):
                 raise DeploymentError(f"deployment {md.get('namespace')}/{md['name']} is gone or "
                                       f"being deleted: not adopting ReplicaSets")
         for rs in verdict.adopt:
             try:
-                owned.append(await self.api.patch(REPLICASETS, md.get("namespace"), _md(rs)["name"],
+                owned.append(await self.api.patch(REPLICASETS, md.get("namespace"), metadata_of(rs)["name"],
                                                   rscore.adopt_patch(d, rs), patch_type="strategic"))
             except ApiError as exc:
                 if exc.code != 404:
                     raise
         for rs in verdict.release:
             try:
-                await self.api.patch(REPLICASETS, md.get("namespace"), _md(rs)["name"],
+                await self.api.patch(REPLICASETS, md.get("namespace"), metadata_of(rs)["name"],
                                      rscore.release_patch(d, rs), patch_type="strategic")
             except ApiError as exc:
                 if exc.code not in (404, 422):
@@ -204,31 +202,31 @@ class DeploymentController(Controller):
         old_rss = core.find_old_replica_sets(d, rs_list)
         existing = core.find_new_replica_set(d, rs_list)
         new_revision = str(core.max_revision(old_rss) + 1)
-        namespace = _md(d).get("namespace")
-        spec = d.get("spec") or {}
+        namespace = metadata_of(d).get("namespace")
+        spec = spec_of(d)
         if existing is not None:
             annotations = core.new_replica_set_annotations(d, existing, new_revision, exists=True)
             min_ready = int(spec.get("minReadySeconds") or 0)
-            if annotations != (_md(existing).get("annotations") or {}) \
-                    or int((existing.get("spec") or {}).get("minReadySeconds") or 0) != min_ready:
+            if annotations != annotations_of(existing) \
+                    or int(spec_of(existing).get("minReadySeconds") or 0) != min_ready:
                 body = copy.deepcopy(existing)
                 body["metadata"]["annotations"] = annotations
                 body["spec"]["minReadySeconds"] = min_ready
                 updated = await self.api.update(REPLICASETS, namespace, body)
                 return d, updated, old_rss
-            needs_write = self._set_revision(d, (_md(existing).get("annotations") or {}).get(core.REVISION))
+            needs_write = self._set_revision(d, annotations_of(existing).get(core.REVISION))
             status = d.setdefault("status", {})
             if core.has_progress_deadline(d) and core.get_condition(status, core.PROGRESSING) is None:
                 core.set_condition(status, core.new_condition(
                     core.PROGRESSING, "True", core.FOUND_NEW_RS_REASON,
-                    f'Found new replica set "{_md(existing)["name"]}"', self.clock()))
+                    f'Found new replica set "{metadata_of(existing)["name"]}"', self.clock()))
                 needs_write = True
             if needs_write:
                 d = await self._write(d)
             return d, existing, old_rss
         if not create:
             return d, None, old_rss
-        collision_count = (d.get("status") or {}).get("collisionCount")
+        collision_count = status_of(d).get("collisionCount")
         pod_hash = core.compute_hash(spec.get("template") or {}, collision_count)
         placeholder: Obj = {"metadata": {"name": ""}, "spec": {"replicas": 0}}
         replicas = core.new_rs_new_replicas(d, [*old_rss, placeholder], placeholder)
@@ -240,9 +238,9 @@ class DeploymentController(Controller):
         except ApiError as exc:
             if exc.reason == "AlreadyExists":
                 found = await self.api.get(REPLICASETS, namespace, rs_name)
-                ref = rscore.controller_ref(found)
-                if ref is not None and ref.get("uid") == _md(d).get("uid") and core.equal_ignore_hash(
-                        spec.get("template") or {}, (found.get("spec") or {}).get("template") or {}):
+                ref = controller_ref(found)
+                if ref is not None and ref.get("uid") == metadata_of(d).get("uid") and core.equal_ignore_hash(
+                        spec.get("template") or {}, spec_of(found).get("template") or {}):
                     created, already_exists = found, True
                 else:
                     # A hash collision: the next sync hashes with a bigger collisionCount.
@@ -290,7 +288,7 @@ class DeploymentController(Controller):
         d, new_rs, old_rss = await self._sync_revision(d, rs_list, create=False)
         steps = core.plan_proportional_scale(d, new_rs, old_rss)
         new_rs, old_rss = await self._apply(d, steps, new_rs, old_rss)
-        if (d.get("spec") or {}).get("paused") and core.ROLLBACK_TO not in (_md(d).get("annotations") or {}):
+        if spec_of(d).get("paused") and core.ROLLBACK_TO not in annotations_of(d):
             await self._clean_up(d, old_rss)
         await self._sync_status(d, new_rs, old_rss)
         return None
@@ -302,13 +300,13 @@ class DeploymentController(Controller):
         if plan.steps:
             new_rs, old_rss = await self._apply(d, plan.steps, new_rs, old_rss)
             return await self._sync_rollout_status(d, new_rs, old_rss)
-        if core.deployment_complete(d, d.get("status") or {}):
+        if core.deployment_complete(d, status_of(d)):
             await self._clean_up(d, old_rss)
         return await self._sync_rollout_status(d, new_rs, old_rss)
 
     async def _rollout_recreate(self, d: Obj, rs_list: Sequence[Obj]) -> float | None:
         d, new_rs, old_rss = await self._sync_revision(d, rs_list, create=False)
-        scale_down = [core.ScaleStep(_md(rs)["name"], 0, "down") for rs in core.active(old_rss)]
+        scale_down = [core.ScaleStep(metadata_of(rs)["name"], 0, "down") for rs in core.active(old_rss)]
         if scale_down:
             new_rs, old_rss = await self._apply(d, scale_down, new_rs, old_rss)
             return await self._sync_rollout_status(d, new_rs, old_rss)
@@ -321,44 +319,44 @@ class DeploymentController(Controller):
         if core.replicas_of(new_rs) != replicas:
             operation = "up" if core.replicas_of(new_rs) < replicas else "down"
             new_rs, old_rss = await self._apply(
-                d, [core.ScaleStep(_md(new_rs)["name"], replicas, operation)], new_rs, old_rss)
-        if core.deployment_complete(d, d.get("status") or {}):
+                d, [core.ScaleStep(metadata_of(new_rs)["name"], replicas, operation)], new_rs, old_rss)
+        if core.deployment_complete(d, status_of(d)):
             await self._clean_up(d, old_rss)
         return await self._sync_rollout_status(d, new_rs, old_rss)
 
     def _pods_by_owner(self, d: Obj, rs_list: Sequence[Obj]) -> dict[str, list[Obj]]:
-        selector = label_selector_from_object((d.get("spec") or {}).get("selector"))
+        selector = label_selector_from_object(spec_of(d).get("selector"))
         out: dict[str, list[Obj]] = {}
         for rs in rs_list:
-            uid = str(_md(rs).get("uid"))
+            uid = str(metadata_of(rs).get("uid"))
             out[uid] = [p for p in self.pods.by_index(BY_CONTROLLER, f"uid:{uid}")
-                        if selector.matches(_md(p).get("labels") or {})]
+                        if selector.matches(labels_of(p))]
         return out
 
     # ---------------------------------------------------------------- writes
     async def _apply(self, d: Obj, steps: Sequence[core.ScaleStep], new_rs: Obj | None,
                      old_rss: Sequence[Obj]) -> tuple[Obj | None, list[Obj]]:
         """Perform scale steps in order; returns the ReplicaSets as written."""
-        by_name: dict[str, Obj] = {_md(rs)["name"]: rs for rs in [*old_rss, new_rs] if rs is not None}
+        by_name: dict[str, Obj] = {metadata_of(rs)["name"]: rs for rs in [*old_rss, new_rs] if rs is not None}
         for step in steps:
             rs = by_name[step.name]
             body = core.scaled_replica_set(rs, step.replicas, d)
             if body == rs:
                 continue
             old_size = core.replicas_of(rs)
-            by_name[step.name] = await self.api.update(REPLICASETS, _md(rs).get("namespace"), body)
+            by_name[step.name] = await self.api.update(REPLICASETS, metadata_of(rs).get("namespace"), body)
             if step.replicas != old_size:
                 operation = step.operation or ("up" if old_size < step.replicas else "down")
                 self.background.emit(d, "Normal", "ScalingReplicaSet",
                                      f"Scaled {operation} replica set {step.name} from {old_size} "
                                      f"to {step.replicas}")
-        new = by_name[_md(new_rs)["name"]] if new_rs is not None else None
-        return new, [by_name[_md(rs)["name"]] for rs in old_rss]
+        new = by_name[metadata_of(new_rs)["name"]] if new_rs is not None else None
+        return new, [by_name[metadata_of(rs)["name"]] for rs in old_rss]
 
     async def _clean_up(self, d: Obj, old_rss: Sequence[Obj]) -> None:
         for rs in core.replica_sets_to_clean_up(d, old_rss):
             try:
-                await self.api.delete(REPLICASETS, _md(rs).get("namespace"), _md(rs)["name"])
+                await self.api.delete(REPLICASETS, metadata_of(rs).get("namespace"), metadata_of(rs)["name"])
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -385,14 +383,14 @@ class DeploymentController(Controller):
         Upstream's status endpoint for Deployments keeps metadata changes; svcnet's
         (like most status strategies) ignores them, so the annotation goes by patch.
         """
-        namespace, name = _md(d).get("namespace"), _md(d)["name"]
-        wanted = (_md(d).get("annotations") or {}).get(core.REVISION)
+        namespace, name = metadata_of(d).get("namespace"), metadata_of(d)["name"]
+        wanted = annotations_of(d).get(core.REVISION)
         written = await self.api.update_status(DEPLOYMENTS, namespace, d)
-        if wanted is not None and (_md(written).get("annotations") or {}).get(core.REVISION) != wanted:
+        if wanted is not None and annotations_of(written).get(core.REVISION) != wanted:
             written = await self.api.patch(
                 DEPLOYMENTS, namespace, name,
                 {"metadata": {"annotations": {core.REVISION: wanted},
-                              "resourceVersion": _md(written).get("resourceVersion")}},
+                              "resourceVersion": metadata_of(written).get("resourceVersion")}},
                 patch_type="merge")
         return written
 

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import annotations_of
 from svcnet.client.informer import object_key, split_key
 from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES, Controller
 from svcnet.controllers.endpointslice import RecentWrites, ServicePodHandlers, ServicePodIndex
@@ -53,7 +54,7 @@ class EndpointsController(ServicePodHandlers, Controller):
         # checkLeftoverEndpoints runs once at start for the same reason).
         if self.endpoints.has_synced():
             return
-        annotations = (endpoints.get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(endpoints)
         if core.LEADER_ELECTION_ANNOTATION not in annotations:
             self.queue.add(key)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import metadata_of, namespace_of, resource_version, slice_service_key, spec_of, uid_of
 from svcnet.client.informer import Informer, object_key, split_key
 from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES, Controller
 from svcnet.core import endpoints as core
@@ -36,12 +37,9 @@ SLICE_SERVICE_INDEX = "svcnet.endpointslice/service"
 
 
 def _rv(obj: Obj | None) -> int:
-    raw = str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+    raw = resource_version(obj)
     return int(raw) if raw.isdigit() else 0
 
-
-def _uid(obj: Obj | None) -> str:
-    return str(((obj or {}).get("metadata") or {}).get("uid") or "")
 
 
 def add_index_once(informer: Informer, name: str, func: Any) -> None:
@@ -81,7 +79,7 @@ class ServicePodIndex:
         return keys
 
     def pods_for(self, service: Obj) -> list[Obj]:
-        namespace = str((service.get("metadata") or {}).get("namespace") or "")
+        namespace = namespace_of(service)
         pods = []
         for key in self.pod_labels.candidates(namespace, core.service_selector(service)):
             pod = self.pods.cache.get_by_key(key)
@@ -122,7 +120,7 @@ class RecentWrites:
     def deleted(self, group: str, obj: Obj) -> None:
         name = str(obj["metadata"]["name"])
         self._written.get(group, {}).pop(name, None)
-        self._deleted.setdefault(group, {})[name] = _uid(obj)
+        self._deleted.setdefault(group, {})[name] = uid_of(obj)
 
     def forget(self, group: str) -> None:
         self._written.pop(group, None)
@@ -130,10 +128,10 @@ class RecentWrites:
 
     def observe(self, group: str, obj: Obj, *, gone: bool = False) -> bool:
         """Note a watch event; True when it only reports a write of ours (nothing new to sync)."""
-        name = str((obj.get("metadata") or {}).get("name"))
+        name = str(metadata_of(obj).get("name"))
         written, deleted = self._written.get(group, {}), self._deleted.get(group, {})
         if gone:
-            echo = deleted.pop(name, None) == _uid(obj) != ""
+            echo = deleted.pop(name, None) == uid_of(obj) != ""
             written.pop(name, None)
         else:
             mine = written.get(name)
@@ -152,7 +150,7 @@ class RecentWrites:
             del deleted[name]  # the cache has seen it go
         for obj in cached:
             name = str(obj["metadata"]["name"])
-            if deleted.get(name) == _uid(obj):
+            if deleted.get(name) == uid_of(obj):
                 continue  # deleted by us; the cache has not seen it go
             mine = written.get(name)
             if mine is not None and _rv(mine) > _rv(obj):
@@ -244,13 +242,13 @@ class EndpointSliceController(ServicePodHandlers, Controller):
     # ------------------------------------------------------------ handlers
 
     def _slice_changed(self, slice_: Obj, gone: bool = False) -> None:
-        key = core.slice_service_key(slice_)
+        key = slice_service_key(slice_)
         if key and core.managed_by_controller(slice_) and not self.recent.observe(key, slice_, gone=gone):
             self.queue.add(key)
 
     def _slice_updated(self, old: Obj, new: Obj) -> None:
         if core.managed_by_controller(old) and not core.managed_by_controller(new):
-            key = core.slice_service_key(old)
+            key = slice_service_key(old)
             if key:
                 self.queue.add(key)  # someone took our slice: make a new one
         self._slice_changed(new)
@@ -276,7 +274,7 @@ class EndpointSliceController(ServicePodHandlers, Controller):
         pods = self.index.pods_for(service)
         nodes = {}
         for pod in pods:
-            node_name = (pod.get("spec") or {}).get("nodeName")
+            node_name = spec_of(pod).get("nodeName")
             if node_name and node_name not in nodes:
                 node = self.nodes.get(None, node_name)
                 if node is not None:
@@ -329,5 +327,5 @@ class EndpointSliceController(ServicePodHandlers, Controller):
 
 
 def _managed_slice_service_keys(slice_: Obj) -> list[str]:
-    key = core.slice_service_key(slice_)
+    key = slice_service_key(slice_)
     return [key] if key and core.managed_by_controller(slice_) else []

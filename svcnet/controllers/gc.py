@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import is_being_deleted, metadata_of, uid_of
 from svcnet.api.resources import RESOURCES, Resource
 from svcnet.client.informer import Informer
 from svcnet.client.workqueue import WorkQueue
@@ -69,7 +70,7 @@ class Item:
 
     @classmethod
     def of(cls, res: Resource, obj: Obj) -> Item:
-        md = obj.get("metadata") or {}
+        md = metadata_of(obj)
         return cls(res, md.get("namespace") or None, str(md.get("name") or ""), str(md.get("uid") or ""))
 
     def __str__(self) -> str:
@@ -126,7 +127,7 @@ class GarbageCollector(Controller):
 
     def _enqueue_owner(self, dependent: Obj, link: own.OwnerLink) -> None:
         res = resource_for(link)
-        namespace = (dependent.get("metadata") or {}).get("namespace")
+        namespace = metadata_of(dependent).get("namespace")
         if res is not None and (namespace or not res.namespaced):
             self.queue.add(Item(res, namespace if res.namespaced else None, link.name, link.uid))
 
@@ -135,7 +136,7 @@ class GarbageCollector(Controller):
         return self._caches.get((res.group, res.plural))
 
     def _dependents(self, owner: Obj) -> list[tuple[Resource, Obj]]:
-        uid = own.uid_of(owner)
+        uid = uid_of(owner)
         if not uid:
             return []
         found: list[tuple[Resource, Obj]] = []
@@ -155,7 +156,7 @@ class GarbageCollector(Controller):
             return own.OwnerState.ABSENT
         cache = self._cache(res)
         cached = cache.get(namespace, link.name) if cache is not None else None
-        if cached is not None and own.uid_of(cached) == link.uid:
+        if cached is not None and uid_of(cached) == link.uid:
             return own.owner_state(link, cached)
         # The cache says gone (or was never watching): ask the API server before acting on it.
         try:
@@ -175,7 +176,7 @@ class GarbageCollector(Controller):
     async def reconcile(self, item: Item) -> float | None:  # type: ignore[override]
         cache = self._cache(item.resource)
         obj = cache.get(item.namespace, item.name) if cache is not None else None
-        if obj is None or own.uid_of(obj) != item.uid:
+        if obj is None or uid_of(obj) != item.uid:
             return None  # gone (its delete event already fanned out) or another incarnation
         try:
             await self._collect(item, obj)
@@ -191,7 +192,7 @@ class GarbageCollector(Controller):
             await self._orphan_dependents(item, obj)
         elif own.is_deleting_dependents(obj):
             await self._finish_foreground(item, obj)
-        elif own.owner_links(obj) and not own.is_being_deleted(obj):
+        elif own.owner_links(obj) and not is_being_deleted(obj):
             states = {link.uid: await self._owner_state(item, link) for link in own.owner_links(obj)}
             decision = own.decide_dependent(obj, states, [d for _, d in self._dependents(obj)])
             await self._carry_out(item, obj, decision)
@@ -208,7 +209,7 @@ class GarbageCollector(Controller):
                     return
                 obj = patched
             log.info("%s: deleting (propagationPolicy %s): no live owner is left", item, decision.propagation)
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            rv = metadata_of(obj).get("resourceVersion")
             try:
                 # Preconditions: delete what was judged, not an object adopted or replaced since.
                 await self.api.delete(item.resource, item.namespace, item.name,
@@ -233,9 +234,9 @@ class GarbageCollector(Controller):
                      item, own.FOREGROUND_FINALIZER)
             await self._patch(item, own.remove_finalizer_patch(owner, own.FOREGROUND_FINALIZER))
             return
-        waiting = {own.uid_of(d) for d in decision.waiting_on}
+        waiting = {uid_of(d) for d in decision.waiting_on}
         for dep_res, dep in dependents:
-            if own.uid_of(dep) in waiting:
+            if uid_of(dep) in waiting:
                 self.queue.add(Item.of(dep_res, dep))
 
     async def _patch(self, item: Item, body: Obj) -> Obj | None:
@@ -286,7 +287,7 @@ class PodGarbageCollector(Controller):
     def _pod_changed(self, pod: Obj) -> None:
         node = own.node_of(pod)
         if ((node and self.nodes.get(None, node) is None)
-                or (own.is_being_deleted(pod) and not node)
+                or (is_being_deleted(pod) and not node)
                 or (own.is_terminated(pod) and self.terminated_pod_threshold > 0)):
             self.queue.add(SWEEP)
 
@@ -298,7 +299,7 @@ class PodGarbageCollector(Controller):
             doomed.append((pod, "terminated pods are over the threshold", None))
         for pod in own.unscheduled_terminating_pods(pods):
             doomed.append((pod, "terminating and never scheduled", None))
-        known_nodes = [str((n.get("metadata") or {}).get("name")) for n in self.nodes.list()]
+        known_nodes = [str(metadata_of(n).get("name")) for n in self.nodes.list()]
         quarantine = own.quarantine(pods, known_nodes, self._missing_since, now, self.quarantine_seconds)
         self._missing_since = dict(quarantine.missing_since)
         next_check = [self.check_period]
@@ -330,7 +331,7 @@ class PodGarbageCollector(Controller):
 
     async def _force_delete(self, pod: Obj, why: str, condition: Obj | None = None) -> bool:
         """Mark Failed, then delete with gracePeriodSeconds 0; False when it should be tried again."""
-        md = pod.get("metadata") or {}
+        md = metadata_of(pod)
         namespace, name = md.get("namespace"), str(md.get("name") or "")
         log.info("force-deleting pod %s/%s: %s", namespace, name, why)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import metadata_of
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import LEASES, NODES, Controller
 from svcnet.core import nodelifecycle
@@ -30,7 +31,7 @@ class NodeLifecycleController(Controller):
                                 on_update=lambda old, new: self._lease_changed(new))
 
     def _lease_changed(self, lease) -> None:
-        md = lease.get("metadata") or {}
+        md = metadata_of(lease)
         if md.get("namespace") == LEASE_NAMESPACE:
             self.queue.add(md.get("name", ""))
 

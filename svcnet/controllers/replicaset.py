@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import controller_ref, is_pod_ready, metadata_of, spec_of, status_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
 from svcnet.client.informer import Informer, object_key, split_key
 from svcnet.controllers.base import PODS, REPLICASETS, Api, Controller, InformerFactory
@@ -33,7 +34,7 @@ BY_CONTROLLER = "svcnet/by-controller"
 
 def by_controller(obj: Obj) -> list[str]:
     """Index value: "uid:<controller uid>" for owned objects, "orphan:<namespace>" for the rest."""
-    ref = core.controller_ref(obj)
+    ref = controller_ref(obj)
     if ref is not None and ref.get("uid"):
         return [f"uid:{ref['uid']}"]
     return [f"orphan:{(obj.get('metadata') or {}).get('namespace') or ''}"]
@@ -60,7 +61,7 @@ class BackgroundEvents:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def emit(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
-        uid = str((obj.get("metadata") or {}).get("uid") or object_key(obj))
+        uid = str(metadata_of(obj).get("uid") or object_key(obj))
         if not self._budget.allow(uid, self._monotonic()):
             return
         self._spawn(self._controller.events.emit(obj, event_type, reason, message))
@@ -107,30 +108,30 @@ class ReplicaSetController(Controller):
         """The ReplicaSet a controller ref names, if it is one we know (same uid)."""
         if ref is None or ref.get("kind") != "ReplicaSet":
             return None
-        rs = self.replicasets.get((pod.get("metadata") or {}).get("namespace"), str(ref.get("name")))
-        if rs is None or (rs.get("metadata") or {}).get("uid") != ref.get("uid"):
+        rs = self.replicasets.get(metadata_of(pod).get("namespace"), str(ref.get("name")))
+        if rs is None or metadata_of(rs).get("uid") != ref.get("uid"):
             return None
         return rs
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """An orphan changed: every ReplicaSet in its namespace that selects it takes a look."""
-        md = pod.get("metadata") or {}
+        md = metadata_of(pod)
         for rs in self.replicasets.list():
-            if (rs.get("metadata") or {}).get("namespace") != md.get("namespace"):
+            if metadata_of(rs).get("namespace") != md.get("namespace"):
                 continue
             try:
-                selector = label_selector_from_object((rs.get("spec") or {}).get("selector"))
+                selector = label_selector_from_object(spec_of(rs).get("selector"))
             except ApiError:
                 continue
             if not selector.empty and selector.matches(md.get("labels") or {}):
                 self.enqueue(rs)
 
     def _pod_added(self, pod: Obj) -> None:
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if metadata_of(pod).get("deletionTimestamp"):
             # Seen for the first time already terminating (e.g. after a restart): count it as gone.
             self._pod_deleted(pod)
             return
-        ref = core.controller_ref(pod)
+        ref = controller_ref(pod)
         if ref is not None:
             rs = self._owner_of(pod, ref)
             if rs is not None:
@@ -141,7 +142,7 @@ class ReplicaSetController(Controller):
         self._enqueue_matching(pod)
 
     def _pod_updated(self, old: Obj, cur: Obj) -> None:
-        old_md, cur_md = old.get("metadata") or {}, cur.get("metadata") or {}
+        old_md, cur_md = metadata_of(old), metadata_of(cur)
         if old_md.get("resourceVersion") == cur_md.get("resourceVersion"):
             return  # a resync: nothing changed
         labels_changed = old_md.get("labels") != cur_md.get("labels")
@@ -150,7 +151,7 @@ class ReplicaSetController(Controller):
             if labels_changed:
                 self._pod_deleted(old)
             return
-        old_ref, cur_ref = core.controller_ref(old), core.controller_ref(cur)
+        old_ref, cur_ref = controller_ref(old), controller_ref(cur)
         ref_changed = old_ref != cur_ref
         if ref_changed and old_ref is not None:
             previous = self._owner_of(old, old_ref)
@@ -161,8 +162,8 @@ class ReplicaSetController(Controller):
             if rs is None:
                 return
             self.enqueue(rs)
-            min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-            if min_ready > 0 and not core.is_pod_ready(old) and core.is_pod_ready(cur):
+            min_ready = int(spec_of(rs).get("minReadySeconds") or 0)
+            if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(cur):
                 # Look again when the pod turns available.
                 self.queue.add_after(object_key(rs), min_ready + 1.0)
             return
@@ -170,7 +171,7 @@ class ReplicaSetController(Controller):
             self._enqueue_matching(cur)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        rs = self._owner_of(pod, core.controller_ref(pod))
+        rs = self._owner_of(pod, controller_ref(pod))
         if rs is None:
             return
         key = object_key(rs)
@@ -189,19 +190,19 @@ class ReplicaSetController(Controller):
             return None
         needs_sync = self.expectations.satisfied(key, self.monotonic())
         try:
-            selector = label_selector_from_object((rs.get("spec") or {}).get("selector"))
+            selector = label_selector_from_object(spec_of(rs).get("selector"))
         except ApiError as exc:
             log.warning("replicaset %s: invalid selector: %s", key, exc.message)
             return None
         pods = await self._claim_pods(rs, selector)
         failure: core.ManageError | None = None
-        if needs_sync and not (rs.get("metadata") or {}).get("deletionTimestamp"):
+        if needs_sync and not metadata_of(rs).get("deletionTimestamp"):
             failure = await self._manage_replicas(key, rs, pods)
         status = core.replica_set_status(rs, pods, failure, self.clock())
         updated = await self._write_status(rs, status)
         if failure is not None:
             raise ManageReplicasError(f"{key}: {failure.message}")
-        spec, st = updated.get("spec") or {}, updated.get("status") or {}
+        spec, st = spec_of(updated), status_of(updated)
         min_ready = int(spec.get("minReadySeconds") or 0)
         replicas = int(spec.get("replicas", 1))
         if min_ready > 0 and st.get("readyReplicas", 0) == replicas \
@@ -210,7 +211,7 @@ class ReplicaSetController(Controller):
         return None
 
     def _candidate_pods(self, rs: Obj) -> list[Obj]:
-        md = rs.get("metadata") or {}
+        md = metadata_of(rs)
         owned = self.pods.by_index(BY_CONTROLLER, f"uid:{md.get('uid')}")
         orphans = self.pods.by_index(BY_CONTROLLER, f"orphan:{md.get('namespace') or ''}")
         return [p for p in owned + orphans if core.is_pod_active(p)]
@@ -218,7 +219,7 @@ class ReplicaSetController(Controller):
     async def _claim_pods(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
         verdict = core.claim(rs, selector, self._candidate_pods(rs))
         pods = list(verdict.owned)
-        namespace = (rs.get("metadata") or {}).get("namespace")
+        namespace = metadata_of(rs).get("namespace")
         if verdict.adopt:
             await self._check_can_adopt(rs)
         for pod in verdict.adopt:
@@ -241,7 +242,7 @@ class ReplicaSetController(Controller):
         """RecheckDeletionTimestamp: adopt only for a live ReplicaSet read fresh from the API."""
         md = rs["metadata"]
         fresh = await self.api.get(REPLICASETS, md.get("namespace"), md["name"])
-        fresh_md = fresh.get("metadata") or {}
+        fresh_md = metadata_of(fresh)
         if fresh_md.get("uid") != md.get("uid"):
             raise ManageReplicasError(f"original ReplicaSet {md.get('namespace')}/{md['name']} is gone: "
                                       f"got uid {fresh_md.get('uid')}, wanted {md.get('uid')}")
@@ -250,7 +251,7 @@ class ReplicaSetController(Controller):
                                       f"{fresh_md['deletionTimestamp']}")
 
     async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> core.ManageError | None:
-        replicas = int((rs.get("spec") or {}).get("replicas", 1))
+        replicas = int(spec_of(rs).get("replicas", 1))
         diff = len(pods) - replicas
         if diff < 0:
             return await self._create_pods(key, rs, min(-diff, core.BURST_REPLICAS))
@@ -281,7 +282,7 @@ class ReplicaSetController(Controller):
 
     async def _create_pod(self, rs: Obj) -> None:
         md = rs["metadata"]
-        body = core.pod_from_template(rs, (rs.get("spec") or {}).get("template") or {})
+        body = core.pod_from_template(rs, spec_of(rs).get("template") or {})
         try:
             pod = await self.api.create(PODS, md.get("namespace"), body)
         except ApiError as exc:
@@ -319,7 +320,7 @@ class ReplicaSetController(Controller):
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Pods of every ReplicaSet with the same owner (a Deployment's old and new ones)."""
-        ref = core.controller_ref(rs)
+        ref = controller_ref(rs)
         siblings = [rs] if ref is None else self.replicasets.by_index(BY_CONTROLLER, f"uid:{ref.get('uid')}")
         related: list[Obj] = []
         for sibling in siblings:

@@ -20,6 +20,7 @@ from typing import Any
 
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import metadata_of, name_of, namespace_of, spec_of, status_of
 from svcnet.client.informer import object_key, split_key
 from svcnet.client.rest import resource_path
 from svcnet.controllers.base import NODES, PODS, Controller, Obj
@@ -39,7 +40,7 @@ def _node_index(pod: Obj) -> list[str]:
 def _changed_beyond_status(old: Obj, new: Obj) -> bool:
     """Upstream's isPodUpdated: anything but status and bookkeeping metadata changed."""
     def strip(pod: Obj) -> Obj:
-        md = {k: v for k, v in (pod.get("metadata") or {}).items()
+        md = {k: v for k, v in metadata_of(pod).items()
               if k not in ("resourceVersion", "generation", "managedFields")}
         return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": md}
 
@@ -72,7 +73,7 @@ class Scheduler(Controller):
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         key = object_key(new)
-        if (new.get("spec") or {}).get("nodeName"):
+        if spec_of(new).get("nodeName"):
             self._assumed.pop(key, None)  # the cache shows the binding now
         if scheduling.needs_scheduling(new) and (key not in self._unschedulable
                                                  or _changed_beyond_status(old, new)):
@@ -115,7 +116,7 @@ class Scheduler(Controller):
     def _pods_on_nodes(self) -> dict[str, list[Obj]]:
         pods_on: dict[str, list[Obj]] = {}
         for node in self.nodes.list():
-            node_name = meta.name_of(node)
+            node_name = name_of(node)
             pods_on[node_name] = self.pods.by_index(_BY_NODE, node_name)
         for key, (node_name, pod) in self._assumed.items():
             bound = pods_on.setdefault(node_name, [])
@@ -124,9 +125,9 @@ class Scheduler(Controller):
         return pods_on
 
     async def _bind(self, key: str, pod: Obj, node_name: str) -> None:
-        md = pod.get("metadata") or {}
-        namespace, name = meta.namespace_of(pod), meta.name_of(pod)
-        assumed = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}}
+        md = metadata_of(pod)
+        namespace, name = namespace_of(pod), name_of(pod)
+        assumed = {**pod, "spec": {**spec_of(pod), "nodeName": node_name}}
         self._assumed[key] = (node_name, assumed)
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": name, "namespace": namespace, "uid": md.get("uid")},
@@ -157,14 +158,14 @@ class Scheduler(Controller):
         """PodScheduled=False/Unschedulable on the pod (when it changed) and a FailedScheduling event."""
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                      "message": message}
-        existing = next((c for c in (pod.get("status") or {}).get("conditions") or []
+        existing = next((c for c in status_of(pod).get("conditions") or []
                          if c.get("type") == "PodScheduled"), None)
         if existing is None or any(existing.get(k) != condition[k] for k in ("status", "reason", "message")):
             condition["lastTransitionTime"] = (
                 existing["lastTransitionTime"] if existing is not None and existing.get("status") == "False"
                 and existing.get("lastTransitionTime") else meta.rfc3339(self.clock()))
             try:
-                await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod),
+                await self.api.patch(PODS, namespace_of(pod), name_of(pod),
                                      {"status": {"conditions": [condition]}}, patch_type="strategic",
                                      subresource="status")
             except ApiError as exc:

@@ -12,10 +12,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from svcnet.api import meta, selectors
+from svcnet.api import selectors
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import (
+    controller_ref,
+    labels_of,
+    metadata_of,
+    name_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
 from svcnet.client.informer import split_key
-from svcnet.controllers.base import PODS, STATEFULSETS, Controller, Obj, controller_of
+from svcnet.controllers.base import PODS, STATEFULSETS, Controller, Obj
 from svcnet.core import statefulset as core
 
 log = logging.getLogger("svcnet.controllers.statefulset")
@@ -24,7 +33,7 @@ _BY_NAMESPACE = "statefulset-controller/namespace"
 
 
 def _namespace_index(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace") or "")]
+    return [namespace_of(obj)]
 
 
 def _add_index(informer: Any, name: str) -> None:
@@ -49,26 +58,26 @@ class StatefulSetController(Controller):
 
     # ------------------------------------------------------------- handlers
     def _pod_changed(self, pod: Obj) -> None:
-        ref = controller_of(pod)
+        ref = controller_ref(pod)
         if ref is not None:
             if ref.get("kind") == "StatefulSet":
-                self.queue.add(f"{meta.namespace_of(pod)}/{ref.get('name')}")
+                self.queue.add(f"{namespace_of(pod)}/{ref.get('name')}")
             return
         # An orphan: every set that could adopt it looks again (upstream's getStatefulSetsForPod).
         for sts in self._sets_selecting(pod):
             self.enqueue(sts)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        old_ref, new_ref = controller_of(old), controller_of(new)
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref is not None and (new_ref is None or old_ref.get("uid") != new_ref.get("uid")):
             self._pod_changed(old)
         self._pod_changed(new)
 
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
+        labels = labels_of(pod)
         found = []
-        for sts in self.sets.by_index(_BY_NAMESPACE, meta.namespace_of(pod)):
-            selector = (sts.get("spec") or {}).get("selector")
+        for sts in self.sets.by_index(_BY_NAMESPACE, namespace_of(pod)):
+            selector = spec_of(sts).get("selector")
             if selector and core.is_member_of(sts, pod) and _selector_matches(selector, labels):
                 found.append(sts)
         return found
@@ -79,7 +88,7 @@ class StatefulSetController(Controller):
         sts = self.sets.get(namespace, name)
         if sts is None:
             return None  # deleted: the garbage collector removes its pods
-        selector = (sts.get("spec") or {}).get("selector")
+        selector = spec_of(sts).get("selector")
         if not selector:
             return None  # upstream refuses to act on a set without a selector
         in_namespace = self.pods.by_index(_BY_NAMESPACE, namespace or "")
@@ -113,27 +122,27 @@ class StatefulSetController(Controller):
         Our own last status write is usually what makes the cached copy stale;
         a newer generation is left to the reconcile its watch event brings.
         """
-        namespace, name = meta.namespace_of(sts), meta.name_of(sts)
+        namespace, name = namespace_of(sts), name_of(sts)
         try:
             await self.api.update_status(STATEFULSETS, namespace,
-                                         {**sts, "status": {**(sts.get("status") or {}), **status}})
+                                         {**sts, "status": {**status_of(sts), **status}})
             return
         except ApiError as exc:
             if exc.code != 409:
                 raise
         latest = await self.api.get(STATEFULSETS, namespace, name)
-        generation = (sts.get("metadata") or {}).get("generation")
-        if (latest.get("metadata") or {}).get("generation") != generation:
+        generation = metadata_of(sts).get("generation")
+        if metadata_of(latest).get("generation") != generation:
             return
-        if (latest.get("metadata") or {}).get("uid") != (sts.get("metadata") or {}).get("uid"):
+        if metadata_of(latest).get("uid") != metadata_of(sts).get("uid"):
             return
         if core.status_differs(latest, status):
             await self.api.update_status(STATEFULSETS, namespace,
-                                         {**latest, "status": {**(latest.get("status") or {}), **status}})
+                                         {**latest, "status": {**status_of(latest), **status}})
 
     def _current_template(self, sts: Obj, pods: list[Obj]) -> Obj | None:
         """The template of status.currentRevision, recovered from a pod that still runs it."""
-        current = (sts.get("status") or {}).get("currentRevision")
+        current = status_of(sts).get("currentRevision")
         if not current or current == core.revision_name(sts):
             return None
         for pod in sorted(pods, key=core.ordinal_of):
@@ -143,8 +152,8 @@ class StatefulSetController(Controller):
 
     # --------------------------------------------------------------- writes
     async def _execute(self, sts: Obj, action: core.PodAction) -> None:
-        namespace = meta.namespace_of(sts)
-        set_name = meta.name_of(sts)
+        namespace = namespace_of(sts)
+        set_name = name_of(sts)
         if action.kind == "create":
             assert action.pod is not None
             try:
@@ -185,11 +194,11 @@ class StatefulSetController(Controller):
                                    f"update Pod {action.name} in StatefulSet {set_name} successful")
 
     async def _adopt(self, sts: Obj, pod: Obj) -> Obj | None:
-        md = pod.get("metadata") or {}
+        md = metadata_of(pod)
         refs = [*(md.get("ownerReferences") or []), core.controller_reference(sts)]
         try:
             # The resourceVersion makes this conditional: a pod changed meanwhile is left alone.
-            return await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod), {
+            return await self.api.patch(PODS, namespace_of(pod), name_of(pod), {
                 "metadata": {"ownerReferences": refs, "resourceVersion": md.get("resourceVersion")}},
                 patch_type="merge")
         except ApiError as exc:
@@ -198,11 +207,11 @@ class StatefulSetController(Controller):
             raise
 
     async def _release(self, sts: Obj, pod: Obj) -> None:
-        md = pod.get("metadata") or {}
-        uid = (sts.get("metadata") or {}).get("uid")
+        md = metadata_of(pod)
+        uid = metadata_of(sts).get("uid")
         refs = [r for r in md.get("ownerReferences") or [] if r.get("uid") != uid]
         try:
-            await self.api.patch(PODS, meta.namespace_of(pod), meta.name_of(pod), {
+            await self.api.patch(PODS, namespace_of(pod), name_of(pod), {
                 "metadata": {"ownerReferences": refs or None,
                              "resourceVersion": md.get("resourceVersion")}}, patch_type="merge")
         except ApiError as exc:

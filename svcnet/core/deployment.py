@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api import meta
+from svcnet.api.objects import annotations_of, metadata_of, name_of, spec_of, status_of
 from svcnet.core.replicaset import controller_ref_to
 
 Obj = dict[str, Any]
@@ -115,12 +116,12 @@ def scaled_value(value: Any, total: int, round_up: bool) -> int:
 
 
 def replicas_of(obj: Obj) -> int:
-    value = (obj.get("spec") or {}).get("replicas")
+    value = spec_of(obj).get("replicas")
     return 1 if value is None else int(value)
 
 
 def is_rolling_update(d: Obj) -> bool:
-    strategy = (d.get("spec") or {}).get("strategy") or {}
+    strategy = spec_of(d).get("strategy") or {}
     return (strategy.get("type") or "RollingUpdate") == "RollingUpdate"
 
 
@@ -134,7 +135,7 @@ def resolve_fenceposts(max_surge: Any, max_unavailable: Any, desired: int) -> tu
 
 
 def _rolling_params(d: Obj) -> tuple[Any, Any]:
-    rolling = ((d.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
+    rolling = (spec_of(d).get("strategy") or {}).get("rollingUpdate") or {}
     return rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%")
 
 
@@ -152,34 +153,31 @@ def max_unavailable(d: Obj) -> int:
 
 
 def has_progress_deadline(d: Obj) -> bool:
-    deadline = (d.get("spec") or {}).get("progressDeadlineSeconds")
+    deadline = spec_of(d).get("progressDeadlineSeconds")
     return deadline is not None and int(deadline) != MAX_INT32
 
 
 def has_revision_history_limit(d: Obj) -> bool:
-    limit = (d.get("spec") or {}).get("revisionHistoryLimit")
+    limit = spec_of(d).get("revisionHistoryLimit")
     return limit is not None and int(limit) != MAX_INT32
 
 
 # ----------------------------------------------------------- replica set sets
 
-def _md(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
 
 def _annotations(obj: Obj) -> dict[str, str]:
-    return dict(_md(obj).get("annotations") or {})
+    return dict(annotations_of(obj))
 
 
 def _status_int(obj: Obj | None, key: str) -> int:
     if obj is None:
         return 0
-    return int((obj.get("status") or {}).get(key) or 0)
+    return int(status_of(obj).get(key) or 0)
 
 
 def creation_order_key(rs: Obj) -> tuple[str, str]:
     """ReplicaSetsByCreationTimestamp: older first, name breaks ties (RFC 3339 sorts as text)."""
-    return (str(_md(rs).get("creationTimestamp") or ""), str(_md(rs).get("name") or ""))
+    return (str(metadata_of(rs).get("creationTimestamp") or ""), name_of(rs))
 
 
 def revision(rs: Obj) -> int | None:
@@ -208,7 +206,7 @@ def _without_nulls(value: Any) -> Any:
 
 def _without_hash(template: Mapping[str, Any]) -> Obj:
     copied = _without_nulls(dict(template))
-    labels = (copied.get("metadata") or {}).get("labels")
+    labels = metadata_of(copied).get("labels")
     if labels:
         labels.pop(POD_TEMPLATE_HASH, None)
         if not labels:
@@ -222,17 +220,17 @@ def equal_ignore_hash(t1: Mapping[str, Any], t2: Mapping[str, Any]) -> bool:
 
 def find_new_replica_set(d: Obj, rss: Sequence[Obj]) -> Obj | None:
     """The oldest ReplicaSet whose template is the Deployment's (ignoring the hash label)."""
-    template = (d.get("spec") or {}).get("template") or {}
+    template = spec_of(d).get("template") or {}
     for rs in sorted(rss, key=creation_order_key):
-        if equal_ignore_hash((rs.get("spec") or {}).get("template") or {}, template):
+        if equal_ignore_hash(spec_of(rs).get("template") or {}, template):
             return rs
     return None
 
 
 def find_old_replica_sets(d: Obj, rss: Sequence[Obj]) -> list[Obj]:
     new_rs = find_new_replica_set(d, rss)
-    new_uid = _md(new_rs).get("uid") if new_rs else None
-    return [rs for rs in rss if new_rs is None or _md(rs).get("uid") != new_uid]
+    new_uid = metadata_of(new_rs).get("uid") if new_rs else None
+    return [rs for rs in rss if new_rs is None or metadata_of(rs).get("uid") != new_uid]
 
 
 def active(rss: Iterable[Obj | None]) -> list[Obj]:
@@ -255,7 +253,7 @@ def _with_hash_label(labels: Mapping[str, str] | None, pod_hash: str) -> dict[st
 
 def replica_set_for(d: Obj, pod_hash: str, replicas: int, new_revision: str) -> Obj:
     """The new ReplicaSet for d: `<name>-<hash>`, the hash in its selector, labels and template."""
-    spec = d.get("spec") or {}
+    spec = spec_of(d)
     template = copy.deepcopy(spec.get("template") or {})
     template.setdefault("metadata", {})
     template["metadata"]["labels"] = _with_hash_label(template["metadata"].get("labels"), pod_hash)
@@ -263,7 +261,7 @@ def replica_set_for(d: Obj, pod_hash: str, replicas: int, new_revision: str) -> 
     selector["matchLabels"] = _with_hash_label(selector.get("matchLabels"), pod_hash)
     rs: Obj = {
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": f"{_md(d)['name']}-{pod_hash}", "namespace": _md(d).get("namespace"),
+        "metadata": {"name": f"{metadata_of(d)['name']}-{pod_hash}", "namespace": metadata_of(d).get("namespace"),
                      "labels": dict(template["metadata"]["labels"]),
                      "ownerReferences": [controller_ref_to(d)]},
         "spec": {"replicas": replicas, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
@@ -370,7 +368,7 @@ class _Working:
         old = replicas_of(rs)
         if operation is None:
             operation = "up" if old < replicas else "down"
-        self.steps.append(ScaleStep(_md(rs)["name"], replicas, operation if old != replicas else ""))
+        self.steps.append(ScaleStep(metadata_of(rs)["name"], replicas, operation if old != replicas else ""))
         return scaled_replica_set(rs, replicas, self.d)
 
 
@@ -425,7 +423,7 @@ def plan_rolling_update(d: Obj, new_rs: Obj, old_rss: Sequence[Obj]) -> RollingP
     max_scaled_down = all_count - min_available - new_unavailable
     if max_scaled_down <= 0:
         return RollingPlan((), new_rs=new_rs, old_rss=tuple(old_list))
-    position = {_md(rs).get("name"): i for i, rs in enumerate(old_list)}
+    position = {metadata_of(rs).get("name"): i for i, rs in enumerate(old_list)}
     # cleanupUnhealthyReplicas: old pods that are not available go first.
     cleaned = 0
     for rs in sorted(active(old_list), key=creation_order_key):
@@ -435,7 +433,7 @@ def plan_rolling_update(d: Obj, new_rs: Obj, old_rss: Sequence[Obj]) -> RollingP
         if unhealthy <= 0:
             continue
         count = min(max_scaled_down - cleaned, unhealthy)
-        old_list[position[_md(rs).get("name")]] = work.scale(rs, replicas_of(rs) - count)
+        old_list[position[metadata_of(rs).get("name")]] = work.scale(rs, replicas_of(rs) - count)
         cleaned += count
     # scaleDownOldReplicaSetsForRollingUpdate: then only as far as availability allows.
     available = total_status([*old_list, new_rs], "availableReplicas")
@@ -446,7 +444,7 @@ def plan_rolling_update(d: Obj, new_rs: Obj, old_rss: Sequence[Obj]) -> RollingP
             if removed >= to_remove:
                 break
             count = min(replicas_of(rs), to_remove - removed)
-            old_list[position[_md(rs).get("name")]] = work.scale(rs, replicas_of(rs) - count)
+            old_list[position[metadata_of(rs).get("name")]] = work.scale(rs, replicas_of(rs) - count)
             removed += count
     return RollingPlan(tuple(work.steps), scaled_down=bool(work.steps), new_rs=new_rs,
                        old_rss=tuple(old_list))
@@ -524,7 +522,7 @@ def plan_proportional_scale(d: Obj, new_rs: Obj | None, old_rss: Sequence[Obj]) 
     sizes: dict[str, int] = {}
     added = 0
     for rs in running:
-        name = _md(rs)["name"]
+        name = metadata_of(rs)["name"]
         if to_add != 0:
             share = _proportion(rs, d, to_add, added)
             sizes[name] = replicas_of(rs) + share
@@ -532,7 +530,7 @@ def plan_proportional_scale(d: Obj, new_rs: Obj | None, old_rss: Sequence[Obj]) 
         else:
             sizes[name] = replicas_of(rs)
     for i, rs in enumerate(running):
-        name = _md(rs)["name"]
+        name = metadata_of(rs)["name"]
         if i == 0 and to_add != 0:
             sizes[name] = max(0, sizes[name] + to_add - added)  # leftovers go to the largest
         # Upstream writes every active ReplicaSet here, if only to refresh its annotations.
@@ -544,15 +542,15 @@ def replica_sets_to_clean_up(d: Obj, old_rss: Sequence[Obj]) -> list[Obj]:
     """Old, empty ReplicaSets beyond revisionHistoryLimit, oldest revision first."""
     if not has_revision_history_limit(d):
         return []
-    cleanable = [rs for rs in old_rss if not _md(rs).get("deletionTimestamp")]
-    surplus = len(cleanable) - int((d.get("spec") or {})["revisionHistoryLimit"])
+    cleanable = [rs for rs in old_rss if not metadata_of(rs).get("deletionTimestamp")]
+    surplus = len(cleanable) - int(spec_of(d)["revisionHistoryLimit"])
     if surplus <= 0:
         return []
     cleanable.sort(key=lambda rs: (revision(rs) or 0, *creation_order_key(rs)))
     doomed = []
     for rs in cleanable[:surplus]:
         if (_status_int(rs, "replicas") != 0 or replicas_of(rs) != 0
-                or int(_md(rs).get("generation") or 0) > _status_int(rs, "observedGeneration")):
+                or int(metadata_of(rs).get("generation") or 0) > _status_int(rs, "observedGeneration")):
             continue
         doomed.append(rs)
     return doomed
@@ -563,12 +561,12 @@ def old_pods_running(new_rs: Obj | None, old_rss: Sequence[Obj],
     """Recreate waits until no old pod is running (or could still be)."""
     if total_status(old_rss, "replicas") > 0:
         return True
-    new_uid = _md(new_rs).get("uid") if new_rs is not None else None
+    new_uid = metadata_of(new_rs).get("uid") if new_rs is not None else None
     for uid, pods in pods_by_owner_uid.items():
         if uid == new_uid:
             continue
         for pod in pods:
-            if (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded"):
+            if status_of(pod).get("phase") not in ("Failed", "Succeeded"):
                 return True
     return False
 
@@ -610,9 +608,9 @@ def calculate_status(d: Obj, all_rss: Sequence[Obj | None], new_rs: Obj | None,
                      now: dt.datetime) -> Obj:
     available = total_status(all_rss, "availableReplicas")
     unavailable = max(0, total_spec_replicas(all_rss) - available)
-    old = d.get("status") or {}
+    old = status_of(d)
     status: Obj = {
-        "observedGeneration": int(_md(d).get("generation") or 0),
+        "observedGeneration": int(metadata_of(d).get("generation") or 0),
         "replicas": total_status(all_rss, "replicas"),
         "updatedReplicas": total_status([new_rs], "replicas"),
         "readyReplicas": total_status(all_rss, "readyReplicas"),
@@ -636,11 +634,11 @@ def deployment_complete(d: Obj, status: Mapping[str, Any]) -> bool:
     return (int(status.get("updatedReplicas") or 0) == replicas
             and int(status.get("replicas") or 0) == replicas
             and int(status.get("availableReplicas") or 0) == replicas
-            and int(status.get("observedGeneration") or 0) >= int(_md(d).get("generation") or 0))
+            and int(status.get("observedGeneration") or 0) >= int(metadata_of(d).get("generation") or 0))
 
 
 def deployment_progressing(d: Obj, status: Mapping[str, Any]) -> bool:
-    old = d.get("status") or {}
+    old = status_of(d)
 
     def get(s: Mapping[str, Any], key: str) -> int:
         return int(s.get(key) or 0)
@@ -660,7 +658,7 @@ def _deadline_from(cond: Mapping[str, Any], d: Obj) -> dt.datetime | None:
         since = meta.parse_time(str(stamp))
     except ValueError:
         return None
-    return since + dt.timedelta(seconds=int((d.get("spec") or {}).get("progressDeadlineSeconds") or 0))
+    return since + dt.timedelta(seconds=int(spec_of(d).get("progressDeadlineSeconds") or 0))
 
 
 def deployment_timed_out(d: Obj, status: Mapping[str, Any], now: dt.datetime) -> bool:
@@ -680,7 +678,7 @@ def replica_failure_condition(new_rs: Obj | None, old_rss: Sequence[Obj]) -> Obj
     for rs in [new_rs, *old_rss]:
         if rs is None:
             continue
-        for cond in (rs.get("status") or {}).get("conditions") or []:
+        for cond in status_of(rs).get("conditions") or []:
             if cond.get("type") == REPLICA_FAILURE:
                 return {"type": REPLICA_FAILURE, "status": cond.get("status"),
                         "lastUpdateTime": cond.get("lastTransitionTime"),
@@ -695,10 +693,10 @@ def rollout_status(d: Obj, new_rs: Obj | None, old_rss: Sequence[Obj], now: dt.d
     status = calculate_status(d, all_rss, new_rs, now)
     if not has_progress_deadline(d):
         remove_condition(status, PROGRESSING)
-    current = get_condition(d.get("status") or {}, PROGRESSING)
+    current = get_condition(status_of(d), PROGRESSING)
     complete_before = (status["replicas"] == status["updatedReplicas"] and current is not None
                        and current.get("reason") == NEW_RS_AVAILABLE_REASON)
-    name = _md(new_rs).get("name", "") if new_rs is not None else ""
+    name = metadata_of(new_rs).get("name", "") if new_rs is not None else ""
     if has_progress_deadline(d) and not complete_before:
         if deployment_complete(d, status):
             set_condition(status, new_condition(PROGRESSING, "True", NEW_RS_AVAILABLE_REASON,
@@ -724,7 +722,7 @@ def rollout_status(d: Obj, new_rs: Obj | None, old_rss: Sequence[Obj], now: dt.d
 
 def stuck_requeue_after(d: Obj, new_status: Mapping[str, Any], now: dt.datetime) -> float | None:
     """When to look again to notice a missed progress deadline (requeueStuckDeployment)."""
-    current = get_condition(d.get("status") or {}, PROGRESSING)
+    current = get_condition(status_of(d), PROGRESSING)
     if not has_progress_deadline(d) or current is None:
         return None
     if deployment_complete(d, new_status) or current.get("reason") == TIMED_OUT_REASON:
@@ -740,12 +738,12 @@ def paused_condition_update(d: Obj, now: dt.datetime) -> Obj | None:
     """The status with a DeploymentPaused/DeploymentResumed condition, or None if nothing changes."""
     if not has_progress_deadline(d):
         return None
-    status = copy.deepcopy(d.get("status") or {})
+    status = copy.deepcopy(status_of(d))
     cond = get_condition(status, PROGRESSING)
     if cond is not None and cond.get("reason") == TIMED_OUT_REASON:
         return None  # a reported lack of progress is not overwritten
     paused_cond = cond is not None and cond.get("reason") == PAUSED_REASON
-    paused = bool((d.get("spec") or {}).get("paused"))
+    paused = bool(spec_of(d).get("paused"))
     if paused and not paused_cond:
         set_condition(status, new_condition(PROGRESSING, "Unknown", PAUSED_REASON,
                                             "Deployment is paused", now))
@@ -758,7 +756,7 @@ def paused_condition_update(d: Obj, now: dt.datetime) -> Obj | None:
 
 
 def status_changed(d: Obj, new_status: Mapping[str, Any]) -> bool:
-    return _normalized(d.get("status") or {}) != _normalized(new_status)
+    return _normalized(status_of(d)) != _normalized(new_status)
 
 
 def _normalized(status: Mapping[str, Any]) -> Obj:

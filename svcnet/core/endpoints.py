@@ -30,10 +30,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import (
+    LABEL_SERVICE_NAME,
+    annotations_of,
+    condition_of,
+    is_headless,
+    is_pod_ready,
+    labels_of,
+    metadata_of,
+    new_controller_ref,
+    owner_references_of,
+    spec_of,
+    status_of,
+)
+
 Obj = dict[str, Any]
 
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 LABEL_HEADLESS = "service.kubernetes.io/headless"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -50,21 +63,12 @@ _RESERVED_SLICE_LABELS = frozenset({LABEL_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_
 
 # ----------------------------------------------------------------- small reads
 
-def _md(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
 
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
-def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("status") or {}
 
 
 def service_selector(service: Mapping[str, Any]) -> Mapping[str, str]:
     """The selector map; empty means none (the API drops an empty map, as Go's omitempty does)."""
-    return _spec(service).get("selector") or {}
+    return spec_of(service).get("selector") or {}
 
 
 def manages_endpoints(service: Mapping[str, Any]) -> bool:
@@ -73,15 +77,15 @@ def manages_endpoints(service: Mapping[str, Any]) -> bool:
     Services without a selector get user-written Endpoints/EndpointSlices; an
     ExternalName Service gets none (upstream issue 105986).
     """
-    return bool(service_selector(service)) and _spec(service).get("type") != "ExternalName"
+    return bool(service_selector(service)) and spec_of(service).get("type") != "ExternalName"
 
 
 def selects(service: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
     """The Service's selector matches the pod (same namespace, every key=value present)."""
     selector = service_selector(service)
-    if not selector or _md(service).get("namespace") != _md(pod).get("namespace"):
+    if not selector or metadata_of(service).get("namespace") != metadata_of(pod).get("namespace"):
         return False
-    labels = _md(pod).get("labels") or {}
+    labels = labels_of(pod)
     return all(labels.get(k) == v for k, v in selector.items())
 
 
@@ -96,12 +100,12 @@ def selector_index_keys(service: Mapping[str, Any]) -> list[str]:
     if not selector:
         return []
     key = min(selector)
-    return [f"{_md(service).get('namespace')}/{key}={selector[key]}"]
+    return [f"{metadata_of(service).get('namespace')}/{key}={selector[key]}"]
 
 
 def pod_label_index_keys(pod: Mapping[str, Any]) -> list[str]:
-    namespace = _md(pod).get("namespace")
-    return [f"{namespace}/{k}={v}" for k, v in (_md(pod).get("labels") or {}).items()]
+    namespace = metadata_of(pod).get("namespace")
+    return [f"{namespace}/{k}={v}" for k, v in labels_of(pod).items()]
 
 
 class LabelIndex:
@@ -146,20 +150,13 @@ class LabelIndex:
         return len(self._pairs_of)
 
 
-def is_pod_ready(pod: Mapping[str, Any]) -> bool:
-    for condition in _status(pod).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
-
-
 def _is_terminal(pod: Mapping[str, Any]) -> bool:
-    return _status(pod).get("phase") in ("Succeeded", "Failed")
+    return status_of(pod).get("phase") in ("Succeeded", "Failed")
 
 
 def pod_ips(pod: Mapping[str, Any]) -> list[str]:
     """status.podIPs, or podIP alone (the API server fills podIPs from podIP the same way)."""
-    status = _status(pod)
+    status = status_of(pod)
     ips = [str(entry.get("ip")) for entry in status.get("podIPs") or [] if entry.get("ip")]
     if not ips and status.get("podIP"):
         ips = [str(status["podIP"])]
@@ -170,28 +167,28 @@ def should_pod_be_in_endpoints(pod: Mapping[str, Any], include_terminating: bool
     """Upstream's ShouldPodBeInEndpoints: not terminal, has an IP, terminating only if asked."""
     if _is_terminal(pod) or not pod_ips(pod):
         return False
-    return include_terminating or not _md(pod).get("deletionTimestamp")
+    return include_terminating or not metadata_of(pod).get("deletionTimestamp")
 
 
 def should_set_hostname(pod: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
-    hostname = _spec(pod).get("hostname")
-    return bool(hostname) and _spec(pod).get("subdomain") == _md(service).get("name") \
-        and _md(pod).get("namespace") == _md(service).get("namespace")
+    hostname = spec_of(pod).get("hostname")
+    return bool(hostname) and spec_of(pod).get("subdomain") == metadata_of(service).get("name") \
+        and metadata_of(pod).get("namespace") == metadata_of(service).get("namespace")
 
 
 def pod_endpoints_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[bool, bool]:
     """(the pod's endpoint may differ, the Services selecting it may differ), as upstream's."""
-    old_md, new_md = _md(old), _md(new)
+    old_md, new_md = metadata_of(old), metadata_of(new)
     labels_changed = (old_md.get("labels") or {}) != (new_md.get("labels") or {}) \
-        or _spec(old).get("hostname") != _spec(new).get("hostname") \
-        or _spec(old).get("subdomain") != _spec(new).get("subdomain")
+        or spec_of(old).get("hostname") != spec_of(new).get("hostname") \
+        or spec_of(old).get("subdomain") != spec_of(new).get("subdomain")
     pod_changed = (old_md.get("deletionTimestamp") != new_md.get("deletionTimestamp")
                    or is_pod_ready(old) != is_pod_ready(new)
                    or pod_ips(old) != pod_ips(new)
                    # Not in upstream's list (kubelet sets these together with the IP), but
                    # svcnet's kubelet doubles may write them separately: cheap to include.
-                   or _status(old).get("phase") != _status(new).get("phase")
-                   or _spec(old).get("nodeName") != _spec(new).get("nodeName"))
+                   or status_of(old).get("phase") != status_of(new).get("phase")
+                   or spec_of(old).get("nodeName") != spec_of(new).get("nodeName"))
     return pod_changed, labels_changed
 
 
@@ -230,7 +227,7 @@ def find_port(pod: Mapping[str, Any], service_port: Mapping[str, Any]) -> int | 
     if target is None:
         return None
     protocol = service_port.get("protocol") or "TCP"
-    spec = _spec(pod)
+    spec = spec_of(pod)
     containers = list(spec.get("containers") or [])
     containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
     for container in containers:
@@ -240,18 +237,14 @@ def find_port(pod: Mapping[str, Any], service_port: Mapping[str, Any]) -> int | 
     return None
 
 
-def _is_headless(service: Mapping[str, Any]) -> bool:
-    return _spec(service).get("clusterIP") == "None"
-
-
 def service_ip_set(service: Mapping[str, Any]) -> bool:
-    return _spec(service).get("clusterIP") not in (None, "", "None")
+    return spec_of(service).get("clusterIP") not in (None, "", "None")
 
 
 def slice_ports_for_pod(service: Mapping[str, Any], pod: Mapping[str, Any]) -> list[Obj]:
     """The EndpointSlice ports this pod serves: one per Service port whose target resolves."""
     ports: list[Obj] = []
-    for service_port in _spec(service).get("ports") or []:
+    for service_port in spec_of(service).get("ports") or []:
         number = find_port(pod, service_port)
         if number is None:
             continue  # upstream logs and leaves the port out for this pod
@@ -277,12 +270,12 @@ def port_set_key(ports: Iterable[Mapping[str, Any]] | None) -> tuple[tuple[str, 
 
 def address_types(service: Mapping[str, Any]) -> tuple[str, ...]:
     """One EndpointSlice addressType per IP family of the Service, in family order."""
-    families = _spec(service).get("ipFamilies") or []
+    families = spec_of(service).get("ipFamilies") or []
     types = [{"IPv4": "IPv4", "IPv6": "IPv6"}[f] for f in families if f in ("IPv4", "IPv6")]
     if types:
         return tuple(dict.fromkeys(types))
     # A Service written before the API server defaulted ipFamilies: guess as upstream does.
-    cluster_ip = _spec(service).get("clusterIP")
+    cluster_ip = spec_of(service).get("clusterIP")
     if cluster_ip and cluster_ip != "None":
         return ("IPv6",) if _is_ipv6(cluster_ip) else ("IPv4",)
     return ("IPv4", "IPv6")
@@ -298,23 +291,23 @@ def _addresses_of_type(pod: Mapping[str, Any], address_type: str) -> list[str]:
 def slice_endpoint(pod: Mapping[str, Any], node: Mapping[str, Any] | None, service: Mapping[str, Any],
                    address_type: str) -> Obj:
     """The discovery/v1 Endpoint for a pod (its addresses may be empty for this address type)."""
-    md = _md(pod)
+    md = metadata_of(pod)
     serving = is_pod_ready(pod)
     terminating = bool(md.get("deletionTimestamp"))
     # ready is never true for a terminating pod, unless the Service publishes not-ready addresses.
-    ready = bool(_spec(service).get("publishNotReadyAddresses")) or (serving and not terminating)
+    ready = bool(spec_of(service).get("publishNotReadyAddresses")) or (serving and not terminating)
     endpoint: Obj = {
         "addresses": _addresses_of_type(pod, address_type),
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
     }
     if should_set_hostname(pod, service):
-        endpoint["hostname"] = _spec(pod)["hostname"]
+        endpoint["hostname"] = spec_of(pod)["hostname"]
     endpoint["targetRef"] = {"kind": "Pod", "namespace": md.get("namespace"), "name": md.get("name"),
                              "uid": md.get("uid")}
-    node_name = _spec(pod).get("nodeName")
+    node_name = spec_of(pod).get("nodeName")
     if node_name:
         endpoint["nodeName"] = node_name
-    zone = ((node or {}).get("metadata") or {}).get("labels", {}).get(LABEL_ZONE)
+    zone = metadata_of(node).get("labels", {}).get(LABEL_ZONE)
     if zone:
         endpoint["zone"] = zone
     return endpoint
@@ -355,21 +348,19 @@ def slice_labels(existing: Mapping[str, Any] | None, service: Mapping[str, Any])
     service-name, managed-by and (for headless Services) the headless label.
     Only a change in the copied labels counts, as upstream's setEndpointSliceLabels.
     """
-    current = {k: v for k, v in ((existing or {}).get("metadata") or {}).get("labels", {}).items()
+    current = {k: v for k, v in metadata_of(existing).get("labels", {}).items()
                if k not in _RESERVED_SLICE_LABELS}
-    wanted = {k: v for k, v in (_md(service).get("labels") or {}).items() if k not in _RESERVED_SLICE_LABELS}
+    wanted = {k: v for k, v in labels_of(service).items() if k not in _RESERVED_SLICE_LABELS}
     changed = current != wanted
     if not service_ip_set(service):
         wanted[LABEL_HEADLESS] = ""
-    wanted[LABEL_SERVICE_NAME] = str(_md(service).get("name"))
+    wanted[LABEL_SERVICE_NAME] = str(metadata_of(service).get("name"))
     wanted[LABEL_MANAGED_BY] = CONTROLLER_NAME
     return wanted, changed
 
 
 def service_owner_reference(service: Mapping[str, Any]) -> Obj:
-    md = _md(service)
-    return {"apiVersion": "v1", "kind": "Service", "name": md.get("name"), "uid": md.get("uid"),
-            "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(service, "v1", "Service")
 
 
 def slice_name_prefix(service_name: str) -> str:
@@ -382,8 +373,8 @@ def new_slice(service: Mapping[str, Any], ports: list[Obj], address_type: str) -
     labels, _ = slice_labels(None, service)
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"generateName": slice_name_prefix(str(_md(service).get("name"))),
-                     "namespace": _md(service).get("namespace"), "labels": labels,
+        "metadata": {"generateName": slice_name_prefix(str(metadata_of(service).get("name"))),
+                     "namespace": metadata_of(service).get("namespace"), "labels": labels,
                      "ownerReferences": [service_owner_reference(service)]},
         "addressType": address_type,
         "endpoints": [],
@@ -392,24 +383,18 @@ def new_slice(service: Mapping[str, Any], ports: list[Obj], address_type: str) -
 
 
 def owned_by(slice_: Mapping[str, Any], service: Mapping[str, Any]) -> bool:
-    uid = _md(service).get("uid")
+    uid = metadata_of(service).get("uid")
     return any(ref.get("uid") == uid and ref.get("kind") == "Service" and ref.get("apiVersion") == "v1"
-               for ref in _md(slice_).get("ownerReferences") or [])
+               for ref in owner_references_of(slice_))
 
 
 def managed_by_controller(slice_: Mapping[str, Any]) -> bool:
-    return (_md(slice_).get("labels") or {}).get(LABEL_MANAGED_BY) == CONTROLLER_NAME
-
-
-def slice_service_key(slice_: Mapping[str, Any]) -> str | None:
-    """"namespace/service" from the service-name label, or None without one."""
-    name = (_md(slice_).get("labels") or {}).get(LABEL_SERVICE_NAME)
-    return f"{_md(slice_).get('namespace')}/{name}" if name else None
+    return labels_of(slice_).get(LABEL_MANAGED_BY) == CONTROLLER_NAME
 
 
 def _is_placeholder_of(slice_: Mapping[str, Any], placeholder: Mapping[str, Any]) -> bool:
     """Upstream compares namespace, labels, owner references, addressType, ports and endpoints."""
-    a, b = _md(slice_), _md(placeholder)
+    a, b = metadata_of(slice_), metadata_of(placeholder)
     return (a.get("namespace") == b.get("namespace")
             and (a.get("labels") or {}) == (b.get("labels") or {})
             and (a.get("ownerReferences") or []) == (b.get("ownerReferences") or [])
@@ -439,10 +424,7 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def _pod_trigger_time(pod: Mapping[str, Any]) -> dt.datetime | None:
-    for condition in _status(pod).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return _parse_time(condition.get("lastTransitionTime"))
-    return None
+    return _parse_time((condition_of(pod, "Ready") or {}).get("lastTransitionTime"))
 
 
 @dataclass(frozen=True)
@@ -468,12 +450,12 @@ def next_trigger_time(previous: TriggerState | None, service: Mapping[str, Any],
         when = _pod_trigger_time(pod)
         if when is None:
             continue
-        name = str(_md(pod).get("name"))
+        name = str(metadata_of(pod).get("name"))
         pod_times[name] = when
         before = old_pod_times.get(name)
         if before is None or when > before:
             earliest_changed = when if earliest_changed is None else min(earliest_changed, when)
-    service_time = _parse_time(_md(service).get("creationTimestamp"))
+    service_time = _parse_time(metadata_of(service).get("creationTimestamp"))
     old_service_time = previous.service_time if previous else None
     if service_time is not None and (old_service_time is None or service_time > old_service_time):
         earliest_changed = service_time if earliest_changed is None else min(earliest_changed, service_time)
@@ -526,7 +508,7 @@ class SlicePlan:
 
 
 def _sorted_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(pods, key=lambda p: str(_md(p).get("name")))
+    return sorted(pods, key=lambda p: str(metadata_of(p).get("name")))
 
 
 def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
@@ -544,7 +526,7 @@ def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str,
     supported = address_types(service)
     by_type: dict[str, list[Mapping[str, Any]]] = {}
     to_delete: list[Obj] = []
-    for slice_ in sorted(existing, key=lambda s: str(_md(s).get("name"))):
+    for slice_ in sorted(existing, key=lambda s: str(metadata_of(s).get("name"))):
         if slice_.get("addressType") not in supported:
             to_delete.append(copy.deepcopy(dict(slice_)))
         else:
@@ -560,7 +542,7 @@ def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str,
         to_delete += d
         skipped |= s
     creates, updates, to_delete = _reuse_deleted_slices(service, creates, updates, to_delete)
-    if _md(service).get("deletionTimestamp"):
+    if metadata_of(service).get("deletionTimestamp"):
         creates = []  # do not race the garbage collector with new slices for a dying Service
     for slice_ in creates + updates:
         _with_trigger_time(slice_, trigger_time)
@@ -582,7 +564,7 @@ def _plan_address_type(service: Mapping[str, Any], pods: list[Mapping[str, Any]]
     desired: dict[tuple[Any, ...], dict[EndpointKey, Obj]] = {}
     desired_ports: dict[tuple[Any, ...], list[Obj]] = {}
     skipped: set[str] = set()
-    publish_not_ready = bool(_spec(service).get("publishNotReadyAddresses"))
+    publish_not_ready = bool(spec_of(service).get("publishNotReadyAddresses"))
     for pod in pods:
         if not should_pod_be_in_endpoints(pod, include_terminating=True):
             continue
@@ -590,11 +572,11 @@ def _plan_address_type(service: Mapping[str, Any], pods: list[Mapping[str, Any]]
         key = port_set_key(ports)
         group = desired.setdefault(key, {})
         desired_ports.setdefault(key, ports)
-        node_name = _spec(pod).get("nodeName")
+        node_name = spec_of(pod).get("nodeName")
         node = nodes.get(node_name) if node_name else None
         if node_name and node is None and not publish_not_ready:
             # Upstream leaves the pod out until its Node is known, and retries.
-            skipped.add(str(_md(pod).get("name")))
+            skipped.add(str(metadata_of(pod).get("name")))
             continue
         endpoint = slice_endpoint(pod, node, service, address_type)
         if endpoint["addresses"]:
@@ -633,7 +615,7 @@ def _plan_port_group(service: Mapping[str, Any], existing: list[Mapping[str, Any
     to_delete: list[str] = []
     # 1. Keep each still-wanted endpoint where it is, refreshed; drop the rest.
     for slice_ in existing:
-        name = str(_md(slice_).get("name"))
+        name = str(metadata_of(slice_).get("name"))
         by_name[name] = slice_
         kept: list[Obj] = []
         endpoint_changed = False
@@ -698,7 +680,7 @@ def _slice_to_fill(slices: list[Mapping[str, Any]], count: int, max_per_slice: i
     for slice_ in slices:
         room = max_per_slice - (count + len(slice_.get("endpoints") or []))
         if 0 <= room < best_room:
-            best, best_room = str(_md(slice_).get("name")), room
+            best, best_room = str(metadata_of(slice_).get("name")), room
             if room == 0:
                 break
     return best
@@ -713,7 +695,7 @@ def _reuse_deleted_slices(service: Mapping[str, Any], creates: list[Obj], update
         if match is not None and owned_by(old, service):
             creates.remove(match)
             md = match["metadata"]
-            md["name"] = _md(old).get("name")
+            md["name"] = metadata_of(old).get("name")
             md.pop("generateName", None)
             updates.append(match)  # an unconditional update, as upstream's
         else:
@@ -725,13 +707,13 @@ def _reuse_deleted_slices(service: Mapping[str, Any], creates: list[Obj], update
 
 def _endpoint_address_ip(service: Mapping[str, Any], pod: Mapping[str, Any]) -> str | None:
     """The pod IP of the Service's primary family (headless without families: the podIP's)."""
-    families = _spec(service).get("ipFamilies") or []
+    families = spec_of(service).get("ipFamilies") or []
     if families:
         want_v6 = families[0] == "IPv6"
     elif service_ip_set(service):
-        want_v6 = _is_ipv6(str(_spec(service)["clusterIP"]))
+        want_v6 = _is_ipv6(str(spec_of(service)["clusterIP"]))
     else:
-        want_v6 = _is_ipv6(str(_status(pod).get("podIP") or ""))
+        want_v6 = _is_ipv6(str(status_of(pod).get("podIP") or ""))
     for ip in pod_ips(pod):
         if _is_ipv6(ip) == want_v6:
             return ip
@@ -739,12 +721,12 @@ def _endpoint_address_ip(service: Mapping[str, Any], pod: Mapping[str, Any]) -> 
 
 
 def _endpoint_address(service: Mapping[str, Any], pod: Mapping[str, Any], ip: str) -> Obj:
-    md = _md(pod)
+    md = metadata_of(pod)
     address: Obj = {"ip": ip}
     if should_set_hostname(pod, service):
-        address["hostname"] = _spec(pod)["hostname"]
-    if _spec(pod).get("nodeName"):
-        address["nodeName"] = _spec(pod)["nodeName"]
+        address["hostname"] = spec_of(pod)["hostname"]
+    if spec_of(pod).get("nodeName"):
+        address["nodeName"] = spec_of(pod)["nodeName"]
     address["targetRef"] = {"kind": "Pod", "namespace": md.get("namespace"), "name": md.get("name"),
                             "uid": md.get("uid")}
     return address
@@ -752,8 +734,8 @@ def _endpoint_address(service: Mapping[str, Any], pod: Mapping[str, Any], ip: st
 
 def desired_subsets(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Obj]:
     """The Endpoints subsets for a Service with a selector, repacked into canonical form."""
-    publish_not_ready = bool(_spec(service).get("publishNotReadyAddresses"))
-    service_ports = _spec(service).get("ports") or []
+    publish_not_ready = bool(spec_of(service).get("publishNotReadyAddresses"))
+    service_ports = spec_of(service).get("ports") or []
     entries: list[tuple[Obj, Obj | None, bool]] = []  # (address, port or None, ready)
     for pod in _sorted_pods(pods):
         if not should_pod_be_in_endpoints(pod, include_terminating=publish_not_ready):
@@ -764,7 +746,7 @@ def desired_subsets(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]
         address = _endpoint_address(service, pod, ip)
         ready = publish_not_ready or is_pod_ready(pod)
         if not service_ports:
-            if _is_headless(service):
+            if is_headless(service):
                 entries.append((address, None, ready))  # headless Services may have no ports
             continue
         for service_port in service_ports:
@@ -896,7 +878,7 @@ def _capacity_annotation_correct(current: Mapping[str, Any]) -> bool:
                 for s in current.get("subsets") or [])
     if count > MAX_ENDPOINTS_ADDRESSES:
         return False
-    return ANNOTATION_OVER_CAPACITY not in ((current.get("metadata") or {}).get("annotations") or {})
+    return ANNOTATION_OVER_CAPACITY not in annotations_of(current)
 
 
 def endpoints_update(service: Mapping[str, Any], current: Mapping[str, Any] | None, subsets: list[Obj],
@@ -906,16 +888,16 @@ def endpoints_update(service: Mapping[str, Any], current: Mapping[str, Any] | No
     Labels are the Service's (plus the headless label without a cluster IP);
     annotations carry the trigger time and, past 1000 addresses, over-capacity.
     """
-    service_labels = dict(_md(service).get("labels") or {})
+    service_labels = dict(labels_of(service))
     if current is not None:
-        current_labels = {k: v for k, v in (_md(current).get("labels") or {}).items() if k != LABEL_HEADLESS}
+        current_labels = {k: v for k, v in labels_of(current).items() if k != LABEL_HEADLESS}
         if (_comparable_subsets(current.get("subsets")) == _comparable_subsets(subsets)
                 and current_labels == service_labels and _capacity_annotation_correct(current)):
             return None
         new: Obj = copy.deepcopy(dict(current))
     else:
         new = {"apiVersion": "v1", "kind": "Endpoints",
-               "metadata": {"name": _md(service).get("name"), "namespace": _md(service).get("namespace")}}
+               "metadata": {"name": metadata_of(service).get("name"), "namespace": metadata_of(service).get("namespace")}}
     new["subsets"] = copy.deepcopy(subsets)
     if not new["subsets"]:
         del new["subsets"]

@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.objects import condition_of, metadata_of, spec_of, status_of
+
 Obj = dict[str, Any]
 
 GRACE_PERIOD = dt.timedelta(seconds=40)
@@ -39,19 +41,12 @@ def _parse(value: str | None) -> dt.datetime | None:
     return None
 
 
-def _ready_condition(node: Obj) -> Obj | None:
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond
-    return None
-
-
 def last_heartbeat(node: Obj, lease: Obj | None) -> dt.datetime | None:
     """The latest of the Lease's renewTime, the Ready condition's lastHeartbeatTime and the
     node's creation (a node just registered gets the whole grace period, as upstream)."""
-    times = [_parse(((lease or {}).get("spec") or {}).get("renewTime")),
-             _parse((_ready_condition(node) or {}).get("lastHeartbeatTime")),
-             _parse((node.get("metadata") or {}).get("creationTimestamp"))]
+    times = [_parse(spec_of(lease).get("renewTime")),
+             _parse((condition_of(node, "Ready") or {}).get("lastHeartbeatTime")),
+             _parse(metadata_of(node).get("creationTimestamp"))]
     seen = [t for t in times if t is not None]
     return max(seen) if seen else None
 
@@ -59,14 +54,14 @@ def last_heartbeat(node: Obj, lease: Obj | None) -> dt.datetime | None:
 def decide(node: Obj, lease: Obj | None, now: dt.datetime,
            grace: dt.timedelta = GRACE_PERIOD) -> NodeHealthDecision:
     heard = last_heartbeat(node, lease)
-    ready = _ready_condition(node)
-    taints = list((node.get("spec") or {}).get("taints") or [])
+    ready = condition_of(node, "Ready")
+    taints = list(spec_of(node).get("taints") or [])
     has_unreachable = any(t.get("key") == UNREACHABLE_TAINT for t in taints)
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if heard is None or now - heard > grace:
         patch = None
         if ready is None or ready.get("status") != "Unknown":
-            conditions = [c for c in (node.get("status") or {}).get("conditions") or []
+            conditions = [c for c in status_of(node).get("conditions") or []
                           if c.get("type") != "Ready"]
             conditions.append({
                 "type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",

@@ -34,6 +34,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from svcnet.api.meta import rfc3339
+from svcnet.api.objects import (
+    finalizers_of,
+    is_being_deleted,
+    metadata_of,
+    owner_references_of,
+    spec_of,
+    status_of,
+    uid_of,
+)
 
 Obj = dict[str, Any]
 
@@ -65,12 +74,6 @@ class OwnerLink:
         return group if sep else ""
 
 
-def _md(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
-def uid_of(obj: Obj) -> str:
-    return str(_md(obj).get("uid") or "")
 
 
 def owner_links(obj: Obj) -> tuple[OwnerLink, ...]:
@@ -78,7 +81,7 @@ def owner_links(obj: Obj) -> tuple[OwnerLink, ...]:
         OwnerLink(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""), str(ref.get("name") or ""),
                   str(ref.get("uid") or ""), bool(ref.get("controller")),
                   bool(ref.get("blockOwnerDeletion")))
-        for ref in _md(obj).get("ownerReferences") or [])
+        for ref in owner_references_of(obj))
 
 
 def owner_uids(obj: Obj) -> list[str]:
@@ -86,12 +89,9 @@ def owner_uids(obj: Obj) -> list[str]:
     return [link.uid for link in owner_links(obj) if link.uid]
 
 
-def is_being_deleted(obj: Obj) -> bool:
-    return bool(_md(obj).get("deletionTimestamp"))
-
 
 def has_finalizer(obj: Obj, finalizer: str) -> bool:
-    return finalizer in (_md(obj).get("finalizers") or [])
+    return finalizer in finalizers_of(obj)
 
 
 def is_deleting_dependents(obj: Obj) -> bool:
@@ -111,9 +111,9 @@ def dependents_of(owner: Obj, candidates: Iterable[Obj]) -> list[Obj]:
     from another namespace points at an owner that does not exist there.
     """
     uid = uid_of(owner)
-    namespace = _md(owner).get("namespace")
+    namespace = metadata_of(owner).get("namespace")
     return [obj for obj in candidates
-            if uid and uid in owner_uids(obj) and (not namespace or _md(obj).get("namespace") == namespace)]
+            if uid and uid in owner_uids(obj) and (not namespace or metadata_of(obj).get("namespace") == namespace)]
 
 
 def blocking_dependents(owner: Obj, dependents: Iterable[Obj]) -> list[Obj]:
@@ -215,20 +215,20 @@ def decide_foreground_owner(owner: Obj, dependents: Sequence[Obj]) -> Foreground
 
 def remove_owner_refs_patch(obj: Obj, uids: Iterable[str]) -> Obj:
     drop = set(uids)
-    kept = [ref for ref in _md(obj).get("ownerReferences") or [] if ref.get("uid") not in drop]
-    return {"metadata": {"resourceVersion": _md(obj).get("resourceVersion"),
+    kept = [ref for ref in metadata_of(obj).get("ownerReferences") or [] if ref.get("uid") not in drop]
+    return {"metadata": {"resourceVersion": metadata_of(obj).get("resourceVersion"),
                          "ownerReferences": kept or None}}
 
 
 def unblock_owner_refs_patch(obj: Obj) -> Obj:
     refs = [{**ref, "blockOwnerDeletion": False} if ref.get("blockOwnerDeletion") else ref
-            for ref in _md(obj).get("ownerReferences") or []]
-    return {"metadata": {"resourceVersion": _md(obj).get("resourceVersion"), "ownerReferences": refs}}
+            for ref in owner_references_of(obj)]
+    return {"metadata": {"resourceVersion": metadata_of(obj).get("resourceVersion"), "ownerReferences": refs}}
 
 
 def remove_finalizer_patch(obj: Obj, finalizer: str) -> Obj:
-    kept = [f for f in _md(obj).get("finalizers") or [] if f != finalizer]
-    return {"metadata": {"resourceVersion": _md(obj).get("resourceVersion"), "finalizers": kept or None}}
+    kept = [f for f in metadata_of(obj).get("finalizers") or [] if f != finalizer]
+    return {"metadata": {"resourceVersion": metadata_of(obj).get("resourceVersion"), "finalizers": kept or None}}
 
 
 # ====================================================== pod garbage collection
@@ -237,29 +237,23 @@ TERMINATED_PHASES = ("Succeeded", "Failed")
 DEFAULT_TERMINATED_POD_THRESHOLD = 12500  # kube-controller-manager --terminated-pod-gc-threshold
 
 
-def _spec(pod: Obj) -> Obj:
-    return pod.get("spec") or {}
-
-
-def _status(pod: Obj) -> Obj:
-    return pod.get("status") or {}
 
 
 def node_of(pod: Obj) -> str:
-    return str(_spec(pod).get("nodeName") or "")
+    return str(spec_of(pod).get("nodeName") or "")
 
 
 def is_terminated(pod: Obj) -> bool:
-    return _status(pod).get("phase") in TERMINATED_PHASES
+    return status_of(pod).get("phase") in TERMINATED_PHASES
 
 
 def _is_evicted(pod: Obj) -> bool:
-    return _status(pod).get("phase") == "Failed" and _status(pod).get("reason") == "Evicted"
+    return status_of(pod).get("phase") == "Failed" and status_of(pod).get("reason") == "Evicted"
 
 
 def _created(pod: Obj) -> str:
     # RFC 3339 UTC timestamps of one format sort as strings do.
-    return str(_md(pod).get("creationTimestamp") or "")
+    return str(metadata_of(pod).get("creationTimestamp") or "")
 
 
 def terminated_pods_over_threshold(pods: Iterable[Obj], threshold: int) -> list[Obj]:
@@ -273,7 +267,7 @@ def terminated_pods_over_threshold(pods: Iterable[Obj], threshold: int) -> list[
     excess = len(terminated) - threshold
     if excess <= 0:
         return []
-    terminated.sort(key=lambda p: (not _is_evicted(p), _created(p), _md(p).get("name") or ""))
+    terminated.sort(key=lambda p: (not _is_evicted(p), _created(p), metadata_of(p).get("name") or ""))
     return terminated[:excess]
 
 
@@ -321,9 +315,9 @@ def failed_status_patch(pod: Obj, condition: Obj | None = None) -> Obj | None:
         return None
     status: Obj = {"phase": "Failed"}
     if condition is not None:
-        conditions = [c for c in _status(pod).get("conditions") or [] if c.get("type") != condition["type"]]
+        conditions = [c for c in status_of(pod).get("conditions") or [] if c.get("type") != condition["type"]]
         status["conditions"] = [*conditions, condition]
-    return {"metadata": {"resourceVersion": _md(pod).get("resourceVersion")}, "status": status}
+    return {"metadata": {"resourceVersion": metadata_of(pod).get("resourceVersion")}, "status": status}
 
 
 def disruption_condition(now: dt.datetime, message: str) -> Obj:

@@ -24,6 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svcnet.api import meta
+from svcnet.api.objects import (
+    annotations_of,
+    condition_of,
+    controller_ref,
+    is_pod_ready,
+    labels_of,
+    metadata_of,
+    new_controller_ref,
+    spec_of,
+    status_of,
+    uid_of,
+)
 from svcnet.api.selectors import LabelSelector, selector_from_set
 
 Obj = dict[str, Any]
@@ -42,20 +54,8 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 def is_pod_active(pod: Obj) -> bool:
     """Not finished and not being deleted (controller.IsPodActive)."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not (pod.get("metadata") or {}).get("deletionTimestamp")
-
-
-def _ready_condition(pod: Obj) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond
-    return None
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    cond = _ready_condition(pod)
-    return cond is not None and cond.get("status") == "True"
+    phase = status_of(pod).get("phase")
+    return phase not in ("Succeeded", "Failed") and not metadata_of(pod).get("deletionTimestamp")
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -73,7 +73,7 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 def pod_ready_since(pod: Obj) -> dt.datetime | None:
     """When the pod last became Ready (None when not ready or unknown)."""
-    cond = _ready_condition(pod)
+    cond = condition_of(pod, "Ready")
     if cond is None or cond.get("status") != "True":
         return None
     return _parse_time(cond.get("lastTransitionTime"))
@@ -91,18 +91,9 @@ def is_pod_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool
 
 # ------------------------------------------------------------------- ownership
 
-def controller_ref(obj: Obj) -> Obj | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
-    return None
-
-
 def controller_ref_to(owner: Obj) -> Obj:
     """metav1.NewControllerRef: the ownerReference a controller puts on what it creates."""
-    md = owner["metadata"]
-    return {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
-            "name": md["name"], "uid": md["uid"], "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(owner, owner.get("apiVersion", ""), owner.get("kind", ""))
 
 
 @dataclass(frozen=True)
@@ -116,14 +107,14 @@ class Claim:
 
 def claim(owner: Obj, selector: LabelSelector, candidates: Iterable[Obj]) -> Claim:
     """Sort candidates as upstream's ClaimObject does (objects owned by others are ignored)."""
-    owner_md = owner.get("metadata") or {}
+    owner_md = metadata_of(owner)
     owner_uid = owner_md.get("uid")
     owner_deleting = bool(owner_md.get("deletionTimestamp"))
     owned: list[Obj] = []
     adopt: list[Obj] = []
     release: list[Obj] = []
     for obj in candidates:
-        md = obj.get("metadata") or {}
+        md = metadata_of(obj)
         matches = selector.matches(md.get("labels") or {})
         ref = controller_ref(obj)
         if ref is not None:
@@ -145,12 +136,12 @@ def claim(owner: Obj, selector: LabelSelector, candidates: Iterable[Obj]) -> Cla
 def adopt_patch(owner: Obj, obj: Obj) -> Obj:
     """The strategic merge patch upstream sends to adopt obj (its uid guards against a recreated object)."""
     return {"metadata": {"ownerReferences": [controller_ref_to(owner)],
-                         "uid": (obj.get("metadata") or {}).get("uid")}}
+                         "uid": metadata_of(obj).get("uid")}}
 
 
 def release_patch(owner: Obj, obj: Obj) -> Obj:
     return {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner["metadata"]["uid"]}],
-                         "uid": (obj.get("metadata") or {}).get("uid")}}
+                         "uid": metadata_of(obj).get("uid")}}
 
 
 # -------------------------------------------------------------------- creation
@@ -169,7 +160,7 @@ def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH_SIZE)
 
 def pod_from_template(owner: Obj, template: Mapping[str, Any]) -> Obj:
     """The pod a controller creates from its template (controller.GetPodFromTemplate)."""
-    template_md = template.get("metadata") or {}
+    template_md = metadata_of(template)
     md: Obj = {"generateName": f"{owner['metadata']['name']}-",
                "ownerReferences": [controller_ref_to(owner)]}
     for key in ("labels", "annotations"):
@@ -178,13 +169,13 @@ def pod_from_template(owner: Obj, template: Mapping[str, Any]) -> Obj:
     if template_md.get("finalizers"):
         md["finalizers"] = list(template_md["finalizers"])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": copy.deepcopy(spec_of(template))}
 
 
 # -------------------------------------------------------------------- deletion
 
 def _deletion_cost(pod: Obj) -> int:
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(POD_DELETION_COST)
+    value = annotations_of(pod).get(POD_DELETION_COST)
     try:
         return int(value) if value is not None else 0
     except ValueError:
@@ -193,7 +184,7 @@ def _deletion_cost(pod: Obj) -> int:
 
 def _max_restarts(pod: Obj) -> int:
     return max((int(c.get("restartCount") or 0)
-                for c in (pod.get("status") or {}).get("containerStatuses") or []), default=0)
+                for c in status_of(pod).get("containerStatuses") or []), default=0)
 
 
 def _log_rank(t: dt.datetime, now: dt.datetime) -> int:
@@ -222,21 +213,21 @@ def rank_for_deletion(pods: Sequence[Obj], related_pods: Iterable[Obj], now: dt.
     on_node: dict[str, int] = {}
     for pod in related_pods:
         if is_pod_active(pod):
-            node = (pod.get("spec") or {}).get("nodeName") or ""
+            node = spec_of(pod).get("nodeName") or ""
             on_node[node] = on_node.get(node, 0) + 1
 
     def node(p: Obj) -> str:
-        return (p.get("spec") or {}).get("nodeName") or ""
+        return spec_of(p).get("nodeName") or ""
 
     def uid(p: Obj) -> str:
-        return str((p.get("metadata") or {}).get("uid") or "")
+        return uid_of(p)
 
     def compare(a: Obj, b: Obj) -> int:
         na, nb = node(a), node(b)
         if na != nb and (not na or not nb):  # 1. unassigned first
             return -1 if not na else 1
-        pa = _PHASE_ORDINAL.get((a.get("status") or {}).get("phase") or "", 0)
-        pb = _PHASE_ORDINAL.get((b.get("status") or {}).get("phase") or "", 0)
+        pa = _PHASE_ORDINAL.get(status_of(a).get("phase") or "", 0)
+        pb = _PHASE_ORDINAL.get(status_of(b).get("phase") or "", 0)
         if pa != pb:  # 2. Pending < Unknown < Running
             return -1 if pa < pb else 1
         ra, rb = is_pod_ready(a), is_pod_ready(b)
@@ -257,8 +248,8 @@ def rank_for_deletion(pods: Sequence[Obj], related_pods: Iterable[Obj], now: dt.
         xa, xb = _max_restarts(a), _max_restarts(b)
         if xa != xb:  # 7. more restarts first
             return -1 if xa > xb else 1
-        ta = _parse_time((a.get("metadata") or {}).get("creationTimestamp"))
-        tb = _parse_time((b.get("metadata") or {}).get("creationTimestamp"))
+        ta = _parse_time(metadata_of(a).get("creationTimestamp"))
+        tb = _parse_time(metadata_of(b).get("creationTimestamp"))
         if ta != tb:  # 8. newer first
             return _newer_first(ta, tb, now, uid(a), uid(b))
         return 0
@@ -286,10 +277,10 @@ class ManageError:
 def replica_set_status(rs: Obj, pods: Sequence[Obj], failure: ManageError | None,
                        now: dt.datetime) -> Obj:
     """The status upstream's calculateStatus gives rs for its claimed, active pods."""
-    spec = rs.get("spec") or {}
-    old = rs.get("status") or {}
+    spec = spec_of(rs)
+    old = status_of(rs)
     min_ready = int(spec.get("minReadySeconds") or 0)
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    template_labels = labels_of(spec.get("template"))
     fully_labeled = selector_from_set(template_labels)
     ready = [p for p in pods if is_pod_ready(p)]
     conditions = [dict(c) for c in old.get("conditions") or []]
@@ -303,10 +294,10 @@ def replica_set_status(rs: Obj, pods: Sequence[Obj], failure: ManageError | None
     status: Obj = {
         "replicas": len(pods),
         "fullyLabeledReplicas": sum(1 for p in pods
-                                    if fully_labeled.matches((p.get("metadata") or {}).get("labels"))),
+                                    if fully_labeled.matches(metadata_of(p).get("labels"))),
         "readyReplicas": len(ready),
         "availableReplicas": sum(1 for p in ready if is_pod_available(p, min_ready, now)),
-        "observedGeneration": int((rs.get("metadata") or {}).get("generation") or 0),
+        "observedGeneration": int(metadata_of(rs).get("generation") or 0),
     }
     if conditions:
         status["conditions"] = conditions
@@ -315,7 +306,7 @@ def replica_set_status(rs: Obj, pods: Sequence[Obj], failure: ManageError | None
 
 def status_is_current(rs: Obj, new_status: Obj) -> bool:
     """True when writing new_status would change nothing (upstream's steady-state check)."""
-    old = rs.get("status") or {}
+    old = status_of(rs)
     counts = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
     return (all(int(old.get(k) or 0) == int(new_status.get(k) or 0) for k in counts)
             and int(old.get("observedGeneration") or 0) == int(new_status.get("observedGeneration") or 0)

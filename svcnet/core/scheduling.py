@@ -30,6 +30,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from svcnet.api.objects import (
+    condition_of,
+    labels_of,
+    metadata_of,
+    name_of,
+    owner_references_of,
+    spec_of,
+    status_of,
+)
+
 Obj = dict[str, Any]
 
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -48,43 +58,35 @@ PREEMPTION_NO_VICTIMS = "No preemption victims found for incoming pod"
 
 # ------------------------------------------------------------------- pods
 
-def _spec(obj: Obj) -> Obj:
-    return obj.get("spec") or {}
-
-
-def _md(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
 
 
 def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return status_of(pod).get("phase") in ("Succeeded", "Failed")
 
 
 def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
     """Unbound, alive, not gated, and ours to place."""
-    spec = _spec(pod)
-    return (not spec.get("nodeName") and not _md(pod).get("deletionTimestamp") and not is_terminal(pod)
+    spec = spec_of(pod)
+    return (not spec.get("nodeName") and not metadata_of(pod).get("deletionTimestamp") and not is_terminal(pod)
             and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name
             and not spec.get("schedulingGates"))
 
 
 def occupies_node(pod: Obj) -> bool:
     """A bound pod that still holds its node's resources (terminal pods do not)."""
-    return bool(_spec(pod).get("nodeName")) and not is_terminal(pod)
+    return bool(spec_of(pod).get("nodeName")) and not is_terminal(pod)
 
 
 # ------------------------------------------------------------------- nodes
 
 def ready_status(node: Obj) -> str:
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return str(condition.get("status") or "Unknown")
-    return "Unknown"
+    condition = condition_of(node, "Ready")
+    return "Unknown" if condition is None else str(condition.get("status") or "Unknown")
 
 
 def effective_taints(node: Obj) -> list[Obj]:
     """The node's taints plus the one the node lifecycle controller would add for readiness."""
-    taints = [t for t in _spec(node).get("taints") or [] if isinstance(t, dict)]
+    taints = [t for t in spec_of(node).get("taints") or [] if isinstance(t, dict)]
     status = ready_status(node)
     implied = None if status == "True" else TAINT_NOT_READY if status == "False" else TAINT_UNREACHABLE
     if implied and not any(t.get("key") == implied and t.get("effect") == "NoSchedule" for t in taints):
@@ -109,7 +111,7 @@ def tolerates(toleration: Obj, taint: Obj) -> bool:
 
 
 def _tolerated(pod: Obj, taint: Obj) -> bool:
-    return any(tolerates(t, taint) for t in _spec(pod).get("tolerations") or [] if isinstance(t, dict))
+    return any(tolerates(t, taint) for t in spec_of(pod).get("tolerations") or [] if isinstance(t, dict))
 
 
 def untolerated_taint(pod: Obj, node: Obj) -> Obj | None:
@@ -160,19 +162,19 @@ def term_matches(term: Obj, node: Obj) -> bool:
     fields = term.get("matchFields") or []
     if not expressions and not fields:
         return False
-    labels = _md(node).get("labels") or {}
-    node_fields = {"metadata.name": str(_md(node).get("name") or "")}
+    labels = labels_of(node)
+    node_fields = {"metadata.name": name_of(node)}
     return (all(_requirement_matches(r, labels) for r in expressions)
             and all(_requirement_matches(r, node_fields) for r in fields))
 
 
 def matches_node_affinity(pod: Obj, node: Obj) -> bool:
     """spec.nodeSelector (every label equal) and required node affinity (any term)."""
-    labels = _md(node).get("labels") or {}
-    for key, value in (_spec(pod).get("nodeSelector") or {}).items():
+    labels = labels_of(node)
+    for key, value in (spec_of(pod).get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    affinity = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {})
+    affinity = ((spec_of(pod).get("affinity") or {}).get("nodeAffinity") or {})
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
     if required is None:
         return True
@@ -208,7 +210,7 @@ def pod_requests(pod: Obj) -> dict[str, Fraction]:
         return {k: parse_quantity(v) for k, v in
                 ((container.get("resources") or {}).get("requests") or {}).items()}
 
-    spec = _spec(pod)
+    spec = spec_of(pod)
     total: Counter[str] = Counter()
     for container in spec.get("containers") or []:
         total.update(requests(container))
@@ -223,7 +225,7 @@ def pod_requests(pod: Obj) -> dict[str, Fraction]:
 
 def _host_ports(pod: Obj) -> set[tuple[str, str, int]]:
     ports = set()
-    for container in _spec(pod).get("containers") or []:
+    for container in spec_of(pod).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("hostPort"):
                 ports.add((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP",
@@ -253,8 +255,8 @@ class NodeVerdict:
 
 def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict | None:
     """None when the pod fits; otherwise the first failing filter's reasons, in upstream's order."""
-    name = str(_md(node).get("name") or "")
-    if _spec(node).get("unschedulable") and not _tolerated(
+    name = name_of(node)
+    if spec_of(node).get("unschedulable") and not _tolerated(
             pod, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}):
         return NodeVerdict(name, (REASON_UNSCHEDULABLE,), False)
     taint = untolerated_taint(pod, node)
@@ -267,7 +269,7 @@ def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict
         used = set().union(*(_host_ports(p) for p in pods_on_node)) if pods_on_node else set()
         if _ports_conflict(wanted_ports, used):
             return NodeVerdict(name, (REASON_PORTS,), True)
-    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    allocatable = status_of(node).get("allocatable") or {}
     reasons = []
     if "pods" in allocatable and len(pods_on_node) + 1 > parse_quantity(allocatable["pods"]):
         reasons.append(REASON_TOO_MANY_PODS)
@@ -289,17 +291,17 @@ def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict
 
 def group_of(pod: Obj) -> tuple[str, ...]:
     """What spreading counts as "the same kind of pod": its controller, or else its labels."""
-    for ref in _md(pod).get("ownerReferences") or []:
+    for ref in owner_references_of(pod):
         if ref.get("controller"):
             return ("owner", str(ref.get("uid") or ref.get("name") or ""))
-    labels = _md(pod).get("labels") or {}
+    labels = labels_of(pod)
     return ("labels", *sorted(f"{k}={v}" for k, v in labels.items()))
 
 
 def spread_key(pod: Obj, node_name: str, pods_on_node: Sequence[Obj]) -> tuple[int, int, str]:
     group = group_of(pod)
-    same = sum(1 for p in pods_on_node if group_of(p) == group and _md(p).get("namespace") ==
-               _md(pod).get("namespace"))
+    same = sum(1 for p in pods_on_node if group_of(p) == group and metadata_of(p).get("namespace") ==
+               metadata_of(pod).get("namespace"))
     return (same, len(pods_on_node), node_name)
 
 
@@ -322,7 +324,7 @@ def fit_error_message(pod: Obj, total_nodes: int, verdicts: Iterable[NodeVerdict
         histogram.update(verdict.reasons)
     reasons = sorted(f"{count} {reason}" for reason, count in histogram.items())
     message = f"0/{total_nodes} nodes are available: {', '.join(reasons)}."
-    if _spec(pod).get("preemptionPolicy") == "Never":
+    if spec_of(pod).get("preemptionPolicy") == "Never":
         return f"{message} preemption: not eligible due to preemptionPolicy=Never."
     # Every pod here has the same priority, so preemption finds no victims where it might help.
     preemption: Counter[str] = Counter(
@@ -333,13 +335,13 @@ def fit_error_message(pod: Obj, total_nodes: int, verdicts: Iterable[NodeVerdict
 
 def schedule(pod: Obj, nodes: Iterable[Obj], pods_on: Mapping[str, Sequence[Obj]]) -> Decision:
     """Pick a node for pod. pods_on maps node name -> the pods occupying it (bound or assumed)."""
-    nodes = sorted(nodes, key=lambda n: str(_md(n).get("name") or ""))
+    nodes = sorted(nodes, key=lambda n: name_of(n))
     if not nodes:
         return Decision(None, NO_NODES)
     feasible: list[tuple[tuple[int, int, str], str]] = []
     verdicts: list[NodeVerdict] = []
     for node in nodes:
-        name = str(_md(node).get("name") or "")
+        name = name_of(node)
         on_node = pods_on.get(name, ())
         verdict = filter_node(pod, node, on_node)
         if verdict is None:
@@ -353,6 +355,6 @@ def schedule(pod: Obj, nodes: Iterable[Obj], pods_on: Mapping[str, Sequence[Obj]
 
 def scheduling_view(node: Obj) -> tuple[Any, ...]:
     """The parts of a Node that can change where pods fit (heartbeats are not among them)."""
-    status = node.get("status") or {}
-    return (_md(node).get("labels") or {}, _spec(node).get("taints") or [],
-            bool(_spec(node).get("unschedulable")), ready_status(node), status.get("allocatable") or {})
+    status = status_of(node)
+    return (labels_of(node), spec_of(node).get("taints") or [],
+            bool(spec_of(node).get("unschedulable")), ready_status(node), status.get("allocatable") or {})

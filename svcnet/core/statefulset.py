@@ -33,6 +33,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from svcnet.api import meta
+from svcnet.api.objects import (
+    annotations_of,
+    condition_of,
+    is_being_deleted,
+    labels_of,
+    metadata_of,
+    name_of,
+    namespace_of,
+    new_controller_ref,
+    owner_references_of,
+    spec_of,
+    status_of,
+)
 
 Obj = dict[str, Any]
 
@@ -62,45 +75,42 @@ def parent_and_ordinal(pod_name: str) -> tuple[str, int]:
 
 
 def ordinal_of(pod: Obj) -> int:
-    return parent_and_ordinal(meta.name_of(pod))[1]
+    return parent_and_ordinal(name_of(pod))[1]
 
 
 def is_member_of(sts: Obj, pod: Obj) -> bool:
     """A pod belongs to a StatefulSet by name: `<set>-<ordinal>`."""
-    parent, ordinal = parent_and_ordinal(meta.name_of(pod))
-    return ordinal >= 0 and parent == meta.name_of(sts)
+    parent, ordinal = parent_and_ordinal(name_of(pod))
+    return ordinal >= 0 and parent == name_of(sts)
 
 
 def pod_name(sts: Obj, ordinal: int) -> str:
-    return f"{meta.name_of(sts)}-{ordinal}"
+    return f"{name_of(sts)}-{ordinal}"
 
-
-def _spec(sts: Obj) -> Obj:
-    return sts.get("spec") or {}
 
 
 def start_ordinal(sts: Obj) -> int:
-    return int((_spec(sts).get("ordinals") or {}).get("start") or 0)
+    return int((spec_of(sts).get("ordinals") or {}).get("start") or 0)
 
 
 def desired_replicas(sts: Obj) -> int:
-    replicas = _spec(sts).get("replicas")
+    replicas = spec_of(sts).get("replicas")
     return 1 if replicas is None else int(replicas)
 
 
 def identity_matches(sts: Obj, pod: Obj) -> bool:
     """Name, namespace and the identity labels agree with the set (hostname is fixed at creation)."""
-    md = pod.get("metadata") or {}
+    md = metadata_of(pod)
     ordinal = ordinal_of(pod)
     labels = md.get("labels") or {}
-    return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == meta.namespace_of(sts)
+    return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == namespace_of(sts)
             and labels.get(POD_NAME_LABEL) == md.get("name")
             and labels.get(POD_INDEX_LABEL) == str(ordinal))
 
 
 def identity_labels(pod: Obj) -> dict[str, str]:
     """The labels updateIdentity sets: the pod's name and its ordinal."""
-    return {POD_NAME_LABEL: meta.name_of(pod), POD_INDEX_LABEL: str(ordinal_of(pod))}
+    return {POD_NAME_LABEL: name_of(pod), POD_INDEX_LABEL: str(ordinal_of(pod))}
 
 
 # ---------------------------------------------------------------- revisions
@@ -132,13 +142,13 @@ def revision_hash(template: Obj | None, collision_count: int = 0) -> str:
 
 def revision_name(sts: Obj) -> str:
     """The update revision: `<set>-<hash>` of the current template."""
-    collisions = int((sts.get("status") or {}).get("collisionCount") or 0)
-    prefix = meta.name_of(sts)[:223]  # upstream's ControllerRevisionName keeps names under 253
-    return f"{prefix}-{revision_hash(_spec(sts).get('template'), collisions)}"
+    collisions = int(status_of(sts).get("collisionCount") or 0)
+    prefix = name_of(sts)[:223]  # upstream's ControllerRevisionName keeps names under 253
+    return f"{prefix}-{revision_hash(spec_of(sts).get('template'), collisions)}"
 
 
 def pod_revision(pod: Obj) -> str:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL, "")
+    return labels_of(pod).get(REVISION_LABEL, "")
 
 
 def template_from_pod(pod: Obj) -> Obj:
@@ -147,13 +157,13 @@ def template_from_pod(pod: Obj) -> Obj:
     Without ControllerRevision objects this is where an older revision's
     template survives: in the pods still running it.
     """
-    md = pod.get("metadata") or {}
+    md = metadata_of(pod)
     labels = {k: v for k, v in (md.get("labels") or {}).items()
               if k not in (POD_NAME_LABEL, POD_INDEX_LABEL, REVISION_LABEL)}
     template_md: Obj = {"labels": labels}
     if md.get("annotations"):
         template_md["annotations"] = copy.deepcopy(md["annotations"])
-    spec = copy.deepcopy(pod.get("spec") or {})
+    spec = copy.deepcopy(spec_of(pod))
     for assigned in ("nodeName", "hostname", "subdomain"):
         spec.pop(assigned, None)  # set by the controller and the scheduler, not the template
     return {"metadata": template_md, "spec": spec}
@@ -162,7 +172,7 @@ def template_from_pod(pod: Obj) -> Obj:
 # --------------------------------------------------------------- pod states
 
 def phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "")
+    return str(status_of(pod).get("phase") or "")
 
 
 def is_created(pod: Obj) -> bool:
@@ -179,23 +189,16 @@ def is_succeeded(pod: Obj) -> bool:
 
 
 def is_terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _ready_condition(pod: Obj) -> Obj | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition
-    return None
+    return is_being_deleted(pod)
 
 
 def is_running_and_ready(pod: Obj) -> bool:
     if phase(pod) != "Running":
         return False
-    condition = _ready_condition(pod)
+    condition = condition_of(pod, "Ready")
     if condition is None or condition.get("status") != "True":
         return False
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    annotations = annotations_of(pod)
     return annotations.get(INIT_ANNOTATION, "true").lower() not in ("false", "0", "f")
 
 
@@ -205,7 +208,7 @@ def is_running_and_available(pod: Obj, min_ready_seconds: int, now: dt.datetime)
         return False
     if min_ready_seconds <= 0:
         return True
-    since = (_ready_condition(pod) or {}).get("lastTransitionTime")
+    since = (condition_of(pod, "Ready") or {}).get("lastTransitionTime")
     if not since:
         return False
     return meta.parse_time(since) + dt.timedelta(seconds=min_ready_seconds) <= now
@@ -215,7 +218,7 @@ def seconds_until_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) 
     """For a ready but not yet available pod, how long until it is; None otherwise."""
     if min_ready_seconds <= 0 or not is_running_and_ready(pod):
         return None
-    since = (_ready_condition(pod) or {}).get("lastTransitionTime")
+    since = (condition_of(pod, "Ready") or {}).get("lastTransitionTime")
     if not since:
         return None
     remaining = (meta.parse_time(since) + dt.timedelta(seconds=min_ready_seconds) - now).total_seconds()
@@ -236,22 +239,22 @@ def is_unavailable(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool:
 def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
     """The pod for an ordinal, as GetPodFromTemplate + initIdentity + setPodRevision build it."""
     template = template or {}
-    template_md = template.get("metadata") or {}
+    template_md = metadata_of(template)
     name = pod_name(sts, ordinal)
     labels = dict(template_md.get("labels") or {})
     labels[POD_NAME_LABEL] = name
     labels[POD_INDEX_LABEL] = str(ordinal)
     labels[REVISION_LABEL] = revision
-    md: Obj = {"name": name, "generateName": f"{meta.name_of(sts)}-",
-               "namespace": meta.namespace_of(sts), "labels": labels,
+    md: Obj = {"name": name, "generateName": f"{name_of(sts)}-",
+               "namespace": namespace_of(sts), "labels": labels,
                "ownerReferences": [controller_reference(sts)]}
     if template_md.get("annotations"):
         md["annotations"] = dict(template_md["annotations"])
     if template_md.get("finalizers"):
         md["finalizers"] = list(template_md["finalizers"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    spec = copy.deepcopy(spec_of(template))
     spec["hostname"] = name
-    service_name = _spec(sts).get("serviceName")
+    service_name = spec_of(sts).get("serviceName")
     if service_name:
         spec["subdomain"] = service_name
     else:
@@ -260,15 +263,13 @@ def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
 
 
 def controller_reference(sts: Obj) -> Obj:
-    md = sts.get("metadata") or {}
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": md.get("name"),
-            "uid": md.get("uid"), "controller": True, "blockOwnerDeletion": True}
+    return new_controller_ref(sts, "apps/v1", "StatefulSet")
 
 
 # ---------------------------------------------------------------- ownership
 
 def controller_uid(obj: Obj) -> str | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in owner_references_of(obj):
         if ref.get("controller"):
             return str(ref.get("uid") or "")
     return None
@@ -290,15 +291,15 @@ def claim_pods(sts: Obj, pods: Iterable[Obj], selector_matches: Any) -> Claim:
     named as members are considered (upstream's isMemberOf filter); a set
     being deleted adopts nothing.
     """
-    uid = (sts.get("metadata") or {}).get("uid")
-    deleting = bool((sts.get("metadata") or {}).get("deletionTimestamp"))
+    uid = metadata_of(sts).get("uid")
+    deleting = is_being_deleted(sts)
     owned: list[Obj] = []
     adopt: list[Obj] = []
     release: list[Obj] = []
     for pod in pods:
         if not is_member_of(sts, pod):
             continue
-        labels = (pod.get("metadata") or {}).get("labels") or {}
+        labels = labels_of(pod)
         owner = controller_uid(pod)
         if owner == uid:
             if selector_matches(labels) or deleting:
@@ -379,9 +380,9 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
     differs from the update revision (None when unknown: missing pods are then
     created at the update revision).
     """
-    spec = _spec(sts)
-    status_in = sts.get("status") or {}
-    md = sts.get("metadata") or {}
+    spec = spec_of(sts)
+    status_in = status_of(sts)
+    md = metadata_of(sts)
     min_ready = int(spec.get("minReadySeconds") or 0)
     strategy = spec.get("updateStrategy") or {}
     strategy_type = strategy.get("type") or "RollingUpdate"
@@ -427,7 +428,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
             break
 
     actions: list[PodAction] = []
-    counts_pods = [p for p in replicas if meta.name_of(p) not in unborn] + condemned
+    counts_pods = [p for p in replicas if name_of(p) not in unborn] + condemned
 
     def finish(current_delta: int = 0) -> StatefulSetPlan:
         counts = _count(counts_pods, min_ready, now, current_rev, update_rev)
@@ -460,7 +461,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
 
     # 1. Living replicas, in ordinal order; monotonic mode stops at the first one not done.
     for pod in replicas:
-        name = meta.name_of(pod)
+        name = name_of(pod)
         if is_failed(pod) or is_succeeded(pod):
             if not is_terminating(pod):
                 actions.append(PodAction("delete", name, f"recreate {phase(pod).lower()} pod"))
@@ -487,7 +488,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
         if monotonic and pod is not first_unavailable and (
                 not is_running_and_ready(pod) or not is_running_and_available(pod, min_ready, now)):
             return finish()
-        actions.append(PodAction("delete", meta.name_of(pod), "scale down"))
+        actions.append(PodAction("delete", name_of(pod), "scale down"))
         if monotonic:
             return finish()
 
@@ -507,13 +508,13 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
                 break
             pod = replicas[index]
             if pod_revision(pod) != update_rev and not is_terminating(pod):
-                actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+                actions.append(PodAction("delete", name_of(pod), "rolling update"))
                 deleted += 1
         return finish(-deleted)
     for index in range(len(replicas) - 1, partition - 1, -1):
         pod = replicas[index]
         if pod_revision(pod) != update_rev and not is_terminating(pod):
-            actions.append(PodAction("delete", meta.name_of(pod), "rolling update"))
+            actions.append(PodAction("delete", name_of(pod), "rolling update"))
             return finish(-1)
         if is_unavailable(pod, min_ready, now):
             return finish()
@@ -522,7 +523,7 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
 
 def status_differs(sts: Obj, status: Mapping[str, Any]) -> bool:
     """Whether writing status would change anything (upstream's inconsistentStatus)."""
-    current = sts.get("status") or {}
+    current = status_of(sts)
     return any(current.get(k, _ZERO.get(k)) != v for k, v in status.items())
 
 

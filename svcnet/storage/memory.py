@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from svcnet.jsoncodec import building_many
+from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
     FutureRevision,
     KeyExists,

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from svcnet import jsoncodec
+from svcnet.api import jsoncodec
 from svcnet.storage.base import (
     Compacted,
     Event,

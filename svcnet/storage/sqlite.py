@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO
 
-from svcnet.jsoncodec import building_many
+from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
     FutureRevision,
     KeyExists,

@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from svcnet import jsoncodec
-from svcnet.api import errors, openapi, patch, selectors
+from svcnet.api import errors, jsoncodec, selectors
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
+from svcnet.apiserver import openapi, patch
 from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.http import parse_resource_path

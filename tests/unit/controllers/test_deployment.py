@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.defaults import apply_defaults
+from svcnet.apiserver.defaults import apply_defaults
 from svcnet.controllers.base import DEPLOYMENTS, PODS, REPLICASETS
 from svcnet.core import deployment as core
 from svcnet.testing.api import FakeApi

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from svcnet.api import errors
-from svcnet.api.defaults import apply_defaults
+from svcnet.apiserver.defaults import apply_defaults
 from svcnet.client.informer import object_key
 from svcnet.controllers.base import EVENTS, PODS, REPLICASETS, Controller, InformerFactory
 from svcnet.controllers.deployment import DeploymentController

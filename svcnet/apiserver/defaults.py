@@ -1,0 +1,281 @@
+"""Server-side defaulting, as kube-apiserver applies it before validation.
+
+Mirrors SetDefaults_* of core/v1, apps/v1 and discovery/v1, plus the few
+admission plugins every real cluster runs that fill visible fields
+(ServiceAccount, Priority, DefaultTolerationSeconds) and the Namespace
+strategy's finalizer. IP families, ClusterIPs and NodePorts are left to the
+allocator. `apply_defaults` mutates the object in place and never removes
+anything the user set, except where upstream does (sessionAffinityConfig with
+sessionAffinity None).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from svcnet.api.objects import spec_of
+
+Obj = dict[str, Any]
+
+DEFAULT_TOLERATION_SECONDS = 300
+CLIENT_IP_AFFINITY_SECONDS = 10800
+
+
+def _sub(parent: Obj, key: str) -> Obj:
+    """parent[key] as a dict, created when missing or null."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = {}
+        parent[key] = value
+    return value
+
+
+def _dicts(value: Any) -> list[Obj]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _set_default(obj: Obj, key: str, value: Any) -> None:
+    """Fill `key` when absent, null or the zero value (as Go's defaulting sees it)."""
+    if obj.get(key) in (None, "", 0) and not isinstance(obj.get(key), bool):
+        obj[key] = value
+
+
+def image_tag(image: str) -> str:
+    """The tag of an image reference, "latest" when it has neither tag nor digest."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        return last.rsplit(":", 1)[1]
+    return "" if digest else "latest"
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    _set_default(probe, "timeoutSeconds", 1)
+    _set_default(probe, "periodSeconds", 10)
+    _set_default(probe, "successThreshold", 1)
+    _set_default(probe, "failureThreshold", 3)
+    http_get = probe.get("httpGet")
+    if isinstance(http_get, dict):
+        _set_default(http_get, "path", "/")
+        _set_default(http_get, "scheme", "HTTP")
+
+
+def _default_container(container: Obj) -> None:
+    if not container.get("imagePullPolicy"):
+        tag = image_tag(str(container.get("image") or ""))
+        container["imagePullPolicy"] = "Always" if tag == "latest" else "IfNotPresent"
+    _set_default(container, "terminationMessagePath", "/dev/termination-log")
+    _set_default(container, "terminationMessagePolicy", "File")
+    if container.get("resources") is None:
+        container["resources"] = {}
+    for port in _dicts(container.get("ports")):
+        _set_default(port, "protocol", "TCP")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(container.get(probe))
+    for env in _dicts(container.get("env")):
+        field_ref = (env.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(field_ref, dict):
+            _set_default(field_ref, "apiVersion", "v1")
+
+
+def default_pod_spec(spec: Obj) -> None:
+    """SetDefaults_PodSpec and its containers: what pod templates get too."""
+    _set_default(spec, "dnsPolicy", "ClusterFirst")
+    _set_default(spec, "restartPolicy", "Always")
+    if spec.get("securityContext") is None:
+        spec["securityContext"] = {}
+    if spec.get("terminationGracePeriodSeconds") is None:
+        spec["terminationGracePeriodSeconds"] = 30
+    _set_default(spec, "schedulerName", "default-scheduler")
+    for key in ("initContainers", "containers"):
+        for container in _dicts(spec.get(key)):
+            _default_container(container)
+
+
+def _default_pod_template(owner_spec: Obj) -> None:
+    template = _sub(owner_spec, "template")
+    default_pod_spec(_sub(template, "spec"))
+
+
+def _tolerates(tolerations: list[Obj], key: str) -> bool:
+    for t in tolerations:
+        effect_ok = t.get("effect") in (None, "", "NoExecute")
+        key_ok = t.get("key") in (key, None, "")
+        if effect_ok and key_ok:
+            return True
+    return False
+
+
+def _default_pod(pod: Obj) -> None:
+    spec = _sub(pod, "spec")
+    default_pod_spec(spec)
+    # SetDefaults_Pod: requests default to limits, only on Pods (not templates).
+    for key in ("initContainers", "containers"):
+        for container in _dicts(spec.get(key)):
+            resources = container.get("resources") or {}
+            limits = resources.get("limits")
+            if isinstance(limits, dict) and limits:
+                requests = resources.setdefault("requests", {})
+                for name, quantity in limits.items():
+                    requests.setdefault(name, quantity)
+    if spec.get("enableServiceLinks") is None:
+        spec["enableServiceLinks"] = True
+    if spec.get("hostNetwork"):
+        for key in ("initContainers", "containers"):
+            for container in _dicts(spec.get(key)):
+                for port in _dicts(container.get("ports")):
+                    if not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
+    # ServiceAccount admission; the deprecated serviceAccount mirrors it on read.
+    if not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+    _set_default(spec, "serviceAccount", spec["serviceAccountName"])
+    # Priority admission without PriorityClasses: priority 0, the default policy.
+    if spec.get("priority") is None:
+        spec["priority"] = 0
+    _set_default(spec, "preemptionPolicy", "PreemptLowerPriority")
+    # DefaultTolerationSeconds admission: survive a short node outage for 5 minutes.
+    tolerations = spec.get("tolerations")
+    if not isinstance(tolerations, list):
+        tolerations = []
+    for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not _tolerates(_dicts(tolerations), taint):
+            tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+    spec["tolerations"] = tolerations
+
+
+def externally_accessible(service: Obj) -> bool:
+    """Upstream service.ExternallyAccessible: NodePort, LoadBalancer, or externalIPs."""
+    spec = spec_of(service)
+    kind = spec.get("type")
+    return kind in ("NodePort", "LoadBalancer") or (kind == "ClusterIP" and bool(spec.get("externalIPs")))
+
+
+def _default_service(service: Obj) -> None:
+    spec = _sub(service, "spec")
+    _set_default(spec, "sessionAffinity", "None")
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        config = spec.get("sessionAffinityConfig")
+        client_ip = config.get("clientIP") if isinstance(config, dict) else None
+        if not isinstance(client_ip, dict) or client_ip.get("timeoutSeconds") is None:
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": CLIENT_IP_AFFINITY_SECONDS}}
+    _set_default(spec, "type", "ClusterIP")
+    for port in _dicts(spec.get("ports")):
+        _set_default(port, "protocol", "TCP")
+        if port.get("targetPort") in (None, 0, ""):
+            port["targetPort"] = port.get("port")
+    if externally_accessible(service):
+        _set_default(spec, "externalTrafficPolicy", "Cluster")
+    if spec.get("internalTrafficPolicy") is None and spec["type"] in ("ClusterIP", "NodePort", "LoadBalancer"):
+        spec["internalTrafficPolicy"] = "Cluster"
+    if spec["type"] == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
+        spec["allocateLoadBalancerNodePorts"] = True
+
+
+def _default_namespace(namespace: Obj) -> None:
+    meta = _sub(namespace, "metadata")
+    if meta.get("name"):
+        _sub(meta, "labels")["kubernetes.io/metadata.name"] = meta["name"]
+    # The namespace strategy sets this finalizer on create. Only an absent list is
+    # filled, so the namespace controller's `finalizers: []` is not undone.
+    spec = _sub(namespace, "spec")
+    if spec.get("finalizers") is None:
+        spec["finalizers"] = ["kubernetes"]
+    _set_default(_sub(namespace, "status"), "phase", "Active")
+
+
+def _default_node(node: Obj) -> None:
+    status = node.get("status")
+    if isinstance(status, dict) and status.get("allocatable") is None and status.get("capacity") is not None:
+        status["allocatable"] = dict(status["capacity"])
+
+
+def _default_endpoints(endpoints: Obj) -> None:
+    for subset in _dicts(endpoints.get("subsets")):
+        for port in _dicts(subset.get("ports")):
+            _set_default(port, "protocol", "TCP")
+
+
+def _default_endpoint_slice(slice_: Obj) -> None:
+    for port in _dicts(slice_.get("ports")):
+        if port.get("name") is None:
+            port["name"] = ""
+        _set_default(port, "protocol", "TCP")
+
+
+def _default_replicas(spec: Obj) -> None:
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+
+
+def _default_deployment(deployment: Obj) -> None:
+    spec = _sub(deployment, "spec")
+    _default_replicas(spec)
+    strategy = _sub(spec, "strategy")
+    _set_default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _sub(strategy, "rollingUpdate")
+        if rolling.get("maxUnavailable") is None:
+            rolling["maxUnavailable"] = "25%"
+        if rolling.get("maxSurge") is None:
+            rolling["maxSurge"] = "25%"
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    if spec.get("progressDeadlineSeconds") is None:
+        spec["progressDeadlineSeconds"] = 600
+    _default_pod_template(spec)
+
+
+def _default_replica_set(replica_set: Obj) -> None:
+    spec = _sub(replica_set, "spec")
+    _default_replicas(spec)
+    _default_pod_template(spec)
+
+
+def _default_stateful_set(stateful_set: Obj) -> None:
+    spec = _sub(stateful_set, "spec")
+    _set_default(spec, "podManagementPolicy", "OrderedReady")
+    strategy = _sub(spec, "updateStrategy")
+    _set_default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _sub(strategy, "rollingUpdate")
+        if rolling.get("partition") is None:
+            rolling["partition"] = 0
+    retention = _sub(spec, "persistentVolumeClaimRetentionPolicy")
+    _set_default(retention, "whenDeleted", "Retain")
+    _set_default(retention, "whenScaled", "Retain")
+    _default_replicas(spec)
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    _default_pod_template(spec)
+
+
+def _no_defaults(_: Obj) -> None:
+    """Event and Lease have no server-side defaults upstream."""
+
+
+_DEFAULTERS: dict[str, Callable[[Obj], None]] = {
+    "Namespace": _default_namespace,
+    "Node": _default_node,
+    "Pod": _default_pod,
+    "Service": _default_service,
+    "Endpoints": _default_endpoints,
+    "EndpointSlice": _default_endpoint_slice,
+    "Deployment": _default_deployment,
+    "ReplicaSet": _default_replica_set,
+    "StatefulSet": _default_stateful_set,
+    "Event": _no_defaults,
+    "Lease": _no_defaults,
+}
+
+
+def apply_defaults(kind: str, obj: Obj) -> None:
+    """Fill upstream's defaults for `kind` into `obj` (mutates; unknown kinds untouched)."""
+    defaulter = _DEFAULTERS.get(kind)
+    if defaulter is not None:
+        defaulter(obj)

@@ -1,0 +1,76 @@
+"""Validation of svcnet's API kinds, worded as kube-apiserver's field.ErrorList.
+
+`validate(kind, obj, old)` returns Causes whose `field` is the path
+(`spec.ports[0].port`) and whose `message` is the rest of upstream's error
+(`Invalid value: 70000: must be between 1 and 65535, inclusive`), so
+`errors.invalid(kind, name, causes)` prints what kubectl users know.
+
+It expects defaulted objects (run `defaults.apply_defaults` first), as upstream
+validates after defaulting. Rules and wording follow
+pkg/apis/core/validation, pkg/apis/apps/validation,
+pkg/apis/discovery/validation and pkg/apis/coordination/validation;
+one module per API group or kind, shared helpers in fields.py.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from svcnet.api.errors import Cause
+from svcnet.api.resources import RESOURCES
+
+from .apps import validate_deployment, validate_replica_set, validate_stateful_set
+from .endpoints import validate_endpoint_slice, validate_endpoints
+from .events import validate_event
+from .fields import (
+    NameFn,
+    Obj,
+    as_dict,
+    name_is_dns1035_label,
+    name_is_dns_label,
+    name_is_dns_subdomain,
+    name_is_path_segment,
+)
+from .meta import validate_object_meta, validate_object_meta_update
+from .namespaces import validate_namespace
+from .nodes import validate_lease, validate_node
+from .pods import validate_pod
+from .services import validate_service
+
+KindValidator = Callable[[Obj, "Obj | None"], list[Cause]]
+
+# kind -> (name rule, rules for the rest of the object; `old` is None on create)
+_RULES: dict[str, tuple[NameFn, KindValidator]] = {
+    "Namespace": (name_is_dns_label, validate_namespace),
+    "Node": (name_is_dns_subdomain, validate_node),
+    "Pod": (name_is_dns_subdomain, validate_pod),
+    "Service": (name_is_dns1035_label, validate_service),
+    "Endpoints": (name_is_dns_subdomain, validate_endpoints),
+    "EndpointSlice": (name_is_dns_subdomain, validate_endpoint_slice),
+    "Event": (name_is_path_segment, validate_event),
+    "Deployment": (name_is_dns_subdomain, validate_deployment),
+    "ReplicaSet": (name_is_dns_subdomain, validate_replica_set),
+    # Pod hostnames come from StatefulSet names, so upstream now wants a DNS label.
+    "StatefulSet": (name_is_dns_label, validate_stateful_set),
+    "Lease": (name_is_dns_subdomain, validate_lease),
+}
+
+
+def _namespaced(kind: str) -> bool:
+    return next((r.namespaced for r in RESOURCES if r.kind == kind), True)
+
+
+def validate(kind: str, obj: Obj, old: Obj | None = None) -> list[Cause]:
+    """All of upstream's field errors for `obj` (an update when `old` is given).
+
+    Unknown kinds validate clean. The object is never modified.
+    """
+    rules = _RULES.get(kind)
+    if rules is None:
+        return []
+    name_fn, validate_rest = rules
+    meta = as_dict(obj.get("metadata"))
+    if old is None:
+        errs = validate_object_meta(meta, _namespaced(kind), name_fn)
+    else:
+        errs = validate_object_meta_update(meta, as_dict(old.get("metadata")))
+    return errs + validate_rest(obj, old)
