@@ -18,6 +18,7 @@ from svcnet.client import ApiClient, Backoff, Informer, TransportError, load_kub
 from svcnet.config import ApiServerConfig
 from svcnet.testing.api import FakeApi
 from tests.integration.apiserver_harness import ApiServerProcess, free_port
+from tests.waiting import until
 
 PODS = lookup("", "v1", "pods")
 LEASES = lookup("coordination.k8s.io", "v1", "leases")
@@ -34,14 +35,6 @@ def lease(name: str, holder: str = "a") -> dict:
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name, "namespace": "default"}, "spec": {"holderIdentity": holder}}
 
-
-async def eventually(condition, timeout: float = 30.0):
-    async def poll():
-        while not (value := condition()):
-            await asyncio.sleep(0.02)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 @pytest.fixture
@@ -182,12 +175,12 @@ async def test_informer_syncs_sees_updates_and_recovers_from_a_server_restart(
         await asyncio.wait_for(informer.wait_synced(), 30)
         assert names == ["before"]
         await api.patch(PODS, "default", "before", {"metadata": {"labels": {"v": "2"}}})
-        await eventually(lambda: "~before" in names)
+        await until(lambda: "~before" in names, timeout=30.0)
 
         await asyncio.to_thread(apiserver.stop)
         await asyncio.to_thread(apiserver.start)
         await api.create(PODS, "default", pod("after-restart"))
-        await eventually(lambda: informer.get("default", "after-restart"))
+        await until(lambda: informer.get("default", "after-restart"), timeout=30.0)
         assert informer.relists == 1  # resumed the watch from its resourceVersion, no re-list
     finally:
         await informer.stop()
@@ -231,7 +224,7 @@ async def test_watch_from_a_compacted_revision_is_410_and_the_informer_relists(i
 
         informer.start()  # resumes from stale_rv: 410, then a re-list diffed against the cache
         try:
-            await eventually(lambda: informer.relists == 2)
+            await until(lambda: informer.relists == 2, timeout=30.0)
             assert deleted == ["gone"]
             assert sorted(o["metadata"]["name"] for o in informer.list()) == ["keep", "later"]
         finally:

@@ -1,8 +1,6 @@
 """Shared bits for client tests: objects, waiting on a condition, recording handlers."""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from svcnet.api.resources import lookup
@@ -22,15 +20,6 @@ def pod(name: str, namespace: str = "default", labels: dict[str, str] | None = N
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": spec}
 
-
-async def until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Yield to the loop until condition() is truthy (a few-ms poll, bounded by timeout)."""
-    async def poll() -> Any:
-        while not (value := condition()):
-            await asyncio.sleep(0.002)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 class Recorder:

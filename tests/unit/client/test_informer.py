@@ -8,7 +8,8 @@ import pytest
 from svcnet.api.errors import ApiError
 from svcnet.client.informer import Backoff, Cache, Informer, object_key, split_key
 from svcnet.testing.api import FakeApi
-from tests.unit.client.helpers import NAMESPACES, NODES, PODS, Recorder, pod, until
+from tests.unit.client.helpers import NAMESPACES, NODES, PODS, Recorder, pod
+from tests.waiting import until
 
 FAST = Backoff(initial=0.001, cap=0.002)
 

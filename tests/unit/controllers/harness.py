@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from svcnet.client.informer import Informer, object_key
 from svcnet.controllers.base import Controller, InformerFactory
 from svcnet.testing.api import FakeApi
-from tests.unit.client.helpers import until
+from tests.waiting import until
 
 
 class RunningController:

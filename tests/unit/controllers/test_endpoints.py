@@ -10,9 +10,9 @@ from svcnet.controllers.base import ENDPOINTS, PODS, SERVICES
 from svcnet.controllers.endpoints import EndpointsController
 from svcnet.core import endpoints as core
 from svcnet.testing.api import FakeApi
-from tests.unit.client.helpers import until
 from tests.unit.controllers.harness import controller_starter
 from tests.unit.controllers.test_endpointslice import pod, service
+from tests.waiting import until
 
 Obj = dict[str, Any]
 

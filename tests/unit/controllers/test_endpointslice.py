@@ -10,8 +10,8 @@ from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import EndpointSliceController, RecentWrites
 from svcnet.core import endpoints as core
 from svcnet.testing.api import FakeApi
-from tests.unit.client.helpers import until
 from tests.unit.controllers.harness import controller_starter
+from tests.waiting import until
 
 Obj = dict[str, Any]
 T0 = "2026-01-01T00:00:00Z"

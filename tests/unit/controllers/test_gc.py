@@ -14,6 +14,7 @@ from svcnet.api.resources import lookup
 from svcnet.controllers.base import InformerFactory, owner_reference
 from svcnet.controllers.gc import GarbageCollector, PodGarbageCollector, collected_resources
 from svcnet.testing.api import FakeApi
+from tests.waiting import until
 
 Obj = dict[str, Any]
 
@@ -44,14 +45,6 @@ class RecordingApi(FakeApi):
         return await super().delete(resource, namespace, name, propagation_policy=propagation_policy,
                                     grace_period_seconds=grace_period_seconds, **kwargs)
 
-
-async def until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    async def poll() -> Any:
-        while not (value := condition()):
-            await asyncio.sleep(0.002)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def settle(api: FakeApi) -> None:

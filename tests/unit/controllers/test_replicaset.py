@@ -1,7 +1,6 @@
 """The ReplicaSet controller over FakeApi and real informers: creates, deletes, claims, status, events."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,11 +8,11 @@ import pytest
 
 from svcnet.api import errors
 from svcnet.apiserver.defaults import apply_defaults
-from svcnet.client.informer import object_key
 from svcnet.controllers.base import EVENTS, PODS, REPLICASETS, Controller, InformerFactory
 from svcnet.controllers.deployment import DeploymentController
 from svcnet.controllers.replicaset import ManageReplicasError, ReplicaSetController
 from svcnet.testing.api import FakeApi
+from tests.unit.controllers.harness import caches_caught_up
 
 READY_SINCE = "2026-01-01T00:00:00Z"
 
@@ -70,16 +69,8 @@ class Harness:
 
     async def settle(self) -> None:
         """Let every informer cache catch up with what the fake API holds."""
-        def versions(objects: list[dict]) -> dict[str, str]:
-            return {object_key(o): o["metadata"]["resourceVersion"] for o in objects}
-
-        async def caught_up() -> None:
-            for informer in (self.replicasets.replicasets, self.replicasets.pods,
-                             self.deployments.deployments):
-                while versions(informer.list()) != versions(self.api.objects(informer.resource)):
-                    await asyncio.sleep(0)
-
-        await asyncio.wait_for(caught_up(), 5)
+        await caches_caught_up(self.api, [self.replicasets.replicasets, self.replicasets.pods,
+                                          self.deployments.deployments])
 
     async def play_kubelet(self) -> None:
         for pod in self.api.objects(PODS):
