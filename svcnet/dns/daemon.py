@@ -1,4 +1,4 @@
-"""`svcnet dns`: the cluster DNS server, one process or several SO_REUSEPORT workers.
+"""`svcnet dns`: the cluster DNS process, one process or several SO_REUSEPORT workers.
 
     svcnet dns --listen ADDR:PORT [--metrics ADDR:PORT] [--kubeconfig K | --data-dir D]
                [--from FILE...] [--zone cluster.local ...] [--upstream IP[:PORT] ... | --upstream none]
