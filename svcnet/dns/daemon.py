@@ -34,7 +34,8 @@ from svcnet.dns import names
 from svcnet.dns.answers import Settings
 from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream
 from svcnet.dns.metrics import Metrics, read_snapshots, render
-from svcnet.dns.server import DnsServer, Resolver
+from svcnet.dns.resolver import Resolver
+from svcnet.dns.server import DnsServer
 from svcnet.dns.zone import ZoneData, zone_from_objects
 
 log = logging.getLogger("svcnet.dns")
