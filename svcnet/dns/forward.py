@@ -64,17 +64,20 @@ def parse_resolv_conf(text: str) -> list[str]:
     return out
 
 
-def parse_upstream(spec: str, default_port: int = 53) -> tuple[str, int]:
-    """"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1" -> (address, port)."""
-    spec = spec.strip()
+def split_host_port(spec: str, default_port: int) -> tuple[str, int]:
+    """"h", "h:p", "[v6]:p", "[v6]", "v6" -> (host as written, port); the host is "" in ":p"."""
     if spec.startswith("["):
         host, _, rest = spec[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-        port = int(port_text)
-    else:
-        host, port = spec, default_port
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if spec.count(":") == 1:
+        host, _, port = spec.partition(":")
+        return host, int(port)
+    return spec, default_port
+
+
+def parse_upstream(spec: str, default_port: int = 53) -> tuple[str, int]:
+    """"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1" -> (address, port)."""
+    host, port = split_host_port(spec.strip(), default_port)
     return str(ipaddress.ip_address(host)), port
 
 
