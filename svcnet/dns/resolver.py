@@ -72,6 +72,8 @@ def table_reply(hit: tuple[bytes, TableEntry]) -> Reply:
 
 
 class Resolver:
+    """Query packets -> Replies for one view of the zones: the table first, then the zone, then upstreams."""
+
     def __init__(self, settings: Settings, data: ZoneData, forwarder: Upstreams | None = None,
                  metrics: Metrics | None = None, *, log_queries: bool = False) -> None:
         self.settings = settings
