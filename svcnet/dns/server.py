@@ -34,6 +34,15 @@ UDP_BATCH = 64  # datagrams per recvmmsg/sendmmsg
 UDP_ROUNDS = 4  # batches per readable event before the loop runs other work
 
 
+async def _settled(pending: Awaitable[Reply]) -> Reply | None:
+    """The reply a query waiting for upstreams ends with; None (logged) when answering it failed."""
+    try:
+        return await pending
+    except Exception:
+        log.exception("answering a forwarded query failed")
+        return None
+
+
 # ------------------------------------------------------------------------ UDP
 
 def bind_udp(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -86,10 +95,8 @@ class UdpServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, pending: Awaitable[Reply], addr: object, started: float, size: int) -> None:
-        try:
-            reply = await pending
-        except Exception:
-            log.exception("answering a forwarded query failed")
+        reply = await _settled(pending)
+        if reply is None:
             return
         if reply.data is not None:
             with contextlib.suppress(OSError):
@@ -344,13 +351,10 @@ async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: as
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 break
             started = time.perf_counter()
-            reply = resolver.respond(data, True)
-            if not isinstance(reply, Reply):
-                try:
-                    reply = await reply
-                except Exception:
-                    log.exception("answering a forwarded query failed")
-                    continue
+            answered = resolver.respond(data, True)
+            reply = answered if isinstance(answered, Reply) else await _settled(answered)
+            if reply is None:
+                continue
             if reply.data is not None:
                 writer.write(struct.pack("!H", len(reply.data)) + reply.data)
                 await writer.drain()
