@@ -371,9 +371,9 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_dns(args: argparse.Namespace) -> int:
-    from svcnet.dns import cli as dns_cli
+    from svcnet.dns import daemon as dns_daemon
 
-    return dns_cli.main(list(args.dns_args))
+    return dns_daemon.main(list(args.dns_args))
 
 
 def build_parser() -> argparse.ArgumentParser:

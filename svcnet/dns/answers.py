@@ -28,8 +28,6 @@ NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 
 # Query types by number, as they arrive on the wire.
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, IXFR, AXFR = 1, 2, 5, 6, 12, 15, 16, 28, 33, 251, 252
-TYPE_NAMES = {A: "A", NS: "NS", CNAME: "CNAME", SOA: "SOA", PTR: "PTR", MX: "MX", TXT: "TXT",
-              AAAA: "AAAA", SRV: "SRV"}
 
 DNS_VERSION_TTL = 28800
 MAX_CNAME_CHAIN = 7  # CoreDNS stops following in-zone CNAMEs after this many
@@ -116,7 +114,7 @@ class _Lookup:
             return []
         if qtype == NS:
             return [Entry(domain=n, host=ip, ttl=ttl) for n, ip in self.ns_addresses()]
-        if name == "ns.dns." + self.zone:
+        if name == names.ns_name(self.zone):
             fam = "A" if qtype == A else "AAAA" if qtype == AAAA else ""
             return [Entry(domain=name, host=ip, ttl=ttl) for _, ip in self.ns_addresses()
                     if names.host_family(ip) == fam]
@@ -149,7 +147,7 @@ class _Lookup:
         if not r.service:
             return []
         ip = names.pod_label_to_ip(r.service)
-        domain = f"{r.service}.{r.namespace}.{names.POD}.{self.zone}"
+        domain = names.pod_domain(r.service, r.namespace, self.zone)
         if mode == "insecure":
             if names.parse_ip(ip) is None:
                 raise NameError_(r.service)
@@ -171,7 +169,7 @@ class _Lookup:
         if svc is None:
             raise NameError_(key)
         ttl = self.settings.ttl
-        svc_domain = f"{svc.name}.{svc.namespace}.{names.SVC}.{self.zone}"
+        svc_domain = names.service_domain(svc.name, svc.namespace, self.zone)
         found = False
         out: list[Entry] = []
         if svc.type == "ExternalName":
@@ -212,7 +210,7 @@ class _Lookup:
                 svc = self.data.services.get(key)
                 if svc is None:
                     continue
-                svc_name = f"{svc.name}.{svc.namespace}.{names.SVC}.{self.zone}"
+                svc_name = names.service_domain(svc.name, svc.namespace, self.zone)
                 if svc.headless:
                     for eps in self.data.endpoints_of(key):
                         for addr in eps.addresses:
@@ -221,7 +219,7 @@ class _Lookup:
                 else:
                     out.extend((svc_name, ip) for ip in svc.cluster_ips if names.parse_ip(ip))
         if not out:
-            out = [("ns.dns." + self.zone, ip) for ip in self.settings.local_ips]
+            out = [(names.ns_name(self.zone), ip) for ip in self.settings.local_ips]
         return out
 
     # CoreDNS Kubernetes.Reverse / serviceRecordForIP
@@ -236,14 +234,16 @@ class _Lookup:
         for key in sorted(self.data.service_ips.get(ip, ())):
             svc = self.data.services.get(key)
             if svc is not None:
-                return [Entry(domain=name, host=f"{svc.name}.{svc.namespace}.{names.SVC}.{primary}", ttl=ttl)]
+                host = names.service_domain(svc.name, svc.namespace, primary)
+                return [Entry(domain=name, host=host, ttl=ttl)]
         out: list[Entry] = []
         for key in sorted(self.data.endpoint_ips.get(ip, ())):
             for eps in sorted(self.data.endpoints_of(key), key=lambda e: e.name):
                 for addr in eps.addresses:
                     if addr.ip == ip:
                         label = names.endpoint_label(addr.ip, addr.hostname)
-                        out.append(Entry(domain=name, host=f"{label}.{key}.{names.SVC}.{primary}", ttl=ttl))
+                        host = f"{label}.{names.service_domain(eps.service, eps.namespace, primary)}"
+                        out.append(Entry(domain=name, host=host, ttl=ttl))
         if not out:
             raise NameError_(name)
         return out
@@ -343,21 +343,21 @@ def _ns(look: _Lookup, qname: str) -> tuple[list[RR], list[RR]]:
 
 
 def soa_record(zone_spelled: str, settings: Settings, serial: int) -> RR:
-    zone = zone_spelled if zone_spelled.endswith(".") else zone_spelled + "."
+    zone = names.absolute(zone_spelled)
     ttl = min(settings.ttl, 300)
-    return RR(zone, ttl, "SOA", f"ns.dns.{zone} hostmaster.{zone} {serial} 7200 1800 86400 {settings.ttl}")
+    return RR(zone, ttl, "SOA", f"{names.ns_name(zone)} hostmaster.{zone} {serial} 7200 1800 86400 {settings.ttl}")
 
 
 # ------------------------------------------------------------------ handler
 
 def answer(data: ZoneData, settings: Settings, qname: str, qtype: int) -> Result:
     """The kubernetes plugin's answer to (qname, qtype); qname as the client spelled it."""
-    qname = qname if qname.endswith(".") else qname + "."
+    qname = names.absolute(qname)
     name = names.normalize(qname)
     zone = names.match_zone(name, settings.all_zones)
     if zone is None:
         return Result(fallthrough=True, authoritative=False)
-    zone_spelled = qname[len(qname) - len(zone):]  # CoreDNS keeps the query's case for the zone
+    zone_spelled = names.zone_as_spelled(qname, zone)
     look = _Lookup(data, settings, zone)
     if qtype in (AXFR, IXFR):
         return Result(rcode=REFUSED, authoritative=False, zone=zone)
@@ -413,7 +413,7 @@ def complete_chase(result: Result, upstream_answer: tuple[RR, ...] | None, setti
     kept = tuple(rr for rr in result.answer if not (rr.type == "CNAME" and rr.rdata == target))
     if kept:
         return replace(result, answer=kept, chase=None)
-    zone_spelled = qname[len(qname) - len(result.zone):] if qname.endswith(".") else qname
+    zone_spelled = names.zone_as_spelled(qname, result.zone) if qname.endswith(".") else qname
     return replace(result, answer=(), chase=None,
                    authority=(soa_record(zone_spelled or result.zone, settings, serial),))
 

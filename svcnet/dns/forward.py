@@ -17,7 +17,8 @@ Like CoreDNS's `forward . /etc/resolv.conf` with `cache 30` and `loop` in front:
   reaches us, the upstream forwards back to us and is dropped (CoreDNS's loop
   plugin halts; dropping one upstream keeps the cluster zone answering).
 
-The parsing helpers are pure; Forwarder owns the sockets.
+The cache and the parsing helpers are pure (the messages themselves are svcnet.dns.wire's);
+Forwarder owns the sockets.
 """
 from __future__ import annotations
 
@@ -33,27 +34,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import dns.exception
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 
+from svcnet.dns import names
 from svcnet.dns.answers import RR, Result
 from svcnet.dns.metrics import RCODE_NAMES, Metrics
+from svcnet.dns.resolver import UpstreamError
+from svcnet.dns.wire import result_from_wire, upstream_query
 
 log = logging.getLogger("svcnet.dns.forward")
 
-UPSTREAM_UDP_SIZE = 1232
 DEFAULT_TIMEOUT = 2.0
 HEALTH_INTERVAL = 0.5
 MAX_FAILS = 2
 LOOP_SUFFIX = "svcnet-loop-check."
-
-
-class UpstreamError(Exception):
-    """No upstream answered."""
 
 
 # --------------------------------------------------------------------- pure
@@ -71,45 +64,21 @@ def parse_resolv_conf(text: str) -> list[str]:
     return out
 
 
-def parse_upstream(spec: str, default_port: int = 53) -> tuple[str, int]:
-    """"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1" -> (address, port)."""
-    spec = spec.strip()
+def split_host_port(spec: str, default_port: int) -> tuple[str, int]:
+    """"h", "h:p", "[v6]:p", "[v6]", "v6" -> (host as written, port); the host is "" in ":p"."""
     if spec.startswith("["):
         host, _, rest = spec[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-    elif spec.count(":") == 1:
-        host, _, port_text = spec.partition(":")
-        port = int(port_text)
-    else:
-        host, port = spec, default_port
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if spec.count(":") == 1:
+        host, _, port = spec.partition(":")
+        return host, int(port)
+    return spec, default_port
+
+
+def parse_upstream(spec: str, default_port: int = 53) -> tuple[str, int]:
+    """"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1" -> (address, port)."""
+    host, port = split_host_port(spec.strip(), default_port)
     return str(ipaddress.ip_address(host)), port
-
-
-def build_query(qname_wire: bytes, qtype: int, qclass: int, qid: int, do: bool) -> bytes:
-    """A recursive query with EDNS (1232 bytes, DO as the client asked)."""
-    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1)
-    opt = b"\x00" + struct.pack("!HHIH", 41, UPSTREAM_UDP_SIZE, 0x8000 if do else 0, 0)
-    return header + qname_wire + struct.pack("!HH", qtype, qclass) + opt
-
-
-def result_from_wire(wire: bytes) -> tuple[Result, bool]:
-    """An upstream answer -> (Result, RA flag); OPT and TSIG dropped (we add our own OPT)."""
-    msg = dns.message.from_wire(wire, ignore_trailing=True)
-
-    def records(section: Iterable[dns.rrset.RRset]) -> tuple[RR, ...]:
-        out = []
-        for rrset in section:
-            if rrset.rdclass != dns.rdataclass.IN:
-                continue
-            type_text = dns.rdatatype.to_text(rrset.rdtype)
-            for rd in rrset:
-                out.append(RR(rrset.name.to_text(), rrset.ttl, type_text, rd.to_text()))
-        return tuple(out)
-
-    result = Result(rcode=msg.rcode() & 0xF, answer=records(msg.answer), authority=records(msg.authority),
-                    additional=records(msg.additional),
-                    authoritative=bool(msg.flags & dns.flags.AA))
-    return result, bool(msg.flags & dns.flags.RA)
 
 
 def cache_ttl(result: Result, max_ttl: int) -> tuple[int, bool]:
@@ -308,7 +277,7 @@ class Forwarder:
                 name = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**9)}.{LOOP_SUFFIX}"
                 self._probes[name] = upstream
                 try:
-                    await self._exchange_udp(upstream, _name_wire(name), 13, 1, False, timeout=2.0)
+                    await self._exchange_udp(upstream, names.to_wire(name), 13, 1, False, timeout=2.0)
                     pending.remove(upstream)
                 except (TimeoutError, OSError, UpstreamError):
                     continue
@@ -343,9 +312,7 @@ class Forwarder:
         if client is None:
             raise UpstreamError("no socket for the upstream's family")
         qid = secrets.randbelow(0x10000)
-        query = build_query(qname_wire, qtype, qclass, qid, do)
-        if not rd:
-            query = query[:2] + b"\x00\x00" + query[4:]
+        query = upstream_query(qname_wire, qtype, qclass, qid, do, rd)
         return await client.exchange(query, (upstream.address, upstream.port), qid, timeout or self.timeout)
 
     async def _ask(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
@@ -355,7 +322,7 @@ class Forwarder:
             try:
                 wire = await self._exchange_udp(upstream, qname_wire, qtype, qclass, do)
                 if len(wire) > 2 and wire[2] & 0x02:  # truncated: ask the same upstream over TCP
-                    query = build_query(qname_wire, qtype, qclass, secrets.randbelow(0x10000), do)
+                    query = upstream_query(qname_wire, qtype, qclass, secrets.randbelow(0x10000), do)
                     wire = await tcp_exchange(query, (upstream.address, upstream.port), self.timeout)
                 result, ra = result_from_wire(wire)
             except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, UpstreamError,
@@ -398,7 +365,7 @@ class Forwarder:
     async def lookup(self, name: str, qtype: int) -> tuple[RR, ...] | None:
         """CoreDNS's Upstream.Lookup for ExternalName targets: the answer records, None on failure."""
         try:
-            result, _ = await self.resolve(_name_wire(name), qtype, 1, False)
+            result, _ = await self.resolve(names.to_wire(name), qtype, 1, False)
         except (UpstreamError, TimeoutError):
             return None
         if result.rcode == 2:
@@ -406,10 +373,4 @@ class Forwarder:
         return result.answer
 
 
-def _name_wire(name: str) -> bytes:
-    labels = [label for label in name.rstrip(".").split(".") if label]
-    return b"".join(bytes([len(label)]) + label.encode() for label in labels) + b"\x00"
-
-
-__all__ = ["Forwarder", "ForwardCache", "UpstreamError", "parse_resolv_conf", "parse_upstream",
-           "build_query", "result_from_wire", "cache_ttl"]
+__all__ = ["Forwarder", "ForwardCache", "UpstreamError", "parse_resolv_conf", "parse_upstream", "cache_ttl"]

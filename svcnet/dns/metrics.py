@@ -19,6 +19,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,91 +129,127 @@ def _histogram(lines: list[str], name: str, buckets: tuple[float, ...], counts: 
     lines.append(f"{name}_count{_labels(**labels)} {running}")
 
 
-def render(snapshots: Iterable[dict[str, Any]]) -> str:
-    """Sum the snapshots of every worker into Prometheus text format."""
-    snaps = list(snapshots)
-    server = snaps[0]["server"] if snaps else "dns://:53"
-    requests: defaultdict[tuple, int] = defaultdict(int)
-    responses: defaultdict[tuple, int] = defaultdict(int)
-    durations: dict[str, list] = {}
-    hits: defaultdict[str, int] = defaultdict(int)
-    misses = 0
-    sizes: defaultdict[str, int] = defaultdict(int)
-    fwd_req: defaultdict[str, int] = defaultdict(int)
-    fwd_resp: defaultdict[tuple, int] = defaultdict(int)
-    fwd_hc: defaultdict[str, int] = defaultdict(int)
-    prog_counts = [0] * (len(PROGRAMMING_BUCKETS) + 1)
-    prog_total = 0.0
-    entries = 0
-    for s in snaps:
+@dataclass
+class _Totals:
+    """Every worker's snapshot summed: what one /metrics page shows."""
+
+    server: str = "dns://:53"
+    requests: defaultdict[tuple, int] = field(default_factory=lambda: defaultdict(int))
+    responses: defaultdict[tuple, int] = field(default_factory=lambda: defaultdict(int))
+    durations: dict[str, list] = field(default_factory=dict)  # type -> [bucket counts, total]
+    hits: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    misses: int = 0
+    sizes: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    fwd_req: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    fwd_resp: defaultdict[tuple, int] = field(default_factory=lambda: defaultdict(int))
+    fwd_hc: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    prog_counts: list[int] = field(default_factory=lambda: [0] * (len(PROGRAMMING_BUCKETS) + 1))
+    prog_total: float = 0.0
+    entries: int = 0
+
+    def add(self, s: dict[str, Any]) -> None:
+        """One worker's snapshot."""
         for *k, v in s["requests"]:
-            requests[tuple(k)] += v
+            self.requests[tuple(k)] += v
         for *k, v in s["responses"]:
-            responses[tuple(k)] += v
+            self.responses[tuple(k)] += v
         for k, (counts, total) in s["durations"].items():
-            acc = durations.setdefault(k, [[0] * len(counts), 0.0])
+            acc = self.durations.setdefault(k, [[0] * len(counts), 0.0])
             acc[0] = [a + b for a, b in zip(acc[0], counts, strict=True)]
             acc[1] += total
         for k, v in s["cache_hits"].items():
-            hits[k] += v
-        misses += s["cache_misses"]
+            self.hits[k] += v
+        self.misses += s["cache_misses"]
         for k, v in s["cache_size"].items():
-            sizes[k] += v
+            self.sizes[k] += v
         for k, v in s["forward_requests"].items():
-            fwd_req[k] += v
+            self.fwd_req[k] += v
         for *k, v in s["forward_responses"]:
-            fwd_resp[tuple(k)] += v
+            self.fwd_resp[tuple(k)] += v
         for k, v in s["forward_healthcheck_failures"].items():
-            fwd_hc[k] += v
-        prog_counts = [a + b for a, b in zip(prog_counts, s["programming"][0], strict=True)]
-        prog_total += s["programming"][1]
-        entries += s.get("table_entries", 0)
-    lines: list[str] = []
-    lines += ["# HELP coredns_build_info A metric with a constant '1' value labeled by version.",
-              "# TYPE coredns_build_info gauge",
-              'coredns_build_info{goversion="python",revision="svcnet",version="svcnet-0.1"} 1']
-    lines += ["# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.",
-              "# TYPE coredns_dns_requests_total counter"]
-    for (proto, family, qtype), v in sorted(requests.items()):
-        lines.append(f"coredns_dns_requests_total{_labels(server=server, zone='.', view='', proto=proto, family=family, type=qtype)} {v}")
-    lines += ["# HELP coredns_dns_responses_total Counter of response status codes.",
-              "# TYPE coredns_dns_responses_total counter"]
-    for (rcode, plugin), v in sorted(responses.items()):
-        lines.append(f"coredns_dns_responses_total{_labels(server=server, zone='.', view='', rcode=rcode, plugin=plugin)} {v}")
-    lines += ["# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took per zone.",
-              "# TYPE coredns_dns_request_duration_seconds histogram"]
-    for qtype, (counts, total) in sorted(durations.items()):
-        _histogram(lines, "coredns_dns_request_duration_seconds", DURATION_BUCKETS, counts, total,
-                   server=server, zone=".", view="", type=qtype)
-    lines += ["# HELP coredns_cache_hits_total The count of cache hits.", "# TYPE coredns_cache_hits_total counter"]
-    for kind in ("denial", "success"):
-        lines.append(f"coredns_cache_hits_total{_labels(server=server, type=kind, view='', zones='.')} {hits[kind]}")
-    lines += ["# HELP coredns_cache_misses_total The count of cache misses.",
-              "# TYPE coredns_cache_misses_total counter",
-              f"coredns_cache_misses_total{_labels(server=server, view='', zones='.')} {misses}"]
-    lines += ["# HELP coredns_cache_entries The number of elements in the cache.", "# TYPE coredns_cache_entries gauge"]
-    for kind in ("denial", "success"):
-        lines.append(f"coredns_cache_entries{_labels(server=server, type=kind, view='', zones='.')} {sizes[kind]}")
-    lines += ["# HELP coredns_forward_requests_total Counter of requests made per upstream.",
-              "# TYPE coredns_forward_requests_total counter"]
-    for to, v in sorted(fwd_req.items()):
-        lines.append(f"coredns_forward_requests_total{_labels(to=to)} {v}")
-    lines += ["# HELP coredns_forward_responses_total Counter of responses received per upstream.",
-              "# TYPE coredns_forward_responses_total counter"]
-    for (to, rcode), v in sorted(fwd_resp.items()):
-        lines.append(f"coredns_forward_responses_total{_labels(rcode=rcode, to=to)} {v}")
-    lines += ["# HELP coredns_forward_healthcheck_failures_total Counter of the number of failed healthchecks.",
-              "# TYPE coredns_forward_healthcheck_failures_total counter"]
-    for to, v in sorted(fwd_hc.items()):
-        lines.append(f"coredns_forward_healthcheck_failures_total{_labels(to=to)} {v}")
+            self.fwd_hc[k] += v
+        self.prog_counts = [a + b for a, b in zip(self.prog_counts, s["programming"][0], strict=True)]
+        self.prog_total += s["programming"][1]
+        self.entries += s.get("table_entries", 0)
+
+
+def render(snapshots: Iterable[dict[str, Any]]) -> str:
+    """Sum the snapshots of every worker into Prometheus text format."""
+    snaps = list(snapshots)
+    totals = _Totals(server=snaps[0]["server"] if snaps else "dns://:53")
+    for snap in snaps:
+        totals.add(snap)
+    lines = ["# HELP coredns_build_info A metric with a constant '1' value labeled by version.",
+             "# TYPE coredns_build_info gauge",
+             'coredns_build_info{goversion="python",revision="svcnet",version="svcnet-0.1"} 1']
+    lines += _dns_lines(totals)
+    lines += _cache_lines(totals)
+    lines += _forward_lines(totals)
     lines += ["# HELP coredns_kubernetes_dns_programming_duration_seconds Histogram of the time (in seconds) "
               "it took to program a dns instance.",
               "# TYPE coredns_kubernetes_dns_programming_duration_seconds histogram"]
     _histogram(lines, "coredns_kubernetes_dns_programming_duration_seconds", PROGRAMMING_BUCKETS,
-               prog_counts, prog_total, service_kind="headless_with_selector")
+               totals.prog_counts, totals.prog_total, service_kind="headless_with_selector")
     lines += ["# HELP svcnet_dns_answer_table_entries Precomputed answers held, summed over workers.",
-              "# TYPE svcnet_dns_answer_table_entries gauge", f"svcnet_dns_answer_table_entries {entries}"]
+              "# TYPE svcnet_dns_answer_table_entries gauge", f"svcnet_dns_answer_table_entries {totals.entries}"]
     return "\n".join(lines) + "\n"
+
+
+def _dns_lines(t: _Totals) -> list[str]:
+    """The server's own families: requests, responses, request durations."""
+    server = t.server
+    lines = ["# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.",
+             "# TYPE coredns_dns_requests_total counter"]
+    for (proto, family, qtype), v in sorted(t.requests.items()):
+        labels = _labels(server=server, zone=".", view="", proto=proto, family=family, type=qtype)
+        lines.append(f"coredns_dns_requests_total{labels} {v}")
+    lines += ["# HELP coredns_dns_responses_total Counter of response status codes.",
+              "# TYPE coredns_dns_responses_total counter"]
+    for (rcode, plugin), v in sorted(t.responses.items()):
+        labels = _labels(server=server, zone=".", view="", rcode=rcode, plugin=plugin)
+        lines.append(f"coredns_dns_responses_total{labels} {v}")
+    lines += ["# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request "
+              "took per zone.",
+              "# TYPE coredns_dns_request_duration_seconds histogram"]
+    for qtype, (counts, total) in sorted(t.durations.items()):
+        _histogram(lines, "coredns_dns_request_duration_seconds", DURATION_BUCKETS, counts, total,
+                   server=server, zone=".", view="", type=qtype)
+    return lines
+
+
+def _cache_lines(t: _Totals) -> list[str]:
+    """The cache plugin's families (the forwarder's cache)."""
+    server = t.server
+    lines = ["# HELP coredns_cache_hits_total The count of cache hits.", "# TYPE coredns_cache_hits_total counter"]
+    for kind in ("denial", "success"):
+        lines.append(f"coredns_cache_hits_total{_labels(server=server, type=kind, view='', zones='.')} "
+                     f"{t.hits[kind]}")
+    lines += ["# HELP coredns_cache_misses_total The count of cache misses.",
+              "# TYPE coredns_cache_misses_total counter",
+              f"coredns_cache_misses_total{_labels(server=server, view='', zones='.')} {t.misses}"]
+    lines += ["# HELP coredns_cache_entries The number of elements in the cache.",
+              "# TYPE coredns_cache_entries gauge"]
+    for kind in ("denial", "success"):
+        lines.append(f"coredns_cache_entries{_labels(server=server, type=kind, view='', zones='.')} "
+                     f"{t.sizes[kind]}")
+    return lines
+
+
+def _forward_lines(t: _Totals) -> list[str]:
+    """The forward plugin's families, per upstream."""
+    lines = ["# HELP coredns_forward_requests_total Counter of requests made per upstream.",
+             "# TYPE coredns_forward_requests_total counter"]
+    for to, v in sorted(t.fwd_req.items()):
+        lines.append(f"coredns_forward_requests_total{_labels(to=to)} {v}")
+    lines += ["# HELP coredns_forward_responses_total Counter of responses received per upstream.",
+              "# TYPE coredns_forward_responses_total counter"]
+    for (to, rcode), v in sorted(t.fwd_resp.items()):
+        lines.append(f"coredns_forward_responses_total{_labels(rcode=rcode, to=to)} {v}")
+    lines += ["# HELP coredns_forward_healthcheck_failures_total Counter of the number of failed healthchecks.",
+              "# TYPE coredns_forward_healthcheck_failures_total counter"]
+    for to, v in sorted(t.fwd_hc.items()):
+        lines.append(f"coredns_forward_healthcheck_failures_total{_labels(to=to)} {v}")
+    return lines
 
 
 def read_snapshots(directory: Path) -> list[dict[str, Any]]:

@@ -1,13 +1,18 @@
-"""Query names -> what they ask for, as CoreDNS's kubernetes plugin reads them (parse.go).
+"""Every DNS name helper: query names -> what they ask for, as CoreDNS's kubernetes plugin
+reads them (parse.go), zones and labels, the names the cluster zone is made of, and names
+as labels on the wire.
 
-Pure string work: no records, no I/O. Names are absolute, lowercase, with the
-trailing dot (`normalize` makes them so); the caller keeps the query's own
-spelling for echoing.
+No records, no I/O. Names are absolute, lowercase, with the trailing dot
+(`normalize` makes them so); the caller keeps the query's own spelling for
+echoing (`zone_as_spelled`). Reading a name out of a message (offsets, compression
+pointers) is message decoding and lives in svcnet.dns.wire.
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+
+import dns.name
 
 SVC = "svc"
 POD = "pod"
@@ -31,10 +36,19 @@ class RecordRequest:
     pod_or_svc: str = ""  # "" for the apex, `svc.<zone>` and `pod.<zone>` themselves
 
 
+def absolute(name: str) -> str:
+    """name with the trailing dot, its case kept."""
+    return name if name.endswith(".") else name + "."
+
+
 def normalize(name: str) -> str:
     """Lowercase, absolute (trailing dot)."""
-    name = name.lower()
-    return name if name.endswith(".") else name + "."
+    return absolute(name.lower())
+
+
+def zone_as_spelled(qname: str, zone: str) -> str:
+    """The zone's part of an absolute qname in the query's case (CoreDNS keeps it for the SOA)."""
+    return qname[len(qname) - len(zone):]
 
 
 def labels(name: str) -> list[str]:
@@ -62,6 +76,21 @@ def trim_zone(name: str, zone: str) -> str:
     if name == zone:
         return ""
     return name[: -len(zone) - 1] if zone != "." else name.rstrip(".")
+
+
+def service_domain(service: str, namespace: str, zone: str) -> str:
+    """<service>.<namespace>.svc.<zone>"""
+    return f"{service}.{namespace}.{SVC}.{zone}"
+
+
+def pod_domain(label: str, namespace: str, zone: str) -> str:
+    """<label>.<namespace>.pod.<zone>"""
+    return f"{label}.{namespace}.{POD}.{zone}"
+
+
+def ns_name(zone: str) -> str:
+    """The name of the zone's own name server (CoreDNS's ns.dns.<zone>)."""
+    return "ns.dns." + zone
 
 
 def _strip_underscore(label: str) -> str:
@@ -160,3 +189,18 @@ def host_family(host: str) -> str:
     if ip.version == 4 or (ip.version == 6 and ip.ipv4_mapped is not None):
         return "A"
     return "AAAA"
+
+
+# ------------------------------------------------------------ names as labels
+
+def from_labels(wire_labels: list[bytes]) -> str:
+    """Text of a name given as its wire labels (without the root), escaped as dnspython does."""
+    if not wire_labels:
+        return "."
+    return dns.name.Name([*wire_labels, b""]).to_text()
+
+
+def to_wire(name: str) -> bytes:
+    """A text name as uncompressed wire labels ending in the root label."""
+    parts = [part for part in name.rstrip(".").split(".") if part]
+    return b"".join(bytes([len(part)]) + part.encode() for part in parts) + b"\x00"

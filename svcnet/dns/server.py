@@ -1,9 +1,8 @@
-"""The DNS server: UDP and TCP on asyncio, the answer table on the hot path.
+"""The DNS transport: UDP and TCP on asyncio, the answer table on the hot path.
 
-`Resolver` is the whole decision for one packet: the fast path is a table hit
-(svcnet.dns.wire.fast_response); the slow path parses with miekg/dns's rules,
-asks answers.answer, stores the rendered answer in the table, and goes to the
-forwarder for names outside the zones. `UdpServer` drains its socket in batches
+Sockets, batching and TCP framing only: what to answer is the Resolver's
+(svcnet.dns.resolver), except that a UDP table hit is looked up here inline
+(svcnet.dns.table) to save a call per packet. `UdpServer` drains its socket in batches
 from one reader callback (one wakeup serves many packets under load): on Linux
 one recvmmsg/sendmmsg pair per batch (MmsgBatch), a table hit answered from
 AnswerTable.packets with one lookup, and metrics counted once per batch;
@@ -23,17 +22,11 @@ import struct
 import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
-from svcnet.dns import answers, names, wire
-from svcnet.dns.answers import Result, Settings
-from svcnet.dns.forward import Forwarder, UpstreamError
-from svcnet.dns.metrics import RCODE_NAMES, TYPE_NAMES, Metrics
-from svcnet.dns.wire import AnswerTable, Drop, Query, Rejected, fast_response, make_entry, parse_query
-from svcnet.dns.zone import ZoneData
+from svcnet.dns.resolver import Reply, Resolver, table_reply
+from svcnet.dns.table import fast_response, remember, udp_reply
 
 log = logging.getLogger("svcnet.dns.server")
-query_log = logging.getLogger("svcnet.dns.query")
 
 TCP_IDLE_TIMEOUT = 8.0  # miekg/dns: idle time before the server closes a TCP connection
 TCP_READ_TIMEOUT = 2.0  # miekg/dns: time to read one message once its length arrived
@@ -41,129 +34,13 @@ UDP_BATCH = 64  # datagrams per recvmmsg/sendmmsg
 UDP_ROUNDS = 4  # batches per readable event before the loop runs other work
 
 
-@dataclass(frozen=True)
-class Reply:
-    data: bytes | None
-    rcode: int
-    qtype: int
-    plugin: str
-
-
-class Resolver:
-    def __init__(self, settings: Settings, data: ZoneData, forwarder: Forwarder | None = None,
-                 metrics: Metrics | None = None, *, log_queries: bool = False) -> None:
-        self.settings = settings
-        self.data = data
-        self.forwarder = forwarder
-        self.metrics = metrics or Metrics()
-        self.table = AnswerTable()
-        self.log_queries = log_queries
-
-    # ------------------------------------------------------------ zone side
-    def zone_changed(self, tags: set[str] | None = None) -> None:
-        """Drop the answers tags say may have changed; None drops everything (first sync)."""
-        if tags is None:
-            self.table.clear()
-        else:
-            self.table.invalidate(tags)
-        self.metrics.table_entries = len(self.table)
-        self.metrics.ready = self.data.synced
-
-    # ------------------------------------------------------------ packet side
-    def respond(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
-        """The reply to one packet: at once when the zone or the table can answer, else a coroutine."""
-        hit = fast_response(self.table, data, tcp)
-        if hit is not None:
-            return Reply(hit[0], hit[1].rcode, hit[1].qtype, "kubernetes")
-        return self.respond_slow(data, tcp)
-
-    def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
-        """respond() for a packet the table did not answer."""
-        try:
-            return self._slow(data, tcp)
-        except Exception:  # a bug must cost one answer, never the server
-            log.exception("answering a query failed")
-            return self._servfail_for(data)
-
-    def _servfail_for(self, data: bytes) -> Reply:
-        try:
-            query = parse_query(data)
-        except Drop:
-            return Reply(None, -1, 0, "")
-        if isinstance(query, Rejected):
-            return Reply(query.response, query.rcode, 0, "")
-        return Reply(wire.simple_reply(query, answers.SERVFAIL), answers.SERVFAIL, query.qtype, "")
-
-    def _slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
-        try:
-            query = parse_query(data)
-        except Drop:
-            return Reply(None, -1, 0, "")
-        if isinstance(query, Rejected):
-            return Reply(query.response, query.rcode, 0, "")
-        if query.qname_wire is None:  # CoreDNS: a message without a question is SERVFAIL
-            return Reply(wire.simple_reply(query, answers.SERVFAIL), answers.SERVFAIL, 0, "")
-        if self.forwarder is not None and self.forwarder.is_probe(query.qname):
-            return Reply(wire.simple_reply(query, answers.SERVFAIL), answers.SERVFAIL, query.qtype, "loop")
-        # Build from the lowercased name: owners compress into the question, which carries the case.
-        result = answers.answer(self.data, self.settings, names.normalize(query.qname), query.qtype)
-        if result.fallthrough or result.chase is not None:
-            if self.forwarder is None:
-                return self._unforwarded(query, result, tcp)
-            return self._forwarded(query, result, tcp)
-        limit = wire.size_limit(query.edns, tcp)
-        if result.rcode != answers.REFUSED:
-            key = query.qname_wire.lower() + struct.pack("!HH", query.qtype, query.qclass)
-            self.table.put(key, make_entry(result, query.qname_wire.lower(), query.qtype, query.qclass))
-            self.metrics.table_entries = len(self.table)
-            hit = fast_response(self.table, data, tcp)
-            if hit is not None:
-                return Reply(hit[0], result.rcode, query.qtype, "kubernetes")
-        else:
-            return Reply(wire.simple_reply(query, answers.REFUSED), answers.REFUSED, query.qtype, "")
-        return Reply(self._render(result, query, limit), result.rcode, query.qtype, "kubernetes")
-
-    def _render(self, result: Result, query: Query, limit: int, ra: bool = False) -> bytes:
-        assert query.qname_wire is not None
-        return wire.render(result, query.qname_wire, query.qtype, query.qclass, qid=query.id,
-                           request_flags=query.flags, edns=query.edns, limit=limit, ra=ra)
-
-    def _unforwarded(self, query: Query, result: Result, tcp: bool) -> Reply:
-        """No upstreams configured: an ExternalName cannot be chased, other names are not ours."""
-        if result.chase is not None:
-            done = answers.complete_chase(result, None, self.settings, self.data.serial,
-                                          names.normalize(query.qname))
-            return Reply(self._render(done, query, wire.size_limit(query.edns, tcp)), done.rcode, query.qtype,
-                         "kubernetes")
-        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: REFUSED.
-        rcode = answers.SERVFAIL if result.zone else answers.REFUSED
-        return Reply(wire.simple_reply(query, rcode), rcode, query.qtype, "")
-
-    async def _forwarded(self, query: Query, result: Result, tcp: bool) -> Reply:
-        assert query.qname_wire is not None and self.forwarder is not None
-        limit = wire.size_limit(query.edns, tcp)
-        if result.chase is not None:
-            upstream = await self.forwarder.lookup(result.chase.target, result.chase.qtype)
-            done = answers.complete_chase(result, upstream, self.settings, self.data.serial,
-                                          names.normalize(query.qname))
-            return Reply(self._render(done, query, limit), done.rcode, query.qtype, "kubernetes")
-        do = bool(query.edns and query.edns.do)
-        try:
-            upstream_result, ra = await self.forwarder.resolve(query.qname_wire, query.qtype, query.qclass, do)
-        except (UpstreamError, TimeoutError):
-            return Reply(wire.simple_reply(query, answers.SERVFAIL), answers.SERVFAIL, query.qtype, "forward")
-        return Reply(self._render(upstream_result, query, limit, ra=ra), upstream_result.rcode, query.qtype,
-                     "forward")
-
-    # --------------------------------------------------------------- logging
-    def account(self, reply: Reply, proto: str, family: str, started: float, peer: object,
-                size: int) -> None:
-        elapsed = time.perf_counter() - started
-        if reply.rcode >= 0:
-            self.metrics.query(proto, family, reply.qtype, reply.rcode, reply.plugin, elapsed)
-        if self.log_queries:
-            query_log.info('%s - "%s %s" %s %d %.6fs', peer, TYPE_NAMES.get(reply.qtype, reply.qtype), proto,
-                           RCODE_NAMES.get(reply.rcode, reply.rcode), size, elapsed)
+async def _settled(pending: Awaitable[Reply]) -> Reply | None:
+    """The reply a query waiting for upstreams ends with; None (logged) when answering it failed."""
+    try:
+        return await pending
+    except Exception:
+        log.exception("answering a forwarded query failed")
+        return None
 
 
 # ------------------------------------------------------------------------ UDP
@@ -218,10 +95,8 @@ class UdpServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, pending: Awaitable[Reply], addr: object, started: float, size: int) -> None:
-        try:
-            reply = await pending
-        except Exception:
-            log.exception("answering a forwarded query failed")
+        reply = await _settled(pending)
+        if reply is None:
             return
         if reply.data is not None:
             with contextlib.suppress(OSError):
@@ -243,14 +118,14 @@ class UdpServer:
             except OSError:  # drained (BlockingIOError), or an error queued on the socket
                 break
             one_started = perf()
-            hit = wire.udp_reply(table, data)
+            hit = udp_reply(table, data)
             if hit is not None and not log_queries:
                 with contextlib.suppress(OSError):
                     sock.sendto(hit[0], addr)
                 stats[hit[1].stat] = stats.get(hit[1].stat, 0) + 1
                 continue
             if hit is not None:
-                reply: Reply | Awaitable[Reply] = Reply(hit[0], hit[1].rcode, hit[1].qtype, "kubernetes")
+                reply: Reply | Awaitable[Reply] = table_reply(hit)
             else:
                 reply = resolver.respond_slow(data, False)
             if not isinstance(reply, Reply):
@@ -300,7 +175,7 @@ class UdpServer:
                         if reply is not None:
                             slow.append((reply, len(data)))
                         continue
-                    memo = wire.remember(table, data, hit[0], hit[1])
+                    memo = remember(table, data, hit[0], hit[1])
                 body = memo[0]
                 sview[offset:offset + len(body)] = body
                 send_sizes[size_at] = len(body)
@@ -476,13 +351,10 @@ async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: as
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 break
             started = time.perf_counter()
-            reply = resolver.respond(data, True)
-            if not isinstance(reply, Reply):
-                try:
-                    reply = await reply
-                except Exception:
-                    log.exception("answering a forwarded query failed")
-                    continue
+            answered = resolver.respond(data, True)
+            reply = answered if isinstance(answered, Reply) else await _settled(answered)
+            if reply is None:
+                continue
             if reply.data is not None:
                 writer.write(struct.pack("!H", len(reply.data)) + reply.data)
                 await writer.drain()

@@ -23,7 +23,7 @@ from svcnet.api.resources import lookup
 from svcnet.client.config import ClientConfig
 from svcnet.client.informer import Informer
 from svcnet.client.rest import ApiClient
-from svcnet.dns.server import Resolver
+from svcnet.dns.resolver import Resolver
 from svcnet.dns.zone import LAST_CHANGE_TRIGGER, ZoneData
 
 log = logging.getLogger("svcnet.dns.source")

@@ -1,6 +1,7 @@
-"""DNS messages as bytes: query parsing with miekg/dns's rules, response building, the answer table.
+"""DNS messages as bytes: queries parsed with miekg/dns's rules, responses built with dnspython.
 
-No sockets here. Three parts:
+No sockets and no decisions here (svcnet.dns.resolver decides, svcnet.dns.table
+keeps rendered answers). Three parts:
 
 - `parse_query(data)` reads a query the way miekg/dns (under CoreDNS) accepts or
   rejects it: a response packet is dropped, an opcode other than QUERY/NOTIFY
@@ -9,37 +10,28 @@ No sockets here. Three parts:
 - `render(...)` builds a response from an answers.Result with dnspython, applying
   the client's EDNS OPT (echoed as CoreDNS's SizeAndDo does) and CoreDNS's
   truncation (whole records, answer section first, TC set when anything was
-  left out).
-- `AnswerTable` holds precomputed responses keyed by the question's wire bytes
-  (name lowercased, type, class). `fast_response` serves a hit by patching the
-  ID, the RD/CD bits and the question (so the client's case is echoed: answer
-  owner names are compression pointers into the question) and appending the
-  client's OPT. Anything unusual returns None and takes the slow path.
-- On top of it, `AnswerTable.packets` remembers, per UDP query packet as sent
-  (everything after the ID), the reply fast_response made for it minus the ID.
-  Clients send the same bytes for the same question again and again, so the UDP
-  hot path is one dict lookup, a liveness check of the entry it came from and
-  the ID put in front (`udp_reply`). An entry dropped from the table is marked
-  dead, so a remembered reply never outlives the answer it was made from.
+  left out); `reply_for(query, result, tcp)` does so for a parsed query and
+  `simple_reply` answers with a bare rcode.
+- Upstream messages for the forwarder: `upstream_query` builds the question it
+  sends, `result_from_wire` reads an upstream's answer back into a Result.
 """
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.opcode
-import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.renderer
 import dns.rrset
 
+from svcnet.dns import names
 from svcnet.dns.answers import RR, Result
 
 MIN_UDP = 512
@@ -48,6 +40,7 @@ OPT_TYPE = 41
 # EDNS options CoreDNS echoes back (request.supportedOptions): NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING.
 ECHOED_OPTIONS = frozenset({3, 9, 10, 11, 12})
 MAX_POINTERS = 126
+UPSTREAM_UDP_SIZE = 1232  # the EDNS size the forwarder offers upstreams
 
 
 class Drop(Exception):
@@ -124,12 +117,6 @@ def _read_name(data: bytes, offset: int) -> tuple[list[bytes], int]:
     return labels, (end if end >= 0 else offset)
 
 
-def _name_text(labels: list[bytes]) -> str:
-    if not labels:
-        return "."
-    return dns.name.Name([*labels, b""]).to_text()
-
-
 def _header_reply(data: bytes, rcode: int, keep_opcode: bool) -> bytes:
     """miekg's reject reply: the request header with QR set, AA and Z cleared, counts zero."""
     qid, flags = struct.unpack_from("!HH", data)
@@ -174,7 +161,7 @@ def parse_query(data: bytes) -> Query | Rejected:
                 raise ValueError("rdata runs past the message")
             rdata = data[offset: offset + rdlen]
             if rtype == OPT_TYPE and index >= an + ns:
-                edns = _parse_opt(rclass, ttl, rdata)
+                edns = parse_opt(rclass, ttl, rdata)
             else:
                 dns.rdata.from_wire(rclass, rtype, data, offset, rdlen)
             offset += rdlen
@@ -184,10 +171,10 @@ def parse_query(data: bytes) -> Query | Rejected:
         return Rejected(bytes(reply) + qname_wire + struct.pack("!HH", qtype, qclass), 1)
     if edns is not None and edns.version != 0:
         return Rejected(badvers_response(qid, flags), 16)
-    return Query(qid, flags, qname_wire, _name_text(labels), qtype, qclass, edns)
+    return Query(qid, flags, qname_wire, names.from_labels(labels), qtype, qclass, edns)
 
 
-def _parse_opt(udp_size: int, ttl: int, rdata: bytes) -> Edns:
+def parse_opt(udp_size: int, ttl: int, rdata: bytes) -> Edns:
     options = bytearray()
     offset = 0
     while offset < len(rdata):
@@ -223,6 +210,13 @@ def size_limit(edns: Edns | None, tcp: bool) -> int:
     if tcp:
         return MAX_TCP
     return max(MIN_UDP, edns.udp_size) if edns is not None else MIN_UDP
+
+
+def reply_for(query: Query, result: Result, tcp: bool, *, ra: bool = False) -> bytes:
+    """render() for a parsed query: its ID, flags, question and OPT, cut to what its transport allows."""
+    assert query.qname_wire is not None
+    return render(result, query.qname_wire, query.qtype, query.qclass, qid=query.id, request_flags=query.flags,
+                  edns=query.edns, limit=size_limit(query.edns, tcp), ra=ra)
 
 
 def simple_reply(query: Query, rcode: int, *, authoritative: bool = False, ra: bool = False) -> bytes:
@@ -293,187 +287,30 @@ def render(result: Result, qname_wire: bytes, qtype: int, qclass: int, *, qid: i
     return bytes(wire)
 
 
-# ---------------------------------------------------------------- answer table
+# --------------------------------------------------------------- upstream side
 
-@dataclass(eq=False)
-class TableEntry:
-    """A precomputed response: header flag/count variants and the bytes after the question.
-
-    `stat` is (qtype << 8) | rcode, the metrics key of a hit; `live` turns False when the
-    table drops the entry, which retires every remembered packet reply made from it.
-    """
-
-    headers: tuple[bytes, ...]  # 8 variants: index = RD | CD<<1 | has_opt<<2; each flags+counts (10 bytes)
-    body: bytes
-    rcode: int
-    qtype: int
-    tags: frozenset[str]
-    negative: bool
-    stat: int = 0
-    live: bool = True
+def upstream_query(qname_wire: bytes, qtype: int, qclass: int, qid: int, do: bool, rd: bool = True) -> bytes:
+    """A query with EDNS (UPSTREAM_UDP_SIZE, DO as the client asked), recursive unless rd is False."""
+    header = struct.pack("!HHHHHH", qid, 0x0100 if rd else 0, 1, 0, 0, 1)
+    opt = b"\x00" + struct.pack("!HHIH", OPT_TYPE, UPSTREAM_UDP_SIZE, 0x8000 if do else 0, 0)
+    return header + qname_wire + struct.pack("!HH", qtype, qclass) + opt
 
 
-def make_entry(result: Result, qname_wire_lower: bytes, qtype: int, qclass: int,
-               ra: bool = False) -> TableEntry:
-    wire = render(result, qname_wire_lower, qtype, qclass, ra=ra)
-    question_end = 12 + len(qname_wire_lower) + 4
-    flags, qd, an, ns, ar = struct.unpack_from("!HHHHH", wire, 2)
-    headers = []
-    for index in range(8):
-        f = flags | (0x0100 if index & 1 else 0) | (0x0010 if index & 2 else 0)
-        headers.append(struct.pack("!HHHHH", f, qd, an, ns, ar + (1 if index & 4 else 0)))
-    return TableEntry(headers=tuple(headers), body=wire[question_end:], rcode=result.rcode, qtype=qtype,
-                      tags=result.tags, negative=not result.answer, stat=stat_key(qtype, result.rcode))
+def result_from_wire(data: bytes) -> tuple[Result, bool]:
+    """An upstream answer -> (Result, RA flag); OPT and TSIG dropped (we add our own OPT)."""
+    msg = dns.message.from_wire(data, ignore_trailing=True)
 
+    def records(section: Iterable[dns.rrset.RRset]) -> tuple[RR, ...]:
+        out = []
+        for rrset in section:
+            if rrset.rdclass != dns.rdataclass.IN:
+                continue
+            type_text = dns.rdatatype.to_text(rrset.rdtype)
+            for rd in rrset:
+                out.append(RR(rrset.name.to_text(), rrset.ttl, type_text, rd.to_text()))
+        return tuple(out)
 
-def stat_key(qtype: int, rcode: int) -> int:
-    """The metrics key of an answer: one small int, cheap to count per packet."""
-    return (qtype << 8) | (rcode & 0xFF)
-
-
-@dataclass
-class AnswerTable:
-    """Question key -> TableEntry, with invalidation by dependency tag; UDP packet -> reply memo."""
-
-    max_negative: int = 100_000  # random-name floods must not grow memory without bound
-    max_packets: int = 32_768  # distinct UDP query packets remembered (cleared whole when full)
-    entries: dict[bytes, TableEntry] = field(default_factory=dict)
-    by_tag: dict[str, set[bytes]] = field(default_factory=dict)
-    negative_keys: set[bytes] = field(default_factory=set)
-    # packet bytes after the ID -> (reply bytes after the ID, the entry it was made from)
-    packets: dict[bytes, tuple[bytes, TableEntry]] = field(default_factory=dict)
-
-    def get(self, key: bytes) -> TableEntry | None:
-        return self.entries.get(key)
-
-    def put(self, key: bytes, entry: TableEntry) -> None:
-        if entry.negative and len(self.negative_keys) >= self.max_negative:
-            self.drop_negative()
-        old = self.entries.get(key)
-        if old is not None and old is not entry:
-            old.live = False
-        self.entries[key] = entry
-        for tag in entry.tags:
-            self.by_tag.setdefault(tag, set()).add(key)
-        if entry.negative:
-            self.negative_keys.add(key)
-
-    def _pop(self, key: bytes) -> bool:
-        entry = self.entries.pop(key, None)
-        if entry is None:
-            return False
-        entry.live = False
-        return True
-
-    def invalidate(self, tags: Iterable[str]) -> int:
-        """Drop entries depending on any of tags, and every negative answer (its SOA serial moved)."""
-        dropped = 0
-        for tag in tags:
-            for key in self.by_tag.pop(tag, ()):
-                if self._pop(key):
-                    dropped += 1
-        return dropped + self.drop_negative()
-
-    def drop_negative(self) -> int:
-        count = 0
-        for key in self.negative_keys:
-            if self._pop(key):
-                count += 1
-        self.negative_keys = set()
-        return count
-
-    def clear(self) -> None:
-        for entry in self.entries.values():
-            entry.live = False
-        self.entries.clear()
-        self.by_tag.clear()
-        self.negative_keys = set()
-        self.packets.clear()
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-
-def question_key(data: bytes) -> tuple[bytes, int] | None:
-    """(key, offset after the question) of a plain query's question, or None.
-
-    The key is the name's wire bytes lowercased plus type and class. bytes.lower()
-    only touches A-Z; a length octet is at most 63, below 'A', so lowering the whole
-    name is safe. The first zero octet ends the name: every table key is a
-    hostname-shaped name with no zero inside, so a hit proves the split was right.
-    """
-    end = data.find(0, 12)
-    if end < 0 or end + 5 > len(data):
-        return None
-    return data[12:end + 1].lower() + data[end + 1:end + 5], end + 5
-
-
-def fast_response(table: AnswerTable, data: bytes, tcp: bool) -> tuple[bytes, TableEntry] | None:
-    """The hot path: a table hit for a plain query, or None (take the slow path)."""
-    if len(data) < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00":
-        return None
-    end = data.find(0, 12)
-    qend = end + 5
-    if end < 0 or qend > len(data):
-        return None
-    entry = table.entries.get(data[12:end + 1].lower() + data[end + 1:qend])
-    if entry is None:
-        return None
-    variant = (data[2] & 1) | ((data[3] & 0x10) >> 3)
-    ar = data[11] | (data[10] << 8)
-    if ar == 0:
-        if len(data) != qend:
-            return None
-        opt = b""
-        limit = MAX_TCP if tcp else MIN_UDP
-    elif ar == 1:
-        # Only a bare OPT (root name, type 41, version 0) is handled here.
-        if data[qend:qend + 3] != b"\x00\x00\x29" or len(data) < qend + 11 or data[qend + 6]:
-            return None
-        rdlen = (data[qend + 9] << 8) | data[qend + 10]
-        if len(data) != qend + 11 + rdlen:
-            return None
-        size = (data[qend + 3] << 8) | data[qend + 4]
-        do = data[qend + 7] & 0x80
-        options = b""
-        if rdlen:
-            try:
-                options = _parse_opt(size, 0, data[qend + 11:]).options
-            except ValueError:
-                return None
-        opt = (b"\x00\x00\x29" + data[qend + 3:qend + 5] + (b"\x00\x00\x80\x00" if do else b"\x00\x00\x00\x00")
-               + len(options).to_bytes(2, "big") + options)
-        limit = MAX_TCP if tcp else max(MIN_UDP, size)
-        variant |= 4
-    else:
-        return None
-    response = data[:2] + entry.headers[variant] + data[12:qend] + entry.body + opt
-    if len(response) > limit:
-        return None  # needs truncation: the slow path cuts it as CoreDNS does
-    return response, entry
-
-
-def udp_reply(table: AnswerTable, data: bytes) -> tuple[bytes, TableEntry] | None:
-    """(reply, entry) for a UDP query packet from the table, or None (take the slow path).
-
-    The reply is what fast_response makes; it is remembered under the packet's bytes
-    after the ID (the reply depends on nothing else), so the next identical packet
-    costs one lookup. The server's recvmmsg loop inlines these same steps.
-    """
-    memo = table.packets.get(data[2:])
-    if memo is not None and memo[1].live:
-        return data[:2] + memo[0], memo[1]
-    hit = fast_response(table, data, False)
-    if hit is None:
-        return None
-    remember(table, data, hit[0], hit[1])
-    return hit
-
-
-def remember(table: AnswerTable, data: bytes, response: bytes, entry: TableEntry) -> tuple[bytes, TableEntry]:
-    """Keep response (for the UDP packet data) in table.packets; returns the memo (reply minus ID, entry)."""
-    packets = table.packets
-    if len(packets) >= table.max_packets:
-        packets.clear()  # distinct packets beyond the bound (0x20 case games, cookies): start over
-    memo = packets[data[2:]] = (response[2:], entry)
-    return memo
+    result = Result(rcode=msg.rcode() & 0xF, answer=records(msg.answer), authority=records(msg.authority),
+                    additional=records(msg.additional),
+                    authoritative=bool(msg.flags & dns.flags.AA))
+    return result, bool(msg.flags & dns.flags.RA)

@@ -2,8 +2,8 @@
 
 Like CoreDNS's object package, only the fields DNS needs are kept (memory grows
 with the cluster). `ZoneData` is updated one watch event at a time; every update
-returns the *tags* of the names whose answers may have changed, so the wire
-table (svcnet.dns.wire) drops only those:
+returns the *tags* of the names whose answers may have changed, so the answer
+table (svcnet.dns.table) drops only those:
 
 - "svc:<name>.<namespace>"  answers about one Service (its own name, SRV, endpoints)
 - "ns:<namespace>"           everything under a namespace (namespace created/deleted)

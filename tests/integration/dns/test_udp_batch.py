@@ -18,7 +18,8 @@ import dns.message
 import pytest
 
 from svcnet.dns.answers import RR, Result, Settings
-from svcnet.dns.server import Resolver, UdpServer, bind_udp
+from svcnet.dns.resolver import Resolver
+from svcnet.dns.server import UdpServer, bind_udp
 from svcnet.dns.zone import zone_from_objects
 from tests.unit.dns.helpers import cluster_objects
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from svcnet.dns.answers import RR, Result
+from svcnet.dns.daemon import _listen_address
 from svcnet.dns.forward import ForwardCache, cache_ttl, parse_resolv_conf, parse_upstream
 from svcnet.dns.metrics import Metrics, render
 
@@ -16,6 +17,13 @@ def test_upstream_specs() -> None:
     assert parse_upstream("127.0.0.1:5353") == ("127.0.0.1", 5353)
     assert parse_upstream("[fd00::1]:5353") == ("fd00::1", 5353)
     assert parse_upstream("fd00::1") == ("fd00::1", 53)
+
+
+def test_listen_addresses_split_as_upstreams_do_and_an_empty_host_is_every_address() -> None:
+    assert _listen_address("127.0.0.1:5353", 53) == ("127.0.0.1", 5353)
+    assert _listen_address("[::1]:53", 53) == ("::1", 53)
+    assert _listen_address("::", 53) == ("::", 53)
+    assert _listen_address(":9153", 53) == ("0.0.0.0", 9153)
 
 
 def test_positive_ttl_is_the_minimum_capped() -> None:

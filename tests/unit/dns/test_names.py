@@ -8,10 +8,14 @@ from svcnet.dns.names import (
     RecordRequest,
     address_from_reverse,
     endpoint_label,
+    from_labels,
     match_zone,
     parse_request,
     pod_label_to_ip,
     reverse_name,
+    service_domain,
+    to_wire,
+    zone_as_spelled,
 )
 
 Z = "cluster.local."
@@ -66,3 +70,17 @@ def test_endpoint_labels_prefer_the_hostname_then_dash_the_address() -> None:
 def test_pod_labels_spell_addresses() -> None:
     assert pod_label_to_ip("10-244-1-8") == "10.244.1.8"
     assert pod_label_to_ip("fd00-10-244--8") == "fd00:10:244::8"
+
+
+def test_a_name_goes_to_wire_labels_and_back() -> None:
+    wire = to_wire("web.default.svc.cluster.local.")
+    assert wire == b"\x03web\x07default\x03svc\x07cluster\x05local\x00"
+    assert to_wire("web.default") == b"\x03web\x07default\x00"
+    assert to_wire(".") == b"\x00"
+    assert from_labels([b"web", b"default"]) == "web.default."
+    assert from_labels([]) == "."
+
+
+def test_the_zone_keeps_the_querys_spelling() -> None:
+    assert zone_as_spelled("Web.Default.SVC.Cluster.Local.", Z) == "Cluster.Local."
+    assert service_domain("web", "default", Z) == "web.default.svc.cluster.local."

@@ -8,8 +8,8 @@ import pytest
 
 from svcnet.dns.answers import Settings
 from svcnet.dns.metrics import DURATION_BUCKETS, Metrics, render
-from svcnet.dns.server import Reply, Resolver
-from svcnet.dns.wire import fast_response, stat_key, udp_reply
+from svcnet.dns.resolver import Reply, Resolver
+from svcnet.dns.table import fast_response, stat_key, udp_reply
 from svcnet.dns.zone import zone_from_objects
 from tests.unit.dns.helpers import cluster_objects
 

@@ -8,7 +8,7 @@ import dns.message
 import pytest
 
 from svcnet.dns.answers import Settings
-from svcnet.dns.server import Reply, Resolver
+from svcnet.dns.resolver import Reply, Resolver
 from svcnet.dns.wire import Drop, Rejected, parse_query
 from svcnet.dns.zone import zone_from_objects
 from tests.unit.dns.helpers import cluster_objects

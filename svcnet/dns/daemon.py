@@ -1,4 +1,4 @@
-"""`svcnet dns`: the cluster DNS server, one process or several SO_REUSEPORT workers.
+"""`svcnet dns`: the cluster DNS process, one process or several SO_REUSEPORT workers.
 
     svcnet dns --listen ADDR:PORT [--metrics ADDR:PORT] [--kubeconfig K | --data-dir D]
                [--from FILE...] [--zone cluster.local ...] [--upstream IP[:PORT] ... | --upstream none]
@@ -32,9 +32,10 @@ from pathlib import Path
 
 from svcnet.dns import names
 from svcnet.dns.answers import Settings
-from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream
+from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream, split_host_port
 from svcnet.dns.metrics import Metrics, read_snapshots, render
-from svcnet.dns.server import DnsServer, Resolver
+from svcnet.dns.resolver import Resolver
+from svcnet.dns.server import DnsServer
 from svcnet.dns.zone import ZoneData, zone_from_objects
 
 log = logging.getLogger("svcnet.dns")
@@ -56,16 +57,10 @@ class DnsConfig:
     log_queries: bool
 
 
-def _host_port(text: str, default_port: int) -> tuple[str, int]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host or "0.0.0.0", int(port)
-    if text.count(":") > 1:
-        return text, default_port
-    return text, default_port
+def _listen_address(text: str, default_port: int) -> tuple[str, int]:
+    """ADDR:PORT, [ADDR]:PORT or ADDR; ":PORT" listens on every IPv4 address."""
+    host, port = split_host_port(text, default_port)
+    return host or "0.0.0.0", port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,8 +106,8 @@ def _local_ips(args: argparse.Namespace, host: str) -> tuple[str, ...]:
 
 
 def config_from_args(args: argparse.Namespace) -> DnsConfig:
-    host, port = _host_port(args.listen, 53)
-    metrics = _host_port(args.metrics, 9153) if args.metrics else None
+    host, port = _listen_address(args.listen, 53)
+    metrics = _listen_address(args.metrics, 9153) if args.metrics else None
     zones = tuple(names.normalize(z) for z in (args.zones or ["cluster.local"]))
     if args.upstream and [u.lower() for u in args.upstream] == ["none"]:
         upstreams: tuple[tuple[str, int], ...] = ()

@@ -1,0 +1,178 @@
+"""The query handler: one query packet in, the reply to send (and its accounting) out.
+
+CoreDNS's ServeDNS chain for svcnet's Corefile (loop, kubernetes, forward), minus the
+sockets, which live in svcnet.dns.server. One query reads top-down:
+
+1. `respond`: the answer table (svcnet.dns.table) answers the packet as it is, or
+2. `respond_slow`: svcnet.dns.wire parses it (miekg/dns's rules: FORMERR, NOTIMP,
+   BADVERS, or no reply at all), then `_decide` picks the answer: SERVFAIL for an
+   empty question or our own loop probe coming back, the zone's answer from
+   svcnet.dns.answers (kept in the table), or the forwarder for names outside the
+   zones and ExternalName targets; svcnet.dns.wire renders the bytes.
+
+A name outside the zones with no upstreams configured is REFUSED (SERVFAIL inside a
+reverse zone: CoreDNS has no next plugin there). A bug costs one SERVFAIL, never the
+server.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Protocol
+
+from svcnet.dns import answers, names, wire
+from svcnet.dns.answers import RR, Result, Settings
+from svcnet.dns.metrics import RCODE_NAMES, TYPE_NAMES, Metrics
+from svcnet.dns.table import AnswerTable, TableEntry, fast_response
+from svcnet.dns.wire import Drop, Query, Rejected
+from svcnet.dns.zone import ZoneData
+
+log = logging.getLogger("svcnet.dns.resolver")
+query_log = logging.getLogger("svcnet.dns.query")
+
+ZONE_PLUGIN = "kubernetes"  # the plugin label metrics give answers from the cluster zones
+
+
+class UpstreamError(Exception):
+    """No upstream answered."""
+
+
+class Upstreams(Protocol):
+    """What the resolver asks of the forwarder (svcnet.dns.forward.Forwarder owns the sockets)."""
+
+    def is_probe(self, qname: str) -> bool:
+        """qname is this server's own loop probe, come back."""
+        ...
+
+    async def resolve(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
+        """(Result, RA) for a question outside the zones; UpstreamError or TimeoutError when none answers."""
+        ...
+
+    async def lookup(self, name: str, qtype: int) -> tuple[RR, ...] | None:
+        """The answer records for an ExternalName's target, None on failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    data: bytes | None  # None: send nothing
+    rcode: int  # -1 with no reply: not counted
+    qtype: int
+    plugin: str
+
+
+NO_REPLY = Reply(None, -1, 0, "")
+
+
+def table_reply(hit: tuple[bytes, TableEntry]) -> Reply:
+    """The Reply for a table hit (the response and the entry it came from)."""
+    return Reply(hit[0], hit[1].rcode, hit[1].qtype, ZONE_PLUGIN)
+
+
+class Resolver:
+    """Query packets -> Replies for one view of the zones: the table first, then the zone, then upstreams."""
+
+    def __init__(self, settings: Settings, data: ZoneData, forwarder: Upstreams | None = None,
+                 metrics: Metrics | None = None, *, log_queries: bool = False) -> None:
+        self.settings = settings
+        self.data = data
+        self.forwarder = forwarder
+        self.metrics = metrics or Metrics()
+        self.table = AnswerTable()
+        self.log_queries = log_queries
+
+    # ------------------------------------------------------------ zone side
+    def zone_changed(self, tags: set[str] | None = None) -> None:
+        """Drop the answers tags say may have changed; None drops everything (first sync)."""
+        if tags is None:
+            self.table.clear()
+        else:
+            self.table.invalidate(tags)
+        self.metrics.table_entries = len(self.table)
+        self.metrics.ready = self.data.synced
+
+    # ------------------------------------------------------------ packet side
+    def respond(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
+        """The reply to one packet: at once when the zone or the table can answer, else a coroutine."""
+        hit = fast_response(self.table, data, tcp)
+        if hit is not None:
+            return table_reply(hit)
+        return self.respond_slow(data, tcp)
+
+    def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
+        """respond() for a packet the table did not answer."""
+        try:
+            query = wire.parse_query(data)
+        except Drop:
+            return NO_REPLY
+        if isinstance(query, Rejected):
+            return Reply(query.response, query.rcode, 0, "")
+        try:
+            return self._decide(query, data, tcp)
+        except Exception:  # a bug must cost one answer, never the server
+            log.exception("answering a query failed")
+            return _rcode_reply(query, answers.SERVFAIL)
+
+    def _decide(self, query: Query, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
+        if query.qname_wire is None:  # CoreDNS: a message without a question is SERVFAIL
+            return _rcode_reply(query, answers.SERVFAIL)
+        if self.forwarder is not None and self.forwarder.is_probe(query.qname):
+            return _rcode_reply(query, answers.SERVFAIL, "loop")
+        # Build from the lowercased name: owners compress into the question, which carries the case.
+        qname = names.normalize(query.qname)
+        result = answers.answer(self.data, self.settings, qname, query.qtype)
+        if result.fallthrough or result.chase is not None:
+            if self.forwarder is None:
+                return self._unforwarded(query, qname, result, tcp)
+            return self._forwarded(query, qname, result, tcp)
+        if result.rcode == answers.REFUSED:
+            return _rcode_reply(query, answers.REFUSED)
+        return self._from_zone(query, data, result, tcp)
+
+    def _from_zone(self, query: Query, data: bytes, result: Result, tcp: bool) -> Reply:
+        """The zone's answer: kept in the table, then served from it as the next query will be."""
+        self.table.store(query, result)
+        self.metrics.table_entries = len(self.table)
+        hit = fast_response(self.table, data, tcp)
+        # No hit: a packet shape the table does not serve, or an answer the transport needs cut.
+        body = hit[0] if hit is not None else wire.reply_for(query, result, tcp)
+        return Reply(body, result.rcode, query.qtype, ZONE_PLUGIN)
+
+    def _unforwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
+        """No upstreams configured: an ExternalName cannot be chased, other names are not ours."""
+        if result.chase is not None:
+            done = answers.complete_chase(result, None, self.settings, self.data.serial, qname)
+            return Reply(wire.reply_for(query, done, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
+        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: REFUSED.
+        return _rcode_reply(query, answers.SERVFAIL if result.zone else answers.REFUSED)
+
+    async def _forwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
+        assert query.qname_wire is not None and self.forwarder is not None
+        if result.chase is not None:
+            upstream = await self.forwarder.lookup(result.chase.target, result.chase.qtype)
+            done = answers.complete_chase(result, upstream, self.settings, self.data.serial, qname)
+            return Reply(wire.reply_for(query, done, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
+        do = bool(query.edns and query.edns.do)
+        try:
+            upstream_result, ra = await self.forwarder.resolve(query.qname_wire, query.qtype, query.qclass, do)
+        except (UpstreamError, TimeoutError):
+            return _rcode_reply(query, answers.SERVFAIL, "forward")
+        return Reply(wire.reply_for(query, upstream_result, tcp, ra=ra), upstream_result.rcode, query.qtype,
+                     "forward")
+
+    # --------------------------------------------------------------- logging
+    def account(self, reply: Reply, proto: str, family: str, started: float, peer: object,
+                size: int) -> None:
+        elapsed = time.perf_counter() - started
+        if reply.rcode >= 0:
+            self.metrics.query(proto, family, reply.qtype, reply.rcode, reply.plugin, elapsed)
+        if self.log_queries:
+            query_log.info('%s - "%s %s" %s %d %.6fs', peer, TYPE_NAMES.get(reply.qtype, reply.qtype), proto,
+                           RCODE_NAMES.get(reply.rcode, reply.rcode), size, elapsed)
+
+
+def _rcode_reply(query: Query, rcode: int, plugin: str = "") -> Reply:
+    """The question echoed with rcode and no records (CoreDNS's SetRcode)."""
+    return Reply(wire.simple_reply(query, rcode), rcode, query.qtype, plugin)
