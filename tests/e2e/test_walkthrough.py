@@ -26,8 +26,9 @@ from svcnet.agent.topology import plan_topology
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
 from svcnet.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
-from tests.integration.apiserver_harness import REPO, wait_for
+from tests.integration.apiserver_harness import REPO
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "kubectl", "curl", "nslookup",

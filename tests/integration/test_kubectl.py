@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, LineReader, wait_for
+from tests.integration.apiserver_harness import REPO, ApiServerProcess, LineReader
+from tests.waiting import wait_for
 
 SEED = (REPO / "examples" / "hostnames.yaml").read_text()
 STATEFUL = (REPO / "tests" / "integration" / "manifests" / "hostnames-sts.yaml").read_text()

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.apiserver_harness import wait_for
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "kubectl", "script", "setsid")),

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.apiserver_harness import ApiServerProcess, kubectl_available, wait_for
+from tests.integration.apiserver_harness import ApiServerProcess, kubectl_available
 from tests.integration.kubelet_double import register_node
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.kubectl,
               pytest.mark.skipif(not kubectl_available(), reason="kubectl is not installed")]

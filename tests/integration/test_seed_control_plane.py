@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, wait_for
+from tests.integration.apiserver_harness import REPO, ApiServerProcess
 from tests.integration.kubelet_double import FakeKubelet, register_node, set_pod_status
+from tests.waiting import wait_for
 
 SEED = REPO / "examples" / "hostnames.yaml"
 STATEFUL = REPO / "tests" / "integration" / "manifests" / "hostnames-sts.yaml"

@@ -8,7 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.apiserver_harness import REPO, free_port, wait_for
+from tests.integration.apiserver_harness import REPO, free_port
+from tests.waiting import wait_for
 
 
 def dig_available() -> bool:

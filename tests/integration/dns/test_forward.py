@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.apiserver_harness import REPO, free_port, wait_for
+from tests.integration.apiserver_harness import REPO, free_port
 from tests.integration.dns.harness import DnsProcess, dig, dig_available
 from tests.unit.dns.cases import CLUSTER, LOCAL_IP
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not dig_available(), reason="dig (dnsutils) is not installed")
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.apiserver_harness import ApiServerProcess, free_port, wait_for
+from tests.integration.apiserver_harness import ApiServerProcess, free_port
 from tests.integration.dns.harness import DnsProcess, dig, dig_available
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not dig_available(), reason="dig (dnsutils) is not installed")
 

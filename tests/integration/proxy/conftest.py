@@ -29,12 +29,13 @@ from svcnet.agent.network import PodNetwork, setup_pod_network
 from svcnet.agent.topology import NodePlan, TopologyPlan, apply_topology, destroy_topology, plan_topology
 from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.kernel.netns import run_command_in_netns, spawn_in_netns
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port, wait_for
+from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
 from tests.integration.netns.conftest import (  # noqa: F401  (the session safety net is a fixture)
     _delete_this_sessions_namespaces,
     new_cluster_id,
     requires_root,
 )
+from tests.waiting import wait_for
 
 requires_iptables = pytest.mark.skipif(
     shutil.which("iptables-restore") is None or shutil.which("conntrack") is None,

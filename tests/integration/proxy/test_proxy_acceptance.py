@@ -23,7 +23,6 @@ import pytest
 from svcnet.kernel.netns import run_in_netns, spawn_in_netns
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import EndpointInfo, ServicePortName
-from tests.integration.apiserver_harness import wait_for
 from tests.integration.proxy.conftest import (
     SERVER_PORT,
     Pod,
@@ -34,6 +33,7 @@ from tests.integration.proxy.conftest import (
     start_proxy,
     wait_synced,
 )
+from tests.waiting import wait_for
 
 pytestmark = [requires_root, requires_iptables]
 

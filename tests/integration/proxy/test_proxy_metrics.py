@@ -14,13 +14,13 @@ import time
 
 from svcnet.kernel.netns import run_command_in_netns
 from svcnet.proxy.metrics import TRIGGER_TIME_ANNOTATION, parse_samples
-from tests.integration.apiserver_harness import wait_for
 from tests.integration.proxy.conftest import (
     ProxyCluster,
     _endpoint,
     requires_iptables,
     requires_root,
 )
+from tests.waiting import wait_for
 
 pytestmark = [requires_root, requires_iptables]
 

@@ -13,7 +13,7 @@ import pytest
 
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import EndpointInfo, ServicePortName
-from tests.integration.apiserver_harness import REPO, wait_for
+from tests.integration.apiserver_harness import REPO
 from tests.integration.netns.conftest import ping
 from tests.integration.proxy.conftest import (
     CLUSTER_IP,
@@ -27,6 +27,7 @@ from tests.integration.proxy.conftest import (
     start_proxy,
     wait_synced,
 )
+from tests.waiting import wait_for
 
 pytestmark = [requires_root, requires_iptables]
 
