@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from svcnet.cluster import supervisor
 from svcnet.config import DEFAULT_DATA_DIR, ApiServerConfig
-from svcnet.runtime import supervisor
 
 
 def _api_config(args: argparse.Namespace) -> ApiServerConfig:
@@ -107,8 +107,8 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
             components.append(_Stage("starting the controllers",
                                      _controller_manager(unix_socket_config(cfg.socket_path), None)))
         if nodes:
-            from svcnet.agent import cluster
             from svcnet.client.rest import ApiClient
+            from svcnet.cluster import lifecycle as cluster
 
             spec = cluster.ClusterSpec(cluster.cluster_id_for(cfg.data_dir), nodes,
                                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None)
@@ -116,7 +116,7 @@ def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: b
             components.append(cluster.AgentSupervisor(cfg.data_dir, spec))
             components.append(cluster.NodesReadyGate(
                 lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), spec, cfg.data_dir))
-            from svcnet.dns.addon import ClusterDnsAddon
+            from svcnet.cluster.addons import ClusterDnsAddon
 
             components.append(ClusterDnsAddon(
                 lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), cfg.data_dir,
@@ -147,7 +147,7 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"use it, or stop it with: svcnet down --data-dir {cfg.data_dir}", file=sys.stderr)
         return 1
     if args.nodes:
-        from svcnet.agent.cluster import check_prerequisites
+        from svcnet.cluster.lifecycle import check_prerequisites
 
         problems = check_prerequisites(cfg.bind_address, cfg.port, resolv_conf=args.resolv_conf)
         if problems:
@@ -247,7 +247,7 @@ def cmd_controllers(args: argparse.Namespace) -> int:
 
 def _sweep(data_dir: Path) -> None:
     """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
-    from svcnet.agent import cluster
+    from svcnet.cluster import lifecycle as cluster
 
     if os.geteuid() != 0 or cluster.load_cluster_spec(data_dir) is None:
         return
@@ -295,8 +295,8 @@ def _client_config(args: argparse.Namespace):
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from svcnet.agent import cluster
     from svcnet.agent.kubelet import AgentConfig, AgentProcess, read_node_resolv_conf
+    from svcnet.cluster import lifecycle as cluster
 
     _setup_logging(args.verbose)
     data_dir = Path(args.data_dir)
@@ -327,7 +327,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from svcnet.agent import exec_cli
+    from svcnet.cluster import exec_cli
 
     command = list(args.command)
     return exec_cli.main(_client_config(args), Path(args.data_dir), args.namespace, args.pod,
@@ -463,13 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from svcnet import status
+    from svcnet.cluster import status
 
     return status.main(list(args.status_args))
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
-    from svcnet import walkthrough
+    from svcnet.cluster import walkthrough
 
     return walkthrough.main(list(args.walkthrough_args))
 

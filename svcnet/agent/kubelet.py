@@ -35,21 +35,12 @@ from typing import Any, Protocol
 
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
+from svcnet.agent.dnsconfig import PodDnsError
+from svcnet.agent.envvars import container_env, process_env
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
-from svcnet.agent.topology import NodePlan
-from svcnet.api.errors import ApiError
-from svcnet.api.resources import lookup
-from svcnet.client.informer import Informer, object_key, split_key
-from svcnet.client.workqueue import WorkQueue, run_workers
-from svcnet.controllers.base import EventRecorder
-from svcnet.kernel import NetworkKernel
-from svcnet.runtime import images
-from svcnet.runtime import sandbox as sandboxes
-from svcnet.runtime.containers import ContainerSpec, ContainerStatus, Runtime
-from svcnet.runtime.dnsconfig import PodDnsError
-from svcnet.runtime.envvars import container_env, process_env
-from svcnet.runtime.probes import (
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.agent.probes import (
     ProbeKind,
     ProbeRunner,
     ProbeState,
@@ -58,7 +49,7 @@ from svcnet.runtime.probes import (
     Result,
     exec_in_pod_runner,
 )
-from svcnet.runtime.restart import (
+from svcnet.agent.restart import (
     BackOffEntry,
     BackOffPolicy,
     ContainerView,
@@ -66,6 +57,15 @@ from svcnet.runtime.restart import (
     RunState,
     compute_pod_actions,
 )
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import lookup
+from svcnet.client.events import EventRecorder
+from svcnet.client.informer import Informer, object_key, split_key
+from svcnet.client.workqueue import WorkQueue, run_workers
+from svcnet.kernel import NetworkKernel
+from svcnet.runtime import images
+from svcnet.runtime import sandbox as sandboxes
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus, Runtime
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError, sandbox_config
 
 log = logging.getLogger("svcnet.agent")

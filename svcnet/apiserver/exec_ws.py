@@ -165,7 +165,7 @@ def exit_code_of(returncode: int) -> int:
 
 @dataclass(frozen=True)
 class ExecTarget:
-    infra: Any  # svcnet.runtime.linux.ProcessId of the sandbox's infra process
+    infra: Any  # svcnet.kernel.process.ProcessId of the sandbox's infra process
     container: str
     env: dict[str, str]
     working_dir: str
@@ -190,8 +190,7 @@ def node_runtime_root(registry: Any, pod: Mapping[str, Any]) -> Path | None:
 
 def find_target(pod: Mapping[str, Any], runtime_root: Path | None, container: str | None) -> ExecTarget:
     """The running container to exec in, or the ApiError kubectl shows ("unable to upgrade connection: ...")."""
-    from svcnet.runtime.containers import Runtime
-    from svcnet.runtime.restart import RunState
+    from svcnet.runtime.containers import RunState, Runtime
     from svcnet.runtime.sandbox import PodKey
 
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -247,7 +246,7 @@ async def handle_exec(request: web.Request, pod: Mapping[str, Any], runtime_root
 
 
 async def _start(target: ExecTarget, options: ExecOptions) -> asyncio.subprocess.Process:
-    from svcnet.runtime import linux
+    from svcnet.kernel import process as linux
     from svcnet.runtime.sandbox import nsenter_argv
 
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
@@ -265,7 +264,7 @@ async def _start(target: ExecTarget, options: ExecOptions) -> asyncio.subprocess
 async def _start_with_terminal(target: ExecTarget, options: ExecOptions) -> tuple[asyncio.subprocess.Process, int]:
     """The command on a new pseudo-terminal, which is its controlling terminal (`setsid --ctty`), as a
     runtime does for tty=true: stdin, stdout and stderr are all the terminal; we keep the master side."""
-    from svcnet.runtime import linux
+    from svcnet.kernel import process as linux
     from svcnet.runtime.sandbox import nsenter_argv
 
     setsid = shutil.which("setsid")

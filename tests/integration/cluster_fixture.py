@@ -141,7 +141,7 @@ class SvcnetCluster:
         if (self.data_dir / "cluster.json").exists():
             import asyncio
 
-            from svcnet.agent.cluster import teardown
+            from svcnet.cluster.lifecycle import teardown
             with contextlib.suppress(Exception):
                 asyncio.run(teardown(self.data_dir))
         for ns in self.namespaces():

@@ -15,13 +15,12 @@ from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
 from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
-from svcnet.agent.topology import apply_topology, plan_topology
+from svcnet.agent.probes import ProbeRunner, Result
 from svcnet.client.fake import FakeApi
+from svcnet.cluster.topology import apply_topology, plan_topology
 from svcnet.kernel.fake import FakeNetworkKernel
-from svcnet.runtime.containers import ContainerSpec, ContainerStatus
-from svcnet.runtime.linux import ProcessId
-from svcnet.runtime.probes import ProbeRunner, Result
-from svcnet.runtime.restart import RunState
+from svcnet.kernel.process import ProcessId
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")

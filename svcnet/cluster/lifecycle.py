@@ -35,15 +35,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from svcnet.agent.egress import apply_egress
-from svcnet.agent.topology import (
+from svcnet.cluster import supervisor
+from svcnet.cluster.egress import apply_egress
+from svcnet.cluster.topology import (
     TopologyPlan,
     apply_topology,
     check_cluster_id,
     destroy_topology,
     plan_topology,
 )
-from svcnet.runtime import supervisor
 
 log = logging.getLogger("svcnet.cluster")
 

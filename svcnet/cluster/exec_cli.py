@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from svcnet.agent.cluster import runtime_root
 from svcnet.agent.kubelet import PODS, ProcessRuntime
 from svcnet.agent.node import NODES, RUNTIME_ROOT_ANNOTATION
 from svcnet.api.errors import ApiError
-from svcnet.runtime.restart import RunState
+from svcnet.cluster.lifecycle import runtime_root
+from svcnet.runtime.containers import RunState
 from svcnet.runtime.sandbox import PodKey, exec_in_pod
 
 
@@ -30,7 +30,7 @@ class ExecError(Exception):
 
 @dataclass(frozen=True)
 class ExecTarget:
-    infra: Any  # svcnet.runtime.linux.ProcessId
+    infra: Any  # svcnet.kernel.process.ProcessId
     container: str
     env: dict[str, str]
     working_dir: str

@@ -8,13 +8,13 @@ import os
 import re
 from pathlib import Path
 
-from svcnet.agent import cluster
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
+from svcnet.cluster import lifecycle as cluster
+from svcnet.cluster import supervisor
 from svcnet.config import DEFAULT_DATA_DIR
-from svcnet.runtime import supervisor
 
 _SYNCED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .* synced ")
 
