@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
-from svcnet.agent.dnsconfig import PodDnsError
+from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
 from svcnet.agent.envvars import container_env, process_env
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
@@ -66,7 +66,7 @@ from svcnet.kernel import NetworkKernel
 from svcnet.runtime import images
 from svcnet.runtime import sandbox as sandboxes
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus, Runtime
-from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError, sandbox_config
+from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError
 
 log = logging.getLogger("svcnet.agent")
 
@@ -127,26 +127,6 @@ class AgentConfig:
     orphan_grace_seconds: float = 2.0  # pods gone from the API get this long after SIGTERM
     python: str = sys.executable
     pythonpath: str = ""
-
-
-def read_node_resolv_conf(path: str | None = None) -> str:
-    """The resolv.conf pods with dnsPolicy Default get: `path` (kubelet's --resolv-conf) when given, else
-    the host's, with systemd-resolved's real one when /etc has the stub."""
-    if path:
-        try:
-            return Path(path).read_text()
-        except OSError as exc:  # as kubelet: pods still start, with no node nameservers
-            logging.getLogger("svcnet.agent").warning("cannot read --resolv-conf %s: %s", path, exc)
-            return ""
-    try:
-        text = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        return ""
-    stub = all(line.split()[1].startswith("127.") for line in text.splitlines()
-               if line.startswith("nameserver") and len(line.split()) > 1)
-    if stub and "nameserver" in text and Path("/run/systemd/resolve/resolv.conf").exists():
-        return Path("/run/systemd/resolve/resolv.conf").read_text()
-    return text
 
 
 @dataclass
@@ -687,32 +667,4 @@ class NodeAgent:
             raise
 
 
-class AgentProcess:
-    """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
-
-    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig) -> None:
-        self.client_config = client_config
-        self.node = node
-        self.config = config
-        self.api: Any = None
-        self.agent: NodeAgent | None = None
-
-    async def start(self) -> None:
-        from svcnet.client.rest import ApiClient
-        from svcnet.kernel.links import LinuxNetworkKernel
-
-        self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
-        await self.api.open()
-        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), ProcessRuntime(self.config.runtime_root,
-                                                                             python=self.config.python),
-                               self.node, self.config)
-        await self.agent.start()
-
-    async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-        if self.api is not None:
-            await self.api.close()
-
-
-__all__ = ["AgentProcess", "ProcessRuntime", "AgentConfig", "ContainerRuntime", "NodeAgent", "PodState", "grace_seconds", "read_node_resolv_conf"]
+__all__ = ["ProcessRuntime", "AgentConfig", "ContainerRuntime", "NodeAgent", "PodState", "grace_seconds"]

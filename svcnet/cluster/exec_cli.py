@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from svcnet.agent.kubelet import PODS, ProcessRuntime
 from svcnet.agent.node import NODES, RUNTIME_ROOT_ANNOTATION
 from svcnet.api.errors import ApiError
-from svcnet.cluster.lifecycle import runtime_root
+from svcnet.cluster.spec import runtime_root
 from svcnet.runtime.containers import RunState
 from svcnet.runtime.sandbox import PodKey, exec_in_pod
 

@@ -1,140 +1,38 @@
-"""The cluster's lifecycle for `svcnet up` and `svcnet down`.
+"""The stages of `svcnet up` that are the cluster itself, and `teardown`, what `svcnet down` runs.
 
-`svcnet up --nodes N` runs, in one process and in this order: the cluster
-network (`ClusterNetwork`: the topology for the cluster id kept in the data
-dir), the API server, the controllers, one `svcnet agent` child process per
-node (`AgentSupervisor`: restarted after a short back-off if it dies; the new
-one adopts the node's pods) and a gate that waits for every Node to be Ready.
-Stopping runs the same list backwards; the network's stop is `teardown`:
-agents ended, every pod process stopped (found through the runtime's state
-files), the topology destroyed, the IP leases removed. `svcnet down` also
-calls `teardown` itself, so a cluster whose `up` process was killed is
-cleaned up too.
-
-Data dir layout (next to the API server's files):
-
-    cluster.json                     cluster id, node count, CIDRs (agents read their node's plan here)
-    nodes/<node>/agent.pid, agent.log
-    nodes/<node>/pods/...            the node's runtime state and container logs
-    nodes/<node>/ipam/leases.json    the node's pod IP leases
+`svcnet.cluster.up` lists every stage in order: the cluster network
+(`ClusterNetwork`: the topology for the cluster id kept in the data dir), the
+API server, the controllers, the node processes (`svcnet.cluster.supervisor`),
+a gate that waits for every Node to be Ready (`NodesReadyGate`), cluster DNS
+and `ReadyMarker`. Stopping runs the same list backwards; the network's stop is
+`teardown`: agents and proxies ended, every pod process stopped (found through
+the runtime's state files), the topology destroyed, the IP leases removed.
+`svcnet down` also calls `teardown` itself, so a cluster whose `up` process
+was killed is cleaned up too.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import secrets
 import shutil
-import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from svcnet.cluster import supervisor
+from svcnet.agent.kubelet import ProcessRuntime
+from svcnet.agent.node import NODES
 from svcnet.cluster.egress import apply_egress
-from svcnet.cluster.topology import (
-    TopologyPlan,
-    apply_topology,
-    check_cluster_id,
-    destroy_topology,
-    plan_topology,
-)
+from svcnet.cluster.spec import READY_FILE, ClusterSpec, agent_log_path, load_cluster_spec, save_cluster_spec
+from svcnet.cluster.supervisor import progress, stop_agent_processes
+from svcnet.cluster.topology import apply_topology, destroy_topology
+from svcnet.kernel.links import LinuxNetworkKernel
 
 log = logging.getLogger("svcnet.cluster")
 
-CLUSTER_FILE = "cluster.json"
-READY_FILE = "cluster.ready"
-AGENT_RESTART_INITIAL = 1.0
-AGENT_RESTART_MAX = 30.0
-AGENT_HEALTHY_AFTER = 60.0  # an agent that ran this long starts its back-off over
 DOWN_GRACE_SECONDS = 2.0
-PROXY_MIN_SYNC_PERIOD = "100ms"
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    cluster_id: str
-    nodes: int
-    node_cidr: str = "192.168.0.0/24"
-    pod_cidr: str = "10.244.0.0/16"
-    node_cidr_v6: str | None = "fd00:192:168::/64"
-    pod_cidr_v6: str | None = "fd00:10:244::/56"
-    resolv_conf: str | None = None  # kubelet's --resolv-conf for every node; None: the host's
-
-    def plan(self) -> TopologyPlan:
-        return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
-                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6)
-
-
-# ---- the data dir
-
-
-def node_dir(data_dir: Path, node: str) -> Path:
-    return data_dir / "nodes" / node
-
-
-def runtime_root(data_dir: Path, node: str) -> Path:
-    return node_dir(data_dir, node)
-
-
-def lease_path(data_dir: Path, node: str) -> Path:
-    return node_dir(data_dir, node) / "ipam" / "leases.json"
-
-
-def agent_pid_path(data_dir: Path, node: str) -> Path:
-    return node_dir(data_dir, node) / "agent.pid"
-
-
-def agent_log_path(data_dir: Path, node: str) -> Path:
-    return node_dir(data_dir, node) / "agent.log"
-
-
-def role_log_path(data_dir: Path, node: str, role: str) -> Path:
-    return node_dir(data_dir, node) / f"{role}.log"
-
-
-def proxy_pid_path(data_dir: Path, node: str) -> Path:
-    """Written by `up` when it starts a node's proxy, so `down` finds it even after a dead `up`."""
-    return node_dir(data_dir, node) / "proxy.pid"
-
-
-def new_cluster_id() -> str:
-    """8 characters, a letter first: short enough for interface names, unlikely to clash."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return secrets.choice(alphabet[:26]) + "".join(secrets.choice(alphabet) for _ in range(7))
-
-
-def cluster_id_for(data_dir: Path) -> str:
-    """The data dir's cluster id: from cluster.json, else the `cluster-id` file a caller may have written, else new."""
-    spec = load_cluster_spec(data_dir)
-    if spec is not None:
-        return spec.cluster_id
-    try:
-        return check_cluster_id((data_dir / "cluster-id").read_text().strip())
-    except FileNotFoundError:
-        return new_cluster_id()
-
-
-def save_cluster_spec(data_dir: Path, spec: ClusterSpec) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / (CLUSTER_FILE + ".tmp")
-    tmp.write_text(json.dumps(asdict(spec), indent=2) + "\n")
-    os.replace(tmp, data_dir / CLUSTER_FILE)
-
-
-def load_cluster_spec(data_dir: Path) -> ClusterSpec | None:
-    try:
-        data = json.loads((data_dir / CLUSTER_FILE).read_text())
-    except FileNotFoundError:
-        return None
-    spec = ClusterSpec(**data)
-    check_cluster_id(spec.cluster_id)
-    return spec
 
 
 # ---- prerequisites
@@ -174,10 +72,6 @@ def check_prerequisites(bind_address: str, port: int, *, euid: int | None = None
 # ---- components of `svcnet up`
 
 
-def progress(message: str) -> None:
-    print(f"svcnet: {message}", flush=True)
-
-
 class ClusterNetwork:
     """The topology: created (or repaired) at start; at stop, the whole cluster is torn down."""
 
@@ -186,8 +80,6 @@ class ClusterNetwork:
         self.spec = spec
 
     async def start(self) -> None:
-        from svcnet.kernel.links import LinuxNetworkKernel
-
         save_cluster_spec(self.data_dir, self.spec)
         plan = self.spec.plan()
         progress(f"creating the cluster network (cluster id {self.spec.cluster_id}, {self.spec.nodes} nodes)")
@@ -201,95 +93,6 @@ class ClusterNetwork:
         await teardown(self.data_dir)
 
 
-class AgentSupervisor:
-    """Per node, one `svcnet agent` and one `svcnet proxy run` process, each restarted after a
-    back-off when it dies (a restarted agent adopts its pods; a restarted proxy resyncs)."""
-
-    ROLES = ("agent", "proxy")
-
-    def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable) -> None:
-        self.data_dir = data_dir
-        self.spec = spec
-        self.python = python
-        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-
-    def argv(self, role: str, node: str) -> list[str]:
-        base = [self.python, "-m", "svcnet"]
-        if role == "agent":
-            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir)]
-        plan = self.spec.plan().node(node)
-        # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford
-        # less, so that a change lands in the rules within a second even right after another sync.
-        return [*base, "proxy", "run", "--node", node, "--netns", plan.namespace,
-                "--data-dir", str(self.data_dir), "--cluster-cidr", plan_cluster_cidrs(self.spec),
-                "--min-sync-period", PROXY_MIN_SYNC_PERIOD]
-
-    async def start(self) -> None:
-        for node in self.spec.plan().nodes:
-            node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
-            for role in self.ROLES:
-                await self._spawn(role, node.name)
-                progress(f"started the {role} for {node.name} (pid {self.processes[role, node.name].pid}, "
-                         f"log {role_log_path(self.data_dir, node.name, role)})")
-                self._tasks.append(asyncio.create_task(self._supervise(role, node.name),
-                                                       name=f"{role}-{node.name}"))
-
-    async def _spawn(self, role: str, node: str) -> None:
-        with open(role_log_path(self.data_dir, node, role), "ab") as log_file:
-            # Its own session: Ctrl-C on `up` reaches only `up`, which stops them itself.
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv(role, node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=log_file, start_new_session=True)
-        self.processes[role, node] = proc
-        if role == "proxy":
-            proxy_pid_path(self.data_dir, node).write_text(f"{proc.pid}\n")
-
-    async def _supervise(self, role: str, node: str) -> None:
-        delay = AGENT_RESTART_INITIAL
-        while not self._stopping:
-            started = time.monotonic()
-            code = await self.processes[role, node].wait()
-            if self._stopping:
-                return
-            if time.monotonic() - started > AGENT_HEALTHY_AFTER:
-                delay = AGENT_RESTART_INITIAL
-            progress(f"the {role} for {node} exited ({code}); restarting it in {delay:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, AGENT_RESTART_MAX)
-            if not self._stopping:
-                await self._spawn(role, node)
-                progress(f"restarted the {role} for {node} (pid {self.processes[role, node].pid})")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for proc in self.processes.values():
-            if proc.returncode is None:
-                proc.terminate()
-        for (role, node), proc in self.processes.items():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                log.warning("the %s for %s did not stop; killing it", role, node)
-                proc.kill()
-                await proc.wait()
-            if role == "proxy":
-                with contextlib.suppress(FileNotFoundError):
-                    proxy_pid_path(self.data_dir, node).unlink()
-        progress("stopped the agents and proxies")
-
-
-def plan_cluster_cidrs(spec: ClusterSpec) -> str:
-    plan = spec.plan()
-    return ",".join(c for c in (plan.pod_cidr_v4, plan.pod_cidr_v6) if c)
-
-
 class NodesReadyGate:
     """Waits (with progress) until every node reports Ready; a timeout is reported, not fatal."""
 
@@ -301,8 +104,6 @@ class NodesReadyGate:
         self.timeout = timeout
 
     async def start(self) -> None:
-        from svcnet.agent.node import NODES
-
         names = [n.name for n in self.spec.plan().nodes]
         progress(f"waiting for nodes to be Ready: {', '.join(names)}")
         api = self.api_factory()
@@ -352,44 +153,8 @@ class ReadyMarker:
 # ---- teardown
 
 
-def _is_agent_process(pid: int, data_dir: Path, role: bytes = b"agent") -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return role in cmdline and str(data_dir).encode() in cmdline
-
-
-def stop_agent_processes(data_dir: Path, timeout: float = 15.0) -> list[int]:
-    """End agents that pid files name (checked to be this data dir's agents); SIGKILL after timeout."""
-    found: list[tuple[int, bytes]] = []
-    nodes = data_dir / "nodes"
-    for pid_file in sorted(nodes.glob("*/agent.pid")) if nodes.is_dir() else []:
-        pid = supervisor.read_pid(pid_file)
-        if pid and supervisor.is_locked(pid_file) and _is_agent_process(pid, data_dir):
-            found.append((pid, b"agent"))
-    for pid_file in sorted(nodes.glob("*/proxy.pid")) if nodes.is_dir() else []:
-        pid = supervisor.read_pid(pid_file)
-        if pid and _is_agent_process(pid, data_dir, b"proxy"):  # the cmdline names this data dir
-            found.append((pid, b"proxy"))
-        pid_file.unlink(missing_ok=True)
-    for pid, _ in found:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for pid, role in found:
-        while _is_agent_process(pid, data_dir, role) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _is_agent_process(pid, data_dir, role):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    return [pid for pid, _ in found]
-
-
 async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECONDS) -> int:
     """Stop every pod process recorded under the data dir (SIGTERM, grace, SIGKILL) and delete the records."""
-    from svcnet.agent.kubelet import ProcessRuntime
-
     count = 0
     nodes = data_dir / "nodes"
     for root in sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []:
@@ -405,8 +170,6 @@ async def teardown(data_dir: Path) -> None:
 
     Safe to repeat, and safe when `up` died without cleaning up.
     """
-    from svcnet.kernel.links import LinuxNetworkKernel
-
     spec = load_cluster_spec(data_dir)
     stopped = await asyncio.to_thread(stop_agent_processes, data_dir)
     if stopped:
@@ -423,9 +186,3 @@ async def teardown(data_dir: Path) -> None:
         shutil.rmtree(leases, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (data_dir / READY_FILE).unlink()
-
-
-__all__ = ["AgentSupervisor", "ClusterNetwork", "ClusterSpec", "NodesReadyGate", "agent_log_path", "agent_pid_path",
-           "proxy_pid_path", "role_log_path", "ReadyMarker",
-           "check_prerequisites", "cluster_id_for", "lease_path", "load_cluster_spec", "runtime_root",
-           "save_cluster_spec", "stop_agent_processes", "stop_all_pods", "teardown"]

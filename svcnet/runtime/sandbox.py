@@ -25,13 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svcnet.agent.dnsconfig import (
-    parse_resolv_conf,
-    pod_dns_config,
-    pod_hostname,
-    render_hosts_file,
-    render_resolv_conf,
-)
 from svcnet.kernel import process
 from svcnet.kernel.process import ProcessId
 
@@ -66,17 +59,6 @@ class SandboxConfig:
     resolv_conf: str
     hosts: str
     warnings: tuple[str, ...] = ()
-
-
-def sandbox_config(pod: Mapping[str, Any], *, netns: str, pod_ips: Sequence[str], node_resolv_conf: str,
-                   cluster_dns: Sequence[str] = ("10.96.0.10",), cluster_domain: str = "cluster.local",
-                   node_hosts_file: str = "") -> SandboxConfig:
-    """The sandbox a pod gets (pure; raises PodDnsError for a hostname kubelet would refuse)."""
-    names = pod_hostname(pod, cluster_domain=cluster_domain)
-    dns = pod_dns_config(pod, parse_resolv_conf(node_resolv_conf), cluster_dns=cluster_dns,
-                         cluster_domain=cluster_domain)
-    return SandboxConfig(netns, names.uts_hostname, render_resolv_conf(dns.config),
-                         render_hosts_file(pod, pod_ips, names, node_hosts_file=node_hosts_file), dns.warnings)
 
 
 @dataclass(frozen=True)
@@ -326,5 +308,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["PodKey", "Sandbox", "SandboxConfig", "SandboxError", "exec_in_pod", "load_sandbox",
-           "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "sandbox_config", "stop_sandbox",
+           "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "stop_sandbox",
            "wait_gone"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.agent.dnsconfig import sandbox_config
 from svcnet.agent.envvars import process_env
 from svcnet.agent.probes import (
     ProbeKind,
@@ -28,7 +29,7 @@ from svcnet.kernel import process
 from svcnet.runtime.containers import ContainerSpec, RunState, Runtime
 from svcnet.runtime.images import container_argv, resolve_image
 from svcnet.runtime.logs import LogOptions, read_log, stream_log
-from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod, sandbox_config
+from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod
 from tests.integration.runtime.conftest import POD_IP
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and real namespaces")
@@ -176,7 +177,8 @@ async def test_shim_outlives_its_starter_and_a_new_runtime_adopts_it(runtime: Ru
         import asyncio, sys
         from pathlib import Path
         from svcnet.runtime.containers import ContainerSpec, Runtime
-        from svcnet.runtime.sandbox import PodKey, sandbox_config
+        from svcnet.agent.dnsconfig import sandbox_config
+        from svcnet.runtime.sandbox import PodKey
         async def main():
             rt = Runtime(Path({str(runtime.root)!r}))
             pod = {{"metadata": {{"name": "adopt-0", "namespace": "default", "uid": "u-9"}}, "spec": {{}}}}
