@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from svcnet.agent.kubelet import AgentConfig, NodeAgent, ProcessRuntime
+from svcnet.agent.kubelet import AgentConfig, NodeAgent
 from svcnet.agent.nodeplan import NodePlan
 from svcnet.client.rest import ApiClient
 from svcnet.kernel import process
 from svcnet.kernel.links import LinuxNetworkKernel
+from svcnet.runtime.containers import Runtime
 
 log = logging.getLogger("svcnet.agent")
 
@@ -55,7 +56,7 @@ class AgentProcess:
     async def start(self) -> None:
         self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
         await self.api.open()
-        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), ProcessRuntime(self.config.runtime_root,
+        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), Runtime(self.config.runtime_root,
                                                                              python=self.config.python),
                                self.node, self.config)
         await self.agent.start()

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from svcnet.agent.kubelet import ProcessRuntime
 from svcnet.agent.node import NODES
 from svcnet.cluster.egress import apply_egress
 from svcnet.cluster.spec import READY_FILE, ClusterSpec, agent_log_path, load_cluster_spec, save_cluster_spec
 from svcnet.cluster.supervisor import progress, stop_agent_processes
 from svcnet.cluster.topology import apply_topology, destroy_topology
 from svcnet.kernel.links import LinuxNetworkKernel
+from svcnet.runtime.containers import Runtime
 
 log = logging.getLogger("svcnet.cluster")
 
@@ -158,7 +158,7 @@ async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECOND
     count = 0
     nodes = data_dir / "nodes"
     for root in sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []:
-        runtime = ProcessRuntime(root)
+        runtime = Runtime(root)
         pods = runtime.sandboxes()
         await asyncio.gather(*(runtime.remove_pod(pod, grace_seconds) for pod in pods))
         count += len(pods)

@@ -126,6 +126,20 @@ class Runtime:
     def get_sandbox(self, key: PodKey) -> Sandbox | None:
         return sandbox.load_sandbox(sandbox.pod_directory(self.root, key))
 
+    def sandbox_alive(self, pod: Sandbox) -> bool:
+        return pod.alive()
+
+    async def stop_sandbox(self, pod: Sandbox) -> None:
+        await sandbox.stop_sandbox(pod)
+
+    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]:
+        """The recorded sandboxes of one pod name (any uid), read without loading every pod's record."""
+        pods = self.root / "pods"
+        if not pods.is_dir():
+            return []
+        found = (sandbox.load_sandbox(d) for d in sorted(pods.glob(f"{namespace}_{name}_*")))
+        return [item for item in found if item is not None and (item.key.namespace, item.key.name) == (namespace, name)]
+
     async def remove_pod(self, pod: Sandbox, grace_seconds: float = 0.0) -> None:
         """Stop every container (SIGTERM, grace, SIGKILL), end the infra process, delete the pod's files."""
         await asyncio.gather(*(self.stop_container(pod, name, grace_seconds) for name in self.container_names(pod)))
