@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.kernel import process
+from svcnet.kernel.process import ProcessId, is_alive
 from tests.integration.apiserver_harness import REPO, free_port, wait_for
 from tests.integration.cluster_fixture import (
     SvcnetCluster,
@@ -254,10 +254,10 @@ def runtime_state(cluster: SvcnetCluster, pod: dict[str, Any], container: str = 
     md = pod["metadata"]
     directory = cluster.data_dir / "nodes" / pod["spec"]["nodeName"] / "pods" / \
         f"{md['namespace']}_{md['name']}_{md['uid']}"
-    infra = process.ProcessId.from_json(json.loads((directory / "_sandbox" / "state.json").read_text())["infra"])
+    infra = ProcessId.from_json(json.loads((directory / "_sandbox" / "state.json").read_text())["infra"])
     instance = pod["status"]["containerStatuses"][0]["restartCount"]
     state = json.loads((directory / container / f"{instance}.state.json").read_text())
-    return infra, process.ProcessId.from_json(state["process"])
+    return infra, ProcessId.from_json(state["process"])
 
 
 def test_deleting_a_pod_sends_sigterm_first_and_leaves_no_namespace_veth_or_process(cluster: SvcnetCluster,
@@ -285,7 +285,7 @@ def test_deleting_a_pod_sends_sigterm_first_and_leaves_no_namespace_veth_or_proc
     assert f"svcnet-{cluster.cluster_id}-pod-{short}" not in cluster.namespaces()
     links = cluster.in_namespace(node_ns, "ip", "-o", "link").stdout
     assert f"veth{short}" not in links
-    assert not process.is_alive(infra) and not process.is_alive(process)
+    assert not is_alive(infra) and not is_alive(process)
 
 
 def test_killed_agent_pods_keep_answering_and_the_restarted_agent_adopts_them(cluster: SvcnetCluster) -> None:
@@ -314,7 +314,7 @@ def test_killed_agent_pods_keep_answering_and_the_restarted_agent_adopts_them(cl
         cluster.wait_pod("after-restart", is_running_ready)
         again = cluster.pod(name)
         assert restart_count(again) == 0 and is_running_ready(again)
-        assert process.is_alive(process)
+        assert is_alive(process)
         assert runtime_state(cluster, again, "hostnames")[1] == process
     finally:
         delete_pod(cluster, "after-restart")
@@ -340,7 +340,7 @@ def test_down_leaves_no_namespace_process_or_lease(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert c.namespaces() == []
         assert c.processes() == []
-        assert not process.is_alive(infra) and not process.is_alive(process)
+        assert not is_alive(infra) and not is_alive(process)
         assert not list(c.data_dir.glob("nodes/*/ipam/*.json"))
 
 
