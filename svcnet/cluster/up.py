@@ -214,7 +214,8 @@ def down(data_dir: Path, timeout: float) -> int:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process.is_locked(pid_path):
+        # The lock goes at the end of `up`'s shutdown; the process itself a moment later.
+        if not process.is_locked(pid_path) and not _is_svcnet_process(pid):
             _sweep(data_dir)
             print("svcnet: stopped")
             return 0
