@@ -1,18 +1,17 @@
-"""svcnet: the one entry point. Every role is a subcommand."""
+"""svcnet: the one entry point. Every role is a subcommand; this module parses flags and dispatches.
+
+Each command imports the module that does its work only when it runs, so a
+short-lived role (`svcnet dns` in a pod, `svcnet status`) does not load the
+API server or the agent.
+"""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from svcnet.config import DEFAULT_DATA_DIR, ApiServerConfig
-from svcnet.runtime import supervisor
 
 
 def _api_config(args: argparse.Namespace) -> ApiServerConfig:
@@ -51,240 +50,32 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
-    if not nodes:
-        return (f"svcnet is up: API server at {cfg.url}\n"
-                f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
-                f"  kubectl get namespaces\n"
-                f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
-    return (f"svcnet is up: {nodes} node(s), API server at {cfg.url}\n"
-            f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
-            f"  kubectl get nodes -o wide\n"
-            f"  kubectl apply -f examples/hostnames.yaml && kubectl get pods -o wide\n"
-            f"  svcnet exec --data-dir {cfg.data_dir} POD -- hostname\n"
-            f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
-
-
-class _Stage:
-    """A component that says what it is starting, for `svcnet up`'s progress."""
-
-    def __init__(self, message: str, component) -> None:
-        self.message = message
-        self.component = component
-
-    async def start(self) -> None:
-        print(f"svcnet: {self.message}", flush=True)
-        await self.component.start()
-
-    async def stop(self) -> None:
-        await self.component.stop()
-
-
-def _controller_manager(client_config, names: list[str] | None):
-    from svcnet import controllers
-    from svcnet.client.rest import ApiClient
-    from svcnet.controllers.base import ControllerManager
-
-    classes = controllers.load(names)
-    return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), classes)
-
-
-def _run_foreground(cfg: ApiServerConfig, print_ready: bool, with_controllers: bool = False,
-                    nodes: int = 0, resolv_conf: str = "") -> int:
-    from svcnet.agent.podaccess import NodeFiles
-    from svcnet.apiserver.daemon import RunningApiServer
-    from svcnet.client.config import unix_socket_config
-
-    lock = supervisor.PidLock(cfg.pid_path)
-    try:
-        lock.acquire()
-    except supervisor.AlreadyRunning as exc:
-        print(f"svcnet: {exc}; stop it first with: svcnet down --data-dir {cfg.data_dir}",
-              file=sys.stderr)
-        return 1
-    try:
-        components: list = [_Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg, node_access=NodeFiles()))]
-        if with_controllers:
-            components.append(_Stage("starting the controllers",
-                                     _controller_manager(unix_socket_config(cfg.socket_path), None)))
-        if nodes:
-            from svcnet.agent import cluster
-            from svcnet.client.rest import ApiClient
-
-            spec = cluster.ClusterSpec(cluster.cluster_id_for(cfg.data_dir), nodes,
-                                       resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None)
-            components.insert(0, cluster.ClusterNetwork(cfg.data_dir, spec))
-            components.append(cluster.AgentSupervisor(cfg.data_dir, spec))
-            components.append(cluster.NodesReadyGate(
-                lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), spec, cfg.data_dir))
-            from svcnet.dns.addon import ClusterDnsAddon
-
-            components.append(ClusterDnsAddon(
-                lambda: ApiClient(unix_socket_config(cfg.socket_path), component="svcnet-up"), cfg.data_dir,
-                progress=lambda line: print(line, flush=True)))
-            components.append(cluster.ReadyMarker(cfg.data_dir))
-        return asyncio.run(supervisor.run(components, _next_steps(cfg, nodes) if print_ready else None))
-    except OSError as exc:
-        print(f"svcnet: cannot start: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lock.release()
-
-
 def cmd_apiserver(args: argparse.Namespace) -> int:
+    from svcnet.cluster import up
+
     _setup_logging(args.verbose)
-    return _run_foreground(_api_config(args), print_ready=True)
+    return up.run(_api_config(args))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    cfg = _api_config(args)
-    if os.geteuid() != 0:
-        print("svcnet: `svcnet up` must run as root (it creates network namespaces); "
-              "run it with sudo", file=sys.stderr)
-        return 1
-    if supervisor.is_locked(cfg.pid_path):
-        pid = supervisor.read_pid(cfg.pid_path)
-        print(f"svcnet: a cluster is already running from {cfg.data_dir} (pid {pid}); "
-              f"use it, or stop it with: svcnet down --data-dir {cfg.data_dir}", file=sys.stderr)
-        return 1
-    if args.nodes:
-        from svcnet.agent.cluster import check_prerequisites
+    from svcnet.cluster import up
 
-        problems = check_prerequisites(cfg.bind_address, cfg.port, resolv_conf=args.resolv_conf)
-        if problems:
-            for problem in problems:
-                print(f"svcnet: {problem}", file=sys.stderr)
-            return 1
-    if not args.detach:
-        _setup_logging(args.verbose)
-        return _run_foreground(cfg, print_ready=True, with_controllers=True, nodes=args.nodes,
-                               resolv_conf=args.resolv_conf)
-    return _start_detached(cfg, args)
-
-
-def _start_detached(cfg: ApiServerConfig, args: argparse.Namespace) -> int:
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = cfg.data_dir / "svcnet.log"
-    argv = [sys.executable, "-m", "svcnet", "up", "--data-dir", str(cfg.data_dir),
-            "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(args.nodes)]
-    if args.resolv_conf:
-        argv += ["--resolv-conf", args.resolv_conf]
-    if cfg.insecure:
-        argv.append("--insecure")
-    if args.storage:
-        argv += ["--storage", args.storage]
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                 start_new_session=True)
-    deadline = time.monotonic() + args.timeout
-    print(f"starting svcnet (pid {child.pid}, log {log_path}) ...", flush=True)
-    offset = log_path.stat().st_size
-    ready_file = cfg.data_dir / "cluster.ready"
-    while time.monotonic() < deadline:
-        offset = _relay_progress(log_path, offset)
-        if child.poll() is not None:
-            print(f"svcnet: failed to start (exit {child.returncode}); see {log_path}", file=sys.stderr)
-            return 1
-        if _ready(cfg) and (not args.nodes or ready_file.exists()):
-            _relay_progress(log_path, offset)
-            print(_next_steps(cfg, args.nodes))
-            return 0
-        time.sleep(0.1)
-    print(f"svcnet: not ready after {args.timeout}s; see {log_path}", file=sys.stderr)
-    return 1
-
-
-def _relay_progress(log_path: Path, offset: int) -> int:
-    """Print the detached process's progress lines ("svcnet: ...") written since offset."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return offset
-    complete = data[:data.rfind(b"\n") + 1]
-    for line in complete.decode(errors="replace").splitlines():
-        if line.startswith("svcnet: "):
-            print(line, flush=True)
-    return offset + len(complete)
-
-
-def _ready(cfg: ApiServerConfig) -> bool:
-    import http.client
-    import socket
-
-    if not cfg.socket_path.exists() or not cfg.kubeconfig_path.exists():
-        return False
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(2)
-        sock.connect(str(cfg.socket_path))
-        conn = http.client.HTTPConnection("localhost")
-        conn.sock = sock
-        conn.request("GET", "/readyz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
-
-
-def cmd_controllers(args: argparse.Namespace) -> int:
-    from svcnet.client.config import load_kubeconfig, unix_socket_config
-
-    _setup_logging(args.verbose)
-    if args.kubeconfig:
-        client_config = load_kubeconfig(args.kubeconfig)
-    else:
-        client_config = unix_socket_config(Path(args.data_dir) / "apiserver.sock")
-    names = [n.strip() for n in args.controllers.split(",") if n.strip()] if args.controllers else None
-    try:
-        manager = _controller_manager(client_config, names)
-    except ValueError as exc:
-        print(f"svcnet: {exc}", file=sys.stderr)
-        return 2
-    return asyncio.run(supervisor.run([manager]))
-
-
-def _sweep(data_dir: Path) -> None:
-    """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
-    from svcnet.agent import cluster
-
-    if os.geteuid() != 0 or cluster.load_cluster_spec(data_dir) is None:
-        return
-    asyncio.run(cluster.teardown(data_dir))
+    return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
+                 timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir)
-    pid_path = data_dir / "svcnet.pid"
-    if not supervisor.is_locked(pid_path):
-        print(f"svcnet: nothing is running from {data_dir}")
-        _sweep(data_dir)
-        return 0
-    pid = supervisor.read_pid(pid_path)
-    if pid is None or not _is_svcnet_process(pid):
-        print(f"svcnet: pid file {pid_path} does not name a svcnet process; not signalling",
-              file=sys.stderr)
-        return 1
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        if not supervisor.is_locked(pid_path):
-            _sweep(data_dir)
-            print("svcnet: stopped")
-            return 0
-        time.sleep(0.1)
-    print(f"svcnet: pid {pid} did not stop within {args.timeout}s", file=sys.stderr)
-    return 1
+    from svcnet.cluster import up
+
+    return up.down(Path(args.data_dir), args.timeout)
 
 
-def _is_svcnet_process(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"svcnet" in part for part in cmdline)
+def cmd_controllers(args: argparse.Namespace) -> int:
+    from svcnet.controllers import daemon
+
+    _setup_logging(args.verbose)
+    names = [n.strip() for n in args.controllers.split(",") if n.strip()] if args.controllers else None
+    return daemon.run(_client_config(args), names)
 
 
 def _client_config(args: argparse.Namespace):
@@ -296,39 +87,22 @@ def _client_config(args: argparse.Namespace):
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from svcnet.agent import cluster
-    from svcnet.agent.kubelet import AgentConfig, AgentProcess, read_node_resolv_conf
+    from svcnet.agent import daemon
+    from svcnet.cluster.supervisor import NodeNotFound, agent_settings
 
     _setup_logging(args.verbose)
-    data_dir = Path(args.data_dir)
-    spec = cluster.load_cluster_spec(data_dir)
-    if spec is None:
-        print(f"svcnet: no cluster in {data_dir} ({data_dir / 'cluster.json'} is missing): "
-              f"create it with svcnet up", file=sys.stderr)
-        return 1
     try:
-        node = spec.plan().node(args.node)
-    except KeyError as exc:
+        node, config, pid_path = agent_settings(Path(args.data_dir), args.node,
+                                                cluster_dns=tuple(args.cluster_dns.split(",")),
+                                                cluster_domain=args.cluster_domain, resolv_conf=args.resolv_conf)
+    except NodeNotFound as exc:
         print(f"svcnet: {exc.args[0]}", file=sys.stderr)
         return 1
-    config = AgentConfig(node_name=node.name, runtime_root=cluster.runtime_root(data_dir, node.name),
-                         lease_path=cluster.lease_path(data_dir, node.name),
-                         cluster_dns=tuple(args.cluster_dns.split(",")), cluster_domain=args.cluster_domain,
-                         node_resolv_conf=read_node_resolv_conf(args.resolv_conf or spec.resolv_conf))
-    lock = supervisor.PidLock(cluster.agent_pid_path(data_dir, node.name))
-    try:
-        lock.acquire()
-    except supervisor.AlreadyRunning as exc:
-        print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return asyncio.run(supervisor.run([AgentProcess(_client_config(args), node, config)]))
-    finally:
-        lock.release()
+    return daemon.run(_client_config(args), node, config, pid_path)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from svcnet.agent import exec_cli
+    from svcnet.cluster import exec_cli
 
     command = list(args.command)
     return exec_cli.main(_client_config(args), Path(args.data_dir), args.namespace, args.pod,
@@ -464,13 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from svcnet import status
+    from svcnet.cluster import status
 
     return status.main(list(args.status_args))
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
-    from svcnet import walkthrough
+    from svcnet.cluster import walkthrough
 
     return walkthrough.main(list(args.walkthrough_args))
 

@@ -1,1 +1,2 @@
-"""The node agent: the cluster network, pod sandboxes, and (later) processes, probes and status."""
+"""The node agent (kubelet): node registration, the pod sync loop, pod networks and IPAM, DNS files,
+environment, restart policy, probes and pod status. `daemon.py` is the `svcnet agent` process."""

@@ -29,27 +29,29 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
+from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
+from svcnet.agent.envvars import container_env, process_env
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
-from svcnet.agent.topology import NodePlan
-from svcnet.api.errors import ApiError
-from svcnet.api.resources import lookup
-from svcnet.client.informer import Informer, object_key, split_key
-from svcnet.client.workqueue import WorkQueue, run_workers
-from svcnet.controllers.base import EventRecorder
-from svcnet.kernel import NetworkKernel
-from svcnet.runtime import images
-from svcnet.runtime import sandbox as sandboxes
-from svcnet.runtime.containers import ContainerSpec, ContainerStatus, Runtime
-from svcnet.runtime.dnsconfig import PodDnsError
-from svcnet.runtime.envvars import container_env, process_env
-from svcnet.runtime.probes import (
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.agent.podstate import (
+    ImagePullFailure,
+    PodState,
+    ProbeWatch,
+    containers_of,
+    grace_seconds,
+    image_id,
+    named_ports,
+    newer,
+    pod_key,
+)
+from svcnet.agent.probes import (
     ProbeKind,
     ProbeRunner,
     ProbeState,
@@ -58,24 +60,22 @@ from svcnet.runtime.probes import (
     Result,
     exec_in_pod_runner,
 )
-from svcnet.runtime.restart import (
-    BackOffEntry,
-    BackOffPolicy,
-    ContainerView,
-    PodIdentity,
-    RunState,
-    compute_pod_actions,
-)
-from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError, sandbox_config
+from svcnet.agent.restart import BackOffEntry, BackOffPolicy, PodIdentity, compute_pod_actions
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import lookup
+from svcnet.client.events import EventRecorder
+from svcnet.client.informer import Informer, split_key
+from svcnet.client.workqueue import WorkQueue, run_workers
+from svcnet.kernel import NetworkKernel
+from svcnet.runtime import images
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus, ContainerView, RunState
+from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError
 
 log = logging.getLogger("svcnet.agent")
 
 Obj = dict[str, Any]
 PODS = lookup("", "v1", "pods")
 assert PODS is not None
-
-DEFAULT_GRACE_SECONDS = 30
-
 
 class ContainerRuntime(Protocol):
     """What the agent needs of svcnet.runtime.containers.Runtime (tests use an in-memory one)."""
@@ -91,24 +91,6 @@ class ContainerRuntime(Protocol):
     async def stop_container(self, pod: Sandbox, name: str, grace_seconds: float = 30.0) -> ContainerStatus | None: ...
     async def wait_container(self, pod: Sandbox, name: str, timeout: float | None = None) -> ContainerStatus | None: ...
     def sandbox_alive(self, pod: Sandbox) -> bool: ...
-
-
-class ProcessRuntime(Runtime):
-    """svcnet's runtime (processes under shims, state in files) with the few calls the agent adds."""
-
-    def sandbox_alive(self, pod: Sandbox) -> bool:
-        return pod.alive()
-
-    async def stop_sandbox(self, pod: Sandbox) -> None:
-        await sandboxes.stop_sandbox(pod)
-
-    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]:
-        """The recorded sandboxes of one pod name (any uid), read without loading every pod's record."""
-        pods = self.root / "pods"
-        if not pods.is_dir():
-            return []
-        found = (sandboxes.load_sandbox(d) for d in sorted(pods.glob(f"{namespace}_{name}_*")))
-        return [item for item in found if item is not None and (item.key.namespace, item.key.name) == (namespace, name)]
 
 
 @dataclass(frozen=True)
@@ -127,102 +109,6 @@ class AgentConfig:
     orphan_grace_seconds: float = 2.0  # pods gone from the API get this long after SIGTERM
     python: str = sys.executable
     pythonpath: str = ""
-
-
-def read_node_resolv_conf(path: str | None = None) -> str:
-    """The resolv.conf pods with dnsPolicy Default get: `path` (kubelet's --resolv-conf) when given, else
-    the host's, with systemd-resolved's real one when /etc has the stub."""
-    if path:
-        try:
-            return Path(path).read_text()
-        except OSError as exc:  # as kubelet: pods still start, with no node nameservers
-            logging.getLogger("svcnet.agent").warning("cannot read --resolv-conf %s: %s", path, exc)
-            return ""
-    try:
-        text = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        return ""
-    stub = all(line.split()[1].startswith("127.") for line in text.splitlines()
-               if line.startswith("nameserver") and len(line.split()) > 1)
-    if stub and "nameserver" in text and Path("/run/systemd/resolve/resolv.conf").exists():
-        return Path("/run/systemd/resolve/resolv.conf").read_text()
-    return text
-
-
-@dataclass
-class ImagePullFailure:
-    reason: str
-    message: str
-    failed_at: float
-    entry: BackOffEntry
-
-
-@dataclass
-class ProbeWatch:
-    instance: int
-    task: asyncio.Task[Any]
-    verdict: ProbeVerdict
-
-
-@dataclass
-class PodState:
-    """What the agent remembers of a pod between syncs (all of it can be lost: the files are the truth)."""
-
-    uid: str
-    backoffs: dict[str, BackOffEntry] = field(default_factory=dict)
-    image_failures: dict[str, ImagePullFailure] = field(default_factory=dict)
-    config_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
-    probes: dict[str, ProbeWatch] = field(default_factory=dict)
-    exit_watchers: dict[str, tuple[int, asyncio.Task[Any]]] = field(default_factory=dict)
-    sandbox_error: str = ""
-    pod_ips: tuple[str, ...] = ()
-    last_written: Obj | None = None  # the pod as our last status write returned it
-
-    def cancel_tasks(self) -> None:
-        for watch in self.probes.values():
-            watch.task.cancel()
-        for _, task in self.exit_watchers.values():
-            task.cancel()
-        self.probes.clear()
-        self.exit_watchers.clear()
-
-
-def pod_key(pod: Mapping[str, Any]) -> str:
-    return object_key(dict(pod))
-
-
-def _containers(pod: Mapping[str, Any], field_name: str) -> list[Obj]:
-    return list((pod.get("spec") or {}).get(field_name) or [])
-
-
-def _newer(a: Obj | None, b: Obj) -> Obj:
-    """Of two copies of one pod, the one with the higher resourceVersion (the informer may lag our writes)."""
-    if a is None or (a.get("metadata") or {}).get("uid") != (b.get("metadata") or {}).get("uid"):
-        return b
-    try:
-        return a if int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"]) else b
-    except (KeyError, ValueError, TypeError):
-        return b
-
-
-def grace_seconds(pod: Mapping[str, Any]) -> float:
-    md = pod.get("metadata") or {}
-    for value in (md.get("deletionGracePeriodSeconds"), (pod.get("spec") or {}).get("terminationGracePeriodSeconds")):
-        if value is not None:
-            return max(0.0, float(value))
-    return float(DEFAULT_GRACE_SECONDS)
-
-
-def named_ports(container: Mapping[str, Any]) -> dict[str, int]:
-    return {p["name"]: int(p["containerPort"]) for p in container.get("ports") or [] if p.get("name")}
-
-
-def image_id(image: str) -> str:
-    """What imageID shows: the normalised reference (there is no digest without a registry)."""
-    try:
-        return str(images.parse_image_reference(image))
-    except images.ImageError:
-        return ""
 
 
 class NodeAgent:
@@ -325,7 +211,7 @@ class NodeAgent:
         state = self.states.get(uid)
         if state is None:
             state = self.states[uid] = PodState(uid)
-        pod = _newer(state.last_written, cached)
+        pod = newer(state.last_written, cached)
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             await self._terminate(pod, state)
             return None
@@ -376,7 +262,7 @@ class NodeAgent:
             await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
 
     def _running_containers(self, sandbox: Sandbox, pod: Obj) -> list[str]:
-        names = [c["name"] for c in _containers(pod, "initContainers") + _containers(pod, "containers")]
+        names = [c["name"] for c in containers_of(pod, "initContainers") + containers_of(pod, "containers")]
         running = []
         for name in names:
             status = self.runtime.status(sandbox, name)
@@ -424,7 +310,7 @@ class NodeAgent:
 
     @staticmethod
     def runtime_container_names(pod: Obj) -> list[str]:
-        return [c["name"] for c in _containers(pod, "initContainers") + _containers(pod, "containers")]
+        return [c["name"] for c in containers_of(pod, "initContainers") + containers_of(pod, "containers")]
 
     def _views(self, sandbox: Sandbox, names: Sequence[str]) -> dict[str, ContainerView]:
         """The latest instance of each container in this sandbox (instances of an earlier sandbox do not count)."""
@@ -443,7 +329,7 @@ class NodeAgent:
             await self._write_status(pod, state, self._observe(pod, state, None, {}))
             return self.config.backoff.initial
         key = PodKey.of(pod)
-        init_specs, app_specs = _containers(pod, "initContainers"), _containers(pod, "containers")
+        init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
         specs = {c["name"]: c for c in init_specs + app_specs}
 
         # Liveness or startup failures: kill the instance; the restart follows restartPolicy below.
@@ -528,7 +414,7 @@ class NodeAgent:
     def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj]) -> None:
         """An exit watcher per running instance, and probe runners for app containers that have probes."""
         key = pod_key(pod)
-        app_names = {c["name"] for c in _containers(pod, "containers")}
+        app_names = {c["name"] for c in containers_of(pod, "containers")}
         for name, container in specs.items():
             status = self.runtime.status(sandbox, name)
             running = status is not None and status.state is RunState.RUNNING
@@ -625,7 +511,7 @@ class NodeAgent:
     def _observe(self, pod: Obj, state: PodState, sandbox: Sandbox | None,
                  backoff_waiting: Mapping[str, Any], *, init_failed: bool = False) -> podstatus.PodObservation:
         uid = (pod.get("metadata") or {}).get("uid", "")
-        init_specs, app_specs = _containers(pod, "initContainers"), _containers(pod, "containers")
+        init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
         inits = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, "PodInitializing")
                  for c in init_specs]
         app_started = sandbox is not None and any(self.runtime.status(sandbox, c["name"]) is not None
@@ -687,32 +573,4 @@ class NodeAgent:
             raise
 
 
-class AgentProcess:
-    """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
-
-    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig) -> None:
-        self.client_config = client_config
-        self.node = node
-        self.config = config
-        self.api: Any = None
-        self.agent: NodeAgent | None = None
-
-    async def start(self) -> None:
-        from svcnet.client.rest import ApiClient
-        from svcnet.kernel.links import LinuxNetworkKernel
-
-        self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
-        await self.api.open()
-        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), ProcessRuntime(self.config.runtime_root,
-                                                                             python=self.config.python),
-                               self.node, self.config)
-        await self.agent.start()
-
-    async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-        if self.api is not None:
-            await self.api.close()
-
-
-__all__ = ["AgentProcess", "ProcessRuntime", "AgentConfig", "ContainerRuntime", "NodeAgent", "PodState", "grace_seconds", "read_node_resolv_conf"]
+__all__ = ["AgentConfig", "ContainerRuntime", "NodeAgent"]

@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass
 
 from svcnet.agent.ipam import LeaseStore, PodLease
-from svcnet.agent.topology import BASE_SYSCTLS, LinkSpec, NamespaceSpec, NodePlan, cluster_prefix, converge
+from svcnet.agent.nodeplan import BASE_SYSCTLS, NodePlan, cluster_prefix
 from svcnet.kernel import NamespaceNotFound, NetworkKernel, Route
+from svcnet.kernel.converge import LinkSpec, NamespaceSpec, converge
 
 POD_INTERFACE = "eth0"
 SHORT_ID_LENGTH = 10  # "veth" + 10 = 14 characters, inside Linux's 15

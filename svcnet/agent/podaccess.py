@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.agent.node import RUNTIME_ROOT_ANNOTATION
-from svcnet.runtime import linux, logs
-from svcnet.runtime.containers import Runtime
-from svcnet.runtime.linux import ProcessId
-from svcnet.runtime.restart import RunState
+from svcnet.kernel import process as linux
+from svcnet.kernel.process import ProcessId
+from svcnet.runtime import logs
+from svcnet.runtime.containers import RunState, Runtime
 from svcnet.runtime.sandbox import PodKey, Sandbox, nsenter_argv
 
 Obj = Mapping[str, Any]

@@ -25,8 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.runtime.containers import ContainerStatus
-from svcnet.runtime.restart import RunState
+from svcnet.runtime.containers import ContainerStatus, RunState
 
 Obj = dict[str, Any]
 

@@ -14,10 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from svcnet.api import meta
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import metadata_of
 from svcnet.api.resources import Resource, lookup
+from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, object_key
 from svcnet.client.workqueue import WorkQueue, run_workers
 
@@ -129,46 +128,6 @@ class Controller:
 
     def shutdown(self) -> None:
         self.queue.shutdown()
-
-
-class EventRecorder:
-    """Writes core/v1 Events as client-go's recorder does, folding repeats into count."""
-
-    def __init__(self, api: Api, component: str, clock: Callable[[], dt.datetime]) -> None:
-        self.api = api
-        self.component = component
-        self.clock = clock
-        self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}
-
-    async def emit(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
-        md = metadata_of(obj)
-        namespace = md.get("namespace") or "default"
-        now = meta.rfc3339(self.clock())
-        fingerprint = (md.get("uid", ""), event_type, reason, message)
-        try:
-            if fingerprint in self._seen:
-                name, count = self._seen[fingerprint]
-                count += 1
-                await self.api.patch(EVENTS, namespace, name,
-                                     {"count": count, "lastTimestamp": now}, patch_type="merge")
-                self._seen[fingerprint] = (name, count)
-                return
-            name = f"{md.get('name', 'unknown')}.{int(self.clock().timestamp() * 1e9):x}"
-            await self.api.create(EVENTS, namespace, {
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
-                                   "name": md.get("name"), "namespace": md.get("namespace"),
-                                   "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion")},
-                "reason": reason, "message": message, "type": event_type, "count": 1,
-                "firstTimestamp": now, "lastTimestamp": now,
-                "source": {"component": self.component},
-                "reportingComponent": self.component, "reportingInstance": "",
-            })
-            self._seen[fingerprint] = (name, 1)
-        except ApiError as exc:  # events are best effort, as upstream's recorder
-            log.debug("event %s/%s for %s not recorded: %s", reason, message, md.get("name"), exc)
-            self._seen.pop(fingerprint, None)
 
 
 class ControllerManager:

@@ -21,18 +21,33 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from svcnet.runtime import linux, sandbox
-from svcnet.runtime.linux import ProcessId
+from svcnet.kernel.process import ProcessId, is_alive, signal_group, signal_process
+from svcnet.runtime import sandbox
 from svcnet.runtime.logs import PreviousLogNotFound
-from svcnet.runtime.restart import ContainerView, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 
 _INSTANCE_SPEC = re.compile(r"^(\d+)\.spec\.json$")
 DEFAULT_GRACE_SECONDS = 30.0
 KILL_WAIT_SECONDS = 10.0
+
+
+class RunState(Enum):
+    NONE = "none"  # never started
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """What the runtime knows of a container's latest instance (what restart decisions look at)."""
+
+    state: RunState = RunState.NONE
+    exit_code: int | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,20 @@ class Runtime:
     def get_sandbox(self, key: PodKey) -> Sandbox | None:
         return sandbox.load_sandbox(sandbox.pod_directory(self.root, key))
 
+    def sandbox_alive(self, pod: Sandbox) -> bool:
+        return pod.alive()
+
+    async def stop_sandbox(self, pod: Sandbox) -> None:
+        await sandbox.stop_sandbox(pod)
+
+    def sandboxes_named(self, namespace: str, name: str) -> list[Sandbox]:
+        """The recorded sandboxes of one pod name (any uid), read without loading every pod's record."""
+        pods = self.root / "pods"
+        if not pods.is_dir():
+            return []
+        found = (sandbox.load_sandbox(d) for d in sorted(pods.glob(f"{namespace}_{name}_*")))
+        return [item for item in found if item is not None and (item.key.namespace, item.key.name) == (namespace, name)]
+
     async def remove_pod(self, pod: Sandbox, grace_seconds: float = 0.0) -> None:
         """Stop every container (SIGTERM, grace, SIGKILL), end the infra process, delete the pod's files."""
         await asyncio.gather(*(self.stop_container(pod, name, grace_seconds) for name in self.container_names(pod)))
@@ -150,8 +179,8 @@ class Runtime:
             state = None
         process = ProcessId.from_json((state or {}).get("process"))
         shim = ProcessId.from_json((state or {}).get("shim"))
-        return interpret_state(name, instance, state, process_alive=linux.is_alive(process),
-                               shim_alive=linux.is_alive(shim), log_path=log_path)
+        return interpret_state(name, instance, state, process_alive=is_alive(process),
+                               shim_alive=is_alive(shim), log_path=log_path)
 
     async def start_container(self, pod: Sandbox, spec: ContainerSpec, *, timeout: float = 30.0) -> ContainerStatus:
         """Start the next instance of a container under a new shim; a program that cannot start is
@@ -185,7 +214,7 @@ class Runtime:
 
     async def _wait_done(self, status: ContainerStatus, timeout: float | None) -> bool:
         """Wait until the instance's shim (or, without one, its process) is gone."""
-        watched = status.shim if linux.is_alive(status.shim) else status.process
+        watched = status.shim if is_alive(status.shim) else status.process
         if watched is None:
             return True
         return await sandbox.wait_gone(watched, timeout)
@@ -205,12 +234,12 @@ class Runtime:
         if status is None or status.state is not RunState.RUNNING:
             return status
         if status.process is not None:
-            linux.signal_process(status.process, signal.SIGTERM)
+            signal_process(status.process, signal.SIGTERM)
         if not await self._wait_done(status, grace_seconds):
-            if status.process is not None and linux.is_alive(status.process):
-                linux.signal_group(status.process, signal.SIGKILL)
+            if status.process is not None and is_alive(status.process):
+                signal_group(status.process, signal.SIGKILL)
             if not await self._wait_done(status, KILL_WAIT_SECONDS) and status.shim is not None:
-                linux.signal_process(status.shim, signal.SIGKILL)  # a wedged shim must not keep the pod
+                signal_process(status.shim, signal.SIGKILL)  # a wedged shim must not keep the pod
         return self.status(pod, name, status.restart_count)
 
     # ---- logs ----

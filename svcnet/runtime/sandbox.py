@@ -25,15 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svcnet.runtime import linux
-from svcnet.runtime.dnsconfig import (
-    parse_resolv_conf,
-    pod_dns_config,
-    pod_hostname,
-    render_hosts_file,
-    render_resolv_conf,
-)
-from svcnet.runtime.linux import ProcessId
+from svcnet.kernel import process
+from svcnet.kernel.process import ProcessId
 
 SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
 STATE_FILE = "state.json"
@@ -68,17 +61,6 @@ class SandboxConfig:
     warnings: tuple[str, ...] = ()
 
 
-def sandbox_config(pod: Mapping[str, Any], *, netns: str, pod_ips: Sequence[str], node_resolv_conf: str,
-                   cluster_dns: Sequence[str] = ("10.96.0.10",), cluster_domain: str = "cluster.local",
-                   node_hosts_file: str = "") -> SandboxConfig:
-    """The sandbox a pod gets (pure; raises PodDnsError for a hostname kubelet would refuse)."""
-    names = pod_hostname(pod, cluster_domain=cluster_domain)
-    dns = pod_dns_config(pod, parse_resolv_conf(node_resolv_conf), cluster_dns=cluster_dns,
-                         cluster_domain=cluster_domain)
-    return SandboxConfig(netns, names.uts_hostname, render_resolv_conf(dns.config),
-                         render_hosts_file(pod, pod_ips, names, node_hosts_file=node_hosts_file), dns.warnings)
-
-
 @dataclass(frozen=True)
 class Sandbox:
     key: PodKey
@@ -93,7 +75,7 @@ class Sandbox:
         return f"/proc/{self.infra.pid}/ns/net"
 
     def alive(self) -> bool:
-        return linux.is_alive(self.infra)
+        return process.is_alive(self.infra)
 
 
 class SandboxError(RuntimeError):
@@ -154,7 +136,7 @@ async def run_sandbox(root: Path, key: PodKey, config: SandboxConfig, *, python:
 
 async def wait_gone(proc: ProcessId, timeout: float | None) -> bool:
     """Wait until proc has exited (without being its parent: a pidfd becomes readable); False on timeout."""
-    fd = linux.open_pidfd(proc)
+    fd = process.open_pidfd(proc)
     if fd is None:
         return True
     loop = asyncio.get_running_loop()
@@ -172,7 +154,7 @@ async def wait_gone(proc: ProcessId, timeout: float | None) -> bool:
 
 async def stop_sandbox(sandbox: Sandbox) -> None:
     """End the infra process (its namespaces go when nothing else holds them)."""
-    if linux.signal_process(sandbox.infra, 9):
+    if process.signal_process(sandbox.infra, 9):
         await wait_gone(sandbox.infra, 10.0)
 
 
@@ -185,7 +167,7 @@ def _exit_code(returncode: int) -> int:
 
 
 def nsenter_argv(fds: Sequence[tuple[int, int]], argv: Sequence[str], cwd: str | None) -> list[str]:
-    names = {linux.CLONE_NEWNET: "--net", linux.CLONE_NEWUTS: "--uts", linux.CLONE_NEWNS: "--mount"}
+    names = {process.CLONE_NEWNET: "--net", process.CLONE_NEWUTS: "--uts", process.CLONE_NEWNS: "--mount"}
     nsenter = shutil.which("nsenter") or "nsenter"
     command = [nsenter] + [f"{names[nstype]}=/proc/self/fd/{fd}" for fd, nstype in fds]
     if cwd:
@@ -201,14 +183,14 @@ async def exec_in_pod(infra: ProcessId, argv: Sequence[str], *, stdin: Any = Non
     stdin/stdout/stderr are what asyncio subprocesses take (None inherits, a file descriptor, PIPE is not
     useful here). On timeout the command's process group is killed and TimeoutError raised.
     """
-    fds = linux.open_namespaces(infra)
+    fds = process.open_namespaces(infra)
     try:
         proc = await asyncio.create_subprocess_exec(
             *nsenter_argv(fds, argv, cwd), stdin=stdin, stdout=stdout, stderr=stderr,
             env=dict(env) if env is not None else {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
             pass_fds=[fd for fd, _ in fds], start_new_session=True)
     finally:
-        linux.close_all(fds)
+        process.close_all(fds)
     try:
         return _exit_code(await asyncio.wait_for(proc.wait(), timeout))
     except (TimeoutError, asyncio.CancelledError):
@@ -220,7 +202,7 @@ async def exec_in_pod(infra: ProcessId, argv: Sequence[str], *, stdin: Any = Non
 async def run_in_pod(infra: ProcessId, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                      cwd: str | None = None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
     """exec_in_pod, collecting output: (exit code, stdout, stderr)."""
-    fds = linux.open_namespaces(infra)
+    fds = process.open_namespaces(infra)
     try:
         proc = await asyncio.create_subprocess_exec(
             *nsenter_argv(fds, argv, cwd), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -228,7 +210,7 @@ async def run_in_pod(infra: ProcessId, argv: Sequence[str], *, env: Mapping[str,
             env=dict(env) if env is not None else {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
             pass_fds=[fd for fd, _ in fds], start_new_session=True)
     finally:
-        linux.close_all(fds)
+        process.close_all(fds)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except (TimeoutError, asyncio.CancelledError):
@@ -262,7 +244,7 @@ def _detach_namespace_mounts() -> None:
                 targets.append(_unescape_mountinfo(before.split()[4]))
     for target in sorted(targets, key=len, reverse=True):
         try:
-            linux.umount_detach(target)
+            process.umount_detach(target)
         except OSError:
             pass
 
@@ -270,15 +252,15 @@ def _detach_namespace_mounts() -> None:
 def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:
     fd = os.open(netns, os.O_RDONLY)
     try:
-        linux.setns(fd, linux.CLONE_NEWNET)
+        process.setns(fd, process.CLONE_NEWNET)
     finally:
         os.close(fd)
-    linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    process.unshare(process.CLONE_NEWUTS | process.CLONE_NEWNS)
+    process.mount(None, "/", None, process.MS_REC | process.MS_PRIVATE)
     _detach_namespace_mounts()
     try:  # a sysfs for this netns, so /sys/class/net lists the pod's interfaces (as `ip netns exec` does)
-        linux.umount_detach("/sys")
-        linux.mount("sysfs", "/sys", "sysfs", 0)
+        process.umount_detach("/sys")
+        process.mount("sysfs", "/sys", "sysfs", 0)
     except OSError:
         pass
     socket.sethostname(hostname)
@@ -286,7 +268,7 @@ def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:
         target = f"/etc/{name}"
         if name == "hostname" and not os.path.exists(target):
             continue  # never create files on the host; /etc/hostname is optional
-        linux.mount(str(files / name), target, None, linux.MS_BIND)
+        process.mount(str(files / name), target, None, process.MS_BIND)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.execv(sleep, [f"svcnet-pause {args.title}".strip(), "infinity"])
         finally:
             os._exit(127)
-    infra = linux.process_id(child)
+    infra = process.process_id(child)
     if infra is None:
         print("the infra process died at once", file=sys.stderr)
         return 1
@@ -326,5 +308,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["PodKey", "Sandbox", "SandboxConfig", "SandboxError", "exec_in_pod", "load_sandbox",
-           "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "sandbox_config", "stop_sandbox",
+           "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "stop_sandbox",
            "wait_gone"]

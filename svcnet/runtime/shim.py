@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from svcnet.runtime import linux
-from svcnet.runtime.linux import ProcessId
+from svcnet.kernel import process
+from svcnet.kernel.process import ProcessId
 from svcnet.runtime.logs import CriLineWriter
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -82,7 +82,7 @@ def supervise(spec: dict[str, Any], report: int) -> int:
     """The shim's life after forking: start the program, pump its output, record its exit."""
     state_file = StateFile(Path(spec["statePath"]))
     log_fd = os.open(spec["logPath"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    me = linux.process_id(os.getpid())
+    me = process.process_id(os.getpid())
     base = {"shim": me.to_json() if me else None}
 
     def say(line: str) -> None:
@@ -92,14 +92,14 @@ def supervise(spec: dict[str, Any], report: int) -> int:
     try:
         infra = ProcessId.from_json(spec["sandbox"])
         assert infra is not None
-        for fd, nstype in linux.open_namespaces(infra):
-            linux.setns(fd, nstype)
+        for fd, nstype in process.open_namespaces(infra):
+            process.setns(fd, nstype)
             os.close(fd)
     except OSError as error:
         say(f"error cannot join the pod sandbox: {error}")
         return 1
     # Like containerd's shim: the program's orphaned descendants come to us, and we reap them.
-    linux.set_child_subreaper()
+    process.set_child_subreaper()
 
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
@@ -118,7 +118,7 @@ def supervise(spec: dict[str, Any], report: int) -> int:
                           "reason": "StartError", "message": _start_error_message(error, argv, cwd)})
         say("ok")
         return 0
-    program = linux.process_id(child.pid)
+    program = process.process_id(child.pid)
     state_file.write({**base, "state": "running", "startedAt": started_ns,
                       "process": program.to_json() if program else {"pid": child.pid, "startTicks": 0}})
     say("ok")
@@ -178,7 +178,7 @@ def supervise(spec: dict[str, Any], report: int) -> int:
         writer.close()
     # Reap the killed group members (ours as subreaper) so none is left a zombie under init.
     deadline = time.monotonic() + DRAIN_SECONDS
-    while linux.live_group_members(child.pid) and time.monotonic() < deadline:
+    while process.live_group_members(child.pid) and time.monotonic() < deadline:
         _reap_children(child.pid)
         time.sleep(0.01)
     _reap_children(child.pid)

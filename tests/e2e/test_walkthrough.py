@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from svcnet.agent.topology import plan_topology
+from svcnet.cluster.topology import plan_topology
+from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
-from svcnet.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from tests.integration.apiserver_harness import REPO
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for

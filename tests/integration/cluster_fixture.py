@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.apiserver_harness import REPO, free_port, wait_for
+from tests.integration.apiserver_harness import REPO, free_port
+from tests.waiting import wait_for
 
 RUN_TOKEN = secrets.token_hex(2)  # one per test session: ids of this run share it
 
@@ -141,7 +142,7 @@ class SvcnetCluster:
         if (self.data_dir / "cluster.json").exists():
             import asyncio
 
-            from svcnet.agent.cluster import teardown
+            from svcnet.cluster.lifecycle import teardown
             with contextlib.suppress(Exception):
                 asyncio.run(teardown(self.data_dir))
         for ns in self.namespaces():

@@ -9,7 +9,8 @@ import itertools
 import threading
 from typing import Any
 
-from tests.integration.apiserver_harness import ApiServerProcess, wait_for
+from tests.integration.apiserver_harness import ApiServerProcess
+from tests.waiting import wait_for
 
 NOW = "2026-11-27T08:00:00Z"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from svcnet.runtime import linux
-from tests.integration.apiserver_harness import REPO, free_port, wait_for
+from svcnet.kernel.process import ProcessId, is_alive
+from tests.integration.apiserver_harness import REPO, free_port
 from tests.integration.cluster_fixture import (
     SvcnetCluster,
     is_running_ready,
@@ -28,6 +28,7 @@ from tests.integration.cluster_fixture import (
     running_cluster,
     waiting_reason,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "kubectl", "curl")),
@@ -254,10 +255,10 @@ def runtime_state(cluster: SvcnetCluster, pod: dict[str, Any], container: str = 
     md = pod["metadata"]
     directory = cluster.data_dir / "nodes" / pod["spec"]["nodeName"] / "pods" / \
         f"{md['namespace']}_{md['name']}_{md['uid']}"
-    infra = linux.ProcessId.from_json(json.loads((directory / "_sandbox" / "state.json").read_text())["infra"])
+    infra = ProcessId.from_json(json.loads((directory / "_sandbox" / "state.json").read_text())["infra"])
     instance = pod["status"]["containerStatuses"][0]["restartCount"]
     state = json.loads((directory / container / f"{instance}.state.json").read_text())
-    return infra, linux.ProcessId.from_json(state["process"])
+    return infra, ProcessId.from_json(state["process"])
 
 
 def test_deleting_a_pod_sends_sigterm_first_and_leaves_no_namespace_veth_or_process(cluster: SvcnetCluster,
@@ -285,7 +286,7 @@ def test_deleting_a_pod_sends_sigterm_first_and_leaves_no_namespace_veth_or_proc
     assert f"svcnet-{cluster.cluster_id}-pod-{short}" not in cluster.namespaces()
     links = cluster.in_namespace(node_ns, "ip", "-o", "link").stdout
     assert f"veth{short}" not in links
-    assert not linux.is_alive(infra) and not linux.is_alive(process)
+    assert not is_alive(infra) and not is_alive(process)
 
 
 def test_killed_agent_pods_keep_answering_and_the_restarted_agent_adopts_them(cluster: SvcnetCluster) -> None:
@@ -314,7 +315,7 @@ def test_killed_agent_pods_keep_answering_and_the_restarted_agent_adopts_them(cl
         cluster.wait_pod("after-restart", is_running_ready)
         again = cluster.pod(name)
         assert restart_count(again) == 0 and is_running_ready(again)
-        assert linux.is_alive(process)
+        assert is_alive(process)
         assert runtime_state(cluster, again, "hostnames")[1] == process
     finally:
         delete_pod(cluster, "after-restart")
@@ -340,7 +341,7 @@ def test_down_leaves_no_namespace_process_or_lease(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert c.namespaces() == []
         assert c.processes() == []
-        assert not linux.is_alive(infra) and not linux.is_alive(process)
+        assert not is_alive(infra) and not is_alive(process)
         assert not list(c.data_dir.glob("nodes/*/ipam/*.json"))
 
 

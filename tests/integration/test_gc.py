@@ -101,11 +101,11 @@ from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
 from svcnet.controllers.gc import PodGarbageCollector
-from svcnet.runtime import supervisor
+from svcnet.kernel import process
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 config = unix_socket_config(Path(sys.argv[1]) / "apiserver.sock")
 manager = ControllerManager(lambda: ApiClient(config, component="podgc"), [PodGarbageCollector])
-sys.exit(asyncio.run(supervisor.run([manager])))
+sys.exit(asyncio.run(process.run([manager])))
 """
 
 

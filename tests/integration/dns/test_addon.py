@@ -5,7 +5,7 @@ import asyncio
 
 from svcnet.client.config import load_kubeconfig
 from svcnet.client.rest import ApiClient
-from svcnet.dns.addon import ClusterDnsAddon
+from svcnet.cluster.addons import ClusterDnsAddon
 from tests.integration.apiserver_harness import ApiServerProcess
 
 

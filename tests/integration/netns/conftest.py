@@ -63,7 +63,7 @@ def cluster_id() -> Iterator[str]:
     try:
         yield cid
     finally:
-        from svcnet.agent.topology import destroy_topology
+        from svcnet.cluster.topology import destroy_topology
         from svcnet.kernel.links import LinuxNetworkKernel
 
         destroy_topology(LinuxNetworkKernel(), cid)

@@ -18,7 +18,8 @@ from svcnet.agent.network import (
     setup_pod_network,
     teardown_pod_network,
 )
-from svcnet.agent.topology import NodePlan, TopologyPlan, apply_topology, plan_topology
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.cluster.topology import TopologyPlan, apply_topology, plan_topology
 from svcnet.kernel.links import LinuxNetworkKernel
 from tests.integration.netns.conftest import ping, requires_root, tcp_fetch, tcp_listener
 

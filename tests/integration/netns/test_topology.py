@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pyroute2 import IPRoute
 
-from svcnet.agent.topology import TopologyPlan, apply_topology, destroy_topology, plan_topology
+from svcnet.cluster.topology import TopologyPlan, apply_topology, destroy_topology, plan_topology
 from svcnet.kernel import Route
 from svcnet.kernel.links import LinuxNetworkKernel
 from tests.integration.netns.conftest import ping, requires_root

@@ -26,7 +26,8 @@ import pytest
 
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.network import PodNetwork, setup_pod_network
-from svcnet.agent.topology import NodePlan, TopologyPlan, apply_topology, destroy_topology, plan_topology
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.cluster.topology import TopologyPlan, apply_topology, destroy_topology, plan_topology
 from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.kernel.netns import run_command_in_netns, spawn_in_netns
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port

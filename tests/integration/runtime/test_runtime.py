@@ -12,12 +12,9 @@ from typing import Any
 
 import pytest
 
-from svcnet.runtime import linux
-from svcnet.runtime.containers import ContainerSpec, Runtime
-from svcnet.runtime.envvars import process_env
-from svcnet.runtime.images import container_argv, resolve_image
-from svcnet.runtime.logs import LogOptions, read_log, stream_log
-from svcnet.runtime.probes import (
+from svcnet.agent.dnsconfig import sandbox_config
+from svcnet.agent.envvars import process_env
+from svcnet.agent.probes import (
     ProbeKind,
     ProbeRunner,
     ProbeSpec,
@@ -27,8 +24,12 @@ from svcnet.runtime.probes import (
     exec_in_pod_runner,
     run_probe,
 )
-from svcnet.runtime.restart import BackOffPolicy, PodIdentity, RunState, compute_pod_actions
-from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod, sandbox_config
+from svcnet.agent.restart import BackOffPolicy, PodIdentity, compute_pod_actions
+from svcnet.kernel import process
+from svcnet.runtime.containers import ContainerSpec, RunState, Runtime
+from svcnet.runtime.images import container_argv, resolve_image
+from svcnet.runtime.logs import LogOptions, read_log, stream_log
+from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod
 from tests.integration.runtime.conftest import POD_IP
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and real namespaces")
@@ -176,7 +177,8 @@ async def test_shim_outlives_its_starter_and_a_new_runtime_adopts_it(runtime: Ru
         import asyncio, sys
         from pathlib import Path
         from svcnet.runtime.containers import ContainerSpec, Runtime
-        from svcnet.runtime.sandbox import PodKey, sandbox_config
+        from svcnet.agent.dnsconfig import sandbox_config
+        from svcnet.runtime.sandbox import PodKey
         async def main():
             rt = Runtime(Path({str(runtime.root)!r}))
             pod = {{"metadata": {{"name": "adopt-0", "namespace": "default", "uid": "u-9"}}, "spec": {{}}}}
@@ -197,7 +199,7 @@ async def test_shim_outlives_its_starter_and_a_new_runtime_adopts_it(runtime: Ru
     [sandbox] = adopted.sandboxes()
     assert sandbox.alive() and sandbox.key.name == "adopt-0"
     status = adopted.status(sandbox, "app")
-    assert status and status.state is RunState.RUNNING and linux.is_alive(status.shim)
+    assert status and status.state is RunState.RUNNING and process.is_alive(status.shim)
     trigger.touch()
     final = await adopted.wait_container(sandbox, "app", timeout=20)
     assert final and final.state is RunState.EXITED and final.exit_code == 7
@@ -257,9 +259,9 @@ async def test_removing_a_pod_ends_its_processes(runtime: Runtime, pod_netns: st
     status = await runtime.start_container(sandbox, spec_for("app", "busybox", sandbox, command=[
         "sh", "-c", "sleep 1000 & wait"]))
     await runtime.remove_pod(sandbox, grace_seconds=5)
-    assert not sandbox.alive() and not linux.is_alive(status.process) and not linux.is_alive(status.shim)
+    assert not sandbox.alive() and not process.is_alive(status.process) and not process.is_alive(status.shim)
     assert not sandbox.directory.exists()
-    assert status.process and linux.live_group_members(status.process.pid) == []
+    assert status.process and process.live_group_members(status.process.pid) == []
 
 
 @pytest.mark.parametrize("handler, expected", [

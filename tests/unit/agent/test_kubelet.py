@@ -14,11 +14,10 @@ from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
 from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
-from svcnet.agent.topology import apply_topology, plan_topology
-from svcnet.runtime.containers import ContainerSpec, ContainerStatus
-from svcnet.runtime.linux import ProcessId
-from svcnet.runtime.probes import ProbeRunner, Result
-from svcnet.runtime.restart import RunState
+from svcnet.agent.probes import ProbeRunner, Result
+from svcnet.cluster.topology import apply_topology, plan_topology
+from svcnet.kernel.process import ProcessId
+from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel

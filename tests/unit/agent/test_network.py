@@ -16,7 +16,7 @@ from svcnet.agent.network import (
     setup_pod_network,
     teardown_pod_network,
 )
-from svcnet.agent.topology import TopologyPlan, apply_topology, plan_topology
+from svcnet.cluster.topology import TopologyPlan, apply_topology, plan_topology
 from svcnet.kernel import MAX_LINK_NAME, KernelError, NamespaceNotFound, Route
 from svcnet.testing.links import FakeNetworkKernel
 

@@ -14,8 +14,7 @@ from svcnet.agent.podstatus import (
     pod_status,
     rfc3339,
 )
-from svcnet.runtime.containers import ContainerStatus
-from svcnet.runtime.restart import RunState
+from svcnet.runtime.containers import ContainerStatus, RunState
 
 NOW = 1_800_000_000.0
 T0 = rfc3339(NOW)

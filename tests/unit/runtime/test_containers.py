@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.runtime.containers import interpret_state
-from svcnet.runtime.restart import RunState
+from svcnet.runtime.containers import RunState, interpret_state
 from svcnet.runtime.shim import exit_code_of
 
 RUNNING = {"state": "running", "startedAt": 5_000_000_000, "process": {"pid": 10, "startTicks": 1},

@@ -11,27 +11,25 @@ Layout (docs/topology.md has the picture and how to look inside):
 - `svcnet-<id>-client`: `eth0` on br-lan (192.168.0.200): a machine outside the
   cluster. It knows only the LAN, so it reaches node IPs and never pod IPs.
 
-`plan_topology` returns what should exist; `converge` makes the kernel match a
-list of `NamespaceSpec`s (used for pods too, by `svcnet.agent.network`);
-`apply_topology` and `destroy_topology` are the two calls `svcnet up/down` make.
+`plan_topology` returns what should exist, as `NamespaceSpec`s that
+`svcnet.kernel.converge.converge` makes the kernel match (pods are declared the
+same way, by `svcnet.agent.network`); each node's part is a `NodePlan`, what its
+agent needs; `apply_topology` and `destroy_topology` are the two calls
+`svcnet up/down` make.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from svcnet.kernel import Link, NetworkKernel, Route
+from svcnet.agent.nodeplan import BASE_SYSCTLS, NodePlan, check_cluster_id, cluster_prefix
+from svcnet.kernel import NetworkKernel, Route
+from svcnet.kernel.converge import LinkSpec, NamespaceSpec, converge
 
-CLUSTER_ID_PATTERN = re.compile(r"^[a-z0-9]{1,12}$")
 LAN_BRIDGE = "br-lan"
-NODE_BRIDGE = "cni0"
 NODE_UPLINK = "eth0"
 
-# Per-namespace sysctls: DAD off so addresses are usable at once (IPAM guarantees uniqueness).
-BASE_SYSCTLS = (("net.ipv6.conf.default.accept_dad", "0"), ("net.ipv6.conf.all.accept_dad", "0"))
 NODE_SYSCTLS = (
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv6.conf.all.forwarding", "1"),
@@ -44,17 +42,6 @@ NODE_OPTIONAL_SYSCTLS = (
 
 
 # ---- names
-
-
-def check_cluster_id(cluster_id: str) -> str:
-    """Ids are short and dash-free so one cluster's prefix never prefixes another's."""
-    if not CLUSTER_ID_PATTERN.match(cluster_id):
-        raise ValueError(f"cluster id {cluster_id!r} must be 1-12 lowercase letters or digits")
-    return cluster_id
-
-
-def cluster_prefix(cluster_id: str) -> str:
-    return f"svcnet-{check_cluster_id(cluster_id)}-"
 
 
 def lan_namespace(cluster_id: str) -> str:
@@ -71,61 +58,6 @@ def node_namespace(cluster_id: str, index: int) -> str:
 
 def node_name(index: int) -> str:
     return f"node-{index}"
-
-
-# ---- desired state, shared by the topology and pod sandboxes
-
-
-@dataclass(frozen=True)
-class LinkSpec:
-    """One link as it should be. A veth names its peer; both ends appear, each in its namespace's spec."""
-
-    name: str
-    kind: Literal["loopback", "bridge", "veth"]
-    peer_namespace: str | None = None
-    peer_name: str | None = None
-    mac: str | None = None
-    master: str | None = None
-    hairpin: bool = False
-    up: bool = True
-    addresses: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NamespaceSpec:
-    """A namespace svcnet owns, entirely: its routes are exactly `routes` (plus the kernel's own)."""
-
-    name: str
-    links: tuple[LinkSpec, ...] = ()
-    routes: tuple[Route, ...] = ()
-    sysctls: tuple[tuple[str, str], ...] = ()
-    optional_sysctls: tuple[tuple[str, str], ...] = ()  # written when the kernel has them
-    prune_routes: bool = True
-
-
-@dataclass(frozen=True)
-class NodePlan:
-    cluster_id: str
-    name: str
-    index: int
-    namespace: str
-    ipv4: str
-    ipv6: str | None
-    pod_cidr_v4: str
-    pod_cidr_v6: str | None
-    gateway_v4: str  # cni0's address, every pod's default gateway
-    gateway_v6: str | None
-    bridge: str = NODE_BRIDGE
-    bridge_mac: str = ""
-
-    @property
-    def pod_cidrs(self) -> tuple[str, ...]:
-        """As Node.spec.podCIDRs: primary (IPv4) first."""
-        return (self.pod_cidr_v4,) + ((self.pod_cidr_v6,) if self.pod_cidr_v6 else ())
-
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        return (self.ipv4,) + ((self.ipv6,) if self.ipv6 else ())
 
 
 @dataclass(frozen=True)
@@ -303,165 +235,6 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
         sysctls=BASE_SYSCTLS,
     ))
     return tuple(specs)
-
-
-# ---- converging the kernel to specs
-
-
-def _is_kernel_address(link: LinkSpec, cidr: str) -> bool:
-    """Addresses the kernel adds by itself and that converge must leave alone."""
-    iface = ipaddress.ip_interface(cidr)
-    return iface.ip.is_link_local or (link.kind == "loopback" and iface.ip.is_loopback)
-
-
-def _veth_is_paired(ns: str, end: Link | None, peer_ns: str, peer: Link | None) -> bool:
-    """Both ends exist as veths and point at each other (by index, and by namespace where the kernel says)."""
-    if end is None or peer is None or end.kind != "veth" or peer.kind != "veth":
-        return False
-    if end.peer is None or peer.peer is None:
-        return True  # the kernel did not say; names and kinds match, which is all we can check
-    same_ns = ns == peer_ns
-    return (end.peer.index == peer.index and peer.peer.index == end.index
-            and end.peer.namespace == (None if same_ns else peer_ns)
-            and peer.peer.namespace == (None if same_ns else ns))
-
-
-def converge(kernel: NetworkKernel, specs: Sequence[NamespaceSpec]) -> tuple[str, ...]:
-    """Make the kernel match `specs`: create what is missing, fix what differs. Returns what it changed.
-
-    Safe to re-run after a failure part-way: every step looks before it acts.
-    Links, addresses and routes not named in a spec are left alone, except
-    unplanned addresses on a planned link and (with prune_routes) unplanned routes.
-    """
-    actions: list[str] = []
-    existing = set(kernel.list_namespaces())
-    for spec in specs:
-        if spec.name not in existing:
-            kernel.create_namespace(spec.name)
-            actions.append(f"create namespace {spec.name}")
-    for spec in specs:
-        actions += _converge_sysctls(kernel, spec)
-    actions += _converge_links_exist(kernel, specs)
-    for spec in specs:
-        actions += _converge_link_settings(kernel, spec)
-        actions += _converge_addresses(kernel, spec)
-    for spec in specs:  # after every namespace's addresses, so gateways are on connected subnets
-        actions += _converge_routes(kernel, spec)
-    return tuple(actions)
-
-
-def _converge_sysctls(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
-    for key, value in spec.sysctls + spec.optional_sysctls:
-        current = kernel.read_sysctl(spec.name, key)
-        if current is None and (key, value) in spec.optional_sysctls:
-            continue
-        if current != value:
-            kernel.write_sysctl(spec.name, key, value)
-            actions.append(f"sysctl {key}={value} in {spec.name}")
-    return actions
-
-
-def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec]) -> list[str]:
-    actions: list[str] = []
-    links = {spec.name: {link.name: link for link in kernel.list_links(spec.name)} for spec in specs}
-
-    def current(ns: str, name: str) -> Link | None:
-        if ns not in links:  # a peer namespace outside these specs (a pod's node, say)
-            links[ns] = {link.name: link for link in kernel.list_links(ns)}
-        return links[ns].get(name)
-
-    done: set[tuple[str, str]] = set()
-    for spec in specs:
-        for want in spec.links:
-            if (spec.name, want.name) in done or want.kind == "loopback":
-                continue
-            have = current(spec.name, want.name)
-            if want.kind == "bridge":
-                if have is not None and have.kind != "bridge":
-                    kernel.delete_link(spec.name, want.name)
-                    actions.append(f"delete {want.name} in {spec.name} (not a bridge)")
-                    have = None
-                if have is None:
-                    kernel.add_bridge(spec.name, want.name)
-                    actions.append(f"add bridge {want.name} in {spec.name}")
-                continue
-            peer_ns = want.peer_namespace or spec.name
-            peer_name = want.peer_name or ""
-            done.add((peer_ns, peer_name))
-            if _veth_is_paired(spec.name, have, peer_ns, current(peer_ns, peer_name)):
-                continue
-            # Half a pair, a stranger under our name, or a pair wired to someone else: start again.
-            for ns, name in ((spec.name, want.name), (peer_ns, peer_name)):
-                if current(ns, name) is not None:
-                    kernel.delete_link(ns, name)
-                    actions.append(f"delete stale {name} in {ns}")
-            kernel.add_veth(spec.name, want.name, peer_name, None if peer_ns == spec.name else peer_ns)
-            actions.append(f"add veth {want.name} in {spec.name} <-> {peer_name} in {peer_ns}")
-            for ns in {spec.name, peer_ns}:
-                links[ns] = {link.name: link for link in kernel.list_links(ns)}
-    return actions
-
-
-def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
-    have = {link.name: link for link in kernel.list_links(spec.name)}
-    # Bridges first so ports can join them; `up` last so a port is wired before it carries traffic.
-    for want in sorted(spec.links, key=lambda w: w.kind != "bridge"):
-        link = have[want.name]
-        changes: dict[str, object] = {}
-        if want.mac and link.mac.lower() != want.mac.lower():
-            changes["mac"] = want.mac
-        if want.master != link.master:
-            if want.master is None:
-                changes["nomaster"] = True
-            else:
-                changes["master"] = want.master
-        if want.master is not None and want.hairpin != link.hairpin:
-            changes["hairpin"] = want.hairpin
-        if want.up != link.up:
-            changes["up"] = want.up
-        if changes:
-            kernel.set_link(spec.name, want.name, **changes)  # type: ignore[arg-type]
-            actions.append(f"set {want.name} in {spec.name}: {', '.join(sorted(changes))}")
-    return actions
-
-
-def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
-    current = kernel.list_addresses(spec.name)
-    for want in spec.links:
-        wanted = {str(ipaddress.ip_interface(c)) for c in want.addresses}
-        have = {a.cidr for a in current if a.link == want.name and not _is_kernel_address(want, a.cidr)}
-        for cidr in sorted(have - wanted):
-            kernel.delete_address(spec.name, want.name, cidr)
-            actions.append(f"delete address {cidr} from {want.name} in {spec.name}")
-        for cidr in sorted(wanted - have):
-            kernel.add_address(spec.name, want.name, cidr)
-            actions.append(f"add address {cidr} to {want.name} in {spec.name}")
-    return actions
-
-
-def _same_route(want: Route, have: Route) -> bool:
-    def ip(value: str | None) -> object:
-        return ipaddress.ip_address(value) if value else None
-    return ip(want.via) == ip(have.via) and (want.dev is None or want.dev == have.dev)
-
-
-def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
-    have = {route.key(): route for route in kernel.list_routes(spec.name)}
-    wanted = {route.key(): route for route in spec.routes}
-    for key, route in wanted.items():
-        if key not in have or not _same_route(route, have[key]):
-            kernel.replace_route(spec.name, route)
-            actions.append(f"route {route.dst} via {route.via or route.dev} in {spec.name}")
-    if spec.prune_routes:
-        for key, route in have.items():
-            if key not in wanted:
-                kernel.delete_route(spec.name, route)
-                actions.append(f"delete route {route.dst} in {spec.name}")
-    return actions
 
 
 # ---- the cluster

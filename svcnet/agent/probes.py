@@ -16,17 +16,15 @@ pod IP is reached the same. exec probes run the command in the pod's namespaces.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from svcnet.runtime import linux
+from svcnet.kernel.process import ProcessId, socket_in_netns
 from svcnet.runtime.sandbox import run_in_pod
 
 KUBE_PROBE_USER_AGENT = "kube-probe/1.32"
@@ -182,7 +180,7 @@ class ProbeTarget:
     exec_command: Callable[[Sequence[str], float], Awaitable[int]] | None = None  # (argv, timeout) -> exit code
 
 
-def exec_in_pod_runner(infra: linux.ProcessId, env: Mapping[str, str] | None = None
+def exec_in_pod_runner(infra: ProcessId, env: Mapping[str, str] | None = None
                        ) -> Callable[[Sequence[str], float], Awaitable[int]]:
     """An exec-probe runner: the command runs in the pod's namespaces with the container's env."""
 
@@ -191,38 +189,6 @@ def exec_in_pod_runner(infra: linux.ProcessId, env: Mapping[str, str] | None = N
         return code
 
     return run
-
-
-def socket_in_netns(netns: str, family: int, kind: int) -> socket.socket:
-    """A socket created inside another network namespace (it stays bound to that namespace)."""
-    made: dict[str, Any] = {}
-
-    def work() -> None:
-        # A fresh thread each time: if it could not switch back, it still dies with its namespace.
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            target = os.open(netns, os.O_RDONLY)
-            try:
-                linux.setns(target, linux.CLONE_NEWNET)
-                try:
-                    made["socket"] = socket.socket(family, kind)
-                finally:
-                    linux.setns(own, linux.CLONE_NEWNET)
-            finally:
-                os.close(target)
-        except BaseException as error:  # noqa: B036 - handed to the caller's thread
-            made["error"] = error
-        finally:
-            os.close(own)
-
-    thread = threading.Thread(target=work, name="svcnet-netns-socket")
-    thread.start()
-    thread.join()
-    if "error" in made:
-        if "socket" in made:
-            made["socket"].close()
-        raise made["error"]
-    return made["socket"]
 
 
 def _resolve_port(port: Any, target: ProbeTarget) -> int:

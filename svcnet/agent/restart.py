@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+
+from svcnet.runtime.containers import ContainerView, RunState
 
 
 @dataclass(frozen=True)
@@ -65,21 +66,6 @@ def go_duration(seconds: float) -> str:
 
 def crash_loop_message(backoff: float, container: str, pod_name: str, namespace: str, uid: str) -> str:
     return f"back-off {go_duration(backoff)} restarting failed container={container} pod={pod_name}_{namespace}({uid})"
-
-
-class RunState(Enum):
-    NONE = "none"  # never started
-    RUNNING = "running"
-    EXITED = "exited"
-
-
-@dataclass(frozen=True)
-class ContainerView:
-    """What the runtime knows of a container's latest instance."""
-
-    state: RunState = RunState.NONE
-    exit_code: int | None = None
-    finished_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.runtime.dnsconfig import (
+from svcnet.agent.dnsconfig import (
     DnsConfig,
     PodDnsError,
     parse_resolv_conf,

@@ -1,8 +1,8 @@
 """The node's pod egress masquerade rules (pure)."""
 from __future__ import annotations
 
-from svcnet.agent.egress import CHAIN, egress_rules
-from svcnet.agent.topology import plan_topology
+from svcnet.cluster.egress import CHAIN, egress_rules
+from svcnet.cluster.topology import plan_topology
 
 
 def test_pods_leaving_the_cluster_network_are_masqueraded_and_pod_to_pod_is_not() -> None:

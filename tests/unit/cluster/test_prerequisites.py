@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from svcnet.agent.cluster import check_prerequisites
+from svcnet.cluster.lifecycle import check_prerequisites
 from tests.integration.apiserver_harness import free_port
 
 

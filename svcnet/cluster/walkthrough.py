@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from svcnet.agent.cluster import load_cluster_spec
+from svcnet.cluster.spec import load_cluster_spec
 from svcnet.config import DEFAULT_DATA_DIR
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

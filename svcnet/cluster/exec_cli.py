@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from svcnet.agent.cluster import runtime_root
-from svcnet.agent.kubelet import PODS, ProcessRuntime
+from svcnet.agent.kubelet import PODS
 from svcnet.agent.node import NODES, RUNTIME_ROOT_ANNOTATION
 from svcnet.api.errors import ApiError
-from svcnet.runtime.restart import RunState
+from svcnet.cluster.spec import runtime_root
+from svcnet.runtime.containers import RunState, Runtime
 from svcnet.runtime.sandbox import PodKey, exec_in_pod
 
 
@@ -30,7 +30,7 @@ class ExecError(Exception):
 
 @dataclass(frozen=True)
 class ExecTarget:
-    infra: Any  # svcnet.runtime.linux.ProcessId
+    infra: Any  # svcnet.kernel.process.ProcessId
     container: str
     env: dict[str, str]
     working_dir: str
@@ -70,7 +70,7 @@ async def find_target(api: Any, data_dir: Path, namespace: str, name: str, conta
             root = Path(annotated)
     except ApiError:
         pass
-    runtime = ProcessRuntime(root)
+    runtime = Runtime(root)
     sandbox = runtime.get_sandbox(PodKey.of(pod))
     status = runtime.status(sandbox, container) if sandbox is not None else None
     if sandbox is None or not sandbox.alive() or status is None or status.state is not RunState.RUNNING:

@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from svcnet.runtime.restart import (
+from svcnet.agent.restart import (
     BackOffEntry,
     BackOffPolicy,
-    ContainerView,
     PodIdentity,
-    RunState,
     backoff_remaining,
     compute_pod_actions,
     go_duration,
     next_backoff,
     should_restart,
 )
+from svcnet.runtime.containers import ContainerView, RunState
 
 POLICY = BackOffPolicy()
 POD = PodIdentity("web-0", "default", "u-1")

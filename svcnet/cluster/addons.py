@@ -17,7 +17,7 @@ from typing import Any
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 
-log = logging.getLogger("svcnet.dns.addon")
+log = logging.getLogger("svcnet.cluster.addons")
 
 Obj = dict[str, Any]
 NAMESPACE = "kube-system"

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from svcnet.agent.topology import NodePlan, TopologyPlan
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.cluster.topology import TopologyPlan
 from svcnet.proxy.model import IPV4, IPV6
 
 CHAIN = "SVCNET-POD-EGRESS"

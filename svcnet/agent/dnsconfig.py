@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.runtime.sandbox import SandboxConfig
+
 MAX_NAMESERVERS = 3
 MAX_SEARCH_PATHS = 32
 MAX_SEARCH_LINE_CHARS = 2048
@@ -219,3 +221,14 @@ def render_hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], name: PodH
     for ip in pod_ips:
         text += f"{ip}\t{name.fqdn}\t{name.hostname}\n" if name.domain else f"{ip}\t{name.hostname}\n"
     return text + _host_alias_lines(aliases)
+
+
+def sandbox_config(pod: Mapping[str, Any], *, netns: str, pod_ips: Sequence[str], node_resolv_conf: str,
+                   cluster_dns: Sequence[str] = ("10.96.0.10",), cluster_domain: str = "cluster.local",
+                   node_hosts_file: str = "") -> SandboxConfig:
+    """The sandbox a pod gets (pure; raises PodDnsError for a hostname kubelet would refuse)."""
+    names = pod_hostname(pod, cluster_domain=cluster_domain)
+    dns = pod_dns_config(pod, parse_resolv_conf(node_resolv_conf), cluster_dns=cluster_dns,
+                         cluster_domain=cluster_domain)
+    return SandboxConfig(netns, names.uts_hostname, render_resolv_conf(dns.config),
+                         render_hosts_file(pod, pod_ips, names, node_hosts_file=node_hosts_file), dns.warnings)

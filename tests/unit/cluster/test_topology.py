@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.agent.topology import (
+from svcnet.cluster.topology import (
     apply_topology,
     cluster_namespaces,
     destroy_topology,

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from svcnet.runtime.envvars import container_env, process_env
+from svcnet.agent.envvars import container_env, process_env
 from svcnet.runtime.images import ContainerConfigError
 
 POD = {"metadata": {"name": "web-0", "namespace": "prod", "uid": "u-1", "labels": {"app": "web"}},

@@ -8,13 +8,13 @@ import os
 import re
 from pathlib import Path
 
-from svcnet.agent import cluster
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
+from svcnet.cluster.spec import agent_pid_path, load_cluster_spec, proxy_pid_path, role_log_path
 from svcnet.config import DEFAULT_DATA_DIR
-from svcnet.runtime import supervisor
+from svcnet.kernel import process
 
 _SYNCED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ .* synced ")
 
@@ -47,9 +47,9 @@ def last_proxy_sync(log_path: Path, now: dt.datetime) -> str:
 
 async def gather(data_dir: Path) -> list[str]:
     lines: list[str] = []
-    pid = supervisor.read_pid(data_dir / "svcnet.pid")
-    running = supervisor.is_locked(data_dir / "svcnet.pid")
-    spec = cluster.load_cluster_spec(data_dir)
+    pid = process.read_pid(data_dir / "svcnet.pid")
+    running = process.is_locked(data_dir / "svcnet.pid")
+    spec = load_cluster_spec(data_dir)
     state = f"running (pid {pid})" if running else "not running"
     lines.append(f"svcnet      {state}; data dir {data_dir}")
     if spec is not None:
@@ -73,9 +73,9 @@ async def gather(data_dir: Path) -> list[str]:
                 ready = {"True": "Ready", "False": "NotReady"}.get(cond.get("status"), "Unknown")
             on_node = [p for p in pods if (p.get("spec") or {}).get("nodeName") == plan.name]
             running_pods = sum(1 for p in on_node if (p.get("status") or {}).get("phase") == "Running")
-            agent = supervisor.read_pid(cluster.agent_pid_path(data_dir, plan.name))
-            proxy = supervisor.read_pid(cluster.proxy_pid_path(data_dir, plan.name))
-            sync = last_proxy_sync(cluster.role_log_path(data_dir, plan.name, "proxy"), now)
+            agent = process.read_pid(agent_pid_path(data_dir, plan.name))
+            proxy = process.read_pid(proxy_pid_path(data_dir, plan.name))
+            sync = last_proxy_sync(role_log_path(data_dir, plan.name, "proxy"), now)
             lines.append(
                 f"{plan.name:<11} {ready:<9} {plan.ipv4:<15} pods {running_pods}/{len(on_node)} running; "
                 f"agent {'up' if _alive(agent) else 'DOWN'}, proxy {'up' if _alive(proxy) else 'DOWN'} "

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.runtime.probes import (
+from svcnet.agent.probes import (
     ContainerProbes,
     ProbeKind,
     ProbeRunner,

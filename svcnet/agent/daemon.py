@@ -1,0 +1,82 @@
+"""`svcnet agent --node NAME`: the node agent process (kubelet), one per node.
+
+The caller (svcnet.cli, from the cluster's data dir) says which node this is
+(its `NodePlan`) and where its state lives (`AgentConfig`); `run` holds the
+node's pid lock and runs the agent until a signal. Pods keep running when it
+stops: the next agent adopts them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from svcnet.agent.kubelet import AgentConfig, NodeAgent
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.client.rest import ApiClient
+from svcnet.kernel import process
+from svcnet.kernel.links import LinuxNetworkKernel
+from svcnet.runtime.containers import Runtime
+
+log = logging.getLogger("svcnet.agent")
+
+
+def read_node_resolv_conf(path: str | None = None) -> str:
+    """The resolv.conf pods with dnsPolicy Default get: `path` (kubelet's --resolv-conf) when given, else
+    the host's, with systemd-resolved's real one when /etc has the stub."""
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:  # as kubelet: pods still start, with no node nameservers
+            log.warning("cannot read --resolv-conf %s: %s", path, exc)
+            return ""
+    try:
+        text = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        return ""
+    stub = all(line.split()[1].startswith("127.") for line in text.splitlines()
+               if line.startswith("nameserver") and len(line.split()) > 1)
+    if stub and "nameserver" in text and Path("/run/systemd/resolve/resolv.conf").exists():
+        return Path("/run/systemd/resolve/resolv.conf").read_text()
+    return text
+
+
+class AgentProcess:
+    """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
+
+    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig) -> None:
+        self.client_config = client_config
+        self.node = node
+        self.config = config
+        self.api: Any = None
+        self.agent: NodeAgent | None = None
+
+    async def start(self) -> None:
+        self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
+        await self.api.open()
+        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), Runtime(self.config.runtime_root,
+                                                                             python=self.config.python),
+                               self.node, self.config)
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.api is not None:
+            await self.api.close()
+
+
+def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path) -> int:
+    """Run the node's agent until a signal, refusing if another holds the node's pid lock."""
+    lock = process.PidLock(pid_path)
+    try:
+        lock.acquire()
+    except process.AlreadyRunning as exc:
+        print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(process.run([AgentProcess(client_config, node, config)]))
+    finally:
+        lock.release()

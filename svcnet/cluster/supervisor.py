@@ -1,0 +1,186 @@
+"""The node components `svcnet up` runs as child processes: per node, one `svcnet agent` and one
+`svcnet proxy run`, each restarted after a back-off when it dies; and ending them, even when
+the `up` that started them is gone (`svcnet down` after a crash).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from svcnet.agent.daemon import read_node_resolv_conf
+from svcnet.agent.kubelet import AgentConfig
+from svcnet.agent.nodeplan import NodePlan
+from svcnet.cluster.spec import (
+    ClusterSpec,
+    agent_pid_path,
+    lease_path,
+    load_cluster_spec,
+    node_dir,
+    proxy_pid_path,
+    role_log_path,
+    runtime_root,
+)
+from svcnet.kernel import process
+
+log = logging.getLogger("svcnet.cluster")
+
+AGENT_RESTART_INITIAL = 1.0
+AGENT_RESTART_MAX = 30.0
+AGENT_HEALTHY_AFTER = 60.0  # an agent that ran this long starts its back-off over
+PROXY_MIN_SYNC_PERIOD = "100ms"
+
+
+def progress(message: str) -> None:
+    print(f"svcnet: {message}", flush=True)
+
+
+class AgentSupervisor:
+    """Per node, one `svcnet agent` and one `svcnet proxy run` process, each restarted after a
+    back-off when it dies (a restarted agent adopts its pods; a restarted proxy resyncs)."""
+
+    ROLES = ("agent", "proxy")
+
+    def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable) -> None:
+        self.data_dir = data_dir
+        self.spec = spec
+        self.python = python
+        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def argv(self, role: str, node: str) -> list[str]:
+        base = [self.python, "-m", "svcnet"]
+        if role == "agent":
+            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir)]
+        plan = self.spec.plan().node(node)
+        # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford
+        # less, so that a change lands in the rules within a second even right after another sync.
+        return [*base, "proxy", "run", "--node", node, "--netns", plan.namespace,
+                "--data-dir", str(self.data_dir), "--cluster-cidr", plan_cluster_cidrs(self.spec),
+                "--min-sync-period", PROXY_MIN_SYNC_PERIOD]
+
+    async def start(self) -> None:
+        for node in self.spec.plan().nodes:
+            node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
+            for role in self.ROLES:
+                await self._spawn(role, node.name)
+                progress(f"started the {role} for {node.name} (pid {self.processes[role, node.name].pid}, "
+                         f"log {role_log_path(self.data_dir, node.name, role)})")
+                self._tasks.append(asyncio.create_task(self._supervise(role, node.name),
+                                                       name=f"{role}-{node.name}"))
+
+    async def _spawn(self, role: str, node: str) -> None:
+        with open(role_log_path(self.data_dir, node, role), "ab") as log_file:
+            # Its own session: Ctrl-C on `up` reaches only `up`, which stops them itself.
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(role, node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+                stderr=log_file, start_new_session=True)
+        self.processes[role, node] = proc
+        if role == "proxy":
+            proxy_pid_path(self.data_dir, node).write_text(f"{proc.pid}\n")
+
+    async def _supervise(self, role: str, node: str) -> None:
+        delay = AGENT_RESTART_INITIAL
+        while not self._stopping:
+            started = time.monotonic()
+            code = await self.processes[role, node].wait()
+            if self._stopping:
+                return
+            if time.monotonic() - started > AGENT_HEALTHY_AFTER:
+                delay = AGENT_RESTART_INITIAL
+            progress(f"the {role} for {node} exited ({code}); restarting it in {delay:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, AGENT_RESTART_MAX)
+            if not self._stopping:
+                await self._spawn(role, node)
+                progress(f"restarted the {role} for {node} (pid {self.processes[role, node].pid})")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for proc in self.processes.values():
+            if proc.returncode is None:
+                proc.terminate()
+        for (role, node), proc in self.processes.items():
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                log.warning("the %s for %s did not stop; killing it", role, node)
+                proc.kill()
+                await proc.wait()
+            if role == "proxy":
+                with contextlib.suppress(FileNotFoundError):
+                    proxy_pid_path(self.data_dir, node).unlink()
+        progress("stopped the agents and proxies")
+
+
+class NodeNotFound(LookupError):
+    """`svcnet agent --node N` names no node of the data dir's cluster (or there is no cluster)."""
+
+
+def agent_settings(data_dir: Path, node_name: str, *, cluster_dns: tuple[str, ...], cluster_domain: str,
+                   resolv_conf: str = "") -> tuple[NodePlan, AgentConfig, Path]:
+    """What `svcnet agent --node N --data-dir D` runs as (the node's plan, its config, its pid file):
+    the other end of `AgentSupervisor.argv`."""
+    spec = load_cluster_spec(data_dir)
+    if spec is None:
+        raise NodeNotFound(f"no cluster in {data_dir} ({data_dir / 'cluster.json'} is missing): "
+                           f"create it with svcnet up")
+    try:
+        node = spec.plan().node(node_name)
+    except KeyError as exc:
+        raise NodeNotFound(exc.args[0]) from None
+    config = AgentConfig(node_name=node.name, runtime_root=runtime_root(data_dir, node.name),
+                         lease_path=lease_path(data_dir, node.name), cluster_dns=cluster_dns,
+                         cluster_domain=cluster_domain,
+                         node_resolv_conf=read_node_resolv_conf(resolv_conf or spec.resolv_conf))
+    return node, config, agent_pid_path(data_dir, node.name)
+
+
+def plan_cluster_cidrs(spec: ClusterSpec) -> str:
+    plan = spec.plan()
+    return ",".join(c for c in (plan.pod_cidr_v4, plan.pod_cidr_v6) if c)
+
+
+def _is_agent_process(pid: int, data_dir: Path, role: bytes = b"agent") -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return role in cmdline and str(data_dir).encode() in cmdline
+
+
+def stop_agent_processes(data_dir: Path, timeout: float = 15.0) -> list[int]:
+    """End agents that pid files name (checked to be this data dir's agents); SIGKILL after timeout."""
+    found: list[tuple[int, bytes]] = []
+    nodes = data_dir / "nodes"
+    for pid_file in sorted(nodes.glob("*/agent.pid")) if nodes.is_dir() else []:
+        pid = process.read_pid(pid_file)
+        if pid and process.is_locked(pid_file) and _is_agent_process(pid, data_dir):
+            found.append((pid, b"agent"))
+    for pid_file in sorted(nodes.glob("*/proxy.pid")) if nodes.is_dir() else []:
+        pid = process.read_pid(pid_file)
+        if pid and _is_agent_process(pid, data_dir, b"proxy"):  # the cmdline names this data dir
+            found.append((pid, b"proxy"))
+        pid_file.unlink(missing_ok=True)
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid, role in found:
+        while _is_agent_process(pid, data_dir, role) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _is_agent_process(pid, data_dir, role):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return [pid for pid, _ in found]

@@ -1,0 +1,233 @@
+"""`svcnet up`, `svcnet apiserver` and `svcnet down`: the one list of what `up` starts, and the process around it.
+
+`components` is the whole of `up`, in order; `run` starts them in this process
+under the data dir's pid lock and stops them in reverse on a signal;
+`start_detached` runs `up` in the background and relays its progress until the
+cluster is ready; `down` signals a running `up` and sweeps what a dead one left.
+"""
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from svcnet.agent.podaccess import NodeFiles
+from svcnet.apiserver.daemon import RunningApiServer
+from svcnet.client.config import unix_socket_config
+from svcnet.client.rest import ApiClient
+from svcnet.cluster import lifecycle
+from svcnet.cluster.addons import ClusterDnsAddon
+from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
+from svcnet.cluster.supervisor import AgentSupervisor
+from svcnet.config import ApiServerConfig
+from svcnet.controllers import daemon as controllers
+from svcnet.kernel import process
+
+DETACHED_LOG = "svcnet.log"
+
+
+class Stage:
+    """A component that says what it is starting, for `svcnet up`'s progress."""
+
+    def __init__(self, message: str, component: process.Component) -> None:
+        self.message = message
+        self.component = component
+
+    async def start(self) -> None:
+        print(f"svcnet: {self.message}", flush=True)
+        await self.component.start()
+
+    async def stop(self) -> None:
+        await self.component.stop()
+
+
+def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
+    if not nodes:
+        return (f"svcnet is up: API server at {cfg.url}\n"
+                f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
+                f"  kubectl get namespaces\n"
+                f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
+    return (f"svcnet is up: {nodes} node(s), API server at {cfg.url}\n"
+            f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
+            f"  kubectl get nodes -o wide\n"
+            f"  kubectl apply -f examples/hostnames.yaml && kubectl get pods -o wide\n"
+            f"  svcnet exec --data-dir {cfg.data_dir} POD -- hostname\n"
+            f"Stop it with Ctrl-C or: svcnet down --data-dir {cfg.data_dir}")
+
+
+def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
+               resolv_conf: str = "") -> list[process.Component]:
+    """Everything `svcnet up` starts, in the order it starts them (and stops them backwards)."""
+    socket_config = unix_socket_config(cfg.socket_path)
+
+    def api() -> Any:
+        return ApiClient(socket_config, component="svcnet-up")
+
+    stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg, node_access=NodeFiles()))]
+    if with_controllers:
+        stages.append(Stage("starting the controllers", controllers.controller_manager(socket_config, None)))
+    if not nodes:
+        return stages
+    spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
+                       resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None)
+    return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
+            AgentSupervisor(cfg.data_dir, spec),
+            lifecycle.NodesReadyGate(api, spec, cfg.data_dir),
+            ClusterDnsAddon(api, cfg.data_dir, progress=lambda line: print(line, flush=True)),
+            lifecycle.ReadyMarker(cfg.data_dir)]
+
+
+def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "") -> int:
+    """Run the components in this process, holding the data dir's pid lock, until a signal."""
+    lock = process.PidLock(cfg.pid_path)
+    try:
+        lock.acquire()
+    except process.AlreadyRunning as exc:
+        print(f"svcnet: {exc}; stop it first with: svcnet down --data-dir {cfg.data_dir}",
+              file=sys.stderr)
+        return 1
+    try:
+        stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf)
+        return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
+    except OSError as exc:
+        print(f"svcnet: cannot start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+
+
+def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
+       setup_logging: Callable[[], None]) -> int:
+    """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
+    if os.geteuid() != 0:
+        print("svcnet: `svcnet up` must run as root (it creates network namespaces); "
+              "run it with sudo", file=sys.stderr)
+        return 1
+    if process.is_locked(cfg.pid_path):
+        pid = process.read_pid(cfg.pid_path)
+        print(f"svcnet: a cluster is already running from {cfg.data_dir} (pid {pid}); "
+              f"use it, or stop it with: svcnet down --data-dir {cfg.data_dir}", file=sys.stderr)
+        return 1
+    if nodes:
+        problems = lifecycle.check_prerequisites(cfg.bind_address, cfg.port, resolv_conf=resolv_conf)
+        if problems:
+            for problem in problems:
+                print(f"svcnet: {problem}", file=sys.stderr)
+            return 1
+    if not detach:
+        setup_logging()
+        return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf)
+    return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage)
+
+
+def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str) -> int:
+    """Start `svcnet up` in the background; relay its progress and return once it is ready."""
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cfg.data_dir / DETACHED_LOG
+    argv = [sys.executable, "-m", "svcnet", "up", "--data-dir", str(cfg.data_dir),
+            "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(nodes)]
+    if resolv_conf:
+        argv += ["--resolv-conf", resolv_conf]
+    if cfg.insecure:
+        argv.append("--insecure")
+    if storage:
+        argv += ["--storage", storage]
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                 start_new_session=True)
+    deadline = time.monotonic() + timeout
+    print(f"starting svcnet (pid {child.pid}, log {log_path}) ...", flush=True)
+    offset = log_path.stat().st_size
+    ready_file = cfg.data_dir / "cluster.ready"
+    while time.monotonic() < deadline:
+        offset = _relay_progress(log_path, offset)
+        if child.poll() is not None:
+            print(f"svcnet: failed to start (exit {child.returncode}); see {log_path}", file=sys.stderr)
+            return 1
+        if _ready(cfg) and (not nodes or ready_file.exists()):
+            _relay_progress(log_path, offset)
+            print(next_steps(cfg, nodes))
+            return 0
+        time.sleep(0.1)
+    print(f"svcnet: not ready after {timeout}s; see {log_path}", file=sys.stderr)
+    return 1
+
+
+def _relay_progress(log_path: Path, offset: int) -> int:
+    """Print the detached process's progress lines ("svcnet: ...") written since offset."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    complete = data[:data.rfind(b"\n") + 1]
+    for line in complete.decode(errors="replace").splitlines():
+        if line.startswith("svcnet: "):
+            print(line, flush=True)
+    return offset + len(complete)
+
+
+def _ready(cfg: ApiServerConfig) -> bool:
+    if not cfg.socket_path.exists() or not cfg.kubeconfig_path.exists():
+        return False
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(2)
+        sock.connect(str(cfg.socket_path))
+        conn = http.client.HTTPConnection("localhost")
+        conn.sock = sock
+        conn.request("GET", "/readyz")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def _sweep(data_dir: Path) -> None:
+    """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
+    if os.geteuid() != 0 or load_cluster_spec(data_dir) is None:
+        return
+    asyncio.run(lifecycle.teardown(data_dir))
+
+
+def down(data_dir: Path, timeout: float) -> int:
+    """`svcnet down`: signal the `up` that holds the data dir's pid lock, wait for it, sweep."""
+    pid_path = data_dir / "svcnet.pid"
+    if not process.is_locked(pid_path):
+        print(f"svcnet: nothing is running from {data_dir}")
+        _sweep(data_dir)
+        return 0
+    pid = process.read_pid(pid_path)
+    if pid is None or not _is_svcnet_process(pid):
+        print(f"svcnet: pid file {pid_path} does not name a svcnet process; not signalling",
+              file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # The lock goes at the end of `up`'s shutdown; the process itself a moment later.
+        if not process.is_locked(pid_path) and not _is_svcnet_process(pid):
+            _sweep(data_dir)
+            print("svcnet: stopped")
+            return 0
+        time.sleep(0.1)
+    print(f"svcnet: pid {pid} did not stop within {timeout}s", file=sys.stderr)
+    return 1
+
+
+def _is_svcnet_process(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"svcnet" in part for part in cmdline)
