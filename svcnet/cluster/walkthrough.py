@@ -22,7 +22,7 @@ from pathlib import Path
 from svcnet.cluster.spec import load_cluster_spec
 from svcnet.config import DEFAULT_DATA_DIR
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's examples/
 DEPLOYMENT_PODS = "app=hostnames,workload!=statefulset"
 STATEFULSET_PODS = "app=hostnames,workload=statefulset"
 NODE_PORT_SERVICE = "hostnames-nodeport"
