@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of, status_of
 from svcnet.proxy.iptables import render_iptables
 from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of
 from svcnet.proxy.plan import ProxyConfig, plan
@@ -96,8 +97,7 @@ def load_documents(paths: Iterable[str], stdin_text: str | None = None) -> list[
 
 
 def _describe(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{obj.get('kind')} {meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+    return f"{obj.get('kind')} {namespace_of(obj) or 'default'}/{name_of(obj) or '?'}"
 
 
 def _check_ip(source: str, obj: Obj, field: str, value: Any) -> None:
@@ -119,7 +119,7 @@ def validate(source: str, obj: Obj) -> None:
         raise InputError(f"{source}: {obj.get('kind')}: metadata.name is required")
     kind = obj.get("kind")
     if kind == "Service":
-        spec = obj.get("spec") or {}
+        spec = spec_of(obj)
         for index, ip in enumerate(spec.get("clusterIPs") or []):
             if ip != "None":
                 _check_ip(source, obj, f"spec.clusterIPs[{index}]", ip)
@@ -160,7 +160,7 @@ def validate(source: str, obj: Obj) -> None:
 
 
 def _node_addresses(node: Obj) -> list[str]:
-    addresses = ((node.get("status") or {}).get("addresses")) or []
+    addresses = status_of(node).get("addresses") or []
     ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
     return [a["address"] for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
             and ip_family_of(str(a.get("address", ""))) is not None]
@@ -186,7 +186,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
             validate(source, obj)
         if kind == "Service":
             services.append(obj)
-            spec = obj.get("spec") or {}
+            spec = spec_of(obj)
             if spec.get("type") != "ExternalName" and not spec.get("clusterIP") and not spec.get("clusterIPs"):
                 notes.append(f"{source}: {_describe(obj)} has no clusterIP yet (the apiserver allocates one); "
                              "it gets no rules")
@@ -201,7 +201,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
     if not node_name and len(nodes) == 1:
         node_name = next(iter(nodes))
     node = nodes.get(node_name, {})
-    node_labels = ((node.get("metadata") or {}).get("labels")) or {}
+    node_labels = labels_of(node)
 
     family = IPV6 if args.family == "ipv6" else IPV4
     cidrs = DEFAULT_CLUSTER_CIDRS if args.cluster_cidr is None else tuple(

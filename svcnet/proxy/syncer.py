@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from svcnet.api.objects import status_of
 from svcnet.kernel.iptables import IptablesError, RestoreFailed
 from svcnet.proxy.changes import ChangeTracker, SyncInput
 from svcnet.proxy.conntrack import Conntrack, ConntrackFilter, clean_stale_entries
@@ -210,7 +211,7 @@ def _sort_key(service_key: str) -> tuple[str, ...]:
 
 def node_addresses(node: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The Node's InternalIPs, then ExternalIPs (kube-proxy's choice of node IPs)."""
-    addresses = (((node or {}).get("status") or {}).get("addresses")) or []
+    addresses = status_of(node).get("addresses") or []
     ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
     return tuple(str(a["address"]) for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
                  and ip_family_of(str(a.get("address", ""))) is not None)
