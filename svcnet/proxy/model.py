@@ -368,6 +368,16 @@ def endpoints_by_port(
     return {name: eps for name, eps in merged.items() if eps}
 
 
+# --- Nodes -------------------------------------------------------------------------------------------------
+
+def node_addresses(node: Obj | None) -> tuple[str, ...]:
+    """The Node's InternalIPs, then ExternalIPs (kube-proxy's choice of node IPs)."""
+    addresses = status_of(node).get("addresses") or []
+    ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
+    return tuple(str(a["address"]) for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
+                 and ip_family_of(str(a.get("address", ""))) is not None)
+
+
 # --- the whole state ---------------------------------------------------------------------------------------
 
 def build_model(

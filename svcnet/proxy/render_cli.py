@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of, status_of
+from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of
 from svcnet.proxy.iptables import render_iptables
-from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of
+from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses
 from svcnet.proxy.plan import ProxyConfig, plan
 
 # svcnet's pod network (DESIGN.md); traffic to a cluster IP from outside it is masqueraded.
@@ -159,19 +159,12 @@ def validate(source: str, obj: Obj) -> None:
             _check_port(source, obj, f"ports[{index}].port", port.get("port"), required=False)
 
 
-def _node_addresses(node: Obj) -> list[str]:
-    addresses = status_of(node).get("addresses") or []
-    ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
-    return [a["address"] for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
-            and ip_family_of(str(a.get("address", ""))) is not None]
-
-
 def node_addresses_of(objects: list[tuple[str, Obj]], node_name: str) -> list[str]:
     """The addresses of the node render() renders for (named, or the only Node given)."""
     nodes = {obj["metadata"]["name"]: obj for _, obj in objects if obj.get("kind") == "Node"}
     if not node_name and len(nodes) == 1:
         node_name = next(iter(nodes))
-    return _node_addresses(nodes.get(node_name, {}))
+    return list(node_addresses(nodes.get(node_name, {})))
 
 
 def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[str, list[str]]:
@@ -211,7 +204,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
             ipaddress.ip_network(cidr.strip(), strict=False)
         except ValueError:
             raise InputError(f"--cluster-cidr: invalid CIDR {cidr!r}") from None
-    node_ips = tuple(args.node_ip) or tuple(_node_addresses(node))
+    node_ips = tuple(args.node_ip) or node_addresses(node)
     for ip in node_ips:
         if ip_family_of(ip) is None:
             raise InputError(f"--node-ip: invalid IP address {ip!r}")
