@@ -240,8 +240,8 @@ class ServiceAllocator:
             families = [f for f in (_family_of(ip) for ip in spec.get("clusterIPs") or []) if f]
         policy = spec.get("ipFamilyPolicy")
         if not policy:
-            if old is not None and objects.spec_of(old).get("ipFamilyPolicy"):
-                policy = old["spec"]["ipFamilyPolicy"]
+            if old_policy := objects.spec_of(old).get("ipFamilyPolicy"):
+                policy = old_policy
             elif headless and not spec.get("selector") and self.dual_stack:
                 policy = "RequireDualStack"
             else:
