@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from common import free_port  # noqa: E402
 
+from svcnet.api.objects import is_pod_ready, resource_version, status_of  # noqa: E402
 from svcnet.client.config import unix_socket_config  # noqa: E402
 from svcnet.client.rest import ApiClient  # noqa: E402
 from svcnet.controllers.base import PODS  # noqa: E402
@@ -53,9 +54,7 @@ def pod(name: str) -> dict[str, Any]:
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    return status.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return status_of(obj).get("phase") == "Running" and is_pod_ready(obj)
 
 
 class ReadyWatch:
@@ -76,7 +75,7 @@ class ReadyWatch:
     async def _run(self, rv: str) -> None:
         while True:
             async for kind, obj in self.api.watch(PODS, "default", resource_version=rv, timeout_seconds=600):
-                rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                rv = resource_version(obj) or rv
                 name = obj["metadata"]["name"]
                 if kind == "DELETED":
                     self.names.discard(name)

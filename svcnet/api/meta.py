@@ -5,10 +5,8 @@ import datetime as dt
 import secrets
 from typing import Any
 
-# Readers live in objects.py; these three stay importable from here for existing callers.
-from svcnet.api.objects import name_of, namespace_of, resource_version
-
-__all__ = ["metadata", "name_of", "namespace_of", "parse_time", "random_suffix", "resource_version", "rfc3339"]
+# Readers (name_of, namespace_of, resource_version, ...) live in objects.py.
+__all__ = ["metadata", "parse_time", "random_suffix", "rfc3339"]
 
 Obj = dict[str, Any]
 

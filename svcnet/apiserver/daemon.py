@@ -9,6 +9,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from svcnet.api import meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import decoding, defaults, openapi, patch, validation
@@ -34,7 +35,7 @@ def build_registry(store, admission=None) -> Registry:
     def track(res, old, new, manager, subresource, now):
         entries = patch.record_update(old, new, manager, resolver, openapi.root_schema_name(res), now,
                                       subresource=subresource or "")
-        md = new.setdefault("metadata", {})
+        md = meta.metadata(new)
         if entries:
             md["managedFields"] = entries
         else:

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from svcnet.api import errors
+from svcnet.api import errors, objects
 from svcnet.apiserver.nodeaccess import ExecSession, NodeAccess, Reader, RunningContainer
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
@@ -152,23 +152,23 @@ def negotiate(offered: str | None) -> str | None:
 
 def exec_container(pod: Mapping[str, Any], container: str | None) -> str:
     """The container to exec in: the one asked for, or the default-container annotation's, or the first."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    spec = objects.spec_of(pod)
     containers = [c.get("name") for c in spec.get("containers") or []]
     names = containers + [c.get("name") for c in spec.get("initContainers") or []]
     if not container:
-        default = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+        default = objects.annotations_of(pod).get("kubectl.kubernetes.io/default-container")
         container = default if default in containers else (containers[0] if containers else "")
     if container not in names:
-        raise errors.bad_request(f"container {container} is not valid for pod {meta.get('name', '')}")
+        raise errors.bad_request(f"container {container} is not valid for pod {objects.name_of(pod)}")
     return container
 
 
 def find_target(pod: Mapping[str, Any], node: Mapping[str, Any] | None, access: NodeAccess,
                 container: str | None) -> RunningContainer:
     """The running container to exec in, or the ApiError kubectl shows ("unable to upgrade connection: ...")."""
-    name = (pod.get("metadata") or {}).get("name", "")
+    name = objects.name_of(pod)
     container = exec_container(pod, container)
-    if not (pod.get("spec") or {}).get("nodeName") or node is None or not access.reaches(node):
+    if not objects.spec_of(pod).get("nodeName") or node is None or not access.reaches(node):
         raise errors.bad_request(f"pod {name} does not have a host assigned")
     running = access.running_container(node, pod, container)
     if running is None:

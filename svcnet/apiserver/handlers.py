@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors
+from svcnet.api import errors, objects
 from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, openapi, params, patch
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
@@ -123,7 +123,7 @@ class ResourceHandlers:
         page = self.registry.list(res, rp.namespace, predicate=params.predicate(request, res))
         deleted = []
         for obj in page.items:
-            md = obj.get("metadata") or {}
+            md = objects.metadata_of(obj)
             try:
                 gone, _ = self.registry.delete(res, md.get("namespace"), md["name"], options)
                 deleted.append(gone)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors, selectors
+from svcnet.api import errors, objects, selectors
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http
 from svcnet.apiserver.registry import WriteOptions
@@ -75,7 +75,7 @@ def predicate(request: web.Request, res: Resource):
         return None
 
     def matches(obj: dict[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        labels = objects.labels_of(obj)
         return label_sel.matches(labels) and field_sel.matches(obj)
 
     return matches

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from svcnet.api import errors, jsoncodec, meta
+from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
 from svcnet.apiserver import strategy
@@ -160,7 +160,7 @@ class Registry:
             rec = self.store.get(ns_res.storage_key(None, md["namespace"]))
             if rec is None:
                 raise errors.not_found("namespaces", md["namespace"])
-            if (rec.value.get("metadata") or {}).get("deletionTimestamp"):
+            if objects.is_being_deleted(rec.value):
                 raise errors.forbidden(
                     res.plural, md.get("name") or md.get("generateName", ""),
                     f'{res.plural} "{md.get("name") or md.get("generateName", "")}" is forbidden: '
@@ -178,7 +178,7 @@ class Registry:
     def _validate_or_raise(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         causes = self._validate(res.kind, obj, old)
         if causes:
-            raise errors.invalid(res.kind, meta.name_of(obj), causes, res.group)
+            raise errors.invalid(res.kind, objects.name_of(obj), causes, res.group)
 
     def _track_fields(self, res: Resource, old: Obj | None, new: Obj, opts: WriteOptions,
                       operation: str = "Update", subresource: str | None = None) -> None:
@@ -274,7 +274,7 @@ class Registry:
         md = meta.metadata(obj)
         wanted_rv = md.get("resourceVersion")
         if wanted_rv and wanted_rv != str(rec.revision):
-            raise errors.conflict(res.plural, meta.name_of(old), res.group)
+            raise errors.conflict(res.plural, objects.name_of(old), res.group)
         new = strategy.prepare_for_update(res, old, obj, subresource)
         new_md = meta.metadata(new)
         self._default(res.kind, new)
@@ -292,9 +292,9 @@ class Registry:
             try:
                 return self.store.update(rec.key, new, expected_revision=rec.revision).value
             except RevisionConflict:
-                raise errors.conflict(res.plural, meta.name_of(old), res.group) from None
+                raise errors.conflict(res.plural, objects.name_of(old), res.group) from None
             except KeyNotFound:
-                raise errors.not_found(res.plural, meta.name_of(old), res.group) from None
+                raise errors.not_found(res.plural, objects.name_of(old), res.group) from None
 
     def patch_apply(
         self,
@@ -321,7 +321,7 @@ class Registry:
                 return self.create(res, namespace, obj, opts, operation=operation), True
             current = rec.value
             patched = mutate(jsoncodec.deepcopy(current))
-            patched_rv = meta.resource_version(patched)
+            patched_rv = objects.resource_version(patched)
             explicit_rv = patched_rv and patched_rv != str(rec.revision)
             if not explicit_rv:
                 meta.metadata(patched)["resourceVersion"] = str(rec.revision)
@@ -346,7 +346,7 @@ class Registry:
         pods = lookup("", "v1", "pods")
         assert pods is not None
         node = strategy.binding_node(name, binding)
-        wanted_uid = ((binding.get("metadata") or {}).get("uid"))
+        wanted_uid = objects.metadata_of(binding).get("uid")
         for attempt in range(attempts):
             rec = self._get_record(pods, namespace, name)
             pod = rec.value
@@ -355,7 +355,7 @@ class Registry:
                 raise errors.conflict("pods", name, "", "the UID in the precondition does not match")
             if md.get("deletionTimestamp"):
                 raise errors.conflict("pods", name, "", "pod is being deleted, cannot be assigned to a host")
-            current = (pod.get("spec") or {}).get("nodeName")
+            current = objects.spec_of(pod).get("nodeName")
             if current:
                 raise errors.conflict("pods", name, "", f"pod {name} is already assigned to node "
                                                         f'"{current}"')
@@ -439,9 +439,9 @@ class Registry:
         try:
             removed = self.store.delete(key, expected_revision=revision).value
         except RevisionConflict:
-            raise errors.conflict(res.plural, meta.name_of(obj), res.group) from None
+            raise errors.conflict(res.plural, objects.name_of(obj), res.group) from None
         except KeyNotFound:
-            raise errors.not_found(res.plural, meta.name_of(obj), res.group) from None
+            raise errors.not_found(res.plural, objects.name_of(obj), res.group) from None
         for hook in self.admission:
             hook.released(res, removed)
         return removed
@@ -454,7 +454,7 @@ class Registry:
         rec = self.store.get(ns_res.storage_key(None, name))
         if rec is None:
             return True
-        if not (rec.value.get("metadata") or {}).get("deletionTimestamp"):
+        if not objects.is_being_deleted(rec.value):
             return False
         remaining = 0
         for res in RESOURCES:
@@ -462,7 +462,7 @@ class Registry:
                 continue
             for item in self.store.list(res.storage_prefix(name)).records:
                 remaining += 1
-                item_md = item.value.get("metadata") or {}
+                item_md = objects.metadata_of(item.value)
                 try:
                     if item_md.get("deletionTimestamp"):
                         if res.kind == "Pod" and not item_md.get("finalizers"):
@@ -484,5 +484,5 @@ class Registry:
     def namespaces_terminating(self) -> list[str]:
         ns_res = lookup("", "v1", "namespaces")
         assert ns_res is not None
-        return [meta.name_of(r.value) for r in self.store.list(ns_res.storage_prefix()).records
-                if (r.value.get("metadata") or {}).get("deletionTimestamp")]
+        return [objects.name_of(r.value) for r in self.store.list(ns_res.storage_prefix()).records
+                if objects.is_being_deleted(r.value)]

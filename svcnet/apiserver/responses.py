@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import jsoncodec
+from svcnet.api import jsoncodec, objects
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http
@@ -47,7 +47,7 @@ def encoded(body: Any, fmt: http.ResponseFormat, status: int = 200) -> web.Respo
 
 
 def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": objects.metadata_of(obj)}
 
 
 def object_response(obj: dict[str, Any], res: Resource, fmt: http.ResponseFormat, now: dt.datetime,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from svcnet.api import errors
+from svcnet.api import errors, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import Resource
 from svcnet.core.allocator import AlreadyAllocated, IPRange, NotInRange, PortRange, RangeFull
@@ -161,9 +161,9 @@ class ServiceAllocator:
     # ----------------------------------------------------------------- create
     def _create(self, svc: Obj, pending: Pending) -> None:
         spec = svc.setdefault("spec", {})
-        name = svc["metadata"].get("name", "")
+        name = objects.name_of(svc)
         self._settle_families(svc, None)
-        if spec.get("type") != "ExternalName" and not _is_headless(spec):
+        if spec.get("type") != "ExternalName" and not objects.is_headless_spec(spec):
             ips = list(spec.get("clusterIPs") or [])
             families = spec.get("ipFamilies") or []
             out = []
@@ -177,8 +177,8 @@ class ServiceAllocator:
     # ----------------------------------------------------------------- update
     def _update(self, svc: Obj, old: Obj, pending: Pending) -> None:
         spec = svc.setdefault("spec", {})
-        old_spec = old.get("spec") or {}
-        name = svc["metadata"].get("name", "")
+        old_spec = objects.spec_of(old)
+        name = objects.name_of(svc)
         _drop_type_dependent_fields(spec, old_spec)
         if spec.get("type") == "ExternalName":
             pending.release_ips.extend(_cluster_ips(old))
@@ -190,7 +190,7 @@ class ServiceAllocator:
         else:
             _normalize_cluster_ips(spec, old_spec)
             self._settle_families(svc, old)
-            if not _is_headless(spec):
+            if not objects.is_headless_spec(spec):
                 ips = list(spec.get("clusterIPs") or [])
                 old_ips = _cluster_ips(old)
                 families = spec.get("ipFamilies") or []
@@ -213,9 +213,9 @@ class ServiceAllocator:
             if spec.get(key) in ("", [], None):
                 spec.pop(key, None)
         self._settle_families(svc, None)
-        if not _is_headless(spec):
+        if not objects.is_headless_spec(spec):
             ips = list(spec.get("clusterIPs") or [])
-            out = [self._take_ip(svc["metadata"].get("name", ""), fam, ips[i] if i < len(ips) else "",
+            out = [self._take_ip(objects.name_of(svc), fam, ips[i] if i < len(ips) else "",
                                  i, pending) for i, fam in enumerate(spec.get("ipFamilies") or [])]
             spec["clusterIPs"] = out
             spec["clusterIP"] = out[0]
@@ -224,7 +224,7 @@ class ServiceAllocator:
     def _settle_families(self, svc: Obj, old: Obj | None) -> None:
         """ipFamilyPolicy, ipFamilies and clusterIPs as kube-apiserver initializes them."""
         spec = svc["spec"]
-        name = svc["metadata"].get("name", "")
+        name = objects.name_of(svc)
         if spec.get("type") == "ExternalName":
             for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
                 if spec.get(key) in ("", [], None):
@@ -234,14 +234,14 @@ class ServiceAllocator:
             spec["clusterIPs"] = [spec["clusterIP"]]
         elif spec.get("clusterIPs") and not spec.get("clusterIP"):
             spec["clusterIP"] = spec["clusterIPs"][0]
-        headless = _is_headless(spec)
+        headless = objects.is_headless_spec(spec)
         families = list(spec.get("ipFamilies") or [])
         if not families and not headless:
             families = [f for f in (_family_of(ip) for ip in spec.get("clusterIPs") or []) if f]
         policy = spec.get("ipFamilyPolicy")
         if not policy:
-            if old is not None and (old.get("spec") or {}).get("ipFamilyPolicy"):
-                policy = old["spec"]["ipFamilyPolicy"]
+            if old_policy := objects.spec_of(old).get("ipFamilyPolicy"):
+                policy = old_policy
             elif headless and not spec.get("selector") and self.dual_stack:
                 policy = "RequireDualStack"
             else:
@@ -323,8 +323,8 @@ class ServiceAllocator:
 
     def _assign_node_ports(self, svc: Obj, old: Obj | None, pending: Pending) -> None:
         spec = svc["spec"]
-        name = svc["metadata"].get("name", "")
-        old_spec = (old or {}).get("spec") or {}
+        name = objects.name_of(svc)
+        old_spec = objects.spec_of(old)
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                      for p in old_spec.get("ports") or [] if p.get("nodePort")}
         old_held = set(_node_ports(old)) if old else set()
@@ -395,18 +395,14 @@ def _normalize_cluster_ips(spec: Obj, old_spec: Obj) -> None:
         spec["clusterIPs"] = [spec["clusterIP"], *spec["clusterIPs"][1:]]
 
 
-def _is_headless(spec: Obj) -> bool:
-    return spec.get("clusterIP") == "None" or (spec.get("clusterIPs") or [""])[0] == "None"
-
-
 def _cluster_ips(svc: Obj | None) -> list[str]:
-    spec = (svc or {}).get("spec") or {}
+    spec = objects.spec_of(svc)
     ips = list(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
     return [ip for ip in ips if ip and ip != "None"]
 
 
 def _node_ports(svc: Obj | None) -> list[int]:
-    spec = (svc or {}).get("spec") or {}
+    spec = objects.spec_of(svc)
     ports = {int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
     if spec.get("healthCheckNodePort"):
         ports.add(int(spec["healthCheckNodePort"]))

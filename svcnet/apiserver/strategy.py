@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from svcnet.api import errors, jsoncodec, meta
+from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import Cause
 from svcnet.api.resources import Resource
 
@@ -74,7 +74,7 @@ def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | Non
     """The object an update (of the object, or of its status) stores, before defaulting and validation."""
     new = _merge_for_subresource(res, old, obj, subresource)
     new_md = meta.metadata(new)
-    old_md = old.get("metadata") or {}
+    old_md = objects.metadata_of(old)
     for fld in (*IMMUTABLE_META, "deletionTimestamp", "deletionGracePeriodSeconds"):
         if fld in old_md:
             new_md[fld] = old_md[fld]
@@ -83,8 +83,8 @@ def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | Non
     if old_md.get("deletionTimestamp"):
         added = set(new_md.get("finalizers") or []) - set(old_md.get("finalizers") or [])
         if added:
-            raise errors.forbidden(res.plural, meta.name_of(old),
-                                   f'{res.plural} "{meta.name_of(old)}" is forbidden: no new '
+            raise errors.forbidden(res.plural, objects.name_of(old),
+                                   f'{res.plural} "{objects.name_of(old)}" is forbidden: no new '
                                    f'finalizers can be added if the object is being deleted, '
                                    f'found new finalizers {sorted(added)!r}', res.group)
     if res.kind in GENERATION:
@@ -121,7 +121,7 @@ def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str |
 def _keep_allocated_cluster_ips(new: Obj, old: Obj) -> None:
     """A replace that omits clusterIP keeps the allocated one (kube-apiserver's patchAllocatedValues)."""
     new_spec = new.get("spec")
-    old_spec = old.get("spec") or {}
+    old_spec = objects.spec_of(old)
     if not isinstance(new_spec, dict) or new_spec.get("type") == "ExternalName":
         return
     if not new_spec.get("clusterIP") and old_spec.get("clusterIP"):
@@ -145,13 +145,13 @@ def deletion_finalizers(md: Obj, policy: str | None) -> list[str]:
 
 def graceful_seconds(res: Resource, obj: Obj, grace_period_seconds: int | None) -> int:
     """Only pods bound to a node are deleted gracefully (the node's agent finishes the delete)."""
-    if res.kind != "Pod" or not (obj.get("spec") or {}).get("nodeName"):
+    if res.kind != "Pod" or not objects.spec_of(obj).get("nodeName"):
         return 0
-    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+    if objects.status_of(obj).get("phase") in ("Succeeded", "Failed"):
         return 0
     if grace_period_seconds is not None:
         return max(0, grace_period_seconds)
-    return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+    return int(objects.spec_of(obj).get("terminationGracePeriodSeconds", 30))
 
 
 def binding_node(name: str, binding: Obj) -> str:

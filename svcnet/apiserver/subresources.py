@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors, meta, selectors
+from svcnet.api import errors, meta, objects, selectors
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import exec_ws, http, params, patch
@@ -48,7 +48,7 @@ class Subresources:
 
     def _node_of(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
         """The Node the pod is bound to, if it exists."""
-        node_name = (pod.get("spec") or {}).get("nodeName")
+        node_name = objects.spec_of(pod).get("nodeName")
         nodes = lookup("", "v1", "nodes")
         if not node_name or nodes is None:
             return None
@@ -84,14 +84,14 @@ class Subresources:
             except FileNotFoundError:
                 raise waiting from None
             return web.Response(body=body, headers={"Content-Type": "text/plain"})
-        uid = (pod.get("metadata") or {}).get("uid", "")
+        uid = objects.uid_of(pod)
 
         def pod_gone() -> bool:
             try:  # the pod deleted (or replaced by one of the same name): nothing more will be written
                 current = self.registry.get(rp.resource, rp.namespace, rp.name)
             except ApiError:
                 return True
-            return (current.get("metadata") or {}).get("uid") != uid
+            return objects.uid_of(current) != uid
 
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
@@ -121,12 +121,12 @@ class Subresources:
         def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
             assert current is not None
             new_scale = _patched_scale(scale_of(current), body, request.method, content_type)
-            replicas = (new_scale.get("spec") or {}).get("replicas", 0)
+            replicas = objects.spec_of(new_scale).get("replicas", 0)
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise errors.invalid("Scale", rp.name or "", [errors.Cause(
                     "spec.replicas", f"Invalid value: {json.dumps(replicas)}: must be greater "
                                      f"than or equal to 0")], "autoscaling")
-            rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+            rv = objects.metadata_of(new_scale).get("resourceVersion")
             current.setdefault("spec", {})["replicas"] = replicas
             if rv and request.method == "PUT":
                 current["metadata"]["resourceVersion"] = rv
@@ -138,7 +138,7 @@ class Subresources:
 
 def log_container(pod: Mapping[str, Any], pod_name: str, container: str | None) -> str:
     """The container pods/log reads: the one asked for, or the pod's only one."""
-    spec = pod.get("spec") or {}
+    spec = objects.spec_of(pod)
     containers = [c.get("name") for c in spec.get("containers") or []]
     init_containers = [c.get("name") for c in spec.get("initContainers") or []]
     if not container:
@@ -205,9 +205,7 @@ def _patched_scale(scale: dict[str, Any], body: Any, method: str, content_type: 
 
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
-    md = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    md, spec, status = objects.metadata_of(obj), objects.spec_of(obj), objects.status_of(obj)
     scale_md = {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in md}
     scale_status: dict[str, Any] = {"replicas": int(status.get("replicas") or 0)}

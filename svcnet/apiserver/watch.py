@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from svcnet.api import errors, jsoncodec, meta
+from svcnet.api import errors, jsoncodec, objects
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http, params
@@ -42,7 +42,7 @@ class WatchRequest:
             base = predicate
 
             def predicate(obj: dict[str, Any], _name=rp.name, _base=base) -> bool:  # noqa: E731
-                return meta.name_of(obj) == _name and (_base is None or _base(obj))
+                return objects.name_of(obj) == _name and (_base is None or _base(obj))
 
         return WatchRequest(rp.resource.storage_prefix(rp.namespace), predicate,
                             params.int_param(request, "timeoutSeconds", default_timeout),

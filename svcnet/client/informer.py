@@ -27,7 +27,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import object_key  # re-exported: controllers and the kubelet key queues with it
 from svcnet.api.resources import Resource
 
 log = logging.getLogger("svcnet.client.informer")
@@ -55,22 +57,10 @@ class ListWatchClient(Protocol):
 
 # ----------------------------------------------------------------------- keys
 
-def object_key(obj: Obj) -> str:
-    """client-go's MetaNamespaceKeyFunc: "namespace/name", or "name" when cluster-scoped."""
-    md = obj.get("metadata") or {}
-    name = str(md.get("name") or "")
-    namespace = md.get("namespace")
-    return f"{namespace}/{name}" if namespace else name
-
-
 def split_key(key: str) -> tuple[str | None, str]:
     """The inverse of object_key: (namespace or None, name)."""
     namespace, sep, name = key.partition("/")
     return (namespace, name) if sep else (None, key)
-
-
-def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _not_newer(candidate: Obj, current: Obj) -> bool:
@@ -81,7 +71,7 @@ def _not_newer(candidate: Obj, current: Obj) -> bool:
     paged list (whose pages may be read at different revisions) never roll
     the cache back.
     """
-    a, b = _rv(candidate), _rv(current)
+    a, b = objects.resource_version(candidate), objects.resource_version(current)
     return a.isdigit() and b.isdigit() and int(a) <= int(b)
 
 
@@ -322,7 +312,7 @@ class Informer:
                     first_rv = ""
                 else:
                     raise
-            md = page.get("metadata") or {}
+            md = objects.metadata_of(page)
             # Pages may be read at different revisions here; watching from the first
             # page's revision replays anything a later page could have missed.
             first_rv = first_rv or str(md.get("resourceVersion") or "")
@@ -356,7 +346,7 @@ class Informer:
             old = self.cache.put(obj)
             if old is None:
                 self._emit_add(obj)
-            elif _rv(old) != _rv(obj):
+            elif objects.resource_version(old) != objects.resource_version(obj):
                 self._emit_update(old, obj)
 
     async def _watch_once(self) -> None:
@@ -380,7 +370,7 @@ class Informer:
             await asyncio.sleep(self._backoff.next_delay())
 
     def _apply(self, event_type: str, obj: Obj) -> None:
-        rv = _rv(obj)
+        rv = objects.resource_version(obj)
         if event_type == "BOOKMARK":
             if rv:
                 self.last_resource_version = rv

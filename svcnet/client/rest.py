@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import Resource
 from svcnet.client.config import ClientConfig
@@ -163,20 +164,23 @@ class LineSplitter:
         return rest if rest.strip() else b""
 
 
-def _ensure_namespace(resource: Resource, namespace: str | None, body: Obj | None = None) -> str | None:
+def ensure_namespace(resource: Resource, namespace: str | None, body: Obj | None = None) -> str | None:
+    """The namespace a request on this resource goes to (the argument, else the body's); None when
+    cluster-scoped. ValueError when a namespaced resource has none."""
     if not resource.namespaced:
         return None
-    ns = namespace or ((body or {}).get("metadata") or {}).get("namespace")
+    ns = namespace or objects.namespace_of(body)
     if not ns:
         raise ValueError(f"{resource.plural} are namespaced: a namespace is required")
     return str(ns)
 
 
-def _name_of(body: Obj) -> str:
-    name = (body.get("metadata") or {}).get("name")
+def required_name(body: Obj) -> str:
+    """The body's metadata.name; ValueError when it has none."""
+    name = objects.name_of(body)
     if not name:
         raise ValueError("the object has no metadata.name")
-    return str(name)
+    return name
 
 
 # -------------------------------------------------------------------- the client
@@ -294,7 +298,7 @@ class ApiClient:
     # ------------------------------------------------------------------ verbs
     async def get(self, resource: Resource, namespace: str | None, name: str,
                   subresource: str | None = None) -> Obj:
-        ns = _ensure_namespace(resource, namespace)
+        ns = ensure_namespace(resource, namespace)
         return await self.request("GET", resource_path(resource, ns, name, subresource))
 
     async def list(self, resource: Resource, namespace: str | None = None, *,
@@ -307,7 +311,7 @@ class ApiClient:
 
     async def create(self, resource: Resource, namespace: str | None, body: Obj, *,
                      field_manager: str | None = None, dry_run: bool = False) -> Obj:
-        ns = _ensure_namespace(resource, namespace, body)
+        ns = ensure_namespace(resource, namespace, body)
         return await self.request("POST", resource_path(resource, ns), body=body,
                                   params=_write_params(field_manager, dry_run))
 
@@ -315,8 +319,8 @@ class ApiClient:
                      field_manager: str | None = None, dry_run: bool = False,
                      subresource: str | None = None) -> Obj:
         """PUT; a resourceVersion in the body makes it conditional (409 when stale)."""
-        ns = _ensure_namespace(resource, namespace, body)
-        path = resource_path(resource, ns, _name_of(body), subresource)
+        ns = ensure_namespace(resource, namespace, body)
+        path = resource_path(resource, ns, required_name(body), subresource)
         return await self.request("PUT", path, body=body, params=_write_params(field_manager, dry_run))
 
     async def update_status(self, resource: Resource, namespace: str | None, body: Obj, *,
@@ -327,7 +331,7 @@ class ApiClient:
     async def patch(self, resource: Resource, namespace: str | None, name: str, body: Any, *,
                     patch_type: PatchType = "merge", field_manager: str | None = None,
                     force: bool = False, subresource: str | None = None, dry_run: bool = False) -> Obj:
-        ns = _ensure_namespace(resource, namespace)
+        ns = ensure_namespace(resource, namespace)
         params = _write_params(field_manager, dry_run)
         if force:
             params["force"] = "true"
@@ -339,7 +343,7 @@ class ApiClient:
                      propagation_policy: str | None = None, grace_period_seconds: int | None = None,
                      preconditions: Mapping[str, str] | None = None, dry_run: bool = False) -> Obj:
         """Returns the object as deleted, or as marked for deletion when finalizers hold it."""
-        ns = _ensure_namespace(resource, namespace)
+        ns = ensure_namespace(resource, namespace)
         body = delete_options(propagation_policy, grace_period_seconds, preconditions)
         return await self.request("DELETE", resource_path(resource, ns, name), body=body,
                                   params={"dryRun": "All"} if dry_run else None)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import annotations_of, labels_of, name_of, namespace_of, slice_service_key
 from svcnet.proxy.model import (
     ANNOTATION_TRIGGER_TIME,
     IPV4,
@@ -25,7 +26,6 @@ from svcnet.proxy.model import (
     ServicePortName,
     endpoints_by_port,
     service_port_infos,
-    slice_service_key,
 )
 
 Obj = Mapping[str, Any]
@@ -51,8 +51,7 @@ class SyncInput:
 
 
 def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+    return f"{namespace_of(obj) or 'default'}/{name_of(obj)}"
 
 
 ServiceView = tuple[tuple[ServicePortInfo, ...], ...]
@@ -114,10 +113,9 @@ class ChangeTracker:
 
     def endpoint_slice_update(self, endpoint_slice: Obj, removed: bool = False) -> bool:
         """An EndpointSlice was added/updated, or deleted (removed=True). True if a sync is due."""
-        key = slice_service_key(endpoint_slice)
-        if key is None:
-            return self.pending  # not tied to a Service: kube-proxy ignores it
-        slice_name = (endpoint_slice.get("metadata") or {}).get("name") or ""
+        key, slice_name = slice_service_key(endpoint_slice), name_of(endpoint_slice)
+        if key is None or not slice_name:
+            return self.pending  # not tied to a Service (or unnamed): kube-proxy ignores it
         by_name = self._slices.setdefault(key, {})
         if removed:
             by_name.pop(slice_name, None)
@@ -128,8 +126,7 @@ class ChangeTracker:
         view = self._endpoints_view(key)
         if view != self._synced_endpoints.get(key, ()):
             self._pending_endpoints[key] = view
-            trigger = ((endpoint_slice.get("metadata") or {}).get("annotations") or {}).get(
-                ANNOTATION_TRIGGER_TIME)
+            trigger = annotations_of(endpoint_slice).get(ANNOTATION_TRIGGER_TIME)
             if trigger and not removed:
                 self._trigger_times.setdefault(key, []).append(trigger)
         else:
@@ -139,7 +136,7 @@ class ChangeTracker:
 
     def node_update(self, node: Obj | None) -> bool:
         """This node changed; new topology labels re-decide every service, so the next sync is full."""
-        labels = dict(((node or {}).get("metadata") or {}).get("labels") or {})
+        labels = dict(labels_of(node))
         topology = {k: v for k, v in labels.items() if k.startswith(TOPOLOGY_LABEL_PREFIX)}
         old_topology = {k: v for k, v in self._node_labels.items() if k.startswith(TOPOLOGY_LABEL_PREFIX)}
         self._node_labels = labels

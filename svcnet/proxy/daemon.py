@@ -42,6 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from svcnet.api.objects import name_of, namespace_of
 from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
@@ -267,8 +268,8 @@ class ProxyDaemon:
             self.runner.run()
 
     def on_service(self, old: dict | None, new: dict | None) -> None:
-        meta = (new or old or {}).get("metadata") or {}
-        self.metrics.service_changed(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+        service = new or old
+        self.metrics.service_changed(f"{namespace_of(service)}/{name_of(service)}")
         self._changed(self.tracker.service_update(old, new))
 
     def on_slice(self, endpoint_slice: dict, removed: bool = False) -> None:
@@ -276,7 +277,7 @@ class ProxyDaemon:
         self._changed(self.tracker.endpoint_slice_update(endpoint_slice, removed=removed))
 
     def on_node(self, node: dict | None) -> None:
-        name = ((node or {}).get("metadata") or {}).get("name")
+        name = name_of(node)
         if name != self.settings.node_name:
             return
         self.tracker.node_update(node)
@@ -290,7 +291,7 @@ class ProxyDaemon:
         self._changed(self.tracker.pending)
 
     async def on_node_deleted(self, node: dict) -> None:
-        if ((node.get("metadata") or {}).get("name")) != self.settings.node_name or not self.node_present:
+        if name_of(node) != self.settings.node_name or not self.node_present:
             return
         log.info("node %s was deleted: removing its rules", self.settings.node_name)
         self.node_present = False

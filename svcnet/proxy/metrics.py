@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from svcnet.api.objects import is_being_deleted, spec_of
+
 SYNC_DURATION = "kubeproxy_sync_proxy_rules_duration_seconds"
 FULL_SYNC_DURATION = "kubeproxy_sync_full_proxy_rules_duration_seconds"
 PARTIAL_SYNC_DURATION = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
@@ -303,9 +305,9 @@ def node_eligible(node: Mapping[str, Any] | None) -> bool:
     balancers drain it); any other Node, or none seen yet, is eligible."""
     if not node:
         return True
-    if (node.get("metadata") or {}).get("deletionTimestamp"):
+    if is_being_deleted(node):
         return False
-    taints: Iterable[Mapping[str, Any]] = (node.get("spec") or {}).get("taints") or ()
+    taints: Iterable[Mapping[str, Any]] = spec_of(node).get("taints") or ()
     return not any(t.get("key") == TO_BE_DELETED_TAINT for t in taints)
 
 

@@ -29,13 +29,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import (
+    labels_of,
+    name_of,
+    namespace_of,
+    slice_service_key,
+    spec_of,
+    status_of,
+)
+
 Obj = Mapping[str, Any]
 
 IPV4 = "IPv4"
 IPV6 = "IPv6"
 FAMILIES = (IPV4, IPV6)
 
-LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
 LABEL_HEADLESS = "service.kubernetes.io/headless"
 LABEL_ZONE = "topology.kubernetes.io/zone"
@@ -178,7 +186,7 @@ def _canonical_ip(address: str) -> str:
 
 def cluster_ip_for_family(service: Obj, family: str) -> str:
     """The Service's cluster IP of this family, or "" (upstream GetClusterIPByFamily)."""
-    spec = service.get("spec") or {}
+    spec = spec_of(service)
     families = spec.get("ipFamilies") or []
     cluster_ips = spec.get("clusterIPs") or []
     if not families:
@@ -194,10 +202,10 @@ def cluster_ip_for_family(service: Obj, family: str) -> str:
 
 def should_skip_service(service: Obj) -> bool:
     """Services kube-proxy never programs: ExternalName, headless, or meant for another proxy."""
-    labels = (service.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(service)
     if LABEL_SERVICE_PROXY_NAME in labels or LABEL_HEADLESS in labels:
         return True
-    spec = service.get("spec") or {}
+    spec = spec_of(service)
     if spec.get("type") == "ExternalName":
         return True
     cluster_ip = spec.get("clusterIP") or ""
@@ -222,7 +230,7 @@ def _source_ranges(spec: Obj, family: str) -> tuple[str, ...]:
 
 
 def _vip_mode_ingress_ips(service: Obj, family: str) -> tuple[str, ...]:
-    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ingress = (status_of(service).get("loadBalancer") or {}).get("ingress") or []
     ips: list[str] = []
     for entry in ingress:
         ip = (entry or {}).get("ip") or ""
@@ -243,10 +251,9 @@ def service_port_infos(service: Obj, family: str) -> tuple[ServicePortInfo, ...]
     cluster_ip = cluster_ip_for_family(service, family)
     if not cluster_ip or cluster_ip == "None" or ip_family_of(cluster_ip) != family:
         return ()
-    meta = service.get("metadata") or {}
-    spec = service.get("spec") or {}
-    namespace = meta.get("namespace") or "default"
-    name = meta.get("name") or ""
+    spec = spec_of(service)
+    namespace = namespace_of(service) or "default"
+    name = name_of(service)
     external_local = _externally_accessible_service(spec) and spec.get("externalTrafficPolicy") == "Local"
     internal_local = spec.get("internalTrafficPolicy") == "Local"
     client_ip = spec.get("sessionAffinity") == "ClientIP"
@@ -283,15 +290,6 @@ def service_port_infos(service: Obj, family: str) -> tuple[ServicePortInfo, ...]
 
 # --- EndpointSlices ----------------------------------------------------------------------------------------
 
-def slice_service_key(endpoint_slice: Obj) -> str | None:
-    """"namespace/service" of the Service a slice belongs to, or None when it names none."""
-    meta = endpoint_slice.get("metadata") or {}
-    service = (meta.get("labels") or {}).get(LABEL_SERVICE_NAME)
-    if not service or not meta.get("name"):
-        return None
-    return f"{meta.get('namespace') or 'default'}/{service}"
-
-
 def _condition(conditions: Obj, key: str, default: bool) -> bool:
     value = conditions.get(key)
     return default if value is None else bool(value)
@@ -301,14 +299,14 @@ def slice_endpoints(
     endpoint_slice: Obj, family: str, node_name: str, warnings: list[str] | None = None,
 ) -> dict[ServicePortName, list[EndpointInfo]]:
     """The endpoints one slice contributes, per service port (before deduplication)."""
-    key = slice_service_key(endpoint_slice)
-    labels = (endpoint_slice.get("metadata") or {}).get("labels") or {}
-    if key is None or LABEL_HEADLESS in labels or LABEL_SERVICE_PROXY_NAME in labels:
+    key, slice_name = slice_service_key(endpoint_slice), name_of(endpoint_slice)
+    labels = labels_of(endpoint_slice)
+    # a slice without a name is not tracked (the change tracker files slices by name)
+    if key is None or not slice_name or LABEL_HEADLESS in labels or LABEL_SERVICE_PROXY_NAME in labels:
         return {}
     if endpoint_slice.get("addressType") not in (IPV4, IPV6):
         return {}  # FQDN slices are not proxied
     namespace, service = key.split("/", 1)
-    slice_name = (endpoint_slice.get("metadata") or {}).get("name")
     result: dict[ServicePortName, list[EndpointInfo]] = {}
     for port in endpoint_slice.get("ports") or []:
         if port.get("name") is None:
@@ -368,6 +366,16 @@ def endpoints_by_port(
             collected.setdefault(name, []).append(endpoints)
     merged = {name: merge_endpoints(groups) for name, groups in collected.items()}
     return {name: eps for name, eps in merged.items() if eps}
+
+
+# --- Nodes -------------------------------------------------------------------------------------------------
+
+def node_addresses(node: Obj | None) -> tuple[str, ...]:
+    """The Node's InternalIPs, then ExternalIPs (kube-proxy's choice of node IPs)."""
+    addresses = status_of(node).get("addresses") or []
+    ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
+    return tuple(str(a["address"]) for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
+                 and ip_family_of(str(a.get("address", ""))) is not None)
 
 
 # --- the whole state ---------------------------------------------------------------------------------------

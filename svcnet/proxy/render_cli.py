@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
+from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of
 from svcnet.proxy.iptables import render_iptables
-from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of
+from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses
 from svcnet.proxy.plan import ProxyConfig, plan
 
 # svcnet's pod network (DESIGN.md); traffic to a cluster IP from outside it is masqueraded.
@@ -96,8 +97,7 @@ def load_documents(paths: Iterable[str], stdin_text: str | None = None) -> list[
 
 
 def _describe(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{obj.get('kind')} {meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+    return f"{obj.get('kind')} {namespace_of(obj) or 'default'}/{name_of(obj) or '?'}"
 
 
 def _check_ip(source: str, obj: Obj, field: str, value: Any) -> None:
@@ -119,7 +119,7 @@ def validate(source: str, obj: Obj) -> None:
         raise InputError(f"{source}: {obj.get('kind')}: metadata.name is required")
     kind = obj.get("kind")
     if kind == "Service":
-        spec = obj.get("spec") or {}
+        spec = spec_of(obj)
         for index, ip in enumerate(spec.get("clusterIPs") or []):
             if ip != "None":
                 _check_ip(source, obj, f"spec.clusterIPs[{index}]", ip)
@@ -159,19 +159,12 @@ def validate(source: str, obj: Obj) -> None:
             _check_port(source, obj, f"ports[{index}].port", port.get("port"), required=False)
 
 
-def _node_addresses(node: Obj) -> list[str]:
-    addresses = ((node.get("status") or {}).get("addresses")) or []
-    ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
-    return [a["address"] for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
-            and ip_family_of(str(a.get("address", ""))) is not None]
-
-
 def node_addresses_of(objects: list[tuple[str, Obj]], node_name: str) -> list[str]:
     """The addresses of the node render() renders for (named, or the only Node given)."""
     nodes = {obj["metadata"]["name"]: obj for _, obj in objects if obj.get("kind") == "Node"}
     if not node_name and len(nodes) == 1:
         node_name = next(iter(nodes))
-    return _node_addresses(nodes.get(node_name, {}))
+    return list(node_addresses(nodes.get(node_name, {})))
 
 
 def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[str, list[str]]:
@@ -186,7 +179,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
             validate(source, obj)
         if kind == "Service":
             services.append(obj)
-            spec = obj.get("spec") or {}
+            spec = spec_of(obj)
             if spec.get("type") != "ExternalName" and not spec.get("clusterIP") and not spec.get("clusterIPs"):
                 notes.append(f"{source}: {_describe(obj)} has no clusterIP yet (the apiserver allocates one); "
                              "it gets no rules")
@@ -201,7 +194,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
     if not node_name and len(nodes) == 1:
         node_name = next(iter(nodes))
     node = nodes.get(node_name, {})
-    node_labels = ((node.get("metadata") or {}).get("labels")) or {}
+    node_labels = labels_of(node)
 
     family = IPV6 if args.family == "ipv6" else IPV4
     cidrs = DEFAULT_CLUSTER_CIDRS if args.cluster_cidr is None else tuple(
@@ -211,7 +204,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
             ipaddress.ip_network(cidr.strip(), strict=False)
         except ValueError:
             raise InputError(f"--cluster-cidr: invalid CIDR {cidr!r}") from None
-    node_ips = tuple(args.node_ip) or tuple(_node_addresses(node))
+    node_ips = tuple(args.node_ip) or node_addresses(node)
     for ip in node_ips:
         if ip_family_of(ip) is None:
             raise InputError(f"--node-ip: invalid IP address {ip!r}")

@@ -45,7 +45,7 @@ from svcnet.proxy.iptables.apply import (
     ensure_jump_rules,
 )
 from svcnet.proxy.iptables.render import RenderCache, RenderedRules, RenderedState, render_iptables
-from svcnet.proxy.model import IPV4, IPV6, LABEL_ZONE, ip_family_of
+from svcnet.proxy.model import IPV4, IPV6, LABEL_ZONE, node_addresses
 from svcnet.proxy.plan import ProxyConfig, ServicePortPlan, assemble_plan, plan_service_port
 
 log = logging.getLogger("svcnet.proxy.syncer")
@@ -206,14 +206,6 @@ def _writes_nothing(restore_text: str) -> bool:
 def _sort_key(service_key: str) -> tuple[str, ...]:
     # ServicePortName orders by (namespace, name); "a/x" vs "a-b/y" as strings would not.
     return tuple(service_key.split("/", 1))
-
-
-def node_addresses(node: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The Node's InternalIPs, then ExternalIPs (kube-proxy's choice of node IPs)."""
-    addresses = (((node or {}).get("status") or {}).get("addresses")) or []
-    ordered = sorted(addresses, key=lambda a: {"InternalIP": 0, "ExternalIP": 1}.get(a.get("type"), 2))
-    return tuple(str(a["address"]) for a in ordered if a.get("type") in ("InternalIP", "ExternalIP")
-                 and ip_family_of(str(a.get("address", ""))) is not None)
 
 
 class RuleSyncer:

@@ -27,6 +27,7 @@ from typing import Any
 
 from svcnet.api import errors, jsoncodec, selectors
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import labels_of, metadata_of
 from svcnet.api.resources import Resource
 from svcnet.apiserver import openapi, patch
 from svcnet.apiserver.daemon import build_registry
@@ -34,7 +35,7 @@ from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.http import parse_resource_path
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
-from svcnet.client.rest import PatchType, TransportError, _ensure_namespace, _name_of
+from svcnet.client.rest import PatchType, TransportError, ensure_namespace, required_name
 from svcnet.config import ApiServerConfig
 from svcnet.storage.base import Compacted, Event, FutureRevision
 from svcnet.storage.memory import MemoryStore
@@ -203,7 +204,7 @@ class FakeApi:
                 subresource: str | None = None) -> None:
         """Write down a write that was stored (one that changed nothing moved no revision)."""
         if self.store.current_revision() != since:
-            md = obj.get("metadata") or {}
+            md = metadata_of(obj)
             self.actions.append(Action(verb, resource.plural, md.get("namespace"), str(md.get("name")),
                                        subresource))
 
@@ -214,7 +215,7 @@ class FakeApi:
     async def get(self, resource: Resource, namespace: str | None, name: str,
                   subresource: str | None = None) -> Obj:
         self._check_up()
-        return self.registry.get(resource, _ensure_namespace(resource, namespace), name)
+        return self.registry.get(resource, ensure_namespace(resource, namespace), name)
 
     async def list(self, resource: Resource, namespace: str | None = None, *,
                    label_selector: str | None = None, field_selector: str | None = None,
@@ -246,7 +247,7 @@ class FakeApi:
     # ------------------------------------------------------------------- writes
     async def create(self, resource: Resource, namespace: str | None, body: Obj, *,
                      field_manager: str | None = None, dry_run: bool = False) -> Obj:
-        ns = _ensure_namespace(resource, namespace, body)
+        ns = ensure_namespace(resource, namespace, body)
         since = self._before_write("create", resource)
         obj = self.registry.create(resource, ns, jsoncodec.deepcopy(body),
                                    self._options(field_manager, dry_run))
@@ -256,8 +257,8 @@ class FakeApi:
     async def update(self, resource: Resource, namespace: str | None, body: Obj, *,
                      field_manager: str | None = None, dry_run: bool = False,
                      subresource: str | None = None) -> Obj:
-        ns = _ensure_namespace(resource, namespace, body)
-        name = _name_of(body)
+        ns = ensure_namespace(resource, namespace, body)
+        name = required_name(body)
         since = self._before_write("update", resource)
         obj, _ = self.registry.update(resource, ns, name, jsoncodec.deepcopy(body),
                                       self._options(field_manager, dry_run), subresource=subresource)
@@ -272,7 +273,7 @@ class FakeApi:
     async def patch(self, resource: Resource, namespace: str | None, name: str, body: Any, *,
                     patch_type: PatchType = "merge", field_manager: str | None = None,
                     force: bool = False, subresource: str | None = None, dry_run: bool = False) -> Obj:
-        ns = _ensure_namespace(resource, namespace)
+        ns = ensure_namespace(resource, namespace)
         since = self._before_write("patch", resource)
         opts = self._options(field_manager, dry_run)
         mutate = _patcher(resource, name, jsoncodec.deepcopy(body), patch_type, opts.field_manager, force,
@@ -288,7 +289,7 @@ class FakeApi:
                      propagation_policy: str | None = None, grace_period_seconds: int | None = None,
                      preconditions: Mapping[str, str] | None = None, dry_run: bool = False) -> Obj:
         """Returns the object as deleted, or as marked for deletion when finalizers hold it."""
-        ns = _ensure_namespace(resource, namespace)
+        ns = ensure_namespace(resource, namespace)
         since = self._before_write("delete", resource)
         pre = preconditions or {}
         obj, _ = self.registry.delete(resource, ns, name, DeleteOptions(
@@ -370,7 +371,7 @@ def _predicate(resource: Resource, label_selector: str | None,
         return None
 
     def matches(obj: Obj) -> bool:
-        return labels.matches((obj.get("metadata") or {}).get("labels") or {}) and fields.matches(obj)
+        return labels.matches(labels_of(obj)) and fields.matches(obj)
 
     return matches
 
