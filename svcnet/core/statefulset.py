@@ -36,16 +36,17 @@ from svcnet.api import meta
 from svcnet.api.objects import (
     annotations_of,
     condition_of,
+    controller_ref,
     is_being_deleted,
     labels_of,
     metadata_of,
     name_of,
     namespace_of,
     new_controller_ref,
-    owner_references_of,
     spec_of,
     status_of,
 )
+from svcnet.core.hashing import fnv1_32, safe_encode_string
 
 Obj = dict[str, Any]
 
@@ -56,9 +57,6 @@ REVISION_LABEL = "controller-revision-hash"
 INIT_ANNOTATION = "pod.alpha.kubernetes.io/initialized"
 
 _MEMBER_NAME = re.compile(r"^(.*)-([0-9]+)$")
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
-_FNV32_OFFSET = 0x811C9DC5
-_FNV32_PRIME = 0x01000193
 
 
 # ---------------------------------------------------------------- identity
@@ -88,7 +86,6 @@ def pod_name(sts: Obj, ordinal: int) -> str:
     return f"{name_of(sts)}-{ordinal}"
 
 
-
 def start_ordinal(sts: Obj) -> int:
     return int((spec_of(sts).get("ordinals") or {}).get("start") or 0)
 
@@ -102,7 +99,7 @@ def identity_matches(sts: Obj, pod: Obj) -> bool:
     """Name, namespace and the identity labels agree with the set (hostname is fixed at creation)."""
     md = metadata_of(pod)
     ordinal = ordinal_of(pod)
-    labels = md.get("labels") or {}
+    labels = labels_of(pod)
     return (ordinal >= 0 and is_member_of(sts, pod) and md.get("namespace") == namespace_of(sts)
             and labels.get(POD_NAME_LABEL) == md.get("name")
             and labels.get(POD_INDEX_LABEL) == str(ordinal))
@@ -115,20 +112,6 @@ def identity_labels(pod: Obj) -> dict[str, str]:
 
 # ---------------------------------------------------------------- revisions
 
-def _fnv1_32(data: bytes) -> int:
-    # Go's hash/fnv New32 (FNV-1, not 1a), which upstream's HashControllerRevision uses.
-    h = _FNV32_OFFSET
-    for byte in data:
-        h = (h * _FNV32_PRIME) & 0xFFFFFFFF
-        h ^= byte
-    return h
-
-
-def safe_encode(text: str) -> str:
-    """apimachinery's rand.SafeEncodeString: no vowels, nothing that reads as a word."""
-    return "".join(_SAFE_ALPHABET[ord(ch) % len(_SAFE_ALPHABET)] for ch in text)
-
-
 def revision_hash(template: Obj | None, collision_count: int = 0) -> str:
     """A short hash of the pod template (and the collision count, as upstream's probe)."""
     # Upstream hashes the JSON of a strategic patch replacing spec.template; the bytes are
@@ -137,7 +120,7 @@ def revision_hash(template: Obj | None, collision_count: int = 0) -> str:
     data = json.dumps(patch, sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += str(collision_count).encode()
-    return safe_encode(str(_fnv1_32(data)))
+    return safe_encode_string(str(fnv1_32(data)))
 
 
 def revision_name(sts: Obj) -> str:
@@ -158,7 +141,7 @@ def template_from_pod(pod: Obj) -> Obj:
     template survives: in the pods still running it.
     """
     md = metadata_of(pod)
-    labels = {k: v for k, v in (md.get("labels") or {}).items()
+    labels = {k: v for k, v in labels_of(pod).items()
               if k not in (POD_NAME_LABEL, POD_INDEX_LABEL, REVISION_LABEL)}
     template_md: Obj = {"labels": labels}
     if md.get("annotations"):
@@ -241,7 +224,7 @@ def new_pod(sts: Obj, ordinal: int, template: Obj | None, revision: str) -> Obj:
     template = template or {}
     template_md = metadata_of(template)
     name = pod_name(sts, ordinal)
-    labels = dict(template_md.get("labels") or {})
+    labels = dict(labels_of(template))
     labels[POD_NAME_LABEL] = name
     labels[POD_INDEX_LABEL] = str(ordinal)
     labels[REVISION_LABEL] = revision
@@ -269,10 +252,8 @@ def controller_reference(sts: Obj) -> Obj:
 # ---------------------------------------------------------------- ownership
 
 def controller_uid(obj: Obj) -> str | None:
-    for ref in owner_references_of(obj):
-        if ref.get("controller"):
-            return str(ref.get("uid") or "")
-    return None
+    ref = controller_ref(obj)
+    return None if ref is None else str(ref.get("uid") or "")
 
 
 @dataclass(frozen=True)
@@ -378,147 +359,191 @@ def plan_stateful_set(sts: Obj, pods: Iterable[Obj], *, now: dt.datetime,
 
     current_template is the pod template of status.currentRevision when that
     differs from the update revision (None when unknown: missing pods are then
-    created at the update revision).
+    created at the update revision). The steps run in upstream's order; in
+    monotonic (OrderedReady) mode a step that is not done ends the pass.
     """
+    p = _start_pass(sts, pods, now, current_template)
+    if is_being_deleted(sts) or _update_replicas(p) or _scale_down(p) or p.strategy_type == "OnDelete":
+        return _finish(p)
+    return _finish(p, _rolling_update(p))
+
+
+@dataclass
+class _Pass:
+    """One pass over a set: what it reads once, and the pod actions it decides, in order."""
+
+    sts: Obj
+    now: dt.datetime
+    min_ready: int
+    strategy_type: str
+    rolling: Obj | None
+    monotonic: bool
+    current_rev: str
+    update_rev: str
+    replicas: list[Obj] = field(default_factory=list)  # one pod per ordinal in range, made up where missing
+    unborn: set[str] = field(default_factory=set)  # the names of the made-up ones
+    condemned: list[Obj] = field(default_factory=list)  # members beyond the range, highest ordinal first
+    actions: list[PodAction] = field(default_factory=list)
+
+    def available(self, pod: Obj) -> bool:
+        return is_running_and_available(pod, self.min_ready, self.now)
+
+    def unavailable(self, pod: Obj) -> bool:
+        return is_unavailable(pod, self.min_ready, self.now)
+
+    def existing(self) -> list[Obj]:
+        """The pods that exist, which the status counts."""
+        return [pod for pod in self.replicas if name_of(pod) not in self.unborn] + self.condemned
+
+
+def _start_pass(sts: Obj, pods: Iterable[Obj], now: dt.datetime, current_template: Obj | None) -> _Pass:
+    """Read the set's strategy and revisions, and sort its pods into ordinals and condemned."""
     spec = spec_of(sts)
-    status_in = status_of(sts)
-    md = metadata_of(sts)
-    min_ready = int(spec.get("minReadySeconds") or 0)
     strategy = spec.get("updateStrategy") or {}
-    strategy_type = strategy.get("type") or "RollingUpdate"
-    rolling = strategy.get("rollingUpdate")
-    monotonic = spec.get("podManagementPolicy") != "Parallel"
-    update_template = spec.get("template") or {}
-
     update_rev = revision_name(sts)
-    current_rev = str(status_in.get("currentRevision") or "") or update_rev
-    if current_rev == update_rev:
-        current_template = update_template
-
+    p = _Pass(sts=sts, now=now, min_ready=int(spec.get("minReadySeconds") or 0),
+              strategy_type=strategy.get("type") or "RollingUpdate", rolling=strategy.get("rollingUpdate"),
+              monotonic=spec.get("podManagementPolicy") != "Parallel",
+              current_rev=str(status_of(sts).get("currentRevision") or "") or update_rev, update_rev=update_rev)
+    if p.current_rev == p.update_rev:
+        current_template = spec.get("template") or {}
     start, count = start_ordinal(sts), desired_replicas(sts)
-    members = sorted((p for p in pods if is_member_of(sts, p)), key=ordinal_of)
     slots: dict[int, Obj] = {}
-    condemned: list[Obj] = []
-    for pod in members:
+    for pod in sorted((m for m in pods if is_member_of(sts, m)), key=ordinal_of):
         ordinal = ordinal_of(pod)
         if start <= ordinal < start + count:
             slots[ordinal] = pod
         else:
-            condemned.append(pod)
-    condemned.sort(key=ordinal_of, reverse=True)
+            p.condemned.append(pod)
+    p.condemned.sort(key=ordinal_of, reverse=True)
+    p.unborn = {pod_name(sts, o) for o in range(start, start + count) if o not in slots}
+    p.replicas = [slots[o] if o in slots else _missing_pod(p, o, current_template)
+                  for o in range(start, start + count)]
+    return p
 
-    # Missing ordinals get a pod at the revision their place in the rollout calls for.
-    def versioned_pod(ordinal: int) -> Obj:
-        if current_template is not None and strategy_type == "RollingUpdate":
-            if rolling is None:
-                below = ordinal < start + int(status_in.get("currentReplicas") or 0)
-            else:
-                below = ordinal < start + int(rolling.get("partition") or 0)
-            if below:
-                return new_pod(sts, ordinal, current_template, current_rev)
-        return new_pod(sts, ordinal, update_template, update_rev)
 
-    unborn = {pod_name(sts, o) for o in range(start, start + count) if o not in slots}
-    replicas = [slots[o] if o in slots else versioned_pod(o) for o in range(start, start + count)]
+def _missing_pod(p: _Pass, ordinal: int, current_template: Obj | None) -> Obj:
+    """A missing ordinal gets a pod at the revision its place in the rollout calls for."""
+    if current_template is not None and p.strategy_type == "RollingUpdate":
+        start = start_ordinal(p.sts)
+        if p.rolling is None:
+            below = ordinal < start + int(status_of(p.sts).get("currentReplicas") or 0)
+        else:
+            below = ordinal < start + int(p.rolling.get("partition") or 0)
+        if below:
+            return new_pod(p.sts, ordinal, current_template, p.current_rev)
+    return new_pod(p.sts, ordinal, spec_of(p.sts).get("template") or {}, p.update_rev)
 
-    first_unavailable: Obj | None = None
-    for pod in [*replicas, *reversed(condemned)]:
-        if is_unavailable(pod, min_ready, now):
-            first_unavailable = pod
-            break
 
-    actions: list[PodAction] = []
-    counts_pods = [p for p in replicas if name_of(p) not in unborn] + condemned
+def _update_replicas(p: _Pass) -> bool:
+    """1. Living replicas, in ordinal order; monotonic mode stops at the first one not done.
 
-    def finish(current_delta: int = 0) -> StatefulSetPlan:
-        counts = _count(counts_pods, min_ready, now, current_rev, update_rev)
-        status = {
-            "observedGeneration": int(md.get("generation") or 0),
-            "replicas": counts.replicas,
-            "readyReplicas": counts.ready,
-            "currentReplicas": counts.current + current_delta,
-            "updatedReplicas": counts.updated,
-            "availableReplicas": counts.available,
-            "currentRevision": current_rev,
-            "updateRevision": update_rev,
-            "collisionCount": int(status_in.get("collisionCount") or 0),
-        }
-        if status_in.get("conditions"):
-            status["conditions"] = status_in["conditions"]
-        # completeRollingUpdate: every pod updated and ready makes the update revision current.
-        if (strategy_type == "RollingUpdate" and status["updatedReplicas"] == status["replicas"]
-                and status["readyReplicas"] == status["replicas"]):
-            status["currentReplicas"] = status["updatedReplicas"]
-            status["currentRevision"] = update_rev
-        requeue = None
-        if min_ready > 0 and status["readyReplicas"] != status["availableReplicas"]:
-            waits = [w for p in counts_pods if (w := seconds_until_available(p, min_ready, now))]
-            requeue = min(waits) if waits else float(min_ready)
-        return StatefulSetPlan(tuple(actions), status, requeue)
-
-    if md.get("deletionTimestamp"):
-        return finish()
-
-    # 1. Living replicas, in ordinal order; monotonic mode stops at the first one not done.
-    for pod in replicas:
+    Returns whether the pass ends here.
+    """
+    for pod in p.replicas:
         name = name_of(pod)
         if is_failed(pod) or is_succeeded(pod):
             if not is_terminating(pod):
-                actions.append(PodAction("delete", name, f"recreate {phase(pod).lower()} pod"))
-            if monotonic:
-                return finish()
+                p.actions.append(PodAction("delete", name, f"recreate {phase(pod).lower()} pod"))
+            if p.monotonic:
+                return True
             continue
-        if name in unborn:
-            actions.append(PodAction("create", name, "missing ordinal", pod))
-            if monotonic:
-                return finish()
+        if name in p.unborn:
+            p.actions.append(PodAction("create", name, "missing ordinal", pod))
+            if p.monotonic:
+                return True
             continue
-        if monotonic and (is_terminating(pod) or not is_running_and_ready(pod)
-                          or not is_running_and_available(pod, min_ready, now)):
-            return finish()
-        if not identity_matches(sts, pod):
-            actions.append(PodAction("relabel", name, "identity", identity_labels(pod)))
+        if p.monotonic and (is_terminating(pod) or not is_running_and_ready(pod) or not p.available(pod)):
+            return True
+        if not identity_matches(p.sts, pod):
+            p.actions.append(PodAction("relabel", name, "identity", identity_labels(pod)))
+    return False
 
-    # 2. Condemned pods (beyond the range), highest ordinal first.
-    for pod in condemned:
+
+def _scale_down(p: _Pass) -> bool:
+    """2. Condemned pods (beyond the range), highest ordinal first. Returns whether the pass ends here.
+
+    In monotonic mode one goes at a time, and only while the others are healthy:
+    the first unavailable pod of the set may itself be deleted.
+    """
+    first_unavailable = next((pod for pod in [*p.replicas, *reversed(p.condemned)] if p.unavailable(pod)), None)
+    for pod in p.condemned:
         if is_terminating(pod):
-            if monotonic:
-                return finish()
+            if p.monotonic:
+                return True
             continue
-        if monotonic and pod is not first_unavailable and (
-                not is_running_and_ready(pod) or not is_running_and_available(pod, min_ready, now)):
-            return finish()
-        actions.append(PodAction("delete", name_of(pod), "scale down"))
-        if monotonic:
-            return finish()
+        if p.monotonic and pod is not first_unavailable and (
+                not is_running_and_ready(pod) or not p.available(pod)):
+            return True
+        p.actions.append(PodAction("delete", name_of(pod), "scale down"))
+        if p.monotonic:
+            return True
+    return False
 
-    if strategy_type == "OnDelete":
-        return finish()
 
-    # 3. Rolling update, from the highest ordinal down to the partition.
-    partition = int((rolling or {}).get("partition") or 0)
-    if rolling is not None and rolling.get("maxUnavailable") is not None:
-        budget = _max_unavailable(rolling["maxUnavailable"], count)
-        unavailable = sum(1 for p in replicas if is_unavailable(p, min_ready, now))
-        if unavailable > budget:
-            return finish()
-        deleted = 0
-        for index in range(len(replicas) - 1, partition - 1, -1):
-            if deleted >= budget - unavailable:
-                break
-            pod = replicas[index]
-            if pod_revision(pod) != update_rev and not is_terminating(pod):
-                actions.append(PodAction("delete", name_of(pod), "rolling update"))
-                deleted += 1
-        return finish(-deleted)
-    for index in range(len(replicas) - 1, partition - 1, -1):
-        pod = replicas[index]
-        if pod_revision(pod) != update_rev and not is_terminating(pod):
-            actions.append(PodAction("delete", name_of(pod), "rolling update"))
-            return finish(-1)
-        if is_unavailable(pod, min_ready, now):
-            return finish()
-    return finish()
+def _rolling_update(p: _Pass) -> int:
+    """3. Rolling update, from the highest ordinal down to the partition.
+
+    Returns the change its deletions make to currentReplicas (0 or negative).
+    """
+    partition = int((p.rolling or {}).get("partition") or 0)
+    if p.rolling is not None and p.rolling.get("maxUnavailable") is not None:
+        return _rolling_update_within_budget(p, p.rolling["maxUnavailable"], partition)
+    for index in range(len(p.replicas) - 1, partition - 1, -1):
+        pod = p.replicas[index]
+        if pod_revision(pod) != p.update_rev and not is_terminating(pod):
+            p.actions.append(PodAction("delete", name_of(pod), "rolling update"))
+            return -1
+        if p.unavailable(pod):
+            return 0
+    return 0
+
+
+def _rolling_update_within_budget(p: _Pass, max_unavailable: Any, partition: int) -> int:
+    """With maxUnavailable: replace as many pods at once as the budget leaves room for."""
+    budget = _max_unavailable(max_unavailable, desired_replicas(p.sts))
+    unavailable = sum(1 for pod in p.replicas if p.unavailable(pod))
+    if unavailable > budget:
+        return 0
+    deleted = 0
+    for index in range(len(p.replicas) - 1, partition - 1, -1):
+        if deleted >= budget - unavailable:
+            break
+        pod = p.replicas[index]
+        if pod_revision(pod) != p.update_rev and not is_terminating(pod):
+            p.actions.append(PodAction("delete", name_of(pod), "rolling update"))
+            deleted += 1
+    return -deleted
+
+
+def _finish(p: _Pass, current_delta: int = 0) -> StatefulSetPlan:
+    """The plan: the actions decided, and the status the existing pods add up to."""
+    status_in = status_of(p.sts)
+    existing = p.existing()
+    counts = _count(existing, p.min_ready, p.now, p.current_rev, p.update_rev)
+    status: Obj = {
+        "observedGeneration": int(metadata_of(p.sts).get("generation") or 0),
+        "replicas": counts.replicas,
+        "readyReplicas": counts.ready,
+        "currentReplicas": counts.current + current_delta,
+        "updatedReplicas": counts.updated,
+        "availableReplicas": counts.available,
+        "currentRevision": p.current_rev,
+        "updateRevision": p.update_rev,
+        "collisionCount": int(status_in.get("collisionCount") or 0),
+    }
+    if status_in.get("conditions"):
+        status["conditions"] = status_in["conditions"]
+    # completeRollingUpdate: every pod updated and ready makes the update revision current.
+    if (p.strategy_type == "RollingUpdate" and status["updatedReplicas"] == status["replicas"]
+            and status["readyReplicas"] == status["replicas"]):
+        status["currentReplicas"] = status["updatedReplicas"]
+        status["currentRevision"] = p.update_rev
+    requeue = None
+    if p.min_ready > 0 and status["readyReplicas"] != status["availableReplicas"]:
+        waits = [w for pod in existing if (w := seconds_until_available(pod, p.min_ready, p.now))]
+        requeue = min(waits) if waits else float(p.min_ready)
+    return StatefulSetPlan(tuple(p.actions), status, requeue)
 
 
 def status_differs(sts: Obj, status: Mapping[str, Any]) -> bool:

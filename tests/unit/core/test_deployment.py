@@ -51,16 +51,6 @@ def rs(name: str, replicas: int, available: int | None = None, *, image: str = "
 
 # ------------------------------------------------------------------------ hash
 
-def test_fnv32a_matches_the_reference_vectors() -> None:
-    assert core.fnv32a(b"") == 0x811C9DC5
-    assert core.fnv32a(b"a") == 0xE40C292C
-    assert core.fnv32a(b"foobar") == 0xBF9CF968
-
-
-def test_safe_encode_maps_digits_into_the_safe_alphabet() -> None:
-    assert core.safe_encode_string("0123456789") == "456789bcdf"
-
-
 def test_compute_hash_is_stable_shaped_like_upstream_and_changes_with_the_template() -> None:
     h = core.compute_hash(TEMPLATE)
     assert h == core.compute_hash({"spec": TEMPLATE["spec"], "metadata": TEMPLATE["metadata"]})

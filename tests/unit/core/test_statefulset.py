@@ -96,12 +96,6 @@ def test_revision_name_is_the_set_name_and_a_safe_hash_of_the_template() -> None
     assert core.revision_name(make_sts(status={"collisionCount": 1})) != name
 
 
-def test_fnv1_32_matches_go_hash_fnv_new32() -> None:
-    # Reference values of Go's fnv.New32 (FNV-1): "" is the offset basis, "a" is 0x050c5d7e.
-    assert core._fnv1_32(b"") == 0x811C9DC5
-    assert core._fnv1_32(b"a") == 0x050C5D7E
-
-
 def test_template_from_pod_drops_what_the_controller_and_scheduler_added() -> None:
     sts = make_sts()
     pod = make_pod(sts, 2)
