@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.agent.node import RUNTIME_ROOT_ANNOTATION
+from svcnet.api.podlogs import LogOptions
 from svcnet.kernel import process as linux
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime import logs
@@ -96,23 +97,18 @@ class ContainerLogFile:
     container: str
     path: Path
 
-    async def read(self, options: Any) -> bytes:
-        return await asyncio.to_thread(logs.read_log, self.path, _log_options(options))
+    async def read(self, options: LogOptions) -> bytes:
+        return await asyncio.to_thread(logs.read_log, self.path, options)
 
-    async def follow(self, options: Any, pod_gone: Callable[[], bool]) -> AsyncIterator[bytes]:
+    async def follow(self, options: LogOptions, pod_gone: Callable[[], bool]) -> AsyncIterator[bytes]:
         instance = int(self.path.name.split(".")[0])
 
         def closed() -> bool:
             return self.runtime.log_closed(self.sandbox, self.container, instance) or pod_gone()
 
-        async for chunk in logs.stream_log(self.path, _log_options(options), log_closed=closed):
+        async for chunk in logs.stream_log(self.path, options, log_closed=closed):
             yield chunk
 
-
-def _log_options(options: Any) -> logs.LogOptions:
-    """The runtime's options from the API server's (any object with PodLogOptions' fields)."""
-    return logs.LogOptions(tail_lines=options.tail_lines, timestamps=options.timestamps,
-                           limit_bytes=options.limit_bytes, since_ns=options.since_ns, follow=options.follow)
 
 
 # ---------------------------------------------------------------- exec

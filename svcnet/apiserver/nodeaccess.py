@@ -14,20 +14,11 @@ reads its log and starts commands in it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from svcnet.api.podlogs import LogOptions
+
 Obj = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class LogOptions:
-    """PodLogOptions, parsed."""
-    tail_lines: int | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    since_ns: int | None = None  # sinceSeconds/sinceTime as unix nanoseconds
-    follow: bool = False
 
 
 class Reader(Protocol):

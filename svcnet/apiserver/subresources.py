@@ -14,10 +14,11 @@ from aiohttp import web
 
 from svcnet.api import errors, meta, objects, selectors
 from svcnet.api.errors import ApiError
+from svcnet.api.podlogs import LogOptions
 from svcnet.api.resources import lookup
 from svcnet.apiserver import exec_ws, http, params, patch
 from svcnet.apiserver.handlers import schema_resolver
-from svcnet.apiserver.nodeaccess import LogOptions, NodeAccess
+from svcnet.apiserver.nodeaccess import NodeAccess
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import json_response, success_status
 

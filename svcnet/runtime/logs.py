@@ -17,6 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from svcnet.api.podlogs import LogOptions
+
+WHOLE_LOG = LogOptions()  # no tail, no limit, from the start
+
 MAX_ENTRY_BYTES = 16 * 1024
 FULL, PARTIAL = b"F", b"P"
 
@@ -92,15 +96,6 @@ class CriLineWriter:
             self._pending = b""
 
 
-@dataclass(frozen=True)
-class LogOptions:
-    tail_lines: int | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    since_ns: int | None = None  # sinceSeconds/sinceTime as unix nanoseconds
-    follow: bool = False
-
-
 class PreviousLogNotFound(LookupError):
     pass
 
@@ -164,7 +159,7 @@ def _render_lines(lines: list[bytes], options: LogOptions) -> bytes:
     return b"".join(out)
 
 
-def read_log(path: Path, options: LogOptions = LogOptions()) -> bytes:
+def read_log(path: Path, options: LogOptions = WHOLE_LOG) -> bytes:
     """The whole (or tailed) log as kubectl shows it, without following."""
     start = tail_offset(path, options.tail_lines) if options.tail_lines is not None else 0
     with open(path, "rb") as f:

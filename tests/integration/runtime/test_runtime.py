@@ -25,10 +25,11 @@ from svcnet.agent.probes import (
     run_probe,
 )
 from svcnet.agent.restart import BackOffPolicy, PodIdentity, compute_pod_actions
+from svcnet.api.podlogs import LogOptions
 from svcnet.kernel import process
 from svcnet.runtime.containers import ContainerSpec, RunState, Runtime
 from svcnet.runtime.images import container_argv, resolve_image
-from svcnet.runtime.logs import LogOptions, read_log, stream_log
+from svcnet.runtime.logs import read_log, stream_log
 from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod
 from tests.integration.runtime.conftest import POD_IP
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from svcnet.api.podlogs import LogOptions
 from svcnet.api.resources import lookup
 from svcnet.apiserver import subresources
 from svcnet.apiserver.app import ApiServer, ServerSettings
-from svcnet.apiserver.nodeaccess import LogOptions
 from svcnet.apiserver.registry import Registry, WriteOptions
 from svcnet.storage.memory import MemoryStore
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.api.podlogs import LogOptions
 from svcnet.runtime.logs import (
     MAX_ENTRY_BYTES,
     CriLineWriter,
-    LogOptions,
     format_timestamp,
     parse_entry,
     parse_timestamp,
