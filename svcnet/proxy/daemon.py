@@ -46,7 +46,7 @@ from svcnet.api.objects import name_of, namespace_of
 from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
-from svcnet.proxy import render_cli
+from svcnet.proxy import flags, render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import Conntrack, ConntrackTable
 from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
@@ -76,8 +76,7 @@ DEFAULT_HEALTHZ_ADDRESS = "0.0.0.0:10256"
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """Bad flags; the message says which."""
+UsageError = flags.FlagError  # bad flags; the message says which
 
 
 # --- flags -----------------------------------------------------------------------------------------------------
@@ -119,17 +118,6 @@ def parse_bind_address(flag: str, text: str, default_port: int) -> tuple[str, in
             or not 0 < int(port) < 65536:
         raise UsageError(f"{flag}: {text!r} is not IP or IP:PORT (e.g. 127.0.0.1:10249, [::]:10256)")
     return str(ip), int(port)
-
-
-def _cidrs(values: Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
-    raw = default if values is None else [c for value in values for c in value.split(",")]
-    cidrs = tuple(c.strip() for c in raw if c.strip())
-    for cidr in cidrs:
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise UsageError(f"--cluster-cidr: invalid CIDR {cidr!r}") from None
-    return cidrs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,26 +168,16 @@ class DaemonConfig:
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     if not args.node:
         raise UsageError("--node is required")
-    cidrs = _cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
-    for ip in args.node_ip:
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise UsageError(f"--node-ip: invalid IP address {ip!r}") from None
-    nodeport_addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
-    for entry in nodeport_addresses:
-        if entry != "primary":
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise UsageError(f"--nodeport-addresses: invalid CIDR {entry!r}") from None
+    cidrs = flags.cluster_cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
+    node_ips = flags.node_ips(args.node_ip)
+    nodeport_addresses = flags.nodeport_addresses(args.nodeport_addresses)
     min_sync = parse_duration(args.min_sync_period)
     sync_period = parse_duration(args.sync_period)
     if sync_period and sync_period < min_sync:
         raise UsageError("--sync-period must not be shorter than --min-sync-period")
     settings = ProxySettings(
         node_name=args.node, families=default_families(cidrs), cluster_cidrs=cidrs,
-        node_ips=tuple(args.node_ip), masquerade_all=args.masquerade_all,
+        node_ips=node_ips, masquerade_all=args.masquerade_all,
         nodeport_addresses=nodeport_addresses, localhost_nodeports=not args.no_localhost_nodeports,
     )
     return DaemonConfig(

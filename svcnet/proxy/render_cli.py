@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of
+from svcnet.proxy import flags
 from svcnet.proxy.iptables import render_iptables
 from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses
 from svcnet.proxy.plan import ProxyConfig, plan
@@ -197,24 +198,12 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
     node_labels = labels_of(node)
 
     family = IPV6 if args.family == "ipv6" else IPV4
-    cidrs = DEFAULT_CLUSTER_CIDRS if args.cluster_cidr is None else tuple(
-        c for value in args.cluster_cidr for c in value.split(",") if c.strip())
-    for cidr in cidrs:
-        try:
-            ipaddress.ip_network(cidr.strip(), strict=False)
-        except ValueError:
-            raise InputError(f"--cluster-cidr: invalid CIDR {cidr!r}") from None
-    node_ips = tuple(args.node_ip) or node_addresses(node)
-    for ip in node_ips:
-        if ip_family_of(ip) is None:
-            raise InputError(f"--node-ip: invalid IP address {ip!r}")
-    nodeport_addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
-    for entry in nodeport_addresses:
-        if entry != "primary":
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise InputError(f"--nodeport-addresses: invalid CIDR {entry!r}") from None
+    try:
+        cidrs = flags.cluster_cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
+        node_ips = flags.node_ips(args.node_ip) or node_addresses(node)
+        nodeport_addresses = flags.nodeport_addresses(args.nodeport_addresses)
+    except flags.FlagError as exc:
+        raise InputError(str(exc)) from None
 
     state = build_model(services, slices, node_name, node_labels, family=family)
     notes.extend(state.warnings)
