@@ -78,6 +78,19 @@ def _has_non_finite_float(value: Any) -> bool:
 _IMMUTABLE_SCALARS = (str, int, float, bool, type(None))
 
 
+def without_nulls(value: Any) -> Any:
+    """The value with every object member that is null removed, at any depth (list elements stay).
+
+    To the Go API types a JSON null member means "unset": a template's `creationTimestamp: null`,
+    a merge patch's deletions, an applied configuration's fields that set and own nothing.
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def deepcopy(value: Any) -> Any:
     """copy.deepcopy for JSON values, about three times faster: dicts and lists are copied,
     JSON scalars are immutable and shared; anything else is left to copy.deepcopy. Unlike

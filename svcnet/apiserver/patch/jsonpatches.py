@@ -45,22 +45,14 @@ def _merge_docs(doc: dict[str, Any], patch: dict[str, Any]) -> None:
             continue
         current = doc.get(key)
         if current is None:
-            doc[key] = _prune_nulls(value)
+            doc[key] = jsoncodec.without_nulls(value)
         elif isinstance(current, dict) and isinstance(value, dict):
             _merge_docs(current, value)
         elif isinstance(current, dict):
             doc[key] = value  # evanphx keeps a non-object patch value as sent here
         else:
-            doc[key] = _prune_nulls(value)
+            doc[key] = jsoncodec.without_nulls(value)
 
-
-def _prune_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _prune_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        # null list elements stay: only object members are pruned
-        return [_prune_nulls(v) for v in value]
-    return value
 
 
 def json_patch(original: dict[str, Any], ops: Any) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
     typed = Typed(resolver)
     node = resolver.root(root_ref)
     reset = _reset_fields(subresource)
-    config = _drop_nulls(applied)
+    config = jsoncodec.without_nulls(applied)
     live_obj = _without_managed_fields(live) if live is not None else {}
     entries = decode_managed_fields(live)
 
@@ -373,11 +373,3 @@ def _with_managed_fields(obj: dict[str, Any], entries: Iterable[ManagedEntry]) -
         metadata.pop("managedFields", None)
     return obj
 
-
-def _drop_nulls(value: Any) -> Any:
-    """An applied configuration's nulls mean "not set": they neither set nor own anything."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value

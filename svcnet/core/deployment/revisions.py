@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from svcnet.api import jsoncodec
 from svcnet.api.objects import annotations_of, is_being_deleted, metadata_of, spec_of
 from svcnet.core.deployment.replicas import (
     DESIRED_REPLICAS,
@@ -51,7 +52,7 @@ def compute_hash(template: Mapping[str, Any], collision_count: int | None = None
     svcnet hashes the template's canonical JSON instead, so values differ from a
     real cluster's while keeping their shape and stability.
     """
-    canonical = json.dumps(_without_nulls(dict(template)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(jsoncodec.without_nulls(dict(template)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     h = fnv1a_32(canonical.encode())
     if collision_count is not None:
         # Upstream writes the uint32 little-endian into an 8-byte buffer: four zero bytes follow.
@@ -59,17 +60,9 @@ def compute_hash(template: Mapping[str, Any], collision_count: int | None = None
     return safe_encode_string(str(h))
 
 
-def _without_nulls(value: Any) -> Any:
-    """JSON nulls mean "unset" to the Go API types (a template's `creationTimestamp: null`)."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
 
 def _without_hash(template: Mapping[str, Any]) -> Obj:
-    copied = _without_nulls(dict(template))
+    copied = jsoncodec.without_nulls(dict(template))
     labels = metadata_of(copied).get("labels")
     if labels:
         labels.pop(POD_TEMPLATE_HASH, None)

@@ -127,3 +127,9 @@ def test_building_many_pauses_the_collector_and_restores_its_state(enabled: bool
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was_enabled else gc.disable)()
+
+
+def test_without_nulls_drops_null_members_at_any_depth_but_keeps_null_list_elements():
+    value = {"a": None, "b": {"c": None, "d": 1}, "e": [None, {"f": None, "g": [None]}], "h": 0, "i": ""}
+    assert jsoncodec.without_nulls(value) == {"b": {"d": 1}, "e": [None, {"g": [None]}], "h": 0, "i": ""}
+    assert value["a"] is None  # the input is not changed
