@@ -107,6 +107,11 @@ def is_pod_ready(pod: ObjLike) -> bool:
     return condition is not None and condition.get("status") == "True"
 
 
+def is_pod_terminal(pod: ObjLike) -> bool:
+    """The pod has finished: phase Succeeded or Failed; it will run nothing again."""
+    return status_of(pod).get("phase") in ("Succeeded", "Failed")
+
+
 # --- services and endpoint slices
 
 def is_headless_spec(spec: Mapping[str, Any]) -> bool:

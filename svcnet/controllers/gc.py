@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import is_being_deleted, metadata_of, uid_of
+from svcnet.api.objects import is_being_deleted, is_pod_terminal, metadata_of, uid_of
 from svcnet.api.resources import RESOURCES, Resource
 from svcnet.client.informer import Informer
 from svcnet.client.workqueue import WorkQueue
@@ -288,7 +288,7 @@ class PodGarbageCollector(Controller):
         node = own.node_of(pod)
         if ((node and self.nodes.get(None, node) is None)
                 or (is_being_deleted(pod) and not node)
-                or (own.is_terminated(pod) and self.terminated_pod_threshold > 0)):
+                or (is_pod_terminal(pod) and self.terminated_pod_threshold > 0)):
             self.queue.add(SWEEP)
 
     async def reconcile(self, key: str) -> float | None:

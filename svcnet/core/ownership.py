@@ -37,6 +37,7 @@ from svcnet.api.meta import rfc3339
 from svcnet.api.objects import (
     finalizers_of,
     is_being_deleted,
+    is_pod_terminal,
     metadata_of,
     owner_references_of,
     spec_of,
@@ -233,7 +234,6 @@ def remove_finalizer_patch(obj: Obj, finalizer: str) -> Obj:
 
 # ====================================================== pod garbage collection
 
-TERMINATED_PHASES = ("Succeeded", "Failed")
 DEFAULT_TERMINATED_POD_THRESHOLD = 12500  # kube-controller-manager --terminated-pod-gc-threshold
 
 
@@ -241,10 +241,6 @@ DEFAULT_TERMINATED_POD_THRESHOLD = 12500  # kube-controller-manager --terminated
 
 def node_of(pod: Obj) -> str:
     return str(spec_of(pod).get("nodeName") or "")
-
-
-def is_terminated(pod: Obj) -> bool:
-    return status_of(pod).get("phase") in TERMINATED_PHASES
 
 
 def _is_evicted(pod: Obj) -> bool:
@@ -263,7 +259,7 @@ def terminated_pods_over_threshold(pods: Iterable[Obj], threshold: int) -> list[
     """
     if threshold <= 0:
         return []
-    terminated = [p for p in pods if is_terminated(p)]
+    terminated = [p for p in pods if is_pod_terminal(p)]
     excess = len(terminated) - threshold
     if excess <= 0:
         return []
@@ -311,7 +307,7 @@ def failed_status_patch(pod: Obj, condition: Obj | None = None) -> Obj | None:
     Without a kubelet nobody else would move it out of Running; a merge patch
     replaces the conditions list whole, so the one sent is complete.
     """
-    if is_terminated(pod):
+    if is_pod_terminal(pod):
         return None
     status: Obj = {"phase": "Failed"}
     if condition is not None:

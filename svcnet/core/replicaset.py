@@ -29,6 +29,7 @@ from svcnet.api.objects import (
     condition_of,
     controller_ref,
     is_pod_ready,
+    is_pod_terminal,
     labels_of,
     metadata_of,
     new_controller_ref,
@@ -54,8 +55,7 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 def is_pod_active(pod: Obj) -> bool:
     """Not finished and not being deleted (controller.IsPodActive)."""
-    phase = status_of(pod).get("phase")
-    return phase not in ("Succeeded", "Failed") and not metadata_of(pod).get("deletionTimestamp")
+    return not is_pod_terminal(pod) and not metadata_of(pod).get("deletionTimestamp")
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from svcnet.api.objects import (
     condition_of,
+    is_pod_terminal,
     labels_of,
     metadata_of,
     name_of,
@@ -60,21 +61,17 @@ PREEMPTION_NO_VICTIMS = "No preemption victims found for incoming pod"
 
 
 
-def is_terminal(pod: Obj) -> bool:
-    return status_of(pod).get("phase") in ("Succeeded", "Failed")
-
-
 def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
     """Unbound, alive, not gated, and ours to place."""
     spec = spec_of(pod)
-    return (not spec.get("nodeName") and not metadata_of(pod).get("deletionTimestamp") and not is_terminal(pod)
+    return (not spec.get("nodeName") and not metadata_of(pod).get("deletionTimestamp") and not is_pod_terminal(pod)
             and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name
             and not spec.get("schedulingGates"))
 
 
 def occupies_node(pod: Obj) -> bool:
     """A bound pod that still holds its node's resources (terminal pods do not)."""
-    return bool(spec_of(pod).get("nodeName")) and not is_terminal(pod)
+    return bool(spec_of(pod).get("nodeName")) and not is_pod_terminal(pod)
 
 
 # ------------------------------------------------------------------- nodes

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api.objects import metadata_of, status_of
+from svcnet.api.objects import is_pod_terminal, metadata_of
 from svcnet.core.deployment.replicas import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
@@ -260,6 +260,6 @@ def old_pods_running(new_rs: Obj | None, old_rss: Sequence[Obj],
         if uid == new_uid:
             continue
         for pod in pods:
-            if status_of(pod).get("phase") not in ("Failed", "Succeeded"):
+            if not is_pod_terminal(pod):
                 return True
     return False

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from svcnet.api.objects import is_being_deleted, metadata_of, spec_of, status_of
+from svcnet.api.objects import is_being_deleted, is_pod_terminal, metadata_of, spec_of, status_of
 
 Obj = dict[str, Any]
 PortTuple = tuple[str, int, str, str]  # (name, port, protocol, appProtocol)
@@ -22,10 +22,6 @@ LABEL_HEADLESS = "service.kubernetes.io/headless"
 
 
 # ------------------------------------------------------------------ which pods
-
-def _is_terminal(pod: Mapping[str, Any]) -> bool:
-    return status_of(pod).get("phase") in ("Succeeded", "Failed")
-
 
 def pod_ips(pod: Mapping[str, Any]) -> list[str]:
     """status.podIPs, or podIP alone (the API server fills podIPs from podIP the same way)."""
@@ -38,7 +34,7 @@ def pod_ips(pod: Mapping[str, Any]) -> list[str]:
 
 def should_pod_be_in_endpoints(pod: Mapping[str, Any], include_terminating: bool) -> bool:
     """Upstream's ShouldPodBeInEndpoints: not terminal, has an IP, terminating only if asked."""
-    if _is_terminal(pod) or not pod_ips(pod):
+    if is_pod_terminal(pod) or not pod_ips(pod):
         return False
     return include_terminating or not is_being_deleted(pod)
 

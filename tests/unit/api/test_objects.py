@@ -78,3 +78,11 @@ def test_slice_service_key_comes_from_the_service_name_label() -> None:
 
 def test_being_deleted_is_a_set_deletion_timestamp() -> None:
     assert objects.is_being_deleted({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}})
+
+
+@pytest.mark.parametrize(("phase", "terminal"), [
+    ("Succeeded", True), ("Failed", True), ("Running", False), ("Pending", False), ("Unknown", False), (None, False),
+])
+def test_a_pod_is_terminal_only_once_it_succeeded_or_failed(phase, terminal):
+    pod = {"metadata": {"name": "p"}, "status": {"phase": phase} if phase else {}}
+    assert objects.is_pod_terminal(pod) is terminal
