@@ -22,6 +22,21 @@ def parse_time(value: str) -> dt.datetime:
     return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
+def parse_time_or_none(value: Any) -> dt.datetime | None:
+    """A timestamp field as an aware datetime: RFC 3339 as the API writes it, or any ISO 8601 form
+    (fractions, offsets; no zone read as UTC); None when it is unset or not a time."""
+    if not value:
+        return None
+    try:
+        return parse_time(str(value))
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 def random_suffix(length: int = 5) -> str:
     return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(length))
 

@@ -58,25 +58,13 @@ def is_pod_active(pod: Obj) -> bool:
     return not is_pod_terminal(pod) and not metadata_of(pod).get("deletionTimestamp")
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return meta.parse_time(str(value))
-    except ValueError:
-        try:
-            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
 
 def pod_ready_since(pod: Obj) -> dt.datetime | None:
     """When the pod last became Ready (None when not ready or unknown)."""
     cond = condition_of(pod, "Ready")
     if cond is None or cond.get("status") != "True":
         return None
-    return _parse_time(cond.get("lastTransitionTime"))
+    return meta.parse_time_or_none(cond.get("lastTransitionTime"))
 
 
 def is_pod_available(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> bool:
@@ -248,8 +236,8 @@ def rank_for_deletion(pods: Sequence[Obj], related_pods: Iterable[Obj], now: dt.
         xa, xb = _max_restarts(a), _max_restarts(b)
         if xa != xb:  # 7. more restarts first
             return -1 if xa > xb else 1
-        ta = _parse_time(metadata_of(a).get("creationTimestamp"))
-        tb = _parse_time(metadata_of(b).get("creationTimestamp"))
+        ta = meta.parse_time_or_none(metadata_of(a).get("creationTimestamp"))
+        tb = meta.parse_time_or_none(metadata_of(b).get("creationTimestamp"))
         if ta != tb:  # 8. newer first
             return _newer_first(ta, tb, now, uid(a), uid(b))
         return 0

@@ -29,18 +29,9 @@ def format_trigger_time(when: dt.datetime) -> str:
     return text + "Z"
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
 
 def _pod_trigger_time(pod: Mapping[str, Any]) -> dt.datetime | None:
-    return _parse_time((condition_of(pod, "Ready") or {}).get("lastTransitionTime"))
+    return meta.parse_time_or_none((condition_of(pod, "Ready") or {}).get("lastTransitionTime"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ def next_trigger_time(previous: TriggerState | None, service: Mapping[str, Any],
         before = old_pod_times.get(name)
         if before is None or when > before:
             earliest_changed = when if earliest_changed is None else min(earliest_changed, when)
-    service_time = _parse_time(metadata_of(service).get("creationTimestamp"))
+    service_time = meta.parse_time_or_none(metadata_of(service).get("creationTimestamp"))
     old_service_time = previous.service_time if previous else None
     if service_time is not None and (old_service_time is None or service_time > old_service_time):
         earliest_changed = service_time if earliest_changed is None else min(earliest_changed, service_time)
