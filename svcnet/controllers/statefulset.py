@@ -10,6 +10,7 @@ successful", SuccessfulDelete, and FailedCreate/FailedDelete with the error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from svcnet.api import selectors
@@ -153,45 +154,33 @@ class StatefulSetController(Controller):
     # --------------------------------------------------------------- writes
     async def _execute(self, sts: Obj, action: core.PodAction) -> None:
         namespace = namespace_of(sts)
-        set_name = name_of(sts)
         if action.kind == "create":
             assert action.pod is not None
-            try:
-                await self.api.create(PODS, namespace, action.pod)
-            except ApiError as exc:
-                if exc.code == 409 and exc.reason == "AlreadyExists":
-                    return  # our cache is behind; the pod's watch event brings us back
-                await self.events.emit(sts, "Warning", "FailedCreate",
-                                       f"create Pod {action.name} in StatefulSet {set_name} failed "
-                                       f"error: {exc.message}")
-                raise
-            await self.events.emit(sts, "Normal", "SuccessfulCreate",
-                                   f"create Pod {action.name} in StatefulSet {set_name} successful")
+            await self._write_pod(sts, "create", action.name, self.api.create(PODS, namespace, action.pod))
         elif action.kind == "delete":
-            try:
-                await self.api.delete(PODS, namespace, action.name)
-            except ApiError as exc:
-                if exc.code == 404:
-                    return
-                await self.events.emit(sts, "Warning", "FailedDelete",
-                                       f"delete Pod {action.name} in StatefulSet {set_name} failed "
-                                       f"error: {exc.message}")
-                raise
-            await self.events.emit(sts, "Normal", "SuccessfulDelete",
-                                   f"delete Pod {action.name} in StatefulSet {set_name} successful")
+            await self._write_pod(sts, "delete", action.name, self.api.delete(PODS, namespace, action.name))
         elif action.kind == "relabel":
-            try:
-                await self.api.patch(PODS, namespace, action.name,
-                                     {"metadata": {"labels": action.pod}}, patch_type="merge")
-            except ApiError as exc:
-                if exc.code == 404:
-                    return
-                await self.events.emit(sts, "Warning", "FailedUpdate",
-                                       f"update Pod {action.name} in StatefulSet {set_name} failed "
-                                       f"error: {exc.message}")
-                raise
-            await self.events.emit(sts, "Normal", "SuccessfulUpdate",
-                                   f"update Pod {action.name} in StatefulSet {set_name} successful")
+            await self._write_pod(sts, "update", action.name, self.api.patch(
+                PODS, namespace, action.name, {"metadata": {"labels": action.pod}}, patch_type="merge"))
+
+    async def _write_pod(self, sts: Obj, verb: str, pod_name: str, write: Awaitable[Any]) -> None:
+        """One pod write, recorded as the StatefulSet controller's pod control records it.
+
+        A pod that already exists (create) or is already gone (delete, update) means our cache is
+        behind: the pod's watch event brings us back, so that is no failure.
+        """
+        event = verb.capitalize()
+        try:
+            await write
+        except ApiError as exc:
+            if (exc.code == 409 and exc.reason == "AlreadyExists") if verb == "create" else exc.code == 404:
+                return
+            await self.events.emit(sts, "Warning", f"Failed{event}",
+                                   f"{verb} Pod {pod_name} in StatefulSet {name_of(sts)} failed "
+                                   f"error: {exc.message}")
+            raise
+        await self.events.emit(sts, "Normal", f"Successful{event}",
+                               f"{verb} Pod {pod_name} in StatefulSet {name_of(sts)} successful")
 
     async def _adopt(self, sts: Obj, pod: Obj) -> Obj | None:
         md = metadata_of(pod)
