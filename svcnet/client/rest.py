@@ -207,7 +207,16 @@ def _ssl_context(config: ClientConfig) -> ssl.SSLContext:
     return ctx
 
 
-class ApiClient:
+class StatusWrites:
+    """update_status in terms of update, for every implementation of the client's verbs."""
+
+    async def update_status(self, resource: Resource, namespace: str | None, body: Obj, *,
+                            field_manager: str | None = None) -> Obj:
+        return await self.update(resource, namespace, body, field_manager=field_manager,  # type: ignore[attr-defined]
+                                 subresource="status")
+
+
+class ApiClient(StatusWrites):
     """`async with ApiClient(config, component="proxy") as api:` then get/list/create/.../watch."""
 
     def __init__(self, config: ClientConfig, *, component: str = "client",
@@ -322,11 +331,6 @@ class ApiClient:
         ns = ensure_namespace(resource, namespace, body)
         path = resource_path(resource, ns, required_name(body), subresource)
         return await self.request("PUT", path, body=body, params=_write_params(field_manager, dry_run))
-
-    async def update_status(self, resource: Resource, namespace: str | None, body: Obj, *,
-                            field_manager: str | None = None) -> Obj:
-        return await self.update(resource, namespace, body, field_manager=field_manager,
-                                 subresource="status")
 
     async def patch(self, resource: Resource, namespace: str | None, name: str, body: Any, *,
                     patch_type: PatchType = "merge", field_manager: str | None = None,

@@ -35,7 +35,7 @@ from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.http import parse_resource_path
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
-from svcnet.client.rest import PatchType, TransportError, ensure_namespace, required_name
+from svcnet.client.rest import PatchType, StatusWrites, TransportError, ensure_namespace, required_name
 from svcnet.config import ApiServerConfig
 from svcnet.storage.base import Compacted, Event, FutureRevision
 from svcnet.storage.memory import MemoryStore
@@ -94,7 +94,7 @@ class _Watcher:
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
 
 
-class FakeApi:
+class FakeApi(StatusWrites):
     """`async with FakeApi() as api:` then get/list/create/.../watch, as on ApiClient."""
 
     def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC), *,
@@ -264,11 +264,6 @@ class FakeApi:
                                       self._options(field_manager, dry_run), subresource=subresource)
         self._record(since, "update", resource, obj, subresource)
         return obj
-
-    async def update_status(self, resource: Resource, namespace: str | None, body: Obj, *,
-                            field_manager: str | None = None) -> Obj:
-        return await self.update(resource, namespace, body, field_manager=field_manager,
-                                 subresource="status")
 
     async def patch(self, resource: Resource, namespace: str | None, name: str, body: Any, *,
                     patch_type: PatchType = "merge", field_manager: str | None = None,
