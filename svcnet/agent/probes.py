@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from svcnet.kernel.process import ProcessId, socket_in_netns
+from svcnet.kernel.netns import socket_in_netns
+from svcnet.kernel.process import ProcessId
 from svcnet.runtime.sandbox import run_in_pod
 
 KUBE_PROBE_USER_AGENT = "kube-probe/1.32"

@@ -92,15 +92,28 @@ def run_in_netns(name: str, fn: Callable[..., T], *args: Any) -> T:
     Sockets the function creates belong to that namespace and stay there after
     it returns, and /proc/sys/net seen from that thread is the namespace's.
     """
-    fd = open_netns(name)
+    return _call_in(open_netns(name), name, fn, args,
+                    lambda why: KernelError(f"setns into {name}: {why}"))
+
+
+def socket_in_netns(path: str, family: int, kind: int) -> socket.socket:
+    """A socket made inside the network namespace at `path` (/proc/PID/ns/net or /run/netns/NAME);
+    it stays that namespace's. A missing namespace or a failed setns is an OSError, as a socket's."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return _call_in(fd, path, socket.socket, (family, kind), lambda why: OSError(f"setns into {path}: {why}"))
+
+
+def _call_in(fd: int, label: str, fn: Callable[..., T], args: tuple[Any, ...],
+             setns_error: Callable[[str], Exception]) -> T:
+    """fn(*args) on a fresh thread that joined the namespace open at fd (closed afterwards)."""
 
     def enter_and_call() -> T:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
-            raise KernelError(f"setns into {name}: {os.strerror(ctypes.get_errno())}")
+            raise setns_error(os.strerror(ctypes.get_errno()))
         return fn(*args)
 
     try:
-        return _on_fresh_thread(name, enter_and_call)
+        return _on_fresh_thread(label, enter_and_call)
     finally:
         os.close(fd)
 

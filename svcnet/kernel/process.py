@@ -18,12 +18,10 @@ import fcntl
 import logging
 import os
 import signal
-import socket
-import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 log = logging.getLogger("svcnet.kernel.process")
 
@@ -188,38 +186,6 @@ def open_namespaces(proc: ProcessId) -> list[tuple[int, int]]:
 def close_all(fds: list[tuple[int, int]]) -> None:
     for fd, _ in fds:
         os.close(fd)
-
-
-def socket_in_netns(netns: str, family: int, kind: int) -> socket.socket:
-    """A socket created inside another network namespace (it stays bound to that namespace)."""
-    made: dict[str, Any] = {}
-
-    def work() -> None:
-        # A fresh thread each time: if it could not switch back, it still dies with its namespace.
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            target = os.open(netns, os.O_RDONLY)
-            try:
-                setns(target, CLONE_NEWNET)
-                try:
-                    made["socket"] = socket.socket(family, kind)
-                finally:
-                    setns(own, CLONE_NEWNET)
-            finally:
-                os.close(target)
-        except BaseException as error:  # noqa: B036 - handed to the caller's thread
-            made["error"] = error
-        finally:
-            os.close(own)
-
-    thread = threading.Thread(target=work, name="svcnet-netns-socket")
-    thread.start()
-    thread.join()
-    if "error" in made:
-        if "socket" in made:
-            made["socket"].close()
-        raise made["error"]
-    return made["socket"]
 
 
 # ---- daemons: pid-file locks and the component runner
