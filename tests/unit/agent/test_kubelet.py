@@ -21,6 +21,7 @@ from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel
+from tests.waiting import until
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
 
@@ -162,15 +163,6 @@ def make_pod(name: str, node: str = "node-1", **spec: Any) -> dict[str, Any]:
     spec.setdefault("containers", [{"name": "app", "image": "k8s.gcr.io/serve_hostname"}])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 30, **spec}}
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    async def poll() -> Any:
-        while not (value := await condition()):
-            await asyncio.sleep(0.005)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 def container_status(pod: dict[str, Any], name: str = "app") -> dict[str, Any]:
