@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import name_of, namespace_of, spec_of
 from svcnet.runtime.sandbox import SandboxConfig
 
 MAX_NAMESERVERS = 3
@@ -111,8 +112,8 @@ def _fit_searches(searches: Sequence[str]) -> tuple[tuple[str, ...], bool]:
 def pod_dns_config(pod: Mapping[str, Any], host: DnsConfig, *, cluster_dns: Sequence[str] = ("10.96.0.10",),
                    cluster_domain: str = "cluster.local") -> DnsResult:
     """GetPodDNS: the DNS configuration for a pod, given the node's resolv.conf (already parsed)."""
-    spec = pod.get("spec") or {}
-    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    spec = spec_of(pod)
+    namespace = namespace_of(pod) or "default"
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     host_network = bool(spec.get("hostNetwork"))
     if policy == "ClusterFirst" and host_network:
@@ -164,10 +165,9 @@ class PodHostname:
 
 def pod_hostname(pod: Mapping[str, Any], *, cluster_domain: str = "cluster.local") -> PodHostname:
     """GeneratePodHostNameAndDomain, plus setHostnameAsFQDN for the UTS hostname."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    name = str(meta.get("name") or "")
-    namespace = meta.get("namespace") or "default"
+    spec = spec_of(pod)
+    name = name_of(pod)
+    namespace = namespace_of(pod) or "default"
     hostname = name
     if spec.get("hostname"):
         if not DNS_LABEL.match(spec["hostname"]) or len(spec["hostname"]) > MAX_HOSTNAME_CHARS:
@@ -207,7 +207,7 @@ def _host_alias_lines(host_aliases: Sequence[Mapping[str, Any]]) -> str:
 def render_hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], name: PodHostname,
                       *, node_hosts_file: str = "") -> str:
     """The /etc/hosts kubelet writes for a pod; a host-network pod gets the node's file plus aliases."""
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     aliases = spec.get("hostAliases") or ()
     if spec.get("hostNetwork"):
         return HOSTS_HEADER_HOST_NETWORK + node_hosts_file + _host_alias_lines(aliases)

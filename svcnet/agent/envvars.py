@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from svcnet.api.objects import metadata_of, namespace_of, spec_of, status_of
 from svcnet.runtime.images import ContainerConfigError, expand_references
 
 # (kind "Secret"|"ConfigMap", namespace, name) -> the object's data as text, or None if it does not exist.
@@ -21,9 +22,7 @@ _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 
 
 def _pod_field(pod: Mapping[str, Any], path: str) -> str:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
+    meta, spec, status = metadata_of(pod), spec_of(pod), status_of(pod)
     simple = {
         "metadata.name": meta.get("name"),
         "metadata.namespace": meta.get("namespace") or "default",
@@ -64,7 +63,7 @@ def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *,
                   service_env: Mapping[str, str] | None = None,
                   lookup: KeyRefLookup | None = None) -> tuple[tuple[str, str], ...]:
     """The container's variables in kubelet's order (envFrom, env, then remaining service variables)."""
-    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    namespace = namespace_of(pod) or "default"
     service_env = dict(service_env or {})
     declared: dict[str, str] = {}
 

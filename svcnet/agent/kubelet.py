@@ -49,7 +49,6 @@ from svcnet.agent.podstate import (
     image_id,
     named_ports,
     newer,
-    pod_key,
 )
 from svcnet.agent.probes import (
     ProbeKind,
@@ -62,6 +61,7 @@ from svcnet.agent.probes import (
 )
 from svcnet.agent.restart import BackOffEntry, BackOffPolicy, PodIdentity, compute_pod_actions
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import is_being_deleted, object_key, spec_of, status_of, uid_of
 from svcnet.api.resources import lookup
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
@@ -173,7 +173,7 @@ class NodeAgent:
         await self.pods.stop()
 
     def _enqueue(self, pod: Obj) -> None:
-        self.queue.add(pod_key(pod))
+        self.queue.add(object_key(pod))
 
     def _event(self, pod: Obj, event_type: str, reason: str, message: str) -> None:
         """Record an event without holding up the sync (events are best effort, as upstream's)."""
@@ -184,7 +184,7 @@ class NodeAgent:
     async def _remove_orphaned_networks(self) -> None:
         """Pod namespaces on this node's bridge that no pod and no sandbox owns (a crash mid-setup leaks them)."""
         networks = await asyncio.to_thread(podnet.list_pod_networks, self.kernel, self.node, self.leases)
-        wanted = {(p.get("metadata") or {}).get("uid") for p in self.pods.list()}
+        wanted = {uid_of(p) for p in self.pods.list()}
         recorded = {s.key.uid for s in self.runtime.sandboxes()}
         for net in networks:
             if net.pod_uid is not None and (net.pod_uid in wanted or net.pod_uid in recorded):
@@ -204,7 +204,7 @@ class NodeAgent:
     async def sync_pod(self, key: str) -> float | None:
         namespace, name = split_key(key)
         cached = self.pods.get(namespace, name)
-        uid = (cached or {}).get("metadata", {}).get("uid")
+        uid = uid_of(cached) if cached is not None else None  # None: keep no sandbox of this name
         await self._remove_other_incarnations(namespace or "default", name, keep_uid=uid)
         if cached is None:
             return None
@@ -212,10 +212,10 @@ class NodeAgent:
         if state is None:
             state = self.states[uid] = PodState(uid)
         pod = newer(state.last_written, cached)
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if is_being_deleted(pod):
             await self._terminate(pod, state)
             return None
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if status_of(pod).get("phase") in ("Succeeded", "Failed"):
             await self._stop_terminal(pod, state)
             return None
         return await self._run_pod(pod, state)
@@ -234,7 +234,7 @@ class NodeAgent:
             await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
 
     async def _terminate(self, pod: Obj, state: PodState) -> None:
-        key, md = PodKey.of(pod), pod["metadata"]
+        key = PodKey.of(pod)
         state.cancel_tasks()
         sandbox = self.runtime.get_sandbox(key)
         if sandbox is not None:
@@ -245,7 +245,7 @@ class NodeAgent:
         await asyncio.to_thread(podnet.teardown_pod_network, self.kernel, self.node, key.uid, self.leases)
         try:
             await self.api.delete(PODS, key.namespace, key.name, grace_period_seconds=0,
-                                  preconditions={"uid": md.get("uid", "")})
+                                  preconditions={"uid": key.uid})
         except ApiError as exc:
             if exc.code not in (404, 409):  # gone already, or a new pod of that name: nothing left for us
                 raise
@@ -342,7 +342,7 @@ class NodeAgent:
                                            f"probe, will be restarted")
                     await self.runtime.stop_container(sandbox, name, self._probe_grace(pod, specs[name]))
 
-        policy = str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+        policy = podstatus.restart_policy(pod)
         identity = PodIdentity(key.name, key.namespace, key.uid)
         views = self._views(sandbox, list(specs))
         actions = compute_pod_actions(identity, policy, [c["name"] for c in init_specs],
@@ -368,7 +368,7 @@ class NodeAgent:
             probe = container.get(kind.value) or {}
             if probe.get("terminationGracePeriodSeconds") is not None:
                 return float(probe["terminationGracePeriodSeconds"])
-        return grace_seconds({"spec": pod.get("spec") or {}})
+        return grace_seconds({"spec": spec_of(pod)})
 
     async def _start_container(self, pod: Obj, state: PodState, sandbox: Sandbox, container: Mapping[str, Any],
                                now: float) -> float | None:
@@ -413,7 +413,7 @@ class NodeAgent:
 
     def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj]) -> None:
         """An exit watcher per running instance, and probe runners for app containers that have probes."""
-        key = pod_key(pod)
+        key = object_key(pod)
         app_names = {c["name"] for c in containers_of(pod, "containers")}
         for name, container in specs.items():
             status = self.runtime.status(sandbox, name)
@@ -444,7 +444,7 @@ class NodeAgent:
 
     def _start_probes(self, pod: Obj, sandbox: Sandbox, container: Mapping[str, Any],
                       status: ContainerStatus) -> ProbeWatch:
-        key, name, instance = pod_key(pod), container["name"], status.restart_count
+        key, name, instance = object_key(pod), container["name"], status.restart_count
         pod_ips = self._ips(pod)
         target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ips[0] if pod_ips else "",
                              ports=named_ports(container), exec_command=exec_in_pod_runner(sandbox.infra))
@@ -456,14 +456,14 @@ class NodeAgent:
             self.queue.add(key)
 
         runner = self.probe_runner(container, status.started_at or self.clock(), target, on_change)
-        if (pod.get("metadata") or {}).get("uid") in self._adopted:
+        if uid_of(pod) in self._adopted:
             self._seed_from_api(runner, pod, name, instance)
         task = asyncio.create_task(self._run_probes(runner, pod, name), name=f"probe-{key}-{name}")
         watches.append(ProbeWatch(instance, task, runner.verdict))
         return watches[0]
 
     def _ips(self, pod: Obj) -> tuple[str, ...]:
-        state = self.states.get((pod.get("metadata") or {}).get("uid", ""))
+        state = self.states.get(uid_of(pod))
         return state.pod_ips if state else ()
 
     @staticmethod
@@ -473,7 +473,7 @@ class NodeAgent:
         Only for pods whose sandbox was alive when this agent started: after `svcnet down` and `up`
         the API still shows the old processes ready, but the new ones must prove it again.
         """
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        for status in status_of(pod).get("containerStatuses") or []:
             if status.get("name") != name or status.get("restartCount") != instance:
                 continue
             probes = runner.probes
@@ -504,13 +504,13 @@ class NodeAgent:
         except asyncio.CancelledError:
             raise
         except Exception:  # a probe bug must not take the pod down with it
-            log.exception("probes of %s/%s", pod_key(pod), name)
+            log.exception("probes of %s/%s", object_key(pod), name)
 
     # ---- status
 
     def _observe(self, pod: Obj, state: PodState, sandbox: Sandbox | None,
                  backoff_waiting: Mapping[str, Any], *, init_failed: bool = False) -> podstatus.PodObservation:
-        uid = (pod.get("metadata") or {}).get("uid", "")
+        uid = uid_of(pod)
         init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
         inits = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, "PodInitializing")
                  for c in init_specs]
@@ -559,7 +559,7 @@ class NodeAgent:
 
     async def _write_status(self, pod: Obj, state: PodState, observed: podstatus.PodObservation) -> None:
         wanted = podstatus.pod_status(pod, observed, self.clock())
-        if not podstatus.status_differs(pod.get("status"), wanted):
+        if not podstatus.status_differs(status_of(pod), wanted):
             return
         try:
             state.last_written = await self.api.update_status(PODS, PodKey.of(pod).namespace, {**pod, "status": wanted})
@@ -568,7 +568,7 @@ class NodeAgent:
                 return
             if exc.code == 409:  # someone wrote the pod since we read it: read it again and look again
                 state.last_written = None
-                self.queue.add_after(pod_key(pod), 0.05)
+                self.queue.add_after(object_key(pod), 0.05)
                 return
             raise
 

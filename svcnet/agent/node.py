@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import name_of, status_of, uid_of
 from svcnet.api.resources import lookup
 
 log = logging.getLogger("svcnet.agent.node")
@@ -175,12 +176,11 @@ def _without_heartbeats(status: Mapping[str, Any]) -> Obj:
 
 def node_lease(node: Obj, now: dt.datetime, acquired: str | None = None) -> Obj:
     """The node's Lease in kube-node-lease, owned by its Node (so it goes with it)."""
-    md = node.get("metadata") or {}
-    name = md.get("name", "")
+    name = name_of(node)
     return {
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": name, "namespace": LEASE_NAMESPACE,
-                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": md.get("uid", "")}]},
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid_of(node)}]},
         "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
                  "renewTime": _micro_time(now), **({"acquireTime": acquired} if acquired else {})},
     }
@@ -225,7 +225,7 @@ class NodeRegistration:
     async def update_status(self, force: bool = False) -> None:
         assert self.node is not None
         now = self.clock()
-        previous = self.node.get("status") or {}
+        previous = status_of(self.node)
         status = node_status(self.identity, self.facts, now, previous=previous)
         stale = self._last_status_write is None or (now - self._last_status_write).total_seconds() >= STATUS_REPORT_SECONDS
         if not force and not stale and _without_heartbeats(status) == _without_heartbeats(previous):

@@ -12,7 +12,7 @@ from typing import Any
 
 from svcnet.agent.probes import ProbeVerdict
 from svcnet.agent.restart import BackOffEntry
-from svcnet.client.informer import object_key
+from svcnet.api.objects import metadata_of, resource_version, spec_of, uid_of
 from svcnet.runtime import images
 
 Obj = dict[str, Any]
@@ -57,27 +57,23 @@ class PodState:
         self.exit_watchers.clear()
 
 
-def pod_key(pod: Mapping[str, Any]) -> str:
-    return object_key(dict(pod))
-
-
 def containers_of(pod: Mapping[str, Any], field_name: str) -> list[Obj]:
-    return list((pod.get("spec") or {}).get(field_name) or [])
+    return list(spec_of(pod).get(field_name) or [])
 
 
 def newer(a: Obj | None, b: Obj) -> Obj:
     """Of two copies of one pod, the one with the higher resourceVersion (the informer may lag our writes)."""
-    if a is None or (a.get("metadata") or {}).get("uid") != (b.get("metadata") or {}).get("uid"):
+    if a is None or uid_of(a) != uid_of(b):
         return b
     try:
-        return a if int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"]) else b
-    except (KeyError, ValueError, TypeError):
+        return a if int(resource_version(a)) > int(resource_version(b)) else b
+    except ValueError:
         return b
 
 
 def grace_seconds(pod: Mapping[str, Any]) -> float:
-    md = pod.get("metadata") or {}
-    for value in (md.get("deletionGracePeriodSeconds"), (pod.get("spec") or {}).get("terminationGracePeriodSeconds")):
+    for value in (metadata_of(pod).get("deletionGracePeriodSeconds"),
+                  spec_of(pod).get("terminationGracePeriodSeconds")):
         if value is not None:
             return max(0.0, float(value))
     return float(DEFAULT_GRACE_SECONDS)

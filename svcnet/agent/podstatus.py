@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.objects import spec_of, status_of
 from svcnet.runtime.containers import ContainerStatus, RunState
 
 Obj = dict[str, Any]
@@ -160,13 +161,14 @@ class PodObservation:
     terminal: bool = False  # the agent will not run this pod's containers again
 
 
-def _restart_policy(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+def restart_policy(pod: Mapping[str, Any]) -> str:
+    """spec.restartPolicy, Always when unset."""
+    return str(spec_of(pod).get("restartPolicy") or "Always")
 
 
 def pod_phase(pod: Mapping[str, Any], observed: PodObservation) -> str:
     """kubelet's getPhase."""
-    policy = _restart_policy(pod)
+    policy = restart_policy(pod)
     pending_init = failed_init = 0
     for init in observed.init_containers:
         if init.is_running:
@@ -254,8 +256,8 @@ def _conditions(pod: Mapping[str, Any], observed: PodObservation, phase: str) ->
 
 def _readiness_gates(pod: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether every spec.readinessGates condition is True (as the API shows it), and kubelet's message if not."""
-    gates = (pod.get("spec") or {}).get("readinessGates") or []
-    current = {c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []}
+    gates = spec_of(pod).get("readinessGates") or []
+    current = {c.get("type"): c.get("status") for c in status_of(pod).get("conditions") or []}
     missing = [g.get("conditionType", "") for g in gates if g.get("conditionType") not in current]
     if missing:
         return False, f"corresponding condition of pod readiness gate \"{missing[0]}\" does not exist."
@@ -267,7 +269,7 @@ def _readiness_gates(pod: Mapping[str, Any]) -> tuple[bool, str]:
 
 def pod_status(pod: Mapping[str, Any], observed: PodObservation, now: float) -> Obj:
     """The status kubelet would write for the pod; conditions kubelet does not own are kept."""
-    old = pod.get("status") or {}
+    old = status_of(pod)
     old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
     phase = pod_phase(pod, observed)
     conditions = []

@@ -101,10 +101,15 @@ def condition_of(obj: ObjLike, condition_type: str) -> Obj | None:
     return None
 
 
+def is_condition_true(obj: ObjLike, condition_type: str) -> bool:
+    """The status condition of this type is there and True (a node's Ready, say)."""
+    condition = condition_of(obj, condition_type)
+    return condition is not None and condition.get("status") == "True"
+
+
 def is_pod_ready(pod: ObjLike) -> bool:
     """The Ready condition is True (podutil.IsPodReady)."""
-    condition = condition_of(pod, "Ready")
-    return condition is not None and condition.get("status") == "True"
+    return is_condition_true(pod, "Ready")
 
 
 def is_pod_terminal(pod: ObjLike) -> bool:

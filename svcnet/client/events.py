@@ -12,6 +12,7 @@ from typing import Any
 
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import metadata_of, namespace_of, uid_of
 from svcnet.api.resources import lookup
 
 log = logging.getLogger("svcnet.client.events")
@@ -33,10 +34,10 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}
 
     async def emit(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-        md = obj.get("metadata") or {}
-        namespace = md.get("namespace") or "default"
+        md = metadata_of(obj)
+        namespace = namespace_of(obj) or "default"
         now = meta.rfc3339(self.clock())
-        fingerprint = (md.get("uid", ""), event_type, reason, message)
+        fingerprint = (uid_of(obj), event_type, reason, message)
         try:
             if fingerprint in self._seen:
                 name, count = self._seen[fingerprint]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import status_of
 from svcnet.api.resources import lookup
 
 log = logging.getLogger("svcnet.cluster.addons")
@@ -109,7 +110,7 @@ class ClusterDnsAddon:
             deadline = time.monotonic() + self.timeout
             while time.monotonic() < deadline:
                 dep = await api.get(deployments, NAMESPACE, "coredns")
-                ready = (dep.get("status") or {}).get("readyReplicas") or 0
+                ready = status_of(dep).get("readyReplicas") or 0
                 if ready >= 1:
                     self.progress(f"svcnet:   cluster DNS is ready ({ready} pod(s))")
                     return

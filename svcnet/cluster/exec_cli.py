@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from svcnet.agent.kubelet import PODS
 from svcnet.agent.node import NODES, RUNTIME_ROOT_ANNOTATION
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import annotations_of, spec_of
 from svcnet.cluster.spec import runtime_root
 from svcnet.runtime.containers import RunState, Runtime
 from svcnet.runtime.sandbox import PodKey, exec_in_pod
@@ -37,8 +38,8 @@ class ExecTarget:
 
 
 def default_container(pod: dict[str, Any], stderr: TextIO) -> str:
-    containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
-    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    containers = [c["name"] for c in spec_of(pod).get("containers") or []]
+    annotated = annotations_of(pod).get("kubectl.kubernetes.io/default-container")
     if annotated in containers:
         return annotated
     if len(containers) > 1:
@@ -54,18 +55,18 @@ async def find_target(api: Any, data_dir: Path, namespace: str, name: str, conta
         if exc.code == 404:
             raise ExecError(f'Error from server (NotFound): pods "{name}" not found') from None
         raise ExecError(f"Error from server ({exc.reason}): {exc.message}") from None
-    node = (pod.get("spec") or {}).get("nodeName")
+    spec = spec_of(pod)
+    node = spec.get("nodeName")
     if not node:
         raise ExecError(f"error: unable to upgrade connection: pod {name} is not scheduled to a node yet")
-    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []] + \
-            [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
+    names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
     container = container or default_container(pod, stderr)
     if container not in names:
         raise ExecError(f"error: unable to upgrade connection: container {container} not found in pod {name}")
     root = runtime_root(data_dir, node)
     try:
         node_obj = await api.get(NODES, None, node)
-        annotated = ((node_obj.get("metadata") or {}).get("annotations") or {}).get(RUNTIME_ROOT_ANNOTATION)
+        annotated = annotations_of(node_obj).get(RUNTIME_ROOT_ANNOTATION)
         if annotated:
             root = Path(annotated)
     except ApiError:

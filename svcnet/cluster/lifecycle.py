@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from svcnet.agent.node import NODES
+from svcnet.api.objects import is_condition_true, name_of
 from svcnet.cluster.egress import apply_egress
 from svcnet.cluster.spec import READY_FILE, ClusterSpec, agent_log_path, load_cluster_spec, save_cluster_spec
 from svcnet.cluster.supervisor import progress, stop_agent_processes
@@ -115,10 +116,8 @@ class NodesReadyGate:
                 with contextlib.suppress(Exception):
                     items = (await api.list(NODES))["items"]  # type: ignore[attr-defined]
                     for node in items:
-                        name = node["metadata"]["name"]
-                        if name in names and name not in ready and any(
-                                c.get("type") == "Ready" and c.get("status") == "True"
-                                for c in (node.get("status") or {}).get("conditions") or []):
+                        name = name_of(node)
+                        if name in names and name not in ready and is_condition_true(node, "Ready"):
                             ready.add(name)
                             progress(f"  {name} is Ready")
                 if ready == set(names):

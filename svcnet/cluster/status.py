@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import condition_of, name_of, spec_of, status_of
 from svcnet.api.resources import lookup
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
@@ -61,18 +62,17 @@ async def gather(data_dir: Path) -> list[str]:
     try:
         version = await api.request("GET", "/version")
         lines.append(f"apiserver   ready, Kubernetes {version.get('gitVersion')}")
-        nodes = {n["metadata"]["name"]: n for n in (await api.list(lookup("", "v1", "nodes")))["items"]}
+        nodes = {name_of(n): n for n in (await api.list(lookup("", "v1", "nodes")))["items"]}
         pods = (await api.list(lookup("", "v1", "pods")))["items"]
         now = dt.datetime.now()
         for plan in spec.plan().nodes if spec else []:
             node = nodes.get(plan.name)
             ready = "NotRegistered"
             if node is not None:
-                cond = next((c for c in (node.get("status") or {}).get("conditions") or []
-                             if c.get("type") == "Ready"), {})
+                cond = condition_of(node, "Ready") or {}
                 ready = {"True": "Ready", "False": "NotReady"}.get(cond.get("status"), "Unknown")
-            on_node = [p for p in pods if (p.get("spec") or {}).get("nodeName") == plan.name]
-            running_pods = sum(1 for p in on_node if (p.get("status") or {}).get("phase") == "Running")
+            on_node = [p for p in pods if spec_of(p).get("nodeName") == plan.name]
+            running_pods = sum(1 for p in on_node if status_of(p).get("phase") == "Running")
             agent = process.read_pid(agent_pid_path(data_dir, plan.name))
             proxy = process.read_pid(proxy_pid_path(data_dir, plan.name))
             sync = last_proxy_sync(role_log_path(data_dir, plan.name, "proxy"), now)
@@ -82,12 +82,12 @@ async def gather(data_dir: Path) -> list[str]:
                 f"(last sync {sync})")
         try:
             dns = await api.get(lookup("apps", "v1", "deployments"), "kube-system", "coredns")
-            st = dns.get("status") or {}
-            lines.append(f"dns         kube-system/kube-dns 10.96.0.10: {st.get('readyReplicas') or 0}/"
-                         f"{(dns.get('spec') or {}).get('replicas', 0)} ready")
+            ready_replicas = status_of(dns).get("readyReplicas") or 0
+            lines.append(f"dns         kube-system/kube-dns 10.96.0.10: {ready_replicas}/"
+                         f"{spec_of(dns).get('replicas', 0)} ready")
         except ApiError as exc:
             lines.append(f"dns         not installed ({exc.reason})")
-        unscheduled = sum(1 for p in pods if not (p.get("spec") or {}).get("nodeName"))
+        unscheduled = sum(1 for p in pods if not spec_of(p).get("nodeName"))
         lines.append(f"pods        {len(pods)} in all, {unscheduled} not scheduled")
     except OSError as exc:
         lines.append(f"apiserver   unreachable: {exc}")

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from svcnet.api.objects import is_being_deleted, is_headless, is_pod_ready, name_of
 from svcnet.cluster.spec import load_cluster_spec
 from svcnet.config import DEFAULT_DATA_DIR
 
@@ -94,10 +95,8 @@ class Walkthrough:
     def ready_pods(self, selector: str, count: int) -> list[dict]:
         def ready() -> list[dict] | None:
             pods = self.kubectl_json("get", "pods", "-l", selector)["items"]
-            ok = [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (p.get("status") or {}).get("conditions") or [])]
-            return sorted(ok, key=lambda p: p["metadata"]["name"]) if len(ok) == count == len(pods) else None
+            ok = [p for p in pods if not is_being_deleted(p) and is_pod_ready(p)]
+            return sorted(ok, key=name_of) if len(ok) == count == len(pods) else None
         return self.wait_for(f"{count} Ready pods {selector}", ready)
 
     def service(self, name: str) -> dict | None:
@@ -116,7 +115,7 @@ class Walkthrough:
     # ---- the seed's steps
     def main(self) -> None:
         existing = self.service("hostnames")
-        if existing and existing["spec"].get("clusterIP") == "None":
+        if existing and is_headless(existing):
             print("== 0. back to the seed's start: step 8's headless Service and StatefulSet go\n")
             self.kubectl("delete", "-f", str(self.examples / "hostnames-statefulset.yaml"))
             self.wait_for("the StatefulSet's pods to go", lambda: not self.kubectl_json(
@@ -125,7 +124,7 @@ class Walkthrough:
         print("== 1. the seed's Service and Deployment\n")
         self.kubectl("apply", "-f", str(self.examples / "hostnames.yaml"))
         pods = self.ready_pods(DEPLOYMENT_PODS, 3)
-        names = {p["metadata"]["name"] for p in pods}
+        names = {name_of(p) for p in pods}
 
         print("== 2. three Running pods, IPs from their node's pod CIDR\n")
         self.kubectl("get", "pod", "-owide", "-l", DEPLOYMENT_PODS)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from svcnet.api.objects import annotations_of
 from svcnet.api.resources import lookup
 from svcnet.client.config import ClientConfig
 from svcnet.client.informer import Informer
@@ -46,7 +47,7 @@ def load_manifests(paths: Iterable[str | Path]) -> list[Obj]:
 
 def programming_delay(obj: Obj, now: datetime) -> float | None:
     """Seconds from the change that triggered an EndpointSlice to now (CoreDNS's programming metric)."""
-    stamp = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_CHANGE_TRIGGER)
+    stamp = annotations_of(obj).get(LAST_CHANGE_TRIGGER)
     if not stamp:
         return None
     try:

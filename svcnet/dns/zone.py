@@ -20,9 +20,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import (
+    LABEL_SERVICE_NAME,
+    is_being_deleted,
+    labels_of,
+    name_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
+
 Obj = dict[str, Any]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SERVICE_NAME_LABEL = LABEL_SERVICE_NAME
 LAST_CHANGE_TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 # Namespaces a Kubernetes API server always has.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -85,21 +95,17 @@ class Pod:
 
 # ------------------------------------------------------------------ slimming
 
-def _md(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
 def slim_service(obj: Obj) -> Service:
-    md, spec = _md(obj), obj.get("spec") or {}
+    spec = spec_of(obj)
     cluster_ips = tuple(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
     if spec.get("type") == "ExternalName" and not cluster_ips:
         cluster_ips = ("",)
     ports = tuple(Port(str(p.get("name") or ""), str(p.get("protocol") or "TCP"), int(p.get("port") or 0))
                   for p in spec.get("ports") or []) or (Port("", "", -1),)
-    status_lb = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    status_lb = (status_of(obj).get("loadBalancer") or {}).get("ingress") or []
     external_ips = tuple(spec.get("externalIPs") or ()) + tuple(
         i.get("ip") or i.get("hostname") or "" for i in status_lb)
-    return Service(name=str(md.get("name") or ""), namespace=str(md.get("namespace") or "default"),
+    return Service(name=name_of(obj), namespace=namespace_of(obj) or "default",
                    type=str(spec.get("type") or "ClusterIP"), cluster_ips=cluster_ips or ("",),
                    external_name=str(spec.get("externalName") or ""), ports=ports,
                    external_ips=external_ips)
@@ -112,7 +118,6 @@ def _ready(conditions: Obj) -> bool:
 
 
 def slim_endpoint_slice(obj: Obj) -> Endpoints:
-    md = _md(obj)
     ports = tuple(Port(str(p.get("name") or ""), str(p.get("protocol") or ""),
                        int(p["port"]) if p.get("port") is not None else -1)
                   for p in obj.get("ports") or []) or (Port("", "", -1),)
@@ -124,20 +129,19 @@ def slim_endpoint_slice(obj: Obj) -> Endpoints:
         for ip in ep.get("addresses") or []:
             addresses.append(Address(str(ip), str(ep.get("hostname") or ""),
                                      target if len(target) < 64 else ""))
-    return Endpoints(name=str(md.get("name") or ""), namespace=str(md.get("namespace") or "default"),
-                     service=str((md.get("labels") or {}).get(SERVICE_NAME_LABEL) or ""),
+    return Endpoints(name=name_of(obj), namespace=namespace_of(obj) or "default",
+                     service=str(labels_of(obj).get(SERVICE_NAME_LABEL) or ""),
                      ports=ports, addresses=tuple(addresses))
 
 
 def slim_pod(obj: Obj) -> Pod | None:
     """None for pods DNS ignores: terminating ones (CoreDNS drops them) and those without an IP."""
-    md = _md(obj)
-    if md.get("deletionTimestamp"):
+    if is_being_deleted(obj):
         return None
-    ip = str((obj.get("status") or {}).get("podIP") or "")
+    ip = str(status_of(obj).get("podIP") or "")
     if not ip:
         return None
-    return Pod(str(md.get("name") or ""), str(md.get("namespace") or "default"), ip)
+    return Pod(name_of(obj), namespace_of(obj) or "default", ip)
 
 
 # --------------------------------------------------------------------- store
@@ -202,9 +206,9 @@ class ZoneData:
         return tags
 
     def set_pod(self, obj: Obj, deleted: bool = False) -> set[str]:
-        md = _md(obj)
-        key = f"{md.get('namespace') or 'default'}/{md.get('name') or ''}"
-        tags = {f"pods:{md.get('namespace') or 'default'}"}
+        namespace = namespace_of(obj) or "default"
+        key = f"{namespace}/{name_of(obj)}"
+        tags = {f"pods:{namespace}"}
         old = self._pod_keys.pop(key, None)
         if old is not None:
             by_ip = self.pods_by_ip.get(old.ip, {})
@@ -218,7 +222,7 @@ class ZoneData:
         return tags
 
     def set_namespace(self, obj: Obj, deleted: bool = False) -> set[str]:
-        name = str(_md(obj).get("name") or "")
+        name = name_of(obj)
         if deleted:
             self.namespaces.discard(name)
         else:
@@ -277,9 +281,9 @@ def zone_from_objects(objects: Iterable[Obj], *, implicit_namespaces: bool = Tru
         if kind in KINDS:
             data.apply(str(kind), obj)
             if implicit_namespaces:
-                ns = _md(obj).get("namespace")
+                ns = namespace_of(obj)
                 if ns:
-                    data.namespaces.add(str(ns))
+                    data.namespaces.add(ns)
     if implicit_namespaces:
         data.namespaces.update(SYSTEM_NAMESPACES)
     data.synced = True

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svcnet.api.objects import name_of, namespace_of, uid_of
 from svcnet.kernel import process
 from svcnet.kernel.process import ProcessId
 
@@ -46,8 +47,7 @@ class PodKey:
 
     @staticmethod
     def of(pod: Mapping[str, Any]) -> PodKey:
-        meta = pod.get("metadata") or {}
-        return PodKey(meta.get("namespace") or "default", meta.get("name", ""), meta.get("uid", ""))
+        return PodKey(namespace_of(pod) or "default", name_of(pod), uid_of(pod))
 
 
 @dataclass(frozen=True)

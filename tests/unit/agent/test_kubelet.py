@@ -15,12 +15,14 @@ from svcnet.agent.kubelet import PODS, AgentConfig, NodeAgent
 from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
 from svcnet.agent.probes import ProbeRunner, Result
+from svcnet.api.objects import status_of
 from svcnet.cluster.topology import apply_topology, plan_topology
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel
+from tests.waiting import until
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
 
@@ -164,17 +166,8 @@ def make_pod(name: str, node: str = "node-1", **spec: Any) -> dict[str, Any]:
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 30, **spec}}
 
 
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    async def poll() -> Any:
-        while not (value := await condition()):
-            await asyncio.sleep(0.005)
-        return value
-
-    return await asyncio.wait_for(poll(), timeout)
-
-
 def container_status(pod: dict[str, Any], name: str = "app") -> dict[str, Any]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    statuses = status_of(pod).get("containerStatuses") or []
     return next((s for s in statuses if s["name"] == name), {})
 
 
@@ -207,7 +200,7 @@ async def test_bound_pod_gets_network_sandbox_container_and_a_running_ready_stat
 
     async def running() -> Any:
         pod = await node.pod("web-0")
-        return pod if (pod.get("status") or {}).get("phase") == "Running" and container_status(pod).get("ready") \
+        return pod if status_of(pod).get("phase") == "Running" and container_status(pod).get("ready") \
             else None
 
     pod = await until(running)
@@ -356,7 +349,7 @@ async def test_deleted_pod_is_stopped_with_its_grace_then_removed_and_finalized_
 
 async def _running_pod(node: Node, name: str) -> dict[str, Any] | None:
     pod = await node.pod(name)
-    return pod if (pod.get("status") or {}).get("phase") == "Running" else None
+    return pod if status_of(pod).get("phase") == "Running" else None
 
 
 async def test_pod_that_vanished_from_the_api_is_cleaned_up(node: Node) -> None:

@@ -76,6 +76,15 @@ def test_slice_service_key_comes_from_the_service_name_label() -> None:
     assert objects.slice_service_key({"metadata": {"name": "x", "labels": {}}}) is None
 
 
+def test_condition_true_needs_the_condition_and_status_true() -> None:
+    node = {"status": {"conditions": [{"type": "Ready", "status": "True"},
+                                      {"type": "MemoryPressure", "status": "False"}]}}
+    assert objects.is_condition_true(node, "Ready")
+    assert not objects.is_condition_true(node, "MemoryPressure")
+    assert not objects.is_condition_true(node, "DiskPressure")
+    assert not objects.is_condition_true(None, "Ready")
+
+
 def test_being_deleted_is_a_set_deletion_timestamp() -> None:
     assert objects.is_being_deleted({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}})
 
