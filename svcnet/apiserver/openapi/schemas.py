@@ -60,6 +60,8 @@ def _type_schema(t: types.TypeRef, as_property: bool) -> Obj:
 
 def _field_schema(f: types.Field) -> Obj:
     out = _type_schema(f.type, as_property=True)
+    if f.default is not None:
+        out["default"] = f.default
     if f.list_type:
         out["x-kubernetes-list-type"] = f.list_type
     if f.list_map_keys:

@@ -152,6 +152,9 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
     node = resolver.root(root_ref)
     reset = _reset_fields(subresource)
     config = jsoncodec.without_nulls(applied)
+    problems = typed.applied_errors(config, node)
+    if problems:
+        raise _untyped_configuration(config, problems)
     live_obj = _without_managed_fields(live) if live is not None else {}
     entries = decode_managed_fields(live)
 
@@ -227,6 +230,19 @@ class _ApplyPlan:
         if key in result and (previous is None or not same_json(live, merged)):
             result[key] = replace(result[key], time=self.now)
         return _with_managed_fields(merged, result.values())
+
+
+def _untyped_configuration(config: dict[str, Any], problems: list[str]) -> ApiError:
+    """An applied configuration structured-merge-diff cannot type, in the words of kube-apiserver's
+    structuredMergeManager.Apply (managedfields/internal/structuredmerge.go): "failed to create
+    typed patch object (ns/name; group/version, Kind=K): ...". kube-apiserver 1.32 answers this
+    with a 500; svcnet answers 400, as the client sent it (kubernetes/kubernetes#139253)."""
+    md = metadata_of(config)
+    api_version = str(config.get("apiVersion") or "")
+    group_version = api_version if "/" in api_version else "/" + api_version
+    what = f"{md.get('namespace') or ''}/{md.get('name') or ''}; {group_version}, Kind={config.get('kind') or ''}"
+    detail = problems[0] if len(problems) == 1 else "errors:\n" + "\n".join("  " + p for p in problems)
+    return bad_request(f"failed to create typed patch object ({what}): {detail}")
 
 
 class _Conflicts(Exception):

@@ -2,14 +2,15 @@
 the field set of an object, the comparison of two objects, the apply merge, and removal."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from svcnet.api import jsoncodec
 
-from .fieldpath import EMPTY, FieldSet, Path, PathElement, key_element, value_element
+from .fieldpath import EMPTY, FieldSet, Path, PathElement, key_element, path_string, value_element
 from .fieldpath import field as field_element
-from .strategy_schema import Node, SchemaResolver, Shape
+from .strategy_schema import Node, NodeFacts, SchemaResolver, Shape
 
 _MAX_DEPTH = 32
 
@@ -44,14 +45,70 @@ class Typed:
         facts = self.resolver.facts(node)
         if not isinstance(item, dict) or not facts.list_keys:
             return ("i", index)
+        return key_element(self.key_fields(facts, item)[0])
+
+    def key_fields(self, facts: NodeFacts, item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The key of a list-map item, and the key fields it omits that have no default.
+
+        A key field the item omits takes the default its schema declares, so {port: 80} and
+        {port: 80, protocol: TCP} are one Service port, as structured-merge-diff's
+        keyedAssociativeListItemToPathElement (typed/helpers.go, since Kubernetes 1.20) does."""
         fields: dict[str, Any] = {}
+        missing: list[str] = []
         for key, default in facts.key_defaults(self.resolver.facts(facts.items)):
             if key in item:
                 fields[key] = item[key]
             elif default is not None:
-                # a missing key field takes its schema default (ContainerPort.protocol: TCP)
                 fields[key] = default
-        return key_element(fields)
+            else:
+                missing.append(key)
+        return fields, missing
+
+    # -- applied configuration checks ----------------------------------------------------
+
+    def applied_errors(self, value: Any, node: Node | None) -> list[str]:
+        """What makes `value` unusable as an applied configuration, in structured-merge-diff's
+        words (typed/validate.go doList, typed/helpers.go): a list-map item without a key field
+        that has no default, a null or non-object item, two items with one key (after defaults).
+        A live object may hold such lists (written by update); an apply may not."""
+        errors: list[str] = []
+        self._check_applied(value, node, (), errors)
+        return errors
+
+    def _check_applied(self, value: Any, node: Node | None, path: Path, errors: list[str]) -> None:
+        facts = self.resolver.facts(node)
+        shape = facts.shape(value)
+        if shape in (Shape.STRUCT, Shape.MAP) and isinstance(value, dict):
+            for key, child in value.items():
+                self._check_applied(child, facts.child(key), path + (field_element(key),), errors)
+            return
+        keyed = shape is Shape.LIST_MAP and bool(facts.list_keys)
+        if not isinstance(value, list) or not (keyed or shape is Shape.LIST_SET):
+            return
+        where = path_string(path)
+        seen: set[PathElement] = set()
+        for index, item in enumerate(value):
+            if keyed:
+                if not isinstance(item, dict):
+                    what = "a null element" if item is None else "non-map elements"
+                    errors.append(f"{where}: element {index}: associative list with keys may not have {what}")
+                    continue
+                fields, missing = self.key_fields(facts, item)
+                if missing:
+                    errors.append(f"{where}: element {index}: associative list with keys has an element that "
+                                  f"omits key field {json.dumps(missing[0])} (and doesn't have default value)")
+                    continue
+                element = key_element(fields)
+            elif item is None:
+                errors.append(f"{where}: element {index}: associative list without keys has an element "
+                              f"that's an explicit null")
+                continue
+            else:
+                element = value_element(item)
+            if element in seen:
+                errors.append(f"{where}: duplicate entries for key {path_string((element,))}")
+            seen.add(element)
+            self._check_applied(item, facts.items, path + (element,), errors)
 
     def indexed_items(self, shape: Shape, node: Node | None, items: list[Any]) -> list[tuple[PathElement, Any]]:
         """Items with their path elements in order; a repeated element keeps its first item."""

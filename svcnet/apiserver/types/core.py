@@ -133,7 +133,7 @@ define(CORE, "ServicePort", """
     name string
     nodePort int32
     port int32
-    protocol string go=v1.Protocol
+    protocol string go=v1.Protocol default=TCP
     targetPort intstr
 """, required="port")
 define(CORE, "SessionAffinityConfig", "clientIP ClientIPConfig")

@@ -16,7 +16,8 @@ define(CORE, "ObjectReference", """
     resourceVersion string
     uid string go=types.UID
 """, map_type="atomic")
-define(CORE, "LocalObjectReference", "name string", map_type="atomic")
+# name: +default="" upstream (k8s.io/api/core/v1 types.go), the imagePullSecrets list-map key
+define(CORE, "LocalObjectReference", 'name string default=""', map_type="atomic")
 define(CORE, "TypedLocalObjectReference", """
     apiGroup string
     kind string
@@ -96,7 +97,7 @@ define(CORE, "ContainerPort", """
     hostIP string
     hostPort int32
     name string
-    protocol string go=v1.Protocol
+    protocol string go=v1.Protocol default=TCP
 """, required="containerPort")
 define(CORE, "EnvVar", """
     name string

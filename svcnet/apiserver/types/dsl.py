@@ -16,10 +16,15 @@ version.). `object` is free-form JSON (RawExtension-like).
 Options: patch=merge|retainKeys|merge,retainKeys  key=<patchMergeKey>
 list=atomic|set|map  keys=a,b (listMapKeys)  maptype=atomic|granular
 go=<Go type> (the Go type named in decode errors, e.g. v1.Protocol).
+default=<value> (upstream's `+default=` marker, published as the property's OpenAPI `default`;
+server-side apply fills a list-map key field the item omits from it. A JSON value, or a bare
+string: default=TCP, default="").
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 # OpenAPI schema-name prefixes, as upstream names its definitions.
 CORE = "io.k8s.api.core.v1"
@@ -70,6 +75,7 @@ class Field:
     list_type: str = ""
     list_map_keys: tuple[str, ...] = ()
     map_type: str = ""
+    default: Any = None  # None: no default (upstream never declares a null one)
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ def _parse_type(token: str, package: str, go: str) -> TypeRef:
 def _parse_field(line: str, package: str) -> Field:
     name, type_token, *options = line.split()
     opts = dict(o.split("=", 1) for o in options)
-    unknown = set(opts) - {"patch", "key", "list", "keys", "maptype", "go"}
+    unknown = set(opts) - {"patch", "key", "list", "keys", "maptype", "go", "default"}
     if unknown:
         raise ValueError(f"unknown option {unknown} in {line!r}")
     return Field(
@@ -132,7 +138,16 @@ def _parse_field(line: str, package: str) -> Field:
         list_type=opts.get("list", ""),
         list_map_keys=tuple(opts["keys"].split(",")) if "keys" in opts else (),
         map_type=opts.get("maptype", ""),
+        default=_parse_default(opts["default"]) if "default" in opts else None,
     )
+
+
+def _parse_default(text: str) -> Any:
+    """default=TCP is the string "TCP"; default="" or default=0 are JSON values."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def define(package: str, short: str, body: str, *, required: str = "", map_type: str = "",
