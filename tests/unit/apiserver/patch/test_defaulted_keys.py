@@ -86,7 +86,7 @@ def test_served_openapi_publishes_the_default_of_each_defaulted_list_map_key(sch
 def test_every_list_map_key_field_is_required_or_defaulted_in_the_served_schema() -> None:
     """A key field without either would make items unkeyable in an apply (upstream rejects them)."""
     components = openapi.components()
-    unkeyable = []
+    checked, unkeyable = set(), []
     for name, schema in components.items():
         for prop, node in (schema.get("properties") or {}).items():
             keys = node.get("x-kubernetes-list-map-keys")
@@ -94,8 +94,11 @@ def test_every_list_map_key_field_is_required_or_defaulted_in_the_served_schema(
                 continue
             item = SERVED.items(SERVED.resolve(node)) or {}
             for key in keys:
+                checked.add(f"{name}.{prop}[{key}]")
                 if key not in (item.get("required") or []) and "default" not in (item["properties"].get(key) or {}):
                     unkeyable.append(f"{name}.{prop}[{key}]")
+    assert {"io.k8s.api.core.v1.ServiceSpec.ports[protocol]", "io.k8s.api.core.v1.Container.ports[protocol]",
+            "io.k8s.api.core.v1.PodSpec.imagePullSecrets[name]"} <= checked
     assert unkeyable == []
 
 
