@@ -61,6 +61,7 @@ TLS_CLOSE_TIMEOUT = 5.0
 # Files the server keeps besides the API port's connections: database, WAL, logs, the unix
 # socket's clients, connections to nodes.
 RESERVED_FILES = 256
+_LINUX_NR_OPEN = 1 << 20  # fs.nr_open's default: what "unlimited" open files means on Linux
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def raise_open_file_limit() -> int:
         with suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
-    return soft
+    return _LINUX_NR_OPEN if soft == resource.RLIM_INFINITY else soft
 
 
 def connection_cap(configured: int, open_files: int) -> int:
