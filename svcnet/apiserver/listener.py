@@ -330,8 +330,12 @@ class ApiSite(web.BaseSite):
                 raw, _ = await self.loop.sock_accept(sock)
             except OSError as exc:
                 self._slots.release()
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
-                                     errno.ECONNABORTED, errno.EPROTO):
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):  # the client left the queue
+                    continue
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Go's Serve returns here and kube-apiserver panics: the port is dead.
+                    log.critical("accept on %s:%s failed; no longer serving", self.host, self.port,
+                                 exc_info=True)
                     raise
                 backoff = min(1.0, backoff * 2 or 0.005)  # net/http Server.Serve's retry delay
                 log.warning("accept on %s:%s failed: %s; retrying in %.3fs", self.host, self.port,

@@ -204,3 +204,24 @@ def test_a_non_tls_non_http_start_is_closed_without_a_reply(apiserver: ApiServer
         except ConnectionResetError:
             reply = b""
     assert reply == b""
+
+
+@pytest.fixture
+def low_soft_file_limit() -> Iterator[int]:
+    """Start the server (the next fixture) under a soft open-file limit of 1024 below the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"open-file hard limit {hard} leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        yield hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_server_raises_its_soft_open_file_limit_to_the_hard_one(low_soft_file_limit, apiserver):
+    assert apiserver.proc is not None
+    with open(f"/proc/{apiserver.proc.pid}/limits") as limits:
+        line = next(line for line in limits if line.startswith("Max open files"))
+    soft, hard = line.split()[3:5]
+    assert soft == hard == str(low_soft_file_limit)
