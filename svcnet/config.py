@@ -22,6 +22,12 @@ class ApiServerConfig:
     node_port_range: str = "30000-32767"
     # Where pods reach the API (the `kubernetes` Service's endpoint); None until a node network exists.
     advertise_address: str | None = None
+    # The API port's connection bounds: kube-apiserver's http.Server
+    # (k8s.io/apiserver/pkg/server/secure_serving.go, Serve). See apiserver/listener.py.
+    read_header_timeout: float = 32.0  # ReadHeaderTimeout: TLS handshake + each request's headers
+    idle_timeout: float = 90.0  # IdleTimeout: a kept-alive connection waiting for its next request
+    # Upstream has no cap but the open-file limit; 0 keeps that (less the server's own files).
+    max_connections: int = 0
 
     @property
     def kubernetes_service_ip(self) -> str:

@@ -12,7 +12,7 @@ from aiohttp import web
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver import decoding, defaults, openapi, patch, validation
+from svcnet.apiserver import decoding, defaults, listener, openapi, patch, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
@@ -99,16 +99,16 @@ class RunningApiServer:
         self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
 
-        tcp_runner = web.AppRunner(api.make_app(authenticate=True), access_log=None,
-                                   handle_signals=False, shutdown_timeout=5.0)
-        await tcp_runner.setup()
+        limits = listener.ConnectionLimits(
+            read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,
+            max_connections=listener.connection_cap(cfg.max_connections, listener.raise_open_file_limit()))
+        tcp_runner = await listener.serving_runner(api.make_app(authenticate=True), limits)
         self._runners.append(tcp_runner)
         ssl_ctx = None
         if not cfg.insecure:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(str(creds.server_cert), str(creds.server_key))
-        await web.TCPSite(tcp_runner, cfg.bind_address, cfg.port, ssl_context=ssl_ctx,
-                          reuse_address=True).start()
+        await listener.ApiSite(tcp_runner, cfg.bind_address, cfg.port, ssl_ctx, limits).start()
 
         # The unix socket is root-only (0600): its file mode is the credential.
         sock_runner = web.AppRunner(api.make_app(authenticate=False), access_log=None,
