@@ -25,7 +25,10 @@ PRIVATE_DIR_MODE = 0o700  # etcd fileutil.PrivateDirMode
 PRIVATE_FILE_MODE = 0o600  # etcd fileutil.PrivateFileMode
 
 RESERVE_MIN = 256 * 1024
-RESERVE_MAX = 64 * 1024 * 1024
+# Twice SQLite's default WAL (1000 pages of 4 KiB), so a released reserve always fits a checkpoint.
+# etcd preallocates more (64 MB WAL segments, server/storage/wal/wal.go SegmentSizeBytes); every
+# test's data dir holds one reserve, so svcnet keeps it small.
+RESERVE_MAX = 8 * 1024 * 1024
 RESERVE_FRACTION = 8  # of the filesystem's size
 
 
@@ -78,7 +81,7 @@ def free_bytes(directory: str) -> int:
 
 
 def reserve_size(directory: str) -> int:
-    """An eighth of the filesystem, at least 256 KiB and at most 64 MiB."""
+    """An eighth of the filesystem, at least 256 KiB and at most 8 MiB."""
     st = os.statvfs(directory)
     return max(RESERVE_MIN, min(RESERVE_MAX, st.f_blocks * st.f_frsize // RESERVE_FRACTION))
 

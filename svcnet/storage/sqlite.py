@@ -124,7 +124,7 @@ class SqliteStore:
         self._no_space = False
         try:
             # Opening may need space (the -shm index of a WAL left behind): the reserve is for this too.
-            self._db = self._freeing_retries(self._open)
+            self._db = self._guarded(self._open, frees=True)
             self._compacted = self._meta("compacted")
             (newest_logged,) = self._db.execute("SELECT COALESCE(MAX(revision), 0) FROM log").fetchone()
             self._revision = max(newest_logged, self._meta("revision"))
@@ -349,43 +349,21 @@ class SqliteStore:
         log.warning("storage %s: space available again; writes resume", self.path)
 
     def _guarded(self, write: Callable[[], T], *, frees: bool) -> T:
-        """Run one write transaction; no space raises the alarm and NoSpace.
+        """Run write (one transaction, or opening); no space raises the alarm, then NoSpace.
 
-        A write that frees (a delete, a compaction) releases the reserve part by part and retries.
+        A write that frees (a delete, a compaction, opening) releases the reserve part by part,
+        retrying after each, before it gives up.
         """
-        try:
-            return write()
-        except sqlite3.Error as exc:
-            if not self._is_no_space(exc):
-                raise
-            self._rollback()
-            self._raise_alarm(str(exc))
-            if not frees:
-                raise NoSpace() from exc
-        try:
-            return self._freeing_retries(write, first_released=False)
-        except sqlite3.Error as exc:
-            if not self._is_no_space(exc):
-                raise
-            raise NoSpace() from exc
-
-    def _freeing_retries(self, attempt: Callable[[], T], *, first_released: bool = True) -> T:
-        """attempt(), releasing a part of the reserve before each retry while it fails for lack of space."""
-        if first_released:
-            try:
-                return attempt()
-            except sqlite3.Error as exc:
-                if not self._is_no_space(exc):
-                    raise
         while True:
-            if not self._reserve.release():
-                return attempt()  # nothing left to release: its error is the answer
             try:
-                return attempt()
+                return write()
             except sqlite3.Error as exc:
                 if not self._is_no_space(exc):
                     raise
                 self._rollback()
+                self._raise_alarm(str(exc))
+                if not (frees and self._reserve.release()):
+                    raise NoSpace() from exc
 
     def _is_no_space(self, exc: sqlite3.Error) -> bool:
         """SQLITE_FULL, or an I/O error while the filesystem has no free block (ENOSPC on the -shm)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.storage.sqlite import SqliteStore
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
 from tests.waiting import wait_for
 
@@ -171,3 +172,24 @@ def test_a_full_disk_keeps_reads_deletes_and_restarts_and_loses_nothing(
         assert names(server) == set(acknowledged) - set(deleted) | {"after-growth"}
     finally:
         server.stop()
+
+
+def test_the_store_opens_on_a_disk_filled_after_a_clean_close(small_disk: Path) -> None:
+    """A clean close removes the WAL and its -shm index; reopening must create the index again."""
+    path = str(small_disk / "state.db")
+    store = SqliteStore(path)
+    keys = [f"/registry/core/pods/default/p{i}" for i in range(50)]
+    for key in keys:
+        store.create(key, {"metadata": {"name": key.rsplit("/", 1)[1]}, "blob": "x" * 3000})
+    store.close()
+    assert not (small_disk / "state.db-shm").exists()
+    fill(small_disk)
+
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.space_alarm()
+        assert [r.key for r in reopened.list("/registry/core/pods/").records] == sorted(keys)
+        reopened.delete(keys[0])
+        assert reopened.get(keys[0]) is None
+    finally:
+        reopened.close()
