@@ -19,10 +19,11 @@ database, -wal, -shm and lock files 0600 whatever the umask.
 A full disk (files.py has the reserve) is etcd's NOSPACE alarm: the first write
 that finds no space raises it; from then on creates and updates are refused
 with NoSpace before they touch the disk, while reads, deletes and compaction
-go on (a delete that finds no space releases the reserve and retries). The
-alarm clears by itself once the filesystem has room for the reserve again.
-The WAL is kept below half the reserve (wal_autocheckpoint and
-journal_size_limit), so the released reserve always has room for a checkpoint.
+go on (a delete, a compaction or opening that finds no space releases a part
+of the reserve and retries). The alarm clears by itself once the filesystem
+has room for the whole reserve again. While checkpoints succeed the WAL stays
+below half the reserve (wal_autocheckpoint and journal_size_limit), so the
+released reserve has room to checkpoint it.
 """
 from __future__ import annotations
 
