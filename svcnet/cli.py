@@ -7,6 +7,7 @@ API server or the agent.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -15,13 +16,46 @@ from svcnet.config import DEFAULT_DATA_DIR, ApiServerConfig
 
 
 def _api_config(args: argparse.Namespace) -> ApiServerConfig:
+    """The API server's settings from its flags; a refused combination exits 2, as argparse does."""
+    problem = _api_flag_problem(args)
+    if problem:
+        print(f"svcnet {args.command}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     return ApiServerConfig(
         data_dir=Path(args.data_dir),
         bind_address=args.bind_address,
         port=args.port,
         insecure=args.insecure,
         storage_dsn=args.storage or "",
+        advertise_address=getattr(args, "advertise_address", "") or None,
     )
+
+
+def _api_flag_problem(args: argparse.Namespace) -> str | None:
+    if args.insecure and not is_loopback(args.bind_address):
+        # Kubernetes removed its unauthenticated port in 1.20; svcnet keeps it for one machine only.
+        return (f"--insecure serves the API over plain HTTP without authentication, so it may only listen "
+                f"on a loopback address (127.0.0.0/8, ::1, localhost); got --bind-address {args.bind_address}")
+    advertise = getattr(args, "advertise_address", "")
+    if advertise:
+        from svcnet.apiserver.validation.fields import non_special_ip_errors
+
+        errors = non_special_ip_errors("--advertise-address", advertise)
+        if errors:
+            return f"--advertise-address: {errors[0].message}"
+    return None
+
+
+def is_loopback(address: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1 or ::ffff:127.x.y.z."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _add_api_flags(p: argparse.ArgumentParser) -> None:
@@ -192,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")
     _add_api_flags(p)
+    p.add_argument("--advertise-address", default="",
+                   help="the IP pods reach the API server on, written as default/kubernetes's endpoint "
+                        "(default: --bind-address when it is neither loopback nor unspecified)")
     p.set_defaults(func=cmd_apiserver)
 
     p = sub.add_parser("controllers", help="run the controllers (and scheduler) against an API server")

@@ -2,6 +2,10 @@
 
 Everything lives in the data directory; secrets (keys, token, kubeconfig) are
 written 0600 before any byte of them is, so they are never world-readable.
+
+A start writes only what is missing or different (kube-apiserver writes
+nothing at startup that it does not need): a restart on a full disk must not
+fail on a kubeconfig it already has. A write that fails leaves no .tmp behind.
 """
 from __future__ import annotations
 
@@ -30,21 +34,35 @@ class Credentials:
 
 def write_secret(path: Path, data: bytes) -> None:
     """Write data to path with mode 0600, atomically (tmp + rename + fsync)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    _write_atomically(path, data, 0o600)
 
 
 def _write_public(path: Path, data: bytes) -> None:
+    _write_atomically(path, data, 0o644)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """tmp + fsync + rename, unless path already holds exactly data (with mode); no tmp survives a failure."""
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+            return
+    except FileNotFoundError:
+        pass
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import ssl
 from contextlib import suppress
+from typing import Any
 
 from aiohttp import web
 
@@ -17,12 +19,21 @@ from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
-from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
+from svcnet.apiserver.validation.fields import non_special_ip_errors
 from svcnet.config import ApiServerConfig
+from svcnet.storage.base import NoSpace, StorageError
 from svcnet.storage.factory import open_store
 
 log = logging.getLogger("svcnet.apiserver")
+
+# kube-apiserver's DefaultEndpointReconcilerInterval (pkg/controlplane/instance.go): how often its
+# bootstrap controller makes sure default/kubernetes and its endpoints exist.
+KUBERNETES_SERVICE_INTERVAL = 10.0
+KUBERNETES = ("default", "kubernetes")
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def build_registry(store, admission=None) -> Registry:
@@ -45,16 +56,38 @@ def build_registry(store, admission=None) -> Registry:
                     validator=validation.validate, field_checker=check_fields, managed_fields=track)
 
 
-def ensure_kubernetes_service(registry: Registry, cfg: ApiServerConfig) -> None:
-    """default/kubernetes at the first service IP, as kube-apiserver's bootstrap controller keeps it."""
-    services = lookup("", "v1", "services")
-    assert services is not None
+def _resource(group: str, plural: str):
+    res = lookup(group, "v1", plural)
+    assert res is not None
+    return res
+
+
+def _current(registry: Registry, res, name: str) -> dict[str, Any] | None:
     try:
-        registry.get(services, "default", "kubernetes")
-        return
+        return registry.get(res, "default", name)
     except ApiError as exc:
         if exc.code != 404:
             raise
+    return None
+
+
+def ensure_kubernetes_service(registry: Registry, cfg: ApiServerConfig) -> None:
+    """default/kubernetes at the first service IP, created when missing and otherwise left alone.
+
+    As kube-apiserver's bootstrap controller (pkg/controlplane/controller/kubernetesservice/
+    controller.go, CreateOrUpdateMasterServiceIfNeeded): no selector, SingleStack, port 443 → the
+    secure port. On a full disk a missing Service is logged and left to the next pass.
+    """
+    services = _resource("", "services")
+    if _current(registry, services, "kubernetes") is not None:
+        return
+    try:
+        _create_kubernetes_service(registry, services, cfg)
+    except NoSpace:
+        log.warning("default/kubernetes is missing and the storage device is full; retrying later")
+
+
+def _create_kubernetes_service(registry: Registry, services, cfg: ApiServerConfig) -> None:
     registry.create(services, "default", {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
@@ -64,6 +97,75 @@ def ensure_kubernetes_service(registry: Registry, cfg: ApiServerConfig) -> None:
                             "targetPort": cfg.port}],
                  "sessionAffinity": "None", "type": "ClusterIP"},
     }, WriteOptions(field_manager="kube-apiserver"))
+
+
+def kubernetes_endpoint_ip(cfg: ApiServerConfig) -> str | None:
+    """The address pods reach the API on: --advertise-address, else a specific --bind-address.
+
+    kube-apiserver falls back to the host's default-route address when neither is usable;
+    svcnet writes no endpoint then (a loopback or unspecified address fails Endpoints
+    validation, as upstream's ValidateNonSpecialIP would refuse it).
+    """
+    for candidate in (cfg.advertise_address, cfg.bind_address):
+        if candidate and not non_special_ip_errors("ip", candidate):
+            return str(ipaddress.ip_address(candidate))
+    return None
+
+
+def kubernetes_endpoints(ip: str, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Endpoints and EndpointSlice kube-apiserver writes for itself.
+
+    As pkg/controlplane/reconcilers/endpointsadapter.go (updateEndpoints, updateEndpointSlice): the
+    Endpoints carry the skip-mirror label (they need no mirrored slice), the slice carries the
+    service-name label and one ready endpoint; the port is the secure port, named https.
+    """
+    port_spec = {"name": "https", "port": port, "protocol": "TCP"}
+    endpoints = {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SKIP_MIRROR_LABEL: "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": [port_spec]}],
+    }
+    family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "ports": [port_spec],
+    }
+    return endpoints, endpoint_slice
+
+
+def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig) -> None:
+    """Create or correct default/kubernetes's Endpoints and EndpointSlice (EndpointsAdapter.Sync)."""
+    ip = kubernetes_endpoint_ip(cfg)
+    if ip is None:
+        return
+    endpoints, endpoint_slice = kubernetes_endpoints(ip, cfg.port)
+    opts = WriteOptions(field_manager="kube-apiserver")
+    _ensure(registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
+    _ensure(registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
+            ("addressType", "endpoints", "ports"), opts)
+
+
+def _ensure(registry: Registry, res, desired: dict[str, Any], fields: tuple[str, ...],
+            opts: WriteOptions) -> None:
+    """Create desired when missing; rewrite the given fields and the labels when they drifted."""
+    name = desired["metadata"]["name"]
+    current = _current(registry, res, name)
+    if current is None:
+        registry.create(res, "default", desired, opts)
+        return
+    labels = current["metadata"].get("labels") or {}
+    if all(current.get(f) == desired[f] for f in fields) and labels == desired["metadata"]["labels"]:
+        return
+    if current.get("addressType", desired.get("addressType")) != desired.get("addressType"):
+        registry.delete(res, "default", name, DeleteOptions())  # immutable: a family change is a new slice
+        registry.create(res, "default", desired, opts)
+        return
+    current["metadata"]["labels"] = desired["metadata"]["labels"]
+    current.update({f: desired[f] for f in fields})
+    registry.update(res, "default", name, current, opts)
 
 
 class RunningApiServer:
@@ -127,6 +229,7 @@ class RunningApiServer:
         write_kubeconfig(cfg.kubeconfig_path, cfg.url, creds)
         self._tasks.append(asyncio.create_task(self._namespace_loop(), name="namespace-lifecycle"))
         self._tasks.append(asyncio.create_task(self._compaction_loop(), name="compaction"))
+        self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     async def _namespace_loop(self) -> None:
@@ -163,7 +266,45 @@ class RunningApiServer:
             head = self.store.current_revision()
             target = head - self.config.compaction_keep
             if target > self.store.compacted_revision():
-                self.store.compact(target)
+                try:
+                    self.store.compact(target)
+                except StorageError as exc:  # a full disk: the next pass tries again
+                    log.warning("compaction at revision %d failed: %s", target, exc)
+
+    async def _kubernetes_service_loop(self) -> None:
+        """Keep default/kubernetes and its Endpoints/EndpointSlice present, as kube's bootstrap controller.
+
+        Upstream (kubernetesservice.Controller.Run) checks every KUBERNETES_SERVICE_INTERVAL; svcnet
+        also wakes when one of the three is deleted, so `kubectl delete svc kubernetes` is undone at
+        once. The Service keeps its cluster IP: it is recreated at the configured first service IP.
+        """
+        assert self.registry is not None and self.store is not None
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        keys = {_resource(group, plural).storage_key(*KUBERNETES)
+                for group, plural in (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices"))}
+
+        def on_event(event) -> None:
+            if event.type == "DELETED" and event.key in keys:
+                loop.call_soon_threadsafe(wake.set)
+
+        revision = self.store.current_revision()
+        watches = [self.store.watch(key, revision, on_event) for key in keys]
+        try:
+            while True:
+                try:
+                    ensure_kubernetes_service(self.registry, self.config)
+                    ensure_kubernetes_endpoints(self.registry, self.config)
+                except NoSpace:
+                    log.warning("cannot restore default/kubernetes: the storage device is full")
+                except Exception:  # keep the loop alive; the next pass retries
+                    log.exception("reconciling default/kubernetes")
+                wake.clear()
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), KUBERNETES_SERVICE_INTERVAL)
+        finally:
+            for watch in watches:
+                watch.cancel()
 
     async def stop(self) -> None:
         if self.api is not None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from svcnet.api.errors import ApiError
+
 Obj = dict[str, Any]
 Predicate = Callable[[Obj], bool]
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -58,6 +60,22 @@ class Compacted(StorageError):
 
 class FutureRevision(StorageError):
     """A list or watch named a revision newer than the store has reached."""
+
+
+class NoSpace(StorageError, ApiError):
+    """A write refused because the storage device is full (etcd's NOSPACE alarm).
+
+    While it is raised, only reads, deletes and compaction are served, as etcd
+    does once its alarm is on (server/etcdserver/api/v3rpc/rpctypes: "etcdserver:
+    mvcc: database space exceeded"). kube-apiserver passes that storage error
+    through unchanged as a 500 Status with no reason (apiserver
+    endpoints/handlers/responsewriters/status.go, convertStorageErrorOrNot), so
+    this error is that Status too: the API answers it wherever it surfaces.
+    """
+
+    def __init__(self) -> None:
+        ApiError.__init__(self, 500, "", "database space exceeded: the storage device is full; "
+                                         "only reads and deletes are served until space is freed")
 
 
 @dataclass(frozen=True)

@@ -25,4 +25,6 @@ def open_store(dsn: str) -> Store:
 def _sqlite(path: str) -> Store:
     if not path:
         raise ValueError("storage DSN names no SQLite file; use sqlite:///ABSOLUTE/PATH.db")
+    if path.startswith("//"):  # sqlite:/// followed by an absolute path: one root is enough
+        path = "/" + path.lstrip("/")
     return SqliteStore(path)

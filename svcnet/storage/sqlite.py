@@ -12,15 +12,28 @@ Layout, like kine but smaller:
 
 One process owns the file (a lock file beside it says so), so the revision
 counter lives in memory and one connection under one lock does everything.
+
+Files are private as etcd's (files.py): the directory 0700 when created, the
+database, -wal, -shm and lock files 0600 whatever the umask.
+
+A full disk (files.py has the reserve) is etcd's NOSPACE alarm: the first write
+that finds no space raises it; from then on creates and updates are refused
+with NoSpace before they touch the disk, while reads, deletes and compaction
+go on (a delete, a compaction or opening that finds no space releases a part
+of the reserve and retries). The alarm clears by itself once the filesystem
+has room for the whole reserve again. While checkpoints succeed the WAL stays
+below half the reserve (wal_autocheckpoint and journal_size_limit), so the
+released reserve has room to checkpoint it.
 """
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Callable, Iterator
+from typing import IO, TypeVar
 
 from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
@@ -28,6 +41,7 @@ from svcnet.storage.base import (
     KeyExists,
     KeyNotFound,
     ListResult,
+    NoSpace,
     Obj,
     Predicate,
     Record,
@@ -36,6 +50,7 @@ from svcnet.storage.base import (
     Watch,
     WatchCallback,
 )
+from svcnet.storage.files import SpaceReserve, free_bytes, private_dir, private_file, reserve_size, tighten
 from svcnet.storage.mvcc import (
     Change,
     WatchHub,
@@ -44,6 +59,15 @@ from svcnet.storage.mvcc import (
     prefix_upper_bound,
     restamp_text,
 )
+
+log = logging.getLogger("svcnet.storage")
+
+T = TypeVar("T")
+
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+_PAGE_SIZE = 4096  # SQLite's default page size, which the store keeps
+_WAL_DEFAULT_PAGES = 1000  # SQLite's default wal_autocheckpoint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -92,23 +116,47 @@ DELETE FROM log WHERE revision IN (
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
+        self._directory = os.path.dirname(self.path)
+        private_dir(self._directory)
         self._lock = threading.RLock()
         self._hub = WatchHub(self._lock)
         self._owner = _claim(self.path + ".lock")
+        self._reserve = SpaceReserve(self.path + ".reserve", reserve_size(self._directory))
+        self._no_space = False
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in PRAGMAS:
-                self._db.execute(pragma)
-            self._db.executescript(_SCHEMA)
+            # Opening may need space (the -shm index of a WAL left behind): the reserve is for this too.
+            self._db = self._guarded(self._open, frees=True)
             self._compacted = self._meta("compacted")
             (newest_logged,) = self._db.execute("SELECT COALESCE(MAX(revision), 0) FROM log").fetchone()
             self._revision = max(newest_logged, self._meta("revision"))
         except BaseException:
             self._owner.close()
             raise
+        if not self._has_room():
+            self._raise_alarm("no room beside the space reserve")
         self._closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        private_file(self.path)  # before SQLite creates it with the umask's mode
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            for pragma in PRAGMAS:
+                db.execute(pragma)
+            wal_bytes = self._reserve.size // 2
+            db.execute(f"PRAGMA wal_autocheckpoint={max(1, min(_WAL_DEFAULT_PAGES, wal_bytes // _PAGE_SIZE))}")
+            db.execute(f"PRAGMA journal_size_limit={wal_bytes}")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        for suffix in ("-wal", "-shm"):
+            tighten(self.path + suffix)  # SQLite gives them the database's mode; make sure
+        return db
+
+    def space_alarm(self) -> bool:
+        """True while writes that grow the store are refused for lack of space."""
+        with self._lock:
+            return self._no_space
 
     def current_revision(self) -> int:
         with self._lock:
@@ -178,52 +226,63 @@ class SqliteStore:
     def create(self, key: str, value: Obj) -> Record:
         with self._lock:
             self._check_open()
-            revision = self._revision + 1
-            text = encode_stamped(value, revision)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO current (key, mod_revision, create_revision) VALUES (?, ?, ?)",
-                    (key, revision, revision),
-                )
-            except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
-                raise KeyExists(key) from None
-            except BaseException:
-                self._rollback()
-                raise
-            self._append_and_commit(Change(revision, key, "ADDED", text), None)
-            return Record(key, decode_json(text), revision, revision)
+            self._admit_growth()
+            return self._guarded(lambda: self._create(key, value), frees=False)
+
+    def _create(self, key: str, value: Obj) -> Record:
+        revision = self._revision + 1
+        text = encode_stamped(value, revision)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO current (key, mod_revision, create_revision) VALUES (?, ?, ?)",
+                (key, revision, revision),
+            )
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK")
+            raise KeyExists(key) from None
+        except BaseException:
+            self._rollback()
+            raise
+        self._append_and_commit(Change(revision, key, "ADDED", text), None)
+        return Record(key, decode_json(text), revision, revision)
 
     def update(self, key: str, value: Obj, *, expected_revision: int | None = None) -> Record:
         with self._lock:
             self._check_open()
-            previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
-            revision = self._revision + 1
-            text = encode_stamped(value, revision)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("UPDATE current SET mod_revision = ? WHERE key = ?", (revision, key))
-            except BaseException:
-                self._rollback()
-                raise
-            self._append_and_commit(Change(revision, key, "MODIFIED", text, previous_text), previous_revision)
-            return Record(key, decode_json(text), revision, create_revision)
+            self._admit_growth()
+            return self._guarded(lambda: self._update(key, value, expected_revision), frees=False)
+
+    def _update(self, key: str, value: Obj, expected_revision: int | None) -> Record:
+        previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
+        revision = self._revision + 1
+        text = encode_stamped(value, revision)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("UPDATE current SET mod_revision = ? WHERE key = ?", (revision, key))
+        except BaseException:
+            self._rollback()
+            raise
+        self._append_and_commit(Change(revision, key, "MODIFIED", text, previous_text), previous_revision)
+        return Record(key, decode_json(text), revision, create_revision)
 
     def delete(self, key: str, *, expected_revision: int | None = None) -> Record:
         with self._lock:
             self._check_open()
-            previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
-            revision = self._revision + 1
-            text = restamp_text(previous_text, revision)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM current WHERE key = ?", (key,))
-            except BaseException:
-                self._rollback()
-                raise
-            self._append_and_commit(Change(revision, key, "DELETED", text, previous_text), previous_revision)
-            return Record(key, decode_json(text), revision, create_revision)
+            return self._guarded(lambda: self._delete(key, expected_revision), frees=True)
+
+    def _delete(self, key: str, expected_revision: int | None) -> Record:
+        previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
+        revision = self._revision + 1
+        text = restamp_text(previous_text, revision)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM current WHERE key = ?", (key,))
+        except BaseException:
+            self._rollback()
+            raise
+        self._append_and_commit(Change(revision, key, "DELETED", text, previous_text), previous_revision)
+        return Record(key, decode_json(text), revision, create_revision)
 
     def watch(
         self,
@@ -253,18 +312,21 @@ class SqliteStore:
                 raise FutureRevision(f"cannot compact at {revision}: current revision is {self._revision}")
             if revision <= self._compacted:
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(_COMPACT, (revision,))
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                    (("compacted", revision), ("revision", self._revision)),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-            self._compacted = revision
+            self._guarded(lambda: self._compact(revision), frees=True)
+
+    def _compact(self, revision: int) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(_COMPACT, (revision,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                (("compacted", revision), ("revision", self._revision)),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._compacted = revision
 
     def close(self) -> None:
         with self._lock:
@@ -276,6 +338,56 @@ class SqliteStore:
                 self._db.close()
             finally:
                 self._owner.close()
+
+    # ------------------------------------------------------------- full disk
+    def _admit_growth(self) -> None:
+        """Refuse a create or update while the alarm is on, unless the disk has room again."""
+        if not self._no_space:
+            return
+        if not self._has_room():
+            raise NoSpace()
+        self._no_space = False
+        log.warning("storage %s: space available again; writes resume", self.path)
+
+    def _guarded(self, write: Callable[[], T], *, frees: bool) -> T:
+        """Run write (one transaction, or opening); no space raises the alarm, then NoSpace.
+
+        A write that frees (a delete, a compaction, opening) releases the reserve part by part,
+        retrying after each, before it gives up.
+        """
+        while True:
+            try:
+                return write()
+            except sqlite3.Error as exc:
+                if not self._is_no_space(exc):
+                    raise
+                self._rollback()
+                self._raise_alarm(str(exc))
+                if not (frees and self._reserve.release()):
+                    raise NoSpace() from exc
+
+    def _is_no_space(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL, or an I/O error while the filesystem has no free block (ENOSPC on the -shm)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:
+            return False
+        if code & 0xFF == _SQLITE_FULL:
+            return True
+        return code & 0xFF == _SQLITE_IOERR and free_bytes(self._directory) < _PAGE_SIZE
+
+    def _raise_alarm(self, why: str) -> None:
+        if not self._no_space:
+            log.error("storage %s: no space left (%s): creates and updates are refused; reads, deletes and "
+                      "compaction go on", self.path, why)
+        self._no_space = True
+
+    def _has_room(self) -> bool:
+        """The whole reserve is held (taken now if it must be) and as much again is free beside it."""
+        size = self._reserve.size
+        missing = size - self._reserve.held
+        if missing > 0 and not (free_bytes(self._directory) >= missing + size and self._reserve.take()):
+            return False
+        return free_bytes(self._directory) >= size
 
     def _existing(self, key: str, expected_revision: int | None) -> tuple[int, int, str]:
         row = self._db.execute(
@@ -335,8 +447,9 @@ class SqliteStore:
         return row[0] if row is not None else 0
 
     def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        db = getattr(self, "_db", None)  # None while opening
+        if db is not None and db.in_transaction:
+            db.execute("ROLLBACK")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -376,8 +489,9 @@ def _claim(lock_path: str) -> IO[bytes]:
     flock, on a file of its own: closing another descriptor of the database
     file would drop SQLite's own POSIX locks on it.
     """
-    handle = open(lock_path, "ab")
+    handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), "r+b")
     try:
+        os.fchmod(handle.fileno(), 0o600)
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()

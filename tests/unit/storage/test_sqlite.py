@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from svcnet.storage.base import Compacted, StorageError
+from svcnet.storage import sqlite as sqlite_driver
+from svcnet.storage.base import Compacted, NoSpace, StorageError
 from svcnet.storage.sqlite import SqliteStore
 
 from .recording import Recorder
@@ -203,3 +204,65 @@ def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
         assert next_record.revision == store.current_revision() > acked_revision
     finally:
         store.close()
+
+
+def cap_at_current_size(store: SqliteStore) -> None:
+    """SQLite's own limit on the database's pages: a write needing one more page fails SQLITE_FULL."""
+    (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+    store._db.execute(f"PRAGMA max_page_count={pages}")
+
+
+def test_a_write_refused_for_lack_of_space_is_a_status_and_changes_nothing(db_path: str, monkeypatch) -> None:
+    store = SqliteStore(db_path)
+    try:
+        store.create(PODS + "a", pod("a"))
+        revision = store.current_revision()
+        cap_at_current_size(store)
+        with pytest.raises(NoSpace) as refused:
+            store.create(PODS + "big", {**pod("big"), "blob": "x" * 100_000})
+        assert refused.value.code == 500 and "database space exceeded" in refused.value.message
+        assert refused.value.status()["kind"] == "Status"
+        assert store.current_revision() == revision and store.get(PODS + "big") is None
+        assert store.space_alarm()
+
+        # The alarm refuses growth before it reaches the disk, even a write that would fit.
+        monkeypatch.setattr(sqlite_driver, "free_bytes", lambda directory: 0)
+        with pytest.raises(NoSpace):
+            store.update(PODS + "a", pod("a", changed="yes"))
+        assert store.get(PODS + "a").value["metadata"]["labels"] == {}
+        assert [r.key for r in store.list(PODS).records] == [PODS + "a"]
+
+        # Room again (the disk grew): writes resume without a restart.
+        store._db.execute("PRAGMA max_page_count=1073741823")
+        monkeypatch.setattr(sqlite_driver, "free_bytes", lambda directory: 1 << 40)
+        store.create(PODS + "b", pod("b"))
+        assert not store.space_alarm()
+    finally:
+        store.close()
+
+
+def test_deletes_go_on_while_the_alarm_is_on_and_spend_the_reserve_before_failing(db_path: str) -> None:
+    store = SqliteStore(db_path)
+    try:
+        store.create(PODS + "small", pod("small"))
+        store.create(PODS + "large", {**pod("large"), "blob": "y" * 50_000})
+        cap_at_current_size(store)
+        with pytest.raises(NoSpace):
+            store.create(PODS + "big", {**pod("big"), "blob": "x" * 100_000})
+        reserve = store._reserve
+        assert reserve.held == reserve.size
+
+        store.delete(PODS + "small")  # its tombstone fits in the pages the file has
+        assert store.get(PODS + "small") is None
+
+        with pytest.raises(NoSpace):  # 50 kB of tombstone: no page to put it in, whatever is released
+            store.delete(PODS + "large")
+        assert reserve.held == 0
+        assert store.get(PODS + "large") is not None
+    finally:
+        store.close()
+    reopened = SqliteStore(db_path)
+    try:
+        assert [r.key for r in reopened.list(PODS).records] == [PODS + "large"]
+    finally:
+        reopened.close()

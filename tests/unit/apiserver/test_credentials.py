@@ -1,0 +1,48 @@
+"""A start writes only what is missing or changed, and a failed write leaves no .tmp behind."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from svcnet.apiserver import credentials
+from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
+
+
+def snapshot(directory) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file: a rewrite (tmp + rename) changes the inode."""
+    return {str(p.relative_to(directory)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_second_start_writes_nothing(tmp_path):
+    creds = ensure_credentials(tmp_path)
+    write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", creds)
+    before = snapshot(tmp_path)
+    again = ensure_credentials(tmp_path)
+    write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", again)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_changed_kubeconfig_is_rewritten_0600(tmp_path):
+    creds = ensure_credentials(tmp_path)
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", creds)
+    write_kubeconfig(path, "https://127.0.0.1:7443", creds)
+    assert "https://127.0.0.1:7443" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch):
+    creds = ensure_credentials(tmp_path)
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", creds)
+    old = path.read_bytes()
+
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(credentials.os, "write", full_disk)
+    with pytest.raises(OSError):
+        write_kubeconfig(path, "https://127.0.0.1:7443", creds)
+    assert path.read_bytes() == old
+    assert sorted(os.listdir(tmp_path)) == ["kubeconfig", "pki"]
