@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,10 @@ from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel
-from tests.waiting import until
+from tests import waiting
+
+# The agent's loops take several steps per change; under a loaded machine 5 s was seen to be short.
+until = functools.partial(waiting.until, timeout=10.0)
 
 FACTS = HostFacts(cpus=4, memory_kib=8_000_000, kernel_version="6.1.0", os_image="Test Linux", architecture="amd64")
 
