@@ -35,6 +35,15 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 # (resource, body, fieldValidation directive, duplicated paths, subresource) -> (error, warnings)
 FieldChecker = Callable[[Resource, Obj, str, list[str], "str | None"], "tuple[ApiError | None, list[str]]"]
+# (resource, object) -> paths removed: drops, in place, the fields the kind's type does not have
+FieldPruner = Callable[[Resource, Obj], list[str]]
+
+# The largest object the registry stores, encoded: etcd's default request limit,
+# DefaultMaxRequestBytes = 1.5 MiB (etcd server/embed/config.go), which etcd
+# enforces on every put. kube-apiserver lets etcd refuse ("etcdserver: request is
+# too large") and answers 500 (kubernetes/kubernetes#112152); svcnet refuses first,
+# with the 413 kube-apiserver uses for an oversized body.
+MAX_OBJECT_BYTES = 1_572_864
 
 
 Undo = Callable[[], None]
@@ -111,6 +120,7 @@ class Registry:
         defaulter: Callable[[str, Obj], None] | None = None,
         validator: Callable[[str, Obj, Obj | None], list[Cause]] | None = None,
         field_checker: FieldChecker | None = None,
+        field_pruner: FieldPruner | None = None,
         managed_fields: Callable[[Resource, Obj | None, Obj, str, str | None, str], None] | None = None,
     ) -> None:
         self.store = store
@@ -119,6 +129,7 @@ class Registry:
         self._default = defaulter or (lambda kind, obj: None)
         self._validate = validator or (lambda kind, obj, old: [])
         self._check_fields = field_checker or (lambda res, obj, directive, dups, sub: (None, []))
+        self._prune_fields = field_pruner or (lambda res, obj: [])
         # (resource, old, new, manager, subresource, now): sets new's metadata.managedFields
         self._managed_fields = managed_fields
 
@@ -175,6 +186,25 @@ class Registry:
             raise error
         opts.warnings.extend(w for w in warnings if w not in opts.warnings)
 
+    def _typed(self, res: Resource, obj: Obj) -> Obj:
+        """obj as the kind's type can hold it: every write passes here after patching or merging
+        and before defaulting, validation and storage (kube-apiserver decodes into the Go struct).
+
+        Fields the type lacks were reported by `_strict_fields` (Warn) or refused (Strict);
+        here they are dropped whatever the directive, so nothing unknown is ever stored.
+        """
+        self._prune_fields(res, obj)
+        return obj
+
+    def _check_size(self, res: Resource, obj: Obj) -> None:
+        """Refuse an object larger than MAX_OBJECT_BYTES encoded, before the store sees it."""
+        size = len(jsoncodec.dumps(obj))
+        if size > MAX_OBJECT_BYTES:
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f"Request entity too large: {res.kind} {objects.name_of(obj)!r} is {size} "
+                           f"bytes encoded, limit is {MAX_OBJECT_BYTES}",
+                           name=objects.name_of(obj), group=res.group, kind=res.plural)
+
     def _validate_or_raise(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         causes = self._validate(res.kind, obj, old)
         if causes:
@@ -209,6 +239,7 @@ class Registry:
                operation: str = "Update") -> Obj:
         strategy.check_type(res, obj)
         self._strict_fields(res, obj, opts)
+        self._typed(res, obj)
         self._check_namespace(res, namespace, obj, creating=True)
         strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
         md = meta.metadata(obj)
@@ -218,6 +249,7 @@ class Registry:
             self._track_fields(res, None, obj, opts, operation)
             if opts.dry_run:
                 return obj
+            self._check_size(res, obj)
             try:
                 return self.store.create(res.storage_key(md.get("namespace"), md["name"]), obj).value
             except KeyExists:
@@ -275,7 +307,7 @@ class Registry:
         wanted_rv = md.get("resourceVersion")
         if wanted_rv and wanted_rv != str(rec.revision):
             raise errors.conflict(res.plural, objects.name_of(old), res.group)
-        new = strategy.prepare_for_update(res, old, obj, subresource)
+        new = self._typed(res, strategy.prepare_for_update(res, old, obj, subresource))
         new_md = meta.metadata(new)
         self._default(res.kind, new)
         with self._admitted("UPDATE", res, new, old, opts.dry_run):
@@ -289,6 +321,7 @@ class Registry:
                     not new_md.get("deletionGracePeriodSeconds"):
                 # The last finalizer went; a graceful (pod) deletion still waits for its node.
                 return self._remove(res, rec.key, rec.revision, new)
+            self._check_size(res, new)
             try:
                 return self.store.update(rec.key, new, expected_revision=rec.revision).value
             except RevisionConflict:
@@ -319,8 +352,9 @@ class Registry:
                 obj = mutate(None)
                 meta.metadata(obj).setdefault("name", name)
                 return self.create(res, namespace, obj, opts, operation=operation), True
-            current = rec.value
-            patched = mutate(jsoncodec.deepcopy(current))
+            # Patched as kube-apiserver patches: the stored object as its type reads it, so a
+            # field stored before pruning existed is neither reported nor kept.
+            patched = mutate(self._typed(res, jsoncodec.deepcopy(rec.value)))
             patched_rv = objects.resource_version(patched)
             explicit_rv = patched_rv and patched_rv != str(rec.revision)
             if not explicit_rv:
