@@ -454,10 +454,13 @@ def prune_unknown(target: Target, obj: object, subresource: str | None = None) -
     root = TypeRef("struct", _root_type(target, subresource).name)
     pruned: list[str] = []
     _prune(root, obj, "", pruned)
-    entries = obj.get("metadata", {}).get("managedFields") if isinstance(obj.get("metadata"), dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and isinstance(entry.get("fieldsV1"), dict):
-            _prune_field_set(root, entry["fieldsV1"])
+    md = obj.get("metadata")
+    entries = md.get("managedFields") if isinstance(md, dict) else None
+    if isinstance(entries, list):
+        # A manager left owning nothing is dropped, as upstream drops empty field sets.
+        entries[:] = [e for e in entries if not (
+            isinstance(e, dict) and isinstance(e.get("fieldsV1"), dict)
+            and _prune_field_set(root, e["fieldsV1"]) and not e["fieldsV1"])]
     return pruned
 
 
