@@ -201,7 +201,7 @@ class Registry:
         size = len(jsoncodec.dumps(obj))
         if size > MAX_OBJECT_BYTES:
             raise ApiError(413, "RequestEntityTooLarge",
-                           f"Request entity too large: {res.kind} {objects.name_of(obj)!r} is {size} "
+                           f'Request entity too large: {res.kind} "{objects.name_of(obj)}" is {size} '
                            f"bytes encoded, limit is {MAX_OBJECT_BYTES}",
                            name=objects.name_of(obj), group=res.group, kind=res.plural)
 
