@@ -178,8 +178,10 @@ class Registry:
                     f'unable to create new content in namespace {md["namespace"]} because it is '
                     f'being terminated', res.group)
 
-    def _strict_fields(self, res: Resource, obj: Obj, opts: WriteOptions,
-                       subresource: str | None = None) -> None:
+    def check_fields(self, res: Resource, obj: Obj, opts: WriteOptions,
+                     subresource: str | None = None) -> None:
+        """Decode-time field checks of a body (or patched object) against its type: a wrong JSON
+        type is a 400; unknown/duplicate fields are refused (Strict) or added to opts.warnings."""
         error, warnings = self._check_fields(res, obj, opts.field_validation, opts.duplicate_fields,
                                              subresource)
         if error is not None:
@@ -190,7 +192,7 @@ class Registry:
         """obj as the kind's type can hold it: every write passes here after patching or merging
         and before defaulting, validation and storage (kube-apiserver decodes into the Go struct).
 
-        Fields the type lacks were reported by `_strict_fields` (Warn) or refused (Strict);
+        Fields the type lacks were reported by `check_fields` (Warn) or refused (Strict);
         here they are dropped whatever the directive, so nothing unknown is ever stored.
         """
         self._prune_fields(res, obj)
@@ -238,7 +240,7 @@ class Registry:
     def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
                operation: str = "Update") -> Obj:
         strategy.check_type(res, obj)
-        self._strict_fields(res, obj, opts)
+        self.check_fields(res, obj, opts)
         self._typed(res, obj)
         self._check_namespace(res, namespace, obj, creating=True)
         strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
@@ -285,7 +287,7 @@ class Registry:
     ) -> tuple[Obj, bool]:
         """Replace an object (PUT). Returns (object, created)."""
         strategy.check_type(res, obj)
-        self._strict_fields(res, obj, opts, subresource)
+        self.check_fields(res, obj, opts, subresource)
         self._check_namespace(res, namespace, obj, creating=False)
         md = meta.metadata(obj)
         if md.get("name") and md["name"] != name:
@@ -360,7 +362,7 @@ class Registry:
             if not explicit_rv:
                 meta.metadata(patched)["resourceVersion"] = str(rec.revision)
             strategy.check_type(res, patched)
-            self._strict_fields(res, patched, opts, subresource)
+            self.check_fields(res, patched, opts, subresource)
             try:
                 return self._write_update(res, rec, patched, opts, subresource=subresource,
                                           operation=operation), False
