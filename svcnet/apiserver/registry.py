@@ -190,7 +190,8 @@ class Registry:
 
     def _typed(self, res: Resource, obj: Obj) -> Obj:
         """obj as the kind's type can hold it: every write passes here after patching or merging
-        and before defaulting, validation and storage (kube-apiserver decodes into the Go struct).
+        and before defaulting, validation and storage (kube-apiserver decodes into the Go struct);
+        so do the stored objects that binding and deletion rewrite.
 
         Fields the type lacks were reported by `check_fields` (Warn) or refused (Strict);
         here they are dropped whatever the directive, so nothing unknown is ever stored.
@@ -385,7 +386,7 @@ class Registry:
         wanted_uid = objects.metadata_of(binding).get("uid")
         for attempt in range(attempts):
             rec = self._get_record(pods, namespace, name)
-            pod = rec.value
+            pod = self._typed(pods, rec.value)
             md = meta.metadata(pod)
             if wanted_uid and wanted_uid != md.get("uid"):
                 raise errors.conflict("pods", name, "", "the UID in the precondition does not match")
@@ -413,7 +414,7 @@ class Registry:
                options: DeleteOptions) -> tuple[Obj, bool]:
         """Delete or start deleting. Returns (object, gone_now)."""
         rec = self._get_record(res, namespace, name)
-        obj = rec.value
+        obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         if options.precondition_uid and options.precondition_uid != md.get("uid"):
             raise errors.conflict(
@@ -455,7 +456,7 @@ class Registry:
             raise errors.conflict(res.plural, name, res.group) from None
 
     def _delete_namespace(self, res: Resource, rec, options: DeleteOptions) -> Obj:
-        obj = rec.value
+        obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         name = md["name"]
         if name in SYSTEM_NAMESPACES:

@@ -33,6 +33,13 @@ def create_service(server: ApiServerProcess, tmp_path: Path, text: str = SERVICE
     return server.kubectl_json("get", "svc", "web")
 
 
+def bogus_manifest(tmp_path: Path) -> str:
+    """The Service with spec.bogusField, as a file for kubectl -f."""
+    path = tmp_path / "svc-bogus.yaml"
+    path.write_text(SERVICE + "  bogusField: 1\n")
+    return str(path)
+
+
 def stored_service(server: ApiServerProcess) -> dict:
     return server.kubectl_json("get", "svc", "web")
 
@@ -76,15 +83,14 @@ def test_status_subresource_prunes_an_operator_field(apiserver, tmp_path):
 
 
 def test_server_side_apply_prunes_without_validation_and_strict_names_the_field(apiserver, tmp_path):
-    manifest = tmp_path / "svc.yaml"
-    manifest.write_text(SERVICE + "  bogusField: 1\n")
+    manifest = bogus_manifest(tmp_path)
 
-    refused = apiserver.kubectl("apply", "--server-side", "-f", str(manifest), check=False)
+    refused = apiserver.kubectl("apply", "--server-side", "-f", manifest, check=False)
     assert refused.returncode != 0
     assert 'unknown field "spec.bogusField"' in refused.stderr
     assert apiserver.kubectl("get", "svc", "web", check=False).returncode != 0
 
-    applied = apiserver.kubectl("apply", "--server-side", "--validate=false", "-f", str(manifest))
+    applied = apiserver.kubectl("apply", "--server-side", "--validate=false", "-f", manifest)
     assert "service/web serverside-applied" in applied.stdout
     obj = apiserver.kubectl_json("get", "svc", "web", "--show-managed-fields")
     assert "bogusField" not in obj["spec"]
@@ -94,17 +100,16 @@ def test_server_side_apply_prunes_without_validation_and_strict_names_the_field(
 
 
 def test_create_and_replace_with_validate_strict_name_the_field_and_warn_prunes(apiserver, tmp_path):
-    manifest = tmp_path / "svc.yaml"
-    manifest.write_text(SERVICE + "  bogusField: 1\n")
-    refused = apiserver.kubectl("create", "--validate=strict", "-f", str(manifest), check=False)
+    manifest = bogus_manifest(tmp_path)
+    refused = apiserver.kubectl("create", "--validate=strict", "-f", manifest, check=False)
     assert refused.returncode != 0
     assert 'strict decoding error: unknown field "spec.bogusField"' in refused.stderr
 
-    warned = apiserver.kubectl("create", "--validate=warn", "-f", str(manifest))
+    warned = apiserver.kubectl("create", "--validate=warn", "-f", manifest)
     assert UNKNOWN_SPEC_WARNING in warned.stderr
     assert "bogusField" not in stored_service(apiserver)["spec"]
 
-    replaced = apiserver.kubectl("replace", "--validate=strict", "-f", str(manifest), check=False)
+    replaced = apiserver.kubectl("replace", "--validate=strict", "-f", manifest, check=False)
     assert replaced.returncode != 0
     assert 'unknown field "spec.bogusField"' in replaced.stderr
 

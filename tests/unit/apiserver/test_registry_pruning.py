@@ -7,7 +7,6 @@ request limit (1.5 MiB) are refused with a Status and nothing is stored.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from typing import Any
 
 import pytest
@@ -16,26 +15,15 @@ from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import openapi, patch
-from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.handlers import schema_resolver
-from svcnet.apiserver.registry import MAX_OBJECT_BYTES, Registry, WriteOptions
-from svcnet.storage.memory import MemoryStore
+from svcnet.apiserver.registry import MAX_OBJECT_BYTES, DeleteOptions, Registry, WriteOptions
 
-NOW = dt.datetime(2026, 12, 7, 4, 0, 0, tzinfo=dt.UTC)
 SERVICES = lookup("", "v1", "services")
 PODS = lookup("", "v1", "pods")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
 UNKNOWN_SPEC = 'unknown field "spec.bogusField"'
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def registry() -> Registry:
-    reg = build_registry(MemoryStore())
-    reg.clock = lambda: NOW
-    reg.ensure_system_namespaces()
-    return reg
 
 
 def service(name: str = "web") -> Obj:
@@ -201,6 +189,19 @@ def test_object_stored_before_pruning_is_pruned_on_its_next_write_without_a_warn
     obj = stored(registry)
     assert "bogusField" not in obj["spec"] and "on_create" not in obj["status"]
     assert obj["metadata"]["labels"] == {"tier": "web"}
+
+
+def test_a_deletion_that_rewrites_a_legacy_object_prunes_it_too(registry):
+    created = registry.create(SERVICES, "default", service(), opts())
+    legacy = copy.deepcopy(created)
+    legacy["spec"]["bogusField"] = 1
+    registry.store.update(SERVICES.storage_key("default", "web"), legacy)
+
+    kept, gone = registry.delete(SERVICES, "default", "web", DeleteOptions("Foreground"))
+    assert not gone
+    obj = stored(registry)
+    assert obj["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert "bogusField" not in obj["spec"] and "bogusField" not in kept["spec"]
 
 
 def test_keys_of_maps_are_data_not_fields(registry):

@@ -10,9 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from svcnet.api.resources import lookup
 from svcnet.apiserver.app import ApiServer, ServerSettings
-from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import Registry, WriteOptions
-from svcnet.storage.memory import MemoryStore
 
 PODS = lookup("", "v1", "pods")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
@@ -21,9 +19,9 @@ POD_PATH = "/api/v1/namespaces/default/pods/p"
 
 
 @pytest.fixture
-def registry() -> Registry:
-    reg = build_registry(MemoryStore())
-    reg.ensure_system_namespaces()
+def registry(registry: Registry) -> Registry:
+    """The served registry (conftest) with a Deployment and an unscheduled Pod."""
+    reg = registry
     labels = {"app": "web"}
     reg.create(DEPLOYMENTS, "default", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
