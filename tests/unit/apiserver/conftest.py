@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import Registry
 from svcnet.storage.memory import MemoryStore
@@ -24,3 +27,11 @@ def registry() -> Registry:
     reg.clock = lambda: T0
     reg.ensure_system_namespaces()
     return reg
+
+
+@pytest.fixture
+async def client(registry: Registry) -> AsyncIterator[TestClient]:
+    """The real aiohttp app over `registry`, without a socket or a token."""
+    app = ApiServer(registry, ServerSettings(token=None)).make_app(authenticate=False)
+    async with TestClient(TestServer(app)) as c:
+        yield c

@@ -3,13 +3,10 @@ over the registry as the server builds it: warned about (Warn), refused (Strict)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from svcnet.api.resources import lookup
-from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.registry import Registry, WriteOptions
 
 PODS = lookup("", "v1", "pods")
@@ -32,13 +29,6 @@ def registry(registry: Registry) -> Registry:
                                  "spec": {"containers": [{"name": "main", "image": "busybox"}]}},
                WriteOptions())
     return reg
-
-
-@pytest.fixture
-async def client(registry: Registry) -> AsyncIterator[TestClient]:
-    app = ApiServer(registry, ServerSettings(token=None)).make_app(authenticate=False)
-    async with TestClient(TestServer(app)) as c:
-        yield c
 
 
 def warnings_of(resp) -> list[str]:
