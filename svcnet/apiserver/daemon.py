@@ -37,7 +37,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def build_registry(store, admission=None) -> Registry:
-    """A registry with upstream's defaulting, validation, strict fields and managedFields."""
+    """A registry with upstream's defaulting, validation, strict fields (unknown ones pruned)
+    and managedFields."""
     resolver = schema_resolver()
 
     def check_fields(res, obj, directive, duplicates, subresource):
@@ -53,7 +54,8 @@ def build_registry(store, admission=None) -> Registry:
             md.pop("managedFields", None)
 
     return Registry(store, admission=admission, defaulter=defaults.apply_defaults,
-                    validator=validation.validate, field_checker=check_fields, managed_fields=track)
+                    validator=validation.validate, field_checker=check_fields,
+                    field_pruner=decoding.prune_unknown, managed_fields=track)
 
 
 def _resource(group: str, plural: str):

@@ -436,6 +436,81 @@ def _cannot_handle(root: Struct, obj: object, detail: str) -> str:
     return f'{kind} in version "{version}" cannot be handled as a {root.short_name}: {detail}'
 
 
+def prune_unknown(target: Target, obj: object, subresource: str | None = None) -> list[str]:
+    """Remove, in place, every field obj's type does not have; return their paths.
+
+    kube-apiserver never stores an unknown field: it decodes every body (and every
+    patched object) into the Go struct, and encoding/json drops what the struct has
+    no field for (k8s.io/apiserver endpoints/handlers/create.go and patch.go decode
+    with the strict serializer only to report the fields, in
+    `addStrictDecodingWarnings`, before they are dropped). The same type
+    definitions as the strict check above decide here, so what Warn reports is
+    exactly what is pruned. Values of the wrong JSON type are left to the check
+    (a 400). The field sets in metadata.managedFields lose the pruned fields too,
+    so no manager keeps owning a field that is not there.
+    """
+    if not isinstance(obj, dict):
+        return []
+    root = TypeRef("struct", _root_type(target, subresource).name)
+    pruned: list[str] = []
+    _prune(root, obj, "", pruned)
+    md = obj.get("metadata")
+    entries = md.get("managedFields") if isinstance(md, dict) else None
+    if isinstance(entries, list):
+        # A manager left owning nothing is dropped, as upstream drops empty field sets.
+        entries[:] = [e for e in entries if not (
+            isinstance(e, dict) and isinstance(e.get("fieldsV1"), dict)
+            and _prune_field_set(root, e["fieldsV1"]) and not e["fieldsV1"])]
+    return pruned
+
+
+def _prune(t: TypeRef, value: object, path: str, pruned: list[str]) -> None:
+    if t.kind == "struct" and isinstance(value, dict):
+        fields = _fields_by_name(struct(t.name))
+        unknown = [key for key in value if key not in fields]
+        for key in unknown:
+            del value[key]
+            pruned.append(_join(path, key))
+        for key, item in value.items():
+            _prune(fields[key].type, item, _join(path, key), pruned)
+    elif t.kind == "list" and isinstance(value, list):
+        assert t.elem is not None
+        if t.elem.kind in ("struct", "list", "map"):
+            for i, item in enumerate(value):
+                _prune(t.elem, item, f"{path}[{i}]", pruned)
+    elif t.kind == "map" and isinstance(value, dict):
+        assert t.elem is not None
+        if t.elem.kind in ("struct", "list", "map"):
+            for key, item in value.items():
+                _prune(t.elem, item, _join(path, key), pruned)
+
+
+def _prune_field_set(t: TypeRef, fields_v1: dict) -> bool:
+    """Drop from a FieldsV1 set ("f:name", "k:{key}" entries) the fields t does not have.
+
+    True when something was removed; a member left empty by the removal goes too.
+    """
+    removed = False
+    for key in list(fields_v1):
+        child = fields_v1[key]
+        child_type: TypeRef | None = None
+        if t.kind == "struct" and key.startswith("f:"):
+            f = _fields_by_name(struct(t.name)).get(key[2:])
+            if f is None:
+                del fields_v1[key]
+                removed = True
+                continue
+            child_type = f.type
+        elif (t.kind == "map" and key.startswith("f:")) or (t.kind == "list" and key.startswith(("k:", "i:"))):
+            child_type = t.elem
+        if child_type is not None and isinstance(child, dict) and child \
+                and _prune_field_set(child_type, child):
+            removed = True
+            if not child:
+                del fields_v1[key]
+    return removed
+
+
 class _Pairs(list):
     """A JSON object as its key/value pairs, duplicates kept (json object_pairs_hook)."""
 

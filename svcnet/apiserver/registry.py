@@ -35,6 +35,15 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 # (resource, body, fieldValidation directive, duplicated paths, subresource) -> (error, warnings)
 FieldChecker = Callable[[Resource, Obj, str, list[str], "str | None"], "tuple[ApiError | None, list[str]]"]
+# (resource, object) -> paths removed: drops, in place, the fields the kind's type does not have
+FieldPruner = Callable[[Resource, Obj], list[str]]
+
+# The largest object the registry stores, encoded: etcd's default request limit,
+# DefaultMaxRequestBytes = 1.5 MiB (etcd server/embed/config.go), which etcd
+# enforces on every put. kube-apiserver lets etcd refuse ("etcdserver: request is
+# too large") and answers 500 (kubernetes/kubernetes#112152); svcnet refuses first,
+# with the 413 kube-apiserver uses for an oversized body.
+MAX_OBJECT_BYTES = 1_572_864
 
 
 Undo = Callable[[], None]
@@ -111,6 +120,7 @@ class Registry:
         defaulter: Callable[[str, Obj], None] | None = None,
         validator: Callable[[str, Obj, Obj | None], list[Cause]] | None = None,
         field_checker: FieldChecker | None = None,
+        field_pruner: FieldPruner | None = None,
         managed_fields: Callable[[Resource, Obj | None, Obj, str, str | None, str], None] | None = None,
     ) -> None:
         self.store = store
@@ -119,6 +129,7 @@ class Registry:
         self._default = defaulter or (lambda kind, obj: None)
         self._validate = validator or (lambda kind, obj, old: [])
         self._check_fields = field_checker or (lambda res, obj, directive, dups, sub: (None, []))
+        self._prune_fields = field_pruner or (lambda res, obj: [])
         # (resource, old, new, manager, subresource, now): sets new's metadata.managedFields
         self._managed_fields = managed_fields
 
@@ -167,13 +178,35 @@ class Registry:
                     f'unable to create new content in namespace {md["namespace"]} because it is '
                     f'being terminated', res.group)
 
-    def _strict_fields(self, res: Resource, obj: Obj, opts: WriteOptions,
-                       subresource: str | None = None) -> None:
+    def check_fields(self, res: Resource, obj: Obj, opts: WriteOptions,
+                     subresource: str | None = None) -> None:
+        """Decode-time field checks of a body (or patched object) against its type: a wrong JSON
+        type is a 400; unknown/duplicate fields are refused (Strict) or added to opts.warnings."""
         error, warnings = self._check_fields(res, obj, opts.field_validation, opts.duplicate_fields,
                                              subresource)
         if error is not None:
             raise error
         opts.warnings.extend(w for w in warnings if w not in opts.warnings)
+
+    def _typed(self, res: Resource, obj: Obj) -> Obj:
+        """obj as the kind's type can hold it: every write passes here after patching or merging
+        and before defaulting, validation and storage (kube-apiserver decodes into the Go struct);
+        so do the stored objects that binding and deletion rewrite.
+
+        Fields the type lacks were reported by `check_fields` (Warn) or refused (Strict);
+        here they are dropped whatever the directive, so nothing unknown is ever stored.
+        """
+        self._prune_fields(res, obj)
+        return obj
+
+    def _check_size(self, res: Resource, obj: Obj) -> None:
+        """Refuse an object larger than MAX_OBJECT_BYTES encoded, before the store sees it."""
+        size = len(jsoncodec.dumps(obj))
+        if size > MAX_OBJECT_BYTES:
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f'Request entity too large: {res.kind} "{objects.name_of(obj)}" is {size} '
+                           f"bytes encoded, limit is {MAX_OBJECT_BYTES}",
+                           name=objects.name_of(obj), group=res.group, kind=res.plural)
 
     def _validate_or_raise(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         causes = self._validate(res.kind, obj, old)
@@ -208,7 +241,8 @@ class Registry:
     def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
                operation: str = "Update") -> Obj:
         strategy.check_type(res, obj)
-        self._strict_fields(res, obj, opts)
+        self.check_fields(res, obj, opts)
+        self._typed(res, obj)
         self._check_namespace(res, namespace, obj, creating=True)
         strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
         md = meta.metadata(obj)
@@ -218,6 +252,7 @@ class Registry:
             self._track_fields(res, None, obj, opts, operation)
             if opts.dry_run:
                 return obj
+            self._check_size(res, obj)
             try:
                 return self.store.create(res.storage_key(md.get("namespace"), md["name"]), obj).value
             except KeyExists:
@@ -253,7 +288,7 @@ class Registry:
     ) -> tuple[Obj, bool]:
         """Replace an object (PUT). Returns (object, created)."""
         strategy.check_type(res, obj)
-        self._strict_fields(res, obj, opts, subresource)
+        self.check_fields(res, obj, opts, subresource)
         self._check_namespace(res, namespace, obj, creating=False)
         md = meta.metadata(obj)
         if md.get("name") and md["name"] != name:
@@ -275,7 +310,7 @@ class Registry:
         wanted_rv = md.get("resourceVersion")
         if wanted_rv and wanted_rv != str(rec.revision):
             raise errors.conflict(res.plural, objects.name_of(old), res.group)
-        new = strategy.prepare_for_update(res, old, obj, subresource)
+        new = self._typed(res, strategy.prepare_for_update(res, old, obj, subresource))
         new_md = meta.metadata(new)
         self._default(res.kind, new)
         with self._admitted("UPDATE", res, new, old, opts.dry_run):
@@ -289,6 +324,7 @@ class Registry:
                     not new_md.get("deletionGracePeriodSeconds"):
                 # The last finalizer went; a graceful (pod) deletion still waits for its node.
                 return self._remove(res, rec.key, rec.revision, new)
+            self._check_size(res, new)
             try:
                 return self.store.update(rec.key, new, expected_revision=rec.revision).value
             except RevisionConflict:
@@ -319,14 +355,15 @@ class Registry:
                 obj = mutate(None)
                 meta.metadata(obj).setdefault("name", name)
                 return self.create(res, namespace, obj, opts, operation=operation), True
-            current = rec.value
-            patched = mutate(jsoncodec.deepcopy(current))
+            # Patched as kube-apiserver patches: the stored object as its type reads it, so a
+            # field stored before pruning existed is neither reported nor kept.
+            patched = mutate(self._typed(res, jsoncodec.deepcopy(rec.value)))
             patched_rv = objects.resource_version(patched)
             explicit_rv = patched_rv and patched_rv != str(rec.revision)
             if not explicit_rv:
                 meta.metadata(patched)["resourceVersion"] = str(rec.revision)
             strategy.check_type(res, patched)
-            self._strict_fields(res, patched, opts, subresource)
+            self.check_fields(res, patched, opts, subresource)
             try:
                 return self._write_update(res, rec, patched, opts, subresource=subresource,
                                           operation=operation), False
@@ -349,7 +386,7 @@ class Registry:
         wanted_uid = objects.metadata_of(binding).get("uid")
         for attempt in range(attempts):
             rec = self._get_record(pods, namespace, name)
-            pod = rec.value
+            pod = self._typed(pods, rec.value)
             md = meta.metadata(pod)
             if wanted_uid and wanted_uid != md.get("uid"):
                 raise errors.conflict("pods", name, "", "the UID in the precondition does not match")
@@ -377,7 +414,7 @@ class Registry:
                options: DeleteOptions) -> tuple[Obj, bool]:
         """Delete or start deleting. Returns (object, gone_now)."""
         rec = self._get_record(res, namespace, name)
-        obj = rec.value
+        obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         if options.precondition_uid and options.precondition_uid != md.get("uid"):
             raise errors.conflict(
@@ -419,7 +456,7 @@ class Registry:
             raise errors.conflict(res.plural, name, res.group) from None
 
     def _delete_namespace(self, res: Resource, rec, options: DeleteOptions) -> Obj:
-        obj = rec.value
+        obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         name = md["name"]
         if name in SYSTEM_NAMESPACES:

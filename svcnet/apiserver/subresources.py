@@ -20,7 +20,9 @@ from svcnet.apiserver import exec_ws, http, params, patch
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import NodeAccess
 from svcnet.apiserver.registry import Registry
-from svcnet.apiserver.responses import json_response, success_status
+from svcnet.apiserver.responses import json_response, object_response, success_status
+
+_JSON = http.ResponseFormat(None, http.JSON)
 
 
 class Subresources:
@@ -43,9 +45,13 @@ class Subresources:
     async def _binding(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
         if request.method != "POST":
             raise errors.method_not_allowed(f"{request.method} is not supported on pods/binding")
-        body = await params.read_object(request, params.write_options(request))
+        opts = params.write_options(request)
+        body = await params.read_object(request, opts)
+        # Decoded as a Binding first (its unknown fields warned about or refused), as upstream does.
+        self.registry.check_fields(rp.resource, body, opts, "binding")
         self.registry.bind_pod(rp.namespace or "default", rp.name or "", body)
-        return json_response(success_status(), status=201)
+        return object_response(success_status(), rp.resource, _JSON, self.registry.clock(), status=201,
+                               opts=opts)
 
     def _node_of(self, pod: Mapping[str, Any]) -> dict[str, Any] | None:
         """The Node the pod is bound to, if it exists."""
@@ -108,20 +114,25 @@ class Subresources:
     # ------------------------------------------------------------------ scale
     async def _scale(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
         res = rp.resource
-        fmt = http.ResponseFormat(None, http.JSON)
         if request.method == "GET":
             return json_response(scale_of(self.registry.get(res, rp.namespace, rp.name)))
         if request.method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(f"{request.method} is not supported on scale")
         opts = params.write_options(request)
         content_type = (request.headers.get("Content-Type") or http.JSON).split(";")[0].strip().lower()
-        body = http.decode_body(content_type, await request.read()).value
+        decoded = http.decode_body(content_type, await request.read())
+        body = decoded.value
+        if request.method == "PUT":
+            opts.duplicate_fields = decoded.duplicate_fields
         if not isinstance(body, (dict, list)):
             raise errors.bad_request("the body of the request was not a JSON object")
 
         def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
             assert current is not None
             new_scale = _patched_scale(scale_of(current), body, request.method, content_type)
+            # The Scale is what the client wrote: its unknown fields are warned about or refused here
+            # (only spec.replicas reaches the object).
+            self.registry.check_fields(res, new_scale, opts, "scale")
             replicas = objects.spec_of(new_scale).get("replicas", 0)
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise errors.invalid("Scale", rp.name or "", [errors.Cause(
@@ -134,7 +145,7 @@ class Subresources:
             return current
 
         obj, _ = self.registry.patch_apply(res, rp.namespace, rp.name or "", mutate, opts)
-        return web.Response(body=http.encode(scale_of(obj), fmt), headers={"Content-Type": http.JSON})
+        return object_response(scale_of(obj), res, _JSON, self.registry.clock(), opts=opts)
 
 
 def log_container(pod: Mapping[str, Any], pod_name: str, container: str | None) -> str:

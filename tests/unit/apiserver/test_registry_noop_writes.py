@@ -8,20 +8,11 @@ import datetime as dt
 import pytest
 
 from svcnet.api.resources import lookup
-from svcnet.apiserver.daemon import build_registry
-from svcnet.apiserver.registry import Registry, WriteOptions
-from svcnet.storage.memory import MemoryStore
+from svcnet.apiserver.registry import WriteOptions
+
+from .conftest import T0
 
 PODS = lookup("", "v1", "pods")
-T0 = dt.datetime(2026, 11, 27, 8, 0, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def registry() -> Registry:
-    reg = build_registry(MemoryStore())
-    reg.clock = lambda: T0
-    reg.ensure_system_namespaces()
-    return reg
 
 
 def pod() -> dict:
