@@ -361,7 +361,9 @@ async def test_pod_that_vanished_from_the_api_is_cleaned_up(node: Node) -> None:
     pod = await until(lambda: _running_pod(node, "ghost"))
     await node.api.delete(PODS, "default", "ghost", grace_period_seconds=0)  # forced: it is simply gone
     await until(lambda: _no_sandbox(node, "ghost"))
-    assert pod_namespace("t1", pod["metadata"]["uid"]) not in node.kernel.list_namespaces()
+    # the network goes after the sandbox, on a worker thread: wait for it too
+    namespace = pod_namespace("t1", pod["metadata"]["uid"])
+    await until(lambda: namespace not in node.kernel.list_namespaces())
 
 
 async def _no_sandbox(node: Node, name: str) -> bool:
