@@ -313,6 +313,7 @@ class Registry:
         new = self._typed(res, strategy.prepare_for_update(res, old, obj, subresource))
         new_md = meta.metadata(new)
         self._default(res.kind, new)
+        strategy.set_generation(res, old, new, subresource)
         with self._admitted("UPDATE", res, new, old, opts.dry_run):
             self._validate_or_raise(res, new, old)
             self._track_fields(res, old, new, opts, operation, subresource)

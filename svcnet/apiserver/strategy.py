@@ -87,14 +87,23 @@ def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | Non
                                    f'{res.plural} "{objects.name_of(old)}" is forbidden: no new '
                                    f'finalizers can be added if the object is being deleted, '
                                    f'found new finalizers {sorted(added)!r}', res.group)
-    if res.kind in GENERATION:
-        gen = int(old_md.get("generation") or 1)
-        if subresource is None and new.get("spec") != old.get("spec"):
-            gen += 1
-        new_md["generation"] = gen
     if res.kind == "Service":
         _keep_allocated_cluster_ips(new, old)
     return new
+
+
+def set_generation(res: Resource, old: Obj, new: Obj, subresource: str | None) -> None:
+    """metadata.generation moves when the spec changes, compared once both are defaulted.
+
+    Upstream's PrepareForUpdate compares decoded objects, and decoding defaults them: a spec that
+    differs only by what defaulting fills in again (a field an apply stopped owning) is no change.
+    """
+    if res.kind not in GENERATION:
+        return
+    gen = int(objects.metadata_of(old).get("generation") or 1)
+    if subresource is None and new.get("spec") != old.get("spec"):
+        gen += 1
+    meta.metadata(new)["generation"] = gen
 
 
 def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:

@@ -7,6 +7,7 @@ import pytest
 
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
+from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.storage.memory import MemoryStore
 
@@ -120,6 +121,18 @@ def test_generation_counts_spec_changes_only(registry):
     after["spec"]["replicas"] = 5
     after, _ = registry.update(DEPLOYMENTS, "default", "hostnames", after, WriteOptions())
     assert after["metadata"]["generation"] == 2
+
+
+def test_a_spec_that_differs_only_by_defaults_is_no_new_generation():
+    registry = build_registry(MemoryStore())  # with defaulting, as the server runs it
+    registry.ensure_system_namespaces()
+    created = registry.create(DEPLOYMENTS, "default", deployment(), WriteOptions())
+    assert created["spec"]["strategy"]["type"] == "RollingUpdate"  # filled in by defaulting
+    sent = {**deployment(), "metadata": {"name": "hostnames", "resourceVersion": created["metadata"]["resourceVersion"]}}
+    assert "strategy" not in sent["spec"]  # what an apply that stopped owning it leaves
+    after, _ = registry.update(DEPLOYMENTS, "default", "hostnames", sent, WriteOptions())
+    assert after["metadata"]["generation"] == 1
+    assert after["spec"] == created["spec"]
 
 
 def test_delete_without_finalizers_removes_at_once(registry):
