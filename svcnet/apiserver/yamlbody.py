@@ -196,6 +196,12 @@ def load(text: str, max_chars: int) -> Any:
     loader = BoundedLoader(text, max_chars)
     try:
         return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        # libyaml's scanner looks ahead, and has a depth bound of its own (1000 levels,
+        # yaml_set_max_nest_level): past it the document is too deep, whoever noticed first.
+        if exc.problem == "exceeded maximum nesting depth":
+            raise TooDeep from None
+        raise
     finally:
         loader.dispose()
 
