@@ -58,12 +58,12 @@ class ApiError(Exception):
         self.with_details = with_details
 
     def status(self) -> dict[str, Any]:
-        details: dict[str, Any] = {}
-        if self.name is not None:
+        details: dict[str, Any] = {}  # metav1.StatusDetails: every member omitempty
+        if self.name:
             details["name"] = self.name
         if self.group:
             details["group"] = self.group
-        if self.kind is not None:
+        if self.kind:
             details["kind"] = self.kind
         if self.causes:
             details["causes"] = [c.to_dict() for c in self.causes]
@@ -75,6 +75,7 @@ class ApiError(Exception):
             body["message"] = self.message
         if self.reason:  # an empty reason is StatusReasonUnknown
             body["reason"] = self.reason
+        # Upstream's constructors that take a name or kind always set Details.
         if details or self.with_details or self.name is not None or self.kind is not None:
             body["details"] = details
         body["code"] = self.code

@@ -43,7 +43,8 @@ def parse_uint64(name: str, raw: str) -> int:
 def _parse_go_int(name: str, raw: str, func: str, form: re.Pattern[str], low: int, high: int) -> int:
     problem = "invalid syntax"
     if form.fullmatch(raw):
-        value = int(raw)
+        # Past 20 digits nothing fits 64 bits; and int() refuses over 4300 digits.
+        value = int(raw) if len(raw.lstrip("+-0")) <= 20 else high + 1
         if low <= value <= high:
             return value
         problem = "value out of range"

@@ -156,15 +156,25 @@ class _BoundedComposer(Composer):
 class _JsonConstructor(SafeConstructor):
     """SafeConstructor for values that become JSON, as go-yaml decodes into interface{} for
     sigs.k8s.io/yaml: a timestamp stays the text it was written as, !!binary is its decoded
-    text, and a !!set is a mapping to nulls (PyYAML would give datetime, bytes and set)."""
+    text, a !!set is a mapping to nulls (PyYAML would give datetime, bytes and set), and an
+    integer too long to convert stays text (PyYAML would raise ValueError, a 500)."""
 
     def construct_binary_text(self, node: yaml.ScalarNode) -> str:
         return self.construct_yaml_binary(node).decode("utf-8", "replace")
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int | str:
+        """An integer, or its text when it has more digits than Python converts (4300): go-yaml
+        too keeps a plain scalar that no int or float parse takes as a string."""
+        try:
+            return self.construct_yaml_int(node)
+        except ValueError:
+            return self.construct_yaml_str(node)
 
 
 _JsonConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
 _JsonConstructor.add_constructor("tag:yaml.org,2002:binary", _JsonConstructor.construct_binary_text)
 _JsonConstructor.add_constructor("tag:yaml.org,2002:set", SafeConstructor.construct_yaml_map)
+_JsonConstructor.add_constructor("tag:yaml.org,2002:int", _JsonConstructor.construct_bounded_int)
 
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser

@@ -123,9 +123,11 @@ def test_an_anchor_that_contains_itself_is_refused() -> None:
 
 
 def test_yaml_values_are_json_values() -> None:
-    """Timestamps stay text and !!binary is its text, as go-yaml decodes into interface{}."""
-    value = http.decode_body("application/yaml", b"a: 2024-01-01\nb: !!binary aGk=\nc: !!set {x}\n").value
-    assert value == {"a": "2024-01-01", "b": "hi", "c": {"x": None}}
+    """Timestamps stay text, !!binary is its text and an integer past Python's 4300 digits stays
+    text, as go-yaml decodes them into interface{}; nothing PyYAML builds fails as JSON."""
+    body = b"a: 2024-01-01\nb: !!binary aGk=\nc: !!set {x}\nd: " + b"9" * 5000 + b"\ne: 0x1F\n"
+    value = http.decode_body("application/yaml", body).value
+    assert value == {"a": "2024-01-01", "b": "hi", "c": {"x": None}, "d": "9" * 5000, "e": 31}
     jsoncodec.dumps(value)
 
 
@@ -279,6 +281,9 @@ def test_status_members_keep_metav1_status_order() -> None:
     ("limit=1180591620717411303424",
      'invalid limit parameter: strconv.ParseInt: parsing "1180591620717411303424": value out of range'),
     ("limit=ten", 'invalid limit parameter: strconv.ParseInt: parsing "ten": invalid syntax'),
+    (f"limit={'9' * 5000}",
+     f'invalid limit parameter: strconv.ParseInt: parsing "{"9" * 5000}": value out of range'),
+    (f"limit=-{'0' * 30}7", "invalid limit parameter: must not be negative"),
     ("limit=1_0", 'invalid limit parameter: strconv.ParseInt: parsing "1_0": invalid syntax'),
     ("limit=-1", "invalid limit parameter: must not be negative"),
     ("continue=WzFd", "invalid continue token: continue key is not valid: json: cannot unmarshal "
