@@ -511,13 +511,19 @@ def load_json_strict(text: str | bytes) -> tuple[object, list[str]]:
     return value, duplicates
 
 
+def _not_json(literal: str) -> object:
+    """NaN and Infinity are Python's, not JSON's: Go's scanner stops at their first letter."""
+    raise ValueError(f"invalid character '{literal.lstrip('-')[0]}' looking for beginning of value")
+
+
 def _load_json(text: str | bytes) -> tuple[object, list[str]]:
     try:
         # Bodies almost never repeat a key: then one plain parse is the whole answer.
-        return json.loads(text, object_pairs_hook=_dict_of_unique_pairs), []
+        return json.loads(text, object_pairs_hook=_dict_of_unique_pairs,
+                          parse_constant=_not_json), []
     except _RepeatedKey:
         pass
-    raw = json.loads(text, object_pairs_hook=_Pairs)
+    raw = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_not_json)
     duplicates: list[str] = []
 
     def build(value: object, path: str) -> object:

@@ -27,12 +27,13 @@ go-yaml's rule is applied to the graph before anything is expanded. Its bounds:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from yaml.composer import Composer, ComposerError
-from yaml.constructor import SafeConstructor
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import Node
 from yaml.resolver import Resolver
@@ -157,10 +158,19 @@ class _JsonConstructor(SafeConstructor):
     """SafeConstructor for values that become JSON, as go-yaml decodes into interface{} for
     sigs.k8s.io/yaml: a timestamp stays the text it was written as, !!binary is its decoded
     text, a !!set is a mapping to nulls (PyYAML would give datetime, bytes and set), and an
-    integer too long to convert stays text (PyYAML would raise ValueError, a 500)."""
+    integer too long to convert stays text (PyYAML would raise ValueError, a 500); .inf and .nan
+    are refused, as JSON has no such numbers."""
 
     def construct_binary_text(self, node: yaml.ScalarNode) -> str:
         return self.construct_yaml_binary(node).decode("utf-8", "replace")
+
+    def construct_finite_float(self, node: yaml.ScalarNode) -> float:
+        """A float JSON can carry: .inf and .nan fail as sigs.k8s.io/yaml's json.Marshal fails."""
+        value = self.construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise ConstructorError(None, None, f"json: unsupported value: {_GO_FLOAT.get(str(value), value)}",
+                                   node.start_mark)
+        return value
 
     def construct_bounded_int(self, node: yaml.ScalarNode) -> int | str:
         """An integer, or its text when it has more digits than Python converts (4300): go-yaml
@@ -175,6 +185,8 @@ _JsonConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.
 _JsonConstructor.add_constructor("tag:yaml.org,2002:binary", _JsonConstructor.construct_binary_text)
 _JsonConstructor.add_constructor("tag:yaml.org,2002:set", SafeConstructor.construct_yaml_map)
 _JsonConstructor.add_constructor("tag:yaml.org,2002:int", _JsonConstructor.construct_bounded_int)
+_JsonConstructor.add_constructor("tag:yaml.org,2002:float", _JsonConstructor.construct_finite_float)
+_GO_FLOAT = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser

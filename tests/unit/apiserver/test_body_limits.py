@@ -131,6 +131,22 @@ def test_yaml_values_are_json_values() -> None:
     jsoncodec.dumps(value)
 
 
+@pytest.mark.parametrize("content_type, body, message", [
+    ("application/json", b'{"a": NaN}',
+     "couldn't get version/kind; json parse error: invalid character 'N' looking for beginning of value"),
+    ("application/json", b'{"a": Infinity}',
+     "couldn't get version/kind; json parse error: invalid character 'I' looking for beginning of value"),
+    ("application/yaml", b"a: .inf\n",
+     "error converting YAML to JSON: yaml: line 1: json: unsupported value: +Inf"),
+    ("application/yaml", b"a: .nan\n",
+     "error converting YAML to JSON: yaml: line 1: json: unsupported value: NaN"),
+])
+def test_numbers_json_cannot_carry_are_refused(content_type: str, body: bytes, message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        http.decode_body(content_type, body)
+    assert (err.value.code, err.value.message) == (400, message)
+
+
 # ------------------------------------------------------------------ depth
 async def test_a_json_body_nested_100000_levels_is_a_400(client: TestClient, registry: Registry) -> None:
     resp = await client.post(SVC_PATH, data=deep_json(100_000),
