@@ -1,4 +1,14 @@
-"""API errors and the Kubernetes Status objects kubectl prints from them."""
+"""API errors and the Kubernetes Status objects kubectl prints from them.
+
+A Status is written as kube-apiserver writes metav1.Status (apimachinery
+pkg/apis/meta/v1/types.go): its members in the struct's field order (kind,
+apiVersion, metadata, status, message, reason, details, code), and `details`
+present whenever upstream's constructor sets the pointer (apimachinery
+pkg/api/errors/errors.go: NewNotFound, NewAlreadyExists, NewConflict,
+NewInvalid, NewForbidden, NewGenericServerResponse, NewInternalError), even
+when it is empty: clients read it without a nil check (kubectl debug reads
+`Details.Name` of a 404).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +24,9 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """metav1.StatusCause: each member omitted when empty."""
+        out = {"reason": self.reason, "message": self.message, "field": self.field}
+        return {k: v for k, v in out.items() if v}
 
 
 class ApiError(Exception):
@@ -31,6 +43,7 @@ class ApiError(Exception):
         kind: str | None = None,
         causes: list[Cause] | None = None,
         retry_after: int | None = None,
+        with_details: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -41,32 +54,31 @@ class ApiError(Exception):
         self.kind = kind
         self.causes = causes or []
         self.retry_after = retry_after
+        # Upstream sets Details on this kind of error even with nothing in it ("details": {}).
+        self.with_details = with_details
 
     def status(self) -> dict[str, Any]:
-        details: dict[str, Any] = {}
-        if self.name is not None:
+        details: dict[str, Any] = {}  # metav1.StatusDetails: every member omitempty
+        if self.name:
             details["name"] = self.name
         if self.group:
             details["group"] = self.group
-        if self.kind is not None:
+        if self.kind:
             details["kind"] = self.kind
         if self.causes:
             details["causes"] = [c.to_dict() for c in self.causes]
         if self.retry_after is not None:
             details["retryAfterSeconds"] = self.retry_after
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if not self.reason:  # kube-apiserver omits an empty reason (StatusReasonUnknown)
-            del body["reason"]
-        if details:
+        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                "status": "Failure"}
+        if self.message:  # omitempty, as every member below
+            body["message"] = self.message
+        if self.reason:  # an empty reason is StatusReasonUnknown
+            body["reason"] = self.reason
+        # Upstream's constructors that take a name or kind always set Details.
+        if details or self.with_details or self.name is not None or self.kind is not None:
             body["details"] = details
+        body["code"] = self.code
         return body
 
 
@@ -101,6 +113,24 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiEr
     label = f"{kind}.{group}" if group else kind
     return ApiError(422, "Invalid", f'{label} "{name}" is invalid: {parts}',
                     name=name, group=group, kind=kind, causes=causes)
+
+
+def path_not_found() -> ApiError:
+    """A path the server does not serve: NewGenericServerResponse(404), as go-restful's
+    service-error handler answers (apiserver pkg/server/handler.go), with empty details."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource",
+                    with_details=True)
+
+
+def internal_error(cause: str) -> ApiError:
+    """NewInternalError: the cause repeated as the one StatusCause of the details."""
+    return ApiError(500, "InternalError", f"Internal error occurred: {cause}",
+                    causes=[Cause("", cause, "")])
+
+
+def request_entity_too_large(limit: str) -> ApiError:
+    """NewRequestEntityTooLargeError: 413, no details."""
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: {limit}")
 
 
 def bad_request(message: str, causes: list[Cause] | None = None) -> ApiError:

@@ -21,7 +21,7 @@ from svcnet.apiserver import http, nonresource
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import Registry
-from svcnet.apiserver.responses import not_found, status_response
+from svcnet.apiserver.responses import status_response
 from svcnet.apiserver.subresources import Subresources
 from svcnet.apiserver.watch import Watches
 
@@ -54,7 +54,8 @@ class ApiServer:
         middlewares = [self._error_middleware]
         if authenticate and self.settings.token is not None:
             middlewares.insert(0, self._auth_middleware)
-        app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
+        # aiohttp refuses a body of client_max_size bytes or more; upstream takes exactly the limit.
+        app = web.Application(middlewares=middlewares, client_max_size=http.MAX_REQUEST_BODY_BYTES + 1)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -72,17 +73,20 @@ class ApiServer:
     @web.middleware
     async def _error_middleware(self, request: web.Request, handler):
         try:
+            if (request.content_length or 0) > http.MAX_REQUEST_BODY_BYTES:
+                raise http.body_too_large()  # known before a byte is read; aiohttp drains the rest
             return await handler(request)
         except ApiError as exc:
             return status_response(exc)
+        except web.HTTPRequestEntityTooLarge:  # a body without Content-Length, read past the cap
+            return status_response(http.body_too_large())
         except web.HTTPException:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug: answer as kube-apiserver does, keep serving
             log.exception("internal error serving %s %s", request.method, request.path)
-            return status_response(ApiError(500, "InternalError",
-                                            f"Internal error occurred: {exc}"))
+            return status_response(errors.internal_error(str(exc)))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -95,7 +99,7 @@ class ApiServer:
             return answer
         rp = http.parse_resource_path(path)
         if rp is None:
-            raise not_found()
+            raise errors.path_not_found()
         if rp.subresource in self.subresources.served:
             return await self.subresources.serve(request, rp)
         watching = request.query.get("watch") in ("true", "1") or "/watch/" in path

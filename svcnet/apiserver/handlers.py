@@ -65,6 +65,7 @@ class ResourceHandlers:
         raise errors.method_not_allowed(f"{method} is not supported")
 
     def _get(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
+        params.resource_version_param(request)  # served from the latest revision, but checked
         if rp.is_collection:
             return self._list(request, rp, fmt)
         obj = self.registry.get(rp.resource, rp.namespace, rp.name)

@@ -12,8 +12,8 @@ import yaml
 
 from svcnet.api import errors, jsoncodec
 from svcnet.api.resources import Resource, lookup
-from svcnet.apiserver import protobuf
-from svcnet.apiserver.decoding import load_json_strict
+from svcnet.apiserver import protobuf, yamlbody
+from svcnet.apiserver.decoding import NestingTooDeep, check_depth, load_json_strict
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -24,6 +24,18 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_PATCH_CBOR = "application/apply-patch+cbor"
 PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+
+# The largest request body, as kube-apiserver's MaxRequestBodyBytes (apiserver pkg/server/config.go,
+# NewConfig: twice etcd's 1.5 MiB request limit, a body being JSON and stored as protobuf). Every
+# body is read through aiohttp's client_max_size (app.py), so create, update, every patch, the
+# subresources and delete options are all bounded, as upstream's limitedReadBody bounds each
+# handler (apiserver pkg/endpoints/handlers/rest.go).
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+
+
+def body_too_large() -> errors.ApiError:
+    """limitedReadBody's answer: 413 RequestEntityTooLarge, "limit is 3145728"."""
+    return errors.request_entity_too_large(f"limit is {MAX_REQUEST_BODY_BYTES}")
 
 
 @dataclass(frozen=True)
@@ -64,13 +76,13 @@ def parse_resource_path(path: str) -> ResourcePath | None:
     plural = rest[0]
     res = lookup(group, version, plural)
     if res is None or len(rest) > 3:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.path_not_found()
     if namespace is not None and not res.namespaced:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.path_not_found()
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) == 3 else None
     if sub is not None and res.subresource(sub) is None:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.path_not_found()
     return ResourcePath(res, namespace, name, sub)
 
 
@@ -135,23 +147,39 @@ class DecodedBody:
 
 
 def decode_body(content_type: str | None, raw: bytes) -> DecodedBody:
-    """Decode a request body as kube-apiserver accepts it (JSON, YAML, or protobuf for known kinds)."""
+    """Decode a request body as kube-apiserver accepts it (JSON, YAML, or protobuf for known kinds).
+
+    The one decoder of every request body, bounded: at most MAX_REQUEST_BODY_BYTES (the caller
+    read it so), nested at most MAX_NESTING_DEPTH deep, and for YAML within yamlbody's bounds on
+    alias expansion and size. A body over a bound is a 400 (413 for too many YAML nodes) and
+    nothing of it reaches the registry.
+    """
+    if len(raw) > MAX_REQUEST_BODY_BYTES:
+        raise body_too_large()
     media = (content_type or JSON).split(";")[0].strip().lower()
     if media == PROTOBUF:
         try:
-            return DecodedBody(protobuf.decode_object(raw), [])
+            value = protobuf.decode_object(raw)
+            check_depth(value)
+            return DecodedBody(value, [])
         except protobuf.UnsupportedKind as exc:
             raise errors.unsupported_media_type(
                 'the body of the request was in an unknown format - accepted media types include: '
                 f'application/json, application/yaml (svcnet does not decode protobuf {exc.kind} '
                 'bodies; use "kubectl apply -f FILE" or "kubectl create -f FILE" instead)') from None
+        except (RecursionError, NestingTooDeep):
+            raise errors.bad_request(f"protobuf: {NestingTooDeep()}") from None
     if not raw.strip():
         raise errors.bad_request("the body of the request was empty")
     if media in (YAML, APPLY_PATCH, "application/x-yaml", "text/yaml"):
         try:
-            return DecodedBody(yaml.safe_load(raw.decode("utf-8")), [])
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+            return DecodedBody(yamlbody.load(raw.decode("utf-8"), MAX_REQUEST_BODY_BYTES), [])
+        except yamlbody.TooManyNodes as exc:
+            raise errors.request_entity_too_large(f"error converting YAML to JSON: yaml: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: {yamlbody.one_line(exc)}") from None
+        except UnicodeDecodeError as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: yaml: {exc}") from None
     if media in (JSON, MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, "*/*", ""):
         try:
             value, duplicates = load_json_strict(raw)
@@ -166,5 +194,18 @@ def decode_body(content_type: str | None, raw: bytes) -> DecodedBody:
 
 def encode(value: Any, fmt: ResponseFormat) -> bytes:
     if fmt.yaml:
-        return yaml.safe_dump(value, sort_keys=False).encode()
+        return encode_yaml(value)
     return jsoncodec.dumps(value)
+
+
+def encode_yaml(value: Any) -> bytes:
+    """value as YAML; as JSON (which is YAML) where PyYAML cannot go.
+
+    PyYAML's representer and serializer recurse about three frames per level, so an object
+    stored before MAX_NESTING_DEPTH existed (or a list of them) can be too deep for it; the
+    same value as JSON is still a YAML document, and kube-apiserver would have answered it.
+    """
+    try:
+        return yaml.safe_dump(value, sort_keys=False).encode()
+    except RecursionError:
+        return jsoncodec.dumps(value) + b"\n"

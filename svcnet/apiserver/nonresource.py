@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from svcnet.api.errors import path_not_found
 from svcnet.apiserver import discovery, openapi
-from svcnet.apiserver.responses import json_response, not_found
+from svcnet.apiserver.responses import json_response
 
 KUBERNETES_VERSION = {
     "major": "1",
@@ -36,7 +37,7 @@ def serve(request: web.Request, path: str, advertise_address: str) -> web.Respon
     if path.startswith("/openapi/v3/"):
         return _openapi_document(request, path[len("/openapi/v3/"):])
     if path == "/openapi/v2":
-        raise not_found()
+        raise path_not_found()
     segments = [s for s in path.split("/") if s]
     if (len(segments) == 2 and segments[0] == "api") or (len(segments) == 3 and segments[0] == "apis"):
         group = "" if segments[0] == "api" else segments[1]
@@ -48,14 +49,14 @@ def serve(request: web.Request, path: str, advertise_address: str) -> web.Respon
 
 def _found(doc) -> web.Response:
     if doc is None:
-        raise not_found()
+        raise path_not_found()
     return json_response(doc)
 
 
 def _openapi_document(request: web.Request, gv_path: str) -> web.Response:
     body = openapi.openapi_v3_document_bytes(gv_path)
     if body is None:
-        raise not_found()
+        raise path_not_found()
     digest = openapi.openapi_v3_hash(gv_path)
     wanted = request.query.get("hash")
     if wanted and wanted != digest:

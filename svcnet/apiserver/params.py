@@ -1,8 +1,14 @@
-"""Reading a request: query parameters, write options, selectors, continue tokens, bodies."""
+"""Reading a request: query parameters, write options, selectors, continue tokens, bodies.
+
+Every parameter is parsed as upstream parses it (a Go strconv function, a JSON token), and
+anything else is a 400 BadRequest Status that names the parameter, never a 500.
+"""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -17,17 +23,51 @@ def flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 
 
+# What Go's strconv.ParseInt(s, 10, 64) and ParseUint(s, 10, 64) accept: no spaces, no
+# underscores, ASCII digits only (Python's int() takes all three).
+_SIGNED = re.compile(r"[+-]?[0-9]+")
+_UNSIGNED = re.compile(r"[0-9]+")
+
+
+def parse_int64(name: str, raw: str) -> int:
+    """raw as strconv.ParseInt reads it, the parameter's int64 (metav1 conversion
+    Convert_Slice_string_To_int64); a 400 naming the parameter otherwise."""
+    return _parse_go_int(name, raw, "ParseInt", _SIGNED, -(2**63), 2**63 - 1)
+
+
+def parse_uint64(name: str, raw: str) -> int:
+    """raw as strconv.ParseUint reads it (a resourceVersion: APIObjectVersioner.ParseResourceVersion)."""
+    return _parse_go_int(name, raw, "ParseUint", _UNSIGNED, 0, 2**64 - 1)
+
+
+def _parse_go_int(name: str, raw: str, func: str, form: re.Pattern[str], low: int, high: int) -> int:
+    problem = "invalid syntax"
+    if form.fullmatch(raw):
+        # Past 20 digits nothing fits 64 bits; and int() refuses over 4300 digits.
+        value = int(raw) if len(raw.lstrip("+-0")) <= 20 else high + 1
+        if low <= value <= high:
+            return value
+        problem = "value out of range"
+    raise errors.bad_request(f"invalid {name} parameter: strconv.{func}: parsing {json.dumps(raw)}: "
+                             f"{problem}")
+
+
 def int_param(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.bad_request(f"invalid {name} parameter: {raw!r}") from None
+    value = parse_int64(name, raw)
     if value < 0:
         raise errors.bad_request(f"invalid {name} parameter: must not be negative")
     return value
+
+
+def resource_version_param(request: web.Request) -> int | None:
+    """The resourceVersion parameter as a revision; None when absent, "" or "0" (any)."""
+    raw = request.query.get("resourceVersion", "")
+    if raw in ("", "0"):
+        return None
+    return parse_uint64("resourceVersion", raw)
 
 
 def write_options(request: web.Request) -> WriteOptions:
@@ -81,20 +121,58 @@ def predicate(request: web.Request, res: Resource):
     return matches
 
 
+# The continue token, as upstream encodes it (apiserver pkg/storage/continue.go: a
+# continueToken {"v", "rv", "start"} as JSON in unpadded URL-safe base64), and the errors
+# DecodeContinue answers, each wrapped as ValidateListOptions wraps it ("invalid continue
+# token: ...").
+_CONTINUE_VERSION = "meta.k8s.io/v1"
+_INVALID_KEY = "continue key is not valid"
+_NOT_RAW_URL_BASE64 = re.compile(r"[^A-Za-z0-9_-]")
+_JSON_KIND = {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null",
+              int: "number", float: "number"}
+
+
 def encode_continue(key: str, revision: str) -> str:
-    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": int(revision), "start": key})
+    raw = json.dumps({"v": _CONTINUE_VERSION, "rv": int(revision), "start": key})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_continue(token: str | None) -> str | None:
+    """The key a continue token starts after; a 400 for any token this server did not write."""
     if not token:
         return None
+    problem = _continue_problem(token)
+    if isinstance(problem, str):
+        raise errors.bad_request(f"invalid continue token: {problem}")
+    return problem["start"]
+
+
+def _continue_problem(token: str) -> dict[str, Any] | str:
+    """The decoded token, or what upstream's DecodeContinue says is wrong with it."""
+    outside = _NOT_RAW_URL_BASE64.search(token)  # "=" too: RawURLEncoding has no padding
+    if outside is not None:
+        return f"{_INVALID_KEY}: illegal base64 data at input byte {outside.start()}"
     try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if data.get("v") != "meta.k8s.io/v1" or not isinstance(data.get("start"), str):
-            raise ValueError
-        return data["start"]
-    except (ValueError, TypeError):
-        raise errors.bad_request("continue key is not valid: incorrect encoded start "
-                                 "resourceVersion (version meta.k8s.io/v1)") from None
+        data = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return f"{_INVALID_KEY}: illegal base64 data at input byte {len(token) - 1}"
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return f"{_INVALID_KEY}: {exc}"
+    if not isinstance(value, dict):
+        return (f"{_INVALID_KEY}: json: cannot unmarshal {_JSON_KIND.get(type(value), 'value')} "
+                f"into Go value of type storage.continueToken")
+    for field, kind in (("v", str), ("rv", int), ("start", str)):
+        item = value.get(field)
+        if item is not None and (not isinstance(item, kind) or isinstance(item, bool)):
+            go_type = "int64" if kind is int else "string"
+            return (f"{_INVALID_KEY}: json: cannot unmarshal {_JSON_KIND.get(type(item), 'value')} "
+                    f"into Go struct field continueToken.{field} of type {go_type}")
+    if value.get("v") != _CONTINUE_VERSION:
+        return f"{_INVALID_KEY}: server does not recognize this encoded version {value.get('v') or ''}"
+    if not value.get("rv") or not -(2**63) <= value["rv"] < 2**63:
+        return f"{_INVALID_KEY}: incorrect encoded start resourceVersion (version {_CONTINUE_VERSION})"
+    if not value.get("start"):
+        return f"{_INVALID_KEY}: encoded start key empty (version {_CONTINUE_VERSION})"
+    return value

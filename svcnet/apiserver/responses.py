@@ -33,11 +33,6 @@ def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
     return body
 
 
-def not_found() -> ApiError:
-    """A path the server does not serve."""
-    return ApiError(404, "NotFound", "the server could not find the requested resource")
-
-
 def json_response(body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
     return web.Response(status=status, body=jsoncodec.dumps(body), headers={"Content-Type": content_type})
 

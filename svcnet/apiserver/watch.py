@@ -33,7 +33,7 @@ class WatchRequest:
     timeout: int
     bookmarks: bool
     send_initial: bool
-    resource_version: str
+    resource_version: int | None  # None: "", "0" or absent, start with the current objects
 
     @staticmethod
     def of(request: web.Request, rp: http.ResourcePath, default_timeout: int) -> WatchRequest:
@@ -48,7 +48,7 @@ class WatchRequest:
                             params.int_param(request, "timeoutSeconds", default_timeout),
                             request.query.get("allowWatchBookmarks") in ("true", "1"),
                             request.query.get("sendInitialEvents") in ("true", "1"),
-                            request.query.get("resourceVersion", ""))
+                            params.resource_version_param(request))
 
 
 class Watches:
@@ -120,13 +120,10 @@ class Watches:
 
     def _initial(self, wr: WatchRequest) -> tuple[list[dict[str, Any]], int]:
         """The objects to send first, and the revision to watch from."""
-        if wr.resource_version in ("", "0"):
+        if wr.resource_version is None:
             page = self.store.list(wr.prefix, predicate=wr.predicate)
             return [r.value for r in page.records], page.revision
-        try:
-            return [], int(wr.resource_version)
-        except ValueError:
-            raise errors.bad_request(f"invalid resourceVersion: {wr.resource_version!r}") from None
+        return [], wr.resource_version
 
     async def _stream(self, response: web.StreamResponse, queue: asyncio.Queue[Event | None],
                       encoder: WatchEncoder, wr: WatchRequest, since: int) -> None:

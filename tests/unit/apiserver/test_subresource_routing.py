@@ -36,13 +36,6 @@ def registry() -> Registry:
     return reg
 
 
-@pytest.fixture
-async def client(registry: Registry) -> AsyncIterator[TestClient]:
-    app = ApiServer(registry, ServerSettings(token=None)).make_app(authenticate=False)
-    async with TestClient(TestServer(app)) as c:
-        yield c
-
-
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_exec_get_and_post_reach_the_exec_handler(client: TestClient, method: str) -> None:
     """The pod is not scheduled: only the exec handler answers with this."""
