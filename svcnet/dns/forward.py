@@ -23,14 +23,16 @@ Forwarder owns the sockets.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import logging
 import random
 import secrets
+import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import dns.exception
@@ -95,6 +97,28 @@ def cache_ttl(result: Result, max_ttl: int) -> tuple[int, bool]:
     return 0, True
 
 
+def reply_matches(reply: bytes, qid: int, qname_wire: bytes, qtype: int, qclass: int) -> bool:
+    """reply answers the question (qname_wire, qtype, qclass) sent with ID qid.
+
+    The checks of CoreDNS's forward plugin: the proxy's read loop drops other IDs
+    (plugin/pkg/proxy/connect.go, Proxy.lookupDNS) and forward.go's ServeDNS then requires
+    state.Match(ret) (request/request.go, Request.Match): QR set, exactly one question, its
+    name equal ignoring ASCII case, same type. svcnet also requires the same class, and
+    discards a mismatch and keeps waiting where CoreDNS answers FORMERR, so that a forgery
+    racing the real reply cannot end the query. The question name must be written out in
+    full: at offset 12 there is nothing earlier to point to, so an honest server never
+    compresses it.
+    """
+    end = 12 + len(qname_wire)
+    if len(reply) < end + 4 or reply[0] != qid >> 8 or reply[1] != qid & 0xFF:
+        return False
+    if not reply[2] & 0x80 or reply[4:6] != b"\x00\x01":  # QR clear, or not exactly one question
+        return False
+    if reply[12:end].lower() != qname_wire.lower():  # bytes.lower: ASCII letters only, as DNS compares
+        return False
+    return reply[end:end + 4] == struct.pack("!HH", qtype, qclass)
+
+
 def age_result(result: Result, elapsed: int) -> Result:
     def aged(records: tuple[RR, ...]) -> tuple[RR, ...]:
         return tuple(replace(rr, ttl=max(0, rr.ttl - elapsed)) for rr in records)
@@ -143,44 +167,183 @@ class ForwardCache:
 
 # ------------------------------------------------------------------ sockets
 
-class _UdpClient(asyncio.DatagramProtocol):
-    """One unconnected socket; answers matched to questions by (address, port, id)."""
+class Overloaded(UpstreamError):
+    """Every socket to an upstream carries as many queries as it may: this one is not sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A question sent on a UdpSocket and the future its matching reply completes."""
+
+    qname_wire: bytes
+    qtype: int
+    qclass: int
+    reply: asyncio.Future[bytes]
+
+
+class UdpSocket(asyncio.DatagramProtocol):
+    """One UDP socket connected to one upstream, on a source port the kernel picks at random.
+
+    Each query waiting on it has its own ID, never one still pending here (ID and port are
+    what a blind spoofer must guess). A datagram is handed to the query whose ID it carries
+    only if reply_matches() says it answers that query's question; anything else is counted
+    and dropped, and the query keeps waiting for the real reply until its deadline (miekg/dns
+    client.go, Client.ExchangeWithConnContext: "Ignore replies with mismatched IDs"). Being
+    connected, the socket only receives datagrams from the upstream's address and port.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+        self.waiting: dict[int, Waiting] = {}
+        self.discarded = 0
+        self.idle_since = time.monotonic()
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
-        if len(data) < 12:
-            return
-        key = (str(ipaddress.ip_address(addr[0])), addr[1], (data[0] << 8) | data[1])
-        future = self.pending.pop(key, None)
-        if future is not None and not future.done():
-            future.set_result(data)
+        if len(data) >= 12:
+            qid = (data[0] << 8) | data[1]
+            waiting = self.waiting.get(qid)
+            if (waiting is not None and not waiting.reply.done()
+                    and reply_matches(data, qid, waiting.qname_wire, waiting.qtype, waiting.qclass)):
+                waiting.reply.set_result(data)
+                return
+        self.discarded += 1
 
-    async def exchange(self, query: bytes, addr: tuple[str, int], qid: int, timeout: float) -> bytes:
-        assert self.transport is not None
-        key = (addr[0], addr[1], qid)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.pending[key] = future
+    def error_received(self, exc: Exception) -> None:
+        """An ICMP error (port unreachable, ...) for this upstream: every query on the socket fails."""
+        for waiting in self.waiting.values():
+            if not waiting.reply.done():
+                waiting.reply.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error_received(exc or ConnectionError("upstream socket closed"))
+
+    def register(self, qname_wire: bytes, qtype: int, qclass: int) -> tuple[int, asyncio.Future[bytes]]:
+        """A fresh random ID for a question (none pending here shares it) and the future of its reply."""
+        qid = secrets.randbelow(0x10000)
+        while qid in self.waiting:
+            qid = secrets.randbelow(0x10000)
+        waiting = Waiting(qname_wire, qtype, qclass, asyncio.get_running_loop().create_future())
+        self.waiting[qid] = waiting
+        return qid, waiting.reply
+
+    def release(self, qid: int) -> None:
+        self.waiting.pop(qid, None)
+        if not self.waiting:
+            self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UdpPool:
+    """The UDP sockets to one upstream: one per query in flight, up to MAX_SOCKETS, then shared.
+
+    As CoreDNS's proxy Transport (plugin/pkg/proxy/persistent.go, connect.go Transport.Dial): a
+    query takes the idle socket idle the longest (FIFO, "for source port diversity") or opens a
+    new one (a new random source port); a socket idle for SOCKET_EXPIRE (CoreDNS's
+    defaultExpire, 10 s) is closed. CoreDNS opens sockets without limit; svcnet stops at
+    MAX_SOCKETS per upstream (a bound on file descriptors) and then lets up to PER_SOCKET
+    queries share the least busy socket, each with its own pending ID; beyond that the query
+    fails (SERVFAIL), as CoreDNS's max_concurrent refuses.
+    """
+
+    def __init__(self, address: str, port: int, *, max_sockets: int = 256, per_socket: int = 64,
+                 expire: float = 10.0) -> None:
+        self.address = address
+        self.port = port
+        self.max_sockets = max_sockets
+        self.per_socket = per_socket
+        self.expire = expire
+        self.sockets: set[UdpSocket] = set()
+        self.idle: collections.deque[UdpSocket] = collections.deque()
+        self.opening = 0
+
+    async def exchange(self, qname_wire: bytes, qtype: int, qclass: int, build: Callable[[int], bytes],
+                       timeout: float) -> bytes:
+        """Send build(id) and return the first reply that answers (id, question), or TimeoutError."""
+        sock = await self._take()
+        qid, future = sock.register(qname_wire, qtype, qclass)
         try:
-            self.transport.sendto(query, addr)
+            assert sock.transport is not None
+            sock.transport.sendto(build(qid))
             return await asyncio.wait_for(future, timeout)
         finally:
-            self.pending.pop(key, None)
+            sock.release(qid)
+            if sock.closed:
+                self.sockets.discard(sock)
+            elif not sock.waiting:
+                self.idle.append(sock)
+
+    async def _take(self) -> UdpSocket:
+        self.sweep(time.monotonic())
+        while self.idle:
+            sock = self.idle.popleft()
+            if not sock.closed:
+                return sock
+            self.sockets.discard(sock)
+        if len(self.sockets) + self.opening < self.max_sockets:
+            return await self._open()
+        shared = min((s for s in self.sockets if not s.closed), key=lambda s: len(s.waiting), default=None)
+        if shared is None or len(shared.waiting) >= self.per_socket:
+            raise Overloaded(f"too many queries in flight to {self.address}:{self.port}")
+        return shared
+
+    async def _open(self) -> UdpSocket:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        self.opening += 1
+        try:
+            raw.setblocking(False)
+            raw.connect((self.address, self.port))  # binds a random ephemeral source port
+            _, sock = await asyncio.get_running_loop().create_datagram_endpoint(UdpSocket, sock=raw)
+        except BaseException:
+            raw.close()
+            raise
+        finally:
+            self.opening -= 1
+        self.sockets.add(sock)
+        return sock
+
+    def sweep(self, now: float) -> None:
+        """Close the sockets idle for longer than expire (the longest idle are first in line)."""
+        while self.idle and (self.idle[0].closed or now - self.idle[0].idle_since > self.expire):
+            sock = self.idle.popleft()
+            sock.close()
+            self.sockets.discard(sock)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        self.idle.clear()
 
 
-async def tcp_exchange(query: bytes, addr: tuple[str, int], timeout: float) -> bytes:
+async def tcp_exchange(qname_wire: bytes, qtype: int, qclass: int, build: Callable[[int], bytes],
+                       addr: tuple[str, int], timeout: float) -> bytes:
+    """The question over a new TCP connection: the first reply that answers it, within timeout.
+
+    Replies that do not match are skipped, as CoreDNS's proxy lookupDNS drops out-of-order ones.
+    """
+    qid = secrets.randbelow(0x10000)
+
     async def run() -> bytes:
         reader, writer = await asyncio.open_connection(addr[0], addr[1])
         try:
+            query = build(qid)
             writer.write(struct.pack("!H", len(query)) + query)
             await writer.drain()
-            length = struct.unpack("!H", await reader.readexactly(2))[0]
-            return await reader.readexactly(length)
+            while True:
+                length = struct.unpack("!H", await reader.readexactly(2))[0]
+                reply = await reader.readexactly(length)
+                if reply_matches(reply, qid, qname_wire, qtype, qclass):
+                    return reply
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -194,6 +357,10 @@ class Upstream:
     port: int
     fails: int = 0
     looped: bool = False
+    udp: UdpPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.udp = UdpPool(self.address, self.port)
 
     @property
     def label(self) -> str:
@@ -220,7 +387,6 @@ class Forwarder:
                 log.error("upstream %s:%d is this server itself: not forwarding to it (loop)", address, port)
                 continue
             self.upstreams.append(Upstream(address, port))
-        self._clients: dict[int, _UdpClient] = {}
         self._inflight: dict[bytes, asyncio.Future[tuple[Result, bool]]] = {}
         self._probes: dict[str, Upstream] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -235,11 +401,6 @@ class Forwarder:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for family, bind in ((4, "0.0.0.0"), (6, "::")):
-            if any(ipaddress.ip_address(u.address).version == family for u in self.upstreams):
-                _, client = await loop.create_datagram_endpoint(_UdpClient, local_addr=(bind, 0))
-                self._clients[family] = client
         self._tasks.append(asyncio.create_task(self._health_loop(), name="dns-forward-health"))
         self._tasks.append(asyncio.create_task(self._probe_loops(), name="dns-loop-probe"))
 
@@ -250,9 +411,8 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        for client in self._clients.values():
-            if client.transport is not None:
-                client.transport.close()
+        for upstream in self.upstreams:
+            upstream.udp.close()
 
     # ------------------------------------------------------------ loop check
     def is_probe(self, qname: str) -> bool:
@@ -287,6 +447,9 @@ class Forwarder:
     # -------------------------------------------------------------- health
     async def _health_loop(self) -> None:
         while True:
+            now = time.monotonic()
+            for upstream in self.upstreams:
+                upstream.udp.sweep(now)
             await asyncio.gather(*(self._check(u) for u in self.upstreams), return_exceptions=True)
             await asyncio.sleep(self.health_interval)
 
@@ -308,23 +471,26 @@ class Forwarder:
 
     async def _exchange_udp(self, upstream: Upstream, qname_wire: bytes, qtype: int, qclass: int,
                             do: bool, timeout: float | None = None, rd: bool = True) -> bytes:
-        client = self._clients.get(ipaddress.ip_address(upstream.address).version)
-        if client is None:
-            raise UpstreamError("no socket for the upstream's family")
-        qid = secrets.randbelow(0x10000)
-        query = upstream_query(qname_wire, qtype, qclass, qid, do, rd)
-        return await client.exchange(query, (upstream.address, upstream.port), qid, timeout or self.timeout)
+        def build(qid: int) -> bytes:
+            return upstream_query(qname_wire, qtype, qclass, qid, do, rd)
+        return await upstream.udp.exchange(qname_wire, qtype, qclass, build, timeout or self.timeout)
 
     async def _ask(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
+        """The first validated answer from an upstream; a mismatched reply is no answer (time out, next)."""
         last: Exception | None = None
         for upstream in self._candidates():
             self.metrics.forward_requests[upstream.label] += 1
             try:
                 wire = await self._exchange_udp(upstream, qname_wire, qtype, qclass, do)
-                if len(wire) > 2 and wire[2] & 0x02:  # truncated: ask the same upstream over TCP
-                    query = upstream_query(qname_wire, qtype, qclass, secrets.randbelow(0x10000), do)
-                    wire = await tcp_exchange(query, (upstream.address, upstream.port), self.timeout)
+                if wire[2] & 0x02:  # truncated: ask the same upstream over TCP
+                    wire = await tcp_exchange(
+                        qname_wire, qtype, qclass,
+                        lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do),
+                        (upstream.address, upstream.port), self.timeout)
                 result, ra = result_from_wire(wire)
+            except Overloaded as exc:  # our own load, not the upstream's failure
+                last = exc
+                continue
             except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, UpstreamError,
                     dns.exception.DNSException) as exc:
                 upstream.fails += 1
