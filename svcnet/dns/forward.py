@@ -6,7 +6,13 @@ Like CoreDNS's `forward . /etc/resolv.conf` with `cache 30` and `loop` in front:
   healthy ones (all of them when none is healthy, as CoreDNS does);
 - UDP first, the same question again over TCP when the answer comes back
   truncated;
-- a health check (". IN NS", any answer counts) every half second; two failures
+- only the reply to the question asked is taken (reply_matches: ID, QR, question
+  name/type/class, as CoreDNS's proxy and Request.Match); anything else is dropped
+  and the query keeps waiting until its deadline, so only validated answers reach
+  the cache. UDP goes out over connected sockets, one per query in flight
+  (UdpPool: random source port each, reused oldest-idle-first, closed after 10 s
+  idle; past 256 per upstream, queries share them under distinct pending IDs);
+- a health check (". IN NS", any matching reply counts, whatever its rcode) every half second; two failures
   in a row mark an upstream down until a check succeeds;
 - a positive and a negative cache (TTL capped, negative TTL from the SOA) keyed
   by question and DO bit; identical questions in flight share one upstream
@@ -17,8 +23,8 @@ Like CoreDNS's `forward . /etc/resolv.conf` with `cache 30` and `loop` in front:
   reaches us, the upstream forwards back to us and is dropped (CoreDNS's loop
   plugin halts; dropping one upstream keeps the cluster zone answering).
 
-The cache and the parsing helpers are pure (the messages themselves are svcnet.dns.wire's);
-Forwarder owns the sockets.
+The cache, reply matching and the parsing helpers are pure (the messages themselves are
+svcnet.dns.wire's); UdpSocket/UdpPool and Forwarder own the sockets.
 """
 from __future__ import annotations
 
@@ -49,6 +55,9 @@ DEFAULT_TIMEOUT = 2.0
 HEALTH_INTERVAL = 0.5
 MAX_FAILS = 2
 LOOP_SUFFIX = "svcnet-loop-check."
+SOCKET_EXPIRE = 10.0  # an idle upstream socket is closed after this (CoreDNS proxy: defaultExpire)
+MAX_SOCKETS = 256  # UDP sockets per upstream; more queries in flight share them
+PER_SOCKET = 64  # queries in flight on one shared socket, each with its own ID
 
 
 # --------------------------------------------------------------------- pure
@@ -119,6 +128,11 @@ def reply_matches(reply: bytes, qid: int, qname_wire: bytes, qtype: int, qclass:
     return reply[end:end + 4] == struct.pack("!HH", qtype, qclass)
 
 
+def query_builder(qname_wire: bytes, qtype: int, qclass: int, do: bool, rd: bool = True) -> Callable[[int], bytes]:
+    """ID -> the query for the question: the socket that sends it draws the ID."""
+    return lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do, rd)
+
+
 def age_result(result: Result, elapsed: int) -> Result:
     def aged(records: tuple[RR, ...]) -> tuple[RR, ...]:
         return tuple(replace(rr, ttl=max(0, rr.ttl - elapsed)) for rr in records)
@@ -181,7 +195,7 @@ class Waiting:
     reply: asyncio.Future[bytes]
 
 
-class UdpSocket(asyncio.DatagramProtocol):
+class UdpSocket:
     """One UDP socket connected to one upstream, on a source port the kernel picks at random.
 
     Each query waiting on it has its own ID, never one still pending here (ID and port are
@@ -189,20 +203,46 @@ class UdpSocket(asyncio.DatagramProtocol):
     only if reply_matches() says it answers that query's question; anything else is counted
     and dropped, and the query keeps waiting for the real reply until its deadline (miekg/dns
     client.go, Client.ExchangeWithConnContext: "Ignore replies with mismatched IDs"). Being
-    connected, the socket only receives datagrams from the upstream's address and port.
+    connected, the socket only receives datagrams from the upstream's address and port. The
+    socket is read with the loop's add_reader, as the server's own (svcnet.dns.server): opening
+    one takes no await, so a query never waits for another's socket to open.
     """
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
+    READS_PER_WAKEUP = 64
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock  # None: a socket without I/O, fed through received() (tests)
         self.waiting: dict[int, Waiting] = {}
         self.discarded = 0
         self.idle_since = time.monotonic()
         self.closed = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    @classmethod
+    def connect(cls, address: str, port: int) -> UdpSocket:
+        raw = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            raw.setblocking(False)
+            raw.connect((address, port))  # binds a random ephemeral source port
+            sock = cls(raw)
+            asyncio.get_running_loop().add_reader(raw.fileno(), sock._readable)
+        except BaseException:
+            raw.close()
+            raise
+        return sock
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+    def _readable(self) -> None:
+        assert self.sock is not None
+        for _ in range(self.READS_PER_WAKEUP):
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # an ICMP error queued on the socket (port unreachable, ...)
+                self.failed(exc)
+                return
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
         if len(data) >= 12:
             qid = (data[0] << 8) | data[1]
             waiting = self.waiting.get(qid)
@@ -212,15 +252,11 @@ class UdpSocket(asyncio.DatagramProtocol):
                 return
         self.discarded += 1
 
-    def error_received(self, exc: Exception) -> None:
-        """An ICMP error (port unreachable, ...) for this upstream: every query on the socket fails."""
+    def failed(self, exc: Exception) -> None:
+        """An error for this upstream's socket: every query waiting on it fails with exc."""
         for waiting in self.waiting.values():
             if not waiting.reply.done():
                 waiting.reply.set_exception(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.error_received(exc or ConnectionError("upstream socket closed"))
 
     def register(self, qname_wire: bytes, qtype: int, qclass: int) -> tuple[int, asyncio.Future[bytes]]:
         """A fresh random ID for a question (none pending here shares it) and the future of its reply."""
@@ -231,31 +267,40 @@ class UdpSocket(asyncio.DatagramProtocol):
         self.waiting[qid] = waiting
         return qid, waiting.reply
 
+    def send(self, data: bytes) -> None:
+        assert self.sock is not None
+        self.sock.send(data)  # OSError (a queued ICMP error, a full buffer): this attempt fails
+
     def release(self, qid: int) -> None:
         self.waiting.pop(qid, None)
         if not self.waiting:
             self.idle_since = time.monotonic()
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        if self.sock is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+        self.failed(ConnectionError("upstream socket closed"))
 
 
 class UdpPool:
-    """The UDP sockets to one upstream: one per query in flight, up to MAX_SOCKETS, then shared.
+    """The UDP sockets to one upstream: one per query in flight, up to max_sockets, then shared.
 
     As CoreDNS's proxy Transport (plugin/pkg/proxy/persistent.go, connect.go Transport.Dial): a
-    query takes the idle socket idle the longest (FIFO, "for source port diversity") or opens a
-    new one (a new random source port); a socket idle for SOCKET_EXPIRE (CoreDNS's
+    query takes the socket idle the longest (FIFO, "for source port diversity") or opens a new
+    one (a new random source port); a socket idle for longer than expire (CoreDNS's
     defaultExpire, 10 s) is closed. CoreDNS opens sockets without limit; svcnet stops at
-    MAX_SOCKETS per upstream (a bound on file descriptors) and then lets up to PER_SOCKET
+    max_sockets per upstream (a bound on file descriptors) and then lets up to per_socket
     queries share the least busy socket, each with its own pending ID; beyond that the query
     fails (SERVFAIL), as CoreDNS's max_concurrent refuses.
     """
 
-    def __init__(self, address: str, port: int, *, max_sockets: int = 256, per_socket: int = 64,
-                 expire: float = 10.0) -> None:
+    def __init__(self, address: str, port: int, *, max_sockets: int = MAX_SOCKETS,
+                 per_socket: int = PER_SOCKET, expire: float = SOCKET_EXPIRE) -> None:
         self.address = address
         self.port = port
         self.max_sockets = max_sockets
@@ -263,17 +308,15 @@ class UdpPool:
         self.expire = expire
         self.sockets: set[UdpSocket] = set()
         self.idle: collections.deque[UdpSocket] = collections.deque()
-        self.opening = 0
 
     async def exchange(self, qname_wire: bytes, qtype: int, qclass: int, build: Callable[[int], bytes],
                        timeout: float) -> bytes:
         """Send build(id) and return the first reply that answers (id, question), or TimeoutError."""
-        sock = await self._take()
-        qid, future = sock.register(qname_wire, qtype, qclass)
+        sock = self.take()
+        qid, reply = sock.register(qname_wire, qtype, qclass)
         try:
-            assert sock.transport is not None
-            sock.transport.sendto(build(qid))
-            return await asyncio.wait_for(future, timeout)
+            sock.send(build(qid))
+            return await asyncio.wait_for(reply, timeout)
         finally:
             sock.release(qid)
             if sock.closed:
@@ -281,35 +324,22 @@ class UdpPool:
             elif not sock.waiting:
                 self.idle.append(sock)
 
-    async def _take(self) -> UdpSocket:
+    def take(self) -> UdpSocket:
+        """The socket for one more query: the longest idle, a new one, or the least busy one."""
         self.sweep(time.monotonic())
         while self.idle:
             sock = self.idle.popleft()
             if not sock.closed:
                 return sock
             self.sockets.discard(sock)
-        if len(self.sockets) + self.opening < self.max_sockets:
-            return await self._open()
-        shared = min((s for s in self.sockets if not s.closed), key=lambda s: len(s.waiting), default=None)
-        if shared is None or len(shared.waiting) >= self.per_socket:
+        if len(self.sockets) < self.max_sockets:
+            sock = UdpSocket.connect(self.address, self.port)
+            self.sockets.add(sock)
+            return sock
+        shared = min(self.sockets, key=lambda s: len(s.waiting))
+        if len(shared.waiting) >= self.per_socket:
             raise Overloaded(f"too many queries in flight to {self.address}:{self.port}")
         return shared
-
-    async def _open(self) -> UdpSocket:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        raw = socket.socket(family, socket.SOCK_DGRAM)
-        self.opening += 1
-        try:
-            raw.setblocking(False)
-            raw.connect((self.address, self.port))  # binds a random ephemeral source port
-            _, sock = await asyncio.get_running_loop().create_datagram_endpoint(UdpSocket, sock=raw)
-        except BaseException:
-            raw.close()
-            raise
-        finally:
-            self.opening -= 1
-        self.sockets.add(sock)
-        return sock
 
     def sweep(self, now: float) -> None:
         """Close the sockets idle for longer than expire (the longest idle are first in line)."""
@@ -471,8 +501,7 @@ class Forwarder:
 
     async def _exchange_udp(self, upstream: Upstream, qname_wire: bytes, qtype: int, qclass: int,
                             do: bool, timeout: float | None = None, rd: bool = True) -> bytes:
-        def build(qid: int) -> bytes:
-            return upstream_query(qname_wire, qtype, qclass, qid, do, rd)
+        build = query_builder(qname_wire, qtype, qclass, do, rd)
         return await upstream.udp.exchange(qname_wire, qtype, qclass, build, timeout or self.timeout)
 
     async def _ask(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
@@ -483,10 +512,8 @@ class Forwarder:
             try:
                 wire = await self._exchange_udp(upstream, qname_wire, qtype, qclass, do)
                 if wire[2] & 0x02:  # truncated: ask the same upstream over TCP
-                    wire = await tcp_exchange(
-                        qname_wire, qtype, qclass,
-                        lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do),
-                        (upstream.address, upstream.port), self.timeout)
+                    wire = await tcp_exchange(qname_wire, qtype, qclass, query_builder(qname_wire, qtype, qclass, do),
+                                              (upstream.address, upstream.port), self.timeout)
                 result, ra = result_from_wire(wire)
             except Overloaded as exc:  # our own load, not the upstream's failure
                 last = exc
