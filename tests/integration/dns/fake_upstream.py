@@ -109,9 +109,10 @@ class FakeUpstream(asyncio.DatagramProtocol):
 
     def _send(self, replies: list[bytes], addr: tuple, key: tuple[int, int]) -> None:
         with self.lock:
-            self.waiting[key] -= 1
-            if not self.waiting[key]:
-                del self.waiting[key]
+            if self.waiting[key] > 1:
+                self.waiting[key] -= 1
+            else:  # the last reply for key (or one queued before a reset())
+                self.waiting.pop(key, None)
         assert self.transport is not None
         for reply in replies:
             self.transport.sendto(reply, addr)

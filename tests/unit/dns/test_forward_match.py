@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from svcnet.dns import names
-from svcnet.dns.forward import Overloaded, UdpPool, UdpSocket, reply_matches
+from svcnet.dns.forward import Overloaded, UdpPool, UdpSocket, reply_matches, tcp_exchange
 
 QNAME = names.to_wire("Bank.Example.")
 A, AAAA, IN, CH = 1, 28, 1, 3
@@ -147,3 +147,25 @@ async def test_an_idle_socket_is_reused_oldest_first_and_expires() -> None:
         assert pool.take() is b
     finally:
         pool.close()
+
+
+async def test_tcp_exchange_skips_replies_that_do_not_answer_and_takes_the_one_that_does() -> None:
+    seen: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        length = struct.unpack("!H", await reader.readexactly(2))[0]
+        qid = struct.unpack("!H", (await reader.readexactly(length))[:2])[0]
+        seen.append(qid)
+        for reply in (packet(qid=qid, flags=0x0100), packet(qid=qid ^ 1), packet(qid=qid)):
+            writer.write(struct.pack("!H", len(reply)) + reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reply = await tcp_exchange(QNAME, A, IN, lambda qid: packet(qid, 0x0100), ("127.0.0.1", port), 5.0)
+        assert reply == packet(qid=seen[0])
+    finally:
+        server.close()
+        await server.wait_closed()
