@@ -6,7 +6,13 @@ Like CoreDNS's `forward . /etc/resolv.conf` with `cache 30` and `loop` in front:
   healthy ones (all of them when none is healthy, as CoreDNS does);
 - UDP first, the same question again over TCP when the answer comes back
   truncated;
-- a health check (". IN NS", any answer counts) every half second; two failures
+- only the reply to the question asked is taken (reply_matches: ID, QR, question
+  name/type/class, as CoreDNS's proxy and Request.Match); anything else is dropped
+  and the query keeps waiting until its deadline, so only validated answers reach
+  the cache. UDP goes out over connected sockets, one per query in flight
+  (UdpPool: random source port each, reused oldest-idle-first, closed after 10 s
+  idle; past 256 per upstream, queries share them under distinct pending IDs);
+- a health check (". IN NS", any matching reply counts, whatever its rcode) every half second; two failures
   in a row mark an upstream down until a check succeeds;
 - a positive and a negative cache (TTL capped, negative TTL from the SOA) keyed
   by question and DO bit; identical questions in flight share one upstream
@@ -17,20 +23,22 @@ Like CoreDNS's `forward . /etc/resolv.conf` with `cache 30` and `loop` in front:
   reaches us, the upstream forwards back to us and is dropped (CoreDNS's loop
   plugin halts; dropping one upstream keeps the cluster zone answering).
 
-The cache and the parsing helpers are pure (the messages themselves are svcnet.dns.wire's);
-Forwarder owns the sockets.
+The cache, reply matching and the parsing helpers are pure (the messages themselves are
+svcnet.dns.wire's); UdpSocket/UdpPool and Forwarder own the sockets.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import logging
 import random
 import secrets
+import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import dns.exception
@@ -47,6 +55,9 @@ DEFAULT_TIMEOUT = 2.0
 HEALTH_INTERVAL = 0.5
 MAX_FAILS = 2
 LOOP_SUFFIX = "svcnet-loop-check."
+SOCKET_EXPIRE = 10.0  # an idle upstream socket is closed after this (CoreDNS proxy: defaultExpire)
+MAX_SOCKETS = 256  # UDP sockets per upstream; more queries in flight share them
+PER_SOCKET = 64  # queries in flight on one shared socket, each with its own ID
 
 
 # --------------------------------------------------------------------- pure
@@ -93,6 +104,33 @@ def cache_ttl(result: Result, max_ttl: int) -> tuple[int, bool]:
             minimum = int(rr.rdata.split()[-1])
             return min(rr.ttl, minimum, max_ttl), True
     return 0, True
+
+
+def reply_matches(reply: bytes, qid: int, qname_wire: bytes, qtype: int, qclass: int) -> bool:
+    """reply answers the question (qname_wire, qtype, qclass) sent with ID qid.
+
+    The checks of CoreDNS's forward plugin: the proxy's read loop drops other IDs
+    (plugin/pkg/proxy/connect.go, Proxy.lookupDNS) and forward.go's ServeDNS then requires
+    state.Match(ret) (request/request.go, Request.Match): QR set, exactly one question, its
+    name equal ignoring ASCII case, same type. svcnet also requires the same class, and
+    discards a mismatch and keeps waiting where CoreDNS answers FORMERR, so that a forgery
+    racing the real reply cannot end the query. The question name must be written out in
+    full: at offset 12 there is nothing earlier to point to, so an honest server never
+    compresses it.
+    """
+    end = 12 + len(qname_wire)
+    if len(reply) < end + 4 or reply[0] != qid >> 8 or reply[1] != qid & 0xFF:
+        return False
+    if not reply[2] & 0x80 or reply[4:6] != b"\x00\x01":  # QR clear, or not exactly one question
+        return False
+    if reply[12:end].lower() != qname_wire.lower():  # bytes.lower: ASCII letters only, as DNS compares
+        return False
+    return reply[end:end + 4] == struct.pack("!HH", qtype, qclass)
+
+
+def query_builder(qname_wire: bytes, qtype: int, qclass: int, do: bool, rd: bool = True) -> Callable[[int], bytes]:
+    """ID -> the query for the question: the socket that sends it draws the ID."""
+    return lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do, rd)
 
 
 def age_result(result: Result, elapsed: int) -> Result:
@@ -143,44 +181,199 @@ class ForwardCache:
 
 # ------------------------------------------------------------------ sockets
 
-class _UdpClient(asyncio.DatagramProtocol):
-    """One unconnected socket; answers matched to questions by (address, port, id)."""
+class Overloaded(UpstreamError):
+    """Every socket to an upstream carries as many queries as it may: this one is not sent."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A question sent on a UdpSocket and the future its matching reply completes."""
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
-        if len(data) < 12:
-            return
-        key = (str(ipaddress.ip_address(addr[0])), addr[1], (data[0] << 8) | data[1])
-        future = self.pending.pop(key, None)
-        if future is not None and not future.done():
-            future.set_result(data)
+    qname_wire: bytes
+    qtype: int
+    qclass: int
+    reply: asyncio.Future[bytes]
 
-    async def exchange(self, query: bytes, addr: tuple[str, int], qid: int, timeout: float) -> bytes:
-        assert self.transport is not None
-        key = (addr[0], addr[1], qid)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.pending[key] = future
+
+class UdpSocket:
+    """One UDP socket connected to one upstream, on a source port the kernel picks at random.
+
+    Each query waiting on it has its own ID, never one still pending here (ID and port are
+    what a blind spoofer must guess). A datagram is handed to the query whose ID it carries
+    only if reply_matches() says it answers that query's question; anything else is counted
+    and dropped, and the query keeps waiting for the real reply until its deadline (miekg/dns
+    client.go, Client.ExchangeWithConnContext: "Ignore replies with mismatched IDs"). Being
+    connected, the socket only receives datagrams from the upstream's address and port. The
+    socket is read with the loop's add_reader, as the server's own (svcnet.dns.server): opening
+    one takes no await, so a query never waits for another's socket to open.
+    """
+
+    READS_PER_WAKEUP = 64
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock  # None: a socket without I/O, fed through received() (tests)
+        self.waiting: dict[int, Waiting] = {}
+        self.discarded = 0
+        self.idle_since = time.monotonic()
+        self.closed = False
+
+    @classmethod
+    def connect(cls, address: str, port: int) -> UdpSocket:
+        raw = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            self.transport.sendto(query, addr)
-            return await asyncio.wait_for(future, timeout)
+            raw.setblocking(False)
+            raw.connect((address, port))  # binds a random ephemeral source port
+            sock = cls(raw)
+            asyncio.get_running_loop().add_reader(raw.fileno(), sock._readable)
+        except BaseException:
+            raw.close()
+            raise
+        return sock
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        for _ in range(self.READS_PER_WAKEUP):
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # an ICMP error queued on the socket (port unreachable, ...)
+                self.failed(exc)
+                return
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
+        if len(data) >= 12:
+            qid = (data[0] << 8) | data[1]
+            waiting = self.waiting.get(qid)
+            if (waiting is not None and not waiting.reply.done()
+                    and reply_matches(data, qid, waiting.qname_wire, waiting.qtype, waiting.qclass)):
+                waiting.reply.set_result(data)
+                return
+        self.discarded += 1
+
+    def failed(self, exc: Exception) -> None:
+        """An error for this upstream's socket: every query waiting on it fails with exc."""
+        for waiting in self.waiting.values():
+            if not waiting.reply.done():
+                waiting.reply.set_exception(exc)
+
+    def register(self, qname_wire: bytes, qtype: int, qclass: int) -> tuple[int, asyncio.Future[bytes]]:
+        """A fresh random ID for a question (none pending here shares it) and the future of its reply."""
+        qid = secrets.randbelow(0x10000)
+        while qid in self.waiting:
+            qid = secrets.randbelow(0x10000)
+        waiting = Waiting(qname_wire, qtype, qclass, asyncio.get_running_loop().create_future())
+        self.waiting[qid] = waiting
+        return qid, waiting.reply
+
+    def send(self, data: bytes) -> None:
+        assert self.sock is not None
+        self.sock.send(data)  # OSError (a queued ICMP error, a full buffer): this attempt fails
+
+    def release(self, qid: int) -> None:
+        self.waiting.pop(qid, None)
+        if not self.waiting:
+            self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.sock is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+        self.failed(ConnectionError("upstream socket closed"))
+
+
+class UdpPool:
+    """The UDP sockets to one upstream: one per query in flight, up to max_sockets, then shared.
+
+    As CoreDNS's proxy Transport (plugin/pkg/proxy/persistent.go, connect.go Transport.Dial): a
+    query takes the socket idle the longest (FIFO, "for source port diversity") or opens a new
+    one (a new random source port); a socket idle for longer than expire (CoreDNS's
+    defaultExpire, 10 s) is closed. CoreDNS opens sockets without limit; svcnet stops at
+    max_sockets per upstream (a bound on file descriptors) and then lets up to per_socket
+    queries share the least busy socket, each with its own pending ID; beyond that the query
+    fails (SERVFAIL), as CoreDNS's max_concurrent refuses.
+    """
+
+    def __init__(self, address: str, port: int, *, max_sockets: int = MAX_SOCKETS,
+                 per_socket: int = PER_SOCKET, expire: float = SOCKET_EXPIRE) -> None:
+        self.address = address
+        self.port = port
+        self.max_sockets = max_sockets
+        self.per_socket = per_socket
+        self.expire = expire
+        self.sockets: set[UdpSocket] = set()
+        self.idle: collections.deque[UdpSocket] = collections.deque()
+
+    async def exchange(self, qname_wire: bytes, qtype: int, qclass: int, build: Callable[[int], bytes],
+                       timeout: float) -> bytes:
+        """Send build(id) and return the first reply that answers (id, question), or TimeoutError."""
+        sock = self.take()
+        qid, reply = sock.register(qname_wire, qtype, qclass)
+        try:
+            sock.send(build(qid))
+            return await asyncio.wait_for(reply, timeout)
         finally:
-            self.pending.pop(key, None)
+            sock.release(qid)
+            if sock.closed:
+                self.sockets.discard(sock)
+            elif not sock.waiting:
+                self.idle.append(sock)
+
+    def take(self) -> UdpSocket:
+        """The socket for one more query: the longest idle, a new one, or the least busy one."""
+        self.sweep(time.monotonic())
+        while self.idle:
+            sock = self.idle.popleft()
+            if not sock.closed:
+                return sock
+            self.sockets.discard(sock)
+        if len(self.sockets) < self.max_sockets:
+            sock = UdpSocket.connect(self.address, self.port)
+            self.sockets.add(sock)
+            return sock
+        shared = min(self.sockets, key=lambda s: len(s.waiting))
+        if len(shared.waiting) >= self.per_socket:
+            raise Overloaded(f"too many queries in flight to {self.address}:{self.port}")
+        return shared
+
+    def sweep(self, now: float) -> None:
+        """Close the sockets idle for longer than expire (the longest idle are first in line)."""
+        while self.idle and (self.idle[0].closed or now - self.idle[0].idle_since > self.expire):
+            sock = self.idle.popleft()
+            sock.close()
+            self.sockets.discard(sock)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        self.idle.clear()
 
 
-async def tcp_exchange(query: bytes, addr: tuple[str, int], timeout: float) -> bytes:
+async def tcp_exchange(qname_wire: bytes, qtype: int, qclass: int, build: Callable[[int], bytes],
+                       addr: tuple[str, int], timeout: float) -> bytes:
+    """The question over a new TCP connection: the first reply that answers it, within timeout.
+
+    Replies that do not match are skipped, as CoreDNS's proxy lookupDNS drops out-of-order ones.
+    """
+    qid = secrets.randbelow(0x10000)
+
     async def run() -> bytes:
         reader, writer = await asyncio.open_connection(addr[0], addr[1])
         try:
+            query = build(qid)
             writer.write(struct.pack("!H", len(query)) + query)
             await writer.drain()
-            length = struct.unpack("!H", await reader.readexactly(2))[0]
-            return await reader.readexactly(length)
+            while True:
+                length = struct.unpack("!H", await reader.readexactly(2))[0]
+                reply = await reader.readexactly(length)
+                if reply_matches(reply, qid, qname_wire, qtype, qclass):
+                    return reply
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -194,6 +387,10 @@ class Upstream:
     port: int
     fails: int = 0
     looped: bool = False
+    udp: UdpPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.udp = UdpPool(self.address, self.port)
 
     @property
     def label(self) -> str:
@@ -220,7 +417,6 @@ class Forwarder:
                 log.error("upstream %s:%d is this server itself: not forwarding to it (loop)", address, port)
                 continue
             self.upstreams.append(Upstream(address, port))
-        self._clients: dict[int, _UdpClient] = {}
         self._inflight: dict[bytes, asyncio.Future[tuple[Result, bool]]] = {}
         self._probes: dict[str, Upstream] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -235,11 +431,6 @@ class Forwarder:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for family, bind in ((4, "0.0.0.0"), (6, "::")):
-            if any(ipaddress.ip_address(u.address).version == family for u in self.upstreams):
-                _, client = await loop.create_datagram_endpoint(_UdpClient, local_addr=(bind, 0))
-                self._clients[family] = client
         self._tasks.append(asyncio.create_task(self._health_loop(), name="dns-forward-health"))
         self._tasks.append(asyncio.create_task(self._probe_loops(), name="dns-loop-probe"))
 
@@ -250,9 +441,8 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        for client in self._clients.values():
-            if client.transport is not None:
-                client.transport.close()
+        for upstream in self.upstreams:
+            upstream.udp.close()
 
     # ------------------------------------------------------------ loop check
     def is_probe(self, qname: str) -> bool:
@@ -287,6 +477,9 @@ class Forwarder:
     # -------------------------------------------------------------- health
     async def _health_loop(self) -> None:
         while True:
+            now = time.monotonic()
+            for upstream in self.upstreams:
+                upstream.udp.sweep(now)
             await asyncio.gather(*(self._check(u) for u in self.upstreams), return_exceptions=True)
             await asyncio.sleep(self.health_interval)
 
@@ -308,23 +501,23 @@ class Forwarder:
 
     async def _exchange_udp(self, upstream: Upstream, qname_wire: bytes, qtype: int, qclass: int,
                             do: bool, timeout: float | None = None, rd: bool = True) -> bytes:
-        client = self._clients.get(ipaddress.ip_address(upstream.address).version)
-        if client is None:
-            raise UpstreamError("no socket for the upstream's family")
-        qid = secrets.randbelow(0x10000)
-        query = upstream_query(qname_wire, qtype, qclass, qid, do, rd)
-        return await client.exchange(query, (upstream.address, upstream.port), qid, timeout or self.timeout)
+        build = query_builder(qname_wire, qtype, qclass, do, rd)
+        return await upstream.udp.exchange(qname_wire, qtype, qclass, build, timeout or self.timeout)
 
     async def _ask(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
+        """The first validated answer from an upstream; a mismatched reply is no answer (time out, next)."""
         last: Exception | None = None
         for upstream in self._candidates():
             self.metrics.forward_requests[upstream.label] += 1
             try:
                 wire = await self._exchange_udp(upstream, qname_wire, qtype, qclass, do)
-                if len(wire) > 2 and wire[2] & 0x02:  # truncated: ask the same upstream over TCP
-                    query = upstream_query(qname_wire, qtype, qclass, secrets.randbelow(0x10000), do)
-                    wire = await tcp_exchange(query, (upstream.address, upstream.port), self.timeout)
+                if wire[2] & 0x02:  # truncated: ask the same upstream over TCP
+                    wire = await tcp_exchange(qname_wire, qtype, qclass, query_builder(qname_wire, qtype, qclass, do),
+                                              (upstream.address, upstream.port), self.timeout)
                 result, ra = result_from_wire(wire)
+            except Overloaded as exc:  # our own load, not the upstream's failure
+                last = exc
+                continue
             except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, UpstreamError,
                     dns.exception.DNSException) as exc:
                 upstream.fails += 1
