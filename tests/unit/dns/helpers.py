@@ -8,6 +8,7 @@ import yaml
 from tests.unit.dns.cases import CLUSTER
 
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+CLASSES = {"IN": 1, "CH": 3, "HS": 4}
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "HINFO": 13, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
           "SRV": 33, "AXFR": 252}
 
@@ -17,12 +18,12 @@ def cluster_objects() -> list[dict]:
 
 
 def normalize_record(line: str) -> tuple[str, ...]:
-    """A zone-file line -> (owner as spelled, ttl, type, rdata lowercased, SOA serial masked)."""
+    """A zone-file line -> (owner, ttl, type, rdata), names as spelled, the SOA serial masked."""
     fields = line.split()
     owner, ttl, _cls, rtype, *rdata = fields
     if rtype == "SOA":
         rdata[2] = "SERIAL"
-    return (owner, ttl, rtype, " ".join(rdata).lower())
+    return (owner, ttl, rtype, " ".join(rdata))
 
 
 def normalize(lines: Iterable[str]) -> list[tuple[str, ...]]:

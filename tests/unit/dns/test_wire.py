@@ -49,9 +49,15 @@ def test_rd_and_cd_are_copied_from_the_query(resolver: Resolver) -> None:
 
 
 def test_edns_is_echoed_with_the_clients_size_and_do_bit(resolver: Resolver) -> None:
-    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=4000, want_dnssec=True)
+    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=1000, want_dnssec=True)
     reply = ask(resolver, query.to_wire())
-    assert reply is not None and reply.edns == 0 and reply.payload == 4000 and reply.ednsflags & dns.flags.DO
+    assert reply is not None and reply.edns == 0 and reply.payload == 1000 and reply.ednsflags & dns.flags.DO
+
+
+def test_edns_size_above_bufsize_is_echoed_clamped(resolver: Resolver) -> None:
+    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=4000)
+    reply = ask(resolver, query.to_wire())
+    assert reply is not None and reply.payload == 1232  # CoreDNS's bufsize plugin rewrites the request's OPT
 
 
 def test_udp_answer_over_512_bytes_is_truncated_with_tc(resolver: Resolver) -> None:
