@@ -28,3 +28,18 @@ def normalize_record(line: str) -> tuple[str, ...]:
 
 def normalize(lines: Iterable[str]) -> list[tuple[str, ...]]:
     return sorted(normalize_record(line) for line in lines)
+
+
+def headless_service(name: str, namespace: str, endpoints: int, per_slice: int = 100) -> list[dict]:
+    """A headless Service with `endpoints` ready endpoints (10.240.x.y) on port http/TCP 80, in slices."""
+    objects: list[dict] = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                            "spec": {"clusterIP": "None", "ports": [{"name": "http", "protocol": "TCP", "port": 80}]}}]
+    for first in range(0, endpoints, per_slice):
+        objects.append({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-{first // per_slice}", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+            "endpoints": [{"addresses": [f"10.240.{index // 250}.{index % 250 + 1}"], "conditions": {"ready": True}}
+                          for index in range(first, min(first + per_slice, endpoints))]})
+    return objects
