@@ -252,6 +252,9 @@ def fast_response(table: AnswerTable, data: bytes, tcp: bool) -> tuple[bytes, Ta
         variant |= 4
     else:
         return None
+    body = entry.body
+    if not entry.patches and qend + len(body) + len(opt) <= limit:  # the common case, respond_from inlined
+        return data[:2] + entry.headers[variant] + data[12:qend] + body + opt, entry
     return respond_from(entry, data[:2], variant, data[12:qend], opt, limit), entry
 
 
