@@ -36,10 +36,10 @@ from svcnet.dns.wire import (
     MAX_TCP,
     MIN_UDP,
     Query,
+    cut_reply,
     opt_record,
     parse_opt,
     question_of,
-    records_that_fit,
     render_whole,
     size_limit,
 )
@@ -77,8 +77,7 @@ def make_entry(result: Result, qname_wire: bytes, qtype: int, qclass: int) -> Ta
     of names under the zone, point into it; see the module docstring.
     """
     rendered = render_whole(result, qname_wire, qtype, qclass, exact_case=True)
-    start = rendered.question_end
-    body = rendered.wire[start:]
+    body = rendered.body
     zone_wire = names.to_wire(result.zone) if result.zone else b""
     patches: list[int] = []
     spelled = zone_wire.upper()
@@ -94,7 +93,7 @@ def make_entry(result: Result, qname_wire: bytes, qtype: int, qclass: int) -> Ta
         f = flags | (0x0100 if index & 1 else 0) | (0x0010 if index & 2 else 0)
         headers.append(struct.pack("!HHHHH", f, qd, an, ns, ar + (1 if index & 4 else 0)))
     return TableEntry(headers=tuple(headers), body=body, rcode=result.rcode, qtype=qtype, tags=result.tags,
-                      negative=not result.answer, ends=tuple(end - start for end in rendered.ends),
+                      negative=not result.answer, ends=rendered.ends,
                       counts=rendered.counts, zone_wire=zone_wire, patches=tuple(patches),
                       stat=stat_key(qtype, result.rcode))
 
@@ -102,19 +101,17 @@ def make_entry(result: Result, qname_wire: bytes, qtype: int, qclass: int) -> Ta
 def respond_from(entry: TableEntry, qid: bytes, variant: int, question: bytes, opt: bytes, limit: int) -> bytes:
     """entry as the reply to one query: its ID (2 bytes), RD/CD/OPT variant, question as sent and OPT.
 
-    Cut to limit as miekg's Msg.Truncate cuts (wire.records_that_fit), TC set when cut.
+    Cut to limit as miekg's Msg.Truncate cuts (wire.cut_reply), TC set when cut.
     """
     body = entry.body
     if entry.patches:
         zone = question[len(question) - 4 - len(entry.zone_wire):len(question) - 4]
         if zone != entry.zone_wire:
             body = _spelled(body, entry.patches, zone)
-    room = limit - 12 - len(question) - len(opt)
-    if len(body) <= room:
+    if 12 + len(question) + len(body) + len(opt) <= limit:
         return qid + entry.headers[variant] + question + body + opt
-    size, an, ns, ar = records_that_fit(entry.ends, entry.counts, room)
-    flags = struct.unpack_from("!H", entry.headers[variant])[0] | 0x0200
-    return qid + struct.pack("!HHHHH", flags, 1, an, ns, ar + (variant >> 2)) + question + body[:size] + opt
+    return cut_reply(qid, struct.unpack_from("!H", entry.headers[variant])[0], question, body, entry.ends,
+                     entry.counts, opt, limit)
 
 
 def entry_reply(entry: TableEntry, query: Query, tcp: bool) -> bytes:

@@ -9,7 +9,7 @@ keeps rendered answers). Three parts:
   unpack get FORMERR; the EDNS UDP size is clamped to bufsize (CoreDNS's
   bufsize plugin).
 - `render_whole(...)` renders every record of an answers.Result once with
-  dnspython and notes where each record ends; `fit` cuts that to what one
+  dnspython and notes where each record ends; `cut_reply` cuts that to what one
   query's transport allows, as miekg's Msg.Truncate does (whole records in
   order, nothing after the first that does not fit, TC set when anything was
   left out), with the client's ID, question and OPT (echoed as CoreDNS's
@@ -250,14 +250,23 @@ class Rendered:
     """A response rendered whole (ID 0, no OPT), and where each of its records ends.
 
     Compression pointers only ever point backwards, so every prefix that ends on a
-    record boundary is itself a valid message: cutting one to a size (`fit`) needs no
-    second rendering.
+    record boundary is itself a valid message: cutting one to a size (`cut_reply`) needs
+    no second rendering.
     """
 
     wire: bytes
     question_end: int
-    ends: tuple[int, ...]  # offset just after each record, in message order
+    ends: tuple[int, ...]  # offset just after each record, counted from question_end, in message order
     counts: tuple[int, int, int]  # answer, authority, additional
+
+    @property
+    def flags(self) -> int:
+        return struct.unpack_from("!H", self.wire, 2)[0]
+
+    @property
+    def body(self) -> bytes:
+        """The records: everything after the question."""
+        return self.wire[self.question_end:]
 
 
 class _ExactCompress(dict):
@@ -304,7 +313,7 @@ def render_whole(result: Result, qname_wire: bytes, qtype: int, qclass: int, *, 
         for index, (section, records) in enumerate(sections):
             for rrset in _rrsets(records):
                 renderer.add_rrset(section, rrset)
-                ends.append(renderer.output.tell())
+                ends.append(renderer.output.tell() - question_end)
                 counts[index] += 1
     except dns.exception.TooBig:
         renderer.flags |= 0x0200
@@ -326,29 +335,23 @@ def records_that_fit(ends: tuple[int, ...], counts: tuple[int, int, int], room: 
     return size, min(kept, an), min(max(kept - an, 0), ns), max(kept - an - ns, 0)
 
 
-def fit(rendered: Rendered, *, qid: int, question: bytes, opt: bytes, limit: int) -> bytes:
-    """rendered for one query: its ID and question as sent, its OPT, cut to limit with TC set if cut."""
-    wire = rendered.wire
-    start = rendered.question_end
-    body = memoryview(wire)[start:]
-    flags = struct.unpack_from("!H", wire, 2)[0]
-    an, ns, ar = rendered.counts
-    room = limit - 12 - len(question) - len(opt)
-    if len(body) > room:
-        ends = tuple(end - start for end in rendered.ends)
-        size, an, ns, ar = records_that_fit(ends, rendered.counts, room)
+def cut_reply(qid: bytes, flags: int, question: bytes, body: bytes, ends: tuple[int, ...],
+              counts: tuple[int, int, int], opt: bytes, limit: int) -> bytes:
+    """A reply of limit bytes at most: ID (2 bytes), flags, question, the records that fit, OPT; TC if cut."""
+    an, ns, ar = counts
+    if 12 + len(question) + len(body) + len(opt) > limit:
+        size, an, ns, ar = records_that_fit(ends, counts, limit - 12 - len(question) - len(opt))
         body = body[:size]
         flags |= 0x0200
-    header = struct.pack("!HHHHHH", qid, flags, 1, an, ns, ar + (1 if opt else 0))
-    return header + question + bytes(body) + opt
+    return qid + struct.pack("!HHHHH", flags, 1, an, ns, ar + (1 if opt else 0)) + question + body + opt
 
 
 def reply_for(query: Query, result: Result, tcp: bool, *, ra: bool = False) -> bytes:
     """A result from elsewhere (upstreams) for a parsed query: its ID, flags, question and OPT, cut to size."""
     assert query.qname_wire is not None
     rendered = render_whole(result, query.qname_wire, query.qtype, query.qclass, request_flags=query.flags, ra=ra)
-    return fit(rendered, qid=query.id, question=question_of(query), opt=opt_record(query.edns),
-               limit=size_limit(query.edns, tcp))
+    return cut_reply(struct.pack("!H", query.id), rendered.flags, question_of(query), rendered.body, rendered.ends,
+                     rendered.counts, opt_record(query.edns), size_limit(query.edns, tcp))
 
 
 def question_of(query: Query) -> bytes:
