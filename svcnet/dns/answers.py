@@ -97,12 +97,19 @@ class NameError_(Exception):
 # --------------------------------------------------------------- the lookup
 
 class _Lookup:
-    """One question against one ZoneData; collects dependency tags as it reads."""
+    """One question against one ZoneData; collects dependency tags as it reads.
 
-    def __init__(self, data: ZoneData, settings: Settings, zone: str) -> None:
+    `zone` is the matched zone (lowercase), `spelled` the same zone as the question spells
+    it: names the plugin builds under the zone (SRV targets, NS names, the additional
+    records' owners) end in it, as CoreDNS's keys are built from state.Zone, which
+    handler.go keeps in the query's case; the labels before it are the objects' own.
+    """
+
+    def __init__(self, data: ZoneData, settings: Settings, zone: str, spelled: str) -> None:
         self.data = data
         self.settings = settings
         self.zone = zone
+        self.spelled = spelled
         self.tags: set[str] = set()
 
     # CoreDNS Kubernetes.Services
@@ -111,7 +118,15 @@ class _Lookup:
         if qtype == TXT:
             if names.trim_zone(name, self.zone) == "dns-version":
                 return [Entry(domain=name, host="", ttl=DNS_VERSION_TTL, text=names.DNS_SCHEMA_VERSION)]
-            return []
+            # kubernetes.go Services, TXT: NODATA when the name has records of another type, else a
+            # name error; so the apex, svc.<zone> and a namespace node (no records) are NXDOMAIN.
+            try:
+                found = self.records(name)
+            except NameError_:
+                found = []
+            if found:
+                return []
+            raise NameError_(name)
         if qtype == NS:
             return [Entry(domain=n, host=ip, ttl=ttl) for n, ip in self.ns_addresses()]
         if name == names.ns_name(self.zone):
@@ -147,7 +162,7 @@ class _Lookup:
         if not r.service:
             return []
         ip = names.pod_label_to_ip(r.service)
-        domain = names.pod_domain(r.service, r.namespace, self.zone)
+        domain = names.pod_domain(r.service, r.namespace, self.spelled)
         if mode == "insecure":
             if names.parse_ip(ip) is None:
                 raise NameError_(r.service)
@@ -169,11 +184,12 @@ class _Lookup:
         if svc is None:
             raise NameError_(key)
         ttl = self.settings.ttl
-        svc_domain = names.service_domain(svc.name, svc.namespace, self.zone)
+        svc_domain = names.service_domain(svc.name, svc.namespace, self.spelled)
         found = False
         out: list[Entry] = []
         if svc.type == "ExternalName":
-            if not r.endpoint:
+            # kubernetes.go findServices: no endpoints and no _port._protocol names under an ExternalName.
+            if not (r.endpoint or r.port or r.protocol):
                 host = svc.external_name
                 if host and names.host_family(host) == "CNAME":
                     out.append(Entry(domain=svc_domain, host=host, ttl=ttl))
@@ -210,7 +226,7 @@ class _Lookup:
                 svc = self.data.services.get(key)
                 if svc is None:
                     continue
-                svc_name = names.service_domain(svc.name, svc.namespace, self.zone)
+                svc_name = names.service_domain(svc.name, svc.namespace, self.spelled)
                 if svc.headless:
                     for eps in self.data.endpoints_of(key):
                         for addr in eps.addresses:
@@ -219,7 +235,7 @@ class _Lookup:
                 else:
                     out.extend((svc_name, ip) for ip in svc.cluster_ips if names.parse_ip(ip))
         if not out:
-            out = [(names.ns_name(self.zone), ip) for ip in self.settings.local_ips]
+            out = [(names.ns_name(self.spelled), ip) for ip in self.settings.local_ips]
         return out
 
     # CoreDNS Kubernetes.Reverse / serviceRecordForIP
@@ -358,7 +374,7 @@ def answer(data: ZoneData, settings: Settings, qname: str, qtype: int) -> Result
     if zone is None:
         return Result(fallthrough=True, authoritative=False)
     zone_spelled = names.zone_as_spelled(qname, zone)
-    look = _Lookup(data, settings, zone)
+    look = _Lookup(data, settings, zone, zone_spelled)
     if qtype in (AXFR, IXFR):
         return Result(rcode=REFUSED, authoritative=False, zone=zone)
     records: list[RR] = []

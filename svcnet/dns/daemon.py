@@ -3,7 +3,7 @@
     svcnet dns --listen ADDR:PORT [--metrics ADDR:PORT] [--kubeconfig K | --data-dir D]
                [--from FILE...] [--zone cluster.local ...] [--upstream IP[:PORT] ... | --upstream none]
                [--ttl 5] [--pods insecure|verified|disabled] [--workers N] [--pod-ip IP]
-               [--cache-ttl 30] [--log-queries]
+               [--cache-ttl 30] [--bufsize 1232] [--log-queries]
 
 Workers: with N > 1 the parent forks N workers that each bind the same UDP and
 TCP port with SO_REUSEPORT (the kernel spreads clients across them). Each worker
@@ -36,6 +36,7 @@ from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream, spl
 from svcnet.dns.metrics import Metrics, read_snapshots, render
 from svcnet.dns.resolver import Resolver
 from svcnet.dns.server import DnsServer
+from svcnet.dns.wire import BUFSIZE_DEFAULT, BUFSIZE_MAX, BUFSIZE_MIN
 from svcnet.dns.zone import ZoneData, zone_from_objects
 
 log = logging.getLogger("svcnet.dns")
@@ -55,12 +56,24 @@ class DnsConfig:
     workers: int
     cache_ttl: int
     log_queries: bool
+    bufsize: int = BUFSIZE_DEFAULT
 
 
 def _listen_address(text: str, default_port: int) -> tuple[str, int]:
     """ADDR:PORT, [ADDR]:PORT or ADDR; ":PORT" listens on every IPv4 address."""
     host, port = split_host_port(text, default_port)
     return host or "0.0.0.0", port
+
+
+def bufsize(text: str) -> int:
+    """--bufsize: an integer from 512 to 4096, as CoreDNS's bufsize plugin accepts (setup.go parse)."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not BUFSIZE_MIN <= size <= BUFSIZE_MAX:
+        raise argparse.ArgumentTypeError(f"{size} is outside {BUFSIZE_MIN}-{BUFSIZE_MAX} (RFC 6891)")
+    return size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this server's own address(es): decide the apex NS answer (default: $POD_IP, "
                         "the listen address, or the source address towards the Service network)")
     p.add_argument("--cache-ttl", type=int, default=30, help="cap on forwarded answers' cache TTL")
+    p.add_argument("--bufsize", type=bufsize, default=BUFSIZE_DEFAULT,
+                   help="largest UDP reply in bytes: a client's bigger EDNS size is clamped to it, bigger "
+                        "answers are truncated with TC set (CoreDNS's bufsize plugin; %(default)s, 512-4096)")
     p.add_argument("--log-queries", action="store_true", help="log every query (CoreDNS's log plugin)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -124,7 +140,8 @@ def config_from_args(args: argparse.Namespace) -> DnsConfig:
     settings = Settings(zones=zones, ttl=args.ttl, pods=args.pods, local_ips=_local_ips(args, host))
     return DnsConfig(host=host, port=port, metrics=metrics, settings=settings, upstreams=upstreams,
                      manifests=tuple(args.manifests), kubeconfig=args.kubeconfig, data_dir=args.data_dir,
-                     workers=max(1, workers), cache_ttl=args.cache_ttl, log_queries=args.log_queries)
+                     workers=max(1, workers), cache_ttl=args.cache_ttl, log_queries=args.log_queries,
+                     bufsize=args.bufsize)
 
 
 # ------------------------------------------------------------------ HTTP side
@@ -165,7 +182,7 @@ async def run_worker(cfg: DnsConfig, index: int, metrics_dir: Path | None) -> in
     if cfg.upstreams:
         forwarder = Forwarder(cfg.upstreams, metrics, own_addresses=[(cfg.host, cfg.port)],
                               cache_max_ttl=cfg.cache_ttl)
-    resolver = Resolver(cfg.settings, data, forwarder, metrics, log_queries=cfg.log_queries)
+    resolver = Resolver(cfg.settings, data, forwarder, metrics, log_queries=cfg.log_queries, bufsize=cfg.bufsize)
     resolver.zone_changed(None)
     server = DnsServer(resolver, cfg.host, cfg.port, reuse_port=cfg.workers > 1)
     try:

@@ -5,8 +5,12 @@ sockets, which live in svcnet.dns.server. One query reads top-down:
 
 1. `respond`: the answer table (svcnet.dns.table) answers the packet as it is, or
 2. `respond_slow`: svcnet.dns.wire parses it (miekg/dns's rules: FORMERR, NOTIMP,
-   BADVERS, or no reply at all), then `_decide` picks the answer: SERVFAIL for an
-   empty question or our own loop probe coming back, the zone's answer from
+   or no reply at all; the EDNS size clamped to --bufsize), then `_decide` picks the
+   answer as CoreDNS's server and plugins do, in their order: SERVFAIL for an empty
+   question, REFUSED for a class other than IN unless a forwarder is configured
+   (core/dnsserver/server.go ServeDNS: non-IN classes are blocked unless a plugin of
+   EnableChaos, `forward` among them, is loaded), BADVERS for EDNS version > 0,
+   SERVFAIL for our own loop probe coming back, the zone's answer from
    svcnet.dns.answers (kept in the table), or the forwarder for names outside the
    zones and ExternalName targets; svcnet.dns.wire renders the bytes.
 
@@ -22,17 +26,18 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
-from svcnet.dns import answers, names, wire
+from svcnet.dns import answers, wire
 from svcnet.dns.answers import RR, Result, Settings
 from svcnet.dns.metrics import RCODE_NAMES, TYPE_NAMES, Metrics
-from svcnet.dns.table import AnswerTable, TableEntry, fast_response
+from svcnet.dns.table import AnswerTable, TableEntry, entry_reply, fast_response, make_entry
 from svcnet.dns.wire import Drop, Query, Rejected
 from svcnet.dns.zone import ZoneData
 
 log = logging.getLogger("svcnet.dns.resolver")
 query_log = logging.getLogger("svcnet.dns.query")
 
-ZONE_PLUGIN = "kubernetes"  # the plugin label metrics give answers from the cluster zones
+ZONE_PLUGIN = "kubernetes"
+CLASS_IN = 1  # the plugin label metrics give answers from the cluster zones
 
 
 class UpstreamError(Exception):
@@ -75,12 +80,13 @@ class Resolver:
     """Query packets -> Replies for one view of the zones: the table first, then the zone, then upstreams."""
 
     def __init__(self, settings: Settings, data: ZoneData, forwarder: Upstreams | None = None,
-                 metrics: Metrics | None = None, *, log_queries: bool = False) -> None:
+                 metrics: Metrics | None = None, *, log_queries: bool = False,
+                 bufsize: int = wire.BUFSIZE_DEFAULT) -> None:
         self.settings = settings
         self.data = data
         self.forwarder = forwarder
         self.metrics = metrics or Metrics()
-        self.table = AnswerTable()
+        self.table = AnswerTable(bufsize=bufsize)
         self.log_queries = log_queries
 
     # ------------------------------------------------------------ zone side
@@ -104,7 +110,7 @@ class Resolver:
     def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
         """respond() for a packet the table did not answer."""
         try:
-            query = wire.parse_query(data)
+            query = wire.parse_query(data, self.table.bufsize)
         except Drop:
             return NO_REPLY
         if isinstance(query, Rejected):
@@ -118,10 +124,15 @@ class Resolver:
     def _decide(self, query: Query, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
         if query.qname_wire is None:  # CoreDNS: a message without a question is SERVFAIL
             return _rcode_reply(query, answers.SERVFAIL)
+        if query.qclass != CLASS_IN and self.forwarder is None:
+            return _rcode_reply(query, answers.REFUSED)
+        if query.edns is not None and query.edns.version != 0:
+            return Reply(wire.badvers_response(query), 16, query.qtype, "")
         if self.forwarder is not None and self.forwarder.is_probe(query.qname):
             return _rcode_reply(query, answers.SERVFAIL, "loop")
-        # Build from the lowercased name: owners compress into the question, which carries the case.
-        qname = names.normalize(query.qname)
+        # Built for the question in capitals: see svcnet.dns.table.make_entry for how that lets one
+        # rendering echo every spelling the way CoreDNS does.
+        qname = query.qname.upper()
         result = answers.answer(self.data, self.settings, qname, query.qtype)
         if result.fallthrough or result.chase is not None:
             if self.forwarder is None:
@@ -132,19 +143,22 @@ class Resolver:
         return self._from_zone(query, data, result, tcp)
 
     def _from_zone(self, query: Query, data: bytes, result: Result, tcp: bool) -> Reply:
-        """The zone's answer: kept in the table, then served from it as the next query will be."""
-        self.table.store(query, result)
+        """The zone's answer: kept in the table, and served from it as the next query will be."""
+        entry = self.table.store(query, result)
         self.metrics.table_entries = len(self.table)
-        hit = fast_response(self.table, data, tcp)
-        # No hit: a packet shape the table does not serve, or an answer the transport needs cut.
-        body = hit[0] if hit is not None else wire.reply_for(query, result, tcp)
-        return Reply(body, result.rcode, query.qtype, ZONE_PLUGIN)
+        return Reply(entry_reply(entry, query, tcp), result.rcode, query.qtype, ZONE_PLUGIN)
+
+    def _chased(self, query: Query, done: Result, tcp: bool) -> Reply:
+        """An ExternalName answer completed upstream: rendered as the table would, but not kept."""
+        assert query.qname_wire is not None
+        entry = make_entry(done, query.qname_wire.upper(), query.qtype, query.qclass)
+        return Reply(entry_reply(entry, query, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
 
     def _unforwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
         """No upstreams configured: an ExternalName cannot be chased, other names are not ours."""
         if result.chase is not None:
-            done = answers.complete_chase(result, None, self.settings, self.data.serial, qname)
-            return Reply(wire.reply_for(query, done, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
+            return self._chased(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
+                                tcp)
         # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: REFUSED.
         return _rcode_reply(query, answers.SERVFAIL if result.zone else answers.REFUSED)
 
@@ -152,8 +166,8 @@ class Resolver:
         assert query.qname_wire is not None and self.forwarder is not None
         if result.chase is not None:
             upstream = await self.forwarder.lookup(result.chase.target, result.chase.qtype)
-            done = answers.complete_chase(result, upstream, self.settings, self.data.serial, qname)
-            return Reply(wire.reply_for(query, done, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
+            return self._chased(query, answers.complete_chase(result, upstream, self.settings, self.data.serial,
+                                                              qname), tcp)
         do = bool(query.edns and query.edns.do)
         try:
             upstream_result, ra = await self.forwarder.resolve(query.qname_wire, query.qtype, query.qclass, do)

@@ -3,20 +3,24 @@
 No sockets and no decisions here (svcnet.dns.resolver decides, svcnet.dns.table
 keeps rendered answers). Three parts:
 
-- `parse_query(data)` reads a query the way miekg/dns (under CoreDNS) accepts or
-  rejects it: a response packet is dropped, an opcode other than QUERY/NOTIFY
-  gets NOTIMP, wrong section counts or a message that does not unpack get
-  FORMERR, EDNS version > 0 gets BADVERS.
-- `render(...)` builds a response from an answers.Result with dnspython, applying
-  the client's EDNS OPT (echoed as CoreDNS's SizeAndDo does) and CoreDNS's
-  truncation (whole records, answer section first, TC set when anything was
-  left out); `reply_for(query, result, tcp)` does so for a parsed query and
-  `simple_reply` answers with a bare rcode.
+- `parse_query(data, bufsize)` reads a query the way miekg/dns (under CoreDNS)
+  accepts or rejects it: a response packet is dropped, an opcode other than
+  QUERY/NOTIFY gets NOTIMP, wrong section counts or a message that does not
+  unpack get FORMERR; the EDNS UDP size is clamped to bufsize (CoreDNS's
+  bufsize plugin).
+- `render_whole(...)` renders every record of an answers.Result once with
+  dnspython and notes where each record ends; `cut_reply` cuts that to what one
+  query's transport allows, as miekg's Msg.Truncate does (whole records in
+  order, nothing after the first that does not fit, TC set when anything was
+  left out), with the client's ID, question and OPT (echoed as CoreDNS's
+  SizeAndDo does). `reply_for(query, result, tcp)` does both for a parsed
+  query and `simple_reply` answers with a bare rcode.
 - Upstream messages for the forwarder: `upstream_query` builds the question it
   sends, `result_from_wire` reads an upstream's answer back into a Result.
 """
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +45,10 @@ OPT_TYPE = 41
 ECHOED_OPTIONS = frozenset({3, 9, 10, 11, 12})
 MAX_POINTERS = 126
 UPSTREAM_UDP_SIZE = 1232  # the EDNS size the forwarder offers upstreams
+# CoreDNS plugin/bufsize (setup.go parse): default 1232 from DNS Flag Day 2020; a size is accepted
+# from 512 to 4096 (RFC 6891).
+BUFSIZE_DEFAULT = 1232
+BUFSIZE_MIN, BUFSIZE_MAX = 512, 4096
 
 
 class Drop(Exception):
@@ -125,8 +133,13 @@ def _header_reply(data: bytes, rcode: int, keep_opcode: bool) -> bytes:
     return struct.pack("!HHHHHH", qid, flags, 0, 0, 0, 0)
 
 
-def parse_query(data: bytes) -> Query | Rejected:
-    """Read a query, or say how miekg/dns would reject it. Raises Drop for no reply."""
+def parse_query(data: bytes, bufsize: int = MAX_TCP) -> Query | Rejected:
+    """Read a query, or say how miekg/dns would reject it. Raises Drop for no reply.
+
+    The EDNS UDP size is clamped to bufsize, as CoreDNS's bufsize plugin (bufsize.go ServeDNS)
+    rewrites the request's OPT: the reply is cut to it and its OPT carries it. An EDNS version
+    above 0 is left for the resolver to answer (BADVERS comes after CoreDNS's class check).
+    """
     if len(data) < 12:
         raise Drop("shorter than a header")
     qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", data)
@@ -161,7 +174,7 @@ def parse_query(data: bytes) -> Query | Rejected:
                 raise ValueError("rdata runs past the message")
             rdata = data[offset: offset + rdlen]
             if rtype == OPT_TYPE and index >= an + ns:
-                edns = parse_opt(rclass, ttl, rdata)
+                edns = parse_opt(min(rclass, bufsize), ttl, rdata)
             else:
                 dns.rdata.from_wire(rclass, rtype, data, offset, rdlen)
             offset += rdlen
@@ -169,8 +182,6 @@ def parse_query(data: bytes) -> Query | Rejected:
         reply = bytearray(_header_reply(data, 1, keep_opcode=False))
         reply[4:6] = b"\x00\x01"  # miekg keeps the question it managed to read
         return Rejected(bytes(reply) + qname_wire + struct.pack("!HH", qtype, qclass), 1)
-    if edns is not None and edns.version != 0:
-        return Rejected(badvers_response(qid, flags), 16)
     return Query(qid, flags, qname_wire, names.from_labels(labels), qtype, qclass, edns)
 
 
@@ -191,10 +202,10 @@ def parse_opt(udp_size: int, ttl: int, rdata: bytes) -> Edns:
                 options=bytes(options))
 
 
-def badvers_response(qid: int, flags: int) -> bytes:
+def badvers_response(query: Query) -> bytes:
     """CoreDNS edns.Version: no question, rcode BADVERS (16) carried in an OPT of version 0."""
-    out_flags = 0x8000 | (flags & 0x0100) | (flags & 0x0010)
-    header = struct.pack("!HHHHHH", qid, out_flags, 0, 0, 0, 1)
+    out_flags = 0x8000 | (query.flags & 0x0100) | (query.flags & 0x0010)
+    header = struct.pack("!HHHHHH", query.id, out_flags, 0, 0, 0, 1)
     return header + b"\x00" + struct.pack("!HHIH", OPT_TYPE, 0, 1 << 24, 0)
 
 
@@ -207,16 +218,14 @@ def opt_record(edns: Edns | None) -> bytes:
 
 
 def size_limit(edns: Edns | None, tcp: bool) -> int:
+    """How big a reply may be: 64 KiB over TCP; over UDP the client's EDNS size (at least 512), else 512.
+
+    The EDNS size is already clamped to the server's --bufsize by parse_query, as CoreDNS's
+    bufsize plugin rewrites the request's OPT before anything answers it.
+    """
     if tcp:
         return MAX_TCP
     return max(MIN_UDP, edns.udp_size) if edns is not None else MIN_UDP
-
-
-def reply_for(query: Query, result: Result, tcp: bool, *, ra: bool = False) -> bytes:
-    """render() for a parsed query: its ID, flags, question and OPT, cut to what its transport allows."""
-    assert query.qname_wire is not None
-    return render(result, query.qname_wire, query.qtype, query.qclass, qid=query.id, request_flags=query.flags,
-                  edns=query.edns, limit=size_limit(query.edns, tcp), ra=ra)
 
 
 def simple_reply(query: Query, rcode: int, *, authoritative: bool = False, ra: bool = False) -> bytes:
@@ -236,6 +245,44 @@ def simple_reply(query: Query, rcode: int, *, authoritative: bool = False, ra: b
 
 # ------------------------------------------------------------------- rendering
 
+@dataclass(frozen=True)
+class Rendered:
+    """A response rendered whole (ID 0, no OPT), and where each of its records ends.
+
+    Compression pointers only ever point backwards, so every prefix that ends on a
+    record boundary is itself a valid message: cutting one to a size (`cut_reply`) needs
+    no second rendering.
+    """
+
+    wire: bytes
+    question_end: int
+    ends: tuple[int, ...]  # offset just after each record, counted from question_end, in message order
+    counts: tuple[int, int, int]  # answer, authority, additional
+
+    @property
+    def flags(self) -> int:
+        return struct.unpack_from("!H", self.wire, 2)[0]
+
+    @property
+    def body(self) -> bytes:
+        """The records: everything after the question."""
+        return self.wire[self.question_end:]
+
+
+class _ExactCompress(dict):
+    """A compression table that matches names case-sensitively, as miekg/dns's does.
+
+    dnspython's own table matches case-insensitively, which would let a name the answer
+    spells in lowercase point into the question and so take on the client's spelling.
+    """
+
+    def get(self, name: dns.name.Name, default: int | None = None) -> int | None:  # type: ignore[override]
+        return super().get(name.labels, default)
+
+    def __setitem__(self, name: dns.name.Name, offset: int) -> None:
+        super().__setitem__(name.labels, offset)
+
+
 def _rrsets(records: Iterable[RR]) -> list[dns.rrset.RRset]:
     """One RRset per record, so section order is exactly the answer builder's."""
     out = []
@@ -244,47 +291,73 @@ def _rrsets(records: Iterable[RR]) -> list[dns.rrset.RRset]:
     return out
 
 
-def render(result: Result, qname_wire: bytes, qtype: int, qclass: int, *, qid: int = 0,
-           request_flags: int = 0, edns: Edns | None = None, limit: int = MAX_TCP,
-           ra: bool = False) -> bytes:
-    """A full response for result, cut to limit the way miekg's Msg.Truncate does."""
+def render_whole(result: Result, qname_wire: bytes, qtype: int, qclass: int, *, request_flags: int = 0,
+                 ra: bool = False, exact_case: bool = False) -> Rendered:
+    """Every record of result that fits a TCP message (TC set when even that cannot hold them all)."""
     flags = 0x8000 | (request_flags & 0x7800) | (request_flags & 0x0100) | (request_flags & 0x0010)
     if result.authoritative:
         flags |= 0x0400
     if ra:
         flags |= 0x0080
-    opt = opt_record(edns)
-    renderer = dns.renderer.Renderer(qid, flags, max(limit - len(opt), 12))
+    renderer = dns.renderer.Renderer(0, flags, MAX_TCP)
+    if exact_case:
+        renderer.compress = _ExactCompress()
     labels, _ = _read_name(qname_wire, 0)
-    qname = dns.name.Name([*labels, b""])
-    truncated = False
-    try:
-        renderer.add_question(qname, qtype, qclass)
-    except dns.exception.TooBig:
-        truncated = True
+    renderer.add_question(dns.name.Name([*labels, b""]), qtype, qclass)
+    question_end = renderer.output.tell()
+    ends: list[int] = []
+    counts = [0, 0, 0]
     sections = ((dns.renderer.ANSWER, result.answer), (dns.renderer.AUTHORITY, result.authority),
                 (dns.renderer.ADDITIONAL, result.additional))
-    for section, records in sections:
-        for rrset in _rrsets(records):
-            if truncated:
-                break
-            try:
+    try:
+        for index, (section, records) in enumerate(sections):
+            for rrset in _rrsets(records):
                 renderer.add_rrset(section, rrset)
-            except dns.exception.TooBig:
-                truncated = True
-        if truncated:
-            # miekg keeps filling later sections while room is left, but once one record did not
-            # fit a later, usually larger, one will not either; stopping keeps order simple.
-            break
-    if truncated:
+                ends.append(renderer.output.tell() - question_end)
+                counts[index] += 1
+    except dns.exception.TooBig:
         renderer.flags |= 0x0200
     renderer.flags = (renderer.flags & ~0xF) | (result.rcode & 0xF)
     renderer.write_header()
-    wire = bytearray(renderer.get_wire())
-    if opt:
-        wire[10:12] = struct.pack("!H", struct.unpack_from("!H", wire, 10)[0] + 1)
-        wire += opt
-    return bytes(wire)
+    return Rendered(renderer.get_wire(), question_end, tuple(ends), (counts[0], counts[1], counts[2]))
+
+
+def records_that_fit(ends: tuple[int, ...], counts: tuple[int, int, int], room: int) -> tuple[int, int, int, int]:
+    """(bytes kept, answer, authority, additional counts) when records up to `room` bytes are kept.
+
+    miekg/dns's Msg.Truncate (under CoreDNS's request.Scrub): whole records in message order
+    while they fit, nothing after the first one that does not (truncateLoop returns the full
+    size so no later, smaller record slips in). `ends` are offsets from where records start.
+    """
+    kept = bisect.bisect_right(ends, room)
+    an, ns, _ = counts
+    size = ends[kept - 1] if kept else 0
+    return size, min(kept, an), min(max(kept - an, 0), ns), max(kept - an - ns, 0)
+
+
+def cut_reply(qid: bytes, flags: int, question: bytes, body: bytes, ends: tuple[int, ...],
+              counts: tuple[int, int, int], opt: bytes, limit: int) -> bytes:
+    """A reply of limit bytes at most: ID (2 bytes), flags, question, the records that fit, OPT; TC if cut."""
+    an, ns, ar = counts
+    if 12 + len(question) + len(body) + len(opt) > limit:
+        size, an, ns, ar = records_that_fit(ends, counts, limit - 12 - len(question) - len(opt))
+        body = body[:size]
+        flags |= 0x0200
+    return qid + struct.pack("!HHHHH", flags, 1, an, ns, ar + (1 if opt else 0)) + question + body + opt
+
+
+def reply_for(query: Query, result: Result, tcp: bool, *, ra: bool = False) -> bytes:
+    """A result from elsewhere (upstreams) for a parsed query: its ID, flags, question and OPT, cut to size."""
+    assert query.qname_wire is not None
+    rendered = render_whole(result, query.qname_wire, query.qtype, query.qclass, request_flags=query.flags, ra=ra)
+    return cut_reply(struct.pack("!H", query.id), rendered.flags, question_of(query), rendered.body, rendered.ends,
+                     rendered.counts, opt_record(query.edns), size_limit(query.edns, tcp))
+
+
+def question_of(query: Query) -> bytes:
+    """The question section as the client sent it (its spelling)."""
+    assert query.qname_wire is not None
+    return query.qname_wire + struct.pack("!HH", query.qtype, query.qclass)
 
 
 # --------------------------------------------------------------- upstream side

@@ -1,10 +1,13 @@
 """The answer table: (qname, qtype) -> (rcode, answer, authority, additional), CoreDNS's way.
 
-Shared by the pure answer-builder tests and the dig tests (UDP and TCP against
-`svcnet dns --from cluster.yaml`). Records are zone-file lines; SERIAL stands for
-the SOA serial (a timestamp). Owner names are compared exactly (case echo), the
-rest case-insensitively; sections are compared as sets, as CoreDNS's own
-test.SortAndCheck does. The server runs with --pod-ip 10.244.0.5 (a kube-dns
+Shared by the pure answer-builder tests, the resolver's bytes-in/bytes-out tests and
+the dig tests (UDP and TCP against `svcnet dns --from cluster.yaml`). Records are
+zone-file lines; SERIAL stands for the SOA serial (a timestamp). Records are compared
+exactly, names' letter case included (CoreDNS echoes the query's spelling in owners
+and in the zone part of the names it builds, and writes object names as stored);
+sections are compared as sets, as CoreDNS's own test.SortAndCheck does. Cases with a
+class other than IN are decided by the server before the zone (the pure builder never
+sees them). The server runs with --pod-ip 10.244.0.5 (a kube-dns
 endpoint), which decides the NS answer.
 """
 from __future__ import annotations
@@ -32,10 +35,12 @@ class Case:
     why: str = ""
     dig: bool = True  # also run over the wire with dig
     tags: tuple[str, ...] = field(default=())
+    qclass: str = "IN"
 
     @property
     def id(self) -> str:
-        return f"{self.qname}/{self.qtype}/{self.pods}"
+        suffix = "" if self.qclass == "IN" else f"/{self.qclass}"
+        return f"{self.qname}/{self.qtype}/{self.pods}{suffix}"
 
 
 def ok(qname: str, qtype: str, *answer: str, extra: tuple[str, ...] = (), why: str = "",
@@ -163,7 +168,11 @@ CASES: tuple[Case, ...] = (
     ok("ext-internal." + Z, "CNAME", f"ext-internal.{Z} 5 IN CNAME {HN}"),
     ok("ext." + Z, "CNAME", f"ext.{Z} 5 IN CNAME example.org."),
     nodata("ext." + Z, "SRV", why="SRV for ExternalName is not implemented in CoreDNS"),
-    nodata("ext." + Z, "TXT"),
+    nodata("ext." + Z, "TXT", why="TXT: NODATA for a name that has records of another type"),
+    nx("_http._tcp.ext." + Z, "SRV",
+       why="kubernetes.go findServices skips an ExternalName under _port._protocol labels: NXDOMAIN"),
+    nx("_http._tcp.ext." + Z, "A", why="the same name error for any type"),
+    nx("_http._tcp.ext-internal." + Z, "SRV"),
     nodata("ext-self." + Z, "A", why="x CNAME x is skipped"),
     nx("endpoint.ext." + Z, why="no endpoint names under an ExternalName"),
     nx("endpoint.ext." + Z, "CNAME"),
@@ -185,7 +194,12 @@ CASES: tuple[Case, ...] = (
     # --- apex and special names
     nodata("cluster.local.", "A", why="apex: NODATA for address types"),
     nodata("cluster.local.", "AAAA"),
-    nodata("cluster.local.", "TXT"),
+    nx("cluster.local.", "TXT", why="TXT at the apex: no records there, so a name error (kubernetes.go Services)"),
+    nx(Z, "TXT", why="TXT at a namespace node: NODATA for A, but no records, so NXDOMAIN"),
+    nx("svc.cluster.local.", "TXT"),
+    nx("pod.cluster.local.", "TXT"),
+    nx("default.pod.cluster.local.", "TXT"),
+    nodata("1-2-3-4.default.pod.cluster.local.", "TXT", why="an insecure pod name has an A record"),
     ok("cluster.local.", "SOA", SOA.replace(" 5 IN SOA", " 5 IN SOA"), why="SOA at the apex"),
     ok("cluster.local.", "NS", "cluster.local. 5 IN NS kube-dns.kube-system.svc.cluster.local.",
        extra=(a("kube-dns.kube-system.svc.cluster.local.", "10.96.0.10"),),
@@ -199,7 +213,7 @@ CASES: tuple[Case, ...] = (
     nx("foo.cluster.local.", "NS"),
     nx("a.b.c.d.default.svc.cluster.local.", why="too many labels"),
     nx("hostnames.default.cluster.local.", why="neither svc nor pod"),
-    nodata("nonexistent." + Z, "TXT", why="CoreDNS answers TXT below the apex without a lookup"),
+    nx("nonexistent." + Z, "TXT", why="TXT looks the name up: a missing Service is NXDOMAIN"),
     nodata("nonexistent." + Z, "SOA", why="CoreDNS answers SOA below the apex without a lookup"),
     # --- PTR
     ok("1.0.96.10.in-addr.arpa.", "PTR", ptr("1.0.96.10.in-addr.arpa.", "kubernetes.default.svc.cluster.local.")),
@@ -249,6 +263,40 @@ CASES: tuple[Case, ...] = (
          ("Cluster.Local. 5 IN SOA ns.dns.Cluster.Local. hostmaster.Cluster.Local. SERIAL 7200 1800 86400 5",),
          why="the SOA's zone keeps the query's case, as CoreDNS"),
     ok("Web-0.WEB.default.svc.cluster.local.", "A", a("Web-0.WEB.default.svc.cluster.local.", "10.244.2.10")),
+    # names CoreDNS builds under the zone end in the zone as queried, the labels before it as stored
+    # (plugin/kubernetes/handler_case_test.go TestPreserveCase)
+    ok("HostNames.Default.svc.Cluster.Local.", "SRV",
+       srv("HostNames.Default.svc.Cluster.Local.", 100, 80, "hostnames.default.svc.Cluster.Local."),
+       extra=(a("hostnames.default.svc.Cluster.Local.", "10.102.11.183"),),
+       why="SRV target and additional owner: object name lowercase, zone as queried"),
+    ok("_HtTp._TcP.Web.Default.svc.Cluster.Local.", "SRV",
+       srv("_HtTp._TcP.Web.Default.svc.Cluster.Local.", 33, 8080, "web-0.web.default.svc.Cluster.Local."),
+       srv("_HtTp._TcP.Web.Default.svc.Cluster.Local.", 33, 8080, "web-1.web.default.svc.Cluster.Local."),
+       srv("_HtTp._TcP.Web.Default.svc.Cluster.Local.", 33, 8080, "10-244-2-13.web.default.svc.Cluster.Local."),
+       extra=(a("web-0.web.default.svc.Cluster.Local.", "10.244.2.10"),
+              a("web-1.web.default.svc.Cluster.Local.", "10.244.2.11"),
+              a("10-244-2-13.web.default.svc.Cluster.Local.", "10.244.2.13")),
+       why="headless SRV: every target keeps the query's zone spelling"),
+    ok("1-2-3-4.Default.POD.Cluster.Local.", "SRV",
+       "1-2-3-4.Default.POD.Cluster.Local. 5 IN SRV 0 100 0 1-2-3-4.default.pod.Cluster.Local.",
+       extra=(a("1-2-3-4.default.pod.Cluster.Local.", "1.2.3.4"),)),
+    ok("Cluster.Local.", "NS", "Cluster.Local. 5 IN NS kube-dns.kube-system.svc.Cluster.Local.",
+       extra=(a("kube-dns.kube-system.svc.Cluster.Local.", "10.96.0.10"),)),
+    ok("Cluster.local.", "SOA",
+       "Cluster.local. 5 IN SOA ns.dns.Cluster.local. hostmaster.Cluster.local. SERIAL 7200 1800 86400 5"),
+    ok("NS.DNS.Cluster.Local.", "A", a("NS.DNS.Cluster.Local.", "10.96.0.10")),
+    ok("Ext-Internal.Default.svc.Cluster.Local.", "A",
+       "Ext-Internal.Default.svc.Cluster.Local. 5 IN CNAME hostnames.default.svc.cluster.local.",
+       a("hostnames.default.svc.cluster.local.", "10.102.11.183"),
+       why="an ExternalName's target is written as the Service spells it, and so is the chased owner"),
+    ok("1.0.96.10.IN-ADDR.ARPA.", "PTR", ptr("1.0.96.10.IN-ADDR.ARPA.", "kubernetes.default.svc.cluster.local."),
+       why="PTR targets are named under the configured primary zone"),
+    # --- classes other than IN: REFUSED by the server before any plugin (core/dnsserver/server.go;
+    # this server runs without a forwarder, which would open them as CoreDNS's forward plugin does)
+    Case("kubernetes.default.svc.cluster.local.", "A", REFUSED, qclass="CH",
+         why="a CH-class query gets no cluster data"),
+    Case("version.bind.", "TXT", REFUSED, qclass="CH"),
+    Case("kubernetes.default.svc.cluster.local.", "A", REFUSED, qclass="HS"),
     # --- zone transfer is refused
     Case("cluster.local.", "AXFR", REFUSED, dig=False, why="no transfers"),
 )

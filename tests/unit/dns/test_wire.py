@@ -49,9 +49,15 @@ def test_rd_and_cd_are_copied_from_the_query(resolver: Resolver) -> None:
 
 
 def test_edns_is_echoed_with_the_clients_size_and_do_bit(resolver: Resolver) -> None:
-    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=4000, want_dnssec=True)
+    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=1000, want_dnssec=True)
     reply = ask(resolver, query.to_wire())
-    assert reply is not None and reply.edns == 0 and reply.payload == 4000 and reply.ednsflags & dns.flags.DO
+    assert reply is not None and reply.edns == 0 and reply.payload == 1000 and reply.ednsflags & dns.flags.DO
+
+
+def test_edns_size_above_bufsize_is_echoed_clamped(resolver: Resolver) -> None:
+    query = make("kubernetes.default.svc.cluster.local.", use_edns=0, payload=4000)
+    reply = ask(resolver, query.to_wire())
+    assert reply is not None and reply.payload == 1232  # CoreDNS's bufsize plugin rewrites the request's OPT
 
 
 def test_udp_answer_over_512_bytes_is_truncated_with_tc(resolver: Resolver) -> None:
@@ -115,3 +121,40 @@ def test_zone_change_drops_only_dependent_answers(resolver: Resolver) -> None:
     resolver.zone_changed({"svc:dual.default"})
     gone = keys_before - set(resolver.table.entries)
     assert any(b"dual" in key for key in gone) and not any(b"kubernetes" in key for key in gone)
+
+
+def test_one_table_entry_echoes_each_queries_zone_spelling_in_srv_targets(resolver: Resolver) -> None:
+    spellings = ["_http._tcp.web.default.svc.cluster.local.", "_HtTp._TcP.Web.Default.svc.Cluster.Local.",
+                 "_http._tcp.web.default.svc.CLUSTER.local.", "_http._tcp.web.default.svc.cluster.local."]
+    for name in spellings:
+        reply = ask(resolver, make(name, "SRV").to_wire())
+        assert reply is not None
+        zone = name[-len("cluster.local."):]
+        assert {rr.target.to_text() for rr in reply.answer[0]} == {
+            f"{label}.web.default.svc.{zone}" for label in ("web-0", "web-1", "10-244-2-13")}
+        assert {rrset.name.to_text() for rrset in reply.additional} == {
+            f"{label}.web.default.svc.{zone}" for label in ("web-0", "web-1", "10-244-2-13")}
+    assert sum(1 for key in resolver.table.entries if key.startswith(b"\x05_http\x04_tcp\x03web")) == 1
+
+
+class OpenUpstream:
+    """A forwarder that is configured but never asked (the questions here are in the zone)."""
+
+    def is_probe(self, qname: str) -> bool:
+        return False
+
+
+def test_other_classes_are_refused_without_upstreams_and_answered_with_them() -> None:
+    data = zone_from_objects(cluster_objects())
+    query = make("kubernetes.default.svc.cluster.local.", rdclass=3)  # CH
+    closed = ask(Resolver(Settings(), data), query.to_wire())
+    assert closed is not None and closed.rcode() == 5 and not closed.answer and not closed.flags & dns.flags.AA
+    # CoreDNS's server.go opens non-IN classes when the forward plugin is loaded; the zone then answers
+    opened = ask(Resolver(Settings(), data, OpenUpstream()), query.to_wire())  # type: ignore[arg-type]
+    assert opened is not None and opened.rcode() == 0 and opened.answer[0][0].address == "10.96.0.1"
+
+
+def test_class_is_checked_before_the_edns_version(resolver: Resolver) -> None:
+    query = make("kubernetes.default.svc.cluster.local.", rdclass=3, use_edns=1)
+    reply = ask(resolver, query.to_wire())
+    assert reply is not None and reply.rcode() == 5
