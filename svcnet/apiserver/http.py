@@ -13,7 +13,7 @@ import yaml
 from svcnet.api import errors, jsoncodec
 from svcnet.api.resources import Resource, lookup
 from svcnet.apiserver import protobuf, yamlbody
-from svcnet.apiserver.decoding import NestingTooDeep, check_depth, load_json_strict
+from svcnet.apiserver.jsonbody import NestingTooDeep, check_depth, load_json_strict
 
 JSON = "application/json"
 YAML = "application/yaml"

@@ -38,7 +38,7 @@ from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import Node
 from yaml.resolver import Resolver
 
-from svcnet.apiserver.decoding import MAX_NESTING_DEPTH
+from svcnet.apiserver.jsonbody import MAX_NESTING_DEPTH
 
 MAX_YAML_NODES = 100_000
 

@@ -19,7 +19,7 @@ from svcnet.api import errors, jsoncodec
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import http, yamlbody
-from svcnet.apiserver.decoding import MAX_NESTING_DEPTH, load_json_strict
+from svcnet.apiserver.jsonbody import MAX_NESTING_DEPTH, load_json_strict
 from svcnet.apiserver.registry import Registry
 from svcnet.storage.memory import MemoryStore
 from tests.hostile_bodies import alias_bomb, deep_json, service_alias_bomb

@@ -5,7 +5,7 @@ import pytest
 
 from svcnet.api.resources import lookup
 from svcnet.apiserver import decoding as s
-from svcnet.apiserver import types
+from svcnet.apiserver import jsonbody, types
 
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
@@ -239,13 +239,13 @@ def test_schema_name_targets_such_as_delete_options() -> None:
 def test_load_json_strict_reports_duplicate_paths_and_keeps_the_last() -> None:
     text = ('{"metadata": {"name": "a", "name": "b", "labels": {"x": "1", "x": "2"}},'
             ' "spec": {"containers": [{"name": "c", "image": "i", "image": "j"}]}}')
-    obj, duplicates = s.load_json_strict(text)
+    obj, duplicates = jsonbody.load_json_strict(text)
     assert duplicates == ["metadata.name", "metadata.labels.x", "spec.containers[0].image"]
     assert obj["metadata"]["name"] == "b" and obj["spec"]["containers"][0]["image"] == "j"
 
 
 def test_duplicates_join_unknown_fields_in_the_strict_error() -> None:
-    obj, duplicates = s.load_json_strict('{"kind": "Pod", "kind": "Pod", "oops": 1}')
+    obj, duplicates = jsonbody.load_json_strict('{"kind": "Pod", "kind": "Pod", "oops": 1}')
     error, _ = s.field_validation(PODS, obj, "Strict", duplicates)
     assert error is not None
     assert error.message.endswith('strict decoding error: unknown field "oops", duplicate field "kind"')
