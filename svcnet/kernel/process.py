@@ -210,6 +210,10 @@ class PidLock:
         self.path = path
         self._fd: int | None = None
 
+    # The pid is written in place, padded to one width, and blanked rather than unlinked on release:
+    # the file keeps its disk block, so a restart on a full disk can still take the lock.
+    WIDTH = 20
+
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -218,17 +222,24 @@ class PidLock:
         except BlockingIOError:
             os.close(fd)
             raise AlreadyRunning(read_pid(self.path)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        try:
+            self._write(fd, str(os.getpid()))
+        except OSError:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            with suppress(FileNotFoundError):
-                self.path.unlink()
+            with suppress(OSError):  # blank it: nobody runs under this lock any more
+                self._write(self._fd, "")
             os.close(self._fd)
             self._fd = None
+
+    def _write(self, fd: int, text: str) -> None:
+        os.pwrite(fd, f"{text:<{self.WIDTH}}\n".encode(), 0)
+        os.ftruncate(fd, self.WIDTH + 1)  # a longer line from an older svcnet goes
+        os.fsync(fd)
 
 
 def read_pid(path: Path) -> int | None:
