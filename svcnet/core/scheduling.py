@@ -1,6 +1,6 @@
 """Where a pod should run: kube-scheduler's default filters and a spreading score, pure.
 
-`schedule(pod, nodes, pods_on)` runs the filters upstream's default profile
+`schedule(pod, nodes, usage)` runs the filters upstream's default profile
 runs, in its order, and reports the first failure per node as upstream does:
 
   NodeUnschedulable  "node(s) were unschedulable"
@@ -20,13 +20,20 @@ fewest pods overall, then the first name: deterministic spreading where
 upstream scores PodTopologySpread/LeastAllocated and breaks ties at random.
 When nothing fits, the message is upstream's FitError text, preemption
 postscript included.
+
+The filters and the score read a node's `NodeUsage` (what its pods add up to:
+count, requests, host ports, pods per group), kept up to date pod by pod in an
+`Occupancy` as upstream's scheduler cache keeps NodeInfo
+(pkg/scheduler/backend/cache/cache.go AddPod/AssumePod/ForgetPod/RemovePod,
+pkg/scheduler/framework/types.go NodeInfo.AddPodInfo/RemovePod): placing a pod
+costs O(nodes), not O(nodes x pods).
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -239,6 +246,104 @@ def _ports_conflict(wanted: set[tuple[str, str, int]], used: set[tuple[str, str,
     return False
 
 
+# -------------------------------------------------------------- node usage
+
+def spread_group(pod: Obj) -> tuple[str, ...]:
+    """The group spreading counts a pod in: its namespace, then its controller or its labels."""
+    return (str(metadata_of(pod).get("namespace") or ""), *group_of(pod))
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one pod takes from its node, as the filters and the score count it (upstream's PodInfo)."""
+
+    group: tuple[str, ...]
+    requests: Mapping[str, Fraction]
+    host_ports: frozenset[tuple[str, str, int]]
+
+    @classmethod
+    def of(cls, pod: Obj) -> Footprint:
+        return cls(spread_group(pod), pod_requests(pod), frozenset(_host_ports(pod)))
+
+
+@dataclass
+class NodeUsage:
+    """The sum of the footprints on one node (upstream's NodeInfo: Pods, Requested, UsedPorts)."""
+
+    pods: int = 0
+    groups: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    requested: dict[str, Fraction] = field(default_factory=dict)
+    host_ports: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, pods: Iterable[Obj]) -> NodeUsage:
+        usage = cls()
+        for pod in pods:
+            usage.add(Footprint.of(pod))
+        return usage
+
+    def add(self, footprint: Footprint) -> None:
+        self._apply(footprint, 1)
+
+    def remove(self, footprint: Footprint) -> None:
+        self._apply(footprint, -1)
+
+    def _apply(self, footprint: Footprint, sign: int) -> None:
+        self.pods += sign
+        self.groups[footprint.group] += sign
+        if not self.groups[footprint.group]:
+            del self.groups[footprint.group]
+        for resource, amount in footprint.requests.items():
+            total = self.requested.get(resource, Fraction(0)) + sign * amount
+            if total:
+                self.requested[resource] = total
+            else:
+                self.requested.pop(resource, None)
+        for port in footprint.host_ports:
+            self.host_ports[port] += sign
+            if not self.host_ports[port]:
+                del self.host_ports[port]
+
+
+NO_USAGE = NodeUsage()  # an empty node; never changed
+
+
+class Occupancy:
+    """Which pod holds which node, and each node's NodeUsage, changed one pod at a time.
+
+    `place(key, node, pod)` records (or moves) a pod: a bound pod the cache shows, or one the
+    scheduler assumed bound before the API answered; `remove(key)` takes it off. Each pod's
+    footprint is kept, so removing takes off exactly what placing added.
+    """
+
+    def __init__(self) -> None:
+        self._placed: dict[str, tuple[str, Footprint]] = {}
+        self.by_node: dict[str, NodeUsage] = {}
+
+    def place(self, key: str, node: str, pod: Obj) -> None:
+        self.remove(key)
+        footprint = Footprint.of(pod)
+        self._placed[key] = (node, footprint)
+        self.by_node.setdefault(node, NodeUsage()).add(footprint)
+
+    def remove(self, key: str) -> None:
+        placed = self._placed.pop(key, None)
+        if placed is None:
+            return
+        node, footprint = placed
+        usage = self.by_node[node]
+        usage.remove(footprint)
+        if not usage.pods:
+            del self.by_node[node]
+
+    def node_of(self, key: str) -> str | None:
+        placed = self._placed.get(key)
+        return None if placed is None else placed[0]
+
+    def __len__(self) -> int:
+        return len(self._placed)
+
+
 # ------------------------------------------------------------------ filters
 
 @dataclass(frozen=True)
@@ -250,7 +355,7 @@ class NodeVerdict:
     resolvable: bool  # Unschedulable (preemption might help) vs UnschedulableAndUnresolvable
 
 
-def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict | None:
+def filter_node(pod: Obj, node: Obj, usage: NodeUsage) -> NodeVerdict | None:
     """None when the pod fits; otherwise the first failing filter's reasons, in upstream's order."""
     name = name_of(node)
     if spec_of(node).get("unschedulable") and not _tolerated(
@@ -262,13 +367,11 @@ def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict
     if not matches_node_affinity(pod, node):
         return NodeVerdict(name, (REASON_AFFINITY,), False)
     wanted_ports = _host_ports(pod)
-    if wanted_ports:
-        used = set().union(*(_host_ports(p) for p in pods_on_node)) if pods_on_node else set()
-        if _ports_conflict(wanted_ports, used):
-            return NodeVerdict(name, (REASON_PORTS,), True)
+    if wanted_ports and _ports_conflict(wanted_ports, set(usage.host_ports)):
+        return NodeVerdict(name, (REASON_PORTS,), True)
     allocatable = status_of(node).get("allocatable") or {}
     reasons = []
-    if "pods" in allocatable and len(pods_on_node) + 1 > parse_quantity(allocatable["pods"]):
+    if "pods" in allocatable and usage.pods + 1 > parse_quantity(allocatable["pods"]):
         reasons.append(REASON_TOO_MANY_PODS)
     wanted = pod_requests(pod)
     for resource in sorted(wanted):
@@ -276,7 +379,7 @@ def filter_node(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> NodeVerdict
             # svcnet leniency: a node that lists no allocatable amount is not limited by it
             # (upstream reads a missing amount as zero); kubelet always lists cpu, memory, pods.
             continue
-        in_use = sum((pod_requests(p).get(resource, Fraction(0)) for p in pods_on_node), Fraction(0))
+        in_use = usage.requested.get(resource, Fraction(0))
         if wanted[resource] > parse_quantity(allocatable[resource]) - in_use:
             reasons.append(f"Insufficient {resource}")
     if reasons:
@@ -295,11 +398,9 @@ def group_of(pod: Obj) -> tuple[str, ...]:
     return ("labels", *sorted(f"{k}={v}" for k, v in labels.items()))
 
 
-def spread_key(pod: Obj, node_name: str, pods_on_node: Sequence[Obj]) -> tuple[int, int, str]:
-    group = group_of(pod)
-    same = sum(1 for p in pods_on_node if group_of(p) == group and metadata_of(p).get("namespace") ==
-               metadata_of(pod).get("namespace"))
-    return (same, len(pods_on_node), node_name)
+def spread_key(pod: Obj, node_name: str, usage: NodeUsage) -> tuple[int, int, str]:
+    """Fewest pods of the pod's own group (same namespace), then fewest pods, then the first name."""
+    return (usage.groups.get(spread_group(pod), 0), usage.pods, node_name)
 
 
 # ----------------------------------------------------------------- decision
@@ -330,8 +431,8 @@ def fit_error_message(pod: Obj, total_nodes: int, verdicts: Iterable[NodeVerdict
     return f"{message} preemption: 0/{total_nodes} nodes are available: {', '.join(postscript)}."
 
 
-def schedule(pod: Obj, nodes: Iterable[Obj], pods_on: Mapping[str, Sequence[Obj]]) -> Decision:
-    """Pick a node for pod. pods_on maps node name -> the pods occupying it (bound or assumed)."""
+def schedule(pod: Obj, nodes: Iterable[Obj], usage: Mapping[str, NodeUsage]) -> Decision:
+    """Pick a node for pod. usage maps node name -> what occupies it (bound or assumed pods)."""
     nodes = sorted(nodes, key=lambda n: name_of(n))
     if not nodes:
         return Decision(None, NO_NODES)
@@ -339,7 +440,7 @@ def schedule(pod: Obj, nodes: Iterable[Obj], pods_on: Mapping[str, Sequence[Obj]
     verdicts: list[NodeVerdict] = []
     for node in nodes:
         name = name_of(node)
-        on_node = pods_on.get(name, ())
+        on_node = usage.get(name, NO_USAGE)
         verdict = filter_node(pod, node, on_node)
         if verdict is None:
             feasible.append((spread_key(pod, name, on_node), name))

@@ -70,7 +70,11 @@ class Harness:
             if settle_between:
                 await self.settle()
             if not len(queue):
-                return
+                await self.scheduler.flush()  # the bindings and events under way
+                await self.settle()
+                if not len(queue):
+                    return
+                continue
             key = await queue.get()
             try:
                 await self.scheduler.reconcile(key)
@@ -93,6 +97,7 @@ async def harness() -> AsyncIterator[Harness]:
         yield h
         # Stopping with watch events still queued can hang on Python 3.11: FakeApi.watch's
         # asyncio.wait_for(queue.get()) swallows the cancellation when an item is ready.
+        await h.scheduler.flush()
         await h.settle()
         h.scheduler.shutdown()
         await h.informers.stop()

@@ -155,13 +155,13 @@ FILTER_CASES = [
 
 @pytest.mark.parametrize(("p", "n", "reasons"), [c[1:] for c in FILTER_CASES], ids=[c[0] for c in FILTER_CASES])
 def test_filter_node(p: dict, n: dict, reasons: tuple | None) -> None:
-    verdict = core.filter_node(p, n, [])
+    verdict = core.filter_node(p, n, core.NodeUsage())
     assert (verdict.reasons if verdict else None) == reasons
 
 
 def test_resources_in_use_on_the_node_count() -> None:
     n = node("n1", cpu="2")
-    running = [pod("a", requests={"cpu": "1500m"}, node_name="n1")]
+    running = core.NodeUsage.of([pod("a", requests={"cpu": "1500m"}, node_name="n1")])
     verdict = core.filter_node(pod(requests={"cpu": "600m"}), n, running)
     assert verdict is not None and verdict.reasons == ("Insufficient cpu",)
     assert core.filter_node(pod(requests={"cpu": "500m"}), n, running) is None
@@ -169,7 +169,7 @@ def test_resources_in_use_on_the_node_count() -> None:
 
 def test_host_port_conflict() -> None:
     n = node("n1")
-    running = [pod("a", host_port=8080, node_name="n1")]
+    running = core.NodeUsage.of([pod("a", host_port=8080, node_name="n1")])
     verdict = core.filter_node(pod(host_port=8080), n, running)
     assert verdict is not None and verdict.reasons == (core.REASON_PORTS,)
     assert core.filter_node(pod(host_port=8081), n, running) is None
@@ -191,7 +191,7 @@ def test_pods_of_one_group_spread_across_nodes() -> None:
     placed: dict[str, list[dict]] = {"n1": [], "n2": []}
     for i in range(4):
         p = pod(f"web-{i}")
-        decision = core.schedule(p, nodes, placed)
+        decision = core.schedule(p, nodes, {n: core.NodeUsage.of(pods) for n, pods in placed.items()})
         assert decision.node is not None
         placed[decision.node].append({**p, "spec": {**p["spec"], "nodeName": decision.node}})
     assert {name: len(pods) for name, pods in placed.items()} == {"n1": 2, "n2": 2}
@@ -201,16 +201,27 @@ def test_spreading_counts_the_pods_own_group_before_the_total() -> None:
     nodes = [node("n1"), node("n2")]
     busy_with_others = [pod(f"o{i}", owner="other", node_name="n1") for i in range(3)]
     own_group = [pod("mine", node_name="n2")]
-    decision = core.schedule(pod("new"), nodes, {"n1": busy_with_others, "n2": own_group})
+    decision = core.schedule(pod("new"), nodes, {"n1": core.NodeUsage.of(busy_with_others),
+                                                 "n2": core.NodeUsage.of(own_group)})
     assert decision.node == "n1"
 
 
 def test_pods_without_an_owner_spread_by_their_labels() -> None:
     nodes = [node("n1"), node("n2")]
     decision = core.schedule(pod("x", owner=None), nodes,
-                             {"n1": [pod("y", owner=None, node_name="n1")],
-                              "n2": [pod("z", owner=None, labels={"app": "db"}, node_name="n2")]})
+                             {"n1": core.NodeUsage.of([pod("y", owner=None, node_name="n1")]),
+                              "n2": core.NodeUsage.of([pod("z", owner=None, labels={"app": "db"},
+                                                           node_name="n2")])})
     assert decision.node == "n2"
+
+
+def test_spreading_counts_a_group_per_namespace() -> None:
+    nodes = [node("n1"), node("n2")]
+    elsewhere = pod("other-ns", node_name="n1")
+    elsewhere["metadata"]["namespace"] = "prod"
+    decision = core.schedule(pod("new"), nodes, {"n1": core.NodeUsage.of([elsewhere]),
+                                                 "n2": core.NodeUsage.of([pod("mine", node_name="n2")])})
+    assert decision.node == "n1"
 
 
 def test_ties_go_to_the_first_node_by_name() -> None:
@@ -249,3 +260,39 @@ def test_scheduling_view_ignores_heartbeats() -> None:
     after["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-11-27T09:00:00Z"
     assert core.scheduling_view(before) == core.scheduling_view(after)
     assert core.scheduling_view(before) != core.scheduling_view(node("n1", labels={"disk": "ssd"}))
+
+
+# -------------------------------------------------------------- occupancy
+
+def test_occupancy_adds_up_what_its_pods_take_and_takes_off_exactly_that() -> None:
+    occupancy = core.Occupancy()
+    a = pod("a", requests={"cpu": "500m"}, host_port=8080)
+    b = pod("b", requests={"cpu": "250m", "memory": "1Gi"})
+    c = pod("c", owner="other")
+    occupancy.place("default/a", "n1", a)
+    occupancy.place("default/b", "n1", b)
+    occupancy.place("default/c", "n2", c)
+    assert occupancy.by_node == {"n1": core.NodeUsage.of([a, b]), "n2": core.NodeUsage.of([c])}
+    assert occupancy.by_node["n1"].requested == {"cpu": Fraction(3, 4), "memory": Fraction(2**30)}
+
+    # Placed again (the cache now shows it bound elsewhere, changed): moved, counted once.
+    moved = pod("a", requests={"cpu": "1"}, host_port=9090)
+    occupancy.place("default/a", "n2", moved)
+    assert occupancy.node_of("default/a") == "n2"
+    assert occupancy.by_node == {"n1": core.NodeUsage.of([b]), "n2": core.NodeUsage.of([c, moved])}
+
+    for key in ("default/a", "default/b", "default/c", "default/never-placed"):
+        occupancy.remove(key)
+    assert occupancy.by_node == {} and len(occupancy) == 0
+
+
+def test_a_decision_reads_the_occupancy_it_is_given() -> None:
+    occupancy = core.Occupancy()
+    nodes = [node("n1", pods="2"), node("n2", pods="2")]
+    for i in range(4):
+        decision = core.schedule(pod(f"web-{i}"), nodes, occupancy.by_node)
+        assert decision.node is not None
+        occupancy.place(f"default/web-{i}", decision.node, pod(f"web-{i}"))
+    assert {n: u.pods for n, u in occupancy.by_node.items()} == {"n1": 2, "n2": 2}
+    full = core.schedule(pod("web-4"), nodes, occupancy.by_node)
+    assert full.node is None and "2 Too many pods" in full.message
