@@ -1,6 +1,7 @@
 """The ReplicaSet controller over FakeApi and real informers: creates, deletes, claims, status, events."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -248,3 +249,42 @@ async def test_a_deleted_replica_set_forgets_its_expectations(harness: Harness) 
     await harness.api.delete(REPLICASETS, "default", "web-abc")
     await harness.settle()
     assert harness.replicasets.expectations.pending("default/web-abc") == (0, 0)
+
+
+class InFlightFakeApi(FakeApi):
+    """Pod creates yield to the loop while in flight; each run of overlapping creates is one group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self.groups: list[int] = []  # the most creates in flight at once, per run of overlapping ones
+
+    async def create(self, resource: Any, namespace: str | None, body: dict, **kw: Any) -> dict:
+        if resource is not PODS:
+            return await super().create(resource, namespace, body, **kw)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # a create on the wire: the others of its batch go out meanwhile
+            return await super().create(resource, namespace, body, **kw)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.groups.append(self.peak)
+                self.peak = 0
+
+
+async def test_slow_start_batches_go_out_together_one_batch_after_another() -> None:
+    async with InFlightFakeApi() as api:
+        h = Harness(api)
+        await h.start()
+        try:
+            await api.create(REPLICASETS, "default", replica_set(replicas=15))
+            await h.settle()
+            await h.replicasets.reconcile("default/web-abc")
+            # Every create of a batch was in flight at once, and no batch overlapped the next.
+            assert api.groups == [1, 2, 4, 8]
+            assert len(h.pods()) == 15
+        finally:
+            await h.stop()

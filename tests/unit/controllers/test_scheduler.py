@@ -1,15 +1,20 @@
 """The scheduler over FakeApi (with pods/binding) and real informers."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from svcnet.api import errors
 from svcnet.controllers.base import EVENTS, NODES, PODS, InformerFactory
 from svcnet.controllers.scheduler import Scheduler
 from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import caches_caught_up
+from tests.waiting import until
 
 
 class BindingFakeApi(FakeApi):
@@ -186,3 +191,72 @@ async def test_pods_already_bound_or_for_another_scheduler_are_left_alone(harnes
     assert harness.api.bindings == []
     assert await harness.node_of("pinned") == "n2"
     assert await harness.node_of("foreign") is None
+
+
+class GatedBindingApi(BindingFakeApi):
+    """Bindings wait at a gate the test opens; the most bindings ever in flight at once is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self.gate = asyncio.Event()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.gate.wait()
+            return await super().request(method, path, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_bindings_go_out_together_up_to_the_bound_and_each_pod_is_bound_once() -> None:
+    async with GatedBindingApi() as api:
+        h = Harness(api)
+        h.scheduler.workers = 1
+        await h.start()
+        h.scheduler.max_binds_in_flight = 4
+        for name in ("n1", "n2"):
+            await api.create(NODES, None, node(name))
+        for i in range(20):
+            await api.create(PODS, "default", pod(f"web-{i:02d}"))
+        worker = asyncio.create_task(h.scheduler.run())
+        try:
+            # Four bindings wait at the gate at once: the scheduling cycle did not wait for them.
+            await until(lambda: api.in_flight == 4)
+            assert api.bindings == []
+            api.gate.set()
+            await until(lambda: len(api.bindings) == 20)
+            await h.scheduler.flush()
+            await h.settle()
+            await until(lambda: len(h.scheduler.queue) == 0 and not h.scheduler.queue.processing())
+        finally:
+            h.scheduler.shutdown()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            await h.informers.stop()
+        assert api.peak == 4
+        bound = Counter(name for name, _ in api.bindings)
+        assert bound == Counter({f"web-{i:02d}": 1 for i in range(20)})
+        assert Counter(n for _, n in api.bindings) == Counter({"n1": 10, "n2": 10})
+        assert all(p["spec"].get("nodeName") for p in api.objects(PODS))
+        assert len(h.events("Scheduled")) == 20
+
+
+async def test_a_failed_binding_is_taken_back_and_retried_after_backoff(harness: Harness) -> None:
+    await harness.api.create(NODES, None, node("n1"))
+    await harness.api.create(PODS, "default", pod("web-0"))
+    harness.api.fail("create", PODS, errors.internal_error("etcd is away"), times=1)  # the binding
+    await harness.drain()
+    assert await harness.node_of("web-0") is None
+    assert len(harness.scheduler.occupancy) == 0  # the assumption was forgotten
+    assert harness.scheduler.queue.delayed() == 1  # back after the pod backoff
+    (event,) = harness.events("FailedScheduling")
+    assert event["message"].startswith("Binding rejected: ")
+    harness.scheduler.queue.add("default/web-0")  # the backoff's due time, without waiting for it
+    await harness.drain()
+    assert await harness.node_of("web-0") == "n1"
+    assert harness.scheduler.occupancy.node_of("default/web-0") == "n1"
