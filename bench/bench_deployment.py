@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -158,8 +159,15 @@ class PodTimes:
                 await self._task
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def controller_scale_up(api: ApiClient, start_replicas: int, count: int,
-                              timeout: float) -> dict[str, float]:
+                              timeout: float, pids: dict[str, int]) -> dict[str, float]:
     """Seconds from the scale PATCH to the last new pod created, and to the last one bound."""
     deadline = time.monotonic() + timeout
     await api.create(DEPLOYMENTS, "default", deployment(start_replicas))
@@ -169,14 +177,16 @@ async def controller_scale_up(api: ApiClient, start_replicas: int, count: int,
         await times.until(lambda: len(times.bound) >= start_replicas, deadline,
                           f"the first {start_replicas} pods bound (are the controllers running?)")
         before = set(times.created)
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         start = time.perf_counter()
         await api.patch(DEPLOYMENTS, "default", "bench", {"spec": {"replicas": count}}, patch_type="merge")
         await times.until(lambda: len(times.bound) >= count, deadline, f"{count} pods bound")
+        cpu = {f"cpu_s_{name}": cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         new = [name for name in times.created if name not in before]
         lags = sorted(times.bound[n] - times.created[n] for n in new)
         return {"created_seconds": max(times.created[n] for n in new) - start,
                 "bound_seconds": max(times.bound[n] for n in new) - start, "new_pods": len(new),
-                "bind_lag_p50": percentile(lags, 0.5), "bind_lag_p99": percentile(lags, 0.99)}
+                "bind_lag_p50": percentile(lags, 0.5), "bind_lag_p99": percentile(lags, 0.99), **cpu}
     finally:
         await times.stop()
 
@@ -195,7 +205,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             raw_create, raw_bind = await raw_rates(api, args.raw_pods, args.concurrency, nodes)
             controllers = start_svcnet(["controllers", "--data-dir", str(data_dir), "--controllers",
                                         "replicaset,deployment,scheduler"], work / "controllers.log")
-            scale = await controller_scale_up(api, args.start_replicas, args.pods, args.timeout)
+            scale = await controller_scale_up(api, args.start_replicas, args.pods, args.timeout,
+                                              {"apiserver": apiserver.pid, "controllers": controllers.pid})
         new = scale["new_pods"]
         created_rate, bound_rate = new / scale["created_seconds"], new / scale["bound_seconds"]
         return {"scale": f"{args.start_replicas} -> {args.pods}", "nodes": args.nodes,
@@ -209,7 +220,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
                 "created_to_bound_p99_ms": round(scale["bind_lag_p99"] * 1000, 1),
                 "ratio_created_to_raw_create": round(created_rate / raw_create, 3),
                 "ratio_bound_to_raw_create": round(bound_rate / raw_create, 3),
-                "ratio_bound_to_raw_bind": round(bound_rate / raw_bind, 3)}
+                "ratio_bound_to_raw_bind": round(bound_rate / raw_bind, 3),
+                "scale_up_cpu_seconds": {"apiserver": round(scale["cpu_s_apiserver"], 2),
+                                         "controllers": round(scale["cpu_s_controllers"], 2)}}
     finally:
         if controllers is not None:
             stop_process(controllers)

@@ -9,10 +9,11 @@ in the cache, as upstream's controller does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from svcnet.api.errors import ApiError
@@ -51,30 +52,51 @@ class ManageReplicasError(Exception):
     """Creating or deleting pods failed; the key is retried with backoff."""
 
 
+# client-go's broadcaster queues at most this many events and drops the rest
+# (tools/record/event.go: maxQueuedEvents, watch.DropIfChannelFull).
+MAX_QUEUED_EVENTS = 1000
+
+
 class BackgroundEvents:
-    """Event writes off the sync path, thinned by upstream's per-object spam filter."""
+    """Event writes off the sync path, one at a time, thinned by upstream's per-object spam filter.
+
+    As client-go's broadcaster (tools/record/event.go StartRecordingToSink): emit()
+    only queues; one writer sends the queued events in order, one request at a
+    time, so a burst of pods does not put an Event write beside each create or
+    binding; a full queue drops the new event.
+    """
 
     def __init__(self, controller: Controller, monotonic: Callable[[], float]) -> None:
         self._controller = controller
         self._monotonic = monotonic
         self._budget = core.EventBudget()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: collections.deque[tuple[Obj, str, str, str]] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
+        self.dropped = 0
 
     def emit(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         uid = str(metadata_of(obj).get("uid") or object_key(obj))
         if not self._budget.allow(uid, self._monotonic()):
             return
-        self._spawn(self._controller.events.emit(obj, event_type, reason, message))
+        if len(self._queue) >= MAX_QUEUED_EVENTS:
+            self.dropped += 1
+            return
+        self._queue.append((obj, event_type, reason, message))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_queued())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _write_queued(self) -> None:
+        while self._queue:
+            event = self._queue.popleft()
+            try:
+                await self._controller.events.emit(*event)
+            except Exception:  # best effort, as upstream's recorder: a lost event stops nothing
+                log.debug("event %s for %s not written", event[2], object_key(event[0]), exc_info=True)
 
     async def flush(self) -> None:
-        """Wait for the event writes started so far (tests use this)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for the events queued so far to be written (tests use this)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
 
 
 class ReplicaSetController(Controller):

@@ -11,7 +11,7 @@ from svcnet.api import errors
 from svcnet.apiserver.defaults import apply_defaults
 from svcnet.controllers.base import EVENTS, PODS, REPLICASETS, Controller, InformerFactory
 from svcnet.controllers.deployment import DeploymentController
-from svcnet.controllers.replicaset import ManageReplicasError, ReplicaSetController
+from svcnet.controllers.replicaset import MAX_QUEUED_EVENTS, ManageReplicasError, ReplicaSetController
 from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import caches_caught_up
 
@@ -286,5 +286,45 @@ async def test_slow_start_batches_go_out_together_one_batch_after_another() -> N
             # Every create of a batch was in flight at once, and no batch overlapped the next.
             assert api.groups == [1, 2, 4, 8]
             assert len(h.pods()) == 15
+        finally:
+            await h.stop()
+
+
+class SlowEventsFakeApi(FakeApi):
+    """Event creates yield to the loop while in flight; the most in flight at once is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def create(self, resource: Any, namespace: str | None, body: dict, **kw: Any) -> dict:
+        if resource is not EVENTS:
+            return await super().create(resource, namespace, body, **kw)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().create(resource, namespace, body, **kw)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_events_are_written_one_at_a_time_in_order_and_a_full_queue_drops() -> None:
+    async with SlowEventsFakeApi() as api:
+        h = Harness(api)
+        await h.start()
+        try:
+            background = h.replicasets.background
+            owners = [{"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": f"p{i}", "namespace": "default", "uid": f"uid-{i}"}}
+                      for i in range(MAX_QUEUED_EVENTS + 5)]
+            for owner in owners:  # one event each: the per-object spam filter lets every one through
+                background.emit(owner, "Normal", "Tested", owner["metadata"]["name"])
+            assert background.dropped == 5  # the queue holds MAX_QUEUED_EVENTS; the rest are dropped
+            await background.flush()
+            assert api.peak == 1
+            written = sorted(api.objects(EVENTS), key=lambda e: int(e["metadata"]["resourceVersion"]))
+            assert [e["message"] for e in written] == [f"p{i}" for i in range(MAX_QUEUED_EVENTS)]
         finally:
             await h.stop()
