@@ -34,6 +34,10 @@ DEFAULT_TIMEOUT = 30.0  # seconds for any request but a watch
 TOKEN_FILE_REFRESH = 60.0  # client-go re-reads a token file once a minute
 # Above this a watch line is surely garbage; without a cap a broken peer could eat memory.
 MAX_WATCH_LINE = 64 * 1024 * 1024
+# Requests in flight at once, each on its own HTTP/1.1 connection (aiohttp's default, made
+# explicit): a controller's slow-start batch or the scheduler's bindings go out together, up to
+# this; kube-apiserver's HTTP/2 allows 250 streams per connection (Go's http2 default).
+MAX_CONNECTIONS = 100
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -240,11 +244,11 @@ class ApiClient(StatusWrites):
             return
         connector: aiohttp.BaseConnector
         if self.config.unix_socket:
-            connector = aiohttp.UnixConnector(path=self.config.unix_socket)
+            connector = aiohttp.UnixConnector(path=self.config.unix_socket, limit=MAX_CONNECTIONS)
         elif self.config.server.startswith("https://"):
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config))
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config), limit=MAX_CONNECTIONS)
         else:
-            connector = aiohttp.TCPConnector()
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
         self._session = aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": self.user_agent, "Accept": "application/json"})
 
