@@ -359,20 +359,33 @@ class Expectations:
 
 # ------------------------------------------------------------------ event spam
 
+# client-go keeps its spam filter's buckets in an LRU of this size (tools/record/events_cache.go).
+MAX_EVENT_BUDGETS = 4096
+
+
 class EventBudget:
     """client-go's EventSourceObjectSpamFilter: a token bucket per object (burst 25, one per 5 min).
 
     Without it, scaling to 1,000 replicas would write 1,000 SuccessfulCreate
     Events, doubling the API writes; upstream drops the excess the same way.
+    The buckets are an LRU of MAX_EVENT_BUDGETS, as upstream's: the scheduler
+    has one per pod it placed, and memory must not grow with every pod ever seen.
     """
 
-    def __init__(self, burst: int = 25, refill_seconds: float = 300.0) -> None:
+    def __init__(self, burst: int = 25, refill_seconds: float = 300.0,
+                 max_objects: int = MAX_EVENT_BUDGETS) -> None:
         self.burst = burst
         self.refill_seconds = refill_seconds
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
+        self.max_objects = max_objects
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time), oldest use first
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def allow(self, key: str, now: float) -> bool:
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        if len(self._buckets) >= self.max_objects:
+            del self._buckets[next(iter(self._buckets))]  # the least recently used
         tokens = min(float(self.burst), tokens + (now - last) / self.refill_seconds)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)

@@ -229,3 +229,14 @@ def test_event_budget_allows_a_burst_then_one_per_refill() -> None:
     assert not budget.allow("rs", 5)
     assert budget.allow("rs", 15)
     assert budget.allow("other", 15)
+
+
+def test_event_budget_keeps_the_most_recently_used_objects_only() -> None:
+    budget = core.EventBudget(burst=1, refill_seconds=1000, max_objects=3)
+    for key in ("a", "b", "c"):
+        assert budget.allow(key, 0)
+    assert not budget.allow("a", 0)  # spent; and now the most recently used
+    assert budget.allow("d", 0)  # evicts "b", the least recently used
+    assert len(budget) == 3
+    assert not budget.allow("a", 0) and not budget.allow("c", 0)  # remembered: still spent
+    assert budget.allow("b", 0)  # forgotten: a fresh burst, as upstream's LRU
