@@ -332,8 +332,7 @@ class SqliteStore:
                 self._check_open()
                 changes = self._commit_batch(batch)
                 with self._delivery():
-                    for change in changes:
-                        self._hub.publish(change)
+                    self._hub.publish(*changes)
         except BaseException as exc:
             for write in batch:
                 if not write.done:
@@ -374,19 +373,20 @@ class SqliteStore:
                 try:
                     if write.grows:
                         self._admit_growth()
-                    staged.append((write, write.stage(revision + 1)))
+                    done = write.stage(revision + 1)
                 except sqlite3.Error:
                     raise  # SQLite itself failed: the whole transaction goes
                 except Exception as exc:  # raised before the write changed anything: its own error
                     errors.append((write, exc))
                     continue
-                revision += 1
-            if staged:
-                self._db.executemany(
+                # Logged at once: a later write to the same key in this batch reads its value from there.
+                self._db.execute(
                     "INSERT INTO log (revision, key, type, prev_revision, value) VALUES (?, ?, ?, ?, ?)",
-                    [(s.change.revision, s.change.key, s.change.type, s.prev_revision, s.change.value_text)
-                     for _, s in staged],
+                    (done.change.revision, done.change.key, done.change.type, done.prev_revision,
+                     done.change.value_text),
                 )
+                staged.append((write, done))
+                revision += 1
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
