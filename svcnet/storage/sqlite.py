@@ -79,13 +79,15 @@ _SQLITE_FULL = 13
 _PAGE_SIZE = 4096  # SQLite's default page size, which the store keeps
 _WAL_DEFAULT_PAGES = 1000  # SQLite's default wal_autocheckpoint
 
-# The most writes one transaction commits. etcd's backend commits its batch transaction at
+# The most writes one transaction commits. etcd's backend commits its bolt batch transaction at
 # defaultBatchLimit = 10000 writes or every defaultBatchInterval = 100 ms (server/storage/backend/
-# backend.go); that batch is not on the acknowledgement path there (raft's WAL fsync is), so its
-# interval costs no request anything. Here the SQLite commit is the acknowledgement, so there is no
-# interval (commit as soon as the previous commit is done) and the limit bounds how long the last
-# write of a batch waits for the others' work: bench/bench_storage.py measured the trade-off
-# (docs/benchmarks.md, "Group commit").
+# backend.go); that commit is not on the acknowledgement path: durability comes from raft's WAL,
+# fsynced once per Ready for every entry proposed meanwhile (server/etcdserver/raft.go, raftNode.start:
+# r.storage.Save(rd.HardState, rd.Entries)). That WAL save is svcnet's analogue: SQLite's commit is the
+# acknowledgement, so there is no interval (commit as soon as the previous commit is done, as the next
+# Ready is handled), and the limit bounds how long a batch's last write waits for the others' work.
+# With N writers a batch settles near N/2, so 64 groups up to ~128 writers fully; bench/bench_storage.py
+# measured the trade-off (docs/benchmarks.md, "Group commit").
 DEFAULT_BATCH_LIMIT = 64
 
 _SCHEMA = """
