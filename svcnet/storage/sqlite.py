@@ -259,9 +259,10 @@ class SqliteStore:
         return self._write(_Write(lambda revision: self._stage_delete(key, expected_revision, revision),
                                   grows=False))
 
-    # The stage functions run inside the batch's open transaction. Each either raises a
-    # StorageError before it has changed anything (a constraint failure undoes only its own
-    # statement), or changes current and returns what the log gets.
+    # The stage functions run inside the batch's open transaction. Each either raises its own error
+    # (a StorageError, or the encoder's for a value JSON cannot hold) before it has changed anything
+    # (a constraint failure undoes only its own statement), or changes current and returns what the
+    # log gets.
     def _stage_create(self, key: str, value: Obj, revision: int) -> _Staged:
         text = encode_stamped(value, revision)
         try:
@@ -297,7 +298,7 @@ class SqliteStore:
         if getattr(self._delivering, "depth", 0):
             # A watch callback writing while its thread delivers events (and holds the store's lock):
             # waiting for another leader, who needs that lock, would never end. Commit it alone, now.
-            self._commit_batches([write])
+            self._commit_and_deliver([write])
             return write.outcome()
         me = threading.get_ident()
         with group.changed:
@@ -312,7 +313,7 @@ class SqliteStore:
                 batch = group.queue[: group.batch_limit]
                 del group.queue[: group.batch_limit]
             try:
-                self._commit_batches(batch)
+                self._commit_and_deliver(batch)
             finally:
                 with group.changed:
                     group.leader = None
@@ -327,7 +328,7 @@ class SqliteStore:
         finally:
             self._delivering.depth -= 1
 
-    def _commit_batches(self, batch: list[_Write]) -> None:
+    def _commit_and_deliver(self, batch: list[_Write]) -> None:
         """Commit batch as one transaction and deliver its events; every write gets its outcome."""
         try:
             with self._lock:
@@ -413,19 +414,18 @@ class SqliteStore:
         *,
         predicate: Predicate | None = None,
     ) -> Watch:
-        with self._lock:
+        with self._lock, self._delivery():  # the replay runs callbacks, which may write
             self._check_open()
             replay = since_revision and self._compacted <= since_revision <= self._revision
-            with self._delivery():
-                return self._hub.subscribe(
-                    prefix,
-                    since_revision,
-                    callback,
-                    predicate,
-                    current_revision=self._revision,
-                    compacted_revision=self._compacted,
-                    history=self._history(prefix, since_revision) if replay else None,
-                )
+            return self._hub.subscribe(
+                prefix,
+                since_revision,
+                callback,
+                predicate,
+                current_revision=self._revision,
+                compacted_revision=self._compacted,
+                history=self._history(prefix, since_revision) if replay else None,
+            )
 
     def compact(self, revision: int) -> None:
         with self._lock:
