@@ -5,6 +5,11 @@ same pragmas (WAL, synchronous=FULL), through raw sqlite3 (json.dumps, one
 INSERT, one COMMIT per object); then lists them all both ways. The headline is
 the ratio: absolute times depend on the disk's fsync.
 
+Group commit: the same creates from --threads concurrent writers (16, as the
+issue's API benchmark), for each batch limit in --batch-limits, as a ratio to
+the raw single-row insert rate, with p99 create latency and the mean batch
+(writes per transaction).
+
     .venv/bin/python bench/bench_storage.py --count 2000
 """
 from __future__ import annotations
@@ -13,8 +18,10 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svcnet.storage.base import Event  # noqa: E402
-from svcnet.storage.sqlite import PRAGMAS, SqliteStore  # noqa: E402
+from svcnet.storage.sqlite import DEFAULT_BATCH_LIMIT, PRAGMAS, SqliteStore  # noqa: E402
 
 PREFIX = "/registry/core/pods/default/"
 
@@ -130,6 +137,60 @@ def bench_store(path: Path, objects: list[dict[str, Any]], watchers: int) -> tup
     return create_seconds, list_seconds
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def bench_concurrent(path: Path, objects: list[dict[str, Any]], threads: int,
+                     batch_limit: int) -> tuple[float, float, float]:
+    """Creates from `threads` writers at once: (seconds, p99 latency in s, writes per transaction)."""
+    store = SqliteStore(str(path), batch_limit=batch_limit)
+    latencies: list[float] = []
+    shares = [objects[index::threads] for index in range(threads)]
+
+    def writer(share: list[dict[str, Any]]) -> None:
+        mine = []
+        for obj in share:
+            start = time.perf_counter()
+            store.create(PREFIX + obj["metadata"]["name"], obj)
+            mine.append(time.perf_counter() - start)
+        latencies.extend(mine)
+
+    workers = [threading.Thread(target=writer, args=(share,)) for share in shares]
+
+    def create_all() -> None:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    seconds = timed(create_all)
+    transactions, writes = store.group_commit_stats()
+    assert writes == len(objects) == len(store.list(PREFIX).records)
+    store.close()
+    return seconds, percentile(latencies, 0.99), writes / transactions
+
+
+def group_commit_rounds(root: Path, objects: list[dict[str, Any]], threads: int, limits: list[int],
+                        rounds: int) -> dict[int, tuple[float, float, float, float]]:
+    """Per limit, the medians over rounds of (objects/s, ratio to raw, p99 s, writes per transaction).
+
+    Each round measures its own raw reference just before its group commit runs: fsync time on a
+    shared machine drifts by several times within a minute, so only ratios taken close together mean
+    anything.
+    """
+    samples: dict[int, list[tuple[float, float, float, float]]] = {limit: [] for limit in limits}
+    for round_ in range(rounds):
+        raw_seconds, _ = bench_raw(root / f"raw-{round_}.db", objects)
+        for limit in limits:
+            seconds, p99, per_transaction = bench_concurrent(root / f"group-{round_}-{limit}.db", objects,
+                                                             threads, limit)
+            samples[limit].append((len(objects) / seconds, raw_seconds / seconds, p99, per_transaction))
+    return {limit: tuple(statistics.median(column) for column in zip(*runs, strict=True))  # type: ignore[misc]
+            for limit, runs in samples.items()}
+
+
 def bench_raw(path: Path, objects: list[dict[str, Any]]) -> tuple[float, float]:
     db = sqlite3.connect(str(path), isolation_level=None)
     for pragma in PRAGMAS:
@@ -159,7 +220,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000, help="objects to create (default 2000)")
     parser.add_argument("--dir", help="where to put the database files (default: a temporary directory)")
+    parser.add_argument("--threads", type=int, default=16, help="concurrent writers for group commit (default 16)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="group commit rounds, each with its own raw reference; medians are printed (default 3)")
+    parser.add_argument("--batch-limits", default=f"1,4,16,{DEFAULT_BATCH_LIMIT},10000",
+                        help="batch limits to compare (default: 1,4,16,the default,etcd's 10000)")
     args = parser.parse_args()
+    limits = [int(limit) for limit in args.batch_limits.split(",")]
     count: int = args.count
     objects = [pod(index) for index in range(count)]
     json_bytes = sum(len(json.dumps(obj, separators=(",", ":"))) for obj in objects) / count
@@ -169,6 +236,7 @@ def main() -> None:
         raw_create, raw_list = bench_raw(root / "raw.db", objects)
         store_create, store_list = bench_store(root / "store.db", objects, watchers=0)
         watched_create, _ = bench_store(root / "watched.db", objects, watchers=3)
+        grouped = group_commit_rounds(root, objects, args.threads, limits, args.rounds)
         raw_size = file_bytes(root / "raw.db") / count
         store_size = file_bytes(root / "store.db") / count
 
@@ -185,6 +253,13 @@ def main() -> None:
     print(f"  store list all:        {store_list * 1000:9.1f} ms")
     print(f"  raw SELECT all:        {raw_list * 1000:9.1f} ms")
     print(f"  store file:            {store_size:9.0f} B/object  (raw {raw_size:.0f} B/object)")
+    print(f"group commit, {args.threads} concurrent writers, median of {args.rounds} rounds"
+          " (raw = one writer, one row per transaction, measured in each round):")
+    print("  batch limit   objects/s   store / raw   p99 create   writes/transaction")
+    for limit, (per_second, ratio, p99, per_transaction) in grouped.items():
+        default = "  (default)" if limit == DEFAULT_BATCH_LIMIT else ""
+        print(f"  {limit:11d}   {per_second:9.0f}   {ratio:11.2f}   {p99 * 1000:7.1f} ms"
+              f"   {per_transaction:18.1f}{default}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ Watches start from a revision and replay history after it from the log, then
 receive live events from memory. History older than the compacted revision is
 gone; watching from there raises Compacted (the API answers 410 Gone).
 
-All methods are synchronous and thread-safe. Watch callbacks run in the
-writer's thread right after the write is durable, so a callback must be quick
-(the API server hands events to an asyncio queue with call_soon_threadsafe).
+All methods are synchronous and thread-safe; a write returns once it is
+durable. Watch callbacks run right after the write is durable and before it
+returns, in the thread that committed it (with the SQLite driver's group
+commit that may be another writer's thread), so a callback must be quick (the
+API server hands events to an asyncio queue with call_soon_threadsafe).
 """
 from __future__ import annotations
 

@@ -208,13 +208,14 @@ class WatchHub:
             if subscription in self._subscriptions:
                 self._subscriptions.remove(subscription)
 
-    def publish(self, change: Change) -> None:
-        """Deliver a committed change; the caller holds the lock.
+    def publish(self, *changes: Change) -> None:
+        """Deliver committed changes (a batch: all of them, in revision order); the caller holds the lock.
 
         A callback that writes to the store publishes again from inside this
-        loop: that change is queued so every watch still sees revision order.
+        loop: that change is queued behind the rest of the batch, so every
+        watch still sees revision order.
         """
-        self._pending.append(change)
+        self._pending.extend(changes)
         if self._delivering:
             return
         self._delivering = True

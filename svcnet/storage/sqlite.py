@@ -13,6 +13,14 @@ Layout, like kine but smaller:
 One process owns the file (a lock file beside it says so), so the revision
 counter lives in memory and one connection under one lock does everything.
 
+Group commit: writes from concurrent threads share transactions (one fsync for
+many). A writer queues its write; if no commit is in flight it leads at once
+(a lone write never waits for a timer) and commits everything queued, up to
+batch_limit writes, in one transaction; writes that arrive while that commit's
+fsync runs queue up and the next leader takes them together. Every caller
+returns only after its batch committed and its watch events were delivered, so
+an acknowledged write is as durable as before. See _GroupCommit.
+
 Files are private as etcd's (files.py): the directory 0700 when created, the
 database, -wal, -shm and lock files 0600 whatever the umask.
 
@@ -27,12 +35,14 @@ released reserve has room to checkpoint it.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
 from svcnet.api.jsoncodec import building_many
@@ -68,6 +78,17 @@ _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
 _PAGE_SIZE = 4096  # SQLite's default page size, which the store keeps
 _WAL_DEFAULT_PAGES = 1000  # SQLite's default wal_autocheckpoint
+
+# The most writes one transaction commits. etcd's backend commits its bolt batch transaction at
+# defaultBatchLimit = 10000 writes or every defaultBatchInterval = 100 ms (server/storage/backend/
+# backend.go); that commit is not on the acknowledgement path: durability comes from raft's WAL,
+# fsynced once per Ready for every entry proposed meanwhile (server/etcdserver/raft.go, raftNode.start:
+# r.storage.Save(rd.HardState, rd.Entries)). That WAL save is svcnet's analogue: SQLite's commit is the
+# acknowledgement, so there is no interval (commit as soon as the previous commit is done, as the next
+# Ready is handled), and the limit bounds how long a batch's last write waits for the others' work.
+# With N writers a batch settles near N/2, so 64 groups up to ~128 writers fully; bench/bench_storage.py
+# measured the trade-off (docs/benchmarks.md, "Group commit").
+DEFAULT_BATCH_LIMIT = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -114,11 +135,15 @@ DELETE FROM log WHERE revision IN (
 
 
 class SqliteStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, batch_limit: int = DEFAULT_BATCH_LIMIT) -> None:
+        if batch_limit < 1:
+            raise ValueError(f"batch_limit must be at least 1, not {batch_limit}")
         self.path = os.path.abspath(path)
         self._directory = os.path.dirname(self.path)
         private_dir(self._directory)
         self._lock = threading.RLock()
+        self._group = _GroupCommit(batch_limit)
+        self._delivering = threading.local()  # depth: this thread is inside watch callbacks
         self._hub = WatchHub(self._lock)
         self._owner = _claim(self.path + ".lock")
         self._reserve = SpaceReserve(self.path + ".reserve", reserve_size(self._directory))
@@ -224,65 +249,162 @@ class SqliteStore:
         return ListResult(records, self._revision, continue_key, 0)
 
     def create(self, key: str, value: Obj) -> Record:
-        with self._lock:
-            self._check_open()
-            self._admit_growth()
-            return self._guarded(lambda: self._create(key, value), frees=False)
+        return self._write(_Write(lambda revision: self._stage_create(key, value, revision), grows=True))
 
-    def _create(self, key: str, value: Obj) -> Record:
-        revision = self._revision + 1
+    def update(self, key: str, value: Obj, *, expected_revision: int | None = None) -> Record:
+        return self._write(_Write(lambda revision: self._stage_update(key, value, expected_revision, revision),
+                                  grows=True))
+
+    def delete(self, key: str, *, expected_revision: int | None = None) -> Record:
+        return self._write(_Write(lambda revision: self._stage_delete(key, expected_revision, revision),
+                                  grows=False))
+
+    # The stage functions run inside the batch's open transaction. Each either raises its own error
+    # (a StorageError, or the encoder's for a value JSON cannot hold) before it has changed anything
+    # (a constraint failure undoes only its own statement), or changes current and returns what the
+    # log gets.
+    def _stage_create(self, key: str, value: Obj, revision: int) -> _Staged:
         text = encode_stamped(value, revision)
         try:
-            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT INTO current (key, mod_revision, create_revision) VALUES (?, ?, ?)",
                 (key, revision, revision),
             )
         except sqlite3.IntegrityError:
-            self._db.execute("ROLLBACK")
             raise KeyExists(key) from None
-        except BaseException:
-            self._rollback()
-            raise
-        self._append_and_commit(Change(revision, key, "ADDED", text), None)
-        return Record(key, decode_json(text), revision, revision)
+        return _Staged(Change(revision, key, "ADDED", text), None, revision)
 
-    def update(self, key: str, value: Obj, *, expected_revision: int | None = None) -> Record:
-        with self._lock:
-            self._check_open()
-            self._admit_growth()
-            return self._guarded(lambda: self._update(key, value, expected_revision), frees=False)
-
-    def _update(self, key: str, value: Obj, expected_revision: int | None) -> Record:
+    def _stage_update(self, key: str, value: Obj, expected_revision: int | None, revision: int) -> _Staged:
         previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
-        revision = self._revision + 1
         text = encode_stamped(value, revision)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute("UPDATE current SET mod_revision = ? WHERE key = ?", (revision, key))
-        except BaseException:
-            self._rollback()
-            raise
-        self._append_and_commit(Change(revision, key, "MODIFIED", text, previous_text), previous_revision)
-        return Record(key, decode_json(text), revision, create_revision)
+        self._db.execute("UPDATE current SET mod_revision = ? WHERE key = ?", (revision, key))
+        return _Staged(Change(revision, key, "MODIFIED", text, previous_text), previous_revision, create_revision)
 
-    def delete(self, key: str, *, expected_revision: int | None = None) -> Record:
-        with self._lock:
-            self._check_open()
-            return self._guarded(lambda: self._delete(key, expected_revision), frees=True)
-
-    def _delete(self, key: str, expected_revision: int | None) -> Record:
+    def _stage_delete(self, key: str, expected_revision: int | None, revision: int) -> _Staged:
         previous_revision, create_revision, previous_text = self._existing(key, expected_revision)
-        revision = self._revision + 1
         text = restamp_text(previous_text, revision)
+        self._db.execute("DELETE FROM current WHERE key = ?", (key,))
+        return _Staged(Change(revision, key, "DELETED", text, previous_text), previous_revision, create_revision)
+
+    # ---------------------------------------------------------- group commit
+    def group_commit_stats(self) -> tuple[int, int]:
+        """(transactions committed, writes acknowledged) since the store opened."""
+        with self._group.changed:
+            return self._group.transactions, self._group.writes
+
+    def _write(self, write: _Write) -> Record:
+        """Queue a write and return once its batch is durable and announced (or raise its own error)."""
+        group = self._group
+        if getattr(self._delivering, "depth", 0):
+            # A watch callback writing while its thread delivers events (and holds the store's lock):
+            # waiting for another leader, who needs that lock, would never end. Commit it alone, now.
+            self._commit_and_deliver([write])
+            return write.outcome()
+        me = threading.get_ident()
+        with group.changed:
+            group.queue.append(write)
+        while True:
+            with group.changed:
+                while not write.done and group.leader is not None:
+                    group.changed.wait()
+                if write.done:
+                    return write.outcome()
+                group.leader = me
+                batch = group.queue[: group.batch_limit]
+                del group.queue[: group.batch_limit]
+            try:
+                self._commit_and_deliver(batch)
+            finally:
+                with group.changed:
+                    group.leader = None
+                    group.changed.notify_all()
+
+    @contextlib.contextmanager
+    def _delivery(self) -> Iterator[None]:
+        """Mark this thread as running watch callbacks, which may write (see _write)."""
+        self._delivering.depth = getattr(self._delivering, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._delivering.depth -= 1
+
+    def _commit_and_deliver(self, batch: list[_Write]) -> None:
+        """Commit batch as one transaction and deliver its events; every write gets its outcome."""
+        try:
+            with self._lock:
+                self._check_open()
+                changes = self._commit_batch(batch)
+                with self._delivery():
+                    self._hub.publish(*changes)
+        except BaseException as exc:
+            for write in batch:
+                if not write.done:
+                    write.error = exc
+        with self._group.changed:
+            for write in batch:
+                write.done = True
+
+    def _commit_batch(self, batch: list[_Write]) -> list[Change]:
+        """One transaction for the batch; falls back to one per write when SQLite itself fails.
+
+        A write's own StorageError (exists, not found, conflict, no space) fails only that write.
+        An SQLite error (a full disk, an I/O error) rolls the whole transaction back; then each
+        write is retried alone, so each caller gets the error its own write meets, or commits.
+        """
+        if len(batch) == 1:
+            write = batch[0]
+            return self._guarded(lambda: self._transaction(batch), frees=not write.grows)
+        try:
+            return self._transaction(batch)
+        except sqlite3.Error:
+            self._rollback()
+        changes: list[Change] = []
+        for write in batch:
+            try:
+                changes += self._guarded(lambda write=write: self._transaction([write]), frees=not write.grows)
+            except BaseException as exc:
+                write.error = exc
+        return changes
+
+    def _transaction(self, batch: list[_Write]) -> list[Change]:
+        revision = self._revision
+        staged: list[tuple[_Write, _Staged]] = []
+        errors: list[tuple[_Write, Exception]] = []
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("DELETE FROM current WHERE key = ?", (key,))
+            for write in batch:
+                try:
+                    if write.grows:
+                        self._admit_growth()
+                    done = write.stage(revision + 1)
+                except sqlite3.Error:
+                    raise  # SQLite itself failed: the whole transaction goes
+                except Exception as exc:  # raised before the write changed anything: its own error
+                    errors.append((write, exc))
+                    continue
+                # Logged at once: a later write to the same key in this batch reads its value from there.
+                self._db.execute(
+                    "INSERT INTO log (revision, key, type, prev_revision, value) VALUES (?, ?, ?, ?, ?)",
+                    (done.change.revision, done.change.key, done.change.type, done.prev_revision,
+                     done.change.value_text),
+                )
+                staged.append((write, done))
+                revision += 1
+            self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
             raise
-        self._append_and_commit(Change(revision, key, "DELETED", text, previous_text), previous_revision)
-        return Record(key, decode_json(text), revision, create_revision)
+        self._revision = revision
+        for write, exc in errors:
+            write.error = exc
+        for write, s in staged:
+            write.result = Record(s.change.key, decode_json(s.change.value_text), s.change.revision,
+                                  s.create_revision)
+        if staged:
+            with self._group.changed:
+                self._group.transactions += 1
+                self._group.writes += len(staged)
+        return [s.change for _, s in staged]
 
     def watch(
         self,
@@ -292,7 +414,7 @@ class SqliteStore:
         *,
         predicate: Predicate | None = None,
     ) -> Watch:
-        with self._lock:
+        with self._lock, self._delivery():  # the replay runs callbacks, which may write
             self._check_open()
             replay = since_revision and self._compacted <= since_revision <= self._revision
             return self._hub.subscribe(
@@ -399,20 +521,6 @@ class SqliteStore:
             raise RevisionConflict(key, expected_revision, row[0])
         return row
 
-    def _append_and_commit(self, change: Change, prev_revision: int | None) -> None:
-        """Finish the open write transaction with the change's log row, then announce it."""
-        try:
-            self._db.execute(
-                "INSERT INTO log (revision, key, type, prev_revision, value) VALUES (?, ?, ?, ?, ?)",
-                (change.revision, change.key, change.type, prev_revision, change.value_text),
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-        self._revision = change.revision
-        self._hub.publish(change)
-
     def _history(self, prefix: str, since_revision: int) -> list[Change]:
         """Changes after since_revision under prefix, oldest first.
 
@@ -497,3 +605,43 @@ def _claim(lock_path: str) -> IO[bytes]:
         handle.close()
         raise StorageError(f"{lock_path}: the store is open in another process") from None
     return handle
+
+
+@dataclass(frozen=True)
+class _Staged:
+    change: Change
+    prev_revision: int | None
+    create_revision: int
+
+
+@dataclass(eq=False)
+class _Write:
+    """One caller's write waiting in (or committed by) a batch."""
+
+    stage: Callable[[int], _Staged]  # given its revision, changes current inside the open transaction
+    grows: bool  # a create or update: refused while the space alarm is on; a delete frees
+    done: bool = False
+    result: Record | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> Record:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@dataclass(eq=False)
+class _GroupCommit:
+    """The classic group-commit leader/follower state, guarded by its condition.
+
+    At most one leader commits at a time; followers wait on the condition until their write
+    is done or no one leads, and then one of them leads the next batch.
+    """
+
+    batch_limit: int
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    queue: list[_Write] = field(default_factory=list)
+    leader: int | None = None  # the thread id of the leader
+    transactions: int = 0
+    writes: int = 0

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,20 +157,24 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
-    acked_target = 40
+def acknowledged_then_kill_9(child_code: str, db_path: str, enough: Callable[[list[list[str]]], bool]) -> list[list[str]]:
+    """Run child_code on db_path, read its "acked ..." lines until enough(lines), then SIGKILL it.
+
+    Returns every acknowledgement read, split into words. Killed right after reading one: the child
+    is likely in the middle of its next write.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, db_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-c", child_code, db_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
-    last_acked: tuple[int, int] | None = None
+    acked: list[list[str]] = []
     deadline = time.monotonic() + 60
     assert child.stdout is not None
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(child.stdout, selectors.EVENT_READ)
             buffered = b""
-            while last_acked is None or last_acked[0] < acked_target:
+            while not enough(acked):
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, "child did not acknowledge writes in time"
                 if not selector.select(timeout=remaining):
@@ -178,10 +183,7 @@ def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
                 assert chunk, f"child exited early: {child.stderr.read().decode() if child.stderr else ''}"
                 buffered += chunk
                 *lines, buffered = buffered.split(b"\n")
-                for line in lines:
-                    _, number, revision = line.decode().split()
-                    last_acked = (int(number), int(revision))
-        # Killed right after reading the acknowledgement: the child is likely in its next write.
+                acked += [line.decode().split()[1:] for line in lines]
         child.send_signal(signal.SIGKILL)
     finally:
         child.kill()
@@ -190,8 +192,12 @@ def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
             if stream is not None:
                 stream.close()
     assert child.returncode == -signal.SIGKILL
+    return acked
 
-    acked_number, acked_revision = last_acked
+
+def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
+    acked = acknowledged_then_kill_9(CHILD, db_path, lambda lines: bool(lines) and int(lines[-1][0]) >= 40)
+    acked_number, acked_revision = (int(word) for word in acked[-1])
     store = SqliteStore(db_path)
     try:
         assert store.current_revision() >= acked_revision
@@ -202,6 +208,72 @@ def test_an_acknowledged_write_survives_kill_9(db_path: str) -> None:
         # The reopened store goes on from where the child stopped, without reusing a revision.
         next_record = store.create("/registry/after-crash", {})
         assert next_record.revision == store.current_revision() > acked_revision
+    finally:
+        store.close()
+
+
+# Eight writer threads, so writes share transactions (group commit). Each prints a write's key,
+# revision and value once the store acknowledged it; every third object is updated after its create.
+CONCURRENT_CHILD = textwrap.dedent(
+    """
+    import sys, threading
+    from svcnet.storage.sqlite import SqliteStore
+
+    store = SqliteStore(sys.argv[1])
+    printing = threading.Lock()
+
+    def ack(record):
+        with printing:
+            print(f"acked {record.key} {record.revision} {record.value['spec']['n']}", flush=True)
+
+    def writer(thread):
+        for n in range(1, 100_000):
+            key = f"/registry/crash/{thread}/{n:06d}"
+            ack(store.create(key, {"metadata": {"name": str(n)}, "spec": {"n": n}}))
+            if n % 3 == 0:
+                ack(store.update(key, {"metadata": {"name": str(n)}, "spec": {"n": -n}}))
+
+    for thread in range(8):
+        threading.Thread(target=writer, args=(thread,)).start()
+    """
+)
+
+
+def test_acknowledged_writes_of_concurrent_writers_survive_kill_9(db_path: str) -> None:
+    acked = acknowledged_then_kill_9(CONCURRENT_CHILD, db_path, lambda lines: len(lines) >= 400)
+    acked_revisions = [int(revision) for _, revision, _ in acked]
+    assert len(set(acked_revisions)) == len(acked_revisions), "a revision was acknowledged twice"
+    for thread in range(8):
+        mine = [int(revision) for key, revision, _ in acked if key.startswith(f"/registry/crash/{thread}/")]
+        assert mine == sorted(mine), f"thread {thread} saw its revisions go backwards"
+
+    store = SqliteStore(db_path)
+    recorder = Recorder()
+    try:
+        assert store.current_revision() >= max(acked_revisions)
+        # Every acknowledged write is in the history at the revision it was acknowledged with.
+        store.watch("/registry/crash/", 1, recorder)
+        history = {event.revision: event for event in recorder.events}
+        replayed = [event.revision for event in recorder.events]
+        assert replayed == sorted(set(replayed)), "history revisions are not strictly increasing"
+        for key, revision, n in acked:
+            # A watch replays after its revision: the first write (a create, n=1, never updated) is read whole.
+            event = history.get(int(revision)) if int(revision) > 1 else store.get(key)
+            assert event is not None, f"acknowledged write {key}@{revision} was lost"
+            assert (event.key, event.value["spec"]["n"]) == (key, int(n))
+        # Every object present is whole: its own name's value, as created or as updated, stamped with
+        # its revision (an unacknowledged write either committed whole or left nothing).
+        for record in store.list("/registry/crash/").records:
+            n = int(record.key.rsplit("/", 1)[1])
+            assert record.value["metadata"]["name"] == str(n)
+            assert record.value["spec"]["n"] in ((n, -n) if n % 3 == 0 else (n,)), record
+            assert record.value["metadata"]["resourceVersion"] == str(record.revision)
+        for key, _, n in acked:
+            assert store.get(key) is not None, f"acknowledged object {key} is missing"
+            if int(n) < 0:
+                assert store.get(key).value["spec"]["n"] == int(n)  # type: ignore[union-attr]
+        next_record = store.create("/registry/after-crash", {})
+        assert next_record.revision == store.current_revision() > max(acked_revisions)
     finally:
         store.close()
 
