@@ -10,8 +10,8 @@ tested with MemoryStore.
 from __future__ import annotations
 
 import contextlib
-import functools
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
