@@ -119,8 +119,9 @@ class ListPage:
 
     @functools.cached_property
     def items(self) -> list[Obj]:
+        # One document of them all: one decoder call instead of one per object, the same values.
         with jsoncodec.building_many():
-            return [jsoncodec.loads(text) for text in self.texts]
+            return jsoncodec.loads("[" + ",".join(self.texts) + "]")
 
 
 class Registry:
