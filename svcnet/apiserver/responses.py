@@ -73,8 +73,16 @@ def list_bytes(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: ht
     """
     if fmt.as_kind is None and not fmt.yaml:
         head = jsoncodec.dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": list_meta})
-        return b"".join((head[:-1], b',"items":[', ",".join(page.texts).encode(), b"]}"))
+        items = ",".join(map(_as_served, page.texts)).encode()
+        return b"".join((head[:-1], b',"items":[', items, b"]}"))
     return http.encode(list_body(res, page, list_meta, fmt, now, include_object), fmt)
+
+
+def _as_served(text: str) -> str:
+    """A stored text as a GET serves it. Stores written before the shared codec (orjson) kept
+    non-ASCII text as \\u escapes, which a GET now writes as UTF-8: such a text, and any with
+    an escape, is decoded and encoded again (one substring search spares the rest)."""
+    return jsoncodec.dumps_text(jsoncodec.loads(text)) if "\\u" in text else text
 
 
 def list_body(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: http.ResponseFormat,

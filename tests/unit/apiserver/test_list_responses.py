@@ -6,6 +6,7 @@ aiohttp app sends: JSON, YAML and Table, with and without selectors, one page or
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ from svcnet.api.resources import lookup
 from svcnet.apiserver import params
 from svcnet.apiserver import printers as tables
 from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.storage.memory import MemoryStore
 
 from .conftest import T0
 
@@ -162,3 +164,19 @@ async def test_an_empty_list_is_valid_json(client: TestClient) -> None:
     body = await (await client.get("/api/v1/namespaces/empty/pods")).read()
     assert json.loads(body)["items"] == []
     assert body.endswith(b',"items":[]}')
+
+
+async def test_an_item_stored_by_the_older_ascii_codec_is_served_as_a_get_serves_it(
+        client: TestClient, registry: Registry) -> None:
+    # Before the shared codec, the store wrote json.dumps' ASCII escapes (\u00e9 for é).
+    store = registry.store
+    assert isinstance(store, MemoryStore)
+    key = PODS.storage_key("default", "p1")
+    current = store._current[key]
+    legacy = json.dumps(jsoncodec.loads(current.text), separators=(",", ":"))
+    assert legacy != current.text and "\\u00e9" in legacy
+    store._current[key] = dataclasses.replace(current, text=legacy)
+    got = await (await client.get("/api/v1/namespaces/default/pods/p1")).read()
+    body = await (await client.get("/api/v1/namespaces/default/pods")).read()
+    assert got in body
+    assert body == _reference(registry, "default", {}, JSON)
