@@ -16,7 +16,7 @@ from svcnet.api import errors, objects
 from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, openapi, params, patch
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
-from svcnet.apiserver.responses import encoded, list_body, object_response
+from svcnet.apiserver.responses import encoded, list_bytes, object_response
 from svcnet.apiserver.watch import Watches
 
 # The verb an HTTP method asks for on a named object (or one of its subresources).
@@ -84,7 +84,8 @@ class ResourceHandlers:
             if page.remaining:
                 list_meta["remainingItemCount"] = page.remaining
         include = request.query.get("includeObject", "Metadata")
-        return encoded(list_body(res, page, list_meta, fmt, self._now(), include), fmt)
+        body = list_bytes(res, page, list_meta, fmt, self._now(), include)
+        return web.Response(body=body, headers={"Content-Type": fmt.content_type})
 
     async def _create(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
         res = rp.resource

@@ -107,6 +107,20 @@ class ListResult:
     remaining: int = 0  # how many more match after this page (0 when unknown or none)
 
 
+@dataclass(frozen=True)
+class EncodedListResult:
+    """A list as the stored JSON text of each object: what a get would decode, not decoded here.
+
+    The API server splices these texts into a list response instead of decoding and
+    re-encoding every object (issue 13, "fast lists").
+    """
+
+    texts: list[str]
+    revision: int
+    continue_key: str | None
+    remaining: int = 0
+
+
 class Watch(Protocol):
     def cancel(self) -> None: ...
 
@@ -129,6 +143,17 @@ class Store(Protocol):
         limit: int = 0,
         start_after: str | None = None,
     ) -> ListResult: ...
+
+    def list_encoded(
+        self,
+        prefix: str,
+        *,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        start_after: str | None = None,
+    ) -> EncodedListResult:
+        """As list, but each object as its stored JSON text; only a predicate decodes objects."""
+        ...
 
     def create(self, key: str, value: Obj) -> Record: ...
 

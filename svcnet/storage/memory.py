@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
+    EncodedListResult,
     FutureRevision,
     KeyExists,
     KeyNotFound,
@@ -76,28 +77,49 @@ class MemoryStore:
         start_after: str | None = None,
     ) -> ListResult:
         with self._lock, building_many():
-            self._check_open()
-            keys = self._sorted_keys
-            if start_after is not None and start_after >= prefix:
-                position = bisect.bisect_right(keys, start_after)
-            else:
-                position = bisect.bisect_left(keys, prefix)
-            records: list[Record] = []
-            continue_key: str | None = None
-            remaining = 0
-            for index in range(position, len(keys)):
-                key = keys[index]
-                if not key.startswith(prefix):
-                    break
-                record = _record(key, self._current[key])
-                if predicate is not None and not predicate(record.value):
-                    continue
-                if limit and len(records) == limit:
-                    continue_key = records[-1].key
-                    remaining = _count_prefix(keys, index, prefix) if predicate is None else 0
-                    break
-                records.append(record)
+            found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
+            records = [Record(key, value if value is not None else decode_json(current.text),
+                              current.revision, current.create_revision) for key, current, value in found]
             return ListResult(records=records, revision=self._revision, continue_key=continue_key, remaining=remaining)
+
+    def list_encoded(
+        self,
+        prefix: str,
+        *,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        start_after: str | None = None,
+    ) -> EncodedListResult:
+        with self._lock, building_many():
+            found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
+            return EncodedListResult([current.text for _, current, _ in found], self._revision,
+                                     continue_key, remaining)
+
+    def _scan(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
+              ) -> tuple[list[tuple[str, _Current, Obj | None]], str | None, int]:
+        """The page's (key, current, value decoded for the predicate or None), continue key, remaining."""
+        self._check_open()
+        keys = self._sorted_keys
+        if start_after is not None and start_after >= prefix:
+            position = bisect.bisect_right(keys, start_after)
+        else:
+            position = bisect.bisect_left(keys, prefix)
+        found: list[tuple[str, _Current, Obj | None]] = []
+        for index in range(position, len(keys)):
+            key = keys[index]
+            if not key.startswith(prefix):
+                break
+            current = self._current[key]
+            value = None
+            if predicate is not None:
+                value = decode_json(current.text)
+                if not predicate(value):
+                    continue
+            if limit and len(found) == limit:
+                remaining = _count_prefix(keys, index, prefix) if predicate is None else 0
+                return found, found[-1][0], remaining
+            found.append((key, current, value))
+        return found, None, 0
 
     def create(self, key: str, value: Obj) -> Record:
         with self._lock:

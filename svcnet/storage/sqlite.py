@@ -47,6 +47,7 @@ from typing import IO, TypeVar
 
 from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
+    EncodedListResult,
     FutureRevision,
     KeyExists,
     KeyNotFound,
@@ -208,45 +209,63 @@ class SqliteStore:
         start_after: str | None = None,
     ) -> ListResult:
         with self._lock, building_many():
-            self._check_open()
-            where, params = _key_range(prefix, start_after)
-            sql = f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE {where} ORDER BY c.key"
-            if predicate is None:
-                return self._list_all_match(sql, where, params, limit)
-            return self._list_filtered(sql, params, predicate, limit)
+            found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
+            records = [Record(key, value if value is not None else decode_json(text), mod_revision, create_revision)
+                       for (key, mod_revision, create_revision, text), value in found]
+            return ListResult(records, self._revision, continue_key, remaining)
 
-    def _list_all_match(self, sql: str, where: str, params: list[str], limit: int) -> ListResult:
+    def list_encoded(
+        self,
+        prefix: str,
+        *,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        start_after: str | None = None,
+    ) -> EncodedListResult:
+        with self._lock, building_many():
+            found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
+            return EncodedListResult([row[3] for row, _ in found], self._revision, continue_key, remaining)
+
+    def _scan(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
+              ) -> tuple[list[tuple[_Row, Obj | None]], str | None, int]:
+        """The page's (row, value decoded for the predicate or None), continue key, remaining."""
+        self._check_open()
+        where, params = _key_range(prefix, start_after)
+        sql = f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE {where} ORDER BY c.key"
+        if predicate is None:
+            return self._scan_all_match(sql, where, params, limit)
+        return self._scan_filtered(sql, params, predicate, limit)
+
+    def _scan_all_match(self, sql: str, where: str, params: list[str], limit: int,
+                        ) -> tuple[list[tuple[_Row, Obj | None]], str | None, int]:
         if not limit:
-            rows = self._db.execute(sql, params).fetchall()
-            return ListResult([_record(row) for row in rows], self._revision, None, 0)
+            return [(row, None) for row in self._db.execute(sql, params).fetchall()], None, 0
         # One row past the page says whether another page exists without counting first.
         rows = self._db.execute(sql + " LIMIT ?", [*params, limit + 1]).fetchall()
         if len(rows) <= limit:
-            return ListResult([_record(row) for row in rows], self._revision, None, 0)
-        records = [_record(row) for row in rows[:limit]]
-        last_key = records[-1].key
+            return [(row, None) for row in rows], None, 0
+        last_key = rows[limit - 1][0]
         (remaining,) = self._db.execute(
             f"SELECT COUNT(*) FROM current c WHERE {where} AND c.key > ?", [*params, last_key]
         ).fetchone()
-        return ListResult(records, self._revision, last_key, remaining)
+        return [(row, None) for row in rows[:limit]], last_key, remaining
 
-    def _list_filtered(self, sql: str, params: list[str], predicate: Predicate, limit: int) -> ListResult:
-        records: list[Record] = []
-        continue_key: str | None = None
+    def _scan_filtered(self, sql: str, params: list[str], predicate: Predicate, limit: int,
+                       ) -> tuple[list[tuple[_Row, Obj | None]], str | None, int]:
+        found: list[tuple[_Row, Obj | None]] = []
         cursor = self._db.execute(sql, params)
         try:
             for row in _rows(cursor):
-                record = _record(row)
-                if not predicate(record.value):
+                value = decode_json(row[3])
+                if not predicate(value):
                     continue
-                if limit and len(records) == limit:
+                if limit and len(found) == limit:
                     # Counting every further match would read the whole rest; as upstream, leave it unknown.
-                    continue_key = records[-1].key
-                    break
-                records.append(record)
+                    return found, found[-1][0][0], 0
+                found.append((row, value))
         finally:
             cursor.close()
-        return ListResult(records, self._revision, continue_key, 0)
+        return found, None, 0
 
     def create(self, key: str, value: Obj) -> Record:
         return self._write(_Write(lambda revision: self._stage_create(key, value, revision), grows=True))
@@ -564,12 +583,15 @@ class SqliteStore:
             raise StorageError("store is closed")
 
 
-def _record(row: tuple[str, int, int, str]) -> Record:
+_Row = tuple[str, int, int, str]  # key, mod_revision, create_revision, text
+
+
+def _record(row: _Row) -> Record:
     key, mod_revision, create_revision, text = row
     return Record(key=key, value=decode_json(text), revision=mod_revision, create_revision=create_revision)
 
 
-def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[str, int, int, str]]:
+def _rows(cursor: sqlite3.Cursor) -> Iterator[_Row]:
     while batch := cursor.fetchmany(256):
         yield from batch
 

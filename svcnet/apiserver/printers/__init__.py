@@ -87,17 +87,19 @@ def check_include_object(value: str) -> str:
     return value
 
 
-def partial_object_metadata(obj: Obj) -> Obj:
+def partial_object_metadata(obj: Obj, *, copy: bool = True) -> Obj:
+    """A row's object for includeObject=Metadata; copy=False shares obj's metadata dict."""
+    metadata = metadata_of(obj)
     return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION,
-            "metadata": jsoncodec.deepcopy(metadata_of(obj))}
+            "metadata": jsoncodec.deepcopy(metadata) if copy else metadata}
 
 
-def _row_object(resource: Resource, obj: Obj, include_object: str) -> Obj | None:
+def _row_object(resource: Resource, obj: Obj, include_object: str, copy: bool) -> Obj | None:
     if include_object == "None":
         return None
     if include_object == "Object":
         return {"apiVersion": resource.api_version, "kind": resource.kind, **obj}
-    return partial_object_metadata(obj)
+    return partial_object_metadata(obj, copy=copy)
 
 
 def _table_metadata(objects: list[Obj], list_meta: dict[str, Any] | None) -> Obj:
@@ -123,6 +125,7 @@ def to_table(
     now: dt.datetime,
     list_meta: dict[str, Any] | None = None,
     include_headers: bool = True,
+    owned: bool = False,
 ) -> Obj:
     """A meta.k8s.io/v1 Table of `objects`, rows in the order given.
 
@@ -132,6 +135,9 @@ def to_table(
     include_headers=False sends columnDefinitions as null: kube-apiserver does
     this for every watch event after the first, and kubectl reuses the
     columns it already has.
+    owned=True says the caller owns `objects` and encodes the Table at once (a list's freshly
+    decoded page): rows then share the objects' metadata instead of copying it, a copy per row
+    being about a tenth of a 10,000-pod Table's time.
     """
     include_object = check_include_object(include_object)
     items = list(objects)
@@ -143,7 +149,7 @@ def to_table(
             conditions = printer.conditions(obj) if printer.conditions else []
             if conditions:
                 row["conditions"] = conditions
-            row["object"] = _row_object(resource, obj, include_object)
+            row["object"] = _row_object(resource, obj, include_object, copy=not owned)
             rows.append(row)
     return {
         "kind": "Table",

@@ -96,8 +96,12 @@ def get_path(obj: Any, *path: str, default: Any = None) -> Any:
 
 
 def list_at(obj: Any, *path: str) -> list[Any]:
-    value = get_path(obj, *path)
-    return value if isinstance(value, list) else []
+    """The list at obj[path0][path1]..., or [] (get_path's walk inlined: a 10,000-pod Table calls it 70,000 times)."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return []
+        obj = obj.get(key)
+    return obj if isinstance(obj, list) else []
 
 
 def as_int(value: Any, default: int = 0) -> int:
