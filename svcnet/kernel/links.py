@@ -1,16 +1,27 @@
 """The real `NetworkKernel`: netlink through pyroute2, one namespace at a time.
 
-Each call runs on a thread that has joined the target namespace (see
-`svcnet.kernel.netns.run_in_netns`) and opens a plain `IPRoute()` there, so the
-netlink socket lives in that namespace and nothing is ever sent to the host's.
+A namespace's netlink socket is opened once, on a thread that has joined the
+namespace (see `svcnet.kernel.netns.run_in_netns`), so it lives in that
+namespace and nothing is ever sent to the host's; later calls reuse it (under
+a lock: a pyroute2 socket serves one request at a time) instead of paying for a
+thread, a setns and a socket each. Deleting a namespace through this kernel
+closes its socket first (an open socket would keep the namespace alive), and
+at most `SOCKET_CACHE` sockets stay open (least recently used closed first).
 This also avoids pyroute2's fork-per-namespace socket helper and works from a
-process that runs an asyncio loop (the call happens on its own thread).
+process that runs an asyncio loop.
+
+Work per call does not grow with the links of the namespace: `get_link`
+asks for one link by name (RTM_GETLINK with IFLA_IFNAME, as `ip link show
+dev NAME` does) and a veth's peer namespace is named from a cache of netns
+ids, so a pod's setup costs the same on a node with 10 pods as with 250.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,10 +52,134 @@ RT_TABLE_MAIN = 254
 # Routes the kernel derives by itself (connected prefixes, link-local, router advertisements).
 _KERNEL_ROUTE_PROTOS = frozenset({2, 9})  # RTPROT_KERNEL, RTPROT_RA
 BRIDGE_PORT_HAIRPIN = 1
+ENODEV = 19
+# Open netlink sockets kept: the node namespace's, and a few pods' being set up at once (the
+# agent's pool is smaller than this); each is one fd and holds its namespace while open.
+SOCKET_CACHE = 16
+
+
+class _Sockets:
+    """One netlink socket per namespace, on that namespace's own thread, reused; bounded, LRU.
+
+    pyroute2 (0.9) keeps a sync IPRoute's socket per thread: used from another
+    thread it quietly opens a new one in *that* thread's namespace. So each
+    socket lives on a `NamespaceThread` that joined its namespace, and every
+    request for it runs there (one at a time, as a socket serves them).
+    An entry is trusted while /run/netns/NAME is still the namespace it was
+    made in (device and inode): a namespace deleted or replaced behind our back
+    gets its socket closed (so it does not hold the old namespace alive).
+    """
+
+    def __init__(self, limit: int = SOCKET_CACHE) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, tuple[nsmod.NamespaceThread, tuple[int, int]]] = OrderedDict()
+
+    def call(self, ns: str, fn: Callable[[IPRoute], T]) -> T:
+        identity = _identity(ns)
+        stale: list[nsmod.NamespaceThread] = []
+        with self._lock:
+            entry = self._open.get(ns)
+            if entry is not None and entry[1] == identity:
+                self._open.move_to_end(ns)
+            elif entry is not None:
+                stale.append(self._open.pop(ns)[0])
+                entry = None
+        for thread in stale:
+            thread.close(_close_socket)
+        stale.clear()
+        if identity is None:
+            raise NamespaceNotFound(f"network namespace {ns} does not exist")
+        if entry is None:
+            made = (nsmod.NamespaceThread(ns, IPRoute), identity)
+            with self._lock:
+                raced = self._open.get(ns)
+                if raced is not None and raced[1] == identity:
+                    stale.append(made[0])
+                    entry = raced
+                else:
+                    if raced is not None:
+                        stale.append(raced[0])
+                    self._open[ns] = entry = made
+                    while len(self._open) > self._limit:
+                        stale.append(self._open.popitem(last=False)[1][0])
+            for thread in stale:
+                thread.close(_close_socket)
+        return entry[0].call(fn)
+
+    def close(self, ns: str) -> None:
+        with self._lock:
+            entry = self._open.pop(ns, None)
+        if entry is not None:
+            entry[0].close(_close_socket)
+
+    def close_all(self) -> None:
+        with self._lock:
+            threads = [thread for thread, _ in self._open.values()]
+            self._open.clear()
+        for thread in threads:
+            thread.close(_close_socket)
+
+
+def _close_socket(ipr: IPRoute | None) -> None:
+    if ipr is not None:
+        ipr.close()
+
+
+class _NsidNames:
+    """Names for the netns ids a namespace's veths report, cached and checked by inode.
+
+    IFLA_LINK_NETNSID is an id local to the namespace that reports it. Resolving
+    it means asking that namespace for the id of every named namespace
+    (RTM_GETNSID), which grows with the pods of the node; the answer is kept and
+    trusted while /run/netns/NAME is still the namespace (same device and inode)
+    it was when the id was learnt, so only a new or replaced namespace costs a scan.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, int], tuple[str, tuple[int, int]]] = {}  # (ns, nsid) -> (name, identity)
+
+    def name(self, ipr: IPRoute, ns: str, nsid: int) -> str:
+        with self._lock:
+            cached = self._known.get((ns, nsid))
+        if cached is not None and _identity(cached[0]) == cached[1]:
+            return cached[0]
+        learnt = _nsid_names(ipr)
+        with self._lock:
+            for key in [k for k in self._known if k[0] == ns]:
+                del self._known[key]
+            for found_id, (found_name, identity) in learnt.items():
+                self._known[(ns, found_id)] = (found_name, identity)
+        return learnt[nsid][0] if nsid in learnt else f"nsid:{nsid}"
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            for key in [k for k, v in self._known.items() if k[0] == name or v[0] == name]:
+                del self._known[key]
+
+
+def _identity(name: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(nsmod.netns_path(name))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class LinuxNetworkKernel:
     """NetworkKernel over netlink. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root)."""
+
+    def __init__(self, *, reuse_sockets: bool = False) -> None:
+        # Reuse is for a long-lived owner that deletes its namespaces through this kernel and
+        # calls close() when it stops (the node agent); one-shot users get a socket per call.
+        self._sockets = _Sockets() if reuse_sockets else None
+        self._nsids = _NsidNames()
+
+    def close(self) -> None:
+        """Close every cached netlink socket (each holds its namespace while open)."""
+        if self._sockets is not None:
+            self._sockets.close_all()
 
     # ---- namespaces
 
@@ -55,6 +190,9 @@ class LinuxNetworkKernel:
         nsmod.create_netns(name)
 
     def delete_namespace(self, name: str) -> None:
+        if self._sockets is not None:
+            self._sockets.close(name)
+        self._nsids.forget(name)
         nsmod.delete_netns(name)
 
     def namespace_path(self, name: str) -> str:
@@ -63,7 +201,31 @@ class LinuxNetworkKernel:
     # ---- links
 
     def list_links(self, ns: str) -> tuple[Link, ...]:
-        return self._in(ns, "list links", _list_links)
+        return self._in(ns, "list links", lambda ipr: _list_links(ipr, self._peer_namespace(ipr, ns)))
+
+    def get_link(self, ns: str, name: str) -> Link | None:
+        """One link by name (one RTM_GETLINK, not a dump of the namespace); None if there is none."""
+        check_link_name(name)
+
+        def get(ipr: IPRoute) -> Link | None:
+            try:
+                found = ipr.link("get", ifname=name)
+            except NetlinkError as e:
+                if e.code == ENODEV:
+                    return None
+                raise
+            if not found:
+                return None
+            m = found[0]
+            master_index = m.get_attr("IFLA_MASTER")
+            master = None
+            if master_index:
+                master = ipr.link("get", index=int(master_index))[0].get_attr("IFLA_IFNAME")
+            return _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns))
+        return self._in(ns, f"get link {name}", get)
+
+    def _peer_namespace(self, ipr: IPRoute, ns: str) -> Callable[[int], str]:
+        return lambda nsid: self._nsids.name(ipr, ns, nsid)
 
     def add_bridge(self, ns: str, name: str) -> None:
         check_link_name(name)
@@ -101,9 +263,9 @@ class LinuxNetworkKernel:
 
     def delete_link(self, ns: str, name: str) -> None:
         def delete(ipr: IPRoute) -> None:
-            found = ipr.link_lookup(ifname=name)
-            if found:
-                ipr.link("del", index=found[0])
+            index = _find_index(ipr, name)
+            if index is not None:
+                ipr.link("del", index=index)
         self._in(ns, f"delete link {name}", delete)
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
@@ -187,6 +349,8 @@ class LinuxNetworkKernel:
             with IPRoute() as ipr:
                 return fn(ipr)
         try:
+            if self._sockets is not None:
+                return self._sockets.call(ns, fn)
             return nsmod.run_in_netns(ns, with_socket)
         except NetlinkError as e:
             raise KernelError(f"{what} in {ns}: {os.strerror(e.code) if e.code else e}") from e
@@ -197,67 +361,76 @@ def _family(version: int) -> int:
 
 
 def _index(ipr: IPRoute, name: str, ns: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
+    index = _find_index(ipr, name)
+    if index is None:
         raise LinkNotFound(f"link {name} not found in {ns}")
-    return int(found[0])
+    return index
 
 
-def _nsid_names(ipr: IPRoute) -> dict[int, str]:
-    """Map this namespace's ids for other namespaces to their /run/netns names (as `ip link` prints them)."""
-    names: dict[int, str] = {}
+def _find_index(ipr: IPRoute, name: str) -> int | None:
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as e:
+        if e.code == ENODEV:
+            return None
+        raise
+    return int(found[0]["index"]) if found else None
+
+
+def _nsid_names(ipr: IPRoute) -> dict[int, tuple[str, tuple[int, int]]]:
+    """This namespace's ids for other namespaces → their /run/netns names (as `ip link` prints them),
+    with each namespace's (device, inode) at the time."""
+    names: dict[int, tuple[str, tuple[int, int]]] = {}
     for name in nsmod.list_netns():
         try:
             fd = nsmod.open_netns(name)
         except NamespaceNotFound:
             continue
         try:
+            st = os.fstat(fd)
             info = ipr.get_netnsid(fd=fd)
         except NetlinkError:
             continue
         finally:
             os.close(fd)
         if info and info.get("nsid") is not None and info["nsid"] >= 0:
-            names[int(info["nsid"])] = name
+            names[int(info["nsid"])] = (name, (st.st_dev, st.st_ino))
     return names
 
 
-def _list_links(ipr: IPRoute) -> tuple[Link, ...]:
+def _to_link(m: Any, master_name: Callable[[int], str | None], peer_namespace: Callable[[int], str]) -> Link:
+    flags = int(m["flags"])
+    kind_attr = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    kind: LinkKind
+    if flags & IFF_LOOPBACK:
+        kind = "loopback"
+    elif kind_attr in ("bridge", "veth"):
+        kind = kind_attr
+    else:
+        kind = "other"
+    master_index = m.get_attr("IFLA_MASTER")
+    hairpin_mode = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
+    peer = None
+    if kind == "veth" and m.get_attr("IFLA_LINK") is not None:
+        nsid = m.get_attr("IFLA_LINK_NETNSID")
+        peer = LinkPeer(namespace=peer_namespace(int(nsid)) if nsid is not None else None,
+                        index=int(m.get_attr("IFLA_LINK")))
+    return Link(
+        name=m.get_attr("IFLA_IFNAME"),
+        index=int(m["index"]),
+        kind=kind,
+        up=bool(flags & IFF_UP),
+        mac=m.get_attr("IFLA_ADDRESS") or "",
+        master=master_name(int(master_index)) if master_index else None,
+        hairpin=bool(hairpin_mode),
+        peer=peer,
+    )
+
+
+def _list_links(ipr: IPRoute, peer_namespace: Callable[[int], str]) -> tuple[Link, ...]:
     raw = list(ipr.get_links())
     by_index = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in raw}
-    nsids = None
-    links = []
-    for m in raw:
-        flags = int(m["flags"])
-        kind_attr = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-        kind: LinkKind
-        if flags & IFF_LOOPBACK:
-            kind = "loopback"
-        elif kind_attr in ("bridge", "veth"):
-            kind = kind_attr
-        else:
-            kind = "other"
-        master_index = m.get_attr("IFLA_MASTER")
-        hairpin_mode = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
-        peer = None
-        if kind == "veth" and m.get_attr("IFLA_LINK") is not None:
-            nsid = m.get_attr("IFLA_LINK_NETNSID")
-            peer_ns = None
-            if nsid is not None:
-                if nsids is None:
-                    nsids = _nsid_names(ipr)
-                peer_ns = nsids.get(int(nsid), f"nsid:{nsid}")
-            peer = LinkPeer(namespace=peer_ns, index=int(m.get_attr("IFLA_LINK")))
-        links.append(Link(
-            name=m.get_attr("IFLA_IFNAME"),
-            index=int(m["index"]),
-            kind=kind,
-            up=bool(flags & IFF_UP),
-            mac=m.get_attr("IFLA_ADDRESS") or "",
-            master=by_index.get(int(master_index)) if master_index else None,
-            hairpin=bool(hairpin_mode),
-            peer=peer,
-        ))
+    links = [_to_link(m, by_index.get, peer_namespace) for m in raw]
     return tuple(sorted(links, key=lambda link: link.index))
 
 
