@@ -225,6 +225,27 @@ async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -
     await delete_all(api, watch, filler + last)
 
 
+def where_time_goes(data_dir: Path) -> None:
+    """Medians of the agent's per-pod step times (its `network .. ms, sandbox .. ms` and container lines)."""
+    import re
+
+    steps: dict[str, list[float]] = {"network": [], "sandbox": [], "container": []}
+    for log in data_dir.glob("nodes/*/agent.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if m := re.search(r": network (\d+) ms, sandbox (\d+) ms", line):
+                steps["network"].append(float(m.group(1)))
+                steps["sandbox"].append(float(m.group(2)))
+            elif m := re.search(r"container \S+ started in (\d+) ms", line):
+                steps["container"].append(float(m.group(1)))
+    if any(steps.values()):
+        print("where a pod's start goes in the agent (median / p90 over every pod of the run):")
+        for step, values in steps.items():
+            if values:
+                ordered = sorted(values)
+                print(f"   {step:>9}: {statistics.median(ordered):6.0f} ms / {ordered[int(0.9 * (len(ordered) - 1))]:6.0f} ms"
+                      f"  ({len(values)} pods)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=100)
@@ -258,6 +279,7 @@ def main() -> int:
                 return 1
             print(f"cluster up (1 node, {os.cpu_count()} CPUs)")
             asyncio.run(run(args, data_dir))
+            where_time_goes(data_dir)
         finally:
             if args.keep_logs:
                 import shutil
