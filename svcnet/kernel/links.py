@@ -129,34 +129,51 @@ def _close_socket(ipr: IPRoute | None) -> None:
 class _NsidNames:
     """Names for the netns ids a namespace's veths report, cached and checked by inode.
 
-    IFLA_LINK_NETNSID is an id local to the namespace that reports it. Resolving
-    it means asking that namespace for the id of every named namespace
-    (RTM_GETNSID), which grows with the pods of the node; the answer is kept and
-    trusted while /run/netns/NAME is still the namespace (same device and inode)
-    it was when the id was learnt, so only a new or replaced namespace costs a scan.
+    IFLA_LINK_NETNSID is an id local to the namespace that reports it; naming it
+    means asking that namespace for its id of a named namespace (RTM_GETNSID),
+    one name at a time. A full scan grows with the pods of the node, so an answer
+    is kept and trusted while /run/netns/NAME is still the namespace (same device
+    and inode) it was when learnt, and a miss asks only the names this namespace
+    has not mapped yet, most often answered first (a pod's peer is its node, a
+    node's new peer is the one new pod): one or two queries per new pod.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, int], tuple[str, tuple[int, int]]] = {}  # (ns, nsid) -> (name, identity)
+        self._known: dict[str, dict[int, tuple[str, tuple[int, int]]]] = {}  # ns -> nsid -> (name, identity)
+        self._hits: dict[str, int] = {}  # name -> how often it was the answer
 
     def name(self, ipr: IPRoute, ns: str, nsid: int) -> str:
         with self._lock:
-            cached = self._known.get((ns, nsid))
+            known = dict(self._known.get(ns, {}))
+        cached = known.get(nsid)
         if cached is not None and _identity(cached[0]) == cached[1]:
             return cached[0]
-        learnt = _nsid_names(ipr)
+        mapped = {name: identity for name, identity in known.values()}
+        candidates = [name for name in nsmod.list_netns() if name != ns and mapped.get(name, ()) != _identity(name)]
         with self._lock:
-            for key in [k for k in self._known if k[0] == ns]:
-                del self._known[key]
-            for found_id, (found_name, identity) in learnt.items():
-                self._known[(ns, found_id)] = (found_name, identity)
-        return learnt[nsid][0] if nsid in learnt else f"nsid:{nsid}"
+            candidates.sort(key=lambda name: -self._hits.get(name, 0))
+        for candidate in candidates:
+            found = _nsid_of(ipr, candidate)
+            if found is None:
+                continue
+            found_id, identity = found
+            with self._lock:
+                table = self._known.setdefault(ns, {})
+                table[found_id] = (candidate, identity)
+                if found_id == nsid:
+                    self._hits[candidate] = self._hits.get(candidate, 0) + 1
+            if found_id == nsid:
+                return candidate
+        return f"nsid:{nsid}"
 
     def forget(self, name: str) -> None:
         with self._lock:
-            for key in [k for k, v in self._known.items() if k[0] == name or v[0] == name]:
-                del self._known[key]
+            self._known.pop(name, None)
+            self._hits.pop(name, None)
+            for table in self._known.values():
+                for nsid in [i for i, (n, _) in table.items() if n == name]:
+                    del table[nsid]
 
 
 def _identity(name: str) -> tuple[int, int] | None:
@@ -377,25 +394,22 @@ def _find_index(ipr: IPRoute, name: str) -> int | None:
     return int(found[0]["index"]) if found else None
 
 
-def _nsid_names(ipr: IPRoute) -> dict[int, tuple[str, tuple[int, int]]]:
-    """This namespace's ids for other namespaces → their /run/netns names (as `ip link` prints them),
-    with each namespace's (device, inode) at the time."""
-    names: dict[int, tuple[str, tuple[int, int]]] = {}
-    for name in nsmod.list_netns():
-        try:
-            fd = nsmod.open_netns(name)
-        except NamespaceNotFound:
-            continue
-        try:
-            st = os.fstat(fd)
-            info = ipr.get_netnsid(fd=fd)
-        except NetlinkError:
-            continue
-        finally:
-            os.close(fd)
-        if info and info.get("nsid") is not None and info["nsid"] >= 0:
-            names[int(info["nsid"])] = (name, (st.st_dev, st.st_ino))
-    return names
+def _nsid_of(ipr: IPRoute, name: str) -> tuple[int, tuple[int, int]] | None:
+    """This namespace's id for /run/netns/NAME and that namespace's (device, inode); None if it has none."""
+    try:
+        fd = nsmod.open_netns(name)
+    except NamespaceNotFound:
+        return None
+    try:
+        st = os.fstat(fd)
+        info = ipr.get_netnsid(fd=fd)
+    except NetlinkError:
+        return None
+    finally:
+        os.close(fd)
+    if info and info.get("nsid") is not None and info["nsid"] >= 0:
+        return int(info["nsid"]), (st.st_dev, st.st_ino)
+    return None
 
 
 def _to_link(m: Any, master_name: Callable[[int], str | None], peer_namespace: Callable[[int], str]) -> Link:
