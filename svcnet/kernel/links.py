@@ -1,14 +1,16 @@
 """The real `NetworkKernel`: netlink through pyroute2, one namespace at a time.
 
-A namespace's netlink socket is opened once, on a thread that has joined the
-namespace (see `svcnet.kernel.netns.run_in_netns`), so it lives in that
-namespace and nothing is ever sent to the host's; later calls reuse it (under
-a lock: a pyroute2 socket serves one request at a time) instead of paying for a
-thread, a setns and a socket each. Deleting a namespace through this kernel
-closes its socket first (an open socket would keep the namespace alive), and
-at most `SOCKET_CACHE` sockets stay open (least recently used closed first).
-This also avoids pyroute2's fork-per-namespace socket helper and works from a
-process that runs an asyncio loop.
+Every call runs inside the target namespace (see `svcnet.kernel.netns`), so
+nothing is ever sent to the host's. By default each call opens a socket on a
+fresh thread that joined the namespace and closes it. With
+`reuse_sockets=True` (the node agent) a namespace's socket is opened once on a
+`NamespaceThread` that stays in the namespace, and later calls run there,
+instead of paying for a thread, a setns and a socket each; deleting a
+namespace through this kernel closes its socket first (an open socket keeps
+the namespace alive), at most `SOCKET_CACHE` stay open (least recently used
+closed first), and `close()` ends them all. This also avoids pyroute2's
+fork-per-namespace socket helper and works from a process that runs an
+asyncio loop.
 
 Work per call does not grow with the links of the namespace: `get_link`
 asks for one link by name (RTM_GETLINK with IFLA_IFNAME, as `ip link show
@@ -225,15 +227,9 @@ class LinuxNetworkKernel:
         check_link_name(name)
 
         def get(ipr: IPRoute) -> Link | None:
-            try:
-                found = ipr.link("get", ifname=name)
-            except NetlinkError as e:
-                if e.code == ENODEV:
-                    return None
-                raise
-            if not found:
+            m = _link_named(ipr, name)
+            if m is None:
                 return None
-            m = found[0]
             master_index = m.get_attr("IFLA_MASTER")
             master = None
             if master_index:
@@ -385,13 +381,19 @@ def _index(ipr: IPRoute, name: str, ns: str) -> int:
 
 
 def _find_index(ipr: IPRoute, name: str) -> int | None:
+    m = _link_named(ipr, name)
+    return int(m["index"]) if m is not None else None
+
+
+def _link_named(ipr: IPRoute, name: str) -> Any:
+    """The RTM_NEWLINK answer for one name (`ip link show dev NAME`), or None if there is no such link."""
     try:
         found = ipr.link("get", ifname=name)
     except NetlinkError as e:
         if e.code == ENODEV:
             return None
         raise
-    return int(found[0]["index"]) if found else None
+    return found[0] if found else None
 
 
 def _nsid_of(ipr: IPRoute, name: str) -> tuple[int, tuple[int, int]] | None:
