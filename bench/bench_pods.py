@@ -178,6 +178,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
                     print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
                 await delete_all(api, watch, names)
 
+            if args.density:
+                await density(api, watch, args)
             print(f"2. pods per node: batches of {args.batch} up to {args.max_pods}")
             baseline: float | None = None
             total = 0
@@ -202,6 +204,48 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             await watch.stop()
 
 
+async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -> None:
+    """Start `--density-probe` pods on an empty node, then on one already holding `--density` minus that."""
+    probe, full = args.density_probe, args.density
+    print(f"3. pod start at {probe} vs {full} pods per node ({probe} pods created at once each time)")
+    first = [f"den-a-{i:04d}" for i in range(probe)]
+    low, failed, elapsed = await measure(api, watch, first, args.concurrency, args.ready_timeout)
+    print(row(f"at {probe}", low, failed, elapsed), flush=True)
+    await delete_all(api, watch, first)
+    filler = [f"den-f-{i:04d}" for i in range(full - probe)]
+    _, failed, elapsed = await measure(api, watch, filler, args.concurrency, args.ready_timeout)
+    print(f"   filled the node with {len(filler)} pods in {elapsed:.1f}s ({failed} not Ready)", flush=True)
+    last = [f"den-b-{i:04d}" for i in range(probe)]
+    high, failed, elapsed = await measure(api, watch, last, args.concurrency, args.ready_timeout)
+    print(row(f"at {full}", high, failed, elapsed), flush=True)
+    if low and high:
+        lo, hi = percentiles(low), percentiles(high)
+        print(f"   ratio at {full} / at {probe}: p50 {hi['p50'] / lo['p50']:.2f}x  p99 {hi['p99'] / lo['p99']:.2f}x "
+              f"(target <= 1.5x)", flush=True)
+    await delete_all(api, watch, filler + last)
+
+
+def where_time_goes(data_dir: Path) -> None:
+    """Medians of the agent's per-pod step times (its `network .. ms, sandbox .. ms` and container lines)."""
+    import re
+
+    steps: dict[str, list[float]] = {"network": [], "sandbox": [], "container": []}
+    for log in data_dir.glob("nodes/*/agent.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if m := re.search(r": network (\d+) ms, sandbox (\d+) ms", line):
+                steps["network"].append(float(m.group(1)))
+                steps["sandbox"].append(float(m.group(2)))
+            elif m := re.search(r"container \S+ started in (\d+) ms", line):
+                steps["container"].append(float(m.group(1)))
+    if any(steps.values()):
+        print("where a pod's start goes in the agent (median / p90 over every pod of the run):")
+        for step, values in steps.items():
+            if values:
+                ordered = sorted(values)
+                print(f"   {step:>9}: {statistics.median(ordered):6.0f} ms / {ordered[int(0.9 * (len(ordered) - 1))]:6.0f} ms"
+                      f"  ({len(values)} pods)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=100)
@@ -211,6 +255,9 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="*", default=[1.0],
                         help="also measure with creates paced at these pods/s (default: 1)")
     parser.add_argument("--ready-timeout", type=float, default=180.0)
+    parser.add_argument("--density", type=int, default=0,
+                        help="also compare pod start at --density-probe pods per node with this many (e.g. 250)")
+    parser.add_argument("--density-probe", type=int, default=10)
     parser.add_argument("--keep-logs", default="", help="copy the cluster's logs here before it goes")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -232,6 +279,7 @@ def main() -> int:
                 return 1
             print(f"cluster up (1 node, {os.cpu_count()} CPUs)")
             asyncio.run(run(args, data_dir))
+            where_time_goes(data_dir)
         finally:
             if args.keep_logs:
                 import shutil

@@ -52,11 +52,14 @@ class AgentProcess:
         self.config = config
         self.api: Any = None
         self.agent: NodeAgent | None = None
+        self.kernel: LinuxNetworkKernel | None = None
 
     async def start(self) -> None:
         self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
         await self.api.open()
-        self.agent = NodeAgent(self.api, LinuxNetworkKernel(), Runtime(self.config.runtime_root,
+        # One netlink socket per namespace, reused (closed with the namespace, and at stop).
+        self.kernel = LinuxNetworkKernel(reuse_sockets=True)
+        self.agent = NodeAgent(self.api, self.kernel, Runtime(self.config.runtime_root,
                                                                              python=self.config.python),
                                self.node, self.config)
         await self.agent.start()
@@ -64,6 +67,8 @@ class AgentProcess:
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
+        if self.kernel is not None:
+            self.kernel.close()
         if self.api is not None:
             await self.api.close()
 

@@ -86,6 +86,7 @@ def pod_namespace_specs(node: NodePlan, netns: str, host_veth: str, lease: PodLe
         links=(LinkSpec(name=host_veth, kind="veth", peer_namespace=netns, peer_name=POD_INTERFACE,
                         master=node.bridge, hairpin=True),),
         prune_routes=False,  # the node's own routes belong to the topology
+        prune_addresses=False,  # nor its addresses: so the node's (growing) address list is never read here
     )
     return (pod, port)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import os
 import platform
@@ -32,7 +33,20 @@ Obj = dict[str, Any]
 
 KUBELET_VERSION = "v1.32.0-svcnet"
 RUNTIME_VERSION = "svcnet://0.1.0"
+# kubelet's default --max-pods (pkg/kubelet/apis/config/v1beta1/defaults.go,
+# SetDefaults_KubeletConfiguration). svcnet's agent has no such flag and its real
+# limit is the IPs its pod CIDR can lease (253 in a /24), so a node admits as many
+# pods as it can address (`pod_capacity`); this is the value for a node without a CIDR.
 MAX_PODS = 110
+
+
+def pod_capacity(pod_cidrs: tuple[str, ...]) -> int:
+    """Pods a node can run: the IPv4 pod CIDR's addresses less network, gateway and broadcast."""
+    for cidr in pod_cidrs:
+        net = ipaddress.ip_network(cidr)
+        if net.version == 4:
+            return max(0, net.num_addresses - 3)
+    return MAX_PODS
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 LEASE_RENEW_SECONDS = 10.0
@@ -51,6 +65,10 @@ class NodeIdentity:
     addresses: tuple[str, ...]  # node IPs, primary family first
     pod_cidrs: tuple[str, ...]
     runtime_root: str = ""
+
+    @property
+    def max_pods(self) -> int:
+        return pod_capacity(self.pod_cidrs)
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,7 @@ def node_status(identity: NodeIdentity, facts: HostFacts, now: dt.datetime, *, r
     """NodeStatus as kubelet's setters build it; transition times are kept from `previous`."""
     stamp = _time(now)
     old = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
-    resources = {"cpu": str(facts.cpus), "memory": f"{facts.memory_kib}Ki", "pods": str(MAX_PODS),
+    resources = {"cpu": str(facts.cpus), "memory": f"{facts.memory_kib}Ki", "pods": str(identity.max_pods),
                  "ephemeral-storage": "0", "hugepages-2Mi": "0"}
     conditions = [
         _condition("MemoryPressure", False, "KubeletHasSufficientMemory", "kubelet has sufficient memory available",

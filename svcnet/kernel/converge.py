@@ -2,7 +2,11 @@
 
 The desired state is a list of `NamespaceSpec`s (each holding `LinkSpec`s);
 `converge` reads what the kernel has through `NetworkKernel`, creates what is
-missing and fixes what differs. The cluster topology (`svcnet.cluster.topology`)
+missing and fixes what differs. It reads the links it declares by name
+(`get_link`), never a dump of the namespace: a pod's port on the node's
+bridge is converged at the same cost whatever the number of pods on the node
+(the bridge CNI plugin likewise looks links up by name: containernetworking/
+plugins pkg/ip/link_linux.go, netlink.LinkByName). The cluster topology (`svcnet.cluster.topology`)
 and pod sandboxes (`svcnet.agent.network`) both declare their networks this way,
 as a CNI plugin's ADD is idempotent: a half-made state is completed by the next run.
 """
@@ -11,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
-from svcnet.kernel import Link, NetworkKernel, Route
+from svcnet.kernel import Link, LinkNotFound, NetworkKernel, Route
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,23 @@ class NamespaceSpec:
     sysctls: tuple[tuple[str, str], ...] = ()
     optional_sysctls: tuple[tuple[str, str], ...] = ()  # written when the kernel has them
     prune_routes: bool = True
+    # False: only the addresses a link declares are added; others on it are left alone (and the
+    # namespace's addresses are not read at all when no link declares any: a node's bridge port).
+    prune_addresses: bool = True
+
+
+@runtime_checkable
+class LinkByName(Protocol):
+    """One link by name, or None: what both kernels offer beside NetworkKernel's dumps."""
+
+    def get_link(self, ns: str, name: str) -> Link | None: ...
+
+
+def get_link(kernel: NetworkKernel, ns: str, name: str) -> Link | None:
+    """The link by name: one lookup where the kernel can, else found in a dump."""
+    if isinstance(kernel, LinkByName):
+        return kernel.get_link(ns, name)
+    return next((link for link in kernel.list_links(ns) if link.name == name), None)
 
 
 def _is_kernel_address(link: LinkSpec, cidr: str) -> bool:
@@ -99,12 +120,12 @@ def _converge_sysctls(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
 
 def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec]) -> list[str]:
     actions: list[str] = []
-    links = {spec.name: {link.name: link for link in kernel.list_links(spec.name)} for spec in specs}
+    links: dict[tuple[str, str], Link | None] = {}
 
     def current(ns: str, name: str) -> Link | None:
-        if ns not in links:  # a peer namespace outside these specs (a pod's node, say)
-            links[ns] = {link.name: link for link in kernel.list_links(ns)}
-        return links[ns].get(name)
+        if (ns, name) not in links:
+            links[(ns, name)] = get_link(kernel, ns, name)
+        return links[(ns, name)]
 
     done: set[tuple[str, str]] = set()
     for spec in specs:
@@ -133,17 +154,18 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
                     actions.append(f"delete stale {name} in {ns}")
             kernel.add_veth(spec.name, want.name, peer_name, None if peer_ns == spec.name else peer_ns)
             actions.append(f"add veth {want.name} in {spec.name} <-> {peer_name} in {peer_ns}")
-            for ns in {spec.name, peer_ns}:
-                links[ns] = {link.name: link for link in kernel.list_links(ns)}
+            links.pop((spec.name, want.name), None)
+            links.pop((peer_ns, peer_name), None)
     return actions
 
 
 def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
     actions = []
-    have = {link.name: link for link in kernel.list_links(spec.name)}
     # Bridges first so ports can join them; `up` last so a port is wired before it carries traffic.
     for want in sorted(spec.links, key=lambda w: w.kind != "bridge"):
-        link = have[want.name]
+        link = get_link(kernel, spec.name, want.name)
+        if link is None:
+            raise LinkNotFound(f"link {want.name} not found in {spec.name}")
         changes: dict[str, object] = {}
         if want.mac and link.mac.lower() != want.mac.lower():
             changes["mac"] = want.mac
@@ -163,12 +185,14 @@ def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[
 
 
 def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
+    actions: list[str] = []
+    if not spec.prune_addresses and not any(link.addresses for link in spec.links):
+        return actions
     current = kernel.list_addresses(spec.name)
     for want in spec.links:
         wanted = {str(ipaddress.ip_interface(c)) for c in want.addresses}
         have = {a.cidr for a in current if a.link == want.name and not _is_kernel_address(want, a.cidr)}
-        for cidr in sorted(have - wanted):
+        for cidr in sorted(have - wanted if spec.prune_addresses else ()):
             kernel.delete_address(spec.name, want.name, cidr)
             actions.append(f"delete address {cidr} from {want.name} in {spec.name}")
         for cidr in sorted(wanted - have):
@@ -184,7 +208,9 @@ def _same_route(want: Route, have: Route) -> bool:
 
 
 def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
-    actions = []
+    actions: list[str] = []
+    if not spec.routes and not spec.prune_routes:
+        return actions
     have = {route.key(): route for route in kernel.list_routes(spec.name)}
     wanted = {route.key(): route for route in spec.routes}
     for key, route in wanted.items():

@@ -1,16 +1,29 @@
 """The real `NetworkKernel`: netlink through pyroute2, one namespace at a time.
 
-Each call runs on a thread that has joined the target namespace (see
-`svcnet.kernel.netns.run_in_netns`) and opens a plain `IPRoute()` there, so the
-netlink socket lives in that namespace and nothing is ever sent to the host's.
-This also avoids pyroute2's fork-per-namespace socket helper and works from a
-process that runs an asyncio loop (the call happens on its own thread).
+Every call runs inside the target namespace (see `svcnet.kernel.netns`), so
+nothing is ever sent to the host's. By default each call opens a socket on a
+fresh thread that joined the namespace and closes it. With
+`reuse_sockets=True` (the node agent) a namespace's socket is opened once on a
+`NamespaceThread` that stays in the namespace, and later calls run there,
+instead of paying for a thread, a setns and a socket each; deleting a
+namespace through this kernel closes its socket first (an open socket keeps
+the namespace alive), at most `SOCKET_CACHE` stay open (least recently used
+closed first), and `close()` ends them all. This also avoids pyroute2's
+fork-per-namespace socket helper and works from a process that runs an
+asyncio loop.
+
+Work per call does not grow with the links of the namespace: `get_link`
+asks for one link by name (RTM_GETLINK with IFLA_IFNAME, as `ip link show
+dev NAME` does) and a veth's peer namespace is named from a cache of netns
+ids, so a pod's setup costs the same on a node with 10 pods as with 250.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,10 +54,151 @@ RT_TABLE_MAIN = 254
 # Routes the kernel derives by itself (connected prefixes, link-local, router advertisements).
 _KERNEL_ROUTE_PROTOS = frozenset({2, 9})  # RTPROT_KERNEL, RTPROT_RA
 BRIDGE_PORT_HAIRPIN = 1
+ENODEV = 19
+# Open netlink sockets kept: the node namespace's, and a few pods' being set up at once (the
+# agent's pool is smaller than this); each is one fd and holds its namespace while open.
+SOCKET_CACHE = 16
+
+
+class _Sockets:
+    """One netlink socket per namespace, on that namespace's own thread, reused; bounded, LRU.
+
+    pyroute2 (0.9) keeps a sync IPRoute's socket per thread: used from another
+    thread it quietly opens a new one in *that* thread's namespace. So each
+    socket lives on a `NamespaceThread` that joined its namespace, and every
+    request for it runs there (one at a time, as a socket serves them).
+    An entry is trusted while /run/netns/NAME is still the namespace it was
+    made in (device and inode): a namespace deleted or replaced behind our back
+    gets its socket closed (so it does not hold the old namespace alive).
+    """
+
+    def __init__(self, limit: int = SOCKET_CACHE) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, tuple[nsmod.NamespaceThread, tuple[int, int]]] = OrderedDict()
+
+    def call(self, ns: str, fn: Callable[[IPRoute], T]) -> T:
+        identity = _identity(ns)
+        stale: list[nsmod.NamespaceThread] = []
+        with self._lock:
+            entry = self._open.get(ns)
+            if entry is not None and entry[1] == identity:
+                self._open.move_to_end(ns)
+            elif entry is not None:
+                stale.append(self._open.pop(ns)[0])
+                entry = None
+        for thread in stale:
+            thread.close(_close_socket)
+        stale.clear()
+        if identity is None:
+            raise NamespaceNotFound(f"network namespace {ns} does not exist")
+        if entry is None:
+            made = (nsmod.NamespaceThread(ns, IPRoute), identity)
+            with self._lock:
+                raced = self._open.get(ns)
+                if raced is not None and raced[1] == identity:
+                    stale.append(made[0])
+                    entry = raced
+                else:
+                    if raced is not None:
+                        stale.append(raced[0])
+                    self._open[ns] = entry = made
+                    while len(self._open) > self._limit:
+                        stale.append(self._open.popitem(last=False)[1][0])
+            for thread in stale:
+                thread.close(_close_socket)
+        return entry[0].call(fn)
+
+    def close(self, ns: str) -> None:
+        with self._lock:
+            entry = self._open.pop(ns, None)
+        if entry is not None:
+            entry[0].close(_close_socket)
+
+    def close_all(self) -> None:
+        with self._lock:
+            threads = [thread for thread, _ in self._open.values()]
+            self._open.clear()
+        for thread in threads:
+            thread.close(_close_socket)
+
+
+def _close_socket(ipr: IPRoute | None) -> None:
+    if ipr is not None:
+        ipr.close()
+
+
+class _NsidNames:
+    """Names for the netns ids a namespace's veths report, cached and checked by inode.
+
+    IFLA_LINK_NETNSID is an id local to the namespace that reports it; naming it
+    means asking that namespace for its id of a named namespace (RTM_GETNSID),
+    one name at a time. A full scan grows with the pods of the node, so an answer
+    is kept and trusted while /run/netns/NAME is still the namespace (same device
+    and inode) it was when learnt, and a miss asks only the names this namespace
+    has not mapped yet, most often answered first (a pod's peer is its node, a
+    node's new peer is the one new pod): one or two queries per new pod.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[str, dict[int, tuple[str, tuple[int, int]]]] = {}  # ns -> nsid -> (name, identity)
+        self._hits: dict[str, int] = {}  # name -> how often it was the answer
+
+    def name(self, ipr: IPRoute, ns: str, nsid: int) -> str:
+        with self._lock:
+            known = dict(self._known.get(ns, {}))
+        cached = known.get(nsid)
+        if cached is not None and _identity(cached[0]) == cached[1]:
+            return cached[0]
+        mapped = {name: identity for name, identity in known.values()}
+        candidates = [name for name in nsmod.list_netns() if name != ns and mapped.get(name, ()) != _identity(name)]
+        with self._lock:
+            candidates.sort(key=lambda name: -self._hits.get(name, 0))
+        for candidate in candidates:
+            found = _nsid_of(ipr, candidate)
+            if found is None:
+                continue
+            found_id, identity = found
+            with self._lock:
+                table = self._known.setdefault(ns, {})
+                table[found_id] = (candidate, identity)
+                if found_id == nsid:
+                    self._hits[candidate] = self._hits.get(candidate, 0) + 1
+            if found_id == nsid:
+                return candidate
+        return f"nsid:{nsid}"
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._known.pop(name, None)
+            self._hits.pop(name, None)
+            for table in self._known.values():
+                for nsid in [i for i, (n, _) in table.items() if n == name]:
+                    del table[nsid]
+
+
+def _identity(name: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(nsmod.netns_path(name))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class LinuxNetworkKernel:
     """NetworkKernel over netlink. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root)."""
+
+    def __init__(self, *, reuse_sockets: bool = False) -> None:
+        # Reuse is for a long-lived owner that deletes its namespaces through this kernel and
+        # calls close() when it stops (the node agent); one-shot users get a socket per call.
+        self._sockets = _Sockets() if reuse_sockets else None
+        self._nsids = _NsidNames()
+
+    def close(self) -> None:
+        """Close every cached netlink socket (each holds its namespace while open)."""
+        if self._sockets is not None:
+            self._sockets.close_all()
 
     # ---- namespaces
 
@@ -55,6 +209,9 @@ class LinuxNetworkKernel:
         nsmod.create_netns(name)
 
     def delete_namespace(self, name: str) -> None:
+        if self._sockets is not None:
+            self._sockets.close(name)
+        self._nsids.forget(name)
         nsmod.delete_netns(name)
 
     def namespace_path(self, name: str) -> str:
@@ -63,7 +220,25 @@ class LinuxNetworkKernel:
     # ---- links
 
     def list_links(self, ns: str) -> tuple[Link, ...]:
-        return self._in(ns, "list links", _list_links)
+        return self._in(ns, "list links", lambda ipr: _list_links(ipr, self._peer_namespace(ipr, ns)))
+
+    def get_link(self, ns: str, name: str) -> Link | None:
+        """One link by name (one RTM_GETLINK, not a dump of the namespace); None if there is none."""
+        check_link_name(name)
+
+        def get(ipr: IPRoute) -> Link | None:
+            m = _link_named(ipr, name)
+            if m is None:
+                return None
+            master_index = m.get_attr("IFLA_MASTER")
+            master = None
+            if master_index:
+                master = ipr.link("get", index=int(master_index))[0].get_attr("IFLA_IFNAME")
+            return _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns))
+        return self._in(ns, f"get link {name}", get)
+
+    def _peer_namespace(self, ipr: IPRoute, ns: str) -> Callable[[int], str]:
+        return lambda nsid: self._nsids.name(ipr, ns, nsid)
 
     def add_bridge(self, ns: str, name: str) -> None:
         check_link_name(name)
@@ -101,9 +276,9 @@ class LinuxNetworkKernel:
 
     def delete_link(self, ns: str, name: str) -> None:
         def delete(ipr: IPRoute) -> None:
-            found = ipr.link_lookup(ifname=name)
-            if found:
-                ipr.link("del", index=found[0])
+            index = _find_index(ipr, name)
+            if index is not None:
+                ipr.link("del", index=index)
         self._in(ns, f"delete link {name}", delete)
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
@@ -187,6 +362,8 @@ class LinuxNetworkKernel:
             with IPRoute() as ipr:
                 return fn(ipr)
         try:
+            if self._sockets is not None:
+                return self._sockets.call(ns, fn)
             return nsmod.run_in_netns(ns, with_socket)
         except NetlinkError as e:
             raise KernelError(f"{what} in {ns}: {os.strerror(e.code) if e.code else e}") from e
@@ -197,67 +374,79 @@ def _family(version: int) -> int:
 
 
 def _index(ipr: IPRoute, name: str, ns: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
+    index = _find_index(ipr, name)
+    if index is None:
         raise LinkNotFound(f"link {name} not found in {ns}")
-    return int(found[0])
+    return index
 
 
-def _nsid_names(ipr: IPRoute) -> dict[int, str]:
-    """Map this namespace's ids for other namespaces to their /run/netns names (as `ip link` prints them)."""
-    names: dict[int, str] = {}
-    for name in nsmod.list_netns():
-        try:
-            fd = nsmod.open_netns(name)
-        except NamespaceNotFound:
-            continue
-        try:
-            info = ipr.get_netnsid(fd=fd)
-        except NetlinkError:
-            continue
-        finally:
-            os.close(fd)
-        if info and info.get("nsid") is not None and info["nsid"] >= 0:
-            names[int(info["nsid"])] = name
-    return names
+def _find_index(ipr: IPRoute, name: str) -> int | None:
+    m = _link_named(ipr, name)
+    return int(m["index"]) if m is not None else None
 
 
-def _list_links(ipr: IPRoute) -> tuple[Link, ...]:
+def _link_named(ipr: IPRoute, name: str) -> Any:
+    """The RTM_NEWLINK answer for one name (`ip link show dev NAME`), or None if there is no such link."""
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as e:
+        if e.code == ENODEV:
+            return None
+        raise
+    return found[0] if found else None
+
+
+def _nsid_of(ipr: IPRoute, name: str) -> tuple[int, tuple[int, int]] | None:
+    """This namespace's id for /run/netns/NAME and that namespace's (device, inode); None if it has none."""
+    try:
+        fd = nsmod.open_netns(name)
+    except NamespaceNotFound:
+        return None
+    try:
+        st = os.fstat(fd)
+        info = ipr.get_netnsid(fd=fd)
+    except NetlinkError:
+        return None
+    finally:
+        os.close(fd)
+    if info and info.get("nsid") is not None and info["nsid"] >= 0:
+        return int(info["nsid"]), (st.st_dev, st.st_ino)
+    return None
+
+
+def _to_link(m: Any, master_name: Callable[[int], str | None], peer_namespace: Callable[[int], str]) -> Link:
+    flags = int(m["flags"])
+    kind_attr = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    kind: LinkKind
+    if flags & IFF_LOOPBACK:
+        kind = "loopback"
+    elif kind_attr in ("bridge", "veth"):
+        kind = kind_attr
+    else:
+        kind = "other"
+    master_index = m.get_attr("IFLA_MASTER")
+    hairpin_mode = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
+    peer = None
+    if kind == "veth" and m.get_attr("IFLA_LINK") is not None:
+        nsid = m.get_attr("IFLA_LINK_NETNSID")
+        peer = LinkPeer(namespace=peer_namespace(int(nsid)) if nsid is not None else None,
+                        index=int(m.get_attr("IFLA_LINK")))
+    return Link(
+        name=m.get_attr("IFLA_IFNAME"),
+        index=int(m["index"]),
+        kind=kind,
+        up=bool(flags & IFF_UP),
+        mac=m.get_attr("IFLA_ADDRESS") or "",
+        master=master_name(int(master_index)) if master_index else None,
+        hairpin=bool(hairpin_mode),
+        peer=peer,
+    )
+
+
+def _list_links(ipr: IPRoute, peer_namespace: Callable[[int], str]) -> tuple[Link, ...]:
     raw = list(ipr.get_links())
     by_index = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in raw}
-    nsids = None
-    links = []
-    for m in raw:
-        flags = int(m["flags"])
-        kind_attr = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-        kind: LinkKind
-        if flags & IFF_LOOPBACK:
-            kind = "loopback"
-        elif kind_attr in ("bridge", "veth"):
-            kind = kind_attr
-        else:
-            kind = "other"
-        master_index = m.get_attr("IFLA_MASTER")
-        hairpin_mode = m.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE")
-        peer = None
-        if kind == "veth" and m.get_attr("IFLA_LINK") is not None:
-            nsid = m.get_attr("IFLA_LINK_NETNSID")
-            peer_ns = None
-            if nsid is not None:
-                if nsids is None:
-                    nsids = _nsid_names(ipr)
-                peer_ns = nsids.get(int(nsid), f"nsid:{nsid}")
-            peer = LinkPeer(namespace=peer_ns, index=int(m.get_attr("IFLA_LINK")))
-        links.append(Link(
-            name=m.get_attr("IFLA_IFNAME"),
-            index=int(m["index"]),
-            kind=kind,
-            up=bool(flags & IFF_UP),
-            mac=m.get_attr("IFLA_ADDRESS") or "",
-            master=by_index.get(int(master_index)) if master_index else None,
-            hairpin=bool(hairpin_mode),
-            peer=peer,
-        ))
+    links = [_to_link(m, by_index.get, peer_namespace) for m in raw]
     return tuple(sorted(links, key=lambda link: link.index))
 
 

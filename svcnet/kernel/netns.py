@@ -15,6 +15,8 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import BrokenThreadPool
 from typing import Any, TypeVar
 
 from pyroute2 import netns as pyroute2_netns
@@ -116,6 +118,51 @@ def _call_in(fd: int, label: str, fn: Callable[..., T], args: tuple[Any, ...],
         return _on_fresh_thread(label, enter_and_call)
     finally:
         os.close(fd)
+
+
+class NamespaceThread:
+    """A long-lived thread that joined a namespace and runs calls there, one at a time.
+
+    For state that must be made inside the namespace and used many times (a
+    netlink socket: pyroute2's sync IPRoute keeps its socket per thread, so it
+    must be used on the thread that made it). `setup()` runs once on the
+    thread; each `call(fn)` gets its result. Nothing but these calls runs on
+    the thread, so no other code finds itself in the namespace.
+    """
+
+    def __init__(self, name: str, setup: Callable[[], T]) -> None:
+        fd = open_netns(name)
+        self.name = name
+        self._state: dict[str, Any] = {}
+
+        def enter() -> None:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                raise KernelError(f"setns into {name}: {os.strerror(ctypes.get_errno())}")
+            self._state["value"] = setup()
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"netns:{name}")
+        try:
+            self._pool.submit(enter).result()
+        except BaseException:
+            self._pool.shutdown(wait=True)
+            raise
+        finally:
+            os.close(fd)
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """fn(what setup made), on the namespace's thread."""
+        try:
+            return self._pool.submit(lambda: fn(self._state["value"])).result()
+        except (BrokenThreadPool, RuntimeError) as e:  # closed or broken: the caller's error, not a hang
+            if isinstance(e, RuntimeError) and "shutdown" not in str(e):
+                raise
+            raise KernelError(f"namespace thread for {self.name} is closed") from e
+
+    def close(self, teardown: Callable[[Any], None]) -> None:
+        """teardown(what setup made) on the thread, after the calls already queued; then the thread ends."""
+        with contextlib.suppress(RuntimeError):
+            self._pool.submit(lambda: teardown(self._state.get("value"))).result()
+        self._pool.shutdown(wait=True)
 
 
 def listen_tcp_in_netns(name: str, host: str, port: int, backlog: int = 128) -> socket.socket:

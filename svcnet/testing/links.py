@@ -85,6 +85,7 @@ class FakeNetworkKernel:
         self._bridge_netfilter = bridge_netfilter
         self._macs = itertools.count(1)
         self.calls: list[tuple[str, tuple[Any, ...]]] = []  # mutating calls, for "converged: no changes" tests
+        self.dumps: list[tuple[str, str]] = []  # (what, namespace) of each list_* call: work that grows with it
 
     # ---- namespaces
 
@@ -114,7 +115,12 @@ class FakeNetworkKernel:
 
     # ---- links
 
+    def get_link(self, ns: str, name: str) -> Link | None:
+        link = self._ns(ns).links.get(name)
+        return self._public_link(link) if link is not None else None
+
     def list_links(self, ns: str) -> tuple[Link, ...]:
+        self.dumps.append(("list_links", ns))
         return tuple(self._public_link(link) for link in sorted(self._ns(ns).links.values(), key=lambda x: x.index))
 
     def add_bridge(self, ns: str, name: str) -> None:
@@ -192,6 +198,7 @@ class FakeNetworkKernel:
     # ---- addresses and routes
 
     def list_addresses(self, ns: str) -> tuple[Address, ...]:
+        self.dumps.append(("list_addresses", ns))
         return tuple(self._ns(ns).addresses)
 
     def add_address(self, ns: str, link: str, cidr: str) -> None:
@@ -212,6 +219,7 @@ class FakeNetworkKernel:
         space.addresses = [a for a in space.addresses if not (a.link == link and a.cidr == wanted)]
 
     def list_routes(self, ns: str) -> tuple[Route, ...]:
+        self.dumps.append(("list_routes", ns))
         return tuple(self._ns(ns).routes.values())
 
     def replace_route(self, ns: str, route: Route) -> None:

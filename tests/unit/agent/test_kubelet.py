@@ -190,7 +190,7 @@ async def test_node_is_registered_with_its_pod_cidr_labels_capacity_and_a_lease(
     assert registered["spec"]["podCIDR"] == "10.244.1.0/24"
     assert registered["metadata"]["labels"]["kubernetes.io/hostname"] == "node-1"
     assert registered["metadata"]["labels"]["kubernetes.io/arch"] == "amd64"
-    assert registered["status"]["capacity"]["pods"] == "110"
+    assert registered["status"]["capacity"]["pods"] == "253"  # what its /24 can lease
     assert {"type": "InternalIP", "address": "192.168.0.106"} in registered["status"]["addresses"]
     ready = next(c for c in registered["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")

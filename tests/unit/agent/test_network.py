@@ -193,3 +193,22 @@ def test_restarted_agent_frees_leases_of_vanished_sandboxes_and_never_reuses_liv
     assert [x.pod_uid for x in release_leaked_leases(cluster.kernel, "c1", restarted)] == [UID_A]
     new = setup_pod_network(cluster.kernel, cluster.node1, UID_B, restarted)
     assert new.ipv4 == "10.244.1.4"
+
+
+def test_pod_setup_and_teardown_never_list_the_node_namespace(cluster: Cluster) -> None:
+    """The node namespace holds one port per pod: reading all of it per pod made pod start O(pods)."""
+    for uid in (UID_A, UID_B):
+        setup_pod_network(cluster.kernel, cluster.node1, uid, cluster.leases1)
+    cluster.kernel.dumps.clear()
+    setup_pod_network(cluster.kernel, cluster.node1, UID_C, cluster.leases1)
+    teardown_pod_network(cluster.kernel, cluster.node1, UID_C, cluster.leases1)
+    assert [d for d in cluster.kernel.dumps if d[1] == cluster.node1.namespace] == []
+    assert {d[1] for d in cluster.kernel.dumps} == {pod_namespace("c1", UID_C)}
+
+
+def test_pod_setup_leaves_addresses_someone_put_on_the_host_veth(cluster: Cluster) -> None:
+    setup_pod_network(cluster.kernel, cluster.node1, UID_A, cluster.leases1)
+    cluster.kernel.add_address(cluster.node1.namespace, host_veth_name(UID_A), "192.0.2.7/32")
+    setup_pod_network(cluster.kernel, cluster.node1, UID_A, cluster.leases1)
+    assert ("veth0a1b2c3d4e", "192.0.2.7/32") in {
+        (a.link, a.cidr) for a in cluster.kernel.list_addresses(cluster.node1.namespace)}
