@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from svcnet.kernel import Link, LinkNotFound, NetworkKernel, Route
 
@@ -48,20 +48,6 @@ class NamespaceSpec:
     # False: only the addresses a link declares are added; others on it are left alone (and the
     # namespace's addresses are not read at all when no link declares any: a node's bridge port).
     prune_addresses: bool = True
-
-
-@runtime_checkable
-class LinkByName(Protocol):
-    """One link by name, or None: what both kernels offer beside NetworkKernel's dumps."""
-
-    def get_link(self, ns: str, name: str) -> Link | None: ...
-
-
-def get_link(kernel: NetworkKernel, ns: str, name: str) -> Link | None:
-    """The link by name: one lookup where the kernel can, else found in a dump."""
-    if isinstance(kernel, LinkByName):
-        return kernel.get_link(ns, name)
-    return next((link for link in kernel.list_links(ns) if link.name == name), None)
 
 
 def _is_kernel_address(link: LinkSpec, cidr: str) -> bool:
@@ -124,7 +110,7 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
 
     def current(ns: str, name: str) -> Link | None:
         if (ns, name) not in links:
-            links[(ns, name)] = get_link(kernel, ns, name)
+            links[(ns, name)] = kernel.get_link(ns, name)
         return links[(ns, name)]
 
     done: set[tuple[str, str]] = set()
@@ -163,7 +149,7 @@ def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[
     actions = []
     # Bridges first so ports can join them; `up` last so a port is wired before it carries traffic.
     for want in sorted(spec.links, key=lambda w: w.kind != "bridge"):
-        link = get_link(kernel, spec.name, want.name)
+        link = kernel.get_link(spec.name, want.name)
         if link is None:
             raise LinkNotFound(f"link {want.name} not found in {spec.name}")
         changes: dict[str, object] = {}
