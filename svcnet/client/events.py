@@ -20,6 +20,10 @@ log = logging.getLogger("svcnet.client.events")
 EVENTS = lookup("", "v1", "events")
 assert EVENTS is not None
 
+# Events remembered for folding repeats, least recently used dropped first: client-go's
+# EventCorrelator keeps an LRU of maxLruCacheEntries (tools/record/events_cache.go).
+MAX_FOLDED_EVENTS = 4096
+
 
 class EventRecorder:
     """Writes core/v1 Events as client-go's recorder does, folding repeats into count.
@@ -27,11 +31,19 @@ class EventRecorder:
     `api` needs `create` and `patch` (svcnet.client.rest.ApiClient, or a fake).
     """
 
-    def __init__(self, api: Any, component: str, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, api: Any, component: str, clock: Callable[[], dt.datetime],
+                 max_folded: int = MAX_FOLDED_EVENTS) -> None:
         self.api = api
         self.component = component
         self.clock = clock
-        self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}
+        self.max_folded = max_folded
+        self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}  # oldest use first
+
+    def _remember(self, fingerprint: tuple[str, str, str, str], name: str, count: int) -> None:
+        self._seen.pop(fingerprint, None)
+        if len(self._seen) >= self.max_folded:
+            del self._seen[next(iter(self._seen))]  # the least recently used
+        self._seen[fingerprint] = (name, count)
 
     async def emit(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         md = metadata_of(obj)
@@ -44,7 +56,7 @@ class EventRecorder:
                 count += 1
                 await self.api.patch(EVENTS, namespace, name,
                                      {"count": count, "lastTimestamp": now}, patch_type="merge")
-                self._seen[fingerprint] = (name, count)
+                self._remember(fingerprint, name, count)
                 return
             name = f"{md.get('name', 'unknown')}.{int(self.clock().timestamp() * 1e9):x}"
             await self.api.create(EVENTS, namespace, {
@@ -58,7 +70,7 @@ class EventRecorder:
                 "source": {"component": self.component},
                 "reportingComponent": self.component, "reportingInstance": "",
             })
-            self._seen[fingerprint] = (name, 1)
+            self._remember(fingerprint, name, 1)
         except ApiError as exc:  # events are best effort, as upstream's recorder
             log.debug("event %s/%s for %s not recorded: %s", reason, message, md.get("name"), exc)
             self._seen.pop(fingerprint, None)
