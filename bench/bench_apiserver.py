@@ -48,6 +48,12 @@ def encode_reference_ms(doc: dict, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def rss_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
     """Inserts per second with one transaction per row, WAL, synchronous=FULL."""
     db = sqlite3.connect(path, isolation_level=None)
@@ -111,6 +117,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
                 assert count == args.pods, (label, count)
                 results[f"list_{label}_ms"] = statistics.median(times) * 1000
                 results[f"list_{label}_ref_ms"] = encode_reference_ms(doc, args.list_repeats)
+
+            # --- memory, with every pod stored and listed once in each form
+            results["apiserver_rss_mb"], results["apiserver_peak_rss_mb"] = rss_mb(proc.pid)
 
             # --- watch fan-out
             received: list[list[float]] = [[] for _ in range(args.watchers)]
@@ -191,6 +200,9 @@ def main() -> None:
     print(f"watch fan-out to {args.watchers}: p50 {results['watch_p50_ms']:.1f} ms, "
           f"p99 {results['watch_p99_ms']:.1f} ms (vs 1000 ms: {1000 / results['watch_p99_ms']:.0f}x under)")
     print(f"SQLite bytes/object: {results['bytes_per_object']:9.0f}")
+    print(f"API server memory at {args.pods} pods: RSS {results['apiserver_rss_mb']:.0f} MiB, "
+          f"peak {results['apiserver_peak_rss_mb']:.0f} MiB "
+          f"({results['apiserver_rss_mb'] * 1024 / args.pods:.1f} KiB a pod)")
 
 
 if __name__ == "__main__":
