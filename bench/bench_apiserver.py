@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from common import percentile, start_apiserver, stop_process, wait_readyz
+from common import memory_kib, percentile, start_apiserver, stop_process, wait_readyz
 
 
 def pod(i: int) -> dict:
@@ -46,12 +46,6 @@ def encode_reference_ms(doc: dict, repeats: int) -> float:
         json.dumps(doc, separators=(",", ":"))
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """The process's resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
@@ -119,7 +113,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
                 results[f"list_{label}_ref_ms"] = encode_reference_ms(doc, args.list_repeats)
 
             # --- memory, with every pod stored and listed once in each form
-            results["apiserver_rss_mb"], results["apiserver_peak_rss_mb"] = rss_mb(proc.pid)
+            results["apiserver_rss_mb"] = memory_kib(proc.pid) / 1024
+            results["apiserver_peak_rss_mb"] = memory_kib(proc.pid, "VmHWM") / 1024
 
             # --- watch fan-out
             received: list[list[float]] = [[] for _ in range(args.watchers)]

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import memory_kib
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -211,17 +213,10 @@ def python_load(port: int, data: Path, seconds: float) -> float:
 
 # ------------------------------------------------------------------- memory
 
-def rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def memory_child(services: int, pods: int) -> None:
     from svcnet.dns.zone import ZoneData
     gc.collect()
-    before = rss_kib()
+    before = memory_kib()
     data = ZoneData()
     per_service = max(1, pods // services)
     pod_index = 0
@@ -247,7 +242,7 @@ def memory_child(services: int, pods: int) -> None:
         data.apply("Namespace", {"metadata": {"name": f"ns{n}"}})
     elapsed = time.perf_counter() - started
     gc.collect()
-    after = rss_kib()
+    after = memory_kib()
     print(f"{after - before} {elapsed:.2f} {len(data.services)} {pod_index}")
 
 

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a free port, percentiles, and svcnet processes started and stopped by pid.
+"""What the benchmarks share: a free port, percentiles, memory figures, and svcnet processes started and stopped by pid.
 
 The bench scripts run as `python bench/NAME.py`, so this directory is on
 sys.path and they import it as `common`.
@@ -16,6 +16,14 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def memory_kib(pid: int | str = "self", field: str = "VmRSS") -> int:
+    """A process's memory figure from /proc in KiB (VmRSS now, VmHWM its peak); 0 if absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
 
 
 def free_port() -> int:

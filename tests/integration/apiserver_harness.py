@@ -36,10 +36,13 @@ class ApiServerProcess:
     port: int
     home: Path
     proc: subprocess.Popen | None = None
+    flags: tuple[str, ...] = ()  # more `svcnet apiserver` flags
+    umask: int | None = None  # the server's umask (None: inherited)
+    log_dir: Path | None = None  # where the log goes (default: beside the data dir)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.log_path = self.data_dir.parent / f"apiserver-{self.port}.log"
+        self.log_path = (self.log_dir or self.data_dir.parent) / f"apiserver-{self.port}.log"
 
     @property
     def kubeconfig(self) -> Path:
@@ -51,12 +54,22 @@ class ApiServerProcess:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
+        umask = self.umask
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "svcnet", "apiserver", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
+             "--port", str(self.port), *self.flags],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)))
         log.close()
         wait_for(self._ready, timeout=30, what=f"apiserver on {self.port} (log {self.log_path})")
+
+    def memory_bytes(self, field: str = "VmRSS") -> int:
+        """A memory figure of the server process from /proc (VmRSS now, VmHWM its peak)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no {field} for {self.proc.pid}")
 
     def _ready(self) -> bool:
         assert self.proc is not None

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port, kubectl_available
-from tests.integration.test_storage_limits import FlaggedApiServer
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(not kubectl_available(), reason="needs kubectl")
@@ -21,7 +20,7 @@ ADVERTISED = "192.0.2.10"  # TEST-NET-1: written into the endpoints, never sent 
 def advertised(tmp_path: Path) -> Iterator[ApiServerProcess]:
     home = tmp_path / "home"
     home.mkdir()
-    server = FlaggedApiServer(data_dir=tmp_path / "data", port=free_port(), home=home,
+    server = ApiServerProcess(data_dir=tmp_path / "data", port=free_port(), home=home,
                               flags=("--advertise-address", ADVERTISED))
     server.start()
     try:

@@ -32,14 +32,6 @@ RSS_GROWTH_LIMIT = 100 * 1024 * 1024
 GO_PLAIN_HTTP_BODY = b"Client sent an HTTP request to an HTTPS server.\n"
 
 
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -137,14 +129,14 @@ def test_idle_and_trickling_connections_are_cheap_and_cut_at_the_header_timeout_
     tricklers = None
     created = False
     try:
-        base_rss, base_files = rss_bytes(pid), open_files(pid)
+        base_rss, base_files = apiserver.memory_bytes("VmRSS"), open_files(pid)
         idle = [socket.create_connection(("127.0.0.1", apiserver.port)) for _ in range(IDLE_CONNECTIONS)]
         closed = ClosedBy(idle)
         tricklers = Tricklers(apiserver, TRICKLERS)
         tricklers.start()
         wait_for(lambda: open_files(pid) >= base_files + IDLE_CONNECTIONS, timeout=SLACK,
                  what="the server to accept every idle connection")
-        grown = rss_bytes(pid) - base_rss
+        grown = apiserver.memory_bytes("VmRSS") - base_rss
         assert grown < RSS_GROWTH_LIMIT, f"RSS grew {grown / 2**20:.0f} MiB for {IDLE_CONNECTIONS} idle connections"
 
         # Clients keep working while the idle connections are open.

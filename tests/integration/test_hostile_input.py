@@ -7,8 +7,6 @@ and `?limit=` / `?continue=` values that answered 500 with a traceback.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.hostile_bodies import deep_json, service_alias_bomb
@@ -16,15 +14,6 @@ from tests.integration.apiserver_harness import ApiServerProcess, kubectl_availa
 
 SVC_PATH = "/api/v1/namespaces/default/services"
 MIB = 1024 * 1024
-
-
-def peak_rss_bytes(server: ApiServerProcess) -> int:
-    """The server process's high-water RSS (VmHWM): it keeps the peak a request reached."""
-    assert server.proc is not None
-    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
 
 
 def service_names(server: ApiServerProcess) -> list[str]:
@@ -45,13 +34,13 @@ def test_alias_bombs_are_refused_and_the_server_does_not_grow(apiserver: ApiServ
     warm = service_alias_bomb(1, 142, name="warm")  # one anchor, no alias: a plain create
     status, body = apiserver.request("POST", SVC_PATH, warm, content_type="application/yaml")
     assert status == 201, body
-    before = peak_rss_bytes(apiserver)
+    before = apiserver.memory_bytes("VmHWM")  # VmHWM keeps the peak any request reached
     for levels, size in ((7, 354), (9, 442)):
         status, body = apiserver.request("POST", SVC_PATH, service_alias_bomb(levels, size),
                                          content_type="application/yaml")
         body = assert_status(status, body, 400, "BadRequest")
         assert "document contains excessive aliasing" in body["message"]
-    grown = peak_rss_bytes(apiserver) - before
+    grown = apiserver.memory_bytes("VmHWM") - before
     assert grown < 50 * MIB, f"the API server's peak RSS grew {grown / MIB:.1f} MiB"
     assert [n for n in service_names(apiserver) if n.startswith("bomb")] == []
 

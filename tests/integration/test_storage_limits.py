@@ -10,45 +10,17 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from svcnet.storage.sqlite import SqliteStore
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
-from tests.waiting import wait_for
+from tests.integration.apiserver_harness import ApiServerProcess, free_port
 
 OBJECTS = "/api/v1/namespaces/default/endpoints"  # a plain object: no allocator, no controller
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
-
-
-@dataclass
-class FlaggedApiServer(ApiServerProcess):
-    """The harness's server, started with extra flags and (optionally) a permissive umask."""
-
-    flags: tuple[str, ...] = ()
-    umask: int | None = None
-    log_dir: Path | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.log_dir is not None:  # keep the log off a disk the test fills
-            self.log_path = self.log_dir / f"apiserver-{self.port}.log"
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        umask = self.umask
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "svcnet", "apiserver", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), *self.flags],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO,
-            preexec_fn=None if umask is None else (lambda: os.umask(umask)))
-        log.close()
-        wait_for(self._ready, timeout=30, what=f"apiserver on {self.port} (log {self.log_path})")
 
 
 def mode(path: Path) -> int:
@@ -98,7 +70,7 @@ def test_storage_files_are_private_wherever_storage_points(tmp_path: Path) -> No
     db = elsewhere / "state.db"
     home = tmp_path / "home"
     home.mkdir()
-    server = FlaggedApiServer(data_dir=tmp_path / "data", port=free_port(), home=home,
+    server = ApiServerProcess(data_dir=tmp_path / "data", port=free_port(), home=home,
                               flags=("--storage", f"sqlite://{db}"), umask=0)
     server.start()
     try:
@@ -119,7 +91,7 @@ def test_a_full_disk_keeps_reads_deletes_and_restarts_and_loses_nothing(
         tmp_path: Path, small_disk: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    server = FlaggedApiServer(data_dir=small_disk, port=free_port(), home=home, log_dir=tmp_path)
+    server = ApiServerProcess(data_dir=small_disk, port=free_port(), home=home, log_dir=tmp_path)
     server.start()
     try:
         acknowledged: list[str] = []
