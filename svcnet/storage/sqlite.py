@@ -61,7 +61,15 @@ from svcnet.storage.base import (
     Watch,
     WatchCallback,
 )
-from svcnet.storage.files import SpaceReserve, free_bytes, private_dir, private_file, reserve_size, tighten
+from svcnet.storage.files import (
+    PRIVATE_FILE_MODE,
+    SpaceReserve,
+    free_bytes,
+    private_dir,
+    private_file,
+    reserve_size,
+    tighten,
+)
 from svcnet.storage.mvcc import (
     Change,
     WatchHub,
@@ -619,9 +627,9 @@ def _claim(lock_path: str) -> IO[bytes]:
     flock, on a file of its own: closing another descriptor of the database
     file would drop SQLite's own POSIX locks on it.
     """
-    handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), "r+b")
+    handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE), "r+b")
     try:
-        os.fchmod(handle.fileno(), 0o600)
+        os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
