@@ -6,7 +6,8 @@ import ipaddress
 import logging
 import os
 import ssl
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from aiohttp import web
@@ -170,6 +171,32 @@ def _ensure(registry: Registry, res, desired: dict[str, Any], fields: tuple[str,
     registry.update(res, "default", name, current, opts)
 
 
+@contextmanager
+def _woken_by(store, prefixes, wanted: Callable[[Any], bool] = lambda event: True) -> Iterator[asyncio.Event]:
+    """An event the store's watches set (from their thread) when a wanted change under prefixes lands."""
+    wake = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_event(event) -> None:
+        if wanted(event):
+            loop.call_soon_threadsafe(wake.set)
+
+    revision = store.current_revision()
+    watches = [store.watch(prefix, revision, on_event) for prefix in prefixes]
+    try:
+        yield wake
+    finally:
+        for watch in watches:
+            watch.cancel()
+
+
+async def _rest(wake: asyncio.Event, timeout: float) -> None:
+    """Wait until woken or timeout, whichever comes first (a wake before the call counts)."""
+    with suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout)
+    wake.clear()
+
+
 class RunningApiServer:
     """The API server with its sockets, ready when start() returns.
 
@@ -237,15 +264,7 @@ class RunningApiServer:
     async def _namespace_loop(self) -> None:
         """Empty and remove terminating namespaces (kube-controller-manager's namespace controller)."""
         assert self.registry is not None and self.store is not None
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        ns_prefix = "/registry/core/namespaces/"
-
-        def on_event(event) -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        watch = self.store.watch(ns_prefix, self.store.current_revision(), on_event)
-        try:
+        with _woken_by(self.store, ["/registry/core/namespaces/"]) as wake:
             while True:
                 pending = self.registry.namespaces_terminating()
                 for name in pending:
@@ -254,12 +273,8 @@ class RunningApiServer:
                     except Exception:  # keep the loop alive; the next pass retries
                         log.exception("finalizing namespace %s", name)
                 still = self.registry.namespaces_terminating()
-                wake.clear()
                 # Contents may be waiting on finalizers or graceful pod deletion: look again soon.
-                with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), 1.0 if still else 60.0)
-        finally:
-            watch.cancel()
+                await _rest(wake, 1.0 if still else 60.0)
 
     async def _compaction_loop(self) -> None:
         assert self.store is not None
@@ -281,18 +296,9 @@ class RunningApiServer:
         once. The Service keeps its cluster IP: it is recreated at the configured first service IP.
         """
         assert self.registry is not None and self.store is not None
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
         keys = {_resource(group, plural).storage_key(*KUBERNETES)
                 for group, plural in (("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices"))}
-
-        def on_event(event) -> None:
-            if event.type == "DELETED" and event.key in keys:
-                loop.call_soon_threadsafe(wake.set)
-
-        revision = self.store.current_revision()
-        watches = [self.store.watch(key, revision, on_event) for key in keys]
-        try:
+        with _woken_by(self.store, keys, lambda event: event.type == "DELETED" and event.key in keys) as wake:
             while True:
                 try:
                     ensure_kubernetes_service(self.registry, self.config)
@@ -301,12 +307,7 @@ class RunningApiServer:
                     log.warning("cannot restore default/kubernetes: the storage device is full")
                 except Exception:  # keep the loop alive; the next pass retries
                     log.exception("reconciling default/kubernetes")
-                wake.clear()
-                with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), KUBERNETES_SERVICE_INTERVAL)
-        finally:
-            for watch in watches:
-                watch.cancel()
+                await _rest(wake, KUBERNETES_SERVICE_INTERVAL)
 
     async def stop(self) -> None:
         if self.api is not None:
