@@ -151,8 +151,16 @@ class Store(Protocol):
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> EncodedListResult:
-        """As list, but each object as its stored JSON text; only a predicate decodes objects."""
+        """As list, but each object as its stored JSON text; only a predicate decodes objects.
+
+        With a revision, the list is the keys and values as they were at that revision (etcd's
+        range with WithRev, which kube-apiserver reads every page of a paged list at): the result
+        carries that revision. A revision older than the compacted one raises Compacted; one newer
+        than the current revision raises FutureRevision. Each text is the object as written then,
+        stamped with its own mod revision (so a GET at the time would have served the same bytes).
+        """
         ...
 
     def create(self, key: str, value: Obj) -> Record: ...
