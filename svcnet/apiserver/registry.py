@@ -245,9 +245,11 @@ class Registry:
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> ListPage:
+        """A page of the list, as of revision when given (the store raises Compacted or FutureRevision)."""
         result = self.store.list_encoded(res.storage_prefix(namespace), predicate=predicate, limit=limit,
-                                         start_after=start_after)
+                                         start_after=start_after, revision=revision)
         return ListPage(result.texts, str(result.revision), result.continue_key, result.remaining)
 
     # ------------------------------------------------------------------ create
