@@ -15,7 +15,7 @@ API server hands events to an asyncio queue with call_soon_threadsafe).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from svcnet.api.errors import ApiError
@@ -119,6 +119,10 @@ class EncodedListResult:
     revision: int
     continue_key: str | None
     remaining: int = 0
+    # Each text's mod revision, in the same order: it names that version of that object for the
+    # life of the store (every write takes a fresh revision), so a cache of anything derived from
+    # a text can key on it (apiserver/printers/rows.py keeps Table rows so).
+    revisions: list[int] = field(default_factory=list)
 
 
 class Watch(Protocol):

@@ -84,20 +84,21 @@ def read_revision(requested: int | None, current: int, compacted: int) -> int:
     return requested
 
 
-def take_page(candidates: Iterator[tuple[str, str]], predicate: Predicate | None, limit: int,
-              ) -> tuple[list[tuple[str, str]], str | None]:
-    """A page of (key, text) from candidates in key order: the ones the predicate accepts, at most limit.
+def take_page(candidates: Iterator[tuple[str, str, int]], predicate: Predicate | None, limit: int,
+              ) -> tuple[list[tuple[str, str, int]], str | None]:
+    """A page of (key, text, mod revision) from candidates in key order: the ones the predicate accepts,
+    at most limit.
 
     The continue key is the page's last key when one more candidate was accepted after it
     (that candidate is consumed from the iterator), else None.
     """
-    found: list[tuple[str, str]] = []
-    for key, text in candidates:
-        if predicate is not None and not predicate(decode_json(text)):
+    found: list[tuple[str, str, int]] = []
+    for candidate in candidates:
+        if predicate is not None and not predicate(decode_json(candidate[1])):
             continue
         if limit and len(found) == limit:
             return found, found[-1][0]
-        found.append((key, text))
+        found.append(candidate)
     return found, None
 
 
@@ -115,6 +116,7 @@ class Change:
     type: EventType
     value_text: str
     prev_text: str | None = None
+    prev_revision: int | None = None  # prev_text's own revision, where the driver keeps it (memory)
 
 
 class _DecodedChange:

@@ -240,7 +240,8 @@ class SqliteStore:
             if at != self._revision:
                 return self._scan_at(prefix, predicate, limit, start_after, at)
             found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
-            return EncodedListResult([row[3] for row, _ in found], at, continue_key, remaining)
+            return EncodedListResult([row[3] for row, _ in found], at, continue_key, remaining,
+                                     [row[1] for row, _ in found])
 
     def _scan_at(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
                  revision: int) -> EncodedListResult:
@@ -256,12 +257,12 @@ class SqliteStore:
         where, params = _key_range(prefix, start_after)
         log_where, log_params = _key_range(prefix, start_after, column="key")
         changed = self._db.execute(
-            f"SELECT x.key, p.value FROM (SELECT key, MIN(revision) AS first FROM log"
+            f"SELECT x.key, p.value, p.revision FROM (SELECT key, MIN(revision) AS first FROM log"
             f" WHERE revision > ? AND {log_where} GROUP BY key) f"
             f" JOIN log x ON x.revision = f.first JOIN log p ON p.revision = x.prev_revision ORDER BY x.key",
             [revision, *log_params],
         ).fetchall()
-        sql = (f"SELECT c.key, l.value FROM {_CURRENT_JOIN} WHERE {where} AND c.mod_revision <= ?"
+        sql = (f"SELECT c.key, l.value, c.mod_revision FROM {_CURRENT_JOIN} WHERE {where} AND c.mod_revision <= ?"
                f" ORDER BY c.key")
         if predicate is None and limit:
             # A page and one past it is all the merge can take from either side.
@@ -278,8 +279,9 @@ class SqliteStore:
                 f"SELECT COUNT(*) FROM current c WHERE {where} AND c.key > ? AND c.mod_revision <= ?",
                 [*params, continue_key, revision],
             ).fetchone()
-            remaining = unchanged_after + sum(1 for key, _ in changed if key > continue_key)
-        return EncodedListResult([text for _, text in found], revision, continue_key, remaining)
+            remaining = unchanged_after + sum(1 for key, _, _ in changed if key > continue_key)
+        return EncodedListResult([text for _, text, _ in found], revision, continue_key, remaining,
+                                 [mod_revision for _, _, mod_revision in found])
 
     def _scan(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
               ) -> tuple[list[tuple[_Row, Obj | None]], str | None, int]:

@@ -38,6 +38,10 @@ def _pages(store: Store, prefix: str, *, revision: int | None, limit: int, predi
         start_after = page.continue_key
 
 
+def _stamped_revisions(page: EncodedListResult) -> list[int]:
+    return [int(jsoncodec.loads(text)["metadata"]["resourceVersion"]) for text in page.texts]
+
+
 def _names(page: EncodedListResult) -> list[str]:
     return [jsoncodec.loads(text)["metadata"]["name"] for text in page.texts]
 
@@ -73,6 +77,8 @@ def test_a_list_at_a_revision_is_the_list_as_it_was_then(store: Store, limit: in
     assert [(p.texts, p.revision, p.continue_key, p.remaining) for p in at] == \
         [(p.texts, p.revision, p.continue_key, p.remaining) for p in snapshot]
     assert {p.revision for p in at} == {snapshot_revision}
+    for page in at + snapshot:  # each text's mod revision, as stamped in it
+        assert page.revisions == _stamped_revisions(page)
     latest = [name for page in _pages(store, PODS, revision=None, limit=limit, predicate=predicate)
               for name in _names(page)]
     then = [name for page in at for name in _names(page)]
@@ -176,5 +182,6 @@ def test_every_past_revision_lists_as_it_did_then_under_random_writes_and_compac
                 store.list_encoded(PODS, revision=revision)
             continue
         limit = rng.choice([0, 1, 3])
-        paged = [t for page in _pages(store, PODS, revision=revision, limit=limit) for t in page.texts]
-        assert paged == texts, f"revision {revision}, limit {limit}"
+        pages = _pages(store, PODS, revision=revision, limit=limit)
+        assert [t for page in pages for t in page.texts] == texts, f"revision {revision}, limit {limit}"
+        assert all(page.revisions == _stamped_revisions(page) for page in pages)
