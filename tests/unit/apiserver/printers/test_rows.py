@@ -123,6 +123,15 @@ def test_an_unchanged_object_is_not_printed_again_and_a_changed_one_is(monkeypat
     assert b"ExitCode:137" in got
 
 
+def test_an_object_holding_nul_and_marker_like_text_prints_as_to_table_prints_it() -> None:
+    obj = fixtures.pod("p0", statuses=[fixtures.running(restarts=1, last_finished=fixtures.ago(minutes=3))])
+    obj["metadata"]["annotations"] = {"a": "\x00svcnet-since-", "b": "\u0000 \x00"}
+    for now in LATER[:2]:
+        got = rows.table_bytes(fixtures.POD, _texts([obj]), [3], include_object="Metadata", now=now,
+                               list_meta=LIST_META, cache=rows.RowCache())
+        assert got == _reference(fixtures.POD, [obj], "Metadata", now)
+
+
 def test_include_object_modes_keep_rows_of_their_own() -> None:
     cache = rows.RowCache()
     objects = [fixtures.pod("p0", statuses=[fixtures.RUNNING])]
