@@ -9,6 +9,7 @@ ValidateListOptions forbids are a 422 Invalid with upstream's wording.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +231,15 @@ async def test_resource_version_zero_beside_a_continue_token_is_allowed(client: 
     status, body = await _get(client, {"limit": "2", "resourceVersion": "0",
                                        "continue": first["metadata"]["continue"]})
     assert (status, _names(body)) == (200, ["p2", "p3"])
+
+
+async def test_a_repeated_table_list_shows_the_age_at_the_time_of_each_request(
+        client: TestClient, registry: Registry) -> None:
+    ages = []
+    for hours in (0, 5, 50):
+        registry.clock = lambda hours=hours: T0 + dt.timedelta(hours=hours, seconds=30)
+        status, body = await _get(client, {}, TABLE)
+        assert status == 200
+        age = [column["name"] for column in body["columnDefinitions"]].index("Age")
+        ages.append({row["cells"][age] for row in body["rows"]})
+    assert ages == [{"30s"}, {"5h"}, {"2d2h"}]
