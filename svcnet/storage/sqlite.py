@@ -88,6 +88,7 @@ T = TypeVar("T")
 
 _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
+_SQLITE_MAX_INT = 2**63 - 1
 _PAGE_SIZE = 4096  # SQLite's default page size, which the store keeps
 _WAL_DEFAULT_PAGES = 1000  # SQLite's default wal_autocheckpoint
 
@@ -266,7 +267,7 @@ class SqliteStore:
                f" ORDER BY c.key")
         if predicate is None and limit:
             # A page and one past it is all the merge can take from either side.
-            cursor = self._db.execute(sql + " LIMIT ?", [*params, revision, limit + 1])
+            cursor = self._db.execute(sql + " LIMIT ?", [*params, revision, _page_and_one(limit)])
         else:
             cursor = self._db.execute(sql, [*params, revision])
         try:
@@ -298,7 +299,7 @@ class SqliteStore:
         if not limit:
             return [(row, None) for row in self._db.execute(sql, params).fetchall()], None, 0
         # One row past the page says whether another page exists without counting first.
-        rows = self._db.execute(sql + " LIMIT ?", [*params, limit + 1]).fetchall()
+        rows = self._db.execute(sql + " LIMIT ?", [*params, _page_and_one(limit)]).fetchall()
         if len(rows) <= limit:
             return [(row, None) for row in rows], None, 0
         last_key = rows[limit - 1][0]
@@ -646,6 +647,12 @@ _Row = tuple[str, int, int, str]  # key, mod_revision, create_revision, text
 def _record(row: _Row) -> Record:
     key, mod_revision, create_revision, text = row
     return Record(key=key, value=decode_json(text), revision=mod_revision, create_revision=create_revision)
+
+
+def _page_and_one(limit: int) -> int:
+    """A page's rows and one past it, as an SQL LIMIT: the API lets limit reach 2**63-1, SQLite's
+    largest integer, where one more would not bind (no table holds that many rows anyway)."""
+    return min(limit, _SQLITE_MAX_INT - 1) + 1
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[_Row]:

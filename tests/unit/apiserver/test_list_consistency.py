@@ -243,3 +243,14 @@ async def test_a_repeated_table_list_shows_the_age_at_the_time_of_each_request(
         age = [column["name"] for column in body["columnDefinitions"]].index("Age")
         ages.append({row["cells"][age] for row in body["rows"]})
     assert ages == [{"30s"}, {"5h"}, {"2d2h"}]
+
+
+@pytest.mark.parametrize("query", [{}, {"resourceVersionMatch": "Exact", "resourceVersion": "{old}"}])
+async def test_the_largest_limit_lists_everything(client: TestClient, registry: Registry, query: dict[str, str],
+                                                  ) -> None:
+    old = registry.store.current_revision()
+    _writes_between_pages(registry)
+    status, body = await _get(client, {"limit": str(2**63 - 1),
+                                       **{k: v.format(old=old) for k, v in query.items()}})
+    assert status == 200, body
+    assert len(body["items"]) == (6 if query else 7) and "continue" not in body["metadata"]

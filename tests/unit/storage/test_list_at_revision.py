@@ -185,3 +185,12 @@ def test_every_past_revision_lists_as_it_did_then_under_random_writes_and_compac
         pages = _pages(store, PODS, revision=revision, limit=limit)
         assert [t for page in pages for t in page.texts] == texts, f"revision {revision}, limit {limit}"
         assert all(page.revisions == _stamped_revisions(page) for page in pages)
+
+
+@pytest.mark.parametrize("at_past_revision", [False, True])
+def test_the_largest_limit_the_api_takes_lists_everything(store: Store, at_past_revision: bool) -> None:
+    revision = _fill(store)
+    _changes_after(store)
+    page = store.list_encoded(PODS, limit=2**63 - 1, revision=revision if at_past_revision else None)
+    expected = ["p1", "p2", "p3", "p4", "p5"] if at_past_revision else ["p0", "p1", "p2", "p4", "p5"]
+    assert (_names(page), page.continue_key) == (expected, None)
