@@ -254,3 +254,15 @@ async def test_the_largest_limit_lists_everything(client: TestClient, registry: 
                                        **{k: v.format(old=old) for k, v in query.items()}})
     assert status == 200, body
     assert len(body["items"]) == (6 if query else 7) and "continue" not in body["metadata"]
+
+
+async def test_a_continue_token_from_a_revision_not_reached_yet_is_a_504(client: TestClient,
+                                                                         registry: Registry) -> None:
+    _, first = await _get(client, {"limit": "2"})
+    start = _token(first["metadata"]["continue"])["start"]
+    crafted = base64.urlsafe_b64encode(json.dumps(
+        {"v": "meta.k8s.io/v1", "rv": 2**62, "start": start}).encode()).decode().rstrip("=")
+    status, body = await _get(client, {"limit": "2", "continue": crafted})
+    assert (status, body["reason"]) == (504, "Timeout")
+    assert body["message"] == f"Timeout: Too large resource version: {2**62}, " \
+                              f"current: {registry.store.current_revision()}"
