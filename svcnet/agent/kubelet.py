@@ -62,6 +62,7 @@ from svcnet.agent.probes import (
     exec_in_pod_runner,
 )
 from svcnet.agent.restart import BackOffEntry, BackOffPolicy, PodIdentity, compute_pod_actions
+from svcnet.agent.statusmanager import StatusManager
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import is_being_deleted, object_key, spec_of, status_of, uid_of
 from svcnet.api.resources import lookup
@@ -145,6 +146,7 @@ class NodeAgent:
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._adopted: set[str] = set()  # uids of pods whose sandbox was alive when start() ran
         self._network_pool = ThreadPoolExecutor(config.network_workers, thread_name_prefix=f"podnet-{node.name}")
+        self.status = StatusManager(api, PODS, self._status_written, self.queue.add_after)
         self.started = asyncio.Event()
 
     # ---- lifecycle
@@ -179,6 +181,7 @@ class NodeAgent:
             state.cancel_tasks()
         for task in list(self._event_tasks):
             task.cancel()
+        await self.status.stop()
         await self.registration.stop()
         await self.pods.stop()
         self._network_pool.shutdown(wait=True)
@@ -243,6 +246,7 @@ class NodeAgent:
             log.info("removing sandbox of %s/%s (uid %s): the pod is gone from the API", namespace, name,
                      sandbox.key.uid)
             old = self.states.pop(sandbox.key.uid, None)
+            self.status.forget(sandbox.key.uid)
             if old is not None:
                 old.cancel_tasks()
             await self.runtime.remove_pod(sandbox, self.config.orphan_grace_seconds)
@@ -251,6 +255,7 @@ class NodeAgent:
     async def _terminate(self, pod: Obj, state: PodState) -> None:
         key = PodKey.of(pod)
         state.cancel_tasks()
+        self.status.forget(key.uid)  # what is left to say of it is said by deleting it
         sandbox = self.runtime.get_sandbox(key)
         if sandbox is not None:
             grace = grace_seconds(pod)
@@ -346,7 +351,7 @@ class NodeAgent:
         now = self.clock()
         sandbox = await self._ensure_sandbox(pod, state)
         if sandbox is None:
-            await self._write_status(pod, state, self._observe(pod, state, None, {}))
+            self._write_status(pod, self._observe(pod, state, None, {}))
             return self.config.backoff.initial
         key = PodKey.of(pod)
         init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
@@ -379,7 +384,7 @@ class NodeAgent:
                 retry_at.append(wait_until)
         self._watch_containers(pod, state, sandbox, specs)
         observed = self._observe(pod, state, sandbox, dict(actions.waiting), init_failed=actions.init_failed)
-        await self._write_status(pod, state, observed)
+        self._write_status(pod, observed)
         delays = [max(0.05, t - self.clock()) for t in retry_at]
         return min([self.config.resync_seconds, *delays])
 
@@ -579,20 +584,16 @@ class NodeAgent:
                                            waiting_message=message, ready=ready, started=started,
                                            default_waiting=default_waiting)
 
-    async def _write_status(self, pod: Obj, state: PodState, observed: podstatus.PodObservation) -> None:
-        wanted = podstatus.pod_status(pod, observed, self.clock())
-        if not podstatus.status_differs(status_of(pod), wanted):
-            return
-        try:
-            state.last_written = await self.api.update_status(PODS, PodKey.of(pod).namespace, {**pod, "status": wanted})
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            if exc.code == 409:  # someone wrote the pod since we read it: read it again and look again
-                state.last_written = None
-                self.queue.add_after(object_key(pod), 0.05)
-                return
-            raise
+    def _write_status(self, pod: Obj, observed: podstatus.PodObservation) -> None:
+        """Hand the status to the status manager: written in the background, the latest one wins."""
+        in_flight = self.status.wanted(uid_of(pod))
+        shown = pod if in_flight is None else {**pod, "status": in_flight}
+        self.status.set(pod, podstatus.pod_status(shown, observed, self.clock()))
+
+    def _status_written(self, uid: str, pod: Obj | None) -> None:
+        state = self.states.get(uid)
+        if state is not None:
+            state.last_written = pod
 
 
 __all__ = ["AgentConfig", "ContainerRuntime", "NodeAgent"]
