@@ -55,6 +55,7 @@ from svcnet.agent.podstate import (
 from svcnet.agent.probes import (
     ProbeKind,
     ProbeRunner,
+    ProbeSpec,
     ProbeState,
     ProbeTarget,
     ProbeVerdict,
@@ -70,6 +71,7 @@ from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
 from svcnet.client.workqueue import WorkQueue, run_workers
 from svcnet.kernel import NetworkKernel
+from svcnet.kernel.sockdiag import ListeningPorts, NetnsListeningPorts
 from svcnet.runtime import images
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus, ContainerView, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig, SandboxError
@@ -127,7 +129,8 @@ class NodeAgent:
     def __init__(self, api: Any, kernel: NetworkKernel, runtime: ContainerRuntime, node: NodePlan,
                  config: AgentConfig, *, facts: HostFacts | None = None,
                  clock: Callable[[], float] = time.time,
-                 probe_runner: Callable[..., ProbeRunner] = ProbeRunner) -> None:
+                 probe_runner: Callable[..., ProbeRunner] = ProbeRunner,
+                 listening_ports: Callable[[str], ListeningPorts] = NetnsListeningPorts) -> None:
         self.api = api
         self.kernel = kernel
         self.runtime = runtime
@@ -135,6 +138,7 @@ class NodeAgent:
         self.config = config
         self.clock = clock
         self.probe_runner = probe_runner
+        self.listening_ports = listening_ports  # a pod namespace's LISTEN sockets, for probes' first try
         self.leases = LeaseStore(config.lease_path, node.pod_cidr_v4, node.pod_cidr_v6)
         self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root))
         self.registration = NodeRegistration(api, self.identity, facts or host_facts())
@@ -474,7 +478,9 @@ class NodeAgent:
         key, name, instance = object_key(pod), container["name"], status.restart_count
         pod_ips = self._ips(pod)
         target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ips[0] if pod_ips else "",
-                             ports=named_ports(container), exec_command=exec_in_pod_runner(sandbox.infra))
+                             ports=named_ports(container), exec_command=exec_in_pod_runner(sandbox.infra),
+                             listeners=self.listening_ports(podnet.pod_namespace(self.node.cluster_id, uid_of(pod))),
+                             name=f"{key}/{name}")
         watches: list[ProbeWatch] = []
 
         def on_change(verdict: ProbeVerdict) -> None:
@@ -512,20 +518,12 @@ class NodeAgent:
             runner.probes = dataclasses.replace(probes, states=states)
 
     async def _run_probes(self, runner: ProbeRunner, pod: Obj, name: str) -> None:
-        last_failure = ""
-        original = runner.probe
+        def report(spec: ProbeSpec, message: str) -> None:
+            kind = {ProbeKind.READINESS: "Readiness", ProbeKind.LIVENESS: "Liveness",
+                    ProbeKind.STARTUP: "Startup"}[spec.kind]
+            self._event(pod, "Warning", "Unhealthy", f"{kind} probe failed: {message}")
 
-        async def probe_and_report(spec: Any, target: ProbeTarget) -> tuple[Result, str]:
-            nonlocal last_failure
-            outcome, message = await original(spec, target)
-            if outcome is Result.FAILURE and message:
-                kind = {ProbeKind.READINESS: "Readiness", ProbeKind.LIVENESS: "Liveness",
-                        ProbeKind.STARTUP: "Startup"}[spec.kind]
-                last_failure = f"{kind} probe failed: {message}"
-                self._event(pod, "Warning", "Unhealthy", last_failure)
-            return outcome, message
-
-        runner.probe = probe_and_report
+        runner.on_failure = report
         try:
             await runner.run()
         except asyncio.CancelledError:

@@ -86,6 +86,10 @@ class StatusManager:
             return None
         return entry.pending[1] if entry.pending is not None else entry.sending
 
+    def busy(self) -> bool:
+        """Whether some write is in flight or pending."""
+        return bool(self._pods)
+
     def forget(self, uid: str) -> None:
         """The pod is gone (or being finalized): drop what was not sent yet."""
         entry = self._pods.pop(uid, None)

@@ -23,6 +23,7 @@ from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel
+from svcnet.testing.sockdiag import FakeListeningPorts
 from tests import waiting
 
 # The agent's loops take several steps per change; under a loaded machine 5 s was seen to be short.
@@ -150,6 +151,7 @@ class Node:
         self.runtime = FakeRuntime()
         self.tmp_path = tmp_path
         self.probes = probes if probes is not None else {}
+        self.listeners: dict[str, FakeListeningPorts] = {}  # by pod namespace name
         self.agent = self.new_agent()
 
     def new_agent(self) -> NodeAgent:
@@ -158,7 +160,8 @@ class Node:
                              node_resolv_conf="nameserver 192.0.2.53\nsearch corp.example\n",
                              image_error_shown_seconds=60.0)
         return NodeAgent(self.api, self.kernel, self.runtime, self.plan.node("node-1"), config, facts=FACTS,
-                         probe_runner=probe_runner_with(self.probes))
+                         probe_runner=probe_runner_with(self.probes),
+                         listening_ports=lambda netns: self.listeners.setdefault(netns, FakeListeningPorts()))
 
     async def pod(self, name: str) -> dict[str, Any]:
         return await self.api.get(PODS, "default", name)
@@ -390,7 +393,8 @@ async def test_restarted_agent_adopts_running_pods_without_restarting_them(tmp_p
 
 
 async def _synced_once(node: Node) -> bool:
-    return node.agent.started.is_set() and len(node.agent.queue) == 0 and not node.agent.queue.processing()
+    return node.agent.started.is_set() and len(node.agent.queue) == 0 and not node.agent.queue.processing() \
+        and not node.agent.status.busy()
 
 
 async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_have(tmp_path: Path) -> None:
