@@ -36,13 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import free_port, memory_kib  # noqa: E402
+from common import cpu_seconds, free_port, memory_kib, thread_cpu_seconds  # noqa: E402
 
 from svcnet.api.objects import is_pod_ready, resource_version, status_of  # noqa: E402
 from svcnet.client.config import unix_socket_config  # noqa: E402
@@ -173,14 +174,14 @@ def row(label: str, latencies: list[float], failed: int, elapsed: float) -> str:
 async def burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace, names: list[str],
                 label: str, rate: float = 0.0) -> None:
     """Create `names` (at once, or paced), report latency against the SLO and the agents' memory, delete them."""
-    before = agent_rss(data_dir)
+    before = agent_usage(data_dir)
     latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout, rate)
     print(row(label, latencies, failed, elapsed))
     if latencies:
         p99 = percentiles(latencies)["p99"]
         verdict = "meets" if p99 <= SLO_P99_SECONDS and not failed else "misses"
         print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
-    print_agent_memory(data_dir, before, watch, names)
+    print_agent_usage(data_dir, before, watch, names)
     await delete_all(api, watch, names)
 
 
@@ -255,26 +256,39 @@ async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -
     await delete_all(api, watch, filler + last)
 
 
-def agent_rss(data_dir: Path) -> dict[str, int]:
-    """Each node agent's VmRSS in KiB (by node name), from the pid in nodes/<node>/agent.pid."""
-    rss = {}
+@dataclass(frozen=True)
+class AgentUsage:
+    rss_kib: int
+    cpu: float  # seconds, every thread
+    threads: dict[str, float]  # seconds by thread name, living threads
+
+
+def agent_usage(data_dir: Path) -> dict[str, AgentUsage]:
+    """Each node agent's VmRSS and CPU time (by node name), from the pid in nodes/<node>/agent.pid."""
+    usage = {}
     for node in sorted(d.name for d in data_dir.glob("nodes/*") if d.is_dir()):
         pid = read_pid(agent_pid_path(data_dir, node))
         if pid:
             with contextlib.suppress(OSError):  # the agent is gone: nothing to report for it
-                rss[node] = memory_kib(pid)
-    return rss
+                usage[node] = AgentUsage(memory_kib(pid), cpu_seconds(pid), thread_cpu_seconds(pid))
+    return usage
 
 
-def print_agent_memory(data_dir: Path, before: dict[str, int], watch: ReadyWatch, names: list[str]) -> None:
-    """Agents' RSS with `names` running, and its growth over `before` per 100 pods on that node."""
-    after = agent_rss(data_dir)
-    for node, kib in after.items():
+def print_agent_usage(data_dir: Path, before: dict[str, AgentUsage], watch: ReadyWatch, names: list[str]) -> None:
+    """Agents' RSS with `names` running (its growth over `before` per 100 pods on that node), and the CPU
+    the agent spent starting them, per pod, with the threads that spent it."""
+    for node, now in agent_usage(data_dir).items():
         pods = sum(1 for n in names if watch.node_of.get(n) == node and n in watch.ready_at)
-        grown = kib - before.get(node, kib)
-        per_100 = f"{grown / pods * 100 / 1024:5.1f} MiB per 100 pods" if pods else "no pods"
-        print(f"   agent {node}: RSS {kib / 1024:6.1f} MiB with {pods} pods running "
-              f"(before {before.get(node, 0) / 1024:6.1f} MiB: {per_100})", flush=True)
+        then = before.get(node, now)
+        per_100 = f"{(now.rss_kib - then.rss_kib) / pods * 100 / 1024:5.1f} MiB per 100 pods" if pods else "no pods"
+        print(f"   agent {node}: RSS {now.rss_kib / 1024:6.1f} MiB with {pods} pods running "
+              f"(before {then.rss_kib / 1024:6.1f} MiB: {per_100})", flush=True)
+        if pods:
+            spent = {name: cpu - then.threads.get(name, 0.0) for name, cpu in now.threads.items()}
+            top = sorted(((cpu, name) for name, cpu in spent.items() if cpu >= 0.01), reverse=True)[:4]
+            by_thread = ", ".join(f"{name} {cpu * 1000 / pods:.0f}" for cpu, name in top)
+            print(f"   agent {node}: CPU {(now.cpu - then.cpu) * 1000 / pods:5.0f} ms per pod "
+                  f"(by thread, ms per pod: {by_thread}; the rest on threads that ended)", flush=True)
 
 
 def where_time_goes(data_dir: Path) -> None:

@@ -6,6 +6,7 @@ sys.path and they import it as `common`.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -24,6 +25,28 @@ def memory_kib(pid: int | str = "self", field: str = "VmRSS") -> int:
         if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """A process's CPU time so far (user + system, every thread, living or ended), from /proc/PID/stat."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(pid: int | str = "self") -> dict[str, float]:
+    """CPU time of the process's living threads, summed by thread name (comm, 15 characters)."""
+    by_name: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            by_name[name] = by_name.get(name, 0.0) + _stat_cpu(task / "stat")
+        except OSError:  # the thread ended while we looked
+            continue
+    return by_name
+
+
+def _stat_cpu(path: Path) -> float:
+    fields = path.read_text().rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def free_port() -> int:
