@@ -82,6 +82,7 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 PODS = lookup("", "v1", "pods")
 assert PODS is not None
+StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest instance, by name
 
 class ContainerRuntime(Protocol):
     """What the agent needs of svcnet.runtime.containers.Runtime (tests use an in-memory one)."""
@@ -386,8 +387,12 @@ class NodeAgent:
             wait_until = await self._start_container(pod, state, sandbox, specs[name], now)
             if wait_until is not None:
                 retry_at.append(wait_until)
-        self._watch_containers(pod, state, sandbox, specs)
-        observed = self._observe(pod, state, sandbox, dict(actions.waiting), init_failed=actions.init_failed)
+        # Each container's latest instance, read once for the rest of this sync (a directory listing, a
+        # state file and two /proc reads each: the agent's largest cost per sync before it was shared).
+        latest: StatusOf = functools.cache(lambda name: self.runtime.status(sandbox, name))
+        self._watch_containers(pod, state, sandbox, specs, latest)
+        observed = self._observe(pod, state, sandbox, dict(actions.waiting), init_failed=actions.init_failed,
+                                 latest=latest)
         self._write_status(pod, observed)
         delays = [max(0.05, t - self.clock()) for t in retry_at]
         return min([self.config.resync_seconds, *delays])
@@ -442,12 +447,13 @@ class NodeAgent:
             self._event(pod, "Normal", "Started", f"Started container {name}")
         return None
 
-    def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj]) -> None:
+    def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj],
+                          latest: StatusOf) -> None:
         """An exit watcher per running instance, and probe runners for app containers that have probes."""
         key = object_key(pod)
         app_names = {c["name"] for c in containers_of(pod, "containers")}
         for name, container in specs.items():
-            status = self.runtime.status(sandbox, name)
+            status = latest(name)
             running = status is not None and status.state is RunState.RUNNING
             watcher = state.exit_watchers.get(name)
             if running and status is not None and (watcher is None or watcher[0] != status.restart_count):
@@ -534,16 +540,18 @@ class NodeAgent:
     # ---- status
 
     def _observe(self, pod: Obj, state: PodState, sandbox: Sandbox | None,
-                 backoff_waiting: Mapping[str, Any], *, init_failed: bool = False) -> podstatus.PodObservation:
+                 backoff_waiting: Mapping[str, Any], *, init_failed: bool = False,
+                 latest: StatusOf | None = None) -> podstatus.PodObservation:
         uid = uid_of(pod)
         init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
-        inits = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, "PodInitializing")
+        if latest is None:
+            latest = functools.cache(lambda name: self.runtime.status(sandbox, name) if sandbox else None)
+        inits = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, "PodInitializing", latest)
                  for c in init_specs]
-        app_started = sandbox is not None and any(self.runtime.status(sandbox, c["name"]) is not None
-                                                  for c in app_specs)
+        app_started = sandbox is not None and any(latest(c["name"]) is not None for c in app_specs)
         init_done = app_started or all(c.terminated is not None and c.terminated.exit_code == 0 for c in inits)
         default_waiting = "ContainerCreating" if init_done else "PodInitializing"
-        apps = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, default_waiting)
+        apps = [self._observe_container(pod, uid, state, sandbox, c, backoff_waiting, default_waiting, latest)
                 for c in app_specs]
         sandbox_ready = sandbox is not None
         return podstatus.PodObservation(tuple(inits), tuple(apps), state.pod_ips if sandbox_ready else (),
@@ -551,9 +559,9 @@ class NodeAgent:
 
     def _observe_container(self, pod: Obj, uid: str, state: PodState, sandbox: Sandbox | None,
                            container: Mapping[str, Any], backoff_waiting: Mapping[str, Any],
-                           default_waiting: str) -> podstatus.ContainerObservation:
+                           default_waiting: str, latest_of: StatusOf) -> podstatus.ContainerObservation:
         name, image = container["name"], str(container.get("image") or "")
-        latest = self.runtime.status(sandbox, name) if sandbox else None
+        latest = latest_of(name) if sandbox else None
         previous = None
         if sandbox is not None and latest is not None and latest.restart_count > 0:
             previous = self.runtime.status(sandbox, name, latest.restart_count - 1)
