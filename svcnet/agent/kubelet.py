@@ -228,10 +228,13 @@ class NodeAgent:
         namespace, name = split_key(key)
         cached = self.pods.get(namespace, name)
         uid = uid_of(cached) if cached is not None else None  # None: keep no sandbox of this name
-        await self._remove_other_incarnations(namespace or "default", name, keep_uid=uid)
+        state = self.states.get(uid) if uid is not None else None
+        if state is None:
+            # Another incarnation's sandbox can only be here before this uid's first sync (the pod was
+            # replaced or deleted): looking at every sync would list the node's pod directories each time.
+            await self._remove_other_incarnations(namespace or "default", name, keep_uid=uid)
         if cached is None:
             return None
-        state = self.states.get(uid)
         if state is None:
             state = self.states[uid] = PodState(uid)
         pod = newer(state.last_written, cached)

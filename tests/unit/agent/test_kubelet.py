@@ -373,6 +373,21 @@ async def _no_sandbox(node: Node, name: str) -> bool:
     return all(k.name != name for k in node.runtime.pods)
 
 
+async def test_a_pod_replaced_under_its_name_loses_the_old_sandbox_and_runs_in_a_new_one(node: Node) -> None:
+    old = await node.api.create(PODS, "default", make_pod("reborn"))
+    await until(lambda: _running_pod(node, "reborn"))
+    await node.api.delete(PODS, "default", "reborn", grace_period_seconds=0)
+    new = await node.api.create(PODS, "default", make_pod("reborn"))
+
+    async def only_the_new_one() -> bool:
+        return [k.uid for k in node.runtime.pods if k.name == "reborn"] == [new["metadata"]["uid"]]
+
+    await until(only_the_new_one)
+    await until(lambda: _running_pod(node, "reborn"))
+    assert ("reborn", 2.0) in node.runtime.removed  # the old one went with the orphans' grace
+    assert old["metadata"]["uid"] not in node.agent.states
+
+
 async def test_restarted_agent_adopts_running_pods_without_restarting_them(tmp_path: Path) -> None:
     n = Node(tmp_path)
     await n.agent.start()
