@@ -43,7 +43,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import cpu_seconds, free_port, memory_kib, thread_cpu_seconds  # noqa: E402
+from common import cpu_seconds, free_port, living_threads_cpu_seconds, memory_kib  # noqa: E402
 
 from svcnet.api.objects import is_pod_ready, resource_version, status_of  # noqa: E402
 from svcnet.client.config import unix_socket_config  # noqa: E402
@@ -260,7 +260,7 @@ async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -
 class AgentUsage:
     rss_kib: int
     cpu: float  # seconds, every thread
-    threads: dict[str, float]  # seconds by thread name, living threads
+    living_threads: float  # seconds, the threads alive now (the event loop, the pools)
 
 
 def agent_usage(data_dir: Path) -> dict[str, AgentUsage]:
@@ -270,13 +270,13 @@ def agent_usage(data_dir: Path) -> dict[str, AgentUsage]:
         pid = read_pid(agent_pid_path(data_dir, node))
         if pid:
             with contextlib.suppress(OSError):  # the agent is gone: nothing to report for it
-                usage[node] = AgentUsage(memory_kib(pid), cpu_seconds(pid), thread_cpu_seconds(pid))
+                usage[node] = AgentUsage(memory_kib(pid), cpu_seconds(pid), living_threads_cpu_seconds(pid))
     return usage
 
 
 def print_agent_usage(data_dir: Path, before: dict[str, AgentUsage], watch: ReadyWatch, names: list[str]) -> None:
     """Agents' RSS with `names` running (its growth over `before` per 100 pods on that node), and the CPU
-    the agent spent starting them, per pod, with the threads that spent it."""
+    the agent spent starting them, per pod."""
     for node, now in agent_usage(data_dir).items():
         pods = sum(1 for n in names if watch.node_of.get(n) == node and n in watch.ready_at)
         then = before.get(node, now)
@@ -284,11 +284,9 @@ def print_agent_usage(data_dir: Path, before: dict[str, AgentUsage], watch: Read
         print(f"   agent {node}: RSS {now.rss_kib / 1024:6.1f} MiB with {pods} pods running "
               f"(before {then.rss_kib / 1024:6.1f} MiB: {per_100})", flush=True)
         if pods:
-            spent = {name: cpu - then.threads.get(name, 0.0) for name, cpu in now.threads.items()}
-            top = sorted(((cpu, name) for name, cpu in spent.items() if cpu >= 0.01), reverse=True)[:4]
-            by_thread = ", ".join(f"{name} {cpu * 1000 / pods:.0f}" for cpu, name in top)
             print(f"   agent {node}: CPU {(now.cpu - then.cpu) * 1000 / pods:5.0f} ms per pod "
-                  f"(by thread, ms per pod: {by_thread}; the rest on threads that ended)", flush=True)
+                  f"({(now.living_threads - then.living_threads) * 1000 / pods:.0f} of it on threads alive after "
+                  "the burst: the event loop and the pools; the rest on threads that ended)", flush=True)
 
 
 def where_time_goes(data_dir: Path) -> None:

@@ -6,6 +6,7 @@ sys.path and they import it as `common`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -32,16 +33,13 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
-def thread_cpu_seconds(pid: int | str = "self") -> dict[str, float]:
-    """CPU time of the process's living threads, summed by thread name (comm, 15 characters)."""
-    by_name: dict[str, float] = {}
+def living_threads_cpu_seconds(pid: int | str = "self") -> float:
+    """CPU time of the process's threads that are alive now (what ended threads spent is only in the total)."""
+    total = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            by_name[name] = by_name.get(name, 0.0) + _stat_cpu(task / "stat")
-        except OSError:  # the thread ended while we looked
-            continue
-    return by_name
+        with contextlib.suppress(OSError):  # the thread ended while we looked
+            total += _stat_cpu(task / "stat")
+    return total
 
 
 def _stat_cpu(path: Path) -> float:
