@@ -13,6 +13,9 @@ in a temporary data dir with its own cluster id) and then:
    (the /24 pod CIDR holds 253), and reports each batch's latency; it stops
    where the batch p50 is twice the first batch's, or pods fail to become
    Ready within `--ready-timeout`.
+   With `--probe`, the all-at-once burst again with a tcpSocket readiness
+   probe (kubelet's defaults) on each pod, against the plain one, and how
+   many pods the agent probed because their port began to listen.
 3. with `--density N`: pod start on an empty node vs on one holding N pods.
 4. with `--two-nodes N` (default 200; 0 skips it): a second cluster
    (`svcnet up --nodes 2`) and N pods created at once across its two nodes.
@@ -55,11 +58,13 @@ from svcnet.kernel.process import read_pid  # noqa: E402
 SLO_P99_SECONDS = 5.0
 
 
-def pod(name: str) -> dict[str, Any]:
+def pod(name: str, probe: bool = False) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
+                                 "ports": [{"containerPort": 9376, "protocol": "TCP"}]}
+    if probe:  # kubelet's defaults: the first probe at start, then every 10 s
+        container["readinessProbe"] = {"tcpSocket": {"port": 9376}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"terminationGracePeriodSeconds": 5,
-                     "containers": [{"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
-                                     "ports": [{"containerPort": 9376, "protocol": "TCP"}]}]}}
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}}
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -114,7 +119,8 @@ class ReadyWatch:
                 await self._task
 
 
-async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate: float = 0.0) -> dict[str, float]:
+async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate: float = 0.0,
+                       probe: bool = False) -> dict[str, float]:
     """Create the pods, all at once (`concurrency` in flight) or paced at `rate` pods/s."""
     sent: dict[str, float] = {}
     gate = asyncio.Semaphore(concurrency)
@@ -125,7 +131,7 @@ async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate:
             await asyncio.sleep(max(0.0, begin + index / rate - time.monotonic()))
         async with gate:
             sent[name] = time.monotonic()
-            await api.create(PODS, "default", pod(name))
+            await api.create(PODS, "default", pod(name, probe))
 
     await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
     return sent
@@ -141,9 +147,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def measure(api: ApiClient, watch: ReadyWatch, names: list[str], concurrency: int,
-                  timeout: float, rate: float = 0.0) -> tuple[list[float], int, float]:
+                  timeout: float, rate: float = 0.0, probe: bool = False) -> tuple[list[float], int, float]:
     started = time.monotonic()
-    sent = await create_batch(api, names, concurrency, rate)
+    sent = await create_batch(api, names, concurrency, rate, probe)
     await watch.wait(lambda: all(n in watch.ready_at for n in names), timeout)
     latencies = [watch.ready_at[n] - sent[n] for n in names if n in watch.ready_at]
     return latencies, len(names) - len(latencies), time.monotonic() - started
@@ -172,10 +178,10 @@ def row(label: str, latencies: list[float], failed: int, elapsed: float) -> str:
 
 
 async def burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace, names: list[str],
-                label: str, rate: float = 0.0) -> None:
+                label: str, rate: float = 0.0, probe: bool = False) -> list[float]:
     """Create `names` (at once, or paced), report latency against the SLO and the agents' memory, delete them."""
     before = agent_usage(data_dir)
-    latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout, rate)
+    latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout, rate, probe)
     print(row(label, latencies, failed, elapsed))
     if latencies:
         p99 = percentiles(latencies)["p99"]
@@ -183,6 +189,23 @@ async def burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argpars
         print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
     print_agent_usage(data_dir, before, watch, names)
     await delete_all(api, watch, names)
+    return latencies
+
+
+async def probed_burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace,
+                       plain: list[float]) -> None:
+    """The all-at-once burst again, each pod with a tcpSocket readiness probe at kubelet's defaults; against
+    the plain burst. On a ticker alone, a pod whose server was not up at the first tick waits a period."""
+    print(f"1b. start latency: {args.pods} pods on one node, all at once, each with a readiness probe "
+          "(tcpSocket 9376, periodSeconds 10)")
+    names = [f"probe-{i:04d}" for i in range(args.pods)]
+    probed = await burst(api, watch, data_dir, args, names, f"{args.pods} pods", probe=True)
+    lines = "".join(log.read_text(errors="replace") for log in data_dir.glob("nodes/*/agent.log"))
+    early = sum(1 for n in names if f"default/{n}/hostnames readinessProbe: port 9376 listens" in lines)
+    print(f"   {early} of {len(names)} pods probed when their port began to listen (the others: at the first tick)")
+    if probed and plain:
+        a, b = percentiles(probed), percentiles(plain)
+        print(f"   with a probe / without: p50 {a['p50'] / b['p50']:.2f}x  p99 {a['p99'] / b['p99']:.2f}x", flush=True)
 
 
 async def run_two_nodes(args: argparse.Namespace, data_dir: Path) -> None:
@@ -203,11 +226,15 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         watch = ReadyWatch(api)
         await watch.start()
         try:
+            plain: list[float] = []
             for rate in [0.0, *args.rates]:
                 how = f"paced at {rate:g} pods/s" if rate else f"all at once, {args.concurrency} creates in flight"
                 print(f"1. start latency: {args.pods} pods on one node, {how}")
                 names = [f"lat-{int(rate * 10)}-{i:04d}" for i in range(args.pods)]
-                await burst(api, watch, data_dir, args, names, f"{args.pods} pods", rate)
+                latencies = await burst(api, watch, data_dir, args, names, f"{args.pods} pods", rate)
+                plain = plain or latencies
+            if args.probe:
+                await probed_burst(api, watch, data_dir, args, plain)
 
             if args.density:
                 await density(api, watch, args)
@@ -323,6 +350,8 @@ def main() -> int:
                         help="also compare pod start at --density-probe pods per node with this many (e.g. 250)")
     parser.add_argument("--density-probe", type=int, default=10)
     parser.add_argument("--keep-logs", default="", help="copy the cluster's logs here before it goes")
+    parser.add_argument("--probe", action="store_true",
+                        help="also run the all-at-once burst with a readiness probe on each pod")
     parser.add_argument("--two-nodes", type=int, default=200,
                         help="then, in a 2-node cluster, this many pods created at once (0: skip)")
     parser.add_argument("--skip-one-node", action="store_true", help="only the 2-node burst")
