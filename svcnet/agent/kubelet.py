@@ -382,6 +382,7 @@ class NodeAgent:
                                       [c["name"] for c in app_specs], views, state.backoffs, now,
                                       self.config.backoff)
         state.backoffs = dict(actions.backoffs)
+        state.waiting, state.init_failed = dict(actions.waiting), actions.init_failed
         retry_at: list[float] = [w.retry_at for w in actions.waiting.values()]
         for name in actions.waiting:
             self._event(pod, "Warning", "BackOff", "Back-off restarting failed container "
@@ -492,10 +493,14 @@ class NodeAgent:
                              name=f"{key}/{name}")
         watches: list[ProbeWatch] = []
 
+        uid = uid_of(pod)
+
         def on_change(verdict: ProbeVerdict) -> None:
             for watch in watches:
                 watch.verdict = verdict
-            self.queue.add(key)
+            if not verdict.restart:
+                self._publish_probe_verdict(key, uid)
+            self.queue.add(key)  # a restart is the sync's to do; otherwise it finds the status written
 
         runner = self.probe_runner(container, status.started_at or self.clock(), target, on_change)
         if uid_of(pod) in self._adopted:
@@ -503,6 +508,31 @@ class NodeAgent:
         task = asyncio.create_task(self._run_probes(runner, pod, name), name=f"probe-{key}-{name}")
         watches.append(ProbeWatch(instance, task, runner.verdict))
         return watches[0]
+
+    def _publish_probe_verdict(self, key: str, uid: str) -> None:
+        """A probe's verdict goes into the pod's status now, not after the pod's next sync.
+
+        kubelet's `statusManager.SetContainerReadiness` (pkg/kubelet/status/status_manager.go), called from
+        the sync loop's readiness updates: in a burst the sync workers are busy starting other pods, and a
+        verdict waiting behind them in the queue would keep a ready pod unready until the burst is done.
+        """
+        namespace, name = split_key(key)
+        cached = self.pods.get(namespace, name)
+        state = self.states.get(uid)
+        if cached is None or state is None or uid_of(cached) != uid:
+            return
+        pod = newer(state.last_written, cached)
+        if is_being_deleted(pod) or status_of(pod).get("phase") in ("Succeeded", "Failed"):
+            return
+        sandbox = self.runtime.get_sandbox(PodKey.of(pod))
+        if sandbox is None or not state.pod_ips:
+            return
+        try:
+            observed = self._observe(pod, state, sandbox, state.waiting, init_failed=state.init_failed)
+        except OSError as exc:  # the pod's files are going away: its next sync says what is left
+            log.info("pod %s: probe verdict not published: %s", key, exc)
+            return
+        self._write_status(pod, observed)
 
     def _ips(self, pod: Obj) -> tuple[str, ...]:
         state = self.states.get(uid_of(pod))

@@ -44,9 +44,12 @@ class FakeRuntime:
         self.exited: dict[tuple[PodKey, str, int], asyncio.Event] = {}
         self.removed: list[tuple[str, float]] = []
         self.stopped: list[tuple[str, str, float]] = []
+        self.sandbox_gate: asyncio.Event | None = None  # set: sandbox creation waits for it
         self._pids = iter(range(1000, 100000))
 
     async def create_sandbox(self, key: PodKey, config: SandboxConfig) -> Sandbox:
+        if self.sandbox_gate is not None:
+            await self.sandbox_gate.wait()
         sandbox = Sandbox(key, Path("/fake") / key.dir_name, ProcessId(next(self._pids), 1), config.netns,
                           config.hostname, time.time())
         self.pods[key], self.alive[key], self.configs[key] = sandbox, True, config
@@ -143,7 +146,8 @@ class Node:
     """One agent under test and everything it talks to."""
 
     def __init__(self, tmp_path: Path, api: FakeApi | None = None,
-                 probes: dict[str, Result | None] | None = None) -> None:
+                 probes: dict[str, Result | None] | None = None, workers: int = 16) -> None:
+        self.workers = workers
         self.api = api or FakeApi()
         self.kernel = FakeNetworkKernel()
         self.plan = plan_topology("t1", 2)
@@ -158,7 +162,7 @@ class Node:
         config = AgentConfig(node_name="node-1", runtime_root=self.tmp_path / "rt",
                              lease_path=self.tmp_path / "ipam" / "leases.json",
                              node_resolv_conf="nameserver 192.0.2.53\nsearch corp.example\n",
-                             image_error_shown_seconds=60.0)
+                             image_error_shown_seconds=60.0, workers=self.workers)
         return NodeAgent(self.api, self.kernel, self.runtime, self.plan.node("node-1"), config, facts=FACTS,
                          probe_runner=probe_runner_with(self.probes),
                          listening_ports=lambda netns: self.listeners.setdefault(netns, FakeListeningPorts()))
@@ -313,6 +317,34 @@ async def test_failing_readiness_probe_keeps_the_pod_running_but_not_ready(tmp_p
 
 async def _phase(node: Node, name: str, phase: str) -> bool:
     return (await node.pod(name)).get("status", {}).get("phase") == phase
+
+
+async def test_a_probe_verdict_reaches_the_status_while_the_sync_workers_are_busy(tmp_path: Path) -> None:
+    n = Node(tmp_path, probes={"app": Result.FAILURE}, workers=1)
+    await n.agent.start()
+    try:
+        await n.api.create(PODS, "default", make_pod("probed", containers=[
+            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
+             "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+        await until(lambda: _phase(n, "probed", "Running"))
+        n.runtime.sandbox_gate = asyncio.Event()  # the next pod's sync holds the only worker
+        await n.api.create(PODS, "default", make_pod("stuck"))
+        await until(lambda: "default/stuck" in n.agent.queue.processing())
+        n.probes["app"] = Result.SUCCESS
+
+        async def ready() -> Any:
+            return container_status(await n.pod("probed")).get("ready")
+
+        await until(ready)
+        assert "default/stuck" in n.agent.queue.processing()  # it was not a sync of "probed" that wrote it
+        conditions = {c["type"]: c["status"] for c in status_of(await n.pod("probed"))["conditions"]}
+        assert conditions["Ready"] == conditions["ContainersReady"] == "True"
+        n.runtime.sandbox_gate.set()
+        await until(lambda: _phase(n, "stuck", "Running"))
+    finally:
+        if n.runtime.sandbox_gate is not None:
+            n.runtime.sandbox_gate.set()
+        await n.agent.stop()
 
 
 async def test_liveness_failure_kills_and_restarts_the_container(tmp_path: Path) -> None:
