@@ -293,24 +293,27 @@ async def _init_started(node: Node, name: str) -> bool:
     return node.runtime.starts("init", name) >= 1
 
 
+def make_probed_pod(name: str) -> dict[str, Any]:
+    return make_pod(name, containers=[{"name": "app", "image": "k8s.gcr.io/serve_hostname",
+                                       "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}])
+
+
+async def _container_ready(node: Node, name: str) -> Any:
+    return container_status(await node.pod(name)).get("ready")
+
+
 async def test_failing_readiness_probe_keeps_the_pod_running_but_not_ready(tmp_path: Path) -> None:
     n = Node(tmp_path, probes={"app": Result.FAILURE})
     await n.agent.start()
     try:
-        await n.api.create(PODS, "default", make_pod("unready", containers=[
-            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
-             "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+        await n.api.create(PODS, "default", make_probed_pod("unready"))
         await until(lambda: _phase(n, "unready", "Running"))
         pod = await n.pod("unready")
         assert container_status(pod)["ready"] is False
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "False"
         n.probes["app"] = Result.SUCCESS
-
-        async def now_ready() -> Any:
-            return container_status(await n.pod("unready")).get("ready")
-
-        await until(now_ready)
+        await until(lambda: _container_ready(n, "unready"))
     finally:
         await n.agent.stop()
 
@@ -323,19 +326,13 @@ async def test_a_probe_verdict_reaches_the_status_while_the_sync_workers_are_bus
     n = Node(tmp_path, probes={"app": Result.FAILURE}, workers=1)
     await n.agent.start()
     try:
-        await n.api.create(PODS, "default", make_pod("probed", containers=[
-            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
-             "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+        await n.api.create(PODS, "default", make_probed_pod("probed"))
         await until(lambda: _phase(n, "probed", "Running"))
         n.runtime.sandbox_gate = asyncio.Event()  # the next pod's sync holds the only worker
         await n.api.create(PODS, "default", make_pod("stuck"))
         await until(lambda: "default/stuck" in n.agent.queue.processing())
         n.probes["app"] = Result.SUCCESS
-
-        async def ready() -> Any:
-            return container_status(await n.pod("probed")).get("ready")
-
-        await until(ready)
+        await until(lambda: _container_ready(n, "probed"))
         assert "default/stuck" in n.agent.queue.processing()  # it was not a sync of "probed" that wrote it
         conditions = {c["type"]: c["status"] for c in status_of(await n.pod("probed"))["conditions"]}
         assert conditions["Ready"] == conditions["ContainersReady"] == "True"
@@ -459,14 +456,8 @@ async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_h
 async def test_a_pod_started_again_after_down_is_not_ready_until_its_probe_says_so(tmp_path: Path) -> None:
     n = Node(tmp_path, probes={"app": Result.SUCCESS})
     await n.agent.start()
-    await n.api.create(PODS, "default", make_pod("again", containers=[
-        {"name": "app", "image": "k8s.gcr.io/serve_hostname",
-         "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
-
-    async def ready() -> Any:
-        return container_status(await n.pod("again")).get("ready")
-
-    await until(ready)
+    await n.api.create(PODS, "default", make_probed_pod("again"))
+    await until(lambda: _container_ready(n, "again"))
     await n.agent.stop()
     # `svcnet down`: every pod process stopped and its record deleted; the API still says Ready.
     sandbox = n.runtime.get_sandbox(n.runtime.key("again"))
