@@ -499,7 +499,10 @@ class NodeAgent:
             for watch in watches:
                 watch.verdict = verdict
             if not verdict.restart:
-                self._publish_probe_verdict(key, uid)
+                try:
+                    self._publish_probe_verdict(key, uid)
+                except Exception:  # never the prober's end: the queued sync writes the status as well
+                    log.exception("pod %s: publishing a probe verdict", key)
             self.queue.add(key)  # a restart is the sync's to do; otherwise it finds the status written
 
         runner = self.probe_runner(container, status.started_at or self.clock(), target, on_change)
@@ -527,12 +530,7 @@ class NodeAgent:
         sandbox = self.runtime.get_sandbox(PodKey.of(pod))
         if sandbox is None or not state.pod_ips:
             return
-        try:
-            observed = self._observe(pod, state, sandbox, state.waiting, init_failed=state.init_failed)
-        except OSError as exc:  # the pod's files are going away: its next sync says what is left
-            log.info("pod %s: probe verdict not published: %s", key, exc)
-            return
-        self._write_status(pod, observed)
+        self._write_status(pod, self._observe(pod, state, sandbox, state.waiting, init_failed=state.init_failed))
 
     def _ips(self, pod: Obj) -> tuple[str, ...]:
         state = self.states.get(uid_of(pod))
