@@ -70,6 +70,19 @@ def set_child_subreaper() -> None:
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Have the kernel send sig when our parent (the thread that forked us) exits. Cleared in our forks."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def thread_count() -> int:
+    """Threads in this process, as the kernel counts them (C extensions' threads included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
 def live_group_members(pgid: int) -> list[int]:
     """Pids of running (not zombie) processes in a process group."""
     members = []
