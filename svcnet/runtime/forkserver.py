@@ -30,8 +30,9 @@ On the status socket the server writes `forked <pid>` then, when the child has
 exited, `exit <code>` (the shell's 128+N for a signal N); or one line
 `error <reason>` if it refused the request (too large, malformed, a wrong number
 of descriptors, too many children, threads in the server): a refused request
-changes nothing. The agent closing its end of the status socket before `exit`
-(its timeout) makes the server SIGKILL the child, as `proc.kill()` did.
+changes nothing. The agent writing `kill` on the status socket (its timeout)
+makes the server SIGKILL the child, as `proc.kill()` did; the agent merely
+closing it (it died) leaves the child to finish, as a `python -m` helper would.
 
 Children start clean: stdin on /dev/null, every other descriptor of the server
 closed, signal handlers and mask as a fresh interpreter has them, a new session,
@@ -71,6 +72,7 @@ MAX_REQUEST = 64 * 1024  # bytes of JSON per request (a shim's request is one pa
 MAX_ARGS = 64
 REQUEST_FDS = 3  # status socket, stdout, stderr
 MAX_CHILDREN = 256  # children not yet exited; past it a request is refused (the agent falls back)
+KILL = b"kill"  # the agent's only word on a status socket: it gave up waiting
 MAX_OUTPUT = 64 * 1024  # what the agent keeps of a helper's stdout / stderr (the rest is read and dropped)
 
 
@@ -246,15 +248,16 @@ class Server:
             return
         except OSError:
             data = b""
-        if data:
-            return  # the agent writes nothing; ignore it
-        # The agent stopped waiting (its timeout): the child goes, as the subprocess path kills it.
+        if data and KILL not in data:
+            return  # nothing else is said on it; ignore it
         self.selector.unregister(child.status_fd)
         child.peer_open = False
-        try:
-            signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if data:  # the agent stopped waiting (its timeout): the child goes, as the subprocess path kills it
+            try:
+                signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # EOF alone: the agent died. Its helpers outlive it, as `python -m` helpers did.
 
     def _reap(self, child: _Child) -> None:
         _, status = os.waitpid(child.pid, 0)
@@ -333,6 +336,7 @@ class ForkServer:
 
     def __init__(self, python: str = sys.executable, *, fallback: Launcher | None = None) -> None:
         self.python = python
+        self.command = [python, "-m", "svcnet.runtime.forkserver"]  # + --fd N --parent PID
         self.fallback = fallback or SubprocessLauncher(python)
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -347,8 +351,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [self.python, "-m", "svcnet.runtime.forkserver", "--fd", str(theirs.fileno()),
-                 "--parent", str(os.getpid())],
+                [*self.command, "--fd", str(theirs.fileno()), "--parent", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
                 start_new_session=True)  # a terminal's ^C for the agent's group is not for it
         except BaseException:
@@ -437,7 +440,9 @@ class ForkServer:
             try:
                 status_text, out, err = await asyncio.wait_for(reads, timeout)
             except TimeoutError:
-                return Finished(None, b"", b"", timed_out=True)  # closing `status` makes the server kill it
+                with contextlib.suppress(OSError):
+                    status.send(KILL)  # the server kills the child, as the subprocess path does
+                return Finished(None, b"", b"", timed_out=True)
         finally:
             status.close()
             _close(out_r, err_r)
