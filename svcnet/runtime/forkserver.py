@@ -63,7 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from svcnet.kernel import process
-from svcnet.runtime.launch import ENTRY_POINTS, Finished, Launcher, SubprocessLauncher
+from svcnet.runtime.launch import ENTRY_POINTS, Finished, Launcher, SubprocessLauncher, fd_ready
 from svcnet.runtime.shim import exit_code_of
 
 log = logging.getLogger("svcnet.runtime.forkserver")
@@ -454,21 +454,6 @@ class ForkServer:
         return Finished(report.returncode, out, err)
 
 
-async def _ready(fd: int, timeout: float | None = None, *, write: bool = False) -> bool:
-    """Wait until fd is readable (or writable); False on timeout."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
-    add(fd, lambda: ready.done() or ready.set_result(None))
-    try:
-        await asyncio.wait_for(ready, timeout)
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        remove(fd)
-
-
 async def _send(control: socket.socket, request: bytes, fds: list[int], timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -479,7 +464,7 @@ async def _send(control: socket.socket, request: bytes, fds: list[int], timeout:
             return
         except BlockingIOError:
             pass
-        if not await _ready(control.fileno(), max(0.0, deadline - loop.time()), write=True):
+        if not await fd_ready(control.fileno(), max(0.0, deadline - loop.time()), write=True):
             raise ConnectionError(errno.ETIMEDOUT, "the fork server does not take requests")
 
 
@@ -491,7 +476,7 @@ async def _read_to_eof(fd: int, limit: int) -> bytes:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            await _ready(fd)
+            await fd_ready(fd)
             continue
         except ConnectionResetError:
             data = b""
@@ -507,7 +492,7 @@ async def _wait_child(pid: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     try:
-        return await _ready(fd, timeout)
+        return await fd_ready(fd, timeout)
     finally:
         os.close(fd)
 

@@ -59,3 +59,18 @@ class SubprocessLauncher:
             await proc.wait()
             return Finished(None, b"", b"", timed_out=True)
         return Finished(proc.returncode, out, err)
+
+
+async def fd_ready(fd: int, timeout: float | None = None, *, write: bool = False) -> bool:
+    """Wait until fd is readable (or writable); False on timeout."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
+    add(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await asyncio.wait_for(ready, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        remove(fd)

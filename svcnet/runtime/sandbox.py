@@ -28,7 +28,7 @@ from typing import Any
 from svcnet.api.objects import name_of, namespace_of, uid_of
 from svcnet.kernel import process
 from svcnet.kernel.process import ProcessId
-from svcnet.runtime.launch import Launcher, SubprocessLauncher
+from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
 SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
 STATE_FILE = "state.json"
@@ -138,16 +138,9 @@ async def wait_gone(proc: ProcessId, timeout: float | None) -> bool:
     fd = process.open_pidfd(proc)
     if fd is None:
         return True
-    loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
     try:
-        await asyncio.wait_for(exited, timeout)
-        return True
-    except TimeoutError:
-        return False
+        return await fd_ready(fd, timeout)
     finally:
-        loop.remove_reader(fd)
         os.close(fd)
 
 
