@@ -64,7 +64,10 @@ class AgentProcess:
         # Sandboxes and shims are forks of one interpreter that has their modules loaded (see
         # runtime/forkserver.py), not a new interpreter each; it ends when this process does.
         self.forkserver = ForkServer(self.config.python)
-        self.forkserver.start()
+        try:
+            self.forkserver.start()  # now, so its imports are done before the first pod
+        except OSError as exc:  # each start tries again, and falls back to `python -m` helpers
+            log.warning("cannot start the fork server: %s", exc)
         runtime = Runtime(self.config.runtime_root, python=self.config.python, launcher=self.forkserver)
         self.agent = NodeAgent(self.api, self.kernel, runtime, self.node, self.config)
         await self.agent.start()

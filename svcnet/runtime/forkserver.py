@@ -340,7 +340,8 @@ class ForkServer:
         self.fallback = fallback or SubprocessLauncher(python)
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
-        self.restarts = 0  # servers started after the first (tests and logs)
+        self.restarts = 0  # servers replaced after they died (tests and logs)
+        self.generation = 0  # servers started so far
 
     @property
     def pid(self) -> int | None:
@@ -361,9 +362,7 @@ class ForkServer:
             theirs.close()
         ours.setblocking(False)
         self._control = ours
-
-    def _alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None and self._control is not None
+        self.generation += 1
 
     def _discard(self) -> None:
         """Forget a dead (or unusable) server: close our end (it exits on EOF) and reap it."""
@@ -389,15 +388,18 @@ class ForkServer:
                 proc.kill()
             proc.wait()
 
-    def _ensure(self) -> None:
-        """A running server: the first, or a new one in place of one that died."""
-        if self._proc is not None and self._proc.poll() is None and self._control is not None:
-            return
-        if self._proc is not None or self._control is not None:
-            self._replace("is gone")
-        self.start()
+    def _ensure(self) -> int:
+        """A running server (the first, or a new one in place of one that died); its generation."""
+        if self._proc is None or self._proc.poll() is not None or self._control is None:
+            if self._proc is not None or self._control is not None:
+                self._replace(self.generation, "is gone")
+            self.start()
+        return self.generation
 
-    def _replace(self, why: str) -> None:
+    def _replace(self, generation: int, why: str) -> None:
+        """Drop server `generation` (unless a concurrent request already did); the next request starts one."""
+        if generation != self.generation or (self._proc is None and self._control is None):
+            return
         log.warning("the fork server (pid %s) %s: starting a new one", self.pid, why)
         self._discard()
         self.restarts += 1
@@ -407,18 +409,19 @@ class ForkServer:
         that fails too, or the server refuses the request, through the fallback (`python -m`)."""
         request = encode_request(entry, args)
         if len(request) <= MAX_REQUEST:
-            for attempt in range(2):
+            for _ in range(2):
                 try:
-                    self._ensure()
-                    return await self._request(request, timeout)
-                except ServerGone:
-                    self._replace("ended during a request") if attempt == 0 else self._discard()
-                except BadRequest as error:
-                    log.warning("the fork server refused to start a %s: %s", entry, error)
-                    break
+                    generation = self._ensure()
                 except OSError as error:
                     log.warning("cannot start the fork server: %s", error)
                     self._discard()
+                    break
+                try:
+                    return await self._request(request, timeout)
+                except ServerGone:
+                    self._replace(generation, "ended during a request")
+                except BadRequest as error:
+                    log.warning("the fork server did not start a %s: %s", entry, error)
                     break
         return await self.fallback.run(entry, args, timeout)
 
@@ -432,6 +435,8 @@ class ForkServer:
                 await _send(self._control, request, [status_theirs.fileno(), out_w, err_w], timeout)
             except ConnectionError as error:  # EPIPE, ECONNRESET: it died before taking the request
                 raise ServerGone(str(error)) from None
+            except OSError as error:  # e.g. ETOOMANYREFS: too many descriptors in flight
+                raise BadRequest(f"cannot send the request: {error}") from None
             finally:
                 status_theirs.close()
                 _close(out_w, err_w)

@@ -170,6 +170,34 @@ async def test_a_dead_server_is_replaced_and_the_helper_still_runs(server: ForkS
     assert server.fallback.calls == []  # type: ignore[attr-defined]
 
 
+async def test_concurrent_requests_to_a_dead_server_replace_it_once(server: ForkServer) -> None:
+    first = server.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    await until(lambda: gone(first), timeout=30, what="the killed server to exit")
+    results = await asyncio.gather(*(server.run("shim", [], timeout=30) for _ in range(10)))
+    assert results == [Finished(2, b"", SHIM_USAGE)] * 10
+    assert server.restarts == 1 and server.fallback.calls == []  # type: ignore[attr-defined]
+
+
+async def test_a_helper_whose_server_dies_after_the_fork_finishes_and_is_not_run_again(server: ForkServer,
+                                                                                       tmp_path: Path) -> None:
+    spec = tmp_path / "spec.fifo"
+    os.mkfifo(spec)
+    running = asyncio.create_task(server.run("shim", [str(spec)], timeout=30))
+    pid = server.pid
+    assert pid is not None
+    [helper] = await until(lambda: children_of(pid), timeout=30, what="the shim child")
+    os.kill(pid, signal.SIGKILL)
+    await until(lambda: gone(pid), timeout=30, what="the killed server to exit")
+    with open(spec, "w") as f:  # not JSON: the shim fails and exits
+        f.write("{")
+    finished = await running
+    assert finished.returncode is None and b"JSONDecodeError" in finished.err  # its exit code went with the server
+    assert server.fallback.calls == []  # type: ignore[attr-defined]
+    await until(lambda: gone(helper), timeout=30, what="the shim to exit")
+
+
 async def test_a_server_that_cannot_start_leaves_the_helper_to_the_fallback() -> None:
     fs = ForkServer("/nonexistent/python", fallback=Recording())
     try:
