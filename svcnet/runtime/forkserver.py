@@ -73,7 +73,11 @@ MAX_ARGS = 64
 REQUEST_FDS = 3  # status socket, stdout, stderr
 MAX_CHILDREN = 256  # children not yet exited; past it a request is refused (the agent falls back)
 KILL = b"kill"  # the agent's only word on a status socket: it gave up waiting
-MAX_OUTPUT = 64 * 1024  # what the agent keeps of a helper's stdout / stderr (the rest is read and dropped)
+MAX_OUTPUT = 64 * 1024
+# A child's /proc/<pid>/cmdline is rewritten in the server's argument area (it cannot grow without
+# CAP_SYS_RESOURCE), so the server is started with this many blanks of room: a shim's spec path or a
+# sandbox's arguments fit (a longer line is cut; only ps shows it).
+CMDLINE_ROOM = 4096  # what the agent keeps of a helper's stdout / stderr (the rest is read and dropped)
 
 
 class BadRequest(ValueError):
@@ -230,7 +234,7 @@ class Server:
             _close(go_r, go_w, status_fd, out_fd, err_fd)
             return
         if pid == 0:
-            _child(self.mains[entry], args, go_r, out_fd, err_fd)  # never returns
+            _child(self.mains[entry], [sys.executable, "-m", ENTRY_POINTS[entry], *args], go_r, out_fd, err_fd)
         _close(go_r, out_fd, err_fd)
         pidfd = os.pidfd_open(pid)
         if _say(status_fd, f"forked {pid}"):
@@ -270,8 +274,9 @@ class Server:
         del self.children[child.pid]
 
 
-def _child(main: object, args: list[str], go_r: int, out_fd: int, err_fd: int) -> None:
-    """In the forked child: a clean process running main(args) as `python -m` would, then _exit."""
+def _child(main: object, argv: list[str], go_r: int, out_fd: int, err_fd: int) -> None:
+    """In the forked child: a clean process running main(argv[3:]) as `python -m` would (argv is that
+    command line, which ps shows), then _exit. Never returns."""
     code = 1
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -291,9 +296,12 @@ def _child(main: object, args: list[str], go_r: int, out_fd: int, err_fd: int) -
             os._exit(1)  # the server died before telling the agent about us: do nothing
         os.close(3)
         os.setsid()
+        process.set_cmdline(argv)  # ps shows `python -m <module> <args>`, as before
+        module = sys.modules.get(getattr(main, "__module__", ""))
+        sys.argv = [getattr(module, "__file__", None) or argv[2], *argv[3:]]  # as `python -m` sets it
         random.seed()  # (random also reseeds itself after fork; said here so it does not depend on that)
         try:
-            result = main(args)  # type: ignore[operator]
+            result = main(argv[3:])  # type: ignore[operator]
             code = result if isinstance(result, int) else 0
         except SystemExit as stop:
             if stop.code is None or isinstance(stop.code, int):
@@ -316,7 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svcnet-forkserver")
     parser.add_argument("--fd", type=int, required=True, help="the control socket (SOCK_SEQPACKET)")
     parser.add_argument("--parent", type=int, default=0, help="exit if this is no longer our parent")
+    parser.add_argument("--room", default="", help="blank: room for the children's command lines")
     args = parser.parse_args(argv)
+    # ps shows the short line; the blanks stay as room (see CMDLINE_ROOM)
+    process.set_cmdline([sys.executable, "-m", "svcnet.runtime.forkserver", "--fd", str(args.fd),
+                         "--parent", str(args.parent)])
     process.set_parent_death_signal(signal.SIGKILL)
     if args.parent and os.getppid() != args.parent:
         return 0  # the agent died before prctl took effect
@@ -352,7 +364,8 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [*self.command, "--fd", str(theirs.fileno()), "--parent", str(os.getpid())],
+                [*self.command, "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
+                 "--room", " " * CMDLINE_ROOM],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
                 start_new_session=True)  # a terminal's ^C for the agent's group is not for it
         except BaseException:

@@ -234,6 +234,9 @@ async def test_shim_outlives_its_starter_and_a_new_runtime_adopts_it(runtime: Ru
         session, parent = session_and_parent(helper.pid)
         assert session == helper.pid and parent not in (proc.pid, int(server_pid))
     assert session_and_parent(status.process.pid) == (status.process.pid, status.shim.pid)  # under its shim
+    cmdline = Path(f"/proc/{status.shim.pid}/cmdline").read_bytes().split(b"\0")
+    assert [part.decode() for part in cmdline if part] == [  # what ps shows
+        sys.executable, "-m", "svcnet.runtime.shim", str(sandbox.directory / "app" / "0.spec.json")]
     trigger.touch()
     final = await adopted.wait_container(sandbox, "app", timeout=20)
     assert final and final.state is RunState.EXITED and final.exit_code == 7

@@ -262,7 +262,8 @@ PROBE = textwrap.dedent("""
             "usr1_default": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
             "int_raises": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
             "session_leader": os.getsid(0) == os.getpid(), "random": random.random(),
-            "stdin": os.readlink("/proc/self/fd/0"), "ppid": os.getppid()}), flush=True)
+            "stdin": os.readlink("/proc/self/fd/0"), "ppid": os.getppid(), "argv": sys.argv,
+            "cmdline": open("/proc/self/cmdline", "rb").read().decode().split("\\0")}), flush=True)
         return 3
 
     if __name__ == "__main__":
@@ -295,6 +296,8 @@ async def test_children_start_clean(tmp_path: Path) -> None:
         assert state["session_leader"] is True
         assert state["stdin"] == "/dev/null"
         assert state["ppid"] == server_pid
+        assert state["argv"] == [str(script), arg]  # as `python -m` would set them
+        assert [part for part in state["cmdline"] if part] == [sys.executable, "-m", "__main__", arg]  # ps
     assert seen[0]["random"] != seen[1]["random"]
 
 
