@@ -73,11 +73,11 @@ MAX_ARGS = 64
 REQUEST_FDS = 3  # status socket, stdout, stderr
 MAX_CHILDREN = 256  # children not yet exited; past it a request is refused (the agent falls back)
 KILL = b"kill"  # the agent's only word on a status socket: it gave up waiting
-MAX_OUTPUT = 64 * 1024
+MAX_OUTPUT = 64 * 1024  # what the agent keeps of a helper's stdout / stderr (the rest is read and dropped)
 # A child's /proc/<pid>/cmdline is rewritten in the server's argument area (it cannot grow without
 # CAP_SYS_RESOURCE), so the server is started with this many blanks of room: a shim's spec path or a
 # sandbox's arguments fit (a longer line is cut; only ps shows it).
-CMDLINE_ROOM = 4096  # what the agent keeps of a helper's stdout / stderr (the rest is read and dropped)
+CMDLINE_ROOM = 4096
 
 
 class BadRequest(ValueError):
@@ -326,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=0, help="exit if this is no longer our parent")
     parser.add_argument("--room", default="", help="blank: room for the children's command lines")
     args = parser.parse_args(argv)
+    while (spare := os.open(os.devnull, os.O_RDWR)) <= 2:
+        pass  # 0-2 open, so no request's descriptor lands there (a child dup2s onto them)
+    os.close(spare)
     # ps shows the short line; the blanks stay as room (see CMDLINE_ROOM)
     process.set_cmdline([sys.executable, "-m", "svcnet.runtime.forkserver", "--fd", str(args.fd),
                          "--parent", str(args.parent)])
