@@ -7,10 +7,14 @@ long-lived interpreter, `python -m svcnet.runtime.forkserver`, that has
 `svcnet.runtime.sandbox` and `svcnet.runtime.shim` imported, and asks it to
 fork a child that runs the same `main(argv)` the `python -m` path runs.
 
-The model is CPython's multiprocessing forkserver (Lib/multiprocessing/forkserver.py),
-not Android's zygote: the server is a *freshly exec'd* interpreter, never a fork
-of the agent (the agent runs an event loop and thread pools, and forking a
-threaded process is unsafe), it stays single-threaded, requests carry their file
+The model is CPython's multiprocessing forkserver (Lib/multiprocessing/forkserver.py:
+`main` saves the signal handlers it started with, serves requests on a socket,
+sends the child's pid and later its exit status, and exits on EOF of its
+"alive" pipe; `_serve_one` restores those handlers and closes the server's
+descriptors in each child), not Android's zygote (frameworks/base,
+core/java/com/android/internal/os/ZygoteInit.java): the server is a *freshly
+exec'd* interpreter, never a fork of the agent (the agent runs an event loop and
+thread pools, and forking a threaded process is unsafe), it stays single-threaded, requests carry their file
 descriptors with SCM_RIGHTS, the server reports each child's exit status, and it
 ends when the agent's end of its socket closes. The zygote's model (the parent
 of every app, specialising children after preloading far more) buys nothing here:
@@ -36,7 +40,7 @@ closing it (it died) leaves the child to finish, as a `python -m` helper would.
 
 Children start clean: stdin on /dev/null, every other descriptor of the server
 closed, signal handlers and mask as a fresh interpreter has them, a new session,
-`random` reseeded. They share the server's address-space layout and hash seed
+`random` reseeded, sys.argv and the command line ps shows as `python -m` set them. They share the server's address-space layout and hash seed
 (the zygote's known trade-off); what they exec (`sleep` for the infra process,
 the container's program) gets its own.
 """
