@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -386,13 +387,15 @@ def with_cluster(nodes: int, args: argparse.Namespace, body: Any) -> bool:
             asyncio.run(body(args, data_dir))
             where_time_goes(data_dir)
         finally:
-            if args.keep_logs:
-                import shutil
-
-                for log in [data_dir / "svcnet.log", *data_dir.glob("nodes/*/agent.log")]:
-                    shutil.copy(log, Path(args.keep_logs) / f"{nodes}-{log.parent.name}-{log.name}")
+            # The cluster goes down first, whatever happens to the log copy after.
             down = svcnet("down", "--data-dir", str(data_dir))
             print(down.stdout.strip().splitlines()[-1] if down.stdout.strip() else down.stderr)
+            if args.keep_logs:
+                keep = Path(args.keep_logs)
+                keep.mkdir(parents=True, exist_ok=True)
+                for log in [data_dir / "svcnet.log", *data_dir.glob("nodes/*/agent.log")]:
+                    if log.exists():
+                        shutil.copy(log, keep / f"{nodes}-{log.parent.name}-{log.name}")
     return True
 
 
