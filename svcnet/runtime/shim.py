@@ -78,17 +78,8 @@ def _reap_children(main_pid: int) -> int | None:
             main_status = status
 
 
-def supervise(spec: dict[str, Any], report: int) -> int:
-    """The shim's life after forking: start the program, pump its output, record its exit."""
-    state_file = StateFile(Path(spec["statePath"]))
-    log_fd = os.open(spec["logPath"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    me = process.process_id(os.getpid())
-    base = {"shim": me.to_json() if me else None}
-
-    def say(line: str) -> None:
-        os.write(report, (line + "\n").encode())
-        os.close(report)
-
+def _join_sandbox(spec: dict[str, Any]) -> str | None:
+    """Enter the pod's net/UTS/mount namespaces through its infra process; the reason if that fails."""
     try:
         infra = ProcessId.from_json(spec["sandbox"])
         assert infra is not None
@@ -96,33 +87,25 @@ def supervise(spec: dict[str, Any], report: int) -> int:
             process.setns(fd, nstype)
             os.close(fd)
     except OSError as error:
-        say(f"error cannot join the pod sandbox: {error}")
-        return 1
-    # Like containerd's shim: the program's orphaned descendants come to us, and we reap them.
-    process.set_child_subreaper()
+        return f"cannot join the pod sandbox: {error}"
+    return None
 
+
+def _forward_signals() -> tuple[int, list[int]]:
+    """Signals are queued and wake the pump through a pipe (its read end is returned with the queue)."""
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     received: list[int] = []
     for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD):
         signal.signal(sig, lambda signum, _frame: received.append(signum))
+    return wake_r, received
 
-    argv, cwd = list(spec["argv"]), spec.get("workingDir") or "/"
-    started_ns = time.time_ns()
-    try:
-        child = subprocess.Popen(argv, env=spec["env"], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
-    except OSError as error:
-        now = time.time_ns()
-        state_file.write({**base, "state": "exited", "startedAt": now, "finishedAt": now, "exitCode": 128,
-                          "reason": "StartError", "message": _start_error_message(error, argv, cwd)})
-        say("ok")
-        return 0
-    program = process.process_id(child.pid)
-    state_file.write({**base, "state": "running", "startedAt": started_ns,
-                      "process": program.to_json() if program else {"pid": child.pid, "startTicks": 0}})
-    say("ok")
 
+def _pump(child: subprocess.Popen[bytes], log_fd: int, wake_r: int, received: list[int]) -> tuple[int, int]:
+    """Copy the program's output into the CRI log and forward signals until it exits and its output is drained.
+
+    Returns the program's wait status and when it exited (ns).
+    """
     def append(data: bytes) -> None:
         os.write(log_fd, data)
 
@@ -176,12 +159,55 @@ def supervise(spec: dict[str, Any], report: int) -> int:
             drain_until = time.monotonic() + DRAIN_SECONDS
     for writer in writers.values():
         writer.close()
-    # Reap the killed group members (ours as subreaper) so none is left a zombie under init.
+    assert status is not None
+    return status, finished_ns
+
+
+def _reap_group(leader: int) -> None:
+    """Reap the killed group members (ours as subreaper) so none is left a zombie under init."""
     deadline = time.monotonic() + DRAIN_SECONDS
-    while process.live_group_members(child.pid) and time.monotonic() < deadline:
-        _reap_children(child.pid)
+    while process.live_group_members(leader) and time.monotonic() < deadline:
+        _reap_children(leader)
         time.sleep(0.01)
-    _reap_children(child.pid)
+    _reap_children(leader)
+
+
+def supervise(spec: dict[str, Any], report: int) -> int:
+    """The shim's life after forking: start the program, pump its output, record its exit."""
+    state_file = StateFile(Path(spec["statePath"]))
+    log_fd = os.open(spec["logPath"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    me = process.process_id(os.getpid())
+    base = {"shim": me.to_json() if me else None}
+
+    def say(line: str) -> None:
+        os.write(report, (line + "\n").encode())
+        os.close(report)
+
+    if (error := _join_sandbox(spec)) is not None:
+        say(f"error {error}")
+        return 1
+    # Like containerd's shim: the program's orphaned descendants come to us, and we reap them.
+    process.set_child_subreaper()
+    wake_r, received = _forward_signals()
+
+    argv, cwd = list(spec["argv"]), spec.get("workingDir") or "/"
+    started_ns = time.time_ns()
+    try:
+        child = subprocess.Popen(argv, env=spec["env"], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
+    except OSError as start_error:
+        now = time.time_ns()
+        state_file.write({**base, "state": "exited", "startedAt": now, "finishedAt": now, "exitCode": 128,
+                          "reason": "StartError", "message": _start_error_message(start_error, argv, cwd)})
+        say("ok")
+        return 0
+    program = process.process_id(child.pid)
+    state_file.write({**base, "state": "running", "startedAt": started_ns,
+                      "process": program.to_json() if program else {"pid": child.pid, "startTicks": 0}})
+    say("ok")
+
+    status, finished_ns = _pump(child, log_fd, wake_r, received)
+    _reap_group(child.pid)
     os.close(log_fd)
     code = exit_code_of(status)
     state_file.write({**base, "state": "exited", "startedAt": started_ns, "finishedAt": finished_ns,
