@@ -10,7 +10,9 @@ import argparse
 import ipaddress
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from svcnet.config import DEFAULT_DATA_DIR, ApiServerConfig
 
@@ -189,7 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Kubernetes Service networking on one machine")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_cluster_commands(sub)
+    _add_component_commands(sub)
+    # Commands whose own module parses the rest of the line (and answers --help).
+    _add_forwarding(sub, "proxy", cmd_proxy, "the service proxy; `svcnet proxy render -f FILE...` prints the "
+                                             "rules kube-proxy would write for the Services in FILE")
+    _add_forwarding(sub, "dns", cmd_dns, "cluster DNS as CoreDNS's kubernetes plugin answers (`svcnet dns --help`)")
+    _add_forwarding(sub, "status", cmd_status, "the cluster at a glance: components, nodes, pods, proxy syncs, DNS")
+    _add_forwarding(sub, "walkthrough", cmd_walkthrough, "apply the seed's examples to the running cluster and "
+                                                         "show every step of the seed note")
+    return parser
 
+
+def _add_forwarding(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, add_help=False)
+    p.add_argument(f"{name}_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=func)
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    """up, down, exec and kubeconfig: the cluster as a whole."""
     p = sub.add_parser("up", help="start the cluster (everything svcnet has) in one process")
     _add_api_flags(p)
     p.add_argument("-d", "--detach", action="store_true",
@@ -203,6 +224,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the cluster DNS pods, hence its upstreams) get (default: the host's /etc/resolv.conf)")
     p.set_defaults(func=cmd_up)
 
+    p = sub.add_parser("down", help="stop what `svcnet up` started")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("exec", help="run a command in a pod: svcnet exec POD [-n NS] [-c C] -- CMD...")
+    p.add_argument("pod")
+    p.add_argument("-n", "--namespace", default="default")
+    p.add_argument("-c", "--container", default=None)
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument("--kubeconfig", default="")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS... (after --, options belong to CMD)")
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("kubeconfig", help="print the kubeconfig path (or, with --raw, its content)")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument("--raw", action="store_true", help="print the content instead of the path")
+    p.set_defaults(func=cmd_kubeconfig)
+
+
+def _add_component_commands(sub: Any) -> None:
+    """One component of a `svcnet up` cluster, run alone in the foreground."""
     p = sub.add_parser("agent", help="run the node agent (kubelet) for one node of a `svcnet up` cluster")
     p.add_argument("--node", required=True, help="the node's name (node-1, node-2, ...)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
@@ -214,15 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resolv.conf for dnsPolicy Default pods, as kubelet's flag (default: the cluster's "
                         "--resolv-conf, else the host's /etc/resolv.conf)")
     p.set_defaults(func=cmd_agent)
-
-    p = sub.add_parser("exec", help="run a command in a pod: svcnet exec POD [-n NS] [-c C] -- CMD...")
-    p.add_argument("pod")
-    p.add_argument("-n", "--namespace", default="default")
-    p.add_argument("-c", "--container", default=None)
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
-    p.add_argument("--kubeconfig", default="")
-    p.add_argument("command", nargs="*", help="-- CMD ARGS... (after --, options belong to CMD)")
-    p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")
     _add_api_flags(p)
@@ -241,37 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "endpoints", "garbagecollector"]))
     p.set_defaults(func=cmd_controllers)
 
-    p = sub.add_parser("down", help="stop what `svcnet up` started")
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
-    p.add_argument("--timeout", type=float, default=30.0)
-    p.set_defaults(func=cmd_down)
-
-    p = sub.add_parser("proxy", help="the service proxy; `svcnet proxy render -f FILE...` prints the "
-                                     "rules kube-proxy would write for the Services in FILE",
-                       add_help=False)
-    p.add_argument("proxy_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_proxy)
-
-    p = sub.add_parser("dns", help="cluster DNS as CoreDNS's kubernetes plugin answers "
-                                   "(`svcnet dns --help`)", add_help=False)
-    p.add_argument("dns_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_dns)
-
-    p = sub.add_parser("status", help="the cluster at a glance: components, nodes, pods, proxy syncs, DNS",
-                       add_help=False)
-    p.add_argument("status_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("walkthrough", help="apply the seed's examples to the running cluster and show "
-                                           "every step of the seed note", add_help=False)
-    p.add_argument("walkthrough_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_walkthrough)
-
-    p = sub.add_parser("kubeconfig", help="print the kubeconfig path (or, with --raw, its content)")
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
-    p.add_argument("--raw", action="store_true", help="print the content instead of the path")
-    p.set_defaults(func=cmd_kubeconfig)
-    return parser
 
 
 def cmd_status(args: argparse.Namespace) -> int:
