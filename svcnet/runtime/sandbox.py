@@ -27,6 +27,7 @@ from typing import Any
 
 from svcnet.api.objects import name_of, namespace_of, uid_of
 from svcnet.kernel import process
+from svcnet.kernel.netns import NETNS_RUN_DIR
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
@@ -228,6 +229,14 @@ def _unescape_mountinfo(text: str) -> str:
 
 def _detach_namespace_mounts() -> None:
     """Drop our copies of nsfs mounts (/run/netns/*): they would pin other pods' namespaces."""
+    # /run/netns is a mount of its own (netns.create_netns makes it one, as `ip netns` does), so one
+    # lazy unmount drops it with every namespace mounted under it. One umount per namespace grew with
+    # the pods on the node (3.3 ms against 0.9 ms at 250 pods, alone) and took the kernel's mount lock
+    # 250 times, which every sandbox starting at once waits on. Any nsfs mount elsewhere goes below.
+    try:
+        process.umount_detach(NETNS_RUN_DIR)
+    except OSError:
+        pass  # not a mount point here
     with open("/proc/self/mountinfo") as f:
         targets = []
         for line in f:

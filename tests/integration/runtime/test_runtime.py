@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -123,6 +124,22 @@ async def test_pod_sees_its_own_resolv_conf_and_hosts_while_the_host_keeps_its_o
     assert {path: Path(path).read_bytes() for path in host_files} == host_files
     assert host_mounts_but_netns() == host_mounts
     assert os.uname().nodename == host_name
+
+
+async def test_a_sandbox_holds_no_copy_of_any_named_network_namespace(runtime: Runtime, pod_netns: str) -> None:
+    # A copy of /run/netns/X in a pod's mount namespace would keep X alive after `ip netns del X`.
+    others = [f"svcnet-rt-other-{secrets.token_hex(3)}" for _ in range(3)]
+    try:
+        for name in others:
+            subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        sandbox = await start_pod(runtime, pod_netns, make_pod("web-0"))
+        mounts = Path(f"/proc/{sandbox.infra.pid}/mountinfo").read_text().splitlines()
+        assert any("/run/netns/" + name in line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                   for name in others), "the host has the namespaces mounted"
+        assert [line for line in mounts if line.partition(" - ")[2].startswith("nsfs ")] == []
+    finally:
+        for name in others:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 async def test_crashing_container_restarts_with_growing_backoff(runtime: Runtime, pod_netns: str) -> None:
