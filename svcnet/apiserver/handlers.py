@@ -17,6 +17,7 @@ from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, openapi, params, patch
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.responses import encoded, list_bytes, object_response
+from svcnet.apiserver.steps import run_off_loop
 from svcnet.apiserver.watch import Watches
 
 # The verb an HTTP method asks for on a named object (or one of its subresources).
@@ -93,7 +94,7 @@ class ResourceHandlers:
             raise errors.method_not_allowed(f"POST on {res.plural}/{rp.name} is not supported")
         opts = params.write_options(request)
         body = await params.read_object(request, opts)
-        obj = self.registry.create(res, rp.namespace, body, opts)
+        obj = await run_off_loop(self.registry.create_steps(res, rp.namespace, body, opts))
         return object_response(obj, res, fmt, self._now(), status=201, opts=opts)
 
     async def _update(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
@@ -103,10 +104,10 @@ class ResourceHandlers:
         opts = params.write_options(request)
         body = await params.read_object(request, opts)
         if rp.subresource == "finalize":
-            obj, created = self.registry.update(res, rp.namespace, rp.name, body, opts)
+            steps = self.registry.update_steps(res, rp.namespace, rp.name, body, opts)
         else:
-            obj, created = self.registry.update(res, rp.namespace, rp.name, body, opts,
-                                                subresource=rp.subresource)
+            steps = self.registry.update_steps(res, rp.namespace, rp.name, body, opts, subresource=rp.subresource)
+        obj, created = await run_off_loop(steps)
         return object_response(obj, res, fmt, self._now(), status=201 if created else 200, opts=opts)
 
     async def _delete(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
@@ -114,7 +115,7 @@ class ResourceHandlers:
         options = DeleteOptions.from_body(body, dict(request.query))
         if rp.is_collection:
             return self._delete_collection(request, rp, options, fmt)
-        obj, gone = self.registry.delete(rp.resource, rp.namespace, rp.name, options)
+        obj, gone = await run_off_loop(self.registry.delete_steps(rp.resource, rp.namespace, rp.name, options))
         return object_response(obj, rp.resource, fmt, self._now(), status=200 if gone else 202)
 
     def _delete_collection(self, request: web.Request, rp: http.ResourcePath,
@@ -177,8 +178,8 @@ class ResourceHandlers:
             return patch.strategic_merge_patch(current, body, resolver, root)
 
         operation = "Apply" if content_type == http.APPLY_PATCH else "Update"
-        obj, created = self.registry.patch_apply(
+        obj, created = await run_off_loop(self.registry.patch_apply_steps(
             res, rp.namespace, rp.name or "", mutate, opts, subresource=rp.subresource,
             create_if_missing=(content_type == http.APPLY_PATCH and rp.subresource is None),
-            operation=operation)
+            operation=operation))
         return obj, created, opts
