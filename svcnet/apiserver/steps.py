@@ -7,10 +7,11 @@ arguments) for its driver to run; the driver sends back the call's result, or th
 exception in. One body of code therefore serves both callers:
 
 - `run_inline` makes the calls where it is (tests, the daemon's own loops, MemoryStore);
-- `run_off_loop` (the HTTP handlers) makes reads on the loop, and writes on the loop too while
-  they are quick; once the store's writes take longer (a slow or busy disk: fsync), it hands
-  them to threads, so the loop goes on serving other requests meanwhile and writes from
-  concurrent requests meet in the store, whose group commit gives them one transaction.
+- `run_off_loop` (the HTTP handlers) makes the calls on the loop while the store's writes are
+  quick; once they take longer (a slow or busy disk: fsync), it hands every store call to
+  threads (a read waits for the store's lock, which a commit holds through its fsync), so the
+  loop goes on serving other requests meanwhile and writes from concurrent requests meet in
+  the store, whose group commit gives them one transaction.
 
 Why not always threads: the registry's CPU work stays on the loop thread either way (Python
 threads share one interpreter lock; with the whole registry call on 8 threads creates ran 5
@@ -40,8 +41,7 @@ StoreCall = Callable[[], Any]
 
 
 class Read(functools.partial):
-    """A store call that only reads: run where the steps run, never handed to a thread (a read
-    waits at most for a commit in progress, and a hand-over costs more than it does)."""
+    """A store call that only reads: its latency says nothing of the disk's (StoreCalls)."""
 
 # yields store calls, is sent their results, returns the write's result
 Steps = Generator[StoreCall, Any, T]
@@ -61,9 +61,11 @@ class StoreCalls:
     The latency it goes by is measured where the write runs (on a thread, that includes the wait
     for the group commit's batch), so a disk that turns quick again brings writes back."""
 
-    def __init__(self, offload_above: float = OFFLOAD_ABOVE, workers: int = WRITE_WORKERS) -> None:
-        self.offload_above = offload_above
+    def __init__(self, offload_above: float = OFFLOAD_ABOVE, workers: int = WRITE_WORKERS,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.offload_above = offload_above  # negative: always on threads (tests)
         self.workers = workers
+        self.clock = clock
         self.latency = 0.0
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -78,11 +80,11 @@ class StoreCalls:
             return self._pool
 
     def timed(self, call: StoreCall) -> Any:
-        start = time.perf_counter()
+        start = self.clock()
         try:
             return call()
         finally:
-            self.latency += _SMOOTHING * (time.perf_counter() - start - self.latency)
+            self.latency += _SMOOTHING * (self.clock() - start - self.latency)
 
     def close(self) -> None:
         with self._lock:
@@ -131,10 +133,12 @@ async def _drive(steps: Steps[T], calls: StoreCalls) -> T:
         except StopIteration as stop:
             return stop.value
         try:
-            if isinstance(call, Read):
+            if calls.offloading():
+                # reads too: a read waits for the store's lock, which a commit holds through its fsync
+                timed = call if isinstance(call, Read) else functools.partial(calls.timed, call)
+                result = await loop.run_in_executor(calls.pool(), timed)
+            elif isinstance(call, Read):
                 result = call()
-            elif calls.offloading():
-                result = await loop.run_in_executor(calls.pool(), calls.timed, call)
             else:
                 result = calls.timed(call)
             error = None
