@@ -156,10 +156,17 @@ class Registry:
         self._prune_fields = field_pruner or (lambda res, obj: [])
         # (resource, old, new, manager, subresource, now): sets new's metadata.managedFields
         self._managed_fields = managed_fields
+        self._now_memo: tuple[float, str] = (-1.0, "")
 
     # ----------------------------------------------------------------- helpers
     def now(self) -> str:
-        return meta.rfc3339(self.clock())
+        """The clock as RFC 3339 to the second; formatted once a second (a create asks twice)."""
+        moment = self.clock()
+        second = moment.timestamp() // 1
+        memo = self._now_memo
+        if memo[0] != second:
+            memo = self._now_memo = (second, meta.rfc3339(moment))
+        return memo[1]
 
     def _get_record(self, res: Resource, namespace: str | None, name: str):
         rec = self.store.get(res.storage_key(namespace, name))
