@@ -21,7 +21,7 @@ from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
 from svcnet.apiserver import strategy
-from svcnet.apiserver.steps import Read, Steps, run_inline
+from svcnet.apiserver.steps import Read, Steps, inline
 from svcnet.storage.base import (
     KeyExists,
     KeyNotFound,
@@ -275,11 +275,8 @@ class Registry:
 
     # ------------------------------------------------------------------ create
     # Each write is a generator of steps (steps.py): it yields its store calls, so the HTTP
-    # handlers can run them off the event loop; the plain methods run them inline.
-    def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
-               operation: str = "Update") -> Obj:
-        return run_inline(self.create_steps(res, namespace, obj, opts, operation=operation))
-
+    # handlers can run them off the event loop; the plain methods (create, update, patch_apply,
+    # bind_pod, delete: see the end of the write section) run them inline.
     def create_steps(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
                      operation: str = "Update") -> Steps[Obj]:
         strategy.check_type(res, obj)
@@ -320,19 +317,6 @@ class Registry:
             commit()
 
     # ------------------------------------------------------------------ update
-    def update(
-        self,
-        res: Resource,
-        namespace: str | None,
-        name: str,
-        obj: Obj,
-        opts: WriteOptions,
-        *,
-        subresource: str | None = None,
-    ) -> tuple[Obj, bool]:
-        """Replace an object (PUT). Returns (object, created)."""
-        return run_inline(self.update_steps(res, namespace, name, obj, opts, subresource=subresource))
-
     def update_steps(
         self,
         res: Resource,
@@ -344,7 +328,9 @@ class Registry:
         subresource: str | None = None,
         attempts: int = 5,
     ) -> Steps[tuple[Obj, bool]]:
-        """An object without a resourceVersion replaces whatever is stored: a write that lands
+        """Replace an object (PUT). Returns (object, created).
+
+        An object without a resourceVersion replaces whatever is stored: a write that lands
         between the read and the write is a conflict retried here, as kube-apiserver's
         GuaranteedUpdate retries an unconditional update (apiserver
         pkg/registry/generic/registry/store.go, Store.Update with AllowUnconditionalUpdate)."""
@@ -397,31 +383,7 @@ class Registry:
                 # The last finalizer went; a graceful (pod) deletion still waits for its node.
                 return (yield from self._remove(res, rec.key, rec.revision, new))
             self._check_size(res, new)
-            try:
-                stored = yield functools.partial(self.store.update, rec.key, new, expected_revision=rec.revision)
-            except RevisionConflict:
-                raise _StoreConflict(errors.conflict(res.plural, objects.name_of(old), res.group)) from None
-            except KeyNotFound:
-                raise errors.not_found(res.plural, objects.name_of(old), res.group) from None
-            return stored.value
-
-    def patch_apply(
-        self,
-        res: Resource,
-        namespace: str | None,
-        name: str,
-        mutate: Callable[[Obj | None], Obj],
-        opts: WriteOptions,
-        *,
-        subresource: str | None = None,
-        create_if_missing: bool = False,
-        operation: str = "Update",
-        attempts: int = 5,
-    ) -> tuple[Obj, bool]:
-        """Read, mutate (a patch), write; retried on conflict as kube-apiserver's patcher is."""
-        return run_inline(self.patch_apply_steps(res, namespace, name, mutate, opts, subresource=subresource,
-                                                 create_if_missing=create_if_missing, operation=operation,
-                                                 attempts=attempts))
+            return (yield from self._store_update(res, rec, new)).value
 
     def patch_apply_steps(
         self,
@@ -436,6 +398,7 @@ class Registry:
         operation: str = "Update",
         attempts: int = 5,
     ) -> Steps[tuple[Obj, bool]]:
+        """Read, mutate (a patch), write; retried on conflict as kube-apiserver's patcher is."""
         for attempt in range(attempts):
             key = res.storage_key(namespace if res.namespaced else None, name)
             rec = yield Read(self.store.get, key)
@@ -467,15 +430,12 @@ class Registry:
         raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- binding
-    def bind_pod(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Obj:
+    def bind_pod_steps(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Steps[Obj]:
         """pods/binding: set spec.nodeName once, as kube-apiserver's BindingREST does.
 
         The only way a pod's node is set after creation (pod validation forbids it on
         update); also marks the pod PodScheduled=True.
         """
-        return run_inline(self.bind_pod_steps(namespace, name, binding, attempts))
-
-    def bind_pod_steps(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Steps[Obj]:
         pods = lookup("", "v1", "pods")
         assert pods is not None
         node = strategy.binding_node(name, binding)
@@ -506,14 +466,11 @@ class Registry:
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ delete
-    def delete(self, res: Resource, namespace: str | None, name: str,
-               options: DeleteOptions) -> tuple[Obj, bool]:
-        """Delete or start deleting. Returns (object, gone_now)."""
-        return run_inline(self.delete_steps(res, namespace, name, options))
-
     def delete_steps(self, res: Resource, namespace: str | None, name: str, options: DeleteOptions,
                      attempts: int = 5) -> Steps[tuple[Obj, bool]]:
-        """Without a resourceVersion precondition, a write that lands between the read and the
+        """Delete or start deleting. Returns (object, gone_now).
+
+        Without a resourceVersion precondition, a write that lands between the read and the
         delete is retried, as kube-apiserver's Store.Delete re-reads and retries on a conflict."""
         for attempt in range(attempts):
             try:
@@ -599,6 +556,13 @@ class Registry:
         for hook in self.admission:
             hook.released(res, removed)
         return removed
+
+    # The plain methods: each write with its store calls made inline.
+    create = inline(create_steps)
+    update = inline(update_steps)
+    patch_apply = inline(patch_apply_steps)
+    bind_pod = inline(bind_pod_steps)
+    delete = inline(delete_steps)
 
     # ---------------------------------------------------- namespace lifecycle
     def finalize_namespace(self, name: str) -> bool:

@@ -111,6 +111,16 @@ def run_inline(steps: Steps[T]) -> T:
             result, error = None, exc
 
 
+def inline(steps_method: Callable[..., Steps[T]]) -> Callable[..., T]:
+    """A method that runs steps_method's steps inline: `create = inline(create_steps)`."""
+
+    @functools.wraps(steps_method)
+    def method(*args: Any, **kwargs: Any) -> T:
+        return run_inline(steps_method(*args, **kwargs))
+
+    return method
+
+
 async def run_off_loop(steps: Steps[T], calls: StoreCalls = DEFAULT_CALLS) -> T:
     """Drive steps on the running loop, slow store writes on threads (see StoreCalls).
 
