@@ -10,10 +10,11 @@ The allocation tables live in memory and are rebuilt from the stored Services
 at start (the repair pass), so they can neither leak nor hand out an address a
 stored Service holds.
 
-The API server runs writes on several threads (handlers.WRITE_WORKERS), so one lock
-guards the tables: each admit takes its addresses and ports under it, as do commit,
-rollback, release and repair (kube-apiserver's allocators lock their bitmaps the same
-way: pkg/registry/core/service/allocator/bitmap.go, AllocationBitmap.lock).
+Writes from many requests now interleave (steps.py), and the registry's plain methods may
+be called from any thread, so one lock guards the tables: each admit takes its addresses
+and ports under it, as do commit, rollback, release and repair (kube-apiserver's allocators
+lock their bitmaps the same way: pkg/registry/core/service/allocator/bitmap.go,
+AllocationBitmap.lock).
 """
 from __future__ import annotations
 

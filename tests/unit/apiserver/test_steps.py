@@ -20,6 +20,8 @@ from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.apiserver.steps import Read, StoreCalls, run_inline, run_off_loop
+from svcnet.apiserver.watch import _enqueue
+from svcnet.storage.base import Event
 from svcnet.storage.sqlite import SqliteStore
 from tests.waiting import until
 
@@ -301,3 +303,16 @@ async def test_creates_from_concurrent_requests_reach_the_store_together(sqlite_
             assert await asyncio.gather(*(create(i) for i in range(8))) == [201] * 8
     finally:
         calls.close()
+
+
+async def test_a_watch_gets_events_in_revision_order_when_threads_and_the_loop_both_commit() -> None:
+    queue: asyncio.Queue = asyncio.Queue()
+    on_event = _enqueue(queue)
+    # revision 10 is committed (and published) on a write thread, just before the loop, still
+    # busy with another request, commits revision 11 itself
+    thread = threading.Thread(target=on_event, args=(Event("ADDED", "/k/a", {"n": 10}, 10),))
+    thread.start()
+    thread.join()
+    on_event(Event("ADDED", "/k/b", {"n": 11}, 11))
+    got = [await asyncio.wait_for(queue.get(), 5) for _ in range(2)]
+    assert [e.revision for e in got] == [10, 11]
