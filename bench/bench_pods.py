@@ -13,8 +13,17 @@ in a temporary data dir with its own cluster id) and then:
    (the /24 pod CIDR holds 253), and reports each batch's latency; it stops
    where the batch p50 is twice the first batch's, or pods fail to become
    Ready within `--ready-timeout`.
+   With `--probe`, the all-at-once burst again with a tcpSocket readiness
+   probe (kubelet's defaults) on each pod, against the plain one, and how
+   many pods the agent probed because their port began to listen.
+3. with `--density N`: pod start on an empty node vs on one holding N pods.
+4. with `--two-nodes N` (default 200; 0 skips it): a second cluster
+   (`svcnet up --nodes 2`) and N pods created at once across its two nodes.
 
-`svcnet down` runs at the end, pass or fail.
+After each burst the agents' memory is printed: VmRSS with the pods running,
+against the same agent's VmRSS before the burst, per 100 pods on its node (the
+agent's pid from the cluster's nodes/<node>/agent.pid). `svcnet down` runs at
+the end of each cluster, pass or fail.
 
     sudo .venv/bin/python bench/bench_pods.py --pods 100 --max-pods 250
 """
@@ -25,32 +34,38 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import free_port  # noqa: E402
+from common import cpu_seconds, free_port, living_threads_cpu_seconds, memory_kib  # noqa: E402
 
 from svcnet.api.objects import is_pod_ready, resource_version, status_of  # noqa: E402
 from svcnet.client.config import unix_socket_config  # noqa: E402
 from svcnet.client.rest import ApiClient  # noqa: E402
+from svcnet.cluster.spec import agent_pid_path  # noqa: E402
 from svcnet.controllers.base import PODS  # noqa: E402
+from svcnet.kernel.process import read_pid  # noqa: E402
 
 SLO_P99_SECONDS = 5.0
 
 
-def pod(name: str) -> dict[str, Any]:
+def pod(name: str, probe: bool = False) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
+                                 "ports": [{"containerPort": 9376, "protocol": "TCP"}]}
+    if probe:  # kubelet's defaults: the first probe at start, then every 10 s
+        container["readinessProbe"] = {"tcpSocket": {"port": 9376}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"terminationGracePeriodSeconds": 5,
-                     "containers": [{"name": "hostnames", "image": "k8s.gcr.io/serve_hostname",
-                                     "ports": [{"containerPort": 9376, "protocol": "TCP"}]}]}}
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}}
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -64,6 +79,7 @@ class ReadyWatch:
         self.api = api
         self.ready_at: dict[str, float] = {}
         self.names: set[str] = set()
+        self.node_of: dict[str, str] = {}
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -81,6 +97,7 @@ class ReadyWatch:
                     self.names.discard(name)
                 else:
                     self.names.add(name)
+                    self.node_of[name] = (obj.get("spec") or {}).get("nodeName") or ""
                     if is_ready(obj) and name not in self.ready_at:
                         self.ready_at[name] = time.monotonic()
                 self.changed.set()
@@ -103,7 +120,8 @@ class ReadyWatch:
                 await self._task
 
 
-async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate: float = 0.0) -> dict[str, float]:
+async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate: float = 0.0,
+                       probe: bool = False) -> dict[str, float]:
     """Create the pods, all at once (`concurrency` in flight) or paced at `rate` pods/s."""
     sent: dict[str, float] = {}
     gate = asyncio.Semaphore(concurrency)
@@ -114,7 +132,7 @@ async def create_batch(api: ApiClient, names: list[str], concurrency: int, rate:
             await asyncio.sleep(max(0.0, begin + index / rate - time.monotonic()))
         async with gate:
             sent[name] = time.monotonic()
-            await api.create(PODS, "default", pod(name))
+            await api.create(PODS, "default", pod(name, probe))
 
     await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
     return sent
@@ -130,9 +148,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def measure(api: ApiClient, watch: ReadyWatch, names: list[str], concurrency: int,
-                  timeout: float, rate: float = 0.0) -> tuple[list[float], int, float]:
+                  timeout: float, rate: float = 0.0, probe: bool = False) -> tuple[list[float], int, float]:
     started = time.monotonic()
-    sent = await create_batch(api, names, concurrency, rate)
+    sent = await create_batch(api, names, concurrency, rate, probe)
     await watch.wait(lambda: all(n in watch.ready_at for n in names), timeout)
     latencies = [watch.ready_at[n] - sent[n] for n in names if n in watch.ready_at]
     return latencies, len(names) - len(latencies), time.monotonic() - started
@@ -160,23 +178,64 @@ def row(label: str, latencies: list[float], failed: int, elapsed: float) -> str:
             f"failed {failed:3d}  ({len(latencies) / elapsed:5.1f} pods/s)")
 
 
+async def burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace, names: list[str],
+                label: str, rate: float = 0.0, probe: bool = False) -> list[float]:
+    """Create `names` (at once, or paced), report latency against the SLO and the agents' memory, delete them."""
+    before = agent_usage(data_dir)
+    latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout, rate, probe)
+    print(row(label, latencies, failed, elapsed))
+    if latencies:
+        p99 = percentiles(latencies)["p99"]
+        verdict = "meets" if p99 <= SLO_P99_SECONDS and not failed else "misses"
+        print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
+    print_agent_usage(data_dir, before, watch, names)
+    await delete_all(api, watch, names)
+    return latencies
+
+
+async def probed_burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace,
+                       plain: list[float]) -> None:
+    """The all-at-once burst again, each pod with a tcpSocket readiness probe at kubelet's defaults; against
+    the plain burst. On a ticker alone, a pod whose server was not up at the first tick waits a period."""
+    print(f"1b. start latency: {args.pods} pods on one node, all at once, each with a readiness probe "
+          "(tcpSocket 9376, periodSeconds 10)")
+    names = [f"probe-{i:04d}" for i in range(args.pods)]
+    probed = await burst(api, watch, data_dir, args, names, f"{args.pods} pods", probe=True)
+    lines = "".join(log.read_text(errors="replace") for log in data_dir.glob("nodes/*/agent.log"))
+    early = sum(1 for n in names if f"default/{n}/hostnames readinessProbe: port 9376 listens" in lines)
+    print(f"   {early} of {len(names)} pods probed when their port began to listen (the others: at the first tick)")
+    if probed and plain:
+        a, b = percentiles(probed), percentiles(plain)
+        print(f"   with a probe / without: p50 {a['p50'] / b['p50']:.2f}x  p99 {a['p99'] / b['p99']:.2f}x", flush=True)
+
+
+async def run_two_nodes(args: argparse.Namespace, data_dir: Path) -> None:
+    async with ApiClient(unix_socket_config(data_dir / "apiserver.sock"), component="bench") as api:
+        watch = ReadyWatch(api)
+        await watch.start()
+        try:
+            print(f"4. start latency: {args.two_nodes} pods across 2 nodes, all at once, "
+                  f"{args.concurrency} creates in flight")
+            await burst(api, watch, data_dir, args, [f"two-{i:04d}" for i in range(args.two_nodes)],
+                        f"{args.two_nodes} pods")
+        finally:
+            await watch.stop()
+
+
 async def run(args: argparse.Namespace, data_dir: Path) -> None:
     async with ApiClient(unix_socket_config(data_dir / "apiserver.sock"), component="bench") as api:
         watch = ReadyWatch(api)
         await watch.start()
         try:
+            plain: list[float] = []
             for rate in [0.0, *args.rates]:
                 how = f"paced at {rate:g} pods/s" if rate else f"all at once, {args.concurrency} creates in flight"
                 print(f"1. start latency: {args.pods} pods on one node, {how}")
                 names = [f"lat-{int(rate * 10)}-{i:04d}" for i in range(args.pods)]
-                latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout,
-                                                           rate)
-                print(row(f"{args.pods} pods", latencies, failed, elapsed))
-                if latencies:
-                    p99 = percentiles(latencies)["p99"]
-                    verdict = "meets" if p99 <= SLO_P99_SECONDS and not failed else "misses"
-                    print(f"   SLO (p99 <= {SLO_P99_SECONDS:g}s): {verdict} it (p99 {p99:.2f}s)", flush=True)
-                await delete_all(api, watch, names)
+                latencies = await burst(api, watch, data_dir, args, names, f"{args.pods} pods", rate)
+                plain = plain or latencies
+            if args.probe:
+                await probed_burst(api, watch, data_dir, args, plain)
 
             if args.density:
                 await density(api, watch, args)
@@ -225,6 +284,39 @@ async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -
     await delete_all(api, watch, filler + last)
 
 
+@dataclass(frozen=True)
+class AgentUsage:
+    rss_kib: int
+    cpu: float  # seconds, every thread
+    living_threads: float  # seconds, the threads alive now (the event loop, the pools)
+
+
+def agent_usage(data_dir: Path) -> dict[str, AgentUsage]:
+    """Each node agent's VmRSS and CPU time (by node name), from the pid in nodes/<node>/agent.pid."""
+    usage = {}
+    for node in sorted(d.name for d in data_dir.glob("nodes/*") if d.is_dir()):
+        pid = read_pid(agent_pid_path(data_dir, node))
+        if pid:
+            with contextlib.suppress(OSError):  # the agent is gone: nothing to report for it
+                usage[node] = AgentUsage(memory_kib(pid), cpu_seconds(pid), living_threads_cpu_seconds(pid))
+    return usage
+
+
+def print_agent_usage(data_dir: Path, before: dict[str, AgentUsage], watch: ReadyWatch, names: list[str]) -> None:
+    """Agents' RSS with `names` running (its growth over `before` per 100 pods on that node), and the CPU
+    the agent spent starting them, per pod."""
+    for node, now in agent_usage(data_dir).items():
+        pods = sum(1 for n in names if watch.node_of.get(n) == node and n in watch.ready_at)
+        then = before.get(node, now)
+        per_100 = f"{(now.rss_kib - then.rss_kib) / pods * 100 / 1024:5.1f} MiB per 100 pods" if pods else "no pods"
+        print(f"   agent {node}: RSS {now.rss_kib / 1024:6.1f} MiB with {pods} pods running "
+              f"(before {then.rss_kib / 1024:6.1f} MiB: {per_100})", flush=True)
+        if pods:
+            print(f"   agent {node}: CPU {(now.cpu - then.cpu) * 1000 / pods:5.0f} ms per pod "
+                  f"({(now.living_threads - then.living_threads) * 1000 / pods:.0f} of it on threads alive after "
+                  "the burst: the event loop and the pools; the rest on threads that ended)", flush=True)
+
+
 def where_time_goes(data_dir: Path) -> None:
     """Medians of the agent's per-pod step times (its `network .. ms, sandbox .. ms` and container lines)."""
     import re
@@ -259,10 +351,24 @@ def main() -> int:
                         help="also compare pod start at --density-probe pods per node with this many (e.g. 250)")
     parser.add_argument("--density-probe", type=int, default=10)
     parser.add_argument("--keep-logs", default="", help="copy the cluster's logs here before it goes")
+    parser.add_argument("--probe", action="store_true",
+                        help="also run the all-at-once burst with a readiness probe on each pod")
+    parser.add_argument("--two-nodes", type=int, default=200,
+                        help="then, in a 2-node cluster, this many pods created at once (0: skip)")
+    parser.add_argument("--skip-one-node", action="store_true", help="only the 2-node burst")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_pods needs root (it creates network namespaces)", file=sys.stderr)
         return 1
+    if not args.skip_one_node and not with_cluster(1, args, run):
+        return 1
+    if args.two_nodes and not with_cluster(2, args, run_two_nodes):
+        return 1
+    return 0
+
+
+def with_cluster(nodes: int, args: argparse.Namespace, body: Any) -> bool:
+    """`svcnet up --nodes N` in a temporary data dir, asyncio.run(body(args, data_dir)), then `svcnet down`."""
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-pods-") as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
@@ -272,23 +378,25 @@ def main() -> int:
             return subprocess.run([sys.executable, "-m", "svcnet", *argv], cwd=REPO, capture_output=True,
                                   text=True, timeout=300)
 
-        up = svcnet("up", "--detach", "--nodes", "1", "--data-dir", str(data_dir), "--port", str(free_port()))
+        up = svcnet("up", "--detach", "--nodes", str(nodes), "--data-dir", str(data_dir), "--port", str(free_port()))
         try:
             if up.returncode != 0:
                 print(up.stdout, up.stderr, file=sys.stderr)
-                return 1
-            print(f"cluster up (1 node, {os.cpu_count()} CPUs)")
-            asyncio.run(run(args, data_dir))
+                return False
+            print(f"cluster up ({nodes} node{'s' if nodes > 1 else ''}, {os.cpu_count()} CPUs)")
+            asyncio.run(body(args, data_dir))
             where_time_goes(data_dir)
         finally:
-            if args.keep_logs:
-                import shutil
-
-                for log in [data_dir / "svcnet.log", *data_dir.glob("nodes/*/agent.log")]:
-                    shutil.copy(log, Path(args.keep_logs) / log.name)
+            # The cluster goes down first, whatever happens to the log copy after.
             down = svcnet("down", "--data-dir", str(data_dir))
             print(down.stdout.strip().splitlines()[-1] if down.stdout.strip() else down.stderr)
-    return 0
+            if args.keep_logs:
+                keep = Path(args.keep_logs)
+                keep.mkdir(parents=True, exist_ok=True)
+                for log in [data_dir / "svcnet.log", *data_dir.glob("nodes/*/agent.log")]:
+                    if log.exists():
+                        shutil.copy(log, keep / f"{nodes}-{log.parent.name}-{log.name}")
+    return True
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ sys.path and they import it as `common`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -24,6 +26,25 @@ def memory_kib(pid: int | str = "self", field: str = "VmRSS") -> int:
         if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """A process's CPU time so far (user + system, every thread, living or ended), from /proc/PID/stat."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def living_threads_cpu_seconds(pid: int | str = "self") -> float:
+    """CPU time of the process's threads that are alive now (what ended threads spent is only in the total)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # the thread ended while we looked
+            total += _stat_cpu(task / "stat")
+    return total
+
+
+def _stat_cpu(path: Path) -> float:
+    fields = path.read_text().rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from svcnet.client.rest import ApiClient
 from svcnet.kernel import process
 from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.runtime.containers import Runtime
+from svcnet.runtime.forkserver import ForkServer
 
 log = logging.getLogger("svcnet.agent")
 
@@ -53,20 +54,29 @@ class AgentProcess:
         self.api: Any = None
         self.agent: NodeAgent | None = None
         self.kernel: LinuxNetworkKernel | None = None
+        self.forkserver: ForkServer | None = None
 
     async def start(self) -> None:
         self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
         await self.api.open()
         # One netlink socket per namespace, reused (closed with the namespace, and at stop).
         self.kernel = LinuxNetworkKernel(reuse_sockets=True)
-        self.agent = NodeAgent(self.api, self.kernel, Runtime(self.config.runtime_root,
-                                                                             python=self.config.python),
-                               self.node, self.config)
+        # Sandboxes and shims are forks of one interpreter that has their modules loaded (see
+        # runtime/forkserver.py), not a new interpreter each; it ends when this process does.
+        self.forkserver = ForkServer(self.config.python)
+        try:
+            self.forkserver.start()  # now, so its imports are done before the first pod
+        except OSError as exc:  # each start tries again, and falls back to `python -m` helpers
+            log.warning("cannot start the fork server: %s", exc)
+        runtime = Runtime(self.config.runtime_root, python=self.config.python, launcher=self.forkserver)
+        self.agent = NodeAgent(self.api, self.kernel, runtime, self.node, self.config)
         await self.agent.start()
 
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
+        if self.forkserver is not None:
+            await self.forkserver.close()
         if self.kernel is not None:
             self.kernel.close()
         if self.api is not None:

@@ -47,6 +47,9 @@ class PodState:
     sandbox_error: str = ""
     pod_ips: tuple[str, ...] = ()
     last_written: Obj | None = None  # the pod as our last status write returned it
+    # What the last sync decided that a status written between syncs (a probe's verdict) must repeat:
+    waiting: dict[str, Any] = field(default_factory=dict)  # containers waiting on a back-off, by name
+    init_failed: bool = False
 
     def cancel_tasks(self) -> None:
         for watch in self.probes.values():

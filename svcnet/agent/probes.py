@@ -12,10 +12,25 @@ setns()es there, creates the socket, and the socket keeps that namespace) and
 dials the pod IP (or the probe's host) from there. The pod network therefore
 need not be routed from wherever the agent runs; a server listening only on the
 pod IP is reached the same. exec probes run the command in the pod's namespaces.
+
+Where svcnet differs from kubelet (pkg/kubelet/prober/worker.go, `run` and
+`doProbe`): kubelet probes on a ticker of periodSeconds, so a readiness probe
+that found nothing listening at its first tick leaves the pod unready for a
+whole period (10 s by default) after the server is up. Here, until a readiness
+or startup probe first succeeds, the runner also watches the pod's namespace
+for a LISTEN socket on the probe's port (sock_diag, a few tens of microseconds
+a look; 10 ms between looks, doubling to 250 ms, for at most 60 s) and probes
+once more the moment one appears. That extra probe counts only if it succeeds:
+its failure is dropped, so it never spends a startup probe's failureThreshold
+budget, and the ticker keeps its own schedule (as a manual trigger does
+upstream, `manualTriggerCh`). initialDelaySeconds holds for it too; exec probes,
+probes of another host, and liveness probes (which start as Success) keep the
+ticker alone.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import time
@@ -24,11 +39,20 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from svcnet.kernel import KernelError
 from svcnet.kernel.netns import socket_in_netns
 from svcnet.kernel.process import ProcessId
+from svcnet.kernel.sockdiag import ListeningPorts
 from svcnet.runtime.sandbox import run_in_pod
 
+log = logging.getLogger("svcnet.agent.probes")
+
 KUBE_PROBE_USER_AGENT = "kube-probe/1.32"
+# Watching for the server to listen (see the module docstring): the first look, the cap of the
+# doubling wait between looks, and how long to look before leaving it to the ticker alone.
+LISTEN_POLL_FIRST = 0.01
+LISTEN_POLL_MAX = 0.25
+LISTEN_WATCH_LIMIT = 60.0
 
 
 class ProbeKind(Enum):
@@ -109,13 +133,41 @@ class ProbeVerdict:
 
 
 @dataclass(frozen=True)
+class ListenWatch:
+    """Looking for a LISTEN socket on a probe's port until its first success."""
+
+    port: int
+    next_at: float  # the next look
+    interval: float  # the wait after a look that found nothing (doubles up to LISTEN_POLL_MAX)
+    until: float  # no looks from then on: the ticker alone
+
+
+def probe_port(spec: ProbeSpec, ports: Mapping[str, int], pod_ip: str) -> int | None:
+    """The pod port a network probe dials (numeric or a named container port); None for exec, another host,
+    or a port that does not resolve (the probe itself reports that)."""
+    for key in ("httpGet", "tcpSocket", "grpc"):
+        handler = spec.handler.get(key)
+        if handler is None:
+            continue
+        host = handler.get("host") if isinstance(handler, Mapping) else None
+        if host and host != pod_ip:
+            return None
+        try:
+            return _resolve_port(handler.get("port") if isinstance(handler, Mapping) else None, ports)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
 class ContainerProbes:
-    """The three probes of one container instance (pure: `due`, `record`, `verdict`)."""
+    """The three probes of one container instance (pure: `due`, `record`, `verdict`; `listen_*` for the watch)."""
 
     specs: Mapping[ProbeKind, ProbeSpec]
     started_at: float
     states: Mapping[ProbeKind, ProbeState] = field(default_factory=dict)
     next_at: Mapping[ProbeKind, float] = field(default_factory=dict)
+    listen: Mapping[ProbeKind, ListenWatch] = field(default_factory=dict)
 
     @staticmethod
     def for_container(container: Mapping[str, Any], started_at: float) -> ContainerProbes:
@@ -146,17 +198,56 @@ class ContainerProbes:
 
     def next_wakeup(self) -> float | None:
         times = [self.next_at[kind] for kind in self.active()]
+        times += [w.next_at for kind, w in self.listen.items() if kind in self.active()]
         return min(times) if times else None
 
-    def record(self, kind: ProbeKind, outcome: Result, now: float) -> ContainerProbes:
+    def record(self, kind: ProbeKind, outcome: Result, now: float, *, extra: bool = False) -> ContainerProbes:
+        """One probe's outcome. An `extra` probe (run because the port began to listen) counts only if it
+        succeeded, and leaves the ticker's schedule as it was."""
+        if extra and outcome is not Result.SUCCESS:
+            return self
         states = {**self.states, kind: observe(self.states[kind], self.specs[kind], outcome)}
-        next_at = {**self.next_at, kind: now + self.specs[kind].period}
+        next_at = dict(self.next_at) if extra else {**self.next_at, kind: now + self.specs[kind].period}
         if kind is ProbeKind.STARTUP and states[kind].result is Result.SUCCESS:
             # Readiness and liveness begin once started, each after its own initial delay from the start.
             for other in (ProbeKind.READINESS, ProbeKind.LIVENESS):
                 if other in self.specs:
                     next_at[other] = max(now, self.started_at + self.specs[other].initial_delay)
-        return replace(self, states=states, next_at=next_at)
+        listen = self.listen if outcome is not Result.SUCCESS else \
+            {k: w for k, w in self.listen.items() if k is not kind}  # after the first success: the ticker alone
+        return replace(self, states=states, next_at=next_at, listen=listen)
+
+    # ---- watching for the server to listen (readiness and startup, until their first success)
+
+    def watch_listen(self, ports: Mapping[ProbeKind, int]) -> ContainerProbes:
+        """Look for a LISTEN socket on these probes' ports from their initial delay on."""
+        listen = dict(self.listen)
+        for kind, port in ports.items():
+            if kind in (ProbeKind.READINESS, ProbeKind.STARTUP) and kind in self.specs:
+                begin = self.started_at + self.specs[kind].initial_delay
+                listen[kind] = ListenWatch(port, begin, LISTEN_POLL_FIRST, begin + LISTEN_WATCH_LIMIT)
+        return replace(self, listen=listen)
+
+    def listen_due(self, now: float) -> list[tuple[ProbeKind, int]]:
+        """(probe, port) whose look is due."""
+        active = self.active()
+        return [(kind, w.port) for kind, w in self.listen.items() if kind in active and w.next_at <= now]
+
+    def listen_missed(self, kind: ProbeKind, now: float) -> ContainerProbes:
+        """Nothing listens yet: look again after a wait twice as long (up to LISTEN_POLL_MAX)."""
+        watch = self.listen[kind]
+        later = replace(watch, next_at=now + watch.interval, interval=min(watch.interval * 2, LISTEN_POLL_MAX))
+        return replace(self, listen={**self.listen, kind: later})
+
+    def listen_expire(self, now: float) -> ContainerProbes:
+        """Watches past LISTEN_WATCH_LIMIT end: the ticker alone from then on."""
+        if all(now < w.until for w in self.listen.values()):
+            return self
+        return replace(self, listen={k: w for k, w in self.listen.items() if now < w.until})
+
+    def listen_seen(self, kind: ProbeKind) -> ContainerProbes:
+        """The port listens: no more looks for this probe (the one extra probe follows)."""
+        return replace(self, listen={k: w for k, w in self.listen.items() if k is not kind})
 
     def verdict(self) -> ProbeVerdict:
         started = self._started()
@@ -179,6 +270,8 @@ class ProbeTarget:
     pod_ip: str = ""
     ports: Mapping[str, int] = field(default_factory=dict)  # named container ports
     exec_command: Callable[[Sequence[str], float], Awaitable[int]] | None = None  # (argv, timeout) -> exit code
+    listeners: ListeningPorts | None = None  # the pod namespace's LISTEN sockets (None: the ticker alone)
+    name: str = ""  # namespace/pod/container, for the log
 
 
 def exec_in_pod_runner(infra: ProcessId, env: Mapping[str, str] | None = None
@@ -192,11 +285,11 @@ def exec_in_pod_runner(infra: ProcessId, env: Mapping[str, str] | None = None
     return run
 
 
-def _resolve_port(port: Any, target: ProbeTarget) -> int:
+def _resolve_port(port: Any, ports: Mapping[str, int]) -> int:
     if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
         return int(port)
-    if port in target.ports:
-        return target.ports[port]
+    if port in ports:
+        return ports[port]
     raise ValueError(f"port {port!r} is not a number or a named container port")
 
 
@@ -215,7 +308,7 @@ async def _connect(host: str, port: int, target: ProbeTarget) -> socket.socket:
 async def http_get(handler: Mapping[str, Any], target: ProbeTarget) -> tuple[Result, str]:
     """kubelet's HTTP probe: 200-399 is success (redirects are not followed: 3xx counts as success)."""
     host = handler.get("host") or target.pod_ip or "127.0.0.1"
-    port = _resolve_port(handler.get("port"), target)
+    port = _resolve_port(handler.get("port"), target.ports)
     path = handler.get("path") or "/"
     if not path.startswith("/"):
         path = "/" + path
@@ -249,7 +342,7 @@ async def http_get(handler: Mapping[str, Any], target: ProbeTarget) -> tuple[Res
 
 async def tcp_socket(handler: Mapping[str, Any], target: ProbeTarget) -> tuple[Result, str]:
     host = handler.get("host") or target.pod_ip or "127.0.0.1"
-    port = _resolve_port(handler.get("port"), target)
+    port = _resolve_port(handler.get("port"), target.ports)
     try:
         sock = await _connect(host, port, target)
     except OSError as error:
@@ -282,7 +375,9 @@ async def run_probe(spec: ProbeSpec, target: ProbeTarget) -> tuple[Result, str]:
 class ProbeRunner:
     """Runs one container instance's probes until cancelled, reporting each verdict change.
 
-    The clock and sleep are injectable so tests can drive it without waiting.
+    The clock and sleep are injectable so tests can drive it without waiting. `on_failure(spec,
+    message)` hears each counted failure (the agent's Unhealthy event); `extra_probes` counts the
+    probes run because the port began to listen, by probe kind.
     """
 
     def __init__(self, container: Mapping[str, Any], started_at: float, target: ProbeTarget,
@@ -295,7 +390,13 @@ class ProbeRunner:
         self.clock = clock
         self.sleep = sleep
         self.probe = probe
+        self.on_failure: Callable[[ProbeSpec, str], None] | None = None
         self.last_messages: dict[ProbeKind, str] = {}
+        self.extra_probes: dict[ProbeKind, int] = {}
+        if target.listeners is not None:
+            self.probes = self.probes.watch_listen({
+                kind: port for kind, spec in self.probes.specs.items()
+                if (port := probe_port(spec, target.ports, target.pod_ip)) is not None})
 
     @property
     def verdict(self) -> ProbeVerdict:
@@ -303,9 +404,17 @@ class ProbeRunner:
 
     async def run(self) -> ProbeVerdict:
         """Probe until a restart is due (returned) or no probe is left to run (returns the final verdict)."""
+        try:
+            return await self._run()
+        finally:
+            if self.target.listeners is not None:
+                self.target.listeners.close()
+
+    async def _run(self) -> ProbeVerdict:
         verdict = self.probes.verdict()
         self.on_change(verdict)
         while True:
+            self.probes = self.probes.listen_expire(self.clock())
             wakeup = self.probes.next_wakeup()
             if wakeup is None or verdict.restart:
                 return verdict
@@ -314,10 +423,40 @@ class ProbeRunner:
                 await self.sleep(wakeup - now)
                 continue
             for kind in self.probes.due(now):
-                outcome, message = await self.probe(self.probes.specs[kind], self.target)
-                self.last_messages[kind] = message
-                self.probes = self.probes.record(kind, outcome, self.clock())
+                await self._probe(kind, extra=False)
+            due = self.probes.listen_due(self.clock())
+            listening = self._listening() if due else frozenset()
+            for kind, port in due:
+                if listening is None:  # cannot look (the namespace is going away): the ticker alone
+                    self.probes = self.probes.listen_seen(kind)
+                elif port in listening:
+                    self.probes = self.probes.listen_seen(kind)
+                    self.extra_probes[kind] = self.extra_probes.get(kind, 0) + 1
+                    log.info("%s %s: port %d listens: probing at once", self.target.name, kind.value, port)
+                    await self._probe(kind, extra=True)
+                else:
+                    self.probes = self.probes.listen_missed(kind, self.clock())
             new = self.probes.verdict()
             if new != verdict:
                 verdict = new
                 self.on_change(verdict)
+
+    async def _probe(self, kind: ProbeKind, *, extra: bool) -> None:
+        spec = self.probes.specs[kind]
+        outcome, message = await self.probe(spec, self.target)
+        if extra and outcome is not Result.SUCCESS:
+            return  # not counted, not reported: the ticker's next probe says what it says
+        self.last_messages[kind] = message
+        if outcome is Result.FAILURE and message and self.on_failure is not None:
+            self.on_failure(spec, message)
+        self.probes = self.probes.record(kind, outcome, self.clock(), extra=extra)
+
+    def _listening(self) -> frozenset[int] | None:
+        """The ports that listen in the pod's namespace; None if they cannot be read."""
+        assert self.target.listeners is not None
+        try:
+            return self.target.listeners.listening_ports()
+        except (OSError, KernelError) as error:
+            log.info("%s: cannot read the pod's listening sockets (%s): probing on the period alone",
+                     self.target.name, error)
+            return None

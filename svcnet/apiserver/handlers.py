@@ -19,6 +19,7 @@ from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.responses import encoded, list_bytes, object_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, Steps, StoreCalls, run_off_loop
 from svcnet.apiserver.watch import Watches
+from svcnet.storage.base import Compacted, FutureRevision
 
 T = TypeVar("T")
 
@@ -72,9 +73,14 @@ class ResourceHandlers:
         raise errors.method_not_allowed(f"{method} is not supported")
 
     def _get(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
-        params.resource_version_param(request)  # served from the latest revision, but checked
         if rp.is_collection:
             return self._list(request, rp, fmt)
+        # Served from the latest revision, as the etcd3 store's Get: a resourceVersion is the oldest
+        # the answer may be (validateMinimumResourceVersion), so one not reached yet is a 504.
+        minimum = params.resource_version_param(request)
+        current = self.registry.store.current_revision()
+        if minimum is not None and minimum > current:
+            raise params.too_large_resource_version(minimum, current)
         obj = self.registry.get(rp.resource, rp.namespace, rp.name)
         return object_response(obj, rp.resource, fmt, self._now(),
                                include_object=request.query.get("includeObject", "Metadata"))
@@ -82,9 +88,19 @@ class ResourceHandlers:
     def _list(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
         res = rp.resource
         predicate = params.predicate(request, res)
-        limit = params.int_param(request, "limit", 0)
-        start_after = params.decode_continue(request.query.get("continue"))
-        page = self.registry.list(res, rp.namespace, predicate=predicate, limit=limit, start_after=start_after)
+        read = params.list_read(request)
+        # Every page of a paged list is read at the first page's revision, which its continue token
+        # carries (etcd3 store GetList: WithRev(continueRV)); so is an Exact read.
+        try:
+            page = self.registry.list(res, rp.namespace, predicate=predicate, limit=read.limit,
+                                      start_after=read.start_after, revision=read.revision)
+        except Compacted:
+            raise params.list_expired(read) from None
+        except FutureRevision:
+            raise params.too_large_resource_version(read.revision or 0,
+                                                    self.registry.store.current_revision()) from None
+        if read.not_older_than is not None and read.not_older_than > int(page.resource_version):
+            raise params.too_large_resource_version(read.not_older_than, int(page.resource_version))
         list_meta: dict[str, Any] = {"resourceVersion": page.resource_version}
         if page.continue_token:
             list_meta["continue"] = params.encode_continue(page.continue_token, page.resource_version)

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from svcnet.api import errors, objects, selectors
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http
 from svcnet.apiserver.registry import WriteOptions
+from svcnet.apiserver.validation import fields
 
 
 def flag(request: web.Request, name: str) -> bool:
@@ -68,6 +70,105 @@ def resource_version_param(request: web.Request) -> int | None:
     if raw in ("", "0"):
         return None
     return parse_uint64("resourceVersion", raw)
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """How a list request reads the store: which page, and at which revision.
+
+    revision: read every item as of this revision (a continue token's, resourceVersionMatch=Exact,
+    or the legacy exact read: a resourceVersion with a limit and no match); None reads the latest.
+    not_older_than: the latest must have reached this revision (NotOlderThan, or a resourceVersion
+    without a limit and no match), else a 504 "Too large resource version".
+    """
+
+    limit: int
+    start_after: str | None
+    revision: int | None
+    not_older_than: int | None
+
+
+_EXACT, _NOT_OLDER_THAN = "Exact", "NotOlderThan"
+
+
+def list_read(request: web.Request) -> ListRead:
+    """A list request's limit, continue, resourceVersion and resourceVersionMatch, as kube-apiserver reads them.
+
+    First the checks of ValidateListOptions (apimachinery pkg/apis/meta/internalversion/validation/
+    validation.go), a 422 Invalid on ListOptions; then what the etcd3 store's GetList decides
+    (apiserver pkg/storage/etcd3/store.go): the resourceVersion parsed (400), the continue token
+    decoded (400), a resourceVersion other than "0" beside a continue token refused (400), and the
+    revision to read at. svcnet has no watch cache, so "" and "0" both read the latest revision.
+    """
+    q = request.query
+    match = q.get("resourceVersionMatch", "")
+    raw_rv = q.get("resourceVersion", "")
+    token = q.get("continue", "")
+    causes: list[errors.Cause] = []
+    if match:
+        if not raw_rv:
+            causes.append(fields.forbidden("resourceVersionMatch",
+                                           "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+        if token:
+            causes.append(fields.forbidden("resourceVersionMatch",
+                                           "resourceVersionMatch is forbidden when continue is provided"))
+        if match not in (_EXACT, _NOT_OLDER_THAN):
+            causes.append(fields.not_supported("resourceVersionMatch", match, (_EXACT, _NOT_OLDER_THAN, "")))
+        if match == _EXACT and raw_rv == "0":
+            causes.append(fields.forbidden("resourceVersionMatch",
+                                           'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
+    if q.get("sendInitialEvents"):
+        causes.append(fields.forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    if causes:
+        raise errors.invalid("ListOptions", "", causes, group="meta.k8s.io")
+    limit = int_param(request, "limit", 0)
+    rv = resource_version_param(request)
+    if token:
+        start_after, token_rv = _decode_continue(token)
+        if rv is not None:
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
+        # A token's revision below zero (an expired list's token) continues at the latest.
+        return ListRead(limit, start_after, token_rv if token_rv > 0 else None, None)
+    if rv is None:
+        return ListRead(limit, None, None, None)
+    if match == _EXACT or (not match and limit > 0):
+        return ListRead(limit, None, rv, None)
+    return ListRead(limit, None, None, rv)
+
+
+def list_expired(read: ListRead) -> errors.ApiError:
+    """The 410 for a list whose revision is compacted (etcd3 interpretListError, pkg/storage/etcd3/errors.go).
+
+    A continued list gets upstream's inconsistentContinue message and, in the Status's metadata,
+    a token that continues after the same key at the latest revision (revision -1).
+    """
+    if read.start_after is None:
+        return errors.gone("The resourceVersion for the provided list is too old.")
+    return _ExpiredContinue(encode_continue(read.start_after, "-1"))
+
+
+class _ExpiredContinue(errors.ApiError):
+    def __init__(self, token: str) -> None:
+        super().__init__(410, "Expired", (
+            "The provided continue parameter is too old to display a consistent list result. You can start a "
+            "new list without the continue parameter, or use the continue token in this response to retrieve "
+            "the remainder of the results. Continuing with the provided token results in an inconsistent "
+            "list - objects that were created, modified, or deleted between the time the first chunk was "
+            "returned and now may show up in the list."))
+        self.token = token
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.token}
+        return body
+
+
+def too_large_resource_version(requested: int, current: int) -> errors.ApiError:
+    """storage.NewTooLargeResourceVersionError (apiserver pkg/storage/errors.go) as the etcd3 store raises
+    it for a list (retry 0): NewTimeoutError's 504 "Timeout: ..." with a ResourceVersionTooLarge cause."""
+    return errors.ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                           causes=[errors.Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+                           with_details=True)
 
 
 def write_options(request: web.Request) -> WriteOptions:
@@ -138,13 +239,16 @@ def encode_continue(key: str, revision: str) -> str:
 
 
 def decode_continue(token: str | None) -> str | None:
-    """The key a continue token starts after; a 400 for any token this server did not write."""
-    if not token:
-        return None
+    """The key a continue token starts after (None for no token); a 400 for any token this server did not write."""
+    return _decode_continue(token)[0] if token else None
+
+
+def _decode_continue(token: str) -> tuple[str, int]:
+    """The key a continue token starts after and its revision; a 400 for any token this server did not write."""
     problem = _continue_problem(token)
     if isinstance(problem, str):
         raise errors.bad_request(f"invalid continue token: {problem}")
-    return problem["start"]
+    return problem["start"], problem["rv"]
 
 
 def _continue_problem(token: str) -> dict[str, Any] | str:

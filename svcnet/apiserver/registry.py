@@ -117,6 +117,8 @@ class ListPage:
     resource_version: str
     continue_token: str | None
     remaining: int
+    revisions: list[int] = field(default_factory=list)  # each text's mod revision
+    store: Any = None  # the store the revisions belong to (they name object versions within it)
 
     @functools.cached_property
     def items(self) -> list[Obj]:
@@ -268,10 +270,13 @@ class Registry:
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> ListPage:
+        """A page of the list, as of revision when given (the store raises Compacted or FutureRevision)."""
         result = self.store.list_encoded(res.storage_prefix(namespace), predicate=predicate, limit=limit,
-                                         start_after=start_after)
-        return ListPage(result.texts, str(result.revision), result.continue_key, result.remaining)
+                                         start_after=start_after, revision=revision)
+        return ListPage(result.texts, str(result.revision), result.continue_key, result.remaining,
+                        result.revisions, self.store)
 
     # ------------------------------------------------------------------ create
     # Each write is a generator of steps (steps.py): it yields its store calls, so the HTTP

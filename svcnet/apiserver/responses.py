@@ -12,6 +12,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http
 from svcnet.apiserver import printers as tables
+from svcnet.apiserver.printers import rows
 from svcnet.apiserver.registry import ListPage, WriteOptions
 
 PARTIAL_OBJECT_KINDS = ("PartialObjectMetadata", "PartialObjectMetadataList")
@@ -75,6 +76,11 @@ def list_bytes(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: ht
         head = jsoncodec.dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": list_meta})
         items = ",".join(map(_as_served, page.texts)).encode()
         return b"".join((head[:-1], b',"items":[', items, b"]}"))
+    if fmt.as_kind == "Table" and not fmt.yaml:
+        # Rows kept per object version: an object that has not changed is neither decoded nor printed.
+        cache = rows.cache_for(page.store) if page.store is not None else None
+        return rows.table_bytes(res, page.texts, page.revisions, include_object=include_object, now=now,
+                                list_meta=list_meta, cache=cache)
     return http.encode(list_body(res, page, list_meta, fmt, now, include_object), fmt)
 
 

@@ -5,18 +5,30 @@ answers each datagram with the hostname; --tcp writes the hostname to each TCP
 connection and closes it (instead of HTTP: both need the TCP port). Unlike
 upstream, which idles for 60 s after SIGTERM so the pod is killed at the end of
 its grace period, this one exits at once, so deleting a pod does not take 30 s.
+
+HTTP is answered by a few lines here rather than the standard library's
+http.server: that import (email, http.client, ssl) was 60% of this program's
+start-up, paid again by every pod (docs/benchmarks.md, "Pod start"). What the
+answer looks like follows Go's net/http, which the upstream image uses: keep-alive
+by default for HTTP/1.1, the Date/Content-Length/Content-Type header lines, 400
+for a malformed request and 431 past Go's 1 MiB header limit.
 """
 from __future__ import annotations
 
 import argparse
-import http.server
 import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
 from collections.abc import Sequence
+
+# Go's net/http limits a request's header to DefaultMaxHeaderBytes (1 MiB) plus 4 KiB of slack
+# (server.go, initialReadLimitSize) and answers 431 past it.
+MAX_HEADER_BYTES = (1 << 20) + 4096
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Connection: close\r\n\r\n431 Request Header Fields Too Large")
 
 
 def log(message: str) -> None:
@@ -44,48 +56,79 @@ def _peer(address: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
+class _Request:
+    """What answering needs from one request's head: the method, and whether the connection stays open."""
 
-    def __init__(self, sock: socket.socket, handler: type) -> None:
-        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.address_family = sock.family
-        self.server_activate()
+    def __init__(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
+            raise ValueError("malformed request line")
+        self.method, version = parts[0], parts[2]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon or not name or name != name.strip():
+                raise ValueError("malformed header line")
+            headers[name.lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        self.keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length", "0")
+        if not length.isdigit():
+            raise ValueError("bad Content-Length")
+        self.content_length = int(length)
 
 
-def make_handler(hostname: str, close: bool) -> type[http.server.BaseHTTPRequestHandler]:
+def _response(body: bytes, request: _Request, close: bool) -> bytes:
+    # The header lines Go's net/http writes for a handler that only writes a short body.
+    lines = ["HTTP/1.1 200 OK", time.strftime("Date: %a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+             f"Content-Length: {len(body)}", "Content-Type: text/plain; charset=utf-8"]
+    if close:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head if request.method == "HEAD" else head + body
+
+
+def serve_http_connection(conn: socket.socket, address: tuple, body: bytes, close: bool) -> None:
+    """Answer every request on one connection with the hostname (any method, any path, as Go's mux)."""
+    buffer = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                if len(buffer) > MAX_HEADER_BYTES:
+                    conn.sendall(_TOO_LARGE)
+                    return
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            try:
+                request = _Request(head)
+            except (ValueError, UnicodeDecodeError):
+                conn.sendall(_BAD_REQUEST)
+                return
+            log(f"HTTP request from {_peer(address)}")
+            closing = close or not request.keep_alive or request.chunked
+            conn.sendall(_response(body, request, closing))
+            if closing:
+                return
+            # Skip the request's body so the next request's head is read from where it starts.
+            while len(buffer) < request.content_length:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            buffer = buffer[request.content_length:]
+
+
+def serve_http(sock: socket.socket, hostname: str, close: bool) -> None:
+    sock.listen(128)
     body = hostname.encode()
-
-    class HostnameHandler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self, with_body: bool) -> None:
-            log(f"HTTP request from {_peer(self.client_address)}")
-            self.send_response_only(200)
-            self.send_header("Date", self.date_time_string())
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
-
-        def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
-            self._answer(True)
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET  # noqa: N815 - any method, as Go's mux
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self._answer(False)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-            pass
-
-    return HostnameHandler
+    while True:
+        conn, address = sock.accept()
+        threading.Thread(target=serve_http_connection, args=(conn, address, body, close), daemon=True).start()
 
 
 def serve_tcp(sock: socket.socket, hostname: str) -> None:
@@ -135,8 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             threading.Thread(target=serve_udp, args=(_dual_stack_socket(socket.SOCK_DGRAM, args.port), hostname),
                              daemon=True).start()
         if args.http:
-            server = _Server(_dual_stack_socket(socket.SOCK_STREAM, args.port), make_handler(hostname, args.close))
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=serve_http, args=(_dual_stack_socket(socket.SOCK_STREAM, args.port), hostname,
+                                                      args.close), daemon=True).start()
     except OSError as error:
         log(f"Error listening on port {args.port}: {error}")
         return 1

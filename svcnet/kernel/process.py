@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,38 @@ PR_SET_CHILD_SUBREAPER = 36
 def set_child_subreaper() -> None:
     """Orphaned descendants are reparented to us (not to init), so we can reap them."""
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Have the kernel send sig when our parent (the thread that forked us) exits. Cleared in our forks."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def thread_count() -> int:
+    """Threads in this process, as the kernel counts them (C extensions' threads included)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def set_cmdline(argv: Sequence[str]) -> bool:
+    """Make /proc/self/cmdline (what ps shows) read argv, in place: the exec's argument area
+    (arg_start..arg_end, fields 48-49 of /proc/self/stat) gets argv NUL-separated, padded with NULs.
+    It cannot grow (the environment follows it, and libc reads that), so what does not fit is cut;
+    False then. (PR_SET_MM could point the kernel elsewhere, as systemd's rename_process does, but
+    it needs CAP_SYS_RESOURCE, which containers often drop.)"""
+    fields = _stat_fields(os.getpid())
+    if fields is None or len(fields) < 47:
+        return False
+    start, end = int(fields[45]), int(fields[46])
+    room = end - start
+    data = b"\0".join(arg.encode() for arg in argv) + b"\0"
+    fits = len(data) <= room
+    if not fits:
+        data = data[:room - 1] + b"\0"
+    ctypes.memmove(start, data.ljust(room, b"\0"), room)
+    return fits
 
 
 def live_group_members(pgid: int) -> list[int]:

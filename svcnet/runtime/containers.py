@@ -27,6 +27,7 @@ from typing import Any
 
 from svcnet.kernel.process import ProcessId, is_alive, signal_group, signal_process
 from svcnet.runtime import sandbox
+from svcnet.runtime.launch import Launcher, SubprocessLauncher
 from svcnet.runtime.logs import PreviousLogNotFound
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 
@@ -106,14 +107,17 @@ def interpret_state(name: str, instance: int, state: Mapping[str, Any] | None, *
 class Runtime:
     """Pods and containers on this node, as files under root plus the processes they name."""
 
-    def __init__(self, root: Path, *, python: str = sys.executable) -> None:
+    def __init__(self, root: Path, *, python: str = sys.executable, launcher: Launcher | None = None) -> None:
+        """launcher starts sandboxes and shims: the agent passes its fork server; by default each is a new
+        `python -m` interpreter (what one-shot CLI commands use)."""
         self.root = root
         self.python = python
+        self.launcher: Launcher = launcher or SubprocessLauncher(python)
 
     # ---- sandboxes ----
 
     async def create_sandbox(self, key: PodKey, config: SandboxConfig) -> Sandbox:
-        return await sandbox.run_sandbox(self.root, key, config, python=self.python)
+        return await sandbox.run_sandbox(self.root, key, config, launcher=self.launcher)
 
     def sandboxes(self) -> list[Sandbox]:
         """Every recorded sandbox (live or dead): what a restarted agent adopts."""
@@ -193,15 +197,10 @@ class Runtime:
             "name": spec.name, "argv": list(spec.argv), "env": dict(spec.env), "workingDir": spec.working_dir,
             "sandbox": pod.infra.to_json(), "statePath": str(state_path), "logPath": str(log_path)}))
         log_path.touch()
-        proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "svcnet.runtime.shim", str(spec_path), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            out, err = b"", f"the shim did not report within {timeout:g}s".encode()
+        finished = await self.launcher.run("shim", [str(spec_path)], timeout)
+        out, err = finished.out, finished.err
+        if finished.timed_out:
+            err = f"the shim did not report within {timeout:g}s".encode()
         report = out.decode().strip()
         if report != "ok":
             message = report.removeprefix("error ").strip() or err.decode().strip() or "the shim failed"

@@ -28,6 +28,7 @@ from typing import Any
 from svcnet.api.objects import name_of, namespace_of, uid_of
 from svcnet.kernel import process
 from svcnet.kernel.process import ProcessId
+from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
 SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
 STATE_FILE = "state.json"
@@ -104,28 +105,26 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def run_sandbox(root: Path, key: PodKey, config: SandboxConfig, *, python: str = sys.executable,
-                      timeout: float = 30.0) -> Sandbox:
-    """Start the infra process for a pod and record it; raises SandboxError with the reason if it fails."""
+async def run_sandbox(root: Path, key: PodKey, config: SandboxConfig, *, launcher: Launcher | None = None,
+                      python: str = sys.executable, timeout: float = 30.0) -> Sandbox:
+    """Start the infra process for a pod and record it; raises SandboxError with the reason if it fails.
+
+    The launcher runs this module's main (a new `python -m` interpreter unless a fork server is given)."""
     directory = pod_directory(root, key)
     files = directory / SANDBOX_DIR
     files.mkdir(parents=True, exist_ok=True)
     for name, text in zip(ETC_FILES, (config.resolv_conf, config.hosts, config.hostname + "\n"), strict=True):
         _write_atomically(files / name, text)
-    argv = [python, "-m", "svcnet.runtime.sandbox", "--netns", config.netns, "--hostname", config.hostname,
-            "--files", str(files), "--title", f"{key.namespace}/{key.name}"]
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                start_new_session=True)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise SandboxError(f"sandbox for {key.namespace}/{key.name} did not start within {timeout:g}s") from None
-    words = out.decode().split()
-    if proc.returncode != 0 or len(words) != 3 or words[0] != "ok":
-        raise SandboxError(f"failed to create pod sandbox: {err.decode().strip() or out.decode().strip()}")
+    args = ["--netns", config.netns, "--hostname", config.hostname, "--files", str(files),
+            "--title", f"{key.namespace}/{key.name}"]
+    finished = await (launcher or SubprocessLauncher(python)).run("sandbox", args, timeout)
+    if finished.timed_out:
+        raise SandboxError(f"sandbox for {key.namespace}/{key.name} did not start within {timeout:g}s")
+    out, err = finished.out.decode(errors="replace"), finished.err.decode(errors="replace")
+    words = out.split()
+    # returncode None: the fork server lost it (it died after the fork); "ok" is only printed on success
+    if finished.returncode not in (0, None) or len(words) != 3 or words[0] != "ok":
+        raise SandboxError(f"failed to create pod sandbox: {err.strip() or out.strip()}")
     infra = ProcessId(int(words[1]), int(words[2]))
     sandbox = Sandbox(key, directory, infra, config.netns, config.hostname, time.time())
     _write_atomically(files / STATE_FILE, json.dumps({
@@ -139,16 +138,9 @@ async def wait_gone(proc: ProcessId, timeout: float | None) -> bool:
     fd = process.open_pidfd(proc)
     if fd is None:
         return True
-    loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
     try:
-        await asyncio.wait_for(exited, timeout)
-        return True
-    except TimeoutError:
-        return False
+        return await fd_ready(fd, timeout)
     finally:
-        loop.remove_reader(fd)
         os.close(fd)
 
 

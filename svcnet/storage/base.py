@@ -15,7 +15,7 @@ API server hands events to an asyncio queue with call_soon_threadsafe).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from svcnet.api.errors import ApiError
@@ -119,6 +119,10 @@ class EncodedListResult:
     revision: int
     continue_key: str | None
     remaining: int = 0
+    # Each text's mod revision, in the same order: it names that version of that object for the
+    # life of the store (every write takes a fresh revision), so a cache of anything derived from
+    # a text can key on it (apiserver/printers/rows.py keeps Table rows so).
+    revisions: list[int] = field(default_factory=list)
 
 
 class Watch(Protocol):
@@ -151,8 +155,16 @@ class Store(Protocol):
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> EncodedListResult:
-        """As list, but each object as its stored JSON text; only a predicate decodes objects."""
+        """As list, but each object as its stored JSON text; only a predicate decodes objects.
+
+        With a revision, the list is the keys and values as they were at that revision (etcd's
+        range with WithRev, which kube-apiserver reads every page of a paged list at): the result
+        carries that revision. A revision older than the compacted one raises Compacted; one newer
+        than the current revision raises FutureRevision. Each text is the object as written then,
+        stamped with its own mod revision (so a GET at the time would have served the same bytes).
+        """
         ...
 
     def create(self, key: str, value: Obj) -> Record: ...

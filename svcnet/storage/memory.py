@@ -7,6 +7,7 @@ cannot change what was stored.
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ from svcnet.storage.mvcc import (
     decode_json,
     encode_stamped,
     prefix_upper_bound,
+    read_revision,
     restamp_text,
+    take_page,
 )
 
 
@@ -89,11 +92,49 @@ class MemoryStore:
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> EncodedListResult:
         with self._lock, building_many():
+            self._check_open()
+            at = read_revision(revision, self._revision, self._compacted)
+            if at != self._revision:
+                return self._scan_at(prefix, predicate, limit, start_after, at)
             found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
-            return EncodedListResult([current.text for _, current, _ in found], self._revision,
-                                     continue_key, remaining)
+            return EncodedListResult([current.text for _, current, _ in found], at, continue_key, remaining,
+                                     [current.revision for _, current, _ in found])
+
+    def _scan_at(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
+                 revision: int) -> EncodedListResult:
+        """A page as of an older revision: the keys not written since, merged with history's view of the rest.
+
+        A key whose current value is at or below the revision had that value then. A key written
+        after it had, then, the value its first later change replaced (that change's prev_text;
+        none when the first later change created it). Compaction keeps every change above the
+        compacted revision, so both are at hand for any revision read_revision lets through.
+        """
+        keys = self._sorted_keys
+        if start_after is not None and start_after >= prefix:
+            position = bisect.bisect_right(keys, start_after)
+        else:
+            start_after = None
+            position = bisect.bisect_left(keys, prefix)
+        first_later: dict[str, Change] = {}
+        for change in self._history_after(revision):
+            key = change.key
+            if key not in first_later and key.startswith(prefix) and (start_after is None or key > start_after):
+                first_later[key] = change
+        changed = sorted((key, change.prev_text, change.prev_revision) for key, change in first_later.items()
+                         if change.prev_text is not None)
+        upper = prefix_upper_bound(prefix)
+        end = len(keys) if upper is None else bisect.bisect_left(keys, upper, lo=position)
+        current = self._current
+        unchanged = ((key, value.text, value.revision) for key in keys[position:end]
+                     if (value := current[key]).revision <= revision)
+        candidates = heapq.merge(unchanged, changed)
+        found, continue_key = take_page(candidates, predicate, limit)
+        remaining = 1 + sum(1 for _ in candidates) if continue_key is not None and predicate is None else 0
+        return EncodedListResult([text for _, text, _ in found], revision, continue_key, remaining,
+                                 [mod_revision for _, _, mod_revision in found])
 
     def _scan(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
               ) -> tuple[list[tuple[str, _Current, Obj | None]], str | None, int]:
@@ -139,7 +180,8 @@ class MemoryStore:
             previous = self._existing(key, expected_revision)
             revision = self._revision + 1
             current = _Current(encode_stamped(value, revision), revision, previous.create_revision)
-            self._commit(key, current, Change(revision, key, "MODIFIED", current.text, previous.text))
+            self._commit(key, current, Change(revision, key, "MODIFIED", current.text, previous.text,
+                                              previous.revision))
             self._hub.publish(self._history[-1])
             return _record(key, current)
 
@@ -149,7 +191,8 @@ class MemoryStore:
             previous = self._existing(key, expected_revision)
             revision = self._revision + 1
             tombstone = _Current(restamp_text(previous.text, revision), revision, previous.create_revision)
-            self._commit(key, None, Change(revision, key, "DELETED", tombstone.text, previous.text))
+            self._commit(key, None, Change(revision, key, "DELETED", tombstone.text, previous.text,
+                                           previous.revision))
             del self._sorted_keys[bisect.bisect_left(self._sorted_keys, key)]
             self._hub.publish(self._history[-1])
             return _record(key, tombstone)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from svcnet.api import jsoncodec
@@ -67,6 +67,41 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return prefix[:-1] + chr(last + 1)
 
 
+def read_revision(requested: int | None, current: int, compacted: int) -> int:
+    """The revision a list reads at: the current one when none is asked for.
+
+    As etcd's range at a revision (server/storage/mvcc/kvstore_txn.go, rangeKeys): a revision
+    below the compacted one is gone (Compacted; reading at the compacted revision itself still
+    works, compaction keeps every key's value as of then), and one past the current revision
+    has not happened yet (FutureRevision).
+    """
+    if requested is None:
+        return current
+    if requested > current:
+        raise FutureRevision(f"revision {requested} is newer than the current {current}")
+    if requested < compacted:
+        raise Compacted(requested, compacted)
+    return requested
+
+
+def take_page(candidates: Iterator[tuple[str, str, int]], predicate: Predicate | None, limit: int,
+              ) -> tuple[list[tuple[str, str, int]], str | None]:
+    """A page of (key, text, mod revision) from candidates in key order: the ones the predicate accepts,
+    at most limit.
+
+    The continue key is the page's last key when one more candidate was accepted after it
+    (that candidate is consumed from the iterator), else None.
+    """
+    found: list[tuple[str, str, int]] = []
+    for candidate in candidates:
+        if predicate is not None and not predicate(decode_json(candidate[1])):
+            continue
+        if limit and len(found) == limit:
+            return found, found[-1][0]
+        found.append(candidate)
+    return found, None
+
+
 @dataclass(frozen=True)
 class Change:
     """One committed write as history keeps it.
@@ -81,6 +116,7 @@ class Change:
     type: EventType
     value_text: str
     prev_text: str | None = None
+    prev_revision: int | None = None  # prev_text's own revision, where the driver keeps it (memory)
 
 
 class _DecodedChange:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import logging
 import os
 import sqlite3
@@ -76,7 +77,9 @@ from svcnet.storage.mvcc import (
     decode_json,
     encode_stamped,
     prefix_upper_bound,
+    read_revision,
     restamp_text,
+    take_page,
 )
 
 log = logging.getLogger("svcnet.storage")
@@ -85,6 +88,7 @@ T = TypeVar("T")
 
 _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
+_SQLITE_MAX_INT = 2**63 - 1
 _PAGE_SIZE = 4096  # SQLite's default page size, which the store keeps
 _WAL_DEFAULT_PAGES = 1000  # SQLite's default wal_autocheckpoint
 
@@ -229,10 +233,56 @@ class SqliteStore:
         predicate: Predicate | None = None,
         limit: int = 0,
         start_after: str | None = None,
+        revision: int | None = None,
     ) -> EncodedListResult:
         with self._lock, building_many():
+            self._check_open()
+            at = read_revision(revision, self._revision, self._compacted)
+            if at != self._revision:
+                return self._scan_at(prefix, predicate, limit, start_after, at)
             found, continue_key, remaining = self._scan(prefix, predicate, limit, start_after)
-            return EncodedListResult([row[3] for row, _ in found], self._revision, continue_key, remaining)
+            return EncodedListResult([row[3] for row, _ in found], at, continue_key, remaining,
+                                     [row[1] for row, _ in found])
+
+    def _scan_at(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
+                 revision: int) -> EncodedListResult:
+        """A page as of an older revision, from current and the log (no index beyond both primary keys).
+
+        A key whose current row is at or below the revision had that value then. A key written
+        after it (still live or deleted since) had, then, the row its first later write points
+        at with prev_revision (none when that write created it). Only the log rows above the
+        revision are read for those: a rowid range, as long as the writes since. Compaction keeps
+        every key's newest row below the compacted revision and every row above it, so both rows
+        exist for any revision read_revision lets through.
+        """
+        where, params = _key_range(prefix, start_after)
+        log_where, log_params = _key_range(prefix, start_after, column="key")
+        changed = self._db.execute(
+            f"SELECT x.key, p.value, p.revision FROM (SELECT key, MIN(revision) AS first FROM log"
+            f" WHERE revision > ? AND {log_where} GROUP BY key) f"
+            f" JOIN log x ON x.revision = f.first JOIN log p ON p.revision = x.prev_revision ORDER BY x.key",
+            [revision, *log_params],
+        ).fetchall()
+        sql = (f"SELECT c.key, l.value, c.mod_revision FROM {_CURRENT_JOIN} WHERE {where} AND c.mod_revision <= ?"
+               f" ORDER BY c.key")
+        if predicate is None and limit:
+            # A page and one past it is all the merge can take from either side.
+            cursor = self._db.execute(sql + " LIMIT ?", [*params, revision, _page_and_one(limit)])
+        else:
+            cursor = self._db.execute(sql, [*params, revision])
+        try:
+            found, continue_key = take_page(heapq.merge(_rows(cursor), changed), predicate, limit)
+        finally:
+            cursor.close()
+        remaining = 0
+        if continue_key is not None and predicate is None:
+            (unchanged_after,) = self._db.execute(
+                f"SELECT COUNT(*) FROM current c WHERE {where} AND c.key > ? AND c.mod_revision <= ?",
+                [*params, continue_key, revision],
+            ).fetchone()
+            remaining = unchanged_after + sum(1 for key, _, _ in changed if key > continue_key)
+        return EncodedListResult([text for _, text, _ in found], revision, continue_key, remaining,
+                                 [mod_revision for _, _, mod_revision in found])
 
     def _scan(self, prefix: str, predicate: Predicate | None, limit: int, start_after: str | None,
               ) -> tuple[list[tuple[_Row, Obj | None]], str | None, int]:
@@ -249,7 +299,7 @@ class SqliteStore:
         if not limit:
             return [(row, None) for row in self._db.execute(sql, params).fetchall()], None, 0
         # One row past the page says whether another page exists without counting first.
-        rows = self._db.execute(sql + " LIMIT ?", [*params, limit + 1]).fetchall()
+        rows = self._db.execute(sql + " LIMIT ?", [*params, _page_and_one(limit)]).fetchall()
         if len(rows) <= limit:
             return [(row, None) for row in rows], None, 0
         last_key = rows[limit - 1][0]
@@ -599,24 +649,30 @@ def _record(row: _Row) -> Record:
     return Record(key=key, value=decode_json(text), revision=mod_revision, create_revision=create_revision)
 
 
+def _page_and_one(limit: int) -> int:
+    """A page's rows and one past it, as an SQL LIMIT: the API lets limit reach 2**63-1, SQLite's
+    largest integer, where one more would not bind (no table holds that many rows anyway)."""
+    return min(limit, _SQLITE_MAX_INT - 1) + 1
+
+
 def _rows(cursor: sqlite3.Cursor) -> Iterator[_Row]:
     while batch := cursor.fetchmany(256):
         yield from batch
 
 
-def _key_range(prefix: str, start_after: str | None) -> tuple[str, list[str]]:
-    """A WHERE clause on c.key for keys under prefix, after start_after when given."""
+def _key_range(prefix: str, start_after: str | None, column: str = "c.key") -> tuple[str, list[str]]:
+    """A WHERE clause on column (a key) for keys under prefix, after start_after when given."""
     clauses = ["1"]
     params: list[str] = []
     if start_after is not None and start_after >= prefix:
-        clauses.append("c.key > ?")
+        clauses.append(f"{column} > ?")
         params.append(start_after)
     elif prefix:
-        clauses.append("c.key >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(prefix)
     upper = prefix_upper_bound(prefix)
     if upper is not None:
-        clauses.append("c.key < ?")
+        clauses.append(f"{column} < ?")
         params.append(upper)
     return " AND ".join(clauses), params
 

@@ -185,6 +185,47 @@ def test_readiness_probe_keeps_a_running_pod_out_of_endpoints_until_it_passes(cl
         delete_pod(cluster, "gated")
 
 
+def test_readiness_probe_runs_when_the_server_listens_not_a_period_later(cluster: SvcnetCluster,
+                                                                       scratch: Path) -> None:
+    """The server listens only once the test says so, after the first tick found nothing; the period is
+    300 s, so within the minute waited only the probe its listening socket triggered can make it Ready."""
+    flag = scratch / "listen"
+    server = json.dumps(textwrap.dedent(f"""\
+        import os, socket, time
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        s = socket.socket()
+        s.bind(("0.0.0.0", 8080))
+        s.listen()
+        while True:
+            s.accept()[0].close()
+    """))
+    apply(cluster, f"""
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: listener}}
+        spec:
+          containers:
+          - name: app
+            image: busybox
+            command: [python3, -c, {server}]
+            ports: [{{name: probe, containerPort: 8080}}]
+            readinessProbe: {{tcpSocket: {{port: probe}}, periodSeconds: 300}}
+    """)
+    try:
+        def first_tick_failed() -> bool:
+            events = cluster.kubectl_json("get", "events", "--field-selector", "involvedObject.name=listener")
+            return any(e["message"].startswith("Readiness probe failed") for e in events["items"])
+
+        wait_for(first_tick_failed, timeout=60, interval=0.3, what="the first readiness probe failing")
+        assert not is_running_ready(cluster.pod("listener"))
+        flag.touch()
+        cluster.wait_pod("listener", is_running_ready, timeout=60, what="Ready once the port listens")
+        assert "default/listener/app readinessProbe: port 8080 listens: probing at once" in cluster.logs()
+    finally:
+        delete_pod(cluster, "listener")
+
+
 def test_liveness_failure_restarts_the_container_and_restarts_count_up(cluster: SvcnetCluster, scratch: Path) -> None:
     apply(cluster, f"""
         apiVersion: v1

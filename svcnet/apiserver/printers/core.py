@@ -12,15 +12,14 @@ from .format import (
     Obj,
     age_cell,
     as_int,
-    aware,
     format_labels,
     get_path,
-    human_duration,
     join_host_port,
     list_at,
     more_than_three,
     name_cell,
     parse_timestamp,
+    since,
     translate_timestamp_since,
 )
 
@@ -185,7 +184,7 @@ def _pod_cells(pod: Obj, now: dt.datetime) -> list[Cell]:
     ready, total, reason, restarts = _pod_ready_status_restarts(pod)
     restarts_cell = str(restarts.count)
     if restarts.count != 0 and restarts.last is not None:
-        restarts_cell = f"{restarts.count} ({human_duration(aware(now) - restarts.last)} ago)"
+        restarts_cell = since(restarts.last, now, f"{restarts.count} (", " ago)")
 
     status = get_path(pod, "status", default={})
     pod_ips = list_at(status, "podIPs")

@@ -3,6 +3,7 @@ translateTimestampSince), labels, selectors, and small readers that never raise.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 Obj = dict[str, Any]
@@ -69,12 +70,45 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
     return parsed
 
 
+class _Deferred:
+    """The `now` a printer is given when its cells are kept for later: cells that read the clock
+    become Since cells, rendered with the real time when a response is built (printers/rows.py)."""
+
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED: Any = _Deferred()
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """A cell that reads the clock: prefix, how long ago `when` was (HumanDuration), suffix."""
+
+    when: dt.datetime
+    prefix: str = ""
+    suffix: str = ""
+
+    def at(self, now: dt.datetime) -> str:
+        return f"{self.prefix}{human_duration(aware(now) - self.when)}{self.suffix}"
+
+
+def since(when: dt.datetime, now: dt.datetime, prefix: str = "", suffix: str = "") -> Any:
+    """The cell for how long ago `when` was: the text at `now`, or a Since when now is DEFERRED.
+
+    Every cell that depends on the clock goes through here, so a kept row (printers/rows.py)
+    holds everything else as computed once and only these are redone per response.
+    """
+    cell = Since(when, prefix, suffix)
+    return cell if now is DEFERRED else cell.at(now)
+
+
 def translate_timestamp_since(value: Any, now: dt.datetime) -> str:
     """How long ago a timestamp was, or "<unknown>" when it is unset."""
     when = parse_timestamp(value)
     if when is None:
         return "<unknown>"
-    return human_duration(aware(now) - when)
+    return since(when, now)
 
 
 def aware(now: dt.datetime) -> dt.datetime:

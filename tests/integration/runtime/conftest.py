@@ -5,12 +5,14 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from svcnet.runtime.containers import Runtime
+from svcnet.runtime.forkserver import ForkServer
+from svcnet.runtime.launch import Finished
 
 POD_IP = "10.244.1.8"
 
@@ -37,12 +39,26 @@ def pod_netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    """A runtime under tmp_path; every sandbox and container it recorded is removed afterwards."""
-    rt = Runtime(tmp_path / "data")
+class NoFallback:
+    """A fork server's fallback that fails the test: these runs must go through the server."""
+
+    async def run(self, entry: str, args: Sequence[str], timeout: float) -> Finished:
+        raise AssertionError(f"the fork server did not start the {entry}")
+
+
+@pytest.fixture(params=["python -m", "forkserver"])
+async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A runtime under tmp_path, starting its helpers each way the agent can (a new interpreter, or a
+    fork of the fork server); every sandbox and container it recorded is removed afterwards."""
+    server = ForkServer(fallback=NoFallback()) if request.param == "forkserver" else None
+    if server is not None:
+        server.start()
+    rt = Runtime(tmp_path / "data", launcher=server)
     try:
         yield rt
     finally:
         for pod in Runtime(rt.root).sandboxes():
             await rt.remove_pod(pod, grace_seconds=0)
+        if server is not None:
+            assert server.restarts == 0
+            await server.close()

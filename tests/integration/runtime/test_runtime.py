@@ -28,10 +28,12 @@ from svcnet.agent.restart import BackOffPolicy, PodIdentity, compute_pod_actions
 from svcnet.api.podlogs import LogOptions
 from svcnet.kernel import process
 from svcnet.runtime.containers import ContainerSpec, RunState, Runtime
+from svcnet.runtime.forkserver import ForkServer
 from svcnet.runtime.images import container_argv, resolve_image
 from svcnet.runtime.logs import read_log, stream_log
 from svcnet.runtime.sandbox import PodKey, Sandbox, exec_in_pod, run_in_pod
 from tests.integration.runtime.conftest import POD_IP
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and real namespaces")
 
@@ -96,11 +98,18 @@ async def test_exec_in_pod_runs_in_the_pod_namespaces_with_stdio_and_exit_code(r
     assert out_path.read_text().split("\n")[:3] == ["web-0", "from stdin", "2"]
 
 
+def host_mounts_but_netns() -> list[str]:
+    """The host's mount table without its nsfs mounts (/run/netns/*: other tests and benchmarks on the
+    host add and remove those at any time)."""
+    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.partition(" - ")[2].split(" ", 1)[0] != "nsfs"]
+
+
 async def test_pod_sees_its_own_resolv_conf_and_hosts_while_the_host_keeps_its_own(runtime: Runtime,
                                                                                   pod_netns: str) -> None:
     host_files = {path: Path(path).read_bytes() for path in ("/etc/resolv.conf", "/etc/hosts", "/etc/hostname")
                   if Path(path).exists()}
-    host_mounts = Path("/proc/self/mountinfo").read_text()
+    host_mounts = host_mounts_but_netns()
     host_name = os.uname().nodename
     pod = make_pod("web-0", hostname="db", subdomain="backend")
     sandbox = await start_pod(runtime, pod_netns, pod)
@@ -112,7 +121,7 @@ async def test_pod_sees_its_own_resolv_conf_and_hosts_while_the_host_keeps_its_o
     assert f"{POD_IP}\tdb.backend.default.svc.cluster.local\tdb\n" in hosts.decode()
     assert name == b"db\n"
     assert {path: Path(path).read_bytes() for path in host_files} == host_files
-    assert Path("/proc/self/mountinfo").read_text() == host_mounts
+    assert host_mounts_but_netns() == host_mounts
     assert os.uname().nodename == host_name
 
 
@@ -171,36 +180,63 @@ async def test_program_ignoring_sigterm_is_killed_after_the_grace_period(runtime
     assert status and status.exit_code == 137
 
 
+def session_and_parent(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[3]), int(fields[1])  # (session id, parent pid)
+
+
 async def test_shim_outlives_its_starter_and_a_new_runtime_adopts_it(runtime: Runtime, pod_netns: str,
                                                                     tmp_path: Path) -> None:
+    """The starter (an agent) dies by SIGKILL with its process group; its sandbox and shim (started the
+    way the fixture's runtime starts them: a new interpreter, or a fork of the agent's fork server)
+    keep running in their own sessions, and a new runtime adopts them. A fork server ends with its agent."""
     trigger = tmp_path / "exit-now"
+    use_forkserver = isinstance(runtime.launcher, ForkServer)
     starter = textwrap.dedent(f"""
         import asyncio, sys
         from pathlib import Path
         from svcnet.runtime.containers import ContainerSpec, Runtime
+        from svcnet.runtime.forkserver import ForkServer
         from svcnet.agent.dnsconfig import sandbox_config
         from svcnet.runtime.sandbox import PodKey
         async def main():
-            rt = Runtime(Path({str(runtime.root)!r}))
+            server = ForkServer() if {use_forkserver!r} else None
+            if server is not None:
+                server.start()
+            rt = Runtime(Path({str(runtime.root)!r}), launcher=server)
             pod = {{"metadata": {{"name": "adopt-0", "namespace": "default", "uid": "u-9"}}, "spec": {{}}}}
             sandbox = await rt.create_sandbox(PodKey.of(pod), sandbox_config(
                 pod, netns={pod_netns!r}, pod_ips=[], node_resolv_conf=""))
             argv = ("sh", "-c", "echo started; while [ ! -e {trigger} ]; do sleep 0.05; done; exit 7")
             await rt.start_container(sandbox, ContainerSpec("app", argv, {{"PATH": "/usr/bin:/bin"}}))
-            print("started", flush=True)
+            assert server is None or server.restarts == 0
+            print("started", server.pid if server else 0, flush=True)
             await asyncio.Event().wait()
         asyncio.run(main())""")
     proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, start_new_session=True)
     try:
-        assert proc.stdout and proc.stdout.readline() == b"started\n"
+        assert proc.stdout
+        word, server_pid = proc.stdout.readline().split()
+        assert word == b"started"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the starter and its whole process group
         proc.wait()
+    if use_forkserver:
+        wait_for(lambda: process.process_id(int(server_pid)) is None, timeout=30,
+                 what="the fork server to end with its agent")
     adopted = Runtime(runtime.root)
     [sandbox] = adopted.sandboxes()
     assert sandbox.alive() and sandbox.key.name == "adopt-0"
     status = adopted.status(sandbox, "app")
     assert status and status.state is RunState.RUNNING and process.is_alive(status.shim)
+    assert status.shim and status.process
+    for helper in (sandbox.infra, status.shim):  # each leads its own session; nobody's child but init's
+        session, parent = session_and_parent(helper.pid)
+        assert session == helper.pid and parent not in (proc.pid, int(server_pid))
+    assert session_and_parent(status.process.pid) == (status.process.pid, status.shim.pid)  # under its shim
+    cmdline = Path(f"/proc/{status.shim.pid}/cmdline").read_bytes().split(b"\0")
+    assert [part.decode() for part in cmdline if part] == [  # what ps shows
+        sys.executable, "-m", "svcnet.runtime.shim", str(sandbox.directory / "app" / "0.spec.json")]
     trigger.touch()
     final = await adopted.wait_container(sandbox, "app", timeout=20)
     assert final and final.state is RunState.EXITED and final.exit_code == 7

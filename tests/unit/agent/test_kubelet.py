@@ -23,6 +23,7 @@ from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
 from svcnet.runtime.sandbox import PodKey, Sandbox, SandboxConfig
 from svcnet.testing.api import FakeApi
 from svcnet.testing.links import FakeNetworkKernel
+from svcnet.testing.sockdiag import FakeListeningPorts
 from tests import waiting
 
 # The agent's loops take several steps per change; under a loaded machine 5 s was seen to be short.
@@ -43,9 +44,12 @@ class FakeRuntime:
         self.exited: dict[tuple[PodKey, str, int], asyncio.Event] = {}
         self.removed: list[tuple[str, float]] = []
         self.stopped: list[tuple[str, str, float]] = []
+        self.sandbox_gate: asyncio.Event | None = None  # set: sandbox creation waits for it
         self._pids = iter(range(1000, 100000))
 
     async def create_sandbox(self, key: PodKey, config: SandboxConfig) -> Sandbox:
+        if self.sandbox_gate is not None:
+            await self.sandbox_gate.wait()
         sandbox = Sandbox(key, Path("/fake") / key.dir_name, ProcessId(next(self._pids), 1), config.netns,
                           config.hostname, time.time())
         self.pods[key], self.alive[key], self.configs[key] = sandbox, True, config
@@ -142,7 +146,8 @@ class Node:
     """One agent under test and everything it talks to."""
 
     def __init__(self, tmp_path: Path, api: FakeApi | None = None,
-                 probes: dict[str, Result | None] | None = None) -> None:
+                 probes: dict[str, Result | None] | None = None, workers: int = 16) -> None:
+        self.workers = workers
         self.api = api or FakeApi()
         self.kernel = FakeNetworkKernel()
         self.plan = plan_topology("t1", 2)
@@ -150,15 +155,17 @@ class Node:
         self.runtime = FakeRuntime()
         self.tmp_path = tmp_path
         self.probes = probes if probes is not None else {}
+        self.listeners: dict[str, FakeListeningPorts] = {}  # by pod namespace name
         self.agent = self.new_agent()
 
     def new_agent(self) -> NodeAgent:
         config = AgentConfig(node_name="node-1", runtime_root=self.tmp_path / "rt",
                              lease_path=self.tmp_path / "ipam" / "leases.json",
                              node_resolv_conf="nameserver 192.0.2.53\nsearch corp.example\n",
-                             image_error_shown_seconds=60.0)
+                             image_error_shown_seconds=60.0, workers=self.workers)
         return NodeAgent(self.api, self.kernel, self.runtime, self.plan.node("node-1"), config, facts=FACTS,
-                         probe_runner=probe_runner_with(self.probes))
+                         probe_runner=probe_runner_with(self.probes),
+                         listening_ports=lambda netns: self.listeners.setdefault(netns, FakeListeningPorts()))
 
     async def pod(self, name: str) -> dict[str, Any]:
         return await self.api.get(PODS, "default", name)
@@ -286,30 +293,55 @@ async def _init_started(node: Node, name: str) -> bool:
     return node.runtime.starts("init", name) >= 1
 
 
+def make_probed_pod(name: str) -> dict[str, Any]:
+    return make_pod(name, containers=[{"name": "app", "image": "k8s.gcr.io/serve_hostname",
+                                       "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}])
+
+
+async def _container_ready(node: Node, name: str) -> Any:
+    return container_status(await node.pod(name)).get("ready")
+
+
 async def test_failing_readiness_probe_keeps_the_pod_running_but_not_ready(tmp_path: Path) -> None:
     n = Node(tmp_path, probes={"app": Result.FAILURE})
     await n.agent.start()
     try:
-        await n.api.create(PODS, "default", make_pod("unready", containers=[
-            {"name": "app", "image": "k8s.gcr.io/serve_hostname",
-             "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
+        await n.api.create(PODS, "default", make_probed_pod("unready"))
         await until(lambda: _phase(n, "unready", "Running"))
         pod = await n.pod("unready")
         assert container_status(pod)["ready"] is False
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "False"
         n.probes["app"] = Result.SUCCESS
-
-        async def now_ready() -> Any:
-            return container_status(await n.pod("unready")).get("ready")
-
-        await until(now_ready)
+        await until(lambda: _container_ready(n, "unready"))
     finally:
         await n.agent.stop()
 
 
 async def _phase(node: Node, name: str, phase: str) -> bool:
     return (await node.pod(name)).get("status", {}).get("phase") == phase
+
+
+async def test_a_probe_verdict_reaches_the_status_while_the_sync_workers_are_busy(tmp_path: Path) -> None:
+    n = Node(tmp_path, probes={"app": Result.FAILURE}, workers=1)
+    await n.agent.start()
+    try:
+        await n.api.create(PODS, "default", make_probed_pod("probed"))
+        await until(lambda: _phase(n, "probed", "Running"))
+        n.runtime.sandbox_gate = asyncio.Event()  # the next pod's sync holds the only worker
+        await n.api.create(PODS, "default", make_pod("stuck"))
+        await until(lambda: "default/stuck" in n.agent.queue.processing())
+        n.probes["app"] = Result.SUCCESS
+        await until(lambda: _container_ready(n, "probed"))
+        assert "default/stuck" in n.agent.queue.processing()  # it was not a sync of "probed" that wrote it
+        conditions = {c["type"]: c["status"] for c in status_of(await n.pod("probed"))["conditions"]}
+        assert conditions["Ready"] == conditions["ContainersReady"] == "True"
+        n.runtime.sandbox_gate.set()
+        await until(lambda: _phase(n, "stuck", "Running"))
+    finally:
+        if n.runtime.sandbox_gate is not None:
+            n.runtime.sandbox_gate.set()
+        await n.agent.stop()
 
 
 async def test_liveness_failure_kills_and_restarts_the_container(tmp_path: Path) -> None:
@@ -370,6 +402,21 @@ async def _no_sandbox(node: Node, name: str) -> bool:
     return all(k.name != name for k in node.runtime.pods)
 
 
+async def test_a_pod_replaced_under_its_name_loses_the_old_sandbox_and_runs_in_a_new_one(node: Node) -> None:
+    old = await node.api.create(PODS, "default", make_pod("reborn"))
+    await until(lambda: _running_pod(node, "reborn"))
+    await node.api.delete(PODS, "default", "reborn", grace_period_seconds=0)
+    new = await node.api.create(PODS, "default", make_pod("reborn"))
+
+    async def only_the_new_one() -> bool:
+        return [k.uid for k in node.runtime.pods if k.name == "reborn"] == [new["metadata"]["uid"]]
+
+    await until(only_the_new_one)
+    await until(lambda: _running_pod(node, "reborn"))
+    assert ("reborn", 2.0) in node.runtime.removed  # the old one went with the orphans' grace
+    assert old["metadata"]["uid"] not in node.agent.states
+
+
 async def test_restarted_agent_adopts_running_pods_without_restarting_them(tmp_path: Path) -> None:
     n = Node(tmp_path)
     await n.agent.start()
@@ -390,7 +437,8 @@ async def test_restarted_agent_adopts_running_pods_without_restarting_them(tmp_p
 
 
 async def _synced_once(node: Node) -> bool:
-    return node.agent.started.is_set() and len(node.agent.queue) == 0 and not node.agent.queue.processing()
+    return node.agent.started.is_set() and len(node.agent.queue) == 0 and not node.agent.queue.processing() \
+        and not node.agent.status.busy()
 
 
 async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_have(tmp_path: Path) -> None:
@@ -408,14 +456,8 @@ async def test_agent_start_removes_recorded_sandboxes_of_pods_the_api_does_not_h
 async def test_a_pod_started_again_after_down_is_not_ready_until_its_probe_says_so(tmp_path: Path) -> None:
     n = Node(tmp_path, probes={"app": Result.SUCCESS})
     await n.agent.start()
-    await n.api.create(PODS, "default", make_pod("again", containers=[
-        {"name": "app", "image": "k8s.gcr.io/serve_hostname",
-         "readinessProbe": {"httpGet": {"port": 9376}, "periodSeconds": 1}}]))
-
-    async def ready() -> Any:
-        return container_status(await n.pod("again")).get("ready")
-
-    await until(ready)
+    await n.api.create(PODS, "default", make_probed_pod("again"))
+    await until(lambda: _container_ready(n, "again"))
     await n.agent.stop()
     # `svcnet down`: every pod process stopped and its record deleted; the API still says Ready.
     sandbox = n.runtime.get_sandbox(n.runtime.key("again"))
