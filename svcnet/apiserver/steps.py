@@ -8,10 +8,11 @@ exception in. One body of code therefore serves both callers:
 
 - `run_inline` makes the calls where it is (tests, the daemon's own loops, MemoryStore);
 - `run_off_loop` (the HTTP handlers) makes the calls on the loop while the store's writes are
-  quick; once they take longer (a slow or busy disk: fsync), it hands every store call to
-  threads (a read waits for the store's lock, which a commit holds through its fsync), so the
-  loop goes on serving other requests meanwhile and writes from concurrent requests meet in
-  the store, whose group commit gives them one transaction.
+  quick; once they take longer (a slow or busy disk: fsync), it hands the store calls to
+  threads (reads too: a read waits for the store's lock, which a commit holds through its
+  fsync), but for one write in PROBE_EVERY that measures the disk again, so the loop goes on
+  serving other requests meanwhile and writes from concurrent requests meet in the store,
+  whose group commit gives them one transaction.
 
 Why not always threads: the registry's CPU work stays on the loop thread either way (Python
 threads share one interpreter lock; with the whole registry call on 8 threads creates ran 5
@@ -50,28 +51,45 @@ Steps = Generator[StoreCall, Any, T]
 # (docs/benchmarks.md, "Group commit"); each thread holds one write.
 WRITE_WORKERS = 8
 # Writes go to threads once their recent latency (an exponential average) is above this: a
-# hand-over then costs less than what the loop would wait (a few hand-overs' CPU).
-OFFLOAD_ABOVE = 0.001  # seconds
-_SMOOTHING = 0.2  # weight of the newest write in the average
+# hand-over then costs less than what the loop would wait. Measured (docs/benchmarks.md): on
+# a quiet disk 2 ms keeps writes on the loop as never handing over does (a quick fsync,
+# ~0.15 ms, with checkpoint spikes the slow average absorbs); under load 1 ms gave 1.3-1.6x
+# the creates/s of never or always, and 0.3 ms less.
+OFFLOAD_ABOVE = 0.002  # seconds
+_SMOOTHING = 0.05  # weight of the newest write in the average: one spike does not tip it
+# While writes go to threads, every this many is made on the loop again to measure the disk.
+PROBE_EVERY = 16
 
 
 class StoreCalls:
     """Where run_off_loop makes store writes: on the loop while they are quick, else on threads.
 
-    The latency it goes by is measured where the write runs (on a thread, that includes the wait
-    for the group commit's batch), so a disk that turns quick again brings writes back."""
+    The latency it goes by is what a write costs the loop: measured on writes made on the loop
+    only. A write on a thread waits for the interpreter lock and for other writers' batches as
+    well, which would keep writes on threads after the disk turned quick again (measured: a
+    whole run at +50% CPU a create); so while offloading, one write in PROBE_EVERY is made on
+    the loop, and those bring writes back once the disk is quick."""
 
     def __init__(self, offload_above: float = OFFLOAD_ABOVE, workers: int = WRITE_WORKERS,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.offload_above = offload_above  # negative: always on threads (tests)
+                 clock: Callable[[], float] = time.perf_counter, probe_every: int = PROBE_EVERY) -> None:
+        self.offload_above = offload_above  # negative: on threads but for the probes (tests)
         self.workers = workers
         self.clock = clock
+        self.probe_every = probe_every
         self.latency = 0.0
+        self._since_probe = 0
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def offloading(self) -> bool:
-        return self.latency > self.offload_above
+        """Whether the next write goes to a thread (False for a probe)."""
+        if self.latency <= self.offload_above:
+            return False
+        self._since_probe += 1
+        if self._since_probe >= self.probe_every:
+            self._since_probe = 0
+            return False
+        return True
 
     def pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -143,12 +161,15 @@ async def _drive(steps: Steps[T], calls: StoreCalls) -> T:
         except StopIteration as stop:
             return stop.value
         try:
-            if calls.offloading():
-                # reads too: a read waits for the store's lock, which a commit holds through its fsync
-                timed = call if isinstance(call, Read) else functools.partial(calls.timed, call)
-                result = await loop.run_in_executor(calls.pool(), timed)
-            elif isinstance(call, Read):
-                result = call()
+            if isinstance(call, Read):
+                # on a thread while writes are: a read waits for the store's lock, which a commit
+                # holds through its fsync
+                if calls.latency > calls.offload_above:
+                    result = await loop.run_in_executor(calls.pool(), call)
+                else:
+                    result = call()
+            elif calls.offloading():
+                result = await loop.run_in_executor(calls.pool(), call)
             else:
                 result = calls.timed(call)
             error = None

@@ -1,6 +1,6 @@
-"""Durability with writes from many clients at once through the API: the server makes every
-store call on its write threads (as it does when the disk is slow), so requests meet in the
-store's group commit; kill -9 mid-stream loses no acknowledged write, leaves no object half
+"""Durability with writes from many clients at once through the API: the server makes its
+store calls on its write threads (as it does when the disk is slow; one write in 16 still on
+the loop, as a probe), so requests meet in the store's group commit; kill -9 mid-stream loses no acknowledged write, leaves no object half
 written, and revisions stay strictly increasing."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
 from tests.waiting import wait_for
 
-# `svcnet apiserver` with every store call on threads (StoreCalls' threshold below any latency).
+# `svcnet apiserver` with its store calls on threads (StoreCalls' threshold below any latency).
 THREADED = ("import sys; from svcnet.apiserver import steps; steps.DEFAULT_CALLS.offload_above = -1.0; "
             "from svcnet.cli import main; sys.argv[0] = 'svcnet'; sys.exit(main())")
 IMAGE = "k8s.gcr.io/serve_hostname"

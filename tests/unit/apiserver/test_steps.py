@@ -81,10 +81,10 @@ def where_steps(threads: list[int]):
     return len(threads)
 
 
-async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_and_come_back() -> None:
+async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_and_probes_bring_them_back() -> None:
     loop_thread = threading.get_ident()
     clock = FakeClock(step=0.0001)  # 0.1 ms a write: under the 1 ms threshold
-    calls = StoreCalls(offload_above=0.001, clock=clock)
+    calls = StoreCalls(offload_above=0.001, clock=clock, probe_every=4)
     threads: list[int] = []
     assert await run_off_loop(where_steps(threads), calls) == 6
     assert set(threads) == {loop_thread}
@@ -95,13 +95,23 @@ async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_and_come_ba
     assert calls.offloading()
     assert threads[0] == loop_thread and loop_thread not in threads[-2:]  # reads move with writes
 
-    clock.step = 0.0  # quick again: the average decays and calls come back to the loop
-    threads.clear()
-    for _ in range(5):
+    clock.step = 0.0  # quick again: writes on threads are not timed; the probes bring calls back
+    offloaded_latency = calls.latency
+    for _ in range(30):
+        threads.clear()
         await run_off_loop(where_steps(threads), calls)
+        if set(threads) == {loop_thread}:
+            break
+    assert calls.latency < offloaded_latency
     assert not calls.offloading()
-    assert threads[-1] == loop_thread
+    assert set(threads) == {loop_thread}
     calls.close()
+
+
+def test_one_write_in_probe_every_is_made_on_the_loop_while_offloading() -> None:
+    calls = StoreCalls(offload_above=0.001, probe_every=4)
+    calls.latency = 0.01
+    assert [calls.offloading() for _ in range(8)] == [True, True, True, False] * 2
 
 
 async def test_a_write_whose_request_is_cancelled_still_runs_to_its_end() -> None:
