@@ -48,6 +48,12 @@ def encode_reference_ms(doc: dict, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
     """Inserts per second with one transaction per row, WAL, synchronous=FULL."""
     db = sqlite3.connect(path, isolation_level=None)
@@ -91,9 +97,11 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
                         assert r.status == 201, (r.status, await r.text())
                     latencies.append(time.perf_counter() - t0)
 
+            cpu_before = cpu_seconds(proc.pid)
             start = time.perf_counter()
             await asyncio.gather(*(creator() for _ in range(args.concurrency)))
             elapsed = time.perf_counter() - start
+            results["create_server_cpu_us"] = (cpu_seconds(proc.pid) - cpu_before) / args.pods * 1e6
             results["create_per_s"] = args.pods / elapsed
             results["create_p99_ms"] = percentile(latencies, 0.99) * 1000
 
@@ -195,15 +203,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
         tmp_path = Path(tmp)
-        results = asyncio.run(run(args, tmp_path / "data"))
+        # The reference just before and just after the API run (the mean): on a shared machine
+        # the raw rate itself moves with other load.
         blobs = [json.dumps(pod(i), separators=(",", ":")).encode() for i in range(args.pods)]
-        raw = raw_sqlite_inserts(tmp_path / "raw.db", blobs)
+        raw_before = raw_sqlite_inserts(tmp_path / "raw-before.db", blobs)
+        results = asyncio.run(run(args, tmp_path / "data"))
+        raw_after = raw_sqlite_inserts(tmp_path / "raw-after.db", blobs)
+        raw = (raw_before + raw_after) / 2
     print(f"pods: {args.pods}, create concurrency: {args.concurrency}, watchers: {args.watchers}, "
           f"cores: {os.cpu_count()}")
     print(f"create through API:  {results['create_per_s']:9.0f} objects/s "
           f"(p99 {results['create_p99_ms']:.1f} ms; SLO 1000 ms -> {1000 / results['create_p99_ms']:.0f}x "
           f"under)")
-    print(f"raw SQLite insert:   {raw:9.0f} rows/s (WAL, synchronous=FULL, one txn per row)")
+    print(f"server CPU per create: {results['create_server_cpu_us']:7.0f} us (all threads, HTTP and TLS included)")
+    print(f"raw SQLite insert:   {raw:9.0f} rows/s (WAL, synchronous=FULL, one txn per row; "
+          f"{raw_before:.0f} before, {raw_after:.0f} after the API run)")
     print(f"API / raw SQLite:    {results['create_per_s'] / raw:9.2f}")
     for label in ("json", "table"):
         ms, ref = results[f"list_{label}_ms"], results[f"list_{label}_ref_ms"]

@@ -22,6 +22,7 @@ from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import status_response
+from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
 from svcnet.apiserver.subresources import Subresources
 from svcnet.apiserver.watch import Watches
 
@@ -38,12 +39,12 @@ class ServerSettings:
 
 class ApiServer:
     def __init__(self, registry: Registry, settings: ServerSettings,
-                 node_access: NodeAccess = NO_NODE_ACCESS) -> None:
+                 node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS) -> None:
         self.registry = registry
         self.settings = settings
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
                                settings.bookmark_interval)
-        self.resources = ResourceHandlers(registry, self.watches)
+        self.resources = ResourceHandlers(registry, self.watches, store_calls)
         self.subresources = Subresources(registry, node_access)
 
     def close_watches(self) -> None:

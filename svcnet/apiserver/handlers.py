@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -17,8 +17,11 @@ from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, openapi, params, patch
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.responses import encoded, list_bytes, object_response
+from svcnet.apiserver.steps import DEFAULT_CALLS, Steps, StoreCalls, run_off_loop
 from svcnet.apiserver.watch import Watches
 from svcnet.storage.base import Compacted, FutureRevision
+
+T = TypeVar("T")
 
 # The verb an HTTP method asks for on a named object (or one of its subresources).
 _VERB_OF_METHOD = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
@@ -32,9 +35,13 @@ def schema_resolver() -> patch.SchemaResolver:
 
 
 class ResourceHandlers:
-    def __init__(self, registry: Registry, watches: Watches) -> None:
+    def __init__(self, registry: Registry, watches: Watches, store_calls: StoreCalls = DEFAULT_CALLS) -> None:
         self.registry = registry
         self.watches = watches
+        self.store_calls = store_calls
+
+    async def _run(self, steps: Steps[T]) -> T:
+        return await run_off_loop(steps, self.store_calls)
 
     def _now(self) -> dt.datetime:
         return self.registry.clock()
@@ -109,7 +116,7 @@ class ResourceHandlers:
             raise errors.method_not_allowed(f"POST on {res.plural}/{rp.name} is not supported")
         opts = params.write_options(request)
         body = await params.read_object(request, opts)
-        obj = self.registry.create(res, rp.namespace, body, opts)
+        obj = await self._run(self.registry.create_steps(res, rp.namespace, body, opts))
         return object_response(obj, res, fmt, self._now(), status=201, opts=opts)
 
     async def _update(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
@@ -119,10 +126,10 @@ class ResourceHandlers:
         opts = params.write_options(request)
         body = await params.read_object(request, opts)
         if rp.subresource == "finalize":
-            obj, created = self.registry.update(res, rp.namespace, rp.name, body, opts)
+            steps = self.registry.update_steps(res, rp.namespace, rp.name, body, opts)
         else:
-            obj, created = self.registry.update(res, rp.namespace, rp.name, body, opts,
-                                                subresource=rp.subresource)
+            steps = self.registry.update_steps(res, rp.namespace, rp.name, body, opts, subresource=rp.subresource)
+        obj, created = await self._run(steps)
         return object_response(obj, res, fmt, self._now(), status=201 if created else 200, opts=opts)
 
     async def _delete(self, request: web.Request, rp: http.ResourcePath, fmt: http.ResponseFormat) -> web.Response:
@@ -130,7 +137,7 @@ class ResourceHandlers:
         options = DeleteOptions.from_body(body, dict(request.query))
         if rp.is_collection:
             return self._delete_collection(request, rp, options, fmt)
-        obj, gone = self.registry.delete(rp.resource, rp.namespace, rp.name, options)
+        obj, gone = await self._run(self.registry.delete_steps(rp.resource, rp.namespace, rp.name, options))
         return object_response(obj, rp.resource, fmt, self._now(), status=200 if gone else 202)
 
     def _delete_collection(self, request: web.Request, rp: http.ResourcePath,
@@ -193,8 +200,8 @@ class ResourceHandlers:
             return patch.strategic_merge_patch(current, body, resolver, root)
 
         operation = "Apply" if content_type == http.APPLY_PATCH else "Update"
-        obj, created = self.registry.patch_apply(
+        obj, created = await self._run(self.registry.patch_apply_steps(
             res, rp.namespace, rp.name or "", mutate, opts, subresource=rp.subresource,
             create_if_missing=(content_type == http.APPLY_PATCH and rp.subresource is None),
-            operation=operation)
+            operation=operation))
         return obj, created, opts

@@ -21,6 +21,7 @@ from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
 from svcnet.apiserver import strategy
+from svcnet.apiserver.steps import Read, Steps, inline
 from svcnet.storage.base import (
     KeyExists,
     KeyNotFound,
@@ -126,6 +127,15 @@ class ListPage:
             return jsoncodec.loads("[" + ",".join(self.texts) + "]")
 
 
+class _StoreConflict(Exception):
+    """The store refused a write because the object changed after it was read: the caller
+    retries from the read when it may (no resourceVersion given), else answers `error`."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class Registry:
     def __init__(
         self,
@@ -148,13 +158,26 @@ class Registry:
         self._prune_fields = field_pruner or (lambda res, obj: [])
         # (resource, old, new, manager, subresource, now): sets new's metadata.managedFields
         self._managed_fields = managed_fields
+        self._now_memo: tuple[float, str] = (-1.0, "")
 
     # ----------------------------------------------------------------- helpers
     def now(self) -> str:
-        return meta.rfc3339(self.clock())
+        """The clock as RFC 3339 to the second; formatted once a second (a create asks twice)."""
+        moment = self.clock()
+        second = moment.timestamp() // 1
+        memo = self._now_memo
+        if memo[0] != second:
+            memo = self._now_memo = (second, meta.rfc3339(moment))
+        return memo[1]
 
     def _get_record(self, res: Resource, namespace: str | None, name: str):
         rec = self.store.get(res.storage_key(namespace, name))
+        if rec is None:
+            raise errors.not_found(res.plural, name, res.group)
+        return rec
+
+    def _get_record_steps(self, res: Resource, namespace: str | None, name: str) -> Steps[Any]:
+        rec = yield Read(self.store.get, res.storage_key(namespace, name))
         if rec is None:
             raise errors.not_found(res.plural, name, res.group)
         return rec
@@ -171,7 +194,7 @@ class Registry:
                     if exc.reason != "AlreadyExists":
                         raise
 
-    def _check_namespace(self, res: Resource, namespace: str | None, obj: Obj, creating: bool) -> None:
+    def _check_namespace(self, res: Resource, namespace: str | None, obj: Obj, creating: bool) -> Steps[None]:
         md = meta.metadata(obj)
         if not res.namespaced:
             md.pop("namespace", None)
@@ -184,7 +207,7 @@ class Registry:
         if creating:
             ns_res = lookup("", "v1", "namespaces")
             assert ns_res is not None
-            rec = self.store.get(ns_res.storage_key(None, md["namespace"]))
+            rec = yield Read(self.store.get, ns_res.storage_key(None, md["namespace"]))
             if rec is None:
                 raise errors.not_found("namespaces", md["namespace"])
             if objects.is_being_deleted(rec.value):
@@ -256,12 +279,15 @@ class Registry:
                         result.revisions, self.store)
 
     # ------------------------------------------------------------------ create
-    def create(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
-               operation: str = "Update") -> Obj:
+    # Each write is a generator of steps (steps.py): it yields its store calls, so the HTTP
+    # handlers can run them off the event loop; the plain methods (create, update, patch_apply,
+    # bind_pod, delete: see the end of the write section) run them inline.
+    def create_steps(self, res: Resource, namespace: str | None, obj: Obj, opts: WriteOptions, *,
+                     operation: str = "Update") -> Steps[Obj]:
         strategy.check_type(res, obj)
         self.check_fields(res, obj, opts)
         self._typed(res, obj)
-        self._check_namespace(res, namespace, obj, creating=True)
+        yield from self._check_namespace(res, namespace, obj, creating=True)
         strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
         md = meta.metadata(obj)
         self._default(res.kind, obj)
@@ -271,10 +297,12 @@ class Registry:
             if opts.dry_run:
                 return obj
             self._check_size(res, obj)
+            key = res.storage_key(md.get("namespace"), md["name"])
             try:
-                return self.store.create(res.storage_key(md.get("namespace"), md["name"]), obj).value
+                rec = yield functools.partial(self.store.create, key, obj)
             except KeyExists:
                 raise errors.already_exists(res.plural, md["name"], res.group) from None
+            return rec.value
 
     @contextlib.contextmanager
     def _admitted(self, op: str, res: Resource, obj: Obj, old: Obj | None, dry_run: bool):
@@ -294,7 +322,7 @@ class Registry:
             commit()
 
     # ------------------------------------------------------------------ update
-    def update(
+    def update_steps(
         self,
         res: Resource,
         namespace: str | None,
@@ -303,26 +331,42 @@ class Registry:
         opts: WriteOptions,
         *,
         subresource: str | None = None,
-    ) -> tuple[Obj, bool]:
-        """Replace an object (PUT). Returns (object, created)."""
+        attempts: int = 5,
+    ) -> Steps[tuple[Obj, bool]]:
+        """Replace an object (PUT). Returns (object, created).
+
+        An object without a resourceVersion replaces whatever is stored: a write that lands
+        between the read and the write is a conflict retried here, as kube-apiserver's
+        GuaranteedUpdate retries an unconditional update (apiserver
+        pkg/registry/generic/registry/store.go, Store.Update with AllowUnconditionalUpdate)."""
         strategy.check_type(res, obj)
         self.check_fields(res, obj, opts, subresource)
-        self._check_namespace(res, namespace, obj, creating=False)
+        yield from self._check_namespace(res, namespace, obj, creating=False)
         md = meta.metadata(obj)
         if md.get("name") and md["name"] != name:
             raise errors.bad_request(
                 f"the name of the object ({md['name']}) does not match the name on the URL ({name})")
         md["name"] = name
         key = res.storage_key(md.get("namespace"), name)
-        rec = self.store.get(key)
-        if rec is None:
-            if res.kind in strategy.CREATE_ON_UPDATE and subresource is None:
-                return self.create(res, namespace, obj, opts), True
-            raise errors.not_found(res.plural, name, res.group)
-        return self._write_update(res, rec, obj, opts, subresource=subresource), False
+        unconditional = not md.get("resourceVersion")
+        for attempt in range(attempts):
+            retry = unconditional and attempt < attempts - 1
+            body = jsoncodec.deepcopy(obj) if retry else obj  # a write changes what it is given
+            rec = yield Read(self.store.get, key)
+            if rec is None:
+                if res.kind in strategy.CREATE_ON_UPDATE and subresource is None:
+                    return (yield from self.create_steps(res, namespace, body, opts)), True
+                raise errors.not_found(res.plural, name, res.group)
+            try:
+                return (yield from self._write_update(res, rec, body, opts, subresource=subresource)), False
+            except _StoreConflict as exc:
+                if not retry:
+                    raise exc.error from None
+        raise AssertionError("unreachable")
 
     def _write_update(self, res: Resource, rec, obj: Obj, opts: WriteOptions, *,
-                      subresource: str | None, operation: str = "Update") -> Obj:
+                      subresource: str | None, operation: str = "Update") -> Steps[Obj]:
+        """Raises _StoreConflict when the object changed since rec was read (its caller may retry)."""
         old = rec.value
         md = meta.metadata(obj)
         wanted_rv = md.get("resourceVersion")
@@ -342,16 +386,11 @@ class Registry:
             if new_md.get("deletionTimestamp") and not new_md.get("finalizers") and \
                     not new_md.get("deletionGracePeriodSeconds"):
                 # The last finalizer went; a graceful (pod) deletion still waits for its node.
-                return self._remove(res, rec.key, rec.revision, new)
+                return (yield from self._remove(res, rec.key, rec.revision, new))
             self._check_size(res, new)
-            try:
-                return self.store.update(rec.key, new, expected_revision=rec.revision).value
-            except RevisionConflict:
-                raise errors.conflict(res.plural, objects.name_of(old), res.group) from None
-            except KeyNotFound:
-                raise errors.not_found(res.plural, objects.name_of(old), res.group) from None
+            return (yield from self._store_update(res, rec, new)).value
 
-    def patch_apply(
+    def patch_apply_steps(
         self,
         res: Resource,
         namespace: str | None,
@@ -363,17 +402,17 @@ class Registry:
         create_if_missing: bool = False,
         operation: str = "Update",
         attempts: int = 5,
-    ) -> tuple[Obj, bool]:
+    ) -> Steps[tuple[Obj, bool]]:
         """Read, mutate (a patch), write; retried on conflict as kube-apiserver's patcher is."""
         for attempt in range(attempts):
             key = res.storage_key(namespace if res.namespaced else None, name)
-            rec = self.store.get(key)
+            rec = yield Read(self.store.get, key)
             if rec is None:
                 if not create_if_missing:
                     raise errors.not_found(res.plural, name, res.group)
                 obj = mutate(None)
                 meta.metadata(obj).setdefault("name", name)
-                return self.create(res, namespace, obj, opts, operation=operation), True
+                return (yield from self.create_steps(res, namespace, obj, opts, operation=operation)), True
             # Patched as kube-apiserver patches: the stored object as its type reads it, so a
             # field stored before pruning existed is neither reported nor kept.
             patched = mutate(self._typed(res, jsoncodec.deepcopy(rec.value)))
@@ -384,8 +423,11 @@ class Registry:
             strategy.check_type(res, patched)
             self.check_fields(res, patched, opts, subresource)
             try:
-                return self._write_update(res, rec, patched, opts, subresource=subresource,
-                                          operation=operation), False
+                return (yield from self._write_update(res, rec, patched, opts, subresource=subresource,
+                                                      operation=operation)), False
+            except _StoreConflict as exc:
+                if explicit_rv or attempt == attempts - 1:
+                    raise exc.error from None
             except ApiError as exc:
                 if exc.reason == "Conflict" and not explicit_rv and attempt < attempts - 1:
                     continue
@@ -393,7 +435,7 @@ class Registry:
         raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- binding
-    def bind_pod(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Obj:
+    def bind_pod_steps(self, namespace: str, name: str, binding: Obj, attempts: int = 5) -> Steps[Obj]:
         """pods/binding: set spec.nodeName once, as kube-apiserver's BindingREST does.
 
         The only way a pod's node is set after creation (pod validation forbids it on
@@ -404,7 +446,7 @@ class Registry:
         node = strategy.binding_node(name, binding)
         wanted_uid = objects.metadata_of(binding).get("uid")
         for attempt in range(attempts):
-            rec = self._get_record(pods, namespace, name)
+            rec = yield from self._get_record_steps(pods, namespace, name)
             pod = self._typed(pods, rec.value)
             md = meta.metadata(pod)
             if wanted_uid and wanted_uid != md.get("uid"):
@@ -422,17 +464,30 @@ class Registry:
                                "lastTransitionTime": self.now()})
             status["conditions"] = conditions
             try:
-                return self.store.update(rec.key, pod, expected_revision=rec.revision).value
+                return (yield functools.partial(self.store.update, rec.key, pod, expected_revision=rec.revision)).value
             except RevisionConflict:
                 if attempt == attempts - 1:
                     raise errors.conflict("pods", name) from None
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ delete
-    def delete(self, res: Resource, namespace: str | None, name: str,
-               options: DeleteOptions) -> tuple[Obj, bool]:
-        """Delete or start deleting. Returns (object, gone_now)."""
-        rec = self._get_record(res, namespace, name)
+    def delete_steps(self, res: Resource, namespace: str | None, name: str, options: DeleteOptions,
+                     attempts: int = 5) -> Steps[tuple[Obj, bool]]:
+        """Delete or start deleting. Returns (object, gone_now).
+
+        Without a resourceVersion precondition, a write that lands between the read and the
+        delete is retried, as kube-apiserver's Store.Delete re-reads and retries on a conflict."""
+        for attempt in range(attempts):
+            try:
+                return (yield from self._delete_once(res, namespace, name, options))
+            except _StoreConflict as exc:
+                if options.precondition_rv or attempt == attempts - 1:
+                    raise exc.error from None
+        raise AssertionError("unreachable")
+
+    def _delete_once(self, res: Resource, namespace: str | None, name: str,
+                     options: DeleteOptions) -> Steps[tuple[Obj, bool]]:
+        rec = yield from self._get_record_steps(res, namespace, name)
         obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         if options.precondition_uid and options.precondition_uid != md.get("uid"):
@@ -448,19 +503,19 @@ class Registry:
         finalizers = strategy.deletion_finalizers(md, options.propagation_policy)
         graceful = strategy.graceful_seconds(res, obj, options.grace_period_seconds)
         if res.kind == "Namespace":
-            return self._delete_namespace(res, rec, options), False
+            return (yield from self._delete_namespace(res, rec, options)), False
         if not finalizers and graceful == 0:
             if options.dry_run:
                 return obj, True
-            return self._remove(res, rec.key, rec.revision, obj), True
+            return (yield from self._remove(res, rec.key, rec.revision, obj)), True
         if md.get("deletionTimestamp"):
             # Already deleting: a shorter grace period may still apply (kubectl delete --force).
             if graceful == 0 and not finalizers:
-                return self._remove(res, rec.key, rec.revision, obj), True
+                return (yield from self._remove(res, rec.key, rec.revision, obj)), True
             if finalizers != list(md.get("finalizers") or []):
                 md["finalizers"] = finalizers
                 if not options.dry_run:
-                    obj = self.store.update(rec.key, obj, expected_revision=rec.revision).value
+                    obj = (yield from self._store_update(res, rec, obj)).value
             return obj, False
         md["finalizers"] = finalizers
         if not finalizers:
@@ -469,12 +524,17 @@ class Registry:
         md["deletionGracePeriodSeconds"] = graceful
         if options.dry_run:
             return obj, False
-        try:
-            return self.store.update(rec.key, obj, expected_revision=rec.revision).value, False
-        except RevisionConflict:
-            raise errors.conflict(res.plural, name, res.group) from None
+        return (yield from self._store_update(res, rec, obj)).value, False
 
-    def _delete_namespace(self, res: Resource, rec, options: DeleteOptions) -> Obj:
+    def _store_update(self, res: Resource, rec, obj: Obj) -> Steps[Any]:
+        try:
+            return (yield functools.partial(self.store.update, rec.key, obj, expected_revision=rec.revision))
+        except RevisionConflict:
+            raise _StoreConflict(errors.conflict(res.plural, objects.name_of(obj), res.group)) from None
+        except KeyNotFound:
+            raise errors.not_found(res.plural, objects.name_of(obj), res.group) from None
+
+    def _delete_namespace(self, res: Resource, rec, options: DeleteOptions) -> Steps[Obj]:
         obj = self._typed(res, rec.value)
         md = meta.metadata(obj)
         name = md["name"]
@@ -489,18 +549,25 @@ class Registry:
         obj["status"] = {"phase": "Terminating"}
         if options.dry_run:
             return obj
-        return self.store.update(rec.key, obj, expected_revision=rec.revision).value
+        return (yield from self._store_update(res, rec, obj)).value
 
-    def _remove(self, res: Resource, key: str, revision: int, obj: Obj) -> Obj:
+    def _remove(self, res: Resource, key: str, revision: int, obj: Obj) -> Steps[Obj]:
         try:
-            removed = self.store.delete(key, expected_revision=revision).value
+            removed = (yield functools.partial(self.store.delete, key, expected_revision=revision)).value
         except RevisionConflict:
-            raise errors.conflict(res.plural, objects.name_of(obj), res.group) from None
+            raise _StoreConflict(errors.conflict(res.plural, objects.name_of(obj), res.group)) from None
         except KeyNotFound:
             raise errors.not_found(res.plural, objects.name_of(obj), res.group) from None
         for hook in self.admission:
             hook.released(res, removed)
         return removed
+
+    # The plain methods: each write with its store calls made inline.
+    create = inline(create_steps)
+    update = inline(update_steps)
+    patch_apply = inline(patch_apply_steps)
+    bind_pod = inline(bind_pod_steps)
+    delete = inline(delete_steps)
 
     # ---------------------------------------------------- namespace lifecycle
     def finalize_namespace(self, name: str) -> bool:

@@ -9,11 +9,18 @@ fails; what an update gives up is released only once the write is stored.
 The allocation tables live in memory and are rebuilt from the stored Services
 at start (the repair pass), so they can neither leak nor hand out an address a
 stored Service holds.
+
+Writes from many requests now interleave (steps.py), and the registry's plain methods may
+be called from any thread, so one lock guards the tables: each admit takes its addresses
+and ports under it, as do commit, rollback, release and repair (kube-apiserver's allocators
+lock their bitmaps the same way: pkg/registry/core/service/allocator/bitmap.go,
+AllocationBitmap.lock).
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +75,7 @@ class ServiceAllocator:
             self.ranges[r.family] = r
         self.families = [IPRange(c).family for c in service_cidrs]  # primary first
         self.ports = PortRange(node_port_range)
+        self._lock = threading.RLock()
 
     @property
     def dual_stack(self) -> bool:
@@ -76,6 +84,10 @@ class ServiceAllocator:
     # --------------------------------------------------------------- repair
     def repair(self, store: Store, prefix: str = "/registry/core/services/") -> RepairReport:
         """Rebuild the tables from stored Services; report doubles and strays as upstream's repair does."""
+        with self._lock:
+            return self._repair(store, prefix)
+
+    def _repair(self, store: Store, prefix: str) -> RepairReport:
         problems: list[str] = []
         for rng in self.ranges.values():
             for ip in list(rng.allocated()):
@@ -118,23 +130,28 @@ class ServiceAllocator:
         if resource.kind != "Service" or resource.group != "":
             return None
         pending = Pending()
-        try:
-            if op == "CREATE":
-                self._create(obj, pending)
-            else:
-                assert old is not None
-                self._update(obj, old, pending)
-        except BaseException:
-            self._rollback(pending)
-            raise
-        if dry_run:
-            self._rollback(pending)
-            return (lambda: None), (lambda: None)
+        with self._lock:
+            try:
+                if op == "CREATE":
+                    self._create(obj, pending)
+                else:
+                    assert old is not None
+                    self._update(obj, old, pending)
+            except BaseException:
+                self._rollback(pending)
+                raise
+            if dry_run:
+                self._rollback(pending)
+                return (lambda: None), (lambda: None)
         return (lambda: self._commit(pending)), (lambda: self._rollback(pending))
 
     def released(self, resource: Resource, obj: Obj) -> None:
         if resource.kind != "Service" or resource.group != "":
             return
+        with self._lock:
+            self._release(obj)
+
+    def _release(self, obj: Obj) -> None:
         for ip in _cluster_ips(obj):
             rng = self.ranges.get(_family_of(ip) or "")
             if rng is not None:
@@ -143,20 +160,22 @@ class ServiceAllocator:
             self.ports.release(port)
 
     def _commit(self, pending: Pending) -> None:
-        for ip in pending.release_ips:
-            rng = self.ranges.get(_family_of(ip) or "")
-            if rng is not None:
-                rng.release(ip)
-        for port in pending.release_ports:
-            self.ports.release(port)
+        with self._lock:
+            for ip in pending.release_ips:
+                rng = self.ranges.get(_family_of(ip) or "")
+                if rng is not None:
+                    rng.release(ip)
+            for port in pending.release_ports:
+                self.ports.release(port)
 
     def _rollback(self, pending: Pending) -> None:
-        for rng, ip in pending.taken_ips:
-            rng.release(ip)
-        for port in pending.taken_ports:
-            self.ports.release(port)
-        pending.taken_ips.clear()
-        pending.taken_ports.clear()
+        with self._lock:
+            for rng, ip in pending.taken_ips:
+                rng.release(ip)
+            for port in pending.taken_ports:
+                self.ports.release(port)
+            pending.taken_ips.clear()
+            pending.taken_ports.clear()
 
     # ----------------------------------------------------------------- create
     def _create(self, svc: Obj, pending: Pending) -> None:

@@ -151,7 +151,13 @@ class Watches:
 
 
 def _enqueue(queue: asyncio.Queue[Event | None]) -> Callable[[Event], None]:
-    """The store's event callback, from any thread: a None once the queue overflows."""
+    """The store's event callback, from any thread: a None once the queue overflows.
+
+    Every event reaches the queue through the loop's callback queue, also when the store
+    publishes on the loop thread itself: a write committed on a write thread (steps.py)
+    schedules its events there, and a later write committed on the loop must queue behind
+    them, not put its events first (a watch sees revisions in order).
+    """
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
     overflow = False
@@ -166,7 +172,7 @@ def _enqueue(queue: asyncio.Queue[Event | None]) -> Callable[[Event], None]:
         else:
             item = event
         if threading.get_ident() == loop_thread:
-            queue.put_nowait(item)
+            loop.call_soon(queue.put_nowait, item)
         else:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
