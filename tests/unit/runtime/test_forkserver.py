@@ -4,6 +4,7 @@ things that fail harmlessly: a shim without its spec file, a sandbox in a netns 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -42,6 +43,16 @@ def children_of(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+def fifo_writer(path: Path) -> int | None:
+    """A write end of the FIFO at path, or None while nobody has it open for reading."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            return None
+        raise
 
 
 def gone(pid: int) -> bool:
@@ -188,10 +199,14 @@ async def test_a_helper_whose_server_dies_after_the_fork_finishes_and_is_not_run
     pid = server.pid
     assert pid is not None
     [helper] = await until(lambda: children_of(pid), timeout=30, what="the shim child")
+    # The shim is past the fork (it was let go) once it opens its spec: a non-blocking open for
+    # writing succeeds only while a reader has the FIFO open (or waits in its open).
+    writer = await until(lambda: fifo_writer(spec), timeout=30, what="the shim to open its spec")
     os.kill(pid, signal.SIGKILL)
     await until(lambda: gone(pid), timeout=30, what="the killed server to exit")
-    with open(spec, "w") as f:  # not JSON: the shim fails and exits
-        f.write("{")
+    os.set_blocking(writer, True)
+    os.write(writer, b"{")  # not JSON: the shim fails and exits
+    os.close(writer)
     finished = await running
     assert finished.returncode is None and b"JSONDecodeError" in finished.err  # its exit code went with the server
     assert server.fallback.calls == []  # type: ignore[attr-defined]
