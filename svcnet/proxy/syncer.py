@@ -6,7 +6,9 @@ events a sync still runs every `max_interval` (the sync period). SyncSchedule
 is the decision, pure and driven by explicit times; BoundedFrequencyRunner runs
 it on asyncio with an injectable clock and wait, so tests need no sleeps.
 
-What: RuleSyncer.sync() takes what the ChangeTracker recorded and
+What: RuleSyncer.sync() takes what the ChangeTracker recorded, plans, and hands
+each family's plan to the proxy mode's RuleWriter. In iptables mode
+(IptablesWriter) that
 - plans only the services that changed (every service on a full sync), keeping
   each service's plan and rendered rules from earlier syncs, so a partial sync
   at 10,000 services costs the changed service plus one pass over the
@@ -33,7 +35,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from svcnet.kernel.iptables import IptablesError, RestoreFailed
 from svcnet.proxy.changes import ChangeTracker, SyncInput
@@ -46,7 +48,7 @@ from svcnet.proxy.iptables.apply import (
 )
 from svcnet.proxy.iptables.render import RenderCache, RenderedRules, RenderedState, render_iptables
 from svcnet.proxy.model import IPV4, IPV6, LABEL_ZONE, node_addresses
-from svcnet.proxy.plan import ProxyConfig, ServicePortPlan, assemble_plan, plan_service_port
+from svcnet.proxy.plan import Plan, ProxyConfig, ServicePortPlan, assemble_plan, plan_service_port
 
 log = logging.getLogger("svcnet.proxy.syncer")
 
@@ -192,10 +194,8 @@ class _FamilyState:
     plans: dict[str, tuple[ServicePortPlan, ...]] = field(default_factory=dict)
     sorted_keys: list[str] | None = None
     sorted_plans: tuple[ServicePortPlan, ...] | None = None
-    previous: RenderedState | None = None  # None: unknown, read iptables-save next time
     config: ProxyConfig | None = None
     large_cluster: bool = False  # as of the last sync
-    cache: RenderCache = field(default_factory=RenderCache)
 
 
 def _writes_nothing(restore_text: str) -> bool:
@@ -208,15 +208,93 @@ def _sort_key(service_key: str) -> tuple[str, ...]:
     return tuple(service_key.split("/", 1))
 
 
+class RuleWriter(Protocol):
+    """One proxy mode's half of a sync: the plan of one family spelled out and put into the kernel."""
+
+    random_fully: bool  # what the host's tools support, for the plan's config
+
+    def write(self, plan: Plan, *, full: bool, changed: frozenset[str] | None) -> FamilySync: ...
+    def forget(self) -> None: ...  # the kernel's rules are unknown: the next write reads them again
+    def known(self, family: str) -> bool: ...  # False: the next write of this family must be full
+    def canary_missing(self, families: Sequence[str]) -> bool: ...
+
+
+@dataclass
+class _IptablesFamily:
+    previous: RenderedState | None = None  # None: unknown, read iptables-save next time
+    cache: RenderCache = field(default_factory=RenderCache)
+
+
+class IptablesWriter:
+    """iptables mode: one `iptables-restore --noflush` per family, the canary and the jumps on full syncs."""
+
+    def __init__(self, backend: IptablesBackend) -> None:
+        self.backend = backend
+        self._families: dict[str, _IptablesFamily] = {}
+
+    @property
+    def random_fully(self) -> bool:
+        return self.backend.random_fully
+
+    def _state(self, family: str) -> _IptablesFamily:
+        return self._families.setdefault(family, _IptablesFamily())
+
+    def known(self, family: str) -> bool:
+        return self._state(family).previous is not None
+
+    def forget(self) -> None:
+        for state in self._families.values():
+            state.previous = None
+
+    def write(self, plan: Plan, *, full: bool, changed: frozenset[str] | None) -> FamilySync:
+        family = plan.family
+        state = self._state(family)
+        misses_before = state.cache.misses
+        try:
+            previous = RenderedState.from_save(self.backend.save(family, "nat")) if full else state.previous
+            rendered: RenderedRules = render_iptables(
+                plan, previous=previous, changed=None if full else changed, cache=state.cache,
+                skip_unchanged=not full)
+            added: tuple[str, ...] = ()
+            if full:
+                ensure_canary(self.backend, family)
+                added = ensure_jump_rules(self.backend, family)
+            if full or not _writes_nothing(rendered.text):
+                self.backend.restore(family, rendered.text)
+        except (RestoreFailed, IptablesError) as exc:
+            log.error("%s sync failed (%s): %s", family, "full" if full else "partial", exc)
+            state.previous = None
+            return FamilySync(family, full, False, error=str(exc))
+        state.previous = rendered.chains
+        return FamilySync(
+            family, full, True, restore_bytes=len(rendered.text), filter_rules=rendered.filter_rules,
+            nat_rules=rendered.nat_rules, nat_rules_total=rendered.nat_rules_total,
+            rendered_services=state.cache.misses - misses_before, deleted_chains=rendered.deleted_chains,
+            added_jumps=added)
+
+    def canary_missing(self, families: Sequence[str]) -> bool:
+        try:
+            return not all(canary_present(self.backend, family) for family in families)
+        except IptablesError as exc:
+            log.warning("cannot check the canary chain: %s", exc)
+            return False
+
+
 class RuleSyncer:
     """One node's proxy rules: turns tracked changes into iptables-restore runs in its namespace."""
 
-    def __init__(self, tracker: ChangeTracker, backend: IptablesBackend, settings: ProxySettings, *,
-                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, tracker: ChangeTracker, backend: IptablesBackend | None, settings: ProxySettings, *,
+                 conntrack: Conntrack | None = None, clock: Callable[[], float] = time.monotonic,
+                 writer: RuleWriter | None = None) -> None:
         if tuple(tracker.families) != tuple(settings.families):
             raise ValueError(f"tracker families {tracker.families} differ from settings {settings.families}")
+        if writer is None:
+            if backend is None:
+                raise ValueError("a RuleSyncer needs an iptables backend or a rule writer")
+            writer = IptablesWriter(backend)
         self.tracker = tracker
         self.backend = backend
+        self.writer = writer
         self.settings = settings
         self.conntrack = conntrack
         self._node_ips: tuple[str, ...] = settings.node_ips
@@ -242,14 +320,13 @@ class RuleSyncer:
         return ProxyConfig(
             family=family, cluster_cidrs=s.cluster_cidrs, node_ips=self._node_ips, masquerade_bit=s.masquerade_bit,
             masquerade_all=s.masquerade_all, nodeport_addresses=s.nodeport_addresses,
-            localhost_nodeports=s.localhost_nodeports, random_fully=self.backend.random_fully,
+            localhost_nodeports=s.localhost_nodeports, random_fully=self.writer.random_fully,
             conntrack_tcp_be_liberal=s.conntrack_tcp_be_liberal,
         )
 
     def forget_kernel_state(self) -> None:
         """The rules are gone or unknown (cleanup, a flushed table): the next sync reads and rewrites all."""
-        for state in self._families.values():
-            state.previous = None
+        self.writer.forget()
         self.tracker.force_full_sync()
 
     # --- the sync --------------------------------------------------------------------------------------------
@@ -293,34 +370,13 @@ class RuleSyncer:
         if config != state.config:
             state.config = config
             full = True
-        if state.previous is None:
+        if not self.writer.known(family):
             full = True
-        misses_before = state.cache.misses
         self._update_plans(family, state, sync_input, full, zone)
         assert state.sorted_plans is not None
         plan = assemble_plan(self.settings.node_name, config, state.sorted_plans, frozenset(state.plans))
         state.large_cluster = plan.large_cluster
-        try:
-            previous = RenderedState.from_save(self.backend.save(family, "nat")) if full else state.previous
-            rendered: RenderedRules = render_iptables(
-                plan, previous=previous, changed=None if full else sync_input.changed, cache=state.cache,
-                skip_unchanged=not full)
-            added: tuple[str, ...] = ()
-            if full:
-                ensure_canary(self.backend, family)
-                added = ensure_jump_rules(self.backend, family)
-            if full or not _writes_nothing(rendered.text):
-                self.backend.restore(family, rendered.text)
-        except (RestoreFailed, IptablesError) as exc:
-            log.error("%s sync failed (%s): %s", family, "full" if full else "partial", exc)
-            state.previous = None
-            return FamilySync(family, full, False, error=str(exc))
-        state.previous = rendered.chains
-        return FamilySync(
-            family, full, True, restore_bytes=len(rendered.text), filter_rules=rendered.filter_rules,
-            nat_rules=rendered.nat_rules, nat_rules_total=rendered.nat_rules_total,
-            rendered_services=state.cache.misses - misses_before, deleted_chains=rendered.deleted_chains,
-            added_jumps=added)
+        return self.writer.write(plan, full=full, changed=None if full else sync_input.changed)
 
     def _update_plans(self, family: str, state: _FamilyState, sync_input: SyncInput, full: bool,
                       zone: str) -> None:
@@ -372,11 +428,7 @@ class RuleSyncer:
 
     def canary_missing(self) -> bool:
         """True when a canary chain is gone (tables were flushed); the caller then forces a full sync."""
-        try:
-            return not all(canary_present(self.backend, family) for family in self._families)
-        except IptablesError as exc:
-            log.warning("cannot check the canary chain: %s", exc)
-            return False
+        return self.writer.canary_missing(tuple(self._families))
 
     @property
     def families(self) -> tuple[str, ...]:
