@@ -1,0 +1,115 @@
+"""svcnet.kernel.nft against the real kernel, each test in a throwaway namespace it creates and deletes.
+
+The same transactions go through FakeNft, so the fake is checked against the
+kernel it stands for: the same ones succeed, the same ones fail with the same
+errno, and the same chains are left.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from svcnet.kernel.netns import create_netns, delete_netns
+from svcnet.kernel.nft import NetnsNft, NftTransactionFailed
+from svcnet.testing.nft import FakeNft
+from tests.integration.netns.conftest import (  # noqa: F401  (the session safety net is a fixture)
+    _delete_this_sessions_namespaces,
+    requires_root,
+    session_prefix,
+)
+from tests.unit.proxy.nft_fixtures import OVERALL, creation_order
+
+pytestmark = [requires_root, pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")]
+
+T = "ip kube-proxy"
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def nft() -> Iterator[NetnsNft]:
+    name = f"{session_prefix()}-nft{next(_counter)}"
+    create_netns(name)
+    try:
+        yield NetnsNft(name)
+    finally:
+        delete_netns(name)
+
+
+def test_a_transaction_applies_and_the_table_lists_its_chains_sets_and_maps(nft: NetnsNft) -> None:
+    assert not nft.table_exists() and nft.list_chains() == ()
+    nft.run(creation_order(OVERALL))
+    fake = FakeNft()
+    fake.run(creation_order(OVERALL))
+    assert nft.table_exists()
+    assert nft.list_chains() == fake.list_chains()
+    assert "service-ULMVA6XW-ns1/svc1/tcp/p80" in nft.list_chains()
+    assert nft.list_names("map") == fake.list_names("map")
+    assert nft.list_names("set") == fake.list_names("set")
+    assert "goto service-ULMVA6XW-ns1/svc1/tcp/p80" in nft.list_table()
+    assert nft.list_chains("ip6", "kube-proxy") == ()
+
+
+@pytest.mark.parametrize(("text", "errno"), [
+    (f"delete chain {T} services", "EBUSY"),
+    (f"delete chain {T} reject-chain", "EBUSY"),  # an element of no-endpoint-services goes there
+    (f"delete chain {T} no-such-chain", "ENOENT"),
+    (f"add rule {T} services jump no-such-chain", "ENOENT"),
+    (f"add element {T} service-ips {{ 172.30.0.41 . tcp . 80 : goto services }}", "EEXIST"),
+    (f"delete element {T} service-ips {{ 172.30.0.99 . tcp . 80 }}", "ENOENT"),
+    (f"create chain {T} services", "EEXIST"),
+])
+def test_a_failing_transaction_changes_nothing_and_says_where_and_why_as_the_fake_does(
+        nft: NetnsNft, text: str, errno: str) -> None:
+    nft.run(creation_order(OVERALL))
+    fake = FakeNft()
+    fake.run(creation_order(OVERALL))
+    before = nft.list_chains()
+    transaction = f"add chain {T} a-new-chain\n{text}\n"
+    with pytest.raises(NftTransactionFailed) as real:
+        nft.run(transaction)
+    with pytest.raises(NftTransactionFailed) as faked:
+        fake.run(transaction)
+    assert (real.value.errno_name, real.value.line_number, real.value.line) == (errno, 2, text)
+    assert (faked.value.errno_name, faked.value.line_number) == (errno, 2)
+    assert real.value.stderr
+    assert nft.list_chains() == before == fake.list_chains()
+
+
+def test_a_partial_sync_transaction_behaves_the_same_in_the_kernel_and_the_fake(nft: NetnsNft) -> None:
+    svc4 = "service-LAUZTJTB-ns4/svc4/tcp/p80"
+    ep = "endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"
+    sync = f"""
+        flush chain {T} {svc4}
+        add rule {T} {svc4} numgen random mod 1 vmap {{ 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 }}
+        flush chain {T} {ep}
+        delete chain {T} {ep}
+        delete element {T} service-ips {{ 172.30.0.41 . tcp . 80 }}
+        add element {T} service-ips {{ 172.30.0.41 . tcp . 80 : goto {svc4} }}
+    """
+    fake = FakeNft()
+    for target in (nft, fake):
+        target.run(creation_order(OVERALL))
+        target.run(sync)
+    assert nft.list_chains() == fake.list_chains()
+    assert ep not in nft.list_chains()
+
+
+def test_delete_table_is_idempotent(nft: NetnsNft) -> None:
+    nft.run(f"add table {T}\nadd chain {T} c\n")
+    assert nft.delete_table("ip", "kube-proxy") is True
+    assert nft.delete_table("ip", "kube-proxy") is False
+    assert not nft.table_exists()
+
+
+def test_check_changes_nothing_and_support_is_detected(nft: NetnsNft) -> None:
+    nft.check(f"add table {T}\n")
+    assert not nft.table_exists()
+    with pytest.raises(NftTransactionFailed):
+        nft.check(f"add rule {T} nowhere accept\n")
+    support = nft.support()
+    assert support.supported, support.reason
+    assert support.nft_version is not None and support.nft_version >= (1, 0, 1)
+    assert not nft.table_exists()
