@@ -113,3 +113,25 @@ def test_check_changes_nothing_and_support_is_detected(nft: NetnsNft) -> None:
     assert support.supported, support.reason
     assert support.nft_version is not None and support.nft_version >= (1, 0, 1)
     assert not nft.table_exists()
+
+
+@pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="needs iptables")
+def test_switching_modes_in_a_real_namespace_leaves_nothing_of_the_other_mode(nft: NetnsNft) -> None:
+    from svcnet.kernel.iptables import NetnsIptables
+    from svcnet.proxy.cleanup import cleanup_other_modes
+    from svcnet.proxy.iptables.apply import IptablesApplier, ensure_jump_rules
+
+    iptables = IptablesApplier(NetnsIptables(nft.netns))
+    ensure_jump_rules(iptables, "IPv4")
+    iptables.restore("IPv4", "*nat\n:KUBE-SVC-X - [0:0]\n-A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X\nCOMMIT\n")
+    nft.run(creation_order(OVERALL))
+
+    to_nftables = cleanup_other_modes("nftables", iptables=iptables, nft=nft, families=["IPv4"])
+    assert to_nftables.ok, to_nftables.errors
+    assert "KUBE-" not in iptables.save("IPv4")
+    assert nft.table_exists()
+
+    ensure_jump_rules(iptables, "IPv4")
+    to_iptables = cleanup_other_modes("iptables", iptables=iptables, nft=nft, families=["IPv4"])
+    assert to_iptables.removed == ("nftables ip kube-proxy",)
+    assert not nft.table_exists() and "KUBE-SERVICES" in iptables.save("IPv4")
