@@ -2,8 +2,9 @@
 
 The kernel side of nftables mode, as knftables is for kube-proxy: apply a
 transaction (`nft -f -`, the text on stdin, one atomic batch: all of it or
-none), list a table for people, list the names of a table's chains, sets and
-maps (as the proxier does on a full sync to find stale ones), delete a table.
+none), list a table for people, list the names of a table's chains, sets, maps
+and counters (as the proxier does on a full sync to find stale ones), read
+its named counters (for metrics), delete a table.
 It decides nothing; what to write is the proxy's. Its fake is
 svcnet.testing.nft.FakeNft; a `CommandRunner` (svcnet.kernel.exec) runs `nft`,
 so tests can give it svcnet.testing.exec.FakeRunner.
@@ -37,7 +38,7 @@ MIN_KERNEL_VERSION = (5, 13)
 KUBE_PROXY_TABLE = "kube-proxy"
 FAMILY_IPV4 = "ip"
 FAMILY_IPV6 = "ip6"
-LISTABLE = ("chain", "set", "map")
+LISTABLE = ("chain", "set", "map", "counter")
 
 
 class NftError(Exception):
@@ -125,6 +126,20 @@ def names_in_listing(listing: str, kind: str, family: str, table: str) -> tuple[
     return tuple(sorted(names))
 
 
+def counters_in_listing(listing: str, family: str, table: str) -> dict[str, tuple[int, int]]:
+    """Named counters of the table in `nft -j list table` output: name -> (packets, bytes)."""
+    try:
+        items = json.loads(listing)["nftables"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NftError(f"cannot parse nft's JSON listing: {exc}") from None
+    counters = {}
+    for item in items:
+        obj = item.get("counter") if isinstance(item, dict) else None
+        if obj and obj.get("family") == family and obj.get("table") == table:
+            counters[obj["name"]] = (int(obj.get("packets", 0)), int(obj.get("bytes", 0)))
+    return counters
+
+
 @dataclass(frozen=True)
 class NftSupport:
     """Whether nftables mode can run here, and if not, why (kube-proxy's checks)."""
@@ -202,12 +217,19 @@ class NetnsNft:
 
     def list_names(self, kind: str, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
                    ) -> tuple[str, ...]:
-        """Names of the table's chains / sets / maps (kind "chain", "set", "map"); () when there is no table."""
+        """Names of the table's chains / sets / maps / counters (kind "chain", "set", "map", "counter");
+        () when there is no table."""
         listing = self._listing(family, table)
         return names_in_listing(listing, kind, family, table) if listing is not None else ()
 
     def list_chains(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> tuple[str, ...]:
         return self.list_names("chain", family, table)
+
+    def list_counters(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
+                      ) -> dict[str, tuple[int, int]]:
+        """The table's named counters: name -> (packets, bytes); {} when there is no table."""
+        listing = self._listing(family, table)
+        return counters_in_listing(listing, family, table) if listing is not None else {}
 
     def delete_table(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> bool:
         """Delete the table and everything in it: True if it was there, False if it was not."""

@@ -79,8 +79,15 @@ class FakeNft:
         found = self.ruleset.table(family, table)
         if found is None:
             return ()
-        objects = {"chain": found.chains, "set": found.sets, "map": found.maps}[kind]
+        objects = {"chain": found.chains, "set": found.sets, "map": found.maps, "counter": found.counters}[kind]
         return tuple(sorted(objects))
+
+    def list_counters(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
+                      ) -> dict[str, tuple[int, int]]:
+        found = self.ruleset.table(family, table)
+        if found is None:
+            return {}
+        return {name: (c.packets, c.bytes) for name, c in sorted(found.counters.items())}
 
     def list_chains(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> tuple[str, ...]:
         return self.list_names("chain", family, table)
@@ -111,6 +118,13 @@ class FakeNft:
 
     def transactions(self, *, applied_only: bool = False) -> list[str]:
         return [r.text for r in self.history if r.ok or not applied_only]
+
+    def count(self, counter: str, packets: int, bytes: int = 0, family: str = FAMILY_IPV4,
+              table: str = KUBE_PROXY_TABLE) -> None:
+        """Make a named counter have counted this much (as traffic would)."""
+        changed = self._table(family, table).copy()  # earlier Rulesets share the table: leave them alone
+        changed.counters[counter].packets, changed.counters[counter].bytes = packets, bytes
+        self.ruleset = Ruleset({**self.ruleset.tables, (family, table): changed}, self.ruleset.next_handle)
 
     # --- what an administrator does behind the proxy's back -----------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from svcnet.kernel.netns import create_netns, delete_netns
+from svcnet.kernel.netns import create_netns, delete_netns, run_command_in_netns
 from svcnet.kernel.nft import NetnsNft, NftTransactionFailed
 from svcnet.testing.nft import FakeNft
 from tests.integration.netns.conftest import (  # noqa: F401  (the session safety net is a fixture)
@@ -135,3 +135,17 @@ def test_switching_modes_in_a_real_namespace_leaves_nothing_of_the_other_mode(nf
     to_iptables = cleanup_other_modes("iptables", iptables=iptables, nft=nft, families=["IPv4"])
     assert to_iptables.removed == ("nftables ip kube-proxy",)
     assert not nft.table_exists() and "KUBE-SERVICES" in iptables.save("IPv4")
+
+
+@pytest.mark.skipif(shutil.which("ping") is None, reason="needs ping")
+def test_named_counters_count_in_the_kernel_and_are_listed(nft: NetnsNft) -> None:
+    nft.run(f'add table {T}\nadd counter {T} seen {{ comment "probe" ; }}\n'
+            f"add chain {T} out {{ type filter hook output priority 0 ; }}\n"
+            f"add rule {T} out ip daddr 127.0.0.1 counter name seen\n")
+    assert nft.list_counters() == {"seen": (0, 0)}
+    run_command_in_netns(nft.netns, ["ip", "link", "set", "lo", "up"])
+    run_command_in_netns(nft.netns, ["ping", "-c", "1", "-W", "1", "127.0.0.1"])
+    assert nft.list_counters()["seen"][0] >= 1
+    with pytest.raises(NftTransactionFailed) as busy:
+        nft.run(f"delete counter {T} seen\n")
+    assert busy.value.errno_name == "EBUSY"

@@ -30,8 +30,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-VERBS = ("add", "create", "insert", "replace", "flush", "delete", "destroy")
-OBJECT_TYPES = ("table", "chain", "rule", "set", "map", "element")
+VERBS = ("add", "create", "insert", "replace", "flush", "delete", "destroy", "reset")
+OBJECT_TYPES = ("table", "chain", "rule", "set", "map", "element", "counter")
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 
 ENOENT = "ENOENT"
@@ -72,7 +72,8 @@ class Command:
     body: str  # rule: its text; element: inside the braces; table/chain/set/map: inside the braces
     line_number: int
     line: str
-    handle: int | None = None  # `delete rule ... CHAIN handle N`
+    handle: int | None = None  # rules: `... CHAIN handle N [rule]`
+    index: int | None = None  # rules: `... CHAIN index N rule`
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
@@ -112,16 +113,25 @@ def parse_command(line: str, number: int = 1) -> Command:
     if not name or name.startswith("{"):
         raise TransactionError(number, line, EINVAL, f"{kind} needs a name")
     if kind == "rule":
-        handle = None
-        if verb == "delete":
-            match = re.fullmatch(r"handle\s+(\d+)", tail.strip())
-            if match is None:
-                raise TransactionError(number, line, EINVAL, "delete rule needs `handle N`")
-            handle = int(match.group(1))
-        elif not tail.strip() and verb != "flush":
-            raise TransactionError(number, line, EINVAL, "empty rule")
-        return Command(verb, kind, family, table, name, tail.strip(), number, line, handle)
+        return _rule_command(verb, family, table, name, tail.strip(), number, line)
     return Command(verb, kind, family, table, name, _braced(tail, line, number), number, line)
+
+
+_RULE_POSITION = re.compile(r"(index|handle)\s+(\d+)\s*(.*)")
+
+
+def _rule_command(verb: str, family: str, table: str, chain: str, tail: str, number: int, line: str) -> Command:
+    """`CHAIN [index N | handle N] RULE`: where the rule goes (or which one is replaced or deleted)."""
+    position = _RULE_POSITION.fullmatch(tail)
+    index = handle = None
+    if position is not None:
+        where, value, tail = position.groups()
+        index, handle = (int(value), None) if where == "index" else (None, int(value))
+    if verb in ("delete", "destroy", "replace") and handle is None:
+        raise TransactionError(number, line, EINVAL, f"{verb} rule needs `handle N`")
+    if verb not in ("delete", "destroy") and not tail:
+        raise TransactionError(number, line, EINVAL, "empty rule")
+    return Command(verb, "rule", family, table, chain, tail, number, line, handle, index)
 
 
 def parse_transaction(text: str) -> list[Command]:
@@ -143,6 +153,7 @@ def clauses(body: str) -> tuple[str, ...]:
 
 _CHAIN_REFERENCE = re.compile(r"\b(?:jump|goto)\s+([^\s,{}]+)")
 _SET_REFERENCE = re.compile(r"@([^\s,{}]+)")
+_COUNTER_REFERENCE = re.compile(r'\bcounter\s+name\s+"?([^\s"]+)"?')
 
 
 @dataclass(frozen=True)
@@ -151,10 +162,12 @@ class Rule:
     handle: int
     chains: frozenset[str]  # chains it jumps or goes to
     sets: frozenset[str]  # named sets and maps it looks up or updates
+    counters: frozenset[str] = frozenset()  # named counters it counts in
 
 
 def make_rule(text: str, handle: int) -> Rule:
-    return Rule(text, handle, frozenset(_CHAIN_REFERENCE.findall(text)), frozenset(_SET_REFERENCE.findall(text)))
+    return Rule(text, handle, frozenset(_CHAIN_REFERENCE.findall(text)), frozenset(_SET_REFERENCE.findall(text)),
+                frozenset(_COUNTER_REFERENCE.findall(text)))
 
 
 @dataclass
@@ -273,6 +286,19 @@ class ElementSet:
 
 
 @dataclass
+class NamedCounter:
+    """A named counter object (`add counter ...`); tests may set what it counted."""
+
+    name: str
+    spec: tuple[str, ...] = ()
+    packets: int = 0
+    bytes: int = 0
+
+    def copy(self) -> NamedCounter:
+        return NamedCounter(self.name, self.spec, self.packets, self.bytes)
+
+
+@dataclass
 class Table:
     family: str
     name: str
@@ -282,13 +308,16 @@ class Table:
     maps: dict[str, ElementSet] = field(default_factory=dict)
     chain_refs: Counter[str] = field(default_factory=Counter)  # rules and map elements pointing at a chain
     set_refs: Counter[str] = field(default_factory=Counter)  # rules using a named set or map
+    counters: dict[str, NamedCounter] = field(default_factory=dict)
+    counter_refs: Counter[str] = field(default_factory=Counter)  # rules counting in a named counter
 
     def copy(self) -> Table:
         return Table(self.family, self.name, self.spec,
                      {n: c.copy() for n, c in self.chains.items()},
                      {n: s.copy() for n, s in self.sets.items()},
                      {n: m.copy() for n, m in self.maps.items()},
-                     Counter(self.chain_refs), Counter(self.set_refs))
+                     Counter(self.chain_refs), Counter(self.set_refs),
+                     {n: c.copy() for n, c in self.counters.items()}, Counter(self.counter_refs))
 
     def lookup(self, name: str) -> ElementSet | None:
         """A named set or map (rules write both as @name)."""
@@ -298,7 +327,8 @@ class Table:
         return [c for c in self.chains.values() if c.base]
 
     def dump(self) -> str:
-        """`add ...` lines in knftables' fake Dump order: table, chains, sets, maps, then rules, elements."""
+        """`add ...` lines in knftables' fake Dump order: table, chains, sets, maps, (counters,) then rules,
+        then elements."""
         prefix = f"{self.family} {self.name}"
         lines = [f"add table {prefix}{_spec_text(self.spec)}"]
         chains = sorted(self.chains)
@@ -307,6 +337,7 @@ class Table:
         lines.extend(f"add chain {prefix} {n}{_spec_text(self.chains[n].spec)}" for n in chains)
         lines.extend(f"add set {prefix} {n}{_spec_text(self.sets[n].spec)}" for n in sets)
         lines.extend(f"add map {prefix} {n}{_spec_text(self.maps[n].spec)}" for n in maps)
+        lines.extend(f"add counter {prefix} {n}{_spec_text(self.counters[n].spec)}" for n in sorted(self.counters))
         for n in chains:
             lines.extend(f"add rule {prefix} {n} {rule.text}" for rule in self.chains[n].rules)
         for group in ([self.sets[n] for n in sets], [self.maps[n] for n in maps]):
@@ -452,33 +483,57 @@ class _Transaction:
         chain = table.chains.get(command.name or "")
         if chain is None:
             raise _Fail(ENOENT, f"no chain {command.name}")
-        if command.verb == "delete":
-            index = next((i for i, r in enumerate(chain.rules) if r.handle == command.handle), None)
-            if index is None:
-                raise _Fail(ENOENT, f"no rule with handle {command.handle}")
-            self._drop_rules(table, [chain.rules.pop(index)])
+        at = self._rule_position(chain, command)
+        if command.verb in ("delete", "destroy"):
+            self._drop_rules(table, [chain.rules.pop(at)])  # type: ignore[arg-type]
             return
-        if command.verb not in ("add", "insert", "create"):
+        if command.verb not in ("add", "insert", "create", "replace"):
             raise _Fail(EINVAL, f"{command.verb} rule")
         rule = make_rule(command.body, self._handle())
+        self._check_references(table, rule)
+        if command.verb == "replace":
+            self._drop_rules(table, [chain.rules[at]])  # type: ignore[index]
+            chain.rules[at] = rule  # type: ignore[index]
+        elif command.verb == "insert":
+            chain.rules.insert(at if at is not None else 0, rule)
+        else:
+            chain.rules.insert(at + 1 if at is not None else len(chain.rules), rule)
+        table.chain_refs.update(rule.chains)
+        table.set_refs.update(rule.sets)
+        table.counter_refs.update(rule.counters)
+
+    @staticmethod
+    def _rule_position(chain: Chain, command: Command) -> int | None:
+        """The index of the rule `handle N` or `index N` names (None when the command names none)."""
+        if command.handle is not None:
+            found = next((i for i, r in enumerate(chain.rules) if r.handle == command.handle), None)
+            if found is None:
+                raise _Fail(ENOENT, f"no rule with handle {command.handle}")
+            return found
+        if command.index is not None:
+            if command.index >= len(chain.rules):
+                raise _Fail(ENOENT, f"no rule with index {command.index}")
+            return command.index
+        return None
+
+    @staticmethod
+    def _check_references(table: Table, rule: Rule) -> None:
         for target in rule.chains:
             if target not in table.chains:
                 raise _Fail(ENOENT, f"no chain {target}")
         for name in rule.sets:
             if table.lookup(name) is None:
                 raise _Fail(ENOENT, f"no set or map {name}")
-        if command.verb == "insert":
-            chain.rules.insert(0, rule)
-        else:
-            chain.rules.append(rule)
-        table.chain_refs.update(rule.chains)
-        table.set_refs.update(rule.sets)
+        for name in rule.counters:
+            if name not in table.counters:
+                raise _Fail(ENOENT, f"no counter {name}")
 
     @staticmethod
     def _drop_rules(table: Table, rules: Iterable[Rule]) -> None:
         for rule in rules:
             table.chain_refs.subtract(rule.chains)
             table.set_refs.subtract(rule.sets)
+            table.counter_refs.subtract(rule.counters)
 
     # sets and maps ---------------------------------------------------------------------------------------
 
@@ -561,6 +616,31 @@ class _Transaction:
         for element in elements:
             if element.chain is not None:
                 table.chain_refs[element.chain] -= 1
+
+    # counters ---------------------------------------------------------------------------------------------
+
+    def _counter(self, command: Command) -> None:
+        table = self._writable(command)
+        name = command.name or ""
+        existing = table.counters.get(name)
+        if command.verb in ("add", "create"):
+            if existing is not None and command.verb == "create":
+                raise _Fail(EEXIST, f"counter {name} exists")
+            if existing is None:
+                table.counters[name] = NamedCounter(name, clauses(command.body))
+            return
+        if existing is None:
+            if command.verb == "destroy":
+                return
+            raise _Fail(ENOENT, f"no counter {name}")
+        if command.verb == "reset":
+            existing.packets = existing.bytes = 0
+        elif command.verb in ("delete", "destroy"):
+            if table.counter_refs[name] > 0:
+                raise _Fail(EBUSY, f"counter {name} is still used by a rule")
+            del table.counters[name]
+        else:
+            raise _Fail(EINVAL, f"{command.verb} counter")
 
 
 class _Fail(Exception):

@@ -26,7 +26,7 @@ components in interval keys; `numgen random mod N vmap { ... }` splits the
 packet into N branches of probability 1/N; statements `jump`, `goto`,
 `return`, `accept`, `drop`, `reject`, `dnat to`, `snat to`, `masquerade`,
 `mark set mark or|xor|and V`, `update @set { ip saddr }` (recorded in the
-outcome's recent_set), `counter`, `comment`. A dynamic set such as an
+outcome's recent_set), `counter` (also `counter name X`), `comment`. A dynamic set such as an
 affinity set holds the sources the Packet's `recent` entries name (by set
 name) for the set's timeout. Anything else raises NotImplementedError naming
 the rule, rather than guessing.
@@ -251,7 +251,7 @@ class _Tracer:
         if word == "comment":
             return [(1.0, state, i + 2, None)]
         if word == "counter":
-            return [(1.0, state, i + 1, None)]
+            return [(1.0, state, i + (3 if tokens[i + 1:i + 2] == ["name"] else 1), None)]
         if word in ("accept", "drop", "return"):
             return [(1.0, state, i + 1, (word,))]
         if word == "reject":

@@ -103,3 +103,12 @@ def test_support_runs_version_then_a_check_only_transaction() -> None:
     assert runner.calls == [(("nft", "--version"), None),
                             (("nft", "--check", "-f", "-"), "add table ip kube-proxy\n")]
     assert parse_nft_version("nftables v1.1.1 (Commodore Bullmoose #2)") == (1, 1, 1)
+
+
+def test_named_counters_are_read_from_the_listing() -> None:
+    listing = json.dumps({"nftables": [
+        {"counter": {"family": "ip", "table": "kube-proxy", "name": "rejected", "packets": 7, "bytes": 420}},
+        {"counter": {"family": "ip", "table": "other", "name": "theirs", "packets": 1, "bytes": 1}}]})
+    nft = NetnsNft("node-1", runner=FakeRunner(lambda argv, stdin: printed(argv, stdout=listing)))
+    assert nft.list_counters() == {"rejected": (7, 420)}
+    assert nft.list_names("counter") == ("rejected",)

@@ -172,3 +172,34 @@ def test_fake_delete_table_reports_whether_it_was_there() -> None:
     nft.run(SMALL)
     assert nft.delete_table("ip", "kube-proxy") is True
     assert nft.delete_table("ip", "kube-proxy") is False
+
+
+def test_rules_go_where_index_and_handle_say_and_replace_keeps_their_place() -> None:
+    ruleset = small().apply(f"add rule {T} svc-a accept\nadd rule {T} svc-a drop")
+    first = ruleset.table("ip", "kube-proxy").chains["svc-a"].rules[0].handle  # type: ignore[union-attr]
+    after = ruleset.apply(f"add rule {T} svc-a index 0 counter\ninsert rule {T} svc-a handle {first} return\n"
+                          f"replace rule {T} svc-a handle {first} jump svc-b")
+    chain = after.table("ip", "kube-proxy").chains["svc-a"]  # type: ignore[union-attr]
+    assert [r.text for r in chain.rules] == ["return", "jump svc-b", "counter", "drop"]
+    assert fails(after, f"delete chain {T} svc-b").errno == EBUSY  # the replacement jumps there
+    assert fails(after, f"add rule {T} svc-a index 9 accept").errno == ENOENT
+    assert fails(after, f"replace rule {T} svc-a accept").errno == EINVAL
+
+
+def test_named_counters_are_objects_rules_refer_to() -> None:
+    ruleset = small().apply(f'add counter {T} rejected {{ comment "localhost nodeports" ; }}\n'
+                            f"add rule {T} svc-a counter name rejected drop")
+    assert 'add counter ip kube-proxy rejected { comment "localhost nodeports" ; }' in ruleset.dump()
+    assert fails(ruleset, f"delete counter {T} rejected").errno == EBUSY
+    assert fails(ruleset, f"add rule {T} svc-a counter name missing").errno == ENOENT
+    emptied = ruleset.apply(f"flush chain {T} svc-a\nreset counter {T} rejected\ndelete counter {T} rejected")
+    assert emptied.table("ip", "kube-proxy").counters == {}  # type: ignore[union-attr]
+
+
+def test_fake_counters_can_be_made_to_count_without_touching_earlier_rulesets() -> None:
+    nft = FakeNft()
+    nft.run(SMALL + f"add counter {T} rejected\n")
+    before = nft.ruleset
+    nft.count("rejected", 7, 420)
+    assert nft.list_counters() == {"rejected": (7, 420)} and nft.list_names("counter") == ("rejected",)
+    assert before.table("ip", "kube-proxy").counters["rejected"].packets == 0  # type: ignore[union-attr]
