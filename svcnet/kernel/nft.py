@@ -54,7 +54,7 @@ class NftTransactionFailed(NftError):
 
     `line_number` and `line` point at the command nft complained about (when it
     said), `stderr` is all nft printed, `errno_name` is ENOENT / EEXIST / EBUSY /
-    EINVAL as far as the message tells.
+    EINVAL / EOPNOTSUPP as far as the message tells.
     """
 
     def __init__(self, message: str, *, stderr: str = "", line_number: int | None = None, line: str = "",
@@ -73,7 +73,8 @@ _VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
 _KERNEL = re.compile(r"^(\d+)\.(\d+)")
 _ERROR_LINE = re.compile(r"^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$", re.M)
 _ERRNO_NAMES = {"No such file or directory": "ENOENT", "File exists": "EEXIST",
-                "Device or resource busy": "EBUSY", "Invalid argument": "EINVAL"}
+                "Device or resource busy": "EBUSY", "Invalid argument": "EINVAL",
+                "Operation not supported": "EOPNOTSUPP"}
 
 
 def parse_nft_version(text: str) -> tuple[int, int, int]:

@@ -60,6 +60,9 @@ def test_a_transaction_applies_and_the_table_lists_its_chains_sets_and_maps(nft:
     (f"add element {T} service-ips {{ 172.30.0.41 . tcp . 80 : goto services }}", "EEXIST"),
     (f"delete element {T} service-ips {{ 172.30.0.99 . tcp . 80 }}", "ENOENT"),
     (f"create chain {T} services", "EEXIST"),
+    (f"flush table {T}\ndelete chain {T} reject-chain", "EBUSY"),  # flush table keeps map elements
+    (f"add chain {T} nat-output {{ type nat hook output priority 0 ; }}", "EOPNOTSUPP"),
+    (f"add set {T} cluster-ips {{ type ipv6_addr ; }}", "EEXIST"),
 ])
 def test_a_failing_transaction_changes_nothing_and_says_where_and_why_as_the_fake_does(
         nft: NetnsNft, text: str, errno: str) -> None:
@@ -68,12 +71,14 @@ def test_a_failing_transaction_changes_nothing_and_says_where_and_why_as_the_fak
     fake.run(creation_order(OVERALL))
     before = nft.list_chains()
     transaction = f"add chain {T} a-new-chain\n{text}\n"
+    failing = len(transaction.splitlines())
     with pytest.raises(NftTransactionFailed) as real:
         nft.run(transaction)
     with pytest.raises(NftTransactionFailed) as faked:
         fake.run(transaction)
-    assert (real.value.errno_name, real.value.line_number, real.value.line) == (errno, 2, text)
-    assert (faked.value.errno_name, faked.value.line_number) == (errno, 2)
+    assert (real.value.errno_name, real.value.line_number) == (errno, failing)
+    assert real.value.line == text.splitlines()[-1]
+    assert (faked.value.errno_name, faked.value.line_number) == (errno, failing)
     assert real.value.stderr
     assert nft.list_chains() == before == fake.list_chains()
 
@@ -95,6 +100,21 @@ def test_a_partial_sync_transaction_behaves_the_same_in_the_kernel_and_the_fake(
         target.run(sync)
     assert nft.list_chains() == fake.list_chains()
     assert ep not in nft.list_chains()
+
+
+def test_adding_identical_objects_again_changes_nothing_in_the_kernel_or_the_fake(nft: NetnsNft) -> None:
+    fake = FakeNft()
+    again = (f'add table {T} {{ comment "other" ; }}\n'
+             f'add chain {T} nat-output {{ type nat hook output priority -100 ; comment "x" ; }}\n'
+             f'add set {T} cluster-ips {{ type ipv4_addr ; comment "y" ; }}\n'
+             f"add element {T} service-ips {{ 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }}\n")
+    for target in (nft, fake):
+        target.run(creation_order(OVERALL))
+    before = nft.list_table()
+    for target in (nft, fake):
+        target.run(again)
+    assert nft.list_table() == before
+    assert fake.dump() == FakeNft().ruleset.apply(creation_order(OVERALL)).dump("ip", "kube-proxy")
 
 
 def test_delete_table_is_idempotent(nft: NetnsNft) -> None:

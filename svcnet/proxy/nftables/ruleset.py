@@ -11,17 +11,24 @@ renderer writes and what `nft -f` reads: one command a line,
     flush chain ip kube-proxy CHAIN / delete chain ... / delete element ... / delete table ...
 
 and applies a whole transaction or nothing, as the kernel does. It checks what
-the kernel checks and answers as nft would (`TransactionError.errno`): a
-missing table, chain, set, map or element is ENOENT; `create` of something
-present, or `add` of a map element whose key is there with another verdict, is
-EEXIST; deleting a chain that a rule or a map element still jumps to, or a set
-a rule still looks up, is EBUSY; a rule that jumps to a missing chain or looks
-up a missing set is ENOENT. References are counted as the kernel counts them,
-statement by statement, so `flush chain A` followed by `delete chain B` works
-when only A's rules pointed at B. Rules are kept as text (the tracer,
-svcnet.proxy.nftables.tracer, reads them); `dump` writes a table back in the
-form and order knftables' fake `Dump` uses (upstream's expected test output).
-Pure: no I/O. svcnet.testing.nft.FakeNft keeps one Ruleset as its "kernel".
+the kernel checks and answers as nft would (`TransactionError.errno`, each
+case checked against the kernel in tests/integration/test_kernel_nft.py):
+
+- a missing table, chain, set, map, counter or element is ENOENT, and so is a
+  rule that jumps to a missing chain or looks up a missing set;
+- `create` of something present, `add` of a map element whose key is there
+  with another verdict, or of a set or map with another type, is EEXIST;
+  `add` of anything identical is a no-op (a comment added again is ignored);
+- `add` of a base chain with another type, hook or priority is EOPNOTSUPP;
+- deleting a chain that a rule or a map element still jumps to, or a set or
+  counter a rule still uses, is EBUSY. References are counted statement by
+  statement, as in one kernel batch, so `flush chain A` then `delete chain B`
+  works when only A's rules pointed at B;
+- `flush table` empties every chain and keeps sets, maps and their elements.
+
+Rules are kept as text (the tracer, svcnet.proxy.nftables.tracer, reads
+them); `dump` writes a table back in the form and order knftables' fake
+`Dump` uses (upstream's expected test output). Pure: no I/O. svcnet.testing.nft.FakeNft keeps one Ruleset as its "kernel".
 """
 from __future__ import annotations
 
@@ -38,8 +45,9 @@ ENOENT = "ENOENT"
 EEXIST = "EEXIST"
 EBUSY = "EBUSY"
 EINVAL = "EINVAL"
+EOPNOTSUPP = "EOPNOTSUPP"
 _STRERROR = {ENOENT: "No such file or directory", EEXIST: "File exists", EBUSY: "Device or resource busy",
-             EINVAL: "Invalid argument"}
+             EINVAL: "Invalid argument", EOPNOTSUPP: "Operation not supported"}
 
 # Named base-chain priorities (nft(8), "CHAIN PRIORITIES") in the ip/ip6/inet families.
 NAMED_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
@@ -434,13 +442,11 @@ class _Transaction:
             del self.tables[key]
             self._copied.discard(key)
         elif command.verb == "flush":
+            # Every chain's rules go; sets, maps (with their elements), chains and counters stay.
             table = self._writable(command)
             for chain in table.chains.values():
                 self._drop_rules(table, chain.rules)
                 chain.rules = []
-            for element_set in [*table.sets.values(), *table.maps.values()]:
-                self._drop_elements(table, element_set.elements.values())
-                element_set.elements = {}
         else:
             raise _Fail(EINVAL, f"{command.verb} table")
 
@@ -458,8 +464,10 @@ class _Transaction:
                 new = Chain(name, spec)
                 _ = new.priority  # a bad priority is a parse error now, not when tracing
                 table.chains[name] = new
-            elif spec and spec != chain.spec:
-                raise _Fail(EEXIST, f"chain {name} exists with another type")
+            elif (new_hook := Chain(name, spec)).base and (new_hook.type, new_hook.hook, new_hook.priority) != (
+                    chain.type, chain.hook, chain.priority):
+                # The kernel cannot change a base chain in place (a comment added again is ignored).
+                raise _Fail(EOPNOTSUPP, f"chain {name} exists with another type, hook or priority")
             return
         if chain is None:
             if command.verb == "destroy":
@@ -551,13 +559,15 @@ class _Transaction:
         if command.verb in ("add", "create"):
             if existing is not None and command.verb == "create":
                 raise _Fail(EEXIST, f"{kind} {name} exists")
+            spec = clauses(command.body)
+            if not any(c.startswith("type ") or c.startswith("typeof ") for c in spec):
+                raise _Fail(EINVAL, f"{kind} {name} needs a type")
             if existing is None:
                 if table.lookup(name) is not None:
                     raise _Fail(EEXIST, f"a set or map named {name} exists")
-                spec = clauses(command.body)
-                if not any(c.startswith("type ") or c.startswith("typeof ") for c in spec):
-                    raise _Fail(EINVAL, f"{kind} {name} needs a type")
                 store[name] = ElementSet(kind, name, spec)
+            elif ElementSet(kind, name, spec).type != existing.type:
+                raise _Fail(EEXIST, f"{kind} {name} exists with another type")
             return
         if existing is None:
             if command.verb == "destroy":

@@ -9,6 +9,7 @@ from svcnet.proxy.nftables.ruleset import (
     EEXIST,
     EINVAL,
     ENOENT,
+    EOPNOTSUPP,
     Element,
     Ruleset,
     TransactionError,
@@ -203,3 +204,29 @@ def test_fake_counters_can_be_made_to_count_without_touching_earlier_rulesets() 
     nft.count("rejected", 7, 420)
     assert nft.list_counters() == {"rejected": (7, 420)} and nft.list_names("counter") == ("rejected",)
     assert before.table("ip", "kube-proxy").counters["rejected"].packets == 0  # type: ignore[union-attr]
+
+
+def test_flush_table_empties_the_chains_and_keeps_sets_maps_and_their_elements() -> None:
+    flushed = small().apply(f"flush table {T}")
+    table = flushed.table("ip", "kube-proxy")
+    assert table is not None and all(not c.rules for c in table.chains.values())
+    assert ("10.96.0.1", "tcp", "80") in table.maps["service-ips"].elements and table.sets["cluster-ips"].elements
+    assert fails(flushed, f"delete chain {T} svc-a").errno == EBUSY  # the map element still goes there
+    flushed.apply(f"delete chain {T} services")  # only rules pointed there
+
+
+@pytest.mark.parametrize(("text", "errno"), [
+    (f"add chain {T} nat-prerouting {{ type nat hook prerouting priority -90 ; }}", EOPNOTSUPP),
+    (f"add chain {T} nat-prerouting {{ type filter hook prerouting priority -100 ; }}", EOPNOTSUPP),
+    (f"add set {T} cluster-ips {{ type ipv6_addr ; }}", EEXIST),
+    (f"add map {T} cluster-ips {{ type ipv4_addr : verdict ; }}", EEXIST),
+])
+def test_changing_what_exists_is_refused(text: str, errno: str) -> None:
+    assert fails(small(), text).errno == errno
+
+
+def test_adding_a_comment_to_what_exists_is_ignored_as_the_kernel_ignores_it() -> None:
+    again = small().apply(f'add chain {T} nat-prerouting {{ type nat hook prerouting priority -100 ; comment "x" ; }}\n'
+                          f'add set {T} cluster-ips {{ type ipv4_addr ; comment "x" ; }}\n'
+                          f'add table {T} {{ comment "other" ; }}')
+    assert again.dump() == small().dump()
