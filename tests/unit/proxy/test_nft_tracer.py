@@ -158,3 +158,42 @@ def test_ipv6_packets_meet_ip6_tables_only() -> None:
     """
     outcomes = trace(Ruleset().apply(text), Packet("fd00:10::9", "fd00:10:96::1", 80), ())
     assert flow(outcomes) == ("[fd00:10::5]:8080", False)
+
+
+FIREWALL_BY_SET = """
+    add table ip t
+    add chain ip t pre { type filter hook prerouting priority -110 ; }
+    add set ip t firewall { type ipv4_addr . inet_proto . inet_service ; }
+    add set ip t firewall-allow { type ipv4_addr . inet_proto . inet_service . ipv4_addr ; flags interval ; }
+    add chain ip t firewall-allow-check
+    add rule ip t firewall-allow-check ip daddr . meta l4proto . th dport . ip saddr @firewall-allow return
+    add rule ip t firewall-allow-check drop
+    add rule ip t pre ip daddr . meta l4proto . th dport @firewall jump firewall-allow-check
+    add element ip t firewall { 5.6.7.8 . tcp . 80 }
+    add element ip t firewall-allow { 5.6.7.8 . tcp . 80 . 203.0.113.0/25 }
+"""
+
+
+@pytest.mark.parametrize(("src", "port", "verdict"), [
+    (CLIENT, 80, "ACCEPT"), (BLOCKED, 80, "DROP"), (BLOCKED, 443, "ACCEPT"),
+])
+def test_concatenated_set_lookups_with_a_cidr_component(src: str, port: int, verdict: str) -> None:
+    # The shape of kube-proxy's earlier firewall (helpers_test.go's example ruleset).
+    [outcome] = trace(Ruleset().apply(FIREWALL_BY_SET), Packet(src, "5.6.7.8", port), ())
+    assert outcome.verdict == verdict
+
+
+def test_once_a_nat_chain_translated_the_packet_later_nat_chains_of_that_hook_are_skipped() -> None:
+    text = """
+        add table ip a
+        add chain ip a first { type nat hook prerouting priority -100 ; }
+        add rule ip a first meta l4proto tcp dnat to 10.1.0.1:80
+        add table ip b
+        add chain ip b second { type nat hook prerouting priority -50 ; }
+        add rule ip b second meta l4proto tcp dnat to 10.9.9.9:80
+        add chain ip b filter { type filter hook prerouting priority -40 ; }
+        add rule ip b filter ip daddr 10.1.0.1 drop
+    """
+    [outcome] = trace(Ruleset().apply(text), Packet(CLIENT, "10.96.0.1", 80), ())
+    assert outcome.verdict == "DROP" and outcome.dst == "10.1.0.1"
+    assert [step.split()[-1] for step in outcome.path] == ["first", "filter"]
