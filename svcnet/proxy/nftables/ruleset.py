@@ -460,12 +460,11 @@ class _Transaction:
             if chain is not None and command.verb == "create":
                 raise _Fail(EEXIST, f"chain {name} exists")
             spec = clauses(command.body)
+            new = Chain(name, spec)
+            hooked = (new.type, new.hook, new.priority)  # a bad priority is a parse error now, not when tracing
             if chain is None:
-                new = Chain(name, spec)
-                _ = new.priority  # a bad priority is a parse error now, not when tracing
                 table.chains[name] = new
-            elif (new_hook := Chain(name, spec)).base and (new_hook.type, new_hook.hook, new_hook.priority) != (
-                    chain.type, chain.hook, chain.priority):
+            elif new.base and hooked != (chain.type, chain.hook, chain.priority):
                 # The kernel cannot change a base chain in place (a comment added again is ignored).
                 raise _Fail(EOPNOTSUPP, f"chain {name} exists with another type, hook or priority")
             return
