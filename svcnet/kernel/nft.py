@@ -1,0 +1,272 @@
+"""nftables in one node's network namespace: the adapter that runs `nft` there.
+
+The kernel side of nftables mode, as knftables is for kube-proxy: apply a
+transaction (`nft -f -`, the text on stdin, one atomic batch: all of it or
+none), list a table for people, list the names of a table's chains, sets, maps
+and counters (as the proxier does on a full sync to find stale ones), read
+its named counters (for metrics), delete a table.
+It decides nothing; what to write is the proxy's. Its fake is
+svcnet.testing.nft.FakeNft; a `CommandRunner` (svcnet.kernel.exec) runs `nft`,
+so tests can give it svcnet.testing.exec.FakeRunner.
+
+Names are listed from `nft -j list table FAMILY TABLE` (what knftables 0.0.20
+does): it reads only our table, so an odd object another program put in
+another table cannot make an older nft fail to parse the ruleset.
+
+Support (`check_support`) follows kube-proxy (pkg/proxy/nftables/supported.go
+with knftables.New): `nft` must be installed and at least 1.0.1 (older
+versions parse the whole ruleset on every call and can crash on rules newer
+tools wrote), a check-only transaction creating the table must pass (the
+kernel has nf_tables for the family), and the kernel must be 5.13 or later
+unless KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK is set (the caller reads
+the environment and says so).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from svcnet.kernel import check_namespace_name
+from svcnet.kernel.exec import CommandNotFound, CommandResult, CommandRunner, NetnsRunner
+
+NFT = "nft"
+MIN_NFT_VERSION = (1, 0, 1)
+MIN_KERNEL_VERSION = (5, 13)
+KUBE_PROXY_TABLE = "kube-proxy"
+FAMILY_IPV4 = "ip"
+FAMILY_IPV6 = "ip6"
+LISTABLE = ("chain", "set", "map", "counter")
+
+
+class NftError(Exception):
+    """An nft command failed; the message has the command and what nft printed."""
+
+
+class NftNotFound(NftError):
+    """The table (or another object the command named) does not exist."""
+
+
+class NftTransactionFailed(NftError):
+    """`nft -f` rejected a transaction; none of it was applied.
+
+    `line_number` and `line` point at the command nft complained about (when it
+    said), `stderr` is all nft printed, `errno_name` is ENOENT / EEXIST / EBUSY /
+    EINVAL / EOPNOTSUPP as far as the message tells.
+    """
+
+    def __init__(self, message: str, *, stderr: str = "", line_number: int | None = None, line: str = "",
+                 errno_name: str | None = None) -> None:
+        where = f" at line {line_number}: {line}" if line_number else ""
+        super().__init__(f"nft transaction failed{where}: {message}")
+        self.stderr = stderr
+        self.line_number = line_number
+        self.line = line
+        self.errno_name = errno_name
+
+
+# --- reading what nft prints (pure) -------------------------------------------------------------------------
+
+_VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
+_KERNEL = re.compile(r"^(\d+)\.(\d+)")
+_ERROR_LINE = re.compile(r"^[^:\n]*:(\d+):\d+(?:-\d+)?: Error: (.*)$", re.M)
+_ERRNO_NAMES = {"No such file or directory": "ENOENT", "File exists": "EEXIST",
+                "Device or resource busy": "EBUSY", "Invalid argument": "EINVAL",
+                "Operation not supported": "EOPNOTSUPP"}
+
+
+def parse_nft_version(text: str) -> tuple[int, int, int]:
+    """From `nft --version` ("nftables v1.0.6 (Lester Gooch #5)")."""
+    match = _VERSION.search(text)
+    if match is None:
+        raise NftError(f"cannot read the nft version from {text.strip()!r}")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def parse_kernel_version(release: str) -> tuple[int, int]:
+    """From `uname -r` ("6.18.44-fc-v1300")."""
+    match = _KERNEL.match(release)
+    if match is None:
+        raise NftError(f"cannot read the kernel version from {release!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def transaction_error(text: str, stderr: str) -> NftTransactionFailed:
+    """An NftTransactionFailed naming the input line nft complained about ("/dev/stdin:3:20-20: Error: ...")."""
+    match = _ERROR_LINE.search(stderr)
+    lines = text.splitlines()
+    if match is not None:
+        number = int(match.group(1))
+        message = match.group(2).strip()
+        line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    else:
+        number, line = None, ""
+        message = " ".join(part.strip() for part in stderr.strip().splitlines()[:2] if part.strip())
+    errno_name = next((name for words, name in _ERRNO_NAMES.items() if words in message),
+                      "EINVAL" if "syntax error" in message or "Error:" in stderr else None)
+    return NftTransactionFailed(message or "exit status non-zero", stderr=stderr, line_number=number, line=line,
+                                errno_name=errno_name)
+
+
+def names_in_listing(listing: str, kind: str, family: str, table: str) -> tuple[str, ...]:
+    """Names of one kind ("chain", "set", "map") of the table in `nft -j list table` output, sorted."""
+    if kind not in LISTABLE:
+        raise ValueError(f"cannot list {kind!r}: one of {', '.join(LISTABLE)}")
+    try:
+        items = json.loads(listing)["nftables"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NftError(f"cannot parse nft's JSON listing: {exc}") from None
+    names = set()
+    for item in items:
+        obj = item.get(kind) if isinstance(item, dict) else None
+        if obj and obj.get("family") == family and obj.get("table") == table:
+            names.add(obj["name"])
+    return tuple(sorted(names))
+
+
+def counters_in_listing(listing: str, family: str, table: str) -> dict[str, tuple[int, int]]:
+    """Named counters of the table in `nft -j list table` output: name -> (packets, bytes)."""
+    try:
+        items = json.loads(listing)["nftables"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NftError(f"cannot parse nft's JSON listing: {exc}") from None
+    counters = {}
+    for item in items:
+        obj = item.get("counter") if isinstance(item, dict) else None
+        if obj and obj.get("family") == family and obj.get("table") == table:
+            counters[obj["name"]] = (int(obj.get("packets", 0)), int(obj.get("bytes", 0)))
+    return counters
+
+
+@dataclass(frozen=True)
+class NftSupport:
+    """Whether nftables mode can run here, and if not, why (kube-proxy's checks)."""
+
+    supported: bool
+    reason: str = ""
+    nft_version: tuple[int, int, int] | None = None
+    kernel_version: tuple[int, int] | None = None
+
+
+def check_support(version_output: str | None, check_result: CommandResult | None, kernel_release: str, *,
+                  skip_kernel_version_check: bool = False) -> NftSupport:
+    """kube-proxy's decision from what `nft --version` printed (None: nft is not installed), the result of
+    a check-only transaction creating our table, and the kernel release."""
+    if version_output is None:
+        return NftSupport(False, "nft is not installed")
+    try:
+        version = parse_nft_version(version_output)
+    except NftError as exc:
+        return NftSupport(False, str(exc))
+    if version < MIN_NFT_VERSION:
+        wanted = ".".join(map(str, MIN_NFT_VERSION))
+        return NftSupport(False, f"nft {'.'.join(map(str, version))} is too old (need {wanted} or later)",
+                          version)
+    if check_result is None or check_result.returncode != 0:
+        said = check_result.stderr.strip() if check_result else "not run"
+        return NftSupport(False, f"could not run nftables command: {said}", version)
+    kernel = parse_kernel_version(kernel_release)
+    if kernel < MIN_KERNEL_VERSION and not skip_kernel_version_check:
+        wanted = ".".join(map(str, MIN_KERNEL_VERSION))
+        return NftSupport(False, f"kube-proxy in nftables mode requires kernel {wanted} or later", version,
+                          kernel)
+    return NftSupport(True, "", version, kernel)
+
+
+# --- the adapter -------------------------------------------------------------------------------------------
+
+class NetnsNft:
+    """`nft` in a node's network namespace."""
+
+    def __init__(self, netns: str, *, runner: CommandRunner | None = None) -> None:
+        self.netns = check_namespace_name(netns)
+        self.runner: CommandRunner = runner or NetnsRunner(netns)
+
+    def __repr__(self) -> str:
+        return f"NetnsNft({self.netns!r})"
+
+    def _run(self, argv: Sequence[str], input: str | None = None) -> CommandResult:
+        try:
+            return self.runner(argv, input=input)
+        except CommandNotFound as exc:
+            raise NftError(f"{exc} (install nftables)") from None
+
+    def run(self, text: str) -> None:
+        """Apply a transaction: `nft -f -` with `text` on stdin; NftTransactionFailed (nothing applied)."""
+        result = self._run([NFT, "-f", "-"], input=text)
+        if result.returncode != 0:
+            raise transaction_error(text, result.stderr)
+
+    def check(self, text: str) -> None:
+        """What `run` would say, without changing anything (`nft --check -f -`)."""
+        result = self._run([NFT, "--check", "-f", "-"], input=text)
+        if result.returncode != 0:
+            raise transaction_error(text, result.stderr)
+
+    def list_table(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> str:
+        """`nft list table FAMILY TABLE` as nft prints it, for people; NftNotFound when it does not exist."""
+        result = self._run([NFT, "list", "table", family, table])
+        if result.returncode != 0:
+            raise self._list_error(family, table, result)
+        return result.stdout
+
+    def table_exists(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> bool:
+        return self._listing(family, table) is not None
+
+    def list_names(self, kind: str, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
+                   ) -> tuple[str, ...]:
+        """Names of the table's chains / sets / maps / counters (kind "chain", "set", "map", "counter");
+        () when there is no table."""
+        listing = self._listing(family, table)
+        return names_in_listing(listing, kind, family, table) if listing is not None else ()
+
+    def list_chains(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> tuple[str, ...]:
+        return self.list_names("chain", family, table)
+
+    def list_counters(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
+                      ) -> dict[str, tuple[int, int]]:
+        """The table's named counters: name -> (packets, bytes); {} when there is no table."""
+        listing = self._listing(family, table)
+        return counters_in_listing(listing, family, table) if listing is not None else {}
+
+    def delete_table(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> bool:
+        """Delete the table and everything in it: True if it was there, False if it was not."""
+        text = f"delete table {family} {table}\n"
+        result = self._run([NFT, "-f", "-"], input=text)
+        if result.returncode == 0:
+            return True
+        failure = transaction_error(text, result.stderr)
+        if failure.errno_name == "ENOENT":
+            return False
+        raise failure
+
+    def support(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE, *,
+                skip_kernel_version_check: bool = False) -> NftSupport:
+        """kube-proxy's checks in this namespace (see check_support); changes nothing."""
+        try:
+            version = self.runner([NFT, "--version"])
+        except CommandNotFound:
+            return check_support(None, None, os.uname().release)
+        check = None
+        if version.returncode == 0:
+            check = self.runner([NFT, "--check", "-f", "-"], input=f"add table {family} {table}\n")
+        return check_support(version.stdout if version.returncode == 0 else version.stderr, check,
+                             os.uname().release, skip_kernel_version_check=skip_kernel_version_check)
+
+    def _listing(self, family: str, table: str) -> str | None:
+        result = self._run([NFT, "-j", "list", "table", family, table])
+        if result.returncode == 0:
+            return result.stdout
+        error = self._list_error(family, table, result)
+        if isinstance(error, NftNotFound):
+            return None
+        raise error
+
+    def _list_error(self, family: str, table: str, result: CommandResult) -> NftError:
+        said = result.stderr.strip()
+        if "No such file or directory" in said:
+            return NftNotFound(f"no table {family} {table} in {self.netns}")
+        return NftError(f"nft list table {family} {table} in {self.netns}: {said}")
