@@ -108,6 +108,64 @@ def test_run_cleanup_flag_runs_cleanup(monkeypatch):
     assert seen == ["svcnet-x-node-1"]
 
 
+def write_config(tmp_path, text: str) -> str:
+    path = tmp_path / "kube-proxy.yaml"
+    path.write_text("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + text)
+    return str(path)
+
+
+def test_kube_proxy_flags_reach_the_settings():
+    cfg = config_from_args(args("--hostname-override", "node-1", "--proxy-mode", "nftables", "--detect-local-mode",
+                                "InterfaceNamePrefix", "--pod-interface-name-prefix", "veth",
+                                "--iptables-masquerade-bit", "12", "--masquerade-all", "--iptables-sync-period", "1m",
+                                "--iptables-min-sync-period", "2s", "--iptables-localhost-nodeports=false"))
+    s = cfg.settings
+    assert (s.node_name, s.mode, s.detect_local_mode, s.interface_name_prefix) == (
+        "node-1", "nftables", "InterfaceNamePrefix", "veth")
+    assert s.masquerade_all and not s.localhost_nodeports and s.nodeport_addresses == ("primary",)
+    assert s.masquerade_bit == 14  # --iptables-masquerade-bit is the iptables mode's, as upstream
+    assert (cfg.min_sync_period, cfg.sync_period) == (2.0, 60.0)
+    assert config_from_args(args("--node", "n", "--no-localhost-nodeports")).settings.localhost_nodeports is False
+    assert config_from_args(args("--node", "n", "--iptables-masquerade-bit", "12")).settings.masquerade_bit == 12
+
+
+def test_a_config_file_configures_the_daemon(tmp_path):
+    path = write_config(tmp_path, "hostnameOverride: node-1\nclusterCIDR: 10.200.0.0/16\nbindAddress: 192.168.0.5\n"
+                                  "metricsBindAddress: 0.0.0.0:9100\nclientConnection: {kubeconfig: /etc/kp.conf}\n"
+                                  "iptables: {syncPeriod: 1m, minSyncPeriod: 100ms, masqueradeBit: 10}\n")
+    cfg = config_from_args(args("--config", path))
+    s = cfg.settings
+    assert (s.node_name, s.cluster_cidrs, s.families, s.node_ips) == (
+        "node-1", ("10.200.0.0/16",), ("IPv4",), ("192.168.0.5",))
+    assert (s.mode, s.masquerade_bit, cfg.min_sync_period, cfg.sync_period) == ("iptables", 10, 0.1, 60.0)
+    assert (cfg.metrics_address, cfg.healthz_address) == (("0.0.0.0", 9100), ("0.0.0.0", 10256))
+    assert cfg.kubeconfig == "/etc/kp.conf"
+
+
+def test_a_bad_config_file_makes_the_daemon_exit_1_as_kube_proxy(tmp_path, capsys):
+    path = write_config(tmp_path, "iptables: {masqueradeBit: 99}\n")
+    assert daemon.main(["run", "--node", "n", "--netns", "svcnet-x-node-1", "--config", path]) == 1
+    assert "MasqueradeBit: Invalid value: 99" in capsys.readouterr().err
+    assert daemon.main(["run", "--node", "n", "--netns", "svcnet-x-node-1", "--config", str(tmp_path / "no")]) == 1
+
+
+def test_node_cidr_mode_takes_the_nodes_pod_cidrs():
+    from svcnet.proxy.changes import ChangeTracker
+    from svcnet.proxy.syncer import RuleSyncer
+
+    settings = ProxySettings(node_name="node-1", detect_local_mode="NodeCIDR")
+    syncer = RuleSyncer(ChangeTracker("node-1", settings.families), FakeIptables(), settings)
+    node = {**NODE, "spec": {"podCIDRs": ["10.244.1.0/24"]}}
+    assert syncer.set_node(node) is True
+    assert syncer.config_for("IPv4").node_pod_cidrs == ("10.244.1.0/24",)
+    assert syncer.set_node(node) is False
+    assert syncer.set_node({**NODE, "spec": {"podCIDRs": ["10.244.7.0/24"]}}) is True
+    # ClusterCIDR mode does not read them, so a change is no reason to resync.
+    cluster = RuleSyncer(ChangeTracker("node-1", settings.families), FakeIptables(), ProxySettings(node_name="node-1"))
+    cluster.set_node(NODE)
+    assert cluster.set_node(node) is False and cluster.config_for("IPv4").node_pod_cidrs == ()
+
+
 # --- the daemon, with FakeApi and FakeIptables --------------------------------------------------------------------
 
 NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
