@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,14 @@ from svcnet.api.objects import name_of, namespace_of
 from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
+from svcnet.kernel.nfacct import Nfacct, NfacctError, ensure, open_nfacct, read_packets
 from svcnet.proxy import flags, kpconfig, render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import Conntrack, ConntrackTable
 from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
 from svcnet.proxy.metrics import (
     METRICS_CONTENT_TYPE,
+    NFACCT_METRICS,
     HealthAnswer,
     ProxyHealth,
     ProxyMetrics,
@@ -472,9 +474,24 @@ def _client_config(cfg: DaemonConfig) -> Any:
     return unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
 
 
+def enable_nfacct(nfacct: Nfacct | None, settings: ProxySettings) -> ProxySettings:
+    """kube-proxy's iptables mode with nfacct: create the counters, and count with them in the rules
+    (nfacct_counters) once they all exist; without nfacct, or when one cannot be made, rules without."""
+    if nfacct is None or settings.mode != kpconfig.MODE_IPTABLES:
+        return settings
+    try:
+        for counter, _, _ in NFACCT_METRICS:
+            ensure(nfacct, counter)
+    except NfacctError as exc:
+        log.error("cannot create nfacct counter (%s): the rules do without, the metrics stay unset", exc)
+        return settings
+    return replace(settings, nfacct_counters=True)
+
+
 async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
                     conntrack: Conntrack | None = None,
-                    listen: Callable[[str, int], socket.socket] | None = None) -> int:
+                    listen: Callable[[str, int], socket.socket] | None = None,
+                    nfacct: Nfacct | None = None) -> int:
     from svcnet.client.rest import ApiClient
     from svcnet.kernel.netns import listen_tcp_in_netns, netns_path
 
@@ -488,13 +505,18 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
         log.info("iptables %s backend (%s) in %s; --random-fully %s", iptables.mode,
                  ".".join(map(str, iptables.version.version)), cfg.netns,
                  "supported" if iptables.random_fully else "not supported")
+        if cfg.settings.mode == kpconfig.MODE_IPTABLES:
+            nfacct = open_nfacct(cfg.netns)
+    settings = enable_nfacct(nfacct, cfg.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with ApiClient(_client_config(cfg), component="proxy") as client:
-        daemon = ProxyDaemon(client, backend, cfg.settings, min_sync_period=cfg.min_sync_period,
+        daemon = ProxyDaemon(client, backend, settings, min_sync_period=cfg.min_sync_period,
                              sync_period=cfg.sync_period, conntrack=conntrack)
+        if nfacct is not None and settings.mode == kpconfig.MODE_IPTABLES:
+            daemon.metrics.nfacct_packets = partial(read_packets, nfacct, [c for c, _, _ in NFACCT_METRICS])
         try:
             # As kube-proxy on a node: the ports are the node's, so the sockets live in its namespace.
             listeners = open_listeners(cfg, listen or partial(listen_tcp_in_netns, cfg.netns))

@@ -334,3 +334,53 @@ def test_svcnet_proxy_with_flags_first_runs_the_proxy_as_kube_proxy_is_run(monke
     assert cli.main(["proxy", "run", "--node", "node-1", "--netns", "ns1"]) == 0
     assert seen == [["run", "--node", "node-1", "--netns", "ns1"], ["--cleanup", "--netns", "ns1"],
                     ["run", "--node", "node-1", "--netns", "ns1"]]
+
+
+# --- nfacct counters, with FakeNfacct -----------------------------------------------------------------------------
+
+def test_iptables_mode_creates_the_nfacct_counters_and_counts_with_them():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    nfacct = FakeNfacct()
+    settings = daemon.enable_nfacct(nfacct, ProxySettings("node-1"))
+    assert settings.nfacct_counters is True
+    assert set(nfacct.counters) == {"ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts"}
+    # Created once: a second start finds them.
+    assert daemon.enable_nfacct(nfacct, ProxySettings("node-1")).nfacct_counters is True
+    assert [c for c, _ in nfacct.requests].count("add") == 2
+
+
+def test_without_nfacct_or_outside_iptables_mode_rules_do_without_counters():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    assert daemon.enable_nfacct(None, ProxySettings("node-1")).nfacct_counters is False
+    refusing = FakeNfacct()
+    refusing.fail_with = 1  # EPERM
+    assert daemon.enable_nfacct(refusing, ProxySettings("node-1")).nfacct_counters is False
+    untouched = FakeNfacct()
+    assert daemon.enable_nfacct(untouched, ProxySettings("node-1", mode="nftables")).nfacct_counters is False
+    assert untouched.requests == []
+
+
+async def test_the_daemon_writes_the_nfacct_rules_when_the_counters_exist():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    fake = FakeIptables(["192.168.0.106"])
+    async with FakeApi() as api:
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", {**SVC, "spec": {
+            **SVC["spec"], "type": "NodePort", "ports": [{**SVC["spec"]["ports"][0], "nodePort": 30080}]}})
+        await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8"))
+        settings = daemon.enable_nfacct(FakeNfacct(), ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",)))
+        proxy = ProxyDaemon(api, fake, settings, min_sync_period=0, sync_period=3600, monitor_interval=3600)
+        stop = asyncio.Event()
+        task = asyncio.create_task(proxy.run(stop))
+        try:
+            await until(proxy, lambda: proxy.last_result is not None and proxy.last_result.ok)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    assert ("-m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP"
+            in " ".join(fake.rules("IPv4", "filter", "KUBE-FORWARD")))
+    assert any("-m nfacct --nfacct-name localhost_nps_accepted_pkts" in rule
+               for rule in fake.rules("IPv4", "nat", "KUBE-NODEPORTS"))
