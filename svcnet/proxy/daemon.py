@@ -418,7 +418,7 @@ async def serve_http(daemon: ProxyDaemon, sock: socket.socket, *, metrics: bool,
                             headers={"Content-Type": METRICS_CONTENT_TYPE, **nosniff})
 
     async def proxy_mode(_: web.Request) -> web.Response:
-        return plain("iptables")
+        return plain(daemon.settings.mode)  # kube-proxy answers with its --proxy-mode
 
     async def ping(_: web.Request) -> web.Response:
         return plain("ok")

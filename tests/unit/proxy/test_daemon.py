@@ -384,3 +384,19 @@ async def test_the_daemon_writes_the_nfacct_rules_when_the_counters_exist():
             in " ".join(fake.rules("IPv4", "filter", "KUBE-FORWARD")))
     assert any("-m nfacct --nfacct-name localhost_nps_accepted_pkts" in rule
                for rule in fake.rules("IPv4", "nat", "KUBE-NODEPORTS"))
+
+
+async def test_proxy_mode_answers_the_configured_mode():
+    from aiohttp import ClientSession
+
+    async with FakeApi() as api:
+        proxy = ProxyDaemon(api, FakeIptables(), ProxySettings("node-1", mode="nftables"))
+        sock = socket.create_server(("127.0.0.1", 0))
+        server = await daemon.serve_http(proxy, sock, metrics=True, health=False)
+        try:
+            async with ClientSession() as http, http.get(
+                    f"http://127.0.0.1:{sock.getsockname()[1]}/proxyMode") as r:
+                assert await r.text() == "nftables"
+        finally:
+            await server.cleanup()
+            sock.close()
