@@ -488,6 +488,22 @@ def enable_nfacct(nfacct: Nfacct | None, settings: ProxySettings) -> ProxySettin
     return replace(settings, nfacct_counters=True)
 
 
+def _conntrack_liberal(netns: str, settings: ProxySettings) -> ProxySettings:
+    """As kube-proxy: --conntrack-tcp-be-liberal sets nf_conntrack_tcp_be_liberal (in the node's namespace),
+    and the INVALID-drop rule is left out whenever that sysctl is on, whoever set it."""
+    from svcnet.kernel.sysctl import read_sysctl, write_sysctl
+
+    key = "net.netfilter.nf_conntrack_tcp_be_liberal"
+    try:
+        if settings.conntrack_tcp_be_liberal:
+            write_sysctl(netns, key, "1")
+        liberal = read_sysctl(netns, key) == "1"
+    except KernelError as exc:
+        log.error("cannot set %s in %s: %s", key, netns, exc)
+        return settings
+    return replace(settings, conntrack_tcp_be_liberal=liberal)
+
+
 async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
                     conntrack: Conntrack | None = None,
                     listen: Callable[[str, int], socket.socket] | None = None,
@@ -507,6 +523,7 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
                  "supported" if iptables.random_fully else "not supported")
         if cfg.settings.mode == kpconfig.MODE_IPTABLES:
             nfacct = open_nfacct(cfg.netns)
+        cfg = replace(cfg, settings=_conntrack_liberal(cfg.netns, cfg.settings))
     settings = enable_nfacct(nfacct, cfg.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
