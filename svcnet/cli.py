@@ -97,7 +97,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from svcnet.cluster import up
 
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
-                 timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose))
+                 timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
+                 proxy_mode=args.proxy_mode)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -173,7 +174,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         # Flags first is how kube-proxy itself is run: `svcnet proxy --node N ...` is `run`
         # (and `svcnet proxy --cleanup --netns NS` is `cleanup`, which daemon.main works out).
         return daemon.main(rest if rest[:1] in (["run"], ["cleanup"]) or "--cleanup" in rest else ["run", *rest])
-    print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--mode iptables]\n"
+    print("svcnet proxy: usage: svcnet proxy render -f FILE... [--node NAME] [--proxy-mode iptables|nftables]\n"
           "       svcnet proxy run --node NAME --netns NETNS [--data-dir D | --kubeconfig K] ...\n"
           "       svcnet proxy trace -f FILE... --src IP --dst IP --dport PORT [--protocol tcp]\n"
           "       svcnet proxy cleanup --netns NETNS", file=sys.stderr)
@@ -222,6 +223,8 @@ def _add_cluster_commands(sub: Any) -> None:
     p.add_argument("--resolv-conf", default="", metavar="FILE",
                    help="the nodes' resolv.conf, as kubelet's --resolv-conf: what dnsPolicy Default pods "
                         "(the cluster DNS pods, hence its upstreams) get (default: the host's /etc/resolv.conf)")
+    p.add_argument("--proxy-mode", default="iptables", choices=["iptables", "nftables"],
+                   help="every node's kube-proxy mode (default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

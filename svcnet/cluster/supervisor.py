@@ -63,7 +63,7 @@ class AgentSupervisor:
         # less, so that a change lands in the rules within a second even right after another sync.
         return [*base, "proxy", "run", "--node", node, "--netns", plan.namespace,
                 "--data-dir", str(self.data_dir), "--cluster-cidr", plan_cluster_cidrs(self.spec),
-                "--min-sync-period", PROXY_MIN_SYNC_PERIOD]
+                "--min-sync-period", PROXY_MIN_SYNC_PERIOD, "--proxy-mode", self.spec.proxy_mode]
 
     async def start(self) -> None:
         for node in self.spec.plan().nodes:

@@ -64,7 +64,7 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 
 
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
-               resolv_conf: str = "") -> list[process.Component]:
+               resolv_conf: str = "", proxy_mode: str = "iptables") -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards)."""
     socket_config = unix_socket_config(cfg.socket_path)
 
@@ -77,7 +77,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     if not nodes:
         return stages
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
-                       resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None)
+                       resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
+                       proxy_mode=proxy_mode)
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
             AgentSupervisor(cfg.data_dir, spec),
             lifecycle.NodesReadyGate(api, spec, cfg.data_dir),
@@ -85,7 +86,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
             lifecycle.ReadyMarker(cfg.data_dir)]
 
 
-def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "") -> int:
+def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
+        proxy_mode: str = "iptables") -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -95,7 +97,8 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
               file=sys.stderr)
         return 1
     try:
-        stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf)
+        stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
+                            proxy_mode=proxy_mode)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -105,7 +108,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
-       setup_logging: Callable[[], None]) -> int:
+       setup_logging: Callable[[], None], proxy_mode: str = "iptables") -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
     if os.geteuid() != 0:
         print("svcnet: `svcnet up` must run as root (it creates network namespaces); "
@@ -124,16 +127,19 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
             return 1
     if not detach:
         setup_logging()
-        return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf)
-    return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage)
+        return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode)
+    return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
+                          proxy_mode=proxy_mode)
 
 
-def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str) -> int:
+def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
+                   proxy_mode: str = "iptables") -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
     argv = [sys.executable, "-m", "svcnet", "up", "--data-dir", str(cfg.data_dir),
-            "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(nodes)]
+            "--bind-address", cfg.bind_address, "--port", str(cfg.port), "--nodes", str(nodes),
+            "--proxy-mode", proxy_mode]
     if resolv_conf:
         argv += ["--resolv-conf", resolv_conf]
     if cfg.insecure:

@@ -1,10 +1,16 @@
 """`svcnet proxy run|cleanup`: the node's service proxy (kube-proxy, iptables mode) as a process.
 
-    svcnet proxy run --node NAME --netns NSNAME [--data-dir D | --kubeconfig K] [--mode iptables]
-                     [--cluster-cidr CIDR[,CIDR]] [--node-ip IP]... [--masquerade-all]
-                     [--nodeport-addresses CIDR,...] [--min-sync-period 1s] [--sync-period 30s]
-                     [--metrics-bind-address IP:PORT] [--healthz-bind-address IP:PORT] [-v]
+    svcnet proxy run --node|--hostname-override NAME --netns NSNAME [--data-dir D | --kubeconfig K]
+                     [--config KUBE-PROXY-CONFIG.yaml] [--node-ip IP]... [-v]
+                     [kube-proxy's flags: --proxy-mode iptables|nftables --cluster-cidr CIDR[,CIDR]
+                      --detect-local-mode MODE --iptables-masquerade-bit N --masquerade-all
+                      --nodeport-addresses CIDR,... --iptables-min-sync-period 1s --iptables-sync-period 30s
+                      --metrics-bind-address IP:PORT --healthz-bind-address IP:PORT ...]
     svcnet proxy cleanup --netns NSNAME          (also: run --cleanup, or --cleanup alone)
+
+kube-proxy's flags and its KubeProxyConfiguration file mean what they mean to
+kube-proxy (svcnet.proxy.kpconfig); svcnet's older names (--mode, --sync-period,
+--min-sync-period, --node, --no-localhost-nodeports) are aliases.
 
 It watches Services, EndpointSlices and its own Node through the Kubernetes API
 (list+watch, resuming, re-listing on 410), so it runs unchanged against
@@ -31,13 +37,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import re
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,12 +51,14 @@ from svcnet.api.objects import name_of, namespace_of
 from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
-from svcnet.proxy import flags, render_cli
+from svcnet.kernel.nfacct import Nfacct, NfacctError, ensure, open_nfacct, read_packets
+from svcnet.proxy import flags, kpconfig, render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.conntrack import Conntrack, ConntrackTable
 from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
 from svcnet.proxy.metrics import (
     METRICS_CONTENT_TYPE,
+    NFACCT_METRICS,
     HealthAnswer,
     ProxyHealth,
     ProxyMetrics,
@@ -81,23 +88,7 @@ UsageError = flags.FlagError  # bad flags; the message says which
 
 # --- flags -----------------------------------------------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Go-style durations as kube-proxy takes them ("1s", "500ms", "1m30s"); a bare number is seconds."""
-    value = text.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        parts = _DURATION_PART.findall(value)
-        if not parts or "".join(n + u for n, u in parts) != value:
-            raise UsageError(f"invalid duration {text!r} (use e.g. 1s, 500ms, 1m)") from None
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds < 0:
-        raise UsageError(f"duration {text!r} must not be negative")
-    return seconds
+parse_duration = flags.parse_duration  # Go durations ("1s", "500ms", "1m30s"); a bare number is seconds
 
 
 def parse_bind_address(flag: str, text: str, default_port: int) -> tuple[str, int] | None:
@@ -122,27 +113,20 @@ def parse_bind_address(flag: str, text: str, default_port: int) -> tuple[str, in
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svcnet proxy",
-                                     description="The service proxy of one node (kube-proxy, iptables mode).")
+                                     description="The service proxy of one node (kube-proxy) as a process.")
     sub = parser.add_subparsers(dest="command", metavar="run|cleanup")
 
     run = sub.add_parser("run", help="watch the API and keep the node's rules in sync")
-    run.add_argument("--node", required=False, default="", help="this node's name (its Node object)")
+    run.add_argument("--node", "--hostname-override", dest="node", required=False, default="",
+                     help="this node's name (its Node object; kube-proxy's --hostname-override)")
     run.add_argument("--netns", required=True, help="the node's network namespace (rules go there only)")
     source = run.add_mutually_exclusive_group()
     source.add_argument("--data-dir", help="reach svcnet's API server through DATA_DIR/apiserver.sock")
     source.add_argument("--kubeconfig", help="reach any Kubernetes API server with this kubeconfig")
-    render_cli.add_policy_flags(run)
-    run.add_argument("--no-localhost-nodeports", action="store_true",
-                     help="do not accept NodePort connections to 127.0.0.1")
-    run.add_argument("--min-sync-period", default="1s", help="minimum time between syncs (default 1s)")
-    run.add_argument("--sync-period", default="30s",
-                     help="a full resync at least this often; repairs rules deleted by hand (default 30s)")
-    run.add_argument("--metrics-bind-address", default=None, metavar="IP:PORT",
-                     help=f"serve /metrics here, inside --netns (default {DEFAULT_METRICS_ADDRESS}; "
-                          "\"\" or 0 turns it off)")
-    run.add_argument("--healthz-bind-address", default=None, metavar="IP:PORT",
-                     help=f"serve /healthz and /livez here, inside --netns (default {DEFAULT_HEALTHZ_ADDRESS}; "
-                          "\"\" or 0 turns it off)")
+    render_cli.add_policy_flags(run, DEFAULT_CLUSTER_CIDRS)
+    run.add_argument("--no-localhost-nodeports", dest="iptables_localhost_nodeports", action="store_const",
+                     const=False, help="do not accept NodePort connections to 127.0.0.1 "
+                                       "(--iptables-localhost-nodeports=false)")
     run.add_argument("--cleanup", action="store_true", help="remove the proxy's rules from --netns and exit")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="debug logging (includes every iptables-restore input)")
@@ -151,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--netns", required=True, help="the node's network namespace")
     clean.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+class ConfigFileError(Exception):
+    """--config names a file kube-proxy would refuse (kube-proxy exits 1 then, not 2)."""
 
 
 @dataclass(frozen=True)
@@ -166,31 +154,40 @@ class DaemonConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    if not args.node:
-        raise UsageError("--node is required")
-    cidrs = flags.cluster_cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
+    """The daemon's configuration: kube-proxy's (flags, or --config FILE) and svcnet's own flags."""
+    try:
+        text = render_cli.read_config_file(args.config)
+        kp, notes = kpconfig.resolve(args, DEFAULT_CLUSTER_CIDRS, text)
+    except render_cli.InputError as exc:
+        raise ConfigFileError(str(exc)) from None
+    except kpconfig.ConfigError as exc:
+        raise ConfigFileError(f"--config {args.config}: {exc}") from None
+    for note in notes:
+        log.warning("%s", note)
+    if not kp.hostname_override:
+        raise UsageError("--node (kube-proxy's --hostname-override) is required")
     node_ips = flags.node_ips(args.node_ip)
-    nodeport_addresses = flags.nodeport_addresses(args.nodeport_addresses)
-    min_sync = parse_duration(args.min_sync_period)
-    sync_period = parse_duration(args.sync_period)
-    if sync_period and sync_period < min_sync:
-        raise UsageError("--sync-period must not be shorter than --min-sync-period")
+    if not node_ips and kp.bind_address not in ("0.0.0.0", "::"):
+        node_ips = (kp.bind_address,)  # kube-proxy's bindAddress: the node's primary IP
     settings = ProxySettings(
-        node_name=args.node, families=default_families(cidrs), cluster_cidrs=cidrs,
-        node_ips=node_ips, masquerade_all=args.masquerade_all,
-        nodeport_addresses=nodeport_addresses, localhost_nodeports=not args.no_localhost_nodeports,
+        node_name=kp.hostname_override, families=default_families(kp.cluster_cidrs), cluster_cidrs=kp.cluster_cidrs,
+        node_ips=node_ips, masquerade_all=kp.masquerade_all, masquerade_bit=kp.masquerade_bit,
+        nodeport_addresses=kp.nodeport_addresses, localhost_nodeports=kp.localhost_nodeports,
+        conntrack_tcp_be_liberal=kp.conntrack_tcp_be_liberal, mode=kp.mode, detect_local_mode=kp.detect_local_mode,
+        bridge_interface=kp.bridge_interface, interface_name_prefix=kp.interface_name_prefix,
     )
     return DaemonConfig(
-        netns=args.netns, settings=settings, min_sync_period=min_sync, sync_period=sync_period,
-        kubeconfig=args.kubeconfig, data_dir=args.data_dir,
-        metrics_address=_bind_address(args, "--metrics-bind-address", DEFAULT_METRICS_ADDRESS),
-        healthz_address=_bind_address(args, "--healthz-bind-address", DEFAULT_HEALTHZ_ADDRESS),
+        netns=args.netns, settings=settings, min_sync_period=kp.min_sync_period, sync_period=kp.sync_period,
+        kubeconfig=(kp.kubeconfig if text is not None else "") or args.kubeconfig, data_dir=args.data_dir,
+        metrics_address=_bind_address(args, "--metrics-bind-address", kp.metrics_bind_address,
+                                      DEFAULT_METRICS_ADDRESS),
+        healthz_address=_bind_address(args, "--healthz-bind-address", kp.healthz_bind_address,
+                                      DEFAULT_HEALTHZ_ADDRESS),
     )
 
 
-def _bind_address(args: argparse.Namespace, flag: str, default: str) -> tuple[str, int] | None:
-    """The flag's address; unset, kube-proxy's default when the proxy serves a node namespace, else off."""
-    text = getattr(args, flag.lstrip("-").replace("-", "_"))
+def _bind_address(args: argparse.Namespace, flag: str, text: str | None, default: str) -> tuple[str, int] | None:
+    """The address; unset, kube-proxy's default when the proxy serves a node namespace, else off."""
     if text is None:
         text = default if getattr(args, "netns", None) else ""
     return parse_bind_address(flag, text, int(default.rpartition(":")[2]))
@@ -421,7 +418,7 @@ async def serve_http(daemon: ProxyDaemon, sock: socket.socket, *, metrics: bool,
                             headers={"Content-Type": METRICS_CONTENT_TYPE, **nosniff})
 
     async def proxy_mode(_: web.Request) -> web.Response:
-        return plain("iptables")
+        return plain(daemon.settings.mode)  # kube-proxy answers with its --proxy-mode
 
     async def ping(_: web.Request) -> web.Response:
         return plain("ok")
@@ -477,9 +474,40 @@ def _client_config(cfg: DaemonConfig) -> Any:
     return unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
 
 
+def enable_nfacct(nfacct: Nfacct | None, settings: ProxySettings) -> ProxySettings:
+    """kube-proxy's iptables mode with nfacct: create the counters, and count with them in the rules
+    (nfacct_counters) once they all exist; without nfacct, or when one cannot be made, rules without."""
+    if nfacct is None or settings.mode != kpconfig.MODE_IPTABLES:
+        return settings
+    try:
+        for counter, _, _ in NFACCT_METRICS:
+            ensure(nfacct, counter)
+    except NfacctError as exc:
+        log.error("cannot create nfacct counter (%s): the rules do without, the metrics stay unset", exc)
+        return settings
+    return replace(settings, nfacct_counters=True)
+
+
+def _conntrack_liberal(netns: str, settings: ProxySettings) -> ProxySettings:
+    """As kube-proxy: --conntrack-tcp-be-liberal sets nf_conntrack_tcp_be_liberal (in the node's namespace),
+    and the INVALID-drop rule is left out whenever that sysctl is on, whoever set it."""
+    from svcnet.kernel.sysctl import read_sysctl, write_sysctl
+
+    key = "net.netfilter.nf_conntrack_tcp_be_liberal"
+    try:
+        if settings.conntrack_tcp_be_liberal:
+            write_sysctl(netns, key, "1")
+        liberal = read_sysctl(netns, key) == "1"
+    except KernelError as exc:
+        log.error("cannot set %s in %s: %s", key, netns, exc)
+        return settings
+    return replace(settings, conntrack_tcp_be_liberal=liberal)
+
+
 async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
                     conntrack: Conntrack | None = None,
-                    listen: Callable[[str, int], socket.socket] | None = None) -> int:
+                    listen: Callable[[str, int], socket.socket] | None = None,
+                    nfacct: Nfacct | None = None) -> int:
     from svcnet.client.rest import ApiClient
     from svcnet.kernel.netns import listen_tcp_in_netns, netns_path
 
@@ -493,13 +521,19 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
         log.info("iptables %s backend (%s) in %s; --random-fully %s", iptables.mode,
                  ".".join(map(str, iptables.version.version)), cfg.netns,
                  "supported" if iptables.random_fully else "not supported")
+        if cfg.settings.mode == kpconfig.MODE_IPTABLES:
+            nfacct = open_nfacct(cfg.netns)
+        cfg = replace(cfg, settings=_conntrack_liberal(cfg.netns, cfg.settings))
+    settings = enable_nfacct(nfacct, cfg.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with ApiClient(_client_config(cfg), component="proxy") as client:
-        daemon = ProxyDaemon(client, backend, cfg.settings, min_sync_period=cfg.min_sync_period,
+        daemon = ProxyDaemon(client, backend, settings, min_sync_period=cfg.min_sync_period,
                              sync_period=cfg.sync_period, conntrack=conntrack)
+        if nfacct is not None and settings.mode == kpconfig.MODE_IPTABLES:
+            daemon.metrics.nfacct_packets = partial(read_packets, nfacct, [c for c, _, _ in NFACCT_METRICS])
         try:
             # As kube-proxy on a node: the ports are the node's, so the sockets live in its namespace.
             listeners = open_listeners(cfg, listen or partial(listen_tcp_in_netns, cfg.netns))
@@ -565,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"svcnet proxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConfigFileError as exc:
+        print(f"svcnet proxy: {exc}", file=sys.stderr)
+        return 1
     except IptablesError as exc:
         print(f"svcnet proxy: {exc}", file=sys.stderr)
         return 1

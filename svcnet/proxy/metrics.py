@@ -3,7 +3,8 @@
 Pure: callers pass the times in, and the HTTP adapter in svcnet.proxy.daemon only
 serves what `ProxyMetrics.render()` and `ProxyHealth.healthz()/livez()` return.
 Names, types, help texts, buckets and labels are kube-proxy v1.32's in iptables
-mode (pkg/proxy/metrics); numbers are written the way Prometheus' Go client
+mode (pkg/proxy/metrics), the nfacct counters' included (read when scraped, through
+a callable the daemon gives: svcnet.kernel.nfacct.read_packets); numbers are written the way Prometheus' Go client
 writes them (shortest form, exponent from 1e+06 on), and the health answers are
 pkg/proxy/healthcheck's: the same status codes and JSON fields, times in Go's
 `time.Time.String()` form.
@@ -14,12 +15,13 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from svcnet.api.objects import is_being_deleted, spec_of
+from svcnet.proxy.iptables.render import NFACCT_INVALID_DROPPED, NFACCT_LOCALHOST_NODEPORTS
 
 SYNC_DURATION = "kubeproxy_sync_proxy_rules_duration_seconds"
 FULL_SYNC_DURATION = "kubeproxy_sync_full_proxy_rules_duration_seconds"
@@ -37,6 +39,17 @@ SERVICE_CHANGES_PENDING = "kubeproxy_sync_proxy_rules_service_changes_pending"
 SERVICE_CHANGES_TOTAL = "kubeproxy_sync_proxy_rules_service_changes_total"
 HEALTHZ_TOTAL = "kubeproxy_proxy_healthz_total"
 LIVEZ_TOTAL = "kubeproxy_proxy_livez_total"
+CT_STATE_INVALID_DROPPED = "kubeproxy_iptables_ct_state_invalid_dropped_packets_total"
+LOCALHOST_NODEPORTS_ACCEPTED = "kubeproxy_iptables_localhost_nodeports_accepted_packets_total"
+
+# iptables mode's nfacct counters and the metric each is served as (upstream's custom collectors:
+# read at scrape time; a counter that cannot be read is left out of the answer).
+NFACCT_METRICS: tuple[tuple[str, str, str], ...] = (
+    (NFACCT_INVALID_DROPPED, CT_STATE_INVALID_DROPPED,
+     "packets dropped by iptables to work around conntrack problems"),
+    (NFACCT_LOCALHOST_NODEPORTS, LOCALHOST_NODEPORTS_ACCEPTED,
+     "Number of packets accepted on nodeports of loopback interface"),
+)
 
 # Sync durations: 15 exponential buckets from 1 ms (1 ms .. 16.384 s).
 SYNC_BUCKETS: tuple[float, ...] = tuple(0.001 * 2 ** i for i in range(15))
@@ -195,6 +208,8 @@ class ProxyMetrics:
     endpoint_changes_pending: int = 0
     healthz_answers: dict[str, int] = field(default_factory=dict)  # by HTTP status code
     livez_answers: dict[str, int] = field(default_factory=dict)
+    # iptables mode with nfacct: reads the counters' packets now (counter name -> packets; absent when unread).
+    nfacct_packets: Callable[[], Mapping[str, int]] | None = None
 
     # --- what happened -----------------------------------------------------------------------------------------
 
@@ -270,12 +285,19 @@ class ProxyMetrics:
             _labelled(HEALTHZ_TOTAL, "counter", "Cumulative proxy healthz HTTP status", "code",
                       self.healthz_answers),
             _labelled(LIVEZ_TOTAL, "counter", "Cumulative proxy livez HTTP status", "code", self.livez_answers),
+            *self._nfacct_families(),
         ]
         lines: list[str] = []
         for name, kind, help_text, samples in sorted(families):
             if samples:  # a labelled family with no series yet is not written at all
                 lines += [f"# HELP {name} [ALPHA] {help_text}", f"# TYPE {name} {kind}", *samples]
         return "\n".join(lines) + "\n"
+
+
+    def _nfacct_families(self) -> list[tuple[str, str, str, list[str]]]:
+        packets = self.nfacct_packets() if self.nfacct_packets is not None else {}
+        return [(metric, "counter", help_text, [f"{metric} {format_value(packets[counter])}"] if counter in packets
+                 else []) for counter, metric, help_text in NFACCT_METRICS]
 
 
 def _single(name: str, kind: str, help_text: str, value: float) -> tuple[str, str, str, list[str]]:

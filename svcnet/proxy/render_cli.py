@@ -1,29 +1,35 @@
 """`svcnet proxy render`: print the rules kube-proxy would write for some manifests, without a cluster.
 
-    svcnet proxy render -f FILE... [--node NAME] [--mode iptables] [--family ipv4|ipv6]
-                        [--cluster-cidr CIDR]... [--node-ip IP]... [--masquerade-all]
-                        [--nodeport-addresses CIDR,...]
+    svcnet proxy render -f FILE... [--node|--hostname-override NAME] [--proxy-mode iptables|nftables]
+                        [--family ipv4|ipv6] [--config KUBE-PROXY-CONFIG.yaml] [--node-ip IP]...
+                        [kube-proxy's flags: --cluster-cidr CIDR[,CIDR] --detect-local-mode MODE
+                         --pod-bridge-interface NAME --pod-interface-name-prefix PREFIX
+                         --iptables-masquerade-bit N --masquerade-all --nodeport-addresses CIDR,... ...]
 
 Reads Services, EndpointSlices and Nodes from YAML or JSON manifests ("-" is
 stdin; multi-document files and `kind: List` work; other kinds are ignored,
 Endpoints with a note, since kube-proxy reads only EndpointSlices) and prints
-the iptables-restore input for the node: the endpoints whose nodeName is that
-node are its local ones, and the Node object, when given, supplies its topology
-labels and addresses. Bad input is reported on stderr with exit status 2.
+the ruleset for the node: iptables-restore input in iptables mode, the nftables
+transaction (one `add ...` line per object, as kube-proxy's tests dump it) in
+nftables mode. The endpoints whose nodeName is that node are its local ones,
+and the Node object, when given, supplies its topology labels, addresses and
+podCIDRs (for --detect-local-mode NodeCIDR). kube-proxy's flags and its
+KubeProxyConfiguration file (--config) mean what they mean to kube-proxy
+(svcnet.proxy.kpconfig). Bad input is reported on stderr with exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import ipaddress
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of
-from svcnet.proxy import flags
+from svcnet.proxy import flags, kpconfig
 from svcnet.proxy.iptables import render_iptables
 from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses
 from svcnet.proxy.plan import ProxyConfig, plan
@@ -45,23 +51,49 @@ def build_parser() -> argparse.ArgumentParser:
                     "on a node for the Services and EndpointSlices in the given manifests.")
     parser.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
                         help="manifest file (YAML or JSON, may hold several documents); '-' for stdin")
-    parser.add_argument("--node", default="", help="the node to render for (its endpoints are local)")
+    parser.add_argument("--node", "--hostname-override", dest="node", default="",
+                        help="the node to render for (its endpoints are local)")
     parser.add_argument("--family", default="ipv4", choices=["ipv4", "ipv6"], help="IP family (default ipv4)")
     add_policy_flags(parser)
     return parser
 
 
-def add_policy_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The flags that shape the rules, shared by `proxy render`/`trace` and the daemon (`proxy run`)."""
-    parser.add_argument("--mode", default="iptables", choices=["iptables"], help="proxy mode (default iptables)")
-    parser.add_argument("--cluster-cidr", action="append", metavar="CIDR[,CIDR]",
-                        help="pod network(s): traffic from outside is masqueraded; repeat (or comma-join) "
-                             f"for dual-stack; '' for none (default {','.join(DEFAULT_CLUSTER_CIDRS)})")
+def add_policy_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                     default_cluster_cidrs: Sequence[str] = DEFAULT_CLUSTER_CIDRS) -> None:
+    """The flags that shape the rules, shared by `proxy render`/`trace` and the daemon (`proxy run`):
+    kube-proxy's own (svcnet.proxy.kpconfig), and --node-ip."""
+    kpconfig.add_kube_proxy_flags(parser, default_cluster_cidrs)
     parser.add_argument("--node-ip", action="append", default=[], metavar="IP",
                         help="the node's address(es) (default: from the Node object)")
-    parser.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to cluster IPs")
-    parser.add_argument("--nodeport-addresses", default="", metavar="CIDR,...",
-                        help="only node addresses in these CIDRs (or 'primary') accept NodePorts")
+
+
+def read_config_file(path: str | None) -> str | None:
+    """The text of --config FILE (None without one); InputError when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            data = file.read(kpconfig.MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"--config {path}: {exc.strerror or exc}") from None
+    if len(data) > kpconfig.MAX_CONFIG_BYTES:
+        raise InputError(f"--config {path}: larger than {kpconfig.MAX_CONFIG_BYTES} bytes: not a {kpconfig.KIND}")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise InputError(f"--config {path}: not UTF-8 text") from None
+
+
+def resolve_settings(args: argparse.Namespace, default_cluster_cidrs: Sequence[str] = DEFAULT_CLUSTER_CIDRS,
+                     ) -> tuple[kpconfig.KubeProxySettings, list[str]]:
+    """kube-proxy's configuration from the flags and --config; InputError says what is wrong."""
+    text = read_config_file(getattr(args, "config", None))
+    try:
+        return kpconfig.resolve(args, default_cluster_cidrs, text)
+    except flags.FlagError as exc:
+        raise InputError(str(exc)) from None
+    except kpconfig.ConfigError as exc:
+        raise InputError(f"--config {args.config}: {exc}") from None
 
 
 def load_documents(paths: Iterable[str], stdin_text: str | None = None) -> list[tuple[str, Obj]]:
@@ -169,8 +201,50 @@ def node_addresses_of(objects: list[tuple[str, Obj]], node_name: str) -> list[st
 
 
 def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[str, list[str]]:
-    """(iptables-restore text, notes for stderr)."""
-    notes: list[str] = []
+    """(the ruleset's text in the proxy mode's form, notes for stderr)."""
+    settings, notes = resolve_settings(args)
+    services, slices, nodes = _sort_objects(objects, notes)
+    node_name = args.node or settings.hostname_override
+    if not node_name and len(nodes) == 1:
+        node_name = next(iter(nodes))
+    node = nodes.get(node_name, {})
+    family = IPV6 if args.family == "ipv6" else IPV4
+    try:
+        node_ips = flags.node_ips(args.node_ip) or node_addresses(node)
+    except flags.FlagError as exc:
+        raise InputError(str(exc)) from None
+    state = build_model(services, slices, node_name, labels_of(node), family=family)
+    notes.extend(state.warnings)
+    config = proxy_config(settings, family, node_ips, node_pod_cidrs(node))
+    if settings.mode == kpconfig.MODE_NFTABLES:
+        from svcnet.proxy.nftables import dump_nftables  # written by the nftables renderer's branch
+
+        return dump_nftables(plan(state, config)), notes
+    return render_iptables(plan(state, config)).text, notes
+
+
+def proxy_config(settings: kpconfig.KubeProxySettings, family: str, node_ips: tuple[str, ...],
+                 pod_cidrs: tuple[str, ...]) -> ProxyConfig:
+    """The plan's settings for one family, from kube-proxy's configuration."""
+    return ProxyConfig(
+        family=family, cluster_cidrs=settings.cluster_cidrs, node_ips=node_ips,
+        masquerade_bit=settings.masquerade_bit, masquerade_all=settings.masquerade_all,
+        nodeport_addresses=settings.nodeport_addresses, localhost_nodeports=settings.localhost_nodeports,
+        detect_local_mode=settings.detect_local_mode, node_pod_cidrs=pod_cidrs,
+        bridge_interface=settings.bridge_interface, interface_name_prefix=settings.interface_name_prefix,
+        conntrack_tcp_be_liberal=settings.conntrack_tcp_be_liberal)
+
+
+def node_pod_cidrs(node: Obj | None) -> tuple[str, ...]:
+    """The Node's spec.podCIDRs (or the older single spec.podCIDR): NodeCIDR mode's local pods."""
+    spec = spec_of(node) if node else {}
+    cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+    return tuple(str(c) for c in cidrs if isinstance(c, str))
+
+
+def _sort_objects(objects: list[tuple[str, Obj]], notes: list[str],
+                  ) -> tuple[list[Obj], list[Obj], dict[str, Obj]]:
+    """(Services, EndpointSlices, Nodes by name), each checked; notes about what is left out."""
     services: list[Obj] = []
     slices: list[Obj] = []
     nodes: dict[str, Obj] = {}
@@ -190,26 +264,7 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
             nodes[obj["metadata"]["name"]] = obj
         elif kind == "Endpoints":
             notes.append(f"{source}: ignoring {_describe(obj)}: kube-proxy reads EndpointSlices only")
-
-    node_name = args.node
-    if not node_name and len(nodes) == 1:
-        node_name = next(iter(nodes))
-    node = nodes.get(node_name, {})
-    node_labels = labels_of(node)
-
-    family = IPV6 if args.family == "ipv6" else IPV4
-    try:
-        cidrs = flags.cluster_cidrs(args.cluster_cidr, DEFAULT_CLUSTER_CIDRS)
-        node_ips = flags.node_ips(args.node_ip) or node_addresses(node)
-        nodeport_addresses = flags.nodeport_addresses(args.nodeport_addresses)
-    except flags.FlagError as exc:
-        raise InputError(str(exc)) from None
-
-    state = build_model(services, slices, node_name, node_labels, family=family)
-    notes.extend(state.warnings)
-    config = ProxyConfig(family=family, cluster_cidrs=tuple(cidrs), node_ips=node_ips,
-                         masquerade_all=args.masquerade_all, nodeport_addresses=nodeport_addresses)
-    return render_iptables(plan(state, config)).text, notes
+    return services, slices, nodes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,15 @@ from svcnet.proxy.iptables.apply import (
 )
 from svcnet.proxy.iptables.render import RenderCache, RenderedRules, RenderedState, render_iptables
 from svcnet.proxy.model import IPV4, IPV6, LABEL_ZONE, node_addresses
-from svcnet.proxy.plan import Plan, ProxyConfig, ServicePortPlan, assemble_plan, plan_service_port
+from svcnet.proxy.plan import (
+    DETECT_LOCAL_CLUSTER_CIDR,
+    DETECT_LOCAL_NODE_CIDR,
+    Plan,
+    ProxyConfig,
+    ServicePortPlan,
+    assemble_plan,
+    plan_service_port,
+)
 
 log = logging.getLogger("svcnet.proxy.syncer")
 
@@ -154,6 +162,11 @@ class ProxySettings:
     nodeport_addresses: tuple[str, ...] = ()
     localhost_nodeports: bool = True
     conntrack_tcp_be_liberal: bool = False
+    mode: str = "iptables"  # kube-proxy's --proxy-mode: iptables or nftables
+    detect_local_mode: str = DETECT_LOCAL_CLUSTER_CIDR  # NodeCIDR takes the Node's podCIDRs (set_node)
+    bridge_interface: str = ""  # for --detect-local-mode BridgeInterface
+    interface_name_prefix: str = ""  # for --detect-local-mode InterfaceNamePrefix
+    nfacct_counters: bool = False  # the kernel has nfacct and the counters exist: the rules count with them
 
 
 @dataclass(frozen=True)
@@ -298,6 +311,7 @@ class RuleSyncer:
         self.settings = settings
         self.conntrack = conntrack
         self._node_ips: tuple[str, ...] = settings.node_ips
+        self._node_pod_cidrs: tuple[str, ...] = ()
         self._families = {family: _FamilyState() for family in settings.families}
         self.syncs = 0
         self.clock = clock
@@ -306,14 +320,19 @@ class RuleSyncer:
     # --- inputs besides the tracker ------------------------------------------------------------------------
 
     def set_node(self, node: Mapping[str, Any] | None) -> bool:
-        """Record the Node's addresses (unless given as flags); True when they changed."""
-        if self.settings.node_ips:
-            return False
+        """Record the Node's addresses (unless given as flags) and podCIDRs; True when they changed."""
+        changed = False
         addresses = node_addresses(node)
-        if addresses == self._node_ips:
-            return False
-        self._node_ips = addresses
-        return True
+        if not self.settings.node_ips and addresses != self._node_ips:
+            self._node_ips = addresses
+            changed = True
+        spec = (node or {}).get("spec") or {}
+        pod_cidrs = tuple(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+        if pod_cidrs != self._node_pod_cidrs:
+            self._node_pod_cidrs = pod_cidrs
+            # Only NodeCIDR mode reads them (kube-proxy restarts when they change; a full sync does here).
+            changed = changed or self.settings.detect_local_mode == DETECT_LOCAL_NODE_CIDR
+        return changed
 
     def config_for(self, family: str) -> ProxyConfig:
         s = self.settings
@@ -321,7 +340,10 @@ class RuleSyncer:
             family=family, cluster_cidrs=s.cluster_cidrs, node_ips=self._node_ips, masquerade_bit=s.masquerade_bit,
             masquerade_all=s.masquerade_all, nodeport_addresses=s.nodeport_addresses,
             localhost_nodeports=s.localhost_nodeports, random_fully=self.writer.random_fully,
-            conntrack_tcp_be_liberal=s.conntrack_tcp_be_liberal,
+            conntrack_tcp_be_liberal=s.conntrack_tcp_be_liberal, detect_local_mode=s.detect_local_mode,
+            node_pod_cidrs=self._node_pod_cidrs if s.detect_local_mode == DETECT_LOCAL_NODE_CIDR else (),
+            bridge_interface=s.bridge_interface,
+            interface_name_prefix=s.interface_name_prefix, nfacct_counters=s.nfacct_counters,
         )
 
     def forget_kernel_state(self) -> None:

@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         objects = render_cli.load_documents(args.filename)
+        settings, _ = render_cli.resolve_settings(args)
         text, notes = render_cli.render(args, objects)
-        local = tuple(args.node_ip) or tuple(render_cli.node_addresses_of(objects, args.node))
+        local = tuple(args.node_ip) or tuple(render_cli.node_addresses_of(
+            objects, args.node or settings.hostname_override))
     except render_cli.InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -68,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}", file=sys.stderr)
     model = IptablesModel.empty(local).restore(jump_rules_restore_text()).restore(text)
     src = ipaddress.ip_address(args.src)
-    cidrs = [ipaddress.ip_network(c.strip(), strict=False)
-             for value in (args.cluster_cidr or render_cli.DEFAULT_CLUSTER_CIDRS)
-             for c in value.split(",") if c.strip()]
+    cidrs = [ipaddress.ip_network(c, strict=False) for c in settings.cluster_cidrs]
     from_pod = any(src.version == net.version and src in net for net in cidrs)
     packet = Packet(args.src, args.dst, args.dport, protocol=args.protocol, origin=args.origin,
                     in_interface=args.in_interface or ("cni0" if from_pod else "eth0"))

@@ -138,3 +138,20 @@ def test_health_listens_on_every_node_address_and_metrics_only_on_loopback(proxy
     for address in ("127.0.0.1:10249", "0.0.0.0:10256"):
         line = next((ln for ln in listening.splitlines() if f" {address} " in ln), "")
         assert f"pid={pid}," in line, listening
+
+
+def test_nfacct_counters_count_localhost_nodeport_packets_and_are_served(proxy_cluster: ProxyCluster) -> None:
+    from tests.integration.proxy.conftest import NODE_PORT, fetch
+
+    node = proxy_cluster.node(1).namespace
+    wait_for(lambda: "kubeproxy_iptables_localhost_nodeports_accepted_packets_total" in metrics(proxy_cluster, 1),
+             timeout=20, what="the nfacct metrics")
+    # (iptables-save writes two spaces after --nfacct-name: libxt_nfacct's own; words are compared.)
+    saved = " ".join(proxy_cluster.in_node(1, "iptables-save").split())
+    assert "--ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP" in saved
+    assert "-m nfacct --nfacct-name localhost_nps_accepted_pkts" in saved
+    before = metrics(proxy_cluster, 1)["kubeproxy_iptables_localhost_nodeports_accepted_packets_total"]
+    fetch(node, "127.0.0.1", NODE_PORT)  # the connection's first packet passes the counting rule
+    wait_for(lambda: metrics(proxy_cluster, 1)["kubeproxy_iptables_localhost_nodeports_accepted_packets_total"]
+             > before, timeout=20, what="the localhost NodePort packet to be counted")
+    assert "kubeproxy_iptables_ct_state_invalid_dropped_packets_total" in metrics(proxy_cluster, 1)

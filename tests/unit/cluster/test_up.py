@@ -25,3 +25,21 @@ def test_apiserver_alone_is_one_component(tmp_path: Path) -> None:
 def test_up_without_nodes_runs_the_api_server_and_controllers(tmp_path: Path) -> None:
     cfg = ApiServerConfig(data_dir=tmp_path)
     assert names(up.components(cfg, with_controllers=True)) == ["RunningApiServer", "ControllerManager"]
+
+
+def test_the_proxy_mode_reaches_every_nodes_proxy_command_line(tmp_path: Path) -> None:
+    from svcnet.cli import build_parser
+    from svcnet.proxy import daemon
+
+    for argv, mode in ((["up"], "iptables"), (["up", "--proxy-mode", "nftables"], "nftables")):
+        args = build_parser().parse_args(argv)
+        cfg = ApiServerConfig(data_dir=tmp_path)
+        supervisor = next(c for c in up.components(cfg, with_controllers=True, nodes=2, proxy_mode=args.proxy_mode)
+                          if type(c).__name__ == "AgentSupervisor")
+        assert supervisor.spec.proxy_mode == mode
+        for node in ("node-1", "node-2"):
+            proxy_argv = supervisor.argv("proxy", node)
+            assert proxy_argv[proxy_argv.index("--proxy-mode") + 1] == mode
+            # ...and the proxy reads it as its mode.
+            parsed = daemon.build_parser().parse_args(proxy_argv[proxy_argv.index("run"):])
+            assert daemon.config_from_args(parsed).settings.mode == mode

@@ -108,6 +108,64 @@ def test_run_cleanup_flag_runs_cleanup(monkeypatch):
     assert seen == ["svcnet-x-node-1"]
 
 
+def write_config(tmp_path, text: str) -> str:
+    path = tmp_path / "kube-proxy.yaml"
+    path.write_text("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + text)
+    return str(path)
+
+
+def test_kube_proxy_flags_reach_the_settings():
+    cfg = config_from_args(args("--hostname-override", "node-1", "--proxy-mode", "nftables", "--detect-local-mode",
+                                "InterfaceNamePrefix", "--pod-interface-name-prefix", "veth",
+                                "--iptables-masquerade-bit", "12", "--masquerade-all", "--iptables-sync-period", "1m",
+                                "--iptables-min-sync-period", "2s", "--iptables-localhost-nodeports=false"))
+    s = cfg.settings
+    assert (s.node_name, s.mode, s.detect_local_mode, s.interface_name_prefix) == (
+        "node-1", "nftables", "InterfaceNamePrefix", "veth")
+    assert s.masquerade_all and not s.localhost_nodeports and s.nodeport_addresses == ("primary",)
+    assert s.masquerade_bit == 14  # --iptables-masquerade-bit is the iptables mode's, as upstream
+    assert (cfg.min_sync_period, cfg.sync_period) == (2.0, 60.0)
+    assert config_from_args(args("--node", "n", "--no-localhost-nodeports")).settings.localhost_nodeports is False
+    assert config_from_args(args("--node", "n", "--iptables-masquerade-bit", "12")).settings.masquerade_bit == 12
+
+
+def test_a_config_file_configures_the_daemon(tmp_path):
+    path = write_config(tmp_path, "hostnameOverride: node-1\nclusterCIDR: 10.200.0.0/16\nbindAddress: 192.168.0.5\n"
+                                  "metricsBindAddress: 0.0.0.0:9100\nclientConnection: {kubeconfig: /etc/kp.conf}\n"
+                                  "iptables: {syncPeriod: 1m, minSyncPeriod: 100ms, masqueradeBit: 10}\n")
+    cfg = config_from_args(args("--config", path))
+    s = cfg.settings
+    assert (s.node_name, s.cluster_cidrs, s.families, s.node_ips) == (
+        "node-1", ("10.200.0.0/16",), ("IPv4",), ("192.168.0.5",))
+    assert (s.mode, s.masquerade_bit, cfg.min_sync_period, cfg.sync_period) == ("iptables", 10, 0.1, 60.0)
+    assert (cfg.metrics_address, cfg.healthz_address) == (("0.0.0.0", 9100), ("0.0.0.0", 10256))
+    assert cfg.kubeconfig == "/etc/kp.conf"
+
+
+def test_a_bad_config_file_makes_the_daemon_exit_1_as_kube_proxy(tmp_path, capsys):
+    path = write_config(tmp_path, "iptables: {masqueradeBit: 99}\n")
+    assert daemon.main(["run", "--node", "n", "--netns", "svcnet-x-node-1", "--config", path]) == 1
+    assert "MasqueradeBit: Invalid value: 99" in capsys.readouterr().err
+    assert daemon.main(["run", "--node", "n", "--netns", "svcnet-x-node-1", "--config", str(tmp_path / "no")]) == 1
+
+
+def test_node_cidr_mode_takes_the_nodes_pod_cidrs():
+    from svcnet.proxy.changes import ChangeTracker
+    from svcnet.proxy.syncer import RuleSyncer
+
+    settings = ProxySettings(node_name="node-1", detect_local_mode="NodeCIDR")
+    syncer = RuleSyncer(ChangeTracker("node-1", settings.families), FakeIptables(), settings)
+    node = {**NODE, "spec": {"podCIDRs": ["10.244.1.0/24"]}}
+    assert syncer.set_node(node) is True
+    assert syncer.config_for("IPv4").node_pod_cidrs == ("10.244.1.0/24",)
+    assert syncer.set_node(node) is False
+    assert syncer.set_node({**NODE, "spec": {"podCIDRs": ["10.244.7.0/24"]}}) is True
+    # ClusterCIDR mode does not read them, so a change is no reason to resync.
+    cluster = RuleSyncer(ChangeTracker("node-1", settings.families), FakeIptables(), ProxySettings(node_name="node-1"))
+    cluster.set_node(NODE)
+    assert cluster.set_node(node) is False and cluster.config_for("IPv4").node_pod_cidrs == ()
+
+
 # --- the daemon, with FakeApi and FakeIptables --------------------------------------------------------------------
 
 NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
@@ -276,3 +334,69 @@ def test_svcnet_proxy_with_flags_first_runs_the_proxy_as_kube_proxy_is_run(monke
     assert cli.main(["proxy", "run", "--node", "node-1", "--netns", "ns1"]) == 0
     assert seen == [["run", "--node", "node-1", "--netns", "ns1"], ["--cleanup", "--netns", "ns1"],
                     ["run", "--node", "node-1", "--netns", "ns1"]]
+
+
+# --- nfacct counters, with FakeNfacct -----------------------------------------------------------------------------
+
+def test_iptables_mode_creates_the_nfacct_counters_and_counts_with_them():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    nfacct = FakeNfacct()
+    settings = daemon.enable_nfacct(nfacct, ProxySettings("node-1"))
+    assert settings.nfacct_counters is True
+    assert set(nfacct.counters) == {"ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts"}
+    # Created once: a second start finds them.
+    assert daemon.enable_nfacct(nfacct, ProxySettings("node-1")).nfacct_counters is True
+    assert [c for c, _ in nfacct.requests].count("add") == 2
+
+
+def test_without_nfacct_or_outside_iptables_mode_rules_do_without_counters():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    assert daemon.enable_nfacct(None, ProxySettings("node-1")).nfacct_counters is False
+    refusing = FakeNfacct()
+    refusing.fail_with = 1  # EPERM
+    assert daemon.enable_nfacct(refusing, ProxySettings("node-1")).nfacct_counters is False
+    untouched = FakeNfacct()
+    assert daemon.enable_nfacct(untouched, ProxySettings("node-1", mode="nftables")).nfacct_counters is False
+    assert untouched.requests == []
+
+
+async def test_the_daemon_writes_the_nfacct_rules_when_the_counters_exist():
+    from svcnet.testing.nfacct import FakeNfacct
+
+    fake = FakeIptables(["192.168.0.106"])
+    async with FakeApi() as api:
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", {**SVC, "spec": {
+            **SVC["spec"], "type": "NodePort", "ports": [{**SVC["spec"]["ports"][0], "nodePort": 30080}]}})
+        await api.create(ENDPOINTSLICES, "default", seed_slice("10.244.1.8"))
+        settings = daemon.enable_nfacct(FakeNfacct(), ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",)))
+        proxy = ProxyDaemon(api, fake, settings, min_sync_period=0, sync_period=3600, monitor_interval=3600)
+        stop = asyncio.Event()
+        task = asyncio.create_task(proxy.run(stop))
+        try:
+            await until(proxy, lambda: proxy.last_result is not None and proxy.last_result.ok)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    assert ("-m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP"
+            in " ".join(fake.rules("IPv4", "filter", "KUBE-FORWARD")))
+    assert any("-m nfacct --nfacct-name localhost_nps_accepted_pkts" in rule
+               for rule in fake.rules("IPv4", "nat", "KUBE-NODEPORTS"))
+
+
+async def test_proxy_mode_answers_the_configured_mode():
+    from aiohttp import ClientSession
+
+    async with FakeApi() as api:
+        proxy = ProxyDaemon(api, FakeIptables(), ProxySettings("node-1", mode="nftables"))
+        sock = socket.create_server(("127.0.0.1", 0))
+        server = await daemon.serve_http(proxy, sock, metrics=True, health=False)
+        try:
+            async with ClientSession() as http, http.get(
+                    f"http://127.0.0.1:{sock.getsockname()[1]}/proxyMode") as r:
+                assert await r.text() == "nftables"
+        finally:
+            await server.cleanup()
+            sock.close()

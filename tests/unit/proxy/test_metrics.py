@@ -222,3 +222,34 @@ def test_never_updated_and_unhealthy_reports_gos_zero_time():
 ])
 def test_node_eligibility(node, eligible):
     assert node_eligible(node) is eligible
+
+
+# --- nfacct counters (iptables mode) -------------------------------------------------------------------------------
+
+def test_nfacct_counters_are_read_when_scraped_as_upstreams_counters():
+    reads = []
+    counts = {"ct_state_invalid_dropped_pkts": 3}
+
+    def read() -> dict[str, int]:
+        reads.append(1)
+        return dict(counts)
+
+    metrics = ProxyMetrics(nfacct_packets=read)
+    text = metrics.render()
+    assert ("# HELP kubeproxy_iptables_ct_state_invalid_dropped_packets_total [ALPHA] packets dropped by iptables "
+            "to work around conntrack problems\n# TYPE kubeproxy_iptables_ct_state_invalid_dropped_packets_total "
+            "counter\nkubeproxy_iptables_ct_state_invalid_dropped_packets_total 3\n") in text
+    # A counter that cannot be read is not answered at all (upstream's collector sends nothing then).
+    assert "kubeproxy_iptables_localhost_nodeports_accepted_packets_total" not in text
+    counts.update({"ct_state_invalid_dropped_pkts": 5, "localhost_nps_accepted_pkts": 2})
+    samples = parse_samples(metrics.render())
+    assert samples["kubeproxy_iptables_ct_state_invalid_dropped_packets_total"] == 5
+    assert samples["kubeproxy_iptables_localhost_nodeports_accepted_packets_total"] == 2
+    assert len(reads) == 2
+    assert ("# HELP kubeproxy_iptables_localhost_nodeports_accepted_packets_total [ALPHA] Number of packets "
+            "accepted on nodeports of loopback interface") in metrics.render()
+
+
+def test_without_nfacct_there_are_no_nfacct_metrics():
+    assert "nodeports_accepted" not in ProxyMetrics().render()
+    assert "ct_state_invalid" not in ProxyMetrics().render()

@@ -109,3 +109,110 @@ def test_missing_file_and_unknown_mode_exit_2(tmp_path, capsys):
     assert main(["-f", str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml" in capsys.readouterr().err
     assert main(["-f", str(tmp_path / "absent.yaml"), "--mode", "ipvs"]) == 2
+
+
+# --- kube-proxy's flags and its KubeProxyConfiguration file -----------------------------------------------------
+
+KUBE_PROXY_CONFIG = textwrap.dedent("""\
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    kind: KubeProxyConfiguration
+    mode: iptables
+    clusterCIDR: 10.200.0.0/16
+    detectLocalMode: ClusterCIDR
+    nodePortAddresses: ["192.168.0.0/24"]
+    iptables:
+      masqueradeBit: 13
+    """)
+EQUIVALENT_FLAGS = ["--proxy-mode", "iptables", "--cluster-cidr", "10.200.0.0/16", "--detect-local-mode",
+                    "ClusterCIDR", "--nodeport-addresses", "192.168.0.0/24", "--iptables-masquerade-bit", "13"]
+NODEPORT_SEED = SEED.replace("  clusterIP: 10.102.11.183\n", "  type: NodePort\n  clusterIP: 10.102.11.183\n").replace(
+    "    targetPort: 9376\n", "    targetPort: 9376\n    nodePort: 30080\n")
+
+
+def test_a_kube_proxy_config_file_renders_exactly_as_the_equivalent_flags(tmp_path, capsys):
+    (tmp_path / "seed.yaml").write_text(NODEPORT_SEED)
+    (tmp_path / "kube-proxy.yaml").write_text(KUBE_PROXY_CONFIG)
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--config", str(tmp_path / "kube-proxy.yaml")]) == 0
+    from_file = capsys.readouterr()
+    assert main(["-f", str(tmp_path / "seed.yaml"), *EQUIVALENT_FLAGS]) == 0
+    from_flags = capsys.readouterr()
+    assert from_file.out == from_flags.out and from_file.err == from_flags.err == ""
+    # ...and the settings took: the mark is bit 13, pod traffic is 10.200/16, NodePorts only on 192.168.0/24.
+    assert "--or-mark 0x00002000" in from_file.out and "! -s 10.200.0.0/16 -j KUBE-MARK-MASQ" in from_file.out
+    assert "-d 192.168.0.106 -j KUBE-NODEPORTS" in from_file.out
+    assert main(["-f", str(tmp_path / "seed.yaml")]) == 0
+    assert capsys.readouterr().out != from_file.out
+
+
+def test_detect_local_modes_shape_the_masquerade_rule(tmp_path, capsys):
+    (tmp_path / "seed.yaml").write_text(SEED.replace("status:\n", "spec:\n  podCIDRs: [10.244.1.0/24]\nstatus:\n"))
+    seed = ["-f", str(tmp_path / "seed.yaml")]
+    expected = {
+        ("--detect-local-mode", "NodeCIDR"): "! -s 10.244.1.0/24 -j KUBE-MARK-MASQ",
+        ("--detect-local-mode", "BridgeInterface", "--pod-bridge-interface", "cni0"): "! -i cni0 -j KUBE-MARK-MASQ",
+        ("--detect-local-mode", "InterfaceNamePrefix", "--pod-interface-name-prefix", "veth"):
+            "! -i veth+ -j KUBE-MARK-MASQ",
+    }
+    for argv, rule in expected.items():
+        assert main([*seed, *argv]) == 0
+        assert rule in capsys.readouterr().out
+
+
+def test_with_config_the_file_wins_over_other_flags_and_says_so(tmp_path, capsys):
+    (tmp_path / "seed.yaml").write_text(SEED)
+    (tmp_path / "kube-proxy.yaml").write_text(KUBE_PROXY_CONFIG)
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--config", str(tmp_path / "kube-proxy.yaml"),
+                 "--cluster-cidr", "10.9.0.0/16", "--masquerade-all"]) == 0
+    captured = capsys.readouterr()
+    assert "! -s 10.200.0.0/16 -j KUBE-MARK-MASQ" in captured.out and "10.9.0.0/16" not in captured.out
+    assert "note: --cluster-cidr is ignored" in captured.err and "note: --masquerade-all is ignored" in captured.err
+
+
+def test_hostname_override_picks_the_node_over_the_files_hostname(tmp_path, capsys):
+    # Two nodes' endpoints: node-1's are local only when rendering for node-1 (internalTrafficPolicy Local).
+    (tmp_path / "seed.yaml").write_text(SEED.replace("  selector:\n", "  internalTrafficPolicy: Local\n  selector:\n"))
+    (tmp_path / "kube-proxy.yaml").write_text(KUBE_PROXY_CONFIG + "hostnameOverride: node-9\n")
+    seed, config = ["-f", str(tmp_path / "seed.yaml")], ["--config", str(tmp_path / "kube-proxy.yaml")]
+    assert main([*seed, *config]) == 0
+    for_node_9 = capsys.readouterr().out
+    assert main([*seed, *config, "--hostname-override", "node-1"]) == 0
+    for_node_1 = capsys.readouterr().out
+    assert "KUBE-SVL-" in for_node_1 and "10.244.1.8:9376" in for_node_1
+    assert "10.244.1.8:9376" not in for_node_9
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables: {masqueradeBit: 40}\n",
+     "KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MasqueradeBit: Invalid value: 40"),
+    ("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: [10.0.0.0/8]\n",
+     "failed to decode: json: cannot unmarshal array into Go struct field clusterCIDR of type string"),
+    ("kind: KubeProxyConfiguration\n", 'no kind "KubeProxyConfiguration" is registered for version "None"'),
+    ("\x00\xff", "not UTF-8"),
+])
+def test_a_bad_config_file_is_a_clear_error_with_status_2(tmp_path, capsys, config, message):
+    (tmp_path / "seed.yaml").write_text(SEED)
+    (tmp_path / "kube-proxy.yaml").write_bytes(config.encode("latin-1"))
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--config", str(tmp_path / "kube-proxy.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err and "kube-proxy.yaml" in captured.err
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "seed.yaml").write_text(SEED)
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--config", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml: No such file or directory" in capsys.readouterr().err
+
+
+def test_nftables_mode_is_carried_to_the_nftables_renderer(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    seen = {}
+    module = types.ModuleType("svcnet.proxy.nftables")
+    module.dump_nftables = lambda plan: seen.setdefault("plan", plan) and "add table ip kube-proxy\n"
+    monkeypatch.setitem(sys.modules, "svcnet.proxy.nftables", module)
+    (tmp_path / "seed.yaml").write_text(SEED)
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--proxy-mode", "nftables"]) == 0
+    assert capsys.readouterr().out == "add table ip kube-proxy\n"
+    # kube-proxy's nftables-mode default: NodePorts on the node's primary IPs only.
+    assert seen["plan"].config.nodeport_addresses == ("primary",)
