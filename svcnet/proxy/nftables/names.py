@@ -15,7 +15,6 @@ is cut to 237 and ends in "...": the hash in front keeps it unique.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 
@@ -61,16 +60,24 @@ FIREWALL_PREFIX = "firewall-"
 ENDPOINT_PREFIX = "endpoint-"
 AFFINITY_PREFIX = "affinity-"
 
+_B32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648, as Go's base32.StdEncoding
+
 NAME_LENGTH_MAX = 256  # nft's limit on a chain, set or map name
 PREFIX_LENGTH_MAX = 16
 BASE_LENGTH_MAX = NAME_LENGTH_MAX - PREFIX_LENGTH_MAX
 
 
+# base32 of 10 bits at a time: 8 characters encode the first 5 bytes of the digest exactly, and
+# four table lookups are much cheaper than base64.b32encode (pure Python) at 100,000 endpoints.
+_B32_PAIRS = tuple(a + b for a in _B32_ALPHABET for b in _B32_ALPHABET)
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def hash_and_truncate(text: str) -> str:
     """"HASH8-text", cut to BASE_LENGTH_MAX with "..." when too long."""
-    digest = base64.b32encode(hashlib.sha256(text.encode()).digest()[:5]).decode()  # 5 bytes = 8 chars
-    name = f"{digest}-{text}"
+    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big")
+    pairs = _B32_PAIRS
+    name = f"{pairs[n >> 30]}{pairs[(n >> 20) & 1023]}{pairs[(n >> 10) & 1023]}{pairs[n & 1023]}-{text}"
     if len(name) > BASE_LENGTH_MAX:
         name = name[:BASE_LENGTH_MAX - 3] + "..."
     return name

@@ -31,10 +31,10 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from svcnet.proxy.model import IPV6
+from svcnet.proxy.model import IPV6, EndpointInfo, ServicePortName
 from svcnet.proxy.nftables import names
 from svcnet.proxy.plan import DETECT_LOCAL_INTERFACE_PREFIX, Plan, ServicePortPlan
 
@@ -60,6 +60,18 @@ class ServiceObjects:
     sets: tuple[tuple[str, str], ...]  # affinity sets: (name, "{ type ... }")
     rules: tuple[tuple[str, str], ...]  # (chain, rule text), in order
     elements: tuple[Element, ...]
+    _text: dict[str, tuple[str, int, str, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def text(self, prefix: str) -> tuple[str, int, str, int]:
+        """Its transaction lines for table `prefix` ("ip kube-proxy"), kept once written: the chains
+        added and flushed, then its sets and rules; with how many commands each holds."""
+        cached = self._text.get(prefix)
+        if cached is None:
+            head = "".join(f"add chain {prefix} {c}\nflush chain {prefix} {c}\n" for c in self.chains)
+            body = "".join([*(f"add set {prefix} {n} {spec}\n" for n, spec in self.sets),
+                            *(f"add rule {prefix} {chain} {rule}\n" for chain, rule in self.rules)])
+            cached = self._text[prefix] = (head, 2 * len(self.chains), body, len(self.sets) + len(self.rules))
+        return cached
 
 
 def quote(text: str) -> str:
@@ -97,6 +109,7 @@ def render_context(plan: Plan) -> tuple[object, ...]:
 
 @dataclass(frozen=True)
 class _Names:
+    name: ServicePortName
     proto: str
     cluster: str
     local: str
@@ -105,6 +118,21 @@ class _Names:
     internal: str  # where cluster-IP traffic goes (cluster or local policy chain)
     external_policy: str  # where the external chain ends
     uses_firewall: bool
+    # By id(): the plan's endpoint tuples share their EndpointInfo objects, which outlive one render.
+    endpoint_bases: dict[int, str] = field(default_factory=dict)
+
+    def endpoint_base(self, endpoint: EndpointInfo) -> str:
+        """Each endpoint's name is hashed once per render, though four places use it."""
+        base = self.endpoint_bases.get(id(endpoint))
+        if base is None:
+            base = self.endpoint_bases[id(endpoint)] = names.endpoint_base(self.name, endpoint)
+        return base
+
+    def endpoint_chain(self, endpoint: EndpointInfo) -> str:
+        return names.ENDPOINT_PREFIX + self.endpoint_base(endpoint)
+
+    def affinity_set(self, endpoint: EndpointInfo) -> str:
+        return names.AFFINITY_PREFIX + self.endpoint_base(endpoint)
 
     @classmethod
     def of(cls, sp: ServicePortPlan) -> _Names:
@@ -112,6 +140,7 @@ class _Names:
         cluster, local = names.cluster_policy_chain(name), names.local_policy_chain(name)
         info = sp.info
         return cls(
+            name=name,
             proto=info.protocol.lower(),
             cluster=cluster, local=local,
             external=names.external_chain(name), firewall=names.firewall_chain(name),
@@ -125,7 +154,7 @@ class _Names:
 def render_service_objects(plan: Plan, sp: ServicePortPlan) -> ServiceObjects:
     """The objects of one service port under this plan's node-wide settings."""
     n = _Names.of(sp)
-    chains = [names.endpoint_chain(sp.name, ep) for ep in sp.reachable_endpoints]
+    chains = [names.ENDPOINT_PREFIX + n.endpoint_base(ep) for ep in sp.reachable_endpoints]
     if sp.uses_cluster_policy:
         chains.append(n.cluster)
     if sp.uses_local_policy:
@@ -138,11 +167,11 @@ def render_service_objects(plan: Plan, sp: ServicePortPlan) -> ServiceObjects:
     _internal_rules(plan, sp, n, rules)
     _external_rules(plan, sp, n, rules)
     _firewall_rules(plan, sp, n, rules)
-    sets = _affinity_sets(plan, sp)
+    sets = _affinity_sets(plan, sp, n)
     if sp.uses_cluster_policy:
-        _dispatch_rules(plan, sp, n.cluster, sp.cluster_endpoints, rules)
+        _dispatch_rules(plan, sp, n, n.cluster, sp.cluster_endpoints, rules)
     if sp.uses_local_policy:
-        _dispatch_rules(plan, sp, n.local, sp.local_endpoints, rules)
+        _dispatch_rules(plan, sp, n, n.local, sp.local_endpoints, rules)
     _endpoint_rules(plan, sp, n, rules)
     return ServiceObjects(
         service_key=sp.name.service_key,
@@ -245,32 +274,32 @@ def _firewall_rules(plan: Plan, sp: ServicePortPlan, n: _Names, rules: list[tupl
     rules.append((n.firewall, f"{nft_family(plan)} saddr != {{ {' , '.join(sources)} }} drop"))
 
 
-def _affinity_sets(plan: Plan, sp: ServicePortPlan) -> tuple[tuple[str, str], ...]:
+def _affinity_sets(plan: Plan, sp: ServicePortPlan, n: _Names) -> tuple[tuple[str, str], ...]:
     if not sp.info.session_affinity_client_ip:
         return ()
     # "dynamic" although the nft docs do not ask for it: some kernels add it, and a later
     # "add set" with different flags would then fail.
     spec = (f"{{ type {addr_type(plan)} ; flags dynamic,timeout ; "
             f"timeout {sp.info.sticky_max_age_seconds}s ; }}")
-    return tuple((names.affinity_set(sp.name, ep), spec) for ep in sp.reachable_endpoints)
+    return tuple((n.affinity_set(ep), spec) for ep in sp.reachable_endpoints)
 
 
-def _dispatch_rules(plan: Plan, sp: ServicePortPlan, chain: str, endpoints: tuple, rules: list) -> None:
+def _dispatch_rules(plan: Plan, sp: ServicePortPlan, n: _Names, chain: str,
+                    endpoints: tuple[EndpointInfo, ...], rules: list[tuple[str, str]]) -> None:
     """Clients with affinity go back to their endpoint; the rest pick one at random."""
     if sp.info.session_affinity_client_ip:
         for ep in endpoints:
-            rules.append((chain, f"{nft_family(plan)} saddr @{names.affinity_set(sp.name, ep)} "
-                                 f"goto {names.endpoint_chain(sp.name, ep)}"))
-    entries = " , ".join(f"{i} : goto {names.endpoint_chain(sp.name, ep)}" for i, ep in enumerate(endpoints))
+            rules.append((chain, f"{nft_family(plan)} saddr @{n.affinity_set(ep)} goto {n.endpoint_chain(ep)}"))
+    entries = " , ".join(f"{i} : goto {n.endpoint_chain(ep)}" for i, ep in enumerate(endpoints))
     rules.append((chain, f"numgen random mod {len(endpoints)} vmap {{ {entries} }}"))
 
 
 def _endpoint_rules(plan: Plan, sp: ServicePortPlan, n: _Names, rules: list[tuple[str, str]]) -> None:
     fam = nft_family(plan)
     for ep in sp.reachable_endpoints:
-        chain = names.endpoint_chain(sp.name, ep)
+        chain = n.endpoint_chain(ep)
         # Hairpin: a pod reaching itself through the Service must be SNATed or it answers itself directly.
         rules.append((chain, f"{fam} saddr {ep.ip} jump {names.MARK_FOR_MASQUERADE}"))
         if sp.info.session_affinity_client_ip:
-            rules.append((chain, f"update @{names.affinity_set(sp.name, ep)} {{ {fam} saddr }}"))
+            rules.append((chain, f"update @{n.affinity_set(ep)} {{ {fam} saddr }}"))
         rules.append((chain, f"meta l4proto {n.proto} dnat to {ep.address}"))

@@ -761,3 +761,64 @@ def test_real_nft_accepts_dumps_and_a_sequence_of_syncs(scratch_netns):
         _nft(scratch_netns, result.text)
         state = result.state
     assert result.full and not state.stale_chains
+
+
+def test_two_services_sharing_an_external_ip_and_port_do_not_delete_it_for_each_other():
+    def shared(name: str, ip: str) -> dict:
+        return service("ns1", name, ip, port("p80", 80), externalIPs=["192.168.99.11"])
+
+    slices = [endpoint_slice("ns1", n, [endpoint(ip)], port("p80", 80))
+              for n, ip in (("a", "10.180.0.1"), ("b", "10.180.0.2"))]
+    proxier = Proxier()
+    proxier.sync(upstream_plan([shared("a", "172.30.0.41"), shared("b", "172.30.0.42")], slices))
+    key = ("service-ips", "192.168.99.11 . tcp . 80")
+    assert proxier.state.claims[key] == ("ns1/a", "ns1/b")
+    assert "ns1/b/" in proxier.state.elements[key][0]  # the later one wins, as in a kube-proxy sync
+    proxier.sync(upstream_plan([shared("a", "172.30.0.41")], slices), {"ns1/b"})
+    assert proxier.state.elements[key][0] == "goto external-VZNH3DV3-ns1/a/tcp/p80"
+    assert "add element ip kube-proxy service-ips { 192.168.99.11 . tcp . 80 : goto external-VZNH3DV3-ns1/a/tcp/p80 }" \
+        in proxier.table.dump().splitlines()
+
+
+def test_a_kernel_listing_corrects_what_the_state_believes():
+    proxier = Proxier()
+    cluster = many_services(2)
+    proxier.sync(cluster.plan())
+    del cluster.services["ns/svc1"]
+    proxier.sync(cluster.plan(), {"ns/svc1"})
+    believed = sorted(proxier.state.stale_chains)
+    # Someone deleted one stale chain by hand and left another chain behind.
+    proxier.table.run(f"delete chain ip kube-proxy {believed[0]}\nadd chain ip kube-proxy service-X/y\n")
+    listed = [c for c in proxier.table.chains if c != believed[0]]
+    result = render_nftables(cluster.plan(), previous=proxier.state, changed=None, now=proxier.now,
+                             kernel_chains=listed)
+    proxier.table.run(result.text)  # would fail flushing the chain that is gone
+    assert f"flush chain ip kube-proxy {believed[0]}" not in result.text
+    assert "flush chain ip kube-proxy service-X/y" in result.text
+    assert set(result.state.stale_chains) == {*believed[1:], "service-X/y"}
+
+
+def test_chains_a_failed_cleanup_left_behind_are_tried_again_later():
+    proxier = Proxier()
+    cluster = many_services(2)
+    proxier.sync(cluster.plan())
+    del cluster.services["ns/svc1"]
+    proxier.sync(cluster.plan(), {"ns/svc1"})
+    proxier.age_stale_chains()
+    result = render_nftables(cluster.plan(), previous=proxier.state, changed=set(), now=proxier.now)
+    assert result.deleted_chains and not result.state.stale_chains
+    kept = result.cleanup_failed(proxier.now)  # say a chain was still referred to
+    assert set(kept.stale_chains) == set(result.deleted_chains)
+    later = render_nftables(cluster.plan(), previous=kept, changed=set(), now=proxier.now + 2)
+    assert later.deleted_chains == result.deleted_chains
+
+
+def test_the_cache_renders_again_when_node_wide_settings_change():
+    cache = NftRenderCache()
+    render_nftables(seed_plan(), cache=cache)
+    render_nftables(seed_plan(), cache=cache)
+    assert (cache.misses, cache.hits) == (1, 1)
+    result = render_nftables(seed_plan(masquerade_all=True), cache=cache)
+    assert cache.misses == 2
+    assert f"add rule ip kube-proxy {SEED_CHAIN} ip daddr 10.102.11.183 tcp dport 80 jump mark-for-masquerade" \
+        in result.text.splitlines()
