@@ -537,7 +537,7 @@ def render_nftables(
     for key, sps in groups:
         objs = tuple(_objects(plan, sp, cache) for sp in sps)
         if objs:
-            services[key] = objs
+            services[key] = services.get(key, ()) + objs if full else objs
         for obj in objs:
             _write_service(tx, elements, obj)
             new_chains.update(obj.chains)

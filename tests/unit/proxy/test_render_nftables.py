@@ -822,3 +822,33 @@ def test_the_cache_renders_again_when_node_wide_settings_change():
     assert cache.misses == 2
     assert f"add rule ip kube-proxy {SEED_CHAIN} ip daddr 10.102.11.183 tcp dport 80 jump mark-for-masquerade" \
         in result.text.splitlines()
+
+
+def test_names_are_hash_prefixed_readable_and_cut_at_nfts_limit():
+    from svcnet.proxy.model import EndpointInfo, ServicePortName
+    from svcnet.proxy.nftables import names
+
+    name = ServicePortName("ns1", "svc1", "p80", "TCP")
+    assert names.cluster_policy_chain(name) == "service-ULMVA6XW-ns1/svc1/tcp/p80"
+    assert names.local_policy_chain(name) == "local-ULMVA6XW-ns1/svc1/tcp/p80"
+    assert names.affinity_set(name, EndpointInfo("10.180.0.1", 80)) == "affinity-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"
+    long = ServicePortName("n" * 63, "s" * 63, "p" * 63, "SCTP")
+    chain = names.endpoint_chain(long, EndpointInfo("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff", 65535))
+    assert len(chain) == len("endpoint-") + 240 and chain.endswith("...")
+    assert names.is_service_chain(chain) and not names.is_service_chain("service-endpoints-check")
+
+
+def test_a_service_with_two_ports_keeps_its_cluster_ip_while_one_port_remains():
+    two = service("ns1", "svc1", "172.30.0.41", port("p80", 80), port("p443", 443))
+    one = service("ns1", "svc1", "172.30.0.41", port("p80", 80))
+    eps = endpoint_slice("ns1", "svc1", [endpoint("10.180.0.1")], port("p80", 80), port("p443", 443))
+    proxier = Proxier()
+    proxier.sync(upstream_plan([two], [eps]))
+    assert proxier.table.dump().count("add element ip kube-proxy cluster-ips { 172.30.0.41 }") == 1
+    result = proxier.sync(upstream_plan([one], [eps]), {"ns1/svc1"})
+    assert "cluster-ips" not in result.text
+    assert "delete element ip kube-proxy service-ips { 172.30.0.41 . tcp . 443 }" in result.text.splitlines()
+    assert_dump(proxier, dump_nftables(upstream_plan([one], [eps])) + _block("""
+        add chain ip kube-proxy service-VIFYDI4B-ns1/svc1/tcp/p443
+        add chain ip kube-proxy endpoint-B2LI6PSC-ns1/svc1/tcp/p443__10.180.0.1/443
+        """))
