@@ -51,6 +51,9 @@ class ProxyConfig:
     random_fully: bool = True
     conntrack_tcp_be_liberal: bool = False
     nfacct_counters: bool = False
+    # The Service CIDRs (ServiceCIDR objects' spec.cidrs): nftables mode drops traffic to unallocated
+    # cluster IPs in them. iptables mode does not read them.
+    service_cidrs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.family not in (IPV4, IPV6):
@@ -235,6 +238,12 @@ def _cidrs_of_family(cidrs: tuple[str, ...], family: str) -> list[ipaddress.IPv4
         if (net.version == 6) == (family == IPV6):
             nets.append(net)
     return nets
+
+
+def service_cidrs_of_family(config: ProxyConfig) -> tuple[str, ...]:
+    """The configured Service CIDRs of the config's family, as given (kube-proxy's OnServiceCIDRsChanged)."""
+    return tuple(cidr.strip() for cidr in config.service_cidrs
+                 if _cidrs_of_family((cidr,), config.family))
 
 
 def local_traffic_for(config: ProxyConfig) -> LocalTraffic | None:
