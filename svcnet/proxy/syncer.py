@@ -311,6 +311,7 @@ class RuleSyncer:
         self.settings = settings
         self.conntrack = conntrack
         self._node_ips: tuple[str, ...] = settings.node_ips
+        self._service_cidrs: tuple[str, ...] = ()
         self._node_pod_cidrs: tuple[str, ...] = ()
         self._families = {family: _FamilyState() for family in settings.families}
         self.syncs = 0
@@ -334,6 +335,13 @@ class RuleSyncer:
             changed = changed or self.settings.detect_local_mode == DETECT_LOCAL_NODE_CIDR
         return changed
 
+    def set_service_cidrs(self, cidrs: tuple[str, ...]) -> bool:
+        """Record the ServiceCIDRs' ranges (nftables mode drops traffic to unallocated IPs in them)."""
+        if cidrs == self._service_cidrs:
+            return False
+        self._service_cidrs = cidrs
+        return True
+
     def config_for(self, family: str) -> ProxyConfig:
         s = self.settings
         return ProxyConfig(
@@ -344,6 +352,7 @@ class RuleSyncer:
             node_pod_cidrs=self._node_pod_cidrs if s.detect_local_mode == DETECT_LOCAL_NODE_CIDR else (),
             bridge_interface=s.bridge_interface,
             interface_name_prefix=s.interface_name_prefix, nfacct_counters=s.nfacct_counters,
+            service_cidrs=self._service_cidrs,
         )
 
     def forget_kernel_state(self) -> None:
