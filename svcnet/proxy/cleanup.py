@@ -22,10 +22,9 @@ from svcnet.kernel.iptables import IptablesError
 from svcnet.kernel.nft import FAMILY_IPV4, FAMILY_IPV6, KUBE_PROXY_TABLE, NftError
 from svcnet.proxy.iptables.apply import IptablesBackend
 from svcnet.proxy.iptables.apply import cleanup as cleanup_iptables_chains
+from svcnet.proxy.kpconfig import MODE_IPTABLES, MODE_NFTABLES
 from svcnet.proxy.model import IPV4, IPV6
 
-MODE_IPTABLES = "iptables"
-MODE_NFTABLES = "nftables"
 MODES = (MODE_IPTABLES, MODE_NFTABLES)
 # nftables mode's tables, by Kubernetes IP family.
 NFTABLES_TABLES = {IPV4: (FAMILY_IPV4, KUBE_PROXY_TABLE), IPV6: (FAMILY_IPV6, KUBE_PROXY_TABLE)}

@@ -37,6 +37,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
+import shutil
 import signal
 import socket
 import sys
@@ -52,8 +54,10 @@ from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
 from svcnet.kernel.nfacct import Nfacct, NfacctError, ensure, open_nfacct, read_packets
+from svcnet.kernel.nft import NetnsNft, NftError
 from svcnet.proxy import flags, kpconfig, render_cli
 from svcnet.proxy.changes import ChangeTracker
+from svcnet.proxy.cleanup import MODE_NFTABLES, cleanup_nftables_mode, cleanup_other_modes
 from svcnet.proxy.conntrack import Conntrack, ConntrackTable
 from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
 from svcnet.proxy.metrics import (
@@ -66,10 +70,13 @@ from svcnet.proxy.metrics import (
     outcome_of,
     stamp_now,
 )
+from svcnet.proxy.model import service_cidrs_of
+from svcnet.proxy.nftables.apply import NftablesWriter, nft_family_of
 from svcnet.proxy.syncer import (
     BoundedFrequencyRunner,
     ProxySettings,
     RuleSyncer,
+    RuleWriter,
     SyncResult,
     default_families,
 )
@@ -81,6 +88,8 @@ DEFAULT_CLUSTER_CIDRS = ("10.244.0.0/16", "fd00:10:244::/56")
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:10249"
 DEFAULT_HEALTHZ_ADDRESS = "0.0.0.0:10256"
 EXIT_USAGE = 2
+# kube-proxy's escape hatch for kernels older than 5.13 that have what nftables mode needs.
+SKIP_KERNEL_CHECK_ENV = "KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK"
 
 
 UsageError = flags.FlagError  # bad flags; the message says which
@@ -208,15 +217,18 @@ def _api_resources() -> tuple[Any, Any, Any]:
 class ProxyDaemon:
     """Informers -> ChangeTracker -> BoundedFrequencyRunner -> RuleSyncer, for one node."""
 
-    def __init__(self, client: Any, backend: IptablesBackend, settings: ProxySettings, *,
+    def __init__(self, client: Any, backend: IptablesBackend | None, settings: ProxySettings, *,
                  min_sync_period: float = 1.0, sync_period: float = 30.0,
                  conntrack: Conntrack | None = None, monitor_interval: float | None = None,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, writer: RuleWriter | None = None,
+                 remove_rules: Callable[[], object] | None = None) -> None:
         self.client = client
         self.backend = backend
         self.settings = settings
         self.tracker = ChangeTracker(settings.node_name, settings.families)
-        self.syncer = RuleSyncer(self.tracker, backend, settings, conntrack=conntrack)
+        self.syncer = RuleSyncer(self.tracker, backend, settings, conntrack=conntrack, writer=writer)
+        # What deleting the Node removes: the running mode's rules (iptables mode's chains by default).
+        self.remove_rules = remove_rules or partial(cleanup, backend, settings.families)
         self.runner = BoundedFrequencyRunner(self._sync, min_sync_period, sync_period, clock=clock)
         self.sync_period = sync_period
         self.min_sync_period = min_sync_period
@@ -251,6 +263,25 @@ class ProxyDaemon:
         self.metrics.endpoints_changed()
         self._changed(self.tracker.endpoint_slice_update(endpoint_slice, removed=removed))
 
+    def on_service_cidrs(self, service_cidrs: list[dict]) -> None:
+        """The ServiceCIDRs changed: their ranges bound nftables mode's check for unallocated cluster IPs."""
+        if self.syncer.set_service_cidrs(service_cidrs_of(service_cidrs)):
+            self._changed(True)  # a new config: the next sync is full
+
+    def _service_cidr_informer(self) -> Any:
+        from svcnet.api.resources import lookup
+        from svcnet.client.informer import Informer
+
+        resource = lookup("networking.k8s.io", "v1", "servicecidrs")
+        assert resource is not None
+        informer = Informer(self.client, resource)
+
+        def changed(*_: object) -> None:
+            self.on_service_cidrs(informer.list())
+
+        informer.add_handler(on_add=changed, on_update=changed, on_delete=changed)
+        return informer
+
     def on_node(self, node: dict | None) -> None:
         name = name_of(node)
         if name != self.settings.node_name:
@@ -274,8 +305,8 @@ class ProxyDaemon:
         self.health.updated(stamp_now())  # nothing left to program: no change waits any more
         try:
             async with self._kernel:
-                await asyncio.to_thread(cleanup, self.backend, self.settings.families)
-        except IptablesError as exc:
+                await asyncio.to_thread(self.remove_rules)
+        except (IptablesError, NftError) as exc:
             log.error("cleanup after node deletion failed: %s", exc)
         self.syncer.forget_kernel_state()
         async with self._synced:
@@ -360,6 +391,8 @@ class ProxyDaemon:
         node_informer.add_handler(on_add=self.on_node, on_update=lambda _old, new: self.on_node(new),
                                   on_delete=node_deleted)
         self._informers = [service_informer, slice_informer, node_informer]
+        if self.settings.mode == MODE_NFTABLES:
+            self._informers.append(self._service_cidr_informer())
         for informer in self._informers:
             informer.start()
         runner_task: asyncio.Task[None] | None = None
@@ -504,6 +537,34 @@ def _conntrack_liberal(netns: str, settings: ProxySettings) -> ProxySettings:
     return replace(settings, conntrack_tcp_be_liberal=liberal)
 
 
+def _mode_backends(cfg: DaemonConfig, iptables: IptablesBackend) -> dict[str, Any]:
+    """The running mode's writer and rule removal, after removing what the other mode left (platformCleanup).
+
+    nftables mode needs nft and a kernel kube-proxy supports (else NftError, and the proxy exits 1 as
+    kube-proxy does); iptables mode removes nftables mode's tables only where nft is installed.
+    """
+    families = cfg.settings.families
+    nft = NetnsNft(cfg.netns)
+    if cfg.settings.mode == MODE_NFTABLES:
+        for family in families:
+            support = nft.support(nft_family_of(family),
+                                  skip_kernel_version_check=bool(os.environ.get(SKIP_KERNEL_CHECK_ENV)))
+            if not support.supported:
+                raise NftError(f"nftables mode is not supported in {cfg.netns}: {support.reason}")
+        report = cleanup_other_modes(MODE_NFTABLES, iptables=iptables, nft=None, families=families)
+        parts: dict[str, Any] = {"writer": NftablesWriter(nft),
+                                 "remove_rules": partial(cleanup_nftables_mode, nft, families)}
+    else:
+        report = cleanup_other_modes(cfg.settings.mode, iptables=None,
+                                     nft=nft if shutil.which("nft") else None, families=families)
+        parts = {}
+    for removed in report.removed:
+        log.info("removed what the other proxy mode left: %s", removed)
+    for error in report.errors:
+        log.warning("cleaning up the other proxy mode: %s", error)
+    return parts
+
+
 async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
                     conntrack: Conntrack | None = None,
                     listen: Callable[[str, int], socket.socket] | None = None,
@@ -511,6 +572,7 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
     from svcnet.client.rest import ApiClient
     from svcnet.kernel.netns import listen_tcp_in_netns, netns_path
 
+    mode_parts: dict[str, Any] = {}
     if backend is None:
         if not Path(netns_path(cfg.netns)).exists():
             log.error("network namespace %s does not exist", cfg.netns)
@@ -524,6 +586,11 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
         if cfg.settings.mode == kpconfig.MODE_IPTABLES:
             nfacct = open_nfacct(cfg.netns)
         cfg = replace(cfg, settings=_conntrack_liberal(cfg.netns, cfg.settings))
+        try:
+            mode_parts = _mode_backends(cfg, backend)
+        except NftError as exc:
+            log.error("%s", exc)
+            return 1
     settings = enable_nfacct(nfacct, cfg.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -531,7 +598,7 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
         loop.add_signal_handler(sig, stop.set)
     async with ApiClient(_client_config(cfg), component="proxy") as client:
         daemon = ProxyDaemon(client, backend, settings, min_sync_period=cfg.min_sync_period,
-                             sync_period=cfg.sync_period, conntrack=conntrack)
+                             sync_period=cfg.sync_period, conntrack=conntrack, **mode_parts)
         if nfacct is not None and settings.mode == kpconfig.MODE_IPTABLES:
             daemon.metrics.nfacct_packets = partial(read_packets, nfacct, [c for c, _, _ in NFACCT_METRICS])
         try:
@@ -559,7 +626,8 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
 
 
 def run_cleanup(netns: str, backend: IptablesBackend | None = None,
-                families: Sequence[str] = ("IPv4", "IPv6")) -> int:
+                families: Sequence[str] = ("IPv4", "IPv6"), nft: Any = None) -> int:
+    """kube-proxy's --cleanup: remove both modes' rules (iptables chains and jumps, nftables tables)."""
     from svcnet.kernel.netns import netns_path
 
     if backend is None:
@@ -568,10 +636,13 @@ def run_cleanup(netns: str, backend: IptablesBackend | None = None,
                   file=sys.stderr)
             return 0
         backend = IptablesApplier(NetnsIptables(netns))
-    removed = cleanup(backend, families)
-    count = sum(len(chains) for chains in removed.values())
-    print(f"svcnet proxy cleanup: removed {count} chain(s) from {netns}")
-    return 0
+        nft = NetnsNft(netns) if shutil.which("nft") else None
+    report = cleanup_other_modes(MODE_NFTABLES, iptables=backend, nft=nft, families=families,
+                                 cleanup_and_exit=True)
+    for error in report.errors:
+        print(f"svcnet proxy cleanup: {error}", file=sys.stderr)
+    print(f"svcnet proxy cleanup: removed {len(report.removed)} chain(s) and table(s) from {netns}")
+    return 0 if report.ok else 1
 
 
 def _setup_logging(verbose: bool) -> None:

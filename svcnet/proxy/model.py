@@ -405,3 +405,21 @@ def build_model(
         endpoints=endpoints,
         warnings=tuple(warnings),
     )
+
+
+def service_cidrs_of(service_cidrs: Iterable[Obj]) -> tuple[str, ...]:
+    """Every CIDR of the ServiceCIDR objects (networking.k8s.io/v1), deduplicated, in order.
+
+    kube-proxy's nftables mode takes them all (whatever their status) for its
+    check that drops traffic to unallocated cluster IPs; entries that are not a
+    CIDR are skipped (the apiserver validates them).
+    """
+    cidrs: dict[str, None] = {}
+    for obj in service_cidrs:
+        for cidr in spec_of(obj).get("cidrs") or ():
+            try:
+                cidrs[str(ipaddress.ip_network(str(cidr), strict=False))] = None
+            except ValueError:
+                continue
+    return tuple(cidrs)
+

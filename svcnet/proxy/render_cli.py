@@ -23,6 +23,7 @@ import argparse
 import ipaddress
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ import yaml
 from svcnet.api.objects import labels_of, name_of, namespace_of, spec_of
 from svcnet.proxy import flags, kpconfig
 from svcnet.proxy.iptables import render_iptables
-from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses
+from svcnet.proxy.model import IPV4, IPV6, build_model, ip_family_of, node_addresses, service_cidrs_of
+from svcnet.proxy.nftables import dump_nftables
 from svcnet.proxy.plan import ProxyConfig, plan
 
 # svcnet's pod network (DESIGN.md); traffic to a cluster IP from outside it is masqueraded.
@@ -217,9 +219,8 @@ def render(args: argparse.Namespace, objects: list[tuple[str, Obj]]) -> tuple[st
     notes.extend(state.warnings)
     config = proxy_config(settings, family, node_ips, node_pod_cidrs(node))
     if settings.mode == kpconfig.MODE_NFTABLES:
-        from svcnet.proxy.nftables import dump_nftables  # written by the nftables renderer's branch
-
-        return dump_nftables(plan(state, config)), notes
+        cidrs = service_cidrs_of(obj for _, obj in objects if obj.get("kind") == "ServiceCIDR")
+        return dump_nftables(plan(state, replace(config, service_cidrs=cidrs))), notes
     return render_iptables(plan(state, config)).text, notes
 
 

@@ -2,7 +2,9 @@
 
 Renders the rules for the Services, EndpointSlices and Node in the given
 manifests (as `svcnet proxy render` does), loads them into the iptables model
-behind kube-proxy's jumps from the built-in chains, and follows the first
+behind kube-proxy's jumps from the built-in chains (or, with --proxy-mode
+nftables, into the nftables model of the `kube-proxy` table, whose base chains
+hook in by themselves), and follows the first
 packet of a connection: every endpoint it can reach, with its probability and
 whether it is masqueraded, or the rule that drops or rejects it.
 """
@@ -16,6 +18,9 @@ from svcnet.proxy import render_cli
 from svcnet.proxy.iptables.jumps import jump_rules_restore_text
 from svcnet.proxy.iptables.ruleset import IptablesModel
 from svcnet.proxy.iptables.tracer import Outcome, Packet, trace
+from svcnet.proxy.kpconfig import MODE_NFTABLES
+from svcnet.proxy.nftables.ruleset import Ruleset
+from svcnet.proxy.nftables.tracer import trace as nft_trace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    model = IptablesModel.empty(local).restore(jump_rules_restore_text()).restore(text)
     src = ipaddress.ip_address(args.src)
     cidrs = [ipaddress.ip_network(c, strict=False) for c in settings.cluster_cidrs]
     from_pod = any(src.version == net.version and src in net for net in cidrs)
     packet = Packet(args.src, args.dst, args.dport, protocol=args.protocol, origin=args.origin,
                     in_interface=args.in_interface or ("cni0" if from_pod else "eth0"))
-    outcomes = trace(model, packet)
+    if settings.mode == MODE_NFTABLES:
+        outcomes = nft_trace(Ruleset().apply(text), packet, local)
+    else:
+        outcomes = trace(IptablesModel.empty(local).restore(jump_rules_restore_text()).restore(text), packet)
     print(f"{args.protocol} {args.src} -> {args.dst}:{args.dport} ({args.origin})")
     for outcome in sorted(outcomes, key=lambda o: (-o.probability, o.endpoint or "")):
         print(describe(outcome))

@@ -203,16 +203,19 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path, capsys):
     assert "absent.yaml: No such file or directory" in capsys.readouterr().err
 
 
-def test_nftables_mode_is_carried_to_the_nftables_renderer(tmp_path, capsys, monkeypatch):
-    import sys
-    import types
-
-    seen = {}
-    module = types.ModuleType("svcnet.proxy.nftables")
-    module.dump_nftables = lambda plan: seen.setdefault("plan", plan) and "add table ip kube-proxy\n"
-    monkeypatch.setitem(sys.modules, "svcnet.proxy.nftables", module)
-    (tmp_path / "seed.yaml").write_text(SEED)
+def test_nftables_mode_renders_the_nftables_table_with_its_defaults(tmp_path, capsys):
+    service_cidr = ("---\napiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: kubernetes}\n"
+                    "spec: {cidrs: [10.96.0.0/12]}\n")
+    (tmp_path / "seed.yaml").write_text(SEED + service_cidr)
     assert main(["-f", str(tmp_path / "seed.yaml"), "--proxy-mode", "nftables"]) == 0
-    assert capsys.readouterr().out == "add table ip kube-proxy\n"
-    # kube-proxy's nftables-mode default: NodePorts on the node's primary IPs only.
-    assert seen["plan"].config.nodeport_addresses == ("primary",)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == 'add table ip kube-proxy { comment "rules for kube-proxy" ; }'
+    assert not any(line.startswith("-A ") for line in out)
+    # The ServiceCIDR objects in the manifests bound the cluster-IP check.
+    assert ('add rule ip kube-proxy cluster-ips-check ip daddr { 10.96.0.0/12 } drop '
+            'comment "Drop traffic to unallocated ClusterIPs"') in out
+    # kube-proxy's nftables-mode default: NodePorts on the node's primary IPs only (no "every local
+    # address" fib match).
+    assert not any("fib daddr type local" in line for line in out)
+    assert ("add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport "
+            "vmap @service-nodeports") in out
