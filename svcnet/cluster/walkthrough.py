@@ -23,6 +23,9 @@ from svcnet.api.objects import is_being_deleted, is_headless, is_pod_ready, name
 from svcnet.cluster.spec import load_cluster_spec
 from svcnet.config import DEFAULT_DATA_DIR
 
+# kube-proxy's metrics address inside a node; /proxyMode there names the mode it runs in.
+PROXY_METRICS = "127.0.0.1:10249"
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's examples/
 DEPLOYMENT_PODS = "app=hostnames,workload!=statefulset"
 STATEFULSET_PODS = "app=hostnames,workload=statefulset"
@@ -74,6 +77,35 @@ class Walkthrough:
     def in_namespace(self, netns: str, where: str, *argv: str, show: str | None) -> str:
         return self.run(["ip", "netns", "exec", netns, *argv],
                         f"{show}    # in {where}" if show is not None else None)
+
+    def iptables_rules(self) -> None:
+        """Step 5 in iptables mode: the nat chains a packet to the seed's ClusterIP goes through."""
+        self.in_node(0, "iptables", "-t", "nat", "-nvL", "PREROUTING", show="iptables -t nat -nvL PREROUTING")
+        rules = self.in_node(0, "iptables", "-t", "nat", "-S", "KUBE-SERVICES", show=None)
+        chain = next((line.split()[-1] for line in rules.splitlines()
+                      if "default/hostnames:default cluster IP" in line and "KUBE-SVC-" in line), None)
+        if chain:
+            self.in_node(0, "iptables", "-t", "nat", "-nvL", chain, show=f"iptables -t nat -nvL {chain}")
+        self.in_node(0, "iptables", "-t", "nat", "-nvL", "KUBE-MARK-MASQ", show="iptables -t nat -nvL KUBE-MARK-MASQ")
+        self.in_node(0, "iptables", "-t", "nat", "-nvL", "KUBE-POSTROUTING",
+                     show="iptables -t nat -nvL KUBE-POSTROUTING")
+
+    def nftables_rules(self) -> None:
+        """Step 5 in nftables mode: the same path through the `ip kube-proxy` table's chains and maps."""
+        table = ("ip", "kube-proxy")
+        self.in_node(0, "nft", "list", "chain", *table, "nat-prerouting", show="nft list chain ip kube-proxy "
+                                                                               "nat-prerouting")
+        self.in_node(0, "nft", "list", "chain", *table, "services", show="nft list chain ip kube-proxy services")
+        elements = self.in_node(0, "nft", "list", "map", *table, "service-ips",
+                                show="nft list map ip kube-proxy service-ips")
+        chain = next((word for word in elements.split() if word.startswith("service-")
+                      and "/default/hostnames/tcp/" in word), None)
+        if chain:
+            self.in_node(0, "nft", "list", "chain", *table, chain, show=f"nft list chain ip kube-proxy {chain}")
+        self.in_node(0, "nft", "list", "chain", *table, "mark-for-masquerade",
+                     show="nft list chain ip kube-proxy mark-for-masquerade")
+        self.in_node(0, "nft", "list", "chain", *table, "masquerading",
+                     show="nft list chain ip kube-proxy masquerading")
 
     def in_node(self, node: int, *argv: str, show: str | None) -> str:
         n = self.plan.nodes[node]
@@ -143,15 +175,13 @@ class Walkthrough:
             self.in_pod(pod, "curl", "-s", f"{ip}:80", show=f"curl {ip}:80")
 
         print("== 5. kube-proxy's rules in a node\n")
-        self.in_node(0, "iptables", "-t", "nat", "-nvL", "PREROUTING", show="iptables -t nat -nvL PREROUTING")
-        rules = self.in_node(0, "iptables", "-t", "nat", "-S", "KUBE-SERVICES", show=None)
-        chain = next((line.split()[-1] for line in rules.splitlines()
-                      if "default/hostnames:default cluster IP" in line and "KUBE-SVC-" in line), None)
-        if chain:
-            self.in_node(0, "iptables", "-t", "nat", "-nvL", chain, show=f"iptables -t nat -nvL {chain}")
-        self.in_node(0, "iptables", "-t", "nat", "-nvL", "KUBE-MARK-MASQ", show="iptables -t nat -nvL KUBE-MARK-MASQ")
-        self.in_node(0, "iptables", "-t", "nat", "-nvL", "KUBE-POSTROUTING",
-                     show="iptables -t nat -nvL KUBE-POSTROUTING")
+        # kube-proxy says which mode it runs in on its metrics port (/proxyMode), inside the node.
+        mode = self.in_node(0, "curl", "-s", "--max-time", "2", f"{PROXY_METRICS}/proxyMode",
+                            show=f"curl {PROXY_METRICS}/proxyMode").strip()
+        if mode == "nftables":
+            self.nftables_rules()
+        else:
+            self.iptables_rules()
 
         print("== 6. the ClusterIP is only a rule: no ping reply\n")
         self.in_node(0, "ping", "-c", "1", "-W", "1", ip, show=f"ping -c 1 -W 1 {ip}")
