@@ -112,3 +112,18 @@ def test_deleting_the_default_leaves_it_terminating_while_the_kubernetes_service
     assert ready(default)["status"] == "False"
     assert ready(default)["message"] == ("There are still IPAddresses referencing the ServiceCIDR, please "
                                          "remove them or create a new ServiceCIDR")
+
+
+def test_deleting_a_servicecidr_nothing_uses_completes_after_the_grace_period(
+        apiserver: ApiServerProcess, tmp_path) -> None:
+    manifest = tmp_path / "second.yaml"
+    manifest.write_text(SECOND)
+    apiserver.kubectl("create", "-f", str(manifest))
+    wait_for(lambda: FINALIZER in apiserver.kubectl_json("get", "servicecidr", "second")["metadata"].get(
+        "finalizers", []), what="the finalizer on second")
+    # kubectl waits for the object to be gone: the controller lets the finalizer go once the
+    # grace period after the deletion has passed, since no Service IP lies in 10.200.0.0/16.
+    out = apiserver.kubectl("delete", "servicecidr", "second").stdout
+    assert out.strip() == 'servicecidr.networking.k8s.io "second" deleted'
+    assert apiserver.kubectl("get", "servicecidr", "second", check=False).returncode != 0
+    assert apiserver.kubectl("get", "servicecidr", "kubernetes").returncode == 0
