@@ -3,12 +3,15 @@ object from the service ranges, a second one created with `kubectl create -f`, u
 validation errors, watch, and the finalizer holding the default while its IPs are in use."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
 import pytest
 
+from svcnet.api.resources import lookup
+from svcnet.client import ApiClient, Informer, load_kubeconfig
 from tests.integration.apiserver_harness import ApiServerProcess, LineReader, kubectl_available
-from tests.waiting import wait_for
+from tests.waiting import until, wait_for
 
 pytestmark = pytest.mark.skipif(not kubectl_available(), reason="kubectl is not installed")
 
@@ -127,3 +130,22 @@ def test_deleting_a_servicecidr_nothing_uses_completes_after_the_grace_period(
     assert out.strip() == 'servicecidr.networking.k8s.io "second" deleted'
     assert apiserver.kubectl("get", "servicecidr", "second", check=False).returncode != 0
     assert apiserver.kubectl("get", "servicecidr", "kubernetes").returncode == 0
+
+
+async def test_an_informer_sees_the_default_and_a_new_servicecidr(apiserver: ApiServerProcess) -> None:
+    """svcnet's own client, as kube-proxy's nftables mode will list and watch ServiceCIDRs."""
+    cidrs = lookup("networking.k8s.io", "v1", "servicecidrs")
+    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as api:
+        informer = Informer(api, cidrs)
+        seen: dict[str, list[str]] = {}
+        informer.add_handler(on_add=lambda o: seen.__setitem__(o["metadata"]["name"], o["spec"]["cidrs"]))
+        informer.start()
+        try:
+            await asyncio.wait_for(informer.wait_synced(), 30)
+            assert seen == {"kubernetes": ["10.96.0.0/12", "fd00:10:96::/112"]}
+            await api.create(cidrs, None, {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+                                           "metadata": {"name": "second"}, "spec": {"cidrs": ["10.200.0.0/16"]}})
+            await until(lambda: "second" in seen, timeout=30, what="the informer's add")
+            assert seen["second"] == ["10.200.0.0/16"]
+        finally:
+            await informer.stop()
