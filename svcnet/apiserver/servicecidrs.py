@@ -17,9 +17,10 @@ reads and writes through the Registry.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from svcnet.api import jsoncodec, meta, objects
@@ -52,6 +53,9 @@ IN_USE_MESSAGE = ("There are still IPAddresses referencing the ServiceCIDR, plea
                   "create a new ServiceCIDR")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# (object's CIDRs, configured CIDRs) already warned about: the check runs every 10 s.
+_REPORTED_MISMATCHES: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
 
 
 # --------------------------------------------------------------------------- pure decisions
@@ -167,23 +171,26 @@ def ensure_default(registry: Registry, configured: Iterable[str]) -> None:
 def _sync_default_status(registry: Registry, current: Obj, cidrs: list[str]) -> None:
     if objects.metadata_of(current).get("deletionTimestamp"):
         return  # its deletion is the servicecidrs controller's to handle
-    if list(objects.spec_of(current).get("cidrs") or []) != cidrs:
-        log.warning("the default ServiceCIDR %s does not match the configured ranges %s; configure the "
-                    "ranges to match it or delete it", objects.spec_of(current).get("cidrs"), cidrs)
+    spec_cidrs = tuple(objects.spec_of(current).get("cidrs") or [])
+    if list(spec_cidrs) != cidrs:
+        if (spec_cidrs, tuple(cidrs)) not in _REPORTED_MISMATCHES:  # once, as upstream reports it
+            _REPORTED_MISMATCHES.add((spec_cidrs, tuple(cidrs)))
+            log.warning("the default ServiceCIDR %s does not match the configured ranges %s; configure "
+                        "the ranges to match it or delete it", list(spec_cidrs), cidrs)
         return
     cond = ready_condition(current)
     if cond is not None and cond.get("status") in ("True", "False"):
-        return  # Ready=False was set by someone else: upstream leaves it for an administrator
+        return  # set already; a Ready=False from someone else upstream leaves to an administrator
     new = with_ready(current, "True", "", DEFAULT_READY_MESSAGE, meta.rfc3339(registry.clock()))
     if new is not None:
         _write_status(registry, new, DEFAULT_MANAGER)
 
 
-def sync(registry: Registry, obj: Obj, all_cidrs: list[Obj], in_use: list[str] | None) -> float | None:
+def sync(registry: Registry, obj: Obj, all_cidrs: list[Obj], in_use: Callable[[], list[str]]) -> float | None:
     """One ServiceCIDR through the servicecidrs controller; seconds until it wants another look.
 
-    in_use is None when the caller has not listed the Services yet (they are needed only for
-    objects being deleted; sync then returns 0 to ask for them).
+    in_use gives the IPs Services hold; it is called only for an object being deleted (listing
+    every Service on each pass would cost a large cluster for nothing).
     """
     md = objects.metadata_of(obj)
     now = registry.clock()
@@ -197,11 +204,9 @@ def sync(registry: Registry, obj: Obj, all_cidrs: list[Obj], in_use: list[str] |
         if new is not None:
             _write_status(registry, new, CONTROLLER_MANAGER)
         return None
-    if in_use is None:
-        return 0.0
     if FINALIZER not in (md.get("finalizers") or []):
         return None
-    blocker = deletion_blocker(obj, all_cidrs, in_use)
+    blocker = deletion_blocker(obj, all_cidrs, in_use())
     if blocker is not None:
         new = with_ready(obj, "False", TERMINATING, IN_USE_MESSAGE, meta.rfc3339(now))
         if new is not None:
@@ -227,13 +232,14 @@ def reconcile(registry: Registry, configured: Iterable[str]) -> float:
         log.info("default ServiceCIDR: %s", exc)
         wait = 1.0
     all_cidrs = registry.list(SERVICE_CIDRS, None).items
-    in_use: list[str] | None = None
+
+    @functools.cache
+    def in_use() -> list[str]:
+        return cluster_ips(registry.list(SERVICES, None).items)
+
     for obj in all_cidrs:
         try:
             again = sync(registry, obj, all_cidrs, in_use)
-            if again == 0.0:
-                in_use = cluster_ips(registry.list(SERVICES, None).items)
-                again = sync(registry, obj, all_cidrs, in_use)
         except ApiError as exc:
             log.info("ServiceCIDR %s: %s", objects.name_of(obj), exc)
             again = 1.0
