@@ -228,7 +228,7 @@ class RunningApiServer:
         # As kube-apiserver, which does not start serving until the default ServiceCIDR exists
         # (on a full disk its loop keeps trying).
         with suppress(NoSpace):
-            servicecidrs.reconcile(self.registry, cfg.service_cidrs)
+            self._reconcile_service_cidrs()
         creds = ensure_credentials(cfg.data_dir)
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
@@ -331,12 +331,22 @@ class RunningApiServer:
             while True:
                 timeout = servicecidrs.INTERVAL_SECONDS
                 try:
-                    timeout = servicecidrs.reconcile(self.registry, self.config.service_cidrs)
+                    timeout = self._reconcile_service_cidrs()
                 except NoSpace:
                     log.warning("cannot reconcile ServiceCIDRs: the storage device is full")
                 except Exception:  # keep the loop alive; the next pass retries
                     log.exception("reconciling ServiceCIDRs")
                 await _rest(wake, timeout)
+
+    def _reconcile_service_cidrs(self) -> float:
+        """One pass of the ServiceCIDR controllers, the allocator told of the objects around it:
+        before, so a new ServiceCIDR takes allocations before it reads Ready (upstream's allocator
+        counts one without the condition as ready), and after, once deletions are marked."""
+        assert self.registry is not None
+        self.allocator.set_service_cidrs(servicecidrs.listed(self.registry))
+        timeout = servicecidrs.reconcile(self.registry, self.config.service_cidrs)
+        self.allocator.set_service_cidrs(servicecidrs.listed(self.registry))
+        return timeout
 
     async def stop(self) -> None:
         if self.api is not None:

@@ -223,6 +223,11 @@ def sync(registry: Registry, obj: Obj, all_cidrs: list[Obj], in_use: Callable[[]
     return None
 
 
+def listed(registry: Registry) -> list[Obj]:
+    """Every ServiceCIDR object."""
+    return registry.list(SERVICE_CIDRS, None).items
+
+
 def reconcile(registry: Registry, configured: Iterable[str]) -> float:
     """One pass of both controllers over every ServiceCIDR; seconds until the next pass is due."""
     wait = INTERVAL_SECONDS
@@ -231,7 +236,7 @@ def reconcile(registry: Registry, configured: Iterable[str]) -> float:
     except ApiError as exc:  # a conflicting write in between: the next pass retries
         log.info("default ServiceCIDR: %s", exc)
         wait = 1.0
-    all_cidrs = registry.list(SERVICE_CIDRS, None).items
+    all_cidrs = listed(registry)
 
     @functools.cache
     def in_use() -> list[str]:

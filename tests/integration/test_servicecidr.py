@@ -24,6 +24,15 @@ metadata:
 spec:
   cidrs: [10.200.0.0/16, "fd00:200::/64"]
 """
+SERVICE_IN_SECOND = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: in-second
+spec:
+  clusterIP: 10.200.0.7
+  ports: [{port: 80}]
+"""
 SAME_FAMILY = """
 apiVersion: networking.k8s.io/v1
 kind: ServiceCIDR
@@ -117,18 +126,25 @@ def test_deleting_the_default_leaves_it_terminating_while_the_kubernetes_service
                                          "remove them or create a new ServiceCIDR")
 
 
-def test_deleting_a_servicecidr_nothing_uses_completes_after_the_grace_period(
+def test_a_servicecidr_lends_clusterips_and_is_held_until_they_are_released(
         apiserver: ApiServerProcess, tmp_path) -> None:
     manifest = tmp_path / "second.yaml"
     manifest.write_text(SECOND)
     apiserver.kubectl("create", "-f", str(manifest))
     wait_for(lambda: FINALIZER in apiserver.kubectl_json("get", "servicecidr", "second")["metadata"].get(
         "finalizers", []), what="the finalizer on second")
-    # kubectl waits for the object to be gone: the controller lets the finalizer go once the
-    # grace period after the deletion has passed, since no Service IP lies in 10.200.0.0/16.
-    out = apiserver.kubectl("delete", "servicecidr", "second").stdout
-    assert out.strip() == 'servicecidr.networking.k8s.io "second" deleted'
-    assert apiserver.kubectl("get", "servicecidr", "second", check=False).returncode != 0
+    service = tmp_path / "svc.yaml"
+    service.write_text(SERVICE_IN_SECOND)
+    apiserver.kubectl("create", "-f", str(service))
+    assert apiserver.kubectl_json("get", "svc", "in-second")["spec"]["clusterIP"] == "10.200.0.7"
+
+    apiserver.kubectl("delete", "servicecidr", "second", "--wait=false")
+    wait_for(lambda: ready(apiserver.kubectl_json("get", "servicecidr", "second")).get("reason") == "Terminating",
+             what="second held while 10.200.0.7 is in use")
+    # The Service goes, so does the last address in use: the finalizer goes after its grace period.
+    apiserver.kubectl("delete", "svc", "in-second")
+    wait_for(lambda: apiserver.kubectl("get", "servicecidr", "second", check=False).returncode != 0,
+             timeout=60, what="second deleted")
     assert apiserver.kubectl("get", "servicecidr", "kubernetes").returncode == 0
 
 
