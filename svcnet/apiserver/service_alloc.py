@@ -68,6 +68,7 @@ class ServiceAllocator:
     def __init__(self, service_cidrs: list[str], node_port_range: str = "30000-32767",
                  reserved_ips: tuple[str, ...] = ()) -> None:
         self.ranges: dict[str, IPRange] = {}
+        self.reserved_ips = tuple(reserved_ips)
         for cidr in service_cidrs:
             r = IPRange(cidr, reserved=[ip for ip in reserved_ips if _family_of(ip) ==
                                         ("IPv4" if ipaddress.ip_network(cidr).version == 4 else "IPv6")])
@@ -121,7 +122,9 @@ class ServiceAllocator:
             for cidr, ready in wanted.items():
                 held = self.extra.get(cidr)
                 family = "IPv4" if ipaddress.ip_network(cidr).version == 4 else "IPv6"
-                extra[cidr] = (held[0] if held else IPRange(cidr, shared_with=self.ranges[family]), ready)
+                extra[cidr] = (held[0] if held else IPRange(
+                    cidr, reserved=[ip for ip in self.reserved_ips if _family_of(ip) == family],
+                    shared_with=self.ranges[family]), ready)
             self.extra = extra
 
     def _known_range(self, family: str, ip: str, allocatable_only: bool) -> IPRange | None:

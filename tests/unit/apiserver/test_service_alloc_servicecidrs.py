@@ -118,3 +118,15 @@ def test_repair_counts_addresses_held_in_stored_servicecidrs() -> None:
     assert report.allocated_ips == 1
     reg2 = build_registry(store, [restarted])
     assert "provided IP is already allocated" in refusal(reg2, "b", "10.200.0.5")
+
+
+def test_a_wider_servicecidr_never_picks_the_reserved_kube_dns_address_at_random() -> None:
+    store = MemoryStore()
+    alloc = ServiceAllocator(["10.96.0.0/29"], reserved_ips=("10.96.0.10",))
+    alloc.repair(store)
+    reg = build_registry(store, [alloc])
+    reg.ensure_system_namespaces()
+    alloc.set_service_cidrs([service_cidr("wider", "10.96.0.0/28")])
+    ips = {create(reg, f"s{i}") for i in range(13)}  # every host of the /28 but .10
+    assert "10.96.0.10" not in ips
+    assert create(reg, "kube-dns", "10.96.0.10") == "10.96.0.10"
