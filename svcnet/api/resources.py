@@ -102,12 +102,15 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_status("ReplicaSet", "apps"), _SCALE)),
     Resource("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
              subresources=(_status("StatefulSet", "apps"), _SCALE)),
+    Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
+             subresources=(_status("ServiceCIDR"),)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
 )
 
-# Groups in the order discovery lists them (core first, as kube-apiserver does).
-GROUP_ORDER: tuple[str, ...] = ("", "apps", "discovery.k8s.io", "coordination.k8s.io")
+# Groups in the order discovery lists them (core first, as kube-apiserver does; networking.k8s.io
+# after apps, as kube-apiserver's group priorities place it).
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "networking.k8s.io", "discovery.k8s.io", "coordination.k8s.io")
 
 
 def by_group_version(group: str, version: str) -> list[Resource]:

@@ -15,7 +15,7 @@ from aiohttp import web
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver import decoding, defaults, listener, openapi, patch, validation
+from svcnet.apiserver import decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
@@ -225,6 +225,10 @@ class RunningApiServer:
         self.registry = build_registry(self.store, [self.allocator, *(self.admission or [])])
         self.registry.ensure_system_namespaces()
         ensure_kubernetes_service(self.registry, cfg)
+        # As kube-apiserver, which does not start serving until the default ServiceCIDR exists
+        # (on a full disk its loop keeps trying).
+        with suppress(NoSpace):
+            self._reconcile_service_cidrs()
         creds = ensure_credentials(cfg.data_dir)
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
@@ -259,6 +263,7 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._namespace_loop(), name="namespace-lifecycle"))
         self._tasks.append(asyncio.create_task(self._compaction_loop(), name="compaction"))
         self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
+        self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     async def _namespace_loop(self) -> None:
@@ -308,6 +313,40 @@ class RunningApiServer:
                 except Exception:  # keep the loop alive; the next pass retries
                     log.exception("reconciling default/kubernetes")
                 await _rest(wake, KUBERNETES_SERVICE_INTERVAL)
+
+    async def _service_cidr_loop(self) -> None:
+        """The default ServiceCIDR and every ServiceCIDR's finalizer (servicecidrs.py).
+
+        Woken by any ServiceCIDR change (a deleted default is recreated at once) and by a
+        deleted Service (it may free the last IP a terminating ServiceCIDR held).
+        """
+        assert self.registry is not None and self.store is not None
+        cidr_prefix = servicecidrs.SERVICE_CIDRS.storage_prefix()
+        service_prefix = _resource("", "services").storage_prefix()
+
+        def wanted(event) -> bool:
+            return event.key.startswith(cidr_prefix) or event.type == "DELETED"
+
+        with _woken_by(self.store, [cidr_prefix, service_prefix], wanted) as wake:
+            while True:
+                timeout = servicecidrs.INTERVAL_SECONDS
+                try:
+                    timeout = self._reconcile_service_cidrs()
+                except NoSpace:
+                    log.warning("cannot reconcile ServiceCIDRs: the storage device is full")
+                except Exception:  # keep the loop alive; the next pass retries
+                    log.exception("reconciling ServiceCIDRs")
+                await _rest(wake, timeout)
+
+    def _reconcile_service_cidrs(self) -> float:
+        """One pass of the ServiceCIDR controllers, the allocator told of the objects around it:
+        before, so a new ServiceCIDR takes allocations before it reads Ready (upstream's allocator
+        counts one without the condition as ready), and after, once deletions are marked."""
+        assert self.registry is not None
+        self.allocator.set_service_cidrs(servicecidrs.listed(self.registry))
+        timeout = servicecidrs.reconcile(self.registry, self.config.service_cidrs)
+        self.allocator.set_service_cidrs(servicecidrs.listed(self.registry))
+        return timeout
 
     async def stop(self) -> None:
         if self.api is not None:

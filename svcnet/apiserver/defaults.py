@@ -256,7 +256,7 @@ def _default_stateful_set(stateful_set: Obj) -> None:
 
 
 def _no_defaults(_: Obj) -> None:
-    """Event and Lease have no server-side defaults upstream."""
+    """Event, Lease and ServiceCIDR have no server-side defaults upstream."""
 
 
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
@@ -271,6 +271,7 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "StatefulSet": _default_stateful_set,
     "Event": _no_defaults,
     "Lease": _no_defaults,
+    "ServiceCIDR": _no_defaults,
 }
 
 

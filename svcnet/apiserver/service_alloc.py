@@ -35,6 +35,7 @@ log = logging.getLogger("svcnet.apiserver.alloc")
 
 Obj = dict[str, Any]
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+SERVICE_CIDR_PREFIX = "/registry/networking.k8s.io/servicecidrs/"
 
 
 def _family_of(ip: str) -> str | None:
@@ -67,6 +68,7 @@ class ServiceAllocator:
     def __init__(self, service_cidrs: list[str], node_port_range: str = "30000-32767",
                  reserved_ips: tuple[str, ...] = ()) -> None:
         self.ranges: dict[str, IPRange] = {}
+        self.reserved_ips = tuple(reserved_ips)
         for cidr in service_cidrs:
             r = IPRange(cidr, reserved=[ip for ip in reserved_ips if _family_of(ip) ==
                                         ("IPv4" if ipaddress.ip_network(cidr).version == 4 else "IPv6")])
@@ -75,16 +77,75 @@ class ServiceAllocator:
             self.ranges[r.family] = r
         self.families = [IPRange(c).family for c in service_cidrs]  # primary first
         self.ports = PortRange(node_port_range)
+        # Ranges of ServiceCIDR objects beyond the configured ones: cidr -> (range, allocatable).
+        # Each shares its family's allocations with the configured range (ServiceCIDRs may overlap).
+        self.extra: dict[str, tuple[IPRange, bool]] = {}
+        # A configured range stops taking allocations while every ServiceCIDR holding it (the
+        # `kubernetes` one) is being deleted or not Ready, as upstream's allocator for it does.
+        self.base_ready: dict[str, bool] = dict.fromkeys(self.ranges, True)
         self._lock = threading.RLock()
 
     @property
     def dual_stack(self) -> bool:
         return len(self.families) > 1
 
+    # ----------------------------------------------------------- ServiceCIDRs
+    def set_service_cidrs(self, service_cidrs: list[Obj]) -> None:
+        """The ServiceCIDR objects (networking.k8s.io/v1), whose ranges ClusterIPs may also come from.
+
+        As kube-apiserver's MultiCIDRServiceAllocator (ipallocator/cidrallocator.go): a range
+        takes new allocations while one ServiceCIDR holding it is ready (Ready not False, and not
+        being deleted); addresses already held in any known range stay held. Families the
+        cluster is not configured for are ignored, as upstream keeps one allocator per family.
+        """
+        wanted: dict[str, bool] = {}
+        base_holders: dict[str, list[bool]] = {family: [] for family in self.ranges}
+        for obj in service_cidrs:
+            ready = _allocatable(obj)
+            for cidr in objects.spec_of(obj).get("cidrs") or []:
+                try:
+                    network = ipaddress.ip_network(str(cidr))
+                except ValueError:
+                    continue
+                family = "IPv4" if network.version == 4 else "IPv6"
+                base = self.ranges.get(family)
+                if base is None:
+                    continue
+                if network == base.network:
+                    base_holders[family].append(ready)
+                else:
+                    wanted[str(network)] = wanted.get(str(network), False) or ready
+        with self._lock:
+            # No ServiceCIDR holding a configured range (before the default exists): it stays usable.
+            self.base_ready = {family: any(held) or not held for family, held in base_holders.items()}
+            extra: dict[str, tuple[IPRange, bool]] = {}
+            for cidr, ready in wanted.items():
+                held = self.extra.get(cidr)
+                family = "IPv4" if ipaddress.ip_network(cidr).version == 4 else "IPv6"
+                extra[cidr] = (held[0] if held else IPRange(
+                    cidr, reserved=[ip for ip in self.reserved_ips if _family_of(ip) == family],
+                    shared_with=self.ranges[family]), ready)
+            self.extra = extra
+
+    def _known_range(self, family: str, ip: str, allocatable_only: bool) -> IPRange | None:
+        """The range an address belongs to: the configured one first, then a ServiceCIDR's."""
+        base = self.ranges.get(family)
+        if base is not None and base.contains(ip) and (self.base_ready[family] or not allocatable_only):
+            return base
+        for cidr in sorted(self.extra):
+            rng, ready = self.extra[cidr]
+            if rng.family == family and rng.contains(ip) and (ready or not allocatable_only):
+                return rng
+        return None
+
     # --------------------------------------------------------------- repair
     def repair(self, store: Store, prefix: str = "/registry/core/services/") -> RepairReport:
-        """Rebuild the tables from stored Services; report doubles and strays as upstream's repair does."""
+        """Rebuild the tables from stored Services; report doubles and strays as upstream's repair does.
+
+        The stored ServiceCIDRs are read first, so addresses taken from their ranges count as held.
+        """
         with self._lock:
+            self.set_service_cidrs([rec.value for rec in store.list(SERVICE_CIDR_PREFIX).records])
             return self._repair(store, prefix)
 
     def _repair(self, store: Store, prefix: str) -> RepairReport:
@@ -98,8 +159,8 @@ class ServiceAllocator:
             svc = rec.value
             name = f"{svc['metadata'].get('namespace')}/{svc['metadata'].get('name')}"
             for ip in _cluster_ips(svc):
-                rng = self.ranges.get(_family_of(ip) or "")
-                if rng is None or not rng.contains(ip):
+                rng = self._known_range(_family_of(ip) or "", ip, allocatable_only=False)
+                if rng is None:
                     problems.append(f"Cluster IP {ip} of {name} is not within a configured service "
                                     f"range; please recreate the service")
                     continue
@@ -293,31 +354,44 @@ class ServiceAllocator:
             spec["clusterIPs"] = ["None"]
 
     def _take_ip(self, name: str, family: str, wanted: str, index: int, pending: Pending) -> str:
-        rng = self.ranges[family]
-        path = f"spec.clusterIPs[{index}]"
         if wanted:
-            if _family_of(wanted) != family:
-                raise errors.invalid("Service", name, [Cause(
-                    path, f'Invalid value: "{wanted}": expected an {family} value as indicated by '
-                          f'`ipFamilies[{index}]`')])
+            return self._take_wanted_ip(name, family, wanted, f"spec.clusterIPs[{index}]", index, pending)
+        rng = self.ranges[family]
+        for candidate in ([rng] if self.base_ready[family] else []) + self._extra_ranges(family):
             try:
-                rng.allocate(wanted)
-            except NotInRange:
-                raise errors.invalid("Service", name, [Cause(
-                    path, f'Invalid value: "{wanted}": provided IP is not in the valid range. '
-                          f'The range of valid IPs is {rng}')]) from None
-            except AlreadyAllocated:
-                raise errors.invalid("Service", name, [Cause(
-                    path, f'Invalid value: "{wanted}": provided IP is already allocated')]) from None
-            pending.taken_ips.append((rng, wanted))
-            return wanted
+                ip = candidate.allocate_next()
+            except RangeFull:
+                continue
+            pending.taken_ips.append((candidate, ip))
+            return ip
+        raise ApiError(500, "InternalError", "Internal error occurred: failed to allocate a "
+                                             "serviceIP: range is full")
+
+    def _take_wanted_ip(self, name: str, family: str, wanted: str, path: str, index: int,
+                        pending: Pending) -> str:
+        if _family_of(wanted) != family:
+            raise errors.invalid("Service", name, [Cause(
+                path, f'Invalid value: "{wanted}": expected an {family} value as indicated by '
+                      f'`ipFamilies[{index}]`')])
+        rng = self._known_range(family, wanted, allocatable_only=True)
         try:
-            ip = rng.allocate_next()
-        except RangeFull:
-            raise ApiError(500, "InternalError", "Internal error occurred: failed to allocate a "
-                                                 "serviceIP: range is full") from None
-        pending.taken_ips.append((rng, ip))
-        return ip
+            if rng is None:
+                raise NotInRange(wanted)
+            rng.allocate(wanted)
+        except NotInRange:
+            raise errors.invalid("Service", name, [Cause(
+                path, f'Invalid value: "{wanted}": provided IP is not in the valid range. '
+                      f'The range of valid IPs is {self.ranges[family]}')]) from None
+        except AlreadyAllocated:
+            raise errors.invalid("Service", name, [Cause(
+                path, f'Invalid value: "{wanted}": provided IP is already allocated')]) from None
+        pending.taken_ips.append((rng, wanted))
+        return wanted
+
+    def _extra_ranges(self, family: str) -> list[IPRange]:
+        """The allocatable ServiceCIDR ranges of a family, tried in turn once the configured one is
+        full (upstream tries its allocators in map order; svcnet keeps the configured range first)."""
+        return [rng for cidr, (rng, ready) in sorted(self.extra.items()) if ready and rng.family == family]
 
     def _take_port(self, name: str, path: str, wanted: int, pending: Pending) -> int:
         if wanted:
@@ -412,6 +486,17 @@ def _normalize_cluster_ips(spec: Obj, old_spec: Obj) -> None:
         spec["clusterIPs"] = [spec["clusterIP"]]
     else:
         spec["clusterIPs"] = [spec["clusterIP"], *spec["clusterIPs"][1:]]
+
+
+def _allocatable(service_cidr: Obj) -> bool:
+    """Ready unless its Ready condition says otherwise (upstream assumes ready when
+    kube-controller-manager has not set one), and not being deleted."""
+    if objects.metadata_of(service_cidr).get("deletionTimestamp"):
+        return False
+    for cond in objects.status_of(service_cidr).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return True
 
 
 def _cluster_ips(svc: Obj | None) -> list[str]:

@@ -17,7 +17,8 @@ Obj = dict[str, Any]
 
 # Kinds whose status is written only through the status subresource, and whose
 # create resets status (kube-apiserver's PrepareForCreate).
-STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace"}
+# (ServiceCIDR: as upstream since kubernetes#137715; 1.33 kept a status sent to the main resource.)
+STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace", "ServiceCIDR"}
 # Kinds kube-apiserver lets a PUT create (AllowCreateOnUpdate).
 CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
 # Kinds with metadata.generation bumped on every spec change.

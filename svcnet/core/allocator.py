@@ -70,14 +70,17 @@ class OffsetRange:
         self.used.discard(value)
 
     def free(self) -> int:
-        return self.size - len(self.used)
+        # `used` may be shared with overlapping ranges: count only this range's values.
+        return self.size - sum(1 for value in self.used if self.contains(value))
 
 
 class IPRange:
     """A service CIDR: hands out host addresses (never the network or broadcast address)."""
 
     def __init__(self, cidr: str, rng: random.Random | None = None,
-                 reserved: Iterable[str] = ()) -> None:
+                 reserved: Iterable[str] = (), shared_with: IPRange | None = None) -> None:
+        """shared_with: a range of the same family whose allocations this one shares, so
+        overlapping ranges (ServiceCIDRs may overlap) never hand out one address twice."""
         self.network = ipaddress.ip_network(cidr, strict=True)
         self.family = "IPv4" if self.network.version == 4 else "IPv6"
         first = int(self.network.network_address) + 1
@@ -86,7 +89,8 @@ class IPRange:
         # Upstream caps a range's usable size (a /64 has too many addresses to track).
         total = min(total, 1 << 16) if self.network.version == 6 else total
         band = _band_size(total, 16, 256, 16)
-        self._range = OffsetRange(first, total, band, rng or random.Random())
+        used = shared_with._range.used if shared_with is not None else set()
+        self._range = OffsetRange(first, total, band, rng or random.Random(), used)
         self._reserved = {int(ipaddress.ip_address(r)) for r in reserved}
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from .columns import AGE, NAME, Column, Printer
 from .core import CORE_PRINTERS
 from .discovery import DISCOVERY_PRINTERS
 from .format import Cell, Obj, age_cell, get_path, name_cell, parse_timestamp
+from .networking import NETWORKING_PRINTERS
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -49,7 +50,8 @@ COORDINATION_PRINTERS: dict[tuple[str, str], Printer] = {
 }
 
 
-PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS}
+PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS,
+                                            **NETWORKING_PRINTERS}
 
 # What kube-apiserver's default table convertor shows for kinds without a printer.
 DEFAULT_PRINTER = Printer((

@@ -21,6 +21,7 @@ from .dsl import (
     INT_OR_STRING,
     META,
     MICRO_TIME,
+    NETWORKING,
     PATCH,
     QUANTITY,
     RAW_EXTENSION,
@@ -36,12 +37,12 @@ from .dsl import (
 
 # The definitions, in the order the OpenAPI components list them. Each module fills STRUCTS.
 # isort: off
-from . import meta, core_pods, core, apps, subresources, discovery, coordination  # noqa: E401, F401
+from . import meta, core_pods, core, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
 # isort: on
 
 __all__ = [
     "APPS", "AUTOSCALING", "COORDINATION", "CORE", "DISCOVERY", "FIELDS_V1", "INT_OR_STRING", "META",
-    "MICRO_TIME", "PATCH", "QUANTITY", "RAW_EXTENSION", "SCALARS", "SPECIAL", "TIME", "VERSION",
+    "MICRO_TIME", "NETWORKING", "PATCH", "QUANTITY", "RAW_EXTENSION", "SCALARS", "SPECIAL", "TIME", "VERSION",
     "Field", "Struct", "TypeRef", "all_structs", "gvk_schema_names", "kind_schema_name", "struct",
     "subresource_gvk",
 ]
@@ -57,7 +58,7 @@ def all_structs() -> dict[str, Struct]:
 
 
 _GROUP_PACKAGE = {"": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery.k8s.io": DISCOVERY,
-                  "coordination.k8s.io": COORDINATION}
+                  "coordination.k8s.io": COORDINATION, "networking.k8s.io": NETWORKING}
 
 
 def kind_schema_name(group: str, version: str, kind: str) -> str:

@@ -10,7 +10,7 @@ A struct body is one field per line: `name type [option=value ...]`.
 
 Types: string int32 int64 bool double quantity intstr time microtime object,
 `[]T` (list), `{}T` (map of string to T), `Name` (struct in the same package) or
-`pkg.Name` (meta., core., apps., autoscaling., discovery., coordination.,
+`pkg.Name` (meta., core., apps., autoscaling., discovery., coordination., networking.,
 version.). `object` is free-form JSON (RawExtension-like).
 
 Options: patch=merge|retainKeys|merge,retainKeys  key=<patchMergeKey>
@@ -32,6 +32,7 @@ APPS = "io.k8s.api.apps.v1"
 AUTOSCALING = "io.k8s.api.autoscaling.v1"
 DISCOVERY = "io.k8s.api.discovery.v1"
 COORDINATION = "io.k8s.api.coordination.v1"
+NETWORKING = "io.k8s.api.networking.v1"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 VERSION = "io.k8s.apimachinery.pkg.version"
 
@@ -45,7 +46,7 @@ PATCH = f"{META}.Patch"
 
 _PACKAGES = {
     "core": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery": DISCOVERY,
-    "coordination": COORDINATION, "meta": META, "version": VERSION,
+    "coordination": COORDINATION, "networking": NETWORKING, "meta": META, "version": VERSION,
 }
 
 SCALARS = frozenset({"string", "int32", "int64", "bool", "double"})

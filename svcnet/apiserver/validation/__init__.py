@@ -8,7 +8,8 @@
 It expects defaulted objects (run `defaults.apply_defaults` first), as upstream
 validates after defaulting. Rules and wording follow
 pkg/apis/core/validation, pkg/apis/apps/validation,
-pkg/apis/discovery/validation and pkg/apis/coordination/validation;
+pkg/apis/discovery/validation, pkg/apis/coordination/validation and
+pkg/apis/networking/validation;
 one module per API group or kind, shared helpers in fields.py.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .fields import (
 )
 from .meta import validate_object_meta, validate_object_meta_update
 from .namespaces import validate_namespace
+from .networking import validate_service_cidr
 from .nodes import validate_lease, validate_node
 from .pods import validate_pod
 from .services import validate_service
@@ -52,6 +54,7 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     # Pod hostnames come from StatefulSet names, so upstream now wants a DNS label.
     "StatefulSet": (name_is_dns_label, validate_stateful_set),
     "Lease": (name_is_dns_subdomain, validate_lease),
+    "ServiceCIDR": (name_is_dns_subdomain, validate_service_cidr),
 }
 
 

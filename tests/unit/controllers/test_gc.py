@@ -156,7 +156,7 @@ async def start_gc(api: RecordingApi):
 def test_every_deletable_kind_but_events_is_collected():
     plurals = {r.plural for r in collected_resources()}
     assert plurals == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
-                       "replicasets", "statefulsets", "endpointslices", "leases"}
+                       "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs"}
 
 
 # ----------------------------------------------------------------- background
