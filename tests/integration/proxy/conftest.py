@@ -157,14 +157,14 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.stdout.close()
 
 
-def start_proxy(cluster: ProxyCluster, index: int, log_dir: Path) -> ProxyProcess:
+def start_proxy(cluster: ProxyCluster, index: int, log_dir: Path, mode: str = "iptables") -> ProxyProcess:
     node = cluster.node(index)
     log_path = log_dir / f"proxy-{node.name}.log"
     log = open(log_path, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "svcnet.proxy.daemon", "run", "--node", node.name, "--netns", node.namespace,
          "--kubeconfig", str(cluster.api.kubeconfig), "--cluster-cidr", cluster.plan.pod_cidr_v4,
-         "--min-sync-period", "200ms", "--sync-period", "3s", "-v"],
+         "--min-sync-period", "200ms", "--sync-period", "3s", "--proxy-mode", mode, "-v"],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
     log.close()
     proxy = ProxyProcess(node, proc, log_path)
