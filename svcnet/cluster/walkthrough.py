@@ -98,8 +98,9 @@ class Walkthrough:
         self.in_node(0, "nft", "list", "chain", *table, "services", show="nft list chain ip kube-proxy services")
         elements = self.in_node(0, "nft", "list", "map", *table, "service-ips",
                                 show="nft list map ip kube-proxy service-ips")
-        chain = next((word for word in elements.split() if word.startswith("service-")
-                      and "/default/hostnames/tcp/" in word), None)
+        # The seed Service's chain: service-<hash>-default/hostnames/tcp/default (its map element's target).
+        chain = next((word.rstrip(",") for word in elements.split() if word.startswith("service-")
+                      and "-default/hostnames/tcp/" in word), None)
         if chain:
             self.in_node(0, "nft", "list", "chain", *table, chain, show=f"nft list chain ip kube-proxy {chain}")
         self.in_node(0, "nft", "list", "chain", *table, "mark-for-masquerade",
