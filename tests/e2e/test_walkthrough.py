@@ -14,10 +14,12 @@ import collections
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from svcnet.cluster.topology import plan_topology
 from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
+from svcnet.proxy.nftables import names as nft_names
 from tests.integration.apiserver_harness import REPO
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
@@ -43,12 +46,15 @@ CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the clu
 NODE_2_IP = plan_topology("x", 2).nodes[1].ipv4  # 192.168.0.107
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    base = tmp_path_factory.mktemp("walkthrough")
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
+    """The walkthrough's cluster, once with kube-proxy in iptables mode (the seed's) and once in nftables mode."""
+    mode = request.param
+    base = tmp_path_factory.mktemp(f"walkthrough-{mode}")
     resolv_conf = base / "node-resolv.conf"
     resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
-    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf))) as c:
+    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf), "--proxy-mode", mode)) as c:
+        c.proxy_mode = mode  # type: ignore[attr-defined]
         upstream = subprocess.Popen(
             ["ip", "netns", "exec", c.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
              "53", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
@@ -79,8 +85,31 @@ def iptables(cluster: SvcnetCluster, node: str, *args: str) -> str:
     return cluster.in_namespace(node_ns(cluster, node), "iptables", "-t", "nat", *args).stdout
 
 
+def nftables_mode(cluster: SvcnetCluster) -> bool:
+    return getattr(cluster, "proxy_mode", "iptables") == "nftables"
+
+
+def nft(cluster: SvcnetCluster, node: str, *args: str) -> str:
+    return cluster.in_namespace(node_ns(cluster, node), "nft", *args).stdout
+
+
+def service_chain(cluster: SvcnetCluster, port: ServicePortName) -> str:
+    """The chain that load-balances a service port: KUBE-SVC-* (iptables) or service-* (nftables)."""
+    return (nft_names if nftables_mode(cluster) else names).cluster_policy_chain(port)
+
+
+def endpoint_chain(cluster: SvcnetCluster, port: ServicePortName, endpoint: str) -> str:
+    if not nftables_mode(cluster):
+        return names.endpoint_chain(port, endpoint)
+    ip, _, number = endpoint.rpartition(":")
+    return nft_names.endpoint_chain(port, SimpleNamespace(ip=ip, port=int(number)))  # type: ignore[arg-type]
+
+
 def svc_targets(cluster: SvcnetCluster, node: str, chain: str) -> list[str]:
-    """The KUBE-SEP chains a KUBE-SVC chain jumps to, in order."""
+    """The endpoint chains a service chain sends to, in order (KUBE-SEP-* jumps, or the numgen vmap's gotos)."""
+    if nftables_mode(cluster):
+        listing = nft(cluster, node, "list", "chain", "ip", "kube-proxy", chain)
+        return [target.rstrip(",") for target in re.findall(r"goto (endpoint-\S+)", listing)]
     return [line.split()[-1] for line in iptables(cluster, node, "-S", chain).splitlines() if "-j KUBE-SEP-" in line]
 
 
@@ -192,7 +221,8 @@ def test_step_4_300_curls_from_a_node_and_from_a_pod_reach_all_three_pods(cluste
     ip = cluster_ip(cluster)
     pods = deployment_pods(cluster)
     # Both nodes' proxies have programmed the three endpoints before counting.
-    wait_for(lambda: all(len(svc_targets(cluster, n, SEED_SVC_CHAIN)) == 3 for n in ("node-1", "node-2")),
+    wait_for(lambda: all(len(svc_targets(cluster, n, service_chain(cluster, SEED_PORT))) == 3
+                         for n in ("node-1", "node-2")),
              timeout=30, what="three SEP chains on both nodes")
     script = f"for i in $(seq 1 300); do curl -s --max-time 2 {ip}:80; echo; done"
     from_node = collections.Counter(cluster.in_namespace(node_ns(cluster, "node-1"), "sh", "-c", script,
@@ -227,6 +257,8 @@ spec:
 
 
 def test_step_5_iptables_shows_the_seeds_chains_in_every_node(cluster: SvcnetCluster) -> None:
+    if nftables_mode(cluster):
+        pytest.skip("nftables mode: test_step_5_nft_shows_the_seeds_chains_and_maps_in_every_node")
     ip = cluster_ip(cluster)
     endpoints = sorted(f"{pod_ip(cluster, p)}:9376" for p in deployment_pods(cluster))
     for node in ("node-1", "node-2"):
@@ -257,6 +289,31 @@ def test_step_5_iptables_shows_the_seeds_chains_in_every_node(cluster: SvcnetClu
         assert "MASQUERADE" in postrouting and "kubernetes service traffic requiring SNAT" in postrouting
 
 
+def test_step_5_nft_shows_the_seeds_chains_and_maps_in_every_node(cluster: SvcnetCluster) -> None:
+    if not nftables_mode(cluster):
+        pytest.skip("iptables mode: test_step_5_iptables_shows_the_seeds_chains_in_every_node")
+    ip = cluster_ip(cluster)
+    endpoints = sorted(f"{pod_ip(cluster, p)}:9376" for p in deployment_pods(cluster))
+    chain = service_chain(cluster, SEED_PORT)
+    for node in ("node-1", "node-2"):
+        table = nft(cluster, node, "list", "table", "ip", "kube-proxy")
+        # The VIP is one element of the service-ips verdict map, sending its packets to the Service's chain.
+        assert re.search(rf"{re.escape(ip)} \. tcp \. 80 : goto {re.escape(chain)}\b", table), table
+        assert "type nat hook prerouting priority dstnat" in table
+        service = nft(cluster, node, "list", "chain", "ip", "kube-proxy", chain)
+        assert "numgen random mod 3 vmap" in service
+        assert "ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in service
+        assert svc_targets(cluster, node, chain) == [endpoint_chain(cluster, SEED_PORT, e) for e in endpoints]
+        for endpoint in endpoints:
+            sep = nft(cluster, node, "list", "chain", "ip", "kube-proxy", endpoint_chain(cluster, SEED_PORT, endpoint))
+            assert f"dnat to {endpoint}" in sep
+            assert f"ip saddr {endpoint.split(':')[0]} jump mark-for-masquerade" in sep  # the hairpin rule
+        assert "meta mark set meta mark | 0x00004000" in table
+        assert "masquerade fully-random" in table
+        # Only one mode's rules: nftables mode removed (and never wrote) iptables mode's chains.
+        assert "KUBE-SERVICES" not in iptables(cluster, node, "-S")
+
+
 def test_step_5_rules_follow_scaling_within_a_second_and_go_with_the_service(cluster: SvcnetCluster) -> None:
     cluster.kubectl("apply", "-f", "-", input="""
 apiVersion: v1
@@ -277,7 +334,7 @@ spec:
     spec:
       containers: [{name: web, image: k8s.gcr.io/serve_hostname}]
 """)
-    svc_chain = names.cluster_policy_chain(ServicePortName("default", "web", "http", "TCP"))
+    svc_chain = service_chain(cluster, ServicePortName("default", "web", "http", "TCP"))
     wait_for(lambda: len(ready_endpoints(cluster, "web")) == 1, timeout=60, what="web's first endpoint")
     wait_for(lambda: len(svc_targets(cluster, "node-1", svc_chain)) == 1, timeout=10, what="one SEP chain")
 
@@ -288,6 +345,15 @@ spec:
              timeout=1.0, interval=0.05, what="three SEP chains on both nodes within a second")
 
     cluster.kubectl("delete", "svc", "web")
+    if nftables_mode(cluster):
+        # The map element goes at once; the flushed chain is deleted by the first sync at least a second
+        # later (upstream's stale-chain delay): at the latest the periodic one, 30 s on.
+        wait_for(lambda: all(svc_chain not in nft(cluster, n, "list", "map", "ip", "kube-proxy", "service-ips")
+                             for n in ("node-1", "node-2")), timeout=5, what="the Service's map element to go")
+        cluster.kubectl("delete", "deploy", "web")
+        wait_for(lambda: all(svc_chain not in nft(cluster, n, "list", "table", "ip", "kube-proxy")
+                             for n in ("node-1", "node-2")), timeout=40, what="the Service's chains to go")
+        return
     wait_for(lambda: all(svc_chain not in iptables(cluster, n, "-S") for n in ("node-1", "node-2")),
              timeout=5, what="the Service's chains to go")
     cluster.kubectl("delete", "deploy", "web")
@@ -440,6 +506,16 @@ spec:
     wait_for(lambda: f"Address: {ipv6[0]}" in cluster.exec(
         pod, "nslookup", "-query=AAAA", "hostnames-ds.default.svc.cluster.local").stdout,
         timeout=10, what="the AAAA answer")
+    # ...and the IPv6 ClusterIP carries traffic: ip6tables rules, or the `ip6 kube-proxy` table.
+    serving = {p["metadata"]["name"] for p in cluster.pods("app=hostnames")}
+    url = f"http://[{ipv6[0]}]:80"
+    wait_for(lambda: cluster.exec(pod, "curl", "-s", "-g", "--max-time", "2", url).stdout.strip() in serving,
+             timeout=10, what="a pod's curl to the IPv6 ClusterIP to be answered")
+    assert cluster.in_namespace(node_ns(cluster, "node-2"), "curl", "-s", "-g", "--max-time", "2",
+                                url).stdout.strip() in serving
+    if nftables_mode(cluster):
+        assert f"{ipv6[0]} . tcp . 80 : goto service-" in nft(cluster, "node-2", "list", "map", "ip6", "kube-proxy",
+                                                              "service-ips")
     cluster.kubectl("delete", "svc", "hostnames-ds")
 
 
@@ -523,9 +599,12 @@ def test_the_walkthrough_command_prints_every_step_and_can_run_again(cluster: Sv
     result = cluster.svcnet("walkthrough", "--data-dir", str(cluster.data_dir), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
+    rules = (("nftables", "nft list chain ip kube-proxy nat-prerouting", "numgen random mod 3 vmap")
+             if nftables_mode(cluster) else
+             ("iptables", f"Chain {SEED_SVC_CHAIN}", "statistic mode random probability 0.33333333349"))
     for expected in ("$ kubectl delete -f", "$ kubectl get pod -owide", "$ kubectl get ep hostnames",
-                     "$ kubectl get svc hostnames", f"Chain {SEED_SVC_CHAIN}",
-                     "statistic mode random probability 0.33333333349", "1 packets transmitted, 0 received",
+                     "$ kubectl get svc hostnames", "$ curl 127.0.0.1:10249/proxyMode", *rules,
+                     "1 packets transmitted, 0 received",
                      "service/hostnames-nodeport exposed", "statefulset.apps/hostnames",
                      "Name:\thostnames-0.hostnames.default.svc.cluster.local",
                      "spec.serviceName: Required value", "nameserver 10.96.0.10", "Address: 10.96.0.1", "NXDOMAIN"):

@@ -135,6 +135,21 @@ class ProxyCluster:
         assert status == 200, obj
 
 
+SLICE = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/hostnames-abcde"
+
+
+def set_ready(cluster: ProxyCluster, pod: Pod, ready: bool) -> None:
+    """Mark the pod's endpoint in the hostnames slice ready or not, as the EndpointSlice controller does."""
+    status, current = cluster.api.request("GET", SLICE)
+    assert status == 200, current
+    for endpoint in current["endpoints"]:
+        if endpoint["addresses"] == [pod.ip]:
+            # What the EndpointSlice controller writes for a pod failing its readiness probe.
+            endpoint["conditions"] = {"ready": ready, "serving": ready, "terminating": False}
+    status, obj = cluster.api.request("PUT", SLICE, current)
+    assert status == 200, obj
+
+
 def _endpoint(pod: Pod) -> dict[str, Any]:
     return {"addresses": [pod.ip], "conditions": {"ready": True, "serving": True, "terminating": False},
             "nodeName": pod.node.name, "targetRef": {"kind": "Pod", "namespace": "default", "name": pod.name}}

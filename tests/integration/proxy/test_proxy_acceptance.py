@@ -30,6 +30,7 @@ from tests.integration.proxy.conftest import (
     _endpoint,
     requires_iptables,
     requires_root,
+    set_ready,
     start_proxy,
     wait_synced,
 )
@@ -39,7 +40,6 @@ pytestmark = [requires_root, requires_iptables]
 
 SVC_NAME = ServicePortName("default", "hostnames", "default", "TCP")
 SVC_CHAIN = names.cluster_policy_chain(SVC_NAME)
-SLICE = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/hostnames-abcde"
 
 TCP_ECHO_IP, TCP_ECHO_PORT, TCP_ECHO_TARGET = "10.96.200.7", 7, 9377
 UDP_ECHO_IP, UDP_ECHO_PORT, UDP_ECHO_TARGET = "10.96.200.8", 5353, 9378
@@ -82,17 +82,6 @@ def jumps_to(cluster: ProxyCluster, index: int, chain: str) -> bool:
 
 
 # --- a pod turning unready -----------------------------------------------------------------------------------------
-
-def set_ready(cluster: ProxyCluster, pod: Pod, ready: bool) -> None:
-    status, current = cluster.api.request("GET", SLICE)
-    assert status == 200, current
-    for endpoint in current["endpoints"]:
-        if endpoint["addresses"] == [pod.ip]:
-            # What the EndpointSlice controller writes for a pod failing its readiness probe.
-            endpoint["conditions"] = {"ready": ready, "serving": ready, "terminating": False}
-    status, obj = cluster.api.request("PUT", SLICE, current)
-    assert status == 200, obj
-
 
 def test_a_pod_turning_unready_leaves_the_service_chain_of_every_node_within_a_second(
         proxy_cluster: ProxyCluster) -> None:

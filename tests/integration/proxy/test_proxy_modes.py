@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
-from svcnet.proxy.model import ServicePortName
+from svcnet.proxy.model import EndpointInfo, ServicePortName
 from svcnet.proxy.nftables import names as nft_names
 from tests.integration.apiserver_harness import REPO
 from tests.integration.proxy.conftest import (
     CLUSTER_IP,
     NODE_PORT,
+    SERVER_PORT,
     ProxyCluster,
     ProxyProcess,
     fetch,
     names_reached,
     requires_iptables,
     requires_root,
+    set_ready,
     start_proxy,
     wait_synced,
 )
@@ -80,6 +83,28 @@ def test_nftables_mode_follows_an_endpoint_change(proxy_cluster: ProxyCluster) -
     wait_for(lambda: "numgen random mod 3 vmap" in proxy_cluster.in_node(
         2, "nft", "list", "chain", "ip", "kube-proxy", SVC_CHAIN), timeout=10, what="three endpoints again")
     assert set(names_reached(pods["client"].netns, CLUSTER_IP, 80, WEB)) == WEB
+
+
+def test_a_pod_turning_unready_leaves_the_nftables_service_chain_within_a_second(
+        proxy_cluster: ProxyCluster) -> None:
+    web_a = proxy_cluster.pods["web-a"]
+    chain = nft_names.endpoint_chain(ServicePortName("default", "hostnames", "default", "TCP"),
+                                     EndpointInfo(web_a.ip, SERVER_PORT))
+
+    def served_by_web_a() -> bool:
+        return chain in proxy_cluster.in_node(2, "nft", "list", "chain", "ip", "kube-proxy", SVC_CHAIN)
+
+    wait_for(served_by_web_a, timeout=20, what="node-2 to use web-a")
+    try:
+        written = time.monotonic()
+        set_ready(proxy_cluster, web_a, False)
+        wait_for(lambda: not served_by_web_a(), timeout=max(0.0, 1.0 - (time.monotonic() - written)),
+                 interval=0.02, what="web-a's endpoint chain to leave the service chain within a second of the write")
+        assert "numgen random mod 2 vmap" in proxy_cluster.in_node(2, "nft", "list", "chain", "ip", "kube-proxy",
+                                                                    SVC_CHAIN)
+    finally:
+        set_ready(proxy_cluster, web_a, True)
+        wait_for(served_by_web_a, timeout=20, what="web-a back in node-2's rules")
 
 
 def test_back_to_iptables_mode_removes_the_nftables_tables(proxy_cluster: ProxyCluster) -> None:
