@@ -35,7 +35,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from svcnet.kernel.iptables import IptablesError, RestoreFailed
 from svcnet.proxy.changes import ChangeTracker, SyncInput
@@ -59,6 +59,8 @@ from svcnet.proxy.plan import (
 )
 
 log = logging.getLogger("svcnet.proxy.syncer")
+
+StateT = TypeVar("StateT")
 
 REASON_REQUESTED = "requested"
 REASON_RETRY = "retry"
@@ -232,25 +234,18 @@ class RuleWriter(Protocol):
     def canary_missing(self, families: Sequence[str]) -> bool: ...
 
 
-@dataclass
-class _IptablesFamily:
-    previous: RenderedState | None = None  # None: unknown, read iptables-save next time
-    cache: RenderCache = field(default_factory=RenderCache)
+class FamilyStates(Generic[StateT]):
+    """A writer's per-family memory of the kernel: `previous` (None: unknown, the next write is full)."""
 
+    def __init__(self, new_state: Callable[[], StateT]) -> None:
+        self._new_state = new_state
+        self._families: dict[str, StateT] = {}
 
-class IptablesWriter:
-    """iptables mode: one `iptables-restore --noflush` per family, the canary and the jumps on full syncs."""
-
-    def __init__(self, backend: IptablesBackend) -> None:
-        self.backend = backend
-        self._families: dict[str, _IptablesFamily] = {}
-
-    @property
-    def random_fully(self) -> bool:
-        return self.backend.random_fully
-
-    def _state(self, family: str) -> _IptablesFamily:
-        return self._families.setdefault(family, _IptablesFamily())
+    def _state(self, family: str) -> StateT:
+        state = self._families.get(family)
+        if state is None:
+            state = self._families[family] = self._new_state()
+        return state
 
     def known(self, family: str) -> bool:
         return self._state(family).previous is not None
@@ -258,6 +253,24 @@ class IptablesWriter:
     def forget(self) -> None:
         for state in self._families.values():
             state.previous = None
+
+
+@dataclass
+class _IptablesFamily:
+    previous: RenderedState | None = None  # None: unknown, read iptables-save next time
+    cache: RenderCache = field(default_factory=RenderCache)
+
+
+class IptablesWriter(FamilyStates[_IptablesFamily]):
+    """iptables mode: one `iptables-restore --noflush` per family, the canary and the jumps on full syncs."""
+
+    def __init__(self, backend: IptablesBackend) -> None:
+        super().__init__(_IptablesFamily)
+        self.backend = backend
+
+    @property
+    def random_fully(self) -> bool:
+        return self.backend.random_fully
 
     def write(self, plan: Plan, *, full: bool, changed: frozenset[str] | None) -> FamilySync:
         family = plan.family

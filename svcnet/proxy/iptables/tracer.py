@@ -235,11 +235,11 @@ class _Tracer:
             return [(1.0, "CONTINUE", replace(state, mark=mark))]
         if target == "DNAT":
             destination = rule.option("--to-destination") or ""
-            host, port = _split_host_port(destination, state.dport)
+            host, port = split_host_port(destination, state.dport)
             return [(1.0, "ACCEPT", replace(state, dst=host, dport=port, dnat=True,
                                             ctstate=state.ctstate | {"DNAT"}))]
         if target == "SNAT":
-            host, port = _split_host_port(rule.option("--to-source") or "", state.sport)
+            host, port = split_host_port(rule.option("--to-source") or "", state.sport)
             return [(1.0, "ACCEPT", replace(state, src=host, sport=port, ctstate=state.ctstate | {"SNAT"}))]
         if target == "MASQUERADE":
             return [(1.0, "ACCEPT", replace(state, masquerade=True, ctstate=state.ctstate | {"SNAT"}))]
@@ -251,7 +251,8 @@ class _Tracer:
         return results
 
 
-def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """"10.0.0.1:80", "[fd00::1]:80" or a bare address (then default_port): a NAT target's host and port."""
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         return host, int(rest[1:]) if rest.startswith(":") else default_port

@@ -30,7 +30,7 @@ from svcnet.kernel.nft import FAMILY_IPV4, FAMILY_IPV6, KUBE_PROXY_TABLE, NftErr
 from svcnet.proxy.model import IPV6
 from svcnet.proxy.nftables.render import NftablesState, NftRenderCache, render_nftables
 from svcnet.proxy.plan import Plan
-from svcnet.proxy.syncer import FamilySync
+from svcnet.proxy.syncer import FamilyStates, FamilySync
 
 log = logging.getLogger("svcnet.proxy.nftables")
 
@@ -53,25 +53,15 @@ class _NftFamily:
     cache: NftRenderCache = field(default_factory=NftRenderCache)
 
 
-class NftablesWriter:
+class NftablesWriter(FamilyStates[_NftFamily]):
     """nftables mode: one `nft -f -` transaction per family and sync (plus one for stale chains when due)."""
 
     random_fully = True  # nft's masquerade always has fully-random; the plan's flag is iptables'
 
     def __init__(self, nft: NftBackend, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(_NftFamily)
         self.nft = nft
         self.clock = clock
-        self._families: dict[str, _NftFamily] = {}
-
-    def _state(self, family: str) -> _NftFamily:
-        return self._families.setdefault(family, _NftFamily())
-
-    def known(self, family: str) -> bool:
-        return self._state(family).previous is not None
-
-    def forget(self) -> None:
-        for state in self._families.values():
-            state.previous = None
 
     def write(self, plan: Plan, *, full: bool, changed: frozenset[str] | None) -> FamilySync:
         family = plan.family

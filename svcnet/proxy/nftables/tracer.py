@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from svcnet.proxy.iptables.tracer import Outcome, Packet, reached
+from svcnet.proxy.iptables.tracer import Outcome, Packet, reached, split_host_port
 from svcnet.proxy.nftables.ruleset import Chain, ElementSet, Ruleset, Table
 
 __all__ = ["Outcome", "Packet", "flow", "reached", "trace"]
@@ -277,7 +277,7 @@ class _Tracer:
             j += 1
         if tokens[j] != "to":
             raise NotImplementedError(f"cannot trace {' '.join(tokens)}")
-        host, port = _split_host_port(tokens[j + 1], state.dport if word == "dnat" else state.sport)
+        host, port = split_host_port(tokens[j + 1], state.dport if word == "dnat" else state.sport)
         if word == "dnat":
             return replace(state, dst=host, dport=port, dnat=True)
         return replace(state, src=host, sport=port)
@@ -402,16 +402,6 @@ def _verdict_action(verdict: str) -> Action:
     if words[0] in ("accept", "drop", "return", "reject"):
         return (words[0],)
     raise NotImplementedError(f"cannot trace verdict {verdict!r}")
-
-
-def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, default_port
 
 
 # --- hooks in kernel order -----------------------------------------------------------------------------------------

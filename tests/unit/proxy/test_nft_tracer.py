@@ -64,7 +64,7 @@ def test_numgen_splits_the_first_packet_evenly_and_traverses_the_chains_in_hook_
     outcomes = trace(ruleset, Packet("10.0.0.2", "172.30.0.44", 80), NODE_IPS)
     assert reached(outcomes) == pytest.approx({"10.180.0.4:80": 0.5, "10.180.0.5:80": 0.5})
     chains = [step.split()[-1] for step in outcomes[0].path]
-    assert chains[:3] == ["filter-prerouting-pre-dnat", "firewall-check", "nat-prerouting"]
+    assert chains[:3] == ["filter-prerouting", "firewall-check", "nat-prerouting"]
     assert chains[-2:] == ["nat-postrouting", "masquerading"]
     assert all(o.delivered == "forward" for o in outcomes)
 
@@ -76,10 +76,18 @@ def test_masquerade_mark_is_set_then_cleared_when_masquerading(ruleset: Ruleset)
     assert not inside.masquerade and inside.mark == 0
 
 
-def test_traffic_from_the_node_itself_is_masqueraded_and_short_circuits_local_policy(ruleset: Ruleset) -> None:
-    outcomes = trace(ruleset, Packet(NODE, "1.2.3.4", 80, origin="local"), NODE_IPS)
-    assert flow(outcomes) == ("10.180.0.2:80", True)
+def test_traffic_from_the_node_itself_is_masqueraded(ruleset: Ruleset) -> None:
+    outcomes = trace(ruleset, Packet(NODE, "172.30.0.41", 80, origin="local"), NODE_IPS)
+    assert flow(outcomes) == ("10.180.0.1:80", True)
     assert outcomes[0].delivered == "out"
+
+
+def test_at_v1_33_the_node_itself_is_dropped_at_a_local_policy_ip_without_local_endpoints(ruleset: Ruleset) -> None:
+    # The matched proxier (b0f823e6) checks no-endpoint-services from filter-output before DNAT, so the
+    # node's own connection to svc2's LoadBalancer IP (Local policy, no endpoint here) is dropped; later
+    # upstream versions moved that check so host traffic short-circuits to the Cluster endpoints.
+    [outcome] = trace(ruleset, Packet(NODE, "1.2.3.4", 80, origin="local"), NODE_IPS)
+    assert outcome.verdict == "DROP" and outcome.dropped_by.startswith("service-endpoints-check:")
 
 
 def test_rejected_and_dropped_packets_name_the_rule(ruleset: Ruleset) -> None:
@@ -130,8 +138,9 @@ def test_udp_does_not_match_a_tcp_port(ruleset: Ruleset) -> None:
 
 def test_the_tracer_follows_priorities_not_the_order_chains_were_written() -> None:
     # A firewall chain at a priority after DNAT sees the endpoint, not the LB IP, so it no longer drops.
-    late = OVERALL.replace("filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }",
-                           "filter-prerouting-pre-dnat { type filter hook prerouting priority -90 ; }")
+    late = OVERALL.replace("filter-prerouting { type filter hook prerouting priority -110 ; }",
+                           "filter-prerouting { type filter hook prerouting priority -90 ; }")
+    assert late != OVERALL
     ruleset = Ruleset().apply(creation_order(late))
     assert flow(trace(ruleset, Packet(BLOCKED, "5.6.7.8", 80), NODE_IPS)) == ("10.180.0.3:80", True)
 
