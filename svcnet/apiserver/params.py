@@ -163,12 +163,13 @@ class _ExpiredContinue(errors.ApiError):
         return body
 
 
-def too_large_resource_version(requested: int, current: int) -> errors.ApiError:
-    """storage.NewTooLargeResourceVersionError (apiserver pkg/storage/errors.go) as the etcd3 store raises
-    it for a list (retry 0): NewTimeoutError's 504 "Timeout: ..." with a ResourceVersionTooLarge cause."""
+def too_large_resource_version(requested: int, current: int, retry_after: int | None = None) -> errors.ApiError:
+    """storage.NewTooLargeResourceVersionError (apiserver pkg/storage/errors.go): NewTimeoutError's 504
+    "Timeout: ..." with a ResourceVersionTooLarge cause; no retry for a list (as the etcd3 store raises
+    it), 1 s for a watch (as the watch cache raises it after waiting for the revision)."""
     return errors.ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
                            causes=[errors.Cause("", "Too large resource version", "ResourceVersionTooLarge")],
-                           with_details=True)
+                           with_details=True, retry_after=retry_after)
 
 
 def write_options(request: web.Request) -> WriteOptions:

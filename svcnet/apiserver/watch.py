@@ -23,6 +23,11 @@ from svcnet.apiserver import printers as tables
 from svcnet.apiserver.responses import PARTIAL_OBJECT_KINDS, partial_metadata
 from svcnet.storage.base import Compacted, Event, FutureRevision, Store
 
+# The watch cache's blockTimeout (apiserver cacher/watch_cache.go): how long a watch from a revision not
+# reached yet waits for it before the 504. Checked every FUTURE_REVISION_POLL seconds meanwhile.
+FUTURE_REVISION_WAIT = 3.0
+FUTURE_REVISION_POLL = 0.05
+
 MAX_WATCH_BACKLOG = 10_000
 
 
@@ -84,6 +89,7 @@ class Watches:
         wr = WatchRequest.of(request, rp, self.default_timeout)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         initial, since = self._initial(wr)
+        await self._wait_for_revision(since)
         response = web.StreamResponse(status=200, headers={
             "Content-Type": fmt.content_type, "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
@@ -96,9 +102,8 @@ class Watches:
             status = errors.gone(f"too old resource version: {since} ({exc.compacted})").status()
             await response.write(jsoncodec.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
-        except FutureRevision:
-            status = ApiError(504, "Timeout", f"Too large resource version: {since}, current: "
-                                              f"{self.store.current_revision()}", retry_after=1).status()
+        except FutureRevision:  # the store went back (restored from a copy) after the check above
+            status = params.too_large_resource_version(since, self.store.current_revision(), 1).status()
             await response.write(jsoncodec.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
         self.count += 1
@@ -117,6 +122,16 @@ class Watches:
             self.count -= 1
             self._queues.discard(queue)
         return response
+
+    async def _wait_for_revision(self, since: int) -> None:
+        """A watch from a revision the store has not reached: wait for it as the watch cache does (up to
+        FUTURE_REVISION_WAIT), then answer 504 "Too large resource version" before any stream starts."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FUTURE_REVISION_WAIT
+        while (current := self.store.current_revision()) < since:
+            if loop.time() >= deadline:
+                raise params.too_large_resource_version(since, current, retry_after=1)
+            await asyncio.sleep(FUTURE_REVISION_POLL)
 
     def _initial(self, wr: WatchRequest) -> tuple[list[dict[str, Any]], int]:
         """The objects to send first, and the revision to watch from."""

@@ -266,3 +266,20 @@ async def test_a_continue_token_from_a_revision_not_reached_yet_is_a_504(client:
     assert (status, body["reason"]) == (504, "Timeout")
     assert body["message"] == f"Timeout: Too large resource version: {2**62}, " \
                               f"current: {registry.store.current_revision()}"
+
+
+async def test_a_watch_from_a_revision_not_reached_is_a_504_before_any_stream(
+        client: TestClient, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from svcnet.apiserver import watch
+
+    monkeypatch.setattr(watch, "FUTURE_REVISION_WAIT", 0.1)  # upstream waits 3 s; the answer is the same
+    now = registry.store.current_revision()
+    response = await client.get(_url({"watch": "1", "resourceVersion": str(now + 5)}))
+    body = json.loads(await response.read())
+    assert response.status == 504
+    assert (body["reason"], body["message"]) == ("Timeout", f"Timeout: Too large resource version: {now + 5}, "
+                                                            f"current: {now}")
+    assert body["details"]["retryAfterSeconds"] == 1
+    assert body["details"]["causes"] == [{"reason": "ResourceVersionTooLarge",
+                                          "message": "Too large resource version"}]
+
