@@ -328,8 +328,10 @@ class FakeApi(StatusWrites):
         except Compacted as exc:
             raise errors.gone(f"too old resource version: {since} ({exc.compacted})") from None
         except FutureRevision:
-            raise ApiError(504, "Timeout", f"Too large resource version: {since}, current: "
-                                           f"{self.store.current_revision()}", retry_after=1) from None
+            raise ApiError(504, "Timeout", f"Timeout: Too large resource version: {since}, current: "
+                                           f"{self.store.current_revision()}", retry_after=1,
+                           causes=[errors.Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+                           with_details=True) from None
         self._watchers.append(watcher)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds if timeout_seconds else None
