@@ -59,6 +59,68 @@ def _key_ref(kind: str, ref: Mapping[str, Any], namespace: str, lookup: KeyRefLo
     return data[key]
 
 
+# Services whose variables every pod gets, from the default namespace, even with enableServiceLinks off.
+MASTER_SERVICES = frozenset({"kubernetes"})
+
+
+def _env_name(text: str) -> str:
+    return text.upper().replace("-", "_")
+
+
+def _service_ip_set(service: Mapping[str, Any]) -> bool:
+    ip = spec_of(service).get("clusterIP")
+    return bool(ip) and ip != "None"
+
+
+def _service_variables(service: Mapping[str, Any]) -> dict[str, str]:
+    """One Service's variables: kubelet's envvars.FromServices, with Docker's link variables."""
+    spec = spec_of(service)
+    ports = spec.get("ports") or ()
+    ip = str(spec.get("clusterIP"))
+    prefix = _env_name(metadata_of(service).get("name", ""))
+    out: dict[str, str] = {f"{prefix}_SERVICE_HOST": ip}
+    if not ports:
+        return out
+    out[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+    for port in ports:
+        if port.get("name"):
+            out[f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}"] = str(port.get("port"))
+    host = f"[{ip}]" if ":" in ip else ip
+    for index, port in enumerate(ports):
+        protocol = str(port.get("protocol") or "TCP")
+        url = f"{protocol.lower()}://{host}:{port.get('port')}"
+        if index == 0:
+            out[f"{prefix}_PORT"] = url  # Docker special-cases the first port
+        port_prefix = f"{prefix}_PORT_{port.get('port')}_{protocol.upper()}"
+        out.update({port_prefix: url, f"{port_prefix}_PROTO": protocol.lower(),
+                    f"{port_prefix}_PORT": str(port.get("port")), f"{port_prefix}_ADDR": ip})
+    return out
+
+
+def service_env(services: Sequence[Mapping[str, Any]], namespace: str, enable_service_links: bool
+                ) -> dict[str, str]:
+    """The service variables of a pod in `namespace`, as kubelet's getServiceEnvVarMap.
+
+    Every pod gets default/kubernetes's (KUBERNETES_SERVICE_HOST/PORT, which in-cluster clients
+    read); with enableServiceLinks (the default) also those of every Service of its own namespace
+    that has a cluster IP (headless and ExternalName Services have none).
+    """
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for service in services:
+        if not _service_ip_set(service):
+            continue
+        name = metadata_of(service).get("name", "")
+        service_namespace = namespace_of(service) or "default"
+        if service_namespace == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, service)
+        elif service_namespace == namespace and enable_service_links:
+            chosen[name] = service
+    out: dict[str, str] = {}
+    for name in sorted(chosen):
+        out.update(_service_variables(chosen[name]))
+    return out
+
+
 def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], *,
                   service_env: Mapping[str, str] | None = None,
                   lookup: KeyRefLookup | None = None) -> tuple[tuple[str, str], ...]:

@@ -38,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
 from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
-from svcnet.agent.envvars import container_env, process_env
+from svcnet.agent.envvars import container_env, process_env, service_env
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
 from svcnet.agent.nodeplan import NodePlan
@@ -65,7 +65,7 @@ from svcnet.agent.probes import (
 from svcnet.agent.restart import BackOffEntry, BackOffPolicy, PodIdentity, compute_pod_actions
 from svcnet.agent.statusmanager import StatusManager
 from svcnet.api.errors import ApiError
-from svcnet.api.objects import is_being_deleted, object_key, spec_of, status_of, uid_of
+from svcnet.api.objects import is_being_deleted, namespace_of, object_key, spec_of, status_of, uid_of
 from svcnet.api.resources import lookup
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
@@ -81,6 +81,8 @@ log = logging.getLogger("svcnet.agent")
 Obj = dict[str, Any]
 T = TypeVar("T")
 PODS = lookup("", "v1", "pods")
+SERVICES = lookup("", "v1", "services")
+NAMESPACE_INDEX = "namespace"
 assert PODS is not None
 StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest instance, by name
 
@@ -144,6 +146,9 @@ class NodeAgent:
         self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root))
         self.registration = NodeRegistration(api, self.identity, facts or host_facts())
         self.pods = Informer(api, PODS, field_selector=f"spec.nodeName={node.name}")
+        # kubelet's service lister: every pod's environment gets the Services' variables.
+        self.services = Informer(api, SERVICES)
+        self.services.add_index(NAMESPACE_INDEX, lambda svc: (namespace_of(svc) or "default",))
         self.queue: WorkQueue[str] = WorkQueue(name=f"kubelet-{node.name}")
         self.events = EventRecorder(api, "kubelet", lambda: dt.datetime.now(dt.UTC))
         self.states: dict[str, PodState] = {}
@@ -164,7 +169,9 @@ class NodeAgent:
         self.pods.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
                               on_delete=self._enqueue)
         self.pods.start()
-        await self.pods.wait_synced()
+        self.services.start()
+        # As kubelet, which refuses to build a container's environment before it read the Services once.
+        await asyncio.gather(self.pods.wait_synced(), self.services.wait_synced())
         await self._remove_orphaned_networks()
         self._adopted = {s.key.uid for s in self.runtime.sandboxes() if self.runtime.sandbox_alive(s)}
         for sandbox in self.runtime.sandboxes():  # adopt, or remove, everything recorded
@@ -189,11 +196,19 @@ class NodeAgent:
         await self.status.stop()
         await self.registration.stop()
         await self.pods.stop()
+        await self.services.stop()
         self._network_pool.shutdown(wait=True)
 
     async def _net(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking network/lease call, on the bounded pod-network pool."""
         return await asyncio.get_running_loop().run_in_executor(self._network_pool, functools.partial(fn, *args))
+
+    def _service_env(self, pod: Obj) -> dict[str, str]:
+        namespace = namespace_of(pod) or "default"
+        services = self.services.by_index(NAMESPACE_INDEX, namespace)
+        if namespace != "default":
+            services += self.services.by_index(NAMESPACE_INDEX, "default")
+        return service_env(services, namespace, spec_of(pod).get("enableServiceLinks") is not False)
 
     def _enqueue(self, pod: Obj) -> None:
         self.queue.add(object_key(pod))
@@ -431,7 +446,7 @@ class NodeAgent:
             return now + min(entry.backoff, self.config.image_error_shown_seconds)
         state.image_failures.pop(name, None)
         try:
-            variables = container_env(pod, container)
+            variables = container_env(pod, container, service_env=self._service_env(pod))
             env = process_env(variables, program.env, sandbox.hostname)
             argv = images.container_argv(program, container.get("command"), container.get("args"), env)
         except images.ContainerConfigError as exc:

@@ -126,6 +126,10 @@ def ensure_credentials(data_dir: Path, extra_ips: tuple[str, ...] = ()) -> Crede
         _write_public(ca_cert_path, ca.public_bytes(serialization.Encoding.PEM))
         for stale in (cert_path, key_path):
             stale.unlink(missing_ok=True)
+    if cert_path.exists() and not _names_every_ip(cert_path, extra_ips):
+        # New addresses (the cluster network came up after the certificate was made): issue a new one
+        # from the same CA, so kubeconfigs stay valid.
+        cert_path.unlink()
     if not (cert_path.exists() and key_path.exists()):
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
         ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
@@ -138,6 +142,16 @@ def ensure_credentials(data_dir: Path, extra_ips: tuple[str, ...] = ()) -> Crede
         write_secret(token_path, secrets.token_urlsafe(32).encode())
     token = token_path.read_text().strip()
     return Credentials(ca_cert_path, cert_path, key_path, token, token_path)
+
+
+def _names_every_ip(cert_path: Path, ips: tuple[str, ...]) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        named = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.IPAddress)
+    except x509.ExtensionNotFound:
+        return not ips
+    return all(ipaddress.ip_address(ip) in named for ip in ips)
 
 
 def kubeconfig_text(server_url: str, creds: Credentials, cluster_name: str = "svcnet") -> str:

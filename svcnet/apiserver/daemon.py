@@ -5,6 +5,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -203,8 +204,12 @@ class RunningApiServer:
     node_access is how pods/log and pods/exec reach nodes; the entry point injects it.
     """
 
-    def __init__(self, config: ApiServerConfig, admission=None, node_access: NodeAccess = NO_NODE_ACCESS) -> None:
+    def __init__(self, config: ApiServerConfig, admission=None, node_access: NodeAccess = NO_NODE_ACCESS,
+                 cluster_listener: Callable[[], socket.socket] | None = None) -> None:
+        """cluster_listener makes the socket for the API's address inside the cluster network
+        (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it."""
         self.config = config
+        self.cluster_listener = cluster_listener
         self.admission = admission
         self.node_access = node_access
         self.store = None
@@ -229,7 +234,10 @@ class RunningApiServer:
         # (on a full disk its loop keeps trying).
         with suppress(NoSpace):
             self._reconcile_service_cidrs()
-        creds = ensure_credentials(cfg.data_dir)
+        # The serving certificate names every address clients use: the kubernetes Service's cluster IP
+        # and the in-cluster address besides loopback (kube-apiserver's alternate names).
+        creds = ensure_credentials(cfg.data_dir, tuple(
+            ip for ip in (cfg.kubernetes_service_ip, cfg.advertise_address) if ip))
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
@@ -244,6 +252,9 @@ class RunningApiServer:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(str(creds.server_cert), str(creds.server_key))
         await listener.ApiSite(tcp_runner, cfg.bind_address, cfg.port, ssl_ctx, limits).start()
+        if self.cluster_listener is not None and cfg.advertise_address:
+            await listener.ApiSite(tcp_runner, cfg.advertise_address, cfg.port, ssl_ctx, limits,
+                                   sock=self.cluster_listener()).start()
 
         # The unix socket is root-only (0600): its file mode is the credential.
         sock_runner = web.AppRunner(api.make_app(authenticate=False), access_log=None,

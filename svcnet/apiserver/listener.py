@@ -282,8 +282,10 @@ class ApiSite(web.BaseSite):
     """An aiohttp site (like TCPSite) serving the runner's server on host:port with Go's bounds."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, ssl_context: ssl.SSLContext | None,
-                 limits: ConnectionLimits) -> None:
+                 limits: ConnectionLimits, sock: socket.socket | None = None) -> None:
+        """With `sock`, serve that listening socket (one made in another network namespace) as it is."""
         super().__init__(runner)
+        self._given = sock
         assert runner.server is not None
         self.server = runner.server
         self.host = host
@@ -304,18 +306,22 @@ class ApiSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
+        sock = self._given or self._listen()
+        sock.setblocking(False)
+        self._sock = sock
+        self._accepting = asyncio.create_task(self._accept_loop(sock), name="apiserver-accept")
+
+    def _listen(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
             sock.listen(listen_backlog())
-            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
-        self._accepting = asyncio.create_task(self._accept_loop(sock), name="apiserver-accept")
+        return sock
 
     @property
     def bound_port(self) -> int:

@@ -10,6 +10,10 @@ Layout (docs/topology.md has the picture and how to look inside):
   pod CIDRs via that node's IP (host-gw), forwarding on.
 - `svcnet-<id>-client`: `eth0` on br-lan (192.168.0.200): a machine outside the
   cluster. It knows only the LAN, so it reaches node IPs and never pod IPs.
+- `svcnet-<id>-control-plane`: `eth0` on br-lan (192.168.0.100), where the API
+  server (a process of the host) also listens, as kind's control-plane node
+  does: the address of default/kubernetes's endpoint, so pods reach the API
+  through 10.96.0.1:443 (their traffic to the LAN leaves masqueraded as their node).
 
 `plan_topology` returns what should exist, as `NamespaceSpec`s that
 `svcnet.kernel.converge.converge` makes the kernel match (pods are declared the
@@ -52,6 +56,10 @@ def client_namespace(cluster_id: str) -> str:
     return cluster_prefix(cluster_id) + "client"
 
 
+def control_plane_namespace(cluster_id: str) -> str:
+    return cluster_prefix(cluster_id) + "control-plane"
+
+
 def node_namespace(cluster_id: str, index: int) -> str:
     return cluster_prefix(cluster_id) + f"node-{index}"
 
@@ -62,9 +70,12 @@ def node_name(index: int) -> str:
 
 @dataclass(frozen=True)
 class ClientPlan:
+    """A namespace with one address on the LAN and nothing else (the client, the control plane)."""
+
     namespace: str
     ipv4: str
     ipv6: str | None
+    lan_port: str = "client"  # its veth peer's name in the LAN namespace
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class TopologyPlan:
     client: ClientPlan
     nodes: tuple[NodePlan, ...]
     namespaces: tuple[NamespaceSpec, ...] = field(repr=False)
+    control_plane: ClientPlan | None = None  # where the API server listens on the LAN
 
     @property
     def prefix(self) -> str:
@@ -124,7 +136,7 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   pod_cidr: str = "10.244.0.0/16", *, node_cidr_v6: str | None = "fd00:192:168::/64",
                   pod_cidr_v6: str | None = "fd00:10:244::/56", node_pod_prefix_v4: int = 24,
                   node_pod_prefix_v6: int = 64, first_node_host: int = 106,
-                  client_host: int = 200,
+                  client_host: int = 200, control_plane_host: int = 100,
                   service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112")) -> TopologyPlan:
     """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only."""
     check_cluster_id(cluster_id)
@@ -137,9 +149,12 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
     pods4 = ipaddress.IPv4Network(pod_cidr)
     pods6 = ipaddress.IPv6Network(pod_cidr_v6) if pod_cidr_v6 else None
     node_offsets = range(first_node_host, first_node_host + nodes)
-    if client_host in node_offsets:
-        raise ValueError(f"client host {client_host} collides with a node address "
-                         f"(nodes use hosts {first_node_host}-{first_node_host + nodes - 1})")
+    for what, host in (("client", client_host), ("control-plane", control_plane_host)):
+        if host in node_offsets:
+            raise ValueError(f"{what} host {host} collides with a node address "
+                             f"(nodes use hosts {first_node_host}-{first_node_host + nodes - 1})")
+    if client_host == control_plane_host:
+        raise ValueError(f"client and control-plane hosts are both {client_host}")
 
     node_plans = []
     for index in range(1, nodes + 1):
@@ -165,6 +180,12 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         ipv4=_host(lan4, client_host, "client address"),
         ipv6=_host(lan6, client_host, "client IPv6 address") if lan6 else None,
     )
+    control_plane = ClientPlan(
+        namespace=control_plane_namespace(cluster_id),
+        ipv4=_host(lan4, control_plane_host, "control-plane address"),
+        ipv6=_host(lan6, control_plane_host, "control-plane IPv6 address") if lan6 else None,
+        lan_port="control-plane",
+    )
     plan_nodes = tuple(node_plans)
     return TopologyPlan(
         cluster_id=cluster_id,
@@ -175,12 +196,13 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         lan_namespace=lan_namespace(cluster_id),
         client=client,
         nodes=plan_nodes,
-        namespaces=_namespace_specs(cluster_id, lan4, lan6, client, plan_nodes, service_cidrs),
+        namespaces=_namespace_specs(cluster_id, lan4, lan6, (client, control_plane), plan_nodes, service_cidrs),
+        control_plane=control_plane,
     )
 
 
 def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddress.IPv6Network | None,
-                     client: ClientPlan, nodes: tuple[NodePlan, ...],
+                     hosts: tuple[ClientPlan, ...], nodes: tuple[NodePlan, ...],
                      service_cidrs: tuple[str, ...] = ()) -> tuple[NamespaceSpec, ...]:
     lan_ns = lan_namespace(cluster_id)
 
@@ -189,8 +211,9 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
 
     lan_ports = [LinkSpec(name=f"{n.name}", kind="veth", peer_namespace=n.namespace, peer_name=NODE_UPLINK,
                           master=LAN_BRIDGE) for n in nodes]
-    lan_ports.append(LinkSpec(name="client", kind="veth", peer_namespace=client.namespace,
-                              peer_name=NODE_UPLINK, master=LAN_BRIDGE))
+    for host in hosts:
+        lan_ports.append(LinkSpec(name=host.lan_port, kind="veth", peer_namespace=host.namespace,
+                                  peer_name=NODE_UPLINK, master=LAN_BRIDGE))
     specs = [NamespaceSpec(
         name=lan_ns,
         links=(LinkSpec(name="lo", kind="loopback"), LinkSpec(name=LAN_BRIDGE, kind="bridge"), *lan_ports),
@@ -225,15 +248,16 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
             sysctls=BASE_SYSCTLS + NODE_SYSCTLS,
             optional_sysctls=NODE_OPTIONAL_SYSCTLS,
         ))
-    specs.append(NamespaceSpec(
-        name=client.namespace,
-        links=(
-            LinkSpec(name="lo", kind="loopback"),
-            LinkSpec(name=NODE_UPLINK, kind="veth", peer_namespace=lan_ns, peer_name="client",
-                     addresses=on_lan(client.ipv4, client.ipv6)),
-        ),
-        sysctls=BASE_SYSCTLS,
-    ))
+    for host in hosts:
+        specs.append(NamespaceSpec(
+            name=host.namespace,
+            links=(
+                LinkSpec(name="lo", kind="loopback"),
+                LinkSpec(name=NODE_UPLINK, kind="veth", peer_namespace=lan_ns, peer_name=host.lan_port,
+                         addresses=on_lan(host.ipv4, host.ipv6)),
+            ),
+            sysctls=BASE_SYSCTLS,
+        ))
     return tuple(specs)
 
 

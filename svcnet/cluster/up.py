@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from svcnet.cluster.supervisor import AgentSupervisor
 from svcnet.config import ApiServerConfig
 from svcnet.controllers import daemon as controllers
 from svcnet.kernel import process
+from svcnet.kernel.netns import listen_tcp_in_netns
 
 DETACHED_LOG = "svcnet.log"
 
@@ -71,14 +74,22 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     def api() -> Any:
         return ApiClient(socket_config, component="svcnet-up")
 
-    stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(cfg, node_access=NodeFiles()))]
-    if with_controllers:
-        stages.append(Stage("starting the controllers", controllers.controller_manager(socket_config, None)))
-    if not nodes:
-        return stages
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
-                       proxy_mode=proxy_mode)
+                       proxy_mode=proxy_mode) if nodes else None
+    cluster_listener = None
+    control_plane = spec.plan().control_plane if spec else None
+    if control_plane is not None:
+        # As kind's control-plane node: the API also listens on the cluster's LAN, from a socket made in
+        # the control-plane namespace, and that address is default/kubernetes's endpoint.
+        cfg = replace(cfg, advertise_address=cfg.advertise_address or control_plane.ipv4)
+        cluster_listener = partial(listen_tcp_in_netns, control_plane.namespace, control_plane.ipv4, cfg.port)
+    stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
+        cfg, node_access=NodeFiles(), cluster_listener=cluster_listener))]
+    if with_controllers:
+        stages.append(Stage("starting the controllers", controllers.controller_manager(socket_config, None)))
+    if spec is None:
+        return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
             AgentSupervisor(cfg.data_dir, spec),
             lifecycle.NodesReadyGate(api, spec, cfg.data_dir),

@@ -44,6 +44,7 @@ SEED_PORT = ServicePortName("default", "hostnames", "default", "TCP")
 SEED_SVC_CHAIN = "KUBE-SVC-ODX2UBAZM7RQWOIU"  # the seed's: the hash of "default/hostnames:default" + "tcp"
 CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the cluster id
 NODE_2_IP = plan_topology("x", 2).nodes[1].ipv4  # 192.168.0.107
+CONTROL_PLANE_IP = plan_topology("x", 2).control_plane.ipv4  # type: ignore[union-attr]  # 192.168.0.100
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
@@ -579,6 +580,28 @@ def test_step_9_names_outside_the_cluster_are_forwarded_to_the_upstream(cluster:
     assert int(asked) >= 1
     nx = cluster.exec(pod, "dig", "nx.example.org")
     assert "status: NXDOMAIN" in nx.stdout
+
+
+# ---- beyond the seed: the API from inside the cluster
+
+
+def test_pods_reach_the_api_through_the_kubernetes_service(cluster: SvcnetCluster) -> None:
+    # kube-apiserver's own endpoint: the control-plane address on the LAN, the secure port.
+    endpoints = cluster.kubectl_json("get", "endpoints", "kubernetes")
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [CONTROL_PLANE_IP]
+    pod = deployment_pods(cluster)[0]
+    env = dict(line.split("=", 1) for line in cluster.exec(pod, "env").stdout.splitlines() if "=" in line)
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
+    assert env["KUBERNETES_PORT_443_TCP"] == "tcp://10.96.0.1:443"
+    # Through the ClusterIP (DNAT by the proxy), with TLS verified against the cluster's CA by the name
+    # in-cluster clients use; the credentials are the admin's until pods get service-account tokens.
+    ca = cluster.data_dir / "pki" / "ca.crt"
+    token = (cluster.data_dir / "pki" / "token").read_text().strip()
+    result = cluster.exec(pod, "curl", "-s", "--max-time", "5", "--cacert", str(ca), "-H",
+                          f"Authorization: Bearer {token}",
+                          "https://kubernetes.default.svc/api/v1/namespaces/default/pods")
+    assert result.returncode == 0, result.stderr
+    assert pod in {item["metadata"]["name"] for item in json.loads(result.stdout)["items"]}
 
 
 # ---- the whole thing, as `svcnet walkthrough` and `svcnet status` print it

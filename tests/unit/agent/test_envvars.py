@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from svcnet.agent.envvars import container_env, process_env
+from svcnet.agent.envvars import container_env, process_env, service_env
 from svcnet.runtime.images import ContainerConfigError
 
 POD = {"metadata": {"name": "web-0", "namespace": "prod", "uid": "u-1", "labels": {"app": "web"}},
@@ -46,3 +46,45 @@ def test_secret_key_refs_use_the_lookup_and_missing_ones_are_config_errors() -> 
 def test_process_env_puts_container_variables_over_defaults() -> None:
     env = process_env((("PATH", "/opt/bin"), ("X", "1")), (("PYTHONPATH", "/src"),), "web-0")
     assert env == {"PATH": "/opt/bin", "HOSTNAME": "web-0", "HOME": "/root", "PYTHONPATH": "/src", "X": "1"}
+
+
+def _svc(namespace: str, name: str, ip: str, *ports: dict) -> dict:
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": {"clusterIP": ip, "ports": list(ports)}}
+
+
+KUBERNETES = _svc("default", "kubernetes", "10.96.0.1", {"name": "https", "port": 443, "protocol": "TCP"})
+REDIS = _svc("shop", "redis-primary", "10.0.0.11", {"port": 6379, "protocol": "TCP"},
+             {"name": "metrics", "port": 9121, "protocol": "TCP"})
+
+
+def test_service_env_has_kubeletss_names_and_dockers_link_variables() -> None:
+    env = service_env([KUBERNETES, REDIS], "shop", True)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert env["KUBERNETES_PORT_443_TCP"] == "tcp://10.96.0.1:443"
+    assert (env["KUBERNETES_PORT_443_TCP_PROTO"], env["KUBERNETES_PORT_443_TCP_PORT"],
+            env["KUBERNETES_PORT_443_TCP_ADDR"]) == ("tcp", "443", "10.96.0.1")
+    # "-" becomes "_"; the first port is the unnamed one; named ports get their own variable.
+    assert env["REDIS_PRIMARY_SERVICE_PORT"] == "6379"
+    assert env["REDIS_PRIMARY_SERVICE_PORT_METRICS"] == "9121"
+    assert env["REDIS_PRIMARY_PORT"] == "tcp://10.0.0.11:6379"
+    assert env["REDIS_PRIMARY_PORT_9121_TCP_ADDR"] == "10.0.0.11"
+
+
+def test_only_the_pods_namespace_and_default_kubernetes_and_only_services_with_a_cluster_ip() -> None:
+    headless = _svc("shop", "db", "None", {"port": 5432})
+    external = {"metadata": {"namespace": "shop", "name": "ext"}, "spec": {"type": "ExternalName",
+                                                                        "externalName": "example.com"}}
+    other = _svc("other", "web", "10.0.0.12", {"port": 80})
+    env = service_env([KUBERNETES, REDIS, headless, external, other], "shop", True)
+    assert not any(name.startswith(("DB_", "EXT_", "WEB_")) for name in env)
+    # enableServiceLinks: false keeps only the master service's variables.
+    assert {name.split("_")[0] for name in service_env([KUBERNETES, REDIS], "shop", False)} == {"KUBERNETES"}
+
+
+def test_ipv6_cluster_ips_are_bracketed_in_urls() -> None:
+    env = service_env([_svc("default", "kubernetes", "fd00:10:96::1", {"name": "https", "port": 443})], "x", True)
+    assert env["KUBERNETES_PORT"] == "tcp://[fd00:10:96::1]:443"
+    assert env["KUBERNETES_SERVICE_HOST"] == "fd00:10:96::1"

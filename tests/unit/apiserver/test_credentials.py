@@ -46,3 +46,19 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch
         write_kubeconfig(path, "https://127.0.0.1:7443", creds)
     assert path.read_bytes() == old
     assert sorted(os.listdir(tmp_path)) == ["kubeconfig", "pki"]
+
+
+def test_a_new_address_reissues_the_serving_certificate_from_the_same_ca(tmp_path):
+    from cryptography import x509 as x
+
+    first = ensure_credentials(tmp_path)
+    ca_before, token_before = first.ca_cert.read_bytes(), first.token
+    again = ensure_credentials(tmp_path, ("10.96.0.1", "192.168.0.100"))
+    cert = x.load_pem_x509_certificate(again.server_cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x.SubjectAlternativeName).value
+    assert {str(ip) for ip in names.get_values_for_type(x.IPAddress)} >= {"10.96.0.1", "192.168.0.100"}
+    assert "kubernetes.default.svc" in names.get_values_for_type(x.DNSName)
+    # Kubeconfigs stay valid: same CA, same token; and a certificate that names them all is kept.
+    assert (again.ca_cert.read_bytes(), again.token) == (ca_before, token_before)
+    kept = again.server_cert.read_bytes()
+    assert ensure_credentials(tmp_path, ("10.96.0.1",)).server_cert.read_bytes() == kept

@@ -66,7 +66,10 @@ def test_lan_and_client_namespaces_are_named_after_the_cluster() -> None:
     assert (plan.client.namespace, plan.client.ipv4, plan.client.ipv6) == (
         "svcnet-c1-client", "192.168.0.200", "fd00:192:168::c8")
     assert [s.name for s in plan.namespaces] == [
-        "svcnet-c1-lan", "svcnet-c1-node-1", "svcnet-c1-node-2", "svcnet-c1-client"]
+        "svcnet-c1-lan", "svcnet-c1-node-1", "svcnet-c1-node-2", "svcnet-c1-client", "svcnet-c1-control-plane"]
+    assert plan.control_plane is not None
+    assert (plan.control_plane.namespace, plan.control_plane.ipv4, plan.control_plane.ipv6) == (
+        "svcnet-c1-control-plane", "192.168.0.100", "fd00:192:168::64")
 
 
 def test_each_node_routes_every_other_nodes_pod_cidrs_via_its_node_ip() -> None:
@@ -108,7 +111,10 @@ def test_bridge_mac_is_derived_from_the_gateway_address() -> None:
     ({"cluster_id": ""}, "lowercase letters or digits"),
     ({"nodes": 0}, "at least one node"),
     ({"nodes": 100}, "collides with a node address"),
-    ({"nodes": 256, "first_node_host": 1, "node_cidr": "192.168.0.0/16", "client_host": 60000},
+    ({"nodes": 3, "first_node_host": 99}, "control-plane host 100 collides with a node address"),
+    ({"client_host": 100}, "client and control-plane hosts are both 100"),
+    ({"nodes": 256, "first_node_host": 1, "node_cidr": "192.168.0.0/16", "client_host": 60000,
+      "control_plane_host": 60001},
      "only 256 /24 subnets"),
     ({"nodes": 3, "first_node_host": 253}, "outside 192.168.0.0/24"),
     ({"pod_cidr_v6": None}, "dual-stack needs both"),
@@ -289,7 +295,7 @@ def test_destroy_removes_every_namespace_of_the_cluster_and_is_safe_twice(
     kernel, _ = cluster
     kernel.create_namespace("svcnet-c1-pod-0123456789")
     removed = destroy_topology(kernel, "c1")
-    assert "svcnet-c1-pod-0123456789" in removed and len(removed) == 5
+    assert "svcnet-c1-pod-0123456789" in removed and len(removed) == 6
     assert cluster_namespaces(kernel, "c1") == ()
     assert destroy_topology(kernel, "c1") == ()
 
@@ -299,5 +305,6 @@ def test_destroy_leaves_other_clusters_alone_even_with_a_similar_id() -> None:
     apply_topology(kernel, plan_topology("c1", 1))
     apply_topology(kernel, plan_topology("c12", 1))
     destroy_topology(kernel, "c1")
-    assert cluster_namespaces(kernel, "c12") == ("svcnet-c12-client", "svcnet-c12-lan", "svcnet-c12-node-1")
+    assert cluster_namespaces(kernel, "c12") == ("svcnet-c12-client", "svcnet-c12-control-plane", "svcnet-c12-lan",
+                                                 "svcnet-c12-node-1")
     assert kernel.reachable("svcnet-c12-client", "192.168.0.106")
