@@ -158,19 +158,46 @@ _CONTEXT = {
 }
 
 
+_LITERALS = {"t": "true", "f": "false", "n": "null"}
+
+
 def _syntax_error(raw: bytes, exc: json.JSONDecodeError) -> str:
     if exc.pos >= len(exc.doc.rstrip()):
         return "unexpected end of JSON input"
     char = exc.doc[exc.pos]
+    if exc.msg == "Expecting value" and char in _LITERALS:
+        return _literal_error(exc.doc[exc.pos:], _LITERALS[char])
     context = _CONTEXT.get(exc.msg, "looking for beginning of value")
     if exc.msg == "Expecting ',' delimiter" and _inside_array(exc.doc, exc.pos):
         context = "after array element"
     return f"invalid character {_go_quote_char(char)} {context}"
 
 
+def _literal_error(rest: str, literal: str) -> str:
+    """Go reads true/false/null letter by letter and names the first wrong one."""
+    for i, expected in enumerate(literal):
+        if i == len(rest):
+            return "unexpected end of JSON input"
+        if rest[i] != expected:
+            return f"invalid character {_go_quote_char(rest[i])} in literal {literal} (expecting {_go_quote_char(expected)})"
+    return f"invalid character {_go_quote_char(rest[len(literal)])} after top-level value"
+
+
 def _inside_array(doc: str, pos: int) -> bool:
-    opens = [c for c in doc[:pos] if c in "[{"]
-    return bool(opens) and opens[-1] == "["
+    """Whether the innermost open container at pos is an array (strings skipped)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in doc[:pos]:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(char)
+        elif char in "]}" and stack:
+            stack.pop()
+    return bool(stack) and stack[-1] == "["
 
 
 def _go_quote_char(char: str) -> str:
