@@ -139,8 +139,19 @@ def test_create_serviceaccount_get_and_describe(apiserver):
     sa = apiserver.kubectl_json("get", "serviceaccount", "bot")
     assert (sa["imagePullSecrets"], sa["automountServiceAccountToken"]) == ([{"name": "pull"}], False)
     assert apiserver.kubectl("get", "sa", "bot").stdout.splitlines()[0].split() == ["NAME", "SECRETS", "AGE"]
+    # describe lists the token secrets (annotated with the account's name and uid) through a
+    # `type` field selector on secrets
+    token = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+             "metadata": {"name": "bot-token", "annotations": {
+                 "kubernetes.io/service-account.name": "bot",
+                 "kubernetes.io/service-account.uid": sa["metadata"]["uid"]}}}
+    apiserver.kubectl("create", "-f", "-", input=json.dumps(token))
     described = apiserver.kubectl("describe", "serviceaccount", "bot").stdout
     assert "Image pull secrets:  pull" in described
+    assert "Tokens:              bot-token" in described
+    tokens = apiserver.kubectl("get", "secrets", "--field-selector", "type=kubernetes.io/service-account-token",
+                               "-o", "name").stdout.split()
+    assert tokens == ["secret/bot-token"]
 
 
 def test_apply_prune_deletes_labelled_configmaps_and_secrets_left_out(apiserver):
