@@ -183,3 +183,10 @@ def test_a_new_namespace_gets_a_default_serviceaccount_and_gets_it_back(control_
     first = wait_for(default_uid, timeout=60, what="team-a/default")
     control_plane.kubectl("delete", "serviceaccount", "default", "-n", "team-a")
     wait_for(lambda: default_uid() not in (None, first), timeout=60, what="a new team-a/default")
+
+    # the namespace still goes away with its contents: nothing recreates them while it terminates
+    control_plane.kubectl("create", "configmap", "cfg", "-n", "team-a", "--from-literal=a=b")
+    control_plane.kubectl("create", "secret", "generic", "s", "-n", "team-a", "--from-literal=a=b")
+    control_plane.kubectl("delete", "namespace", "team-a", "--wait=false")
+    wait_for(lambda: 'namespaces "team-a" not found' in control_plane.kubectl(
+        "get", "namespace", "team-a", check=False).stderr, timeout=60, what="team-a deleted")
