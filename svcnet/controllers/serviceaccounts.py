@@ -14,13 +14,11 @@ from svcnet.api.errors import ApiError
 from svcnet.api.objects import metadata_of
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import NAMESPACES, Controller, Obj, resource
+from svcnet.core.serviceaccounts import SERVICE_ACCOUNTS_TO_ENSURE, missing_service_accounts
 
 log = logging.getLogger("svcnet.controllers.serviceaccounts")
 
 SERVICE_ACCOUNTS = resource("", "serviceaccounts")
-
-# Upstream's DefaultServiceAccountsControllerOptions: the accounts every namespace gets.
-SERVICE_ACCOUNTS_TO_ENSURE = ("default",)
 
 
 class ServiceAccountsController(Controller):
@@ -44,24 +42,22 @@ class ServiceAccountsController(Controller):
 
     async def reconcile(self, key: str) -> float | None:
         _, name = split_key(key)
-        namespace = self.namespaces.get(None, name)
-        if namespace is None or (namespace.get("status") or {}).get("phase", "Active") != "Active":
-            return None
-        for account in SERVICE_ACCOUNTS_TO_ENSURE:
-            if self.service_accounts.get(name, account) is None:
-                await self._create(name, account)
+        def exists(account: str) -> bool:
+            return self.service_accounts.get(name, account) is not None
+
+        for body in missing_service_accounts(self.namespaces.get(None, name), exists):
+            await self._create(name, body)
         return None
 
-    async def _create(self, namespace: str, account: str) -> None:
-        body = {"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": account, "namespace": namespace}}
+    async def _create(self, namespace: str, body: Obj) -> None:
         try:
             await self.api.create(SERVICE_ACCOUNTS, namespace, body)
         except ApiError as exc:
             # It exists (the cache lagged), or the namespace is gone or began terminating.
             if not (exc.code in (404, 409) or _namespace_terminating(exc)):
                 raise
-            log.debug("service account %s/%s not created: %s", namespace, account, exc.message)
+            log.debug("service account %s/%s not created: %s", namespace, body["metadata"]["name"],
+                      exc.message)
 
 
 def _namespace_terminating(exc: ApiError) -> bool:
