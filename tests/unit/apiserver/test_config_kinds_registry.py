@@ -53,3 +53,16 @@ async def test_an_immutable_config_map_refuses_a_data_patch_and_keeps_its_data()
     assert (await api.get(CONFIG_MAPS, "default", "c"))["data"] == {"a": "1"}
     labelled = await api.patch(CONFIG_MAPS, "default", "c", {"metadata": {"labels": {"x": "y"}}})
     assert labelled["metadata"]["labels"] == {"x": "y"}
+
+
+async def test_a_one_mebibyte_secret_is_stored_and_one_byte_more_is_invalid():
+    api = FakeApi()
+    limit = 1024 * 1024
+    full = base64.b64encode(b"\0" * limit).decode()
+    stored = await api.create(SECRETS, "default", secret(data={"k": full}))
+    assert stored["data"]["k"] == full  # within the store's object size cap, base64 and all
+    with pytest.raises(ApiError) as exc:
+        await api.create(SECRETS, "default", secret(metadata={"name": "big", "namespace": "default"},
+                                                    data={"k": full, "l": b64("x")}))
+    assert exc.value.code == 422
+    assert exc.value.message == 'Secret "big" is invalid: data: Too long: may not be more than 1048576 bytes'
