@@ -83,7 +83,7 @@ def test_an_immutable_configmap_refuses_edits_of_its_data(apiserver, tmp_path):
     assert apiserver.kubectl_json("get", "configmap", "frozen")["metadata"]["labels"] == {"team": "a"}
 
 
-def test_create_secret_generic_keeps_data_base64_and_string_data_is_never_returned(apiserver):
+def test_create_secret_generic_keeps_data_base64_and_string_data_is_never_returned(apiserver, tmp_path):
     created = apiserver.kubectl("create", "secret", "generic", "creds", "--from-literal=user=admin")
     assert "secret/creds created" in created.stdout
     secret = apiserver.kubectl_json("get", "secret", "creds")
@@ -99,6 +99,10 @@ def test_create_secret_generic_keeps_data_base64_and_string_data_is_never_return
     described = apiserver.kubectl("describe", "secret", "creds").stdout
     assert "Type:  Opaque" in described and "user:  5 bytes" in described
     assert "admin" not in described
+
+    root = base64.b64encode(b"root").decode()
+    apiserver.kubectl("edit", "secret", "creds", env=_editor(tmp_path, secret["data"]["user"], root))
+    assert apiserver.kubectl_json("get", "secret", "creds")["data"] == {"user": root}
 
 
 def test_create_secret_tls_and_docker_registry_and_the_types_required_keys(apiserver, tmp_path):
@@ -132,7 +136,7 @@ def test_an_immutable_secret_refuses_new_data(apiserver):
     assert base64.b64decode(apiserver.kubectl_json("get", "secret", "sealed")["data"]["k"]) == b"v"
 
 
-def test_create_serviceaccount_get_and_describe(apiserver):
+def test_create_serviceaccount_get_describe_and_edit(apiserver, tmp_path):
     assert "serviceaccount/bot created" in apiserver.kubectl("create", "serviceaccount", "bot").stdout
     apiserver.kubectl("patch", "serviceaccount", "bot", "-p",
                       '{"imagePullSecrets": [{"name": "pull"}], "automountServiceAccountToken": false}')
@@ -149,6 +153,9 @@ def test_create_serviceaccount_get_and_describe(apiserver):
     described = apiserver.kubectl("describe", "serviceaccount", "bot").stdout
     assert "Image pull secrets:  pull" in described
     assert "Tokens:              bot-token" in described
+    apiserver.kubectl("edit", "serviceaccount", "bot", env=_editor(
+        tmp_path, "automountServiceAccountToken: false", "automountServiceAccountToken: true"))
+    assert apiserver.kubectl_json("get", "serviceaccount", "bot")["automountServiceAccountToken"] is True
     tokens = apiserver.kubectl("get", "secrets", "--field-selector", "type=kubernetes.io/service-account-token",
                                "-o", "name").stdout.split()
     assert tokens == ["secret/bot-token"]
