@@ -74,7 +74,10 @@ def test_config_map_over_one_mebibyte_in_data_and_binary_data_is_too_long_as_a_w
     [cause] = validate("ConfigMap", too_big)
     assert (cause.field, cause.message, cause.reason) == (
         "", "Too long: may not be more than 1048576 bytes", "FieldValueTooLong")
-    assert invalid_error("ConfigMap", "cfg", [cause]).code == 422
+    error = invalid_error("ConfigMap", "cfg", [cause])
+    assert error.code == 422
+    # field.Error prints the empty field too, as kube-apiserver's message shows
+    assert error.message == 'ConfigMap "cfg" is invalid: : Too long: may not be more than 1048576 bytes'
 
 
 def test_secret_size_counts_decoded_bytes():
