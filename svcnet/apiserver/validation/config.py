@@ -79,8 +79,8 @@ def _immutable_errors(obj: Obj, old: Obj | None, fields: tuple[str, ...]) -> lis
     errs = []
     if obj.get("immutable") is not True:
         errs.append(forbidden("immutable", _IMMUTABLE_SET))
-    # Upstream compares decoded maps, where an absent map and an empty one are both "no data"
-    # once stored (JSON omits empty maps); svcnet compares them the same way.
+    # Absent and empty maps compare equal: upstream never stores an empty map (it is omitted),
+    # svcnet may, and a later patch of the metadata would carry it along.
     errs += [forbidden(name, _IMMUTABLE_SET) for name in fields
              if not semantic_equal(obj.get(name), old.get(name))]
     return errs
