@@ -106,10 +106,11 @@ def conflict(plural: str, name: str, group: str = "", detail: str | None = None)
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
     """422 Invalid, worded as kube-apiserver words it: Kind "name" is invalid: field: msg."""
-    parts = "; ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    # field.Error's text is always "<field>: <body>", even for the whole object's empty field
+    # (a ConfigMap over 1 MiB: `: Too long: ...`).
+    parts = "; ".join(f"{c.field}: {c.message}" for c in causes)
     if len(causes) > 1:
-        parts = "[" + ", ".join(f"{c.field}: {c.message}" if c.field else c.message
-                                for c in causes) + "]"
+        parts = "[" + ", ".join(f"{c.field}: {c.message}" for c in causes) + "]"
     label = f"{kind}.{group}" if group else kind
     return ApiError(422, "Invalid", f'{label} "{name}" is invalid: {parts}',
                     name=name, group=group, kind=kind, causes=causes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from svcnet.api.errors import ApiError, Cause, bad_request
 from svcnet.api.resources import Resource
+from svcnet.apiserver.gobase64 import CorruptInput, std_decode
 from svcnet.apiserver.types import Field, Struct, TypeRef, kind_schema_name, struct, subresource_gvk
 
 # Strict field checking, shaped like kube-apiserver's JSON decoding.
@@ -36,7 +37,7 @@ _QUANTITY_SUFFIXES = frozenset({"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
 
 _GO_SPECIAL = {"quantity": "resource.Quantity", "intstr": "intstr.IntOrString", "time": "v1.Time",
                "microtime": "v1.MicroTime", "object": "runtime.RawExtension", "fieldsv1": "v1.FieldsV1"}
-_GO_SCALAR = {"double": "float64"}
+_GO_SCALAR = {"double": "float64", "bytes": "[]uint8"}
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
@@ -151,8 +152,21 @@ class _Walker:
         elif t.kind == "double":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self._type_error(_json_kind(value), name, path, go_fields, go_struct)
+        elif t.kind == "bytes":
+            self._bytes(value, name, path, go_fields, go_struct)
         else:  # int32 / int64
             self._integer(t.kind, name, value, path, go_fields, go_struct)
+
+    def _bytes(self, value: object, name: str, path: str, go_fields: tuple[str, ...],
+               go_struct: str) -> None:
+        """[]byte is base64 text in JSON; bad base64 stops the decode (Go's CorruptInputError)."""
+        if not isinstance(value, str):
+            self._type_error(_json_kind(value), name, path, go_fields, go_struct)
+            return
+        try:
+            std_decode(value)
+        except CorruptInput as exc:
+            self.findings.append(Finding("type", path, str(exc), fatal=True))
 
     def _integer(self, kind: str, name: str, value: object, path: str, go_fields: tuple[str, ...],
                  go_struct: str, fatal: bool = False) -> None:

@@ -10,6 +10,7 @@ sessionAffinity None).
 """
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -255,8 +256,19 @@ def _default_stateful_set(stateful_set: Obj) -> None:
     _default_pod_template(spec)
 
 
+def _default_secret(secret: Obj) -> None:
+    """type defaults to Opaque (SetDefaults_Secret); stringData is merged into data, its
+    values winning, and dropped, as the v1-to-internal conversion does: it is never stored."""
+    _set_default(secret, "type", "Opaque")
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = _sub(secret, "data")
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value or "").encode()).decode()
+
+
 def _no_defaults(_: Obj) -> None:
-    """Event, Lease and ServiceCIDR have no server-side defaults upstream."""
+    """Event, Lease, ServiceCIDR, ConfigMap and ServiceAccount have no server-side defaults upstream."""
 
 
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
@@ -272,6 +284,9 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "Event": _no_defaults,
     "Lease": _no_defaults,
     "ServiceCIDR": _no_defaults,
+    "ConfigMap": _no_defaults,
+    "Secret": _default_secret,
+    "ServiceAccount": _no_defaults,
 }
 
 

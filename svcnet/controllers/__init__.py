@@ -20,6 +20,7 @@ CONTROLLERS: dict[str, str] = {
     "garbagecollector": "svcnet.controllers.gc:GarbageCollector",
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
+    "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
 }
 
 

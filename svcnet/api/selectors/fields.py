@@ -69,6 +69,7 @@ SELECTABLE_FIELDS: dict[str, dict[str, Callable[[Mapping[str, Any]], str]]] = {
     "Service": {"spec.clusterIP": _getter("spec", "clusterIP"), "spec.type": _getter("spec", "type")},
     "Node": {"spec.unschedulable": lambda o: _text(bool(_path(o, "spec", "unschedulable")))},
     "ReplicaSet": {"status.replicas": lambda o: _text(_path(o, "status", "replicas") or 0)},
+    "Secret": {"type": _getter("type")},
 }
 
 # Old client spellings kube-apiserver still accepts, rewritten to the real field.

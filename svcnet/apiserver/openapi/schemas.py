@@ -21,6 +21,7 @@ _SCALAR_SCHEMAS: dict[str, Obj] = {
     "int64": {"type": "integer", "format": "int64"},
     "bool": {"type": "boolean"},
     "double": {"type": "number", "format": "double"},
+    "bytes": {"type": "string", "format": "byte"},
 }
 
 _SPECIAL_COMPONENTS: dict[str, Obj] = {

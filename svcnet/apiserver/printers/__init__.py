@@ -21,6 +21,7 @@ from svcnet.api.resources import Resource
 
 from .apps import APPS_PRINTERS
 from .columns import AGE, NAME, Column, Printer
+from .config import CONFIG_PRINTERS
 from .core import CORE_PRINTERS
 from .discovery import DISCOVERY_PRINTERS
 from .format import Cell, Obj, age_cell, get_path, name_cell, parse_timestamp
@@ -51,7 +52,7 @@ COORDINATION_PRINTERS: dict[tuple[str, str], Printer] = {
 
 
 PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS,
-                                            **NETWORKING_PRINTERS}
+                                            **NETWORKING_PRINTERS, **CONFIG_PRINTERS}
 
 # What kube-apiserver's default table convertor shows for kinds without a printer.
 DEFAULT_PRINTER = Printer((

@@ -128,6 +128,17 @@ def _entry(data: bytes, path: str) -> tuple[str, bytes]:
     return key, value
 
 
+def _map_entry(kind: Kind, data: bytes, path: str) -> tuple[str, str]:
+    """One map entry as JSON holds it: text, a Quantity's string, or bytes in base64."""
+    key, raw_value = _entry(data, path)
+    entry_path = f"{path}[{key}]"
+    if kind is Kind.STRING_MAP:
+        return key, _text(raw_value, entry_path)
+    if kind is Kind.BYTES_MAP:
+        return key, base64.b64encode(raw_value).decode()
+    return key, _single_string(raw_value, entry_path)
+
+
 def _fields(data: bytes, path: str) -> Iterator[WireField]:
     try:
         yield from iter_fields(data)
@@ -220,12 +231,8 @@ def decode_message(data: bytes, message: str, path: str = "") -> dict[str, Any]:
                 items.append(decode_message(data_bytes, spec.message, f"{here}[{len(items)}]"))
             else:
                 out[spec.json_name] = decode_message(data_bytes, spec.message, here)
-        elif kind in (Kind.STRING_MAP, Kind.QUANTITY_MAP):
-            key, raw_value = _entry(data_bytes, here)
-            entry_path = f"{here}[{key}]"
-            value = (_text(raw_value, entry_path) if kind is Kind.STRING_MAP
-                     else _single_string(raw_value, entry_path))
-            out.setdefault(spec.json_name, {})[key] = value
+        elif kind in (Kind.STRING_MAP, Kind.QUANTITY_MAP, Kind.BYTES_MAP):
+            out.setdefault(spec.json_name, {}).update([_map_entry(kind, data_bytes, here)])
         elif kind is Kind.TIME:
             out[spec.json_name] = _time_value(data_bytes, here)
         elif kind is Kind.QUANTITY:

@@ -14,6 +14,7 @@ class Kind(Enum):
     MESSAGE = "message"
     INLINE = "inline"  # an embedded Go struct: its fields sit in the parent's JSON object
     STRING_MAP = "map<string,string>"
+    BYTES_MAP = "map<string,bytes>"  # values base64 in JSON (Secret.data, ConfigMap.binaryData)
     QUANTITY_MAP = "map<string,Quantity>"
     TIME = "Time"
     QUANTITY = "Quantity"
@@ -244,6 +245,16 @@ MESSAGES: dict[str, dict[int, FieldSpec]] = {
     "LoadBalancerIngress": {1: _s("ip"), 2: _s("hostname"), 3: _s("ipMode", keep=True),
                             4: _list("ports", "PortStatus")},
     "PortStatus": {1: _i("port", keep=True), 2: _s("protocol", keep=True), 3: _s("error", keep=True)},
+    # ---- core/v1 ConfigMap, Secret and ServiceAccount (Go pointers: immutable, automount...)
+    "ConfigMap": {1: _m("metadata", "ObjectMeta"), 4: _b("immutable", keep=True), 2: _map("data"),
+                  3: FieldSpec("binaryData", Kind.BYTES_MAP)},
+    "Secret": {1: _m("metadata", "ObjectMeta"), 5: _b("immutable", keep=True),
+               2: FieldSpec("data", Kind.BYTES_MAP), 4: _map("stringData"), 3: _s("type")},
+    "ServiceAccount": {1: _m("metadata", "ObjectMeta"), 2: _list("secrets", "ObjectReference"),
+                       3: _list("imagePullSecrets", "LocalObjectReference"),
+                       4: _b("automountServiceAccountToken", keep=True)},
+    "ObjectReference": {1: _s("kind"), 2: _s("namespace"), 3: _s("name"), 4: _s("uid"), 5: _s("apiVersion"),
+                        6: _s("resourceVersion"), 7: _s("fieldPath")},
     # ---- apps/v1 Deployment and ReplicaSet
     "Deployment": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "DeploymentSpec"),
                    3: _m("status", "DeploymentStatus")},
@@ -279,6 +290,9 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "Pod"): "Pod",
     ("v1", "Service"): "Service",
+    ("v1", "ConfigMap"): "ConfigMap",
+    ("v1", "Secret"): "Secret",
+    ("v1", "ServiceAccount"): "ServiceAccount",
     ("apps/v1", "Deployment"): "Deployment",
     ("apps/v1", "ReplicaSet"): "ReplicaSet",
 }

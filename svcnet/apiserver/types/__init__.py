@@ -37,7 +37,7 @@ from .dsl import (
 
 # The definitions, in the order the OpenAPI components list them. Each module fills STRUCTS.
 # isort: off
-from . import meta, core_pods, core, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
+from . import meta, core_pods, core, core_config, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
 # isort: on
 
 __all__ = [

@@ -8,7 +8,7 @@ list semantics (patchStrategy/patchMergeKey, listType/listMapKeys, mapType) and
 
 A struct body is one field per line: `name type [option=value ...]`.
 
-Types: string int32 int64 bool double quantity intstr time microtime object,
+Types: string int32 int64 bool double bytes quantity intstr time microtime object,
 `[]T` (list), `{}T` (map of string to T), `Name` (struct in the same package) or
 `pkg.Name` (meta., core., apps., autoscaling., discovery., coordination., networking.,
 version.). `object` is free-form JSON (RawExtension-like).
@@ -49,7 +49,8 @@ _PACKAGES = {
     "coordination": COORDINATION, "networking": NETWORKING, "meta": META, "version": VERSION,
 }
 
-SCALARS = frozenset({"string", "int32", "int64", "bool", "double"})
+# bytes: Go's []byte, base64 text in JSON (Secret.data, ConfigMap.binaryData).
+SCALARS = frozenset({"string", "int32", "int64", "bool", "double", "bytes"})
 # Types with their own component schema and their own JSON decoding upstream.
 SPECIAL = {
     "quantity": QUANTITY, "intstr": INT_OR_STRING, "time": TIME, "microtime": MICRO_TIME,

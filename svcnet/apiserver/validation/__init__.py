@@ -20,6 +20,7 @@ from svcnet.api.errors import Cause
 from svcnet.api.resources import RESOURCES
 
 from .apps import validate_deployment, validate_replica_set, validate_stateful_set
+from .config import validate_config_map, validate_secret, validate_service_account
 from .endpoints import validate_endpoint_slice, validate_endpoints
 from .events import validate_event
 from .fields import (
@@ -55,6 +56,9 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     "StatefulSet": (name_is_dns_label, validate_stateful_set),
     "Lease": (name_is_dns_subdomain, validate_lease),
     "ServiceCIDR": (name_is_dns_subdomain, validate_service_cidr),
+    "ConfigMap": (name_is_dns_subdomain, validate_config_map),
+    "Secret": (name_is_dns_subdomain, validate_secret),
+    "ServiceAccount": (name_is_dns_subdomain, validate_service_account),
 }
 
 

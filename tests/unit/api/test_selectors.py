@@ -165,6 +165,8 @@ EVENT = {
     ("Service", {"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "type": "ClusterIP"}},
      "spec.clusterIP!=None", False),
     ("Node", {"metadata": {"name": "n"}, "spec": {}}, "spec.unschedulable=false", True),
+    ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/tls"}, "type=kubernetes.io/tls", True),
+    ("Secret", {"metadata": {"name": "s"}, "type": "Opaque"}, "type=kubernetes.io/service-account-token", False),
     ("Deployment", {"metadata": {"name": "d", "namespace": "x"}}, "metadata.name=d", True),
     ("Pod", {"metadata": {"name": "a,b"}}, r"metadata.name=a\,b", True),
 ])

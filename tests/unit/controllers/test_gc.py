@@ -156,7 +156,8 @@ async def start_gc(api: RecordingApi):
 def test_every_deletable_kind_but_events_is_collected():
     plurals = {r.plural for r in collected_resources()}
     assert plurals == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
-                       "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs"}
+                       "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs",
+                       "configmaps", "secrets", "serviceaccounts"}
 
 
 # ----------------------------------------------------------------- background

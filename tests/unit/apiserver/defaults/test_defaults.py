@@ -174,3 +174,15 @@ def test_defaulting_twice_changes_nothing() -> None:
 
 def test_unknown_kind_is_left_untouched() -> None:
     assert _defaulted("ConfigMap", {"data": {}}) == {"data": {}}
+
+
+def test_secret_type_defaults_to_opaque_and_an_explicit_one_stays():
+    assert _defaulted("Secret", {"metadata": {"name": "s"}})["type"] == "Opaque"
+    assert _defaulted("Secret", {"type": "kubernetes.io/tls"})["type"] == "kubernetes.io/tls"
+
+
+def test_secret_string_data_is_merged_into_data_winning_and_never_kept():
+    secret = _defaulted("Secret", {"data": {"a": "b2xk", "b": "Yg=="}, "stringData": {"a": "new", "c": ""}})
+    assert secret["data"] == {"a": "bmV3", "b": "Yg==", "c": ""}
+    assert "stringData" not in secret
+    assert "stringData" not in _defaulted("Secret", {"stringData": {}})

@@ -810,8 +810,9 @@ def test_running_pods_carry_no_row_conditions() -> None:
 
 
 def test_kind_without_a_printer_gets_name_and_created_at() -> None:
-    config_maps = Resource("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",))
-    table = tables.to_table(config_maps, [{"metadata": {"name": "cfg", "creationTimestamp": ago(hours=1)}}],
+    # A kind svcnet has no printer for (ConfigMap was one, until it got upstream's).
+    widgets = Resource("example.com", "v1", "Widget", "widgets", "widget", True)
+    table = tables.to_table(widgets, [{"metadata": {"name": "cfg", "creationTimestamp": ago(hours=1)}}],
                             now=NOW)
     assert [(c["name"], c["type"], c["format"]) for c in table["columnDefinitions"]] == [
         ("Name", "string", "name"), ("Created At", "date", "")]

@@ -214,4 +214,42 @@ KUBECTL_BODIES: dict[str, tuple[str, str, dict[str, Any]]] = {
                   'type': 'ClusterIP'},
          'status': {'loadBalancer': {}}},
     ),
+    "create_configmap": (
+        "kubectl create configmap x --from-literal=a=b",
+        ("6b3873000a0f0a0276311209436f6e6669674d6170121b0a110a017812001a0022002a0032003800420012060a016112"
+         "01621a002200"),
+        {'kind': 'ConfigMap',
+         'apiVersion': 'v1',
+         'metadata': {'name': 'x', 'creationTimestamp': None},
+         'data': {'a': 'b'}},
+    ),
+    "create_secret_generic": (
+        "kubectl create secret generic s --from-literal=user=admin",
+        ("6b3873000a0c0a027631120653656372657412240a110a017312001a0022002a00320038004200120d0a047573657212"
+         "0561646d696e1a001a002200"),
+        {'kind': 'Secret',
+         'apiVersion': 'v1',
+         'metadata': {'name': 's', 'creationTimestamp': None},
+         'data': {'user': 'YWRtaW4='}},
+    ),
+    "create_secret_docker_registry": (
+        "kubectl create secret docker-registry d --docker-server=r.example --docker-username=u --docker-password=p",
+        ("6b3873000a0c0a0276311206536563726574128f010a110a016412001a0022002a00320038004200125a0a112e646f63"
+         "6b6572636f6e6669676a736f6e12457b226175746873223a7b22722e6578616d706c65223a7b22757365726e616d6522"
+         "3a2275222c2270617373776f7264223a2270222c2261757468223a2264547077227d7d7d1a1e6b756265726e65746573"
+         "2e696f2f646f636b6572636f6e6669676a736f6e1a002200"),
+        {'kind': 'Secret',
+         'apiVersion': 'v1',
+         'metadata': {'name': 'd', 'creationTimestamp': None},
+         'data': {'.dockerconfigjson': 'eyJhdXRocyI6eyJyLmV4YW1wbGUiOnsidXNlcm5hbWUiOiJ1IiwicGFzc3dvcmQiOiJwIiwiYXV0aCI6ImRUcHcifX19'},
+         'type': 'kubernetes.io/dockerconfigjson'},
+    ),
+    "create_serviceaccount": (
+        "kubectl create serviceaccount bot",
+        ("6b3873000a140a027631120e536572766963654163636f756e7412150a130a03626f7412001a0022002a003200380042"
+         "001a002200"),
+        {'kind': 'ServiceAccount',
+         'apiVersion': 'v1',
+         'metadata': {'name': 'bot', 'creationTimestamp': None}},
+    ),
 }

@@ -494,7 +494,7 @@ def test_garbage_shapes_do_not_crash_validation(kind: str) -> None:
 
 
 def test_unknown_kind_validates_clean() -> None:
-    assert validate("ConfigMap", {"metadata": {}}) == []
+    assert validate("Widget", {"metadata": {}}) == []
 
 
 def test_at_most_one_owner_reference_is_the_controller():
