@@ -7,6 +7,7 @@ caller provides. Service variables nobody overrode are added last.
 """
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -57,6 +58,30 @@ def _key_ref(kind: str, ref: Mapping[str, Any], namespace: str, lookup: KeyRefLo
             return None
         raise ContainerConfigError(f"couldn't find key {key} in {kind} {namespace}/{name}")
     return data[key]
+
+
+def env_sources(container: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (kind, name) of every ConfigMap and Secret the container's env and envFrom read."""
+    wanted: set[tuple[str, str]] = set()
+    for source in container.get("envFrom") or ():
+        for kind, field_name in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if source.get(field_name) is not None:
+                wanted.add((kind, source[field_name].get("name", "")))
+    for var in container.get("env") or ():
+        value_from = var.get("valueFrom") or {}
+        for kind, field_name in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+            if value_from.get(field_name) is not None:
+                wanted.add((kind, value_from[field_name].get("name", "")))
+    return wanted
+
+
+def source_data(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
+    """What env reads of a ConfigMap (its data) or a Secret (its data, base64-decoded to text, as
+    kubelet's string(bytes))."""
+    data = obj.get("data") or {}
+    if kind != "Secret":
+        return {str(k): str(v) for k, v in data.items()}
+    return {str(k): base64.b64decode(str(v)).decode("utf-8", errors="replace") for k, v in data.items()}
 
 
 # Services whose variables every pod gets, from the default namespace, even with enableServiceLinks off.

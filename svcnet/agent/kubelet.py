@@ -38,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
 from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
-from svcnet.agent.envvars import container_env, process_env, service_env
+from svcnet.agent.envvars import container_env, env_sources, process_env, service_env, source_data
 from svcnet.agent.ipam import LeaseStore
 from svcnet.agent.node import HostFacts, NodeIdentity, NodeRegistration, host_facts
 from svcnet.agent.nodeplan import NodePlan
@@ -82,6 +82,8 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
+CONFIGMAPS = lookup("", "v1", "configmaps")
+SECRETS = lookup("", "v1", "secrets")
 NAMESPACE_INDEX = "namespace"
 assert PODS is not None
 StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest instance, by name
@@ -202,6 +204,21 @@ class NodeAgent:
     async def _net(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking network/lease call, on the bounded pod-network pool."""
         return await asyncio.get_running_loop().run_in_executor(self._network_pool, functools.partial(fn, *args))
+
+    async def _env_sources(self, pod: Obj, container: Obj) -> dict[tuple[str, str], dict[str, str] | None]:
+        """The ConfigMaps and Secrets the container's environment reads, fetched now (None: not found)."""
+        namespace = namespace_of(pod) or "default"
+        found: dict[tuple[str, str], dict[str, str] | None] = {}
+        for kind, name in sorted(env_sources(container)):
+            try:
+                obj = await self.api.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, namespace, name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise images.ContainerConfigError(f"cannot read {kind.lower()} {namespace}/{name}: "
+                                                      f"{exc}") from None
+                obj = None
+            found[(kind, name)] = None if obj is None else source_data(kind, obj)
+        return found
 
     def _service_env(self, pod: Obj) -> dict[str, str]:
         namespace = namespace_of(pod) or "default"
@@ -446,7 +463,9 @@ class NodeAgent:
             return now + min(entry.backoff, self.config.image_error_shown_seconds)
         state.image_failures.pop(name, None)
         try:
-            variables = container_env(pod, container, service_env=self._service_env(pod))
+            sources = await self._env_sources(pod, container)
+            variables = container_env(pod, container, service_env=self._service_env(pod),
+                                      lookup=lambda kind, _ns, name: sources.get((kind, name)))
             env = process_env(variables, program.env, sandbox.hostname)
             argv = images.container_argv(program, container.get("command"), container.get("args"), env)
         except images.ContainerConfigError as exc:

@@ -112,6 +112,42 @@ def test_exec_runs_in_the_pod_hostname_and_resolv_conf_as_kubelet_writes_them(cl
     assert (passed.returncode, passed.stdout) == (7, "through stdin\n")
 
 
+def test_env_comes_from_config_maps_secrets_and_the_services(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("create", "configmap", "app-config", "--from-literal=color=blue", "--from-literal=size=10")
+    cluster.kubectl("create", "secret", "generic", "app-secret", "--from-literal=password=s3cr3t")
+    apply(cluster, """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: envs}
+        spec:
+          containers:
+          - name: app
+            image: k8s.gcr.io/serve_hostname
+            envFrom: [{prefix: CFG_, configMapRef: {name: app-config}}]
+            env:
+            - {name: COLOR, valueFrom: {configMapKeyRef: {name: app-config, key: color}}}
+            - {name: PASSWORD, valueFrom: {secretKeyRef: {name: app-secret, key: password}}}
+            - {name: MISSING, valueFrom: {configMapKeyRef: {name: app-config, key: nope, optional: true}}}
+            - {name: LATER, valueFrom: {configMapKeyRef: {name: later-config, key: value}}}
+    """)
+    try:
+        # A ConfigMap that does not exist yet holds the container back, saying why, until it is created.
+        pod = cluster.wait_pod("envs", lambda p: waiting_reason(p) == "CreateContainerConfigError")
+        assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == \
+            'configmap "later-config" not found'
+        cluster.kubectl("create", "configmap", "later-config", "--from-literal=value=now")
+        cluster.wait_pod("envs", is_running_ready, timeout=60)
+        env = dict(line.split("=", 1) for line in cluster.exec("envs", "env").stdout.splitlines() if "=" in line)
+        assert (env["COLOR"], env["PASSWORD"], env["LATER"]) == ("blue", "s3cr3t", "now")
+        assert (env["CFG_color"], env["CFG_size"]) == ("blue", "10")
+        assert "MISSING" not in env
+        assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
+    finally:
+        delete_pod(cluster, "envs")
+        cluster.kubectl("delete", "configmap", "app-config", "later-config", check=False)
+        cluster.kubectl("delete", "secret", "app-secret", check=False)
+
+
 def test_kubectl_logs_shows_the_container_output(cluster: SvcnetCluster) -> None:
     pod = hostnames(cluster)[0]["metadata"]["name"]
     full = cluster.kubectl("logs", pod).stdout

@@ -88,3 +88,21 @@ def test_ipv6_cluster_ips_are_bracketed_in_urls() -> None:
     env = service_env([_svc("default", "kubernetes", "fd00:10:96::1", {"name": "https", "port": 443})], "x", True)
     assert env["KUBERNETES_PORT"] == "tcp://[fd00:10:96::1]:443"
     assert env["KUBERNETES_SERVICE_HOST"] == "fd00:10:96::1"
+
+
+def test_env_sources_name_every_config_map_and_secret_read() -> None:
+    from svcnet.agent.envvars import env_sources
+
+    container = {"envFrom": [{"configMapRef": {"name": "a"}}, {"secretRef": {"name": "b"}}],
+                 "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                         {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "b", "key": "k"}}},
+                         {"name": "Z", "value": "plain"}]}
+    assert env_sources(container) == {("ConfigMap", "a"), ("Secret", "b"), ("ConfigMap", "c")}
+
+
+def test_secret_data_is_decoded_config_map_data_is_as_stored() -> None:
+    from svcnet.agent.envvars import source_data
+
+    assert source_data("Secret", {"data": {"password": "czNjcjN0"}}) == {"password": "s3cr3t"}
+    assert source_data("ConfigMap", {"data": {"color": "blue"}, "binaryData": {"b": "AA=="}}) == {"color": "blue"}
+    assert source_data("Secret", {}) == {}
