@@ -18,7 +18,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from svcnet.dns.resolver import Reply, Resolver, table_reply
 from svcnet.dns.table import fast_response, remember, udp_reply
@@ -207,7 +207,9 @@ class UdpServer:
 # ------------------------------------------------------------------------ TCP
 
 async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+                    idle_timeout: float = TCP_IDLE_TIMEOUT, current: Callable[[], Resolver] | None = None) -> None:
+    """One TCP connection; current() (when given) names the resolver for each message, so a
+    connection kept open across a Corefile reload is answered by the new configuration."""
     peer = writer.get_extra_info("peername")
     family = "2" if writer.get_extra_info("socket") and writer.get_extra_info("socket").family == socket.AF_INET6 \
         else "1"
@@ -222,6 +224,8 @@ async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: as
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 break
             started = time.perf_counter()
+            if current is not None:
+                resolver = current()
             answered = resolver.respond(data, True)
             reply = answered if isinstance(answered, Reply) else await _settled(answered)
             if reply is None:
@@ -270,7 +274,14 @@ class DnsServer:
         tcp_sock = bind_tcp(self.host, self.port, self.reuse_port)
         self._udp = UdpServer(self.resolver, udp_sock)
         self._tcp = await asyncio.start_server(
-            lambda r, w: serve_tcp(self.resolver, r, w, self.idle_timeout), sock=tcp_sock)
+            lambda r, w: serve_tcp(self.resolver, r, w, self.idle_timeout, lambda: self.resolver), sock=tcp_sock)
+
+    def swap(self, resolver: Resolver) -> None:
+        """Answer with resolver from the next packet on (a reloaded Corefile); nothing is dropped:
+        a query already being answered finishes with the resolver it started with."""
+        self.resolver = resolver
+        if self._udp is not None:
+            self._udp.resolver = resolver
 
     async def stop(self) -> None:
         if self._udp is not None:
