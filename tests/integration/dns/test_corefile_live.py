@@ -2,11 +2,14 @@
 reloads: a bad edit is refused (logged, the old configuration keeps answering), a good one takes effect."""
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.apiserver_harness import free_port
 from tests.integration.dns.fake_upstream import FakeUpstreamThread
 from tests.integration.dns.harness import DnsProcess, dig, dig_available
 from tests.unit.dns.cases import CLUSTER
@@ -99,3 +102,27 @@ def test_bad_edit_is_refused_and_a_good_one_takes_effect(served: tuple[DnsProces
              timeout=30, what="the reloaded Corefile answering")
     assert "Reloading complete" in proc.log_text()
     assert dig(proc.port, "printer.lan", "A").answer == ["printer.lan. 3600 IN A 10.1.2.3"]
+
+
+def test_prometheus_health_and_ready_serve_on_their_own_addresses(tmp_path: Path) -> None:
+    metrics, health, ready = free_port(), free_port(), free_port()
+    proc = DnsProcess(["--corefile", str(tmp_path / "Corefile"), "--from", str(CLUSTER), "--workers", "2"],
+                      tmp_path / "dns.log")
+    (tmp_path / "Corefile").write_text(
+        f".:{proc.port} {{\n    health 127.0.0.1:{health}\n    ready 127.0.0.1:{ready}\n"
+        f"    prometheus 127.0.0.1:{metrics}\n    kubernetes cluster.local\n}}\n")
+    proc.start()
+    try:
+        def get(port: int, path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as exc:
+                return exc.code, ""
+        wait_for(lambda: get(ready, "/ready") == (200, "OK"), timeout=20, what="/ready")
+        assert get(health, "/health") == (200, "OK")
+        status, text = get(metrics, "/metrics")
+        assert status == 200 and "coredns_dns_requests_total" in text
+        assert get(health, "/metrics")[0] == 404 and get(metrics, "/ready")[0] == 404
+    finally:
+        proc.stop()
