@@ -176,7 +176,8 @@ def block_cache(config: CacheConfig | None) -> ForwardCache:
         return ForwardCache(capacity=0)  # no cache plugin: every question goes upstream
     return ForwardCache(max_ttl=config.success_ttl, capacity=config.success_capacity, min_ttl=config.success_min_ttl,
                  denial_max_ttl=config.denial_ttl, denial_capacity=config.denial_capacity,
-                 denial_min_ttl=config.denial_min_ttl, serve_stale=config.serve_stale)
+                 denial_min_ttl=config.denial_min_ttl, serve_stale=config.serve_stale, zones=config.zones,
+                 skip_success=config.disable_success, skip_denial=config.disable_denial)
 
 
 def block_forwarder(config: ServerConfig, metrics: Metrics, own: tuple[str, int]) -> Forwarder | None:

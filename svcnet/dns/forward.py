@@ -128,6 +128,15 @@ def reply_matches(reply: bytes, qid: int, qname_wire: bytes, qtype: int, qclass:
     return reply[end:end + 4] == struct.pack("!HH", qtype, qclass)
 
 
+def wire_name(qname_wire: bytes) -> str:
+    """An uncompressed wire name -> its normalized text."""
+    labels, at = [], 0
+    while at < len(qname_wire) and qname_wire[at]:
+        labels.append(qname_wire[at + 1:at + 1 + qname_wire[at]])
+        at += 1 + qname_wire[at]
+    return names.normalize(names.from_labels(labels))
+
+
 def query_builder(qname_wire: bytes, qtype: int, qclass: int, do: bool, rd: bool = True) -> Callable[[int], bytes]:
     """ID -> the query for the question: the socket that sends it draws the ID."""
     return lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do, rd)
@@ -161,6 +170,9 @@ class ForwardCache:
     denial_capacity: int | None = None  # None: capacity
     denial_min_ttl: int = 0
     serve_stale: float = 0.0  # seconds past expiry an answer may still be served (get_stale)
+    zones: tuple[str, ...] = (".",)  # only names under these are cached (`cache TTL ZONES...`)
+    skip_success: tuple[str, ...] = ()  # `disable success ZONES...`
+    skip_denial: tuple[str, ...] = ()  # `disable denial ZONES...`
     entries: dict[bytes, CachedAnswer] = field(default_factory=dict)
     denials: int = 0
 
@@ -183,9 +195,12 @@ class ForwardCache:
             return None
         return age_result(entry.result, entry.ttl + 1), entry.ra, entry.negative
 
-    def put(self, key: bytes, result: Result, ra: bool, now: float) -> None:
+    def put(self, key: bytes, result: Result, ra: bool, now: float, name: str = ".") -> None:
+        """Keep result for key (the question name is name, normalized) as the bounds say."""
         ttl, negative = cache_ttl(result, 2**31)
-        if ttl <= 0:
+        if ttl <= 0 or names.match_zone(name, self.zones) is None:
+            return
+        if names.match_zone(name, self.skip_denial if negative else self.skip_success) is not None:
             return
         if negative:
             cap = self.max_ttl if self.denial_max_ttl is None else self.denial_max_ttl
@@ -654,7 +669,7 @@ class Forwarder:
         self._inflight[key] = future
         try:
             result, ra = await self._ask(qname_wire, qtype, qclass, do)
-            self.cache.put(key, result, ra, time.monotonic())
+            self.cache.put(key, result, ra, time.monotonic(), wire_name(qname_wire))
             self.metrics.cache_size = self.cache.sizes()
             future.set_result((result, ra))
             return result, ra

@@ -72,6 +72,8 @@ class CacheConfig:
     denial_capacity: int = 9984
     denial_ttl: int = 1800
     denial_min_ttl: int = 5
+    disable_success: tuple[str, ...] = ()
+    disable_denial: tuple[str, ...] = ()
     serve_stale: float = 0.0  # seconds an expired answer may still be served when upstreams fail
     stale_verify: bool = False  # verify: ask upstream first; immediate (default): stale first, refresh after
 
@@ -374,8 +376,12 @@ def _cache(s: _Stanza, block_zones: tuple[str, ...]) -> CacheConfig:
             if len(a) > 1 and a[1] not in ("immediate", "verify"):
                 raise s.err(f"invalid value for serve_stale refresh mode: {a[1]}", line.line)
             opts["stale_verify"] = len(a) > 1 and a[1] == "verify"
-        elif line.name in ("prefetch", "disable", "keepttl"):
-            pass  # accepted; svcnet's cache neither prefetches nor needs them
+        elif line.name == "disable":
+            if not line.args or line.args[0] not in ("success", "denial"):
+                raise s.arg_err(line)
+            opts[f"disable_{line.args[0]}"] = tuple(normalize_zone(z) for z in line.args[1:]) or zones
+        elif line.name in ("prefetch", "keepttl"):
+            pass  # accepted: svcnet's cache does not prefetch, and keeps counting TTLs down
         else:
             raise s.arg_err(line)
     return CacheConfig(zones=zones, **opts)

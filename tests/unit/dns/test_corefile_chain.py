@@ -12,7 +12,7 @@ import pytest
 
 from svcnet.dns.answers import RR, Result
 from svcnet.dns.chain import Router, build_router
-from svcnet.dns.forward import ForwardCache, Forwarder, ForwardOptions
+from svcnet.dns.forward import ForwardCache, Forwarder, ForwardOptions, wire_name
 from svcnet.dns.metrics import Metrics
 from svcnet.dns.plugins import load
 from svcnet.dns.resolver import LimitExceeded, Reply, shuffled
@@ -214,6 +214,22 @@ def test_cache_bounds_success_and_denial_ttls_and_capacities() -> None:
     assert set(cache.entries) == {b"long", b"nx2", b"third"}
     assert cache.sizes() == {"success": 2, "denial": 1}
     assert ForwardCache(capacity=0).put(b"k", Result(answer=(RR("a.", 9, "A", "1.2.3.4"),)), True, 0.0) is None
+
+
+def test_cache_zones_and_disable_leave_names_out() -> None:
+    cache = ForwardCache(zones=("example.",), skip_success=("nocache.example.",), skip_denial=("example.",))
+    answer = Result(answer=(RR("a.", 10, "A", "1.2.3.4"),))
+    denial = Result(rcode=3, authority=(RR("x.", 300, "SOA", "ns. host. 1 2 3 4 300"),))
+    cache.put(b"in", answer, True, 0.0, "a.example.")
+    cache.put(b"out", answer, True, 0.0, "a.other.")
+    cache.put(b"off", answer, True, 0.0, "a.nocache.example.")
+    cache.put(b"nx", denial, True, 0.0, "b.example.")
+    assert set(cache.entries) == {b"in"}
+
+
+def test_forwarded_names_are_cached_under_their_name() -> None:
+    assert wire_name(b"\x03www\x07Example\x00") == "www.example."
+    assert wire_name(b"\x00") == "."
 
 
 def test_serve_stale_keeps_an_expired_answer_for_its_duration() -> None:

@@ -38,7 +38,8 @@ def test_kubeadm_corefile_sets_up_every_plugin() -> None:
                                                 pods="insecure", ttl=30, fallthrough=("in-addr.arpa.", "ip6.arpa."))
     assert block.forward == ForwardConfig(from_zone=".", to=(("10.0.0.53", 53), ("10.0.0.54", 53)),
                                           max_concurrent=1000)
-    assert block.cache == CacheConfig(zones=(".",), success_ttl=30, denial_ttl=30)
+    assert block.cache == CacheConfig(zones=(".",), success_ttl=30, denial_ttl=30, disable_success=("cluster.local.",),
+                                      disable_denial=("cluster.local.",))
     assert block.loop and block.loadbalance and not block.log
     assert config.health == (":8080", 5.0) and config.ready == ":8181" and config.prometheus == ":9153"
     assert config.reload == (30.0, 15.0)
