@@ -138,6 +138,14 @@ class Block:
     resolver: Resolver
     forwarder: Forwarder | None
 
+    def reload_hosts(self, changed: set[str], read: Callable[[str], str]) -> bool:
+        """A new HostsTable when this block's hosts file is among changed; True when it was."""
+        hosts = self.config.hosts
+        if hosts is None or hosts.path not in changed:
+            return False
+        self.resolver.hosts = HostsTable(hosts, read(hosts.path))
+        return True
+
     def handle(self, query: Query, tcp: bool) -> Reply | Awaitable[Reply]:
         rewrite = rewritten_question(self.config.rewrites, query.qname) if query.qname_wire else None
         if rewrite is None:

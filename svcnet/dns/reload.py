@@ -76,6 +76,15 @@ def hosts_text(path: str) -> str:
         return ""
 
 
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """What tells a changed file: modification time and size (None: it is not there)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def load_config(text: str, env: Mapping[str, str], filename: str = "Corefile") -> CorefileConfig:
     return load(text, read_file=read_file, env=env, filename=filename)
 
@@ -105,6 +114,8 @@ class CorefileServer:
         self.routers: dict[int, Router] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._reloader: asyncio.Task[None] | None = None
+        self._hosts_watch: asyncio.Task[None] | None = None
+        self._hosts_stamps: dict[str, tuple[int, int] | None] = {}
 
     # ---------------------------------------------------------------- build
     def _routers(self, config: CorefileConfig) -> dict[int, Router]:
@@ -131,18 +142,48 @@ class CorefileServer:
         self.zone_changed(None)
         if self.config.reload is not None:
             self._reloader = asyncio.create_task(self._reload_loop(), name="dns-corefile-reload")
+        self._hosts_stamps = {path: file_stamp(path) for path in self._hosts_paths()}
+        self._hosts_watch = asyncio.create_task(self._hosts_loop(), name="dns-hosts-reload")
 
     async def stop(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloader
+        for task in (self._reloader, self._hosts_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for task in list(self._retiring):
             task.cancel()
         for router in self.routers.values():
             await router.stop()
         for server in self.servers.values():
             await server.stop()
+
+    # ---------------------------------------------------------- hosts files
+    def _hosts_paths(self) -> set[str]:
+        return {s.hosts.path for s in self.config.servers if s.hosts is not None and s.hosts.reload > 0}
+
+    async def _hosts_loop(self) -> None:
+        """The hosts plugin's own `reload` (default 5 s): a hosts file whose modification time or size
+        changed is read again; the answer table is dropped, since hosts shadows the zone."""
+        while True:
+            intervals = [s.hosts.reload for s in self.config.servers if s.hosts is not None and s.hosts.reload > 0]
+            await asyncio.sleep(min(intervals, default=5.0))
+            self.reread_hosts()
+
+    def reread_hosts(self) -> set[str]:
+        """Read again the hosts files that changed; the paths read."""
+        changed = set()
+        for path in self._hosts_paths():
+            stamp = file_stamp(path)
+            if stamp != self._hosts_stamps.get(path):
+                self._hosts_stamps[path] = stamp
+                changed.add(path)
+        for router in self.routers.values():
+            if any(block.reload_hosts(changed, hosts_text) for block in router.blocks):
+                router.zone_changed(None)
+        if changed:
+            log.info("plugin/hosts: reloaded %s", ", ".join(sorted(changed)))
+        return changed
 
     # --------------------------------------------------------------- reload
     async def _reload_loop(self) -> None:
@@ -199,6 +240,7 @@ class CorefileServer:
             await self.servers.pop(port).stop()
         self.servers.update(opened)
         self.config = config
+        self._hosts_stamps = {path: file_stamp(path) for path in self._hosts_paths()}
         task = asyncio.create_task(self._retire(list(old_routers.values())))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

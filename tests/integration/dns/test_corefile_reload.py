@@ -142,3 +142,22 @@ async def test_ports_follow_the_corefile_and_an_unbindable_port_refuses_the_relo
     finally:
         busy.close()
         await server.stop()
+
+
+async def test_a_changed_hosts_file_is_read_again(tmp_path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.0.0.1 nas.home\n")
+    server, _ = await start(f".:0 {{\n    hosts {hosts} {{\n       reload 1s\n       fallthrough\n    }}\n"
+                            "    kubernetes cluster.local\n}\n")
+    port = server.servers[0].port
+    try:
+        assert address(await ask(port, "nas.home.", 1)) == "10.0.0.1"
+        assert address(await ask(port, "kubernetes.default.svc.cluster.local.", 2)) == "10.96.0.1"  # in the table
+        assert server.reread_hosts() == set()
+        hosts.write_text("10.0.0.2 nas.home\n10.0.0.3 kubernetes.default.svc.cluster.local\n")
+        assert server.reread_hosts() == {str(hosts)}
+        assert address(await ask(port, "nas.home.", 3)) == "10.0.0.2"
+        # hosts comes before kubernetes: the table's answer for the name is gone with the change
+        assert address(await ask(port, "kubernetes.default.svc.cluster.local.", 4)) == "10.0.0.3"
+    finally:
+        await server.stop()
