@@ -6,6 +6,7 @@
                [--cache-ttl 30] [--bufsize 1232] [--log-queries]
     svcnet dns --corefile FILE [--listen ADDR] [--kubeconfig K | --data-dir D | --from FILE...]
                [--workers N] [--pod-ip IP]
+    svcnet dns --corefile-configmap kube-system/coredns ...   (the Corefile from a ConfigMap)
 
 With --corefile the Corefile configures everything the flags would (zones, upstreams,
 TTLs, cache, ports, the metrics/health/ready addresses); --listen gives only the
@@ -36,12 +37,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from svcnet.client.config import ClientConfig, in_cluster_config, load_kubeconfig, unix_socket_config
+from svcnet.config import DEFAULT_DATA_DIR
 from svcnet.dns import names
 from svcnet.dns.answers import Settings
 from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream, split_host_port
 from svcnet.dns.metrics import Metrics, read_snapshots, render
 from svcnet.dns.plugins import CorefileConfig
-from svcnet.dns.reload import CorefileServer, FileCorefile, load_config
+from svcnet.dns.reload import CorefileServer, CorefileSource, FileCorefile, configmap_source, load_config
 from svcnet.dns.resolver import Resolver
 from svcnet.dns.server import DnsServer
 from svcnet.dns.wire import BUFSIZE_DEFAULT, BUFSIZE_MAX, BUFSIZE_MIN
@@ -68,6 +71,7 @@ class DnsConfig:
     corefile: str | None = None
     corefile_config: CorefileConfig | None = None
     corefile_text: str = ""
+    corefile_configmap: str | None = None
 
 
 def _listen_address(text: str, default_port: int) -> tuple[str, int]:
@@ -114,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest UDP reply in bytes: a client's bigger EDNS size is clamped to it, bigger "
                         "answers are truncated with TC set (CoreDNS's bufsize plugin; %(default)s, 512-4096)")
     p.add_argument("--log-queries", action="store_true", help="log every query (CoreDNS's log plugin)")
-    p.add_argument("--corefile", help="configure from this CoreDNS Corefile (re-read as its reload plugin says)")
+    corefile = p.add_mutually_exclusive_group()
+    corefile.add_argument("--corefile", help="configure from this CoreDNS Corefile (re-read as its reload "
+                                             "plugin says)")
+    corefile.add_argument("--corefile-configmap", metavar="NS/NAME[:KEY]",
+                          help="configure from a ConfigMap's Corefile (e.g. kube-system/coredns), read from the "
+                               "API server the other flags name")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -151,8 +160,9 @@ def config_from_args(args: argparse.Namespace) -> DnsConfig:
         workers = 1  # each worker would get a port of its own
     settings = Settings(zones=zones, ttl=args.ttl, pods=args.pods, local_ips=_local_ips(args, host))
     corefile_config, corefile_text = None, ""
-    if args.corefile:
-        corefile_text = Path(args.corefile).read_text()
+    if args.corefile or args.corefile_configmap:
+        source = _corefile_source(args.corefile, args.corefile_configmap, args.kubeconfig, args.data_dir)
+        corefile_text = asyncio.run(_first_read(source))
         corefile_config = load_config(corefile_text, os.environ)
         metrics = None
         if port == 0 or any(p == 0 for p in corefile_config.ports):
@@ -161,7 +171,34 @@ def config_from_args(args: argparse.Namespace) -> DnsConfig:
                      manifests=tuple(args.manifests), kubeconfig=args.kubeconfig, data_dir=args.data_dir,
                      workers=max(1, workers), cache_ttl=args.cache_ttl, log_queries=args.log_queries,
                      bufsize=args.bufsize, corefile=args.corefile, corefile_config=corefile_config,
-                     corefile_text=corefile_text)
+                     corefile_text=corefile_text, corefile_configmap=args.corefile_configmap)
+
+
+def _corefile_source(path: str | None, configmap: str | None, kubeconfig: str | None,
+                     data_dir: str | None) -> CorefileSource:
+    if configmap:
+        return configmap_source(configmap, client_config(kubeconfig, data_dir))
+    return FileCorefile(path or "")
+
+
+async def _first_read(source: CorefileSource) -> str:
+    """The Corefile to start with; a ConfigMap that cannot be read is a start-up error, as a missing file."""
+    try:
+        return await source.read()
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the API's errors: not found, forbidden, unreachable
+        raise ValueError(f"cannot read the Corefile from {source.name}: {exc}") from exc
+
+
+def client_config(kubeconfig: str | None, data_dir: str | None) -> ClientConfig:
+    """--kubeconfig, else --data-dir's socket, else the in-cluster service account in a pod, else the
+    default data dir."""
+    if kubeconfig:
+        return load_kubeconfig(kubeconfig)
+    if data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return unix_socket_config(Path(data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
+    return in_cluster_config()
 
 
 # ------------------------------------------------------------------ HTTP side
@@ -290,7 +327,8 @@ async def _start_serving(cfg: DnsConfig, data: ZoneData, metrics: Metrics) -> _F
     if cfg.corefile_config is None:
         serving: _FlagServing | CorefileServer = _FlagServing(cfg, data, metrics)
     else:
-        serving = CorefileServer(FileCorefile(cfg.corefile or ""), cfg.corefile_text, cfg.corefile_config, data,
+        source = _corefile_source(cfg.corefile, cfg.corefile_configmap, cfg.kubeconfig, cfg.data_dir)
+        serving = CorefileServer(source, cfg.corefile_text, cfg.corefile_config, data,
                                  metrics, host=cfg.host, local_ips=cfg.settings.local_ips, env=os.environ,
                                  reuse_port=cfg.workers > 1)
     await serving.start()
@@ -304,18 +342,11 @@ def _ports(serving: _FlagServing | CorefileServer) -> str:
 
 
 async def _watch_cluster(cfg: DnsConfig, data: ZoneData, serving: _FlagServing | CorefileServer):
-    from svcnet.client.config import in_cluster_config, load_kubeconfig, unix_socket_config
-    from svcnet.config import DEFAULT_DATA_DIR
     from svcnet.dns.source import ApiSource
-    if cfg.kubeconfig:
-        client_config = load_kubeconfig(cfg.kubeconfig)
-    elif cfg.data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        client_config = unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
-    else:
-        client_config = in_cluster_config()
     # A Corefile may switch to `pods verified` on reload: pods are watched whenever one is served.
     watch_pods = cfg.corefile_config is not None or cfg.settings.pods == "verified"
-    source = ApiSource(client_config, data, serving, watch_pods=watch_pods)  # type: ignore[arg-type]
+    source = ApiSource(client_config(cfg.kubeconfig, cfg.data_dir), data, serving,  # type: ignore[arg-type]
+                       watch_pods=watch_pods)
     await source.start()
     return source
 

@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from svcnet.client.config import ClientConfig
+from svcnet.client.rest import ApiClient
 from svcnet.dns.chain import Router, build_router
 from svcnet.dns.corefile import CorefileError
 from svcnet.dns.forward import DEFAULT_TIMEOUT
@@ -60,6 +62,33 @@ class FileCorefile:
 
     async def read(self) -> str:
         return self.path.read_text()
+
+
+class ConfigMapCorefile:
+    """A ConfigMap's key (kube-system/coredns, `Corefile`), read from the API server on every check: what
+    `kubectl edit cm coredns -n kube-system` changes takes effect at the next reload."""
+
+    def __init__(self, client_config: ClientConfig, namespace: str, name: str, key: str = "Corefile") -> None:
+        self.client_config = client_config
+        self.namespace, self.configmap, self.key = namespace, name, key
+        self.name = f"{namespace}/{name}"
+
+    async def read(self) -> str:
+        async with ApiClient(self.client_config, component="dns") as api:
+            obj = await api.request("GET", f"/api/v1/namespaces/{self.namespace}/configmaps/{self.configmap}")
+        data = obj.get("data") if isinstance(obj, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get(self.key), str):
+            raise LookupError(f"configmap {self.name} has no key {self.key!r}")
+        return data[self.key]
+
+
+def configmap_source(spec: str, client_config: ClientConfig) -> ConfigMapCorefile:
+    """NAMESPACE/NAME[:KEY] (default kube-system/coredns:Corefile) -> its source; ValueError if malformed."""
+    ref, _, key = spec.partition(":")
+    namespace, slash, name = ref.partition("/")
+    if not slash or not namespace or not name:
+        raise ValueError(f"--corefile-configmap wants NAMESPACE/NAME[:KEY], not {spec!r}")
+    return ConfigMapCorefile(client_config, namespace, name, key or "Corefile")
 
 
 def read_file(path: str) -> str:

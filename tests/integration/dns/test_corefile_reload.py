@@ -15,8 +15,6 @@ from svcnet.dns.reload import CorefileServer, load_config
 from svcnet.dns.zone import zone_from_objects
 from tests.unit.dns.helpers import cluster_objects
 
-pytestmark = pytest.mark.asyncio
-
 TEMPLATE = """\
 .:0 {{
     hosts {{
