@@ -70,9 +70,20 @@ class UdpServer:
         self.family = "2" if sock.family == socket.AF_INET6 else "1"
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._mmsg = mmsg
         self._batch = MmsgBatch.create(sock, UDP_BATCH) if mmsg and not resolver.log_queries else None
         reader = self._readable_mmsg if self._batch is not None else self._readable
         self._loop.add_reader(sock.fileno(), reader)
+
+    def use(self, resolver: Resolver) -> None:
+        """Answer with resolver from the next datagram on; batches only when it logs no queries."""
+        self.resolver = resolver
+        batched = self._mmsg and not resolver.log_queries
+        if batched == (self._batch is not None):
+            return
+        self._batch = MmsgBatch.create(self.sock, UDP_BATCH) if batched else None
+        self._loop.remove_reader(self.sock.fileno())
+        self._loop.add_reader(self.sock.fileno(), self._readable_mmsg if self._batch is not None else self._readable)
 
     @property
     def batched(self) -> bool:
@@ -281,7 +292,7 @@ class DnsServer:
         a query already being answered finishes with the resolver it started with."""
         self.resolver = resolver
         if self._udp is not None:
-            self._udp.resolver = resolver
+            self._udp.use(resolver)
 
     async def stop(self) -> None:
         if self._udp is not None:

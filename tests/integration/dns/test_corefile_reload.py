@@ -159,3 +159,24 @@ async def test_a_changed_hosts_file_is_read_again(tmp_path) -> None:
         assert address(await ask(port, "kubernetes.default.svc.cluster.local.", 4)) == "10.0.0.3"
     finally:
         await server.stop()
+
+
+async def test_a_reload_that_turns_on_log_logs_every_query(caplog: pytest.LogCaptureFixture) -> None:
+    """The query log needs datagrams one by one: the UDP server leaves recvmmsg batches for it."""
+    server, source = await start(TEMPLATE.format(address="10.1.2.3"))
+    port = server.servers[0].port
+    udp = server.servers[0]._udp
+    try:
+        batched = udp.batched
+        source.text = TEMPLATE.format(address="10.1.2.3").replace("    kubernetes", "    log\n    kubernetes")
+        assert await server.check()
+        assert not udp.batched
+        with caplog.at_level(logging.INFO, logger="svcnet.dns.query"):
+            await ask(port, "kubernetes.default.svc.cluster.local.", 1)
+            await ask(port, "kubernetes.default.svc.cluster.local.", 2)  # a table hit
+        assert len([r for r in caplog.records if r.name == "svcnet.dns.query"]) == 2
+        source.text = TEMPLATE.format(address="10.1.2.3")
+        assert await server.check()
+        assert udp.batched == batched
+    finally:
+        await server.stop()
