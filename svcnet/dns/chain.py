@@ -265,6 +265,7 @@ def build_router(servers: list[ServerConfig], data: ZoneData, metrics: Metrics, 
         forwarder = block_forwarder(config, metrics, own)
         hosts = HostsTable(config.hosts, hosts_text(config.hosts.path)) if config.hosts else None
         resolver = Resolver(block_settings(config, local_ips), data, forwarder, metrics, log_queries=log_queries,
-                            table=table, hosts=hosts, loadbalance=config.loadbalance)
+                            table=table, hosts=hosts, loadbalance=config.loadbalance,
+                            unserved_rcode=answers.SERVFAIL)
         blocks.append(Block(config, resolver, forwarder))
     return Router(blocks, table, metrics, data)

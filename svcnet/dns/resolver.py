@@ -103,7 +103,8 @@ class Resolver:
     def __init__(self, settings: Settings, data: ZoneData, forwarder: Upstreams | None = None,
                  metrics: Metrics | None = None, *, log_queries: bool = False,
                  bufsize: int = wire.BUFSIZE_DEFAULT, table: AnswerTable | None = None,
-                 hosts: Hosts | None = None, loadbalance: bool = False) -> None:
+                 hosts: Hosts | None = None, loadbalance: bool = False,
+                 unserved_rcode: int = answers.REFUSED) -> None:
         self.settings = settings
         self.data = data
         self.forwarder = forwarder
@@ -112,6 +113,10 @@ class Resolver:
         self.log_queries = log_queries
         self.hosts = hosts
         self.loadbalance = loadbalance
+        # A name outside the zones that nothing forwards. The flags' server serves only its zones:
+        # REFUSED, as CoreDNS for a name no server block has. A Corefile block has the name (its zone
+        # matched) and runs out of plugins: SERVFAIL, as CoreDNS's "no next plugin found".
+        self.unserved_rcode = unserved_rcode
 
     # ------------------------------------------------------------ zone side
     def zone_changed(self, tags: set[str] | None = None) -> None:
@@ -201,8 +206,8 @@ class Resolver:
         if result.chase is not None:
             return self._chased(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
                                 tcp)
-        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: REFUSED.
-        return _rcode_reply(query, answers.SERVFAIL if result.zone else answers.REFUSED)
+        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: see unserved_rcode.
+        return _rcode_reply(query, answers.SERVFAIL if result.zone else self.unserved_rcode)
 
     async def _forwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
         assert query.qname_wire is not None and self.forwarder is not None

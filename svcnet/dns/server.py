@@ -265,6 +265,9 @@ def bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+PORT_ZERO_ATTEMPTS = 20
+
+
 class DnsServer:
     """UDP + TCP on one address for one Resolver."""
 
@@ -279,13 +282,27 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
 
     async def start(self) -> None:
-        udp_sock = bind_udp(self.host, self.port, self.reuse_port)
-        if self.port == 0:  # tests: let TCP take the port UDP got
-            self.port = udp_sock.getsockname()[1]
-        tcp_sock = bind_tcp(self.host, self.port, self.reuse_port)
+        udp_sock, tcp_sock = self._bind()
         self._udp = UdpServer(self.resolver, udp_sock)
         self._tcp = await asyncio.start_server(
             lambda r, w: serve_tcp(self.resolver, r, w, self.idle_timeout, lambda: self.resolver), sock=tcp_sock)
+
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
+        """UDP and TCP on one port. Port 0 (tests): TCP takes the port UDP got, and when another
+        process holds that TCP port, both are tried again on a new one."""
+        for attempt in range(PORT_ZERO_ATTEMPTS):
+            udp_sock = bind_udp(self.host, self.port, self.reuse_port)
+            port = udp_sock.getsockname()[1]
+            try:
+                tcp_sock = bind_tcp(self.host, port, self.reuse_port)
+            except OSError:
+                udp_sock.close()
+                if self.port != 0 or attempt == PORT_ZERO_ATTEMPTS - 1:
+                    raise
+                continue
+            self.port = port
+            return udp_sock, tcp_sock
+        raise AssertionError("unreachable")
 
     def swap(self, resolver: Resolver) -> None:
         """Answer with resolver from the next packet on (a reloaded Corefile); nothing is dropped:
