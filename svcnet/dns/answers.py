@@ -40,7 +40,17 @@ class Settings:
     ttl: int = 5
     pods: str = "insecure"  # "insecure" | "verified" | "disabled"
     local_ips: tuple[str, ...] = ()  # this server's own addresses: they decide the NS answer
-    fallthrough_reverse: bool = True  # unknown reverse names go to the forwarder, as kubeadm's Corefile
+    # Name errors in these zones go to the next plugin (forward): `fallthrough ZONES...`; kubeadm's
+    # Corefile falls through the reverse zones ("." stands for every zone).
+    fallthrough: tuple[str, ...] = names.REVERSE_ZONES
+    endpoint_pod_names: bool = False  # an endpoint without hostname is named after its pod
+    ignore_empty_service: bool = False  # a ClusterIP Service without ready endpoints is NXDOMAIN
+
+    def endpoint_label(self, ip: str, hostname: str, target_name: str) -> str:
+        """CoreDNS endpointHostname: hostname, else (endpoint_pod_names) the pod's name, else the address."""
+        if not hostname and self.endpoint_pod_names:
+            hostname = target_name
+        return names.endpoint_label(ip, hostname)
 
     @property
     def all_zones(self) -> tuple[str, ...]:
@@ -197,7 +207,7 @@ class _Lookup:
         elif svc.headless or r.endpoint:
             for eps in sorted(self.data.endpoints_of(key), key=lambda e: e.name):
                 for addr in eps.addresses:
-                    label = names.endpoint_label(addr.ip, addr.hostname)
+                    label = self.settings.endpoint_label(addr.ip, addr.hostname, addr.target_name)
                     if r.endpoint and r.endpoint != label.lower():
                         continue
                     for port in eps.ports:
@@ -206,6 +216,8 @@ class _Lookup:
                         out.append(Entry(domain=f"{label}.{svc_domain}", host=addr.ip, port=port.port,
                                          ttl=ttl))
                         found = True
+        elif self.settings.ignore_empty_service and not any(e.addresses for e in self.data.endpoints_of(key)):
+            raise NameError_(key)  # kubernetes.go findServices: `ignore empty_service`
         else:
             for port in svc.ports:
                 if not _port_matches(r, port.name, port.protocol):
@@ -230,8 +242,8 @@ class _Lookup:
                 if svc.headless:
                     for eps in self.data.endpoints_of(key):
                         for addr in eps.addresses:
-                            out.append((f"{names.endpoint_label(addr.ip, addr.hostname)}.{svc_name}",
-                                        addr.ip))
+                            label = self.settings.endpoint_label(addr.ip, addr.hostname, addr.target_name)
+                            out.append((f"{label}.{svc_name}", addr.ip))
                 else:
                     out.extend((svc_name, ip) for ip in svc.cluster_ips if names.parse_ip(ip))
         if not out:
@@ -257,12 +269,17 @@ class _Lookup:
             for eps in sorted(self.data.endpoints_of(key), key=lambda e: e.name):
                 for addr in eps.addresses:
                     if addr.ip == ip:
-                        label = names.endpoint_label(addr.ip, addr.hostname)
+                        label = self.settings.endpoint_label(addr.ip, addr.hostname, addr.target_name)
                         host = f"{label}.{names.service_domain(eps.service, eps.namespace, primary)}"
                         out.append(Entry(domain=name, host=host, ttl=ttl))
         if not out:
             raise NameError_(name)
         return out
+
+
+def _falls_through(name: str, zones: tuple[str, ...]) -> bool:
+    """CoreDNS fall.F.Through: name is in one of zones ("." is every name)."""
+    return names.match_zone(name, zones) is not None
 
 
 def _port_matches(r: RecordRequest, port_name: str, protocol: str) -> bool:
@@ -403,7 +420,7 @@ def answer(data: ZoneData, settings: Settings, qname: str, qtype: int) -> Result
         else:
             _addresses(look, qname, A, (), [])  # a fake A lookup tells NODATA from NXDOMAIN
     except NameError_:
-        if zone in settings.reverse_zones and settings.fallthrough_reverse:
+        if _falls_through(name, settings.fallthrough):
             return Result(fallthrough=True, authoritative=False, zone=zone)
         rcode = NXDOMAIN if data.synced else SERVFAIL
         return Result(rcode=rcode, authority=(soa_record(zone_spelled, settings, data.serial),),

@@ -4,6 +4,13 @@
                [--from FILE...] [--zone cluster.local ...] [--upstream IP[:PORT] ... | --upstream none]
                [--ttl 5] [--pods insecure|verified|disabled] [--workers N] [--pod-ip IP]
                [--cache-ttl 30] [--bufsize 1232] [--log-queries]
+    svcnet dns --corefile FILE [--listen ADDR] [--kubeconfig K | --data-dir D | --from FILE...]
+               [--workers N] [--pod-ip IP]
+    svcnet dns --corefile-configmap kube-system/coredns ...   (the Corefile from a ConfigMap)
+
+With --corefile the Corefile configures everything the flags would (zones, upstreams,
+TTLs, cache, ports, the metrics/health/ready addresses); --listen gives only the
+address to bind (CoreDNS binds every address). See svcnet.dns.reload.
 
 Workers: with N > 1 the parent forks N workers that each bind the same UDP and
 TCP port with SO_REUSEPORT (the kernel spreads clients across them). Each worker
@@ -30,10 +37,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from svcnet.client.config import ClientConfig, in_cluster_config, load_kubeconfig, unix_socket_config
+from svcnet.config import DEFAULT_DATA_DIR
 from svcnet.dns import names
 from svcnet.dns.answers import Settings
 from svcnet.dns.forward import Forwarder, parse_resolv_conf, parse_upstream, split_host_port
 from svcnet.dns.metrics import Metrics, read_snapshots, render
+from svcnet.dns.plugins import CorefileConfig
+from svcnet.dns.reload import CorefileServer, CorefileSource, FileCorefile, configmap_source, load_config
 from svcnet.dns.resolver import Resolver
 from svcnet.dns.server import DnsServer
 from svcnet.dns.wire import BUFSIZE_DEFAULT, BUFSIZE_MAX, BUFSIZE_MIN
@@ -57,6 +68,10 @@ class DnsConfig:
     cache_ttl: int
     log_queries: bool
     bufsize: int = BUFSIZE_DEFAULT
+    corefile: str | None = None
+    corefile_config: CorefileConfig | None = None
+    corefile_text: str = ""
+    corefile_configmap: str | None = None
 
 
 def _listen_address(text: str, default_port: int) -> tuple[str, int]:
@@ -103,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest UDP reply in bytes: a client's bigger EDNS size is clamped to it, bigger "
                         "answers are truncated with TC set (CoreDNS's bufsize plugin; %(default)s, 512-4096)")
     p.add_argument("--log-queries", action="store_true", help="log every query (CoreDNS's log plugin)")
+    corefile = p.add_mutually_exclusive_group()
+    corefile.add_argument("--corefile", help="configure from this CoreDNS Corefile (re-read as its reload "
+                                             "plugin says)")
+    corefile.add_argument("--corefile-configmap", metavar="NS/NAME[:KEY]",
+                          help="configure from a ConfigMap's Corefile (e.g. kube-system/coredns), read from the "
+                               "API server the other flags name")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -138,15 +159,52 @@ def config_from_args(args: argparse.Namespace) -> DnsConfig:
     if port == 0:
         workers = 1  # each worker would get a port of its own
     settings = Settings(zones=zones, ttl=args.ttl, pods=args.pods, local_ips=_local_ips(args, host))
+    corefile_config, corefile_text = None, ""
+    if args.corefile or args.corefile_configmap:
+        source = _corefile_source(args.corefile, args.corefile_configmap, args.kubeconfig, args.data_dir)
+        corefile_text = asyncio.run(_first_read(source))
+        corefile_config = load_config(corefile_text, os.environ)
+        metrics = None
+        if port == 0 or any(p == 0 for p in corefile_config.ports):
+            workers = 1
     return DnsConfig(host=host, port=port, metrics=metrics, settings=settings, upstreams=upstreams,
                      manifests=tuple(args.manifests), kubeconfig=args.kubeconfig, data_dir=args.data_dir,
                      workers=max(1, workers), cache_ttl=args.cache_ttl, log_queries=args.log_queries,
-                     bufsize=args.bufsize)
+                     bufsize=args.bufsize, corefile=args.corefile, corefile_config=corefile_config,
+                     corefile_text=corefile_text, corefile_configmap=args.corefile_configmap)
+
+
+def _corefile_source(path: str | None, configmap: str | None, kubeconfig: str | None,
+                     data_dir: str | None) -> CorefileSource:
+    if configmap:
+        return configmap_source(configmap, client_config(kubeconfig, data_dir))
+    return FileCorefile(path or "")
+
+
+async def _first_read(source: CorefileSource) -> str:
+    """The Corefile to start with; a ConfigMap that cannot be read is a start-up error, as a missing file."""
+    try:
+        return await source.read()
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the API's errors: not found, forbidden, unreachable
+        raise ValueError(f"cannot read the Corefile from {source.name}: {exc}") from exc
+
+
+def client_config(kubeconfig: str | None, data_dir: str | None) -> ClientConfig:
+    """--kubeconfig, else --data-dir's socket, else the in-cluster service account in a pod, else the
+    default data dir."""
+    if kubeconfig:
+        return load_kubeconfig(kubeconfig)
+    if data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return unix_socket_config(Path(data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
+    return in_cluster_config()
 
 
 # ------------------------------------------------------------------ HTTP side
 
-async def start_http(host: str, port: int, snapshots, ready) -> object:
+async def start_http(host: str, port: int, snapshots, ready, paths: tuple[str, ...] = ("/metrics", "/health",
+                                                                                      "/ready")) -> object:
     from aiohttp import web
 
     async def metrics_handler(_: web.Request) -> web.Response:
@@ -159,58 +217,56 @@ async def start_http(host: str, port: int, snapshots, ready) -> object:
         return web.Response(text="OK") if ready() else web.Response(status=503, text="not synced")
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics_handler)
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", readiness)
+    handlers = {"/metrics": metrics_handler, "/health": health, "/ready": readiness}
+    for path in paths:
+        app.router.add_get(path, handlers[path])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host or None, port).start()
     return runner
+
+
+def http_sites(cfg: DnsConfig) -> list[tuple[str, int, tuple[str, ...]]]:
+    """(host, port, paths) to serve: --metrics, or the Corefile's prometheus, health and ready plugins
+    (each on its own address; plugins naming the same address share it)."""
+    if cfg.corefile_config is None:
+        return [(cfg.metrics[0], cfg.metrics[1], ("/metrics", "/health", "/ready"))] if cfg.metrics else []
+    c = cfg.corefile_config
+    wanted = [(c.prometheus, "/metrics"), (c.health[0] if c.health else None, "/health"), (c.ready, "/ready")]
+    sites: dict[tuple[str, int], tuple[str, ...]] = {}
+    for address, path in wanted:
+        if address is not None:
+            host, port = split_host_port(address, 0)
+            sites[(host, port)] = sites.get((host, port), ()) + (path,)
+    return [(host, port, paths) for (host, port), paths in sites.items()]
+
+
+async def start_sites(cfg: DnsConfig, snapshots, ready) -> list[object]:
+    return [await start_http(host, port, snapshots, ready, paths) for host, port, paths in http_sites(cfg)]
 
 
 # --------------------------------------------------------------------- worker
 
 async def run_worker(cfg: DnsConfig, index: int, metrics_dir: Path | None) -> int:
     metrics = Metrics(server=f"dns://{cfg.host}:{cfg.port}")
-    from_files = bool(cfg.manifests)
-    if from_files:
+    if cfg.manifests:
         from svcnet.dns.source import load_manifests
         data = zone_from_objects(load_manifests(cfg.manifests))
     else:
         data = ZoneData()
-    forwarder = None
-    if cfg.upstreams:
-        forwarder = Forwarder(cfg.upstreams, metrics, own_addresses=[(cfg.host, cfg.port)],
-                              cache_max_ttl=cfg.cache_ttl)
-    resolver = Resolver(cfg.settings, data, forwarder, metrics, log_queries=cfg.log_queries, bufsize=cfg.bufsize)
-    resolver.zone_changed(None)
-    server = DnsServer(resolver, cfg.host, cfg.port, reuse_port=cfg.workers > 1)
     try:
-        await server.start()
+        serving = await _start_serving(cfg, data, metrics)
     except OSError as exc:
-        print(f"svcnet dns: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}", file=sys.stderr)
+        print(f"svcnet dns: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if forwarder is not None:
-        await forwarder.start()
     source = None
     tasks: list[asyncio.Task] = []
-    if not from_files:
-        from svcnet.client.config import in_cluster_config, load_kubeconfig, unix_socket_config
-        from svcnet.config import DEFAULT_DATA_DIR
-        from svcnet.dns.source import ApiSource
-        if cfg.kubeconfig:
-            client_config = load_kubeconfig(cfg.kubeconfig)
-        elif cfg.data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            client_config = unix_socket_config(Path(cfg.data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
-        else:
-            client_config = in_cluster_config()
-        source = ApiSource(client_config, data, resolver, watch_pods=cfg.settings.pods == "verified")
-        await source.start()
+    if not cfg.manifests:
+        source = await _watch_cluster(cfg, data, serving)
         tasks.append(asyncio.create_task(source.wait_synced()))
-    runner = None
-    if metrics_dir is None and cfg.metrics is not None:
-        runner = await start_http(cfg.metrics[0], cfg.metrics[1], lambda: [metrics.snapshot()],
-                                  lambda: data.synced)
+    runners: list[object] = []
+    if metrics_dir is None:
+        runners = await start_sites(cfg, lambda: [metrics.snapshot()], lambda: data.synced)
     if metrics_dir is not None:
         tasks.append(asyncio.create_task(_write_snapshots(metrics, metrics_dir / f"worker-{index}.json")))
     # Everything loaded so far lives as long as the process: keep the collector from rescanning it
@@ -218,23 +274,81 @@ async def run_worker(cfg: DnsConfig, index: int, metrics_dir: Path | None) -> in
     gc.collect()
     gc.freeze()
     if index == 0:
-        print(f"svcnet dns: listening on {cfg.host}:{server.port} (udp, tcp), "
+        print(f"svcnet dns: listening on {cfg.host}:{_ports(serving)} (udp, tcp), "
               f"{cfg.workers} worker(s)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    lameduck = cfg.corefile_config.health[1] if cfg.corefile_config and cfg.corefile_config.health else 0.0
+    if lameduck:
+        log.info("health: going into lameduck mode for %ss", lameduck)
+        await asyncio.sleep(lameduck)  # health's lameduck: keep answering while clients move away
     for task in tasks:
         task.cancel()
     if source is not None:
         await source.stop()
-    if forwarder is not None:
-        await forwarder.stop()
-    await server.stop()
-    if runner is not None:
+    await serving.stop()
+    for runner in runners:
         await runner.cleanup()  # type: ignore[attr-defined]
     return 0
+
+
+class _FlagServing:
+    """The flags' configuration: one Resolver, one forwarder, one port."""
+
+    def __init__(self, cfg: DnsConfig, data: ZoneData, metrics: Metrics) -> None:
+        self.forwarder = None
+        if cfg.upstreams:
+            self.forwarder = Forwarder(cfg.upstreams, metrics, own_addresses=[(cfg.host, cfg.port)],
+                                       cache_max_ttl=cfg.cache_ttl)
+        self.resolver = Resolver(cfg.settings, data, self.forwarder, metrics, log_queries=cfg.log_queries,
+                                 bufsize=cfg.bufsize)
+        self.resolver.zone_changed(None)
+        self.server = DnsServer(self.resolver, cfg.host, cfg.port, reuse_port=cfg.workers > 1)
+        self.metrics = metrics
+
+    async def start(self) -> None:
+        await self.server.start()
+        if self.forwarder is not None:
+            await self.forwarder.start()
+
+    def zone_changed(self, tags: set[str] | None = None) -> None:
+        self.resolver.zone_changed(tags)
+
+    async def stop(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+        await self.server.stop()
+
+
+async def _start_serving(cfg: DnsConfig, data: ZoneData, metrics: Metrics) -> _FlagServing | CorefileServer:
+    if cfg.corefile_config is None:
+        serving: _FlagServing | CorefileServer = _FlagServing(cfg, data, metrics)
+    else:
+        source = _corefile_source(cfg.corefile, cfg.corefile_configmap, cfg.kubeconfig, cfg.data_dir)
+        serving = CorefileServer(source, cfg.corefile_text, cfg.corefile_config, data,
+                                 metrics, host=cfg.host, local_ips=cfg.settings.local_ips, env=os.environ,
+                                 reuse_port=cfg.workers > 1)
+    await serving.start()
+    return serving
+
+
+def _ports(serving: _FlagServing | CorefileServer) -> str:
+    if isinstance(serving, _FlagServing):
+        return str(serving.server.port)
+    return ",".join(str(server.port) for server in serving.servers.values())
+
+
+async def _watch_cluster(cfg: DnsConfig, data: ZoneData, serving: _FlagServing | CorefileServer):
+    from svcnet.dns.source import ApiSource
+    # A Corefile may switch to `pods verified` on reload: pods are watched whenever one is served.
+    watch_pods = cfg.corefile_config is not None or cfg.settings.pods == "verified"
+    source = ApiSource(client_config(cfg.kubeconfig, cfg.data_dir), data, serving,  # type: ignore[arg-type]
+                       watch_pods=watch_pods)
+    await source.start()
+    return source
 
 
 async def _write_snapshots(metrics: Metrics, path: Path) -> None:
@@ -266,9 +380,7 @@ async def run_parent(cfg: DnsConfig, pids: list[int], metrics_dir: Path) -> int:
         snaps = read_snapshots(metrics_dir)
         return len(snaps) == len(pids) and all(s.get("ready") for s in snaps)
 
-    runner = None
-    if cfg.metrics is not None:
-        runner = await start_http(cfg.metrics[0], cfg.metrics[1], lambda: read_snapshots(metrics_dir), ready)
+    runners = await start_sites(cfg, lambda: read_snapshots(metrics_dir), ready)
     exit_code = 0
     alive = set(pids)
     while alive and not stop.is_set():
@@ -287,7 +399,7 @@ async def run_parent(cfg: DnsConfig, pids: list[int], metrics_dir: Path) -> int:
     for pid in alive:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    if runner is not None:
+    for runner in runners:
         await runner.cleanup()  # type: ignore[attr-defined]
     return exit_code
 
@@ -298,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_args(args)
-    except ValueError as exc:
+    except OSError as exc:
+        print(f"svcnet dns: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # CorefileError among them: CoreDNS's message, naming the line
         print(f"svcnet dns: {exc}", file=sys.stderr)
         return 2
     if cfg.workers == 1:

@@ -46,7 +46,7 @@ import dns.exception
 from svcnet.dns import names
 from svcnet.dns.answers import RR, Result
 from svcnet.dns.metrics import RCODE_NAMES, Metrics
-from svcnet.dns.resolver import UpstreamError
+from svcnet.dns.resolver import LimitExceeded, UpstreamError
 from svcnet.dns.wire import result_from_wire, upstream_query
 
 log = logging.getLogger("svcnet.dns.forward")
@@ -128,6 +128,15 @@ def reply_matches(reply: bytes, qid: int, qname_wire: bytes, qtype: int, qclass:
     return reply[end:end + 4] == struct.pack("!HH", qtype, qclass)
 
 
+def wire_name(qname_wire: bytes) -> str:
+    """An uncompressed wire name -> its normalized text."""
+    labels, at = [], 0
+    while at < len(qname_wire) and qname_wire[at]:
+        labels.append(qname_wire[at + 1:at + 1 + qname_wire[at]])
+        at += 1 + qname_wire[at]
+    return names.normalize(names.from_labels(labels))
+
+
 def query_builder(qname_wire: bytes, qtype: int, qclass: int, do: bool, rd: bool = True) -> Callable[[int], bytes]:
     """ID -> the query for the question: the socket that sends it draws the ID."""
     return lambda qid: upstream_query(qname_wire, qtype, qclass, qid, do, rd)
@@ -151,9 +160,21 @@ class CachedAnswer:
 
 @dataclass
 class ForwardCache:
+    """Positive and negative answers, each kind with its own capacity and TTL bounds (CoreDNS's cache:
+    `success CAPACITY TTL MINTTL`, `denial ...`, `serve_stale DURATION`). capacity 0 caches nothing."""
+
     max_ttl: int = 30
     capacity: int = 10_000
+    min_ttl: int = 0
+    denial_max_ttl: int | None = None  # None: max_ttl
+    denial_capacity: int | None = None  # None: capacity
+    denial_min_ttl: int = 0
+    serve_stale: float = 0.0  # seconds past expiry an answer may still be served (get_stale)
+    zones: tuple[str, ...] = (".",)  # only names under these are cached (`cache TTL ZONES...`)
+    skip_success: tuple[str, ...] = ()  # `disable success ZONES...`
+    skip_denial: tuple[str, ...] = ()  # `disable denial ZONES...`
     entries: dict[bytes, CachedAnswer] = field(default_factory=dict)
+    denials: int = 0
 
     def get(self, key: bytes, now: float) -> tuple[Result, bool, bool] | None:
         """(aged result, RA, negative) or None."""
@@ -162,21 +183,54 @@ class ForwardCache:
             return None
         elapsed = int(now - entry.stored)
         if elapsed >= entry.ttl:
-            del self.entries[key]
+            if elapsed >= entry.ttl + self.serve_stale:
+                self._drop(key)
             return None
         return age_result(entry.result, elapsed), entry.ra, entry.negative
 
-    def put(self, key: bytes, result: Result, ra: bool, now: float) -> None:
-        ttl, negative = cache_ttl(result, self.max_ttl)
-        if ttl <= 0:
+    def get_stale(self, key: bytes, now: float) -> tuple[Result, bool, bool] | None:
+        """An expired answer still within serve_stale, its TTLs 0 (CoreDNS serves stale records so)."""
+        entry = self.entries.get(key)
+        if entry is None or now - entry.stored >= entry.ttl + self.serve_stale:
+            return None
+        return age_result(entry.result, entry.ttl + 1), entry.ra, entry.negative
+
+    def put(self, key: bytes, result: Result, ra: bool, now: float, name: str = ".") -> None:
+        """Keep result for key (the question name is name, normalized) as the bounds say."""
+        ttl, negative = cache_ttl(result, 2**31)
+        if ttl <= 0 or names.match_zone(name, self.zones) is None:
             return
-        if len(self.entries) >= self.capacity:
-            self.entries.pop(next(iter(self.entries)))
+        if names.match_zone(name, self.skip_denial if negative else self.skip_success) is not None:
+            return
+        if negative:
+            cap = self.max_ttl if self.denial_max_ttl is None else self.denial_max_ttl
+            ttl = max(self.denial_min_ttl, min(ttl, cap))
+            capacity = self.capacity if self.denial_capacity is None else self.denial_capacity
+        else:
+            ttl = max(self.min_ttl, min(ttl, self.max_ttl))
+            capacity = self.capacity
+        if capacity <= 0:
+            return
+        self._drop(key)
+        if (self.denials if negative else len(self.entries) - self.denials) >= capacity:
+            self._evict(negative)
         self.entries[key] = CachedAnswer(result, ra, now, ttl, negative)
+        self.denials += negative
+
+    def _drop(self, key: bytes) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            self.denials -= entry.negative
+
+    def _evict(self, negative: bool) -> None:
+        """The oldest entry of the same kind makes room."""
+        for key, entry in self.entries.items():
+            if entry.negative == negative:
+                self._drop(key)
+                return
 
     def sizes(self) -> dict[str, int]:
-        negative = sum(1 for e in self.entries.values() if e.negative)
-        return {"success": len(self.entries) - negative, "denial": negative}
+        return {"success": len(self.entries) - self.denials, "denial": self.denials}
 
 
 # ------------------------------------------------------------------ sockets
@@ -387,10 +441,12 @@ class Upstream:
     port: int
     fails: int = 0
     looped: bool = False
+    max_fails: int = MAX_FAILS  # 0: never marked down
+    expire: float = SOCKET_EXPIRE
     udp: UdpPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.udp = UdpPool(self.address, self.port)
+        self.udp = UdpPool(self.address, self.port, expire=self.expire)
 
     @property
     def label(self) -> str:
@@ -399,27 +455,47 @@ class Upstream:
 
     @property
     def healthy(self) -> bool:
-        return self.fails < MAX_FAILS
+        return self.max_fails == 0 or self.fails < self.max_fails
+
+
+@dataclass(frozen=True)
+class ForwardOptions:
+    """The forward plugin's knobs a Corefile sets (defaults: svcnet's flags, which match kubeadm's)."""
+
+    policy: str = "random"  # random | round_robin | sequential
+    max_concurrent: int = 0  # 0: unlimited
+    max_fails: int = MAX_FAILS
+    expire: float = SOCKET_EXPIRE
+    from_zone: str = "."  # only names under it are forwarded
+    excepted: tuple[str, ...] = ()  # ... and not under these
+    loop_check: bool = True  # the loop plugin's probe
+    stale_verify: bool = False  # serve_stale verify: ask upstream before serving a stale answer
 
 
 class Forwarder:
     def __init__(self, upstreams: Iterable[tuple[str, int]], metrics: Metrics | None = None, *,
                  own_addresses: Iterable[tuple[str, int]] = (), cache_max_ttl: int = 30,
-                 timeout: float = DEFAULT_TIMEOUT, health_interval: float = HEALTH_INTERVAL) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, health_interval: float = HEALTH_INTERVAL,
+                 options: ForwardOptions | None = None, cache: ForwardCache | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.timeout = timeout
         self.health_interval = health_interval
-        self.cache = ForwardCache(max_ttl=cache_max_ttl)
+        self.options = options or ForwardOptions()
+        self.cache = cache if cache is not None else ForwardCache(max_ttl=cache_max_ttl)
+        self._next = 0  # round_robin's turn
+        self._concurrent = 0
         own = {(str(ipaddress.ip_address(a)), p) for a, p in own_addresses}
         self.upstreams: list[Upstream] = []
         for address, port in upstreams:
             if (address, port) in own or self._is_own_wildcard(address, port, own):
                 log.error("upstream %s:%d is this server itself: not forwarding to it (loop)", address, port)
                 continue
-            self.upstreams.append(Upstream(address, port))
+            self.upstreams.append(Upstream(address, port, max_fails=self.options.max_fails,
+                                           expire=self.options.expire))
         self._inflight: dict[bytes, asyncio.Future[tuple[Result, bool]]] = {}
         self._probes: dict[str, Upstream] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._refreshes: set[asyncio.Task[None]] = set()  # serve_stale's background fetches
 
     @staticmethod
     def _is_own_wildcard(address: str, port: int, own: set[tuple[str, int]]) -> bool:
@@ -432,9 +508,17 @@ class Forwarder:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._health_loop(), name="dns-forward-health"))
-        self._tasks.append(asyncio.create_task(self._probe_loops(), name="dns-loop-probe"))
+        if self.options.loop_check:
+            self._tasks.append(asyncio.create_task(self._probe_loops(), name="dns-loop-probe"))
+
+    def handles(self, qname: str) -> bool:
+        """qname is forwarded by this forward stanza (under FROM, not under an `except` zone)."""
+        name = names.normalize(qname)
+        return (names.is_subdomain(name, self.options.from_zone)
+                and names.match_zone(name, self.options.excepted) is None)
 
     async def stop(self) -> None:
+        self._tasks.extend(self._refreshes)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -493,11 +577,18 @@ class Forwarder:
 
     # ------------------------------------------------------------ exchange
     def _candidates(self) -> list[Upstream]:
+        """Upstreams in the order the policy tries them, healthy ones first (CoreDNS skips down ones
+        and, when all are down, tries anyway)."""
         usable = [u for u in self.upstreams if not u.looped]
+        policy = self.options.policy
+        if policy == "random":
+            random.shuffle(usable)
+        elif policy == "round_robin" and usable:
+            turn = self._next % len(usable)
+            self._next += 1
+            usable = usable[turn:] + usable[:turn]
         healthy = [u for u in usable if u.healthy]
-        chosen = healthy or usable
-        random.shuffle(chosen)
-        return chosen
+        return healthy or usable
 
     async def _exchange_udp(self, upstream: Upstream, qname_wire: bytes, qtype: int, qclass: int,
                             do: bool, timeout: float | None = None, rd: bool = True) -> bytes:
@@ -537,14 +628,48 @@ class Forwarder:
             self.metrics.cache_hits["denial" if negative else "success"] += 1
             return result, ra
         self.metrics.cache_misses += 1
+        stale = self.cache.get_stale(key, now) if self.cache.serve_stale else None
+        if stale is not None and not self.options.stale_verify:
+            # serve_stale immediate: the expired answer now, a fresh one fetched behind it.
+            if key not in self._inflight:
+                task = asyncio.create_task(self._fetch_quietly(key, qname_wire, qtype, qclass, do))
+                self._refreshes.add(task)
+                task.add_done_callback(self._refreshes.discard)
+            return stale[0], stale[1]
+        try:
+            return await self._fetch(key, qname_wire, qtype, qclass, do)
+        except LimitExceeded:
+            raise
+        except (UpstreamError, TimeoutError):
+            if stale is None:
+                raise
+            return stale[0], stale[1]  # serve_stale verify, or immediate when the refresh failed
+
+    async def _fetch_quietly(self, key: bytes, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> None:
+        with contextlib.suppress(UpstreamError, TimeoutError):
+            await self._fetch(key, qname_wire, qtype, qclass, do)
+
+    async def _fetch(self, key: bytes, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
+        """One upstream exchange for the question, shared by identical questions in flight."""
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.wait_for(asyncio.shield(pending), self.timeout * 2)
+        limit = self.options.max_concurrent
+        if limit and self._concurrent >= limit:
+            raise LimitExceeded(f"concurrent queries exceeded maximum {limit}")
+        self._concurrent += 1
+        try:
+            return await self._exchange_shared(key, qname_wire, qtype, qclass, do)
+        finally:
+            self._concurrent -= 1
+
+    async def _exchange_shared(self, key: bytes, qname_wire: bytes, qtype: int, qclass: int,
+                               do: bool) -> tuple[Result, bool]:
         future: asyncio.Future[tuple[Result, bool]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             result, ra = await self._ask(qname_wire, qtype, qclass, do)
-            self.cache.put(key, result, ra, time.monotonic())
+            self.cache.put(key, result, ra, time.monotonic(), wire_name(qname_wire))
             self.metrics.cache_size = self.cache.sizes()
             future.set_result((result, ra))
             return result, ra
@@ -566,4 +691,4 @@ class Forwarder:
         return result.answer
 
 
-__all__ = ["Forwarder", "ForwardCache", "UpstreamError", "parse_resolv_conf", "parse_upstream", "cache_ttl"]
+__all__ = ["Forwarder", "ForwardCache", "ForwardOptions", "LimitExceeded", "UpstreamError", "parse_resolv_conf", "parse_upstream", "cache_ttl"]

@@ -21,9 +21,10 @@ server.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from svcnet.dns import answers, wire
@@ -44,8 +45,16 @@ class UpstreamError(Exception):
     """No upstream answered."""
 
 
+class LimitExceeded(UpstreamError):
+    """More queries in flight than forward's `max_concurrent` allows: CoreDNS answers REFUSED."""
+
+
 class Upstreams(Protocol):
     """What the resolver asks of the forwarder (svcnet.dns.forward.Forwarder owns the sockets)."""
+
+    def handles(self, qname: str) -> bool:
+        """qname is the forwarder's to forward (forward FROM ... { except ... })."""
+        ...
 
     def is_probe(self, qname: str) -> bool:
         """qname is this server's own loop probe, come back."""
@@ -76,18 +85,38 @@ def table_reply(hit: tuple[bytes, TableEntry]) -> Reply:
     return Reply(hit[0], hit[1].rcode, hit[1].qtype, ZONE_PLUGIN)
 
 
+class Hosts(Protocol):
+    """The hosts plugin in front of the zone (svcnet.dns.chain.HostsTable)."""
+
+    def answer(self, qname: str, qtype: int) -> Result | None:
+        """Its answer, or None to pass the query on."""
+        ...
+
+
 class Resolver:
-    """Query packets -> Replies for one view of the zones: the table first, then the zone, then upstreams."""
+    """Query packets -> Replies for one view of the zones: the table first, then the zone, then upstreams.
+
+    A Corefile server block adds `hosts` before the zone and `loadbalance` (A/AAAA records in
+    forwarded and hosts answers shuffled); several blocks share one `table` (svcnet.dns.chain).
+    """
 
     def __init__(self, settings: Settings, data: ZoneData, forwarder: Upstreams | None = None,
                  metrics: Metrics | None = None, *, log_queries: bool = False,
-                 bufsize: int = wire.BUFSIZE_DEFAULT) -> None:
+                 bufsize: int = wire.BUFSIZE_DEFAULT, table: AnswerTable | None = None,
+                 hosts: Hosts | None = None, loadbalance: bool = False,
+                 unserved_rcode: int = answers.REFUSED) -> None:
         self.settings = settings
         self.data = data
         self.forwarder = forwarder
         self.metrics = metrics or Metrics()
-        self.table = AnswerTable(bufsize=bufsize)
+        self.table = table if table is not None else AnswerTable(bufsize=bufsize)
         self.log_queries = log_queries
+        self.hosts = hosts
+        self.loadbalance = loadbalance
+        # A name outside the zones that nothing forwards. The flags' server serves only its zones:
+        # REFUSED, as CoreDNS for a name no server block has. A Corefile block has the name (its zone
+        # matched) and runs out of plugins: SERVFAIL, as CoreDNS's "no next plugin found".
+        self.unserved_rcode = unserved_rcode
 
     # ------------------------------------------------------------ zone side
     def zone_changed(self, tags: set[str] | None = None) -> None:
@@ -115,13 +144,18 @@ class Resolver:
             return NO_REPLY
         if isinstance(query, Rejected):
             return Reply(query.response, query.rcode, 0, "")
+        return self.answer_query(query, tcp)
+
+    def answer_query(self, query: Query, tcp: bool, *, keep: bool = True) -> Reply | Awaitable[Reply]:
+        """The reply to a parsed query; keep=False leaves the zone's answer out of the table (a
+        rewritten question: its answer belongs to the name the client did not ask)."""
         try:
-            return self._decide(query, data, tcp)
+            return self._decide(query, tcp, keep)
         except Exception:  # a bug must cost one answer, never the server
             log.exception("answering a query failed")
             return _rcode_reply(query, answers.SERVFAIL)
 
-    def _decide(self, query: Query, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
+    def _decide(self, query: Query, tcp: bool, keep: bool = True) -> Reply | Awaitable[Reply]:
         if query.qname_wire is None:  # CoreDNS: a message without a question is SERVFAIL
             return _rcode_reply(query, answers.SERVFAIL)
         if query.qclass != CLASS_IN and self.forwarder is None:
@@ -130,23 +164,36 @@ class Resolver:
             return Reply(wire.badvers_response(query), 16, query.qtype, "")
         if self.forwarder is not None and self.forwarder.is_probe(query.qname):
             return _rcode_reply(query, answers.SERVFAIL, "loop")
+        if self.hosts is not None:
+            found = self.hosts.answer(query.qname, query.qtype)
+            if found is not None:
+                return self._from_hosts(query, found, tcp)
         # Built for the question in capitals: see svcnet.dns.table.make_entry for how that lets one
         # rendering echo every spelling the way CoreDNS does.
         qname = query.qname.upper()
         result = answers.answer(self.data, self.settings, qname, query.qtype)
         if result.fallthrough or result.chase is not None:
-            if self.forwarder is None:
+            if self.forwarder is None or (result.chase is None and not self.forwarder.handles(query.qname)):
                 return self._unforwarded(query, qname, result, tcp)
             return self._forwarded(query, qname, result, tcp)
         if result.rcode == answers.REFUSED:
             return _rcode_reply(query, answers.REFUSED)
-        return self._from_zone(query, data, result, tcp)
+        return self._from_zone(query, result, tcp, keep)
 
-    def _from_zone(self, query: Query, data: bytes, result: Result, tcp: bool) -> Reply:
+    def _from_zone(self, query: Query, result: Result, tcp: bool, keep: bool = True) -> Reply:
         """The zone's answer: kept in the table, and served from it as the next query will be."""
+        if not keep:
+            return self._chased(query, result, tcp)
         entry = self.table.store(query, result)
         self.metrics.table_entries = len(self.table)
         return Reply(entry_reply(entry, query, tcp), result.rcode, query.qtype, ZONE_PLUGIN)
+
+    def _from_hosts(self, query: Query, result: Result, tcp: bool) -> Reply:
+        if result.rcode == answers.SERVFAIL:  # hosts: a name it does not have and no fallthrough
+            return _rcode_reply(query, answers.SERVFAIL, "hosts")
+        if self.loadbalance:
+            result = shuffled(result)
+        return Reply(wire.reply_for(query, result, tcp), result.rcode, query.qtype, "hosts")
 
     def _chased(self, query: Query, done: Result, tcp: bool) -> Reply:
         """An ExternalName answer completed upstream: rendered as the table would, but not kept."""
@@ -159,8 +206,8 @@ class Resolver:
         if result.chase is not None:
             return self._chased(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
                                 tcp)
-        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: REFUSED.
-        return _rcode_reply(query, answers.SERVFAIL if result.zone else answers.REFUSED)
+        # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: see unserved_rcode.
+        return _rcode_reply(query, answers.SERVFAIL if result.zone else self.unserved_rcode)
 
     async def _forwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
         assert query.qname_wire is not None and self.forwarder is not None
@@ -171,8 +218,12 @@ class Resolver:
         do = bool(query.edns and query.edns.do)
         try:
             upstream_result, ra = await self.forwarder.resolve(query.qname_wire, query.qtype, query.qclass, do)
+        except LimitExceeded:
+            return _rcode_reply(query, answers.REFUSED, "forward")
         except (UpstreamError, TimeoutError):
             return _rcode_reply(query, answers.SERVFAIL, "forward")
+        if self.loadbalance:
+            upstream_result = shuffled(upstream_result)
         return Reply(wire.reply_for(query, upstream_result, tcp, ra=ra), upstream_result.rcode, query.qtype,
                      "forward")
 
@@ -185,6 +236,20 @@ class Resolver:
         if self.log_queries:
             query_log.info('%s - "%s %s" %s %d %.6fs', peer, TYPE_NAMES.get(reply.qtype, reply.qtype), proto,
                            RCODE_NAMES.get(reply.rcode, reply.rcode), size, elapsed)
+
+
+def shuffled(result: Result) -> Result:
+    """The loadbalance plugin: the answer's address records in random order (CoreDNS rotates the
+    A, AAAA and MX records among themselves and leaves the others where they are)."""
+    answer = list(result.answer)
+    spots = [i for i, rr in enumerate(answer) if rr.type in ("A", "AAAA", "MX")]
+    if len(spots) < 2:
+        return result
+    moved = [answer[i] for i in spots]
+    random.shuffle(moved)
+    for i, rr in zip(spots, moved, strict=True):
+        answer[i] = rr
+    return replace(result, answer=tuple(answer))
 
 
 def _rcode_reply(query: Query, rcode: int, plugin: str = "") -> Reply:

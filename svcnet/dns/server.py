@@ -18,7 +18,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from svcnet.dns.resolver import Reply, Resolver, table_reply
 from svcnet.dns.table import fast_response, remember, udp_reply
@@ -70,9 +70,20 @@ class UdpServer:
         self.family = "2" if sock.family == socket.AF_INET6 else "1"
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._mmsg = mmsg
         self._batch = MmsgBatch.create(sock, UDP_BATCH) if mmsg and not resolver.log_queries else None
         reader = self._readable_mmsg if self._batch is not None else self._readable
         self._loop.add_reader(sock.fileno(), reader)
+
+    def use(self, resolver: Resolver) -> None:
+        """Answer with resolver from the next datagram on; batches only when it logs no queries."""
+        self.resolver = resolver
+        batched = self._mmsg and not resolver.log_queries
+        if batched == (self._batch is not None):
+            return
+        self._batch = MmsgBatch.create(self.sock, UDP_BATCH) if batched else None
+        self._loop.remove_reader(self.sock.fileno())
+        self._loop.add_reader(self.sock.fileno(), self._readable_mmsg if self._batch is not None else self._readable)
 
     @property
     def batched(self) -> bool:
@@ -207,7 +218,9 @@ class UdpServer:
 # ------------------------------------------------------------------------ TCP
 
 async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+                    idle_timeout: float = TCP_IDLE_TIMEOUT, current: Callable[[], Resolver] | None = None) -> None:
+    """One TCP connection; current() (when given) names the resolver for each message, so a
+    connection kept open across a Corefile reload is answered by the new configuration."""
     peer = writer.get_extra_info("peername")
     family = "2" if writer.get_extra_info("socket") and writer.get_extra_info("socket").family == socket.AF_INET6 \
         else "1"
@@ -222,6 +235,8 @@ async def serve_tcp(resolver: Resolver, reader: asyncio.StreamReader, writer: as
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 break
             started = time.perf_counter()
+            if current is not None:
+                resolver = current()
             answered = resolver.respond(data, True)
             reply = answered if isinstance(answered, Reply) else await _settled(answered)
             if reply is None:
@@ -250,6 +265,9 @@ def bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+PORT_ZERO_ATTEMPTS = 20
+
+
 class DnsServer:
     """UDP + TCP on one address for one Resolver."""
 
@@ -264,13 +282,34 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
 
     async def start(self) -> None:
-        udp_sock = bind_udp(self.host, self.port, self.reuse_port)
-        if self.port == 0:  # tests: let TCP take the port UDP got
-            self.port = udp_sock.getsockname()[1]
-        tcp_sock = bind_tcp(self.host, self.port, self.reuse_port)
+        udp_sock, tcp_sock = self._bind()
         self._udp = UdpServer(self.resolver, udp_sock)
         self._tcp = await asyncio.start_server(
-            lambda r, w: serve_tcp(self.resolver, r, w, self.idle_timeout), sock=tcp_sock)
+            lambda r, w: serve_tcp(self.resolver, r, w, self.idle_timeout, lambda: self.resolver), sock=tcp_sock)
+
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
+        """UDP and TCP on one port. Port 0 (tests): TCP takes the port UDP got, and when another
+        process holds that TCP port, both are tried again on a new one."""
+        for attempt in range(PORT_ZERO_ATTEMPTS):
+            udp_sock = bind_udp(self.host, self.port, self.reuse_port)
+            port = udp_sock.getsockname()[1]
+            try:
+                tcp_sock = bind_tcp(self.host, port, self.reuse_port)
+            except OSError:
+                udp_sock.close()
+                if self.port != 0 or attempt == PORT_ZERO_ATTEMPTS - 1:
+                    raise
+                continue
+            self.port = port
+            return udp_sock, tcp_sock
+        raise AssertionError("unreachable")
+
+    def swap(self, resolver: Resolver) -> None:
+        """Answer with resolver from the next packet on (a reloaded Corefile); nothing is dropped:
+        a query already being answered finishes with the resolver it started with."""
+        self.resolver = resolver
+        if self._udp is not None:
+            self._udp.use(resolver)
 
     async def stop(self) -> None:
         if self._udp is not None:

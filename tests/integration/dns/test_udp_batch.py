@@ -33,6 +33,9 @@ class HeldUpstream:
     def __init__(self) -> None:
         self.release = asyncio.Event()
 
+    def handles(self, qname: str) -> bool:
+        return True
+
     def is_probe(self, qname: str) -> bool:
         return False
 

@@ -84,6 +84,9 @@ def test_an_answer_that_fits_is_whole_and_has_no_tc(data: ZoneData) -> None:
 class BigUpstream:
     """A forwarder whose every answer holds 300 A records (~5 KB)."""
 
+    def handles(self, qname: str) -> bool:
+        return True
+
     def is_probe(self, qname: str) -> bool:
         return False
 

@@ -140,6 +140,9 @@ def test_one_table_entry_echoes_each_queries_zone_spelling_in_srv_targets(resolv
 class OpenUpstream:
     """A forwarder that is configured but never asked (the questions here are in the zone)."""
 
+    def handles(self, qname: str) -> bool:
+        return True
+
     def is_probe(self, qname: str) -> bool:
         return False
 
