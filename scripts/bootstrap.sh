@@ -21,10 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! command -v kubectl >/dev/null 2>&1; then
-  echo "bootstrap: warning: kubectl is not on PATH; the kubectl tests will be skipped" >&2
-fi
-
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.svcnet-installed
 # The stamp covers this script too, so a change in how the package is installed reinstalls it.

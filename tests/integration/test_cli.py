@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.integration.apiserver_harness import REPO, free_port
+from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
 
 
 def svcnet(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -33,7 +33,7 @@ def test_up_detached_then_second_up_refused_then_down(tmp_path):
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env.update(KUBECONFIG=f"{data}/kubeconfig", HOME=str(tmp_path))
-        ns = subprocess.run(["kubectl", "get", "ns", "-o", "name"], capture_output=True, text=True,
+        ns = subprocess.run([KUBECTL, "get", "ns", "-o", "name"], capture_output=True, text=True,
                             env=env, timeout=60)
         assert "namespace/default" in ns.stdout, ns.stderr
     finally:

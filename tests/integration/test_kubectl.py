@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, LineReader
+from tests.integration.apiserver_harness import KUBECTL, REPO, ApiServerProcess, LineReader
 from tests.waiting import wait_for
 
 SEED = (REPO / "examples" / "hostnames.yaml").read_text()
@@ -183,7 +183,7 @@ def test_delete_f_removes_everything(apiserver, tmp_path):
 
 def test_get_watch_sees_added_modified_deleted(apiserver, tmp_path):
     manifest = write_manifest(tmp_path, SEED)
-    proc = subprocess.Popen(["kubectl", "get", "deploy", "-w", "--output-watch-events"],
+    proc = subprocess.Popen([KUBECTL, "get", "deploy", "-w", "--output-watch-events"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=apiserver.kubectl_env())
     try:
@@ -349,7 +349,7 @@ def test_list_paging_with_limit_and_continue(apiserver):
 
 
 def test_sigterm_ends_open_watches_and_the_server_exits(apiserver):
-    watcher = subprocess.Popen(["kubectl", "get", "svc", "-w"], stdout=subprocess.PIPE,
+    watcher = subprocess.Popen([KUBECTL, "get", "svc", "-w"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=apiserver.kubectl_env())
     try:
         reader = LineReader(watcher)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.apiserver_harness import KUBECTL
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -68,7 +69,7 @@ def test_exec_in_an_unknown_container_is_refused(cluster: SvcnetCluster) -> None
 
 def test_exec_with_a_tty_runs_on_a_terminal_and_keeps_the_exit_code(cluster: SvcnetCluster) -> None:
     """kubectl only asks for a TTY when its own stdin is one: `script` gives it a pseudo-terminal."""
-    kubectl = f"KUBECONFIG={cluster.data_dir / 'kubeconfig'} kubectl exec -ti {POD} -- sh -c 'tty; exit 4'"
+    kubectl = f"KUBECONFIG={cluster.data_dir / 'kubeconfig'} {KUBECTL} exec -ti {POD} -- sh -c 'tty; exit 4'"
     result = subprocess.run(["script", "-qec", kubectl, "/dev/null"], capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=60, env={**os.environ, "HOME": str(cluster.home)})
     assert "/dev/pts/" in result.stdout

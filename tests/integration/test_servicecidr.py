@@ -10,7 +10,7 @@ import pytest
 
 from svcnet.api.resources import lookup
 from svcnet.client import ApiClient, Informer, load_kubeconfig
-from tests.integration.apiserver_harness import ApiServerProcess, LineReader, kubectl_available
+from tests.integration.apiserver_harness import KUBECTL, ApiServerProcess, LineReader, kubectl_available
 from tests.waiting import until, wait_for
 
 pytestmark = pytest.mark.skipif(not kubectl_available(), reason="kubectl is not installed")
@@ -65,7 +65,7 @@ def test_the_default_servicecidr_is_served_ready_from_the_configured_ranges(apis
 def test_a_second_servicecidr_is_created_protected_and_watched(apiserver: ApiServerProcess, tmp_path) -> None:
     # kubectl lists, prints, then watches from the list's resourceVersion: once the listed
     # default is printed, the create below cannot be missed.
-    watcher = subprocess.Popen(["kubectl", "get", "servicecidrs", "--watch", "-o", "name"],
+    watcher = subprocess.Popen([KUBECTL, "get", "servicecidrs", "--watch", "-o", "name"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                env=apiserver.kubectl_env())
     try:
