@@ -15,7 +15,7 @@ from aiohttp import web
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver import decoding, defaults, listener, openapi, patch, servicecidrs, validation
+from svcnet.apiserver import authz, decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
@@ -233,6 +233,10 @@ class RunningApiServer:
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
+        # RBAC: upstream's bootstrap roles and bindings before the first request, and writes of
+        # roles and bindings checked for escalation against the writer's own permissions.
+        authz.ensure_bootstrap_policy(self.registry)
+        self.registry.admission.append(authz.EscalationCheck(api.authorizer))
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,

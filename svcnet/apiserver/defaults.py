@@ -255,6 +255,20 @@ def _default_stateful_set(stateful_set: Obj) -> None:
     _default_pod_template(spec)
 
 
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _default_binding(binding: Obj) -> None:
+    """rbac/v1 SetDefaults_RoleBinding/ClusterRoleBinding/Subject: roleRef.apiGroup is the RBAC
+    group; a User or Group subject's apiGroup too (a ServiceAccount's stays "")."""
+    ref = binding.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = _RBAC_GROUP
+    for subject in binding.get("subjects") or []:
+        if isinstance(subject, dict) and not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = _RBAC_GROUP
+
+
 def _no_defaults(_: Obj) -> None:
     """Event, Lease and ServiceCIDR have no server-side defaults upstream."""
 
@@ -272,6 +286,10 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "Event": _no_defaults,
     "Lease": _no_defaults,
     "ServiceCIDR": _no_defaults,
+    "Role": _no_defaults,
+    "ClusterRole": _no_defaults,
+    "RoleBinding": _default_binding,
+    "ClusterRoleBinding": _default_binding,
 }
 
 
