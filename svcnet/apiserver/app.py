@@ -31,6 +31,9 @@ from svcnet.core.rbac.identity import ADMIN, LOCAL_SOCKET, User
 
 log = logging.getLogger("svcnet.apiserver")
 
+# The user a request runs as, after authentication and impersonation.
+USER_KEY = web.RequestKey("user", User)
+
 
 @dataclass
 class ServerSettings:
@@ -92,7 +95,7 @@ class ApiServer:
                                 self.authorizer)
             attrs = request_attributes(user, request.method, request.path, request.query)
             self.authorizer.check(attrs)
-            request["user"] = user
+            request[USER_KEY] = user
             reset = CURRENT_USER.set(user)
             try:
                 return await handler(request)
@@ -131,7 +134,7 @@ class ApiServer:
         if rp is None:
             raise errors.path_not_found()
         if reviews.is_review(rp.resource):
-            return await reviews.serve(request, rp, request["user"], self.authorizer, self.registry.clock())
+            return await reviews.serve(request, rp, request[USER_KEY], self.authorizer, self.registry.clock())
         if rp.subresource in self.subresources.served:
             return await self.subresources.serve(request, rp)
         watching = request.query.get("watch") in ("true", "1") or "/watch/" in path

@@ -145,12 +145,12 @@ def impersonated(user: User, headers: Mapping[str, str], all_values, authorizer:
     if sa is not None:
         authorizer.check(Attributes(user, "impersonate", True, namespace=sa[0], resource="serviceaccounts",
                                     name=sa[1]))
-        if not groups:
-            groups = service_account_groups(sa[0])
     else:
         authorizer.check(Attributes(user, "impersonate", True, resource="users", name=name))
     for group in groups:
         authorizer.check(Attributes(user, "impersonate", True, resource="groups", name=group))
+    if sa is not None and not groups:
+        groups = service_account_groups(sa[0])  # a service account's groups follow from its name
     if uid:
         authorizer.check(Attributes(user, "impersonate", True, resource="uids", name=uid))
     for key, values in extra.items():
