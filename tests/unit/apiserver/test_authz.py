@@ -213,3 +213,21 @@ async def test_the_unix_socket_app_is_system_masters(registry: Registry) -> None
     async with TestClient(TestServer(server.make_app(authenticate=False))) as c:
         resp = await c.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={})
         assert (await resp.json())["status"]["userInfo"]["groups"] == ["system:masters", "system:authenticated"]
+
+
+async def test_a_patch_cannot_escalate_either(api: TestClient) -> None:
+    await _grant(api, "role-patcher", [
+        {"verbs": ["create", "patch"], "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"]},
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], "pat")
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "mine"},
+            "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]}
+    assert (await api.post(f"{RBAC}/namespaces/default/roles", json=role, headers=_as("pat"))).status == 201
+    patch = {"rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]}
+    resp = await api.patch(f"{RBAC}/namespaces/default/roles/mine", json=patch,
+                           headers={**_as("pat"), "Content-Type": "application/merge-patch+json"})
+    assert resp.status == 403
+    assert 'Resources:["secrets"], Verbs:["get"]' in (await resp.json())["message"]
+    labels = {"metadata": {"labels": {"team": "a"}}}  # grants nothing new: allowed
+    resp = await api.patch(f"{RBAC}/namespaces/default/roles/mine", json=labels,
+                           headers={**_as("pat"), "Content-Type": "application/merge-patch+json"})
+    assert resp.status == 200
