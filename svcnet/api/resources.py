@@ -95,6 +95,8 @@ RBAC_RESOURCES: tuple[Resource, ...] = (
 REVIEW_RESOURCES: tuple[Resource, ...] = (
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
              False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+             "localsubjectaccessreview", True, verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
              "selfsubjectaccessreview", False, verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",

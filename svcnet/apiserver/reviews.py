@@ -51,6 +51,8 @@ async def serve(request: web.Request, rp: http.ResourcePath, user: User, authori
         review.setdefault("metadata", {}).setdefault("creationTimestamp", None)
         spec = body.get("spec") or {}
         subject = user if res.kind == "SelfSubjectAccessReview" else _subject(res.kind, spec)
+        if res.kind == "LocalSubjectAccessReview":
+            _check_local(review, spec, rp.namespace or "")
         review["status"] = access_review_status(authorizer, _access_attributes(res.kind, spec, subject))
     return encoded(review, http.negotiate(request.headers.get("Accept")), status=201)
 
@@ -73,6 +75,25 @@ def _subject(kind: str, spec: Obj) -> User:
                              "authorization.k8s.io")
     extra = {str(k): tuple(str(x) for x in v or []) for k, v in (spec.get("extra") or {}).items()}
     return User(name, groups, str(spec.get("uid") or ""), extra)
+
+
+def _check_local(review: Obj, spec: Obj, namespace: str) -> None:
+    """A LocalSubjectAccessReview asks about its own namespace only, and about no URL."""
+    md = review["metadata"]
+    if md.get("namespace") and md["namespace"] != namespace:
+        raise errors.bad_request("the namespace of the provided object does not match the namespace sent on "
+                                 "the request")
+    md["namespace"] = namespace
+    causes: list[Cause] = []
+    attrs = spec.get("resourceAttributes")
+    if attrs is not None and str(attrs.get("namespace") or "") != namespace:
+        causes.append(invalid("spec.resourceAttributes.namespace", str(attrs.get("namespace") or ""),
+                              "must match metadata.namespace"))
+    if spec.get("nonResourceAttributes") is not None:
+        causes.append(invalid("spec.nonResourceAttributes", GoLiteral("&authorization.NonResourceAttributes{...}"),
+                              "disallowed on this kind of request"))
+    if causes:
+        raise errors.invalid("LocalSubjectAccessReview", "", causes, "authorization.k8s.io")
 
 
 def _access_attributes(kind: str, spec: Obj, user: User) -> Attributes:

@@ -299,6 +299,7 @@ MESSAGES: dict[str, dict[int, FieldSpec]] = {
                                 4: _strings("groups"), 6: _s("uid")},
     "SelfSubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SelfSubjectAccessReviewSpec")},
     "SubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SubjectAccessReviewSpec")},
+    "LocalSubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SubjectAccessReviewSpec")},
     "SelfSubjectRulesReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SelfSubjectRulesReviewSpec")},
     "SelfSubjectRulesReviewSpec": {1: _s("namespace")},
     # ---- authentication/v1
@@ -315,7 +316,8 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
     **{("rbac.authorization.k8s.io/v1", kind): kind
        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     **{("authorization.k8s.io/v1", kind): kind
-       for kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview")},
+       for kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
+                    "SelfSubjectRulesReview")},
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
 }
 

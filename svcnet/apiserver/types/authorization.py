@@ -1,5 +1,5 @@
-"""authorization.k8s.io/v1 review types (SubjectAccessReview, SelfSubjectAccessReview,
-SelfSubjectRulesReview) and authentication.k8s.io/v1 SelfSubjectReview: create-only kinds
+"""authorization.k8s.io/v1 review types (SubjectAccessReview, LocalSubjectAccessReview,
+SelfSubjectAccessReview, SelfSubjectRulesReview) and authentication.k8s.io/v1 SelfSubjectReview: create-only kinds
 answered in their status, never stored."""
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ define(AUTHORIZATION, "SubjectAccessReviewStatus", """
     reason string
 """, required="allowed")
 define_kind(AUTHORIZATION, "SubjectAccessReview", A, "v1", """
+    spec SubjectAccessReviewSpec
+    status SubjectAccessReviewStatus
+""", required="spec", with_list=False)
+define_kind(AUTHORIZATION, "LocalSubjectAccessReview", A, "v1", """
     spec SubjectAccessReviewSpec
     status SubjectAccessReviewStatus
 """, required="spec", with_list=False)

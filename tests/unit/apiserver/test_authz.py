@@ -231,3 +231,20 @@ async def test_a_patch_cannot_escalate_either(api: TestClient) -> None:
     resp = await api.patch(f"{RBAC}/namespaces/default/roles/mine", json=labels,
                            headers={**_as("pat"), "Content-Type": "application/merge-patch+json"})
     assert resp.status == 200
+
+
+async def test_a_local_access_review_asks_about_its_namespace_only(api: TestClient) -> None:
+    lsar = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+            "spec": {"user": "bob", "resourceAttributes": {"namespace": "default", "verb": "get",
+                                                           "resource": "pods"}}}
+    url = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews"
+    resp = await api.post(url, json=lsar, headers=ADMIN)
+    assert resp.status == 201
+    body = await resp.json()
+    assert (body["metadata"]["namespace"], body["status"]) == ("default", {"allowed": False})
+    other = {**lsar, "spec": {**lsar["spec"], "resourceAttributes": {"namespace": "kube-system", "verb": "get",
+                                                                    "resource": "pods"}}}
+    resp = await api.post(url, json=other, headers=ADMIN)
+    assert resp.status == 422
+    assert "spec.resourceAttributes.namespace: Invalid value: \"kube-system\": must match metadata.namespace" in \
+        (await resp.json())["message"]

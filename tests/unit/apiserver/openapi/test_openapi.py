@@ -81,7 +81,7 @@ CREATE_ONLY = [r for r in RESOURCES if r.verbs == ("create",)]
 @pytest.mark.parametrize("r", CREATE_ONLY, ids=lambda r: r.plural)
 def test_create_only_kinds_have_only_a_post_on_their_collection(r: Resource) -> None:
     doc = _doc(_gv_path(r))
-    prefix = f"/apis/{r.group}/{r.version}"
+    prefix = f"/apis/{r.group}/{r.version}" + ("/namespaces/{namespace}" if r.namespaced else "")
     assert set(doc["paths"][f"{prefix}/{r.plural}"]) - {"parameters"} == {"post"}
     assert f"{prefix}/{r.plural}/{{name}}" not in doc["paths"]
 
