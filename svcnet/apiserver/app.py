@@ -86,7 +86,7 @@ class ApiServer:
         Health checks pass untouched (system:public-info-viewer grants them to everyone)."""
         @web.middleware
         async def middleware(request: web.Request, handler):
-            if nonresource.is_health(request.path.rstrip("/") or "/"):
+            if request.path in nonresource.HEALTH_PATHS:
                 return await handler(request)
             user = identity or self._authenticate(request)
             if user is None:

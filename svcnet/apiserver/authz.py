@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,7 +135,7 @@ def impersonated(user: User, headers: Mapping[str, str], all_values, authorizer:
     extra: dict[str, tuple[str, ...]] = {}
     for header in headers:
         if header.lower().startswith(IMPERSONATE_EXTRA.lower()):
-            key = header[len(IMPERSONATE_EXTRA):].lower()
+            key = urllib.parse.unquote(header[len(IMPERSONATE_EXTRA):].lower())  # keys travel %-escaped
             extra[key] = tuple(all_values(header))
     if not name:
         if groups or uid or extra:
