@@ -248,3 +248,20 @@ async def test_a_local_access_review_asks_about_its_namespace_only(api: TestClie
     assert resp.status == 422
     assert "spec.resourceAttributes.namespace: Invalid value: \"kube-system\": must match metadata.namespace" in \
         (await resp.json())["message"]
+
+
+async def test_a_namespace_admin_may_grant_what_the_admin_role_holds_there_only(api: TestClient) -> None:
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "adm"},
+               "roleRef": {"kind": "ClusterRole", "name": "admin"}, "subjects": [{"kind": "User", "name": "nina"}]}
+    assert (await api.post(f"{RBAC}/namespaces/default/rolebindings", json=binding, headers=ADMIN)).status == 201
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cm-editor"},
+            "rules": [{"verbs": ["get", "update"], "apiGroups": [""], "resources": ["configmaps"]}]}
+    assert (await api.post(f"{RBAC}/namespaces/default/roles", json=role, headers=_as("nina"))).status == 201
+    nodes = {**role, "metadata": {"name": "nodes"},
+             "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}]}
+    resp = await api.post(f"{RBAC}/namespaces/default/roles", json=nodes, headers=_as("nina"))
+    assert resp.status == 403  # admin holds no nodes rule
+    resp = await api.post(f"{RBAC}/namespaces/kube-system/roles", json=role, headers=_as("nina"))
+    assert resp.status == 403  # and nothing in another namespace
+    assert (await resp.json())["message"].startswith('roles.rbac.authorization.k8s.io is forbidden: User "nina" '
+                                                     'cannot create resource "roles"')
