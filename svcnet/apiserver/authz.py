@@ -10,6 +10,7 @@ the write path's EscalationCheck (an admission hook) knows who writes a Role or 
 from __future__ import annotations
 
 import contextvars
+import copy
 import logging
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -265,3 +266,29 @@ def _apply(registry: Registry, res: Resource, step: bootstrap.Reconciled, opts: 
             step.obj["metadata"].pop(key, None)
         registry.create(res, None, step.obj, opts)
     log.info("bootstrap RBAC: %s %s %s", step.action, res.kind, name)
+
+
+# ------------------------------------------------------------------ ClusterRole aggregation
+AGGREGATION_MANAGER = "clusterrole-aggregation-controller"
+
+
+def aggregate_cluster_roles(registry: Registry) -> int:
+    """One pass of kube-controller-manager's clusterrole-aggregation controller: every
+    ClusterRole with an aggregationRule gets the rules of the roles it selects. Returns how
+    many were updated; a conflict or a bad selector leaves that role to the next pass."""
+    res = _rbac("clusterroles")
+    roles = list(registry.list(res, None).items)
+    updated = 0
+    for role in roles:
+        name = _ns_name(role)[1]
+        try:
+            rules = bootstrap.aggregated_rules(role, roles)
+            if rules is None or rules == (role.get("rules") or []):
+                continue
+            new = copy.deepcopy(role)
+            new["rules"] = rules
+            registry.update(res, None, name, new, WriteOptions(field_manager=AGGREGATION_MANAGER))
+            updated += 1
+        except ApiError as exc:
+            log.warning("aggregating ClusterRole %s: %s", name, exc.message)
+    return updated

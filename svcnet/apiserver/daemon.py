@@ -268,6 +268,7 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._compaction_loop(), name="compaction"))
         self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
         self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
+        self._tasks.append(asyncio.create_task(self._aggregation_loop(), name="clusterrole-aggregation"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     async def _namespace_loop(self) -> None:
@@ -284,6 +285,20 @@ class RunningApiServer:
                 still = self.registry.namespaces_terminating()
                 # Contents may be waiting on finalizers or graceful pod deletion: look again soon.
                 await _rest(wake, 1.0 if still else 60.0)
+
+    async def _aggregation_loop(self) -> None:
+        """Keep aggregated ClusterRoles (admin, edit, view, ...) holding the rules of the roles
+        their selectors match, on every ClusterRole change (kube-controller-manager's
+        clusterrole-aggregation controller, run here as svcnet has no controller manager of its own
+        for it)."""
+        assert self.registry is not None and self.store is not None
+        with _woken_by(self.store, ["/registry/rbac.authorization.k8s.io/clusterroles/"]) as wake:
+            while True:
+                try:
+                    authz.aggregate_cluster_roles(self.registry)
+                except StorageError as exc:  # a full disk: the next change or pass retries
+                    log.warning("ClusterRole aggregation: %s", exc)
+                await _rest(wake, 60.0)
 
     async def _compaction_loop(self) -> None:
         assert self.store is not None

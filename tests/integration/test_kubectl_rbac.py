@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.apiserver_harness import kubectl_available
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.kubectl,
               pytest.mark.skipif(not kubectl_available(), reason="kubectl is not on PATH")]
@@ -85,3 +86,27 @@ rules:
     assert refused.returncode == 1
     assert ('rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: namespaced rules cannot apply to '
             'non-resource URLs') in refused.stderr
+
+
+def test_a_role_labelled_aggregate_to_view_joins_view_edit_and_admin(apiserver):
+    manifest = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: lease-viewer
+  labels: {rbac.authorization.k8s.io/aggregate-to-view: "true"}
+rules:
+- {verbs: [get, list], apiGroups: [coordination.k8s.io], resources: [leases]}
+"""
+    apiserver.kubectl("create", "rolebinding", "viewers", "--clusterrole=view", "--user=vera")
+    denied = apiserver.kubectl("auth", "can-i", "list", "leases", "--as=vera", check=False)
+    assert denied.stdout.strip() == "no"  # view alone holds no lease rule
+    apiserver.kubectl("apply", "-f", "-", input=manifest)
+    leases = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list"]}
+
+    def aggregated() -> bool:
+        return all(leases in apiserver.kubectl_json("get", "clusterrole", name)["rules"]
+                   for name in ("view", "edit", "admin"))
+
+    wait_for(aggregated, timeout=60, what="the lease rule in view, edit and admin")
+    assert apiserver.kubectl("auth", "can-i", "list", "leases", "--as=vera").stdout.strip() == "yes"

@@ -8,14 +8,14 @@ read as upstream's.
 
 admin, edit and view are aggregated upstream (an aggregationRule selecting the
 system:aggregate-to-* roles by label, filled by kube-controller-manager's aggregation
-controller); svcnet does not run that controller, so `aggregate` fills their rules from
-the roles their selectors match when the policy is built.
+controller); `aggregated_rules` is that controller's decision, which the API server runs
+on every ClusterRole change, and the bootstrap roles are created already aggregated.
 
 Reconciliation (storage_rbac's ensure-policy, with reconciliation.ReconcileClusterRole and
 ReconcileClusterRoleBinding): a missing object is created; one annotated
-rbac.authorization.kubernetes.io/autoupdate=false is left alone; otherwise missing rules,
-subjects, labels and annotations are added (nothing extra is removed), and a binding whose
-roleRef changed is deleted and created again.
+rbac.authorization.kubernetes.io/autoupdate=false is left alone; otherwise missing rules
+(an aggregated role: missing selectors), subjects, labels and annotations are added
+(nothing extra is removed), and a binding whose roleRef changed is deleted and created again.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from svcnet.api.selectors import label_selector_from_object
 
 from .rules import Rule, rules_of, uncovered
 
@@ -252,32 +254,34 @@ def _subject(kind: str, name: str, namespace: str) -> Obj:
 
 
 # ------------------------------------------------------------------ aggregation
-def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """matchLabels only: every bootstrap aggregationRule is one."""
-    wanted = selector.get("matchLabels") or {}
-    return bool(wanted) and not selector.get("matchExpressions") and \
-        all(labels.get(k) == v for k, v in wanted.items())
+def aggregated_rules(role: Mapping[str, Any], roles: list[Obj]) -> list[Obj] | None:
+    """The rules the ClusterRole aggregation controller gives an aggregated role: for each of
+    its clusterRoleSelectors in turn, the rules of the other ClusterRoles it selects (in name
+    order), each rule once. None when the role has no aggregationRule."""
+    rule = role.get("aggregationRule")
+    if not isinstance(rule, Mapping):
+        return None
+    name = (role.get("metadata") or {}).get("name")
+    out: list[Obj] = []
+    for selector in rule.get("clusterRoleSelectors") or []:
+        matcher = label_selector_from_object(selector)
+        selected = sorted((r for r in roles if (r.get("metadata") or {}).get("name") != name
+                           and matcher.matches((r.get("metadata") or {}).get("labels") or {})),
+                          key=lambda r: r["metadata"]["name"])
+        for other in selected:
+            out += [r for r in other.get("rules") or [] if r not in out]
+    return out
 
 
 def aggregate(roles: list[Obj]) -> list[Obj]:
-    """Fill each aggregated role's rules from the roles its selectors match (the aggregation
-    controller's result: the matched roles' rules in name order, each rule once), repeated
-    until nothing changes, as aggregated roles may aggregate others (view into edit into admin)."""
+    """Every aggregated role's rules filled in, repeated until nothing changes, as aggregated
+    roles may aggregate others (view into edit into admin)."""
     roles = copy.deepcopy(roles)
-    by_name = {r["metadata"]["name"]: r for r in roles}
     for _ in range(len(roles)):
         changed = False
         for role in roles:
-            selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
-            if not selectors:
-                continue
-            rules: list[Obj] = []
-            for name in sorted(by_name):
-                other = by_name[name]
-                labels = other["metadata"].get("labels") or {}
-                if other is not role and any(_selects(s, labels) for s in selectors):
-                    rules += [r for r in other.get("rules") or [] if r not in rules]
-            if rules != role.get("rules"):
+            rules = aggregated_rules(role, roles)
+            if rules is not None and rules != (role.get("rules") or []):
                 role["rules"], changed = rules, True
         if not changed:
             break
@@ -314,16 +318,18 @@ def reconcile_role(existing: Obj | None, expected: Obj) -> Reconciled:
         return Reconciled("none")
     updated = copy.deepcopy(existing)
     updated["metadata"] = _merged_meta(existing, expected)
-    have = rules_of(existing)
-    missing = [r for r in rules_of(expected) if uncovered(have, [r])]
-    if missing:
-        updated["rules"] = list(existing.get("rules") or []) + [r.to_object() for r in missing]
     if expected.get("aggregationRule"):
+        # an aggregated role's rules are the aggregation's: only its selectors are reconciled
         selectors = list((existing.get("aggregationRule") or {}).get("clusterRoleSelectors") or [])
         for s in expected["aggregationRule"]["clusterRoleSelectors"]:
             if s not in selectors:
                 selectors.append(s)
         updated["aggregationRule"] = {"clusterRoleSelectors": selectors}
+    else:
+        have = rules_of(existing)
+        missing = [r for r in rules_of(expected) if uncovered(have, [r])]
+        if missing:
+            updated["rules"] = list(existing.get("rules") or []) + [r.to_object() for r in missing]
     return Reconciled("none") if updated == existing else Reconciled("update", updated)
 
 

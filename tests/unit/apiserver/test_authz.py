@@ -265,3 +265,18 @@ async def test_a_namespace_admin_may_grant_what_the_admin_role_holds_there_only(
     assert resp.status == 403  # and nothing in another namespace
     assert (await resp.json())["message"].startswith('roles.rbac.authorization.k8s.io is forbidden: User "nina" '
                                                      'cannot create resource "roles"')
+
+
+def test_aggregation_gives_view_edit_and_admin_a_new_roles_rules(registry: Registry) -> None:
+    authz.ensure_bootstrap_policy(registry)
+    assert authz.aggregate_cluster_roles(registry) == 0  # the bootstrap roles are created aggregated
+    widget = {"verbs": ["get", "list"], "apiGroups": ["example.com"], "resources": ["widgets"]}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "widget-viewer", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [widget]}
+    registry.create(_res("clusterroles"), None, role, WriteOptions())
+    passes = [authz.aggregate_cluster_roles(registry) for _ in range(4)]
+    assert passes[-1] == 0 and sum(passes) == 3  # view, then edit, then admin
+    for name in ("view", "edit", "admin"):
+        assert widget in registry.get(_res("clusterroles"), None, name)["rules"], name
+    assert widget not in registry.get(_res("clusterroles"), None, "system:aggregate-to-view")["rules"]
