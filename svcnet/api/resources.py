@@ -84,6 +84,28 @@ def _status(kind: str, group: str = "") -> Subresource:
     return Subresource("status", kind=kind, group=group)
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_RESOURCES: tuple[Resource, ...] = (
+    Resource(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False),
+    Resource(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", False),
+    Resource(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True),
+    Resource(RBAC_GROUP, "v1", "Role", "roles", "role", True),
+)
+# Create-only kinds answered in their status and never stored (the API server's reviews).
+REVIEW_RESOURCES: tuple[Resource, ...] = (
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
+             False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+             "localsubjectaccessreview", True, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+             "selfsubjectaccessreview", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+             "selfsubjectrulesreview", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
+             "subjectaccessreview", False, verbs=("create",)),
+)
+
+
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
              subresources=(_FINALIZE, _status("Namespace")),
@@ -109,11 +131,14 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_status("ServiceCIDR"),)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    *RBAC_RESOURCES,
+    *REVIEW_RESOURCES,
 )
 
-# Groups in the order discovery lists them (core first, as kube-apiserver does; networking.k8s.io
-# after apps, as kube-apiserver's group priorities place it).
-GROUP_ORDER: tuple[str, ...] = ("", "apps", "networking.k8s.io", "discovery.k8s.io", "coordination.k8s.io")
+# Groups in the order discovery lists them (core first, as kube-apiserver does; then by
+# kube-apiserver's group priorities: apps, authentication, authorization, networking, rbac).
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "networking.k8s.io",
+                                "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io")
 
 
 def by_group_version(group: str, version: str) -> list[Resource]:

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from svcnet.api import errors
 from svcnet.api.errors import ApiError
-from svcnet.apiserver import http, nonresource
+from svcnet.apiserver import http, nonresource, reviews
+from svcnet.apiserver.authz import CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import Registry
@@ -25,8 +26,13 @@ from svcnet.apiserver.responses import status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
 from svcnet.apiserver.subresources import Subresources
 from svcnet.apiserver.watch import Watches
+from svcnet.core.rbac.attributes import request_attributes
+from svcnet.core.rbac.identity import ADMIN, LOCAL_SOCKET, User
 
 log = logging.getLogger("svcnet.apiserver")
+
+# The user a request runs as, after authentication and impersonation.
+USER_KEY = web.RequestKey("user", User)
 
 
 @dataclass
@@ -46,30 +52,56 @@ class ApiServer:
                                settings.bookmark_interval)
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
         self.subresources = Subresources(registry, node_access)
+        self.authorizer = Authorizer(StorePolicy(registry))
 
     def close_watches(self) -> None:
         """End every open watch stream (shutdown); new watches are refused from now on."""
         self.watches.close_all()
 
     def make_app(self, *, authenticate: bool = True) -> web.Application:
-        middlewares = [self._error_middleware]
-        if authenticate and self.settings.token is not None:
-            middlewares.insert(0, self._auth_middleware)
+        """authenticate=False: the root-only unix socket, whose requests are system:masters'.
+        Without a token (--insecure) every TCP request is the admin's, as before."""
+        if not authenticate:
+            identity: User | None = LOCAL_SOCKET
+        else:
+            identity = ADMIN if self.settings.token is None else None
+        middlewares = [self._error_middleware, self._authorization_middleware(identity)]
         # aiohttp refuses a body of client_max_size bytes or more; upstream takes exactly the limit.
         app = web.Application(middlewares=middlewares, client_max_size=http.MAX_REQUEST_BODY_BYTES + 1)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
-    @web.middleware
-    async def _auth_middleware(self, request: web.Request, handler):
-        if request.path in nonresource.HEALTH_PATHS:
-            return await handler(request)
+    def _authenticate(self, request: web.Request) -> User | None:
+        """The user a bearer token names (the admin token is system:masters); None: no such token."""
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         assert self.settings.token is not None
-        if not token or not hmac.compare_digest(token.encode(), self.settings.token.encode()):
-            return status_response(errors.unauthorized())
-        return await handler(request)
+        if token and hmac.compare_digest(token.encode(), self.settings.token.encode()):
+            return ADMIN
+        return None
+
+    def _authorization_middleware(self, identity: User | None):
+        """Authenticate (unless the listener gives the identity), apply Impersonate-* headers,
+        then authorize the request's attributes; 401 or 403 as kube-apiserver answers them.
+        Health checks pass untouched (system:public-info-viewer grants them to everyone)."""
+        @web.middleware
+        async def middleware(request: web.Request, handler):
+            if request.path in nonresource.HEALTH_PATHS:
+                return await handler(request)
+            user = identity or self._authenticate(request)
+            if user is None:
+                return status_response(errors.unauthorized())
+            user = impersonated(user, request.headers, lambda name: request.headers.getall(name, []),
+                                self.authorizer)
+            attrs = request_attributes(user, request.method, request.path, request.query)
+            self.authorizer.check(attrs)
+            request[USER_KEY] = user
+            reset = CURRENT_USER.set(user)
+            try:
+                return await handler(request)
+            finally:
+                CURRENT_USER.reset(reset)
+        return middleware
 
     @web.middleware
     async def _error_middleware(self, request: web.Request, handler):
@@ -101,6 +133,8 @@ class ApiServer:
         rp = http.parse_resource_path(path)
         if rp is None:
             raise errors.path_not_found()
+        if reviews.is_review(rp.resource):
+            return await reviews.serve(request, rp, request[USER_KEY], self.authorizer, self.registry.clock())
         if rp.subresource in self.subresources.served:
             return await self.subresources.serve(request, rp)
         watching = request.query.get("watch") in ("true", "1") or "/watch/" in path

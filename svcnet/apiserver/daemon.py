@@ -16,7 +16,7 @@ from aiohttp import web
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
-from svcnet.apiserver import decoding, defaults, listener, openapi, patch, servicecidrs, validation
+from svcnet.apiserver import authz, decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
@@ -241,6 +241,10 @@ class RunningApiServer:
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
+        # RBAC: upstream's bootstrap roles and bindings before the first request, and writes of
+        # roles and bindings checked for escalation against the writer's own permissions.
+        authz.ensure_bootstrap_policy(self.registry)
+        self.registry.admission.append(authz.EscalationCheck(api.authorizer))
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,
@@ -275,6 +279,7 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._compaction_loop(), name="compaction"))
         self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
         self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
+        self._tasks.append(asyncio.create_task(self._aggregation_loop(), name="clusterrole-aggregation"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     async def _namespace_loop(self) -> None:
@@ -291,6 +296,20 @@ class RunningApiServer:
                 still = self.registry.namespaces_terminating()
                 # Contents may be waiting on finalizers or graceful pod deletion: look again soon.
                 await _rest(wake, 1.0 if still else 60.0)
+
+    async def _aggregation_loop(self) -> None:
+        """Keep aggregated ClusterRoles (admin, edit, view, ...) holding the rules of the roles
+        their selectors match, on every ClusterRole change (kube-controller-manager's
+        clusterrole-aggregation controller, run here as svcnet has no controller manager of its own
+        for it)."""
+        assert self.registry is not None and self.store is not None
+        with _woken_by(self.store, ["/registry/rbac.authorization.k8s.io/clusterroles/"]) as wake:
+            while True:
+                try:
+                    authz.aggregate_cluster_roles(self.registry)
+                except StorageError as exc:  # a full disk: the next change or pass retries
+                    log.warning("ClusterRole aggregation: %s", exc)
+                await _rest(wake, 60.0)
 
     async def _compaction_loop(self) -> None:
         assert self.store is not None

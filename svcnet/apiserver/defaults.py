@@ -267,6 +267,20 @@ def _default_secret(secret: Obj) -> None:
             data[key] = base64.b64encode(str(value or "").encode()).decode()
 
 
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _default_binding(binding: Obj) -> None:
+    """rbac/v1 SetDefaults_RoleBinding/ClusterRoleBinding/Subject: roleRef.apiGroup is the RBAC
+    group; a User or Group subject's apiGroup too (a ServiceAccount's stays "")."""
+    ref = binding.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = _RBAC_GROUP
+    for subject in binding.get("subjects") or []:
+        if isinstance(subject, dict) and not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = _RBAC_GROUP
+
+
 def _no_defaults(_: Obj) -> None:
     """Event, Lease, ServiceCIDR, ConfigMap and ServiceAccount have no server-side defaults upstream."""
 
@@ -287,6 +301,10 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "ConfigMap": _no_defaults,
     "Secret": _default_secret,
     "ServiceAccount": _no_defaults,
+    "Role": _no_defaults,
+    "ClusterRole": _no_defaults,
+    "RoleBinding": _default_binding,
+    "ClusterRoleBinding": _default_binding,
 }
 
 

@@ -166,7 +166,8 @@ def _names(r: Resource) -> _Names:
         tag=_tag(r.group, r.version),
         gvk=_gvk(r.group, r.version, r.kind),
         schema_name=root_schema_name(r),
-        list_name=types.kind_schema_name(r.group, r.version, r.list_kind),
+        # create-only kinds (the reviews) have no List type
+        list_name=types.kind_schema_name(r.group, r.version, r.list_kind) if "list" in r.verbs else "",
         scoped=("Namespaced" if r.namespaced else "") + r.kind,
         prefix=prefix,
         base=f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix,

@@ -283,6 +283,38 @@ MESSAGES: dict[str, dict[int, FieldSpec]] = {
                          3: _i("observedGeneration"), 6: _list("conditions", "ReplicaSetCondition")},
     "ReplicaSetCondition": {1: _s("type", keep=True), 2: _s("status", keep=True),
                             3: _time("lastTransitionTime"), 4: _s("reason"), 5: _s("message")},
+    # ---- rbac/v1
+    "PolicyRule": {1: _strings("verbs"), 2: _strings("apiGroups"), 3: _strings("resources"),
+                   4: _strings("resourceNames"), 5: _strings("nonResourceURLs")},
+    "AggregationRule": {1: _list("clusterRoleSelectors", "LabelSelector")},
+    "Role": {1: _m("metadata", "ObjectMeta"), 2: _list("rules", "PolicyRule")},
+    "ClusterRole": {1: _m("metadata", "ObjectMeta"), 2: _list("rules", "PolicyRule"),
+                    3: _m("aggregationRule", "AggregationRule")},
+    "RoleRef": {1: _s("apiGroup", keep=True), 2: _s("kind", keep=True), 3: _s("name", keep=True)},
+    "Subject": {1: _s("kind", keep=True), 2: _s("apiGroup"), 3: _s("name", keep=True), 4: _s("namespace")},
+    "RoleBinding": {1: _m("metadata", "ObjectMeta"), 2: _list("subjects", "Subject"), 3: _m("roleRef", "RoleRef")},
+    "ClusterRoleBinding": {1: _m("metadata", "ObjectMeta"), 2: _list("subjects", "Subject"),
+                           3: _m("roleRef", "RoleRef")},
+    # ---- authorization/v1 (status is the server's answer: a client's is not read)
+    "ResourceAttributes": {1: _s("namespace"), 2: _s("verb"), 3: _s("group"), 4: _s("version"), 5: _s("resource"),
+                           6: _s("subresource"), 7: _s("name"), 8: _m("fieldSelector", "FieldSelectorAttributes"),
+                           9: _m("labelSelector", "LabelSelectorAttributes")},
+    "FieldSelectorAttributes": {1: _s("rawSelector"), 2: _list("requirements", "FieldSelectorRequirement")},
+    "FieldSelectorRequirement": {1: _s("key", keep=True), 2: _s("operator", keep=True), 3: _strings("values")},
+    "LabelSelectorAttributes": {1: _s("rawSelector"), 2: _list("requirements", "LabelSelectorRequirement")},
+    "NonResourceAttributes": {1: _s("path"), 2: _s("verb")},
+    "SelfSubjectAccessReviewSpec": {1: _m("resourceAttributes", "ResourceAttributes"),
+                                    2: _m("nonResourceAttributes", "NonResourceAttributes")},
+    "SubjectAccessReviewSpec": {1: _m("resourceAttributes", "ResourceAttributes"),
+                                2: _m("nonResourceAttributes", "NonResourceAttributes"), 3: _s("user"),
+                                4: _strings("groups"), 6: _s("uid")},
+    "SelfSubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SelfSubjectAccessReviewSpec")},
+    "SubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SubjectAccessReviewSpec")},
+    "LocalSubjectAccessReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SubjectAccessReviewSpec")},
+    "SelfSubjectRulesReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "SelfSubjectRulesReviewSpec")},
+    "SelfSubjectRulesReviewSpec": {1: _s("namespace")},
+    # ---- authentication/v1
+    "SelfSubjectReview": {1: _m("metadata", "ObjectMeta")},
 }
 
 # (apiVersion, kind) -> top-level message: the kinds svcnet serves that typed clients send.
@@ -295,6 +327,12 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
     ("v1", "ServiceAccount"): "ServiceAccount",
     ("apps/v1", "Deployment"): "Deployment",
     ("apps/v1", "ReplicaSet"): "ReplicaSet",
+    **{("rbac.authorization.k8s.io/v1", kind): kind
+       for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+    **{("authorization.k8s.io/v1", kind): kind
+       for kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
+                    "SelfSubjectRulesReview")},
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
 }
 
 

@@ -13,6 +13,8 @@ from svcnet.api.resources import Resource, Subresource, group_versions
 
 from .dsl import (
     APPS,
+    AUTHENTICATION,
+    AUTHORIZATION,
     AUTOSCALING,
     COORDINATION,
     CORE,
@@ -25,6 +27,7 @@ from .dsl import (
     PATCH,
     QUANTITY,
     RAW_EXTENSION,
+    RBAC,
     SCALARS,
     SPECIAL,
     STRUCTS,
@@ -38,6 +41,7 @@ from .dsl import (
 # The definitions, in the order the OpenAPI components list them. Each module fills STRUCTS.
 # isort: off
 from . import meta, core_pods, core, core_config, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
+from . import rbac, authorization  # noqa: E401, F401
 # isort: on
 
 __all__ = [
@@ -58,7 +62,9 @@ def all_structs() -> dict[str, Struct]:
 
 
 _GROUP_PACKAGE = {"": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery.k8s.io": DISCOVERY,
-                  "coordination.k8s.io": COORDINATION, "networking.k8s.io": NETWORKING}
+                  "coordination.k8s.io": COORDINATION, "networking.k8s.io": NETWORKING,
+                  "rbac.authorization.k8s.io": RBAC, "authorization.k8s.io": AUTHORIZATION,
+                  "authentication.k8s.io": AUTHENTICATION}
 
 
 def kind_schema_name(group: str, version: str, kind: str) -> str:

@@ -8,8 +8,8 @@
 It expects defaulted objects (run `defaults.apply_defaults` first), as upstream
 validates after defaulting. Rules and wording follow
 pkg/apis/core/validation, pkg/apis/apps/validation,
-pkg/apis/discovery/validation, pkg/apis/coordination/validation and
-pkg/apis/networking/validation;
+pkg/apis/discovery/validation, pkg/apis/coordination/validation,
+pkg/apis/networking/validation and pkg/apis/rbac/validation;
 one module per API group or kind, shared helpers in fields.py.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .namespaces import validate_namespace
 from .networking import validate_service_cidr
 from .nodes import validate_lease, validate_node
 from .pods import validate_pod
+from .rbac import validate_cluster_role, validate_cluster_role_binding, validate_role, validate_role_binding
 from .services import validate_service
 
 KindValidator = Callable[[Obj, "Obj | None"], list[Cause]]
@@ -59,6 +60,11 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     "ConfigMap": (name_is_dns_subdomain, validate_config_map),
     "Secret": (name_is_dns_subdomain, validate_secret),
     "ServiceAccount": (name_is_dns_subdomain, validate_service_account),
+    # RBAC names are only path segments (minimalNameRequirements): "system:node" is valid.
+    "Role": (name_is_path_segment, validate_role),
+    "ClusterRole": (name_is_path_segment, validate_cluster_role),
+    "RoleBinding": (name_is_path_segment, validate_role_binding),
+    "ClusterRoleBinding": (name_is_path_segment, validate_cluster_role_binding),
 }
 
 

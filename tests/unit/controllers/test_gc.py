@@ -157,7 +157,8 @@ def test_every_deletable_kind_but_events_is_collected():
     plurals = {r.plural for r in collected_resources()}
     assert plurals == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
                        "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs",
-                       "configmaps", "secrets", "serviceaccounts"}
+                       "configmaps", "secrets", "serviceaccounts", "roles", "clusterroles", "rolebindings",
+                       "clusterrolebindings"}
 
 
 # ----------------------------------------------------------------- background

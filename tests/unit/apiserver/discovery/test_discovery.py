@@ -14,8 +14,10 @@ V2_ACCEPT_132 = (
 
 def _legacy_entries() -> dict[str, dict]:
     out = {}
-    for group, version in (("", "v1"), ("apps", "v1"), ("networking.k8s.io", "v1"),
-                           ("discovery.k8s.io", "v1"), ("coordination.k8s.io", "v1")):
+    for group, version in (("", "v1"), ("apps", "v1"), ("authentication.k8s.io", "v1"),
+                           ("authorization.k8s.io", "v1"), ("networking.k8s.io", "v1"),
+                           ("rbac.authorization.k8s.io", "v1"), ("discovery.k8s.io", "v1"),
+                           ("coordination.k8s.io", "v1")):
         doc = d.api_resource_list(group, version)
         assert doc is not None
         for entry in doc["resources"]:
@@ -105,8 +107,9 @@ def test_legacy_api_versions_names_the_server_address() -> None:
 def test_group_list_lists_named_groups_in_order_with_preferred_version() -> None:
     doc = d.api_group_list()
     assert doc["kind"] == "APIGroupList"
-    assert [g["name"] for g in doc["groups"]] == ["apps", "networking.k8s.io", "discovery.k8s.io",
-                                                  "coordination.k8s.io"]
+    assert [g["name"] for g in doc["groups"]] == ["apps", "authentication.k8s.io", "authorization.k8s.io",
+                                                  "networking.k8s.io", "rbac.authorization.k8s.io",
+                                                  "discovery.k8s.io", "coordination.k8s.io"]
     apps = doc["groups"][0]
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
 
@@ -165,7 +168,8 @@ def test_aggregated_apis_discovery_names_groups_and_scale_kind() -> None:
     doc = d.aggregated_discovery(core=False, version=d.DISCOVERY_V2BETA1)
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     assert [g["metadata"]["name"] for g in doc["items"]] == [
-        "apps", "networking.k8s.io", "discovery.k8s.io", "coordination.k8s.io"]
+        "apps", "authentication.k8s.io", "authorization.k8s.io", "networking.k8s.io",
+        "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io"]
     apps = doc["items"][0]["versions"][0]["resources"]
     deployments = next(r for r in apps if r["resource"] == "deployments")
     subs = {s["subresource"]: s["responseKind"] for s in deployments["subresources"]}

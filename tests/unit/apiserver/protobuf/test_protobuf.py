@@ -6,6 +6,7 @@ import pytest
 from svcnet.api.errors import ApiError
 from svcnet.apiserver import protobuf
 from tests.unit.apiserver.protobuf.kubectl_bodies import KUBECTL_BODIES
+from tests.unit.apiserver.protobuf.kubectl_rbac_bodies import KUBECTL_RBAC_BODIES
 
 
 # A tiny encoder, only for building test inputs.
@@ -51,6 +52,12 @@ def decode_spec(spec: bytes) -> dict:
 @pytest.mark.parametrize("name", sorted(KUBECTL_BODIES))
 def test_kubectl_bodies_decode_to_the_json_kubectl_prints_for_them(name):
     _command, hex_body, expected = KUBECTL_BODIES[name]
+    assert protobuf.decode_object(bytes.fromhex(hex_body)) == expected
+
+
+@pytest.mark.parametrize("name", sorted(KUBECTL_RBAC_BODIES))
+def test_kubectl_rbac_and_auth_bodies_decode_to_their_json(name):
+    _command, hex_body, expected = KUBECTL_RBAC_BODIES[name]
     assert protobuf.decode_object(bytes.fromhex(hex_body)) == expected
 
 
