@@ -13,6 +13,15 @@ Names are listed from `nft -j list table FAMILY TABLE` (what knftables 0.0.20
 does): it reads only our table, so an odd object another program put in
 another table cannot make an older nft fail to parse the ruleset.
 
+Transactions go straight to the kernel as one netlink batch when every line
+is in the vocabulary of svcnet.kernel.nft_batch (a partial sync's chains,
+rules and elements): `nft -f` would first dump every chain and set of the
+table, which at 10,000 Services costs over a second (the kernel serves a chain
+dump in time that grows with the square of the number of chains). Any other
+transaction (a full sync's base chains and typed maps, ...), and any batch the
+kernel refuses, goes through `nft -f -`, so errors read as nft's. Either way
+the kernel's table ends up the same (tests/integration/test_kernel_nft_batch.py).
+
 Support (`check_support`) follows kube-proxy (pkg/proxy/nftables/supported.go
 with knftables.New): `nft` must be installed and at least 1.0.1 (older
 versions parse the whole ruleset on every call and can crash on rules newer
@@ -24,13 +33,28 @@ the environment and says so).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from svcnet.kernel import check_namespace_name
+from svcnet.kernel import KernelError, check_namespace_name
 from svcnet.kernel.exec import CommandNotFound, CommandResult, CommandRunner, NetnsRunner
+from svcnet.kernel.netns import run_in_netns
+from svcnet.kernel.nft_batch import (
+    NETLINK_NETFILTER,
+    BatchRefused,
+    Message,
+    NftBatchSocket,
+    Unsupported,
+    compile_transaction,
+)
+
+log = logging.getLogger("svcnet.kernel.nft")
 
 NFT = "nft"
 MIN_NFT_VERSION = (1, 0, 1)
@@ -178,12 +202,30 @@ def check_support(version_output: str | None, check_result: CommandResult | None
 
 # --- the adapter -------------------------------------------------------------------------------------------
 
-class NetnsNft:
-    """`nft` in a node's network namespace."""
+class BatchSender(Protocol):
+    """Sends compiled messages as one batch (svcnet.kernel.nft_batch.NftBatchSocket)."""
 
-    def __init__(self, netns: str, *, runner: CommandRunner | None = None) -> None:
+    def send(self, messages: Sequence[Message]) -> None: ...  # BatchRefused / OSError: nothing applied
+    def close(self) -> None: ...
+
+
+class NetnsNft:
+    """`nft` in a node's network namespace.
+
+    `direct` (default: when no runner is given, i.e. on a real node) sends the transactions it can
+    build as netlink batches; `sender` replaces the socket (tests). `direct_runs` and `nft_runs` count
+    how transactions were applied.
+    """
+
+    def __init__(self, netns: str, *, runner: CommandRunner | None = None, direct: bool | None = None,
+                 sender: BatchSender | None = None) -> None:
         self.netns = check_namespace_name(netns)
+        self.direct = (runner is None or sender is not None) if direct is None else direct
         self.runner: CommandRunner = runner or NetnsRunner(netns)
+        self._sender = sender
+        self._sender_lock = threading.Lock()
+        self.direct_runs = 0
+        self.nft_runs = 0
 
     def __repr__(self) -> str:
         return f"NetnsNft({self.netns!r})"
@@ -195,10 +237,51 @@ class NetnsNft:
             raise NftError(f"{exc} (install nftables)") from None
 
     def run(self, text: str) -> None:
-        """Apply a transaction: `nft -f -` with `text` on stdin; NftTransactionFailed (nothing applied)."""
+        """Apply a transaction atomically: as a netlink batch when it can be built, else `nft -f -` with
+        `text` on stdin; NftTransactionFailed (nothing applied)."""
+        if self.direct and self._run_direct(text):
+            return
         result = self._run([NFT, "-f", "-"], input=text)
         if result.returncode != 0:
             raise transaction_error(text, result.stderr)
+        self.nft_runs += 1
+
+    def _run_direct(self, text: str) -> bool:
+        """True when the batch was applied; False: run `nft -f` (the text is outside the batch
+        vocabulary, or the kernel refused the batch and nft is to say why in its words)."""
+        try:
+            messages = compile_transaction(text)
+        except Unsupported:
+            return False
+        with self._sender_lock:
+            try:
+                if self._sender is None:
+                    self._sender = NftBatchSocket(run_in_netns(self.netns, socket.socket, socket.AF_NETLINK,
+                                                               socket.SOCK_RAW, NETLINK_NETFILTER))
+                self._sender.send(messages)
+            except BatchRefused as exc:
+                log.debug("%s: the kernel refused a batch (%s at line %s); running nft -f for its diagnosis",
+                          self.netns, exc, exc.line_number)
+                return False
+            except (OSError, KernelError) as exc:
+                log.warning("%s: cannot send an nftables batch (%s); using nft -f", self.netns, exc)
+                self._close_sender()
+                return False
+        self.direct_runs += 1
+        return True
+
+    def _close_sender(self) -> None:
+        if self._sender is not None:
+            try:
+                self._sender.close()
+            except OSError:
+                pass
+            self._sender = None
+
+    def close(self) -> None:
+        """Close the netlink socket, if one was opened (a later run opens another)."""
+        with self._sender_lock:
+            self._close_sender()
 
     def check(self, text: str) -> None:
         """What `run` would say, without changing anything (`nft --check -f -`)."""

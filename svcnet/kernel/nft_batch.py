@@ -1,0 +1,519 @@
+"""nft transactions sent straight to the kernel as one nf_tables netlink batch, without the `nft` tool.
+
+Why: `nft -f` (1.0.6) first dumps every chain and set of every table before it
+evaluates a transaction that adds a rule or an element, and the kernel serves
+a chain dump by walking the table's chain list from the start for each 32 KB
+reply, so the dump costs the square of the number of chains. With kube-proxy's
+table at 10,000 Services x 10 endpoints (110,000 chains, 10,000 anonymous
+vmaps) that is over a second for every sync, however small; the batch itself
+is a few kilobytes. Building the same netlink messages here needs no cache: a
+partial sync writes a fixed vocabulary (chains, their rules, elements of the
+proxy's own maps), and every name it refers to is in the text.
+
+`compile_transaction` turns the text into messages, or says the text holds a
+line outside that vocabulary (the adapter then runs `nft -f` as before: the
+full sync's base chains, typed sets and maps, affinity sets, firewall rules,
+...). The messages are the ones nft 1.0.6 sends for the same lines (same
+expressions, registers, flags and user data), so `nft list table` shows the
+same table; tests/integration/test_kernel_nft_batch.py compares the two.
+
+The socket side (`NftBatchSocket`) sends the batch with an acknowledgement
+asked for its last message: the kernel answers only after the commit, and
+answers with an error for any message it refused (then it applied nothing).
+
+Wire format: linux/netfilter/nf_tables.h, linux/netfilter/nfnetlink.h,
+libnftnl's user data (udata.h) for comments and the anonymous vmap's key byte
+order.
+"""
+from __future__ import annotations
+
+import errno as errno_module
+import ipaddress
+import itertools
+import os
+import re
+import socket
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+NETLINK_NETFILTER = 12
+NETLINK_CAP_ACK = 10  # errors without a copy of the refused message
+SOL_NETLINK = 270
+SO_SNDBUFFORCE = 32
+NFNL_SUBSYS_NFTABLES = 10
+NFNL_MSG_BATCH_BEGIN = 0x10
+NFNL_MSG_BATCH_END = 0x11
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
+NLMSG_ERROR = 2
+NFPROTO = {"ip": 2, "ip6": 10}
+
+MSG_NEWCHAIN, MSG_DELCHAIN, MSG_NEWRULE, MSG_DELRULE = 3, 5, 6, 8
+MSG_NEWSET, MSG_NEWSETELEM, MSG_DELSETELEM = 9, 12, 14
+
+# Attributes (nf_tables.h).
+CHAIN_TABLE, CHAIN_NAME = 1, 3
+RULE_TABLE, RULE_CHAIN, RULE_EXPRESSIONS, RULE_USERDATA = 1, 2, 4, 7
+LIST_ELEM, EXPR_NAME, EXPR_DATA = 1, 1, 2
+DATA_VALUE, DATA_VERDICT, VERDICT_CODE, VERDICT_CHAIN = 1, 2, 1, 2
+SET_TABLE, SET_NAME, SET_FLAGS, SET_KEY_TYPE, SET_KEY_LEN = 1, 2, 3, 4, 5
+SET_DATA_TYPE, SET_DATA_LEN, SET_DESC, SET_ID, SET_USERDATA, SET_DESC_SIZE = 6, 7, 9, 10, 13, 1
+ELEM_LIST_TABLE, ELEM_LIST_SET, ELEM_LIST_ELEMENTS, ELEM_LIST_SET_ID = 1, 2, 3, 4
+ELEM_KEY, ELEM_DATA, ELEM_USERDATA = 1, 2, 6
+NLA_F_NESTED = 0x8000
+
+REG_VERDICT, REG_1, REG_2 = 0, 1, 2
+PAYLOAD_NETWORK, PAYLOAD_TRANSPORT = 1, 2
+META_L4PROTO = 16
+CMP_EQ, CMP_NEQ = 0, 1
+NUMGEN_RANDOM = 1
+NAT_DNAT = 1
+NAT_RANGE_PROTO_SPECIFIED = 0x2
+VERDICTS = {"jump": -3, "goto": -4}
+PLAIN_VERDICTS = {"drop": 0, "accept": 1}
+TYPE_INTEGER = 4
+DATA_TYPE_VERDICT = 0xFFFFFF00
+SET_ANONYMOUS, SET_CONSTANT, SET_MAP = 0x1, 0x2, 0x8
+UDATA_COMMENT = 0  # rules and set elements alike
+# The anonymous numgen vmap's user data as nft writes it: the key (numgen's integer) is in host byte
+# order, the data is a verdict; `nft list` reads it back to print the keys as 0, 1, 2...
+NUMGEN_VMAP_UDATA = bytes.fromhex("00040100000001040000000004080004010000000100060400000000")
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
+ADDRESS_OFFSETS = {("ip", "saddr"): 12, ("ip", "daddr"): 16, ("ip6", "saddr"): 8, ("ip6", "daddr"): 24}
+# The element containers a partial sync writes, by key: an address, a protocol, a port.
+CONTAINER_KEYS = {
+    "cluster-ips": ("addr",), "nodeport-ips": ("addr",),
+    "service-ips": ("addr", "proto", "port"), "no-endpoint-services": ("addr", "proto", "port"),
+    "firewall-ips": ("addr", "proto", "port"),
+    "service-nodeports": ("proto", "port"), "no-endpoint-nodeports": ("proto", "port"),
+}
+MAX_NAME = 256  # NFT_NAME_MAXLEN, NUL included
+
+
+class Unsupported(Exception):
+    """A line this module does not build; the caller runs `nft -f` instead."""
+
+
+class BatchRefused(Exception):
+    """The kernel refused the batch (nothing applied), or did not say it committed."""
+
+    def __init__(self, message: str, code: int = 0, line_number: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.line_number = line_number
+
+
+# --- encoding (pure) ---------------------------------------------------------------------------------------
+
+def attr(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + bytes(-length % 4)
+
+
+def nested(kind: int, *parts: bytes) -> bytes:
+    return attr(kind | NLA_F_NESTED, b"".join(parts))
+
+
+def be32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack(">I", value & 0xFFFFFFFF))
+
+
+def string(kind: int, text: str) -> bytes:
+    raw = text.encode() + b"\0"
+    if len(raw) > MAX_NAME:
+        raise Unsupported(f"name too long: {text[:40]}...")
+    return attr(kind, raw)
+
+
+def expr(name: str, *parts: bytes) -> bytes:
+    return nested(LIST_ELEM, string(EXPR_NAME, name), nested(EXPR_DATA, *parts))
+
+
+def value(kind: int, data: bytes) -> bytes:
+    return nested(kind, attr(DATA_VALUE, data))
+
+
+def verdict(kind: int, code: int, chain: str | None = None) -> bytes:
+    parts = [be32(VERDICT_CODE, code)] + ([string(VERDICT_CHAIN, chain)] if chain is not None else [])
+    return nested(kind, nested(DATA_VERDICT, *parts))
+
+
+def udata_comment(text: str) -> bytes:
+    raw = text.encode() + b"\0"
+    if len(raw) > 255:
+        raise Unsupported("comment too long")
+    return bytes((UDATA_COMMENT, len(raw))) + raw
+
+
+def payload_load(base: int, offset: int, length: int) -> bytes:
+    return expr("payload", be32(1, REG_1), be32(2, base), be32(3, offset), be32(4, length))
+
+
+def cmp(op: int, data: bytes) -> bytes:
+    return expr("cmp", be32(1, REG_1), be32(2, op), value(3, data))
+
+
+def meta_l4proto() -> bytes:
+    return expr("meta", be32(2, META_L4PROTO), be32(1, REG_1))
+
+
+def immediate_verdict(code: int, chain: str | None) -> bytes:
+    return expr("immediate", be32(1, REG_VERDICT), verdict(2, code, chain))
+
+
+@dataclass(frozen=True)
+class Message:
+    """One nf_tables message of a batch, and the transaction line it came from (1-based)."""
+
+    line: int
+    kind: int
+    flags: int
+    family: int
+    attrs: bytes
+
+
+def encode(messages: Sequence[Message], first_seq: int) -> bytes:
+    """The batch: BEGIN, the messages with consecutive sequence numbers (the last asking for an
+    acknowledgement), END."""
+    def header(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
+        return struct.pack("=IHHII", 20 + len(body), kind, flags, seq, 0) + struct.pack("=BBH", family, 0,
+                                                                                          res_id) + body
+
+    subsystem = socket.htons(NFNL_SUBSYS_NFTABLES)
+    out = [header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, first_seq, 0, subsystem, b"")]
+    for index, msg in enumerate(messages):
+        flags = msg.flags | (NLM_F_ACK if index == len(messages) - 1 else 0)
+        out.append(header(NFNL_SUBSYS_NFTABLES << 8 | msg.kind, flags, first_seq + 1 + index, msg.family, 0,
+                          msg.attrs))
+    out.append(header(NFNL_MSG_BATCH_END, NLM_F_REQUEST, first_seq + 1 + len(messages), 0, subsystem, b""))
+    return b"".join(out)
+
+
+# --- the transaction text (pure) ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+_LINE = re.compile(r"^(add|flush|delete) (chain|rule|element) (ip|ip6) (\S+) (\S+)(?: (.*))?$")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def unquote(token: str) -> str:
+    if len(token) < 2 or token[0] != '"' or token[-1] != '"':
+        raise Unsupported(f"expected a quoted string, not {token!r}")
+    return re.sub(r"\\(.)", r"\1", token[1:-1])
+
+
+class _Compiler:
+    """Lines -> Messages; Unsupported for anything outside a partial sync's vocabulary."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.set_ids = itertools.count(1)
+
+    def line(self, number: int, text: str) -> None:
+        match = _LINE.match(text)
+        if match is None:
+            raise Unsupported(f"line {number}: {text[:60]}")
+        verb, obj, fam, table, name, rest = match.groups()
+        family = NFPROTO[fam]
+        head = string(1, table)  # NFTA_*_TABLE is attribute 1 for chains, rules, sets and elements
+        if obj == "chain":
+            if rest is not None:
+                raise Unsupported(f"line {number}: a chain with a spec")
+            kind, flags, body = {
+                "add": (MSG_NEWCHAIN, NLM_F_CREATE, string(CHAIN_NAME, name)),
+                "flush": (MSG_DELRULE, 0, string(RULE_CHAIN, name)),
+                "delete": (MSG_DELCHAIN, 0, string(CHAIN_NAME, name)),
+            }[verb]
+            self.emit(number, kind, flags, family, head + body)
+        elif obj == "rule" and verb == "add" and rest:
+            self.rule(number, fam, family, head, name, rest)
+        elif obj == "element" and verb in ("add", "delete") and rest:
+            self.elements(number, verb, fam, family, head, name, rest)
+        else:
+            raise Unsupported(f"line {number}: {verb} {obj}")
+
+    def emit(self, number: int, kind: int, flags: int, family: int, attrs: bytes) -> None:
+        self.messages.append(Message(number, kind, NLM_F_REQUEST | flags, family, attrs))
+
+    # rules
+
+    def rule(self, number: int, fam: str, family: int, head: bytes, chain: str, body: str) -> None:
+        words = tokens(body)
+        exprs: list[bytes] = []
+        userdata = b""
+        pos = 0
+        while pos < len(words):
+            word = words[pos]
+            if word == "comment" and pos == len(words) - 2:
+                userdata = udata_comment(unquote(words[pos + 1]))
+                break
+            if word in ("ip", "ip6") and pos + 2 < len(words) and (word, words[pos + 1]) in ADDRESS_OFFSETS:
+                if word != fam:
+                    raise Unsupported(f"line {number}: {word} in a {fam} table")
+                pos = self.address_match(exprs, fam, words, pos)
+            elif word in PROTOCOLS and words[pos + 1:pos + 2] == ["dport"] and pos + 2 < len(words):
+                exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((PROTOCOLS[word],))),
+                          payload_load(PAYLOAD_TRANSPORT, 2, 2), cmp(CMP_EQ, port_bytes(words[pos + 2]))]
+                pos += 3
+            elif words[pos:pos + 2] == ["meta", "l4proto"] and pos + 2 < len(words):
+                exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((protocol(words[pos + 2]),)))]
+                pos += 3
+            elif word in VERDICTS and pos + 1 < len(words):
+                exprs.append(immediate_verdict(VERDICTS[word], words[pos + 1]))
+                pos += 2
+            elif words[pos:pos + 2] == ["dnat", "to"] and pos + 2 < len(words):
+                exprs += dnat(fam, words[pos + 2])
+                pos += 3
+            elif words[pos:pos + 3] == ["numgen", "random", "mod"] and pos + 3 < len(words):
+                pos = self.numgen_vmap(number, family, head, exprs, words, pos)
+            else:
+                raise Unsupported(f"line {number}: {' '.join(words[pos:pos + 3])}")
+        if not exprs:
+            raise Unsupported(f"line {number}: an empty rule")
+        attrs = head + string(RULE_CHAIN, chain) + nested(RULE_EXPRESSIONS, *exprs)
+        if userdata:
+            attrs += attr(RULE_USERDATA, userdata)
+        self.emit(number, MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family, attrs)
+
+    def address_match(self, exprs: list[bytes], fam: str, words: list[str], pos: int) -> int:
+        field = words[pos + 1]
+        pos += 2
+        op = CMP_EQ
+        if words[pos] == "!=":
+            op, pos = CMP_NEQ, pos + 1
+        if pos >= len(words) or words[pos].startswith(("@", "{")):
+            raise Unsupported(f"{fam} {field}: only an address or a prefix")
+        data = prefix_bytes(fam, words[pos])
+        exprs += [payload_load(PAYLOAD_NETWORK, ADDRESS_OFFSETS[(fam, field)], len(data)), cmp(op, data)]
+        return pos + 1
+
+    def numgen_vmap(self, number: int, family: int, head: bytes, exprs: list[bytes], words: list[str],
+                    pos: int) -> int:
+        modulus = int_token(words[pos + 3])
+        if words[pos + 4:pos + 6] != ["vmap", "{"] or "}" not in words[pos + 6:]:
+            raise Unsupported(f"line {number}: numgen without an anonymous vmap")
+        end = words.index("}", pos + 6)
+        entries = " ".join(words[pos + 6:end]).split(" , ")
+        elements = []
+        for entry in entries:
+            match = re.fullmatch(r"(\d+) : (goto|jump) (\S+)", entry)
+            if match is None:
+                raise Unsupported(f"line {number}: vmap entry {entry!r}")
+            key = struct.pack("=I", int(match.group(1)))
+            elements.append(nested(LIST_ELEM, value(ELEM_KEY, key),
+                                   verdict(ELEM_DATA, VERDICTS[match.group(2)], match.group(3))))
+        set_id = next(self.set_ids)
+        name = string(SET_NAME, "__map%d")
+        self.emit(number, MSG_NEWSET, NLM_F_CREATE, family,
+                  head + name + be32(SET_FLAGS, SET_ANONYMOUS | SET_CONSTANT | SET_MAP)
+                  + be32(SET_KEY_TYPE, TYPE_INTEGER) + be32(SET_KEY_LEN, 4)
+                  + be32(SET_DATA_TYPE, DATA_TYPE_VERDICT) + be32(SET_DATA_LEN, 0) + be32(SET_ID, set_id)
+                  + nested(SET_DESC, be32(SET_DESC_SIZE, len(elements))) + attr(SET_USERDATA, NUMGEN_VMAP_UDATA))
+        self.emit(number, MSG_NEWSETELEM, NLM_F_CREATE, family,
+                  head + string(ELEM_LIST_SET, "__map%d") + be32(ELEM_LIST_SET_ID, set_id)
+                  + nested(ELEM_LIST_ELEMENTS, *elements))
+        exprs += [expr("numgen", be32(1, REG_1), be32(2, modulus), be32(3, NUMGEN_RANDOM), be32(4, 0)),
+                  expr("lookup", be32(2, REG_1), be32(3, REG_VERDICT), string(1, "__map%d"), be32(4, set_id))]
+        return end + 1
+
+    # elements
+
+    def elements(self, number: int, verb: str, fam: str, family: int, head: bytes, container: str,
+                 rest: str) -> None:
+        layout = CONTAINER_KEYS.get(container)
+        words = tokens(rest)
+        if layout is None or len(words) < 3 or words[0] != "{" or words[-1] != "}":
+            raise Unsupported(f"line {number}: elements of {container}")
+        key_words, comment, data = split_element(words[1:-1])
+        if verb == "delete" and (comment or data):
+            raise Unsupported(f"line {number}: delete element with a value")
+        parts = [value(ELEM_KEY, element_key(fam, layout, key_words))]
+        if data:
+            parts.append(element_verdict(data))
+        if comment is not None:
+            parts.append(attr(ELEM_USERDATA, udata_comment(comment)))
+        kind, flags = (MSG_NEWSETELEM, NLM_F_CREATE) if verb == "add" else (MSG_DELSETELEM, 0)
+        self.emit(number, kind, flags, family,
+                  head + string(ELEM_LIST_SET, container) + nested(ELEM_LIST_ELEMENTS, nested(LIST_ELEM, *parts)))
+
+
+def split_element(words: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """`KEY [comment "..."] [: VALUE]` -> key words, comment, value words (one element only)."""
+    data: list[str] = []
+    if ":" in words:
+        at = words.index(":")
+        words, data = words[:at], words[at + 1:]
+    comment = None
+    if len(words) >= 2 and words[-2] == "comment":
+        comment = unquote(words[-1])
+        words = words[:-2]
+    if "," in words or "," in data:
+        raise Unsupported("more than one element on a line")
+    return words, comment, data
+
+
+def element_key(fam: str, layout: tuple[str, ...], words: list[str]) -> bytes:
+    fields = " ".join(words).split(" . ")
+    if len(fields) != len(layout):
+        raise Unsupported(f"key {' '.join(words)!r} does not fit the container")
+    out = b""
+    for kind, text in zip(layout, fields, strict=True):
+        if kind == "addr":
+            raw = address_bytes(fam, text)
+        elif kind == "proto":
+            raw = bytes((protocol(text),))
+        else:
+            raw = port_bytes(text)
+        out += raw + bytes(-len(raw) % 4)  # each field of a concatenation takes whole 32-bit registers
+    return out
+
+
+def element_verdict(words: list[str]) -> bytes:
+    if len(words) == 2 and words[0] in VERDICTS:
+        return verdict(ELEM_DATA, VERDICTS[words[0]], words[1])
+    if len(words) == 1 and words[0] in PLAIN_VERDICTS:
+        return verdict(ELEM_DATA, PLAIN_VERDICTS[words[0]])
+    raise Unsupported(f"element value {' '.join(words)!r}")
+
+
+def int_token(text: str) -> int:
+    if not text.isdigit():
+        raise Unsupported(f"expected a number, not {text!r}")
+    return int(text)
+
+
+def protocol(text: str) -> int:
+    if text not in PROTOCOLS:
+        raise Unsupported(f"protocol {text!r}")
+    return PROTOCOLS[text]
+
+
+def port_bytes(text: str) -> bytes:
+    port = int_token(text)
+    if not 0 < port < 65536:
+        raise Unsupported(f"port {text!r}")
+    return struct.pack(">H", port)
+
+
+def address_bytes(fam: str, text: str) -> bytes:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise Unsupported(f"address {text!r}") from None
+    if address.version != (4 if fam == "ip" else 6):
+        raise Unsupported(f"address {text!r} in family {fam}")
+    return address.packed
+
+
+def prefix_bytes(fam: str, text: str) -> bytes:
+    """An address, or a prefix whose length is whole bytes (nft then compares only those bytes); other
+    prefixes take a bitwise mask in nft, which this module does not build."""
+    if "/" not in text:
+        return address_bytes(fam, text)
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise Unsupported(f"prefix {text!r}") from None
+    if network.version != (4 if fam == "ip" else 6) or network.prefixlen == 0 or network.prefixlen % 8:
+        raise Unsupported(f"prefix {text!r}")
+    return network.network_address.packed[:network.prefixlen // 8]
+
+
+def dnat(fam: str, target: str) -> list[bytes]:
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)" if fam == "ip6" else r"([0-9.]+):(\d+)", target)
+    if match is None:
+        raise Unsupported(f"dnat to {target!r}")
+    return [expr("immediate", be32(1, REG_1), value(2, address_bytes(fam, match.group(1)))),
+            expr("immediate", be32(1, REG_2), value(2, port_bytes(match.group(2)))),
+            expr("nat", be32(1, NAT_DNAT), be32(2, NFPROTO[fam]), be32(3, REG_1), be32(5, REG_2),
+                 be32(7, NAT_RANGE_PROTO_SPECIFIED))]
+
+
+def compile_transaction(text: str) -> list[Message]:
+    """The messages for a transaction; Unsupported when a line is outside the vocabulary."""
+    compiler = _Compiler()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            compiler.line(number, line)
+    if not compiler.messages:
+        raise Unsupported("an empty transaction")
+    return compiler.messages
+
+
+# --- the kernel's answer (pure) -----------------------------------------------------------------------------
+
+def parse_replies(data: bytes) -> Iterator[tuple[int, int]]:
+    """(sequence number, error code) of each NLMSG_ERROR in `data`; code 0 is an acknowledgement."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
+        if length < 16:
+            break
+        if kind == NLMSG_ERROR and length >= 20:
+            (code,) = struct.unpack_from("=i", data, offset + 16)
+            yield seq, -code
+        offset += (length + 3) & ~3
+
+
+def outcome(replies: Sequence[tuple[int, int]], messages: Sequence[Message], first_seq: int) -> None:
+    """None when the last message was acknowledged and nothing failed; BatchRefused otherwise."""
+    last_seq = first_seq + len(messages)
+    for seq, code in replies:
+        if code:
+            index = seq - first_seq - 1
+            line = messages[index].line if 0 <= index < len(messages) else None
+            raise BatchRefused(os.strerror(code), code, line)
+    if (last_seq, 0) not in replies:
+        raise BatchRefused("the kernel did not acknowledge the batch")
+
+
+# --- the socket ---------------------------------------------------------------------------------------------
+
+class NftBatchSocket:
+    """A NETLINK_NETFILTER socket made inside a namespace (it stays that namespace's), for batches."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.sock.bind((0, 0))
+        self.seq = itertools.count(int.from_bytes(os.urandom(2), "big") << 8, 1 << 20)
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Apply the batch; BatchRefused (nothing applied) or OSError (not sent, nothing applied)."""
+        first_seq = next(self.seq) & 0x7FFFFFFF
+        data = encode(messages, first_seq)
+        if len(data) > 200_000:  # a netlink message must fit the send buffer (default ~208 KB)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 2 * len(data))
+        self._drain()  # nothing stale from an earlier batch may be read as this one's answer
+        self.sock.sendto(data, (0, 0))
+        # The kernel processes the whole batch, commit included, inside sendto: every answer is queued now.
+        replies = []
+        while True:
+            try:
+                chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            replies += parse_replies(chunk)
+        outcome(replies, messages, first_seq)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def errno_name(code: int) -> str | None:
+    return errno_module.errorcode.get(code)
