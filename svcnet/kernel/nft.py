@@ -253,6 +253,8 @@ class NetnsNft:
             messages = compile_transaction(text)
         except Unsupported:
             return False
+        if not messages:  # nothing to apply (a sync with nothing new for this family)
+            return True
         with self._sender_lock:
             try:
                 if self._sender is None:

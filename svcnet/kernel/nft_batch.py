@@ -212,9 +212,9 @@ def unquote(token: str) -> str:
 class _Compiler:
     """Lines -> Messages; Unsupported for anything outside a partial sync's vocabulary."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_set_id: int = 1) -> None:
         self.messages: list[Message] = []
-        self.set_ids = itertools.count(1)
+        self.set_ids = itertools.count(first_set_id)  # names the batch's anonymous sets until the kernel does
 
     def line(self, number: int, text: str) -> None:
         match = _LINE.match(text)
@@ -302,12 +302,13 @@ class _Compiler:
         end = words.index("}", pos + 6)
         entries = " ".join(words[pos + 6:end]).split(" , ")
         elements = []
-        for entry in entries:
+        for index, entry in enumerate(entries, 1):
             match = re.fullmatch(r"(\d+) : (goto|jump) (\S+)", entry)
             if match is None:
                 raise Unsupported(f"line {number}: vmap entry {entry!r}")
-            key = struct.pack("=I", int(match.group(1)))
-            elements.append(nested(LIST_ELEM, value(ELEM_KEY, key),
+            key = struct.pack("=I", int(match.group(1)))  # numgen's integer, host byte order
+            # libnftnl numbers the elements of a list (the kernel reads them in order, whatever the number)
+            elements.append(nested(index, value(ELEM_KEY, key),
                                    verdict(ELEM_DATA, VERDICTS[match.group(2)], match.group(3))))
         set_id = next(self.set_ids)
         name = string(SET_NAME, "__map%d")
@@ -436,15 +437,14 @@ def dnat(fam: str, target: str) -> list[bytes]:
                  be32(7, NAT_RANGE_PROTO_SPECIFIED))]
 
 
-def compile_transaction(text: str) -> list[Message]:
-    """The messages for a transaction; Unsupported when a line is outside the vocabulary."""
-    compiler = _Compiler()
+def compile_transaction(text: str, *, first_set_id: int = 1) -> list[Message]:
+    """The messages for a transaction ([] for one with no commands); Unsupported when a line is outside
+    the vocabulary."""
+    compiler = _Compiler(first_set_id)
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             compiler.line(number, line)
-    if not compiler.messages:
-        raise Unsupported("an empty transaction")
     return compiler.messages
 
 
