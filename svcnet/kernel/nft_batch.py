@@ -52,7 +52,7 @@ NLMSG_ERROR = 2
 NFPROTO = {"ip": 2, "ip6": 10}
 
 MSG_NEWCHAIN, MSG_DELCHAIN, MSG_NEWRULE, MSG_DELRULE = 3, 5, 6, 8
-MSG_NEWSET, MSG_NEWSETELEM, MSG_DELSETELEM = 9, 12, 14
+MSG_NEWSET, MSG_DELSET, MSG_NEWSETELEM, MSG_DELSETELEM = 9, 11, 12, 14
 
 # Attributes (nf_tables.h).
 CHAIN_TABLE, CHAIN_NAME = 1, 3
@@ -65,9 +65,16 @@ ELEM_LIST_TABLE, ELEM_LIST_SET, ELEM_LIST_ELEMENTS, ELEM_LIST_SET_ID = 1, 2, 3, 
 ELEM_KEY, ELEM_DATA, ELEM_USERDATA = 1, 2, 6
 NLA_F_NESTED = 0x8000
 
+SET_TIMEOUT_ATTR = 11
 REG_VERDICT, REG_1, REG_2 = 0, 1, 2
 PAYLOAD_NETWORK, PAYLOAD_TRANSPORT = 1, 2
-META_L4PROTO = 16
+META_L4PROTO, META_IIFNAME = 16, 6
+IFNAMSIZ = 16
+FIB_F_SADDR, FIB_RESULT_ADDRTYPE, RTN_LOCAL = 0x1, 3, 2
+DYNSET_OP_UPDATE = 1
+SET_TIMEOUT, SET_EVAL = 0x10, 0x20
+ADDRESS_TYPES = {"ip": (7, 4), "ip6": (8, 16)}  # nft's ipv4_addr / ipv6_addr datatype and length
+BYTEORDER_BIG_ENDIAN = 2
 CMP_EQ, CMP_NEQ = 0, 1
 NUMGEN_RANDOM = 1
 NAT_DNAT = 1
@@ -196,7 +203,9 @@ def encode(messages: Sequence[Message], first_seq: int) -> bytes:
 # --- the transaction text (pure) ---------------------------------------------------------------------------
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
-_LINE = re.compile(r"^(add|flush|delete) (chain|rule|element) (ip|ip6) (\S+) (\S+)(?: (.*))?$")
+_LINE = re.compile(r"^(add|flush|delete) (chain|rule|element|set) (ip|ip6) (\S+) (\S+)(?: (.*))?$")
+# The affinity sets of services with ClientIP session affinity, the only sets a partial sync adds.
+_AFFINITY_SET = re.compile(r"^\{ type (ipv4_addr|ipv6_addr) ; flags dynamic,timeout ; timeout (\d+)s ; \}$")
 
 
 def tokens(text: str) -> list[str]:
@@ -215,6 +224,7 @@ class _Compiler:
     def __init__(self, first_set_id: int = 1) -> None:
         self.messages: list[Message] = []
         self.set_ids = itertools.count(first_set_id)  # names the batch's anonymous sets until the kernel does
+        self.new_sets: dict[str, int] = {}  # named sets this batch adds: name -> ID (as nft refers to them)
 
     def line(self, number: int, text: str) -> None:
         match = _LINE.match(text)
@@ -236,6 +246,10 @@ class _Compiler:
             self.rule(number, fam, family, head, name, rest)
         elif obj == "element" and verb in ("add", "delete") and rest:
             self.elements(number, verb, fam, family, head, name, rest)
+        elif obj == "set" and verb == "add" and rest:
+            self.affinity_set(number, fam, family, head, name, rest)
+        elif obj == "set" and verb == "delete" and rest is None:
+            self.emit(number, MSG_DELSET, 0, family, head + string(SET_NAME, name))
         else:
             raise Unsupported(f"line {number}: {verb} {obj}")
 
@@ -262,6 +276,14 @@ class _Compiler:
                 exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((PROTOCOLS[word],))),
                           payload_load(PAYLOAD_TRANSPORT, 2, 2), cmp(CMP_EQ, port_bytes(words[pos + 2]))]
                 pos += 3
+            elif words[pos:pos + 4] == ["fib", "saddr", "type", "local"]:
+                exprs += [expr("fib", be32(3, FIB_F_SADDR), be32(2, FIB_RESULT_ADDRTYPE), be32(1, REG_1)),
+                          cmp(CMP_EQ, struct.pack("=I", RTN_LOCAL))]
+                pos += 4
+            elif word == "iifname" and pos + 1 < len(words):
+                pos = iifname_match(exprs, words, pos)
+            elif word == "update" and words[pos + 1:pos + 2] and words[pos + 1].startswith("@"):
+                pos = self.update_set(exprs, fam, words, pos)
             elif words[pos:pos + 2] == ["meta", "l4proto"] and pos + 2 < len(words):
                 exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((protocol(words[pos + 2]),)))]
                 pos += 3
@@ -288,11 +310,51 @@ class _Compiler:
         op = CMP_EQ
         if words[pos] == "!=":
             op, pos = CMP_NEQ, pos + 1
-        if pos >= len(words) or words[pos].startswith(("@", "{")):
-            raise Unsupported(f"{fam} {field}: only an address or a prefix")
-        data = prefix_bytes(fam, words[pos])
-        exprs += [payload_load(PAYLOAD_NETWORK, ADDRESS_OFFSETS[(fam, field)], len(data)), cmp(op, data)]
+        if pos >= len(words) or words[pos].startswith("{"):
+            raise Unsupported(f"{fam} {field}: an anonymous set")
+        offset = ADDRESS_OFFSETS[(fam, field)]
+        if words[pos].startswith("@"):
+            if op != CMP_EQ:
+                raise Unsupported(f"{fam} {field} != @set")
+            exprs += [payload_load(PAYLOAD_NETWORK, offset, ADDRESS_TYPES[fam][1]),
+                      expr("lookup", be32(2, REG_1), string(1, words[pos][1:]), *self.set_id_of(words[pos][1:]))]
+            return pos + 1
+        data, mask = prefix_bytes(fam, words[pos])
+        if mask is None:
+            exprs += [payload_load(PAYLOAD_NETWORK, offset, len(data)), cmp(op, data)]
+        else:  # a prefix that is not whole bytes: the whole address, masked
+            exprs += [payload_load(PAYLOAD_NETWORK, offset, len(data)),
+                      expr("bitwise", be32(1, REG_1), be32(2, REG_1), be32(3, len(mask)), value(4, mask),
+                           value(5, bytes(len(mask)))),
+                      cmp(op, data)]
         return pos + 1
+
+    def set_id_of(self, name: str) -> list[bytes]:
+        """NFTA_*_SET_ID for a set this batch adds (nft names those by ID too), nothing for others."""
+        return [be32(4, self.new_sets[name])] if name in self.new_sets else []
+
+    def update_set(self, exprs: list[bytes], fam: str, words: list[str], pos: int) -> int:
+        """`update @SET { ip saddr }`: the affinity sets' dynset."""
+        name = words[pos + 1][1:]
+        if words[pos + 2:pos + 6] != ["{", fam, "saddr", "}"]:
+            raise Unsupported(f"update @{name} with {' '.join(words[pos + 2:pos + 6])}")
+        set_id = [be32(2, self.new_sets[name])] if name in self.new_sets else []
+        exprs += [payload_load(PAYLOAD_NETWORK, ADDRESS_OFFSETS[(fam, "saddr")], ADDRESS_TYPES[fam][1]),
+                  expr("dynset", be32(4, DYNSET_OP_UPDATE), be32(3, REG_1), string(1, name), *set_id)]
+        return pos + 6
+
+    def affinity_set(self, number: int, fam: str, family: int, head: bytes, name: str, spec: str) -> None:
+        match = _AFFINITY_SET.match(spec)
+        if match is None or match.group(1) != ("ipv4_addr" if fam == "ip" else "ipv6_addr"):
+            raise Unsupported(f"line {number}: add set {name} {spec[:40]}")
+        key_type, key_len = ADDRESS_TYPES[fam]
+        set_id = next(self.set_ids)
+        self.new_sets[name] = set_id
+        self.emit(number, MSG_NEWSET, NLM_F_CREATE, family,
+                  head + string(SET_NAME, name) + be32(SET_FLAGS, SET_TIMEOUT | SET_EVAL)
+                  + be32(SET_KEY_TYPE, key_type) + be32(SET_KEY_LEN, key_len) + be32(SET_ID, set_id)
+                  + attr(SET_TIMEOUT_ATTR, struct.pack(">Q", int(match.group(2)) * 1000))
+                  + attr(SET_USERDATA, bytes((0, 4)) + struct.pack("=I", BYTEORDER_BIG_ENDIAN)))
 
     def numgen_vmap(self, number: int, family: int, head: bytes, exprs: list[bytes], words: list[str],
                     pos: int) -> int:
@@ -413,18 +475,39 @@ def address_bytes(fam: str, text: str) -> bytes:
     return address.packed
 
 
-def prefix_bytes(fam: str, text: str) -> bytes:
-    """An address, or a prefix whose length is whole bytes (nft then compares only those bytes); other
-    prefixes take a bitwise mask in nft, which this module does not build."""
+def prefix_bytes(fam: str, text: str) -> tuple[bytes, bytes | None]:
+    """What to compare an address field with, and the mask to apply first (None: no mask). As nft: a
+    prefix of whole bytes compares only those bytes; an IPv4 prefix of another length masks the whole
+    address (IPv6 ones are left to nft)."""
     if "/" not in text:
-        return address_bytes(fam, text)
+        return address_bytes(fam, text), None
     try:
         network = ipaddress.ip_network(text, strict=True)
     except ValueError:
         raise Unsupported(f"prefix {text!r}") from None
-    if network.version != (4 if fam == "ip" else 6) or network.prefixlen == 0 or network.prefixlen % 8:
+    if network.version != (4 if fam == "ip" else 6) or network.prefixlen == 0:
         raise Unsupported(f"prefix {text!r}")
-    return network.network_address.packed[:network.prefixlen // 8]
+    if network.prefixlen % 8 == 0:
+        return network.network_address.packed[:network.prefixlen // 8], None
+    if fam != "ip":
+        raise Unsupported(f"prefix {text!r}")
+    return network.network_address.packed, network.netmask.packed
+
+
+def iifname_match(exprs: list[bytes], words: list[str], pos: int) -> int:
+    """`iifname [!=] "name"` (the whole name, NUL-padded) or `"prefix*"` (only the prefix's bytes)."""
+    op, pos = (CMP_NEQ, pos + 2) if words[pos + 1] == "!=" else (CMP_EQ, pos + 1)
+    if pos >= len(words):
+        raise Unsupported("iifname without a name")
+    name = unquote(words[pos]) if words[pos].startswith('"') else words[pos]
+    if name.endswith("*"):
+        data = name[:-1].encode()
+    else:
+        data = name.encode().ljust(IFNAMSIZ, b"\0")
+    if not data or len(data) > IFNAMSIZ or "*" in name[:-1] or "\\" in name:
+        raise Unsupported(f"iifname {name!r}")
+    exprs += [expr("meta", be32(2, META_IIFNAME), be32(1, REG_1)), cmp(op, data)]
+    return pos + 1
 
 
 def dnat(fam: str, target: str) -> list[bytes]:

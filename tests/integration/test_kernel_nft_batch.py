@@ -25,7 +25,7 @@ from tests.integration.netns.conftest import (  # noqa: F401  (the session safet
     requires_root,
     session_prefix,
 )
-from tests.unit.kernel.test_nft_batch import FORMS
+from tests.unit.kernel.test_nft_batch import FORMS, FORMS_2
 from tests.unit.proxy.nft_fixtures import OVERALL, creation_order
 
 pytestmark = [requires_root, pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")]
@@ -71,11 +71,11 @@ def test_hand_written_partial_sync_lines_build_the_table_nft_builds(pair: tuple[
             "delete element ip kube-proxy service-ips { 10.9.9.9 . tcp . 80 }\n"
             "flush chain ip kube-proxy zz\n"
             "delete chain ip kube-proxy zz\n")
-    for text in (FORMS, more):
+    for text in (FORMS, FORMS_2, more):
         for nft in pair:
             nft.run(text)
         assert_same_tables(plain, batched)
-    assert batched.direct_runs == 2 and batched.nft_runs == 1
+    assert batched.direct_runs == 3 and batched.nft_runs == 1
 
 
 def test_a_refused_batch_changes_nothing_and_fails_as_nft_says(pair: tuple[NetnsNft, NetnsNft]) -> None:
@@ -93,11 +93,11 @@ def test_a_refused_batch_changes_nothing_and_fails_as_nft_says(pair: tuple[Netns
     assert listings(batched) == before and batched.direct_runs == 0
 
 
-def service(name: str, ip: str, family: str) -> dict[str, Any]:
+def service(name: str, ip: str, family: str, **spec: Any) -> dict[str, Any]:
     return {"kind": "Service", "metadata": {"namespace": "default", "name": name},
             "spec": {"clusterIP": ip, "clusterIPs": [ip], "ipFamilies": [family],
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP"},
-                               {"name": "dns", "port": 53, "protocol": "UDP"}]}}
+                               {"name": "dns", "port": 53, "protocol": "UDP"}], **spec}}
 
 
 def endpoint_slice(name: str, addresses: list[str], family: str) -> dict[str, Any]:
@@ -121,12 +121,18 @@ def test_the_renderers_partial_syncs_leave_the_same_tables_in_both_families(
         trackers.append(tracker)
     v4 = [f"10.244.0.{i}" for i in range(2, 6)]
     v6 = [f"fd00:10::{i:x}" for i in range(2, 6)]
-    objects = [(service("web", "10.96.0.10", "IPv4"), endpoint_slice("web", v4, "IPv4")),
-               (service("web6", "fd00:96::10", "IPv6"), endpoint_slice("web6", v6, "IPv6"))]
+    sticky = {"sessionAffinity": "ClientIP",
+              "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}}
+    local_node_port = {"type": "NodePort", "externalTrafficPolicy": "Local",
+                       "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]}
+    objects = [(service("web", "10.96.0.10", "IPv4", **sticky), endpoint_slice("web", v4, "IPv4")),
+               (service("web6", "fd00:96::10", "IPv6", **sticky), endpoint_slice("web6", v6, "IPv6")),
+               (service("np", "10.96.0.30", "IPv4", **local_node_port), endpoint_slice("np", v4[:2], "IPv4"))]
     changes = [
         lambda t: [t.service_update(None, s) or t.endpoint_slice_update(e) for s, e in objects],
         lambda t: t.endpoint_slice_update({**objects[0][1], "endpoints": objects[0][1]["endpoints"][:3]}),
         lambda t: t.endpoint_slice_update({**objects[1][1], "endpoints": objects[1][1]["endpoints"][1:]}),
+        lambda t: t.endpoint_slice_update({**objects[2][1], "endpoints": objects[2][1]["endpoints"][:1]}),
         lambda t: [t.service_update(None, service("db", "10.96.0.20", "IPv4")),
                    t.endpoint_slice_update(endpoint_slice("db", ["10.244.1.9"], "IPv4"))],
         lambda t: t.service_update(objects[0][0], None),  # its chains go stale
@@ -143,3 +149,4 @@ def test_the_renderers_partial_syncs_leave_the_same_tables_in_both_families(
     assert batched.nft_runs == 2 and batched.direct_runs >= 4  # only the first (full) syncs ran nft
     assert plain.direct_runs == 0
     assert "service-" in plain.list_table("ip6") and "10.96.0.20" in plain.list_table("ip")
+    assert "update @affinity-" in plain.list_table("ip6") and "fib saddr type local" in plain.list_table("ip")
