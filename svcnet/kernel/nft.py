@@ -46,11 +46,14 @@ from svcnet.kernel import KernelError, check_namespace_name
 from svcnet.kernel.exec import CommandNotFound, CommandResult, CommandRunner, NetnsRunner
 from svcnet.kernel.netns import run_in_netns
 from svcnet.kernel.nft_batch import (
+    COLD_START_MIN_VMAPS,
     NETLINK_NETFILTER,
     BatchRefused,
+    ColdStart,
     Message,
     NftBatchSocket,
     Unsupported,
+    cold_start_split,
     compile_transaction,
 )
 
@@ -213,17 +216,19 @@ class NetnsNft:
     """`nft` in a node's network namespace.
 
     `direct` (default: when no runner is given, i.e. on a real node) sends the transactions it can
-    build as netlink batches; `sender` replaces the socket (tests). `direct_runs` and `nft_runs` count
-    how transactions were applied.
+    build as netlink batches, and applies a big full transaction for a table that does not exist yet
+    in steps (from `cold_start_min_vmaps` anonymous vmaps on); `sender` replaces the socket (tests).
+    `direct_runs` and `nft_runs` count how transactions were applied.
     """
 
     def __init__(self, netns: str, *, runner: CommandRunner | None = None, direct: bool | None = None,
-                 sender: BatchSender | None = None) -> None:
+                 sender: BatchSender | None = None, cold_start_min_vmaps: int = COLD_START_MIN_VMAPS) -> None:
         self.netns = check_namespace_name(netns)
         self.direct = (runner is None or sender is not None) if direct is None else direct
         self.runner: CommandRunner = runner or NetnsRunner(netns)
         self._sender = sender
         self._sender_lock = threading.Lock()
+        self.cold_start_min_vmaps = cold_start_min_vmaps
         self.direct_runs = 0
         self.nft_runs = 0
 
@@ -239,11 +244,9 @@ class NetnsNft:
     def run(self, text: str) -> None:
         """Apply a transaction atomically: as a netlink batch when it can be built, else `nft -f -` with
         `text` on stdin; NftTransactionFailed (nothing applied)."""
-        if self.direct and self._run_direct(text):
+        if self.direct and (self._run_direct(text) or self._run_cold_start(text)):
             return
-        result = self._run([NFT, "-f", "-"], input=text)
-        if result.returncode != 0:
-            raise transaction_error(text, result.stderr)
+        self._nft_f(text)
         self.nft_runs += 1
 
     def _run_direct(self, text: str) -> bool:
@@ -255,22 +258,58 @@ class NetnsNft:
             return False
         if not messages:  # nothing to apply (a sync with nothing new for this family)
             return True
+        try:
+            self._send(messages)
+        except BatchRefused as exc:
+            log.debug("%s: the kernel refused a batch (%s at line %s); running nft -f for its diagnosis",
+                      self.netns, exc, exc.line_number)
+            return False
+        except (OSError, KernelError) as exc:
+            log.warning("%s: cannot send an nftables batch (%s); using nft -f", self.netns, exc)
+            return False
+        self.direct_runs += 1
+        return True
+
+    def _send(self, messages: Sequence[Message]) -> None:
         with self._sender_lock:
             try:
                 if self._sender is None:
                     self._sender = NftBatchSocket(run_in_netns(self.netns, socket.socket, socket.AF_NETLINK,
                                                                socket.SOCK_RAW, NETLINK_NETFILTER))
                 self._sender.send(messages)
-            except BatchRefused as exc:
-                log.debug("%s: the kernel refused a batch (%s at line %s); running nft -f for its diagnosis",
-                          self.netns, exc, exc.line_number)
-                return False
-            except (OSError, KernelError) as exc:
-                log.warning("%s: cannot send an nftables batch (%s); using nft -f", self.netns, exc)
+            except (OSError, KernelError):
                 self._close_sender()
-                return False
+                raise
+
+    def _run_cold_start(self, text: str) -> bool:
+        """A big full transaction for a table that does not exist yet, in steps (see ColdStart): in one
+        `nft -f` the kernel binds each anonymous vmap by walking the whole transaction so far, which
+        costs minutes at 10,000 Services. True when applied; False: run `nft -f` (not such a
+        transaction, or a step failed: the new table is deleted first, so nothing is left of it)."""
+        steps = cold_start_split(text, min_vmaps=self.cold_start_min_vmaps)
+        if steps is None or self.table_exists(steps.family, steps.table):
+            return False
+        try:
+            self._apply_cold_start(steps)
+        except (NftError, BatchRefused, OSError, KernelError) as exc:
+            log.warning("%s: a cold start in steps failed (%s); deleting the new table, running nft -f",
+                        self.netns, exc)
+            self.delete_table(steps.family, steps.table)
+            return False
         self.direct_runs += 1
         return True
+
+    def _apply_cold_start(self, steps: ColdStart) -> None:
+        self._nft_f(steps.skeleton)
+        for batch in steps.fills:
+            self._send(batch)
+        if steps.rest:
+            self._nft_f(steps.rest)
+
+    def _nft_f(self, text: str) -> None:
+        result = self._run([NFT, "-f", "-"], input=text)
+        if result.returncode != 0:
+            raise transaction_error(text, result.stderr)
 
     def _close_sender(self) -> None:
         if self._sender is not None:

@@ -607,3 +607,100 @@ class NftBatchSocket:
 
 def errno_name(code: int) -> str | None:
     return errno_module.errorcode.get(code)
+
+
+# --- a cold start in steps (pure) ---------------------------------------------------------------------------
+
+# Below this many anonymous vmaps a full transaction is cheap enough in one `nft -f`.
+COLD_START_MIN_VMAPS = 200
+# Rules per filling batch: each anonymous vmap the kernel binds walks the batch's transaction list so far,
+# so a batch's cost grows with the square of its size; small batches keep it linear overall.
+FILL_RULES_PER_BATCH = 2000
+_OBJECT_LINE = re.compile(r"^(add|flush|delete) (table|chain|rule|set|map|element) (ip|ip6) (\S+)(?: (\S+))?(?: (.*))?$")
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """A full transaction for a table that does not exist yet, in three steps that end in the same table.
+
+    `skeleton` (for `nft -f`): every line creating or deleting the table, a chain, a set or a map, in
+    their order, so objects are created (and listed) in the same order; `fills` (batches): the rules of
+    every chain whose rules this module builds and that is not hooked, chunked; `rest` (for `nft -f`):
+    everything else in order (hooked and fixed chains' rules, flushes, elements). Until `rest` is applied
+    no packet reaches a filled chain: base chains are empty and the maps have no elements, so the table
+    acts as an empty one; `rest` then turns everything on in one transaction.
+    """
+
+    family: str
+    table: str
+    skeleton: str
+    fills: tuple[tuple[Message, ...], ...]
+    rest: str
+
+
+def cold_start_split(text: str, *, min_vmaps: int = COLD_START_MIN_VMAPS,
+                     rules_per_batch: int = FILL_RULES_PER_BATCH) -> ColdStart | None:
+    """The steps for `text` applied to a table that does not exist, or None (small, or not one table's)."""
+    if text.count("vmap {") < min_vmaps:
+        return None
+    parsed = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _OBJECT_LINE.match(line)
+        if match is None:
+            return None
+        parsed.append((line, *match.groups()))
+    targets = {(fam, table) for _, _, _, fam, table, _, _ in parsed}
+    if len(targets) != 1:
+        return None
+    ((family, table),) = targets
+    hooked = {name for _, verb, obj, _, _, name, rest in parsed
+              if obj == "chain" and verb == "add" and rest and " hook " in rest}
+    rules_by_chain: dict[str, list[str]] = {}
+    for line, _, obj, _, _, name, _ in parsed:
+        if obj == "rule":
+            rules_by_chain.setdefault(name, []).append(line)
+    compiler = _Compiler()  # one for all: anonymous sets need IDs unique within each batch
+    filled = {chain: messages for chain, lines in rules_by_chain.items()
+              if chain not in hooked and (messages := _compiled_or_none(compiler, lines)) is not None}
+    skeleton, rest = [], []
+    for line, verb, obj, _, _, name, _ in parsed:
+        if obj in ("table", "chain", "set", "map") and verb in ("add", "delete"):
+            skeleton.append(line)
+        elif name in filled and (obj == "rule" or (obj == "chain" and verb == "flush")):
+            continue  # filled in batches; flushing the new, empty chain does nothing
+        else:
+            rest.append(line)
+    fills = _chunks([m for messages in filled.values() for m in messages], rules_per_batch)
+    return ColdStart(family, table, "\n".join(skeleton) + "\n", fills, "\n".join(rest) + "\n" if rest else "")
+
+
+def _compiled_or_none(compiler: _Compiler, lines: list[str]) -> list[Message] | None:
+    """The messages of these lines, or None (and nothing kept) when one is outside the vocabulary."""
+    start = len(compiler.messages)
+    try:
+        for number, line in enumerate(lines, 1):
+            compiler.line(number, line)
+    except Unsupported:
+        del compiler.messages[start:]
+        return None
+    return compiler.messages[start:]
+
+
+def _chunks(messages: list[Message], rules_per_batch: int) -> tuple[tuple[Message, ...], ...]:
+    """Batches of about `rules_per_batch` rules; an anonymous vmap's set and elements stay with its rule."""
+    out: list[tuple[Message, ...]] = []
+    current: list[Message] = []
+    rules = 0
+    for message in messages:
+        current.append(message)
+        if message.kind == MSG_NEWRULE:
+            rules += 1
+            if rules >= rules_per_batch:
+                out.append(tuple(current))
+                current, rules = [], 0
+    if current:
+        out.append(tuple(current))
+    return tuple(out)

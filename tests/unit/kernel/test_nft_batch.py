@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from svcnet.kernel.exec import CommandResult
 from svcnet.kernel.nft import NetnsNft, NftTransactionFailed
 from svcnet.kernel.nft_batch import (
     MSG_DELCHAIN,
@@ -30,6 +31,7 @@ from svcnet.kernel.nft_batch import (
     BatchRefused,
     Message,
     Unsupported,
+    cold_start_split,
     compile_transaction,
     encode,
     outcome,
@@ -339,3 +341,83 @@ def test_an_empty_transaction_applies_nothing_and_runs_nothing() -> None:
     runner, sender = FakeRunner(), FakeSender()
     NetnsNft("node-1", runner=runner, sender=sender).run("\n# nothing\n")
     assert sender.sent == [] and runner.calls == []
+
+
+# --- a cold start in steps -----------------------------------------------------------------------------------
+
+COLD = f"""add table {T} {{ comment "rules for kube-proxy" ; }}
+add chain {T} nat-output {{ type nat hook output priority -100 ; }}
+flush chain {T} nat-output
+add chain {T} mark-for-masquerade
+flush chain {T} mark-for-masquerade
+add rule {T} mark-for-masquerade mark set mark or 0x00004000
+add map {T} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}
+add rule {T} nat-output ip daddr . meta l4proto . th dport vmap @service-ips
+add chain {T} ep-a
+flush chain {T} ep-a
+add chain {T} svc
+flush chain {T} svc
+add rule {T} svc numgen random mod 1 vmap {{ 0 : goto ep-a }}
+add rule {T} ep-a ip saddr 10.244.0.2 jump mark-for-masquerade
+add rule {T} ep-a meta l4proto tcp dnat to 10.244.0.2:80
+add chain {T} svc2
+flush chain {T} svc2
+add rule {T} svc2 numgen random mod 1 vmap {{ 0 : goto ep-a }}
+add element {T} service-ips {{ 10.96.0.1 . tcp . 80 : goto svc }}
+"""
+
+
+def test_a_cold_start_creates_every_object_first_fills_chains_in_batches_and_turns_on_last() -> None:
+    steps = cold_start_split(COLD, min_vmaps=1, rules_per_batch=2)
+    assert (steps.family, steps.table) == ("ip", "kube-proxy")
+    assert steps.skeleton.splitlines() == [line for line in COLD.splitlines()
+                                           if line.startswith(("add table", "add chain", "add map"))]
+    filled = [[m.kind for m in batch] for batch in steps.fills]
+    assert filled == [[MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE, MSG_NEWRULE],  # svc, then ep-a's first rule
+                      [MSG_NEWRULE, MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE]]  # ep-a's second, svc2
+    assert steps.rest.splitlines() == [
+        f"flush chain {T} nat-output", f"flush chain {T} mark-for-masquerade",
+        f"add rule {T} mark-for-masquerade mark set mark or 0x00004000",
+        f"add rule {T} nat-output ip daddr . meta l4proto . th dport vmap @service-ips",
+        f"add element {T} service-ips {{ 10.96.0.1 . tcp . 80 : goto svc }}"]
+    set_ids = [m.attrs for batch in steps.fills for m in batch if m.kind == MSG_NEWSET]
+    assert len(set(set_ids)) == 2  # each anonymous vmap its own ID
+
+
+def test_small_or_mixed_transactions_are_not_split() -> None:
+    assert cold_start_split(COLD) is None  # two vmaps: one nft -f is cheap
+    assert cold_start_split(COLD + "add chain ip6 kube-proxy x\n", min_vmaps=1) is None
+    assert cold_start_split(COLD + "insert rule ip kube-proxy svc counter\n", min_vmaps=1) is None
+
+
+def not_there(argv: tuple[str, ...], stdin: str | None) -> CommandResult:
+    if argv[:3] == ("nft", "-j", "list"):
+        return printed(argv, 1, stderr="Error: No such file or directory\n")
+    return printed(argv)
+
+
+def test_a_cold_start_runs_the_skeleton_the_fills_and_the_rest() -> None:
+    runner, sender = FakeRunner(not_there), FakeSender()
+    nft = NetnsNft("node-1", runner=runner, sender=sender, cold_start_min_vmaps=1)
+    nft.run(COLD)
+    steps = cold_start_split(COLD, min_vmaps=1)
+    assert runner.calls == [(("nft", "-j", "list", "table", "ip", "kube-proxy"), None),
+                            (("nft", "-f", "-"), steps.skeleton), (("nft", "-f", "-"), steps.rest)]
+    assert len(sender.sent) == len(steps.fills) == 1 and nft.direct_runs == 1
+
+
+def test_a_cold_start_is_not_used_when_the_table_exists() -> None:
+    runner, sender = FakeRunner(), FakeSender()  # `nft -j list table` succeeds: the table is there
+    nft = NetnsNft("node-1", runner=runner, sender=sender, cold_start_min_vmaps=1)
+    nft.run(COLD)
+    assert sender.sent == [] and runner.calls[-1] == (("nft", "-f", "-"), COLD)
+
+
+def test_a_failed_step_deletes_the_new_table_and_nft_runs_the_whole_transaction() -> None:
+    runner = FakeRunner(not_there)
+    nft = NetnsNft("node-1", runner=runner, sender=FakeSender(BatchRefused("Invalid argument", 22, 1)),
+                   cold_start_min_vmaps=1)
+    nft.run(COLD)
+    assert [argv for argv, _ in runner.calls][-3:] == [("nft", "-f", "-"), ("nft", "-f", "-"), ("nft", "-f", "-")]
+    assert runner.calls[-2][1] == "delete table ip kube-proxy\n" and runner.calls[-1][1] == COLD
+    assert nft.nft_runs == 1 and nft.direct_runs == 0
