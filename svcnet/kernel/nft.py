@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,6 +206,16 @@ def check_support(version_output: str | None, check_result: CommandResult | None
 
 # --- the adapter -------------------------------------------------------------------------------------------
 
+BASE_TIMEOUT_SECONDS = 120.0
+TIMEOUT_SECONDS_PER_MB = 10.0
+
+
+def timeout_for(text: str | None) -> float:
+    """How long an nft command may take: a full transaction at 10,000 Services (58 MB) into a table that
+    holds the previous one takes minutes in the kernel, so the limit grows with the text."""
+    return BASE_TIMEOUT_SECONDS + TIMEOUT_SECONDS_PER_MB * len(text or "") / 1e6
+
+
 class BatchSender(Protocol):
     """Sends compiled messages as one batch (svcnet.kernel.nft_batch.NftBatchSocket)."""
 
@@ -236,10 +247,15 @@ class NetnsNft:
         return f"NetnsNft({self.netns!r})"
 
     def _run(self, argv: Sequence[str], input: str | None = None) -> CommandResult:
+        timeout = timeout_for(input)
         try:
-            return self.runner(argv, input=input)
+            return self.runner(argv, input=input, timeout=timeout)
         except CommandNotFound as exc:
             raise NftError(f"{exc} (install nftables)") from None
+        except subprocess.TimeoutExpired:
+            # Killed: whether the kernel committed is unknown (its commit is atomic either way).
+            raise NftError(f"{argv[0]} {' '.join(argv[1:])} in {self.netns} took more than {timeout:.0f} s"
+                           ) from None
 
     def run(self, text: str) -> None:
         """Apply a transaction atomically: as a netlink batch when it can be built, else `nft -f -` with

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import errno
 import struct
+import subprocess
 from collections.abc import Sequence
 
 import pytest
 
 from svcnet.kernel.exec import CommandResult
-from svcnet.kernel.nft import NetnsNft, NftTransactionFailed
+from svcnet.kernel.nft import NetnsNft, NftError, NftTransactionFailed
 from svcnet.kernel.nft_batch import (
     MSG_DELCHAIN,
     MSG_DELRULE,
@@ -421,3 +422,17 @@ def test_a_failed_step_deletes_the_new_table_and_nft_runs_the_whole_transaction(
     assert [argv for argv, _ in runner.calls][-3:] == [("nft", "-f", "-"), ("nft", "-f", "-"), ("nft", "-f", "-")]
     assert runner.calls[-2][1] == "delete table ip kube-proxy\n" and runner.calls[-1][1] == COLD
     assert nft.nft_runs == 1 and nft.direct_runs == 0
+
+
+def test_nft_gets_more_time_for_a_bigger_transaction_and_a_timeout_is_an_nft_error() -> None:
+    timeouts = []
+
+    def slow(argv: Sequence[str], input: str | None = None, timeout: float = 120.0) -> CommandResult:
+        timeouts.append(timeout)
+        raise subprocess.TimeoutExpired(list(argv), timeout)
+
+    nft = NetnsNft("node-1", runner=slow)
+    for text in ("add table ip t\n", "add table ip t\n" + "# padding\n" * 1_000_000):
+        with pytest.raises(NftError, match="took more than"):
+            nft.run(text)
+    assert timeouts[0] == pytest.approx(120, abs=1) and timeouts[1] > 200
