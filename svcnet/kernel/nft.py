@@ -15,12 +15,16 @@ another table cannot make an older nft fail to parse the ruleset.
 
 Transactions go straight to the kernel as one netlink batch when every line
 is in the vocabulary of svcnet.kernel.nft_batch (a partial sync's chains,
-rules and elements): `nft -f` would first dump every chain and set of the
-table, which at 10,000 Services costs over a second (the kernel serves a chain
-dump in time that grows with the square of the number of chains). Any other
-transaction (a full sync's base chains and typed maps, ...), and any batch the
-kernel refuses, goes through `nft -f -`, so errors read as nft's. Either way
-the kernel's table ends up the same (tests/integration/test_kernel_nft_batch.py).
+rules, elements and affinity sets): `nft -f` would first dump every chain and
+set of the table, which at 10,000 Services costs over a second (the kernel
+serves a chain dump in time that grows with the square of the number of
+chains). A big full transaction for a table that does not exist yet (a cold
+start: the proxy's first sync on a node) goes in steps (ColdStart): in one
+transaction the kernel binds each anonymous vmap by walking the whole
+transaction so far, minutes at 10,000 Services. Anything else, and any batch
+the kernel refuses, goes through `nft -f -`, so errors read as nft's. Either
+way the kernel's table ends up the same (tests/integration/test_kernel_nft_batch.py);
+docs/benchmarks.md ("Proxy sync") has the measurements.
 
 Support (`check_support`) follows kube-proxy (pkg/proxy/nftables/supported.go
 with knftables.New): `nft` must be installed and at least 1.0.1 (older
