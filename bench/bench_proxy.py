@@ -15,7 +15,7 @@ iptables mode (`--modes iptables`):
 
 nftables mode (`--modes nftables`), through RuleSyncer + NftablesWriter + NetnsNft:
 
-- full sync into an empty namespace (a cold start: in steps from 2,000
+- full sync into an empty namespace (a cold start: in steps from 1,000
   anonymous vmaps on, see svcnet/kernel/nft.py, else one `nft -f`);
 - the reference: the bare `nft -f` of the same full ruleset text into another
   empty namespace (`ratio` = full sync / reference);

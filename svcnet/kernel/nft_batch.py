@@ -611,9 +611,9 @@ def errno_name(code: int) -> str | None:
 
 # --- a cold start in steps (pure) ---------------------------------------------------------------------------
 
-# Below this many anonymous vmaps one `nft -f` is as fast as the steps (measured: 1,000 Services x 10
-# endpoints 2.4 s in one against 2.9 s in steps; 5,000: 33-59 s against 14 s).
-COLD_START_MIN_VMAPS = 2000
+# Below this many anonymous vmaps one `nft -f` is as fast as the steps (measured, 10 endpoints per
+# Service: 1,000 Services 1.0-1.2 s in one against 1.1 s in steps; 2,000: 5.6 s against 2.6 s).
+COLD_START_MIN_VMAPS = 1000
 # Rules per filling batch: each anonymous vmap the kernel binds walks the batch's transaction list so far,
 # so a batch's cost grows with the square of its size; small batches keep it linear overall.
 FILL_RULES_PER_BATCH = 2000
