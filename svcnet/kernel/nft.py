@@ -51,15 +51,33 @@ from svcnet.kernel import KernelError, check_namespace_name
 from svcnet.kernel.exec import CommandNotFound, CommandResult, CommandRunner, NetnsRunner
 from svcnet.kernel.netns import run_in_netns
 from svcnet.kernel.nft_batch import (
+    CHAIN_NAME,
     COLD_START_MIN_VMAPS,
+    MSG_GETCHAIN,
+    MSG_GETOBJ,
+    MSG_GETSET,
+    MSG_GETTABLE,
     NETLINK_NETFILTER,
+    NFPROTO,
+    OBJ_NAME,
+    OBJ_TABLE,
+    OBJ_TYPE,
+    OBJECT_COUNTER,
+    SET_NAME,
+    TABLE_NAME,
     BatchRefused,
     ColdStart,
     Message,
     NftBatchSocket,
     Unsupported,
+    be32,
     cold_start_split,
     compile_transaction,
+    counter_values,
+    cstring,
+    named,
+    set_kind,
+    string,
 )
 
 log = logging.getLogger("svcnet.kernel.nft")
@@ -240,6 +258,8 @@ class NetnsNft:
                  sender: BatchSender | None = None, cold_start_min_vmaps: int = COLD_START_MIN_VMAPS) -> None:
         self.netns = check_namespace_name(netns)
         self.direct = (runner is None or sender is not None) if direct is None else direct
+        # Existence and names are read over netlink on a real node (nft would fetch the whole ruleset).
+        self.netlink_reads = runner is None and self.direct
         self.runner: CommandRunner = runner or NetnsRunner(netns)
         self._sender = sender
         self._sender_lock = threading.Lock()
@@ -293,13 +313,52 @@ class NetnsNft:
     def _send(self, messages: Sequence[Message]) -> None:
         with self._sender_lock:
             try:
-                if self._sender is None:
-                    self._sender = NftBatchSocket(run_in_netns(self.netns, socket.socket, socket.AF_NETLINK,
-                                                               socket.SOCK_RAW, NETLINK_NETFILTER))
-                self._sender.send(messages)
+                self._open_sender().send(messages)
             except (OSError, KernelError):
                 self._close_sender()
                 raise
+
+    def _open_sender(self) -> BatchSender:
+        if self._sender is None:
+            self._sender = NftBatchSocket(run_in_netns(self.netns, socket.socket, socket.AF_NETLINK,
+                                                       socket.SOCK_RAW, NETLINK_NETFILTER))
+        return self._sender
+
+    def _query(self, kind: int, family: str, attrs: bytes, *, dump: bool) -> list[bytes] | None:
+        """A netlink GET in the namespace; None when the table (or object) does not exist. NftError when
+        the kernel cannot be asked."""
+        with self._sender_lock:
+            sender = self._open_sender()
+            if not isinstance(sender, NftBatchSocket):
+                raise NftError("netlink reads need a netlink socket")
+            try:
+                return sender.query(kind, NFPROTO[family], attrs, dump=dump)
+            except FileNotFoundError:
+                return None
+            except (OSError, KernelError) as exc:
+                self._close_sender()
+                raise NftError(f"reading nf_tables in {self.netns}: {exc}") from None
+
+    def _netlink_names(self, kind: str, family: str, table: str) -> tuple[str, ...] | None:
+        """list_names over netlink; None when there is no table."""
+        if not self._netlink_table_exists(family, table):
+            return None
+        key = string(1, table)  # NFTA_{CHAIN,SET,OBJ}_TABLE: the kernel dumps only that table's objects
+        if kind == "chain":
+            found = named(self._query(MSG_GETCHAIN, family, key, dump=True) or [], table, CHAIN_NAME)
+            return tuple(sorted(cstring(a[CHAIN_NAME]) for a in found))
+        if kind in ("set", "map"):
+            found = named(self._query(MSG_GETSET, family, key, dump=True) or [], table, SET_NAME)
+            return tuple(sorted(cstring(a[SET_NAME]) for a in found if set_kind(a) == kind))
+        return tuple(sorted(self._netlink_counters(family, table)))
+
+    def _netlink_counters(self, family: str, table: str) -> dict[str, tuple[int, int]]:
+        attrs = string(OBJ_TABLE, table) + be32(OBJ_TYPE, OBJECT_COUNTER)
+        found = named(self._query(MSG_GETOBJ, family, attrs, dump=True) or [], table, OBJ_NAME, OBJ_TABLE)
+        return {cstring(a[OBJ_NAME]): counter_values(a) for a in sorted(found, key=lambda a: a[OBJ_NAME])}
+
+    def _netlink_table_exists(self, family: str, table: str) -> bool:
+        return self._query(MSG_GETTABLE, family, string(TABLE_NAME, table), dump=False) is not None
 
     def _run_cold_start(self, text: str) -> bool:
         """A big full transaction for a table that does not exist yet, in steps (see ColdStart): in one
@@ -358,12 +417,18 @@ class NetnsNft:
         return result.stdout
 
     def table_exists(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> bool:
+        if self.netlink_reads:
+            return self._netlink_table_exists(family, table)
         return self._listing(family, table) is not None
 
     def list_names(self, kind: str, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
                    ) -> tuple[str, ...]:
         """Names of the table's chains / sets / maps / counters (kind "chain", "set", "map", "counter");
         () when there is no table."""
+        if self.netlink_reads:
+            if kind not in LISTABLE:
+                raise ValueError(f"cannot list {kind!r}: one of {', '.join(LISTABLE)}")
+            return self._netlink_names(kind, family, table) or ()
         listing = self._listing(family, table)
         return names_in_listing(listing, kind, family, table) if listing is not None else ()
 
@@ -373,6 +438,8 @@ class NetnsNft:
     def list_counters(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
                       ) -> dict[str, tuple[int, int]]:
         """The table's named counters: name -> (packets, bytes); {} when there is no table."""
+        if self.netlink_reads:
+            return self._netlink_counters(family, table) if self._netlink_table_exists(family, table) else {}
         listing = self._listing(family, table)
         return counters_in_listing(listing, family, table) if listing is not None else {}
 

@@ -211,3 +211,21 @@ def test_the_renderers_first_full_sync_in_steps_builds_the_same_tables(cold_pair
         (plain_text, plain_json), (stepped_text, stepped_json) = listings(plain, family), listings(stepped, family)
         assert stepped_text == plain_text
         assert without_handles(stepped_json) == without_handles(plain_json)
+
+
+def test_existence_names_and_counters_read_over_netlink_match_nfts_listing(pair: tuple[NetnsNft, NetnsNft]) -> None:
+    plain, netlink = pair
+    assert netlink.netlink_reads and not plain.netlink_reads
+    for family in ("ip", "ip6"):
+        assert netlink.table_exists(family) is plain.table_exists(family) is False
+        assert netlink.list_chains(family) == () and netlink.list_counters(family) == {}
+    for nft in pair:
+        nft.run(creation_order(OVERALL))
+        nft.run("add counter ip kube-proxy packets-a\nadd counter ip kube-proxy packets-b\n"
+                "add table ip other\nadd chain ip other theirs\nadd set ip other theirs { type ipv4_addr ; }\n")
+    assert netlink.table_exists() and netlink.table_exists("ip", "other") and not netlink.table_exists("ip6")
+    for kind in ("chain", "set", "map", "counter"):
+        for table in ("kube-proxy", "other"):
+            assert netlink.list_names(kind, "ip", table) == plain.list_names(kind, "ip", table), (kind, table)
+    assert "services" in netlink.list_chains() and "theirs" not in netlink.list_chains()
+    assert netlink.list_counters() == plain.list_counters() == {"packets-a": (0, 0), "packets-b": (0, 0)}

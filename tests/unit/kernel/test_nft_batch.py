@@ -29,14 +29,24 @@ from svcnet.kernel.nft_batch import (
     MSG_NEWSETELEM,
     NLM_F_ACK,
     NLM_F_REQUEST,
+    SET_ANONYMOUS,
+    SET_CONSTANT,
+    SET_FLAGS,
+    SET_MAP,
     BatchRefused,
     Message,
     Unsupported,
+    attr,
     cold_start_split,
     compile_transaction,
+    counter_values,
+    cstring,
     encode,
+    named,
     outcome,
+    parse_answers,
     parse_replies,
+    set_kind,
 )
 from svcnet.testing.exec import FakeRunner, printed
 
@@ -436,3 +446,33 @@ def test_nft_gets_more_time_for_a_bigger_transaction_and_a_timeout_is_an_nft_err
         with pytest.raises(NftError, match="took more than"):
             nft.run(text)
     assert timeouts[0] == pytest.approx(120, abs=1) and timeouts[1] > 200
+
+
+# --- reading over netlink --------------------------------------------------------------------------------------
+
+def answer(seq: int, kind: int, attrs: bytes) -> bytes:
+    body = struct.pack("=BBH", 2, 0, 0) + attrs
+    return struct.pack("=IHHII", 16 + len(body), 10 << 8 | kind, 0x2, seq, 0) + body
+
+
+def test_dump_answers_are_collected_until_done_and_filtered_by_table() -> None:
+    ours = answer(7, 3, attr(1, b"kube-proxy\0") + attr(3, b"services\0"))
+    theirs = answer(7, 3, attr(1, b"other\0") + attr(3, b"theirs\0"))
+    stale = answer(6, 3, attr(1, b"kube-proxy\0") + attr(3, b"old-answer\0"))
+    done = struct.pack("=IHHII", 20, 3, 0x2, 7, 0) + bytes(4)
+    bodies, finished, code = parse_answers(stale + ours + theirs, 7)
+    assert (len(bodies), finished, code) == (2, False, 0)
+    assert parse_answers(done, 7) == ([], True, 0)
+    assert [cstring(a[3]) for a in named(bodies, "kube-proxy", 3)] == ["services"]
+
+
+def test_an_error_answer_ends_the_request_with_its_code() -> None:
+    assert parse_answers(ack(9, errno.ENOENT), 9) == ([], True, errno.ENOENT)
+
+
+def test_sets_maps_and_anonymous_sets_are_told_apart_by_their_flags() -> None:
+    assert set_kind({SET_FLAGS: struct.pack(">I", 0)}) == "set"
+    assert set_kind({SET_FLAGS: struct.pack(">I", SET_MAP)}) == "map"
+    assert set_kind({SET_FLAGS: struct.pack(">I", SET_ANONYMOUS | SET_CONSTANT | SET_MAP)}) is None
+    data = attr(2, struct.pack(">Q", 5)) + attr(1, struct.pack(">Q", 300))
+    assert counter_values({4: data}) == (5, 300)
