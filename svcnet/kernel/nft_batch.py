@@ -700,6 +700,16 @@ def cold_start_split(text: str, *, min_vmaps: int = COLD_START_MIN_VMAPS,
     return ColdStart(family, table, "\n".join(skeleton) + "\n", fills, "\n".join(rest) + "\n" if rest else "")
 
 
+def transaction_target(text: str) -> tuple[str, str] | None:
+    """(family, table) that the first command of `text` names, or None."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            match = _OBJECT_LINE.match(line)
+            return (match.group(3), match.group(4)) if match else None
+    return None
+
+
 def _compiled_or_none(compiler: _Compiler, lines: list[str]) -> list[Message] | None:
     """The messages of these lines, or None (and nothing kept) when one is outside the vocabulary."""
     start = len(compiler.messages)
