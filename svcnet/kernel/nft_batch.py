@@ -91,6 +91,16 @@ UDATA_COMMENT = 0  # rules and set elements alike
 # order, the data is a verdict; `nft list` reads it back to print the keys as 0, 1, 2...
 NUMGEN_VMAP_UDATA = bytes.fromhex("00040100000001040000000004080004010000000100060400000000")
 
+# An anonymous interval set of source addresses (`ip saddr != { ... }`, the firewall chains): nft's user
+# data says the key is big-endian and was typed as `ip saddr` / `ip6 saddr` (protocol and field).
+SET_INTERVAL = 0x4
+ELEM_FLAGS, ELEM_INTERVAL_END = 3, 0x1
+LOOKUP_F_INV = 0x1
+OPEN_INTERVAL_UDATA = bytes((1, 4)) + struct.pack("=I", 1)  # element flag: the range runs to the last address
+SADDR_SET_UDATA = {
+    "ip": bytes.fromhex("0004020000000204010000000314000407000000010c00040c00000001040b000000"),
+    "ip6": bytes.fromhex("0004020000000204010000000314000407000000010c00040d000000010408000000"),
+}
 PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 ADDRESS_OFFSETS = {("ip", "saddr"): 12, ("ip", "daddr"): 16, ("ip6", "saddr"): 8, ("ip6", "daddr"): 24}
 # The element containers a partial sync writes, by key: an address, a protocol, a port.
@@ -237,6 +247,7 @@ class _Compiler:
         self.messages: list[Message] = []
         self.set_ids = itertools.count(first_set_id)  # names the batch's anonymous sets until the kernel does
         self.new_sets: dict[str, int] = {}  # named sets this batch adds: name -> ID (as nft refers to them)
+        self.number, self.head = 0, b""  # the rule being compiled: its line and table attribute
 
     def line(self, number: int, text: str) -> None:
         match = _LINE.match(text)
@@ -271,6 +282,7 @@ class _Compiler:
     # rules
 
     def rule(self, number: int, fam: str, family: int, head: bytes, chain: str, body: str) -> None:
+        self.number, self.head = number, head  # for the anonymous sets a rule may add before itself
         words = tokens(body)
         exprs: list[bytes] = []
         userdata = b""
@@ -299,6 +311,9 @@ class _Compiler:
             elif words[pos:pos + 2] == ["meta", "l4proto"] and pos + 2 < len(words):
                 exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((protocol(words[pos + 2]),)))]
                 pos += 3
+            elif word in PLAIN_VERDICTS and pos == len(words) - 1:
+                exprs.append(immediate_verdict(PLAIN_VERDICTS[word], None))
+                pos += 1
             elif word in VERDICTS and pos + 1 < len(words):
                 exprs.append(immediate_verdict(VERDICTS[word], words[pos + 1]))
                 pos += 2
@@ -322,9 +337,11 @@ class _Compiler:
         op = CMP_EQ
         if words[pos] == "!=":
             op, pos = CMP_NEQ, pos + 1
-        if pos >= len(words) or words[pos].startswith("{"):
-            raise Unsupported(f"{fam} {field}: an anonymous set")
+        if pos >= len(words):
+            raise Unsupported(f"{fam} {field} without a value")
         offset = ADDRESS_OFFSETS[(fam, field)]
+        if words[pos] == "{":
+            return self.address_set(exprs, fam, field, op, words, pos)
         if words[pos].startswith("@"):
             if op != CMP_EQ:
                 raise Unsupported(f"{fam} {field} != @set")
@@ -332,6 +349,56 @@ class _Compiler:
                       expr("lookup", be32(2, REG_1), string(1, words[pos][1:]), *self.set_id_of(words[pos][1:]))]
             return pos + 1
         data, mask = prefix_bytes(fam, words[pos])
+        self.masked_match(exprs, fam, field, op, data, mask)
+        return pos + 1
+
+    def address_set(self, exprs: list[bytes], fam: str, field: str, op: int, words: list[str], pos: int) -> int:
+        """`ip saddr != { CIDR , ADDRESS , ... }`: one member is a plain match (nft makes it one); more
+        are an anonymous interval set, sorted, with an end element after each range."""
+        if "}" not in words[pos:]:
+            raise Unsupported("an unterminated set")
+        end = words.index("}", pos)
+        members = " ".join(words[pos + 1:end]).split(" , ")
+        if len(members) == 1:
+            data, mask = prefix_bytes(fam, members[0])
+            self.masked_match(exprs, fam, field, op, data, mask)
+            return end + 1
+        if field != "saddr" or op != CMP_NEQ:
+            raise Unsupported(f"{fam} {field} with a set of addresses")
+        width = ADDRESS_TYPES[fam][1]
+        ranges = sorted(address_range(fam, member) for member in members)
+        if any(prev_end >= start for (_, prev_end), (start, _) in zip(ranges, ranges[1:], strict=False)):
+            raise Unsupported("overlapping or adjacent ranges (nft would merge them)")
+        if ranges[0][0] == 0:
+            raise Unsupported("a range from the first address")
+        # (key, end of a range?, open to the last address?): nft starts with an end at 0
+        keys: list[tuple[int, bool, bool]] = [(0, True, False)]
+        for start, stop in ranges:
+            keys.append((start, False, stop == 1 << (8 * width)))
+            if stop < 1 << (8 * width):
+                keys.append((stop, True, False))
+        elements = [nested(index, *([be32(ELEM_FLAGS, ELEM_INTERVAL_END)] if is_end else []),
+                           value(ELEM_KEY, key.to_bytes(width, "big")),
+                           *([attr(ELEM_USERDATA, OPEN_INTERVAL_UDATA)] if is_open else []))
+                    for index, (key, is_end, is_open) in enumerate(keys, 1)]
+        set_id = next(self.set_ids)
+        key_type, key_len = ADDRESS_TYPES[fam]
+        family, head = NFPROTO[fam], self.head
+        self.emit(self.number, MSG_NEWSET, NLM_F_CREATE, family,
+                  head + string(SET_NAME, "__set%d") + be32(SET_FLAGS, SET_ANONYMOUS | SET_CONSTANT | SET_INTERVAL)
+                  + be32(SET_KEY_TYPE, key_type) + be32(SET_KEY_LEN, key_len) + be32(SET_ID, set_id)
+                  + nested(SET_DESC, be32(SET_DESC_SIZE, 2 * len(ranges) + 1))
+                  + attr(SET_USERDATA, SADDR_SET_UDATA[fam]))
+        self.emit(self.number, MSG_NEWSETELEM, NLM_F_CREATE, family,
+                  head + string(ELEM_LIST_SET, "__set%d") + be32(ELEM_LIST_SET_ID, set_id)
+                  + nested(ELEM_LIST_ELEMENTS, *elements))
+        exprs += [payload_load(PAYLOAD_NETWORK, ADDRESS_OFFSETS[(fam, field)], width),
+                  expr("lookup", be32(2, REG_1), string(1, "__set%d"), be32(4, set_id), be32(5, LOOKUP_F_INV))]
+        return end + 1
+
+    def masked_match(self, exprs: list[bytes], fam: str, field: str, op: int, data: bytes,
+                     mask: bytes | None) -> None:
+        offset = ADDRESS_OFFSETS[(fam, field)]
         if mask is None:
             exprs += [payload_load(PAYLOAD_NETWORK, offset, len(data)), cmp(op, data)]
         else:  # a prefix that is not whole bytes: the whole address, masked
@@ -339,7 +406,6 @@ class _Compiler:
                       expr("bitwise", be32(1, REG_1), be32(2, REG_1), be32(3, len(mask)), value(4, mask),
                            value(5, bytes(len(mask)))),
                       cmp(op, data)]
-        return pos + 1
 
     def set_id_of(self, name: str) -> list[bytes]:
         """NFTA_*_SET_ID for a set this batch adds (nft names those by ID too), nothing for others."""
@@ -482,6 +548,17 @@ def address_bytes(fam: str, text: str) -> bytes:
         return socket.inet_pton(socket.AF_INET if fam == "ip" else socket.AF_INET6, text)
     except OSError:
         raise Unsupported(f"address {text!r} in family {fam}") from None
+
+
+def address_range(fam: str, text: str) -> tuple[int, int]:
+    """[first, last + 1) of an address or a prefix, as integers."""
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise Unsupported(f"set member {text!r}") from None
+    if network.version != (4 if fam == "ip" else 6):
+        raise Unsupported(f"set member {text!r} in family {fam}")
+    return int(network.network_address), int(network.network_address) + network.num_addresses
 
 
 def prefix_bytes(fam: str, text: str) -> tuple[bytes, bytes | None]:

@@ -26,7 +26,7 @@ from tests.integration.netns.conftest import (  # noqa: F401  (the session safet
     requires_root,
     session_prefix,
 )
-from tests.unit.kernel.test_nft_batch import FORMS, FORMS_2
+from tests.unit.kernel.test_nft_batch import FIREWALL, FIREWALL_2, FORMS, FORMS_2
 from tests.unit.proxy.nft_fixtures import OVERALL, creation_order
 
 pytestmark = [requires_root, pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft")]
@@ -72,11 +72,12 @@ def test_hand_written_partial_sync_lines_build_the_table_nft_builds(pair: tuple[
             "delete element ip kube-proxy service-ips { 10.9.9.9 . tcp . 80 }\n"
             "flush chain ip kube-proxy zz\n"
             "delete chain ip kube-proxy zz\n")
-    for text in (FORMS, FORMS_2, more):
+    for text in (FORMS, FORMS_2, FIREWALL, "add table ip6 kube-proxy\n", FIREWALL_2, more):
         for nft in pair:
             nft.run(text)
         assert_same_tables(plain, batched)
-    assert batched.direct_runs == 3 and batched.nft_runs == 1
+    assert_same_tables(plain, batched, ("ip", "ip6"))
+    assert batched.direct_runs == 5 and batched.nft_runs == 2
 
 
 def test_a_refused_batch_changes_nothing_and_fails_as_nft_says(pair: tuple[NetnsNft, NetnsNft]) -> None:
