@@ -47,6 +47,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -388,11 +389,20 @@ class NetnsNft:
         return True
 
     def _apply_cold_start(self, steps: ColdStart) -> None:
-        self._nft_f(steps.skeleton)
-        for batch in steps.fills:
-            self._send(batch)
-        if steps.rest:
-            self._nft_f(steps.rest)
+        """The skeleton, the fills and the rest, in that order. One worker thread runs the skeleton's
+        `nft -f` and then sends the batches in turn while this thread builds the next ones: the
+        kernel's work (inside the worker's syscalls, without the GIL) overlaps building them."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nft-{self.netns}") as worker:
+            steps_done = [worker.submit(self._nft_f, steps.skeleton)]
+            for batch in steps.fills():
+                if any(f.done() and f.exception() for f in steps_done):
+                    break  # a step failed: build no more
+                steps_done.append(worker.submit(self._send, batch))
+            for future in steps_done:
+                future.result()  # the first failure, in order
+        rest = steps.rest()
+        if rest:
+            self._nft_f(rest)
 
     def _nft_f(self, text: str) -> None:
         result = self._run([NFT, "-f", "-"], input=text)

@@ -37,7 +37,7 @@ import select
 import socket
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NETLINK_NETFILTER = 12
 NETLINK_CAP_ACK = 10  # errors without a copy of the refused message
@@ -719,28 +719,57 @@ FILL_RULES_PER_BATCH = 2000
 _OBJECT_LINE = re.compile(r"^(add|flush|delete) (table|chain|rule|set|map|element) (ip|ip6) (\S+)(?: (\S+))?(?: (.*))?$")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ColdStart:
     """A full transaction for a table that does not exist yet, in three steps that end in the same table.
 
     `skeleton` (for `nft -f`): every line creating or deleting the table, a chain, a set or a map, in
-    their order, so objects are created (and listed) in the same order; `fills` (batches): the rules of
-    every chain whose rules this module builds and that is not hooked, chunked; `rest` (for `nft -f`):
-    everything else in order (hooked and fixed chains' rules, flushes, elements). Until `rest` is applied
-    no packet reaches a filled chain: base chains are empty and the maps have no elements, so the table
-    acts as an empty one; `rest` then turns everything on in one transaction.
+    their order, so objects are created (and listed) in the same order; then `fills()` (batches): the
+    rules of every chain that is not hooked and whose rules this module builds, chunked; then `rest()`
+    (for `nft -f`): everything else in order (hooked and fixed chains' rules, flushes, elements). Until
+    `rest` is applied no packet reaches a filled chain: base chains are empty and the maps have no
+    elements, so the table acts as an empty one; `rest` then turns everything on in one transaction.
+    The batches are built lazily, so building one can overlap sending the one before.
     """
 
     family: str
     table: str
     skeleton: str
-    fills: tuple[tuple[Message, ...], ...]
-    rest: str
+    lines: list[tuple[str, str, str, str]]  # every other line: (line, verb, object, name)
+    candidates: dict[str, list[str]]  # rule lines of each chain that is not hooked, in order
+    rules_per_batch: int = FILL_RULES_PER_BATCH
+    filled: set[str] = field(default_factory=set)
+
+    def fills(self) -> Iterator[tuple[Message, ...]]:
+        """Batches of about `rules_per_batch` rules; an anonymous set's messages stay with its rule."""
+        compiler = _Compiler()  # one for all: anonymous sets need IDs unique within each batch
+        current: list[Message] = []
+        rules = 0
+        for chain, lines in self.candidates.items():
+            messages = _compiled_or_none(compiler, lines)
+            del compiler.messages[:]
+            if messages is None:
+                continue
+            self.filled.add(chain)
+            current += messages
+            rules += len(lines)
+            if rules >= self.rules_per_batch:
+                yield tuple(current)
+                current, rules = [], 0
+        if current:
+            yield tuple(current)
+
+    def rest(self) -> str:
+        """What `fills()` left (call after it is exhausted)."""
+        rest = [line for line, verb, obj, name in self.lines
+                if not (name in self.filled and (obj == "rule" or (obj == "chain" and verb == "flush")))]
+        return "\n".join(rest) + "\n" if rest else ""
 
 
 def cold_start_split(text: str, *, min_vmaps: int = COLD_START_MIN_VMAPS,
                      rules_per_batch: int = FILL_RULES_PER_BATCH) -> ColdStart | None:
-    """The steps for `text` applied to a table that does not exist, or None (small, or not one table's)."""
+    """The steps for `text` applied to a table that does not exist, or None (small, or not one table's).
+    Cheap: the rules are compiled when `fills()` is iterated."""
     if text.count("vmap {") < min_vmaps:
         return None
     parsed = []
@@ -758,23 +787,16 @@ def cold_start_split(text: str, *, min_vmaps: int = COLD_START_MIN_VMAPS,
     ((family, table),) = targets
     hooked = {name for _, verb, obj, _, _, name, rest in parsed
               if obj == "chain" and verb == "add" and rest and " hook " in rest}
-    rules_by_chain: dict[str, list[str]] = {}
-    for line, _, obj, _, _, name, _ in parsed:
-        if obj == "rule":
-            rules_by_chain.setdefault(name, []).append(line)
-    compiler = _Compiler()  # one for all: anonymous sets need IDs unique within each batch
-    filled = {chain: messages for chain, lines in rules_by_chain.items()
-              if chain not in hooked and (messages := _compiled_or_none(compiler, lines)) is not None}
-    skeleton, rest = [], []
+    candidates: dict[str, list[str]] = {}
+    skeleton, lines = [], []
     for line, verb, obj, _, _, name, _ in parsed:
         if obj in ("table", "chain", "set", "map") and verb in ("add", "delete"):
             skeleton.append(line)
-        elif name in filled and (obj == "rule" or (obj == "chain" and verb == "flush")):
-            continue  # filled in batches; flushing the new, empty chain does nothing
-        else:
-            rest.append(line)
-    fills = _chunks([m for messages in filled.values() for m in messages], rules_per_batch)
-    return ColdStart(family, table, "\n".join(skeleton) + "\n", fills, "\n".join(rest) + "\n" if rest else "")
+            continue
+        lines.append((line, verb, obj, name))
+        if obj == "rule" and name not in hooked:
+            candidates.setdefault(name, []).append(line)
+    return ColdStart(family, table, "\n".join(skeleton) + "\n", lines, candidates, rules_per_batch)
 
 
 def transaction_target(text: str) -> tuple[str, str] | None:
@@ -797,23 +819,6 @@ def _compiled_or_none(compiler: _Compiler, lines: list[str]) -> list[Message] | 
         del compiler.messages[start:]
         return None
     return compiler.messages[start:]
-
-
-def _chunks(messages: list[Message], rules_per_batch: int) -> tuple[tuple[Message, ...], ...]:
-    """Batches of about `rules_per_batch` rules; an anonymous vmap's set and elements stay with its rule."""
-    out: list[tuple[Message, ...]] = []
-    current: list[Message] = []
-    rules = 0
-    for message in messages:
-        current.append(message)
-        if message.kind == MSG_NEWRULE:
-            rules += 1
-            if rules >= rules_per_batch:
-                out.append(tuple(current))
-                current, rules = [], 0
-    if current:
-        out.append(tuple(current))
-    return tuple(out)
 
 
 # --- reading the table over netlink ------------------------------------------------------------------------

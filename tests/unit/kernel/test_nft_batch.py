@@ -456,15 +456,16 @@ def test_a_cold_start_creates_every_object_first_fills_chains_in_batches_and_tur
     assert (steps.family, steps.table) == ("ip", "kube-proxy")
     assert steps.skeleton.splitlines() == [line for line in COLD.splitlines()
                                            if line.startswith(("add table", "add chain", "add map"))]
-    filled = [[m.kind for m in batch] for batch in steps.fills]
-    assert filled == [[MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE, MSG_NEWRULE],  # svc, then ep-a's first rule
-                      [MSG_NEWRULE, MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE]]  # ep-a's second, svc2
-    assert steps.rest.splitlines() == [
+    batches = list(steps.fills())
+    filled = [[m.kind for m in batch] for batch in batches]
+    assert filled == [[MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE, MSG_NEWRULE, MSG_NEWRULE],  # svc, ep-a (whole)
+                      [MSG_NEWSET, MSG_NEWSETELEM, MSG_NEWRULE]]  # svc2
+    assert steps.rest().splitlines() == [
         f"flush chain {T} nat-output", f"flush chain {T} mark-for-masquerade",
         f"add rule {T} mark-for-masquerade mark set mark or 0x00004000",
         f"add rule {T} nat-output ip daddr . meta l4proto . th dport vmap @service-ips",
         f"add element {T} service-ips {{ 10.96.0.1 . tcp . 80 : goto svc }}"]
-    set_ids = [m.attrs for batch in steps.fills for m in batch if m.kind == MSG_NEWSET]
+    set_ids = [m.attrs for batch in batches for m in batch if m.kind == MSG_NEWSET]
     assert len(set(set_ids)) == 2  # each anonymous vmap its own ID
 
 
@@ -485,9 +486,10 @@ def test_a_cold_start_runs_the_skeleton_the_fills_and_the_rest() -> None:
     nft = NetnsNft("node-1", runner=runner, sender=sender, cold_start_min_vmaps=1)
     nft.run(COLD)
     steps = cold_start_split(COLD, min_vmaps=1)
+    fills = list(steps.fills())
     assert runner.calls == [(("nft", "-j", "list", "table", "ip", "kube-proxy"), None),
-                            (("nft", "-f", "-"), steps.skeleton), (("nft", "-f", "-"), steps.rest)]
-    assert len(sender.sent) == len(steps.fills) == 1 and nft.direct_runs == 1
+                            (("nft", "-f", "-"), steps.skeleton), (("nft", "-f", "-"), steps.rest())]
+    assert sender.sent == fills and len(fills) == 1 and nft.direct_runs == 1
 
 
 def test_a_cold_start_is_not_used_when_the_table_exists() -> None:
