@@ -287,19 +287,24 @@ class _Compiler:
         exprs: list[bytes] = []
         userdata = b""
         pos = 0
+        # nft adds a `meta l4proto` match before a port match and needs one before `dnat to ADDR:PORT`;
+        # a verdict ends a rule. Texts that would make nft do more than this module are left to nft.
+        l4proto = ended = False
         while pos < len(words):
             word = words[pos]
             if word == "comment" and pos == len(words) - 2:
                 userdata = udata_comment(unquote(words[pos + 1]))
                 break
+            if ended:
+                raise Unsupported(f"line {number}: {word} after the verdict")
             if word in ("ip", "ip6") and pos + 2 < len(words) and (word, words[pos + 1]) in ADDRESS_OFFSETS:
                 if word != fam:
                     raise Unsupported(f"line {number}: {word} in a {fam} table")
                 pos = self.address_match(exprs, fam, words, pos)
-            elif word in PROTOCOLS and words[pos + 1:pos + 2] == ["dport"] and pos + 2 < len(words):
+            elif word in PROTOCOLS and words[pos + 1:pos + 2] == ["dport"] and pos + 2 < len(words) and not l4proto:
                 exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((PROTOCOLS[word],))),
                           payload_load(PAYLOAD_TRANSPORT, 2, 2), cmp(CMP_EQ, port_bytes(words[pos + 2]))]
-                pos += 3
+                pos, l4proto = pos + 3, True
             elif words[pos:pos + 4] == ["fib", "saddr", "type", "local"]:
                 exprs += [expr("fib", be32(3, FIB_F_SADDR), be32(2, FIB_RESULT_ADDRTYPE), be32(1, REG_1)),
                           cmp(CMP_EQ, struct.pack("=I", RTN_LOCAL))]
@@ -308,20 +313,20 @@ class _Compiler:
                 pos = iifname_match(exprs, words, pos)
             elif word == "update" and words[pos + 1:pos + 2] and words[pos + 1].startswith("@"):
                 pos = self.update_set(exprs, fam, words, pos)
-            elif words[pos:pos + 2] == ["meta", "l4proto"] and pos + 2 < len(words):
+            elif words[pos:pos + 2] == ["meta", "l4proto"] and pos + 2 < len(words) and not l4proto:
                 exprs += [meta_l4proto(), cmp(CMP_EQ, bytes((protocol(words[pos + 2]),)))]
-                pos += 3
-            elif word in PLAIN_VERDICTS and pos == len(words) - 1:
+                pos, l4proto = pos + 3, True
+            elif word in PLAIN_VERDICTS:
                 exprs.append(immediate_verdict(PLAIN_VERDICTS[word], None))
-                pos += 1
+                pos, ended = pos + 1, True
             elif word in VERDICTS and pos + 1 < len(words):
                 exprs.append(immediate_verdict(VERDICTS[word], words[pos + 1]))
-                pos += 2
-            elif words[pos:pos + 2] == ["dnat", "to"] and pos + 2 < len(words):
+                pos, ended = pos + 2, True
+            elif words[pos:pos + 2] == ["dnat", "to"] and pos + 2 < len(words) and l4proto:
                 exprs += dnat(fam, words[pos + 2])
-                pos += 3
+                pos, ended = pos + 3, True
             elif words[pos:pos + 3] == ["numgen", "random", "mod"] and pos + 3 < len(words):
-                pos = self.numgen_vmap(number, family, head, exprs, words, pos)
+                pos, ended = self.numgen_vmap(number, family, head, exprs, words, pos), True
             else:
                 raise Unsupported(f"line {number}: {' '.join(words[pos:pos + 3])}")
         if not exprs:

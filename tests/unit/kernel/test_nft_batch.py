@@ -328,6 +328,10 @@ def test_ipv6_lines_compile_with_ipv6_offsets_and_nat_family() -> None:
     f"add rule {T} svc ip6 saddr != fd00::/60 jump mark-for-masquerade",
     "add rule ip6 kube-proxy svc ip6 saddr != fd00::/60 jump mark-for-masquerade",  # not whole bytes in IPv6
     f"add rule {T} svc iifname \"a*b\" goto ep",
+    f"add rule {T} ep dnat to 10.0.0.1:80",  # nft wants a protocol match first
+    f"add rule {T} ep meta l4proto tcp tcp dport 80 jump x",  # nft would not repeat the protocol match
+    f"add rule {T} ep jump x jump y",
+    f"add rule {T} ep drop accept",
     f"add rule {T} svc iifname \"much-too-long-interface\" goto ep",
     f"add rule {T} svc ip6 saddr fd00::1 jump mark-for-masquerade",  # ip6 in an ip table
     f"add element {T} service-ips {{ 10.0.0.1 . tcp . 80 : goto a , 10.0.0.2 . tcp . 80 : goto b }}",
