@@ -13,6 +13,22 @@ Names are listed from `nft -j list table FAMILY TABLE` (what knftables 0.0.20
 does): it reads only our table, so an odd object another program put in
 another table cannot make an older nft fail to parse the ruleset.
 
+Transactions go straight to the kernel as one netlink batch when every line
+is in the vocabulary of svcnet.kernel.nft_batch (a partial sync's chains,
+rules, elements and affinity sets): `nft -f` would first dump every chain and
+set of the table, which at 10,000 Services costs over a second (the kernel
+serves a chain dump in time that grows with the square of the number of
+chains). A big full transaction for a table that does not exist yet (a cold
+start: the proxy's first sync on a node) goes in steps (ColdStart): in one
+transaction the kernel binds each anonymous vmap by walking the whole
+transaction so far, minutes at 10,000 Services. Anything else, and any batch
+the kernel refuses, goes through `nft -f -`, so errors read as nft's. Either
+way the kernel's table ends up the same (tests/integration/test_kernel_nft_batch.py).
+Whether the table exists and the names of its chains, sets and counters are
+read over netlink too: nft 1.0.6 fetches the whole ruleset (every rule and set
+element) for any `nft list`, 26 s at 10,000 Services.
+docs/benchmarks.md ("Proxy sync") has the measurements.
+
 Support (`check_support`) follows kube-proxy (pkg/proxy/nftables/supported.go
 with knftables.New): `nft` must be installed and at least 1.0.1 (older
 versions parse the whole ruleset on every call and can crash on rules newer
@@ -24,13 +40,52 @@ the environment and says so).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import socket
+import subprocess
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
-from svcnet.kernel import check_namespace_name
+from svcnet.kernel import KernelError, check_namespace_name
 from svcnet.kernel.exec import CommandNotFound, CommandResult, CommandRunner, NetnsRunner
+from svcnet.kernel.netns import run_in_netns
+from svcnet.kernel.nft_batch import (
+    CHAIN_NAME,
+    COLD_START_MIN_VMAPS,
+    MSG_GETCHAIN,
+    MSG_GETOBJ,
+    MSG_GETSET,
+    MSG_GETTABLE,
+    NETLINK_NETFILTER,
+    NFPROTO,
+    OBJ_NAME,
+    OBJ_TABLE,
+    OBJ_TYPE,
+    OBJECT_COUNTER,
+    SET_NAME,
+    TABLE_NAME,
+    BatchRefused,
+    ColdStart,
+    Message,
+    NftBatchSocket,
+    Unsupported,
+    be32,
+    cold_start_split,
+    compile_transaction,
+    counter_values,
+    cstring,
+    named,
+    set_kind,
+    string,
+    transaction_target,
+)
+
+log = logging.getLogger("svcnet.kernel.nft")
 
 NFT = "nft"
 MIN_NFT_VERSION = (1, 0, 1)
@@ -178,27 +233,194 @@ def check_support(version_output: str | None, check_result: CommandResult | None
 
 # --- the adapter -------------------------------------------------------------------------------------------
 
-class NetnsNft:
-    """`nft` in a node's network namespace."""
+BASE_TIMEOUT_SECONDS = 120.0
+TIMEOUT_SECONDS_PER_MB = 10.0
 
-    def __init__(self, netns: str, *, runner: CommandRunner | None = None) -> None:
+
+def timeout_for(text: str | None) -> float:
+    """How long an nft command may take: a full transaction at 10,000 Services (58 MB) into a table that
+    holds the previous one takes minutes in the kernel, so the limit grows with the text."""
+    return BASE_TIMEOUT_SECONDS + TIMEOUT_SECONDS_PER_MB * len(text or "") / 1e6
+
+
+class BatchSender(Protocol):
+    """Sends compiled messages as one batch (svcnet.kernel.nft_batch.NftBatchSocket)."""
+
+    def send(self, messages: Sequence[Message]) -> None: ...  # BatchRefused / OSError: nothing applied
+    def close(self) -> None: ...
+
+
+class NetnsNft:
+    """`nft` in a node's network namespace.
+
+    `direct` (default: when no runner is given, i.e. on a real node) sends the transactions it can
+    build as netlink batches, and applies a big full transaction for a table that does not exist yet
+    in steps (from `cold_start_min_vmaps` anonymous vmaps on); `sender` replaces the socket (tests).
+    `direct_runs` and `nft_runs` count how transactions were applied.
+    """
+
+    def __init__(self, netns: str, *, runner: CommandRunner | None = None, direct: bool | None = None,
+                 sender: BatchSender | None = None, cold_start_min_vmaps: int = COLD_START_MIN_VMAPS) -> None:
         self.netns = check_namespace_name(netns)
+        self.direct = (runner is None or sender is not None) if direct is None else direct
+        # Existence and names are read over netlink on a real node (nft would fetch the whole ruleset).
+        self.netlink_reads = runner is None and self.direct
         self.runner: CommandRunner = runner or NetnsRunner(netns)
+        self._sender = sender
+        self._sender_lock = threading.Lock()
+        self.cold_start_min_vmaps = cold_start_min_vmaps
+        self.direct_runs = 0
+        self.nft_runs = 0
 
     def __repr__(self) -> str:
         return f"NetnsNft({self.netns!r})"
 
     def _run(self, argv: Sequence[str], input: str | None = None) -> CommandResult:
+        timeout = timeout_for(input)
         try:
-            return self.runner(argv, input=input)
+            return self.runner(argv, input=input, timeout=timeout)
         except CommandNotFound as exc:
             raise NftError(f"{exc} (install nftables)") from None
+        except subprocess.TimeoutExpired:
+            # Killed: whether the kernel committed is unknown (its commit is atomic either way).
+            raise NftError(f"{argv[0]} {' '.join(argv[1:])} in {self.netns} took more than {timeout:.0f} s"
+                           ) from None
 
     def run(self, text: str) -> None:
-        """Apply a transaction: `nft -f -` with `text` on stdin; NftTransactionFailed (nothing applied)."""
+        """Apply a transaction atomically: as a netlink batch when it can be built, else `nft -f -` with
+        `text` on stdin; NftTransactionFailed (nothing applied)."""
+        if self.direct and (self._run_direct(text) or self._run_cold_start(text)):
+            return
+        self._nft_f(text)
+        self.nft_runs += 1
+
+    def _run_direct(self, text: str) -> bool:
+        """True when the batch was applied; False: run `nft -f` (the text is outside the batch
+        vocabulary, or the kernel refused the batch and nft is to say why in its words)."""
+        try:
+            messages = compile_transaction(text)
+        except Unsupported:
+            return False
+        if not messages:  # nothing to apply (a sync with nothing new for this family)
+            return True
+        try:
+            self._send(messages)
+        except BatchRefused as exc:
+            log.debug("%s: the kernel refused a batch (%s at line %s); running nft -f for its diagnosis",
+                      self.netns, exc, exc.line_number)
+            return False
+        except (OSError, KernelError) as exc:
+            log.warning("%s: cannot send an nftables batch (%s); using nft -f", self.netns, exc)
+            return False
+        self.direct_runs += 1
+        return True
+
+    def _send(self, messages: Sequence[Message]) -> None:
+        with self._sender_lock:
+            try:
+                self._open_sender().send(messages)
+            except (OSError, KernelError):
+                self._close_sender()
+                raise
+
+    def _open_sender(self) -> BatchSender:
+        if self._sender is None:
+            self._sender = NftBatchSocket(run_in_netns(self.netns, socket.socket, socket.AF_NETLINK,
+                                                       socket.SOCK_RAW, NETLINK_NETFILTER))
+        return self._sender
+
+    def _query(self, kind: int, family: str, attrs: bytes, *, dump: bool) -> list[bytes] | None:
+        """A netlink GET in the namespace; None when the table (or object) does not exist. NftError when
+        the kernel cannot be asked."""
+        with self._sender_lock:
+            sender = self._open_sender()
+            if not isinstance(sender, NftBatchSocket):
+                raise NftError("netlink reads need a netlink socket")
+            try:
+                return sender.query(kind, NFPROTO[family], attrs, dump=dump)
+            except FileNotFoundError:
+                return None
+            except (OSError, KernelError) as exc:
+                self._close_sender()
+                raise NftError(f"reading nf_tables in {self.netns}: {exc}") from None
+
+    def _netlink_names(self, kind: str, family: str, table: str) -> tuple[str, ...] | None:
+        """list_names over netlink; None when there is no table."""
+        if not self._netlink_table_exists(family, table):
+            return None
+        key = string(1, table)  # NFTA_{CHAIN,SET,OBJ}_TABLE: the kernel dumps only that table's objects
+        if kind == "chain":
+            found = named(self._query(MSG_GETCHAIN, family, key, dump=True) or [], table, CHAIN_NAME)
+            return tuple(sorted(cstring(a[CHAIN_NAME]) for a in found))
+        if kind in ("set", "map"):
+            found = named(self._query(MSG_GETSET, family, key, dump=True) or [], table, SET_NAME)
+            return tuple(sorted(cstring(a[SET_NAME]) for a in found if set_kind(a) == kind))
+        return tuple(sorted(self._netlink_counters(family, table)))
+
+    def _netlink_counters(self, family: str, table: str) -> dict[str, tuple[int, int]]:
+        attrs = string(OBJ_TABLE, table) + be32(OBJ_TYPE, OBJECT_COUNTER)
+        found = named(self._query(MSG_GETOBJ, family, attrs, dump=True) or [], table, OBJ_NAME, OBJ_TABLE)
+        return {cstring(a[OBJ_NAME]): counter_values(a) for a in sorted(found, key=lambda a: a[OBJ_NAME])}
+
+    def _netlink_table_exists(self, family: str, table: str) -> bool:
+        return self._query(MSG_GETTABLE, family, string(TABLE_NAME, table), dump=False) is not None
+
+    def _run_cold_start(self, text: str) -> bool:
+        """A big full transaction for a table that does not exist yet, in steps (see ColdStart): in one
+        `nft -f` the kernel binds each anonymous vmap by walking the whole transaction so far, which
+        costs minutes at 10,000 Services. True when applied; False: run `nft -f` (not such a
+        transaction, or a step failed: the new table is deleted first, so nothing is left of it)."""
+        if text.count("vmap {") < self.cold_start_min_vmaps:
+            return False
+        target = transaction_target(text)  # cheap checks first: splitting 10,000 Services takes seconds
+        if target is None or self.table_exists(*target):
+            return False
+        steps = cold_start_split(text, min_vmaps=self.cold_start_min_vmaps)
+        if steps is None:
+            return False
+        try:
+            self._apply_cold_start(steps)
+        except (NftError, BatchRefused, OSError, KernelError) as exc:
+            log.warning("%s: a cold start in steps failed (%s); deleting the new table, running nft -f",
+                        self.netns, exc)
+            self.delete_table(steps.family, steps.table)
+            return False
+        self.direct_runs += 1
+        return True
+
+    def _apply_cold_start(self, steps: ColdStart) -> None:
+        """The skeleton, the fills and the rest, in that order. One worker thread runs the skeleton's
+        `nft -f` and then sends the batches in turn while this thread builds the next ones: the
+        kernel's work (inside the worker's syscalls, without the GIL) overlaps building them."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nft-{self.netns}") as worker:
+            steps_done = [worker.submit(self._nft_f, steps.skeleton)]
+            for batch in steps.fills():
+                if any(f.done() and f.exception() for f in steps_done):
+                    break  # a step failed: build no more
+                steps_done.append(worker.submit(self._send, batch))
+            for future in steps_done:
+                future.result()  # the first failure, in order
+        rest = steps.rest()
+        if rest:
+            self._nft_f(rest)
+
+    def _nft_f(self, text: str) -> None:
         result = self._run([NFT, "-f", "-"], input=text)
         if result.returncode != 0:
             raise transaction_error(text, result.stderr)
+
+    def _close_sender(self) -> None:
+        if self._sender is not None:
+            try:
+                self._sender.close()
+            except OSError:
+                pass
+            self._sender = None
+
+    def close(self) -> None:
+        """Close the netlink socket, if one was opened (a later run opens another)."""
+        with self._sender_lock:
+            self._close_sender()
 
     def check(self, text: str) -> None:
         """What `run` would say, without changing anything (`nft --check -f -`)."""
@@ -214,12 +436,18 @@ class NetnsNft:
         return result.stdout
 
     def table_exists(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE) -> bool:
+        if self.netlink_reads:
+            return self._netlink_table_exists(family, table)
         return self._listing(family, table) is not None
 
     def list_names(self, kind: str, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
                    ) -> tuple[str, ...]:
         """Names of the table's chains / sets / maps / counters (kind "chain", "set", "map", "counter");
         () when there is no table."""
+        if self.netlink_reads:
+            if kind not in LISTABLE:
+                raise ValueError(f"cannot list {kind!r}: one of {', '.join(LISTABLE)}")
+            return self._netlink_names(kind, family, table) or ()
         listing = self._listing(family, table)
         return names_in_listing(listing, kind, family, table) if listing is not None else ()
 
@@ -229,6 +457,8 @@ class NetnsNft:
     def list_counters(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE,
                       ) -> dict[str, tuple[int, int]]:
         """The table's named counters: name -> (packets, bytes); {} when there is no table."""
+        if self.netlink_reads:
+            return self._netlink_counters(family, table) if self._netlink_table_exists(family, table) else {}
         listing = self._listing(family, table)
         return counters_in_listing(listing, family, table) if listing is not None else {}
 

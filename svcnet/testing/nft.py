@@ -98,6 +98,9 @@ class FakeNft:
         self.run(f"delete table {family} {table}\n")
         return True
 
+    def close(self) -> None:
+        """Nothing to close (NetnsNft closes its netlink socket)."""
+
     def support(self, family: str = FAMILY_IPV4, table: str = KUBE_PROXY_TABLE, *,
                 skip_kernel_version_check: bool = False) -> NftSupport:
         supported = self.version >= (1, 0, 1) and (self.kernel >= (5, 13) or skip_kernel_version_check)
