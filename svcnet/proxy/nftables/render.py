@@ -35,11 +35,11 @@ in an NftRenderCache while the service port's plan is unchanged, so a partial
 sync renders only what changed: at 10,000 services x 10 endpoints a
 one-endpoint change renders in about 1 ms and writes 45 commands; a full sync
 writes 460,000 commands (58 MB), in about 0.2 s with a warm cache and 1.1 s
-cold. What the kernel then spends is another matter: with nft 1.0.6 on Linux
-6.18, applying that full transaction took minutes (it grows with the square
-of the number of services) and even the 45-command partial one 2.6 s, as `nft`
-reads every set of the table (one anonymous vmap per service) before adding
-an element or a rule.
+cold. What applying them costs is the kernel adapter's business
+(svcnet.kernel.nft: partial syncs as one netlink batch without nft's cache
+fetch, a cold start in steps; docs/benchmarks.md "Proxy sync" has where the
+time goes: at 10,000 services the kernel's commit-time validation alone is
+~220 ms per transaction that adds a rule).
 Nothing here does I/O: time comes in as `now`, and what the kernel holds comes
 from the previous sync's NftablesState (or NftablesState.existing() built from
 `nft list` output after a restart).
