@@ -144,6 +144,30 @@ def test_a_kube_proxy_config_file_renders_exactly_as_the_equivalent_flags(tmp_pa
     assert capsys.readouterr().out != from_file.out
 
 
+def test_a_nftables_mode_config_file_renders_exactly_as_the_equivalent_flags(tmp_path, capsys):
+    (tmp_path / "seed.yaml").write_text(NODEPORT_SEED)
+    # kube-proxy's masquerade-bit flag is iptables mode's (--iptables-masquerade-bit), so the file
+    # leaves nftables.masqueradeBit at its default for the two to be equivalent.
+    config = KUBE_PROXY_CONFIG.replace("mode: iptables", "mode: nftables").replace(
+        "iptables:\n  masqueradeBit: 13\n", "")
+    assert "mode: nftables" in config and "masqueradeBit" not in config
+    (tmp_path / "kube-proxy.yaml").write_text(config)
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--config", str(tmp_path / "kube-proxy.yaml")]) == 0
+    from_file = capsys.readouterr()
+    flags = ["--proxy-mode", "nftables", "--cluster-cidr", "10.200.0.0/16", "--detect-local-mode", "ClusterCIDR",
+             "--nodeport-addresses", "192.168.0.0/24"]
+    assert main(["-f", str(tmp_path / "seed.yaml"), *flags]) == 0
+    from_flags = capsys.readouterr()
+    assert from_file.out == from_flags.out and from_file.err == from_flags.err == ""
+    out = from_file.out.splitlines()
+    assert out[0] == 'add table ip kube-proxy { comment "rules for kube-proxy" ; }'
+    # The settings took: pod traffic is 10.200/16, NodePorts on the node's address in 192.168.0/24 only.
+    assert any("ip saddr != 10.200.0.0/16 jump mark-for-masquerade" in line for line in out)
+    assert "add element ip kube-proxy nodeport-ips { 192.168.0.106 }" in out
+    assert main(["-f", str(tmp_path / "seed.yaml"), "--proxy-mode", "nftables"]) == 0
+    assert capsys.readouterr().out != from_file.out
+
+
 def test_detect_local_modes_shape_the_masquerade_rule(tmp_path, capsys):
     (tmp_path / "seed.yaml").write_text(SEED.replace("status:\n", "spec:\n  podCIDRs: [10.244.1.0/24]\nstatus:\n"))
     seed = ["-f", str(tmp_path / "seed.yaml")]
