@@ -90,8 +90,11 @@ class Binding:
     node: Ref | None = None
 
 
+UNBOUND = Binding()
+
+
 def claims(sa: Obj, now: int, expiration_seconds: int, audiences: Sequence[str], jti: str,
-           issuer: str = DEFAULT_ISSUER, binding: Binding = Binding()) -> Obj:
+           issuer: str = DEFAULT_ISSUER, binding: Binding = UNBOUND) -> Obj:
     """The JWT claims of a token for ServiceAccount sa (upstream's serviceaccount.Claims)."""
     md = sa.get("metadata") or {}
     namespace, name = str(md.get("namespace") or ""), str(md.get("name") or "")
