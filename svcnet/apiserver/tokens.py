@@ -97,6 +97,7 @@ class ServiceAccountTokens:
 
     def token_request(self, namespace: str, name: str, body: Obj) -> Obj:
         """The TokenRequest answered: the spec defaulted and checked, status.token signed."""
+        _check_names(body.get("metadata") or {}, namespace, name)
         spec = copy.deepcopy(body.get("spec") or {})
         spec["audiences"] = list(spec.get("audiences") or []) or list(self.audiences)
         if spec.get("expirationSeconds") is None:
@@ -184,6 +185,18 @@ class ServiceAccountTokens:
 def _cacheable(response: web.Response) -> web.Response:
     response.headers["Cache-Control"] = "public, max-age=3600"  # as kube-apiserver's discovery handlers
     return response
+
+
+def _check_names(md: Obj, namespace: str, name: str) -> None:
+    """A name or namespace in the body must be the URL's, if given (token.go's Create)."""
+    causes = []
+    if md.get("name") and md["name"] != name:
+        causes.append(invalid("metadata.name", md["name"], "must match the service account name if specified"))
+    if md.get("namespace") and md["namespace"] != namespace:
+        causes.append(invalid("metadata.namespace", md["namespace"],
+                              "must match the service account namespace if specified"))
+    if causes:
+        raise errors.invalid("TokenRequest", name, causes[:1], AUTHN_GROUP)
 
 
 def _validate_spec(name: str, spec: Obj) -> None:

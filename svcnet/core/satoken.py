@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from svcnet.api.meta import parse_time_or_none
 from svcnet.core.rbac.identity import User, service_account_groups, service_account_username
 
 Obj = dict[str, Any]
@@ -257,12 +257,9 @@ def _check_bound(kind: str, word: str, namespace: str, ref: Ref, now: int, looku
 
 
 def _deleted_before(obj: Obj, now: int) -> bool:
-    """Deleted more than the leeway ago (a deletionTimestamp is RFC 3339 in UTC, whole seconds)."""
-    stamp = (obj.get("metadata") or {}).get("deletionTimestamp")
-    if not stamp:
-        return False
-    when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    return when < now - LEEWAY_SECONDS
+    """Deleted more than the leeway ago."""
+    when = parse_time_or_none((obj.get("metadata") or {}).get("deletionTimestamp"))
+    return when is not None and when.timestamp() < now - LEEWAY_SECONDS
 
 
 def _read_ref(value: Any) -> Ref | None:

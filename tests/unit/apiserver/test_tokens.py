@@ -72,6 +72,15 @@ async def test_an_expiration_out_of_range_is_invalid(api: TestClient, seconds: i
     assert body["message"] == f'TokenRequest.authentication.k8s.io "bot" is invalid: {message}'
 
 
+async def test_a_name_in_the_body_must_be_the_urls(api: TestClient) -> None:
+    resp = await api.post(TOKEN_PATH, headers=ADMIN, json={"kind": "TokenRequest", "metadata": {"name": "other"},
+                                                           "spec": {}})
+    assert resp.status == 422
+    assert (await resp.json())["message"] == ('TokenRequest.authentication.k8s.io "bot" is invalid: metadata.name: '
+                                              'Invalid value: "other": must match the service account name if '
+                                              'specified')
+
+
 async def test_a_token_for_a_missing_account_or_bound_object_is_404(api: TestClient) -> None:
     status, body = await _request_token(api, {}, TOKEN_PATH.replace("/bot/", "/ghost/"))
     assert (status, body["message"]) == (404, 'serviceaccounts "ghost" not found')

@@ -132,7 +132,7 @@ def test_a_service_account_deleted_more_than_the_leeway_ago_is_refused():
     deleting = {"metadata": {**SA["metadata"], "deletionTimestamp": "2027-01-15T07:58:00Z"}}  # NOW - 2 min
     with pytest.raises(TokenError, match="has been deleted"):
         _auth(_token(), lookup=_store(("ServiceAccount", deleting)))
-    just = {"metadata": {**SA["metadata"], "deletionTimestamp": "2027-01-15T07:59:30Z"}}
+    just = {"metadata": {**SA["metadata"], "deletionTimestamp": "2027-01-15T07:59:30.5Z"}}
     assert _auth(_token(), lookup=_store(("ServiceAccount", just))).name == "bot"
 
 
