@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from svcnet.api.resources import lookup
-from svcnet.apiserver import authz
+from svcnet.apiserver import authz, discovery
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_service_account_keys
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
@@ -152,3 +152,16 @@ def test_the_signing_key_is_made_once_0600_and_kept(tmp_path) -> None:
     assert ensure_service_account_keys(tmp_path) == (key, pub)
     assert key.read_bytes() == first
     assert pub.exists()
+
+
+def test_discovery_lists_the_token_subresource_and_token_reviews() -> None:
+    core = discovery.api_resource_list("", "v1")
+    assert core is not None
+    token = [r for r in core["resources"] if r["name"] == "serviceaccounts/token"]
+    assert token == [{"name": "serviceaccounts/token", "singularName": "", "namespaced": True,
+                      "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                      "verbs": ["create"]}]
+    authn = discovery.api_resource_list("authentication.k8s.io", "v1")
+    assert authn is not None
+    reviews = [r for r in authn["resources"] if r["name"] == "tokenreviews"]
+    assert [(r["kind"], r["namespaced"], r["verbs"]) for r in reviews] == [("TokenReview", False, ["create"])]
