@@ -22,7 +22,7 @@ from svcnet.apiserver import http, nonresource, params, reviews
 from svcnet.apiserver.authz import CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
-from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
 from svcnet.apiserver.subresources import Subresources
@@ -158,7 +158,9 @@ class ApiServer:
     async def _token_review(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
         if request.method != "POST" or not rp.is_collection:
             raise errors.method_not_allowed(f"{request.method} is not supported on tokenreviews")
-        body = await params.read_object(request, WriteOptions())
+        opts = params.write_options(request)
+        body = await params.read_object(request, opts)
         if body.get("kind") not in (None, "", "TokenReview"):
             raise errors.bad_request("the object provided is unrecognized (must be of type TokenReview)")
+        self.registry.check_fields(rp.resource, body, opts)  # a wrong JSON type is a 400
         return encoded(self.tokens.token_review(body), http.negotiate(request.headers.get("Accept")), status=201)

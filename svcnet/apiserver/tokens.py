@@ -22,7 +22,7 @@ from svcnet.api import errors, meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup_kind
 from svcnet.apiserver import http, params
-from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, json_response
 from svcnet.apiserver.reviews import user_info
 from svcnet.apiserver.validation.fields import invalid
@@ -88,9 +88,12 @@ class ServiceAccountTokens:
     async def serve_token_request(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
         if request.method != "POST":
             raise errors.method_not_allowed(f"{request.method} is not supported on serviceaccounts/token")
-        body = await params.read_object(request, WriteOptions())
+        opts = params.write_options(request)
+        body = await params.read_object(request, opts)
         if body.get("kind") not in (None, "", "TokenRequest"):
             raise errors.bad_request("the object provided is unrecognized (must be of type TokenRequest)")
+        # Decoded as a TokenRequest first: a wrong JSON type is a 400, unknown fields as the directive says.
+        self.registry.check_fields(rp.resource, body, opts, "token")
         namespace, name = rp.namespace or "default", rp.name or ""
         answer = self.token_request(namespace, name, body)
         return encoded(answer, http.negotiate(request.headers.get("Accept")), status=201)

@@ -165,3 +165,13 @@ def test_discovery_lists_the_token_subresource_and_token_reviews() -> None:
     assert authn is not None
     reviews = [r for r in authn["resources"] if r["name"] == "tokenreviews"]
     assert [(r["kind"], r["namespaced"], r["verbs"]) for r in reviews] == [("TokenReview", False, ["create"])]
+
+
+async def test_token_request_and_review_bodies_of_the_wrong_shape_are_400(api: TestClient) -> None:
+    resp = await api.post(TOKEN_PATH, headers=ADMIN, json={"kind": "TokenRequest", "spec": {"audiences": "vault"}})
+    assert resp.status == 400
+    assert "audiences" in (await resp.json())["message"]
+    resp = await api.post(TOKEN_PATH, headers=ADMIN, json={"kind": "TokenRequest", "spec": "x"})
+    assert resp.status == 400
+    resp = await api.post(REVIEWS, headers=ADMIN, json={"kind": "TokenReview", "spec": {"token": 7}})
+    assert resp.status == 400
