@@ -48,9 +48,11 @@ class ServerSettings:
 class ApiServer:
     def __init__(self, registry: Registry, settings: ServerSettings,
                  node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS,
-                 sa_signing_key: ec.EllipticCurvePrivateKey | None = None) -> None:
+                 sa_signing_key: ec.EllipticCurvePrivateKey | None = None, external_address: str = "") -> None:
         """sa_signing_key: the service-account token key (the daemon's is kept in its pki
-        directory); without one, a key of this process's own, as a test server needs no more."""
+        directory); without one, a key of this process's own, as a test server needs no more.
+        external_address (host:port): where clients outside reach the server, named in the
+        OIDC discovery document's jwks_uri; the advertise address when not given."""
         self.registry = registry
         self.settings = settings
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
@@ -59,7 +61,7 @@ class ApiServer:
         self.subresources = Subresources(registry, node_access)
         self.authorizer = Authorizer(StorePolicy(registry))
         self.tokens = ServiceAccountTokens(registry, sa_signing_key or ec.generate_private_key(ec.SECP256R1()),
-                                           advertise_address=settings.advertise_address)
+                                           advertise_address=external_address or settings.advertise_address)
 
     def close_watches(self) -> None:
         """End every open watch stream (shutdown); new watches are refused from now on."""

@@ -116,6 +116,13 @@ def kubernetes_endpoint_ip(cfg: ApiServerConfig) -> str | None:
     return None
 
 
+def external_address(cfg: ApiServerConfig) -> str:
+    """host:port clients reach the API on (kube-apiserver's ExternalAddress, named in the
+    service-account issuer's jwks_uri): the endpoint address, else the bind address."""
+    host = kubernetes_endpoint_ip(cfg) or cfg.bind_address
+    return f"[{host}]:{cfg.port}" if ":" in host else f"{host}:{cfg.port}"
+
+
 def kubernetes_endpoints(ip: str, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Endpoints and EndpointSlice kube-apiserver writes for itself.
 
@@ -241,7 +248,7 @@ class RunningApiServer:
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
             token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access,
-            sa_signing_key=load_service_account_key(creds))
+            sa_signing_key=load_service_account_key(creds), external_address=external_address(cfg))
         # RBAC: upstream's bootstrap roles and bindings before the first request, and writes of
         # roles and bindings checked for escalation against the writer's own permissions.
         authz.ensure_bootstrap_policy(self.registry)

@@ -14,7 +14,9 @@ from svcnet.api.resources import lookup
 from svcnet.apiserver import authz, discovery
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import ensure_service_account_keys
+from svcnet.apiserver.daemon import external_address
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
+from svcnet.config import ApiServerConfig
 from svcnet.core import satoken
 from tests.unit.apiserver.conftest import T0
 
@@ -175,3 +177,12 @@ async def test_token_request_and_review_bodies_of_the_wrong_shape_are_400(api: T
     assert resp.status == 400
     resp = await api.post(REVIEWS, headers=ADMIN, json={"kind": "TokenReview", "spec": {"token": 7}})
     assert resp.status == 400
+
+
+@pytest.mark.parametrize(("advertise", "bind", "expected"), [
+    ("192.0.2.10", "127.0.0.1", "192.0.2.10:6443"),
+    (None, "127.0.0.1", "127.0.0.1:6443"),
+    ("2001:db8::1", "::", "[2001:db8::1]:6443"),
+])
+def test_the_jwks_uri_names_the_address_clients_reach(advertise, bind, expected) -> None:
+    assert external_address(ApiServerConfig(advertise_address=advertise, bind_address=bind, port=6443)) == expected
