@@ -78,6 +78,7 @@ _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 _EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"), connect=True)
 _FINALIZE = Subresource("finalize", kind="Namespace", verbs=("update",))
+_TOKEN = Subresource("token", kind="TokenRequest", group="authentication.k8s.io", verbs=("create",))
 
 
 def _status(kind: str, group: str = "") -> Subresource:
@@ -95,6 +96,8 @@ RBAC_RESOURCES: tuple[Resource, ...] = (
 REVIEW_RESOURCES: tuple[Resource, ...] = (
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
              False, verbs=("create",)),
+    Resource("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", False,
+             verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
              "localsubjectaccessreview", True, verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
@@ -120,7 +123,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Event", "events", "event", True, ("ev",)),
     Resource("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
     Resource("", "v1", "Secret", "secrets", "secret", True),
-    Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",),
+             subresources=(_TOKEN,)),
     Resource("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
              subresources=(_status("Deployment", "apps"), _SCALE)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),

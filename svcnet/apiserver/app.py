@@ -14,17 +14,19 @@ import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from svcnet.api import errors
 from svcnet.api.errors import ApiError
-from svcnet.apiserver import http, nonresource, reviews
+from svcnet.apiserver import http, nonresource, params, reviews
 from svcnet.apiserver.authz import CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import Registry
-from svcnet.apiserver.responses import status_response
+from svcnet.apiserver.responses import encoded, status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
 from svcnet.apiserver.subresources import Subresources
+from svcnet.apiserver.tokens import ServiceAccountTokens
 from svcnet.apiserver.watch import Watches
 from svcnet.core.rbac.attributes import request_attributes
 from svcnet.core.rbac.identity import ADMIN, LOCAL_SOCKET, User
@@ -45,7 +47,12 @@ class ServerSettings:
 
 class ApiServer:
     def __init__(self, registry: Registry, settings: ServerSettings,
-                 node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS) -> None:
+                 node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS,
+                 sa_signing_key: ec.EllipticCurvePrivateKey | None = None, external_address: str = "") -> None:
+        """sa_signing_key: the service-account token key (the daemon's is kept in its pki
+        directory); without one, a key of this process's own, as a test server needs no more.
+        external_address (host:port): where clients outside reach the server, named in the
+        OIDC discovery document's jwks_uri; the advertise address when not given."""
         self.registry = registry
         self.settings = settings
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
@@ -53,6 +60,8 @@ class ApiServer:
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
         self.subresources = Subresources(registry, node_access)
         self.authorizer = Authorizer(StorePolicy(registry))
+        self.tokens = ServiceAccountTokens(registry, sa_signing_key or ec.generate_private_key(ec.SECP256R1()),
+                                           advertise_address=external_address or settings.advertise_address)
 
     def close_watches(self) -> None:
         """End every open watch stream (shutdown); new watches are refused from now on."""
@@ -72,13 +81,16 @@ class ApiServer:
         return app
 
     def _authenticate(self, request: web.Request) -> User | None:
-        """The user a bearer token names (the admin token is system:masters); None: no such token."""
+        """The user a bearer token names: the admin token is system:masters, a service-account
+        token its account; None: no such token."""
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         assert self.settings.token is not None
-        if token and hmac.compare_digest(token.encode(), self.settings.token.encode()):
+        if not token:
+            return None
+        if hmac.compare_digest(token.encode(), self.settings.token.encode()):
             return ADMIN
-        return None
+        return self.tokens.user(token)
 
     def _authorization_middleware(self, identity: User | None):
         """Authenticate (unless the listener gives the identity), apply Impersonate-* headers,
@@ -127,15 +139,30 @@ class ApiServer:
             return web.Response(text="ok")
         if request.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
             raise errors.method_not_allowed(f"{request.method} is not supported")
-        answer = nonresource.serve(request, path, self.settings.advertise_address)
+        answer = self.tokens.serve_discovery(path) or nonresource.serve(request, path,
+                                                                         self.settings.advertise_address)
         if answer is not None:
             return answer
         rp = http.parse_resource_path(path)
         if rp is None:
             raise errors.path_not_found()
+        if rp.resource.kind == "TokenReview":
+            return await self._token_review(request, rp)
+        if rp.resource.kind == "ServiceAccount" and rp.subresource == "token":
+            return await self.tokens.serve_token_request(request, rp)
         if reviews.is_review(rp.resource):
             return await reviews.serve(request, rp, request[USER_KEY], self.authorizer, self.registry.clock())
         if rp.subresource in self.subresources.served:
             return await self.subresources.serve(request, rp)
         watching = request.query.get("watch") in ("true", "1") or "/watch/" in path
         return await self.resources.serve(request, rp, watching)
+
+    async def _token_review(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
+        if request.method != "POST" or not rp.is_collection:
+            raise errors.method_not_allowed(f"{request.method} is not supported on tokenreviews")
+        opts = params.write_options(request)
+        body = await params.read_object(request, opts)
+        if body.get("kind") not in (None, "", "TokenReview"):
+            raise errors.bad_request("the object provided is unrecognized (must be of type TokenReview)")
+        self.registry.check_fields(rp.resource, body, opts)  # a wrong JSON type is a 400
+        return encoded(self.tokens.token_review(body), http.negotiate(request.headers.get("Accept")), status=201)

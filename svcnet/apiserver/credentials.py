@@ -30,6 +30,10 @@ class Credentials:
     server_key: Path
     token: str
     token_file: Path
+    # The service-account token key pair (kubeadm's sa.key / sa.pub): kube-apiserver's
+    # --service-account-signing-key-file and --service-account-key-file.
+    sa_key: Path | None = None
+    sa_pub: Path | None = None
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -141,7 +145,31 @@ def ensure_credentials(data_dir: Path, extra_ips: tuple[str, ...] = ()) -> Crede
     if not token_path.exists():
         write_secret(token_path, secrets.token_urlsafe(32).encode())
     token = token_path.read_text().strip()
-    return Credentials(ca_cert_path, cert_path, key_path, token, token_path)
+    sa_key, sa_pub = ensure_service_account_keys(pki)
+    return Credentials(ca_cert_path, cert_path, key_path, token, token_path, sa_key, sa_pub)
+
+
+def ensure_service_account_keys(pki: Path) -> tuple[Path, Path]:
+    """The key pair service-account tokens are signed with, made once and kept: a new key
+    would invalidate every token issued so far. The public half is rewritten from the key
+    when missing or different, so the two never disagree."""
+    key_path, pub_path = pki / "sa.key", pki / "sa.pub"
+    if not key_path.exists():
+        write_secret(key_path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{key_path}: the service-account signing key must be an ECDSA P-256 key")
+    _write_public(pub_path, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_path, pub_path
+
+
+def load_service_account_key(creds: Credentials) -> ec.EllipticCurvePrivateKey | None:
+    if creds.sa_key is None:
+        return None
+    key = serialization.load_pem_private_key(creds.sa_key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)  # ensure_service_account_keys checked it
+    return key
 
 
 def _names_every_ip(cert_path: Path, ips: tuple[str, ...]) -> bool:

@@ -18,7 +18,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import authz, decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
-from svcnet.apiserver.credentials import ensure_credentials, write_kubeconfig
+from svcnet.apiserver.credentials import ensure_credentials, load_service_account_key, write_kubeconfig
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
@@ -114,6 +114,13 @@ def kubernetes_endpoint_ip(cfg: ApiServerConfig) -> str | None:
         if candidate and not non_special_ip_errors("ip", candidate):
             return str(ipaddress.ip_address(candidate))
     return None
+
+
+def external_address(cfg: ApiServerConfig) -> str:
+    """host:port clients reach the API on (kube-apiserver's ExternalAddress, named in the
+    service-account issuer's jwks_uri): the endpoint address, else the bind address."""
+    host = kubernetes_endpoint_ip(cfg) or cfg.bind_address
+    return f"[{host}]:{cfg.port}" if ":" in host else f"{host}:{cfg.port}"
 
 
 def kubernetes_endpoints(ip: str, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -240,7 +247,8 @@ class RunningApiServer:
             ip for ip in (cfg.kubernetes_service_ip, cfg.advertise_address) if ip))
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
-            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access)
+            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access,
+            sa_signing_key=load_service_account_key(creds), external_address=external_address(cfg))
         # RBAC: upstream's bootstrap roles and bindings before the first request, and writes of
         # roles and bindings checked for escalation against the writer's own permissions.
         authz.ensure_bootstrap_policy(self.registry)

@@ -315,6 +315,12 @@ MESSAGES: dict[str, dict[int, FieldSpec]] = {
     "SelfSubjectRulesReviewSpec": {1: _s("namespace")},
     # ---- authentication/v1
     "SelfSubjectReview": {1: _m("metadata", "ObjectMeta")},
+    "BoundObjectReference": {1: _s("kind"), 2: _s("apiVersion"), 3: _s("name"), 4: _s("uid")},
+    "TokenRequestSpec": {1: _strings("audiences"), 4: _i("expirationSeconds", keep=True),
+                         3: _m("boundObjectRef", "BoundObjectReference")},
+    "TokenRequest": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "TokenRequestSpec")},
+    "TokenReviewSpec": {1: _s("token"), 2: _strings("audiences")},
+    "TokenReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "TokenReviewSpec")},
 }
 
 # (apiVersion, kind) -> top-level message: the kinds svcnet serves that typed clients send.
@@ -333,6 +339,8 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
        for kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
                     "SelfSubjectRulesReview")},
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("authentication.k8s.io/v1", "TokenReview"): "TokenReview",
 }
 
 

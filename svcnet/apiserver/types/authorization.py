@@ -98,3 +98,38 @@ define(AUTHENTICATION, "UserInfo", """
 define(AUTHENTICATION, "SelfSubjectReviewStatus", "userInfo UserInfo")
 define_kind(AUTHENTICATION, "SelfSubjectReview", "authentication.k8s.io", "v1",
             "status SelfSubjectReviewStatus", with_list=False)
+
+# authentication.k8s.io/v1 TokenRequest (serviceaccounts/token) and TokenReview
+define(AUTHENTICATION, "BoundObjectReference", """
+    apiVersion string
+    kind string
+    name string
+    uid string
+""")
+define(AUTHENTICATION, "TokenRequestSpec", """
+    audiences []string list=atomic
+    boundObjectRef BoundObjectReference
+    expirationSeconds int64
+""", required="audiences")
+define(AUTHENTICATION, "TokenRequestStatus", """
+    expirationTimestamp time
+    token string
+""", required="token expirationTimestamp")
+define_kind(AUTHENTICATION, "TokenRequest", "authentication.k8s.io", "v1", """
+    spec TokenRequestSpec
+    status TokenRequestStatus
+""", required="spec", with_list=False)
+define(AUTHENTICATION, "TokenReviewSpec", """
+    audiences []string list=atomic
+    token string
+""")
+define(AUTHENTICATION, "TokenReviewStatus", """
+    audiences []string list=atomic
+    authenticated bool
+    error string
+    user UserInfo
+""")
+define_kind(AUTHENTICATION, "TokenReview", "authentication.k8s.io", "v1", """
+    spec TokenReviewSpec
+    status TokenReviewStatus
+""", required="spec", with_list=False)

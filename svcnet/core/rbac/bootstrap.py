@@ -197,6 +197,9 @@ _CLUSTER_ROLES: tuple[_Role, ...] = (
         (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)))),
     _Role("system:public-info-viewer", [_urls(("get",), "/healthz", "/livez", "/readyz", "/version",
                                               "/version/")]),
+    _Role("system:service-account-issuer-discovery", [_urls(
+        ("get",), "/.well-known/openid-configuration", "/.well-known/openid-configuration/", "/openid/v1/jwks",
+        "/openid/v1/jwks/")]),
     _Role("view", [], labels=("aggregate-to-edit",), aggregate_from="aggregate-to-view"),
 )
 
@@ -212,6 +215,7 @@ _CLUSTER_ROLE_BINDINGS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]
     ("system:node", ()),
     ("system:node-proxier", (("User", "system:kube-proxy", ""),)),
     ("system:public-info-viewer", (("Group", "system:authenticated", ""), ("Group", "system:unauthenticated", ""))),
+    ("system:service-account-issuer-discovery", (("Group", "system:serviceaccounts", ""),)),
 )
 
 
