@@ -65,7 +65,12 @@ class ApiServerProcess:
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO,
             preexec_fn=None if umask is None else (lambda: os.umask(umask)))
         log.close()
-        wait_for(self._ready, timeout=30, what=f"apiserver on {self.port} (log {self.log_path})")
+        try:
+            # A deadline, not a timing claim: a loaded 2-core machine can take a while to import it all.
+            wait_for(self._ready, timeout=60, what=f"apiserver on {self.port} (log {self.log_path})")
+        except BaseException:
+            self.stop()  # a server that never became ready is still ours to end
+            raise
 
     def memory_bytes(self, field: str = "VmRSS") -> int:
         """A memory figure of the server process from /proc (VmRSS now, VmHWM its peak)."""
