@@ -34,9 +34,9 @@ from svcnet.dns.answers import RR, Result, Settings
 from svcnet.dns.forward import ForwardCache, Forwarder, ForwardOptions
 from svcnet.dns.metrics import Metrics
 from svcnet.dns.plugins import CacheConfig, HostsConfig, RewriteRule, ServerConfig, parse_hosts, rewrite_name
-from svcnet.dns.resolver import NO_REPLY, Reply, Resolver, table_reply
+from svcnet.dns.resolver import Reply, Resolver, parse_or_reply, table_reply
 from svcnet.dns.table import AnswerTable, fast_response
-from svcnet.dns.wire import Drop, Query, Rejected
+from svcnet.dns.wire import Query
 from svcnet.dns.zone import ZoneData
 
 A, PTR, AAAA = 1, 12, 28
@@ -228,12 +228,9 @@ class Router:
         return self.respond_slow(data, tcp)
 
     def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
-        try:
-            query = wire.parse_query(data, self.table.bufsize)
-        except Drop:
-            return NO_REPLY
-        if isinstance(query, Rejected):
-            return Reply(query.response, query.rcode, 0, "")
+        query = parse_or_reply(data, self.table.bufsize)
+        if isinstance(query, Reply):
+            return query
         block = self.route(query.qname)
         if block is None:  # core/dnsserver: no server block for the name
             return Reply(wire.simple_reply(query, answers.REFUSED), answers.REFUSED, query.qtype, "")

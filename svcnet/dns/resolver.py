@@ -80,6 +80,18 @@ class Reply:
 NO_REPLY = Reply(None, -1, 0, "")
 
 
+def parse_or_reply(data: bytes, bufsize: int) -> Query | Reply:
+    """A packet the table did not answer: its query, or the reply it gets as it is (NO_REPLY for one
+    to drop, the FORMERR/NOTIMP/... wire.parse_query decided for one it refused)."""
+    try:
+        query = wire.parse_query(data, bufsize)
+    except Drop:
+        return NO_REPLY
+    if isinstance(query, Rejected):
+        return Reply(query.response, query.rcode, 0, "")
+    return query
+
+
 def table_reply(hit: tuple[bytes, TableEntry]) -> Reply:
     """The Reply for a table hit (the response and the entry it came from)."""
     return Reply(hit[0], hit[1].rcode, hit[1].qtype, ZONE_PLUGIN)
@@ -138,13 +150,8 @@ class Resolver:
 
     def respond_slow(self, data: bytes, tcp: bool) -> Reply | Awaitable[Reply]:
         """respond() for a packet the table did not answer."""
-        try:
-            query = wire.parse_query(data, self.table.bufsize)
-        except Drop:
-            return NO_REPLY
-        if isinstance(query, Rejected):
-            return Reply(query.response, query.rcode, 0, "")
-        return self.answer_query(query, tcp)
+        query = parse_or_reply(data, self.table.bufsize)
+        return query if isinstance(query, Reply) else self.answer_query(query, tcp)
 
     def answer_query(self, query: Query, tcp: bool, *, keep: bool = True) -> Reply | Awaitable[Reply]:
         """The reply to a parsed query; keep=False leaves the zone's answer out of the table (a
