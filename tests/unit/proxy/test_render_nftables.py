@@ -3,13 +3,12 @@
 Expected rulesets are upstream's (pkg/proxy/nftables/proxier_test.go), written as our fixtures
 for the version matched (kubernetes/kubernetes b0f823e6, ~v1.33: see
 svcnet/proxy/nftables/objects.py) and compared as upstream's assertNFTablesTransactionEqual does.
-Transactions are run through FakeTable, a small fake of one nft table that rejects what the
-kernel would reject, so each sync's text is checked by what it leaves behind, as upstream
-checks its fake's dump after each syncProxyRules.
+Transactions are run through svcnet.testing.nft.FakeNft, which applies them as the kernel
+would (all or nothing, ENOENT/EEXIST/EBUSY), so each sync's text is checked by what it leaves
+behind, as upstream checks its fake's dump after each syncProxyRules.
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 import secrets
@@ -24,182 +23,24 @@ import pytest
 from svcnet.proxy import ProxyConfig, build_model, plan
 from svcnet.proxy.model import IPV4, IPV6
 from svcnet.proxy.nftables import NftablesState, NftRenderCache, dump_nftables, render_nftables
+from svcnet.proxy.nftables.ruleset import sorted_for_comparison
+from svcnet.testing.nft import FakeNft
 from tests.unit.proxy.helpers import endpoint, endpoint_slice, port, service
 from tests.unit.proxy.test_render_iptables import OVERALL_SERVICES, OVERALL_SLICES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nftables"
 
 
-# --- a fake nft table, and upstream's comparison ----------------------------------------------------------------
-
-LINE = re.compile(r"^(add|flush|delete) (table|chain|rule|set|map|element) (ip6?) kube-proxy ?(.*)$")
-ELEMENT = re.compile(r'^(\S+) \{ (.*?)(?: comment (".*?"))?(?: : (.*))? \}$')
-REFERENCE = re.compile(r"(?:jump|goto) (\S+)")
-SET_REFERENCE = re.compile(r"@([^\s}]+)")
-TYPE_ORDER = {"table": 0, "chain": 1, "rule": 2, "set": 3, "map": 4, "element": 5}
-
-
-class NftError(Exception):
-    pass
-
-
-@dataclass
-class _Container:
-    kind: str
-    spec: str
-    elements: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (value, comment)
-
-
-@dataclass
-class FakeTable:
-    family: str = "ip"
-    comment: str | None = None
-    chains: dict[str, str] = field(default_factory=dict)  # name -> spec
-    rules: dict[str, list[str]] = field(default_factory=dict)
-    containers: dict[str, _Container] = field(default_factory=dict)
-    exists: bool = False
-
-    def run(self, text: str) -> int:
-        """Apply one transaction: all of it or, on error, nothing. Returns its number of commands."""
-        trial = copy.deepcopy(self)
-        count = 0
-        for line in text.splitlines():
-            if not line.strip() or line.startswith("#"):
-                continue
-            trial._apply(line)
-            count += 1
-        self.__dict__.update(trial.__dict__)
-        return count
-
-    def _apply(self, line: str) -> None:
-        match = LINE.match(line)
-        if match is None or match[3] != self.family:
-            raise NftError(f"cannot parse {line!r}")
-        verb, kind, _, rest = match.groups()
-        if kind != "table" and not self.exists:
-            raise NftError(f"no table for {line!r}")
-        getattr(self, f"_{verb}_{kind}")(rest)
-
-    def _add_table(self, rest: str) -> None:
-        self.exists = True
-        found = re.search(r'comment (".*?") ;', rest)
-        self.comment = found[1] if found else self.comment
-
-    def _add_chain(self, rest: str) -> None:
-        name, _, spec = rest.partition(" ")
-        if name in self.chains and spec and self.chains[name] and spec != self.chains[name]:
-            raise NftError(f"chain {name} exists with another spec")
-        if name not in self.chains:
-            self.chains[name] = spec
-            self.rules[name] = []
-
-    def _flush_chain(self, name: str) -> None:
-        self._need_chain(name)
-        self.rules[name] = []
-
-    def _delete_chain(self, name: str) -> None:
-        self._need_chain(name)
-        if any(name in REFERENCE.findall(r) for c, rs in self.rules.items() if c != name for r in rs) or any(
-                v == f"goto {name}" or v == f"jump {name}"
-                for c in self.containers.values() for v, _ in c.elements.values()):
-            raise NftError(f"chain {name} is still referred to")
-        del self.chains[name], self.rules[name]
-
-    def _add_rule(self, rest: str) -> None:
-        chain, _, rule = rest.partition(" ")
-        self._need_chain(chain)
-        for target in REFERENCE.findall(rule):
-            self._need_chain(target)
-        for container in SET_REFERENCE.findall(rule):
-            if container not in self.containers:
-                raise NftError(f"no set or map {container}")
-        self.rules[chain].append(rule)
-
-    def _add_set(self, rest: str, kind: str = "set") -> None:
-        name, _, spec = rest.partition(" ")
-        self.containers.setdefault(name, _Container(kind, spec))
-
-    def _add_map(self, rest: str) -> None:
-        self._add_set(rest, "map")
-
-    def _flush_set(self, name: str) -> None:
-        self._need_container(name).elements.clear()
-
-    _flush_map = _flush_set
-
-    def _delete_set(self, name: str) -> None:
-        self._need_container(name)
-        if any(f"@{name}" in r.split() or f"@{name}" in r for rs in self.rules.values() for r in rs):
-            raise NftError(f"set {name} is still referred to")
-        del self.containers[name]
-
-    _delete_map = _delete_set
-
-    def _add_element(self, rest: str) -> None:
-        name, key, comment, value = self._element(rest)
-        container = self._need_container(name)
-        if value and value.split()[0] in ("goto", "jump"):
-            self._need_chain(value.split()[1])
-        existing = container.elements.get(key)
-        if existing is not None and existing[0] != (value or ""):
-            raise NftError(f"element {key} of {name} exists with another value")
-        if existing is None:
-            container.elements[key] = (value or "", comment or "")
-
-    def _delete_element(self, rest: str) -> None:
-        name, key, _, _ = self._element(rest)
-        if key not in self._need_container(name).elements:
-            raise NftError(f"no element {key} in {name}")
-        del self.containers[name].elements[key]
-
-    @staticmethod
-    def _element(rest: str) -> tuple[str, str, str | None, str | None]:
-        match = ELEMENT.match(rest)
-        if match is None:
-            raise NftError(f"cannot parse element {rest!r}")
-        return match[1], match[2], match[3], match[4]
-
-    def _need_chain(self, name: str) -> None:
-        if name not in self.chains:
-            raise NftError(f"no chain {name}")
-
-    def _need_container(self, name: str) -> _Container:
-        if name not in self.containers:
-            raise NftError(f"no set or map {name}")
-        return self.containers[name]
-
-    def dump(self) -> str:
-        if not self.exists:
-            return ""
-        prefix = f"{self.family} kube-proxy"
-        lines = [f"add table {prefix}" + (f" {{ comment {self.comment} ; }}" if self.comment else "")]
-        lines += [f"add chain {prefix} {n} {s}".rstrip() for n, s in sorted(self.chains.items())]
-        # knftables keeps sets and maps apart: sets first, each sorted by name.
-        containers = sorted(self.containers.items(), key=lambda item: (item[1].kind != "set", item[0]))
-        lines += [f"add {c.kind} {prefix} {n} {c.spec}" for n, c in containers]
-        lines += [f"add rule {prefix} {n} {r}" for n in sorted(self.chains) for r in self.rules[n]]
-        for name, container in containers:
-            for key, (value, comment) in container.elements.items():
-                text = key + (f" comment {comment}" if comment else "") + (f" : {value}" if value else "")
-                lines.append(f"add element {prefix} {name} {{ {text} }}")
-        return "\n".join(lines) + "\n"
-
-
-def normalize(text: str) -> str:
-    """upstream's sortNFTablesTransaction: by object type, then name; rules keep their order in a chain."""
-    keyed = []
-    for index, line in enumerate(text.splitlines()):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        words = line.split()
-        kind, name = words[1], words[4] if len(words) > 4 else ""
-        keyed.append(((TYPE_ORDER.get(kind, 9), name, index if kind == "rule" else line.strip()), line.strip()))
-    return "\n".join(line for _, line in sorted(keyed, key=lambda item: item[0]))
-
+# --- upstream's comparison ------------------------------------------------------------------------------------------
 
 def assert_nft_equal(expected: str, result: str) -> None:
     """upstream's assertNFTablesTransactionEqual: equal up to the order of non-rule lines."""
-    assert normalize(result) == normalize(expected)
+    assert sorted_for_comparison(result) == sorted_for_comparison(expected)
+
+
+def commands(text: str) -> int:
+    """knftables' NumOperations: the commands a transaction holds."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 # --- upstream's fake proxier ---------------------------------------------------------------------------------------
@@ -227,10 +68,11 @@ def upstream_plan(services: list[dict], slices: list[dict], family: str = IPV4, 
 
 
 class Proxier:
-    """Syncs plans into a FakeTable as kube-proxy would, keeping the state between syncs."""
+    """Syncs plans into the fake nft (svcnet.testing.nft) as kube-proxy would, keeping the state between syncs."""
 
     def __init__(self, family: str = "ip") -> None:
-        self.table = FakeTable(family)
+        self.family = family
+        self.nft = FakeNft()
         self.state: NftablesState | None = None
         self.cache = NftRenderCache()
         self.now = 100.0
@@ -240,8 +82,9 @@ class Proxier:
     def sync(self, current, changed: set[str] | None = None):
         result = render_nftables(current, previous=self.state, changed=changed, now=self.now, cache=self.cache)
         if result.cleanup:
-            self.table.run(result.cleanup)
-        self.operations = self.table.run(result.text)
+            self.nft.run(result.cleanup)
+        self.nft.run(result.text)
+        self.operations = commands(result.text)
         self.state = result.state
         self.last = result
         return result
@@ -249,9 +92,12 @@ class Proxier:
     def age_stale_chains(self) -> None:
         self.now += 2.0
 
+    def dump(self) -> str:
+        return self.nft.dump(self.family)
+
 
 def assert_dump(proxier: Proxier, expected: str) -> None:
-    assert_nft_equal(expected, proxier.table.dump())
+    assert_nft_equal(expected, proxier.dump())
 
 
 # --- TestOverallNFTablesRules ------------------------------------------------------------------------------------
@@ -266,13 +112,13 @@ def test_a_full_sync_transaction_builds_exactly_the_dumped_table():
     proxier = Proxier()
     result = proxier.sync(current)
     assert result.full
-    assert proxier.table.dump() == dump_nftables(current)
+    assert proxier.dump() == dump_nftables(current)
 
 
 def test_the_dump_adds_every_object_before_referring_to_it():
-    table = FakeTable()
-    table.run(dump_nftables(upstream_plan(OVERALL_SERVICES, OVERALL_SLICES)))
-    assert_nft_equal(fixture("base-ipv4.nft") + fixture("overall.nft"), table.dump())
+    nft = FakeNft()
+    nft.run(dump_nftables(upstream_plan(OVERALL_SERVICES, OVERALL_SLICES)))
+    assert_nft_equal(fixture("base-ipv4.nft") + fixture("overall.nft"), nft.dump())
 
 
 def test_a_full_sync_after_a_failure_rebuilds_the_same_table():
@@ -283,7 +129,7 @@ def test_a_full_sync_after_a_failure_rebuilds_the_same_table():
     assert again.full
     assert "delete chain" not in again.text  # base chains are re-created only once per process
     assert "delete chain" in first.text
-    assert proxier.table.dump() == dump_nftables(current)
+    assert proxier.dump() == dump_nftables(current)
 
 
 # --- TestSyncProxyRulesRepeated ----------------------------------------------------------------------------------
@@ -689,20 +535,20 @@ def test_unused_affinity_sets_are_deleted_at_once():
     without_svc5 = upstream_plan([s for s in OVERALL_SERVICES if s["metadata"]["name"] != "svc5"], OVERALL_SLICES)
     result = proxier.sync(without_svc5, {"ns5/svc5"})
     assert "delete set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80" in result.text.splitlines()
-    assert "affinity-" not in proxier.table.dump()
+    assert "affinity-" not in proxier.dump()
 
 
 def test_after_a_restart_chains_left_by_the_old_proxy_go_stale():
     proxier = Proxier()
     old = "service-OLDOLDOL-ns9/gone/tcp/p80"
-    proxier.table.run(f"add table ip kube-proxy\nadd chain ip kube-proxy {old}\nadd rule ip kube-proxy {old} drop\n")
+    proxier.nft.run(f"add table ip kube-proxy\nadd chain ip kube-proxy {old}\nadd rule ip kube-proxy {old} drop\n")
     proxier.state = NftablesState.existing(IPV4, chains=[old, "services"], sets=["cluster-ips"])
     result = proxier.sync(seed_plan())
     assert f"flush chain ip kube-proxy {old}" in result.text.splitlines()
     assert proxier.state.stale_chains == {old: proxier.now}
     proxier.age_stale_chains()
     assert proxier.sync(seed_plan(), set()).deleted_chains == (old,)
-    assert old not in proxier.table.dump()
+    assert old not in proxier.dump()
 
 
 def test_a_state_of_the_other_family_is_refused():
@@ -777,7 +623,7 @@ def test_two_services_sharing_an_external_ip_and_port_do_not_delete_it_for_each_
     proxier.sync(upstream_plan([shared("a", "172.30.0.41")], slices), {"ns1/b"})
     assert proxier.state.elements[key][0] == "goto external-VZNH3DV3-ns1/a/tcp/p80"
     assert "add element ip kube-proxy service-ips { 192.168.99.11 . tcp . 80 : goto external-VZNH3DV3-ns1/a/tcp/p80 }" \
-        in proxier.table.dump().splitlines()
+        in proxier.dump().splitlines()
 
 
 def test_a_kernel_listing_corrects_what_the_state_believes():
@@ -788,11 +634,11 @@ def test_a_kernel_listing_corrects_what_the_state_believes():
     proxier.sync(cluster.plan(), {"ns/svc1"})
     believed = sorted(proxier.state.stale_chains)
     # Someone deleted one stale chain by hand and left another chain behind.
-    proxier.table.run(f"delete chain ip kube-proxy {believed[0]}\nadd chain ip kube-proxy service-X/y\n")
-    listed = [c for c in proxier.table.chains if c != believed[0]]
+    proxier.nft.run(f"delete chain ip kube-proxy {believed[0]}\nadd chain ip kube-proxy service-X/y\n")
+    listed = [c for c in proxier.nft.list_chains() if c != believed[0]]
     result = render_nftables(cluster.plan(), previous=proxier.state, changed=None, now=proxier.now,
                              kernel_chains=listed)
-    proxier.table.run(result.text)  # would fail flushing the chain that is gone
+    proxier.nft.run(result.text)  # would fail flushing the chain that is gone
     assert f"flush chain ip kube-proxy {believed[0]}" not in result.text
     assert "flush chain ip kube-proxy service-X/y" in result.text
     assert set(result.state.stale_chains) == {*believed[1:], "service-X/y"}
@@ -844,7 +690,7 @@ def test_a_service_with_two_ports_keeps_its_cluster_ip_while_one_port_remains():
     eps = endpoint_slice("ns1", "svc1", [endpoint("10.180.0.1")], port("p80", 80), port("p443", 443))
     proxier = Proxier()
     proxier.sync(upstream_plan([two], [eps]))
-    assert proxier.table.dump().count("add element ip kube-proxy cluster-ips { 172.30.0.41 }") == 1
+    assert proxier.dump().count("add element ip kube-proxy cluster-ips { 172.30.0.41 }") == 1
     result = proxier.sync(upstream_plan([one], [eps]), {"ns1/svc1"})
     assert "cluster-ips" not in result.text
     assert "delete element ip kube-proxy service-ips { 172.30.0.41 . tcp . 443 }" in result.text.splitlines()
