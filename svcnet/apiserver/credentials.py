@@ -9,7 +9,6 @@ fail on a kubeconfig it already has. A write that fails leaves no .tmp behind.
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import os
 import secrets
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from svcnet.core import pki
 
 
 @dataclass(frozen=True)
@@ -69,65 +69,28 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+SERVER_DNS_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local")
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _issue(subject: str, issuer_name: x509.Name, issuer_key, public_key, *, ca: bool,
-           sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer_name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650 if ca else 365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False, data_encipherment=False,
-                          key_agreement=False, encipher_only=False, decipher_only=False),
-            critical=True)
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans or []), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def server_sans(extra_ips: tuple[str, ...] = ()) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
-        x509.DNSName("kubernetes.default.svc"), x509.DNSName("kubernetes.default.svc.cluster.local"),
-    ]
-    for ip in ("127.0.0.1", "::1", *extra_ips):
-        names.append(x509.IPAddress(ipaddress.ip_address(ip)))
-    return names
+def load_authority(pki_dir: Path) -> pki.Authority:
+    """The cluster CA (pki/ca.crt and ca.key), to issue more certificates from."""
+    return pki.Authority.from_pem((pki_dir / "ca.crt").read_bytes(), (pki_dir / "ca.key").read_bytes())
 
 
 def ensure_credentials(data_dir: Path, extra_ips: tuple[str, ...] = ()) -> Credentials:
     """Create what is missing; reuse what exists so kubeconfigs stay valid across restarts."""
-    pki = data_dir / "pki"
-    pki.mkdir(parents=True, exist_ok=True)
-    os.chmod(pki, 0o700)
-    ca_cert_path, ca_key_path = pki / "ca.crt", pki / "ca.key"
-    cert_path, key_path = pki / "apiserver.crt", pki / "apiserver.key"
-    token_path = pki / "token"
+    pki_dir = data_dir / "pki"
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(pki_dir, 0o700)
+    ca_cert_path, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
+    cert_path, key_path = pki_dir / "apiserver.crt", pki_dir / "apiserver.key"
+    token_path = pki_dir / "token"
 
     if not (ca_cert_path.exists() and ca_key_path.exists()):
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = _issue("svcnet-ca", _name("svcnet-ca"), ca_key, ca_key.public_key(), ca=True)
-        write_secret(ca_key_path, _key_pem(ca_key))
-        _write_public(ca_cert_path, ca.public_bytes(serialization.Encoding.PEM))
+        ca_key = pki.new_key()
+        write_secret(ca_key_path, pki.key_pem(ca_key))
+        _write_public(ca_cert_path, pki.cert_pem(pki.issue_ca("svcnet-ca", ca_key)))
         for stale in (cert_path, key_path):
             stale.unlink(missing_ok=True)
     if cert_path.exists() and not _names_every_ip(cert_path, extra_ips):
@@ -135,27 +98,25 @@ def ensure_credentials(data_dir: Path, extra_ips: tuple[str, ...] = ()) -> Crede
         # from the same CA, so kubeconfigs stay valid.
         cert_path.unlink()
     if not (cert_path.exists() and key_path.exists()):
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
-        ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue("kube-apiserver", ca.subject, ca_key, key.public_key(), ca=False,
-                      sans=server_sans(extra_ips))
-        write_secret(key_path, _key_pem(key))
-        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        key = pki.new_key()
+        cert = pki.issue_serving(load_authority(pki_dir), "kube-apiserver", key.public_key(),
+                                 dns_names=SERVER_DNS_NAMES, ips=("127.0.0.1", "::1", *extra_ips))
+        write_secret(key_path, pki.key_pem(key))
+        _write_public(cert_path, pki.cert_pem(cert))
     if not token_path.exists():
         write_secret(token_path, secrets.token_urlsafe(32).encode())
     token = token_path.read_text().strip()
-    sa_key, sa_pub = ensure_service_account_keys(pki)
+    sa_key, sa_pub = ensure_service_account_keys(pki_dir)
     return Credentials(ca_cert_path, cert_path, key_path, token, token_path, sa_key, sa_pub)
 
 
-def ensure_service_account_keys(pki: Path) -> tuple[Path, Path]:
+def ensure_service_account_keys(pki_dir: Path) -> tuple[Path, Path]:
     """The key pair service-account tokens are signed with, made once and kept: a new key
     would invalidate every token issued so far. The public half is rewritten from the key
     when missing or different, so the two never disagree."""
-    key_path, pub_path = pki / "sa.key", pki / "sa.pub"
+    key_path, pub_path = pki_dir / "sa.key", pki_dir / "sa.pub"
     if not key_path.exists():
-        write_secret(key_path, _key_pem(ec.generate_private_key(ec.SECP256R1())))
+        write_secret(key_path, pki.key_pem(pki.new_key()))
     key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{key_path}: the service-account signing key must be an ECDSA P-256 key")
@@ -173,12 +134,7 @@ def load_service_account_key(creds: Credentials) -> ec.EllipticCurvePrivateKey |
 
 
 def _names_every_ip(cert_path: Path, ips: tuple[str, ...]) -> bool:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    try:
-        named = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.IPAddress)
-    except x509.ExtensionNotFound:
-        return not ips
+    named = pki.ip_alt_names(x509.load_pem_x509_certificate(cert_path.read_bytes()))
     return all(ipaddress.ip_address(ip) in named for ip in ips)
 
 
