@@ -9,6 +9,7 @@ test_python_client_pods.py. docs/clients.md lists each upstream test and where i
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -362,3 +363,27 @@ def test_a_manifest_that_is_not_an_object_is_refused(api_client: client.ApiClien
         utils.create_from_dict(api_client, bad, namespace="default")
     error = failure.value.api_exceptions[0]
     assert error.status == 422 and "Bad_Name" in error.body
+
+
+def test_create_from_yaml_with_apply_is_idempotent(api_client: client.ApiClient, apps: client.AppsV1Api) -> None:
+    """apply=True goes through the dynamic client's discovery and server-side apply."""
+    name = short_name("applied")
+    doc = deployment(name, replicas=3)
+    utils.create_from_yaml(api_client, yaml_objects=[doc], apply=True)
+    utils.create_from_yaml(api_client, yaml_objects=[doc], apply=True)
+    applied = apps.read_namespaced_deployment(name=name, namespace="default")
+    assert applied.spec.replicas == 3 and applied.metadata.generation == 1
+    assert [entry.manager for entry in applied.metadata.managed_fields if entry.operation == "Apply"] == ["python-client"]
+    apps.delete_namespaced_deployment(name=name, namespace="default")
+
+
+def test_a_conflict_reads_as_kube_apiservers_status(api_client: client.ApiClient, core: client.CoreV1Api) -> None:
+    name = short_name("twice")
+    utils.create_from_dict(api_client, config_map(name), namespace="default")
+    with pytest.raises(utils.FailToCreateError) as failure:
+        utils.create_from_dict(api_client, config_map(name), namespace="default")
+    status = json.loads(failure.value.api_exceptions[0].body)
+    assert status == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": f'configmaps "{name}" already exists', "reason": "AlreadyExists",
+                      "details": {"name": name, "kind": "configmaps"}, "code": 409}
+    core.delete_namespaced_config_map(name=name, namespace="default")
