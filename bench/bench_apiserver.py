@@ -97,11 +97,12 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict:
                         assert r.status == 201, (r.status, await r.text())
                     latencies.append(time.perf_counter() - t0)
 
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before, client_cpu_before = cpu_seconds(proc.pid), time.process_time()
             start = time.perf_counter()
             await asyncio.gather(*(creator() for _ in range(args.concurrency)))
             elapsed = time.perf_counter() - start
             results["create_server_cpu_us"] = (cpu_seconds(proc.pid) - cpu_before) / args.pods * 1e6
+            results["create_client_cpu_us"] = (time.process_time() - client_cpu_before) / args.pods * 1e6
             results["create_per_s"] = args.pods / elapsed
             results["create_p99_ms"] = percentile(latencies, 0.99) * 1000
 
@@ -216,6 +217,8 @@ def main() -> None:
           f"(p99 {results['create_p99_ms']:.1f} ms; SLO 1000 ms -> {1000 / results['create_p99_ms']:.0f}x "
           f"under)")
     print(f"server CPU per create: {results['create_server_cpu_us']:7.0f} us (all threads, HTTP and TLS included)")
+    print(f"client CPU per create: {results['create_client_cpu_us']:7.0f} us (this script: aiohttp, TLS, JSON; "
+          f"it shares the cores)")
     print(f"raw SQLite insert:   {raw:9.0f} rows/s (WAL, synchronous=FULL, one txn per row; "
           f"{raw_before:.0f} before, {raw_after:.0f} after the API run)")
     print(f"API / raw SQLite:    {results['create_per_s'] / raw:9.2f}")
