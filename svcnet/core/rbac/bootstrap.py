@@ -253,7 +253,10 @@ _CLUSTER_ROLES: tuple[_Role, ...] = (
     _Role("system:node", _NODE),
     _Role("system:node-proxier", _rules(
         (("list", "watch"), ("",), ("endpoints", "services")), (READ, ("",), ("nodes",)), EVENTS,
-        (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)))),
+        (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
+        # with MultiCIDRServiceAllocator (svcnet serves ServiceCIDRs): kube-proxy's nftables mode
+        # watches them to drop traffic to unallocated service IPs
+        (("list", "watch"), ("networking.k8s.io",), ("servicecidrs",)))),
     _Role("system:public-info-viewer", [_urls(("get",), "/healthz", "/livez", "/readyz", "/version",
                                               "/version/")]),
     _Role("system:service-account-issuer-discovery", [_urls(
