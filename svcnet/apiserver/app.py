@@ -9,27 +9,33 @@ binding; log and exec reach nodes through the injected NodeAccess).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from svcnet.api import errors
 from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, nonresource, params, reviews
-from svcnet.apiserver.authz import CURRENT_USER, Authorizer, StorePolicy, impersonated
+from svcnet.apiserver.authz import CURRENT_ATTRIBUTES, CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
+from svcnet.apiserver.nodeauthz import LiveGraph, NodeRestriction
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
 from svcnet.apiserver.subresources import Subresources
 from svcnet.apiserver.tokens import ServiceAccountTokens
 from svcnet.apiserver.watch import Watches
+from svcnet.core import pki
+from svcnet.core.rbac import bootstrap
 from svcnet.core.rbac.attributes import request_attributes
-from svcnet.core.rbac.identity import ADMIN, LOCAL_SOCKET, User
+from svcnet.core.rbac.identity import ADMIN, LOCAL_SOCKET, User, with_authenticated_group
+from svcnet.core.rbac.nodeauthorizer import NodeAuthorizer
 
 log = logging.getLogger("svcnet.apiserver")
 
@@ -59,7 +65,12 @@ class ApiServer:
                                settings.bookmark_interval)
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
         self.subresources = Subresources(registry, node_access)
-        self.authorizer = Authorizer(StorePolicy(registry))
+        # --authorization-mode=Node,RBAC: the node graph is filled once start_node_graph runs
+        # (the daemon's start); until then nodes reach no secret, configmap or pod by the graph.
+        self.node_graph = LiveGraph(registry)
+        self.node_restriction = NodeRestriction(registry)
+        self.authorizer = Authorizer(StorePolicy(registry),
+                                     NodeAuthorizer(self.node_graph, bootstrap.expected_rules("system:node")))
         self.tokens = ServiceAccountTokens(registry, sa_signing_key or ec.generate_private_key(ec.SECP256R1()),
                                            advertise_address=external_address or settings.advertise_address)
 
@@ -81,8 +92,12 @@ class ApiServer:
         return app
 
     def _authenticate(self, request: web.Request) -> User | None:
-        """The user a bearer token names: the admin token is system:masters, a service-account
-        token its account; None: no such token."""
+        """The user a verified client certificate names (x509 first, as kube-apiserver's union
+        authenticator orders them), else the one a bearer token names: the admin token is
+        system:masters, a service-account token its account; None: neither."""
+        user = certificate_user(request)
+        if user is not None:
+            return user
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         assert self.settings.token is not None
@@ -107,13 +122,19 @@ class ApiServer:
                                 self.authorizer)
             attrs = request_attributes(user, request.method, request.path, request.query)
             self.authorizer.check(attrs)
+            await self.node_restriction.check_request(attrs, request.read)
             request[USER_KEY] = user
-            reset = CURRENT_USER.set(user)
+            reset, reset_attrs = CURRENT_USER.set(user), CURRENT_ATTRIBUTES.set(attrs)
             try:
                 return await handler(request)
             finally:
+                CURRENT_ATTRIBUTES.reset(reset_attrs)
                 CURRENT_USER.reset(reset)
         return middleware
+
+    def start_node_graph(self) -> None:
+        """Fill the Node authorizer's graph from the store and keep it current."""
+        self.node_graph.start()
 
     @web.middleware
     async def _error_middleware(self, request: web.Request, handler):
@@ -166,3 +187,23 @@ class ApiServer:
             raise errors.bad_request("the object provided is unrecognized (must be of type TokenReview)")
         self.registry.check_fields(rp.resource, body, opts)  # a wrong JSON type is a 400
         return encoded(self.tokens.token_review(body), http.negotiate(request.headers.get("Accept")), status=201)
+
+
+def certificate_user(request: web.Request) -> User | None:
+    """The user of the client certificate the TLS handshake verified against the cluster CA
+    (CN the name, each O a group, plus system:authenticated: the x509 authenticator's
+    CommonNameUserConversion); None without one, or for a certificate with no common name."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return _certificate_user(der) if der else None
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate_user(der: bytes) -> User | None:
+    name, groups = pki.identity(x509.load_der_x509_certificate(der))
+    if not name:
+        return None
+    return User(name, with_authenticated_group(name, groups))

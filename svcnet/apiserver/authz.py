@@ -31,6 +31,7 @@ from svcnet.core.rbac.identity import (
     split_service_account,
     with_authenticated_group,
 )
+from svcnet.core.rbac.nodeauthorizer import NodeAuthorizer
 from svcnet.core.rbac.rules import compact_rules, rules_of, uncovered
 from svcnet.storage.base import NoSpace
 
@@ -40,6 +41,9 @@ Obj = dict[str, Any]
 
 # Who the request being served runs as (None: the server itself, e.g. the bootstrap policy).
 CURRENT_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("svcnet_user", default=None)
+# What that request asks (its subresource and name, which admission hooks such as NodeRestriction need).
+CURRENT_ATTRIBUTES: contextvars.ContextVar[Attributes | None] = contextvars.ContextVar("svcnet_attributes",
+                                                                                       default=None)
 
 
 def _rbac(plural: str) -> Resource:
@@ -107,11 +111,24 @@ def forbidden(attrs: Attributes, reason: str = "") -> ApiError:
 
 
 class Authorizer:
-    def __init__(self, policy: StorePolicy) -> None:
+    """--authorization-mode=Node,RBAC: system:masters always; then the Node authorizer (when
+    given) for nodes; then RBAC. A denial carries the reasons of both, one per line, as the
+    union authorizer joins them."""
+
+    def __init__(self, policy: StorePolicy, node: NodeAuthorizer | None = None) -> None:
         self.policy = policy
+        self.node = node
 
     def decide(self, attrs: Attributes) -> Decision:
-        return authorize(self.policy, attrs)
+        if self.node is None or attrs.user.privileged:
+            return authorize(self.policy, attrs)
+        by_node = self.node.decide(attrs)
+        if by_node.allowed:
+            return by_node
+        by_rbac = authorize(self.policy, attrs)
+        if by_rbac.allowed:
+            return by_rbac
+        return Decision(False, "\n".join(r for r in (by_node.reason, by_rbac.reason) if r))
 
     def check(self, attrs: Attributes) -> None:
         decision = self.decide(attrs)

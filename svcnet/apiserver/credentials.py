@@ -162,3 +162,64 @@ def kubeconfig_text(server_url: str, creds: Credentials, cluster_name: str = "sv
 def write_kubeconfig(path: Path, server_url: str, creds: Credentials) -> Path:
     write_secret(path, kubeconfig_text(server_url, creds).encode())
     return path
+
+
+# ------------------------------------------------------------------ component credentials
+def component_kubeconfig_text(server_url: str, ca_pem: bytes, user: str, cert_pem: bytes, key_pem: bytes,
+                              cluster_name: str = "svcnet") -> str:
+    """A kubeconfig authenticating with a client certificate, as kubeadm writes controller-manager.conf,
+    scheduler.conf and kubelet.conf: CA, certificate and key inline."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    cluster: dict = {"server": server_url}
+    if server_url.startswith("https://"):
+        cluster["certificate-authority-data"] = b64(ca_pem)
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": cluster}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": f"{user}@{cluster_name}", "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": f"{user}@{cluster_name}",
+        "preferences": {},
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def ensure_component_kubeconfig(path: Path, server_url: str, pki_dir: Path, user: str,
+                                groups: tuple[str, ...]) -> Path:
+    """Write path (0600) with a new client certificate for user in groups from the cluster CA, unless
+    it already holds one for the same server, CA, user and groups (a restart keeps its credentials)."""
+    ca_pem = (pki_dir / "ca.crt").read_bytes()
+    if _component_kubeconfig_current(path, server_url, ca_pem, user, groups):
+        return path
+    key = pki.new_key()
+    cert = pki.issue_client(load_authority(pki_dir), user, groups, key.public_key())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_secret(path, component_kubeconfig_text(server_url, ca_pem, user, pki.cert_pem(cert),
+                                                 pki.key_pem(key)).encode())
+    return path
+
+
+def _component_kubeconfig_current(path: Path, server_url: str, ca_pem: bytes, user: str,
+                                  groups: tuple[str, ...]) -> bool:
+    import base64
+    import datetime as dt
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+        cluster = doc["clusters"][0]["cluster"]
+        cert = x509.load_pem_x509_certificate(base64.b64decode(doc["users"][0]["user"]["client-certificate-data"]))
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError):
+        return False
+    if cluster.get("server") != server_url or base64.b64decode(cluster.get("certificate-authority-data", "")) != (
+            ca_pem if server_url.startswith("https://") else b""):
+        return False
+    if cert.issuer != x509.load_pem_x509_certificate(ca_pem).subject:
+        return False
+    fresh = cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    return fresh and pki.identity(cert) == (user, tuple(groups))

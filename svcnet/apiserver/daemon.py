@@ -253,6 +253,9 @@ class RunningApiServer:
         # roles and bindings checked for escalation against the writer's own permissions.
         authz.ensure_bootstrap_policy(self.registry)
         self.registry.admission.append(authz.EscalationCheck(api.authorizer))
+        # Node,RBAC: the Node authorizer's graph from the store, and NodeRestriction on writes.
+        api.start_node_graph()
+        self.registry.admission.append(api.node_restriction)
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,
@@ -261,8 +264,11 @@ class RunningApiServer:
         self._runners.append(tcp_runner)
         ssl_ctx = None
         if not cfg.insecure:
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(creds.ca_cert))
             ssl_ctx.load_cert_chain(str(creds.server_cert), str(creds.server_key))
+            # --client-ca-file: a client certificate is asked for, not required (bearer tokens still
+            # authenticate), and only the cluster CA's are accepted.
+            ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
         await listener.ApiSite(tcp_runner, cfg.bind_address, cfg.port, ssl_ctx, limits).start()
         if self.cluster_listener is not None and cfg.advertise_address:
             await listener.ApiSite(tcp_runner, cfg.advertise_address, cfg.port, ssl_ctx, limits,
@@ -389,6 +395,7 @@ class RunningApiServer:
     async def stop(self) -> None:
         if self.api is not None:
             self.api.close_watches()  # or aiohttp waits for every open watch to time out
+            self.api.node_graph.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

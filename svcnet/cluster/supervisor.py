@@ -16,6 +16,7 @@ from pathlib import Path
 from svcnet.agent.daemon import read_node_resolv_conf
 from svcnet.agent.kubelet import AgentConfig
 from svcnet.agent.nodeplan import NodePlan
+from svcnet.cluster.identities import kubeconfig_path, kubelet_kubeconfig
 from svcnet.cluster.spec import (
     ClusterSpec,
     agent_pid_path,
@@ -57,12 +58,16 @@ class AgentSupervisor:
     def argv(self, role: str, node: str) -> list[str]:
         base = [self.python, "-m", "svcnet"]
         if role == "agent":
-            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir)]
+            # Each agent authenticates as its node (kubelet.conf: system:node:<name> in system:nodes).
+            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir),
+                    "--kubeconfig", str(kubelet_kubeconfig(self.data_dir, node))]
         plan = self.spec.plan().node(node)
         # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford
         # less, so that a change lands in the rules within a second even right after another sync.
+        # Every proxy authenticates as system:kube-proxy (the kubeconfig lies under the data dir).
         return [*base, "proxy", "run", "--node", node, "--netns", plan.namespace,
-                "--data-dir", str(self.data_dir), "--cluster-cidr", plan_cluster_cidrs(self.spec),
+                "--kubeconfig", str(kubeconfig_path(self.data_dir, "kube-proxy")),
+                "--cluster-cidr", plan_cluster_cidrs(self.spec),
                 "--min-sync-period", PROXY_MIN_SYNC_PERIOD, "--proxy-mode", self.spec.proxy_mode]
 
     async def start(self) -> None:
@@ -153,11 +158,14 @@ def plan_cluster_cidrs(spec: ClusterSpec) -> str:
 
 
 def _is_agent_process(pid: int, data_dir: Path, role: bytes = b"agent") -> bool:
+    """Whether pid runs `svcnet <role>` for this data dir: an argument is the data dir or a file
+    under it (a proxy names only its kubeconfig there)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return role in cmdline and str(data_dir).encode() in cmdline
+    directory = str(data_dir).encode()
+    return role in cmdline and any(arg == directory or arg.startswith(directory + b"/") for arg in cmdline)
 
 
 def stop_agent_processes(data_dir: Path, timeout: float = 15.0) -> list[int]:

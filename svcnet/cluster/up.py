@@ -25,16 +25,21 @@ from svcnet.agent.podaccess import NodeFiles
 from svcnet.apiserver.daemon import RunningApiServer
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
-from svcnet.cluster import lifecycle
+from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
 from svcnet.config import ApiServerConfig
+from svcnet.controllers import CONTROLLERS as controller_table
 from svcnet.controllers import daemon as controllers
 from svcnet.kernel import process
 from svcnet.kernel.netns import listen_tcp_in_netns
 
 DETACHED_LOG = "svcnet.log"
+
+
+def controller_names() -> list[str]:
+    return list(controller_table)
 
 
 class Stage:
@@ -86,8 +91,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         cluster_listener = partial(listen_tcp_in_netns, control_plane.namespace, control_plane.ipv4, cfg.port)
     stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, node_access=NodeFiles(), cluster_listener=cluster_listener))]
-    if with_controllers:
-        stages.append(Stage("starting the controllers", controllers.controller_manager(socket_config, None)))
+    stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers)
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -95,6 +99,26 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
             lifecycle.NodesReadyGate(api, spec, cfg.data_dir),
             ClusterDnsAddon(api, cfg.data_dir, progress=lambda line: print(line, flush=True)),
             lifecycle.ReadyMarker(cfg.data_dir)]
+
+
+def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[str],
+                     with_controllers: bool) -> list[process.Component]:
+    """Each component's credentials, then the controller manager and the scheduler, each with its own
+    identity (kubeadm's controller-manager.conf and scheduler.conf); the agents and proxies started
+    later read theirs (kubelet-<node>.conf, kube-proxy.conf)."""
+    if not nodes and not with_controllers:
+        return []
+    manager_names = [name for name in controller_names() if name != "scheduler"] if with_controllers else []
+    stages: list[process.Component] = [identities.ComponentCredentials(
+        cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api)]
+    if with_controllers:
+        stages.append(Stage("starting the controllers", identities.WithKubeconfig(
+            identities.kubeconfig_path(cfg.data_dir, "controller-manager"),
+            lambda config: controllers.controller_manager(config, manager_names))))
+        stages.append(Stage("starting the scheduler", identities.WithKubeconfig(
+            identities.kubeconfig_path(cfg.data_dir, "scheduler"),
+            lambda config: controllers.controller_manager(config, ["scheduler"]))))
+    return stages
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",

@@ -40,6 +40,7 @@ class Attributes:
     resource: str = ""
     subresource: str = ""
     name: str = ""
+    field_selector: str = ""  # a list or watch's fieldSelector, as sent (the Node authorizer reads it)
 
 
 def request_attributes(user: User, method: str, path: str, query: Mapping[str, str]) -> Attributes:
@@ -74,13 +75,19 @@ def _resource_attributes(user: User, verb: str, path: str, group: str, version: 
     resource = rest[0] if rest else ""
     name = rest[1] if len(rest) >= 2 else ""
     subresource = rest[2] if len(rest) >= 3 and verb not in _NO_SUBRESOURCE_VERBS else ""
+    field_selector = ""
     if not name and verb == "get":
         verb = "watch" if query.get("watch") in ("true", "1") else "list"
-        name = _exact_name(query.get("fieldSelector", ""))
+        field_selector = query.get("fieldSelector", "")
+        name = _exact_name(field_selector)
+    elif verb == "watch":
+        field_selector = query.get("fieldSelector", "")
     if not name and verb == "delete":
         verb = "deletecollection"
+        field_selector = query.get("fieldSelector", "")
     return Attributes(user, verb, True, path=path, namespace=namespace, api_group=group,
-                      api_version=version, resource=resource, subresource=subresource, name=name)
+                      api_version=version, resource=resource, subresource=subresource, name=name,
+                      field_selector=field_selector)
 
 
 def _exact_name(field_selector: str) -> str:
@@ -93,6 +100,17 @@ def _exact_name(field_selector: str) -> str:
             if value and value not in (".", "..") and "/" not in value and "%" not in value:
                 return value
     return ""
+
+
+def field_equals(field_selector: str, field: str, value: str) -> bool:
+    """Whether a field selector holds the requirement field=value with the single-= operator,
+    the only one (selection.Equals) the Node authorizer accepts as scoping a list to a node."""
+    for term in field_selector.split(","):
+        key, sep, wanted = term.partition("=")
+        if sep and not key.endswith("!") and not wanted.startswith("=") and key.strip() == field:
+            if wanted.strip() == value:
+                return True
+    return False
 
 
 def forbidden_message(attrs: Attributes, reason: str = "") -> str:

@@ -161,6 +161,65 @@ _KUBE_SCHEDULER = _rules(
 )
 
 
+# The controller roles (bootstrappolicy/controller_policy.go) of the controllers svcnet runs, each
+# bound upstream to the service account kube-system/<name>, which kube-controller-manager's
+# controllers use with --use-service-account-credentials.
+CONTROLLER_ROLE_PREFIX = "system:controller:"
+_EVENTS_RULE = EVENTS
+CONTROLLER_ROLES: dict[str, list[Rule]] = {
+    "deployment-controller": _rules(
+        (("get", "list", "watch", "update"), ("extensions", "apps"), ("deployments",)),
+        (("update",), ("extensions", "apps"), ("deployments/status",)),
+        (("update",), ("extensions", "apps"), ("deployments/finalizers",)),
+        (("get", "list", "watch", "create", "update", "patch", "delete"), ("apps", "extensions"), ("replicasets",)),
+        (("get", "list", "watch", "update"), ("",), ("pods",)),
+        _EVENTS_RULE),
+    "endpoint-controller": _rules(
+        (READ, ("",), ("services", "pods")),
+        (("get", "list", "watch", "create", "update", "delete"), ("",), ("endpoints",)),
+        (("create",), ("",), ("endpoints/restricted",)),
+        _EVENTS_RULE),
+    "endpointslice-controller": _rules(
+        (READ, ("",), ("services", "pods", "nodes")),
+        (("update",), ("",), ("services/finalizers",)),
+        (("get", "list", "watch", "create", "update", "delete"), ("discovery.k8s.io",), ("endpointslices",)),
+        _EVENTS_RULE),
+    "generic-garbage-collector": _rules(
+        (("get", "list", "watch", "patch", "update", "delete"), ("*",), ("*",)),
+        _EVENTS_RULE),
+    "node-controller": _rules(
+        (("get", "list", "watch", "update", "delete", "patch"), ("",), ("nodes",)),
+        (("patch", "update"), ("",), ("nodes/status",)),
+        (("patch", "update"), ("",), ("pods/status",)),
+        (("list", "watch", "get", "delete"), ("",), ("pods",)),
+        _EVENTS_RULE),
+    "pod-garbage-collector": _rules(
+        (("list", "watch", "delete"), ("",), ("pods",)),
+        (READ, ("",), ("nodes",)),
+        (("patch",), ("",), ("pods/status",))),
+    "replicaset-controller": _rules(
+        (("get", "list", "watch", "update"), ("apps", "extensions"), ("replicasets",)),
+        (("update",), ("apps", "extensions"), ("replicasets/status",)),
+        (("update",), ("apps", "extensions"), ("replicasets/finalizers",)),
+        (("list", "watch", "patch", "create", "delete"), ("",), ("pods",)),
+        _EVENTS_RULE),
+    "service-account-controller": _rules(
+        (("create",), ("",), ("serviceaccounts",)),
+        _EVENTS_RULE),
+    "statefulset-controller": _rules(
+        (("list", "watch"), ("",), ("pods",)),
+        (READ, ("apps",), ("statefulsets",)),
+        (("update",), ("apps",), ("statefulsets/status",)),
+        (("update",), ("apps",), ("statefulsets/finalizers",)),
+        (("get", "create", "delete", "update", "patch"), ("",), ("pods",)),
+        (("get", "create", "delete", "update", "patch", "list", "watch"), ("apps",), ("controllerrevisions",)),
+        (("get", "create", "list", "watch"), ("",), ("persistentvolumeclaims",)),
+        (("update", "delete"), ("",), ("persistentvolumeclaims",)),
+        (("update",), ("",), ("pods/finalizers",)),
+        _EVENTS_RULE),
+}
+
+
 def _selector(label: str) -> dict[str, Any]:
     return {"clusterRoleSelectors": [{"matchLabels": {f"{GROUP}/{label}": "true"}}]}
 
@@ -194,7 +253,10 @@ _CLUSTER_ROLES: tuple[_Role, ...] = (
     _Role("system:node", _NODE),
     _Role("system:node-proxier", _rules(
         (("list", "watch"), ("",), ("endpoints", "services")), (READ, ("",), ("nodes",)), EVENTS,
-        (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)))),
+        (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
+        # with MultiCIDRServiceAllocator (svcnet serves ServiceCIDRs): kube-proxy's nftables mode
+        # watches them to drop traffic to unallocated service IPs
+        (("list", "watch"), ("networking.k8s.io",), ("servicecidrs",)))),
     _Role("system:public-info-viewer", [_urls(("get",), "/healthz", "/livez", "/readyz", "/version",
                                               "/version/")]),
     _Role("system:service-account-issuer-discovery", [_urls(
@@ -224,10 +286,21 @@ def _metadata(name: str, labels: Mapping[str, str] | None = None) -> Obj:
             "annotations": {AUTOUPDATE: "true"}}
 
 
+def _all_roles() -> tuple[_Role, ...]:
+    controllers = tuple(_Role(CONTROLLER_ROLE_PREFIX + name, rules) for name, rules in CONTROLLER_ROLES.items())
+    return tuple(sorted(_CLUSTER_ROLES + controllers, key=lambda role: role.name))
+
+
+def _all_bindings() -> tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]:
+    controllers = tuple((CONTROLLER_ROLE_PREFIX + name, (("ServiceAccount", name, "kube-system"),))
+                        for name in CONTROLLER_ROLES)
+    return tuple(sorted(_CLUSTER_ROLE_BINDINGS + controllers))
+
+
 def cluster_roles() -> list[Obj]:
     """The bootstrap ClusterRoles, admin/edit/view with their aggregated rules filled in."""
     roles = []
-    for role in _CLUSTER_ROLES:
+    for role in _all_roles():
         obj: Obj = {"apiVersion": API_VERSION, "kind": "ClusterRole",
                     "metadata": _metadata(role.name, {f"{GROUP}/{label}": "true" for label in role.labels}),
                     "rules": [r.to_object() for r in role.rules]}
@@ -239,7 +312,7 @@ def cluster_roles() -> list[Obj]:
 
 def cluster_role_bindings() -> list[Obj]:
     out = []
-    for name, subjects in _CLUSTER_ROLE_BINDINGS:
+    for name, subjects in _all_bindings():
         obj: Obj = {"apiVersion": API_VERSION, "kind": "ClusterRoleBinding", "metadata": _metadata(name),
                     "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": name}}
         if subjects:

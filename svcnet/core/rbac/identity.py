@@ -49,8 +49,30 @@ def with_authenticated_group(name: str, groups: tuple[str, ...]) -> tuple[str, .
     return groups if wanted in groups else (*groups, wanted)
 
 
-# The identity of svcnet's one admin credential and of its root-only unix socket: system:masters,
-# as kubeadm's admin.conf was before 1.29. Components still use these; per-component identities
-# (system:node:<name>, system:kube-proxy, ...) are a later step.
+# The identity of svcnet's admin credential and of its root-only unix socket: system:masters,
+# as kubeadm's admin.conf was before 1.29. `svcnet up` itself uses them; the components it starts
+# authenticate with client certificates of their own (node_user, KUBE_PROXY, ... below).
 ADMIN = User("kubernetes-admin", (SYSTEM_MASTERS, AUTHENTICATED))
 LOCAL_SOCKET = User("system:admin", (SYSTEM_MASTERS, AUTHENTICATED))
+
+# Node identities (pkg/auth/nodeidentifier's default): a user named system:node:<name> in the
+# system:nodes group is the node <name>; the Node authorizer and NodeRestriction act on them only.
+NODES_GROUP = "system:nodes"
+NODE_USER_PREFIX = "system:node:"
+# The component users kubeadm issues client certificates for, each bound by the bootstrap policy.
+KUBE_PROXY = "system:kube-proxy"
+KUBE_CONTROLLER_MANAGER = "system:kube-controller-manager"
+KUBE_SCHEDULER = "system:kube-scheduler"
+
+
+def node_user(node_name: str) -> User:
+    """The identity a node's kubelet authenticates as (its client certificate's CN and O)."""
+    return User(f"{NODE_USER_PREFIX}{node_name}", (NODES_GROUP, AUTHENTICATED))
+
+
+def node_identity(user: User) -> tuple[bool, str]:
+    """(is a node, its name) as NodeIdentifier.NodeIdentity answers: a node needs both the
+    system:node: prefix and the system:nodes group; the name may be empty (an unidentifiable node)."""
+    if not user.name.startswith(NODE_USER_PREFIX) or NODES_GROUP not in user.groups:
+        return False, ""
+    return True, user.name[len(NODE_USER_PREFIX):]

@@ -1,0 +1,151 @@
+"""One identity per component, as kubeadm gives them: the credentials `svcnet up` writes and the
+RBAC it adds for them.
+
+kubeadm issues a client certificate per component from the cluster CA and writes it into a
+kubeconfig: controller-manager.conf (system:kube-controller-manager), scheduler.conf
+(system:kube-scheduler), kubelet.conf per node (system:node:<name> in system:nodes); kube-proxy
+runs as a ServiceAccount that kubeadm binds to system:node-proxier. svcnet writes the same
+identities into <data-dir>/kubeconfigs/ (0600, in a 0700 directory), kube-proxy as the
+certificate user system:kube-proxy that upstream's bootstrap binding system:node-proxier names.
+
+The controllers run with --use-service-account-credentials=false semantics: one client as
+system:kube-controller-manager. That role only lets it read everything and manage service
+accounts, so (as the RBAC documentation says of that mode) the controller manager's credential
+must be granted the roles of the controllers it runs: `controller_manager_bindings` binds it to
+each controller's system:controller:<name> role.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import RBAC_GROUP, lookup
+from svcnet.apiserver.credentials import ensure_component_kubeconfig
+from svcnet.client.config import load_kubeconfig
+from svcnet.core.rbac.bootstrap import CONTROLLER_ROLE_PREFIX, CONTROLLER_ROLES
+from svcnet.core.rbac.identity import (
+    KUBE_CONTROLLER_MANAGER,
+    KUBE_PROXY,
+    KUBE_SCHEDULER,
+    NODE_USER_PREFIX,
+    NODES_GROUP,
+)
+
+KUBECONFIG_DIR = "kubeconfigs"
+# svcnet's controller names -> the upstream controller role each one's work needs.
+CONTROLLER_ROLE_OF = {
+    "replicaset": "replicaset-controller",
+    "deployment": "deployment-controller",
+    "statefulset": "statefulset-controller",
+    "endpointslice": "endpointslice-controller",
+    "endpoints": "endpoint-controller",
+    "garbagecollector": "generic-garbage-collector",
+    "podgc": "pod-garbage-collector",
+    "nodelifecycle": "node-controller",
+    "serviceaccount": "service-account-controller",
+}
+BINDING_PREFIX = "svcnet:kube-controller-manager:"
+
+
+def kubeconfig_path(data_dir: Path, component: str) -> Path:
+    """<data-dir>/kubeconfigs/<component>.conf: controller-manager, scheduler, kube-proxy, kubelet-<node>."""
+    return data_dir / KUBECONFIG_DIR / f"{component}.conf"
+
+
+def kubelet_kubeconfig(data_dir: Path, node: str) -> Path:
+    return kubeconfig_path(data_dir, f"kubelet-{node}")
+
+
+def identities(nodes: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """component -> (user, groups) for every credential a cluster with these nodes needs."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {
+        "controller-manager": (KUBE_CONTROLLER_MANAGER, ()),
+        "scheduler": (KUBE_SCHEDULER, ()),
+    }
+    if nodes:
+        out["kube-proxy"] = (KUBE_PROXY, ())
+    for node in nodes:
+        out[f"kubelet-{node}"] = (f"{NODE_USER_PREFIX}{node}", (NODES_GROUP,))
+    return out
+
+
+def ensure_component_kubeconfigs(data_dir: Path, server_url: str, nodes: list[str]) -> dict[str, Path]:
+    """Write (or keep) every component's kubeconfig; the cluster CA must exist (the API server made it)."""
+    pki_dir = data_dir / "pki"
+    return {component: ensure_component_kubeconfig(kubeconfig_path(data_dir, component), server_url, pki_dir,
+                                                   user, groups)
+            for component, (user, groups) in identities(nodes).items()}
+
+
+def controller_manager_bindings(controller_names: list[str]) -> list[dict[str, Any]]:
+    """ClusterRoleBindings of system:kube-controller-manager to the roles of the controllers it runs."""
+    roles = sorted({CONTROLLER_ROLE_OF[n] for n in controller_names if n in CONTROLLER_ROLE_OF})
+    return [{
+        "apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": BINDING_PREFIX + role},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": CONTROLLER_ROLE_PREFIX + role},
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": KUBE_CONTROLLER_MANAGER}],
+    } for role in roles if role in CONTROLLER_ROLES]
+
+
+async def ensure_bindings(api: Any, bindings: list[dict[str, Any]]) -> None:
+    """Create each binding that is missing (an existing one, perhaps edited by the admin, is kept)."""
+    resource = lookup(RBAC_GROUP, "v1", "clusterrolebindings")
+    assert resource is not None
+    for binding in bindings:
+        try:
+            await api.create(resource, None, binding)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+
+class ComponentCredentials:
+    """`svcnet up`'s step after the API server starts (kubeadm's kubeconfig phase and its RBAC
+    for the components): every component's kubeconfig, and the controller manager's bindings."""
+
+    def __init__(self, data_dir: Path, server_url: str, nodes: list[str], controller_names: list[str],
+                 admin_api: Callable[[], Any]) -> None:
+        self.data_dir = data_dir
+        self.server_url = server_url
+        self.nodes = nodes
+        self.controller_names = controller_names
+        self.admin_api = admin_api
+
+    async def start(self) -> None:
+        ensure_component_kubeconfigs(self.data_dir, self.server_url, self.nodes)
+        if self.controller_names:
+            async with self.admin_api() as api:
+                await ensure_bindings(api, controller_manager_bindings(self.controller_names))
+
+    async def stop(self) -> None:
+        return None
+
+
+class WithKubeconfig:
+    """A component built from its kubeconfig when it starts (the file is written by an earlier stage)."""
+
+    def __init__(self, path: Path, make: Callable[[Any], Any]) -> None:
+        self.path = path
+        self.make = make
+        self.component: Any = None
+
+    async def start(self) -> None:
+        self.component = self.make(load_kubeconfig(self.path))
+        await self.component.start()
+
+    async def stop(self) -> None:
+        if self.component is not None:
+            await self.component.stop()
+
+
+def component_server_url(cfg: Any) -> str:
+    """Where the components on this host reach the API: its URL, with an unspecified bind address
+    (0.0.0.0, ::) replaced by loopback, which the serving certificate names."""
+    if cfg.bind_address in ("0.0.0.0", "::", ""):
+        scheme = "http" if cfg.insecure else "https"
+        host = "[::1]" if cfg.bind_address == "::" else "127.0.0.1"
+        return f"{scheme}://{host}:{cfg.port}"
+    return str(cfg.url)
