@@ -10,9 +10,12 @@ sockets, which live in svcnet.dns.server. One query reads top-down:
    question, REFUSED for a class other than IN unless a forwarder is configured
    (core/dnsserver/server.go ServeDNS: non-IN classes are blocked unless a plugin of
    EnableChaos, `forward` among them, is loaded), BADVERS for EDNS version > 0,
-   SERVFAIL for our own loop probe coming back, the zone's answer from
-   svcnet.dns.answers (kept in the table), or the forwarder for names outside the
-   zones and ExternalName targets; svcnet.dns.wire renders the bytes.
+   SERVFAIL for our own loop probe coming back, the cache plugin's entry (a
+   Corefile block with `cache`: for names in the zones, only while the zone data
+   is unchanged since it was stored), the zone's answer from svcnet.dns.answers
+   (kept in the cache when it takes it, else in the table), or the forwarder for
+   names outside the zones and ExternalName targets; svcnet.dns.wire renders the
+   bytes.
 
 A name outside the zones with no upstreams configured is REFUSED (SERVFAIL inside a
 reverse zone: CoreDNS has no next plugin there). A bug costs one SERVFAIL, never the
@@ -117,6 +120,9 @@ class Cache(Protocol):
     def put(self, key: bytes, result: Result, ra: bool, now: float, name: str = ".") -> None:
         ...
 
+    def sizes(self) -> dict[str, int]:
+        ...
+
 
 class Hosts(Protocol):
     """The hosts plugin in front of the zone (svcnet.dns.chain.HostsTable)."""
@@ -216,7 +222,7 @@ class Resolver:
         if result.rcode == answers.REFUSED:
             return _rcode_reply(query, answers.REFUSED)
         if cache_key is not None and self._cache_stores(query, cache_key, result):
-            return self._chased(query, result, tcp)
+            return self._rendered(query, result, tcp)
         return self._from_zone(query, result, tcp, keep)
 
     # ---------------------------------------------------------------- cache
@@ -236,7 +242,7 @@ class Resolver:
         result, ra, negative = hit
         self.metrics.cache_hits["denial" if negative else "success"] += 1
         if result.zone:  # the kubernetes plugin's answer; else a forwarded one
-            return replace(self._chased(query, result, tcp), plugin="cache")
+            return replace(self._rendered(query, result, tcp), plugin="cache")
         return Reply(wire.reply_for(query, result, tcp, ra=ra), result.rcode, query.qtype, "cache")
 
     def _cache_stores(self, query: Query, key: bytes, result: Result) -> bool:
@@ -247,12 +253,13 @@ class Resolver:
             return False
         self.metrics.cache_misses += 1
         self.cache.put(key, result, False, time.monotonic(), name)
+        self.metrics.cache_size = self.cache.sizes()
         return True
 
     def _from_zone(self, query: Query, result: Result, tcp: bool, keep: bool = True) -> Reply:
         """The zone's answer: kept in the table, and served from it as the next query will be."""
         if not keep:
-            return self._chased(query, result, tcp)
+            return self._rendered(query, result, tcp)
         entry = self.table.store(query, result)
         self.metrics.table_entries = len(self.table)
         return Reply(entry_reply(entry, query, tcp), result.rcode, query.qtype, ZONE_PLUGIN)
@@ -264,8 +271,9 @@ class Resolver:
             result = shuffled(result)
         return Reply(wire.reply_for(query, result, tcp), result.rcode, query.qtype, "hosts")
 
-    def _chased(self, query: Query, done: Result, tcp: bool) -> Reply:
-        """An ExternalName answer completed upstream: rendered as the table would, but not kept."""
+    def _rendered(self, query: Query, done: Result, tcp: bool) -> Reply:
+        """A zone answer rendered as the table would, but not kept there: an ExternalName answer completed
+        upstream, an answer to a rewritten question, one the cache keeps."""
         assert query.qname_wire is not None
         entry = make_entry(done, query.qname_wire.upper(), query.qtype, query.qclass)
         return Reply(entry_reply(entry, query, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
@@ -273,7 +281,7 @@ class Resolver:
     def _unforwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
         """No upstreams configured: an ExternalName cannot be chased, other names are not ours."""
         if result.chase is not None:
-            return self._chased(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
+            return self._rendered(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
                                 tcp)
         # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: see unserved_rcode.
         return _rcode_reply(query, answers.SERVFAIL if result.zone else self.unserved_rcode)
@@ -282,7 +290,7 @@ class Resolver:
         assert query.qname_wire is not None and self.forwarder is not None
         if result.chase is not None:
             upstream = await self.forwarder.lookup(result.chase.target, result.chase.qtype)
-            return self._chased(query, answers.complete_chase(result, upstream, self.settings, self.data.serial,
+            return self._rendered(query, answers.complete_chase(result, upstream, self.settings, self.data.serial,
                                                               qname), tcp)
         do = bool(query.edns and query.edns.do)
         try:

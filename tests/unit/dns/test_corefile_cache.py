@@ -84,6 +84,7 @@ def test_a_cluster_answer_is_served_from_the_cache_while_the_data_is_unchanged(c
     router, _ = router_for(CACHE_ALL, data, metrics)
     assert answer(ask(router, "web.default.svc.cluster.local.")) == [(30, "10.96.7.7")]
     assert metrics.cache_misses == 1 and not metrics.cache_hits
+    assert metrics.cache_size == {"success": 1, "denial": 0}
     clock.now += 10
     # From the cache, as CoreDNS: the TTL counts down and the hit is counted.
     assert answer(ask(router, "Web.Default.svc.cluster.local.")) == [(20, "10.96.7.7")]
