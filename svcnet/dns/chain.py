@@ -179,16 +179,22 @@ def block_settings(config: ServerConfig, local_ips: tuple[str, ...]) -> Settings
                     ignore_empty_service=k.ignore_empty_service)
 
 
-def block_cache(config: CacheConfig | None) -> ForwardCache:
+def block_cache(config: CacheConfig | None, data: ZoneData | None = None,
+                guarded: tuple[str, ...] = ()) -> ForwardCache:
+    """The block's cache plugin, in front of its kubernetes and forward answers. Entries for names in
+    guarded (the kubernetes plugin's zones) are served only while data has not changed since."""
     if config is None:
         return ForwardCache(capacity=0)  # no cache plugin: every question goes upstream
+    generation = (lambda: data.generation) if data is not None else None
     return ForwardCache(max_ttl=config.success_ttl, capacity=config.success_capacity, min_ttl=config.success_min_ttl,
                  denial_max_ttl=config.denial_ttl, denial_capacity=config.denial_capacity,
                  denial_min_ttl=config.denial_min_ttl, serve_stale=config.serve_stale, zones=config.zones,
-                 skip_success=config.disable_success, skip_denial=config.disable_denial)
+                 skip_success=config.disable_success, skip_denial=config.disable_denial, guarded=guarded,
+                 generation=generation)
 
 
-def block_forwarder(config: ServerConfig, metrics: Metrics, own: tuple[str, int]) -> Forwarder | None:
+def block_forwarder(config: ServerConfig, metrics: Metrics, own: tuple[str, int],
+                    cache: ForwardCache | None = None) -> Forwarder | None:
     f = config.forward
     if f is None:
         return None
@@ -198,7 +204,7 @@ def block_forwarder(config: ServerConfig, metrics: Metrics, own: tuple[str, int]
     # health_check 0 turns checks off in CoreDNS; an interval of a day is the same without a special case.
     interval = f.health_check if f.health_check > 0 else 86400.0
     return Forwarder(f.to, metrics, own_addresses=[own], health_interval=interval, options=options,
-                     cache=block_cache(config.cache))
+                     cache=cache if cache is not None else block_cache(config.cache))
 
 
 # -------------------------------------------------------------------- router
@@ -259,10 +265,12 @@ def build_router(servers: list[ServerConfig], data: ZoneData, metrics: Metrics, 
     log_queries = any(s.log for s in servers)  # one query log per port: the server answers, not the block
     blocks = []
     for config in servers:
-        forwarder = block_forwarder(config, metrics, own)
+        settings = block_settings(config, local_ips)
+        cache = block_cache(config.cache, data, settings.zones + settings.reverse_zones)
+        forwarder = block_forwarder(config, metrics, own, cache)
         hosts = HostsTable(config.hosts, hosts_text(config.hosts.path)) if config.hosts else None
-        resolver = Resolver(block_settings(config, local_ips), data, forwarder, metrics, log_queries=log_queries,
-                            table=table, hosts=hosts, loadbalance=config.loadbalance,
-                            unserved_rcode=answers.SERVFAIL)
+        resolver = Resolver(settings, data, forwarder, metrics, log_queries=log_queries, table=table, hosts=hosts,
+                            loadbalance=config.loadbalance, unserved_rcode=answers.SERVFAIL,
+                            cache=cache if config.cache is not None and settings.zones else None)
         blocks.append(Block(config, resolver, forwarder))
     return Router(blocks, table, metrics, data)

@@ -34,10 +34,17 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from svcnet.client.config import ClientConfig, in_cluster_config, load_kubeconfig, unix_socket_config
+from svcnet.client.config import (
+    SERVICE_ACCOUNT_DIR,
+    ClientConfig,
+    in_cluster_config,
+    load_kubeconfig,
+    unix_socket_config,
+)
 from svcnet.config import DEFAULT_DATA_DIR
 from svcnet.dns import names
 from svcnet.dns.answers import Settings
@@ -191,14 +198,19 @@ async def _first_read(source: CorefileSource) -> str:
         raise ValueError(f"cannot read the Corefile from {source.name}: {exc}") from exc
 
 
-def client_config(kubeconfig: str | None, data_dir: str | None) -> ClientConfig:
-    """--kubeconfig, else --data-dir's socket, else the in-cluster service account in a pod, else the
-    default data dir."""
+def client_config(kubeconfig: str | None, data_dir: str | None, environ: Mapping[str, str] | None = None,
+                  account_dir: Path = SERVICE_ACCOUNT_DIR) -> ClientConfig:
+    """--kubeconfig; else --data-dir's socket; else, in a pod with a service-account token mounted, the
+    in-cluster config (as CoreDNS's kubernetes plugin: KUBERNETES_SERVICE_HOST/PORT, the token and
+    ca.crt); else the default data dir's socket."""
+    env = os.environ if environ is None else environ
     if kubeconfig:
         return load_kubeconfig(kubeconfig)
-    if data_dir or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return unix_socket_config(Path(data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
-    return in_cluster_config()
+    in_cluster = (not data_dir and env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT")
+                  and (account_dir / "token").exists())
+    if in_cluster:
+        return in_cluster_config(env, account_dir)
+    return unix_socket_config(Path(data_dir or DEFAULT_DATA_DIR) / "apiserver.sock")
 
 
 # ------------------------------------------------------------------ HTTP side

@@ -46,7 +46,7 @@ import dns.exception
 from svcnet.dns import names
 from svcnet.dns.answers import RR, Result
 from svcnet.dns.metrics import RCODE_NAMES, Metrics
-from svcnet.dns.resolver import LimitExceeded, UpstreamError
+from svcnet.dns.resolver import LimitExceeded, UpstreamError, cache_key
 from svcnet.dns.wire import result_from_wire, upstream_query
 
 log = logging.getLogger("svcnet.dns.forward")
@@ -156,6 +156,7 @@ class CachedAnswer:
     stored: float
     ttl: int
     negative: bool
+    generation: int | None = None  # the kubernetes data's generation when stored (names in its zones)
 
 
 @dataclass
@@ -173,12 +174,17 @@ class ForwardCache:
     zones: tuple[str, ...] = (".",)  # only names under these are cached (`cache TTL ZONES...`)
     skip_success: tuple[str, ...] = ()  # `disable success ZONES...`
     skip_denial: tuple[str, ...] = ()  # `disable denial ZONES...`
+    # svcnet's one deviation from CoreDNS's cache: an entry for a name inside the kubernetes plugin's
+    # zones (`guarded`) is served only while that plugin's data is unchanged since it was stored
+    # (`generation` reads its counter), so cluster names stay fresh within a watch event's latency.
+    guarded: tuple[str, ...] = ()
+    generation: Callable[[], int] | None = None
     entries: dict[bytes, CachedAnswer] = field(default_factory=dict)
     denials: int = 0
 
     def get(self, key: bytes, now: float) -> tuple[Result, bool, bool] | None:
         """(aged result, RA, negative) or None."""
-        entry = self.entries.get(key)
+        entry = self._current(key)
         if entry is None:
             return None
         elapsed = int(now - entry.stored)
@@ -190,32 +196,48 @@ class ForwardCache:
 
     def get_stale(self, key: bytes, now: float) -> tuple[Result, bool, bool] | None:
         """An expired answer still within serve_stale, its TTLs 0 (CoreDNS serves stale records so)."""
-        entry = self.entries.get(key)
+        entry = self._current(key)
         if entry is None or now - entry.stored >= entry.ttl + self.serve_stale:
             return None
         return age_result(entry.result, entry.ttl + 1), entry.ra, entry.negative
 
     def put(self, key: bytes, result: Result, ra: bool, now: float, name: str = ".") -> None:
         """Keep result for key (the question name is name, normalized) as the bounds say."""
+        if not self.stores(name, result):
+            return
         ttl, negative = cache_ttl(result, 2**31)
-        if ttl <= 0 or names.match_zone(name, self.zones) is None:
-            return
-        if names.match_zone(name, self.skip_denial if negative else self.skip_success) is not None:
-            return
         if negative:
             cap = self.max_ttl if self.denial_max_ttl is None else self.denial_max_ttl
             ttl = max(self.denial_min_ttl, min(ttl, cap))
-            capacity = self.capacity if self.denial_capacity is None else self.denial_capacity
         else:
             ttl = max(self.min_ttl, min(ttl, self.max_ttl))
-            capacity = self.capacity
-        if capacity <= 0:
-            return
         self._drop(key)
-        if (self.denials if negative else len(self.entries) - self.denials) >= capacity:
+        if (self.denials if negative else len(self.entries) - self.denials) >= self._capacity(negative):
             self._evict(negative)
-        self.entries[key] = CachedAnswer(result, ra, now, ttl, negative)
+        generation = None
+        if self.generation is not None and names.match_zone(name, self.guarded) is not None:
+            generation = self.generation()
+        self.entries[key] = CachedAnswer(result, ra, now, ttl, negative, generation)
         self.denials += negative
+
+    def stores(self, name: str, result: Result) -> bool:
+        """put() would keep result for name (normalized): a TTL, room, in the zones, not disabled."""
+        ttl, negative = cache_ttl(result, 2**31)
+        return (ttl > 0 and self._capacity(negative) > 0 and names.match_zone(name, self.zones) is not None
+                and names.match_zone(name, self.skip_denial if negative else self.skip_success) is None)
+
+    def _capacity(self, negative: bool) -> int:
+        return self.denial_capacity if negative and self.denial_capacity is not None else self.capacity
+
+    def _current(self, key: bytes) -> CachedAnswer | None:
+        """The entry for key unless the kubernetes data changed since it was stored (then dropped)."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.generation is not None:
+            assert self.generation is not None
+            if entry.generation != self.generation():
+                self._drop(key)
+                return None
+        return entry
 
     def _drop(self, key: bytes) -> None:
         entry = self.entries.pop(key, None)
@@ -620,7 +642,7 @@ class Forwarder:
 
     async def resolve(self, qname_wire: bytes, qtype: int, qclass: int, do: bool) -> tuple[Result, bool]:
         """(Result, RA) for a question outside the zones: from the cache or an upstream."""
-        key = qname_wire.lower() + struct.pack("!HHB", qtype, qclass, 1 if do else 0)
+        key = cache_key(qname_wire, qtype, qclass, do)
         now = time.monotonic()
         cached = self.cache.get(key, now)
         if cached is not None:

@@ -10,9 +10,12 @@ sockets, which live in svcnet.dns.server. One query reads top-down:
    question, REFUSED for a class other than IN unless a forwarder is configured
    (core/dnsserver/server.go ServeDNS: non-IN classes are blocked unless a plugin of
    EnableChaos, `forward` among them, is loaded), BADVERS for EDNS version > 0,
-   SERVFAIL for our own loop probe coming back, the zone's answer from
-   svcnet.dns.answers (kept in the table), or the forwarder for names outside the
-   zones and ExternalName targets; svcnet.dns.wire renders the bytes.
+   SERVFAIL for our own loop probe coming back, the cache plugin's entry (a
+   Corefile block with `cache`: for names in the zones, only while the zone data
+   is unchanged since it was stored), the zone's answer from svcnet.dns.answers
+   (kept in the cache when it takes it, else in the table), or the forwarder for
+   names outside the zones and ExternalName targets; svcnet.dns.wire renders the
+   bytes.
 
 A name outside the zones with no upstreams configured is REFUSED (SERVFAIL inside a
 reverse zone: CoreDNS has no next plugin there). A bug costs one SERVFAIL, never the
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from svcnet.dns import answers, wire
+from svcnet.dns import answers, names, wire
 from svcnet.dns.answers import RR, Result, Settings
 from svcnet.dns.metrics import RCODE_NAMES, TYPE_NAMES, Metrics
 from svcnet.dns.table import AnswerTable, TableEntry, entry_reply, fast_response, make_entry
@@ -97,6 +101,29 @@ def table_reply(hit: tuple[bytes, TableEntry]) -> Reply:
     return Reply(hit[0], hit[1].rcode, hit[1].qtype, ZONE_PLUGIN)
 
 
+def cache_key(qname_wire: bytes, qtype: int, qclass: int, do: bool) -> bytes:
+    """The cache plugin's key for a question: the name in any letter case, type, class, DO bit."""
+    return qname_wire.lower() + struct.pack("!HHB", qtype, qclass, 1 if do else 0)
+
+
+class Cache(Protocol):
+    """The block's cache plugin (svcnet.dns.forward.ForwardCache), shared with its forwarder."""
+
+    def get(self, key: bytes, now: float) -> tuple[Result, bool, bool] | None:
+        """(aged result, RA, negative) while fresh; an entry for a cluster name only while the zone
+        data is unchanged since it was stored."""
+        ...
+
+    def stores(self, name: str, result: Result) -> bool:
+        ...
+
+    def put(self, key: bytes, result: Result, ra: bool, now: float, name: str = ".") -> None:
+        ...
+
+    def sizes(self) -> dict[str, int]:
+        ...
+
+
 class Hosts(Protocol):
     """The hosts plugin in front of the zone (svcnet.dns.chain.HostsTable)."""
 
@@ -116,7 +143,7 @@ class Resolver:
                  metrics: Metrics | None = None, *, log_queries: bool = False,
                  bufsize: int = wire.BUFSIZE_DEFAULT, table: AnswerTable | None = None,
                  hosts: Hosts | None = None, loadbalance: bool = False,
-                 unserved_rcode: int = answers.REFUSED) -> None:
+                 unserved_rcode: int = answers.REFUSED, cache: Cache | None = None) -> None:
         self.settings = settings
         self.data = data
         self.forwarder = forwarder
@@ -129,6 +156,10 @@ class Resolver:
         # REFUSED, as CoreDNS for a name no server block has. A Corefile block has the name (its zone
         # matched) and runs out of plugins: SERVFAIL, as CoreDNS's "no next plugin found".
         self.unserved_rcode = unserved_rcode
+        # A Corefile's `cache` in front of the zone: answers it keeps (names not `disable`d) are served
+        # from it, TTLs counting down, instead of from the answer table.
+        self.cache = cache
+        self.zone_names = settings.zones + settings.reverse_zones
 
     # ------------------------------------------------------------ zone side
     def zone_changed(self, tags: set[str] | None = None) -> None:
@@ -175,6 +206,11 @@ class Resolver:
             found = self.hosts.answer(query.qname, query.qtype)
             if found is not None:
                 return self._from_hosts(query, found, tcp)
+        cache_key = self._zone_cache_key(query) if keep else None
+        if cache_key is not None:
+            hit = self._cached(query, cache_key, tcp)
+            if hit is not None:
+                return hit
         # Built for the question in capitals: see svcnet.dns.table.make_entry for how that lets one
         # rendering echo every spelling the way CoreDNS does.
         qname = query.qname.upper()
@@ -185,12 +221,45 @@ class Resolver:
             return self._forwarded(query, qname, result, tcp)
         if result.rcode == answers.REFUSED:
             return _rcode_reply(query, answers.REFUSED)
+        if cache_key is not None and self._cache_stores(query, cache_key, result):
+            return self._rendered(query, result, tcp)
         return self._from_zone(query, result, tcp, keep)
+
+    # ---------------------------------------------------------------- cache
+    def _zone_cache_key(self, query: Query) -> bytes | None:
+        """The cache key of a question in the kubernetes zones, when the block has a cache."""
+        if self.cache is None or query.qname_wire is None or names.match_zone(
+                names.normalize(query.qname), self.zone_names) is None:
+            return None
+        return cache_key(query.qname_wire, query.qtype, query.qclass, bool(query.edns and query.edns.do))
+
+    def _cached(self, query: Query, key: bytes, tcp: bool) -> Reply | None:
+        """The cache's answer (the zone's, or a forwarded one for a name the zone passed on)."""
+        assert self.cache is not None
+        hit = self.cache.get(key, time.monotonic())
+        if hit is None:
+            return None
+        result, ra, negative = hit
+        self.metrics.cache_hits["denial" if negative else "success"] += 1
+        if result.zone:  # the kubernetes plugin's answer; else a forwarded one
+            return replace(self._rendered(query, result, tcp), plugin="cache")
+        return Reply(wire.reply_for(query, result, tcp, ra=ra), result.rcode, query.qtype, "cache")
+
+    def _cache_stores(self, query: Query, key: bytes, result: Result) -> bool:
+        """Keep the zone's result in the cache if the cache takes it (True); else the table does."""
+        assert self.cache is not None
+        name = names.normalize(query.qname)
+        if not self.cache.stores(name, result):
+            return False
+        self.metrics.cache_misses += 1
+        self.cache.put(key, result, False, time.monotonic(), name)
+        self.metrics.cache_size = self.cache.sizes()
+        return True
 
     def _from_zone(self, query: Query, result: Result, tcp: bool, keep: bool = True) -> Reply:
         """The zone's answer: kept in the table, and served from it as the next query will be."""
         if not keep:
-            return self._chased(query, result, tcp)
+            return self._rendered(query, result, tcp)
         entry = self.table.store(query, result)
         self.metrics.table_entries = len(self.table)
         return Reply(entry_reply(entry, query, tcp), result.rcode, query.qtype, ZONE_PLUGIN)
@@ -202,8 +271,9 @@ class Resolver:
             result = shuffled(result)
         return Reply(wire.reply_for(query, result, tcp), result.rcode, query.qtype, "hosts")
 
-    def _chased(self, query: Query, done: Result, tcp: bool) -> Reply:
-        """An ExternalName answer completed upstream: rendered as the table would, but not kept."""
+    def _rendered(self, query: Query, done: Result, tcp: bool) -> Reply:
+        """A zone answer rendered as the table would, but not kept there: an ExternalName answer completed
+        upstream, an answer to a rewritten question, one the cache keeps."""
         assert query.qname_wire is not None
         entry = make_entry(done, query.qname_wire.upper(), query.qtype, query.qclass)
         return Reply(entry_reply(entry, query, tcp), done.rcode, query.qtype, ZONE_PLUGIN)
@@ -211,7 +281,7 @@ class Resolver:
     def _unforwarded(self, query: Query, qname: str, result: Result, tcp: bool) -> Reply:
         """No upstreams configured: an ExternalName cannot be chased, other names are not ours."""
         if result.chase is not None:
-            return self._chased(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
+            return self._rendered(query, answers.complete_chase(result, None, self.settings, self.data.serial, qname),
                                 tcp)
         # Inside a zone (a reverse name): CoreDNS has no next plugin -> SERVFAIL; outside: see unserved_rcode.
         return _rcode_reply(query, answers.SERVFAIL if result.zone else self.unserved_rcode)
@@ -220,7 +290,7 @@ class Resolver:
         assert query.qname_wire is not None and self.forwarder is not None
         if result.chase is not None:
             upstream = await self.forwarder.lookup(result.chase.target, result.chase.qtype)
-            return self._chased(query, answers.complete_chase(result, upstream, self.settings, self.data.serial,
+            return self._rendered(query, answers.complete_chase(result, upstream, self.settings, self.data.serial,
                                                               qname), tcp)
         do = bool(query.edns and query.edns.do)
         try:

@@ -158,6 +158,7 @@ class ZoneData:
     endpoint_ips: dict[str, set[str]] = field(default_factory=dict)  # ip -> service keys
     synced: bool = False
     serial: int = 0  # SOA serial: unix time of the last change, as CoreDNS's Modified()
+    generation: int = 0  # counts changes (the serial moves once a second): what the cache checks
     _slice_owner: dict[str, str] = field(default_factory=dict)  # "ns/slice" -> service key
     _pod_keys: dict[str, Pod] = field(default_factory=dict)  # "ns/name" -> Pod
 
@@ -171,6 +172,7 @@ class ZoneData:
     # ---------------------------------------------------------- writes
     def touch(self, now: float | None = None) -> None:
         self.serial = int(time.time() if now is None else now)
+        self.generation += 1
 
     def set_service(self, obj: Obj, deleted: bool = False) -> set[str]:
         svc = slim_service(obj)

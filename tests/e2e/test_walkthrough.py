@@ -24,12 +24,13 @@ from typing import Any
 
 import pytest
 
+from svcnet.cluster.addons import kubeadm_corefile
 from svcnet.cluster.topology import plan_topology
 from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
 from svcnet.proxy.nftables import names as nft_names
-from tests.integration.apiserver_harness import REPO
+from tests.integration.apiserver_harness import KUBECTL, REPO
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -602,6 +603,133 @@ def test_pods_reach_the_api_through_the_kubernetes_service(cluster: SvcnetCluste
                           "https://kubernetes.default.svc/api/v1/namespaces/default/pods")
     assert result.returncode == 0, result.stderr
     assert pod in {item["metadata"]["name"] for item in json.loads(result.stdout)["items"]}
+
+
+# ---- beyond the seed: CoreDNS configured as kubeadm does, through the kube-system/coredns ConfigMap
+
+RELOAD_DEADLINE = 90  # the reload plugin's 30 s +- 15 s, with room for a loaded machine
+EDITOR_SCRIPT = """\
+import os, sys, yaml
+path = sys.argv[-1]
+with open(path) as f:
+    cm = yaml.safe_load(f)
+cm["data"]["Corefile"] = os.environ["NEW_COREFILE"]
+with open(path, "w") as f:
+    yaml.safe_dump(cm, f)
+"""
+STUB_PORT = 5354
+STUB_ANSWER = "192.0.2.54"  # what the stub domain's upstream answers (the `.` upstream says 192.0.2.1)
+
+
+def kubectl_edit_corefile(cluster: SvcnetCluster, tmp_path: Any, corefile: str) -> None:
+    """`kubectl edit cm coredns -n kube-system`, with an editor that replaces the Corefile."""
+    script = tmp_path / "edit_corefile.py"
+    script.write_text(EDITOR_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"),
+               KUBE_EDITOR=f"{sys.executable} {script}", NEW_COREFILE=corefile)
+    result = subprocess.run([KUBECTL, "edit", "cm", "coredns", "-n", "kube-system"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.returncode == 0 and "configmap/coredns edited" in result.stdout, result.stdout + result.stderr
+
+
+def coredns_pods(cluster: SvcnetCluster) -> list[dict[str, Any]]:
+    return cluster.kubectl_json("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+
+
+def coredns_answers(cluster: SvcnetCluster, name: str) -> list[list[str]]:
+    """Each DNS pod's answer to name, asked directly from node-1 (to know both reloaded, not one)."""
+    return [cluster.in_namespace(node_ns(cluster, "node-1"), "dig", "+short", "+tries=1", "+time=1",
+                                 f"@{p['status']['podIP']}", name).stdout.split() for p in coredns_pods(cluster)]
+
+
+def restore_kubeadm_corefile(cluster: SvcnetCluster) -> None:
+    cm = cluster.kubectl_json("get", "cm", "coredns", "-n", "kube-system")
+    if cm["data"]["Corefile"] != kubeadm_corefile():
+        cm["data"]["Corefile"] = kubeadm_corefile()
+        cluster.kubectl("replace", "-f", "-", input=json.dumps(cm))
+    wait_for(lambda: all("10.1.2.3" not in answer for answer in coredns_answers(cluster, "printer.lan")),
+             timeout=RELOAD_DEADLINE, interval=0.5, what="every DNS pod back on kubeadm's Corefile")
+
+
+def test_cluster_dns_runs_kubeadms_corefile_from_the_coredns_configmap(cluster: SvcnetCluster) -> None:
+    cm = cluster.kubectl_json("get", "cm", "coredns", "-n", "kube-system")
+    assert cm["data"]["Corefile"] == kubeadm_corefile()
+    assert "cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }" in \
+        cm["data"]["Corefile"]
+    spec = cluster.kubectl_json("get", "deploy", "coredns", "-n", "kube-system")["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "coredns"
+    args = spec["containers"][0]["args"]
+    assert args[args.index("--corefile-configmap") + 1] == "kube-system/coredns"
+    assert cluster.kubectl_json("get", "sa", "coredns", "-n", "kube-system")["metadata"]["name"] == "coredns"
+    binding = cluster.kubectl_json("get", "clusterrolebinding", "system:coredns")
+    assert binding["roleRef"]["name"] == "system:coredns"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]
+    verbs = {r["resources"][0]: r["verbs"] for r in cluster.kubectl_json("get", "clusterrole", "system:coredns")["rules"]}
+    assert verbs == {"endpoints": ["list", "watch"], "endpointslices": ["list", "watch"]}
+    # The pods run it: the health and ready plugins' addresses answer kubeadm's probes.
+    assert all(is_running_ready(p) for p in coredns_pods(cluster)) and len(coredns_pods(cluster)) == 2
+
+
+def test_kubectl_edit_adds_hosts_and_a_stub_domain_within_the_reload_interval(cluster: SvcnetCluster,
+                                                                            tmp_path: Any) -> None:
+    stub = subprocess.Popen(
+        ["ip", "netns", "exec", cluster.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
+         str(STUB_PORT), "0.0.0.0", STUB_ANSWER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO)
+    try:
+        assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
+        edited = kubeadm_corefile().replace("    loop\n", "    hosts {\n       10.1.2.3 printer.lan\n"
+                                            "       fallthrough\n    }\n    loop\n")
+        edited += f"example.lan:53 {{\n    forward . {CLIENT_IP}:{STUB_PORT}\n}}\n"
+        kubectl_edit_corefile(cluster, tmp_path, edited)
+        wait_for(lambda: coredns_answers(cluster, "printer.lan") == [["10.1.2.3"]] * 2,
+                 timeout=RELOAD_DEADLINE, interval=0.5, what="both DNS pods to answer printer.lan from hosts")
+        pod = deployment_pods(cluster)[0]
+        printer = cluster.exec(pod, "nslookup", "printer.lan").stdout
+        assert "Name:\tprinter.lan\nAddress: 10.1.2.3" in printer, printer
+        # The stub domain goes to its own upstream, and only there; other names still to the `.` one.
+        stubbed = cluster.exec(pod, "nslookup", "scanner.example.lan.").stdout
+        assert f"Address: {STUB_ANSWER}" in stubbed, stubbed
+        asked = {port: cluster.in_namespace(cluster.client_namespace, "dig", "+short", "-p", str(port),
+                                            f"@{CLIENT_IP}", "scanner.example.lan.queries.test", "TXT").stdout
+                 for port in (STUB_PORT, 53)}
+        assert int(asked[STUB_PORT].strip().strip('"')) >= 1 and asked[53].strip() == '"0"', asked
+        assert "Address: 192.0.2.1" in cluster.exec(pod, "nslookup", "www.example.org.").stdout
+        # Cluster names are answered by the kubernetes plugin as before.
+        assert "Address: 10.96.0.1" in cluster.exec(pod, "nslookup", "kubernetes.default").stdout
+    except BaseException:
+        restore_kubeadm_corefile(cluster)
+        raise
+    finally:
+        stub.terminate()
+        stub.wait(timeout=10)
+
+
+def test_an_invalid_corefile_edit_keeps_the_running_config_and_logs_the_plugin(cluster: SvcnetCluster,
+                                                                              tmp_path: Any) -> None:
+    try:
+        running = cluster.kubectl_json("get", "cm", "coredns", "-n", "kube-system")["data"]["Corefile"]
+        before = {name: cluster.exec(deployment_pods(cluster)[0], "dig", "+short", name).stdout.split()
+                  for name in ("printer.lan", "kubernetes.default.svc.cluster.local")}
+        kubectl_edit_corefile(cluster, tmp_path, running.replace("    errors\n", "    errors\n    mdns\n"))
+        message = "Error during parsing: Unknown directive 'mdns'"
+
+        def every_pod_logged_it() -> bool:
+            return all(message in cluster.kubectl("logs", "-n", "kube-system", p["metadata"]["name"]).stdout
+                       + cluster.kubectl("logs", "-n", "kube-system", p["metadata"]["name"]).stderr
+                       for p in coredns_pods(cluster))
+
+        wait_for(every_pod_logged_it, timeout=RELOAD_DEADLINE, interval=0.5,
+                 what="both DNS pods to log the refused Corefile")
+        logs = cluster.kubectl("logs", "-n", "kube-system", "deploy/coredns").stdout
+        assert "Restart failed: Corefile:3 - Error during parsing: Unknown directive 'mdns' " \
+               "(kube-system/coredns keeps its running configuration)" in logs, logs
+        after = {name: cluster.exec(deployment_pods(cluster)[0], "dig", "+short", name).stdout.split()
+                 for name in before}
+        assert after == before and after["kubernetes.default.svc.cluster.local"] == ["10.96.0.1"]
+    finally:
+        restore_kubeadm_corefile(cluster)
 
 
 # ---- the whole thing, as `svcnet walkthrough` and `svcnet status` print it

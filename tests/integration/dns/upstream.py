@@ -1,8 +1,9 @@
 """A tiny upstream resolver for the forwarding tests (dnspython, UDP and TCP, one process).
 
-    python -m tests.integration.dns.upstream PORT [ADDRESS]   (ADDRESS: default 127.0.0.1)
+    python -m tests.integration.dns.upstream PORT [ADDRESS [A_ADDRESS]]   (ADDRESS: default 127.0.0.1)
 
-Answers: NAME.example.org A -> 192.0.2.1 (TTL 300); nx.example.org -> NXDOMAIN (SOA minimum 60);
+Answers: NAME.example.org and NAME.example.lan A -> A_ADDRESS (default 192.0.2.1; TTL 300), so two
+instances tell which one answered; nx.example.org -> NXDOMAIN (SOA minimum 60);
 big.example.org TXT -> 40 strings (too big for 512 bytes, so TC over UDP);
 9.9.9.9.in-addr.arpa PTR -> dns9.quad9.net.; queries.test TXT NAME -> how many times NAME was asked.
 """
@@ -20,6 +21,7 @@ import dns.rcode
 import dns.rrset
 
 asked: Counter[str] = Counter()
+a_address = "192.0.2.1"
 lock = threading.Lock()
 
 
@@ -48,8 +50,8 @@ def answer(wire: bytes, tcp: bool) -> bytes | None:
     elif name == "big.example.org." and qtype == "TXT":
         texts = [f'"{"x" * 40}-{i}"' for i in range(40)]
         response.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", *texts))
-    elif name.endswith("example.org.") and qtype == "A":
-        response.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.1"))
+    elif name.endswith(("example.org.", "example.lan.")) and qtype == "A":
+        response.answer.append(dns.rrset.from_text(name, 300, "IN", "A", a_address))
     elif name == "9.9.9.9.in-addr.arpa." and qtype == "PTR":
         response.answer.append(dns.rrset.from_text(name, 300, "IN", "PTR", "dns9.quad9.net."))
     elif name == "." and qtype == "NS":
@@ -99,7 +101,9 @@ class ThreadedTcp(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 def main() -> None:
+    global a_address
     port = int(sys.argv[1])
+    a_address = sys.argv[3] if len(sys.argv) > 3 else a_address
     address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
     udp = ThreadedUdp((address, port), Udp)
     tcp = ThreadedTcp((address, port), Tcp)
