@@ -4,7 +4,7 @@ Everything a verb means lives in the Registry; the handlers turn HTTP into
 registry calls and registry results (or ApiErrors) into responses:
 `nonresource` (health, version, discovery, OpenAPI), `handlers` (the verbs on
 resources), `watch` (watch streams) and `subresources` (log, exec, scale,
-binding; log and exec reach nodes through the injected NodeAccess).
+binding, and the kubelet proxy for log, exec, attach, portforward and nodes/proxy).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, nonresource, params, reviews
 from svcnet.apiserver.authz import CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
-from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
+from svcnet.apiserver.nodeaccess import NO_KUBELETS, KubeletDialer
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
@@ -47,7 +47,7 @@ class ServerSettings:
 
 class ApiServer:
     def __init__(self, registry: Registry, settings: ServerSettings,
-                 node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS,
+                 kubelets: KubeletDialer = NO_KUBELETS, store_calls: StoreCalls = DEFAULT_CALLS,
                  sa_signing_key: ec.EllipticCurvePrivateKey | None = None, external_address: str = "") -> None:
         """sa_signing_key: the service-account token key (the daemon's is kept in its pki
         directory); without one, a key of this process's own, as a test server needs no more.
@@ -58,7 +58,7 @@ class ApiServer:
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
                                settings.bookmark_interval)
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
-        self.subresources = Subresources(registry, node_access)
+        self.subresources = Subresources(registry, kubelets)
         self.authorizer = Authorizer(StorePolicy(registry))
         self.tokens = ServiceAccountTokens(registry, sa_signing_key or ec.generate_private_key(ec.SECP256R1()),
                                            advertise_address=external_address or settings.advertise_address)
