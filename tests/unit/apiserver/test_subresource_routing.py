@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from svcnet.api.resources import lookup
 from svcnet.apiserver import subresources
 from svcnet.apiserver.app import ApiServer, ServerSettings
-from svcnet.apiserver.nodeaccess import KubeletDialer
+from svcnet.apiserver.nodeaccess import KubeletDialer, kubelet_location
 from svcnet.apiserver.registry import Registry, WriteOptions
 from svcnet.storage.memory import MemoryStore
 
@@ -260,3 +260,16 @@ async def test_an_spdy_upgrade_is_spliced_both_ways(registry: Registry) -> None:
         writer.close()
     assert asked[0].startswith(b"POST /portForward/default/p HTTP/1.1\r\n")
     assert b"Upgrade: SPDY/3.1" in asked[0]
+
+
+@pytest.mark.parametrize(("status", "where"), [
+    ({"addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "10.0.0.1"}],
+      "daemonEndpoints": {"kubeletEndpoint": {"Port": 10255}}}, ("10.0.0.1", 10255)),
+    ({"addresses": [{"type": "ExternalIP", "address": "1.2.3.4"}, {"type": "Hostname", "address": "n1"}]},
+     ("1.2.3.4", 10250)),
+    ({"addresses": [{"type": "Hostname", "address": "n1"}], "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}},
+     ("n1", 10250)),
+    ({}, None),
+])
+def test_the_kubelet_is_at_the_preferred_address_and_advertised_port(status: dict, where: tuple | None) -> None:
+    assert kubelet_location({"status": status}) == where
