@@ -15,6 +15,7 @@ certificate, never the user's token or impersonation headers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,17 +190,43 @@ class _SwitchedResponse(web.StreamResponse):
 
 
 class _RawFeed:
-    """Takes the client connection's bytes once protocols switched (aiohttp's payload-parser hook)."""
+    """Takes the client connection's bytes once protocols switched (aiohttp's payload-parser hook), and
+    stops reading the client while more than HIGH_WATER bytes wait for the kubelet (flow control)."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader = reader
+    HIGH_WATER = 1 << 20
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.ended = False
+        self.arrived = asyncio.Event()
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self.reader.feed_data(data)
+        self.chunks.append(bytes(data))
+        self.buffered += len(data)
+        self.arrived.set()
+        if self.buffered > self.HIGH_WATER and self.transport.is_reading():
+            self.transport.pause_reading()
         return False, b""
 
     def feed_eof(self) -> None:
-        self.reader.feed_eof()
+        self.ended = True
+        self.arrived.set()
+
+    async def read(self) -> bytes:
+        """The next bytes from the client; b"" once it is gone."""
+        while not self.chunks and not self.ended:
+            self.arrived.clear()
+            await self.arrived.wait()
+        if not self.chunks:
+            return b""
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.buffered <= self.HIGH_WATER // 2 and not self.transport.is_closing() \
+                and not self.transport.is_reading():
+            self.transport.resume_reading()
+        return chunk
 
 
 async def _splice(request: web.Request, head: ResponseHead, kubelet_reader: asyncio.StreamReader,
@@ -212,8 +239,8 @@ async def _splice(request: web.Request, head: ResponseHead, kubelet_reader: asyn
     await response.prepare(request)
     protocol, transport = request.protocol, request.transport
     assert transport is not None
-    client_reader = asyncio.StreamReader()
-    protocol.set_parser(_RawFeed(client_reader))  # type: ignore[arg-type]  # from now on, raw bytes
+    client = _RawFeed(transport)  # type: ignore[arg-type]
+    protocol.set_parser(client)  # type: ignore[arg-type]  # from now on, raw bytes
     protocol.keep_alive(False)
 
     async def to_client() -> None:
@@ -225,7 +252,7 @@ async def _splice(request: web.Request, head: ResponseHead, kubelet_reader: asyn
                 await protocol._drain_helper()  # aiohttp's flow control: wait until the client reads
 
     async def to_kubelet() -> None:
-        while chunk := await client_reader.read(CHUNK):
+        while chunk := await client.read():
             kubelet_writer.write(chunk)
             await kubelet_writer.drain()
 

@@ -273,3 +273,38 @@ async def test_an_spdy_upgrade_is_spliced_both_ways(registry: Registry) -> None:
 ])
 def test_the_kubelet_is_at_the_preferred_address_and_advertised_port(status: dict, where: tuple | None) -> None:
     assert kubelet_location({"status": status}) == where
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+async def test_a_spliced_client_is_not_read_while_the_kubelet_lags_behind() -> None:
+    from svcnet.apiserver.kubeletproxy import _RawFeed
+
+    transport = FakeTransport()
+    feed = _RawFeed(transport)  # type: ignore[arg-type]
+    block = b"x" * (_RawFeed.HIGH_WATER // 4)
+    for _ in range(5):
+        feed.feed_data(block)
+    assert not transport.reading  # more than the high-water mark waits
+    await feed.read()
+    await feed.read()
+    assert not transport.reading
+    await feed.read()  # half the mark or less left
+    assert transport.reading
+    feed.feed_eof()
+    assert [await feed.read(), await feed.read(), await feed.read()] == [block, block, b""]
