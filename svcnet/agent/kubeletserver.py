@@ -183,7 +183,7 @@ class KubeletApi:
 
     async def _run(self, request: web.Request, route: Route, pod: Obj) -> web.StreamResponse:
         """kubelet's /run: the command's output (stdout then stderr) as the answer."""
-        command = request.query.getall("cmd", []) or (request.query.get("cmd", "").split())
+        command = [word for word in request.query.get("cmd", "").split(" ") if word]  # `cmd`, split at spaces
         running = self.files.running_container(pod, route.container)
         if running is None:
             return _text(500, f'container not found ("{route.container}")')

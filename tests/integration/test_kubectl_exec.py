@@ -178,3 +178,10 @@ def test_the_kubelet_api_refuses_anonymous_and_unauthorized_callers(cluster: Svc
     token = cluster.kubectl("create", "token", "default").stdout.strip()
     assert _kubelet_get(cluster, node_ip, f"/containerLogs/default/{POD}/main", token) == (
         403, "Forbidden (user=system:serviceaccount:default:default, verb=get, resource=nodes, subresource=proxy)")
+
+
+def test_the_kubelets_run_answers_a_commands_output(cluster: SvcnetCluster) -> None:
+    node = cluster.pod(POD)["spec"]["nodeName"]
+    result = cluster.kubectl("create", "--raw", f"/api/v1/nodes/{node}/proxy/run/default/{POD}/main?cmd=hostname",
+                             "-f", "-", input="")
+    assert result.stdout == f"{POD}\n"

@@ -106,6 +106,16 @@ async def test_container_logs_answers_as_kubelet(client: TestClient, path: str, 
     assert (resp.status, await resp.text()) == (status, text)
 
 
+async def test_exec_in_a_container_that_does_not_run_is_refused_before_any_upgrade(client: TestClient) -> None:
+    resp = await client.get("/exec/default/p/main?command=true&stdout=true", headers=GOOD)
+    assert (resp.status, await resp.text()) == (500, 'container not found ("main")')
+
+
+async def test_exec_without_a_stream_is_a_bad_request(client: TestClient) -> None:
+    resp = await client.get("/exec/default/p/main?command=true", headers=GOOD)
+    assert (resp.status, await resp.text()) == (400, "you must specify at least 1 of stdin, stdout, stderr")
+
+
 def test_a_client_certificate_names_its_user_and_groups() -> None:
     ca_key = pki.new_key()
     ca = pki.Authority(pki.issue_ca("ca", ca_key), ca_key)
