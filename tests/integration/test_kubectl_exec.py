@@ -185,3 +185,28 @@ def test_the_kubelets_run_answers_a_commands_output(cluster: SvcnetCluster) -> N
     result = cluster.kubectl("create", "--raw", f"/api/v1/nodes/{node}/proxy/run/default/{POD}/main?cmd=hostname",
                              "-f", "-", input="")
     assert result.stdout == f"{POD}\n"
+
+
+def test_exec_in_a_container_that_has_exited_says_so_as_kubectl_does(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: done}
+        spec:
+          restartPolicy: Never
+          containers:
+          - {name: main, image: busybox, command: [sleep, "3600"]}
+          - {name: quick, image: busybox, command: ["true"]}
+        """))
+
+    def quick_exited(pod: dict) -> bool:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return any(s["name"] == "quick" and "terminated" in (s.get("state") or {}) for s in statuses)
+
+    try:
+        cluster.wait_pod("done", quick_exited, what="container quick exited")
+        result = cluster.kubectl("exec", "done", "-c", "quick", "--", "true", check=False)
+        assert result.returncode != 0
+        assert 'unable to upgrade connection: container not found ("quick")' in result.stderr
+    finally:
+        cluster.kubectl("delete", "pod", "done", "--wait=false", check=False)
