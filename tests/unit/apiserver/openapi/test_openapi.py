@@ -348,6 +348,9 @@ def test_the_kubelet_proxied_subresources_are_connect_operations() -> None:
     for path in ("/api/v1/namespaces/{namespace}/pods/{name}/attach",
                  "/api/v1/namespaces/{namespace}/pods/{name}/portforward", "/api/v1/nodes/{name}/proxy"):
         assert {paths[path]["get"]["x-kubernetes-action"], paths[path]["post"]["x-kubernetes-action"]} == {"connect"}
+    attach = {p["name"] for p in paths["/api/v1/namespaces/{namespace}/pods/{name}/attach"]["parameters"]}
+    assert {"container", "stdin", "stdout", "stderr", "tty"} <= attach
+    assert "ports" in {p["name"] for p in paths["/api/v1/namespaces/{namespace}/pods/{name}/portforward"]["parameters"]}
 
 
 def test_binding_and_finalize_have_their_write_operations() -> None:
