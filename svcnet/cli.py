@@ -135,7 +135,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except NodeNotFound as exc:
         print(f"svcnet: {exc.args[0]}", file=sys.stderr)
         return 1
-    return daemon.run(_client_config(args), node, config, pid_path)
+    pki_dir = Path(args.data_dir) / "pki"  # the cluster CA: the kubelet API's certificates come from it
+    return daemon.run(_client_config(args), node, config, pid_path,
+                      pki_dir if (pki_dir / "ca.key").exists() else None)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

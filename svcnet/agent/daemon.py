@@ -10,14 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from svcnet.agent.kubelet import AgentConfig, NodeAgent
+from svcnet.agent.kubeletapi import KUBELET_PORT
+from svcnet.agent.kubeletauth import WebhookAuth
+from svcnet.agent.kubeletserver import KubeletApi, KubeletServer, ensure_serving_certificate, server_tls
 from svcnet.agent.nodeplan import NodePlan
+from svcnet.agent.podaccess import PodFiles
 from svcnet.client.rest import ApiClient
 from svcnet.kernel import process
 from svcnet.kernel.links import LinuxNetworkKernel
+from svcnet.kernel.netns import listen_tcp_in_netns
 from svcnet.runtime.containers import Runtime
 from svcnet.runtime.forkserver import ForkServer
 
@@ -47,10 +53,14 @@ def read_node_resolv_conf(path: str | None = None) -> str:
 class AgentProcess:
     """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
 
-    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig) -> None:
+    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig, pki_dir: Path | None = None) -> None:
+        """pki_dir: the cluster CA's directory; with it the agent serves the kubelet API on the node's
+        address (port 10250), with a serving certificate from that CA."""
         self.client_config = client_config
         self.node = node
         self.config = config
+        self.pki_dir = pki_dir
+        self.server: KubeletServer | None = None
         self.api: Any = None
         self.agent: NodeAgent | None = None
         self.kernel: LinuxNetworkKernel | None = None
@@ -71,8 +81,23 @@ class AgentProcess:
         runtime = Runtime(self.config.runtime_root, python=self.config.python, launcher=self.forkserver)
         self.agent = NodeAgent(self.api, self.kernel, runtime, self.node, self.config)
         await self.agent.start()
+        if self.pki_dir is not None:
+            await self._serve_kubelet_api(runtime)
+
+    async def _serve_kubelet_api(self, runtime: Runtime) -> None:
+        assert self.agent is not None and self.pki_dir is not None
+        node = self.node
+        cert, key = ensure_serving_certificate(self.pki_dir, self.config.runtime_root / "pki", node.name,
+                                               node.addresses)
+        # kubelet's --address 0.0.0.0, inside the node's namespace: the node's LAN address and its bridge's
+        listen = partial(listen_tcp_in_netns, node.namespace, "0.0.0.0", KUBELET_PORT)
+        api = KubeletApi(node.name, self.agent.pods, PodFiles(runtime), WebhookAuth(self.api))
+        self.server = KubeletServer(api, listen, server_tls(self.pki_dir / "ca.crt", cert, key))
+        await self.server.start()
 
     async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
         if self.agent is not None:
             await self.agent.stop()
         if self.forkserver is not None:
@@ -83,7 +108,7 @@ class AgentProcess:
             await self.api.close()
 
 
-def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path) -> int:
+def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None) -> int:
     """Run the node's agent until a signal, refusing if another holds the node's pid lock."""
     lock = process.PidLock(pid_path)
     try:
@@ -92,6 +117,6 @@ def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path)
         print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(process.run([AgentProcess(client_config, node, config)]))
+        return asyncio.run(process.run([AgentProcess(client_config, node, config, pki_dir)]))
     finally:
         lock.release()

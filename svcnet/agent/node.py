@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svcnet.agent.kubeletapi import KUBELET_PORT
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import name_of, status_of, uid_of
 from svcnet.api.resources import lookup
@@ -51,7 +52,8 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 LEASE_RENEW_SECONDS = 10.0
 STATUS_REPORT_SECONDS = 300.0
-# Where `kubectl logs` finds this node's container logs (the API server reads the files there).
+# Where the node keeps its runtime state, for `svcnet exec` on this host (kubectl reaches pods
+# through the node's kubelet API instead).
 RUNTIME_ROOT_ANNOTATION = "svcnet.agent/runtime-root"
 
 NODES = lookup("", "v1", "nodes")
@@ -65,6 +67,7 @@ class NodeIdentity:
     addresses: tuple[str, ...]  # node IPs, primary family first
     pod_cidrs: tuple[str, ...]
     runtime_root: str = ""
+    kubelet_port: int = KUBELET_PORT  # where its kubelet API listens (status.daemonEndpoints)
 
     @property
     def max_pods(self) -> int:
@@ -170,7 +173,7 @@ def node_status(identity: NodeIdentity, facts: HostFacts, now: dt.datetime, *, r
         "addresses": addresses,
         "capacity": resources,
         "allocatable": dict(resources),
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": identity.kubelet_port}},
         "nodeInfo": {
             "machineID": facts.machine_id,
             "systemUUID": facts.machine_id,

@@ -1,16 +1,10 @@
-"""Pods on this host, reached through their node's files: the API server's node access today.
+"""What kubelet's API reaches in a pod on this node: its containers' logs, commands run in it,
+its output to attach to and its network namespace (for port-forward).
 
-The API server asks for a container's log or a command run in it through its
-`NodeAccess` interface (svcnet.apiserver.nodeaccess); this is the implementation
-the entry point injects while every node runs on this host. A node's agent
-publishes where it keeps runtime state in its Node's runtime-root annotation;
-from there the runtime's files say which sandbox holds the pod, where each
-container instance logs, and which infra process holds the pod's namespaces.
-Commands run in those namespaces through nsenter, with the container's
-environment and working directory. (A kubelet API that the API server proxies
-to replaces this with a later issue.)
-
-Only builtin exceptions leave this module, as the interface says.
+The agent's kubelet server (kubeletserver.py) asks here; the runtime's files say
+which sandbox holds the pod, where each container instance logs, and which
+infra process holds the pod's namespaces. Commands run in those namespaces
+through nsenter, with the container's environment and working directory.
 """
 from __future__ import annotations
 
@@ -28,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svcnet.agent.node import RUNTIME_ROOT_ANNOTATION
 from svcnet.api.podlogs import LogOptions
 from svcnet.kernel import process as linux
 from svcnet.kernel.process import ProcessId
@@ -40,51 +33,46 @@ Obj = Mapping[str, Any]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def runtime_root(node: Obj) -> Path | None:
-    """Where the node's agent keeps runtime state: its Node's runtime-root annotation."""
-    root = ((node.get("metadata") or {}).get("annotations") or {}).get(RUNTIME_ROOT_ANNOTATION)
-    return Path(root) if root else None
+class PodFiles:
+    """The pods of this node, through its runtime's state."""
 
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
-class NodeFiles:
-    """NodeAccess over the files of nodes on this host."""
+    def sandbox(self, pod: Obj) -> Sandbox | None:
+        return self.runtime.get_sandbox(PodKey.of(pod))
 
-    def reaches(self, node: Obj) -> bool:
-        return runtime_root(node) is not None
-
-    def container_log(self, node: Obj, pod: Obj, container: str, *, previous: bool) -> ContainerLogFile | None:
-        found = _sandbox(node, pod)
-        if found is None:
+    def container_log(self, pod: Obj, container: str, *, previous: bool) -> ContainerLogFile | None:
+        """The log of the container's latest instance (or the one before, with previous); None when the
+        pod has no sandbox here (yet); LookupError with the message kubectl prints when there is no such log."""
+        sandbox = self.sandbox(pod)
+        if sandbox is None:
             return None
-        runtime, sandbox = found
-        try:
-            path = runtime.log_path(sandbox, container, previous=previous)
-        except LookupError as exc:  # PreviousLogNotFound too: kubectl prints the message
-            raise LookupError(str(exc)) from None
-        return ContainerLogFile(runtime, sandbox, container, path)
+        path = self.runtime.log_path(sandbox, container, previous=previous)  # PreviousLogNotFound too
+        return ContainerLogFile(self.runtime, sandbox, container, path)
 
-    def running_container(self, node: Obj, pod: Obj, container: str) -> PodContainer | None:
-        found = _sandbox(node, pod)
-        if found is None:
+    def running_container(self, pod: Obj, container: str) -> PodContainer | None:
+        """The container if it runs now, else None."""
+        sandbox = self.sandbox(pod)
+        if sandbox is None:
             return None
-        runtime, sandbox = found
-        status = runtime.status(sandbox, container)
+        status = self.runtime.status(sandbox, container)
         if not sandbox.alive() or status is None or status.state is not RunState.RUNNING:
             return None
         try:
             saved = json.loads((sandbox.directory / container / f"{status.restart_count}.spec.json").read_text())
         except (OSError, ValueError):
             saved = {}
-        return PodContainer(sandbox.infra, dict(saved.get("env") or {}), str(saved.get("workingDir") or ""))
+        return PodContainer(sandbox.infra, dict(saved.get("env") or {}), str(saved.get("workingDir") or ""),
+                            ContainerLogFile(self.runtime, sandbox, container,
+                                             self.runtime.log_path(sandbox, container)))
 
-
-def _sandbox(node: Obj, pod: Obj) -> tuple[Runtime, Sandbox] | None:
-    root = runtime_root(node)
-    if root is None:
-        return None
-    runtime = Runtime(root)
-    sandbox = runtime.get_sandbox(PodKey.of(pod))
-    return None if sandbox is None else (runtime, sandbox)
+    def network_namespace(self, pod: Obj) -> str | None:
+        """The pod's network namespace (a path), while its sandbox lives."""
+        sandbox = self.sandbox(pod)
+        if sandbox is None or not sandbox.alive():
+            return None
+        return sandbox.netns_of_infra
 
 
 # ---------------------------------------------------------------- logs
@@ -115,10 +103,17 @@ class ContainerLogFile:
 
 @dataclass(frozen=True)
 class PodContainer:
-    """A running container: its sandbox's infra process (which holds the namespaces) and its settings."""
+    """A running container: its sandbox's infra process (which holds the namespaces), its settings
+    and its current instance's log (what attach relays)."""
     infra: ProcessId
     env: dict[str, str]
     working_dir: str
+    log: ContainerLogFile | None = None
+
+    def attach(self) -> AttachSession:
+        """The container's output from now on, until it exits (its stdin is not kept open: none is)."""
+        assert self.log is not None
+        return AttachSession(self.log)
 
     async def exec(self, command: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
                    tty: bool) -> ProcessSession:
@@ -164,6 +159,51 @@ class PodContainer:
             _kill_group(process.pid)
             raise
         return ProcessSession(process, reader, None, writer, terminal=master)
+
+
+class AttachSession:
+    """The output a running container writes from now on, until its log closes.
+
+    svcnet's runtime writes a container's stdout and stderr to its CRI log only, so attach relays
+    new log lines (as kubelet's attach relays the streams) on stdout; there is no stdin to write to.
+    """
+
+    def __init__(self, log: ContainerLogFile) -> None:
+        self._chunks = log.follow(LogOptions(tail_lines=0, follow=True), lambda: self._detached)
+        self._detached = False
+        self._ended = asyncio.Event()
+        self.stdout = self
+        self.stderr = None
+
+    async def read(self, size: int) -> bytes:
+        try:
+            chunk = await anext(self._chunks, b"")
+        except FileNotFoundError:  # the pod's files went away
+            chunk = b""
+        if not chunk:
+            self._ended.set()
+        return chunk
+
+    async def write_stdin(self, data: bytes) -> None:
+        return None
+
+    def close_stdin(self) -> None:
+        return None
+
+    def resize(self, width: int, height: int) -> None:
+        return None
+
+    async def wait(self) -> int:
+        """0 once the output is read to its end (the container exited): attach's success."""
+        await self._ended.wait()
+        return 0
+
+    def kill(self) -> None:
+        self._detached = True  # the client left: stop following; the container keeps running
+        self._ended.set()
+
+    def close(self) -> None:
+        self._detached = True
 
 
 class ProcessSession:

@@ -77,6 +77,10 @@ _SCALE = Subresource("scale", kind="Scale", group="autoscaling", version="v1")
 _LOG = Subresource("log", kind="Pod", verbs=("get",))
 _BINDING = Subresource("binding", kind="Binding", verbs=("create",))
 _EXEC = Subresource("exec", kind="PodExecOptions", verbs=("create", "get"), connect=True)
+_ATTACH = Subresource("attach", kind="PodAttachOptions", verbs=("create", "get"), connect=True)
+_PORT_FORWARD = Subresource("portforward", kind="PodPortForwardOptions", verbs=("create", "get"), connect=True)
+_NODE_PROXY = Subresource("proxy", kind="NodeProxyOptions", verbs=("create", "delete", "get", "patch", "update"),
+                          connect=True)
 _FINALIZE = Subresource("finalize", kind="Namespace", verbs=("update",))
 _TOKEN = Subresource("token", kind="TokenRequest", group="authentication.k8s.io", verbs=("create",))
 
@@ -113,9 +117,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
              subresources=(_FINALIZE, _status("Namespace")),
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
-    Resource("", "v1", "Node", "nodes", "node", False, ("no",), subresources=(_status("Node"),)),
+    Resource("", "v1", "Node", "nodes", "node", False, ("no",), subresources=(_NODE_PROXY, _status("Node"))),
     Resource("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-             subresources=(_BINDING, _EXEC, _LOG, _status("Pod"))),
+             subresources=(_ATTACH, _BINDING, _EXEC, _LOG, _PORT_FORWARD, _status("Pod"))),
     Resource("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
              subresources=(_status("Service"),),
              verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),

@@ -4,7 +4,7 @@ Everything a verb means lives in the Registry; the handlers turn HTTP into
 registry calls and registry results (or ApiErrors) into responses:
 `nonresource` (health, version, discovery, OpenAPI), `handlers` (the verbs on
 resources), `watch` (watch streams) and `subresources` (log, exec, scale,
-binding; log and exec reach nodes through the injected NodeAccess).
+binding, and the kubelet proxy for log, exec, attach, portforward and nodes/proxy).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from svcnet.api.errors import ApiError
 from svcnet.apiserver import http, nonresource, params, reviews
 from svcnet.apiserver.authz import CURRENT_ATTRIBUTES, CURRENT_USER, Authorizer, StorePolicy, impersonated
 from svcnet.apiserver.handlers import ResourceHandlers
-from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
+from svcnet.apiserver.nodeaccess import NO_KUBELETS, KubeletDialer
 from svcnet.apiserver.nodeauthz import LiveGraph, NodeRestriction
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, status_response
@@ -53,7 +53,7 @@ class ServerSettings:
 
 class ApiServer:
     def __init__(self, registry: Registry, settings: ServerSettings,
-                 node_access: NodeAccess = NO_NODE_ACCESS, store_calls: StoreCalls = DEFAULT_CALLS,
+                 kubelets: KubeletDialer = NO_KUBELETS, store_calls: StoreCalls = DEFAULT_CALLS,
                  sa_signing_key: ec.EllipticCurvePrivateKey | None = None, external_address: str = "") -> None:
         """sa_signing_key: the service-account token key (the daemon's is kept in its pki
         directory); without one, a key of this process's own, as a test server needs no more.
@@ -64,7 +64,7 @@ class ApiServer:
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
                                settings.bookmark_interval)
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
-        self.subresources = Subresources(registry, node_access)
+        self.subresources = Subresources(registry, kubelets)
         # --authorization-mode=Node,RBAC: the node graph is filled once start_node_graph runs
         # (the daemon's start); until then nodes reach no secret, configmap or pod by the graph.
         self.node_graph = LiveGraph(registry)

@@ -223,3 +223,32 @@ def _component_kubeconfig_current(path: Path, server_url: str, ca_pem: bytes, us
         return False
     fresh = cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     return fresh and pki.identity(cert) == (user, tuple(groups))
+
+
+# kubeadm (1.29 and later) issues kube-apiserver's client certificate for kubelets in this group, and
+# binds the group to cluster-admin with a ClusterRoleBinding of the same name.
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_GROUP = "kubeadm:cluster-admins"
+
+
+def ensure_kubelet_client_credentials(pki_dir: Path) -> tuple[Path, Path]:
+    """The API server's client certificate for kubelets (kube-apiserver's --kubelet-client-certificate
+    and -key, kubeadm's apiserver-kubelet-client.crt/.key), issued from the cluster CA when missing or
+    not from the current CA; the key is written 0600."""
+    from cryptography.exceptions import InvalidSignature  # here: this function is appended to the module
+
+    cert_path, key_path = pki_dir / "apiserver-kubelet-client.crt", pki_dir / "apiserver-kubelet-client.key"
+    ca = load_authority(pki_dir)
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if cert.issuer == ca.cert.subject and pki.identity(cert) == (KUBELET_CLIENT_USER, (KUBELET_CLIENT_GROUP,)):
+            try:
+                cert.verify_directly_issued_by(ca.cert)
+                return cert_path, key_path
+            except (ValueError, TypeError, InvalidSignature):
+                pass  # a certificate of an earlier CA of the same name: issue a new one
+    key = pki.new_key()
+    write_secret(key_path, pki.key_pem(key))
+    _write_public(cert_path, pki.cert_pem(pki.issue_client(ca, KUBELET_CLIENT_USER, (KUBELET_CLIENT_GROUP,),
+                                                           key.public_key())))
+    return cert_path, key_path

@@ -18,9 +18,15 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver import authz, decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
-from svcnet.apiserver.credentials import ensure_credentials, load_service_account_key, write_kubeconfig
+from svcnet.apiserver.credentials import (
+    KUBELET_CLIENT_GROUP,
+    ensure_credentials,
+    ensure_kubelet_client_credentials,
+    load_service_account_key,
+    write_kubeconfig,
+)
 from svcnet.apiserver.handlers import schema_resolver
-from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
+from svcnet.apiserver.nodeaccess import KubeletDialer, NewSocket, client_tls, host_socket
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.apiserver.validation.fields import non_special_ip_errors
@@ -205,20 +211,34 @@ async def _rest(wake: asyncio.Event, timeout: float) -> None:
     wake.clear()
 
 
+def ensure_cluster_admins_binding(registry: Registry) -> None:
+    """kubeadm's ClusterRoleBinding kubeadm:cluster-admins (the group of the API server's kubelet client
+    certificate) to cluster-admin, made once as kubeadm init makes it."""
+    bindings = lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+    assert bindings is not None
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": KUBELET_CLIENT_GROUP},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": KUBELET_CLIENT_GROUP}]}
+    with suppress(ApiError, NoSpace):  # it exists (an admin may have changed it: kubeadm leaves it then too)
+        registry.create(bindings, None, binding, WriteOptions())
+
+
 class RunningApiServer:
     """The API server with its sockets, ready when start() returns.
 
-    node_access is how pods/log and pods/exec reach nodes; the entry point injects it.
+    kubelet_socket makes the sockets kubelets are dialled from (in the cluster's network, where they
+    listen); the entry point that owns that network injects it. None: nodes are unreachable.
     """
 
-    def __init__(self, config: ApiServerConfig, admission=None, node_access: NodeAccess = NO_NODE_ACCESS,
+    def __init__(self, config: ApiServerConfig, admission=None, kubelet_socket: NewSocket | None = host_socket,
                  cluster_listener: Callable[[], socket.socket] | None = None) -> None:
         """cluster_listener makes the socket for the API's address inside the cluster network
         (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it."""
         self.config = config
         self.cluster_listener = cluster_listener
         self.admission = admission
-        self.node_access = node_access
+        self.kubelet_socket = kubelet_socket
         self.store = None
         self.registry: Registry | None = None
         self._runners: list[web.AppRunner] = []
@@ -247,11 +267,12 @@ class RunningApiServer:
             ip for ip in (cfg.kubernetes_service_ip, cfg.advertise_address) if ip))
         token = None if cfg.insecure else creds.token
         self.api = api = ApiServer(self.registry, ServerSettings(
-            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self.node_access,
+            token=token, advertise_address=f"{cfg.bind_address}:{cfg.port}"), self._kubelet_dialer(creds),
             sa_signing_key=load_service_account_key(creds), external_address=external_address(cfg))
         # RBAC: upstream's bootstrap roles and bindings before the first request, and writes of
         # roles and bindings checked for escalation against the writer's own permissions.
         authz.ensure_bootstrap_policy(self.registry)
+        ensure_cluster_admins_binding(self.registry)
         self.registry.admission.append(authz.EscalationCheck(api.authorizer))
         # Node,RBAC: the Node authorizer's graph from the store, and NodeRestriction on writes.
         api.start_node_graph()
@@ -295,6 +316,12 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
         self._tasks.append(asyncio.create_task(self._aggregation_loop(), name="clusterrole-aggregation"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
+
+    def _kubelet_dialer(self, creds) -> KubeletDialer:
+        """How pods/log, exec, attach, portforward and nodes/proxy reach kubelets: from the injected
+        sockets, as kube-apiserver-kubelet-client, verifying kubelets against the cluster CA."""
+        cert, key = ensure_kubelet_client_credentials(self.config.data_dir / "pki")
+        return KubeletDialer(client_tls(creds.ca_cert, cert, key), self.kubelet_socket)
 
     async def _namespace_loop(self) -> None:
         """Empty and remove terminating namespaces (kube-controller-manager's namespace controller)."""

@@ -75,12 +75,13 @@ def parse_resource_path(path: str) -> ResourcePath | None:
         namespace, rest = rest[1], rest[2:]
     plural = rest[0]
     res = lookup(group, version, plural)
-    if res is None or len(rest) > 3:
+    # a proxy subresource's path goes on: /api/v1/nodes/NAME/proxy/PATH...
+    if res is None or (len(rest) > 3 and rest[2] != "proxy"):
         raise errors.path_not_found()
     if namespace is not None and not res.namespaced:
         raise errors.path_not_found()
     name = rest[1] if len(rest) >= 2 else None
-    sub = rest[2] if len(rest) == 3 else None
+    sub = rest[2] if len(rest) >= 3 else None
     if sub is not None and res.subresource(sub) is None:
         raise errors.path_not_found()
     return ResourcePath(res, namespace, name, sub)

@@ -1,104 +1,93 @@
-"""The API server's one way to reach what runs on a node: container logs and exec.
+"""The API server's one way to reach nodes: a TLS connection to a node's kubelet API.
 
-Upstream, kube-apiserver proxies pods/log and pods/exec to the kubelet of the
-pod's node. svcnet has no kubelet API yet: the entry point injects an
-implementation that reads the node's files and enters the pod's namespaces
-(`NodeFiles` in agent/podaccess.py). A kubelet client will replace it behind
-this same interface. Without one (`NO_NODE_ACCESS`), every node is unreachable
-and the server answers as for a pod whose node is unknown.
+As kube-apiserver, the API server proxies pods/log, pods/exec, pods/attach,
+pods/portforward and nodes/proxy to the kubelet of the pod's node
+(kubeletproxy.py). It authenticates with its kubelet client certificate
+(--kubelet-client-certificate) and verifies the kubelet's serving
+certificate against the cluster CA (--kubelet-certificate-authority).
 
-The handlers stay in the API server (which container, which options, which
-Status to answer); an implementation only finds the container on its node,
-reads its log and starts commands in it.
+Kubelets listen on the cluster's LAN, which only the cluster's own network
+namespaces reach: the entry point that made that network injects `new_socket`,
+which makes a TCP socket inside it (the control-plane namespace, where the
+API server also listens). The API server itself never enters a namespace.
+Without a dialer (`NO_KUBELETS`), every node is unreachable.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Protocol
-
-from svcnet.api.podlogs import LogOptions
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 Obj = Mapping[str, Any]
+NewSocket = Callable[[int], socket.socket]  # address family -> an unconnected TCP socket
+
+DEFAULT_KUBELET_PORT = 10250
+# kubeadm's --kubelet-preferred-address-types
+PREFERRED_ADDRESS_TYPES: Sequence[str] = ("InternalIP", "ExternalIP", "Hostname")
+DIAL_TIMEOUT = 30.0  # kube-apiserver's kubelet client dial timeout
 
 
-class Reader(Protocol):
-    async def read(self, size: int) -> bytes:
-        """Up to size bytes; b"" at the end."""
+class NodeUnreachable(Exception):
+    """The node's kubelet cannot be reached (no address, no dialer, or the connection failed)."""
 
 
-class ExecSession(Protocol):
-    """A command running in a container, with the streams the exec request asked for."""
-
-    stdout: Reader | None  # with a terminal: everything the command writes
-    stderr: Reader | None
-
-    async def write_stdin(self, data: bytes) -> None:
-        """Input for the command; dropped if it takes none or stopped reading."""
-
-    def close_stdin(self) -> None:
-        """End of input (on a terminal: its EOF character)."""
-
-    def resize(self, width: int, height: int) -> None:
-        """The client's terminal size (only a session with a terminal has one)."""
-
-    async def wait(self) -> int:
-        """The command's exit code (128+N when killed by signal N)."""
-
-    def kill(self) -> None:
-        """End the command and everything it started (the client went away)."""
-
-    def close(self) -> None:
-        """Release what the session holds once it is over."""
+def host_socket(family: int) -> socket.socket:
+    """A socket of this process's own network namespace (an API server not in a svcnet cluster)."""
+    return socket.socket(family, socket.SOCK_STREAM)
 
 
-class ContainerLog(Protocol):
-    """One container instance's log, found on its node."""
-
-    async def read(self, options: LogOptions) -> bytes:
-        """What kubectl logs shows; FileNotFoundError if the log went away."""
-
-    def follow(self, options: LogOptions, pod_gone: Callable[[], bool]) -> AsyncIterator[bytes]:
-        """The log as it is written, until the container's log closes or pod_gone() is true
-        (FileNotFoundError if the pod's files go away meanwhile)."""
-
-
-class RunningContainer(Protocol):
-    async def exec(self, command: Sequence[str], *, stdin: bool, stdout: bool, stderr: bool,
-                   tty: bool) -> ExecSession:
-        """Start command in the container; OSError if it cannot start."""
-
-
-class NodeAccess(Protocol):
-    """What the API server asks of a node. node is the pod's Node object, pod the Pod.
-
-    Only builtin exceptions cross it, so an implementation needs nothing from the API server.
-    """
-
-    def reaches(self, node: Obj) -> bool:
-        """Whether this node's pods can be reached at all."""
-
-    def container_log(self, node: Obj, pod: Obj, container: str, *, previous: bool) -> ContainerLog | None:
-        """The log of the container's latest instance (or the one before, with previous).
-
-        None when the pod is not on the node (yet); LookupError when there is no such log,
-        with the message kubectl prints (e.g. no previous instance).
-        """
-
-    def running_container(self, node: Obj, pod: Obj, container: str) -> RunningContainer | None:
-        """The container if it runs now, else None."""
-
-
-class _NoNodeAccess:
-    """Every node unreachable: the API server run without node access."""
-
-    def reaches(self, node: Obj) -> bool:
-        return False
-
-    def container_log(self, node: Obj, pod: Obj, container: str, *, previous: bool) -> ContainerLog | None:
+def kubelet_location(node: Obj) -> tuple[str, int] | None:
+    """Where the node's kubelet listens: its first address of the preferred types, and the port its
+    status.daemonEndpoints advertises (10250 when it advertises none)."""
+    status = node.get("status") or {}
+    addresses = status.get("addresses") or []
+    host = next((a.get("address") for kind in PREFERRED_ADDRESS_TYPES for a in addresses
+                 if a.get("type") == kind and a.get("address")), None)
+    if not host:
         return None
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+    return str(host), int(port) if isinstance(port, int) and port > 0 else DEFAULT_KUBELET_PORT
 
-    def running_container(self, node: Obj, pod: Obj, container: str) -> RunningContainer | None:
-        return None
+
+def client_tls(ca_cert: Path, client_cert: Path, client_key: Path) -> ssl.SSLContext:
+    """TLS to kubelets: the API server's kubelet client certificate; theirs verified against the CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(ca_cert))
+    context.load_cert_chain(str(client_cert), str(client_key))
+    return context
 
 
-NO_NODE_ACCESS: NodeAccess = _NoNodeAccess()
+class KubeletDialer:
+    """Opens connections to kubelets: a socket from new_socket, connected, then TLS."""
+
+    def __init__(self, tls: ssl.SSLContext | None, new_socket: NewSocket | None = host_socket) -> None:
+        self.tls = tls
+        self.new_socket = new_socket
+
+    @property
+    def reaches_nodes(self) -> bool:
+        return self.new_socket is not None
+
+    async def open(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.new_socket is None:
+            raise NodeUnreachable("the API server has no route to nodes")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # on a thread: a factory may enter a network namespace to make the socket
+        sock = await asyncio.to_thread(self.new_socket, family)
+        try:
+            sock.setblocking(False)
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), DIAL_TIMEOUT)
+            return await asyncio.wait_for(asyncio.open_connection(
+                sock=sock, ssl=self.tls, server_hostname=host if self.tls is not None else None), DIAL_TIMEOUT)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            sock.close()
+            raise NodeUnreachable(f"dial tcp {host}:{port}: {exc or type(exc).__name__}") from None
+        except BaseException:
+            sock.close()
+            raise
+
+
+NO_KUBELETS = KubeletDialer(None, None)

@@ -1,12 +1,15 @@
-"""The subresources with handlers of their own: pods/log, pods/exec, pods/binding and scale.
+"""The subresources with handlers of their own: pods/log, exec, attach, portforward, nodes/proxy,
+pods/binding and scale.
 
-pods/log and pods/exec reach the pod's node through the server's NodeAccess; the
-API server itself decides which container, which options and which Status to answer.
+pods/log, exec, attach and portforward, and nodes/proxy, are proxied to the kubelet of the
+(pod's) node, as kube-apiserver does (kubeletproxy.py). The API server first decides what it
+can itself: which container, which options, whether the pod has a node; the kubelet answers
+the rest (the log, whether the container runs).
 """
 from __future__ import annotations
 
 import json
-import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,30 +17,36 @@ from aiohttp import web
 
 from svcnet.api import errors, meta, objects, selectors
 from svcnet.api.errors import ApiError
-from svcnet.api.podlogs import LogOptions
 from svcnet.api.resources import lookup
-from svcnet.apiserver import exec_ws, http, params, patch
+from svcnet.apiserver import http, kubeletproxy, params, patch
 from svcnet.apiserver.handlers import schema_resolver
-from svcnet.apiserver.nodeaccess import NodeAccess
+from svcnet.apiserver.nodeaccess import NO_KUBELETS, KubeletDialer, NodeUnreachable, kubelet_location
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import json_response, object_response, success_status
 
 _JSON = http.ResponseFormat(None, http.JSON)
+# PodLogOptions kubelet reads (container is in its path)
+_LOG_QUERY = ("follow", "previous", "tailLines", "limitBytes", "sinceSeconds", "sinceTime", "timestamps")
+# What exec and attach pass on (kubelet's path names the container)
+_STREAM_QUERY = ("command", "stdin", "stdout", "stderr", "tty")
 
 
 class Subresources:
-    served = frozenset({"log", "exec", "scale", "binding"})
+    served = frozenset({"log", "exec", "attach", "portforward", "proxy", "scale", "binding"})
 
-    def __init__(self, registry: Registry, node_access: NodeAccess) -> None:
+    def __init__(self, registry: Registry, kubelets: KubeletDialer = NO_KUBELETS) -> None:
         self.registry = registry
-        self.node_access = node_access
+        self.kubelets = kubelets
 
     async def serve(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
         if rp.subresource == "log":
             return await self._pod_log(request, rp)
-        if rp.subresource == "exec":
-            pod = self.registry.get(rp.resource, rp.namespace, rp.name)
-            return await exec_ws.handle_exec(request, pod, self._node_of(pod), self.node_access)
+        if rp.subresource in ("exec", "attach"):
+            return await self._pod_stream(request, rp)
+        if rp.subresource == "portforward":
+            return await self._port_forward(request, rp)
+        if rp.subresource == "proxy":
+            return await self._node_proxy(request, rp)
         if rp.subresource == "scale":
             return await self._scale(request, rp)
         return await self._binding(request, rp)
@@ -64,52 +73,79 @@ class Subresources:
         except ApiError:
             return None
 
+    def _kubelet_of(self, node: Mapping[str, Any] | None) -> tuple[str, int] | None:
+        if node is None or not self.kubelets.reaches_nodes:
+            return None
+        return kubelet_location(node)
+
+    async def _proxy(self, request: web.Request, where: tuple[str, int], path: str, query: list[tuple[str, str]],
+                     check: kubeletproxy.ErrorCheck | None = None) -> web.StreamResponse:
+        target = urllib.parse.quote(path, safe="/:@!$&'()*+,;=-._~")
+        if query:
+            target += "?" + urllib.parse.urlencode(query)
+        try:
+            return await kubeletproxy.proxy(request, self.kubelets, where[0], where[1], target, check=check)
+        except NodeUnreachable as exc:
+            raise errors.internal_error(str(exc)) from None
+        except kubeletproxy.BadGateway as exc:
+            raise errors.internal_error(str(exc)) from None
+
     # -------------------------------------------------------------------- log
     async def _pod_log(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
-        """pods/log: the container's log as its node's runtime wrote it (kubelet serves it upstream).
+        """pods/log: the container's log from its node's kubelet (/containerLogs), streamed with follow.
 
-        Read with kubelet's options (tailLines, timestamps, limitBytes, sinceSeconds/sinceTime,
-        previous) and, with follow, streamed until the container's log closes or the pod goes away.
+        The options are checked here (as kube-apiserver validates PodLogOptions) and passed on.
         """
         pod = self.registry.get(rp.resource, rp.namespace, rp.name)
         container = log_container(pod, rp.name or "", request.query.get("container"))
-        waiting = errors.bad_request(f'container "{container}" in pod "{rp.name}" is waiting to start: '
+        log_options(request)
+        where = self._kubelet_of(self._node_of(pod))
+        if where is None:
+            raise errors.bad_request(f'container "{container}" in pod "{rp.name}" is waiting to start: '
                                      f"ContainerCreating")
-        options = log_options(request)
-        node = self._node_of(pod)
-        if node is None or not self.node_access.reaches(node):
-            raise waiting
-        try:
-            log = self.node_access.container_log(node, pod, container, previous=params.flag(request, "previous"))
-        except LookupError as exc:
-            raise errors.bad_request(str(exc)) from None
-        if log is None:
-            raise waiting
-        if not options.follow:
-            try:
-                body = await log.read(options)
-            except FileNotFoundError:
-                raise waiting from None
-            return web.Response(body=body, headers={"Content-Type": "text/plain"})
-        uid = objects.uid_of(pod)
+        query = [(k, v) for k in _LOG_QUERY for v in request.query.getall(k, [])]
+        path = f"/containerLogs/{objects.namespace_of(pod) or 'default'}/{rp.name}/{container}"
+        return await self._proxy(request, where, path, query, check=kubelet_error)
 
-        def pod_gone() -> bool:
-            try:  # the pod deleted (or replaced by one of the same name): nothing more will be written
-                current = self.registry.get(rp.resource, rp.namespace, rp.name)
-            except ApiError:
-                return True
-            return objects.uid_of(current) != uid
+    # ---------------------------------------------------------- exec, attach
+    async def _pod_stream(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
+        """pods/exec and pods/attach: checked here, then the upgrade is proxied to /exec or /attach."""
+        pod = self.registry.get(rp.resource, rp.namespace, rp.name)
+        commands = request.query.getall("command", [])
+        if rp.subresource == "exec" and not commands:
+            raise errors.bad_request("you must specify at least 1 command")
+        if not any(params.flag(request, name) for name in ("stdin", "stdout", "stderr")):
+            raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        container = exec_container(pod, request.query.get("container"))
+        where = self._pod_kubelet(pod)
+        query = [(k, v) for k in _STREAM_QUERY for v in request.query.getall(k, [])]
+        path = f"/{rp.subresource}/{objects.namespace_of(pod) or 'default'}/{rp.name}/{container}"
+        return await self._proxy(request, where, path, query)
 
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            async for chunk in log.follow(options, pod_gone):
-                await response.write(chunk)
-        except FileNotFoundError:
-            pass  # the pod's files were removed while we followed
-        await response.write_eof()
-        return response
+    def _pod_kubelet(self, pod: Mapping[str, Any]) -> tuple[str, int]:
+        where = self._kubelet_of(self._node_of(pod))
+        if not objects.spec_of(pod).get("nodeName") or where is None:
+            raise errors.bad_request(f"pod {objects.name_of(pod)} does not have a host assigned")
+        return where
+
+    async def _port_forward(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
+        """pods/portforward: proxied to the kubelet's /portForward (SPDY/3.1 or WebSocket)."""
+        pod = self.registry.get(rp.resource, rp.namespace, rp.name)
+        where = self._pod_kubelet(pod)
+        path = f"/portForward/{objects.namespace_of(pod) or 'default'}/{rp.name}"
+        return await self._proxy(request, where, path, list(request.query.items()))
+
+    # ------------------------------------------------------------- nodes/proxy
+    async def _node_proxy(self, request: web.Request, rp: http.ResourcePath) -> web.StreamResponse:
+        """nodes/{name}/proxy/{path}: the node's kubelet API at path, answered as it answers."""
+        node = self.registry.get(rp.resource, None, rp.name)
+        where = self._kubelet_of(node)
+        if where is None:
+            raise errors.internal_error(f"no preferred addresses found for node {rp.name}")
+        prefix = f"/{rp.name}/proxy"
+        raw = request.path
+        rest = raw[raw.index(prefix) + len(prefix):] if prefix in raw else ""
+        return await self._proxy(request, where, rest or "/", list(request.query.items()))
 
     # ------------------------------------------------------------------ scale
     async def _scale(self, request: web.Request, rp: http.ResourcePath) -> web.Response:
@@ -165,27 +201,48 @@ def log_container(pod: Mapping[str, Any], pod_name: str, container: str | None) 
     return container
 
 
-def log_options(request: web.Request) -> LogOptions:
-    """PodLogOptions from the query."""
-    def number(name: str) -> int | None:
+def exec_container(pod: Mapping[str, Any], container: str | None) -> str:
+    """The container to exec in or attach to: the one asked for, or the default-container annotation's,
+    or the first."""
+    spec = objects.spec_of(pod)
+    containers = [c.get("name") for c in spec.get("containers") or []]
+    names = containers + [c.get("name") for c in spec.get("initContainers") or []]
+    if not container:
+        default = objects.annotations_of(pod).get("kubectl.kubernetes.io/default-container")
+        container = default if default in containers else (containers[0] if containers else "")
+    if container not in names:
+        raise errors.bad_request(f"container {container} is not valid for pod {objects.name_of(pod)}")
+    return container
+
+
+def kubelet_error(status: int, body: bytes) -> ApiError:
+    """A kubelet's error answer as the Status kube-apiserver reports for it (its generic response check):
+    the kubelet's text is the message."""
+    text = body.decode(errors="replace").strip()
+    if status == 400:
+        return errors.bad_request(text)
+    if status == 500:
+        return errors.internal_error(text)
+    return ApiError(status, "NotFound" if status == 404 else "InternalError", text or f"the kubelet answered {status}")
+
+
+def log_options(request: web.Request) -> None:
+    """Check the query's PodLogOptions (the kubelet is sent them as they are)."""
+    for name in ("tailLines", "limitBytes", "sinceSeconds"):
         value = request.query.get(name)
         if value in (None, ""):
-            return None
+            continue
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise errors.bad_request(f"invalid {name}: {value!r}") from None
-
-    since_ns = None
-    if (seconds := number("sinceSeconds")) is not None:
-        since_ns = time.time_ns() - seconds * 1_000_000_000
-    elif since_time := request.query.get("sinceTime"):
+        if number < 0:
+            raise errors.bad_request(f"invalid {name}: {value!r}: must be non-negative")
+    if since_time := request.query.get("sinceTime"):
         try:
-            since_ns = unix_ns(since_time)
+            unix_ns(since_time)
         except ValueError:
             raise errors.bad_request(f"invalid sinceTime: {since_time!r}") from None
-    return LogOptions(tail_lines=number("tailLines"), timestamps=params.flag(request, "timestamps"),
-                      limit_bytes=number("limitBytes"), since_ns=since_ns, follow=params.flag(request, "follow"))
 
 
 def unix_ns(text: str) -> int:

@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from svcnet.agent.podaccess import NodeFiles
 from svcnet.apiserver.daemon import RunningApiServer
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
@@ -33,7 +32,7 @@ from svcnet.config import ApiServerConfig
 from svcnet.controllers import CONTROLLERS as controller_table
 from svcnet.controllers import daemon as controllers
 from svcnet.kernel import process
-from svcnet.kernel.netns import listen_tcp_in_netns
+from svcnet.kernel.netns import listen_tcp_in_netns, netns_path, socket_in_netns
 
 DETACHED_LOG = "svcnet.log"
 
@@ -83,14 +82,17 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
                        proxy_mode=proxy_mode) if nodes else None
     cluster_listener = None
+    kubelet_socket = None
     control_plane = spec.plan().control_plane if spec else None
     if control_plane is not None:
         # As kind's control-plane node: the API also listens on the cluster's LAN, from a socket made in
         # the control-plane namespace, and that address is default/kubernetes's endpoint.
         cfg = replace(cfg, advertise_address=cfg.advertise_address or control_plane.ipv4)
         cluster_listener = partial(listen_tcp_in_netns, control_plane.namespace, control_plane.ipv4, cfg.port)
+        # Kubelets listen on the nodes' LAN addresses: the API server dials them from that namespace too.
+        kubelet_socket = partial(_socket_in, netns_path(control_plane.namespace))
     stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
-        cfg, node_access=NodeFiles(), cluster_listener=cluster_listener))]
+        cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener))]
     stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers)
     if spec is None:
         return stages
@@ -119,6 +121,10 @@ def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[s
             identities.kubeconfig_path(cfg.data_dir, "scheduler"),
             lambda config: controllers.controller_manager(config, ["scheduler"]))))
     return stages
+
+
+def _socket_in(netns: str, family: int) -> socket.socket:
+    return socket_in_netns(netns, family, socket.SOCK_STREAM)
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",

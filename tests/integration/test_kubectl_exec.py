@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 
@@ -77,13 +78,16 @@ def test_exec_with_a_tty_runs_on_a_terminal_and_keeps_the_exit_code(cluster: Svc
     assert result.returncode == 4
 
 
-def test_discovery_lists_pods_exec_and_no_unserved_subresource(cluster: SvcnetCluster) -> None:
-    """What `kubectl get --raw /api/v1` shows a real kube-apiserver 1.32 to list for exec."""
+def test_discovery_lists_the_kubelet_subresources_and_no_unserved_one(cluster: SvcnetCluster) -> None:
+    """What `kubectl get --raw /api/v1` shows a real kube-apiserver 1.32 to list for them."""
     resources = json.loads(cluster.kubectl("get", "--raw", "/api/v1").stdout)["resources"]
     entries = {e["name"]: e for e in resources}
-    assert entries["pods/exec"] == {"name": "pods/exec", "singularName": "", "namespaced": True,
-                                    "kind": "PodExecOptions", "verbs": ["create", "get"]}
-    assert not {"pods/attach", "pods/portforward", "pods/eviction"} & set(entries)
+    for name, kind in (("exec", "PodExecOptions"), ("attach", "PodAttachOptions"),
+                       ("portforward", "PodPortForwardOptions")):
+        assert entries[f"pods/{name}"] == {"name": f"pods/{name}", "singularName": "", "namespaced": True,
+                                           "kind": kind, "verbs": ["create", "get"]}
+    assert entries["nodes/proxy"]["verbs"] == ["create", "delete", "get", "patch", "update"]
+    assert "pods/eviction" not in entries
 
 
 def test_openapi_describes_exec_as_connect_get_and_post(cluster: SvcnetCluster) -> None:
@@ -91,3 +95,118 @@ def test_openapi_describes_exec_as_connect_get_and_post(cluster: SvcnetCluster) 
     item = doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/exec"]
     assert {item["get"]["x-kubernetes-action"], item["post"]["x-kubernetes-action"]} == {"connect"}
     assert {"command", "container", "stdin", "stdout", "stderr", "tty"} <= {p["name"] for p in item["parameters"]}
+
+
+# ---------------------------------------------------------------- through the kubelet API
+
+def _first_line(cluster: SvcnetCluster, *args: str) -> str:
+    """The first line a long-running kubectl command prints; it is ended after it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"))
+    command = subprocess.Popen([KUBECTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert command.stdout is not None and command.stderr is not None
+        line = command.stdout.readline()  # blocks until the first relayed line (or kubectl's exit)
+        assert line, command.stderr.read()
+        return line
+    finally:
+        command.terminate()
+        command.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def ticker(cluster: SvcnetCluster) -> Iterator[str]:
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: ticker}
+        spec:
+          containers:
+          - {name: main, image: busybox, command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']}
+        """))
+    wait_for(lambda: is_running_ready(cluster.pod("ticker")), timeout=60, interval=0.3, what="ticker Running")
+    yield "ticker"
+    cluster.kubectl("delete", "pod", "ticker", "--grace-period=0", "--wait=false", check=False)
+
+
+def test_attach_shows_what_the_container_writes_from_then_on(cluster: SvcnetCluster, ticker: str) -> None:
+    assert _first_line(cluster, "attach", ticker).startswith("tick ")
+
+
+def test_logs_tail_and_follow_come_through_the_kubelet(cluster: SvcnetCluster, ticker: str) -> None:
+    tail = cluster.kubectl("logs", ticker, "--tail", "2").stdout.splitlines()
+    assert len(tail) == 2 and all(line.startswith("tick ") for line in tail)
+    first = int(tail[-1].split()[1])
+    followed = _first_line(cluster, "logs", "-f", "--tail", "1", ticker)
+    assert followed.startswith("tick ") and int(followed.split()[1]) >= first
+
+
+def test_node_proxy_reaches_the_nodes_kubelet(cluster: SvcnetCluster) -> None:
+    node = cluster.pod(POD)["spec"]["nodeName"]
+    assert cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/healthz").stdout == "ok"
+    pods = json.loads(cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/pods").stdout)
+    assert POD in {p["metadata"]["name"] for p in pods["items"]}
+    endpoint = cluster.kubectl_json("get", "node", node)["status"]["daemonEndpoints"]["kubeletEndpoint"]
+    assert endpoint == {"Port": 10250}
+
+
+def _kubelet_get(cluster: SvcnetCluster, node_ip: str, path: str, token: str = "") -> tuple[int, str]:
+    """GET https://node_ip:10250/path from the cluster's client machine (its LAN), as a curl would."""
+    script = textwrap.dedent(f"""\
+        import ssl, sys, urllib.request, urllib.error
+        ctx = ssl.create_default_context(cafile={str(cluster.data_dir / "pki" / "ca.crt")!r})
+        req = urllib.request.Request("https://{node_ip}:10250{path}")
+        if {token!r}:
+            req.add_header("Authorization", "Bearer " + {token!r})
+        try:
+            r = urllib.request.urlopen(req, context=ctx, timeout=30)
+            print(r.status); sys.stdout.write(r.read().decode())
+        except urllib.error.HTTPError as e:
+            print(e.code); sys.stdout.write(e.read().decode())
+        """)
+    result = cluster.in_namespace(cluster.client_namespace, sys.executable, "-c", script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.partition("\n")
+    return int(status), body
+
+
+def test_the_kubelet_api_refuses_anonymous_and_unauthorized_callers(cluster: SvcnetCluster) -> None:
+    node = cluster.pod(POD)["spec"]["nodeName"]
+    node_ip = next(a["address"] for a in cluster.kubectl_json("get", "node", node)["status"]["addresses"]
+                   if a["type"] == "InternalIP")
+    assert _kubelet_get(cluster, node_ip, "/healthz") == (401, "Unauthorized")
+    token = cluster.kubectl("create", "token", "default").stdout.strip()
+    assert _kubelet_get(cluster, node_ip, f"/containerLogs/default/{POD}/main", token) == (
+        403, "Forbidden (user=system:serviceaccount:default:default, verb=get, resource=nodes, subresource=proxy)")
+
+
+def test_the_kubelets_run_answers_a_commands_output(cluster: SvcnetCluster) -> None:
+    node = cluster.pod(POD)["spec"]["nodeName"]
+    result = cluster.kubectl("create", "--raw", f"/api/v1/nodes/{node}/proxy/run/default/{POD}/main?cmd=hostname",
+                             "-f", "-", input="")
+    assert result.stdout == f"{POD}\n"
+
+
+def test_exec_in_a_container_that_has_exited_says_so_as_kubectl_does(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: done}
+        spec:
+          restartPolicy: Never
+          containers:
+          - {name: main, image: busybox, command: [sleep, "3600"]}
+          - {name: quick, image: busybox, command: ["true"]}
+        """))
+
+    def quick_exited(pod: dict) -> bool:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        return any(s["name"] == "quick" and "terminated" in (s.get("state") or {}) for s in statuses)
+
+    try:
+        cluster.wait_pod("done", quick_exited, what="container quick exited")
+        result = cluster.kubectl("exec", "done", "-c", "quick", "--", "true", check=False)
+        assert result.returncode != 0
+        assert 'unable to upgrade connection: container not found ("quick")' in result.stderr
+    finally:
+        cluster.kubectl("delete", "pod", "done", "--wait=false", check=False)

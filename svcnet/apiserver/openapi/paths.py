@@ -336,6 +336,20 @@ _CONNECT_PARAMS: dict[str, list[Obj]] = {
         _param("stdout", "query", "stream the command's standard output", "boolean"),
         _param("tty", "query", "run the command on a terminal", "boolean"),
     ],
+    "attach": [
+        _param("container", "query", "container to attach to; needed when the pod has several"),
+        _param("stderr", "query", "stream the container's standard error", "boolean"),
+        _param("stdin", "query", "stream standard input to the container", "boolean"),
+        _param("stdout", "query", "stream the container's standard output", "boolean"),
+        _param("tty", "query", "the container runs on a terminal", "boolean"),
+    ],
+    "portforward": [
+        _param("ports", "query", "the pod's ports to forward (the WebSocket protocol's; SPDY names each in "
+               "its streams)", "integer"),
+    ],
+    "proxy": [
+        _param("path", "query", "the path of the node's kubelet API to reach"),
+    ],
 }
 
 

@@ -62,3 +62,31 @@ def test_a_new_address_reissues_the_serving_certificate_from_the_same_ca(tmp_pat
     assert (again.ca_cert.read_bytes(), again.token) == (ca_before, token_before)
     kept = again.server_cert.read_bytes()
     assert ensure_credentials(tmp_path, ("10.96.0.1",)).server_cert.read_bytes() == kept
+
+
+def test_the_kubelet_client_certificate_is_kubeadms_identity_from_the_cluster_ca_with_a_0600_key(tmp_path):
+    from cryptography import x509
+
+    from svcnet.core import pki
+
+    ensure_credentials(tmp_path)
+    cert_path, key_path = credentials.ensure_kubelet_client_credentials(tmp_path / "pki")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert pki.identity(cert) == ("kube-apiserver-kubelet-client", ("kubeadm:cluster-admins",))
+    cert.verify_directly_issued_by(credentials.load_authority(tmp_path / "pki").cert)
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    assert credentials.ensure_kubelet_client_credentials(tmp_path / "pki") == (cert_path, key_path)
+    assert cert_path.read_bytes() == pki.cert_pem(cert)  # kept: nothing rewritten
+
+
+def test_a_kubelet_client_certificate_of_another_ca_is_issued_again(tmp_path):
+    from cryptography import x509
+
+    ensure_credentials(tmp_path)
+    cert_path, _ = credentials.ensure_kubelet_client_credentials(tmp_path / "pki")
+    for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key"):
+        (tmp_path / "pki" / name).unlink()
+    ensure_credentials(tmp_path)  # a new CA of the same name
+    credentials.ensure_kubelet_client_credentials(tmp_path / "pki")
+    x509.load_pem_x509_certificate(cert_path.read_bytes()).verify_directly_issued_by(
+        credentials.load_authority(tmp_path / "pki").cert)

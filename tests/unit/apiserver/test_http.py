@@ -17,6 +17,8 @@ from svcnet.apiserver import http
     ("/api/v1/namespaces/kube-system/status", "namespaces", None, "kube-system", "status"),
     ("/api/v1/namespaces/kube-system/finalize", "namespaces", None, "kube-system", "finalize"),
     ("/api/v1/nodes/n1/status", "nodes", None, "n1", "status"),
+    ("/api/v1/nodes/n1/proxy", "nodes", None, "n1", "proxy"),
+    ("/api/v1/nodes/n1/proxy/stats/summary", "nodes", None, "n1", "proxy"),  # the rest is the kubelet's path
     ("/apis/apps/v1/namespaces/default/deployments/hostnames/scale", "deployments", "default",
      "hostnames", "scale"),
     ("/apis/discovery.k8s.io/v1/endpointslices", "endpointslices", None, None, None),
@@ -31,6 +33,7 @@ def test_resource_paths_parse(path, plural, namespace, name, sub):
 @pytest.mark.parametrize("path", [
     "/api/v1/widgets", "/api/v1/namespaces/default/nodes", "/api/v1/pods/p/bogus",
     "/apis/apps/v1/namespaces/default/deployments/d/scale/extra",
+    "/api/v1/namespaces/default/pods/p/log/extra", "/api/v1/namespaces/default/pods/p/proxy/x",
 ])
 def test_unknown_resource_paths_are_not_found(path):
     with pytest.raises(ApiError) as err:

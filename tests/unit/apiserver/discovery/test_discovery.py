@@ -69,11 +69,11 @@ def test_pods_exec_entry_is_upstreams() -> None:
 
 
 def test_only_served_pod_subresources_are_listed_in_name_order() -> None:
-    """attach, portforward, eviction, ephemeralcontainers, proxy, checkpoint are not served: not listed."""
+    """eviction, ephemeralcontainers, proxy, checkpoint are not served: not listed."""
     core = d.api_resource_list("", "v1")
     assert core is not None
     names = [e["name"] for e in core["resources"] if e["name"].startswith("pods/")]
-    assert names == ["pods/binding", "pods/exec", "pods/log", "pods/status"]
+    assert names == ["pods/attach", "pods/binding", "pods/exec", "pods/log", "pods/portforward", "pods/status"]
 
 
 def test_subresources_follow_their_resource_in_name_order() -> None:
@@ -155,7 +155,8 @@ def test_aggregated_core_discovery_has_one_unnamed_group() -> None:
     assert pods["scope"] == "Namespaced"
     assert pods["singularResource"] == "pod"
     assert pods["shortNames"] == ["po"] and pods["categories"] == ["all"]
-    assert [s["subresource"] for s in pods["subresources"]] == ["binding", "exec", "log", "status"]
+    assert [s["subresource"] for s in pods["subresources"]] == ["attach", "binding", "exec", "log", "portforward",
+                                                                 "status"]
     exec_ = next(s for s in pods["subresources"] if s["subresource"] == "exec")
     assert exec_ == {"subresource": "exec", "responseKind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
                      "verbs": ["create", "get"]}

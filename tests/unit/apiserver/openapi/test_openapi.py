@@ -339,8 +339,18 @@ def test_api_v1_document_does_not_carry_pod_exec_options() -> None:
 def test_unserved_pod_subresources_have_no_paths() -> None:
     paths = _doc("api/v1")["paths"]
     base = "/api/v1/namespaces/{namespace}/pods/{name}"
-    for sub in ("attach", "portforward", "eviction", "ephemeralcontainers", "proxy"):
+    for sub in ("eviction", "ephemeralcontainers", "proxy"):
         assert f"{base}/{sub}" not in paths
+
+
+def test_the_kubelet_proxied_subresources_are_connect_operations() -> None:
+    paths = _doc("api/v1")["paths"]
+    for path in ("/api/v1/namespaces/{namespace}/pods/{name}/attach",
+                 "/api/v1/namespaces/{namespace}/pods/{name}/portforward", "/api/v1/nodes/{name}/proxy"):
+        assert {paths[path]["get"]["x-kubernetes-action"], paths[path]["post"]["x-kubernetes-action"]} == {"connect"}
+    attach = {p["name"] for p in paths["/api/v1/namespaces/{namespace}/pods/{name}/attach"]["parameters"]}
+    assert {"container", "stdin", "stdout", "stderr", "tty"} <= attach
+    assert "ports" in {p["name"] for p in paths["/api/v1/namespaces/{namespace}/pods/{name}/portforward"]["parameters"]}
 
 
 def test_binding_and_finalize_have_their_write_operations() -> None:

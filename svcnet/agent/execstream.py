@@ -1,8 +1,8 @@
-"""pods/exec over WebSocket: the channel protocol kubectl 1.32 speaks, and a handler that runs the command.
+"""kubelet's /exec and /attach over WebSocket: the channel protocol kubectl speaks, and the relay.
 
-Upstream, kube-apiserver proxies exec to the kubelet, which streams it from the
-container runtime. Here the API server starts the command through its NodeAccess
-(svcnet.apiserver.nodeaccess) and relays the session's streams.
+The API server proxies pods/exec and pods/attach here (kubelet's streaming
+server); the agent starts the command (or attaches to the container's output)
+and this module relays the session's streams over the WebSocket.
 
 The wire format (subprotocols v5.channel.k8s.io and v4.channel.k8s.io): every
 binary message starts with a channel byte, then the payload. Channels are 0
@@ -13,21 +13,48 @@ then a channel number, meaning that channel is closed (kubectl sends it for
 stdin at EOF; without it a v4 client's stdin never ends).
 
 The first half of this module is pure (frames, options, statuses); the I/O is
-in `handle_exec`, over the WebSocket and the ExecSession.
+in `serve_stream`, over the WebSocket and a `StreamSession`.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from svcnet.api import errors, objects
-from svcnet.apiserver.nodeaccess import ExecSession, NodeAccess, Reader, RunningContainer
+
+class Reader(Protocol):
+    async def read(self, size: int) -> bytes:
+        """Up to size bytes; b"" at the end."""
+
+
+class StreamSession(Protocol):
+    """A command running in a container (or a container attached to), with the streams asked for."""
+
+    stdout: Reader | None  # with a terminal: everything the command writes
+    stderr: Reader | None
+
+    async def write_stdin(self, data: bytes) -> None:
+        """Input for the command; dropped if it takes none or stopped reading."""
+
+    def close_stdin(self) -> None:
+        """End of input (on a terminal: its EOF character)."""
+
+    def resize(self, width: int, height: int) -> None:
+        """The client's terminal size (only a session with a terminal has one)."""
+
+    async def wait(self) -> int:
+        """The command's exit code (128+N when killed by signal N)."""
+
+    def kill(self) -> None:
+        """End the command and everything it started (the client went away)."""
+
+    def close(self) -> None:
+        """Release what the session holds once it is over."""
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255  # v5 only: [255, channel] closes that channel
@@ -117,26 +144,26 @@ def failure_status(message: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ExecOptions:
+class StreamOptions:
+    """What an exec or attach asks for: the command (exec only) and which streams."""
     command: tuple[str, ...]
-    container: str | None
     stdin: bool
     stdout: bool
     stderr: bool
     tty: bool
 
     @staticmethod
-    def from_query(query: Mapping[str, str], commands: Sequence[str]) -> ExecOptions:
-        """PodExecOptions from the query (command repeats, one argv word each); validated as upstream."""
+    def from_query(query: Mapping[str, str], commands: Sequence[str], *, exec_: bool = True) -> StreamOptions:
+        """The options from the query (command repeats, one argv word each); ValueError with kubelet's
+        message when they ask for nothing."""
         def flag(name: str) -> bool:
             return query.get(name, "").lower() in ("true", "1")
 
-        options = ExecOptions(tuple(commands), query.get("container") or None, flag("stdin"), flag("stdout"),
-                              flag("stderr"), flag("tty"))
-        if not options.command:
-            raise errors.bad_request("you must specify at least 1 command")
+        options = StreamOptions(tuple(commands), flag("stdin"), flag("stdout"), flag("stderr"), flag("tty"))
+        if exec_ and not options.command:
+            raise ValueError("you must specify at least 1 command")
         if not (options.stdin or options.stdout or options.stderr):
-            raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+            raise ValueError("you must specify at least 1 of stdin, stdout, stderr")
         return options
 
 
@@ -148,50 +175,19 @@ def negotiate(offered: str | None) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- finding the container
+# ---------------------------------------------------------------- the relay (I/O)
 
-def exec_container(pod: Mapping[str, Any], container: str | None) -> str:
-    """The container to exec in: the one asked for, or the default-container annotation's, or the first."""
-    spec = objects.spec_of(pod)
-    containers = [c.get("name") for c in spec.get("containers") or []]
-    names = containers + [c.get("name") for c in spec.get("initContainers") or []]
-    if not container:
-        default = objects.annotations_of(pod).get("kubectl.kubernetes.io/default-container")
-        container = default if default in containers else (containers[0] if containers else "")
-    if container not in names:
-        raise errors.bad_request(f"container {container} is not valid for pod {objects.name_of(pod)}")
-    return container
+def is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def find_target(pod: Mapping[str, Any], node: Mapping[str, Any] | None, access: NodeAccess,
-                container: str | None) -> RunningContainer:
-    """The running container to exec in, or the ApiError kubectl shows ("unable to upgrade connection: ...")."""
-    name = objects.name_of(pod)
-    container = exec_container(pod, container)
-    if not objects.spec_of(pod).get("nodeName") or node is None or not access.reaches(node):
-        raise errors.bad_request(f"pod {name} does not have a host assigned")
-    running = access.running_container(node, pod, container)
-    if running is None:
-        raise errors.bad_request(f'container not found ("{container}")')
-    return running
-
-
-# ---------------------------------------------------------------- the handler (I/O)
-
-async def handle_exec(request: web.Request, pod: Mapping[str, Any], node: Mapping[str, Any] | None,
-                      access: NodeAccess) -> web.StreamResponse:
-    """Serve pods/exec: validate, upgrade to WebSocket, run the command and stream it until it exits."""
-    options = ExecOptions.from_query(request.query, request.query.getall("command", []))
-    target = find_target(pod, node, access, options.container)
-    protocol = negotiate(request.headers.get("Sec-WebSocket-Protocol"))
-    if request.headers.get("Upgrade", "").lower() != "websocket" or protocol is None:
-        # kubectl falls back to SPDY when the WebSocket upgrade fails; say plainly what is served
-        raise errors.bad_request(f"exec is served over WebSocket only (subprotocols {', '.join(PROTOCOLS)})")
+async def serve_stream(request: web.Request, protocol: str, options: StreamOptions,
+                       start: Callable[[], Awaitable[StreamSession]]) -> web.StreamResponse:
+    """Upgrade to WebSocket, start the session and relay it until it ends (or the client leaves)."""
     ws = web.WebSocketResponse(protocols=(protocol,), autoping=True)
     await ws.prepare(request)
     try:
-        session = await target.exec(options.command, stdin=options.stdin, stdout=options.stdout,
-                                    stderr=options.stderr, tty=options.tty)
+        session = await start()
     except OSError as exc:
         await _finish(ws, failure_status(f"failed to exec in container: {exc}"))
         return ws
@@ -202,7 +198,7 @@ async def handle_exec(request: web.Request, pod: Mapping[str, Any], node: Mappin
     return ws
 
 
-async def _stream(ws: web.WebSocketResponse, session: ExecSession, protocol: str, options: ExecOptions) -> None:
+async def _stream(ws: web.WebSocketResponse, session: StreamSession, protocol: str, options: StreamOptions) -> None:
     send_lock = asyncio.Lock()  # one writer at a time: stdout and stderr pumps share the socket
 
     async def pump(reader: Reader | None, channel: int) -> None:

@@ -8,31 +8,30 @@ import json
 
 import pytest
 
-from svcnet.api.errors import ApiError
-from svcnet.apiserver import exec_ws
-from svcnet.apiserver.exec_ws import (
+from svcnet.agent import execstream
+from svcnet.agent.execstream import (
     PROTOCOL_V4,
     PROTOCOL_V5,
     Closed,
     Data,
-    ExecOptions,
     ProtocolError,
     Resize,
+    StreamOptions,
 )
 
 
 @pytest.mark.parametrize(("channel", "payload", "wire"), [
-    (exec_ws.STDOUT, b"hello\n", b"\x01hello\n"),
-    (exec_ws.STDERR, b"oops", b"\x02oops"),
-    (exec_ws.ERROR, b"{}", b"\x03{}"),
-    (exec_ws.STDOUT, b"", b"\x01"),
+    (execstream.STDOUT, b"hello\n", b"\x01hello\n"),
+    (execstream.STDERR, b"oops", b"\x02oops"),
+    (execstream.ERROR, b"{}", b"\x03{}"),
+    (execstream.STDOUT, b"", b"\x01"),
 ])
 def test_encode_data_prefixes_the_channel_byte(channel: int, payload: bytes, wire: bytes) -> None:
-    assert exec_ws.encode_data(channel, payload) == wire
+    assert execstream.encode_data(channel, payload) == wire
 
 
 def test_encode_close_is_255_then_the_channel() -> None:
-    assert exec_ws.encode_close(exec_ws.STDIN) == b"\xff\x00"
+    assert execstream.encode_close(execstream.STDIN) == b"\xff\x00"
 
 
 @pytest.mark.parametrize(("wire", "protocol", "frame"), [
@@ -43,7 +42,7 @@ def test_encode_close_is_255_then_the_channel() -> None:
     (b'\x04{"Width":120,"Height":40}', PROTOCOL_V4, Resize(120, 40)),
 ])
 def test_decode_frame_reads_channel_and_payload(wire: bytes, protocol: str, frame: object) -> None:
-    assert exec_ws.decode_frame(wire, protocol) == frame
+    assert execstream.decode_frame(wire, protocol) == frame
 
 
 @pytest.mark.parametrize(("wire", "protocol"), [
@@ -55,15 +54,15 @@ def test_decode_frame_reads_channel_and_payload(wire: bytes, protocol: str, fram
 ])
 def test_decode_frame_rejects_malformed_messages(wire: bytes, protocol: str) -> None:
     with pytest.raises(ProtocolError):
-        exec_ws.decode_frame(wire, protocol)
+        execstream.decode_frame(wire, protocol)
 
 
 def test_exit_status_for_zero_is_success() -> None:
-    assert exec_ws.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
+    assert execstream.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
 
 
 def test_exit_status_for_nonzero_carries_the_code_as_an_exit_code_cause() -> None:
-    status = exec_ws.exit_status(3, ["sh", "-c", "exit 3"])
+    status = execstream.exit_status(3, ["sh", "-c", "exit 3"])
     assert status["status"] == "Failure"
     assert status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
@@ -79,13 +78,13 @@ def test_exit_status_for_nonzero_carries_the_code_as_an_exit_code_cause() -> Non
     (None, None),
 ])
 def test_negotiate_picks_the_clients_first_supported_subprotocol(offered: str | None, chosen: str | None) -> None:
-    assert exec_ws.negotiate(offered) == chosen
+    assert execstream.negotiate(offered) == chosen
 
 
 def test_options_from_query_reads_kubectls_parameters() -> None:
-    query = {"container": "main", "stdin": "true", "stdout": "true", "stderr": "true", "tty": "false"}
-    options = ExecOptions.from_query(query, ["sh", "-c", "echo hi"])
-    assert options == ExecOptions(("sh", "-c", "echo hi"), "main", True, True, True, False)
+    query = {"stdin": "true", "stdout": "true", "stderr": "true", "tty": "false"}
+    options = StreamOptions.from_query(query, ["sh", "-c", "echo hi"])
+    assert options == StreamOptions(("sh", "-c", "echo hi"), True, True, True, False)
 
 
 @pytest.mark.parametrize(("query", "commands", "message"), [
@@ -94,13 +93,17 @@ def test_options_from_query_reads_kubectls_parameters() -> None:
 ])
 def test_options_from_query_rejects_what_upstream_rejects(query: dict[str, str], commands: list[str],
                                                           message: str) -> None:
-    with pytest.raises(ApiError) as caught:
-        ExecOptions.from_query(query, commands)
-    assert caught.value.code == 400
-    assert message in caught.value.message
+    with pytest.raises(ValueError, match=message):
+        StreamOptions.from_query(query, commands)
 
 
 def test_options_from_query_accepts_a_tty() -> None:
-    options = ExecOptions.from_query({"stdin": "true", "stdout": "true", "tty": "true"}, ["sh"])
+    options = StreamOptions.from_query({"stdin": "true", "stdout": "true", "tty": "true"}, ["sh"])
     assert options.tty and options.stdin and not options.stderr
 
+
+
+def test_attach_needs_no_command_but_still_a_stream() -> None:
+    assert StreamOptions.from_query({"stdout": "true"}, [], exec_=False).command == ()
+    with pytest.raises(ValueError, match="at least 1 of stdin"):
+        StreamOptions.from_query({}, [], exec_=False)
