@@ -210,3 +210,54 @@ def test_a_cronjob_creates_its_job_at_the_schedule_time(apiserver: ApiServerProc
     row = apiserver.kubectl("get", "cj", "every-minute", "--no-headers").stdout.split()
     assert row[1:8] == ["*", "*", "*", "*", "*", "<none>", "False"]
     assert row[8] == "1"
+
+
+PRUNE_JOB = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+  labels:
+    app: x
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox
+"""
+PRUNE_CRONJOB = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+  labels:
+    app: x
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: c
+            image: busybox
+"""
+
+
+def test_apply_prune_finds_and_prunes_batch_kinds(apiserver: ApiServerProcess, tmp_path) -> None:
+    """kubectl's default prune allowlist names batch/v1 Job and CronJob: their REST mappings resolve
+    and a Job dropped from the directory is pruned (the other default kinds are named explicitly here)."""
+    manifests = tmp_path / "app"
+    manifests.mkdir()
+    (manifests / "job.yaml").write_text(PRUNE_JOB)
+    (manifests / "cronjob.yaml").write_text(PRUNE_CRONJOB)
+    allow = ["--prune-allowlist=batch/v1/Job", "--prune-allowlist=batch/v1/CronJob"]
+    apiserver.kubectl("apply", "--prune", "-l", "app=x", *allow, "-f", str(manifests))
+    (manifests / "job.yaml").unlink()
+    out = apiserver.kubectl("apply", "--prune", "-l", "app=x", *allow, "-f", str(manifests)).stdout
+    assert "job.batch/once pruned" in out
+    assert "cronjob.batch/nightly unchanged" in out
+    assert get_job(apiserver, "once") is None
