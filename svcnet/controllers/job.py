@@ -37,6 +37,7 @@ log = logging.getLogger("svcnet.controllers.job")
 
 JOBS = resource("batch", "jobs")
 _BY_OWNER = "job-controller/owner-uid"
+_ORPHAN_POD = "orphan-pod:"  # queue keys of pods that keep the tracking finalizer without a Job
 EXPECTATION_RECHECK = 0.2  # seconds: look again while our own writes are not yet in the cache
 EXPECTATIONS_TIMEOUT = 300.0  # upstream's ExpectationsTimeout: a write whose event never came is forgotten
 
@@ -75,12 +76,18 @@ class JobController(Controller):
         ref = controller_ref(pod)
         if ref is not None and ref.get("kind") == "Job":
             self.queue.add(f"{namespace_of(pod)}/{ref.get('name')}")
+        elif TRACKING_FINALIZER in finalizers_of(pod):
+            # Orphaned (its Job deleted with propagation Orphan): nobody counts it any more.
+            self.queue.add(f"{_ORPHAN_POD}{namespace_of(pod)}/{name_of(pod)}")
 
     # ------------------------------------------------------------ reconcile
     async def reconcile(self, key: str) -> float | None:
         return await self.requeue_on_conflict(self._sync, key)
 
     async def _sync(self, key: str) -> float | None:
+        if key.startswith(_ORPHAN_POD):
+            await self._release_orphan_pod(key[len(_ORPHAN_POD):])
+            return None
         namespace, name = split_key(key)
         try:
             job = await self.api.get(JOBS, namespace, name)
@@ -170,6 +177,14 @@ class JobController(Controller):
                     and ref.get("name") == job_name and TRACKING_FINALIZER in finalizers_of(pod)):
                 await self._release_finalizers(f"{namespace}/{job_name}", pod, [pod], [name_of(pod)])
         self._forget(f"{namespace}/{job_name}")
+
+    async def _release_orphan_pod(self, pod_key: str) -> None:
+        namespace, name = split_key(pod_key)
+        pod = self.pods.get(namespace, name)
+        ref = controller_ref(pod) if pod is not None else None
+        if pod is None or (ref is not None and ref.get("kind") == "Job"):
+            return
+        await self._release_finalizers(pod_key, pod, [pod], [name])
 
     # --------------------------------------------------------- expectations
     def _expectations_met(self, key: str, pods: list[Obj]) -> bool:

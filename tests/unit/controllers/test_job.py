@@ -168,3 +168,16 @@ async def test_a_cronjob_creates_a_job_at_its_schedule_time(harness: Harness) ->
     cj = await harness.api.get(CRONJOBS, "default", "hello")
     assert "active" not in cj["status"]
     assert cj["status"]["lastSuccessfulTime"]
+
+
+async def test_pods_left_without_their_job_lose_the_tracking_finalizer(harness: Harness) -> None:
+    await harness.api.create(JOBS, "default", job(completions=2, parallelism=2))
+    await harness.converge()
+    first, second = harness.api.objects(PODS)
+    # orphaned (what the garbage collector does for a delete with propagationPolicy Orphan) ...
+    await harness.api.patch(PODS, "default", first["metadata"]["name"], {"metadata": {"ownerReferences": None}})
+    # ... or its Job gone altogether
+    await harness.api.delete(JOBS, "default", "pi", propagation_policy="Background")
+    await harness.converge()
+    for pod in harness.api.objects(PODS):
+        assert TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []), pod["metadata"]["name"]
