@@ -13,7 +13,7 @@ the writes to make now, in upstream's order:
   (NonIndexed), or one per index not yet succeeded (Indexed: pods carry their
   completion index as annotation and label, and hostname `<job>-<index>`).
 - After a failure, new pods wait 10s, doubled per failure since the last
-  success, at most 6 minutes (the pod failure back-off).
+  success, at most 10 minutes (the pod failure back-off).
 - The job fails once failures exceed spec.backoffLimit (with restartPolicy
   OnFailure, container restarts count), or when it ran longer than
   activeDeadlineSeconds: FailureTarget first, remaining pods deleted, then
@@ -48,7 +48,7 @@ from svcnet.core.job_labels import COMPLETION_INDEX, TRACKING_FINALIZER
 Obj = dict[str, Any]
 
 POD_FAILURE_BACKOFF = 10.0  # seconds: DefaultJobPodFailureBackOff
-MAX_POD_FAILURE_BACKOFF = 360.0  # MaxJobPodFailureBackOff
+MAX_POD_FAILURE_BACKOFF = 600.0  # MaxJobPodFailureBackOff (10 minutes)
 MAX_INDEXED_HOSTNAME = 63
 
 # Condition types, reasons and messages as upstream's job controller writes them.

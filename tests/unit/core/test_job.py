@@ -204,3 +204,11 @@ def test_index_text_format() -> None:
     assert core.format_indexes([1, 2]) == "1,2"
     assert core.parse_indexes("1,3-5,7") == {1, 3, 4, 5, 7}
     assert core.parse_indexes("0-9", completions=3) == {0, 1, 2}
+
+
+def test_the_backoff_doubles_per_failure_up_to_ten_minutes() -> None:
+    job = make_job(backoffLimit=20, status={"startTime": STAMP, "failed": 8})
+    failed = [make_pod("Failed", finalizer=False, finished=f"2026-12-07T14:5{i}:00Z") for i in range(2)]
+    assert core.plan_job(job, failed, now=dt.datetime(2026, 12, 7, 14, 51, tzinfo=dt.UTC)).requeue_after == 20.0
+    many = [make_pod("Failed", finalizer=False, finished="2026-12-07T15:00:00Z") for _ in range(8)]
+    assert core.plan_job(job, many, now=NOW).requeue_after == 600.0
