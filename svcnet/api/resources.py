@@ -96,6 +96,12 @@ RBAC_RESOURCES: tuple[Resource, ...] = (
     Resource(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True),
     Resource(RBAC_GROUP, "v1", "Role", "roles", "role", True),
 )
+BATCH_RESOURCES: tuple[Resource, ...] = (
+    Resource("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("all",),
+             subresources=(_status("CronJob", "batch"),)),
+    Resource("batch", "v1", "Job", "jobs", "job", True, (), ("all",),
+             subresources=(_status("Job", "batch"),)),
+)
 # Create-only kinds answered in their status and never stored (the API server's reviews).
 REVIEW_RESOURCES: tuple[Resource, ...] = (
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
@@ -135,6 +141,7 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_status("ReplicaSet", "apps"), _SCALE)),
     Resource("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
              subresources=(_status("StatefulSet", "apps"), _SCALE)),
+    *BATCH_RESOURCES,
     Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
              subresources=(_status("ServiceCIDR"),)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
@@ -144,8 +151,8 @@ RESOURCES: tuple[Resource, ...] = (
 )
 
 # Groups in the order discovery lists them (core first, as kube-apiserver does; then by
-# kube-apiserver's group priorities: apps, authentication, authorization, networking, rbac).
-GROUP_ORDER: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "networking.k8s.io",
+# kube-apiserver's group priorities: apps, authentication, authorization, batch, networking, rbac).
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "networking.k8s.io",
                                 "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io")
 
 

@@ -267,6 +267,60 @@ def _default_secret(secret: Obj) -> None:
             data[key] = base64.b64encode(str(value or "").encode()).decode()
 
 
+def _default_pod_failure_policy(policy: Any) -> None:
+    """SetDefaults_PodFailurePolicyOnPodConditionsPattern: a pattern's status is True."""
+    for rule in _dicts(policy.get("rules")) if isinstance(policy, dict) else []:
+        for pattern in _dicts(rule.get("onPodConditions")):
+            _set_default(pattern, "status", "True")
+
+
+def _default_job_spec(spec: Obj) -> None:
+    """batch/v1 SetDefaults_Job's spec part (1.32, JobPodReplacementPolicy on)."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    if spec.get("parallelism") is None:
+        spec["parallelism"] = 1
+    if spec.get("backoffLimit") is None:
+        # With a per-index limit the global one is effectively off.
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    _set_default(spec, "completionMode", "NonIndexed")
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    policy = spec.get("podFailurePolicy")
+    _default_pod_failure_policy(policy)
+    if spec.get("podReplacementPolicy") is None:
+        spec["podReplacementPolicy"] = "Failed" if isinstance(policy, dict) else "TerminatingOrFailed"
+    if spec.get("manualSelector") is None:
+        spec["manualSelector"] = False
+
+
+def _default_job(job: Obj) -> None:
+    spec = _sub(job, "spec")
+    _default_job_spec(spec)
+    template_meta = _sub(spec, "template").get("metadata")
+    template_labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
+    meta = _sub(job, "metadata")
+    if template_labels is not None and not meta.get("labels"):
+        meta["labels"] = dict(template_labels)
+    _default_pod_template(spec)
+
+
+def _default_cron_job(cron_job: Obj) -> None:
+    """batch/v1 SetDefaults_CronJob; the job template's pod template gets the pod defaults (the
+    Job-level defaults are applied when the controller creates the Job)."""
+    spec = _sub(cron_job, "spec")
+    _set_default(spec, "concurrencyPolicy", "Allow")
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("successfulJobsHistoryLimit") is None:
+        spec["successfulJobsHistoryLimit"] = 3
+    if spec.get("failedJobsHistoryLimit") is None:
+        spec["failedJobsHistoryLimit"] = 1
+    job_spec = _sub(_sub(spec, "jobTemplate"), "spec")
+    _default_pod_failure_policy(job_spec.get("podFailurePolicy"))
+    _default_pod_template(job_spec)
+
+
 _RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
@@ -305,6 +359,8 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "ClusterRole": _no_defaults,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
+    "Job": _default_job,
+    "CronJob": _default_cron_job,
 }
 
 

@@ -500,7 +500,7 @@ class Registry:
                 res.plural, name, res.group,
                 f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
                 f"ResourceVersion in object meta: {rec.revision}")
-        finalizers = strategy.deletion_finalizers(md, options.propagation_policy)
+        finalizers = strategy.deletion_finalizers(md, options.propagation_policy, res.kind)
         graceful = strategy.graceful_seconds(res, obj, options.grace_period_seconds)
         if res.kind == "Namespace":
             return (yield from self._delete_namespace(res, rec, options)), False

@@ -12,17 +12,22 @@ from typing import Any
 from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import Cause
 from svcnet.api.resources import Resource
+from svcnet.core import job_labels
 
 Obj = dict[str, Any]
 
 # Kinds whose status is written only through the status subresource, and whose
 # create resets status (kube-apiserver's PrepareForCreate).
 # (ServiceCIDR: as upstream since kubernetes#137715; 1.33 kept a status sent to the main resource.)
-STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace", "ServiceCIDR"}
+STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Namespace", "ServiceCIDR",
+                "Job", "CronJob"}
 # Kinds kube-apiserver lets a PUT create (AllowCreateOnUpdate).
 CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
 # Kinds with metadata.generation bumped on every spec change.
-GENERATION = {"Deployment", "ReplicaSet", "StatefulSet"}
+GENERATION = {"Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob"}
+# Kinds whose delete orphans dependents unless the client names a policy: batch/v1 Job keeps
+# OrphanDependents for backward compatibility (jobStrategy.DefaultGarbageCollectionPolicy).
+ORPHAN_BY_DEFAULT = {"Job"}
 # metadata fields a client can never change once set.
 IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
 
@@ -69,6 +74,8 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
         obj["status"] = {"phase": "Pending"}
     elif res.kind in STATUS_SPLIT and res.kind != "Node":
         obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
+    if res.kind == "Job" and objects.spec_of(obj).get("manualSelector") is not True:
+        job_labels.generate_selector(obj, uid)
 
 
 def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:
@@ -140,12 +147,12 @@ def _keep_allocated_cluster_ips(new: Obj, old: Obj) -> None:
             new_spec["clusterIPs"] = list(old_spec["clusterIPs"])
 
 
-def deletion_finalizers(md: Obj, policy: str | None) -> list[str]:
+def deletion_finalizers(md: Obj, policy: str | None, kind: str = "") -> list[str]:
     """The finalizers a delete leaves on the object: its own plus the propagation policy's."""
     finalizers = list(md.get("finalizers") or [])
     if policy is None:
-        # kube-apiserver's default for these kinds (DefaultGarbageCollectionPolicy) is Background.
-        policy = "Background"
+        # kube-apiserver's default (DefaultGarbageCollectionPolicy) is Background, but Orphan for Jobs.
+        policy = "Orphan" if kind in ORPHAN_BY_DEFAULT else "Background"
     if policy == "Foreground" and "foregroundDeletion" not in finalizers:
         finalizers.append("foregroundDeletion")
     elif policy == "Orphan" and "orphan" not in finalizers:

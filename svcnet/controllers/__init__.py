@@ -21,6 +21,9 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
+    "job": "svcnet.controllers.job:JobController",
+    "cronjob": "svcnet.controllers.cronjob:CronJobController",
+    "ttlafterfinished": "svcnet.controllers.ttl_after_finished:TTLAfterFinishedController",
 }
 
 

@@ -20,6 +20,7 @@ from svcnet.api.objects import metadata_of
 from svcnet.api.resources import Resource
 
 from .apps import APPS_PRINTERS
+from .batch import BATCH_PRINTERS
 from .columns import AGE, NAME, Column, Printer
 from .config import CONFIG_PRINTERS
 from .core import CORE_PRINTERS
@@ -53,7 +54,7 @@ COORDINATION_PRINTERS: dict[tuple[str, str], Printer] = {
 
 
 PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS,
-                                            **NETWORKING_PRINTERS, **CONFIG_PRINTERS, **RBAC_PRINTERS}
+                                            **NETWORKING_PRINTERS, **CONFIG_PRINTERS, **RBAC_PRINTERS, **BATCH_PRINTERS}
 
 # What kube-apiserver's default table convertor shows for kinds without a printer.
 DEFAULT_PRINTER = Printer((

@@ -321,6 +321,44 @@ MESSAGES: dict[str, dict[int, FieldSpec]] = {
     "TokenRequest": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "TokenRequestSpec")},
     "TokenReviewSpec": {1: _s("token"), 2: _strings("audiences")},
     "TokenReview": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "TokenReviewSpec")},
+    # ---- batch/v1 (kubectl create job / create cronjob send these); pointers keep their zero values
+    "Job": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "JobSpec"), 3: _m("status", "JobStatus")},
+    "JobSpec": {
+        1: _i("parallelism", keep=True), 2: _i("completions", keep=True), 3: _i("activeDeadlineSeconds", keep=True),
+        11: _m("podFailurePolicy", "PodFailurePolicy"), 16: _m("successPolicy", "SuccessPolicy"),
+        7: _i("backoffLimit", keep=True), 12: _i("backoffLimitPerIndex", keep=True),
+        13: _i("maxFailedIndexes", keep=True), 4: _m("selector", "LabelSelector"),
+        5: _b("manualSelector", keep=True), 6: _m("template", "PodTemplateSpec"),
+        8: _i("ttlSecondsAfterFinished", keep=True), 9: _s("completionMode", keep=True),
+        10: _b("suspend", keep=True), 14: _s("podReplacementPolicy", keep=True), 15: _s("managedBy", keep=True),
+    },
+    "JobStatus": {
+        1: _list("conditions", "JobCondition"), 2: _time("startTime"), 3: _time("completionTime"),
+        4: _i("active"), 5: _i("succeeded"), 6: _i("failed"), 11: _i("terminating", keep=True),
+        7: _s("completedIndexes"), 10: _s("failedIndexes", keep=True),
+        8: _m("uncountedTerminatedPods", "UncountedTerminatedPods"), 9: _i("ready", keep=True),
+    },
+    "JobCondition": {1: _s("type", keep=True), 2: _s("status", keep=True), 3: _time("lastProbeTime"),
+                     4: _time("lastTransitionTime"), 5: _s("reason"), 6: _s("message")},
+    "UncountedTerminatedPods": {1: _strings("succeeded"), 2: _strings("failed")},
+    "PodFailurePolicy": {1: _list("rules", "PodFailurePolicyRule")},
+    "PodFailurePolicyRule": {1: _s("action", keep=True),
+                             2: _m("onExitCodes", "PodFailurePolicyOnExitCodesRequirement"),
+                             3: _list("onPodConditions", "PodFailurePolicyOnPodConditionsPattern")},
+    "PodFailurePolicyOnExitCodesRequirement": {1: _s("containerName", keep=True), 2: _s("operator", keep=True),
+                                               3: _ints("values")},
+    "PodFailurePolicyOnPodConditionsPattern": {1: _s("type", keep=True), 2: _s("status")},
+    "SuccessPolicy": {1: _list("rules", "SuccessPolicyRule")},
+    "SuccessPolicyRule": {1: _s("succeededIndexes", keep=True), 2: _i("succeededCount", keep=True)},
+    "JobTemplateSpec": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "JobSpec")},
+    "CronJob": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "CronJobSpec"), 3: _m("status", "CronJobStatus")},
+    "CronJobSpec": {
+        1: _s("schedule", keep=True), 8: _s("timeZone", keep=True), 2: _i("startingDeadlineSeconds", keep=True),
+        3: _s("concurrencyPolicy"), 4: _b("suspend", keep=True), 5: _m("jobTemplate", "JobTemplateSpec"),
+        6: _i("successfulJobsHistoryLimit", keep=True), 7: _i("failedJobsHistoryLimit", keep=True),
+    },
+    "CronJobStatus": {1: _list("active", "ObjectReference"), 4: _time("lastScheduleTime"),
+                      5: _time("lastSuccessfulTime")},
 }
 
 # (apiVersion, kind) -> top-level message: the kinds svcnet serves that typed clients send.
@@ -341,6 +379,8 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("authentication.k8s.io/v1", "TokenReview"): "TokenReview",
+    ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
 }
 
 

@@ -16,6 +16,7 @@ from .dsl import (
     AUTHENTICATION,
     AUTHORIZATION,
     AUTOSCALING,
+    BATCH,
     COORDINATION,
     CORE,
     DISCOVERY,
@@ -41,11 +42,11 @@ from .dsl import (
 # The definitions, in the order the OpenAPI components list them. Each module fills STRUCTS.
 # isort: off
 from . import meta, core_pods, core, core_config, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
-from . import rbac, authorization  # noqa: E401, F401
+from . import rbac, authorization, batch  # noqa: E401, F401
 # isort: on
 
 __all__ = [
-    "APPS", "AUTOSCALING", "COORDINATION", "CORE", "DISCOVERY", "FIELDS_V1", "INT_OR_STRING", "META",
+    "APPS", "AUTOSCALING", "BATCH", "COORDINATION", "CORE", "DISCOVERY", "FIELDS_V1", "INT_OR_STRING", "META",
     "MICRO_TIME", "NETWORKING", "PATCH", "QUANTITY", "RAW_EXTENSION", "SCALARS", "SPECIAL", "TIME", "VERSION",
     "Field", "Struct", "TypeRef", "all_structs", "gvk_schema_names", "kind_schema_name", "struct",
     "subresource_gvk",
@@ -64,7 +65,7 @@ def all_structs() -> dict[str, Struct]:
 _GROUP_PACKAGE = {"": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery.k8s.io": DISCOVERY,
                   "coordination.k8s.io": COORDINATION, "networking.k8s.io": NETWORKING,
                   "rbac.authorization.k8s.io": RBAC, "authorization.k8s.io": AUTHORIZATION,
-                  "authentication.k8s.io": AUTHENTICATION}
+                  "authentication.k8s.io": AUTHENTICATION, "batch": BATCH}
 
 
 def kind_schema_name(group: str, version: str, kind: str) -> str:

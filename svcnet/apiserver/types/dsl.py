@@ -11,7 +11,7 @@ A struct body is one field per line: `name type [option=value ...]`.
 Types: string int32 int64 bool double bytes quantity intstr time microtime object,
 `[]T` (list), `{}T` (map of string to T), `Name` (struct in the same package) or
 `pkg.Name` (meta., core., apps., autoscaling., discovery., coordination., networking.,
-rbac., authorization., authentication., version.). `object` is free-form JSON (RawExtension-like).
+rbac., authorization., authentication., batch., version.). `object` is free-form JSON (RawExtension-like).
 
 Options: patch=merge|retainKeys|merge,retainKeys  key=<patchMergeKey>
 list=atomic|set|map  keys=a,b (listMapKeys)  maptype=atomic|granular
@@ -36,6 +36,7 @@ NETWORKING = "io.k8s.api.networking.v1"
 RBAC = "io.k8s.api.rbac.v1"
 AUTHORIZATION = "io.k8s.api.authorization.v1"
 AUTHENTICATION = "io.k8s.api.authentication.v1"
+BATCH = "io.k8s.api.batch.v1"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 VERSION = "io.k8s.apimachinery.pkg.version"
 
@@ -50,7 +51,7 @@ PATCH = f"{META}.Patch"
 _PACKAGES = {
     "core": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery": DISCOVERY,
     "coordination": COORDINATION, "networking": NETWORKING, "meta": META, "version": VERSION,
-    "rbac": RBAC, "authorization": AUTHORIZATION, "authentication": AUTHENTICATION,
+    "rbac": RBAC, "authorization": AUTHORIZATION, "authentication": AUTHENTICATION, "batch": BATCH,
 }
 
 # bytes: Go's []byte, base64 text in JSON (Secret.data, ConfigMap.binaryData).

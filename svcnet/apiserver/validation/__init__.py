@@ -9,7 +9,7 @@ It expects defaulted objects (run `defaults.apply_defaults` first), as upstream
 validates after defaulting. Rules and wording follow
 pkg/apis/core/validation, pkg/apis/apps/validation,
 pkg/apis/discovery/validation, pkg/apis/coordination/validation,
-pkg/apis/networking/validation and pkg/apis/rbac/validation;
+pkg/apis/networking/validation, pkg/apis/rbac/validation and pkg/apis/batch/validation;
 one module per API group or kind, shared helpers in fields.py.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from svcnet.api.errors import Cause
 from svcnet.api.resources import RESOURCES
 
 from .apps import validate_deployment, validate_replica_set, validate_stateful_set
+from .batch import validate_cron_job, validate_job
 from .config import validate_config_map, validate_secret, validate_service_account
 from .endpoints import validate_endpoint_slice, validate_endpoints
 from .events import validate_event
@@ -65,6 +66,8 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     "ClusterRole": (name_is_path_segment, validate_cluster_role),
     "RoleBinding": (name_is_path_segment, validate_role_binding),
     "ClusterRoleBinding": (name_is_path_segment, validate_cluster_role_binding),
+    "Job": (name_is_dns_subdomain, validate_job),
+    "CronJob": (name_is_dns_subdomain, validate_cron_job),
 }
 
 

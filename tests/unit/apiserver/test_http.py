@@ -87,8 +87,8 @@ def test_protobuf_bodies_of_known_kinds_decode_to_their_json_form():
 @pytest.mark.parametrize("content_type, body, code", [
     ("application/vnd.kubernetes.protobuf", b"k8s\x00", 400),  # an envelope without a kind
     ("application/vnd.kubernetes.protobuf", b"not protobuf", 400),
-    # a well-formed envelope around batch/v1 Job, a kind svcnet has no protobuf table for
-    ("application/vnd.kubernetes.protobuf", b"k8s\x00\x0a\x0f\x0a\x08batch/v1\x12\x03Job", 415),
+    # a well-formed envelope around policy/v1 Eviction, a kind svcnet has no protobuf table for
+    ("application/vnd.kubernetes.protobuf", b"k8s\x00\x0a\x15\x0a\x09policy/v1\x12\x08Eviction", 415),
     ("application/json", b"{not json", 400),
     ("application/json", b"", 400),
     ("application/yaml", b"a: [1", 400),

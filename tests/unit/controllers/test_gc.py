@@ -158,7 +158,7 @@ def test_every_deletable_kind_but_events_is_collected():
     assert plurals == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
                        "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs",
                        "configmaps", "secrets", "serviceaccounts", "roles", "clusterroles", "rolebindings",
-                       "clusterrolebindings"}
+                       "clusterrolebindings", "jobs", "cronjobs"}
 
 
 # ----------------------------------------------------------------- background
@@ -240,7 +240,7 @@ async def test_an_owner_in_another_namespace_owns_nothing_here(api, start_gc):
 async def test_a_reference_to_a_kind_svcnet_does_not_serve_never_deletes(api, start_gc):
     await start_gc()
     p = pod("job-pod")
-    p["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": "j",
+    p["metadata"]["ownerReferences"] = [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "name": "j",
                                          "uid": "job-uid", "controller": True}]
     await api.create(PODS, NS, p)
     await settle(api)

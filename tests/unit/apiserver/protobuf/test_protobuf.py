@@ -190,8 +190,8 @@ def test_kind_and_api_version_come_from_the_envelope():
 
 def test_kinds_without_a_table_are_unsupported_not_malformed():
     with pytest.raises(protobuf.UnsupportedKind) as err:
-        protobuf.decode_object(envelope("batch/v1", "Job", lfield(1, lfield(1, "j"))))
-    assert (err.value.api_version, err.value.kind) == ("batch/v1", "Job")
+        protobuf.decode_object(envelope("policy/v1", "PodDisruptionBudget", lfield(1, lfield(1, "j"))))
+    assert (err.value.api_version, err.value.kind) == ("policy/v1", "PodDisruptionBudget")
 
 
 @pytest.mark.parametrize("body, message_part", [
