@@ -26,6 +26,7 @@ from typing import Any
 
 from svcnet.api.selectors import label_selector_from_object
 
+from .batch_controller_roles import BATCH_CONTROLLER_ROLES
 from .rules import Rule, rules_of, uncovered
 
 GROUP = "rbac.authorization.k8s.io"
@@ -218,6 +219,7 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("update",), ("",), ("pods/finalizers",)),
         _EVENTS_RULE),
 }
+CONTROLLER_ROLES.update(BATCH_CONTROLLER_ROLES)
 
 
 def _selector(label: str) -> dict[str, Any]:
