@@ -23,6 +23,14 @@ STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulS
 CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
 # Kinds with metadata.generation bumped on every spec change.
 GENERATION = {"Deployment", "ReplicaSet", "StatefulSet"}
+# The rest of kubectl's default prune allowlist: status through its subresource, generation on
+# spec changes, as their upstream strategies (IngressClass: generation only, it has no status).
+STATUS_SPLIT |= {"DaemonSet", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim", "Ingress"}
+GENERATION |= {"DaemonSet", "ReplicationController", "Ingress", "IngressClass"}
+# The storage-object-in-use-protection admission plugin: a volume or a claim in use is not
+# removed until the protection controllers (controllers/pvbinder.py) take their finalizer off.
+PROTECTION_FINALIZERS = {"PersistentVolume": "kubernetes.io/pv-protection",
+                         "PersistentVolumeClaim": "kubernetes.io/pvc-protection"}
 # metadata fields a client can never change once set.
 IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
 
@@ -63,12 +71,19 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
         md["generation"] = 1
     else:
         md.pop("generation", None)
+    protection = PROTECTION_FINALIZERS.get(res.kind)
+    if protection and protection not in (md.get("finalizers") or []):
+        md["finalizers"] = [*(md.get("finalizers") or []), protection]
+    if res.kind == "PersistentVolume":
+        # A new volume is Pending until the binder sees it (upstream's PrepareForCreate).
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now}
+        return
     if res.kind == "Namespace":
         obj["status"] = {"phase": "Active"}
     elif res.kind == "Pod":
         obj["status"] = {"phase": "Pending"}
     elif res.kind in STATUS_SPLIT and res.kind != "Node":
-        obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
+        obj["status"] = {"loadBalancer": {}} if res.kind in ("Service", "Ingress") else {}
 
 
 def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:

@@ -27,6 +27,7 @@ from .discovery import DISCOVERY_PRINTERS
 from .format import Cell, Obj, age_cell, get_path, name_cell, parse_timestamp
 from .networking import NETWORKING_PRINTERS
 from .rbac import RBAC_PRINTERS
+from .storage import STORAGE_PRINTERS
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -54,6 +55,7 @@ COORDINATION_PRINTERS: dict[tuple[str, str], Printer] = {
 
 PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS,
                                             **NETWORKING_PRINTERS, **CONFIG_PRINTERS, **RBAC_PRINTERS}
+PRINTERS.update(STORAGE_PRINTERS)
 
 # What kube-apiserver's default table convertor shows for kinds without a printer.
 DEFAULT_PRINTER = Printer((
