@@ -29,6 +29,9 @@ STATUS_SPLIT |= {"DaemonSet", "ReplicationController", "PersistentVolume", "Pers
 GENERATION |= {"DaemonSet", "ReplicationController", "Ingress", "IngressClass"}
 # The storage-object-in-use-protection admission plugin: a volume or a claim in use is not
 # removed until the protection controllers (controllers/pvbinder.py) take their finalizer off.
+# apps/v1 DaemonSets carry their template generation here (the strategy's TemplateGeneration);
+# daemon pods are labelled pod-template-generation with it.
+DAEMON_SET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 PROTECTION_FINALIZERS = {"PersistentVolume": "kubernetes.io/pv-protection",
                          "PersistentVolumeClaim": "kubernetes.io/pvc-protection"}
 # metadata fields a client can never change once set.
@@ -74,6 +77,8 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
     protection = PROTECTION_FINALIZERS.get(res.kind)
     if protection and protection not in (md.get("finalizers") or []):
         md["finalizers"] = [*(md.get("finalizers") or []), protection]
+    if res.kind == "DaemonSet":
+        _annotations(obj)[DAEMON_SET_TEMPLATE_GENERATION] = "1"
     if res.kind == "PersistentVolume":
         # A new volume is Pending until the binder sees it (upstream's PrepareForCreate).
         obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now}
@@ -120,6 +125,26 @@ def set_generation(res: Resource, old: Obj, new: Obj, subresource: str | None) -
     if subresource is None and new.get("spec") != old.get("spec"):
         gen += 1
     meta.metadata(new)["generation"] = gen
+    if res.kind == "DaemonSet" and subresource is None:
+        _bump_template_generation(old, new)
+
+
+def _bump_template_generation(old: Obj, new: Obj) -> None:
+    """The DaemonSet strategy's PrepareForUpdate: a changed template is a new template generation."""
+    previous = objects.annotations_of(old).get(DAEMON_SET_TEMPLATE_GENERATION) or "1"
+    changed = objects.spec_of(new).get("template") != objects.spec_of(old).get("template")
+    try:
+        generation = int(previous) + (1 if changed else 0)
+    except ValueError:
+        generation = 1
+    _annotations(new)[DAEMON_SET_TEMPLATE_GENERATION] = str(generation)
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    md = meta.metadata(obj)
+    if not isinstance(md.get("annotations"), dict):
+        md["annotations"] = {}
+    return md["annotations"]
 
 
 def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:

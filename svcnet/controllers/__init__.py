@@ -21,6 +21,11 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
+    "replicationcontroller": "svcnet.controllers.replicationcontroller:ReplicationControllerController",
+    "daemonset": "svcnet.controllers.daemonset:DaemonSetController",
+    "persistentvolume-binder": "svcnet.controllers.pvbinder:PersistentVolumeBinder",
+    "pv-protection": "svcnet.controllers.pvbinder:PersistentVolumeProtection",
+    "pvc-protection": "svcnet.controllers.pvbinder:ClaimProtection",
 }
 
 
