@@ -352,13 +352,17 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "ClusterRole": _no_defaults,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
+}
+
+# The rest of kubectl's default prune allowlist.
+_DEFAULTERS.update({
     "DaemonSet": _default_daemon_set,
     "ReplicationController": _default_replication_controller,
     "PersistentVolume": _default_persistent_volume,
     "PersistentVolumeClaim": _default_persistent_volume_claim,
     "Ingress": _no_defaults,
     "IngressClass": _no_defaults,
-}
+})
 
 
 def apply_defaults(kind: str, obj: Obj) -> None:

@@ -23,19 +23,21 @@ STATUS_SPLIT = {"Node", "Pod", "Service", "Deployment", "ReplicaSet", "StatefulS
 CREATE_ON_UPDATE = {"Endpoints", "Event", "EndpointSlice", "Lease"}
 # Kinds with metadata.generation bumped on every spec change.
 GENERATION = {"Deployment", "ReplicaSet", "StatefulSet"}
+# metadata fields a client can never change once set.
+IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
+
+
 # The rest of kubectl's default prune allowlist: status through its subresource, generation on
 # spec changes, as their upstream strategies (IngressClass: generation only, it has no status).
 STATUS_SPLIT |= {"DaemonSet", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim", "Ingress"}
 GENERATION |= {"DaemonSet", "ReplicationController", "Ingress", "IngressClass"}
 # The storage-object-in-use-protection admission plugin: a volume or a claim in use is not
 # removed until the protection controllers (controllers/pvbinder.py) take their finalizer off.
+PROTECTION_FINALIZERS = {"PersistentVolume": "kubernetes.io/pv-protection",
+                         "PersistentVolumeClaim": "kubernetes.io/pvc-protection"}
 # apps/v1 DaemonSets carry their template generation here (the strategy's TemplateGeneration);
 # daemon pods are labelled pod-template-generation with it.
 DAEMON_SET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
-PROTECTION_FINALIZERS = {"PersistentVolume": "kubernetes.io/pv-protection",
-                         "PersistentVolumeClaim": "kubernetes.io/pvc-protection"}
-# metadata fields a client can never change once set.
-IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
 
 
 def check_type(res: Resource, obj: Obj, sub_kind: str | None = None) -> None:
@@ -83,12 +85,15 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
         # A new volume is Pending until the binder sees it (upstream's PrepareForCreate).
         obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now}
         return
+    if res.kind == "Ingress":
+        obj["status"] = {"loadBalancer": {}}
+        return
     if res.kind == "Namespace":
         obj["status"] = {"phase": "Active"}
     elif res.kind == "Pod":
         obj["status"] = {"phase": "Pending"}
     elif res.kind in STATUS_SPLIT and res.kind != "Node":
-        obj["status"] = {"loadBalancer": {}} if res.kind in ("Service", "Ingress") else {}
+        obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
 
 
 def prepare_for_update(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:

@@ -55,13 +55,14 @@ COORDINATION_PRINTERS: dict[tuple[str, str], Printer] = {
 
 PRINTERS: dict[tuple[str, str], Printer] = {**CORE_PRINTERS, **APPS_PRINTERS, **DISCOVERY_PRINTERS, **COORDINATION_PRINTERS,
                                             **NETWORKING_PRINTERS, **CONFIG_PRINTERS, **RBAC_PRINTERS}
-PRINTERS.update(STORAGE_PRINTERS)
 
 # What kube-apiserver's default table convertor shows for kinds without a printer.
 DEFAULT_PRINTER = Printer((
     NAME,
     Column("Created At", "date", "When the object was created."),
 ), _default_cells)
+
+PRINTERS.update(STORAGE_PRINTERS)  # persistent volumes and claims, replication controllers
 
 
 def printer_for(resource: Resource) -> Printer:

@@ -68,13 +68,17 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     "ClusterRole": (name_is_path_segment, validate_cluster_role),
     "RoleBinding": (name_is_path_segment, validate_role_binding),
     "ClusterRoleBinding": (name_is_path_segment, validate_cluster_role_binding),
+}
+
+# The rest of kubectl's default prune allowlist.
+_RULES.update({
     "DaemonSet": (name_is_dns_subdomain, validate_daemon_set),
     "ReplicationController": (name_is_dns_subdomain, validate_replication_controller),
     "PersistentVolume": (name_is_dns_subdomain, validate_persistent_volume),
     "PersistentVolumeClaim": (name_is_dns_subdomain, validate_persistent_volume_claim),
     "Ingress": (name_is_dns_subdomain, validate_ingress),
     "IngressClass": (name_is_dns_subdomain, validate_ingress_class),
-}
+})
 
 
 def _namespaced(kind: str) -> bool:
