@@ -5,6 +5,7 @@ allowlist (no --prune-allowlist), which needs every kind on that list to be serv
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -206,3 +207,15 @@ def test_apply_prune_with_the_default_allowlist_deletes_what_left_the_directory(
     server.kubectl("create", "configmap", "unlabelled")
     server.kubectl("apply", "--prune", "-l", "app=x", "-f", str(tmp_path))
     server.kubectl("get", "cm", "unlabelled")
+
+
+def test_kubectl_create_ingress_sends_protobuf_that_decodes_to_what_kubectl_prints(apiserver: ApiServerProcess) -> None:
+    server = apiserver
+    args = ("create", "ingress", "simple", "--class=nginx", "--rule=foo.com/bar*=svc1:8080,tls=my-cert",
+            "--rule=/exact=svc2:http", "--default-backend=svc3:80", "--annotation=a=b")
+    printed = json.loads(server.kubectl(*args, "--dry-run=client", "-o", "json").stdout)
+    assert "ingress.networking.k8s.io/simple created" in server.kubectl(*args).stdout
+    stored = server.kubectl_json("get", "ing", "simple")
+    assert stored["spec"] == printed["spec"]
+    assert stored["metadata"]["annotations"] == {"a": "b"}
+    assert stored["status"] == {"loadBalancer": {}}
