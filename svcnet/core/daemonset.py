@@ -320,6 +320,10 @@ def plan_daemon_set(ds: Obj, nodes: Iterable[Obj], pods: Iterable[Obj], now: dt.
 
 # ------------------------------------------------------------------- status
 
+COUNTS = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady",
+          "observedGeneration", "updatedNumberScheduled", "numberAvailable", "numberUnavailable")
+OMITTED_WHEN_ZERO = ("observedGeneration", "updatedNumberScheduled", "numberAvailable", "numberUnavailable")
+
 def daemon_set_status(ds: Obj, nodes: Iterable[Obj], pods: Iterable[Obj], now: dt.datetime) -> Obj:
     """updateDaemonSetStatus's counts over every node."""
     hash_, generation = current_hash(ds), template_generation(ds)
@@ -350,6 +354,9 @@ def daemon_set_status(ds: Obj, nodes: Iterable[Obj], pods: Iterable[Obj], now: d
         "updatedNumberScheduled": updated, "numberAvailable": available,
         "numberUnavailable": desired - available,
     }
+    for optional in OMITTED_WHEN_ZERO:
+        if not status[optional]:
+            del status[optional]  # omitempty in the Go type: a zero is not written
     old = status_of(ds)
     for kept in ("collisionCount", "conditions"):
         if old.get(kept) is not None:
@@ -359,4 +366,4 @@ def daemon_set_status(ds: Obj, nodes: Iterable[Obj], pods: Iterable[Obj], now: d
 
 def status_is_current(ds: Obj, new_status: Obj) -> bool:
     old = status_of(ds)
-    return all(int(old.get(k) or 0) == int(v or 0) for k, v in new_status.items() if k != "conditions")
+    return all(int(old.get(k) or 0) == int(new_status.get(k) or 0) for k in COUNTS)

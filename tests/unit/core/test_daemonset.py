@@ -149,6 +149,12 @@ def test_status_counts_nodes_as_update_daemon_set_status_does():
     assert status == {"desiredNumberScheduled": 3, "currentNumberScheduled": 2, "numberReady": 1,
                       "numberAvailable": 1, "updatedNumberScheduled": 1, "numberMisscheduled": 1,
                       "numberUnavailable": 2, "observedGeneration": 2}
+    nothing_yet = core.daemon_set_status(ds, [], [], NOW)
+    # The four required counts are written even when zero; the omitempty ones are not.
+    assert nothing_yet == {"desiredNumberScheduled": 0, "currentNumberScheduled": 0, "numberReady": 0,
+                           "numberMisscheduled": 0, "observedGeneration": 2}
+    assert not core.status_is_current({**ds, "status": {**status, "numberUnavailable": 0}}, status)
+    assert core.status_is_current({**ds, "status": status}, dict(status))
 
 
 def test_percentages_round_up_and_zero_budgets_fall_back_to_one_unavailable():
