@@ -21,12 +21,16 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
+}
+
+# The controllers of the kinds served for kubectl's default prune allowlist.
+CONTROLLERS.update({
     "replicationcontroller": "svcnet.controllers.replicationcontroller:ReplicationControllerController",
     "daemonset": "svcnet.controllers.daemonset:DaemonSetController",
     "persistentvolume-binder": "svcnet.controllers.pvbinder:PersistentVolumeBinder",
     "pv-protection": "svcnet.controllers.pvbinder:PersistentVolumeProtection",
     "pvc-protection": "svcnet.controllers.pvbinder:ClaimProtection",
-}
+})
 
 
 def load(names: list[str] | None = None) -> list[type]:
