@@ -217,6 +217,11 @@ class ClaimProtection(Controller):
             return None
         if core.pods_using_claim(self.pods.list(), claim):
             return None  # a pod's change brings the claim back here
+        # The cache may not have a pod created just now: ask the API server before letting go,
+        # as upstream's askAPIServer.
+        live = await self.api.list(PODS, namespace)
+        if core.pods_using_claim(live.get("items") or [], claim):
+            return None
         await _remove_finalizer(self.api, PERSISTENTVOLUMECLAIMS, claim, core.PVC_PROTECTION)
         return None
 

@@ -179,3 +179,29 @@ def test_a_replication_controller_keeps_its_replicas_and_scales_with_kubectl(con
     server.kubectl("scale", "rc", "web", "--replicas=1")
     wait_for(lambda: len(rc_pods(server)) == 1, timeout=30, what="one pod")
     assert get(server, "rc", "web")["status"]["observedGeneration"] == 3
+
+
+def test_a_claim_a_pod_mounts_stays_until_the_pod_is_gone(control_plane) -> None:
+    server = control_plane
+    server.kubectl("apply", "-f", "-", input=claim("inuse", "1Gi"))
+    server.kubectl("apply", "-f", "-", input="""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: user
+spec:
+  containers:
+  - name: c
+    image: busybox
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: inuse}
+""")
+    server.kubectl("delete", "pvc", "inuse", "--wait=false")
+    doomed = get(server, "pvc", "inuse")
+    assert doomed is not None and doomed["metadata"]["deletionTimestamp"]
+    assert doomed["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    assert columns(server, "pvc", "inuse")[1] == "Terminating"
+    server.kubectl("delete", "pod", "user", "--timeout=60s", timeout=90)
+    wait_for(lambda: get(server, "pvc", "inuse") is None, timeout=30,
+             what="the claim to go once no pod mounts it")
