@@ -118,6 +118,22 @@ REVIEW_RESOURCES: tuple[Resource, ...] = (
              "subjectaccessreview", False, verbs=("create",)),
 )
 
+# The rest of kubectl's default prune allowlist: persistent volumes and claims, replication
+# controllers, daemon sets, ingresses (and their classes).
+WORKLOAD_AND_STORAGE_RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", False, ("pv",),
+             subresources=(_status("PersistentVolume"),)),
+    Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
+             ("pvc",), subresources=(_status("PersistentVolumeClaim"),)),
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", True,
+             ("rc",), ("all",), subresources=(_SCALE, _status("ReplicationController"))),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",),
+             subresources=(_status("DaemonSet", "apps"),)),
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True, ("ing",),
+             subresources=(_status("Ingress", "networking.k8s.io"),)),
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", False),
+)
+
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
@@ -144,6 +160,7 @@ RESOURCES: tuple[Resource, ...] = (
     *BATCH_RESOURCES,
     Resource("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", "servicecidr", False,
              subresources=(_status("ServiceCIDR"),)),
+    *WORKLOAD_AND_STORAGE_RESOURCES,
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     *RBAC_RESOURCES,

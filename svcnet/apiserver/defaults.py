@@ -335,8 +335,55 @@ def _default_binding(binding: Obj) -> None:
             subject["apiGroup"] = _RBAC_GROUP
 
 
+def _default_daemon_set(daemon_set: Obj) -> None:
+    """apps/v1 SetDefaults_DaemonSet: RollingUpdate one node at a time, 10 revisions kept."""
+    spec = _sub(daemon_set, "spec")
+    strategy = _sub(spec, "updateStrategy")
+    _set_default(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _sub(strategy, "rollingUpdate")
+        if rolling.get("maxUnavailable") is None:
+            rolling["maxUnavailable"] = 1
+        if rolling.get("maxSurge") is None:
+            rolling["maxSurge"] = 0
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    _default_pod_template(spec)
+
+
+def _default_replication_controller(rc: Obj) -> None:
+    """core/v1 SetDefaults_ReplicationController: selector and labels from the template's labels."""
+    spec = _sub(rc, "spec")
+    template = spec.get("template")
+    if isinstance(template, dict):
+        template_labels = (template.get("metadata") or {}).get("labels") or {}
+        if template_labels:
+            if not spec.get("selector"):
+                spec["selector"] = dict(template_labels)
+            md = _sub(rc, "metadata")
+            if not md.get("labels"):
+                md["labels"] = dict(template_labels)
+        _default_pod_template(spec)
+    _default_replicas(spec)
+
+
+def _default_persistent_volume(pv: Obj) -> None:
+    spec = _sub(pv, "spec")
+    _set_default(spec, "persistentVolumeReclaimPolicy", "Retain")
+    _set_default(spec, "volumeMode", "Filesystem")
+    status = pv.get("status")
+    if isinstance(status, dict):
+        _set_default(status, "phase", "Pending")
+
+
+def _default_persistent_volume_claim(pvc: Obj) -> None:
+    _set_default(_sub(pvc, "spec"), "volumeMode", "Filesystem")
+    _set_default(_sub(pvc, "status"), "phase", "Pending")
+
+
 def _no_defaults(_: Obj) -> None:
-    """Event, Lease, ServiceCIDR, ConfigMap and ServiceAccount have no server-side defaults upstream."""
+    """Event, Lease, ServiceCIDR, ConfigMap, ServiceAccount, Ingress (v1: pathType has no default)
+    and IngressClass have no server-side defaults upstream."""
 
 
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
@@ -362,6 +409,16 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "Job": _default_job,
     "CronJob": _default_cron_job,
 }
+
+# The rest of kubectl's default prune allowlist.
+_DEFAULTERS.update({
+    "DaemonSet": _default_daemon_set,
+    "ReplicationController": _default_replication_controller,
+    "PersistentVolume": _default_persistent_volume,
+    "PersistentVolumeClaim": _default_persistent_volume_claim,
+    "Ingress": _no_defaults,
+    "IngressClass": _no_defaults,
+})
 
 
 def apply_defaults(kind: str, obj: Obj) -> None:

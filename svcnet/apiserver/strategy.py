@@ -32,6 +32,19 @@ ORPHAN_BY_DEFAULT = {"Job"}
 IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName")
 
 
+# The rest of kubectl's default prune allowlist: status through its subresource, generation on
+# spec changes, as their upstream strategies (IngressClass: generation only, it has no status).
+STATUS_SPLIT |= {"DaemonSet", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim", "Ingress"}
+GENERATION |= {"DaemonSet", "ReplicationController", "Ingress", "IngressClass"}
+# The storage-object-in-use-protection admission plugin: a volume or a claim in use is not
+# removed until the protection controllers (controllers/pvbinder.py) take their finalizer off.
+PROTECTION_FINALIZERS = {"PersistentVolume": "kubernetes.io/pv-protection",
+                         "PersistentVolumeClaim": "kubernetes.io/pvc-protection"}
+# apps/v1 DaemonSets carry their template generation here (the strategy's TemplateGeneration);
+# daemon pods are labelled pod-template-generation with it.
+DAEMON_SET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
 def check_type(res: Resource, obj: Obj, sub_kind: str | None = None) -> None:
     """The body's kind and apiVersion match the resource's (and are filled in when missing)."""
     if not isinstance(obj, dict):
@@ -68,6 +81,18 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
         md["generation"] = 1
     else:
         md.pop("generation", None)
+    protection = PROTECTION_FINALIZERS.get(res.kind)
+    if protection and protection not in (md.get("finalizers") or []):
+        md["finalizers"] = [*(md.get("finalizers") or []), protection]
+    if res.kind == "DaemonSet":
+        _annotations(obj)[DAEMON_SET_TEMPLATE_GENERATION] = "1"
+    if res.kind == "PersistentVolume":
+        # A new volume is Pending until the binder sees it (upstream's PrepareForCreate).
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now}
+        return
+    if res.kind == "Ingress":
+        obj["status"] = {"loadBalancer": {}}
+        return
     if res.kind == "Namespace":
         obj["status"] = {"phase": "Active"}
     elif res.kind == "Pod":
@@ -112,6 +137,26 @@ def set_generation(res: Resource, old: Obj, new: Obj, subresource: str | None) -
     if subresource is None and new.get("spec") != old.get("spec"):
         gen += 1
     meta.metadata(new)["generation"] = gen
+    if res.kind == "DaemonSet" and subresource is None:
+        _bump_template_generation(old, new)
+
+
+def _bump_template_generation(old: Obj, new: Obj) -> None:
+    """The DaemonSet strategy's PrepareForUpdate: a changed template is a new template generation."""
+    previous = objects.annotations_of(old).get(DAEMON_SET_TEMPLATE_GENERATION) or "1"
+    changed = objects.spec_of(new).get("template") != objects.spec_of(old).get("template")
+    try:
+        generation = int(previous) + (1 if changed else 0)
+    except ValueError:
+        generation = 1
+    _annotations(new)[DAEMON_SET_TEMPLATE_GENERATION] = str(generation)
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    md = meta.metadata(obj)
+    if not isinstance(md.get("annotations"), dict):
+        md["annotations"] = {}
+    return md["annotations"]
 
 
 def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:

@@ -25,7 +25,11 @@ from svcnet.api.resources import RBAC_GROUP, lookup
 from svcnet.apiserver.credentials import ensure_component_kubeconfig
 from svcnet.client.config import load_kubeconfig
 from svcnet.core.rbac.batch_controller_roles import BATCH_CONTROLLER_ROLE_OF
-from svcnet.core.rbac.bootstrap import CONTROLLER_ROLE_PREFIX, CONTROLLER_ROLES
+from svcnet.core.rbac.bootstrap import (
+    CONTROLLER_ROLE_PREFIX,
+    CONTROLLER_ROLES,
+    PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF,
+)
 from svcnet.core.rbac.identity import (
     KUBE_CONTROLLER_MANAGER,
     KUBE_PROXY,
@@ -48,6 +52,7 @@ CONTROLLER_ROLE_OF = {
     "serviceaccount": "service-account-controller",
 }
 CONTROLLER_ROLE_OF.update(BATCH_CONTROLLER_ROLE_OF)
+CONTROLLER_ROLE_OF.update(PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF)
 BINDING_PREFIX = "svcnet:kube-controller-manager:"
 
 

@@ -26,6 +26,15 @@ CONTROLLERS: dict[str, str] = {
     "ttlafterfinished": "svcnet.controllers.ttl_after_finished:TTLAfterFinishedController",
 }
 
+# The controllers of the kinds served for kubectl's default prune allowlist.
+CONTROLLERS.update({
+    "replicationcontroller": "svcnet.controllers.replicationcontroller:ReplicationControllerController",
+    "daemonset": "svcnet.controllers.daemonset:DaemonSetController",
+    "persistentvolume-binder": "svcnet.controllers.pvbinder:PersistentVolumeBinder",
+    "pv-protection": "svcnet.controllers.pvbinder:PersistentVolumeProtection",
+    "pvc-protection": "svcnet.controllers.pvbinder:ClaimProtection",
+})
+
 
 def load(names: list[str] | None = None) -> list[type]:
     """The controller classes for names (all by default), in the table's order."""

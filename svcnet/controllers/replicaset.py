@@ -102,6 +102,15 @@ class BackgroundEvents:
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     workers = 5  # kube-controller-manager's --concurrent-replicaset-syncs
+    # What it manages: the ReplicationController controller is this one over another kind
+    # (upstream's NewReplicationManager wraps the ReplicaSet controller the same way).
+    owner_resource = REPLICASETS
+    owner_kind = "ReplicaSet"
+
+    @staticmethod
+    def selector_of(owner: Obj) -> LabelSelector:
+        """The owner's pod selector (ApiError when it is invalid)."""
+        return label_selector_from_object(spec_of(owner).get("selector"))
 
     def __init__(self, api: Api, informers: InformerFactory, *, clock: Any = None,
                  monotonic: Callable[[], float] | None = None) -> None:
@@ -112,7 +121,7 @@ class ReplicaSetController(Controller):
 
     # ------------------------------------------------------------------ wiring
     def setup(self) -> None:
-        self.replicasets = self.informers.informer(REPLICASETS)
+        self.replicasets = self.informers.informer(self.owner_resource)
         self.pods = self.informers.informer(PODS)
         ensure_index(self.pods, BY_CONTROLLER, by_controller)
         ensure_index(self.replicasets, BY_CONTROLLER, by_controller)
@@ -128,7 +137,7 @@ class ReplicaSetController(Controller):
 
     def _owner_of(self, pod: Obj, ref: Obj | None) -> Obj | None:
         """The ReplicaSet a controller ref names, if it is one we know (same uid)."""
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.owner_kind:
             return None
         rs = self.replicasets.get(metadata_of(pod).get("namespace"), str(ref.get("name")))
         if rs is None or metadata_of(rs).get("uid") != ref.get("uid"):
@@ -142,7 +151,7 @@ class ReplicaSetController(Controller):
             if metadata_of(rs).get("namespace") != md.get("namespace"):
                 continue
             try:
-                selector = label_selector_from_object(spec_of(rs).get("selector"))
+                selector = self.selector_of(rs)
             except ApiError:
                 continue
             if not selector.empty and selector.matches(md.get("labels") or {}):
@@ -212,9 +221,9 @@ class ReplicaSetController(Controller):
             return None
         needs_sync = self.expectations.satisfied(key, self.monotonic())
         try:
-            selector = label_selector_from_object(spec_of(rs).get("selector"))
+            selector = self.selector_of(rs)
         except ApiError as exc:
-            log.warning("replicaset %s: invalid selector: %s", key, exc.message)
+            log.warning("%s %s: invalid selector: %s", self.owner_kind, key, exc.message)
             return None
         pods = await self._claim_pods(rs, selector)
         failure: core.ManageError | None = None
@@ -263,10 +272,10 @@ class ReplicaSetController(Controller):
     async def _check_can_adopt(self, rs: Obj) -> None:
         """RecheckDeletionTimestamp: adopt only for a live ReplicaSet read fresh from the API."""
         md = rs["metadata"]
-        fresh = await self.api.get(REPLICASETS, md.get("namespace"), md["name"])
+        fresh = await self.api.get(self.owner_resource, md.get("namespace"), md["name"])
         fresh_md = metadata_of(fresh)
         if fresh_md.get("uid") != md.get("uid"):
-            raise ManageReplicasError(f"original ReplicaSet {md.get('namespace')}/{md['name']} is gone: "
+            raise ManageReplicasError(f"original {self.owner_kind} {md.get('namespace')}/{md['name']} is gone: "
                                       f"got uid {fresh_md.get('uid')}, wanted {md.get('uid')}")
         if fresh_md.get("deletionTimestamp"):
             raise ManageReplicasError(f"{md.get('namespace')}/{md['name']} has just been deleted at "
@@ -356,16 +365,16 @@ class ReplicaSetController(Controller):
         body = copy.deepcopy(rs)
         body["status"] = status
         try:
-            return await self.api.update_status(REPLICASETS, md.get("namespace"), body)
+            return await self.api.update_status(self.owner_resource, md.get("namespace"), body)
         except ApiError as exc:
             if exc.code == 404:
                 return rs
             if exc.code != 409:
                 raise
         # One retry on a fresh copy, as upstream (statusUpdateRetries = 1).
-        fresh = await self.api.get(REPLICASETS, md.get("namespace"), md["name"])
+        fresh = await self.api.get(self.owner_resource, md.get("namespace"), md["name"])
         fresh["status"] = status
-        return await self.api.update_status(REPLICASETS, md.get("namespace"), fresh)
+        return await self.api.update_status(self.owner_resource, md.get("namespace"), fresh)
 
 
 def _message(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from .discovery import DISCOVERY_PRINTERS
 from .format import Cell, Obj, age_cell, get_path, name_cell, parse_timestamp
 from .networking import NETWORKING_PRINTERS
 from .rbac import RBAC_PRINTERS
+from .storage import STORAGE_PRINTERS
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -61,6 +62,8 @@ DEFAULT_PRINTER = Printer((
     NAME,
     Column("Created At", "date", "When the object was created."),
 ), _default_cells)
+
+PRINTERS.update(STORAGE_PRINTERS)  # persistent volumes and claims, replication controllers
 
 
 def printer_for(resource: Resource) -> Printer:

@@ -1,4 +1,4 @@
-"""Printers of apps/v1 kinds: deployments, replica sets and stateful sets."""
+"""Printers of apps/v1 kinds: deployments, replica sets, stateful sets and daemon sets."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,6 +13,7 @@ from .format import (
     container_cells,
     desired_replicas,
     format_label_selector,
+    format_labels,
     get_path,
     label_selector_string,
     name_cell,
@@ -66,6 +67,24 @@ def _stateful_set_cells(stateful_set: Obj, now: dt.datetime) -> list[Cell]:
     ]
 
 
+def _daemon_set_cells(daemon_set: Obj, now: dt.datetime) -> list[Cell]:
+    status = get_path(daemon_set, "status", default={})
+    names, images = container_cells(template_containers(daemon_set))
+    return [
+        name_cell(daemon_set),
+        as_int(status.get("desiredNumberScheduled")),
+        as_int(status.get("currentNumberScheduled")),
+        as_int(status.get("numberReady")),
+        as_int(status.get("updatedNumberScheduled")),
+        as_int(status.get("numberAvailable")),
+        format_labels(get_path(daemon_set, "spec", "template", "spec", "nodeSelector")),
+        age_cell(daemon_set, now),
+        names,
+        images,
+        format_label_selector(get_path(daemon_set, "spec", "selector")),
+    ]
+
+
 # apps/v1 kinds: their columns and cells.
 APPS_PRINTERS: dict[tuple[str, str], Printer] = {
     ("apps", "Deployment"): Printer((
@@ -95,4 +114,17 @@ APPS_PRINTERS: dict[tuple[str, str], Printer] = {
         CONTAINERS,
         IMAGES,
     ), _stateful_set_cells),
+    ("apps", "DaemonSet"): Printer((
+        NAME,
+        Column("Desired", "integer", "The number of nodes that should run the daemon pod."),
+        Column("Current", "integer", "The number of nodes running at least one daemon pod."),
+        Column("Ready", "integer", "The number of nodes running a ready daemon pod."),
+        Column("Up-to-date", "integer", "The number of nodes running the current pod template."),
+        Column("Available", "integer", "The number of nodes whose daemon pod is available."),
+        Column("Node Selector", "string", "The template's node selector."),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        wide("Selector", "The label query over the daemon set's pods."),
+    ), _daemon_set_cells),
 }

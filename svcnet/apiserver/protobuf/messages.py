@@ -384,3 +384,25 @@ TOP_LEVEL: dict[tuple[str, str], str] = {
 }
 
 
+
+# ---- networking.k8s.io/v1 Ingress (`kubectl create ingress`), from networking/v1 generated.proto
+MESSAGES.update({
+    "Ingress": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "IngressSpec"), 3: _m("status", "IngressStatus")},
+    "IngressSpec": {4: _s("ingressClassName", keep=True), 1: _m("defaultBackend", "IngressBackend"),
+                    2: _list("tls", "IngressTLS"), 3: _list("rules", "IngressRule")},
+    "IngressBackend": {4: _m("service", "IngressServiceBackend"), 3: _m("resource", "TypedLocalObjectReference")},
+    "IngressServiceBackend": {1: _s("name", keep=True), 2: _m("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: _s("name"), 2: _i("number")},
+    "TypedLocalObjectReference": {1: _s("apiGroup", keep=True), 2: _s("kind", keep=True), 3: _s("name", keep=True)},
+    "IngressTLS": {1: _strings("hosts"), 2: _s("secretName")},
+    # IngressRuleValue is embedded in IngressRule (json ",inline"): its http sits beside host.
+    "IngressRule": {1: _s("host"), 2: _inline("IngressRuleValue")},
+    "IngressRuleValue": {1: _m("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: _list("paths", "HTTPIngressPath")},
+    "HTTPIngressPath": {1: _s("path"), 3: _s("pathType", keep=True), 2: _m("backend", "IngressBackend")},
+    "IngressStatus": {1: _m("loadBalancer", "IngressLoadBalancerStatus")},
+    "IngressLoadBalancerStatus": {1: _list("ingress", "IngressLoadBalancerIngress")},
+    "IngressLoadBalancerIngress": {1: _s("ip"), 2: _s("hostname"), 4: _list("ports", "IngressPortStatus")},
+    "IngressPortStatus": {1: _i("port", keep=True), 2: _s("protocol", keep=True), 3: _s("error", keep=True)},
+})
+TOP_LEVEL[("networking.k8s.io/v1", "Ingress")] = "Ingress"

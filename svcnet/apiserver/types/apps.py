@@ -1,4 +1,4 @@
-"""apps/v1 types: Deployment, ReplicaSet, StatefulSet."""
+"""apps/v1 types: Deployment, ReplicaSet, StatefulSet, DaemonSet."""
 from __future__ import annotations
 
 from .dsl import APPS, define, define_kind
@@ -121,3 +121,41 @@ define(APPS, "StatefulSetCondition", """
     type string go=v1.StatefulSetConditionType
 """, required="type status")
 
+define_kind(APPS, "DaemonSet", "apps", "v1", """
+    spec DaemonSetSpec
+    status DaemonSetStatus
+""")
+define(APPS, "DaemonSetSpec", """
+    minReadySeconds int32
+    revisionHistoryLimit int32
+    selector meta.LabelSelector
+    template core.PodTemplateSpec
+    updateStrategy DaemonSetUpdateStrategy
+""", required="selector template")
+define(APPS, "DaemonSetUpdateStrategy", """
+    rollingUpdate RollingUpdateDaemonSet
+    type string go=v1.DaemonSetUpdateStrategyType
+""")
+define(APPS, "RollingUpdateDaemonSet", """
+    maxSurge intstr
+    maxUnavailable intstr
+""")
+define(APPS, "DaemonSetStatus", """
+    collisionCount int32
+    conditions []DaemonSetCondition patch=merge key=type list=map keys=type
+    currentNumberScheduled int32
+    desiredNumberScheduled int32
+    numberAvailable int32
+    numberMisscheduled int32
+    numberReady int32
+    numberUnavailable int32
+    observedGeneration int64
+    updatedNumberScheduled int32
+""", required="currentNumberScheduled numberMisscheduled desiredNumberScheduled numberReady")
+define(APPS, "DaemonSetCondition", """
+    lastTransitionTime time
+    message string
+    reason string
+    status string go=v1.ConditionStatus
+    type string go=v1.DaemonSetConditionType
+""", required="type status")

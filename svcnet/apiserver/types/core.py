@@ -1,5 +1,5 @@
 """core/v1 types besides the Pod's: namespaces, nodes, services, endpoints, events and
-persistent volume claims (only as StatefulSet templates)."""
+persistent volumes and their claims, replication controllers."""
 from __future__ import annotations
 
 from .dsl import CORE, define, define_kind
@@ -197,12 +197,12 @@ define(CORE, "EventSeries", """
     lastObservedTime microtime
 """)
 
-# --- persistent volume claims (only as StatefulSet templates)
+# --- persistent volume claims (served, and StatefulSet templates)
 
 define_kind(CORE, "PersistentVolumeClaim", "", "v1", """
     spec PersistentVolumeClaimSpec
     status PersistentVolumeClaimStatus
-""", with_list=False)
+""")
 define(CORE, "PersistentVolumeClaimSpec", """
     accessModes []string list=atomic
     dataSource TypedLocalObjectReference
@@ -232,3 +232,80 @@ define(CORE, "PersistentVolumeClaimCondition", """
     type string go=v1.PersistentVolumeClaimConditionType
 """, required="type status")
 
+
+# --- persistent volumes (the sources svcnet describes: hostPath, local, nfs, csi)
+
+define_kind(CORE, "PersistentVolume", "", "v1", """
+    spec PersistentVolumeSpec
+    status PersistentVolumeStatus
+""")
+define(CORE, "PersistentVolumeSpec", """
+    accessModes []string list=atomic
+    capacity {}quantity go=v1.ResourceList
+    claimRef ObjectReference
+    csi CSIPersistentVolumeSource
+    hostPath HostPathVolumeSource
+    local LocalVolumeSource
+    mountOptions []string list=atomic
+    nfs NFSVolumeSource
+    nodeAffinity VolumeNodeAffinity
+    persistentVolumeReclaimPolicy string go=v1.PersistentVolumeReclaimPolicy
+    storageClassName string
+    volumeAttributesClassName string
+    volumeMode string go=v1.PersistentVolumeMode
+""")
+define(CORE, "LocalVolumeSource", """
+    fsType string
+    path string
+""", required="path")
+define(CORE, "CSIPersistentVolumeSource", """
+    controllerExpandSecretRef SecretReference
+    controllerPublishSecretRef SecretReference
+    driver string
+    fsType string
+    nodeExpandSecretRef SecretReference
+    nodePublishSecretRef SecretReference
+    nodeStageSecretRef SecretReference
+    readOnly bool
+    volumeAttributes {}string
+    volumeHandle string
+""", required="driver volumeHandle")
+define(CORE, "SecretReference", """
+    name string
+    namespace string
+""", map_type="atomic")
+define(CORE, "VolumeNodeAffinity", "required NodeSelector")
+define(CORE, "PersistentVolumeStatus", """
+    lastPhaseTransitionTime time
+    message string
+    phase string go=v1.PersistentVolumePhase
+    reason string
+""")
+
+# --- replication controllers
+
+define_kind(CORE, "ReplicationController", "", "v1", """
+    spec ReplicationControllerSpec
+    status ReplicationControllerStatus
+""")
+define(CORE, "ReplicationControllerSpec", """
+    minReadySeconds int32
+    replicas int32
+    selector {}string maptype=atomic
+    template PodTemplateSpec
+""")
+define(CORE, "ReplicationControllerStatus", """
+    availableReplicas int32
+    conditions []ReplicationControllerCondition patch=merge key=type list=map keys=type
+    fullyLabeledReplicas int32
+    observedGeneration int64
+    readyReplicas int32
+    replicas int32
+""", required="replicas")
+define(CORE, "ReplicationControllerCondition", """
+    lastTransitionTime time
+    message string
+    reason string
+    status string go=v1.ConditionStatus
+    type string go=v1.ReplicationControllerConditionType
+""", required="type status")

@@ -33,6 +33,7 @@ from .fields import (
     name_is_dns_subdomain,
     name_is_path_segment,
 )
+from .ingress import validate_ingress, validate_ingress_class
 from .meta import validate_object_meta, validate_object_meta_update
 from .namespaces import validate_namespace
 from .networking import validate_service_cidr
@@ -40,6 +41,8 @@ from .nodes import validate_lease, validate_node
 from .pods import validate_pod
 from .rbac import validate_cluster_role, validate_cluster_role_binding, validate_role, validate_role_binding
 from .services import validate_service
+from .storage import validate_persistent_volume, validate_persistent_volume_claim
+from .workloads import validate_daemon_set, validate_replication_controller
 
 KindValidator = Callable[[Obj, "Obj | None"], list[Cause]]
 
@@ -69,6 +72,16 @@ _RULES: dict[str, tuple[NameFn, KindValidator]] = {
     "Job": (name_is_dns_subdomain, validate_job),
     "CronJob": (name_is_dns_subdomain, validate_cron_job),
 }
+
+# The rest of kubectl's default prune allowlist.
+_RULES.update({
+    "DaemonSet": (name_is_dns_subdomain, validate_daemon_set),
+    "ReplicationController": (name_is_dns_subdomain, validate_replication_controller),
+    "PersistentVolume": (name_is_dns_subdomain, validate_persistent_volume),
+    "PersistentVolumeClaim": (name_is_dns_subdomain, validate_persistent_volume_claim),
+    "Ingress": (name_is_dns_subdomain, validate_ingress),
+    "IngressClass": (name_is_dns_subdomain, validate_ingress_class),
+})
 
 
 def _namespaced(kind: str) -> bool:

@@ -435,3 +435,55 @@ def expected_rules(name: str) -> list[Rule]:
     """The bootstrap rules of one ClusterRole (for tests and docs)."""
     role = next(r for r in cluster_roles() if r["metadata"]["name"] == name)
     return rules_of(role)
+
+
+# ------------------------------------------------- controllers of the prune-allowlist kinds
+
+# Their controller roles (bootstrappolicy/controller_policy.go), each bound upstream to the service
+# account kube-system/<role>; the roles of the controllers svcnet runs include these.
+PRUNE_ALLOWLIST_CONTROLLER_ROLES: dict[str, list[Rule]] = {
+    "daemon-set-controller": _rules(
+        (READ, ("extensions", "apps"), ("daemonsets",)),
+        (("update",), ("extensions", "apps"), ("daemonsets/status",)),
+        (("update",), ("extensions", "apps"), ("daemonsets/finalizers",)),
+        (("list", "watch"), ("",), ("nodes",)),
+        (("list", "watch", "create", "delete", "patch"), ("",), ("pods",)),
+        (("create",), ("",), ("pods/binding",)),
+        (("get", "list", "watch", "create", "delete", "update", "patch"), ("apps",), ("controllerrevisions",)),
+        EVENTS),
+    "replication-controller": _rules(
+        (("get", "list", "watch", "update"), ("",), ("replicationcontrollers",)),
+        (("update",), ("",), ("replicationcontrollers/status",)),
+        (("update",), ("",), ("replicationcontrollers/finalizers",)),
+        (("list", "watch", "patch", "create", "delete"), ("",), ("pods",)),
+        EVENTS),
+    "persistent-volume-binder": _rules(
+        (("get", "list", "watch", "update", "create", "delete"), ("",), ("persistentvolumes",)),
+        (("update",), ("",), ("persistentvolumes/status",)),
+        (("get", "list", "watch", "update"), ("",), ("persistentvolumeclaims",)),
+        (("update",), ("",), ("persistentvolumeclaims/status",)),
+        (("list", "watch", "get", "create", "delete"), ("",), ("pods",)),
+        (READ, ("storage.k8s.io",), ("storageclasses",)),
+        (("get", "create", "update", "delete"), ("",), ("endpoints",)),
+        (("get", "create", "delete"), ("",), ("services",)),
+        (("get",), ("",), ("secrets",)),
+        (("get", "list"), ("",), ("nodes",)),
+        (("watch",), ("",), ("events",)),
+        EVENTS),
+    "pvc-protection-controller": _rules(
+        (("get", "list", "watch", "update"), ("",), ("persistentvolumeclaims",)),
+        (("list", "watch", "get"), ("",), ("pods",)),
+        EVENTS),
+    "pv-protection-controller": _rules(
+        (("get", "list", "watch", "update"), ("",), ("persistentvolumes",)),
+        EVENTS),
+}
+# svcnet's controller names -> the upstream controller role each one's work needs.
+PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF = {
+    "daemonset": "daemon-set-controller",
+    "replicationcontroller": "replication-controller",
+    "persistentvolume-binder": "persistent-volume-binder",
+    "pvc-protection": "pvc-protection-controller",
+    "pv-protection": "pv-protection-controller",
+}
+CONTROLLER_ROLES.update(PRUNE_ALLOWLIST_CONTROLLER_ROLES)

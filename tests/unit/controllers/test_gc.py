@@ -153,9 +153,15 @@ async def start_gc(api: RecordingApi):
 
 # ------------------------------------------------------------ what is watched
 
+# Served for kubectl's default prune allowlist, and collected like every other kind.
+PRUNE_ALLOWLIST_PLURALS = {"daemonsets", "replicationcontrollers", "persistentvolumes", "persistentvolumeclaims",
+                           "ingresses", "ingressclasses"}
+
+
 def test_every_deletable_kind_but_events_is_collected():
     plurals = {r.plural for r in collected_resources()}
-    assert plurals == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
+    assert PRUNE_ALLOWLIST_PLURALS <= plurals
+    assert plurals - PRUNE_ALLOWLIST_PLURALS == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
                        "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs",
                        "configmaps", "secrets", "serviceaccounts", "roles", "clusterroles", "rolebindings",
                        "clusterrolebindings", "jobs", "cronjobs"}
