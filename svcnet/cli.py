@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,12 @@ def cmd_controllers(args: argparse.Namespace) -> int:
 
     _setup_logging(args.verbose)
     names = [n.strip() for n in args.controllers.split(",") if n.strip()] if args.controllers else None
-    return daemon.run(_client_config(args), names)
+    files = daemon.ControllerFiles() if args.kubeconfig else daemon.ControllerFiles.in_data_dir(Path(args.data_dir))
+    if args.service_account_private_key_file:
+        files = replace(files, service_account_private_key_file=Path(args.service_account_private_key_file))
+    if args.root_ca_file:
+        files = replace(files, root_ca_file=Path(args.root_ca_file))
+    return daemon.run(_client_config(args), names, files)
 
 
 def _client_config(args: argparse.Namespace):
@@ -278,6 +284,11 @@ def _add_component_commands(sub: Any) -> None:
                    help="comma-separated names to run (default: all): " + ", ".join(
                        ["scheduler", "replicaset", "deployment", "statefulset", "endpointslice",
                         "endpoints", "garbagecollector"]))
+    p.add_argument("--service-account-private-key-file", default="",
+                   help="sign Secret-based service-account tokens with this PEM key (default with --data-dir: "
+                        "DATA_DIR/pki/sa.key; without one the serviceaccount-token controller does not run)")
+    p.add_argument("--root-ca-file", default="",
+                   help="the CA bundle put in token Secrets' ca.crt (default with --data-dir: DATA_DIR/pki/ca.crt)")
     p.set_defaults(func=cmd_controllers)
 
 

@@ -22,7 +22,8 @@ from svcnet.api import errors, meta
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup_kind
 from svcnet.apiserver import http, params
-from svcnet.apiserver.registry import Registry
+from svcnet.apiserver.patch import json_merge_patch
+from svcnet.apiserver.registry import Registry, WriteOptions
 from svcnet.apiserver.responses import encoded, json_response
 from svcnet.apiserver.reviews import user_info
 from svcnet.apiserver.validation.fields import invalid
@@ -57,11 +58,34 @@ class ServiceAccountTokens:
     # ------------------------------------------------------------------ authentication
     def authenticate(self, token: str, audiences: Sequence[str] | None = None) -> satoken.ServiceAccountInfo:
         """The account a token of ours names; TokenError when it is not valid, LookupError when
-        it is not a token of our issuer at all."""
-        if not satoken.is_ours(token, self.issuer):
-            raise LookupError("not a service-account token of this issuer")
-        return satoken.authenticate(token, self.public_keys, self.issuer, audiences or self.audiences,
-                                    self._now(), self._lookup)
+        it is not a token of our issuer (nor a Secret-based one, the legacy issuer's) at all."""
+        if satoken.is_ours(token, self.issuer):
+            return satoken.authenticate(token, self.public_keys, self.issuer, audiences or self.audiences,
+                                        self._now(), self._lookup)
+        if satoken.is_ours(token, satoken.LEGACY_ISSUER):
+            used = satoken.authenticate_legacy(token, self.public_keys, audiences or self.audiences, self.audiences,
+                                               self._now(), self._lookup)
+            self._stamp_last_use(used.secret)
+            return used.info
+        raise LookupError("not a service-account token of this issuer")
+
+    def _stamp_last_use(self, secret: Obj) -> None:
+        """Label the Secret with today's date (UTC) once a day, as legacy.go's tracking does; a
+        failure is logged, never the request's."""
+        now = self.registry.clock().astimezone(dt.UTC)
+        patch = satoken.last_used_patch(secret, now.strftime("%Y-%m-%d"),
+                                        (now + dt.timedelta(days=1)).strftime("%Y-%m-%d"))
+        if patch is None:
+            return
+        md = secret.get("metadata") or {}
+        res = lookup_kind("v1", "Secret")
+        assert res is not None
+        try:
+            self.registry.patch_apply(res, md.get("namespace"), str(md.get("name")),
+                                      lambda current: json_merge_patch(current, patch), WriteOptions())
+        except ApiError as exc:
+            log.error("Failed to label legacy service account token %s/%s with last-used date, err: %s",
+                      md.get("name"), md.get("namespace"), exc.message)
 
     def user(self, token: str) -> User | None:
         """The bearer token's user, or None (401) when the token is not a valid one of ours."""

@@ -116,7 +116,8 @@ def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[s
     if with_controllers:
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "controller-manager"),
-            lambda config: controllers.controller_manager(config, manager_names))))
+            lambda config: controllers.controller_manager(config, manager_names,
+                                                          controllers.ControllerFiles.in_data_dir(cfg.data_dir)))))
         stages.append(Stage("starting the scheduler", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "scheduler"),
             lambda config: controllers.controller_manager(config, ["scheduler"]))))

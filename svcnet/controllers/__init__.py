@@ -21,6 +21,7 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
+    "serviceaccount-token": "svcnet.controllers.tokens:TokensController",
     "job": "svcnet.controllers.job:JobController",
     "cronjob": "svcnet.controllers.cronjob:CronJobController",
     "ttlafterfinished": "svcnet.controllers.ttl_after_finished:TTLAfterFinishedController",

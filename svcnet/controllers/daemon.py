@@ -3,25 +3,73 @@ work in one), against svcnet's API server or any other through a kubeconfig."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from svcnet import controllers
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
+from svcnet.controllers.tokens import TokensController
 from svcnet.kernel import process
 
-
-def controller_manager(client_config: Any, names: list[str] | None) -> ControllerManager:
-    """The named controllers (all by default) over one client; ValueError names unknown ones."""
-    classes = controllers.load(names)
-    return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), classes)
+log = logging.getLogger("svcnet.controllers")
 
 
-def run(client_config: Any, names: list[str] | None) -> int:
+@dataclass(frozen=True)
+class ControllerFiles:
+    """kube-controller-manager's --service-account-private-key-file and --root-ca-file: what the
+    tokens controller signs with and puts in each token Secret's ca.crt."""
+
+    service_account_private_key_file: Path | None = None
+    root_ca_file: Path | None = None
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> ControllerFiles:
+        """svcnet's API server keeps both in its data dir (pki/sa.key, pki/ca.crt)."""
+        pki = data_dir / "pki"
+        return cls(pki / "sa.key", pki / "ca.crt")
+
+
+def controller_manager(client_config: Any, names: list[str] | None,
+                       files: ControllerFiles = ControllerFiles()) -> ControllerManager:
+    """The named controllers (all by default) over one client; ValueError names unknown ones, or
+    the tokens controller asked for by name without a signing key."""
+    factories = []
+    for cls in controllers.load(names):
+        if cls is TokensController:
+            key = _signing_key(files.service_account_private_key_file)
+            if key is None:
+                if names is not None:
+                    raise ValueError("serviceaccount-token needs --service-account-private-key-file")
+                log.info("serviceaccount-token controller disabled: no service-account private key")
+                continue
+            root_ca = files.root_ca_file.read_bytes() if files.root_ca_file and files.root_ca_file.exists() else b""
+            factories.append(functools.partial(TokensController, signing_key=key, root_ca=root_ca))
+        else:
+            factories.append(cls)
+    return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), factories)
+
+
+def _signing_key(path: Path | None) -> ec.EllipticCurvePrivateKey | None:
+    if path is None or not path.exists():
+        return None
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path}: the service-account private key must be an ECDSA key")
+    return key
+
+
+def run(client_config: Any, names: list[str] | None, files: ControllerFiles = ControllerFiles()) -> int:
     """Run the controllers until a signal; 2 if a name is unknown."""
     try:
-        manager = controller_manager(client_config, names)
+        manager = controller_manager(client_config, names, files)
     except ValueError as exc:
         print(f"svcnet: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -246,6 +247,110 @@ def _check_objects(private: Obj, now: int, lookup: Lookup) -> ServiceAccountInfo
     elif node_ref is not None and secret_ref is None:
         _check_bound("Node", "node", "", node_ref, now, lookup)  # a token bound to the node itself
     return ServiceAccountInfo(namespace, sa_name, sa_uid, pod_ref, node_ref)
+
+
+# ------------------------------------------------------------------ legacy (Secret-based) tokens
+# pkg/serviceaccount/legacy.go: the long-lived tokens the tokens controller writes into Secrets of
+# type kubernetes.io/service-account-token. They name the Secret, expire never, and carry no
+# audience (the API server's own audiences are implied).
+LEGACY_ISSUER = "kubernetes/serviceaccount"
+LEGACY_NAMESPACE = "kubernetes.io/serviceaccount/namespace"
+LEGACY_SECRET_NAME = "kubernetes.io/serviceaccount/secret.name"
+LEGACY_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
+LEGACY_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
+LAST_USED_LABEL = "kubernetes.io/legacy-token-last-used"
+INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since"
+TOKEN_KEY, CA_KEY, NAMESPACE_KEY = "token", "ca.crt", "namespace"  # a token Secret's data keys
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
+
+
+def legacy_claims(sa: Obj, secret_name: str) -> Obj:
+    """A Secret-based token's claims (LegacyClaims): the account, its uid and the Secret; no exp, no aud."""
+    md = sa.get("metadata") or {}
+    namespace, name = str(md.get("namespace") or ""), str(md.get("name") or "")
+    return {"iss": LEGACY_ISSUER, LEGACY_NAMESPACE: namespace, LEGACY_SECRET_NAME: secret_name,
+            LEGACY_SA_NAME: name, LEGACY_SA_UID: str(md.get("uid") or ""),
+            "sub": service_account_username(namespace, name)}
+
+
+@dataclass(frozen=True)
+class LegacyUse:
+    """A valid Secret-based token: whose it is, and the Secret it is in (to stamp its last use)."""
+
+    info: ServiceAccountInfo
+    secret: Obj
+
+
+def authenticate_legacy(token: str, public_keys: Sequence[ec.EllipticCurvePublicKey], audiences: Sequence[str],
+                        implicit_audiences: Sequence[str], now: int, lookup: Lookup) -> LegacyUse:
+    """Verify a Secret-based token (jwt.go with legacy.go's validator, lookup on): signature, the
+    claims it must carry, then that its Secret still holds exactly it, unmarked, and its account
+    still exists with the recorded uid. TokenError with upstream's message otherwise."""
+    payload = verified_payload(token, public_keys)
+    token_audiences = _audiences(payload.get("aud")) or tuple(implicit_audiences)
+    accepted = tuple(a for a in token_audiences if a in audiences)
+    if not accepted:
+        raise TokenError(f"token audiences {_go_strings(token_audiences)} is invalid for the target audiences "
+                         f"{_go_strings(audiences)}")
+    namespace, secret_name, sa_name, sa_uid = _legacy_claims_present(payload)
+    secret = lookup("Secret", namespace, secret_name)
+    if secret is None or (secret.get("metadata") or {}).get("deletionTimestamp"):
+        raise TokenError("Token has been invalidated")
+    stored = _secret_value(secret, TOKEN_KEY)
+    if stored is None or not hmac.compare_digest(stored, token.encode()):
+        raise TokenError("Token does not match server's copy")
+    sa = lookup("ServiceAccount", namespace, sa_name)
+    if sa is None:
+        raise TokenError(f'serviceaccounts "{sa_name}" not found')
+    if (sa.get("metadata") or {}).get("deletionTimestamp"):
+        raise TokenError(f"ServiceAccount {namespace}/{sa_name} has been deleted")
+    if _uid(sa) != sa_uid:
+        raise TokenError(f"ServiceAccount UID ({_uid(sa)}) does not match claim ({sa_uid})")
+    if ((secret.get("metadata") or {}).get("labels") or {}).get(INVALID_SINCE_LABEL):
+        raise TokenError(f"the token in secret {namespace}/{secret_name} for service account {namespace}/{sa_name} "
+                         f"has been marked invalid. Use tokens from the TokenRequest API or manually created "
+                         f"secret-based tokens, or remove the '{INVALID_SINCE_LABEL}' label from the secret to "
+                         f"temporarily allow use of this token")
+    return LegacyUse(ServiceAccountInfo(namespace, sa_name, sa_uid, audiences=accepted), secret)
+
+
+def _legacy_claims_present(payload: Obj) -> tuple[str, str, str, str]:
+    subject = str(payload.get("sub") or "")
+    if not subject:
+        raise TokenError("sub claim is missing")
+    values = []
+    for claim, word in ((LEGACY_NAMESPACE, "namespace"), (LEGACY_SECRET_NAME, "secretName"),
+                        (LEGACY_SA_NAME, "serviceAccountName"), (LEGACY_SA_UID, "serviceAccountUID")):
+        value = payload.get(claim)
+        if not isinstance(value, str) or not value:
+            raise TokenError(f"{word} claim is missing")
+        values.append(value)
+    namespace, secret_name, sa_name, sa_uid = values
+    if subject != service_account_username(namespace, sa_name):
+        raise TokenError("sub claim is invalid")
+    return namespace, secret_name, sa_name, sa_uid
+
+
+def _secret_value(secret: Obj, key: str) -> bytes | None:
+    """A Secret's data value (base64 in the object), decoded; None when absent or not base64."""
+    value = (secret.get("data") or {}).get(key)
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def last_used_patch(secret: Obj, today: str, tomorrow: str) -> Obj | None:
+    """The merge patch that stamps a Secret-based token's last use (the date, UTC), or None when it
+    already says today (or tomorrow: clocks differ), as legacy.go's patchSecretWithLastUsedDate."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(LAST_USED_LABEL) in (today, tomorrow):
+        return None
+    return {"metadata": {"uid": _uid(secret), "labels": {LAST_USED_LABEL: today}}}
 
 
 def _check_bound(kind: str, word: str, namespace: str, ref: Ref, now: int, lookup: Lookup) -> None:

@@ -16,8 +16,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +33,7 @@ from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
 from svcnet.proxy.nftables import names as nft_names
-from tests.integration.apiserver_harness import KUBECTL, REPO
+from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -730,6 +733,78 @@ def test_an_invalid_corefile_edit_keeps_the_running_config_and_logs_the_plugin(c
         assert after == before and after["kubernetes.default.svc.cluster.local"] == ["10.96.0.1"]
     finally:
         restore_kubeadm_corefile(cluster)
+
+
+# ---- kubectl port-forward: the API server proxies to the pod's kubelet, which dials the pod
+
+
+class PortForward:
+    """`kubectl port-forward TARGET LOCAL:REMOTE` running until stop(), as a user runs it."""
+
+    def __init__(self, cluster: SvcnetCluster, target: str, remote: int) -> None:
+        self.local = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"))
+        self.proc = subprocess.Popen([KUBECTL, "port-forward", target, f"{self.local}:{remote}"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        reader = threading.Thread(target=self._read, daemon=True)
+        reader.start()
+        wait_for(lambda: any(line.startswith(f"Forwarding from 127.0.0.1:{self.local}") for line in self.lines),
+                 timeout=30, what=f"kubectl port-forward {target} to listen (stdout so far: {self.lines})")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def get(self) -> str:
+        return subprocess.run(["curl", "-s", "--max-time", "10", f"http://127.0.0.1:{self.local}/"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+
+    def interrupt(self) -> tuple[int, str]:
+        """Ctrl-C: kubectl's exit code and what it wrote on stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        assert self.proc.stderr is not None
+        return self.proc.returncode, self.proc.stderr.read()
+
+
+@pytest.mark.parametrize("target", ["pod", "svc/hostnames", "deploy/hostnames"])
+def test_port_forward_reaches_a_hostnames_pod_and_ends_cleanly_on_ctrl_c(cluster: SvcnetCluster,
+                                                                          target: str) -> None:
+    pod = deployment_pods(cluster)[0]
+    serving = set(deployment_pods(cluster)) | {p["metadata"]["name"] for p in cluster.pods("app=hostnames")}
+    forward = PortForward(cluster, f"pod/{pod}" if target == "pod" else target,
+                          9376 if target != "svc/hostnames" else 80)
+    try:
+        answers = {forward.get() for _ in range(3)}  # one connection each, on one forwarding session
+        if target == "pod":
+            assert answers == {pod}
+        else:
+            assert len(answers) == 1 and answers <= serving, answers
+    finally:
+        code, stderr = forward.interrupt()
+    assert code == 0, stderr
+    assert "error" not in stderr.lower(), stderr
+    # The local port is closed once kubectl is gone.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", forward.local)) != 0
+
+
+def test_port_forward_to_a_port_nothing_listens_on_reports_the_error(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+    forward = PortForward(cluster, f"pod/{pod}", 9)
+    try:
+        assert forward.get() == ""
+    finally:
+        _, stderr = forward.interrupt()
+    assert "error forwarding port 9 to pod" in stderr, stderr
 
 
 # ---- the whole thing, as `svcnet walkthrough` and `svcnet status` print it

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from svcnet.core import satoken
 from tests.integration.apiserver_harness import kubectl_available
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.kubectl,
               pytest.mark.skipif(not kubectl_available(), reason="kubectl is not on PATH")]
@@ -151,3 +152,53 @@ def test_discovery_documents_and_the_key_kept_across_restarts(apiserver):
     apiserver.start()
     assert key_path.read_bytes() == before
     assert BOT in apiserver.kubectl("auth", "whoami", f"--token={token}").stdout
+
+
+# ---- Secret-based tokens: the tokens controller fills them, the API server accepts them
+
+
+def test_a_service_account_token_secret_gets_a_long_lived_token_that_authenticates(control_plane):
+    apiserver = control_plane
+    apiserver.kubectl("create", "sa", "bot")
+    apiserver.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bot-token
+  annotations: {kubernetes.io/service-account.name: bot}
+type: kubernetes.io/service-account-token
+""")
+    secret = wait_for(lambda: (s := apiserver.kubectl_json("get", "secret", "bot-token")).get("data", {}).get("token")
+                      and s, timeout=30, what="the tokens controller to fill bot-token")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert base64.b64decode(secret["data"]["namespace"]) == b"default"
+    assert base64.b64decode(secret["data"]["ca.crt"]) == (apiserver.data_dir / "pki" / "ca.crt").read_bytes()
+    assert _payload(token)["iss"] == satoken.LEGACY_ISSUER and "exp" not in _payload(token)
+
+    assert BOT in apiserver.kubectl("auth", "whoami", f"--token={token}").stdout
+    labels = apiserver.kubectl_json("get", "secret", "bot-token")["metadata"].get("labels") or {}
+    assert satoken.LAST_USED_LABEL in labels  # stamped with the day of its use
+
+    # Marked invalid (as the legacy token cleaner does): refused; the label removed: accepted again.
+    apiserver.kubectl("label", "secret", "bot-token", f"{satoken.INVALID_SINCE_LABEL}=2026-01-01")
+    assert apiserver.kubectl("auth", "whoami", f"--token={token}", check=False).returncode == 1
+    apiserver.kubectl("label", "secret", "bot-token", f"{satoken.INVALID_SINCE_LABEL}-")
+    assert BOT in apiserver.kubectl("auth", "whoami", f"--token={token}").stdout
+
+    # The Secret deleted: the token is dead at once.
+    apiserver.kubectl("delete", "secret", "bot-token")
+    refused = apiserver.kubectl("auth", "whoami", f"--token={token}", check=False)
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+
+
+def test_a_token_secret_whose_account_is_missing_is_deleted(control_plane):
+    control_plane.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Secret
+metadata:
+  name: nobody-token
+  annotations: {kubernetes.io/service-account.name: nobody}
+type: kubernetes.io/service-account-token
+""")
+    wait_for(lambda: control_plane.kubectl("get", "secret", "nobody-token", check=False).returncode == 1,
+             timeout=30, what="the orphaned token Secret deleted")

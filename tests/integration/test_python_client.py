@@ -387,3 +387,54 @@ def test_a_conflict_reads_as_kube_apiservers_status(api_client: client.ApiClient
                       "message": f'configmaps "{name}" already exists', "reason": "AlreadyExists",
                       "details": {"name": name, "kind": "configmaps"}, "code": 409}
     core.delete_namespaced_config_map(name=name, namespace="default")
+
+
+# ---- test_client.py's ReplicationController, test_apps.py's DaemonSet, test_batch.py's Job
+
+
+def test_replication_controller_apis(core: client.CoreV1Api) -> None:
+    name = short_name("frontend")
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name, "labels": {"name": name}},
+          "spec": {"replicas": 2, "selector": {"name": name},
+                   "template": {"metadata": {"labels": {"name": name}},
+                                "spec": {"containers": [{"name": "main", "image": "busybox",
+                                                         "command": ["sleep", "3600"],
+                                                         "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}
+    created = core.create_namespaced_replication_controller(namespace="default", body=rc)
+    assert created.metadata.name == name and created.spec.replicas == 2
+    assert core.read_namespaced_replication_controller(name=name, namespace="default").spec.replicas == 2
+    core.delete_namespaced_replication_controller(name=name, namespace="default", propagation_policy="Background")
+    wait_for(lambda: not _exists(lambda: core.read_namespaced_replication_controller(name=name,
+                                                                                       namespace="default")),
+             timeout=30, what="the ReplicationController gone")
+
+
+def test_create_and_delete_a_daemonset(apps: client.AppsV1Api) -> None:
+    name = short_name("node-agent")
+    labels = {"app": name}
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "labels": labels},
+          "spec": {"selector": {"matchLabels": labels}, "updateStrategy": {"type": "RollingUpdate"},
+                   "template": {"metadata": {"labels": labels, "name": name},
+                                "spec": {"containers": [{"name": "agent", "image": "busybox",
+                                                         "command": ["sleep", "3600"]}]}}}}
+    apps.create_namespaced_daemon_set("default", body=ds)
+    read = apps.read_namespaced_daemon_set(name, "default")
+    assert read.spec.selector.match_labels == labels
+    assert read.spec.template.spec.containers[0].name == "agent"
+    assert read.spec.update_strategy.rolling_update.max_unavailable == 1  # defaulted as upstream
+    apps.delete_namespaced_daemon_set(name, "default", body=client.V1DeleteOptions())
+
+
+def test_job_apis(api_client: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api_client)
+    name = short_name("job")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+           "spec": {"template": {"metadata": {"name": name},
+                                 "spec": {"restartPolicy": "Never",
+                                          "containers": [{"name": "main", "image": "busybox",
+                                                          "command": ["sh", "-c", "sleep 5"]}]}}}}
+    created = batch.create_namespaced_job(namespace="default", body=job)
+    assert created.metadata.name == name
+    assert created.spec.backoff_limit == 6 and created.spec.completions == 1  # upstream's defaults
+    assert batch.read_namespaced_job(name=name, namespace="default").metadata.name == name
+    batch.delete_namespaced_job(name=name, namespace="default", body={})

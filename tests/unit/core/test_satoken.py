@@ -170,3 +170,81 @@ def test_jwks_publishes_the_public_key_that_verifies_tokens():
     assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("EC", "P-256", "ES256", "sig")
     x = int.from_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="), "big")
     assert x == numbers.x
+
+
+# ---- Secret-based (legacy) tokens
+
+
+def _legacy_secret(token: str, **labels: str) -> dict:
+    return {"metadata": {"namespace": "team", "name": "bot-token", "uid": "st-uid", "labels": labels},
+            "type": satoken.TOKEN_SECRET_TYPE, "data": {"token": base64.b64encode(token.encode()).decode()}}
+
+
+def _legacy_token(sa: dict = SA, key=KEY) -> str:
+    return satoken.sign(satoken.legacy_claims(sa, "bot-token"), key)
+
+
+def _legacy_auth(token: str, secret: dict | None, sa: dict | None = SA, audiences=(ISSUER,)):
+    table = {("Secret", "team", "bot-token"): secret, ("ServiceAccount", "team", "bot"): sa}
+    return satoken.authenticate_legacy(token, [KEY.public_key()], audiences, (ISSUER,), NOW,
+                                       lambda kind, ns, name: table.get((kind, ns, name)))
+
+
+def test_legacy_claims_name_the_secret_and_the_account_and_never_expire():
+    assert satoken.legacy_claims(SA, "bot-token") == {
+        "iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:team:bot",
+        "kubernetes.io/serviceaccount/namespace": "team", "kubernetes.io/serviceaccount/secret.name": "bot-token",
+        "kubernetes.io/serviceaccount/service-account.name": "bot",
+        "kubernetes.io/serviceaccount/service-account.uid": "sa-uid"}
+
+
+def test_a_legacy_token_in_its_secret_authenticates_as_the_account_with_the_apis_audience():
+    token = _legacy_token()
+    used = _legacy_auth(token, _legacy_secret(token))
+    assert (used.info.namespace, used.info.name, used.info.uid, used.info.audiences) == (
+        "team", "bot", "sa-uid", (ISSUER,))
+    assert used.info.user().name == "system:serviceaccount:team:bot"
+    assert used.secret["metadata"]["name"] == "bot-token"
+
+
+@pytest.mark.parametrize(("secret_for", "sa", "message"), [
+    (lambda t: None, SA, "Token has been invalidated"),
+    (lambda t: {**_legacy_secret(t), "metadata": {**_legacy_secret(t)["metadata"],
+                                                  "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+     SA, "Token has been invalidated"),
+    (lambda t: _legacy_secret("another token"), SA, "Token does not match server's copy"),
+    (lambda t: _legacy_secret(t), None, 'serviceaccounts "bot" not found'),
+    (lambda t: _legacy_secret(t), {"metadata": {**SA["metadata"], "uid": "new-uid"}},
+     "ServiceAccount UID (new-uid) does not match claim (sa-uid)"),
+    (lambda t: _legacy_secret(t, **{satoken.INVALID_SINCE_LABEL: "2026-01-01"}), SA,
+     "the token in secret team/bot-token for service account team/bot has been marked invalid"),
+])
+def test_a_legacy_token_is_refused_with_upstreams_reason(secret_for, sa, message):
+    token = _legacy_token()
+    with pytest.raises(TokenError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _legacy_auth(token, secret_for(token), sa)
+
+
+def test_a_legacy_token_signed_by_another_key_or_asked_for_another_audience_is_refused():
+    foreign = _legacy_token(key=OTHER_KEY)
+    with pytest.raises(TokenError, match="error in cryptographic primitive"):
+        _legacy_auth(foreign, _legacy_secret(foreign))
+    token = _legacy_token()
+    with pytest.raises(TokenError, match="is invalid for the target audiences"):
+        _legacy_auth(token, _legacy_secret(token), audiences=("vault",))
+
+
+def test_a_legacy_token_missing_a_claim_is_refused():
+    claims = satoken.legacy_claims(SA, "bot-token")
+    del claims["kubernetes.io/serviceaccount/service-account.uid"]
+    token = satoken.sign(claims, KEY)
+    with pytest.raises(TokenError, match="serviceAccountUID claim is missing"):
+        _legacy_auth(token, _legacy_secret(token))
+
+
+def test_last_use_is_stamped_once_a_day():
+    assert satoken.last_used_patch(_legacy_secret("t"), "2026-12-07", "2026-12-08") == {
+        "metadata": {"uid": "st-uid", "labels": {satoken.LAST_USED_LABEL: "2026-12-07"}}}
+    for already in ("2026-12-07", "2026-12-08"):
+        stamped = _legacy_secret("t", **{satoken.LAST_USED_LABEL: already})
+        assert satoken.last_used_patch(stamped, "2026-12-07", "2026-12-08") is None
