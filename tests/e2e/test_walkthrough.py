@@ -741,10 +741,12 @@ def test_an_invalid_corefile_edit_keeps_the_running_config_and_logs_the_plugin(c
 class PortForward:
     """`kubectl port-forward TARGET LOCAL:REMOTE` running until stop(), as a user runs it."""
 
-    def __init__(self, cluster: SvcnetCluster, target: str, remote: int) -> None:
+    def __init__(self, cluster: SvcnetCluster, target: str, remote: int, *, websockets: bool = True) -> None:
         self.local = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-        env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"))
+        # kubectl >= 1.31 tunnels SPDY through a WebSocket; false: its SPDY/3.1 upgrade, as before.
+        env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"),
+                   KUBECTL_PORT_FORWARD_WEBSOCKETS=str(websockets).lower())
         self.proc = subprocess.Popen([KUBECTL, "port-forward", target, f"{self.local}:{remote}"], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -775,13 +777,14 @@ class PortForward:
         return self.proc.returncode, self.proc.stderr.read()
 
 
-@pytest.mark.parametrize("target", ["pod", "svc/hostnames", "deploy/hostnames"])
-def test_port_forward_reaches_a_hostnames_pod_and_ends_cleanly_on_ctrl_c(cluster: SvcnetCluster,
-                                                                          target: str) -> None:
+@pytest.mark.parametrize(("target", "websockets"), [("pod", True), ("svc/hostnames", True),
+                                                    ("deploy/hostnames", True), ("pod", False)])
+def test_port_forward_reaches_a_hostnames_pod_and_ends_cleanly_on_ctrl_c(cluster: SvcnetCluster, target: str,
+                                                                          websockets: bool) -> None:
     pod = deployment_pods(cluster)[0]
     serving = set(deployment_pods(cluster)) | {p["metadata"]["name"] for p in cluster.pods("app=hostnames")}
     forward = PortForward(cluster, f"pod/{pod}" if target == "pod" else target,
-                          9376 if target != "svc/hostnames" else 80)
+                          9376 if target != "svc/hostnames" else 80, websockets=websockets)
     try:
         answers = {forward.get() for _ in range(3)}  # one connection each, on one forwarding session
         if target == "pod":
