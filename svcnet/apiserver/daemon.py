@@ -23,6 +23,7 @@ from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import NO_NODE_ACCESS, NodeAccess
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
+from svcnet.apiserver.serviceaccount_admission import ServiceAccountAdmission
 from svcnet.apiserver.validation.fields import non_special_ip_errors
 from svcnet.config import ApiServerConfig
 from svcnet.storage.base import NoSpace, StorageError
@@ -253,6 +254,7 @@ class RunningApiServer:
         # roles and bindings checked for escalation against the writer's own permissions.
         authz.ensure_bootstrap_policy(self.registry)
         self.registry.admission.append(authz.EscalationCheck(api.authorizer))
+        self.registry.admission.append(ServiceAccountAdmission(self.registry))
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,

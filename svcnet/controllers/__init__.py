@@ -21,6 +21,7 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
+    "root-ca-cert-publisher": "svcnet.controllers.rootcacert:RootCACertPublisher",
 }
 
 
