@@ -87,7 +87,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, node_access=NodeFiles(), cluster_listener=cluster_listener))]
     if with_controllers:
-        stages.append(Stage("starting the controllers", controllers.controller_manager(socket_config, None)))
+        stages.append(Stage("starting the controllers", controllers.controller_manager(
+            socket_config, None, root_ca_file=cfg.data_dir / "pki" / "ca.crt")))
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,

@@ -5,17 +5,22 @@ into every pod's /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).
 
 A namespace is looked at when it is added or updated, and when its ConfigMap is changed or deleted
 (an edit is put back). The CA is the one this controller's own client trusts (upstream: the
-controller manager's --root-ca-file, the same cluster CA).
+controller manager's --root-ca-file, the same cluster CA): `svcnet up` names the cluster's
+pki/ca.crt, read when needed (the API server writes it as it starts); a controller manager
+run against another cluster uses the CA of its kubeconfig.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import metadata_of, namespace_of
 from svcnet.client.informer import split_key
-from svcnet.controllers.base import NAMESPACES, Controller, Obj, resource
+from svcnet.controllers.base import NAMESPACES, Api, Controller, InformerFactory, Obj, resource
 from svcnet.controllers.serviceaccounts import _namespace_terminating
 from svcnet.core.volumes import ROOT_CA_CONFIGMAP, ROOT_CA_KEY
 
@@ -36,7 +41,12 @@ def wanted_configmap(ca_pem: str) -> Obj:
 class RootCACertPublisher(Controller):
     name = "root-ca-cert-publisher"
     workers = 1
-    root_ca: bytes | None = None  # set by tests; otherwise what the API client trusts
+
+    def __init__(self, api: Api, informers: InformerFactory, *, root_ca: bytes | None = None,
+                 root_ca_file: Path | None = None, clock: Callable[[], dt.datetime] | None = None) -> None:
+        super().__init__(api, informers, clock=clock)
+        self.root_ca = root_ca
+        self.root_ca_file = root_ca_file
 
     def setup(self) -> None:
         self.namespaces = self.informers.informer(NAMESPACES)
@@ -48,6 +58,11 @@ class RootCACertPublisher(Controller):
 
     def _ca_pem(self) -> str | None:
         data = self.root_ca
+        if data is None and self.root_ca_file is not None:
+            try:
+                data = self.root_ca_file.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read the root CA %s: %s", self.root_ca_file, exc.strerror)
         if data is None:
             config: Any = getattr(self.api, "config", None)
             data = getattr(config, "ca_data", None)

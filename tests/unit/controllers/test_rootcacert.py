@@ -14,9 +14,7 @@ CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def publisher(api: Any, informers: Any) -> RootCACertPublisher:
-    controller = RootCACertPublisher(api, informers)
-    controller.root_ca = CA.encode()
-    return controller
+    return RootCACertPublisher(api, informers, root_ca=CA.encode())
 
 
 async def ca_in(api: FakeApi, namespace: str) -> str | None:
