@@ -190,6 +190,8 @@ class NodeAgent:
         self._adopted = {s.key.uid for s in self.runtime.sandboxes() if self.runtime.sandbox_alive(s)}
         for sandbox in self.runtime.sandboxes():  # adopt, or remove, everything recorded
             self.queue.add(f"{sandbox.key.namespace}/{sandbox.key.name}")
+        for key in self.volumes.without_sandbox():  # volumes of pods that never got a sandbox
+            self.queue.add(f"{key.namespace}/{key.name}")
         self.registration.start()
         self._workers = asyncio.create_task(run_workers(self.queue, self.config.workers, self.sync_pod),
                                             name="kubelet-workers")
@@ -301,6 +303,9 @@ class NodeAgent:
             await self.runtime.remove_pod(sandbox, self.config.orphan_grace_seconds)
             await self._net(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
             self._tear_down_volumes(sandbox.key)
+        for key in self.volumes.without_sandbox(namespace, name):
+            if key.uid != keep_uid:
+                self._tear_down_volumes(key)
 
     async def _terminate(self, pod: Obj, state: PodState) -> None:
         key = PodKey.of(pod)

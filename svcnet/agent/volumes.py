@@ -26,7 +26,7 @@ from svcnet.api.meta import parse_time_or_none
 from svcnet.api.objects import name_of, namespace_of, spec_of, uid_of
 from svcnet.core import volumes as plan
 from svcnet.runtime.atomicwriter import write_volume
-from svcnet.runtime.sandbox import PodKey, VolumeMount, pod_directory
+from svcnet.runtime.sandbox import SANDBOX_DIR, PodKey, VolumeMount, pod_directory
 
 log = logging.getLogger("svcnet.agent.volumes")
 
@@ -181,6 +181,16 @@ class VolumeManager:
             except plan.VolumeError as exc:
                 failures.append(f'MountVolume.SetUp failed for volume "{volume["name"]}" : {exc}')
         return failures
+
+    def without_sandbox(self, namespace: str = "*", name: str = "*") -> list[PodKey]:
+        """Pods whose volumes were written but whose sandbox never started (a missing object held it
+        back): nothing else records them, so a pod deleted meanwhile would leave its files."""
+        found = []
+        for directory in (self.root / "pods").glob(f"{namespace}_{name}_*"):
+            parts = directory.name.split("_")
+            if len(parts) == 3 and (directory / VOLUMES_DIR).is_dir() and not (directory / SANDBOX_DIR).exists():
+                found.append(PodKey(*parts))
+        return found
 
     def tear_down(self, key: PodKey) -> None:
         """The pod's volume files go (its mounts went with its mount namespace)."""

@@ -151,3 +151,13 @@ async def test_tokens_are_renewed_at_80_percent_of_their_life() -> None:
     assert [call[1] for call in tokens.calls] == ["robot", "robot"]
     manager.forget("u1")
     assert await manager.token(pod, ref) == "token-3"
+
+
+async def test_a_pod_force_deleted_while_its_volumes_wait_leaves_no_files(node: Node) -> None:
+    await node.api.create(CONFIGMAPS, "default", configmap("app-config", {"color": "blue"}))
+    await node.api.create(PODS, "default", volume_pod("web"))  # app-secret is missing: cfg is written, creds not
+    pod = await node.pod("web")
+    root = volumes_directory(node.agent.config.runtime_root, PodKey.of(pod))
+    await until(lambda: root.is_dir())
+    await node.api.delete(PODS, "default", "web", grace_period_seconds=0)
+    await until(lambda: not root.parent.exists())
