@@ -22,6 +22,7 @@ SECRETS = lookup("", "v1", "secrets")
 # kubelet's TTL cache strategy keeps an object a minute at most; the volume resync adds its own
 # period on top, and an edit must show within 60 s (as upstream's documentation promises).
 DEFAULT_TTL_SECONDS = 15.0
+STALE_AFTER = 4  # TTLs: an object still named by a running pod is fetched again well before this
 
 
 class SourceError(Exception):
@@ -50,16 +51,18 @@ class ConfigSource:
                 self._cache.pop(key, None)
                 return None
             raise SourceError(f"cannot read {kind.lower()} {namespace}/{name}: {exc}") from None
-        self._cache[key] = (self.clock(), obj)
+        now = self.clock()
+        self._cache[key] = (now, obj)
+        self._evict_older_than(now - STALE_AFTER * self.ttl_seconds)
         return obj
 
     async def get_many(self, namespace: str, refs: set[tuple[str, str]]) -> dict[tuple[str, str], Obj | None]:
         """Several (kind, name) of one namespace: each object or None."""
         return {(kind, name): await self.get(kind, namespace, name) for kind, name in sorted(refs)}
 
-    def forget_unused(self, used: set[tuple[str, str, str]]) -> None:
-        """Drop cached objects no pod names any more (a deleted pod's Secrets leave memory)."""
-        for key in [k for k in self._cache if k not in used]:
+    def _evict_older_than(self, cutoff: float) -> None:
+        """Objects nobody asked for in a while go (a deleted pod's Secrets do not stay in memory)."""
+        for key in [k for k, (fetched, _) in self._cache.items() if fetched < cutoff]:
             del self._cache[key]
 
 
