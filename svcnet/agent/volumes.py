@@ -172,7 +172,11 @@ class VolumeManager:
         """Write a running pod's API-data volumes again; the messages of those that failed (they keep
         their old files, as kubelet leaves a volume whose object went away)."""
         failures = []
-        for volume in plan.used_volumes(pod):
+        try:
+            used = plan.used_volumes(pod)
+        except plan.VolumeError as exc:  # a pod adopted from before volumes were checked
+            return [str(exc)]
+        for volume in used:
             if plan.volume_kind(volume) not in plan.WRITTEN_KINDS:
                 continue
             try:

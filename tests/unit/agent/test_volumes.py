@@ -161,3 +161,15 @@ async def test_a_pod_force_deleted_while_its_volumes_wait_leaves_no_files(node: 
     await until(lambda: root.is_dir())
     await node.api.delete(PODS, "default", "web", grace_period_seconds=0)
     await until(lambda: not root.parent.exists())
+
+
+async def test_a_mounted_volume_of_an_unsupported_type_is_a_failed_mount_naming_it(node: Node) -> None:
+    await node.api.create(PODS, "default", make_pod("host", containers=[
+        {"name": "app", "image": "k8s.gcr.io/serve_hostname", "volumeMounts": [{"name": "h", "mountPath": "/h"}]}],
+        volumes=[{"name": "h", "hostPath": {"path": "/var/log"}}]))
+
+    async def failed_mount() -> Any:
+        return [e["message"] for e in node.api.objects(EVENTS) if e.get("reason") == "FailedMount"]
+
+    assert await until(failed_mount) == ['volume "h": unsupported volume type hostPath']
+    assert node.runtime.pods == {}
