@@ -15,6 +15,7 @@ from typing import Any
 
 from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
+from svcnet.client.rest import TransportError
 
 Obj = dict[str, Any]
 CONFIGMAPS = lookup("", "v1", "configmaps")
@@ -50,6 +51,8 @@ class ConfigSource:
             if exc.code == 404:
                 self._cache.pop(key, None)
                 return None
+            raise SourceError(f"cannot read {kind.lower()} {namespace}/{name}: {exc}") from None
+        except TransportError as exc:
             raise SourceError(f"cannot read {kind.lower()} {namespace}/{name}: {exc}") from None
         now = self.clock()
         self._cache[key] = (now, obj)

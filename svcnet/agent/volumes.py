@@ -24,6 +24,7 @@ from svcnet.agent.configsource import ConfigSource, SourceError
 from svcnet.api.errors import ApiError
 from svcnet.api.meta import parse_time_or_none
 from svcnet.api.objects import name_of, namespace_of, spec_of, uid_of
+from svcnet.client.rest import TransportError
 from svcnet.core import volumes as plan
 from svcnet.runtime.atomicwriter import write_volume
 from svcnet.runtime.sandbox import SANDBOX_DIR, PodKey, VolumeMount, pod_directory
@@ -100,11 +101,11 @@ class TokenManager:
         issued_at = self.clock()
         try:
             token, expires_at = await self.fetch(pod, account, ref)
-        except ApiError as exc:
+        except (ApiError, TransportError) as exc:
             if held is not None and self.clock() < held.expires_at:
                 log.warning("pod %s: renewing its token failed (%s); keeping the current one", name_of(pod), exc)
                 return held.token
-            raise plan.VolumeError(f"failed to fetch token: {exc.message}") from None
+            raise plan.VolumeError(f"failed to fetch token: {exc}") from None
         self._tokens[key] = _Token(token, issued_at, expires_at)
         return token
 
@@ -143,7 +144,10 @@ class VolumeManager:
         payload = plan.payload_of(pod, volume, lambda kind, name: objects.get((kind, name)),
                                   lambda ref: tokens[ref], self.allocatable)
         directory = self._directory(pod, volume)
-        return await asyncio.to_thread(write_volume, directory, payload, dt.datetime.now(dt.UTC))
+        try:
+            return await asyncio.to_thread(write_volume, directory, payload, dt.datetime.now(dt.UTC))
+        except OSError as exc:  # a full or read-only disk: the pod waits, as for a missing object
+            raise plan.VolumeError(f"writing {directory}: {exc.strerror or exc}") from None
 
     async def set_up(self, pod: Mapping[str, Any]) -> PodVolumes:
         """Every mounted volume made ready; VolumeError names the first that cannot be (FailedMount)."""
@@ -154,8 +158,11 @@ class VolumeManager:
             kind = plan.volume_kind(volume)
             directory = self._directory(pod, volume)
             if kind == "emptyDir":
-                directory.mkdir(parents=True, exist_ok=True)
-                os.chmod(directory, 0o777)  # kubelet's emptyDir is world-writable, as docker's volumes
+                try:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    os.chmod(directory, 0o777)  # kubelet's emptyDir is world-writable, as docker's volumes
+                except OSError as exc:
+                    raise plan.VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from None
                 limit = plan.empty_dir_limit(volume)
                 if limit is not None:
                     memory.append((str(directory), limit))
