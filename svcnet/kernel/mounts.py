@@ -85,6 +85,7 @@ class PodMountPoints:
 
     scratch: Path
     overlaid: set[str] = field(default_factory=set)
+    writable_volumes: set[str] = field(default_factory=set)  # where a volume is bound read-write
     _scratch_ready: bool = False
 
     def ensure(self, target: str, *, directory: bool) -> None:
@@ -97,13 +98,22 @@ class PodMountPoints:
         if real == "/":
             raise OSError(f"cannot create {target} in the pod: it would go directly under /, "
                           "which svcnet pods share with the node")
-        if not any(real == o or real.startswith(o + "/") for o in self.overlaid):
+        inside = self.overlaid | self.writable_volumes  # the pod's own: made there directly
+        if not any(real == o or real.startswith(o + "/") for o in inside):
             self._overlay(real)
         if directory:
             os.makedirs(target, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             Path(target).touch()
+
+    def bind_volume(self, source: str, target: str, *, read_only: bool) -> None:
+        """Bind a volume at target (made first if missing); mount points below a writable one are made in it,
+        as a container runtime makes them in the volume (it is the pod's, not the node's)."""
+        self.ensure(target, directory=os.path.isdir(source))
+        bind(source, target, read_only=read_only)
+        if not read_only and os.path.isdir(source):
+            self.writable_volumes.add(os.path.realpath(target))
 
     def _overlay(self, path: str) -> None:
         if "," in path or ":" in path:

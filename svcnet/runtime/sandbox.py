@@ -300,8 +300,7 @@ def _mount_volume(volume: VolumeMount, points: mounts.PodMountPoints) -> None:
         raise OSError(f"subPath {volume.sub_path} of {volume.source} points outside the volume")
     if not os.path.exists(real):
         raise OSError(f"subPath {volume.sub_path} does not exist in the volume mounted at {volume.target}")
-    points.ensure(volume.target, directory=os.path.isdir(real))
-    mounts.bind(real, volume.target, read_only=volume.read_only)
+    points.bind_volume(real, volume.target, read_only=volume.read_only)
 
 
 def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:

@@ -43,13 +43,17 @@ async def test_volumes_are_mounted_only_inside_the_pod_and_follow_the_writer(run
     mounts = (VolumeMount(str(config_dir), config_path, True),
               VolumeMount(str(config_dir), f"/etc/svcnet-test-{tag}.conf", True, sub_path="app.conf"),
               VolumeMount(str(token_dir), SA_PATH, True),
-              VolumeMount(str(cache_dir), data_path, False, sub_path="sub", create_sub_path=True))
+              VolumeMount(str(cache_dir), data_path, False, sub_path="sub", create_sub_path=True),
+              VolumeMount(str(config_dir), f"{data_path}/config", True))
     config = dataclasses.replace(sandbox_config(pod, netns=pod_netns, pod_ips=[POD_IP], node_resolv_conf=HOST_RESOLV),
                                  mounts=mounts, memory_volumes=((str(cache_dir), 1 << 20),))
     sandbox = await runtime.create_sandbox(key, config)
 
     assert await sh(sandbox.infra, f"cat {config_path}/app.conf {SA_PATH}/token") == (0, "color=blue\njwt-1", "")
     assert (await sh(sandbox.infra, f"cat /etc/svcnet-test-{tag}.conf"))[1] == "color=blue\n"
+    # A mount point inside a writable volume is made in the volume, not under another overlay.
+    assert (await sh(sandbox.infra, f"cat {data_path}/config/app.conf; ls {data_path}"))[1] == "color=blue\nconfig\n"
+    assert (await sh(sandbox.infra, "grep -c ' overlay ' /proc/self/mountinfo"))[1] == "3\n"  # /etc, /opt and /run only
     code, _, err = await sh(sandbox.infra, f"echo x > {config_path}/new")
     assert code != 0 and "Read-only file system" in err
     assert (await sh(sandbox.infra, f"echo kept > {data_path}/f && cat {data_path}/f && "
