@@ -153,12 +153,13 @@ def reader(cluster: SvcnetCluster, host_before: dict[str, object]) -> str:
 def test_env_and_a_configmap_volume_show_the_values_and_an_edit_reaches_only_the_file(
         cluster: SvcnetCluster, reader: str) -> None:
     shown = cluster.kubectl("exec", reader, "--", "sh", "-c", 'echo "$COLOR $PASSWORD"; cat /etc/config/color')
-    assert shown.stdout == "blue hunter2\nblue"
+    assert shown.stdout == "blue hunter2\nblue", shown.stderr
     cluster.kubectl("patch", "configmap", "app-config", "-p", '{"data":{"color":"green"}}')
     # kubelet promises an edit within its sync period and cache TTL (a minute); the wait allows for a loaded machine.
     wait_for(lambda: cluster.kubectl("exec", reader, "--", "cat", "/etc/config/color").stdout == "green",
              timeout=90, interval=1.0, what="the edited ConfigMap in the volume")
-    assert cluster.kubectl("exec", reader, "--", "sh", "-c", 'echo "$COLOR"').stdout == "blue\n"
+    env = cluster.kubectl("exec", reader, "--", "sh", "-c", 'echo "$COLOR"')
+    assert env.stdout == "blue\n", env.stderr
     assert not os.path.lexists("/etc/config")  # the mountPath exists only in the pod
 
 
