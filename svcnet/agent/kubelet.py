@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 from svcnet.agent import network as podnet
 from svcnet.agent import podstatus
+from svcnet.agent.configsource import ConfigSource, SourceError
 from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
 from svcnet.agent.envvars import container_env, env_sources, process_env, service_env, source_data
 from svcnet.agent.ipam import LeaseStore
@@ -64,12 +65,14 @@ from svcnet.agent.probes import (
 )
 from svcnet.agent.restart import BackOffEntry, BackOffPolicy, PodIdentity, compute_pod_actions
 from svcnet.agent.statusmanager import StatusManager
+from svcnet.agent.volumes import TokenFetcher, TokenManager, VolumeManager, api_token_fetcher
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import is_being_deleted, namespace_of, object_key, spec_of, status_of, uid_of
 from svcnet.api.resources import lookup
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
 from svcnet.client.workqueue import WorkQueue, run_workers
+from svcnet.core.volumes import VolumeError
 from svcnet.kernel import NetworkKernel
 from svcnet.kernel.sockdiag import ListeningPorts, NetnsListeningPorts
 from svcnet.runtime import images
@@ -82,9 +85,8 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
-CONFIGMAPS = lookup("", "v1", "configmaps")
-SECRETS = lookup("", "v1", "secrets")
 NAMESPACE_INDEX = "namespace"
+MOUNT_RETRY_SECONDS = 2.0
 assert PODS is not None
 StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest instance, by name
 
@@ -126,6 +128,9 @@ class AgentConfig:
     orphan_grace_seconds: float = 2.0  # pods gone from the API get this long after SIGTERM
     python: str = sys.executable
     pythonpath: str = ""
+    # A running pod's configMap/secret/projected volumes are written again this often (kubelet: its
+    # sync period, 1 min, plus the object cache's TTL; an edit shows within a minute either way).
+    volume_resync_seconds: float = 10.0
 
 
 class NodeAgent:
@@ -135,7 +140,8 @@ class NodeAgent:
                  config: AgentConfig, *, facts: HostFacts | None = None,
                  clock: Callable[[], float] = time.time,
                  probe_runner: Callable[..., ProbeRunner] = ProbeRunner,
-                 listening_ports: Callable[[str], ListeningPorts] = NetnsListeningPorts) -> None:
+                 listening_ports: Callable[[str], ListeningPorts] = NetnsListeningPorts,
+                 token_fetcher: TokenFetcher | None = None) -> None:
         self.api = api
         self.kernel = kernel
         self.runtime = runtime
@@ -146,7 +152,13 @@ class NodeAgent:
         self.listening_ports = listening_ports  # a pod namespace's LISTEN sockets, for probes' first try
         self.leases = LeaseStore(config.lease_path, node.pod_cidr_v4, node.pod_cidr_v6)
         self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root))
-        self.registration = NodeRegistration(api, self.identity, facts or host_facts())
+        facts = facts or host_facts()
+        self.registration = NodeRegistration(api, self.identity, facts)
+        self.sources = ConfigSource(api)
+        self.volumes = VolumeManager(config.runtime_root, self.sources,
+                                     TokenManager(token_fetcher or api_token_fetcher(api)),
+                                     allocatable={"cpu": str(facts.cpus), "memory": f"{facts.memory_kib}Ki"})
+        self._volumes_written: dict[str, tuple[float, tuple[str, ...]]] = {}  # uid -> (when, failures)
         self.pods = Informer(api, PODS, field_selector=f"spec.nodeName={node.name}")
         # kubelet's service lister: every pod's environment gets the Services' variables.
         self.services = Informer(api, SERVICES)
@@ -178,6 +190,8 @@ class NodeAgent:
         self._adopted = {s.key.uid for s in self.runtime.sandboxes() if self.runtime.sandbox_alive(s)}
         for sandbox in self.runtime.sandboxes():  # adopt, or remove, everything recorded
             self.queue.add(f"{sandbox.key.namespace}/{sandbox.key.name}")
+        for key in self.volumes.without_sandbox():  # volumes of pods that never got a sandbox
+            self.queue.add(f"{key.namespace}/{key.name}")
         self.registration.start()
         self._workers = asyncio.create_task(run_workers(self.queue, self.config.workers, self.sync_pod),
                                             name="kubelet-workers")
@@ -210,13 +224,10 @@ class NodeAgent:
         namespace = namespace_of(pod) or "default"
         found: dict[tuple[str, str], dict[str, str] | None] = {}
         for kind, name in sorted(env_sources(container)):
-            try:
-                obj = await self.api.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, namespace, name)
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise images.ContainerConfigError(f"cannot read {kind.lower()} {namespace}/{name}: "
-                                                      f"{exc}") from None
-                obj = None
+            try:  # read now, not from the cache: a container starts with what the API has
+                obj = await self.sources.get(kind, namespace, name, fresh=True)
+            except SourceError as exc:
+                raise images.ContainerConfigError(str(exc)) from None
             found[(kind, name)] = None if obj is None else source_data(kind, obj)
         return found
 
@@ -291,6 +302,10 @@ class NodeAgent:
                 old.cancel_tasks()
             await self.runtime.remove_pod(sandbox, self.config.orphan_grace_seconds)
             await self._net(podnet.teardown_pod_network, self.kernel, self.node, sandbox.key.uid, self.leases)
+            self._tear_down_volumes(sandbox.key)
+        for key in self.volumes.without_sandbox(namespace, name):
+            if key.uid != keep_uid:
+                self._tear_down_volumes(key)
 
     async def _terminate(self, pod: Obj, state: PodState) -> None:
         key = PodKey.of(pod)
@@ -303,6 +318,7 @@ class NodeAgent:
                 self._event(pod, "Normal", "Killing", f"Stopping container {name}")
             await self.runtime.remove_pod(sandbox, grace)
         await self._net(podnet.teardown_pod_network, self.kernel, self.node, key.uid, self.leases)
+        self._tear_down_volumes(key)
         try:
             await self.api.delete(PODS, key.namespace, key.name, grace_period_seconds=0,
                                   preconditions={"uid": key.uid})
@@ -352,6 +368,13 @@ class NodeAgent:
                 await self.runtime.stop_container(sandbox, name, 0)
             await self.runtime.stop_sandbox(sandbox)
             state.cancel_tasks()
+        try:  # kubelet mounts a pod's volumes before it creates the sandbox: a missing one holds it back
+            volumes = await self.volumes.set_up(pod)
+        except VolumeError as exc:
+            self._event(pod, "Warning", "FailedMount", str(exc))
+            self._volumes_written[key.uid] = (float("-inf"), (str(exc),))
+            return None
+        self._volumes_written[key.uid] = (self.clock(), ())
         began = time.monotonic()
         try:
             net = await self._net(podnet.setup_pod_network, self.kernel, self.node, key.uid, self.leases)
@@ -359,6 +382,7 @@ class NodeAgent:
             config = sandbox_config(pod, netns=net.netns_path, pod_ips=net.ips,
                                     node_resolv_conf=self.config.node_resolv_conf,
                                     cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain)
+            config = dataclasses.replace(config, mounts=volumes.mounts, memory_volumes=volumes.memory)
             for warning in config.warnings:
                 self._event(pod, "Warning", "DNSConfigForming", warning)
             sandbox = await self.runtime.create_sandbox(key, config)
@@ -372,6 +396,22 @@ class NodeAgent:
         state.sandbox_error = ""
         state.pod_ips = net.ips
         return sandbox
+
+    async def _refresh_volumes(self, pod: Obj) -> None:
+        """A running pod's volumes written again when due; a new failure is a FailedMount event."""
+        uid = uid_of(pod)
+        last, failed = self._volumes_written.get(uid, (float("-inf"), ()))
+        if self.clock() - last < self.config.volume_resync_seconds:
+            return
+        failures = tuple(await self.volumes.refresh(pod))
+        self._volumes_written[uid] = (self.clock(), failures)
+        for message in failures:
+            if message not in failed:
+                self._event(pod, "Warning", "FailedMount", message)
+
+    def _tear_down_volumes(self, key: PodKey) -> None:
+        self._volumes_written.pop(key.uid, None)
+        self.volumes.tear_down(key)
 
     @staticmethod
     def runtime_container_names(pod: Obj) -> list[str]:
@@ -392,8 +432,11 @@ class NodeAgent:
         sandbox = await self._ensure_sandbox(pod, state)
         if sandbox is None:
             self._write_status(pod, self._observe(pod, state, None, {}))
+            if self._volumes_written.get(uid_of(pod), (0.0, ()))[1]:
+                return MOUNT_RETRY_SECONDS  # kubelet's volume manager retries a mount every few seconds
             return self.config.backoff.initial
         key = PodKey.of(pod)
+        await self._refresh_volumes(pod)
         init_specs, app_specs = containers_of(pod, "initContainers"), containers_of(pod, "containers")
         specs = {c["name"]: c for c in init_specs + app_specs}
 

@@ -29,6 +29,7 @@ from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import KubeletDialer, NewSocket, client_tls, host_socket
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
+from svcnet.apiserver.serviceaccount_admission import ServiceAccountAdmission
 from svcnet.apiserver.validation.fields import non_special_ip_errors
 from svcnet.config import ApiServerConfig
 from svcnet.storage.base import NoSpace, StorageError
@@ -277,6 +278,7 @@ class RunningApiServer:
         # Node,RBAC: the Node authorizer's graph from the store, and NodeRestriction on writes.
         api.start_node_graph()
         self.registry.admission.append(api.node_restriction)
+        self.registry.admission.append(ServiceAccountAdmission(self.registry))
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,

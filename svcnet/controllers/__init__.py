@@ -22,6 +22,7 @@ CONTROLLERS: dict[str, str] = {
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",
     "serviceaccount": "svcnet.controllers.serviceaccounts:ServiceAccountsController",
     "serviceaccount-token": "svcnet.controllers.tokens:TokensController",
+    "root-ca-cert-publisher": "svcnet.controllers.rootcacert:RootCACertPublisher",
     "job": "svcnet.controllers.job:JobController",
     "cronjob": "svcnet.controllers.cronjob:CronJobController",
     "ttlafterfinished": "svcnet.controllers.ttl_after_finished:TTLAfterFinishedController",

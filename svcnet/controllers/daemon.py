@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from svcnet import controllers
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
+from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.tokens import TokensController
 from svcnet.kernel import process
 
@@ -25,7 +26,9 @@ log = logging.getLogger("svcnet.controllers")
 @dataclass(frozen=True)
 class ControllerFiles:
     """kube-controller-manager's --service-account-private-key-file and --root-ca-file: what the
-    tokens controller signs with and puts in each token Secret's ca.crt."""
+    tokens controller signs with and puts in each token Secret's ca.crt, and the CA the
+    root-ca-cert-publisher puts in every namespace's kube-root-ca.crt (without one: the CA the
+    client trusts)."""
 
     service_account_private_key_file: Path | None = None
     root_ca_file: Path | None = None
@@ -52,6 +55,8 @@ def controller_manager(client_config: Any, names: list[str] | None,
                 continue
             root_ca = files.root_ca_file.read_bytes() if files.root_ca_file and files.root_ca_file.exists() else b""
             factories.append(functools.partial(TokensController, signing_key=key, root_ca=root_ca))
+        elif cls is RootCACertPublisher and files.root_ca_file is not None:
+            factories.append(functools.partial(RootCACertPublisher, root_ca_file=files.root_ca_file))
         else:
             factories.append(cls)
     return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), factories)

@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.objects import name_of, namespace_of, uid_of
-from svcnet.kernel import process
+from svcnet.kernel import mounts, process
 from svcnet.kernel.netns import NETNS_RUN_DIR
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
 SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
 STATE_FILE = "state.json"
+MOUNTS_FILE = "mounts.json"
+SCRATCH_DIR = "overlays"  # in the pod's namespace only: a tmpfs for the overlays' upper layers
 ETC_FILES = ("resolv.conf", "hosts", "hostname")
 
 
@@ -61,6 +63,28 @@ class SandboxConfig:
     resolv_conf: str
     hosts: str
     warnings: tuple[str, ...] = ()
+    mounts: tuple[VolumeMount, ...] = ()  # the pod's volumes, parent paths first
+    memory_volumes: tuple[tuple[str, int], ...] = ()  # (host dir, size bytes or 0): a tmpfs in the pod
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A volume directory of the node (or a path inside it) mounted at target in the pod's namespace."""
+
+    source: str
+    target: str
+    read_only: bool
+    sub_path: str = ""
+    create_sub_path: bool = False  # emptyDir: a missing subPath is made (kubelet does)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "readOnly": self.read_only,
+                "subPath": self.sub_path, "createSubPath": self.create_sub_path}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> VolumeMount:
+        return VolumeMount(str(data["source"]), str(data["target"]), bool(data["readOnly"]),
+                           str(data.get("subPath") or ""), bool(data.get("createSubPath")))
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,9 @@ async def run_sandbox(root: Path, key: PodKey, config: SandboxConfig, *, launche
     files.mkdir(parents=True, exist_ok=True)
     for name, text in zip(ETC_FILES, (config.resolv_conf, config.hosts, config.hostname + "\n"), strict=True):
         _write_atomically(files / name, text)
+    _write_atomically(files / MOUNTS_FILE, json.dumps({
+        "mounts": [m.to_json() for m in config.mounts],
+        "memory": [{"path": path, "size": size} for path, size in config.memory_volumes]}))
     args = ["--netns", config.netns, "--hostname", config.hostname, "--files", str(files),
             "--title", f"{key.namespace}/{key.name}"]
     finished = await (launcher or SubprocessLauncher(python)).run("sandbox", args, timeout)
@@ -250,6 +277,32 @@ def _detach_namespace_mounts() -> None:
             pass
 
 
+def _mount_volumes(files: Path) -> None:
+    """The pod's volumes at their mountPaths; memory-backed ones get their tmpfs first."""
+    try:
+        plan = json.loads((files / MOUNTS_FILE).read_text())
+    except FileNotFoundError:
+        return
+    for memory in plan.get("memory") or []:
+        mounts.tmpfs(str(memory["path"]), int(memory.get("size") or 0))
+    points = mounts.PodMountPoints(files / SCRATCH_DIR)
+    for entry in plan.get("mounts") or []:
+        _mount_volume(VolumeMount.from_json(entry), points)
+
+
+def _mount_volume(volume: VolumeMount, points: mounts.PodMountPoints) -> None:
+    source = os.path.join(volume.source, volume.sub_path) if volume.sub_path else volume.source
+    if volume.sub_path and volume.create_sub_path and not os.path.lexists(source):
+        os.makedirs(source, mode=0o777, exist_ok=True)
+    real = os.path.realpath(source)
+    root = os.path.realpath(volume.source)
+    if real != root and not real.startswith(root + "/"):  # a symlink must not lead out of the volume
+        raise OSError(f"subPath {volume.sub_path} of {volume.source} points outside the volume")
+    if not os.path.exists(real):
+        raise OSError(f"subPath {volume.sub_path} does not exist in the volume mounted at {volume.target}")
+    points.bind_volume(real, volume.target, read_only=volume.read_only)
+
+
 def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:
     fd = os.open(netns, os.O_RDONLY)
     try:
@@ -265,6 +318,7 @@ def _enter_and_prepare(netns: str, hostname: str, files: Path) -> None:
     except OSError:
         pass
     socket.sethostname(hostname)
+    _mount_volumes(files)  # before the /etc files: an overlay over /etc must not hide them
     for name in ETC_FILES:
         target = f"/etc/{name}"
         if name == "hostname" and not os.path.exists(target):
@@ -308,6 +362,6 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["PodKey", "Sandbox", "SandboxConfig", "SandboxError", "exec_in_pod", "load_sandbox",
+__all__ = ["PodKey", "Sandbox", "SandboxConfig", "SandboxError", "VolumeMount", "exec_in_pod", "load_sandbox",
            "pod_directory", "remove_sandbox_files", "run_in_pod", "run_sandbox", "stop_sandbox",
            "wait_gone"]

@@ -210,3 +210,120 @@ def test_exec_in_a_container_that_has_exited_says_so_as_kubectl_does(cluster: Sv
         assert 'unable to upgrade connection: container not found ("quick")' in result.stderr
     finally:
         cluster.kubectl("delete", "pod", "done", "--wait=false", check=False)
+
+
+# ---- volumes and the service-account token (issue 15, item 3), in the same cluster
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+READER = "volume-reader"
+LIST_PODS = (f'curl -s -o /dev/null -w "%{{http_code}}" --cacert {SA_DIR}/ca.crt '
+             f'-H "Authorization: Bearer $(cat {SA_DIR}/token)" '
+             "https://kubernetes.default.svc/api/v1/namespaces/default/pods")
+
+
+def host_mounts() -> list[str]:
+    """The host's mount table without nsfs mounts (pod network namespaces come and go with other pods)."""
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if line.partition(" - ")[2].split(" ", 1)[0] != "nsfs"]
+
+
+def mounts_of_ours(lines: list[str], data_dir: object) -> list[str]:
+    """Mounts at the paths the volume pods use or under the cluster's data dir (the machine is shared:
+    other mounts may come and go meanwhile)."""
+    roots = (str(data_dir), "/etc", "/run", "/var/run")
+    return [line for line in lines if line.split(" ")[4].startswith(roots)]
+
+
+@pytest.fixture(scope="module")
+def host_before(cluster: SvcnetCluster) -> dict[str, object]:
+    """The host's mounts and /etc before any volume pod, and the default ServiceAccount in place (the
+    admission plugin mounts a token only for a ServiceAccount that exists)."""
+    wait_for(lambda: cluster.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+             timeout=60, interval=0.3, what="the default ServiceAccount")
+    return {"mounts": host_mounts(), "etc": sorted(os.listdir("/etc"))}
+
+
+@pytest.fixture(scope="module")
+def reader(cluster: SvcnetCluster, host_before: dict[str, object]) -> str:
+    cluster.kubectl("create", "configmap", "app-config", "--from-literal=color=blue")
+    cluster.kubectl("create", "secret", "generic", "app-secret", "--from-literal=password=hunter2")
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: {READER}}}
+        spec:
+          containers:
+          - name: main
+            image: busybox
+            command: [sleep, "3600"]
+            env:
+            - {{name: COLOR, valueFrom: {{configMapKeyRef: {{name: app-config, key: color}}}}}}
+            - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: app-secret, key: password}}}}}}
+            volumeMounts:
+            - {{name: config, mountPath: /etc/config}}
+          volumes:
+          - {{name: config, configMap: {{name: app-config}}}}
+        """))
+    wait_for(lambda: is_running_ready(cluster.pod(READER)), timeout=60, interval=0.3, what=f"{READER} Running")
+    return READER
+
+
+def test_env_and_a_configmap_volume_show_the_values_and_an_edit_reaches_only_the_file(
+        cluster: SvcnetCluster, reader: str) -> None:
+    shown = cluster.kubectl("exec", reader, "--", "sh", "-c", 'echo "$COLOR $PASSWORD"; cat /etc/config/color')
+    assert shown.stdout == "blue hunter2\nblue", shown.stderr
+    cluster.kubectl("patch", "configmap", "app-config", "-p", '{"data":{"color":"green"}}')
+    # kubelet promises an edit within its sync period and cache TTL (a minute); the wait allows for a loaded machine.
+    wait_for(lambda: cluster.kubectl("exec", reader, "--", "cat", "/etc/config/color").stdout == "green",
+             timeout=90, interval=1.0, what="the edited ConfigMap in the volume")
+    env = cluster.kubectl("exec", reader, "--", "sh", "-c", 'echo "$COLOR"')
+    assert env.stdout == "blue\n", env.stderr
+    assert not os.path.lexists("/etc/config")  # the mountPath exists only in the pod
+
+
+def test_the_default_service_account_token_is_refused_then_allowed_after_a_rolebinding(
+        cluster: SvcnetCluster, reader: str) -> None:
+    listed = cluster.kubectl("exec", reader, "--", "sh", "-c", f"cat {SA_DIR}/namespace; echo; {LIST_PODS}")
+    assert listed.stdout == "default\n403"
+    cluster.kubectl("create", "rolebinding", "default-view", "--clusterrole=view",
+                    "--serviceaccount=default:default")
+    wait_for(lambda: cluster.kubectl("exec", reader, "--", "sh", "-c", LIST_PODS).stdout == "200",
+             timeout=30, interval=0.5, what="200 after the RoleBinding")
+
+
+def test_the_official_python_client_works_in_cluster(cluster: SvcnetCluster, reader: str) -> None:
+    cluster.kubectl("create", "rolebinding", "default-view-python", "--clusterrole=view",
+                    "--serviceaccount=default:default")
+    script = ("from kubernetes import client, config; config.load_incluster_config(); "
+              "print(sorted(p.metadata.name for p in client.CoreV1Api().list_namespaced_pod('default').items))")
+    # sys.executable is the project venv's python: the pod's processes see the node's files.
+    result = cluster.kubectl("exec", reader, "--", sys.executable, "-c", script, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"'{reader}'" in result.stdout
+
+
+def test_automount_false_means_no_token_in_the_pod(cluster: SvcnetCluster, host_before: dict[str, object]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: no-token}
+        spec:
+          automountServiceAccountToken: false
+          containers:
+          - {name: main, image: busybox, command: [sleep, "3600"]}
+        """))
+    wait_for(lambda: is_running_ready(cluster.pod("no-token")), timeout=60, interval=0.3, what="no-token Running")
+    assert "volumes" not in cluster.pod("no-token")["spec"]
+    assert cluster.kubectl("exec", "no-token", "--", "ls", SA_DIR, check=False).returncode != 0
+
+
+def test_the_host_is_unchanged_after_the_volume_pods_go(cluster: SvcnetCluster, reader: str,
+                                                        host_before: dict[str, object]) -> None:
+    cluster.kubectl("delete", "pod", reader, "no-token", "--ignore-not-found", "--wait=true", timeout=120)
+    before = host_before["mounts"]
+    assert isinstance(before, list)
+    assert mounts_of_ours(host_mounts(), cluster.data_dir) == mounts_of_ours(before, cluster.data_dir)
+    assert sorted(os.listdir("/etc")) == host_before["etc"]
+    assert not os.path.lexists("/run/secrets")
+    leftovers = list((cluster.data_dir).rglob(f"*_{READER}_*"))
+    assert leftovers == []
