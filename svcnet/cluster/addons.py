@@ -7,9 +7,11 @@ kubeadm's default Corefile, a Deployment of two replicas (labelled
 k8s-app=kube-dns) running as that ServiceAccount, and the kube-dns Service in
 front (53/UDP, 53/TCP, 9153/TCP metrics), so pods reach it through the proxy
 exactly as in the seed. The pods run the `svcnet/dns` image, which is `svcnet
-dns`, configured from the ConfigMap (`--corefile-configmap kube-system/coredns`,
-re-read at every `reload` check, so `kubectl edit cm coredns -n kube-system`
-takes effect as it does with CoreDNS).
+dns`, configured from the ConfigMap as kubeadm's pods are: mounted at
+/etc/coredns (a configMap volume, which the kubelet rewrites when the ConfigMap
+changes) and re-read at every `reload` check, so `kubectl edit cm coredns -n
+kube-system` takes effect as it does with CoreDNS; they reach the API as the
+coredns ServiceAccount, with the token mounted in them.
 
 Objects that exist already are left as they are: a user's edited Corefile
 survives a second `svcnet up` on the same data dir.
@@ -20,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import ApiError
@@ -97,7 +98,7 @@ def corefile_configmap(cluster_domain: str = "cluster.local") -> Obj:
             "data": {"Corefile": kubeadm_corefile(cluster_domain)}}
 
 
-def kube_dns_objects(data_dir: Path, cluster_ip: str = "10.96.0.10", replicas: int = 2,
+def kube_dns_objects(cluster_ip: str = "10.96.0.10", replicas: int = 2,
                      cluster_domain: str = "cluster.local") -> list[Obj]:
     """Everything kubeadm's CoreDNS addon creates, in the order it is created (pure): the identity
     and its permissions, the Corefile, then the Deployment that reads it and the Service in front."""
@@ -111,13 +112,17 @@ def kube_dns_objects(data_dir: Path, cluster_ip: str = "10.96.0.10", replicas: i
             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
             {"name": "metrics", "port": METRICS_PORT, "protocol": "TCP", "targetPort": METRICS_PORT}]},
     }
-    return [*rbac_objects(), corefile_configmap(cluster_domain), coredns_deployment(data_dir, replicas), service]
+    return [*rbac_objects(), corefile_configmap(cluster_domain), coredns_deployment(replicas), service]
 
 
-def coredns_deployment(data_dir: Path, replicas: int = 2) -> Obj:
-    # --data-dir: the API through the data dir's socket until pods get their service-account token
-    # mounted; then `svcnet dns` uses the in-cluster config (the coredns ServiceAccount) instead.
-    args = ["--corefile-configmap", f"{NAMESPACE}/{CONFIGMAP}", "--data-dir", str(data_dir), "--workers", "1"]
+COREFILE_DIR = "/etc/coredns"
+
+
+def coredns_deployment(replicas: int = 2) -> Obj:
+    """kubeadm's: the Corefile from the coredns ConfigMap mounted at /etc/coredns (the reload plugin
+    re-reads it; kubelet's volume sync brings an edit there), the API reached as the coredns
+    ServiceAccount through its mounted token (in-cluster config)."""
+    args = ["--corefile", f"{COREFILE_DIR}/Corefile", "--workers", "1"]
     container = {
         "name": "coredns",
         "image": "svcnet/dns",
@@ -130,6 +135,7 @@ def coredns_deployment(data_dir: Path, replicas: int = 2) -> Obj:
                   {"name": "readiness-probe", "containerPort": READY_PORT, "protocol": "TCP"}],
         # kubeadm's probes; readiness is checked every 2 s (kubeadm: the default 10 s) so that
         # `svcnet up` returns as soon as DNS answers.
+        "volumeMounts": [{"name": "config-volume", "mountPath": COREFILE_DIR, "readOnly": True}],
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "readiness-probe", "scheme": "HTTP"},
                            "periodSeconds": 2},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "liveness-probe", "scheme": "HTTP"},
@@ -150,6 +156,8 @@ def coredns_deployment(data_dir: Path, replicas: int = 2) -> Obj:
                     # As CoreDNS: the node's resolvers, not itself, are its upstreams.
                     "dnsPolicy": "Default",
                     "containers": [container],
+                    "volumes": [{"name": "config-volume", "configMap": {
+                        "name": CONFIGMAP, "items": [{"key": "Corefile", "path": "Corefile"}]}}],
                 },
             },
         },
@@ -159,11 +167,10 @@ def coredns_deployment(data_dir: Path, replicas: int = 2) -> Obj:
 class ClusterDnsAddon:
     """A `svcnet up` stage: install kube-dns if missing, then wait (with progress) until it serves."""
 
-    def __init__(self, api_factory: Callable[[], Any], data_dir: Path, timeout: float = 90.0,
+    def __init__(self, api_factory: Callable[[], Any], timeout: float = 90.0,
                  progress: Callable[[str], None] = print, cluster_domain: str = "cluster.local") -> None:
         self.api_factory = api_factory
         self.cluster_domain = cluster_domain
-        self.data_dir = data_dir
         self.timeout = timeout
         self.progress = progress
 
@@ -171,7 +178,7 @@ class ClusterDnsAddon:
         api = self.api_factory()
         await api.open()
         try:
-            for obj in kube_dns_objects(self.data_dir, cluster_domain=self.cluster_domain):
+            for obj in kube_dns_objects(cluster_domain=self.cluster_domain):
                 await self._create_if_missing(api, obj)
             await self._wait_ready(api)
         finally:

@@ -50,6 +50,7 @@ CONTROLLER_ROLE_OF = {
     "podgc": "pod-garbage-collector",
     "nodelifecycle": "node-controller",
     "serviceaccount": "service-account-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
 }
 CONTROLLER_ROLE_OF.update(BATCH_CONTROLLER_ROLE_OF)
 CONTROLLER_ROLE_OF.update(PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF)

@@ -99,7 +99,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
             AgentSupervisor(cfg.data_dir, spec),
             lifecycle.NodesReadyGate(api, spec, cfg.data_dir),
-            ClusterDnsAddon(api, cfg.data_dir, progress=lambda line: print(line, flush=True)),
+            ClusterDnsAddon(api, progress=lambda line: print(line, flush=True)),
             lifecycle.ReadyMarker(cfg.data_dir)]
 
 

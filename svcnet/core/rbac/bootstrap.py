@@ -204,6 +204,9 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("update",), ("apps", "extensions"), ("replicasets/finalizers",)),
         (("list", "watch", "patch", "create", "delete"), ("",), ("pods",)),
         _EVENTS_RULE),
+    "root-ca-cert-publisher": _rules(
+        (("create", "update"), ("",), ("configmaps",)),
+        _EVENTS_RULE),
     "service-account-controller": _rules(
         (("create",), ("",), ("serviceaccounts",)),
         _EVENTS_RULE),

@@ -13,7 +13,7 @@ from tests.integration.apiserver_harness import ApiServerProcess
 
 def run_addon(server: ApiServerProcess) -> list[str]:
     lines: list[str] = []
-    addon = ClusterDnsAddon(lambda: ApiClient(load_kubeconfig(str(server.kubeconfig))), server.data_dir,
+    addon = ClusterDnsAddon(lambda: ApiClient(load_kubeconfig(str(server.kubeconfig))),
                             timeout=0.1, progress=lines.append)  # no nodes here: never ready, only a warning
     asyncio.run(addon.start())
     return lines

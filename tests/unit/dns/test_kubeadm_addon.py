@@ -10,12 +10,12 @@ from svcnet.dns.plugins import load
 from tests.unit.dns.test_corefile import KUBEADM
 
 
-def by_kind(data_dir: Path) -> dict[str, dict]:
-    return {o["kind"]: o for o in addons.kube_dns_objects(data_dir)}
+def by_kind() -> dict[str, dict]:
+    return {o["kind"]: o for o in addons.kube_dns_objects()}
 
 
 def test_the_configmap_holds_kubeadms_default_corefile_verbatim(tmp_path: Path) -> None:
-    cm = by_kind(tmp_path)["ConfigMap"]
+    cm = by_kind()["ConfigMap"]
     assert (cm["metadata"]["namespace"], cm["metadata"]["name"]) == ("kube-system", "coredns")
     assert cm["data"] == {"Corefile": KUBEADM}  # the text the Corefile case tables run
     assert "kubernetes example.test in-addr.arpa" in addons.kubeadm_corefile("example.test")
@@ -23,7 +23,7 @@ def test_the_configmap_holds_kubeadms_default_corefile_verbatim(tmp_path: Path) 
 
 
 def test_coredns_gets_kubeadms_service_account_cluster_role_and_binding(tmp_path: Path) -> None:
-    objs = by_kind(tmp_path)
+    objs = by_kind()
     assert objs["ServiceAccount"]["metadata"] == {"name": "coredns", "namespace": "kube-system"}
     role = objs["ClusterRole"]
     assert role["metadata"]["name"] == "system:coredns"
@@ -37,15 +37,20 @@ def test_coredns_gets_kubeadms_service_account_cluster_role_and_binding(tmp_path
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]
 
 
-def test_the_deployment_runs_as_coredns_and_reads_the_configmap(tmp_path: Path) -> None:
-    objs = addons.kube_dns_objects(tmp_path)
+def test_the_deployment_runs_as_coredns_and_reads_the_configmap_mounted_as_kubeadms_does() -> None:
+    objs = addons.kube_dns_objects()
     kinds = [o["kind"] for o in objs]
-    assert kinds.index("ConfigMap") < kinds.index("Deployment")  # the pods' first read finds it
-    spec = by_kind(tmp_path)["Deployment"]["spec"]["template"]["spec"]
+    assert kinds.index("ConfigMap") < kinds.index("Deployment")  # the pods' first mount finds it
+    spec = by_kind()["Deployment"]["spec"]["template"]["spec"]
     assert spec["serviceAccountName"] == "coredns" and spec["dnsPolicy"] == "Default"
+    assert spec["volumes"] == [{"name": "config-volume", "configMap": {
+        "name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]}}]
     [container] = spec["containers"]
+    assert container["volumeMounts"] == [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": True}]
     args = build_parser().parse_args(container["args"])
-    assert args.corefile_configmap == "kube-system/coredns" and args.data_dir == str(tmp_path)
+    # No --data-dir or --kubeconfig: the in-cluster config, as the coredns ServiceAccount.
+    assert (args.corefile, args.corefile_configmap, args.data_dir, args.kubeconfig) == (
+        "/etc/coredns/Corefile", None, None, None)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     # kubeadm's probes on the health (:8080) and ready (:8181) plugins' addresses of its Corefile.
     assert ports["liveness-probe"] == 8080 and container["livenessProbe"]["httpGet"]["path"] == "/health"
