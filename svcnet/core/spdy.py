@@ -104,6 +104,11 @@ Headers = dict[str, list[str]]
 class SessionError(Exception):
     """The byte stream is not SPDY/3.1 we accept: the session must end (GOAWAY, close)."""
 
+    def __init__(self, message: str, frames_before: Sequence[Frame] = ()) -> None:
+        super().__init__(message)
+        # The good frames that came in the same read as the bad one: still to be handled.
+        self.frames_before = list(frames_before)
+
 
 # ---------------------------------------------------------------------------- frames
 
@@ -323,10 +328,13 @@ class FrameDecoder:
             payload = bytes(self._buffer[8:8 + length])
             del self._buffer[:8 + length]
             flags = second >> 24
-            if first & _CONTROL_BIT:
-                frames.append(self._control(first, flags, payload))
-            else:
-                frames.append(_parse_data(first, flags, payload))
+            try:
+                if first & _CONTROL_BIT:
+                    frames.append(self._control(first, flags, payload))
+                else:
+                    frames.append(_parse_data(first, flags, payload))
+            except SessionError as err:
+                raise SessionError(str(err), frames) from None
         return frames
 
     def _control(self, first: int, flags: int, payload: bytes) -> Frame:
@@ -491,14 +499,17 @@ class ServerSession:
     _out: list[bytes] = field(default_factory=list)
 
     def receive(self, data: bytes) -> list[Event]:
+        failure = None
         try:
             frames = self._decoder.feed(data)
         except SessionError as err:
-            self.go_away(GOAWAY_PROTOCOL_ERROR)
-            return [SessionEnded(f"protocol error: {err}")]
+            frames, failure = err.frames_before, err
         events: list[Event] = []
         for frame in frames:
             events += self._on_frame(frame)
+        if failure is not None:
+            self.go_away(GOAWAY_PROTOCOL_ERROR)
+            events.append(SessionEnded(f"protocol error: {failure}"))
         return events
 
     def data_to_send(self) -> bytes:
