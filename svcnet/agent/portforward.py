@@ -27,15 +27,17 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
-from aiohttp.http_writer import StreamWriter
+from aiohttp.http import StreamWriter
 
 from svcnet.core import spdy
 
 log = logging.getLogger("svcnet.agent.portforward")
 
+T = TypeVar("T")
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 SPDY_UPGRADE = "SPDY/3.1"
@@ -181,6 +183,31 @@ class _TunnelWire:
         await self._ws.send_bytes(data)
 
 
+class _IdleClock:
+    """Kubelet's streaming idle timeout: a connection with no traffic either way for
+    IDLE_TIMEOUT is closed."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def touch(self) -> None:
+        self._last = time.monotonic()
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Await a read; TimeoutError once the connection has idled out meanwhile."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            while True:
+                remaining = self._last + IDLE_TIMEOUT - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError()
+                done, _ = await asyncio.wait({task}, timeout=remaining)
+                if done:
+                    return task.result()
+        finally:
+            task.cancel()
+
+
 @dataclass
 class _Pair:
     request_id: str
@@ -200,7 +227,7 @@ class _SpdyPortForward:
         self._pairs: dict[str, _Pair] = {}
         self._inbound: dict[int, asyncio.Queue[bytes | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._last_activity = time.monotonic()
+        self._idle = _IdleClock()
 
     async def run(self) -> None:
         try:
@@ -219,24 +246,17 @@ class _SpdyPortForward:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _read(self) -> bytes:
-        """The next bytes from the client; TimeoutError after the idle timeout without a
-        frame either way (spdystream moves its deadline on every read and write)."""
-        while True:
-            remaining = self._last_activity + IDLE_TIMEOUT - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError()
-            try:
-                data = await asyncio.wait_for(self._wire.read(), remaining)
-            except TimeoutError:
-                continue
-            self._last_activity = time.monotonic()
-            return data
+        """The next bytes from the client (spdystream moves its deadline on every read and
+        write, so the idle clock counts both)."""
+        data = await self._idle.run(self._wire.read())
+        self._idle.touch()
+        return data
 
     async def flush(self) -> None:
         async with self._write_lock:
             out = self._session.data_to_send()
             if out:
-                self._last_activity = time.monotonic()
+                self._idle.touch()
                 await self._wire.write(out)
 
     async def _on_event(self, event: spdy.Event) -> None:
@@ -451,8 +471,10 @@ class _Channels:
     def __init__(self, ws: web.WebSocketResponse, base64_text: bool) -> None:
         self._ws, self._base64 = ws, base64_text
         self._inbound: dict[int, asyncio.Queue[bytes | None]] = {}
+        self._idle = _IdleClock()
 
     async def send(self, channel: int, data: bytes) -> None:
+        self._idle.touch()
         if self._base64:
             await self._ws.send_str(str(channel) + base64.b64encode(data).decode("ascii"))
         else:
@@ -478,7 +500,8 @@ class _Channels:
         """Client messages to their data channels until the socket closes or idles."""
         try:
             while True:
-                message = await asyncio.wait_for(self._ws.receive(), IDLE_TIMEOUT)
+                message = await self._idle.run(self._ws.receive())
+                self._idle.touch()
                 if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                     return
                 channel, data = self._decode(message.data)

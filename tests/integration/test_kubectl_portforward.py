@@ -9,6 +9,7 @@ and plain SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), and Ctrl-C must end it c
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import signal
@@ -66,7 +67,8 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Path, list[str]]]:
     seen: list[str] = []
 
     async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        assert port == POD_PORT
+        if port != POD_PORT:  # nothing listens on any other port of the pod
+            raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         return await asyncio.open_connection("127.0.0.1", pod_port)
 
     async def portforward(request: web.Request) -> web.StreamResponse:
@@ -155,3 +157,27 @@ async def test_kubectl_port_forward_serves_curl_and_ends_on_ctrl_c(
     with socket.socket() as s:  # kubectl no longer listens (TIME_WAIT of our connections aside)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", local))
+
+
+@pytest.mark.parametrize("websockets", [True, False], ids=["websocket-tunnel", "spdy"])
+@pytest.mark.parametrize("kubectl", _kubectls())
+async def test_kubectl_port_forward_to_a_closed_port_shows_kubelets_error(
+        api: tuple[Path, list[str]], kubectl: str, websockets: bool) -> None:
+    kubeconfig, _ = api
+    local = free_port()
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+           "KUBECTL_PORT_FORWARD_WEBSOCKETS": "true" if websockets else "false"}
+    process = await asyncio.create_subprocess_exec(
+        kubectl, "port-forward", "pod/x", f"{local}:9377", "--address", "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    try:
+        await asyncio.wait_for(_forwarding(process), 60)
+        assert await asyncio.wait_for(_http_get(local), 60) == b""
+        assert process.stderr is not None
+        line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 60)
+    assert "error forwarding port 9377 to pod x_default, uid : " in line, line
+    assert "connection refused" in line, line

@@ -113,6 +113,19 @@ async def test_spdy_forwards_a_connection_both_ways_with_half_close(harness: Har
     await pump
 
 
+async def test_spdy_carries_megabytes_in_order(harness: Harness) -> None:
+    client, pump = await _spdy_client(harness)
+    error_id, data_id = await client.open_pair(POD_PORT, "0")
+    payload = bytes(range(256)) * 8192  # 2 MiB, more than one frame and one socket buffer
+    for start in range(0, len(payload), 100_000):
+        await client.send(data(data_id, payload[start:start + 100_000]))
+    await client.send(data(data_id, b"", fin=True))
+    await until(lambda: client.finished(error_id), timeout=60, what="pair finished")
+    assert client.received(data_id) == payload + b"bye"
+    client.writer.close()  # type: ignore[attr-defined]
+    await pump
+
+
 async def test_spdy_refused_port_is_reported_on_the_error_stream_as_kubelet_words_it(harness: Harness) -> None:
     client, pump = await _spdy_client(harness, "/portForward/default/x/uid-1")
     error_id, data_id = await client.open_pair(REFUSED_PORT, "7")
@@ -268,6 +281,16 @@ async def test_channel_protocol_base64_variant_uses_text_frames(harness: Harness
         assert sorted(first) == ["0" + prefix, "1" + prefix]
         await ws.send_str("0" + base64.b64encode(b"text").decode())
         assert await ws.receive_str() == "0" + base64.b64encode(b"text").decode()
+
+
+async def test_channel_protocol_idle_connection_is_closed_after_the_idle_timeout(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portforward, "IDLE_TIMEOUT", 0.2)
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            harness.url + f"/portForward/default/x?ports={POD_PORT}", protocols=["v4.channel.k8s.io"]) as ws:
+        messages = [m async for m in ws]
+        assert len(messages) == 2  # the two port prefixes, then the close
+        assert ws.closed
 
 
 @pytest.mark.parametrize("query, message", [
