@@ -323,7 +323,7 @@ class _SpdyPortForward:
             for stream_id in (pair.error_id, pair.data_id):
                 if stream_id:
                     self._session.finish(stream_id)
-            self._inbound.pop(pair.data_id, None)
+            _release(self._inbound.pop(pair.data_id, None))
             with contextlib.suppress(ConnectionError):
                 await self.flush()
         finally:
@@ -341,7 +341,7 @@ class _SpdyPortForward:
                 return
             await self._splice(pair, inbound, reader, writer)
         finally:
-            self._inbound.pop(pair.data_id, None)
+            _release(self._inbound.pop(pair.data_id, None))
             self._session.finish(pair.data_id)
             self._session.finish(pair.error_id)
             with contextlib.suppress(ConnectionError):
@@ -382,6 +382,13 @@ async def _splice(to_pod_copy: Awaitable[bytes | None], from_pod_copy: Awaitable
 
 def _half_closed(to_pod: asyncio.Future[bytes | None]) -> bool:
     return not to_pod.cancelled() and to_pod.exception() is None and to_pod.result() == _EOF
+
+
+def _release(queue: asyncio.Queue[bytes | None] | None) -> None:
+    """Empty the queue of a stream nobody will read any more, so a session blocked on
+    putting into it goes on (later data for the stream is dropped: it is no longer listed)."""
+    while queue is not None and not queue.empty():
+        queue.get_nowait()
 
 
 async def _client_to_pod(inbound: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> bytes | None:
@@ -531,8 +538,11 @@ class _Channels:
             log.warning("port-forward: %s", message)
             await self.send(data_channel + 1, message.encode())
             return
-        await _splice(_client_to_pod(self._inbound[data_channel], writer),
-                      self._pod_to_client(data_channel, reader), writer)
+        try:
+            await _splice(_client_to_pod(self._inbound[data_channel], writer),
+                          self._pod_to_client(data_channel, reader), writer)
+        finally:
+            _release(self._inbound.pop(data_channel, None))
 
     async def _pod_to_client(self, data_channel: int, reader: asyncio.StreamReader) -> None:
         while chunk := await reader.read(READ_CHUNK):

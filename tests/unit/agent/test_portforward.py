@@ -20,6 +20,7 @@ from tests.waiting import until
 
 POD_PORT = 9376  # the port the client asks for; the dial maps it to the echo server
 REFUSED_PORT = 9377  # the dial maps it to a port nothing listens on
+CLOSING_PORT = 9378  # the dial maps it to a server that hangs up at once
 
 
 @dataclass
@@ -41,6 +42,10 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,7 +56,8 @@ def _closed_port() -> int:
 async def harness() -> AsyncIterator[Harness]:
     echo = await asyncio.start_server(_echo, "127.0.0.1", 0)
     echo_port = echo.sockets[0].getsockname()[1]
-    targets = {POD_PORT: echo_port, REFUSED_PORT: _closed_port()}
+    closing = await asyncio.start_server(_hang_up, "127.0.0.1", 0)
+    targets = {POD_PORT: echo_port, REFUSED_PORT: _closed_port(), CLOSING_PORT: closing.sockets[0].getsockname()[1]}
     dialled: list[int] = []
 
     async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -74,8 +80,9 @@ async def harness() -> AsyncIterator[Harness]:
         yield Harness(f"http://127.0.0.1:{port}", "127.0.0.1", port, dialled)
     finally:
         await runner.cleanup()
-        echo.close()
-        await echo.wait_closed()
+        for server in (echo, closing):
+            server.close()
+            await server.wait_closed()
 
 
 # ------------------------------------------------------------------ plain SPDY
@@ -122,6 +129,18 @@ async def test_spdy_carries_megabytes_in_order(harness: Harness) -> None:
     await client.send(data(data_id, b"", fin=True))
     await until(lambda: client.finished(error_id), timeout=60, what="pair finished")
     assert client.received(data_id) == payload + b"bye"
+    client.writer.close()  # type: ignore[attr-defined]
+    await pump
+
+
+async def test_spdy_data_for_a_pair_that_ended_is_dropped_without_stalling_the_session(harness: Harness) -> None:
+    client, pump = await _spdy_client(harness)
+    error_id, data_id = await client.open_pair(CLOSING_PORT, "0")
+    await until(lambda: client.finished(error_id), what="pair ended by the pod")
+    for _ in range(portforward.STREAM_QUEUE * 3):
+        await client.send(data(data_id, b"x" * 1000))
+    await client.send(control(spdy.PING, 0, (1).to_bytes(4, "big")))
+    await until(lambda: client.of_kind(spdy.PING), what="PING answered after the flood")
     client.writer.close()  # type: ignore[attr-defined]
     await pump
 
