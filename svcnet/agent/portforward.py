@@ -228,6 +228,7 @@ class _SpdyPortForward:
         self._inbound: dict[int, asyncio.Queue[bytes | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = _IdleClock()
+        self._drained_event = asyncio.Event()
 
     async def run(self) -> None:
         try:
@@ -236,7 +237,7 @@ class _SpdyPortForward:
                 for event in events:
                     await self._on_event(event)
                 await self.flush()
-                if any(isinstance(e, spdy.SessionEnded) for e in events):
+                if any(isinstance(e, spdy.SessionEnded) for e in events) or self._drained():
                     break
         except (TimeoutError, ConnectionError) as err:
             log.info("port-forward to %s: connection ended: %s", self._pod, err or "idle timeout")
@@ -246,11 +247,26 @@ class _SpdyPortForward:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _read(self) -> bytes:
-        """The next bytes from the client (spdystream moves its deadline on every read and
-        write, so the idle clock counts both)."""
-        data = await self._idle.run(self._wire.read())
+        """The next bytes from the client, or EOF once a client that sent GOAWAY has no
+        forwarding left. spdystream moves its deadline on every read and write, so the
+        idle clock counts both."""
+        read = asyncio.ensure_future(self._idle.run(self._wire.read()))
+        drained = asyncio.ensure_future(self._drained_event.wait())
+        try:
+            await asyncio.wait({read, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+        if not read.done():
+            read.cancel()
+            return _EOF
         self._idle.touch()
-        return data
+        return read.result()
+
+    def _drained(self) -> bool:
+        """After the client's GOAWAY: true once no pair is waiting or forwarding."""
+        if self._session.gone_away and not self._pairs and not self._inbound:
+            self._drained_event.set()
+        return self._drained_event.is_set()
 
     async def flush(self) -> None:
         async with self._write_lock:
@@ -328,6 +344,7 @@ class _SpdyPortForward:
                 await self.flush()
         finally:
             self._pairs.pop(pair.request_id, None)
+            self._drained()
 
     async def _forward(self, pair: _Pair) -> None:
         inbound = self._inbound[pair.data_id]
@@ -346,6 +363,7 @@ class _SpdyPortForward:
             self._session.finish(pair.error_id)
             with contextlib.suppress(ConnectionError):
                 await self.flush()
+            self._drained()
 
     async def _splice(self, pair: _Pair, inbound: asyncio.Queue[bytes | None],
                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -472,11 +472,18 @@ class StreamReset:
 
 @dataclass(frozen=True)
 class SessionEnded:
-    """The session is over (the peer's GOAWAY, or our GOAWAY after a bad frame)."""
+    """The session is over: we sent GOAWAY after a bad frame."""
     reason: str
 
 
-Event = StreamOpened | DataReceived | StreamEnded | StreamReset | SessionEnded
+@dataclass(frozen=True)
+class GoneAway:
+    """The peer sent GOAWAY: it opens no more streams, the open ones run to their end and
+    then the connection closes (spdystream's shutdown after a GOAWAY)."""
+    last_good_stream_id: int
+
+
+Event = StreamOpened | DataReceived | StreamEnded | StreamReset | SessionEnded | GoneAway
 
 
 @dataclass
@@ -569,7 +576,7 @@ class ServerSession:
             return []
         if isinstance(frame, GoAway):
             self.gone_away = True
-            return [SessionEnded("peer sent GOAWAY")]
+            return [GoneAway(frame.last_good_stream_id)]
         # SETTINGS, WINDOW_UPDATE and SYN_REPLY (we open no streams) need nothing.
         return []
 

@@ -109,6 +109,14 @@ current-context: c
         await pod_server.wait_closed()
 
 
+async def _curl(port: int) -> str:
+    """What `curl localhost:PORT` prints (the acceptance's own check)."""
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", "60", f"http://127.0.0.1:{port}/", stdout=asyncio.subprocess.PIPE)
+    out, _ = await curl.communicate()
+    return out.decode()
+
+
 async def _http_get(port: int) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -141,6 +149,8 @@ async def test_kubectl_port_forward_serves_curl_and_ends_on_ctrl_c(
         for _ in range(3):  # several connections over the one upgraded connection
             response = await asyncio.wait_for(_http_get(local), 60)
             assert response.startswith(b"HTTP/1.1 200 OK") and response.endswith(b"\r\n\r\nx\n"), response
+        if shutil.which("curl"):
+            assert await asyncio.wait_for(_curl(local), 90) == "x\n"
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), 60)
     finally:

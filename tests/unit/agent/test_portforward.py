@@ -203,6 +203,18 @@ async def test_spdy_ping_from_the_client_is_echoed(harness: Harness) -> None:
     await pump
 
 
+async def test_spdy_goaway_from_the_client_lets_open_pairs_finish_then_closes(harness: Harness) -> None:
+    client, pump = await _spdy_client(harness)
+    error_id, data_id = await client.open_pair(POD_PORT, "0")
+    await client.send(data(data_id, b"before "))
+    await until(lambda: client.received(data_id) == b"before ", what="echo before GOAWAY")
+    await client.send(control(spdy.GOAWAY, 0, (0).to_bytes(8, "big")))
+    await client.send(data(data_id, b"after", fin=True))
+    await asyncio.wait_for(pump, 60)  # the server closes once the pair is done
+    assert client.received(data_id) == b"before afterbye"
+    assert client.finished(error_id)
+
+
 async def test_spdy_garbage_gets_goaway_protocol_error_and_the_connection_closes(harness: Harness) -> None:
     client, pump = await _spdy_client(harness)
     await client.send(control(42, 0, b"\x00" * 4))

@@ -197,10 +197,11 @@ def test_session_reports_a_reset_and_forgets_the_stream() -> None:
     assert session.data_to_send() == b""
 
 
-def test_session_after_peer_goaway_accepts_no_new_stream() -> None:
+def test_session_after_peer_goaway_accepts_no_new_stream_but_open_ones_go_on() -> None:
     client = ClientCodec(spdy.DICTIONARY)
-    session, events = _session_with(control(spdy.GOAWAY, 0, struct.pack("!II", 0, 0)), client.syn_stream(1, {}))
-    assert events == [spdy.SessionEnded("peer sent GOAWAY")]
+    session, events = _session_with(client.syn_stream(1, {}), control(spdy.GOAWAY, 0, struct.pack("!II", 0, 0)),
+                                    client.syn_stream(3, {}), data(1, b"still"))
+    assert events == [spdy.StreamOpened(1, {}, False), spdy.GoneAway(0), spdy.DataReceived(1, b"still")]
 
 
 def test_session_answers_a_malformed_frame_with_goaway_protocol_error() -> None:
