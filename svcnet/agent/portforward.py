@@ -139,21 +139,35 @@ class _UpgradedWire:
     """The raw byte stream of an HTTP connection after our 101: aiohttp hands the bytes
     that follow an upgrade to whatever parser is set on its protocol."""
 
+    # Reading from the socket pauses while this many chunks wait, so a client cannot fill
+    # memory while the session is held up by a slow pod.
+    HIGH_WATER = 64
+
     def __init__(self, request: web.Request) -> None:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._protocol = request.protocol
+        self._paused = False
         self._writer = StreamWriter(request.protocol, asyncio.get_running_loop())
         self._protocol.set_parser(self)  # type: ignore[arg-type]
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         self._queue.put_nowait(bytes(data))
+        transport = self._protocol.transport
+        if self._queue.qsize() >= self.HIGH_WATER and transport is not None and not self._paused:
+            self._paused = True
+            transport.pause_reading()
         return False, b""
 
     def feed_eof(self) -> None:
         self._queue.put_nowait(_EOF)
 
     async def read(self) -> bytes:
-        return await self._queue.get()
+        data = await self._queue.get()
+        transport = self._protocol.transport
+        if self._paused and self._queue.qsize() < self.HIGH_WATER // 4 and transport is not None:
+            self._paused = False
+            transport.resume_reading()
+        return data
 
     async def write(self, data: bytes) -> None:
         await self._writer.write(data)
@@ -256,8 +270,10 @@ class _SpdyPortForward:
             await asyncio.wait({read, drained}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             drained.cancel()
-        if not read.done():
-            read.cancel()
+            finished = read.done()
+            if not finished:
+                read.cancel()
+        if not finished:
             return _EOF
         self._idle.touch()
         return read.result()

@@ -363,3 +363,36 @@ async def test_official_python_client_portforward_round_trip(harness: Harness) -
         return received
 
     assert await asyncio.to_thread(run) == b"from python"
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+class _Protocol:
+    def __init__(self) -> None:
+        self.transport = _Transport()
+        self.parser = None
+
+    def set_parser(self, parser: object) -> None:
+        self.parser = parser
+
+
+async def test_upgraded_connection_stops_reading_the_socket_while_chunks_pile_up() -> None:
+    request = type("Request", (), {"protocol": _Protocol()})()
+    wire = portforward._UpgradedWire(request)  # type: ignore[arg-type]
+    transport = request.protocol.transport
+    assert request.protocol.parser is wire  # aiohttp hands it the bytes after the 101
+    for n in range(wire.HIGH_WATER):
+        wire.feed_data(b"%d" % n)
+    assert not transport.reading
+    while transport.reading is False:
+        await wire.read()
+    assert wire._queue.qsize() < wire.HIGH_WATER // 4
