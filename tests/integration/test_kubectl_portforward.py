@@ -1,7 +1,8 @@
 """The real `kubectl port-forward` (the machine's 1.32 and the venv's 1.37) against
 serve_port_forward: a small API server answers what kubectl asks before forwarding
 (discovery, the pod) and routes `pods/x/portforward` to the handler, which dials a local
-HTTP server standing in for the pod. No root, no cluster: the protocols are the subject.
+HTTP server standing in for the pod, over plain HTTP and over TLS as a kubelet serves.
+No root, no cluster: the protocols are the subject.
 
 Each kubectl is driven both ways it can speak: SPDY tunnelled in WebSocket (its default)
 and plain SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), and Ctrl-C must end it cleanly.
@@ -9,11 +10,13 @@ and plain SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), and Ctrl-C must end it c
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +25,7 @@ import pytest
 from aiohttp import web
 
 from svcnet.agent.portforward import serve_port_forward
+from svcnet.core import pki
 from tests.integration.apiserver_harness import free_port
 
 pytestmark = pytest.mark.kubectl
@@ -60,8 +64,21 @@ async def _hostnames(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     writer.close()
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[Path, list[str]]]:
+def _tls(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
+    """A serving context from a fresh CA, and the CA for kubectl, as a kubelet's would be."""
+    ca_key = pki.new_key()
+    ca = pki.Authority(pki.issue_ca("test-ca", ca_key), ca_key)
+    key = pki.new_key()
+    cert = pki.issue_serving(ca, "127.0.0.1", key.public_key(), ips=["127.0.0.1"])
+    (tmp_path / "tls.crt").write_bytes(pki.cert_pem(cert))
+    (tmp_path / "tls.key").write_bytes(pki.key_pem(key))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    return context, base64.b64encode(pki.cert_pem(ca.cert)).decode()
+
+
+@pytest.fixture(params=[False, True], ids=["http", "https"])
+async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Path, list[str]]]:
     pod_server = await asyncio.start_server(_hostnames, "127.0.0.1", 0)
     pod_port = pod_server.sockets[0].getsockname()[1]
     seen: list[str] = []
@@ -91,13 +108,16 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Path, list[str]]]:
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    context, ca_data = _tls(tmp_path) if request.param else (None, "")
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    cluster = f'server: "https://127.0.0.1:{port}", certificate-authority-data: {ca_data}' if context else \
+        f'server: "http://127.0.0.1:{port}"'
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""\
 apiVersion: v1
 kind: Config
-clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
-users: [{{name: u, user: {{}}}}]
+clusters: [{{name: c, cluster: {{{cluster}}}}}]
+users: [{{name: u, user: {{token: not-checked}}}}]
 contexts: [{{name: c, context: {{cluster: c, user: u, namespace: default}}}}]
 current-context: c
 """)
