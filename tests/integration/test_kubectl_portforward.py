@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from svcnet.agent.portforward import serve_port_forward
 from svcnet.core import pki
-from tests.integration.apiserver_harness import free_port
+from tests.integration.apiserver_harness import KUBECTL, free_port
 
 pytestmark = pytest.mark.kubectl
 
@@ -34,9 +35,21 @@ POD_PORT = 9376
 
 
 def _kubectls() -> list[pytest.param]:
-    found = {"machine": shutil.which("kubectl"), "venv": str(Path(sys.executable).parent / "kubectl")}
-    return [pytest.param(path, id=name, marks=pytest.mark.skipif(
-        not path or not os.access(path, os.X_OK), reason=f"no {name} kubectl")) for name, path in found.items()]
+    """The kubectl the suite drives (SVCNET_KUBECTL or the machine's) and the venv's newer
+    one, each once: the protocols differ between versions, so both are proven in one run."""
+    candidates = [shutil.which(KUBECTL), str(Path(sys.executable).parent / "kubectl")]
+    found: dict[str, str] = {}
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            found.setdefault(os.path.realpath(path), path)
+    if not found:
+        return [pytest.param("kubectl", marks=pytest.mark.skip(reason="kubectl is not installed"))]
+    return [pytest.param(path, id=_version(path)) for path in found.values()]
+
+
+def _version(kubectl: str) -> str:
+    out = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True, timeout=60).stdout
+    return out.split("Client Version: ")[-1].split()[0] if "Client Version: " in out else Path(kubectl).name
 
 
 POD = {
