@@ -104,8 +104,8 @@ class PortForwardClient:
     """client-go's port-forward over any byte pipe: `send` writes bytes, `recv` reads them."""
 
     def __init__(self, send: Callable[[bytes], Awaitable[None]], recv: Callable[[], Awaitable[bytes]],
-                 dictionary: bytes) -> None:
-        self.send, self.recv = send, recv
+                 dictionary: bytes, close: Callable[[], object] = lambda: None) -> None:
+        self.send, self.recv, self.close = send, recv, close
         self.codec = ClientCodec(dictionary)
         self.reader = FrameReader(self.codec)
         self.frames: list[Received] = []

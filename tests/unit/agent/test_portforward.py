@@ -101,8 +101,7 @@ async def _spdy_client(h: Harness, path: str = "/portForward/default/x") -> tupl
     async def recv() -> bytes:
         return await reader.read(65536)
 
-    client = PortForwardClient(send, recv, spdy.DICTIONARY)
-    client.writer = writer  # type: ignore[attr-defined]
+    client = PortForwardClient(send, recv, spdy.DICTIONARY, close=writer.close)
     return client, asyncio.create_task(client.pump())
 
 
@@ -116,7 +115,7 @@ async def test_spdy_forwards_a_connection_both_ways_with_half_close(harness: Har
     await until(lambda: client.finished(data_id) and client.finished(error_id), what="both streams finished")
     assert client.received(data_id) == b"hello worldbye"
     assert client.received(error_id) == b""
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -129,7 +128,7 @@ async def test_spdy_carries_megabytes_in_order(harness: Harness) -> None:
     await client.send(data(data_id, b"", fin=True))
     await until(lambda: client.finished(error_id), timeout=60, what="pair finished")
     assert client.received(data_id) == payload + b"bye"
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -141,7 +140,7 @@ async def test_spdy_data_for_a_pair_that_ended_is_dropped_without_stalling_the_s
         await client.send(data(data_id, b"x" * 1000))
     await client.send(control(spdy.PING, 0, (1).to_bytes(4, "big")))
     await until(lambda: client.of_kind(spdy.PING), what="PING answered after the flood")
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -153,7 +152,7 @@ async def test_spdy_refused_port_is_reported_on_the_error_stream_as_kubelet_word
     assert message.startswith(f"error forwarding port {REFUSED_PORT} to pod x_default, uid uid-1: ")
     assert "refused" in message.lower()
     assert client.finished(data_id)
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -165,7 +164,7 @@ async def test_spdy_several_pairs_on_one_connection_are_independent(harness: Har
     for index, (error_id, data_id) in enumerate(pairs):
         await until(lambda e=error_id: client.finished(e), what=f"pair {index} finished")
         assert client.received(data_id) == f"n{index}bye".encode()
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -176,7 +175,7 @@ async def test_spdy_stream_without_port_header_is_reset_with_cancel(harness: Har
     status = int.from_bytes(client.of_kind(spdy.RST_STREAM, 1)[0].payload[4:8], "big")
     assert status == spdy.CANCEL
     assert harness.dialled == []
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -190,7 +189,7 @@ async def test_spdy_second_error_stream_for_a_request_is_reported_on_the_first(h
     await until(lambda: client.finished(1), what="pair forwarded and finished")
     assert client.received(1) == b"error processing stream for request 5: error stream already assigned"
     assert client.received(5) == b"bye"
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -199,7 +198,7 @@ async def test_spdy_ping_from_the_client_is_echoed(harness: Harness) -> None:
     await client.send(control(spdy.PING, 0, (7).to_bytes(4, "big")))
     await until(lambda: client.of_kind(spdy.PING), what="PING echo")
     assert client.of_kind(spdy.PING)[0].payload == (7).to_bytes(4, "big")
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -231,7 +230,7 @@ async def test_spdy_pair_missing_its_second_stream_times_out_with_kubelets_messa
     await until(lambda: client.finished(1), what="lone error stream finished")
     assert client.received(1).decode().endswith("request=9) timed out waiting for streams")
     assert harness.dialled == []
-    client.writer.close()  # type: ignore[attr-defined]
+    client.close()
     await pump
 
 
@@ -363,6 +362,35 @@ async def test_official_python_client_portforward_round_trip(harness: Harness) -
         return received
 
     assert await asyncio.to_thread(run) == b"from python"
+
+
+async def test_official_python_client_gets_the_error_of_a_refused_port_beside_a_working_one(harness: Harness) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward as k8s_portforward
+
+    def run() -> tuple[bytes, str | None, str | None]:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = harness.url
+        api = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+        pf = k8s_portforward(api.connect_get_namespaced_pod_portforward, "x", "default",
+                             ports=f"{POD_PORT},{REFUSED_PORT}")
+        refused = pf.socket(REFUSED_PORT)
+        refused.settimeout(30)
+        assert refused.recv(1024) == b""  # the client closes it when the error arrives
+        sock = pf.socket(POD_PORT)
+        sock.settimeout(30)
+        sock.sendall(b"still works")
+        received = b""
+        while len(received) < len(b"still works"):
+            received += sock.recv(1024)
+        pf.close()
+        return received, pf.error(REFUSED_PORT), pf.error(POD_PORT)
+
+    received, refused_error, working_error = await asyncio.to_thread(run)
+    assert received == b"still works"
+    assert refused_error is not None
+    assert refused_error.startswith(f"error forwarding port {REFUSED_PORT} to pod x_default, uid : ")
+    assert working_error is None
 
 
 class _Transport:
