@@ -93,9 +93,12 @@ def _header_list(values: list[str]) -> list[str]:
 
 def forward_error(port: int, pod: str, uid: str, err: BaseException) -> str:
     """Kubelet's message on the error stream when a port cannot be forwarded."""
-    reason = os.strerror(err.errno).lower() if isinstance(err, OSError) and err.errno else str(err)
-    return (f"error forwarding port {port} to pod {pod}, uid {uid}: "
-            f"failed to connect to localhost:{port} inside the pod's network namespace: connect: {reason}")
+    if isinstance(err, OSError) and err.errno:
+        reason = (f"failed to connect to localhost:{port} inside the pod's network namespace: "
+                  f"connect: {os.strerror(err.errno).lower()}")
+    else:  # the dial's own words (no sandbox, ...)
+        reason = str(err)
+    return f"error forwarding port {port} to pod {pod}, uid {uid}: {reason}"
 
 
 # --------------------------------------------------------------------------- SPDY

@@ -21,6 +21,7 @@ from tests.waiting import until
 POD_PORT = 9376  # the port the client asks for; the dial maps it to the echo server
 REFUSED_PORT = 9377  # the dial maps it to a port nothing listens on
 CLOSING_PORT = 9378  # the dial maps it to a server that hangs up at once
+NO_SANDBOX_PORT = 9379  # the dial fails in its own words, as a node without the pod's sandbox
 
 
 @dataclass
@@ -62,6 +63,8 @@ async def harness() -> AsyncIterator[Harness]:
 
     async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         dialled.append(port)
+        if port == NO_SANDBOX_PORT:
+            raise OSError("pod x has no running sandbox on this node")
         return await asyncio.open_connection("127.0.0.1", targets.get(port, 1))
 
     async def route(request: web.Request) -> web.StreamResponse:
@@ -152,6 +155,16 @@ async def test_spdy_refused_port_is_reported_on_the_error_stream_as_kubelet_word
     assert message.startswith(f"error forwarding port {REFUSED_PORT} to pod x_default, uid uid-1: ")
     assert "refused" in message.lower()
     assert client.finished(data_id)
+    client.close()
+    await pump
+
+
+async def test_spdy_dial_failure_without_errno_is_reported_in_the_dials_words(harness: Harness) -> None:
+    client, pump = await _spdy_client(harness)
+    error_id, _ = await client.open_pair(NO_SANDBOX_PORT, "0")
+    await until(lambda: client.finished(error_id), what="error stream finished")
+    assert client.received(error_id) == (f"error forwarding port {NO_SANDBOX_PORT} to pod x_default, uid : "
+                                         "pod x has no running sandbox on this node").encode()
     client.close()
     await pump
 
