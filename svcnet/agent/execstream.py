@@ -212,10 +212,16 @@ async def _stream(ws: web.WebSocketResponse, session: StreamSession, protocol: s
     async def receive() -> None:
         """Client to process: stdin data, stdin close (v5), resize; ends when the client goes away."""
         async for message in ws:
-            if message.type != WSMsgType.BINARY:
+            # Text frames too: the official Python client sends str stdin as text, and kubelet's
+            # websocket reader takes a message of either kind as its bytes.
+            if message.type == WSMsgType.TEXT:
+                data = message.data.encode()
+            elif message.type == WSMsgType.BINARY:
+                data = message.data
+            else:
                 continue
             try:
-                frame = decode_frame(message.data, protocol)
+                frame = decode_frame(data, protocol)
             except ProtocolError:
                 continue
             if isinstance(frame, Resize):

@@ -35,7 +35,7 @@ PORT_SERVER = textwrap.dedent("""\
     import selectors, socket, sys
     sel = selectors.DefaultSelector()
     for port in sys.argv[1:]:
-        listener = socket.create_server(("127.0.0.1", int(port)))
+        listener = socket.create_server(("0.0.0.0", int(port)))
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, "accept")
     while True:
