@@ -452,6 +452,80 @@ spec:
         cluster.kubectl("delete", "svc,pod", "clientip", "--wait=false")
 
 
+# ---- beyond the seed, before step 8 makes the Service headless: kubectl port-forward (the API server
+# proxies to the pod's kubelet, which dials the pod; a ClusterIP Service's port maps to its targetPort)
+
+
+class PortForward:
+    """`kubectl port-forward TARGET LOCAL:REMOTE` running until stop(), as a user runs it."""
+
+    def __init__(self, cluster: SvcnetCluster, target: str, remote: int, *, websockets: bool = True) -> None:
+        self.local = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        # kubectl >= 1.31 tunnels SPDY through a WebSocket; false: its SPDY/3.1 upgrade, as before.
+        env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"),
+                   KUBECTL_PORT_FORWARD_WEBSOCKETS=str(websockets).lower())
+        self.proc = subprocess.Popen([KUBECTL, "port-forward", target, f"{self.local}:{remote}"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        reader = threading.Thread(target=self._read, daemon=True)
+        reader.start()
+        wait_for(lambda: any(line.startswith(f"Forwarding from 127.0.0.1:{self.local}") for line in self.lines),
+                 timeout=30, what=f"kubectl port-forward {target} to listen (stdout so far: {self.lines})")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def get(self) -> str:
+        return subprocess.run(["curl", "-s", "--max-time", "10", f"http://127.0.0.1:{self.local}/"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+
+    def interrupt(self) -> tuple[int, str]:
+        """Ctrl-C: kubectl's exit code and what it wrote on stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        assert self.proc.stderr is not None
+        return self.proc.returncode, self.proc.stderr.read()
+
+
+@pytest.mark.parametrize(("target", "websockets"), [("pod", True), ("svc/hostnames", True),
+                                                    ("deploy/hostnames", True), ("pod", False)])
+def test_port_forward_reaches_a_hostnames_pod_and_ends_cleanly_on_ctrl_c(cluster: SvcnetCluster, target: str,
+                                                                          websockets: bool) -> None:
+    pod = deployment_pods(cluster)[0]
+    serving = set(deployment_pods(cluster)) | {p["metadata"]["name"] for p in cluster.pods("app=hostnames")}
+    forward = PortForward(cluster, f"pod/{pod}" if target == "pod" else target,
+                          9376 if target != "svc/hostnames" else 80, websockets=websockets)
+    try:
+        answers = {forward.get() for _ in range(3)}  # one connection each, on one forwarding session
+    finally:
+        code, stderr = forward.interrupt()
+    expected = {pod} if target == "pod" else serving
+    assert len(answers) == 1 and answers <= expected, (answers, forward.lines, stderr)
+    assert code == 0, stderr
+    assert "error" not in stderr.lower(), stderr
+    # The local port is closed once kubectl is gone.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", forward.local)) != 0
+
+
+def test_port_forward_to_a_port_nothing_listens_on_reports_the_error(cluster: SvcnetCluster) -> None:
+    pod = deployment_pods(cluster)[0]
+    forward = PortForward(cluster, f"pod/{pod}", 9)
+    try:
+        assert forward.get() == ""
+    finally:
+        _, stderr = forward.interrupt()
+    assert "error forwarding port 9 to pod" in stderr, stderr
+
+
 # ---- 8. DNS: the Service made headless, a StatefulSet behind it
 
 
@@ -662,8 +736,19 @@ def test_cluster_dns_runs_kubeadms_corefile_from_the_coredns_configmap(cluster: 
         cm["data"]["Corefile"]
     spec = cluster.kubectl_json("get", "deploy", "coredns", "-n", "kube-system")["spec"]["template"]["spec"]
     assert spec["serviceAccountName"] == "coredns"
-    args = spec["containers"][0]["args"]
-    assert args[args.index("--corefile-configmap") + 1] == "kube-system/coredns"
+    # kubeadm's way: the ConfigMap mounted at /etc/coredns, the Corefile read from there; no socket or
+    # kubeconfig of the host: the API as the coredns ServiceAccount through its mounted token.
+    [container] = spec["containers"]
+    assert container["args"][container["args"].index("--corefile") + 1] == "/etc/coredns/Corefile"
+    assert not {"--data-dir", "--kubeconfig"} & set(container["args"])
+    assert spec["volumes"][0]["configMap"]["name"] == "coredns"
+    pod = coredns_pods(cluster)[0]["metadata"]["name"]
+    mounted = cluster.kubectl("exec", "-n", "kube-system", pod, "--", "cat", "/etc/coredns/Corefile").stdout
+    assert mounted == kubeadm_corefile()
+    token = cluster.kubectl("exec", "-n", "kube-system", pod, "--", "cat",
+                            "/var/run/secrets/kubernetes.io/serviceaccount/token").stdout
+    whoami = cluster.kubectl("auth", "whoami", f"--token={token}").stdout
+    assert "system:serviceaccount:kube-system:coredns" in whoami
     assert cluster.kubectl_json("get", "sa", "coredns", "-n", "kube-system")["metadata"]["name"] == "coredns"
     binding = cluster.kubectl_json("get", "clusterrolebinding", "system:coredns")
     assert binding["roleRef"]["name"] == "system:coredns"
@@ -727,87 +812,12 @@ def test_an_invalid_corefile_edit_keeps_the_running_config_and_logs_the_plugin(c
                  what="both DNS pods to log the refused Corefile")
         logs = cluster.kubectl("logs", "-n", "kube-system", "deploy/coredns").stdout
         assert "Restart failed: Corefile:3 - Error during parsing: Unknown directive 'mdns' " \
-               "(kube-system/coredns keeps its running configuration)" in logs, logs
+               "(/etc/coredns/Corefile keeps its running configuration)" in logs, logs
         after = {name: cluster.exec(deployment_pods(cluster)[0], "dig", "+short", name).stdout.split()
                  for name in before}
         assert after == before and after["kubernetes.default.svc.cluster.local"] == ["10.96.0.1"]
     finally:
         restore_kubeadm_corefile(cluster)
-
-
-# ---- kubectl port-forward: the API server proxies to the pod's kubelet, which dials the pod
-
-
-class PortForward:
-    """`kubectl port-forward TARGET LOCAL:REMOTE` running until stop(), as a user runs it."""
-
-    def __init__(self, cluster: SvcnetCluster, target: str, remote: int, *, websockets: bool = True) -> None:
-        self.local = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-        # kubectl >= 1.31 tunnels SPDY through a WebSocket; false: its SPDY/3.1 upgrade, as before.
-        env.update(HOME=str(cluster.home), KUBECONFIG=str(cluster.data_dir / "kubeconfig"),
-                   KUBECTL_PORT_FORWARD_WEBSOCKETS=str(websockets).lower())
-        self.proc = subprocess.Popen([KUBECTL, "port-forward", target, f"{self.local}:{remote}"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        reader = threading.Thread(target=self._read, daemon=True)
-        reader.start()
-        wait_for(lambda: any(line.startswith(f"Forwarding from 127.0.0.1:{self.local}") for line in self.lines),
-                 timeout=30, what=f"kubectl port-forward {target} to listen (stdout so far: {self.lines})")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def get(self) -> str:
-        return subprocess.run(["curl", "-s", "--max-time", "10", f"http://127.0.0.1:{self.local}/"],
-                              capture_output=True, text=True, timeout=30).stdout.strip()
-
-    def interrupt(self) -> tuple[int, str]:
-        """Ctrl-C: kubectl's exit code and what it wrote on stderr."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        assert self.proc.stderr is not None
-        return self.proc.returncode, self.proc.stderr.read()
-
-
-@pytest.mark.parametrize(("target", "websockets"), [("pod", True), ("svc/hostnames", True),
-                                                    ("deploy/hostnames", True), ("pod", False)])
-def test_port_forward_reaches_a_hostnames_pod_and_ends_cleanly_on_ctrl_c(cluster: SvcnetCluster, target: str,
-                                                                          websockets: bool) -> None:
-    pod = deployment_pods(cluster)[0]
-    serving = set(deployment_pods(cluster)) | {p["metadata"]["name"] for p in cluster.pods("app=hostnames")}
-    forward = PortForward(cluster, f"pod/{pod}" if target == "pod" else target,
-                          9376 if target != "svc/hostnames" else 80, websockets=websockets)
-    try:
-        answers = {forward.get() for _ in range(3)}  # one connection each, on one forwarding session
-        if target == "pod":
-            assert answers == {pod}
-        else:
-            assert len(answers) == 1 and answers <= serving, answers
-    finally:
-        code, stderr = forward.interrupt()
-    assert code == 0, stderr
-    assert "error" not in stderr.lower(), stderr
-    # The local port is closed once kubectl is gone.
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", forward.local)) != 0
-
-
-def test_port_forward_to_a_port_nothing_listens_on_reports_the_error(cluster: SvcnetCluster) -> None:
-    pod = deployment_pods(cluster)[0]
-    forward = PortForward(cluster, f"pod/{pod}", 9)
-    try:
-        assert forward.get() == ""
-    finally:
-        _, stderr = forward.interrupt()
-    assert "error forwarding port 9 to pod" in stderr, stderr
 
 
 # ---- the whole thing, as `svcnet walkthrough` and `svcnet status` print it
