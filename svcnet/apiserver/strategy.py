@@ -12,6 +12,7 @@ from typing import Any
 from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import Cause
 from svcnet.api.resources import Resource
+from svcnet.apiserver import types
 from svcnet.core import job_labels
 
 Obj = dict[str, Any]
@@ -98,7 +99,8 @@ def prepare_for_create(res: Resource, obj: Obj, uid: str, now: str) -> None:
     elif res.kind == "Pod":
         obj["status"] = {"phase": "Pending"}
     elif res.kind in STATUS_SPLIT and res.kind != "Node":
-        obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else {}
+        # The zero status, as Go writes it: fields without omitempty are there (an RC's replicas: 0).
+        obj["status"] = {"loadBalancer": {}} if res.kind == "Service" else types.empty_status(res.group, res.kind)
     if res.kind == "Job" and objects.spec_of(obj).get("manualSelector") is not True:
         job_labels.generate_selector(obj, uid)
 

@@ -671,15 +671,25 @@ def test_pods_reach_the_api_through_the_kubernetes_service(cluster: SvcnetCluste
     env = dict(line.split("=", 1) for line in cluster.exec(pod, "env").stdout.splitlines() if "=" in line)
     assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("10.96.0.1", "443")
     assert env["KUBERNETES_PORT_443_TCP"] == "tcp://10.96.0.1:443"
-    # Through the ClusterIP (DNAT by the proxy), with TLS verified against the cluster's CA by the name
-    # in-cluster clients use; the credentials are the admin's until pods get service-account tokens.
-    ca = cluster.data_dir / "pki" / "ca.crt"
-    token = (cluster.data_dir / "pki" / "token").read_text().strip()
-    result = cluster.exec(pod, "curl", "-s", "--max-time", "5", "--cacert", str(ca), "-H",
-                          f"Authorization: Bearer {token}",
-                          "https://kubernetes.default.svc/api/v1/namespaces/default/pods")
-    assert result.returncode == 0, result.stderr
-    assert pod in {item["metadata"]["name"] for item in json.loads(result.stdout)["items"]}
+    # The proxy's rules send the ClusterIP to that one endpoint, on every node.
+    api_port = ServicePortName("default", "kubernetes", "https", "TCP")
+    for node in ("node-1", "node-2"):
+        assert len(svc_targets(cluster, node, service_chain(cluster, api_port))) == 1
+    # Through the ClusterIP (DNAT by the proxy), TLS verified by the name in-cluster clients use, as the
+    # pod's own ServiceAccount: its token, the CA and the namespace are mounted where clients look.
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    list_pods = (f"curl -s --max-time 5 --cacert {sa}/ca.crt -H \"Authorization: Bearer $(cat {sa}/token)\" "
+                 f"https://kubernetes.default.svc/api/v1/namespaces/$(cat {sa}/namespace)/pods")
+    denied = json.loads(cluster.kubectl("exec", pod, "--", "sh", "-c", list_pods).stdout)
+    assert (denied["code"], denied["reason"]) == (403, "Forbidden"), denied
+    assert 'User "system:serviceaccount:default:default" cannot list resource "pods"' in denied["message"]
+    cluster.kubectl("create", "rolebinding", "default-reads", "--clusterrole=view", "--serviceaccount=default:default")
+    try:
+        listed = wait_for(lambda: json.loads(cluster.kubectl("exec", pod, "--", "sh", "-c", list_pods).stdout)
+                          .get("items"), timeout=30, interval=0.5, what="the pod list after the RoleBinding")
+        assert pod in {item["metadata"]["name"] for item in listed}
+    finally:
+        cluster.kubectl("delete", "rolebinding", "default-reads")
 
 
 # ---- beyond the seed: CoreDNS configured as kubeadm does, through the kube-system/coredns ConfigMap

@@ -77,6 +77,28 @@ def kind_schema_name(group: str, version: str, kind: str) -> str:
     return name
 
 
+_SCALAR_ZEROS = {"string": "", "int32": 0, "int64": 0, "bool": False, "double": 0.0}
+
+
+@cache
+def _empty_status(group: str, kind: str) -> tuple[tuple[str, object], ...]:
+    try:
+        status = struct(kind_schema_name(group, "v1", kind)).field("status")
+    except KeyError:
+        return ()
+    if status is None or status.type.kind != "struct":
+        return ()
+    fields = struct(status.type.name)
+    return tuple((name, _SCALAR_ZEROS[f.type.name]) for name in fields.required
+                 if (f := fields.field(name)) is not None and f.type.kind in _SCALAR_ZEROS)
+
+
+def empty_status(group: str, kind: str) -> dict[str, object]:
+    """A kind's status as Go encodes its zero value: the fields without omitempty (the ones the
+    schema lists as required), e.g. a ReplicationController's {"replicas": 0}."""
+    return dict(_empty_status(group, kind))
+
+
 def subresource_gvk(resource: Resource, sub: Subresource) -> tuple[str, str, str]:
     """(group, version, kind) a subresource answers with.
 
