@@ -20,7 +20,13 @@ from svcnet.api.objects import controller_ref, metadata_of, spec_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
 from svcnet.client.informer import object_key, split_key
 from svcnet.controllers.base import NODES, PODS, Api, Controller, InformerFactory, resource
-from svcnet.controllers.replicaset import BY_CONTROLLER, BackgroundEvents, by_controller, ensure_index
+from svcnet.controllers.replicaset import (
+    BY_CONTROLLER,
+    BackgroundEvents,
+    by_controller,
+    delete_expected_pod,
+    ensure_index,
+)
 from svcnet.core import daemonset as core
 from svcnet.core import replicaset as rs_core
 from svcnet.core.scheduling import scheduling_view
@@ -208,16 +214,7 @@ class DaemonSetController(Controller):
         self.background.emit(ds, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
 
     async def _delete_pod(self, key: str, ds: Obj, pod: Obj) -> None:
-        md = pod["metadata"]
-        try:
-            await self.api.delete(PODS, md.get("namespace"), md["name"])
-        except ApiError as exc:
-            self.expectations.deletion_observed(key, object_key(pod))
-            if exc.code == 404:
-                return
-            self.background.emit(ds, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self.background.emit(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {md['name']}")
+        await delete_expected_pod(self.api, self.expectations, self.background, key, ds, pod)
 
     async def _write_status(self, ds: Obj, status: Obj) -> None:
         if core.status_is_current(ds, status):

@@ -57,6 +57,22 @@ class ManageReplicasError(Exception):
 MAX_QUEUED_EVENTS = 1000
 
 
+async def delete_expected_pod(api: Any, expectations: core.Expectations, events: BackgroundEvents, key: str,
+                              owner: Obj, pod: Obj) -> None:
+    """Delete one of owner's pods whose deletion key's sync expects, with the owner's events; a
+    deletion the informer will never see (the delete failed) is no longer expected."""
+    md = pod["metadata"]
+    try:
+        await api.delete(PODS, md.get("namespace"), md["name"])
+    except ApiError as exc:
+        expectations.deletion_observed(key, object_key(pod))
+        if exc.code == 404:
+            return
+        events.emit(owner, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
+        raise
+    events.emit(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {md['name']}")
+
+
 class BackgroundEvents:
     """Event writes off the sync path, one at a time, thinned by upstream's per-object spam filter.
 
@@ -337,17 +353,7 @@ class ReplicaSetController(Controller):
         return None
 
     async def _delete_pod(self, key: str, rs: Obj, pod: Obj) -> None:
-        md = pod["metadata"]
-        try:
-            await self.api.delete(PODS, md.get("namespace"), md["name"])
-        except ApiError as exc:
-            # The informer will never see this deletion: stop expecting it.
-            self.expectations.deletion_observed(key, object_key(pod))
-            if exc.code == 404:
-                return
-            self.background.emit(rs, "Warning", "FailedDelete", f"Error deleting: {exc.message}")
-            raise
-        self.background.emit(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {md['name']}")
+        await delete_expected_pod(self.api, self.expectations, self.background, key, rs, pod)
 
     def _related_pods(self, rs: Obj) -> list[Obj]:
         """Pods of every ReplicaSet with the same owner (a Deployment's old and new ones)."""

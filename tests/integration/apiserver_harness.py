@@ -1,6 +1,7 @@
 """Run a real `svcnet apiserver` process and drive it with the real kubectl."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,23 @@ def kubectl_client_minor() -> int:
     out = subprocess.run([KUBECTL, "version", "--client", "-o", "json"], capture_output=True, text=True,
                          timeout=30, check=True).stdout
     return int("".join(ch for ch in json.loads(out)["clientVersion"]["minor"] if ch.isdigit()))
+
+
+@contextlib.contextmanager
+def running_controllers(server: ApiServerProcess, names: str = "") -> Iterator[subprocess.Popen]:
+    """`svcnet controllers` (all, or the comma-separated names) against server, ended afterwards;
+    its log beside the server's data dir."""
+    with open(server.data_dir.parent / "controllers.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "svcnet", "controllers", "--data-dir", str(server.data_dir),
+             *(["--controllers", names] if names else [])],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
+from tests.integration.apiserver_harness import ApiServerProcess, free_port, running_controllers
 
 
 @pytest.fixture
@@ -28,17 +26,5 @@ def apiserver(tmp_path: Path) -> Iterator[ApiServerProcess]:
 @pytest.fixture
 def control_plane(apiserver: ApiServerProcess) -> Iterator[ApiServerProcess]:
     """The API server plus `svcnet controllers` (all of them) as a second process."""
-    log = open(apiserver.data_dir.parent / "controllers.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "svcnet", "controllers", "--data-dir", str(apiserver.data_dir)],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
-    log.close()
-    try:
+    with running_controllers(apiserver):
         yield apiserver
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)

@@ -6,14 +6,12 @@ scheduler (they name their node by node affinity matchFields, as upstream's do).
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, kubectl_available
+from tests.integration.apiserver_harness import ApiServerProcess, kubectl_available, running_controllers
 from tests.integration.kubelet_double import FakeKubelet, register_node
 from tests.waiting import wait_for
 
@@ -74,21 +72,8 @@ def one_ready_pod_per_node(server: ApiServerProcess, nodes: list[str], image: st
 def daemon_controllers(apiserver: ApiServerProcess) -> Iterator[ApiServerProcess]:
     """The scheduler and the DaemonSet controller only: the test's nodes post no heartbeats, so
     the node lifecycle controller would taint them unreachable 40 s in."""
-    log = open(apiserver.data_dir.parent / "controllers.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "svcnet", "controllers", "--data-dir", str(apiserver.data_dir),
-         "--controllers", "scheduler,daemonset"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
-    log.close()
-    try:
+    with running_controllers(apiserver, "scheduler,daemonset"):
         yield apiserver
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture

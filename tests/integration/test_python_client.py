@@ -10,8 +10,6 @@ test_python_client_pods.py. docs/clients.md lists each upstream test and where i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.informer import ADDED, DELETED, MODIFIED, SharedInformer
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess, free_port
+from tests.integration.apiserver_harness import ApiServerProcess, free_port, running_controllers
 from tests.waiting import wait_for
 
 EVENT_TIMEOUT = 30
@@ -41,20 +39,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServe
     home.mkdir()
     server = ApiServerProcess(data_dir=base / "data", port=free_port(), home=home)
     server.start()
-    log = open(base / "controllers.log", "ab")
-    controllers = subprocess.Popen([sys.executable, "-m", "svcnet", "controllers", "--data-dir",
-                                    str(server.data_dir)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                   cwd=REPO)
-    log.close()
     try:
-        yield server
+        with running_controllers(server):
+            yield server
     finally:
-        controllers.terminate()
-        try:
-            controllers.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            controllers.kill()
-            controllers.wait()
         server.stop()
 
 

@@ -40,19 +40,25 @@ def _deployment_cells(deployment: Obj, now: dt.datetime) -> list[Cell]:
     ]
 
 
-def _replica_set_cells(replica_set: Obj, now: dt.datetime) -> list[Cell]:
-    status = get_path(replica_set, "status", default={})
-    names, images = container_cells(template_containers(replica_set))
+def replicas_cells(owner: Obj, now: dt.datetime, selector: str) -> list[Cell]:
+    """NAME DESIRED CURRENT READY AGE, then (wide) CONTAINERS IMAGES SELECTOR: a ReplicaSet's row,
+    and a ReplicationController's (printReplicaSet, printReplicationController)."""
+    status = get_path(owner, "status", default={})
+    names, images = container_cells(template_containers(owner))
     return [
-        name_cell(replica_set),
-        desired_replicas(replica_set),
+        name_cell(owner),
+        desired_replicas(owner),
         as_int(status.get("replicas")),
         as_int(status.get("readyReplicas")),
-        age_cell(replica_set, now),
+        age_cell(owner, now),
         names,
         images,
-        format_label_selector(get_path(replica_set, "spec", "selector")),
+        selector,
     ]
+
+
+def _replica_set_cells(replica_set: Obj, now: dt.datetime) -> list[Cell]:
+    return replicas_cells(replica_set, now, format_label_selector(get_path(replica_set, "spec", "selector")))
 
 
 def _stateful_set_cells(stateful_set: Obj, now: dt.datetime) -> list[Cell]:

@@ -5,19 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from .apps import replicas_cells
 from .columns import AGE, CONTAINERS, IMAGES, NAME, Column, Printer, wide
 from .format import (
     Cell,
     Obj,
     age_cell,
-    as_int,
-    container_cells,
-    desired_replicas,
     format_labels,
     get_path,
     list_at,
     name_cell,
-    template_containers,
 )
 
 # GetAccessModesAsString's order and abbreviations.
@@ -85,18 +82,7 @@ def _persistent_volume_claim_cells(pvc: Obj, now: dt.datetime) -> list[Cell]:
 
 
 def _replication_controller_cells(rc: Obj, now: dt.datetime) -> list[Cell]:
-    status = get_path(rc, "status", default={})
-    names, images = container_cells(template_containers(rc))
-    return [
-        name_cell(rc),
-        desired_replicas(rc),
-        as_int(status.get("replicas")),
-        as_int(status.get("readyReplicas")),
-        age_cell(rc, now),
-        names,
-        images,
-        format_labels(get_path(rc, "spec", "selector")),
-    ]
+    return replicas_cells(rc, now, format_labels(get_path(rc, "spec", "selector")))
 
 
 VOLUME_MODE = wide("VolumeMode", "The volume's mode: Filesystem or Block.")
