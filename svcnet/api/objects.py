@@ -21,6 +21,15 @@ ObjLike = Mapping[str, Any] | None
 LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 
 
+def child(parent: Obj, key: str) -> Obj:
+    """parent[key] as a dict to write into, created (or replacing a non-dict) when missing."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        value = {}
+        parent[key] = value
+    return value
+
+
 def metadata_of(obj: ObjLike) -> Obj:
     return (obj or {}).get("metadata") or {}
 

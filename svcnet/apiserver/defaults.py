@@ -14,21 +14,12 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.objects import spec_of
+from svcnet.api.objects import child, spec_of
 
 Obj = dict[str, Any]
 
 DEFAULT_TOLERATION_SECONDS = 300
 CLIENT_IP_AFFINITY_SECONDS = 10800
-
-
-def _sub(parent: Obj, key: str) -> Obj:
-    """parent[key] as a dict, created when missing or null."""
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        value = {}
-        parent[key] = value
-    return value
 
 
 def _dicts(value: Any) -> list[Obj]:
@@ -96,8 +87,8 @@ def default_pod_spec(spec: Obj) -> None:
 
 
 def _default_pod_template(owner_spec: Obj) -> None:
-    template = _sub(owner_spec, "template")
-    default_pod_spec(_sub(template, "spec"))
+    template = child(owner_spec, "template")
+    default_pod_spec(child(template, "spec"))
 
 
 def _tolerates(tolerations: list[Obj], key: str) -> bool:
@@ -110,7 +101,7 @@ def _tolerates(tolerations: list[Obj], key: str) -> bool:
 
 
 def _default_pod(pod: Obj) -> None:
-    spec = _sub(pod, "spec")
+    spec = child(pod, "spec")
     default_pod_spec(spec)
     # SetDefaults_Pod: requests default to limits, only on Pods (not templates).
     for key in ("initContainers", "containers"):
@@ -156,7 +147,7 @@ def externally_accessible(service: Obj) -> bool:
 
 
 def _default_service(service: Obj) -> None:
-    spec = _sub(service, "spec")
+    spec = child(service, "spec")
     _set_default(spec, "sessionAffinity", "None")
     if spec["sessionAffinity"] == "None":
         spec.pop("sessionAffinityConfig", None)
@@ -179,15 +170,15 @@ def _default_service(service: Obj) -> None:
 
 
 def _default_namespace(namespace: Obj) -> None:
-    meta = _sub(namespace, "metadata")
+    meta = child(namespace, "metadata")
     if meta.get("name"):
-        _sub(meta, "labels")["kubernetes.io/metadata.name"] = meta["name"]
+        child(meta, "labels")["kubernetes.io/metadata.name"] = meta["name"]
     # The namespace strategy sets this finalizer on create. Only an absent list is
     # filled, so the namespace controller's `finalizers: []` is not undone.
-    spec = _sub(namespace, "spec")
+    spec = child(namespace, "spec")
     if spec.get("finalizers") is None:
         spec["finalizers"] = ["kubernetes"]
-    _set_default(_sub(namespace, "status"), "phase", "Active")
+    _set_default(child(namespace, "status"), "phase", "Active")
 
 
 def _default_node(node: Obj) -> None:
@@ -215,12 +206,12 @@ def _default_replicas(spec: Obj) -> None:
 
 
 def _default_deployment(deployment: Obj) -> None:
-    spec = _sub(deployment, "spec")
+    spec = child(deployment, "spec")
     _default_replicas(spec)
-    strategy = _sub(spec, "strategy")
+    strategy = child(spec, "strategy")
     _set_default(strategy, "type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        rolling = _sub(strategy, "rollingUpdate")
+        rolling = child(strategy, "rollingUpdate")
         if rolling.get("maxUnavailable") is None:
             rolling["maxUnavailable"] = "25%"
         if rolling.get("maxSurge") is None:
@@ -233,21 +224,21 @@ def _default_deployment(deployment: Obj) -> None:
 
 
 def _default_replica_set(replica_set: Obj) -> None:
-    spec = _sub(replica_set, "spec")
+    spec = child(replica_set, "spec")
     _default_replicas(spec)
     _default_pod_template(spec)
 
 
 def _default_stateful_set(stateful_set: Obj) -> None:
-    spec = _sub(stateful_set, "spec")
+    spec = child(stateful_set, "spec")
     _set_default(spec, "podManagementPolicy", "OrderedReady")
-    strategy = _sub(spec, "updateStrategy")
+    strategy = child(spec, "updateStrategy")
     _set_default(strategy, "type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        rolling = _sub(strategy, "rollingUpdate")
+        rolling = child(strategy, "rollingUpdate")
         if rolling.get("partition") is None:
             rolling["partition"] = 0
-    retention = _sub(spec, "persistentVolumeClaimRetentionPolicy")
+    retention = child(spec, "persistentVolumeClaimRetentionPolicy")
     _set_default(retention, "whenDeleted", "Retain")
     _set_default(retention, "whenScaled", "Retain")
     _default_replicas(spec)
@@ -262,7 +253,7 @@ def _default_secret(secret: Obj) -> None:
     _set_default(secret, "type", "Opaque")
     string_data = secret.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
-        data = _sub(secret, "data")
+        data = child(secret, "data")
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value or "").encode()).decode()
 
@@ -295,11 +286,11 @@ def _default_job_spec(spec: Obj) -> None:
 
 
 def _default_job(job: Obj) -> None:
-    spec = _sub(job, "spec")
+    spec = child(job, "spec")
     _default_job_spec(spec)
-    template_meta = _sub(spec, "template").get("metadata")
+    template_meta = child(spec, "template").get("metadata")
     template_labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
-    meta = _sub(job, "metadata")
+    meta = child(job, "metadata")
     if template_labels is not None and not meta.get("labels"):
         meta["labels"] = dict(template_labels)
     _default_pod_template(spec)
@@ -308,7 +299,7 @@ def _default_job(job: Obj) -> None:
 def _default_cron_job(cron_job: Obj) -> None:
     """batch/v1 SetDefaults_CronJob; the job template's pod template gets the pod defaults (the
     Job-level defaults are applied when the controller creates the Job)."""
-    spec = _sub(cron_job, "spec")
+    spec = child(cron_job, "spec")
     _set_default(spec, "concurrencyPolicy", "Allow")
     if spec.get("suspend") is None:
         spec["suspend"] = False
@@ -316,7 +307,7 @@ def _default_cron_job(cron_job: Obj) -> None:
         spec["successfulJobsHistoryLimit"] = 3
     if spec.get("failedJobsHistoryLimit") is None:
         spec["failedJobsHistoryLimit"] = 1
-    job_spec = _sub(_sub(spec, "jobTemplate"), "spec")
+    job_spec = child(child(spec, "jobTemplate"), "spec")
     _default_pod_failure_policy(job_spec.get("podFailurePolicy"))
     _default_pod_template(job_spec)
 
@@ -337,11 +328,11 @@ def _default_binding(binding: Obj) -> None:
 
 def _default_daemon_set(daemon_set: Obj) -> None:
     """apps/v1 SetDefaults_DaemonSet: RollingUpdate one node at a time, 10 revisions kept."""
-    spec = _sub(daemon_set, "spec")
-    strategy = _sub(spec, "updateStrategy")
+    spec = child(daemon_set, "spec")
+    strategy = child(spec, "updateStrategy")
     _set_default(strategy, "type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        rolling = _sub(strategy, "rollingUpdate")
+        rolling = child(strategy, "rollingUpdate")
         if rolling.get("maxUnavailable") is None:
             rolling["maxUnavailable"] = 1
         if rolling.get("maxSurge") is None:
@@ -353,14 +344,14 @@ def _default_daemon_set(daemon_set: Obj) -> None:
 
 def _default_replication_controller(rc: Obj) -> None:
     """core/v1 SetDefaults_ReplicationController: selector and labels from the template's labels."""
-    spec = _sub(rc, "spec")
+    spec = child(rc, "spec")
     template = spec.get("template")
     if isinstance(template, dict):
         template_labels = (template.get("metadata") or {}).get("labels") or {}
         if template_labels:
             if not spec.get("selector"):
                 spec["selector"] = dict(template_labels)
-            md = _sub(rc, "metadata")
+            md = child(rc, "metadata")
             if not md.get("labels"):
                 md["labels"] = dict(template_labels)
         _default_pod_template(spec)
@@ -368,7 +359,7 @@ def _default_replication_controller(rc: Obj) -> None:
 
 
 def _default_persistent_volume(pv: Obj) -> None:
-    spec = _sub(pv, "spec")
+    spec = child(pv, "spec")
     _set_default(spec, "persistentVolumeReclaimPolicy", "Retain")
     _set_default(spec, "volumeMode", "Filesystem")
     status = pv.get("status")
@@ -377,8 +368,8 @@ def _default_persistent_volume(pv: Obj) -> None:
 
 
 def _default_persistent_volume_claim(pvc: Obj) -> None:
-    _set_default(_sub(pvc, "spec"), "volumeMode", "Filesystem")
-    _set_default(_sub(pvc, "status"), "phase", "Pending")
+    _set_default(child(pvc, "spec"), "volumeMode", "Filesystem")
+    _set_default(child(pvc, "status"), "phase", "Pending")
 
 
 def _no_defaults(_: Obj) -> None:

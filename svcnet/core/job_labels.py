@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from svcnet.api.objects import child
+
 Obj = dict[str, Any]
 
 JOB_NAME = "batch.kubernetes.io/job-name"
@@ -17,23 +19,15 @@ TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 CRONJOB_SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 
-def _sub(parent: Obj, key: str) -> Obj:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        value = {}
-        parent[key] = value
-    return value
-
-
 def generate_selector(job: Obj, uid: str) -> None:
     """What the job strategy does on create when manualSelector is not true: label the template
     with the job's name and uid (both key generations) unless the user set them, and select on
     the uid. Conflicting user values are left for validation to refuse."""
-    name = str(_sub(job, "metadata").get("name") or "")
-    spec = _sub(job, "spec")
-    labels = _sub(_sub(_sub(spec, "template"), "metadata"), "labels")
+    name = str(child(job, "metadata").get("name") or "")
+    spec = child(job, "spec")
+    labels = child(child(child(spec, "template"), "metadata"), "labels")
     for key in (LEGACY_JOB_NAME, JOB_NAME):
         labels.setdefault(key, name)
     for key in (LEGACY_CONTROLLER_UID, CONTROLLER_UID):
         labels.setdefault(key, uid)
-    _sub(_sub(spec, "selector"), "matchLabels").setdefault(CONTROLLER_UID, uid)
+    child(child(spec, "selector"), "matchLabels").setdefault(CONTROLLER_UID, uid)
