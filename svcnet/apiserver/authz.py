@@ -67,24 +67,45 @@ def _ns_name(obj: Obj) -> tuple[str, str]:
 
 
 class StorePolicy:
-    """The roles and bindings in the store, as core.rbac's PolicySource; re-read when the
-    store's revision changed since the last read."""
+    """The roles and bindings in the store, as core.rbac's PolicySource, kept as one snapshot that
+    is read again only after a role or binding changed (a watch on the four RBAC kinds marks it
+    stale; the store delivers a write's events before it acknowledges the write, so the next
+    request after a binding is created sees it). Every other write leaves it as it is: a node's,
+    a proxy's or a controller's requests are authorized without reading the policy again."""
+
+    RBAC_PLURALS = ("clusterrolebindings", "rolebindings", "clusterroles", "roles")
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._snap = _Snapshot()
+        self._stale = True
+        self._watches: list[Any] = []
 
     def _current(self) -> _Snapshot:
+        if not self._stale:
+            return self._snap
+        self._stale = False  # before reading: a change from here on marks it stale again
         revision = self.registry.store.current_revision()
-        if revision != self._snap.revision:
-            snap = _Snapshot(revision)
-            snap.cluster_role_bindings = self._all("clusterrolebindings")
-            for rb in self._all("rolebindings"):
-                snap.role_bindings.setdefault(_ns_name(rb)[0], []).append(rb)
-            snap.cluster_roles = {_ns_name(r)[1]: r for r in self._all("clusterroles")}
-            snap.roles = {_ns_name(r): r for r in self._all("roles")}
-            self._snap = snap
-        return self._snap
+        if not self._watches:
+            for plural in self.RBAC_PLURALS:
+                self._watches.append(self.registry.store.watch(_rbac(plural).storage_prefix(None), revision,
+                                                               self._changed))
+        snap = _Snapshot(revision)
+        snap.cluster_role_bindings = self._all("clusterrolebindings")
+        for rb in self._all("rolebindings"):
+            snap.role_bindings.setdefault(_ns_name(rb)[0], []).append(rb)
+        snap.cluster_roles = {_ns_name(r)[1]: r for r in self._all("clusterroles")}
+        snap.roles = {_ns_name(r): r for r in self._all("roles")}
+        self._snap = snap
+        return snap
+
+    def _changed(self, _event: Any) -> None:
+        self._stale = True
+
+    def close(self) -> None:
+        for watch in self._watches:
+            watch.cancel()
+        self._watches.clear()
 
     def _all(self, plural: str) -> list[Obj]:
         return list(self.registry.list(_rbac(plural), None).items)

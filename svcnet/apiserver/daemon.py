@@ -425,6 +425,7 @@ class RunningApiServer:
         if self.api is not None:
             self.api.close_watches()  # or aiohttp waits for every open watch to time out
             self.api.node_graph.stop()
+            self.api.authorizer.policy.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

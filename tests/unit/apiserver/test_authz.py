@@ -13,6 +13,7 @@ from svcnet.api.resources import lookup
 from svcnet.apiserver import authz
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.registry import Registry, WriteOptions
+from svcnet.core.rbac.attributes import Attributes
 from svcnet.core.rbac.identity import User
 
 TOKEN = "secret-token"
@@ -280,3 +281,35 @@ def test_aggregation_gives_view_edit_and_admin_a_new_roles_rules(registry: Regis
     for name in ("view", "edit", "admin"):
         assert widget in registry.get(_res("clusterroles"), None, name)["rules"], name
     assert widget not in registry.get(_res("clusterroles"), None, "system:aggregate-to-view")["rules"]
+
+
+def test_the_policy_is_read_again_only_after_a_role_or_binding_changed(registry: Registry) -> None:
+    """Other writes leave the snapshot as it is (a node's or a controller's requests are authorized
+    without listing the policy again); a new binding is seen by the very next decision."""
+    authz.ensure_bootstrap_policy(registry)
+    policy = authz.StorePolicy(registry)
+    lists: list[str] = []
+    real_list = registry.list
+
+    def counting_list(res, namespace, *args, **kwargs):
+        lists.append(res.plural)
+        return real_list(res, namespace, *args, **kwargs)
+
+    registry.list = counting_list  # type: ignore[method-assign]
+    authorizer = authz.Authorizer(policy)
+    bob = User("bob", ("system:authenticated",))
+    reads = Attributes(bob, "list", True, "/api/v1/namespaces/default/configmaps", "default", "", "v1",
+                       "configmaps")
+    assert not authorizer.decide(reads).allowed
+    first = len(lists)
+    registry.create(lookup("", "v1", "configmaps"), "default",
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated"}}, WriteOptions())
+    assert not authorizer.decide(reads).allowed
+    assert len(lists) == first  # an unrelated write: no new read of the policy
+    registry.create(lookup("rbac.authorization.k8s.io", "v1", "rolebindings"), "default", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bob-views"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]}, WriteOptions())
+    assert authorizer.decide(reads).allowed
+    assert len(lists) > first
+    policy.close()
