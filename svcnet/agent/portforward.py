@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http import StreamWriter
 
+from svcnet.agent.execstream import encode_data
 from svcnet.core import spdy
 
 log = logging.getLogger("svcnet.agent.portforward")
@@ -522,7 +523,7 @@ class _Channels:
         if self._base64:
             await self._ws.send_str(str(channel) + base64.b64encode(data).decode("ascii"))
         else:
-            await self._ws.send_bytes(bytes([channel]) + data)
+            await self._ws.send_bytes(encode_data(channel, data))
 
     async def run(self, ports: list[int], dial: Dial, pod: str, uid: str) -> None:
         for index, port in enumerate(ports):
@@ -556,16 +557,19 @@ class _Channels:
             log.info("port-forward websocket idle for %ss, closing", IDLE_TIMEOUT)
 
     def _decode(self, payload: bytes | str) -> tuple[int, bytes]:
-        if isinstance(payload, str):
-            if not payload or not payload[0].isdigit():
-                return -1, b""
-            try:
-                return int(payload[0]), base64.b64decode(payload[1:])
-            except ValueError:
-                return -1, b""
-        if not payload:
+        """As wsstream reads a message, text or binary frame alike: its bytes are the channel
+        byte and the data, or for the base64 protocol a channel digit and base64 text."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        if not data:
             return -1, b""
-        return payload[0], payload[1:]
+        if not self._base64:
+            return data[0], data[1:]
+        if not data[:1].isdigit():
+            return -1, b""
+        try:
+            return int(data[:1]), base64.b64decode(data[1:])
+        except ValueError:  # binascii.Error is one
+            return -1, b""
 
     async def _forward(self, data_channel: int, port: int, dial: Dial, pod: str, uid: str) -> None:
         try:
