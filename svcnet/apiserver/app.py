@@ -64,7 +64,7 @@ class ApiServer:
         self.watches = Watches(registry.store, registry.clock, settings.default_watch_timeout,
                                settings.bookmark_interval)
         self.resources = ResourceHandlers(registry, self.watches, store_calls)
-        self.subresources = Subresources(registry, kubelets)
+        self.subresources = Subresources(registry, kubelets, store_calls)
         # --authorization-mode=Node,RBAC: the node graph is filled once start_node_graph runs
         # (the daemon's start); until then nodes reach no secret, configmap or pod by the graph.
         self.node_graph = LiveGraph(registry)
