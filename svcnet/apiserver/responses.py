@@ -74,7 +74,7 @@ def list_bytes(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: ht
     """
     if fmt.as_kind is None and not fmt.yaml:
         head = jsoncodec.dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": list_meta})
-        items = ",".join(map(_as_served, page.texts)).encode()
+        items = ",".join(map(as_served, page.texts)).encode()
         return b"".join((head[:-1], b',"items":[', items, b"]}"))
     if fmt.as_kind == "Table" and not fmt.yaml:
         # Rows kept per object version: an object that has not changed is neither decoded nor printed.
@@ -84,7 +84,7 @@ def list_bytes(res: Resource, page: ListPage, list_meta: dict[str, Any], fmt: ht
     return http.encode(list_body(res, page, list_meta, fmt, now, include_object), fmt)
 
 
-def _as_served(text: str) -> str:
+def as_served(text: str) -> str:
     """A stored text as a GET serves it. Stores written before the shared codec (orjson) kept
     non-ASCII text as \\u escapes, which a GET now writes as UTF-8: such a text, and any with
     an escape, is decoded and encoded again (one substring search spares the rest)."""

@@ -20,7 +20,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import Resource
 from svcnet.apiserver import http, params
 from svcnet.apiserver import printers as tables
-from svcnet.apiserver.responses import PARTIAL_OBJECT_KINDS, partial_metadata
+from svcnet.apiserver.responses import PARTIAL_OBJECT_KINDS, as_served, partial_metadata
 from svcnet.storage.base import Compacted, Event, FutureRevision, Store
 
 # The watch cache's blockTimeout (apiserver cacher/watch_cache.go): how long a watch from a revision not
@@ -162,7 +162,7 @@ class Watches:
             if event is None:
                 break
             last_revision = event.revision
-            await response.write(encoder.line(event.type, event.value))
+            await response.write(encoder.event_line(event))
 
 
 def _enqueue(queue: asyncio.Queue[Event | None]) -> Callable[[Event], None]:
@@ -202,6 +202,15 @@ class WatchEncoder:
         self.fmt = fmt
         self.now = now
         self.sent_header = False
+
+    def event_line(self, event: Event) -> bytes:
+        """A stored event's line. As plain JSON the stored text is spliced in as a list's items are
+        (responses.list_bytes): the event is never decoded here, only the forms that need the
+        object (Table, partial metadata) decode it."""
+        if self.fmt.as_kind is None:
+            return b"".join((b'{"type":"', event.type.encode(), b'","object":', as_served(event.value_text).encode(),
+                             b"}\n"))
+        return self.line(event.type, event.value)
 
     def line(self, event_type: str, obj: dict[str, Any]) -> bytes:
         if self.fmt.as_kind == "Table":

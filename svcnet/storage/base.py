@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from svcnet.api import jsoncodec
 from svcnet.api.errors import ApiError
 
 Obj = dict[str, Any]
@@ -90,13 +91,62 @@ class Record:
     create_revision: int
 
 
-@dataclass(frozen=True)
 class Event:
-    type: EventType
-    key: str
-    value: Obj  # for DELETED: the object as it was last, stamped with the delete revision
-    revision: int
-    prev_value: Obj | None = None  # for MODIFIED/DELETED: the object before the write
+    """A watch event: `value` is the object (for DELETED: as it was last, stamped with the delete
+    revision), `prev_value` for MODIFIED/DELETED the object before the write.
+
+    The stores make events from the stored JSON text and decode it only when `value` or
+    `prev_value` is first read, each event its own dicts (a callback may mutate them). An HTTP
+    watch writes `value_text` as it is and never decodes: under a burst of pod writes, decoding
+    every event's object and previous object for each of the dozen pod watchers, only to encode
+    the object again, was a fifth of the API server's time (docs/benchmarks.md, issue 13).
+    """
+
+    __slots__ = ("type", "key", "revision", "_value", "_value_text", "_prev", "_prev_text")
+
+    def __init__(self, type: EventType, key: str, value: Obj | None = None, revision: int = 0,
+                 prev_value: Obj | None = None, *, value_text: str | None = None,
+                 prev_text: str | None = None) -> None:
+        if value is None and value_text is None:
+            raise TypeError("an Event needs value or value_text")
+        self.type = type
+        self.key = key
+        self.revision = revision
+        self._value = value
+        self._value_text = value_text
+        self._prev = prev_value
+        self._prev_text = prev_text
+
+    @property
+    def value(self) -> Obj:
+        if self._value is None:
+            self._value = jsoncodec.loads(self._value_text or "")
+        return self._value
+
+    @property
+    def prev_value(self) -> Obj | None:
+        if self._prev is None and self._prev_text is not None:
+            self._prev = jsoncodec.loads(self._prev_text)
+        return self._prev
+
+    @property
+    def value_text(self) -> str:
+        """The object as stored JSON (encoded here if the event was made from a dict)."""
+        if self._value_text is None:
+            self._value_text = jsoncodec.dumps_text(self._value)
+        return self._value_text
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.type, self.key, self.value, self.revision, self.prev_value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable values, as the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return (f"Event(type={self.type!r}, key={self.key!r}, value={self.value!r}, revision={self.revision!r}, "
+                f"prev_value={self.prev_value!r})")
 
 
 @dataclass(frozen=True)

@@ -173,13 +173,7 @@ def event_for(decoded: _DecodedChange, predicate: Predicate | None) -> Event | N
 
 
 def _event(type_: EventType, change: Change, value_text: str, prev_text: str | None) -> Event:
-    return Event(
-        type=type_,
-        key=change.key,
-        value=decode_json(value_text),
-        revision=change.revision,
-        prev_value=decode_json(prev_text) if prev_text is not None else None,
-    )
+    return Event(type_, change.key, revision=change.revision, value_text=value_text, prev_text=prev_text)
 
 
 @dataclass(eq=False)
