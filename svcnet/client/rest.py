@@ -10,6 +10,7 @@ Failures come in two kinds, so callers can tell them apart:
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from svcnet.api import objects
+from svcnet.api import jsoncodec, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import Resource
 from svcnet.client.config import ClientConfig
@@ -38,6 +39,13 @@ MAX_WATCH_LINE = 64 * 1024 * 1024
 # explicit): a controller's slow-start batch or the scheduler's bindings go out together, up to
 # this; kube-apiserver's HTTP/2 allows 250 streams per connection (Go's http2 default).
 MAX_CONNECTIONS = 100
+# Requests other than watches in flight at once. Each in flight holds a connection; beyond the
+# ones already open, each is a new TLS handshake on both sides. A node agent starting 100 pods at
+# once sent ~100 requests together (a TokenRequest and a status write per pod), and the API
+# server spent an eighth of its time in handshakes (docs/benchmarks.md, issue 13): the rest
+# now wait here for one of these connections, kept alive between requests. The API server
+# serves requests on one thread, so more at once would not be answered sooner.
+MAX_REQUESTS_IN_FLIGHT = 16
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -229,6 +237,7 @@ class ApiClient(StatusWrites):
         self.user_agent = f"svcnet-{component}/{VERSION}"
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._in_flight: asyncio.Semaphore | None = None
         self._token = config.token
         self._token_read_at = float("-inf")
 
@@ -249,6 +258,7 @@ class ApiClient(StatusWrites):
             connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config), limit=MAX_CONNECTIONS)
         else:
             connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+        self._in_flight = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
         self._session = aiohttp.ClientSession(
             connector=connector, headers={"User-Agent": self.user_agent, "Accept": "application/json"})
 
@@ -287,9 +297,15 @@ class ApiClient(StatusWrites):
                       body: Any = None, content_type: str = "application/json",
                       timeout: float | None = None) -> Any:
         """One request; returns the decoded JSON body (text if not JSON); raises ApiError/TransportError."""
-        if self._session is None:
+        if self._session is None or self._in_flight is None:
             raise RuntimeError("ApiClient is not open: use `async with ApiClient(...)`")
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else jsoncodec.dumps(body)
+        async with self._in_flight:
+            return await self._request(method, path, params, data, content_type, timeout)
+
+    async def _request(self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None,
+                       content_type: str, timeout: float | None) -> Any:
+        assert self._session is not None
         try:
             async with self._session.request(
                     method, self.config.server + path, params=params, data=data,
@@ -305,7 +321,7 @@ class ApiClient(StatusWrites):
         if not raw:
             return None
         if "json" in ctype:
-            return json.loads(raw)
+            return jsoncodec.loads(raw)
         return raw.decode(errors="replace")
 
     # ------------------------------------------------------------------ verbs
@@ -404,7 +420,7 @@ class ApiClient(StatusWrites):
 
 def _decode_watch_line(line: bytes) -> tuple[str, Obj]:
     try:
-        event = json.loads(line)
+        event = jsoncodec.loads(line)
         kind, obj = event["type"], event["object"]
     except (ValueError, KeyError, TypeError):
         raise TransportError(f"undecodable watch event: {line[:200]!r}") from None

@@ -1,4 +1,5 @@
-"""ApiClient sends concurrent requests concurrently: nothing (one connection, a lock) serialises them."""
+"""ApiClient sends concurrent requests concurrently, up to MAX_REQUESTS_IN_FLIGHT: nothing (one connection, a
+lock) serialises them, and a burst beyond the bound waits for a connection already open."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from svcnet.client.config import unix_socket_config
-from svcnet.client.rest import MAX_CONNECTIONS, ApiClient
+from svcnet.client.rest import MAX_REQUESTS_IN_FLIGHT, ApiClient
 from tests.unit.client.helpers import PODS, pod
 
 
@@ -51,10 +52,10 @@ async def run_creates(tmp_path: Path, count: int, hold: int) -> HoldingServer:
 
 
 async def test_concurrent_creates_reach_the_server_together(tmp_path: Path) -> None:
-    server = await run_creates(tmp_path, 32, hold=32)
-    assert server.peak == 32
+    server = await run_creates(tmp_path, MAX_REQUESTS_IN_FLIGHT, hold=MAX_REQUESTS_IN_FLIGHT)
+    assert server.peak == MAX_REQUESTS_IN_FLIGHT
 
 
-async def test_requests_beyond_the_connection_bound_wait_for_a_free_connection(tmp_path: Path) -> None:
-    server = await run_creates(tmp_path, MAX_CONNECTIONS + 20, hold=MAX_CONNECTIONS)
-    assert server.peak == MAX_CONNECTIONS
+async def test_requests_beyond_the_in_flight_bound_wait_for_one_to_finish(tmp_path: Path) -> None:
+    server = await run_creates(tmp_path, MAX_REQUESTS_IN_FLIGHT + 20, hold=MAX_REQUESTS_IN_FLIGHT)
+    assert server.peak == MAX_REQUESTS_IN_FLIGHT
