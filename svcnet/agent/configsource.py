@@ -5,10 +5,13 @@ read through here. It fetches by name, never a list or watch of every ConfigMap 
 credentials may read only the objects its own pods reference (upstream's Node authorizer), and
 kubelet's own managers fetch the same way. A fetched object is kept for `ttl_seconds`, so the
 volumes of many pods naming one ConfigMap cost one GET per period; a missing object is not kept,
-so a pod waiting for it starts as soon as it is created.
+so a pod waiting for it starts as soon as it is created. Reads of one object that arrive while
+its GET is in flight wait for that GET: a burst of 100 pods, each with kube-root-ca.crt in its
+token volume, makes one request, not 100.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +40,7 @@ class ConfigSource:
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._cache: dict[tuple[str, str, str], tuple[float, Obj]] = {}
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[Obj | None]] = {}
 
     async def get(self, kind: str, namespace: str, name: str, *, fresh: bool = False) -> Obj | None:
         """The ConfigMap or Secret (kind "ConfigMap"|"Secret"), or None if it does not exist."""
@@ -44,6 +48,23 @@ class ConfigSource:
         cached = self._cache.get(key)
         if not fresh and cached is not None and self.clock() - cached[0] < self.ttl_seconds:
             return cached[1]
+        if fresh:  # a GET already in flight may have been answered before the change asked about
+            return await self._fetch(key)
+        pending = self._in_flight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(key))
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda done: self._settled(key, done))
+        # shield: one waiter cancelled (its pod deleted) must not cancel the others' read
+        return await asyncio.shield(pending)
+
+    def _settled(self, key: tuple[str, str, str], done: asyncio.Future[Obj | None]) -> None:
+        self._in_flight.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: its waiters may all have gone
+
+    async def _fetch(self, key: tuple[str, str, str]) -> Obj | None:
+        kind, namespace, name = key
         resource = CONFIGMAPS if kind == "ConfigMap" else SECRETS
         try:
             obj = await self.api.get(resource, namespace, name)
