@@ -108,9 +108,9 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
     actions: list[str] = []
     links: dict[tuple[str, str], Link | None] = {}
 
-    def current(ns: str, name: str) -> Link | None:
+    def current(ns: str, name: str, peer_ns: str) -> Link | None:
         if (ns, name) not in links:
-            links[(ns, name)] = kernel.get_link(ns, name)
+            links[(ns, name)] = kernel.get_link(ns, name, peer_hint=None if peer_ns == ns else peer_ns)
         return links[(ns, name)]
 
     done: set[tuple[str, str]] = set()
@@ -118,7 +118,7 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
         for want in spec.links:
             if (spec.name, want.name) in done or want.kind == "loopback":
                 continue
-            have = current(spec.name, want.name)
+            have = current(spec.name, want.name, want.peer_namespace or spec.name)
             if want.kind == "bridge":
                 if have is not None and have.kind != "bridge":
                     kernel.delete_link(spec.name, want.name)
@@ -131,11 +131,11 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
             peer_ns = want.peer_namespace or spec.name
             peer_name = want.peer_name or ""
             done.add((peer_ns, peer_name))
-            if _veth_is_paired(spec.name, have, peer_ns, current(peer_ns, peer_name)):
+            if _veth_is_paired(spec.name, have, peer_ns, current(peer_ns, peer_name, spec.name)):
                 continue
             # Half a pair, a stranger under our name, or a pair wired to someone else: start again.
-            for ns, name in ((spec.name, want.name), (peer_ns, peer_name)):
-                if current(ns, name) is not None:
+            for ns, name, other in ((spec.name, want.name, peer_ns), (peer_ns, peer_name, spec.name)):
+                if current(ns, name, other) is not None:
                     kernel.delete_link(ns, name)
                     actions.append(f"delete stale {name} in {ns}")
             kernel.add_veth(spec.name, want.name, peer_name, None if peer_ns == spec.name else peer_ns)
@@ -149,7 +149,7 @@ def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[
     actions = []
     # Bridges first so ports can join them; `up` last so a port is wired before it carries traffic.
     for want in sorted(spec.links, key=lambda w: w.kind != "bridge"):
-        link = kernel.get_link(spec.name, want.name)
+        link = kernel.get_link(spec.name, want.name, peer_hint=want.peer_namespace)
         if link is None:
             raise LinkNotFound(f"link {want.name} not found in {spec.name}")
         changes: dict[str, object] = {}

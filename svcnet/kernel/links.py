@@ -136,8 +136,8 @@ class _NsidNames:
     one name at a time. A full scan grows with the pods of the node, so an answer
     is kept and trusted while /run/netns/NAME is still the namespace (same device
     and inode) it was when learnt, and a miss asks only the names this namespace
-    has not mapped yet, most often answered first (a pod's peer is its node, a
-    node's new peer is the one new pod): one or two queries per new pod.
+    has not mapped yet, the caller's hint first (converge knows where each veth's
+    peer should be), then the most often answered: one query per new pod.
     """
 
     def __init__(self) -> None:
@@ -145,7 +145,7 @@ class _NsidNames:
         self._known: dict[str, dict[int, tuple[str, tuple[int, int]]]] = {}  # ns -> nsid -> (name, identity)
         self._hits: dict[str, int] = {}  # name -> how often it was the answer
 
-    def name(self, ipr: IPRoute, ns: str, nsid: int) -> str:
+    def name(self, ipr: IPRoute, ns: str, nsid: int, hint: str | None = None) -> str:
         with self._lock:
             known = dict(self._known.get(ns, {}))
         cached = known.get(nsid)
@@ -155,6 +155,12 @@ class _NsidNames:
         candidates = [name for name in nsmod.list_netns() if name != ns and mapped.get(name, ()) != _identity(name)]
         with self._lock:
             candidates.sort(key=lambda name: -self._hits.get(name, 0))
+        if hint in candidates:
+            # The caller knows where the peer should be (converge declares both ends): ask there
+            # first. Without it a node's lookup of a new pod's peer asked, in the worst case, every
+            # namespace on the host that has no id here, such as the other node's pods.
+            candidates.remove(hint)
+            candidates.insert(0, hint)
         for candidate in candidates:
             found = _nsid_of(ipr, candidate)
             if found is None:
@@ -222,8 +228,9 @@ class LinuxNetworkKernel:
     def list_links(self, ns: str) -> tuple[Link, ...]:
         return self._in(ns, "list links", lambda ipr: _list_links(ipr, self._peer_namespace(ipr, ns)))
 
-    def get_link(self, ns: str, name: str) -> Link | None:
-        """One link by name (one RTM_GETLINK, not a dump of the namespace); None if there is none."""
+    def get_link(self, ns: str, name: str, peer_hint: str | None = None) -> Link | None:
+        """One link by name (one RTM_GETLINK, not a dump of the namespace); None if there is none.
+        A veth's peer namespace is looked for in peer_hint first (see _NsidNames)."""
         check_link_name(name)
 
         def get(ipr: IPRoute) -> Link | None:
@@ -234,11 +241,11 @@ class LinuxNetworkKernel:
             master = None
             if master_index:
                 master = ipr.link("get", index=int(master_index))[0].get_attr("IFLA_IFNAME")
-            return _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns))
+            return _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns, peer_hint))
         return self._in(ns, f"get link {name}", get)
 
-    def _peer_namespace(self, ipr: IPRoute, ns: str) -> Callable[[int], str]:
-        return lambda nsid: self._nsids.name(ipr, ns, nsid)
+    def _peer_namespace(self, ipr: IPRoute, ns: str, hint: str | None = None) -> Callable[[int], str]:
+        return lambda nsid: self._nsids.name(ipr, ns, nsid, hint)
 
     def add_bridge(self, ns: str, name: str) -> None:
         check_link_name(name)

@@ -115,7 +115,7 @@ class FakeNetworkKernel:
 
     # ---- links
 
-    def get_link(self, ns: str, name: str) -> Link | None:
+    def get_link(self, ns: str, name: str, peer_hint: str | None = None) -> Link | None:
         link = self._ns(ns).links.get(name)
         return self._public_link(link) if link is not None else None
 

@@ -82,3 +82,24 @@ def test_veth_peers_are_named_after_their_namespaces_as_pods_come_and_go(kernel:
     outside = kernel.get_link(node, "veth1")
     assert outside is not None and outside.peer is not None
     assert outside.peer.namespace == f"svcnet-{cluster_id}-pod1"
+
+
+def test_naming_a_new_pods_peer_asks_only_the_hinted_namespace(kernel: LinuxNetworkKernel, cluster_id: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Namespaces with no id in the node (another node's pods) are not asked when the caller says
+    where the peer should be: converge always does, so a node's lookups do not grow with them."""
+    from svcnet.kernel import links
+
+    node = f"svcnet-{cluster_id}-node"
+    kernel.create_namespace(node)
+    for i in range(6):
+        kernel.create_namespace(f"svcnet-{cluster_id}-other{i}")
+    pod = f"svcnet-{cluster_id}-pod"
+    kernel.create_namespace(pod)
+    kernel.add_veth(pod, "eth0", "vethp", node)
+    asked: list[str] = []
+    real = links._nsid_of
+    monkeypatch.setattr(links, "_nsid_of", lambda ipr, name: (asked.append(name), real(ipr, name))[1])
+    outside = kernel.get_link(node, "vethp", peer_hint=pod)
+    assert outside is not None and outside.peer is not None and outside.peer.namespace == pod
+    assert asked == [pod]
