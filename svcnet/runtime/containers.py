@@ -148,7 +148,9 @@ class Runtime:
         """Stop every container (SIGTERM, grace, SIGKILL), end the infra process, delete the pod's files."""
         await asyncio.gather(*(self.stop_container(pod, name, grace_seconds) for name in self.container_names(pod)))
         await sandbox.stop_sandbox(pod)
-        sandbox.remove_sandbox_files(pod)
+        # On a thread: removing a pod's directory tree (logs, specs, the sandbox's files) took
+        # the agent's event loop a few ms a pod, in bursts of deletes (py-spy, issue 13).
+        await asyncio.to_thread(sandbox.remove_sandbox_files, pod)
 
     # ---- containers ----
 
