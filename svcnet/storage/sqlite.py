@@ -164,6 +164,7 @@ class SqliteStore:
         try:
             # Opening may need space (the -shm index of a WAL left behind): the reserve is for this too.
             self._db = self._guarded(self._open, frees=True)
+            self._reader = self._open_reader()
             self._compacted = self._meta("compacted")
             (newest_logged,) = self._db.execute("SELECT COALESCE(MAX(revision), 0) FROM log").fetchone()
             self._revision = max(newest_logged, self._meta("revision"))
@@ -191,6 +192,16 @@ class SqliteStore:
             tighten(self.path + suffix)  # SQLite gives them the database's mode; make sure
         return db
 
+    def _open_reader(self) -> sqlite3.Connection:
+        """A second connection for get(): in WAL mode it reads the last commit without waiting for
+        the writer's lock, which a commit holds through its fsync. Under a pod burst the API
+        server's reads on its event loop (a pod before a status patch, the Node authorizer's
+        checks) waited there for the commits of writes made on threads (py-spy, issue 13)."""
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=ON")
+        self._read_lock = threading.Lock()
+        return reader
+
     def space_alarm(self) -> bool:
         """True while writes that grow the store are refused for lack of space."""
         with self._lock:
@@ -205,9 +216,13 @@ class SqliteStore:
             return self._compacted
 
     def get(self, key: str) -> Record | None:
-        with self._lock:
+        # The reader sees every acknowledged write (a write is acknowledged after its commit) and
+        # never waits for one in flight. get() reports no store revision, only the record's own,
+        # so reading a commit not yet announced is harmless (lists, which report the store's
+        # revision, read under the writer's lock).
+        with self._read_lock:
             self._check_open()
-            row = self._db.execute(
+            row = self._reader.execute(
                 f"SELECT {_CURRENT_COLUMNS} FROM {_CURRENT_JOIN} WHERE c.key = ?", (key,)
             ).fetchone()
             return _record(row) if row is not None else None
@@ -534,6 +549,8 @@ class SqliteStore:
             self._closed = True
             self._hub.close()
             try:
+                with self._read_lock:
+                    self._reader.close()
                 self._db.close()
             finally:
                 self._owner.close()
