@@ -24,7 +24,7 @@ from svcnet.api.selectors import go_quote
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.core.rbac import bootstrap
 from svcnet.core.rbac.attributes import Attributes, forbidden_status_message
-from svcnet.core.rbac.authorizer import Decision, authorize, role_ref_rules, rules_for
+from svcnet.core.rbac.authorizer import Decision, GrantCache, authorize, role_ref_rules, rules_for
 from svcnet.core.rbac.identity import (
     User,
     service_account_groups,
@@ -59,6 +59,7 @@ class _Snapshot:
     role_bindings: dict[str, list[Obj]] = field(default_factory=dict)
     cluster_roles: dict[str, Obj] = field(default_factory=dict)
     roles: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    grants: GrantCache | None = None  # made with the snapshot, gone with it
 
 
 def _ns_name(obj: Obj) -> tuple[str, str]:
@@ -96,8 +97,13 @@ class StorePolicy:
             snap.role_bindings.setdefault(_ns_name(rb)[0], []).append(rb)
         snap.cluster_roles = {_ns_name(r)[1]: r for r in self._all("clusterroles")}
         snap.roles = {_ns_name(r): r for r in self._all("roles")}
+        snap.grants = GrantCache(self)
         self._snap = snap
         return snap
+
+    def grant_cache(self) -> GrantCache | None:
+        """The grants found in the current policy (made anew when a role or binding changed)."""
+        return self._current().grants
 
     def _changed(self, _event: Any) -> None:
         self._stale = True
@@ -142,11 +148,11 @@ class Authorizer:
 
     def decide(self, attrs: Attributes) -> Decision:
         if self.node is None or attrs.user.privileged:
-            return authorize(self.policy, attrs)
+            return authorize(self.policy, attrs, self.policy.grant_cache())
         by_node = self.node.decide(attrs)
         if by_node.allowed:
             return by_node
-        by_rbac = authorize(self.policy, attrs)
+        by_rbac = authorize(self.policy, attrs, self.policy.grant_cache())
         if by_rbac.allowed:
             return by_rbac
         return Decision(False, "\n".join(r for r in (by_node.reason, by_rbac.reason) if r))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from svcnet.core.rbac.attributes import Attributes
-from svcnet.core.rbac.authorizer import applies_to, authorize, rules_for
+from svcnet.core.rbac.authorizer import GrantCache, applies_to, authorize, rules_for
 from svcnet.core.rbac.identity import User, service_account_groups
 
 G = "rbac.authorization.k8s.io"
@@ -84,8 +84,34 @@ def _list_pods(user: User, namespace: str) -> Attributes:
     (User("bob"), "default", False),
     (User("mallory", ("system:masters",)), "anywhere", True),  # the privileged group needs no binding
 ])
-def test_who_may_list_pods_where(user: User, namespace: str, allowed: bool) -> None:
-    assert authorize(_policy(), _list_pods(user, namespace)).allowed is allowed
+@pytest.mark.parametrize("cached", [False, True])
+def test_who_may_list_pods_where(user: User, namespace: str, allowed: bool, cached: bool) -> None:
+    policy = _policy()
+    cache = GrantCache(policy) if cached else None
+    assert authorize(policy, _list_pods(user, namespace), cache).allowed is allowed
+    assert authorize(policy, _list_pods(user, namespace), cache).allowed is allowed  # from the cache, if any
+
+
+def test_a_grant_cache_reads_the_bindings_once_per_user_groups_and_namespace() -> None:
+    class CountingPolicy(Policy):
+        reads = 0
+
+        def cluster_role_bindings(self):
+            self.reads += 1
+            return super().cluster_role_bindings()
+
+    policy = CountingPolicy(**vars(_policy()))
+    cache = GrantCache(policy, limit=3)
+    for _ in range(3):
+        assert authorize(policy, _list_pods(ALICE, "default"), cache).allowed
+    assert policy.reads == 1
+    # the same name in other groups is another user as far as bindings go
+    assert not authorize(policy, _list_pods(User("alice"), "default"), cache).allowed
+    assert authorize(policy, _list_pods(ALICE, "kube-system"), cache).allowed
+    assert policy.reads == 3
+    authorize(policy, _list_pods(SA, "default"), cache)  # past the limit the cache starts again
+    authorize(policy, _list_pods(ALICE, "default"), cache)
+    assert policy.reads == 5
 
 
 def test_an_allowed_decision_names_the_binding_role_and_subject() -> None:
