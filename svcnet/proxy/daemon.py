@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -43,7 +44,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -241,7 +242,9 @@ class ProxyDaemon:
         self.health = ProxyHealth(timeout=2 * (sync_period or 30.0))
         # The health check node ports of externalTrafficPolicy Local Services (none without `listen`).
         self.service_health = ServiceHealthServer(
-            listen, lambda: self.health.healthy(self.clock())) if listen is not None else None
+            listen, lambda: self.health.healthy(self.clock()),
+            on_failure=self._health_check_failed) if listen is not None else None
+        self._events: Any = None
         self.clock = clock
         self.node_present = False
         self.initial_sync_done = asyncio.Event()
@@ -316,6 +319,22 @@ class ProxyDaemon:
         self.syncer.forget_kernel_state()
         async with self._synced:
             self._synced.notify_all()
+
+    async def _health_check_failed(self, listener: Listener, error: Exception) -> None:
+        """kube-proxy's Warning Event on the Service when its health check port cannot be opened."""
+        import datetime as dt
+
+        from svcnet.client.events import EventRecorder
+
+        if self._events is None:
+            self._events = EventRecorder(self.client, "kube-proxy", lambda: dt.datetime.now(dt.UTC))
+        namespace, _, name = listener.service.partition("/")
+        # As upstream, the reference names the Service but carries no real uid: the proxy keeps none.
+        service = {"kind": "Service", "apiVersion": "v1",
+                   "metadata": {"namespace": namespace, "name": name, "uid": listener.service}}
+        await self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck",
+                                f"node {self.settings.node_name} failed to start healthcheck "
+                                f"{json.dumps(listener.service)} on port {listener.port}: {error}")
 
     # --- syncing ---------------------------------------------------------------------------------------------
 
@@ -490,10 +509,12 @@ class ServiceHealthServer:
     """The sockets of kube-proxy's service health server: the listeners ServiceHealthTable asks for, each
     answering with the table's answer for its Service. `listen` binds inside the node's namespace."""
 
-    def __init__(self, listen: Callable[[str, int], socket.socket], proxy_healthy: Callable[[], bool]) -> None:
+    def __init__(self, listen: Callable[[str, int], socket.socket], proxy_healthy: Callable[[], bool], *,
+                 on_failure: Callable[[Listener, Exception], Awaitable[None]] | None = None) -> None:
         self.table = ServiceHealthTable()
         self._listen = listen
         self._proxy_healthy = proxy_healthy
+        self._on_failure = on_failure
         self._runners: dict[str, Any] = {}
 
     async def sync(self, snapshot: HealthCheckSnapshot) -> None:
@@ -518,6 +539,8 @@ class ServiceHealthServer:
                 sock.close()
             # As kube-proxy: logged, and tried again after the next sync.
             log.error("failed to start health check of %s on port %d: %s", listener.service, listener.port, exc)
+            if self._on_failure is not None:
+                await self._on_failure(listener, exc)
             return
         self._runners[listener.service] = await self._serve(listener.service, sockets)
         self.table.opened(listener)

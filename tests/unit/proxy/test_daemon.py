@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from svcnet.client.events import EVENTS
 from svcnet.controllers.base import ENDPOINTSLICES, NODES, SERVICES
 from svcnet.proxy import daemon
 from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_from_args, parse_duration
@@ -375,6 +376,10 @@ async def test_a_health_check_closes_with_its_service_and_a_failed_one_is_retrie
         async with running(api, FakeIptables(["192.168.0.106"]), listen) as proxy, ClientSession() as http:
             await until(proxy, lambda: proxy.initial_sync_done.is_set())
             assert proxy.service_health is not None and proxy.service_health.table.listeners == ()
+            [event] = api.objects(EVENTS)
+            assert (event["type"], event["reason"], event["involvedObject"]["name"]) == (
+                "Warning", "FailedToStartServiceHealthcheck", "web")
+            assert event["message"].startswith('node node-1 failed to start healthcheck "default/web" on port 31500')
             listen.refuse.clear()  # the port is free now: the next sync opens it
             await api.create(SERVICES, "default", service("default", "other", "10.96.0.10", port("http", 80)))
             await until(proxy, lambda: ("0.0.0.0", 31500) in listen.bound)
