@@ -44,7 +44,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -245,6 +245,7 @@ class ProxyDaemon:
             listen, lambda: self.health.healthy(self.clock()),
             on_failure=self._health_check_failed) if listen is not None else None
         self._events: Any = None
+        self._event_tasks: set[asyncio.Future[None]] = set()
         self.clock = clock
         self.node_present = False
         self.initial_sync_done = asyncio.Event()
@@ -320,8 +321,9 @@ class ProxyDaemon:
         async with self._synced:
             self._synced.notify_all()
 
-    async def _health_check_failed(self, listener: Listener, error: Exception) -> None:
-        """kube-proxy's Warning Event on the Service when its health check port cannot be opened."""
+    def _health_check_failed(self, listener: Listener, error: Exception) -> None:
+        """kube-proxy's Warning Event on the Service when its health check port cannot be opened; recorded in
+        the background, as client-go's recorder does, so a slow or absent API server never holds up a sync."""
         import datetime as dt
 
         from svcnet.client.events import EventRecorder
@@ -332,9 +334,16 @@ class ProxyDaemon:
         # As upstream, the reference names the Service but carries no real uid: the proxy keeps none.
         service = {"kind": "Service", "apiVersion": "v1",
                    "metadata": {"namespace": namespace, "name": name, "uid": listener.service}}
-        await self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck",
-                                f"node {self.settings.node_name} failed to start healthcheck "
-                                f"{json.dumps(listener.service)} on port {listener.port}: {error}")
+        message = (f"node {self.settings.node_name} failed to start healthcheck {json.dumps(listener.service)} "
+                   f"on port {listener.port}: {error}")
+        task = asyncio.ensure_future(self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck", message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_recorded)
+
+    def _event_recorded(self, task: asyncio.Future[None]) -> None:
+        self._event_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("health check event not recorded: %s", task.exception())
 
     # --- syncing ---------------------------------------------------------------------------------------------
 
@@ -456,6 +465,8 @@ class ProxyDaemon:
                 await informer.stop()
             if self.service_health is not None:
                 await self.service_health.close()
+            for event in list(self._event_tasks):
+                event.cancel()
 
 
 # --- HTTP: metrics and health ------------------------------------------------------------------------------------
@@ -510,7 +521,7 @@ class ServiceHealthServer:
     answering with the table's answer for its Service. `listen` binds inside the node's namespace."""
 
     def __init__(self, listen: Callable[[str, int], socket.socket], proxy_healthy: Callable[[], bool], *,
-                 on_failure: Callable[[Listener, Exception], Awaitable[None]] | None = None) -> None:
+                 on_failure: Callable[[Listener, Exception], None] | None = None) -> None:
         self.table = ServiceHealthTable()
         self._listen = listen
         self._proxy_healthy = proxy_healthy
@@ -540,7 +551,7 @@ class ServiceHealthServer:
             # As kube-proxy: logged, and tried again after the next sync.
             log.error("failed to start health check of %s on port %d: %s", listener.service, listener.port, exc)
             if self._on_failure is not None:
-                await self._on_failure(listener, exc)
+                self._on_failure(listener, exc)
             return
         self._runners[listener.service] = await self._serve(listener.service, sockets)
         self.table.opened(listener)
