@@ -31,6 +31,9 @@ TOPOLOGY = plan_topology("x", 2)
 CLIENT_IP = TOPOLOGY.client.ipv4  # 192.168.0.200
 NODE_IP = {node.name: node.ipv4 for node in TOPOLOGY.nodes}  # node-1 192.168.0.106, node-2 192.168.0.107
 REPLICAS = 2
+# The `local` Service's load balancer address (written into its status by the test, standing in for a cloud's
+# load balancer); the client namespace routes it through one node or the other, as a load balancer forwards.
+LB_IP = "192.0.2.10"
 CURL_TIMEOUT_EXIT = 28  # curl: "operation timed out" (a refused connection is 7)
 
 # Answers every GET with the address the connection came from.
@@ -175,6 +178,32 @@ def test_the_proxy_health_server_answers_as_kube_proxys(cluster: SvcnetCluster) 
     status, headers, body = http_get(cluster, "node-2", 10256, "/healthz")
     assert status == 200 and headers["content-type"] == "application/json"
     assert set(body) == {"lastUpdated", "currentTime", "nodeEligible"} and body["nodeEligible"] is True
+
+
+def node_rules(cluster: SvcnetCluster, node: str) -> str:
+    """The node's rules, whichever mode wrote them."""
+    ns = cluster.node_namespace(node)
+    return (cluster.in_namespace(ns, "iptables-save").stdout
+            + cluster.in_namespace(ns, "nft", "list", "table", "ip", "kube-proxy").stdout)
+
+
+def test_a_load_balancer_that_follows_the_health_check_keeps_the_clients_address(cluster: SvcnetCluster) -> None:
+    health_port = spec(cluster, "local")["healthCheckNodePort"]
+    cluster.kubectl("patch", "svc", "local", "--subresource=status", "--type=merge", "-p",
+                    json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": LB_IP, "ipMode": "VIP"}]}}}))
+    for node in NODE_IP:
+        wait_for(lambda node=node: LB_IP in node_rules(cluster, node), timeout=30, what=f"{node}'s rules for {LB_IP}")
+    healthy = [node for node in NODE_IP if http_get(cluster, node, health_port)[0] == 200]
+    assert healthy == ["node-1"]
+    try:
+        cluster.in_namespace(cluster.client_namespace, "ip", "route", "replace", LB_IP, "via", NODE_IP["node-1"])
+        assert curl(cluster, LB_IP).stdout == CLIENT_IP
+        # A load balancer that ignored the health check: node-2 drops what it cannot serve locally.
+        cluster.in_namespace(cluster.client_namespace, "ip", "route", "replace", LB_IP, "via", NODE_IP["node-2"])
+        result = curl(cluster, LB_IP)
+        assert (result.returncode, result.stdout) == (CURL_TIMEOUT_EXIT, "")
+    finally:
+        cluster.in_namespace(cluster.client_namespace, "ip", "route", "del", LB_IP)
 
 
 def test_the_health_check_closes_when_the_policy_turns_to_cluster(cluster: SvcnetCluster) -> None:
