@@ -156,9 +156,11 @@ def test_local_policy_keeps_the_clients_address(cluster: SvcnetCluster) -> None:
 
 
 def test_a_node_without_local_endpoints_drops_the_node_port(cluster: SvcnetCluster) -> None:
-    node_port = spec(cluster, "local")["ports"][0]["nodePort"]
+    local = spec(cluster, "local")
+    node_port = local["ports"][0]["nodePort"]
     wait_for(lambda: curl(cluster, f"{NODE_IP['node-1']}:{node_port}").returncode == 0, timeout=30,
              what="node-1 answering on the NodePort")
+    health_check(cluster, "node-2", local["healthCheckNodePort"], 503)  # node-2 has synced the Service
     result = curl(cluster, f"{NODE_IP['node-2']}:{node_port}")
     # Dropped, not refused: a load balancer's connection just times out, as with kube-proxy.
     assert (result.returncode, result.stdout) == (CURL_TIMEOUT_EXIT, "")
