@@ -125,8 +125,11 @@ def http_get(cluster: SvcnetCluster, node: str, port: int, path: str = "/") -> t
 def health_check(cluster: SvcnetCluster, node: str, port: int, status: int) -> tuple[int, dict[str, str], Any]:
     """The node's answer on the health check port, once it has the status (the proxy opens the port and
     takes the endpoint counts in the sync after it sees them)."""
-    return wait_for(lambda: (lambda answer: answer if answer[0] == status else None)(http_get(cluster, node, port)),
-                    timeout=30, interval=0.2, what=f"{node}'s health check answering {status}")
+    def answered() -> tuple[int, dict[str, str], Any] | None:
+        answer = http_get(cluster, node, port)
+        return answer if answer[0] == status else None
+
+    return wait_for(answered, timeout=30, interval=0.2, what=f"{node}'s health check answering {status}")
 
 
 def test_a_load_balancer_with_local_policy_gets_a_health_check_node_port(cluster: SvcnetCluster) -> None:
