@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -59,6 +60,7 @@ from svcnet.proxy import flags, kpconfig, render_cli
 from svcnet.proxy.changes import ChangeTracker
 from svcnet.proxy.cleanup import MODE_NFTABLES, cleanup_nftables_mode, cleanup_other_modes
 from svcnet.proxy.conntrack import Conntrack, ConntrackTable
+from svcnet.proxy.healthcheck import ANY_IPV4, ANY_IPV6, HealthCheckSnapshot, Listener, ServiceHealthTable
 from svcnet.proxy.iptables.apply import IptablesApplier, IptablesBackend, cleanup
 from svcnet.proxy.metrics import (
     METRICS_CONTENT_TYPE,
@@ -221,7 +223,8 @@ class ProxyDaemon:
                  min_sync_period: float = 1.0, sync_period: float = 30.0,
                  conntrack: Conntrack | None = None, monitor_interval: float | None = None,
                  clock: Any = time.monotonic, writer: RuleWriter | None = None,
-                 remove_rules: Callable[[], object] | None = None) -> None:
+                 remove_rules: Callable[[], object] | None = None,
+                 listen: Callable[[str, int], socket.socket] | None = None) -> None:
         self.client = client
         self.backend = backend
         self.settings = settings
@@ -237,6 +240,12 @@ class ProxyDaemon:
         self.metrics = ProxyMetrics(started_at=time.time())
         # kube-proxy's health timeout: two sync periods (30 s each by default).
         self.health = ProxyHealth(timeout=2 * (sync_period or 30.0))
+        # The health check node ports of externalTrafficPolicy Local Services (none without `listen`).
+        self.service_health = ServiceHealthServer(
+            listen, lambda: self.health.healthy(self.clock()),
+            on_failure=self._health_check_failed) if listen is not None else None
+        self._events: Any = None
+        self._event_tasks: set[asyncio.Future[None]] = set()
         self.clock = clock
         self.node_present = False
         self.initial_sync_done = asyncio.Event()
@@ -312,6 +321,30 @@ class ProxyDaemon:
         async with self._synced:
             self._synced.notify_all()
 
+    def _health_check_failed(self, listener: Listener, error: Exception) -> None:
+        """kube-proxy's Warning Event on the Service when its health check port cannot be opened; recorded in
+        the background, as client-go's recorder does, so a slow or absent API server never holds up a sync."""
+        import datetime as dt
+
+        from svcnet.client.events import EventRecorder
+
+        if self._events is None:
+            self._events = EventRecorder(self.client, "kube-proxy", lambda: dt.datetime.now(dt.UTC))
+        namespace, _, name = listener.service.partition("/")
+        # As upstream, the reference names the Service but carries no real uid: the proxy keeps none.
+        service = {"kind": "Service", "apiVersion": "v1",
+                   "metadata": {"namespace": namespace, "name": name, "uid": listener.service}}
+        message = (f"node {self.settings.node_name} failed to start healthcheck {json.dumps(listener.service)} "
+                   f"on port {listener.port}: {error}")
+        task = asyncio.ensure_future(self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck", message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_recorded)
+
+    def _event_recorded(self, task: asyncio.Future[None]) -> None:
+        self._event_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("health check event not recorded: %s", task.exception())
+
     # --- syncing ---------------------------------------------------------------------------------------------
 
     async def _sync(self, reason: str) -> None:
@@ -327,6 +360,8 @@ class ProxyDaemon:
         self.metrics.record(outcome_of(result), time.time())
         if result.ok:
             self.health.updated(stamp_now())
+            if self.service_health is not None:
+                await self.service_health.sync(result.health_checks)
         async with self._synced:
             self._synced.notify_all()
         if result.ok:
@@ -428,6 +463,10 @@ class ProxyDaemon:
                         await task
             for informer in self._informers:
                 await informer.stop()
+            if self.service_health is not None:
+                await self.service_health.close()
+            for event in list(self._event_tasks):
+                event.cancel()
 
 
 # --- HTTP: metrics and health ------------------------------------------------------------------------------------
@@ -475,6 +514,80 @@ async def serve_http(daemon: ProxyDaemon, sock: socket.socket, *, metrics: bool,
     await app_runner.setup()
     await web.SockSite(app_runner, sock).start()
     return app_runner
+
+
+class ServiceHealthServer:
+    """The sockets of kube-proxy's service health server: the listeners ServiceHealthTable asks for, each
+    answering with the table's answer for its Service. `listen` binds inside the node's namespace."""
+
+    def __init__(self, listen: Callable[[str, int], socket.socket], proxy_healthy: Callable[[], bool], *,
+                 on_failure: Callable[[Listener, Exception], None] | None = None) -> None:
+        self.table = ServiceHealthTable()
+        self._listen = listen
+        self._proxy_healthy = proxy_healthy
+        self._on_failure = on_failure
+        self._runners: dict[str, Any] = {}
+
+    async def sync(self, snapshot: HealthCheckSnapshot) -> None:
+        """After a successful sync: close and open listeners, then take the new endpoint counts."""
+        changes = self.table.sync_services(snapshot.ports, snapshot.addresses)
+        for listener in changes.close:
+            log.info("closing health check of %s on port %d", listener.service, listener.port)
+            runner = self._runners.pop(listener.service, None)
+            if runner is not None:
+                await runner.cleanup()
+        for listener in changes.open:
+            await self._open(listener)
+        self.table.sync_endpoints(snapshot.local_endpoints)
+
+    async def _open(self, listener: Listener) -> None:
+        sockets: list[socket.socket] = []
+        try:
+            for address in listener.addresses:
+                sockets.append(await asyncio.to_thread(self._bind, address, listener.port))
+        except (OSError, KernelError) as exc:
+            for sock in sockets:
+                sock.close()
+            # As kube-proxy: logged, and tried again after the next sync.
+            log.error("failed to start health check of %s on port %d: %s", listener.service, listener.port, exc)
+            if self._on_failure is not None:
+                self._on_failure(listener, exc)
+            return
+        self._runners[listener.service] = await self._serve(listener.service, sockets)
+        self.table.opened(listener)
+        log.info("serving health check of %s on %s port %d", listener.service, ", ".join(listener.addresses),
+                 listener.port)
+
+    def _bind(self, address: str, port: int) -> socket.socket:
+        try:
+            return self._listen(address, port)
+        except OSError:
+            if address != ANY_IPV6:
+                raise
+            return self._listen(ANY_IPV4, port)  # no IPv6 in the namespace: every IPv4 address
+
+    async def _serve(self, service: str, sockets: list[socket.socket]) -> Any:
+        from aiohttp import web
+
+        async def answer(_: web.Request) -> web.StreamResponse:
+            result = self.table.answer(service, self._proxy_healthy())
+            if result is None:
+                return web.Response(status=200)
+            return web.Response(body=result.body.encode(), status=result.status, headers=dict(result.headers))
+
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", answer)  # any path and method, as upstream's handler
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        return runner
+
+    async def close(self) -> None:
+        for runner in self._runners.values():
+            await runner.cleanup()
+        self._runners.clear()
+        self.table = ServiceHealthTable()
 
 
 def open_listeners(cfg: DaemonConfig, listen: Callable[[str, int], socket.socket],
@@ -597,13 +710,14 @@ async def run_proxy(cfg: DaemonConfig, backend: IptablesBackend | None = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with ApiClient(_client_config(cfg), component="proxy") as client:
+        listen_in_node = listen or partial(listen_tcp_in_netns, cfg.netns)
         daemon = ProxyDaemon(client, backend, settings, min_sync_period=cfg.min_sync_period,
-                             sync_period=cfg.sync_period, conntrack=conntrack, **mode_parts)
+                             sync_period=cfg.sync_period, conntrack=conntrack, listen=listen_in_node, **mode_parts)
         if nfacct is not None and settings.mode == kpconfig.MODE_IPTABLES:
             daemon.metrics.nfacct_packets = partial(read_packets, nfacct, [c for c, _, _ in NFACCT_METRICS])
         try:
             # As kube-proxy on a node: the ports are the node's, so the sockets live in its namespace.
-            listeners = open_listeners(cfg, listen or partial(listen_tcp_in_netns, cfg.netns))
+            listeners = open_listeners(cfg, listen_in_node)
         except (OSError, KernelError) as exc:
             log.error("cannot serve metrics/health in %s: %s", cfg.netns, exc)
             return 1

@@ -40,6 +40,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from svcnet.kernel.iptables import IptablesError, RestoreFailed
 from svcnet.proxy.changes import ChangeTracker, SyncInput
 from svcnet.proxy.conntrack import Conntrack, ConntrackFilter, clean_stale_entries
+from svcnet.proxy.healthcheck import (
+    HealthCheckSnapshot,
+    health_check_port,
+    listen_addresses,
+    local_ready_endpoints,
+    merge_families,
+)
 from svcnet.proxy.iptables.apply import (
     IptablesBackend,
     canary_present,
@@ -198,6 +205,8 @@ class SyncResult:
     seconds: float
     families: tuple[FamilySync, ...] = ()
     trigger_times: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The health check node ports and local ready endpoints the rules now reflect (healthcheck.py).
+    health_checks: HealthCheckSnapshot = field(default_factory=HealthCheckSnapshot)
 
     @property
     def error(self) -> str:
@@ -211,6 +220,9 @@ class _FamilyState:
     sorted_plans: tuple[ServicePortPlan, ...] | None = None
     config: ProxyConfig | None = None
     large_cluster: bool = False  # as of the last sync
+    # Services with a healthCheckNodePort: (port, local ready endpoints), kept like the plans.
+    health_checks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    nodeport_ips: tuple[str, ...] | None = None  # as of the last plan (None: every local address)
 
 
 def _writes_nothing(restore_text: str) -> bool:
@@ -402,7 +414,14 @@ class RuleSyncer:
         return SyncResult(ok=ok, full=full or any(r.full for r in results), reason=reason,
                           changed=None if full else sync_input.changed,
                           seconds=time.perf_counter() - started, families=tuple(results),
-                          trigger_times=sync_input.trigger_times)
+                          trigger_times=sync_input.trigger_times, health_checks=self.health_checks())
+
+    def health_checks(self) -> HealthCheckSnapshot:
+        """The Services that need a health check listener on this node, and their local ready endpoints."""
+        states = self._families.values()
+        ports, counts = merge_families(state.health_checks for state in states)
+        return HealthCheckSnapshot(ports, counts, listen_addresses((s.nodeport_ips for s in states),
+                                                                   self._families))
 
     def _periodic_sync_is_full(self, now: float) -> bool:
         large = any(state.large_cluster for state in self._families.values())
@@ -420,6 +439,7 @@ class RuleSyncer:
         assert state.sorted_plans is not None
         plan = assemble_plan(self.settings.node_name, config, state.sorted_plans, frozenset(state.plans))
         state.large_cluster = plan.large_cluster
+        state.nodeport_ips = plan.nodeport_ips
         return self.writer.write(plan, full=full, changed=None if full else sync_input.changed)
 
     def _update_plans(self, family: str, state: _FamilyState, sync_input: SyncInput, full: bool,
@@ -431,6 +451,8 @@ class RuleSyncer:
             keys = tracker.synced_service_keys()
             for gone in [k for k in state.plans if k not in keys]:
                 del state.plans[gone]
+            for gone in [k for k in state.health_checks if k not in keys]:
+                del state.health_checks[gone]
         else:
             keys = sync_input.changed
         keys_changed = full or state.sorted_keys is None
@@ -438,10 +460,12 @@ class RuleSyncer:
         for key in keys:
             infos = tracker.synced_service_ports(key, family)
             if not infos:
+                state.health_checks.pop(key, None)
                 if state.plans.pop(key, None) is not None:
                     keys_changed = plans_changed = True
                 continue
             endpoints = tracker.synced_endpoints(key, family)
+            _note_health_check(state, key, infos, endpoints)
             plans = tuple(plan_service_port(info, endpoints.get(info.name, ()), zone) for info in infos)
             old = state.plans.get(key)
             if old is None:
@@ -477,6 +501,15 @@ class RuleSyncer:
     @property
     def families(self) -> tuple[str, ...]:
         return tuple(self._families)
+
+
+def _note_health_check(state: _FamilyState, key: str, infos: Sequence[Any],
+                       endpoints: Mapping[Any, tuple[Any, ...]]) -> None:
+    port = health_check_port(infos)
+    if port:
+        state.health_checks[key] = (port, local_ready_endpoints(ep for eps in endpoints.values() for ep in eps))
+    else:
+        state.health_checks.pop(key, None)
 
 
 def default_families(cluster_cidrs: Sequence[str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from svcnet.client.events import EVENTS
 from svcnet.controllers.base import ENDPOINTSLICES, NODES, SERVICES
 from svcnet.proxy import daemon
 from svcnet.proxy.daemon import ProxyDaemon, UsageError, build_parser, config_from_args, parse_duration
@@ -183,9 +184,10 @@ def reach(fake: FakeIptables) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def running(api: FakeApi, fake: FakeIptables) -> AsyncIterator[ProxyDaemon]:
+async def running(api: FakeApi, fake: FakeIptables, listen=None) -> AsyncIterator[ProxyDaemon]:
     settings = ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",))
-    proxy = ProxyDaemon(api, fake, settings, min_sync_period=0, sync_period=3600, monitor_interval=3600)
+    proxy = ProxyDaemon(api, fake, settings, min_sync_period=0, sync_period=3600, monitor_interval=3600,
+                        listen=listen)
     stop = asyncio.Event()
     task = asyncio.create_task(proxy.run(stop))
     try:
@@ -308,6 +310,87 @@ async def test_the_http_servers_answer_as_kube_proxys_metrics_and_health_servers
                     await server.cleanup()
                 metrics_sock.close()
                 health_sock.close()
+
+
+class LoopbackListen:
+    """The node's health check ports, bound on loopback at free ports: {(address, health port): real port}."""
+
+    def __init__(self) -> None:
+        self.bound: dict[tuple[str, int], int] = {}
+        self.refuse: set[int] = set()
+
+    def __call__(self, host: str, port: int) -> socket.socket:
+        if port in self.refuse:
+            raise OSError(98, "Address already in use")
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.setblocking(False)
+        self.bound[host, port] = sock.getsockname()[1]
+        return sock
+
+    def url(self, port: int, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.bound['0.0.0.0', port]}{path}"
+
+
+LB_LOCAL = service("default", "web", "10.96.0.9", port("http", 80, node_port=30080), type="LoadBalancer",
+                   externalTrafficPolicy="Local", healthCheckNodePort=31500)
+
+
+def web_slice(*endpoints: dict) -> dict:
+    return endpoint_slice("default", "web", list(endpoints), port("http", 8080))
+
+
+async def test_the_health_check_node_port_answers_with_the_nodes_local_endpoints():
+    from aiohttp import ClientSession
+
+    listen = LoopbackListen()
+    async with FakeApi() as api:
+        await api.create(NODES, None, NODE)
+        await api.create(SERVICES, "default", LB_LOCAL)
+        created = await api.create(ENDPOINTSLICES, "default", web_slice(endpoint("10.244.1.5", "node-1"),
+                                                                         endpoint("10.244.2.5", "node-2")))
+        async with running(api, FakeIptables(["192.168.0.106"]), listen) as proxy, ClientSession() as http:
+            await until(proxy, lambda: ("0.0.0.0", 31500) in listen.bound)
+            async with http.get(listen.url(31500, "/any/path")) as r:
+                assert r.status == 200
+                assert (r.headers["Content-Type"], r.headers["X-Content-Type-Options"],
+                        r.headers["X-Load-Balancing-Endpoint-Weight"]) == ("application/json", "nosniff", "1")
+                assert await r.text() == ('{\n\t"service": {\n\t\t"namespace": "default",\n\t\t"name": "web"\n\t},'
+                                          '\n\t"localEndpoints": 1,\n\t"serviceProxyHealthy": true\n}')
+            created["endpoints"] = created["endpoints"][1:]  # only node-2's pod is left
+            await api.update(ENDPOINTSLICES, "default", created)
+            await until(proxy, lambda: proxy.last_result is not None and proxy.last_result.changed is not None)
+            async with http.head(listen.url(31500)) as r:
+                assert r.status == 503 and r.headers["X-Load-Balancing-Endpoint-Weight"] == "0"
+            async with http.post(listen.url(31500, "/healthz")) as r:
+                assert json.loads(await r.text())["localEndpoints"] == 0
+
+
+async def test_a_health_check_closes_with_its_service_and_a_failed_one_is_retried():
+    from aiohttp import ClientConnectionError, ClientSession
+
+    listen = LoopbackListen()
+    listen.refuse.add(31500)
+    async with FakeApi() as api:
+        await api.create(NODES, None, NODE)
+        svc = await api.create(SERVICES, "default", LB_LOCAL)
+        async with running(api, FakeIptables(["192.168.0.106"]), listen) as proxy, ClientSession() as http:
+            await until(proxy, lambda: proxy.initial_sync_done.is_set())
+            assert proxy.service_health is not None and proxy.service_health.table.listeners == ()
+            await asyncio.wait_for(asyncio.gather(*proxy._event_tasks), 10)
+            [event] = api.objects(EVENTS)
+            assert (event["type"], event["reason"], event["involvedObject"]["name"]) == (
+                "Warning", "FailedToStartServiceHealthcheck", "web")
+            assert event["message"].startswith('node node-1 failed to start healthcheck "default/web" on port 31500')
+            listen.refuse.clear()  # the port is free now: the next sync opens it
+            await api.create(SERVICES, "default", service("default", "other", "10.96.0.10", port("http", 80)))
+            await until(proxy, lambda: ("0.0.0.0", 31500) in listen.bound)
+            async with http.get(listen.url(31500)) as r:
+                assert r.status == 503
+            await api.delete(SERVICES, "default", svc["metadata"]["name"])
+            await until(proxy, lambda: proxy.service_health.table.listeners == ())
+            with pytest.raises(ClientConnectionError):
+                async with http.get(listen.url(31500)):
+                    pass
 
 
 async def test_a_failed_restore_is_retried_as_a_full_sync():

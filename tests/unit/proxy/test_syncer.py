@@ -395,3 +395,59 @@ def test_in_a_large_cluster_periodic_syncs_are_partial_and_a_full_one_runs_hourl
     now[0] += FULL_SYNC_PERIOD
     hourly = syncer.sync(reason=REASON_PERIODIC)
     assert hourly.full and len(reach(fake)) == 1001
+
+
+# --- the health check node ports a sync leaves for the service health server --------------------------------------
+
+def lb_local(name: str = "web", health: int = 31500, **spec) -> dict:
+    values = {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": health}
+    values.update(spec)
+    return service("default", name, "10.96.0.9", {**port("http", 80), "nodePort": 30080}, **values)
+
+
+def web_slice(*endpoints: dict) -> dict:
+    return endpoint_slice("default", "web", list(endpoints), port("http", 8080))
+
+
+def test_a_sync_reports_local_ready_endpoints_of_load_balancers_with_local_policy():
+    tracker, _, syncer = make_syncer()
+    tracker.service_update(None, lb_local())
+    tracker.endpoint_slice_update(web_slice(endpoint("10.244.1.5", "node-1"), endpoint("10.244.1.6", "node-1"),
+                                            endpoint("10.244.2.5", "node-2"),
+                                            endpoint("10.244.1.7", "node-1", ready=False)))
+    result = syncer.sync()
+    assert dict(result.health_checks.ports) == {"default/web": 31500}
+    assert dict(result.health_checks.local_endpoints) == {"default/web": 2}
+    assert result.health_checks.addresses == ("0.0.0.0",)
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "NodePort", "externalTrafficPolicy": "Local", "healthCheckNodePort": 0},
+    {"externalTrafficPolicy": "Cluster", "healthCheckNodePort": 0},
+], ids=["nodeport-local", "lb-cluster"])
+def test_services_without_a_health_check_node_port_get_no_listener(spec):
+    tracker, _, syncer = make_syncer()
+    tracker.service_update(None, lb_local(**spec))
+    assert dict(syncer.sync().health_checks.ports) == {}
+
+
+def test_partial_syncs_follow_endpoints_and_a_deleted_service_goes():
+    tracker, _, syncer = make_syncer()
+    svc = lb_local()
+    tracker.service_update(None, svc)
+    tracker.endpoint_slice_update(web_slice(endpoint("10.244.2.5", "node-2")))
+    assert dict(syncer.sync().health_checks.local_endpoints) == {"default/web": 0}
+    tracker.endpoint_slice_update(web_slice(endpoint("10.244.1.5", "node-1")))
+    result = syncer.sync()
+    assert not result.full and dict(result.health_checks.local_endpoints) == {"default/web": 1}
+    tracker.service_update(svc, None)
+    assert dict(syncer.sync().health_checks.ports) == {}
+
+
+def test_nodeport_addresses_choose_where_health_checks_listen():
+    tracker = ChangeTracker("node-1", ("IPv4",))
+    settings = ProxySettings("node-1", cluster_cidrs=("10.244.0.0/16",), node_ips=(NODE_IP,),
+                             nodeport_addresses=("192.168.0.0/24",))
+    syncer = RuleSyncer(tracker, FakeIptables([NODE_IP]), settings)
+    tracker.service_update(None, lb_local())
+    assert syncer.sync().health_checks.addresses == (NODE_IP,)
