@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from svcnet.agent import lifecycle, podstatus
 from svcnet.agent import network as podnet
-from svcnet.agent import podstatus
 from svcnet.agent.configsource import ConfigSource, SourceError
 from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
 from svcnet.agent.envvars import container_env, env_sources, process_env, service_env, source_data
@@ -314,8 +314,11 @@ class NodeAgent:
         sandbox = self.runtime.get_sandbox(key)
         if sandbox is not None:
             grace = grace_seconds(pod)
-            for name in self._running_containers(sandbox, pod):
+            running = self._running_containers(sandbox, pod)
+            for name in running:
                 self._event(pod, "Normal", "Killing", f"Stopping container {name}")
+            # Each container as kubelet kills it, all at once: its preStop hook, then SIGTERM.
+            await asyncio.gather(*(self._kill_container(pod, sandbox, name, grace) for name in running))
             await self.runtime.remove_pod(sandbox, grace)
         await self._net(podnet.teardown_pod_network, self.kernel, self.node, key.uid, self.leases)
         self._tear_down_volumes(key)
@@ -326,6 +329,25 @@ class NodeAgent:
             if exc.code not in (404, 409):  # gone already, or a new pod of that name: nothing left for us
                 raise
         self.states.pop(key.uid, None)
+
+    async def _kill_container(self, pod: Obj, sandbox: Sandbox, name: str, grace: float) -> None:
+        """preStop (bounded by the grace period), then SIGTERM with what is left of it (2 s at least)."""
+        container = next((c for c in containers_of(pod, "initContainers") + containers_of(pod, "containers")
+                          if c.get("name") == name), {})
+        if lifecycle.pre_stop_handler(container) is None:
+            return  # remove_pod stops it with the whole grace period
+        pod_ip = next(iter(self._ips(pod)), "") or str(status_of(pod).get("podIP") or "")
+        target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ip,
+                             ports=named_ports(container), exec_command=exec_in_pod_runner(sandbox.infra),
+                             name=f"{object_key(pod)}/{name}")
+        outcome = await lifecycle.run_pre_stop(container, target, grace)
+        if outcome.error:
+            log.warning("pod %s: preStop hook failed: %s", object_key(pod), outcome.error)
+            # kubelet keeps the hook's output out of the event (it may hold secrets).
+            self._event(pod, "Warning", lifecycle.FAILED_PRE_STOP_HOOK, "PreStopHook failed")
+        elif outcome.timed_out:
+            log.info("pod %s: preStop hook of %s not completed in the grace period", object_key(pod), name)
+        await self.runtime.stop_container(sandbox, name, outcome.grace_left)
 
     async def _stop_terminal(self, pod: Obj, state: PodState) -> None:
         """A Succeeded/Failed pod: its processes and network go; its files (logs) stay until it is deleted."""
