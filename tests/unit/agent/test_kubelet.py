@@ -400,6 +400,19 @@ async def test_a_deleted_pods_pre_stop_hook_runs_before_sigterm_and_uses_up_its_
     assert ("drain", 7.0) in node.runtime.removed
 
 
+async def test_force_deleting_a_pod_in_a_long_pre_stop_hook_ends_the_hook_and_stops_it_with_two_seconds(
+        node: Node) -> None:
+    app = {"name": "app", "image": "k8s.gcr.io/serve_hostname", "lifecycle": {"preStop": {"sleep": {"seconds": 60}}}}
+    pod = await node.api.create(PODS, "default", make_pod("slow", containers=[app], terminationGracePeriodSeconds=90))
+    await until(lambda: _running_pod(node, "slow"))
+    await mark_deleting(node.api, "slow", 90)
+    uid = pod["metadata"]["uid"]
+    await until(lambda: uid in node.agent.states and node.agent.states[uid].kill_grace == 90)
+    await node.api.delete(PODS, "default", "slow", grace_period_seconds=0)  # kubectl delete --force --grace-period=0
+    await until(lambda: ("slow", 2.0) in node.runtime.removed)  # not after the hook's 60 s
+    assert [s for s in node.runtime.stopped if s[0] == "slow"] == [("slow", "app", 2.0)]
+
+
 async def test_a_failing_pre_stop_hook_is_a_warning_event_and_the_pod_still_goes(node: Node) -> None:
     hook = {"httpGet": {"path": "/quit", "port": 8080}}  # nothing to connect to in the fake pod namespace
     app = {"name": "app", "image": "k8s.gcr.io/serve_hostname", "lifecycle": {"preStop": hook}}
