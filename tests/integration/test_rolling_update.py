@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.agent.network import pod_namespace
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -163,3 +164,17 @@ def test_when_every_endpoint_is_terminating_the_service_answers_from_the_serving
     answers = [cluster.kubectl("exec", CLIENT, "--", "curl", "-sS", "-m", "5", f"http://{cluster_ip}/").stdout
                for _ in range(6)]
     assert set(answers) <= pods and answers
+
+
+def test_force_deleting_a_pod_in_its_pre_stop_hook_ends_the_hook(cluster: SvcnetCluster) -> None:
+    """`kubectl delete --force --grace-period=0` on a pod in a long hook: the agent stops it without waiting."""
+    terminating = [p for p in cluster.pods("app=drain") if p["metadata"].get("deletionTimestamp")]
+    if not terminating:  # the fallback test above leaves drain's pods in their 120 s hook
+        cluster.kubectl("scale", "deploy/drain", "--replicas=0")
+        terminating = wait_for(lambda: cluster.pods("app=drain"), timeout=30, what="drain's pods terminating")
+    pod = terminating[0]
+    netns = pod_namespace(cluster.cluster_id, pod["metadata"]["uid"])
+    assert netns in cluster.namespaces()  # still in its hook, network and all
+    cluster.kubectl("delete", "pod", pod["metadata"]["name"], "--force", "--grace-period=0")
+    # The hook had ~2 minutes left: the agent cut it, SIGTERM'd with 2 s, and removed the pod's network.
+    wait_for(lambda: netns not in cluster.namespaces(), timeout=60, interval=0.3, what=f"{netns} removed")
