@@ -29,14 +29,14 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from svcnet.agent import lifecycle, podstatus
 from svcnet.agent import network as podnet
-from svcnet.agent import podstatus
 from svcnet.agent.configsource import ConfigSource, SourceError
 from svcnet.agent.dnsconfig import PodDnsError, sandbox_config
 from svcnet.agent.envvars import container_env, env_sources, process_env, service_env, source_data
@@ -89,6 +89,22 @@ NAMESPACE_INDEX = "namespace"
 MOUNT_RETRY_SECONDS = 2.0
 assert PODS is not None
 StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest instance, by name
+
+async def _unless_cut(work: Awaitable[T], state: PodState) -> T | None:
+    """The work's result, or None if the pod's grace period is cut first (the work is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    cut = asyncio.create_task(state.grace_cut.wait())
+    try:
+        await asyncio.wait({task, cut}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cut.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
 
 class ContainerRuntime(Protocol):
     """What the agent needs of svcnet.runtime.containers.Runtime (tests use an in-memory one)."""
@@ -180,8 +196,8 @@ class NodeAgent:
         leaked = await self._net(podnet.release_leaked_leases, self.kernel, self.node.cluster_id, self.leases)
         for lease in leaked:
             log.info("freed the lease of %s for pod %s: its namespace is gone", lease.ipv4, lease.pod_uid)
-        self.pods.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._enqueue(new),
-                              on_delete=self._enqueue)
+        self.pods.add_handler(on_add=self._enqueue, on_update=lambda old, new: self._pod_changed(new),
+                              on_delete=lambda pod: self._pod_changed(pod, gone=True))
         self.pods.start()
         self.services.start()
         # As kubelet, which refuses to build a container's environment before it read the Services once.
@@ -240,6 +256,17 @@ class NodeAgent:
 
     def _enqueue(self, pod: Obj) -> None:
         self.queue.add(object_key(pod))
+
+    def _pod_changed(self, pod: Obj, gone: bool = False) -> None:
+        """Queue the pod; a pod being killed whose grace the API shortened is told at once (its sync is busy)."""
+        state = self.states.get(uid_of(pod))
+        if state is not None and state.kill_grace is not None:
+            # Force-deleted: kubelet's floor of 1 s (and killContainer's 2 s) still applies.
+            grace = 1.0 if gone else max(1.0, grace_seconds(pod))
+            if grace < state.kill_grace:
+                state.kill_grace = grace
+                state.grace_cut.set()
+        self._enqueue(pod)
 
     def _event(self, pod: Obj, event_type: str, reason: str, message: str) -> None:
         """Record an event without holding up the sync (events are best effort, as upstream's)."""
@@ -314,9 +341,13 @@ class NodeAgent:
         sandbox = self.runtime.get_sandbox(key)
         if sandbox is not None:
             grace = grace_seconds(pod)
-            for name in self._running_containers(sandbox, pod):
+            running = self._running_containers(sandbox, pod)
+            for name in running:
                 self._event(pod, "Normal", "Killing", f"Stopping container {name}")
-            await self.runtime.remove_pod(sandbox, grace)
+            state.kill_grace = grace
+            # Each container as kubelet kills it, all at once: its preStop hook, then SIGTERM.
+            await asyncio.gather(*(self._kill_container(pod, state, sandbox, name) for name in running))
+            await self.runtime.remove_pod(sandbox, max(state.kill_grace, lifecycle.MINIMUM_GRACE_SECONDS))
         await self._net(podnet.teardown_pod_network, self.kernel, self.node, key.uid, self.leases)
         self._tear_down_volumes(key)
         try:
@@ -326,6 +357,31 @@ class NodeAgent:
             if exc.code not in (404, 409):  # gone already, or a new pod of that name: nothing left for us
                 raise
         self.states.pop(key.uid, None)
+
+    async def _kill_container(self, pod: Obj, state: PodState, sandbox: Sandbox, name: str) -> None:
+        """preStop (bounded by the grace period), then SIGTERM with what is left of it (2 s at least).
+
+        A grace period the API cuts short ends the hook and the wait for SIGTERM's effect early."""
+        assert state.kill_grace is not None
+        container = next((c for c in containers_of(pod, "initContainers") + containers_of(pod, "containers")
+                          if c.get("name") == name), {})
+        grace_left = state.kill_grace
+        if lifecycle.pre_stop_handler(container) is not None:
+            pod_ip = next(iter(self._ips(pod)), "") or str(status_of(pod).get("podIP") or "")
+            target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ip, ports=named_ports(container),
+                                 exec_command=exec_in_pod_runner(sandbox.infra), name=f"{object_key(pod)}/{name}")
+            outcome = await _unless_cut(lifecycle.run_pre_stop(container, target, state.kill_grace), state)
+            if outcome is not None:
+                grace_left = outcome.grace_left
+                if outcome.error:
+                    log.warning("pod %s: preStop hook failed: %s", object_key(pod), outcome.error)
+                    # kubelet keeps the hook's output out of the event (it may hold secrets).
+                    self._event(pod, "Warning", lifecycle.FAILED_PRE_STOP_HOOK, "PreStopHook failed")
+                elif outcome.timed_out:
+                    log.info("pod %s: preStop hook of %s not completed in the grace period", object_key(pod), name)
+        grace_left = max(min(grace_left, state.kill_grace), lifecycle.MINIMUM_GRACE_SECONDS)
+        if await _unless_cut(self.runtime.stop_container(sandbox, name, grace_left), state) is None:
+            await self.runtime.stop_container(sandbox, name, max(state.kill_grace, lifecycle.MINIMUM_GRACE_SECONDS))
 
     async def _stop_terminal(self, pod: Obj, state: PodState) -> None:
         """A Succeeded/Failed pod: its processes and network go; its files (logs) stay until it is deleted."""

@@ -50,6 +50,10 @@ class PodState:
     # What the last sync decided that a status written between syncs (a probe's verdict) must repeat:
     waiting: dict[str, Any] = field(default_factory=dict)  # containers waiting on a back-off, by name
     init_failed: bool = False
+    # While its containers are being killed: the grace period in force, and set when the API cut it
+    # (a shorter deletionGracePeriodSeconds, or the pod force-deleted): kubelet's shortened kill.
+    kill_grace: float | None = None
+    grace_cut: asyncio.Event = field(default_factory=asyncio.Event)
 
     def cancel_tasks(self) -> None:
         for watch in self.probes.values():

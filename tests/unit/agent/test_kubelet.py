@@ -17,6 +17,7 @@ from svcnet.agent.network import pod_namespace
 from svcnet.agent.node import LEASES, NODES, HostFacts
 from svcnet.agent.probes import ProbeRunner, Result
 from svcnet.api.objects import status_of
+from svcnet.client.events import EVENTS
 from svcnet.cluster.topology import apply_topology, plan_topology
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.containers import ContainerSpec, ContainerStatus, RunState
@@ -381,6 +382,51 @@ async def test_deleted_pod_is_stopped_with_its_grace_then_removed_and_finalized_
     assert pod_namespace("t1", uid) not in node.kernel.list_namespaces()
     assert LeaseStore(node.tmp_path / "ipam" / "leases.json", "10.244.1.0/24", "fd00:10:244:1::/64").load().lease_for(uid) is None
     assert [a.verb for a in node.api.actions if a.plural == "pods" and a.name == "bye"][-1] == "delete"
+
+
+async def test_a_deleted_pods_pre_stop_hook_runs_before_sigterm_and_uses_up_its_grace(node: Node) -> None:
+    """kubelet's killContainer: the hook first (the container keeps running), SIGTERM with what grace is left."""
+    app = {"name": "app", "image": "k8s.gcr.io/serve_hostname", "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}
+    await node.api.create(PODS, "default", make_pod("drain", containers=[app]))
+    await until(lambda: _running_pod(node, "drain"))
+    await mark_deleting(node.api, "drain", 7)
+
+    async def gone() -> bool:
+        return not any(o["metadata"]["name"] == "drain" for o in node.api.objects(PODS))
+
+    await until(gone)
+    # Stopped with the grace less the second the hook took; remove_pod then finds nothing running.
+    assert [s for s in node.runtime.stopped if s[0] == "drain"] == [("drain", "app", 6.0)]
+    assert ("drain", 7.0) in node.runtime.removed
+
+
+async def test_force_deleting_a_pod_in_a_long_pre_stop_hook_ends_the_hook_and_stops_it_with_two_seconds(
+        node: Node) -> None:
+    app = {"name": "app", "image": "k8s.gcr.io/serve_hostname", "lifecycle": {"preStop": {"sleep": {"seconds": 60}}}}
+    pod = await node.api.create(PODS, "default", make_pod("slow", containers=[app], terminationGracePeriodSeconds=90))
+    await until(lambda: _running_pod(node, "slow"))
+    await mark_deleting(node.api, "slow", 90)
+    uid = pod["metadata"]["uid"]
+    await until(lambda: uid in node.agent.states and node.agent.states[uid].kill_grace == 90)
+    await node.api.delete(PODS, "default", "slow", grace_period_seconds=0)  # kubectl delete --force --grace-period=0
+    await until(lambda: ("slow", 2.0) in node.runtime.removed)  # not after the hook's 60 s
+    assert [s for s in node.runtime.stopped if s[0] == "slow"] == [("slow", "app", 2.0)]
+
+
+async def test_a_failing_pre_stop_hook_is_a_warning_event_and_the_pod_still_goes(node: Node) -> None:
+    hook = {"httpGet": {"path": "/quit", "port": 8080}}  # nothing to connect to in the fake pod namespace
+    app = {"name": "app", "image": "k8s.gcr.io/serve_hostname", "lifecycle": {"preStop": hook}}
+    await node.api.create(PODS, "default", make_pod("stubborn", containers=[app]))
+    await until(lambda: _running_pod(node, "stubborn"))
+    await mark_deleting(node.api, "stubborn", 5)
+
+    def failed_hook_event() -> bool:
+        return any(e.get("reason") == "FailedPreStopHook" and e["involvedObject"]["name"] == "stubborn"
+                   and e.get("message") == "PreStopHook failed" for e in node.api.objects(EVENTS))
+
+    await until(failed_hook_event)
+    await until(lambda: not any(o["metadata"]["name"] == "stubborn" for o in node.api.objects(PODS)))
+    assert ("stubborn", "app", 5.0) in node.runtime.stopped
 
 
 async def _running_pod(node: Node, name: str) -> dict[str, Any] | None:
