@@ -152,7 +152,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
             started.append(_in_client(c, sys.executable, "-m", "tests.integration.dns.upstream", "53", "0.0.0.0"))
             assert started[-1].stdout is not None and started[-1].stdout.readline().strip() == "ready"
             started.append(_in_client(c, sys.executable, "-m", "http.server", str(HTTP_PORT), "--bind", CLIENT_IP,
-                                      "--directory", str(www)))
+                                      "--directory", str(www), output=subprocess.DEVNULL))
             c.kubectl("apply", "-f", "-", input=MANIFESTS)
             wait_for(lambda: is_running_ready(c.pod(CLIENT_POD)), timeout=90, interval=0.3, what="client pod ready")
             wait_for(lambda: len([p for p in c.pods(UDP_PODS) if is_running_ready(p)]) == 2, timeout=90,
@@ -166,8 +166,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
                 process.wait(timeout=10)
 
 
-def _in_client(c: SvcnetCluster, *command: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", c.client_namespace, *command], stdout=subprocess.PIPE,
+def _in_client(c: SvcnetCluster, *command: str, output: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """A process in the client namespace; its output piped (to read "ready") or dropped (a chatty log)."""
+    return subprocess.Popen(["ip", "netns", "exec", c.client_namespace, *command], stdout=output,
                             stderr=subprocess.STDOUT, text=True, cwd=REPO)
 
 
