@@ -46,6 +46,7 @@ CONTROLLER_ROLE_OF = {
     "statefulset": "statefulset-controller",
     "endpointslice": "endpointslice-controller",
     "endpoints": "endpoint-controller",
+    "endpointslicemirroring": "endpointslicemirroring-controller",
     "garbagecollector": "generic-garbage-collector",
     "podgc": "pod-garbage-collector",
     "nodelifecycle": "node-controller",

@@ -17,6 +17,7 @@ CONTROLLERS: dict[str, str] = {
     "statefulset": "svcnet.controllers.statefulset:StatefulSetController",
     "endpointslice": "svcnet.controllers.endpointslice:EndpointSliceController",
     "endpoints": "svcnet.controllers.endpoints:EndpointsController",
+    "endpointslicemirroring": "svcnet.controllers.endpointslicemirroring:EndpointSliceMirroringController",
     "garbagecollector": "svcnet.controllers.gc:GarbageCollector",
     "podgc": "svcnet.controllers.gc:PodGarbageCollector",
     "nodelifecycle": "svcnet.controllers.nodelifecycle:NodeLifecycleController",

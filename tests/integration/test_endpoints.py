@@ -209,7 +209,11 @@ def test_selectorless_service_keeps_user_endpoints(control_plane: ApiServerProce
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["subsets"] == [{"addresses": [{"ip": "192.0.2.10"}],
                                  "ports": [{"port": 5432, "protocol": "TCP"}]}]
-    assert service_slices(control_plane, "external-db") == []
+    # No computed slice: the only one is the mirroring controller's copy of the user's Endpoints.
+    mirrored = wait_for(lambda: service_slices(control_plane, "external-db"), timeout=15, what="the mirrored slice")
+    assert [s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] for s in mirrored] == \
+        ["endpointslicemirroring-controller.k8s.io"]
+    assert [e["addresses"] for e in mirrored[0]["endpoints"]] == [["192.0.2.10"]]
 
 
 def test_deleting_the_service_removes_its_slices_and_endpoints(seed: ApiServerProcess) -> None:

@@ -185,6 +185,12 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         (("update",), ("",), ("services/finalizers",)),
         (("get", "list", "watch", "create", "update", "delete"), ("discovery.k8s.io",), ("endpointslices",)),
         _EVENTS_RULE),
+    "endpointslicemirroring-controller": _rules(
+        (READ, ("",), ("services", "endpoints")),
+        (("update",), ("",), ("services/finalizers",)),
+        (("update",), ("",), ("endpoints/finalizers",)),
+        (("get", "list", "create", "update", "delete"), ("discovery.k8s.io",), ("endpointslices",)),
+        _EVENTS_RULE),
     "generic-garbage-collector": _rules(
         (("get", "list", "watch", "patch", "update", "delete"), ("*",), ("*",)),
         _EVENTS_RULE),
