@@ -5,7 +5,10 @@ Services whose selector matches the pod (old and new labels on a relabel),
 Service events enqueue the Service, slice events enqueue the Service their
 label names (someone else changed or deleted a slice we manage). reconcile()
 reads the caches, asks svcnet.core.endpoints.plan_endpoint_slices what to
-create, update and delete, and writes exactly that.
+create, update and delete, and writes exactly that. Topology hints ride on the
+same plan: Node events keep a core.TopologyCache of the zones' CPU shares (for
+the topology-mode Auto annotation) and re-sync the Services whose hints no
+longer fit; the plan's hint events are recorded on the Service.
 
 Two things keep it fast at thousands of Services:
 - pod -> Services and Service -> pods are index look-ups (ServicePodIndex),
