@@ -82,6 +82,18 @@ def _port(value: str) -> int:
     return port
 
 
+def _zones(value: str) -> tuple[str, ...]:
+    """`--zones a,b`: each must be a label value, as the zone label's."""
+    from svcnet.api.selectors.syntax import label_value_errors
+
+    zones = tuple(z.strip() for z in value.split(","))
+    for zone in zones:
+        errors = label_value_errors(zone) if zone else ["must not be empty"]
+        if errors:
+            raise argparse.ArgumentTypeError(f"zone {zone!r}: {errors[0]}")
+    return zones
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -99,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
-                 proxy_mode=args.proxy_mode)
+                 proxy_mode=args.proxy_mode, zones=args.zones)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -233,6 +245,9 @@ def _add_cluster_commands(sub: Any) -> None:
                         "(the cluster DNS pods, hence its upstreams) get (default: the host's /etc/resolv.conf)")
     p.add_argument("--proxy-mode", default="iptables", choices=["iptables", "nftables"],
                    help="every node's kube-proxy mode (default %(default)s)")
+    p.add_argument("--zones", type=_zones, default=(), metavar="ZONE,...",
+                   help="label the nodes topology.kubernetes.io/zone with these zones, round-robin "
+                        "(node-1 the first, node-2 the second, ...; default: no zone label)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

@@ -167,7 +167,8 @@ class NodeAgent:
         self.probe_runner = probe_runner
         self.listening_ports = listening_ports  # a pod namespace's LISTEN sockets, for probes' first try
         self.leases = LeaseStore(config.lease_path, node.pod_cidr_v4, node.pod_cidr_v6)
-        self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root))
+        self.identity = NodeIdentity(node.name, node.addresses, node.pod_cidrs, str(config.runtime_root),
+                                     zone=node.zone)
         facts = facts or host_facts()
         self.registration = NodeRegistration(api, self.identity, facts)
         self.sources = ConfigSource(api)

@@ -55,6 +55,7 @@ STATUS_REPORT_SECONDS = 300.0
 # Where the node keeps its runtime state, for `svcnet exec` on this host (kubectl reaches pods
 # through the node's kubelet API instead).
 RUNTIME_ROOT_ANNOTATION = "svcnet.agent/runtime-root"
+LABEL_ZONE = "topology.kubernetes.io/zone"
 
 NODES = lookup("", "v1", "nodes")
 LEASES = lookup("coordination.k8s.io", "v1", "leases")
@@ -68,6 +69,7 @@ class NodeIdentity:
     pod_cidrs: tuple[str, ...]
     runtime_root: str = ""
     kubelet_port: int = KUBELET_PORT  # where its kubelet API listens (status.daemonEndpoints)
+    zone: str = ""  # labelled topology.kubernetes.io/zone, as kubelet --node-labels would (kind does it so)
 
     @property
     def max_pods(self) -> int:
@@ -133,6 +135,8 @@ def node_object(identity: NodeIdentity, facts: HostFacts) -> Obj:
         "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                         "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
     }
+    if identity.zone:
+        metadata["labels"][LABEL_ZONE] = identity.zone
     if identity.runtime_root:
         metadata["annotations"][RUNTIME_ROOT_ANNOTATION] = identity.runtime_root
     spec: Obj = {}

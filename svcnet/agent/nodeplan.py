@@ -44,6 +44,7 @@ class NodePlan:
     gateway_v6: str | None
     bridge: str = NODE_BRIDGE
     bridge_mac: str = ""
+    zone: str = ""  # its topology.kubernetes.io/zone label ("": none), from `svcnet up --zones`
 
     @property
     def pod_cidrs(self) -> tuple[str, ...]:

@@ -33,10 +33,14 @@ class ClusterSpec:
     pod_cidr_v6: str | None = "fd00:10:244::/56"
     resolv_conf: str | None = None  # kubelet's --resolv-conf for every node; None: the host's
     proxy_mode: str = "iptables"  # every node's kube-proxy --proxy-mode: iptables or nftables
+    zones: tuple[str, ...] = ()  # `svcnet up --zones`: the nodes' topology.kubernetes.io/zone, round-robin
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zones", tuple(self.zones))  # a list when read back from cluster.json
 
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
-                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6)
+                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones)
 
 
 # ---- the data dir

@@ -137,8 +137,11 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   pod_cidr_v6: str | None = "fd00:10:244::/56", node_pod_prefix_v4: int = 24,
                   node_pod_prefix_v6: int = 64, first_node_host: int = 106,
                   client_host: int = 200, control_plane_host: int = 100,
-                  service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112")) -> TopologyPlan:
-    """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only."""
+                  service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112"),
+                  zones: tuple[str, ...] = ()) -> TopologyPlan:
+    """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only.
+
+    zones are handed to the nodes round-robin (node 1 the first, node 2 the second, ...)."""
     check_cluster_id(cluster_id)
     if nodes < 1:
         raise ValueError(f"a cluster needs at least one node, got {nodes}")
@@ -174,6 +177,7 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
             gateway_v4=gateway4,
             gateway_v6=str(pod6[1]) if pod6 else None,
             bridge_mac=mac_for(gateway4),
+            zone=zones[(index - 1) % len(zones)] if zones else "",
         ))
     client = ClientPlan(
         namespace=client_namespace(cluster_id),

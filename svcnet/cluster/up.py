@@ -71,7 +71,8 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 
 
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
-               resolv_conf: str = "", proxy_mode: str = "iptables") -> list[process.Component]:
+               resolv_conf: str = "", proxy_mode: str = "iptables",
+               zones: tuple[str, ...] = ()) -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards)."""
     socket_config = unix_socket_config(cfg.socket_path)
 
@@ -80,7 +81,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
 
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
-                       proxy_mode=proxy_mode) if nodes else None
+                       proxy_mode=proxy_mode, zones=zones) if nodes else None
     cluster_listener = None
     kubelet_socket = None
     control_plane = spec.plan().control_plane if spec else None
@@ -129,7 +130,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
-        proxy_mode: str = "iptables") -> int:
+        proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -140,7 +141,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
         return 1
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
-                            proxy_mode=proxy_mode)
+                            proxy_mode=proxy_mode, zones=zones)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -150,7 +151,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
-       setup_logging: Callable[[], None], proxy_mode: str = "iptables") -> int:
+       setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
     if os.geteuid() != 0:
         print("svcnet: `svcnet up` must run as root (it creates network namespaces); "
@@ -169,13 +170,14 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
             return 1
     if not detach:
         setup_logging()
-        return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode)
+        return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
+                   zones=zones)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
-                          proxy_mode=proxy_mode)
+                          proxy_mode=proxy_mode, zones=zones)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
-                   proxy_mode: str = "iptables") -> int:
+                   proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -184,6 +186,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
             "--proxy-mode", proxy_mode]
     if resolv_conf:
         argv += ["--resolv-conf", resolv_conf]
+    if zones:
+        argv += ["--zones", ",".join(zones)]
     if cfg.insecure:
         argv.append("--insecure")
     if storage:

@@ -5,7 +5,10 @@ Services whose selector matches the pod (old and new labels on a relabel),
 Service events enqueue the Service, slice events enqueue the Service their
 label names (someone else changed or deleted a slice we manage). reconcile()
 reads the caches, asks svcnet.core.endpoints.plan_endpoint_slices what to
-create, update and delete, and writes exactly that.
+create, update and delete, and writes exactly that. Topology hints ride on the
+same plan: Node events keep a core.TopologyCache of the zones' CPU shares (for
+the topology-mode Auto annotation) and re-sync the Services whose hints no
+longer fit; the plan's hint events are recorded on the Service.
 
 Two things keep it fast at thousands of Services:
 - pod -> Services and Service -> pods are index look-ups (ServicePodIndex),
@@ -237,7 +240,11 @@ class EndpointSliceController(ServicePodHandlers, Controller):
                               on_delete=self._pod_deleted)
         self.slices.add_handler(on_add=self._slice_changed, on_update=self._slice_updated,
                                 on_delete=lambda slice_: self._slice_changed(slice_, gone=True))
-        self.nodes.add_handler(on_add=self._node_added)
+        # Auto topology hints need every Node's zone and CPU (upstream creates the cache while the
+        # TopologyAwareHints gate is on, as it is by default in 1.32).
+        self.topology = core.TopologyCache()
+        self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated,
+                               on_delete=lambda node: self._node_topology_changed())
 
     # ------------------------------------------------------------ handlers
 
@@ -256,6 +263,17 @@ class EndpointSliceController(ServicePodHandlers, Controller):
     def _node_added(self, node: Obj) -> None:
         # Services that left pods out waiting for their Node: look again now.
         for key in self.node_waits.keys():
+            self.queue.add(key)
+        self._node_topology_changed()
+
+    def _node_updated(self, old: Obj, new: Obj) -> None:
+        if core.node_topology_changed(old, new):
+            self._node_topology_changed()
+
+    def _node_topology_changed(self) -> None:
+        """Upstream checkNodeTopologyDistribution: new zone shares; Services whose hints no longer fit sync."""
+        self.topology.set_nodes(self.nodes.cache.list())
+        for key in self.topology.overloaded_services():
             self.queue.add(key)
 
     # ----------------------------------------------------------- reconcile
@@ -282,7 +300,7 @@ class EndpointSliceController(ServicePodHandlers, Controller):
         trigger_time, self.trigger_states[key] = core.next_trigger_time(
             self.trigger_states.get(key), service, pods)
         plan = core.plan_endpoint_slices(service, pods, nodes, self._existing_slices(key),
-                                         trigger_time=trigger_time)
+                                         trigger_time=trigger_time, topology=self.topology)
         try:
             await self._apply(key, namespace, plan)
         except ApiError as exc:
@@ -290,6 +308,8 @@ class EndpointSliceController(ServicePodHandlers, Controller):
             await self.events.emit(service, "Warning", "FailedToUpdateEndpointSlices",
                                    f"Error updating Endpoint Slices for Service {key}: {exc.message}")
             raise
+        for event in plan.events:
+            await self.events.emit(service, event.type, event.reason, event.message)
         if plan.skipped_pods:
             log.info("service %s: pods %s wait for their Node", key, ", ".join(plan.skipped_pods))
             return self.node_waits.next(key)
@@ -322,6 +342,7 @@ class EndpointSliceController(ServicePodHandlers, Controller):
         """
         self.trigger_states.pop(key, None)
         self.node_waits.reset(key)
+        self.topology.forget(key)
         for slice_ in self._existing_slices(key):
             await self._delete_slice(key, namespace, slice_)
 

@@ -13,13 +13,16 @@ module per concern:
   reconciler's minimal-churn plan (plan_endpoint_slices);
 - legacy: the core/v1 Endpoints object, subsets repacked and sorted as
   upstream's RepackSubsets does, truncated at 1000 addresses (endpoints_update);
-- triggertime: the last-change-trigger-time annotation (TriggerState).
+- triggertime: the last-change-trigger-time annotation (TriggerState);
+- hints: topology hints (trafficDistribution PreferClose, the topology-mode
+  Auto annotation) on the slices about to be written.
 
 The controllers import this package and use the names below; nothing here does
 I/O: they feed it informer caches and write the result.
 """
 from __future__ import annotations
 
+from svcnet.core.endpoints.hints import HintEvent, TopologyCache, hints_enabled, node_topology_changed
 from svcnet.core.endpoints.legacy import (
     ANNOTATION_OVER_CAPACITY,
     LEADER_ELECTION_ANNOTATION,
@@ -81,7 +84,8 @@ from svcnet.core.endpoints.triggertime import (
 __all__ = [
     "ANNOTATION_OVER_CAPACITY", "ANNOTATION_TRIGGER_TIME", "CONTROLLER_NAME", "LABEL_HEADLESS", "LABEL_MANAGED_BY",
     "LABEL_SERVICE_NAME", "LABEL_ZONE", "LEADER_ELECTION_ANNOTATION", "MAX_ENDPOINTS_ADDRESSES",
-    "MAX_ENDPOINTS_PER_SLICE", "OVER_CAPACITY_TRUNCATED", "EndpointKey", "LabelIndex", "SlicePlan", "TriggerState",
+    "MAX_ENDPOINTS_PER_SLICE", "OVER_CAPACITY_TRUNCATED", "EndpointKey", "HintEvent", "LabelIndex", "SlicePlan", "TriggerState",
+    "TopologyCache", "hints_enabled", "node_topology_changed",
     "address_types", "desired_subsets", "endpoint_key", "endpoints_equal_beyond_key", "endpoints_update",
     "find_port", "format_trigger_time", "managed_by_controller", "manages_endpoints", "meta_annotations",
     "new_slice", "next_trigger_time", "owned_by", "plan_endpoint_slices", "pod_endpoints_changed", "pod_ips",

@@ -32,6 +32,7 @@ from svcnet.api.objects import (
     owner_references_of,
     spec_of,
 )
+from svcnet.core.endpoints.hints import HintEvent, SliceWrites, TopologyCache, reconcile_hints
 from svcnet.core.endpoints.pods import (
     LABEL_HEADLESS,
     PortTuple,
@@ -227,6 +228,7 @@ class SlicePlan:
     to_update: tuple[Obj, ...] = ()
     to_delete: tuple[Obj, ...] = ()
     skipped_pods: tuple[str, ...] = ()
+    events: tuple[HintEvent, ...] = ()  # topology hints turned on or off, and why
 
     @property
     def empty(self) -> bool:
@@ -236,13 +238,15 @@ class SlicePlan:
 def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
                          nodes: Mapping[str, Mapping[str, Any]], existing: Iterable[Mapping[str, Any]], *,
                          trigger_time: dt.datetime | None = None,
-                         max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> SlicePlan:
+                         max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
+                         topology: TopologyCache | None = None) -> SlicePlan:
     """Plan the EndpointSlice writes for a Service with a selector, as upstream's reconciler.
 
     pods are the pods the selector matches; nodes maps node name to Node for
     the pods' nodes (for the zone); existing are the slices labelled with the
     Service's name and managed by this controller. Existing objects are not
-    modified: the plan holds copies.
+    modified: the plan holds copies. topology is the Auto mode's state (upstream
+    passes none when the TopologyAwareHints gate is off); PreferClose needs none.
     """
     pods = sorted_pods(pods)
     supported = address_types(service)
@@ -256,11 +260,15 @@ def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str,
     creates: list[Obj] = []
     updates: list[Obj] = []
     skipped: set[str] = set()
+    events: list[HintEvent] = []
     for address_type in supported:
-        c, u, d, s = _plan_address_type(service, pods, nodes, by_type.get(address_type, []), address_type,
-                                        max_endpoints_per_slice)
-        creates += c
-        updates += u
+        of_type = by_type.get(address_type, [])
+        c, u, d, s = _plan_address_type(service, pods, nodes, of_type, address_type, max_endpoints_per_slice)
+        touched = {metadata_of(x).get("name") for x in u + d}
+        writes = SliceWrites(c, u, [x for x in of_type if metadata_of(x).get("name") not in touched])
+        events += reconcile_hints(service, address_type, writes, topology)
+        creates += writes.creates
+        updates += writes.updates
         to_delete += d
         skipped |= s
     creates, updates, to_delete = _reuse_deleted_slices(service, creates, updates, to_delete)
@@ -268,7 +276,7 @@ def plan_endpoint_slices(service: Mapping[str, Any], pods: Iterable[Mapping[str,
         creates = []  # do not race the garbage collector with new slices for a dying Service
     for slice_ in creates + updates:
         with_trigger_time(slice_, trigger_time)
-    return SlicePlan(tuple(creates), tuple(updates), tuple(to_delete), tuple(sorted(skipped)))
+    return SlicePlan(tuple(creates), tuple(updates), tuple(to_delete), tuple(sorted(skipped)), tuple(events))
 
 
 def _plan_address_type(service: Mapping[str, Any], pods: list[Mapping[str, Any]],

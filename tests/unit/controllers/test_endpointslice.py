@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.controllers.base import ENDPOINTSLICES, NODES, PODS, SERVICES
+from svcnet.controllers.base import ENDPOINTSLICES, EVENTS, NODES, PODS, SERVICES
 from svcnet.controllers.endpointslice import EndpointSliceController, RecentWrites
 from svcnet.core import endpoints as core
 from svcnet.testing.api import FakeApi
@@ -214,6 +214,39 @@ async def test_pod_waits_for_its_node_then_joins(api, running) -> None:
     assert "default/web" in r.controller.node_waits.keys()
     await api.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2"}})
     await until(lambda: ready_by_ip(api) == {"10.244.1.8": True})
+
+
+def zoned_node(name: str, zone: str, ready: bool = True) -> Obj:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {core.LABEL_ZONE: zone}},
+            "status": {"allocatable": {"cpu": "2"},
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def hints_by_ip(api: FakeApi, name: str = "web") -> dict[str, Any]:
+    return {e["addresses"][0]: e.get("hints") for s in slices_of(api, name) for e in s["endpoints"]}
+
+
+async def test_auto_hints_follow_the_nodes_and_are_announced(api, running) -> None:
+    """Two zones of equal CPU, two endpoints each: every endpoint hinted for its zone, one Normal event;
+    zone z2's node going NotReady leaves one zone, so the Service is synced again and loses its hints."""
+    await api.update_status(NODES, None, zoned_node("node-1", "z1"))  # the fixture's node-1 is in z1
+    await api.create_with_status(NODES, None, zoned_node("node-2", "z2"))
+    for name, ip, node in (("a1", "10.244.1.8", "node-1"), ("a2", "10.244.1.9", "node-1"),
+                           ("b1", "10.244.2.8", "node-2"), ("b2", "10.244.2.9", "node-2")):
+        await api.create_with_status(PODS, "default", pod(name, ip, node=node))
+    svc = service()
+    svc["metadata"]["annotations"] = {"service.kubernetes.io/topology-mode": "Auto"}
+    await api.create(SERVICES, "default", svc)
+    await running()
+    z1, z2 = {"forZones": [{"name": "z1"}]}, {"forZones": [{"name": "z2"}]}
+    await until(lambda: hints_by_ip(api) == {"10.244.1.8": z1, "10.244.1.9": z1, "10.244.2.8": z2, "10.244.2.9": z2})
+    await until(lambda: [(e["type"], e["reason"]) for e in api.objects(EVENTS)] == [
+        ("Normal", "TopologyAwareHintsEnabled")])
+    await api.update_status(NODES, None, zoned_node("node-2", "z2", ready=False))
+    await until(lambda: set(map(str, hints_by_ip(api).values())) == {"None"})
+    await until(lambda: ("Warning", "TopologyAwareHintsDisabled", "Insufficient Node information: allocatable CPU "
+                         "or zone not specified on one or more nodes, addressType: IPv4")
+                in [(e["type"], e["reason"], e["message"]) for e in api.objects(EVENTS)])
 
 
 def test_recent_writes_overlay_newer_writes_and_hide_deletes() -> None:
