@@ -8,9 +8,9 @@ exception in. One body of code therefore serves both callers:
 
 - `run_inline` makes the calls where it is (tests, the daemon's own loops, MemoryStore);
 - `run_off_loop` (the HTTP handlers) makes the calls on the loop while the store's writes are
-  quick; once they take longer (a slow or busy disk: fsync), it hands the store calls to
-  threads (reads too: a read waits for the store's lock, which a commit holds through its
-  fsync), but for one write in PROBE_EVERY that measures the disk again, so the loop goes on
+  quick; once they take longer (a slow or busy disk: fsync), it hands the writes to
+  threads (reads stay: they never wait for a commit), but for one write in PROBE_EVERY that
+  measures the disk again, so the loop goes on
   serving other requests meanwhile and writes from concurrent requests meet in the store,
   whose group commit gives them one transaction.
 
@@ -162,12 +162,11 @@ async def _drive(steps: Steps[T], calls: StoreCalls) -> T:
             return stop.value
         try:
             if isinstance(call, Read):
-                # on a thread while writes are: a read waits for the store's lock, which a commit
-                # holds through its fsync
-                if calls.latency > calls.offload_above:
-                    result = await loop.run_in_executor(calls.pool(), call)
-                else:
-                    result = call()
+                # always here: the store's reads do not wait for a commit (SqliteStore.get has a
+                # connection of its own), and a hand-over to a thread cost the loop more than the
+                # read (under a pod burst, half the loop's time in the registry went to handing
+                # reads and writes over: py-spy, issue 13)
+                result = call()
             elif calls.offloading():
                 result = await loop.run_in_executor(calls.pool(), call)
             else:

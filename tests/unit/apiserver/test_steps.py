@@ -81,7 +81,7 @@ def where_steps(threads: list[int]):
     return len(threads)
 
 
-async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_and_probes_bring_them_back() -> None:
+async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_reads_stay_and_probes_bring_writes_back() -> None:
     loop_thread = threading.get_ident()
     clock = FakeClock(step=0.0001)  # 0.1 ms a write: under the 1 ms threshold
     calls = StoreCalls(offload_above=0.001, clock=clock, probe_every=4)
@@ -93,7 +93,9 @@ async def test_quick_writes_stay_on_the_loop_slow_ones_go_to_threads_and_probes_
     threads.clear()
     await run_off_loop(where_steps(threads), calls)
     assert calls.offloading()
-    assert threads[0] == loop_thread and loop_thread not in threads[-2:]  # reads move with writes
+    writes, reads = threads[0::2], threads[1::2]
+    assert writes[0] == loop_thread and writes[-1] != loop_thread
+    assert set(reads) == {loop_thread}  # reads never wait for a commit: they stay on the loop
 
     clock.step = 0.0  # quick again: writes on threads are not timed; the probes bring calls back
     offloaded_latency = calls.latency
