@@ -33,6 +33,7 @@ class ClusterSpec:
     pod_cidr_v6: str | None = "fd00:10:244::/56"
     resolv_conf: str | None = None  # kubelet's --resolv-conf for every node; None: the host's
     proxy_mode: str = "iptables"  # every node's kube-proxy --proxy-mode: iptables or nftables
+    lb_pool: str | None = None  # LoadBalancer addresses (`svcnet up --lb-pool`); None: no LoadBalancer support
 
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
