@@ -29,7 +29,7 @@ from svcnet.api.objects import slice_service_key
 from svcnet.api.resources import lookup
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
-from svcnet.client.rest import ApiClient
+from svcnet.client.rest import ApiClient, TransportError
 from svcnet.core import arp
 from svcnet.core import loadbalancer as lb
 from svcnet.kernel.arp import ArpSocket
@@ -172,7 +172,7 @@ class Speaker:
             await asyncio.sleep(RENEW_SECONDS)
             try:
                 await self._renew()
-            except (ApiError, OSError) as exc:
+            except (ApiError, TransportError, OSError) as exc:  # the API restarting: try again next time
                 log.warning("speaker lease renewal failed: %s", exc)
 
     async def stop(self) -> None:
@@ -188,7 +188,7 @@ class Speaker:
             self.socket.close()
         if self.api is not None:
             # Leave at once: the next node takes the addresses over without waiting for the Lease to lapse.
-            with contextlib.suppress(ApiError, OSError):
+            with contextlib.suppress(ApiError, TransportError, OSError):
                 await self.api.delete(LEASES, lb.SPEAKER_LEASE_NAMESPACE, lb.SPEAKER_LEASE_PREFIX + self.node_name)
         for informer in self._informers:
             await informer.stop()

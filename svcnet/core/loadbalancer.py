@@ -276,7 +276,11 @@ def announcements(services: Iterable[Obj], nodes: Iterable[Obj], live: set[str],
     """Who announces each LoadBalancer address: for each of our Services' IPv4 ingress IPs, the
     elected node among Ready nodes with a live speaker (and, with externalTrafficPolicy Local, a
     serving endpoint). slices_of(namespace/name) gives a Service's EndpointSlices."""
-    candidates = sorted(name_of(n) for n in nodes if can_announce(n) and name_of(n) in live)
+    ready = sorted(name_of(n) for n in nodes if can_announce(n))
+    # No live speaker at all means the Leases cannot be renewed (the API is away), not that every
+    # speaker died: then every Ready node counts, as MetalLB does without memberlist, so the
+    # address stays where it was instead of going dark.
+    candidates = [n for n in ready if n in live] or ready
     out = []
     for svc in services:
         if not is_ours(svc):

@@ -177,3 +177,12 @@ def test_announcements_skip_not_ready_excluded_and_dead_nodes():
 def test_pending_services_and_other_classes_are_not_announced():
     svcs = [service("pending"), service("theirs", ip="192.168.0.241", lb_class="example.com/x")]
     assert lb.announcements(svcs, [node("node-1")], {"node-1"}, lambda key: [endpoint_slice(("node-1", True))]) == []
+
+
+def test_when_no_speaker_lease_is_fresh_every_ready_node_counts():
+    svc = service("a", ip="192.168.0.240")
+    slices = [endpoint_slice(("node-1", True))]
+    nodes = [node("node-1"), node("node-2")]
+    expected = lb.elect_announcer("192.168.0.240", ["node-1", "node-2"])
+    chosen = lb.announcements([svc], nodes, set(), lambda key: slices)
+    assert chosen == [lb.Announcement("192.168.0.240", "default/a", expected)]
