@@ -53,25 +53,31 @@ class Speaker:
     """A supervisor component: start() joins, stop() leaves (deleting its Lease)."""
 
     def __init__(self, client_config: Any, node_name: str, netns: str, interface: str = "eth0", *,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, api: Any = None,
+                 open_socket: Callable[[str, str], Any] = ArpSocket) -> None:
+        """api: a client to use instead of one made from client_config (tests pass a FakeApi);
+        open_socket(netns, interface): the ARP socket (tests pass a fake)."""
         self.client_config = client_config
+        self._own_api = api is None
+        self.open_socket = open_socket
         self.node_name = node_name
         self.netns = netns
         self.interface = interface
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.announced: dict[str, str] = {}  # ip -> service key, what this node answers for
-        self.api: Any = None
-        self.socket: ArpSocket | None = None
+        self.api: Any = api
+        self.socket: Any = None
         self._informers: list[Informer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._garp: dict[str, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
-        self.api = ApiClient(self.client_config, component=f"svcnet-speaker/{self.node_name}")
-        await self.api.open()
+        if self._own_api:
+            self.api = ApiClient(self.client_config, component=f"svcnet-speaker/{self.node_name}")
+            await self.api.open()
         self.events = EventRecorder(self.api, "svcnet-speaker", self.clock)
-        self.socket = await asyncio.to_thread(ArpSocket, self.netns, self.interface)
+        self.socket = await asyncio.to_thread(self.open_socket, self.netns, self.interface)
         self.services = Informer(self.api, SERVICES)
         self.nodes = Informer(self.api, NODES)
         self.slices = Informer(self.api, ENDPOINTSLICES)
@@ -192,5 +198,5 @@ class Speaker:
                 await self.api.delete(LEASES, lb.SPEAKER_LEASE_NAMESPACE, lb.SPEAKER_LEASE_PREFIX + self.node_name)
         for informer in self._informers:
             await informer.stop()
-        if self.api is not None:
+        if self.api is not None and self._own_api:
             await self.api.close()
