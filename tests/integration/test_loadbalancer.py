@@ -130,9 +130,11 @@ def test_stopping_the_announcing_nodes_agent_moves_the_address_to_the_other_node
     try:
         wait_for(lambda: arp_answers(cluster, ip) == {other_mac}, timeout=30, interval=0,
                  what=f"{other} to answer ARP for {ip}")
+        # The gratuitous ARP repoints the client's cache (curl alone would not prove the move: the
+        # stopped agent's node still forwards what reaches it, its proxy is running).
+        wait_for(lambda: other_mac in cluster.in_namespace(cluster.client_namespace, "ip", "neigh", "show", ip).stdout,
+                 timeout=30, what=f"the client's neighbour entry for {ip} to name {other}")
         wait_for(lambda: curl(cluster, ip), timeout=30, interval=0, what=f"curl {ip} after the failover")
-        neighbour = cluster.in_namespace(cluster.client_namespace, "ip", "neigh", "show", ip).stdout
-        assert other_mac in neighbour  # the gratuitous ARP repointed the client's cache
         events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=hostnames").stdout
         assert f'announcing from node "{other}"' in events
     finally:
