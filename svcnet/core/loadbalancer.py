@@ -19,6 +19,7 @@ alone, as upstream cloud controllers and MetalLB do.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +54,7 @@ class Pool:
         except ValueError:
             return False
 
-    @property
+    @functools.cached_property
     def _set(self) -> frozenset[Address]:
         return frozenset(self.addresses)
 
