@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from svcnet.core import arp
+from svcnet.core import loadbalancer as lb
 from svcnet.kernel.arp import ArpSocket
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
@@ -154,6 +155,34 @@ def test_load_balancer_source_ranges_admit_the_client_and_drop_another_source(cl
         assert curl(cluster, ip, CLIENT_IP) in pod_names(cluster)
     finally:
         cluster.in_namespace(cluster.client_namespace, "ip", "addr", "del", f"{OTHER_SOURCE}/24", "dev", "eth0")
+
+
+def test_with_local_traffic_policy_only_a_node_with_an_endpoint_announces(cluster: SvcnetCluster) -> None:
+    pod = cluster.pods("app=hostnames")[0]
+    name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
+    # An address the election would give to the other node were both eligible; asked for by
+    # spec.loadBalancerIP, so the choice is the test's.
+    ip = next(str(a) for a in list(POOL)[2:-1] if lb.elect_announcer(str(a), ["node-1", "node-2"]) != node)
+    cluster.kubectl("label", "pod", name, "lb-local=yes")
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: local}}
+        spec:
+          type: LoadBalancer
+          loadBalancerIP: {ip}
+          externalTrafficPolicy: Local
+          selector: {{app: hostnames, lb-local: "yes"}}
+          ports: [{{port: 80, targetPort: 9376}}]
+        """))
+    try:
+        assert external_ip(cluster, "local") == ip
+        node_mac = next(mac for mac, owner in node_macs(cluster).items() if owner == node)
+        wait_for(lambda: arp_answers(cluster, ip) == {node_mac}, timeout=30, interval=0,
+                 what=f"{node}, the node with the endpoint, answering ARP for {ip}")
+        assert wait_for(lambda: curl(cluster, ip), timeout=30, interval=0, what=f"curl {ip}") == name
+    finally:
+        cluster.kubectl("delete", "svc", "local", "--ignore-not-found")
 
 
 def test_deleting_the_service_frees_its_address(cluster: SvcnetCluster) -> None:
