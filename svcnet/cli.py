@@ -111,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
-                 proxy_mode=args.proxy_mode, zones=args.zones)
+                 proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -130,6 +130,8 @@ def cmd_controllers(args: argparse.Namespace) -> int:
         files = replace(files, service_account_private_key_file=Path(args.service_account_private_key_file))
     if args.root_ca_file:
         files = replace(files, root_ca_file=Path(args.root_ca_file))
+    if args.lb_pool:
+        files = replace(files, lb_pool=args.lb_pool)
     return daemon.run(_client_config(args), names, files)
 
 
@@ -154,8 +156,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"svcnet: {exc.args[0]}", file=sys.stderr)
         return 1
     pki_dir = Path(args.data_dir) / "pki"  # the cluster CA: the kubelet API's certificates come from it
+    speaker_config = None
+    if args.lb_speaker_kubeconfig:
+        from svcnet.client.config import load_kubeconfig
+
+        speaker_config = load_kubeconfig(args.lb_speaker_kubeconfig)
     return daemon.run(_client_config(args), node, config, pid_path,
-                      pki_dir if (pki_dir / "ca.key").exists() else None)
+                      pki_dir if (pki_dir / "ca.key").exists() else None, speaker_config)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -248,6 +255,9 @@ def _add_cluster_commands(sub: Any) -> None:
     p.add_argument("--zones", type=_zones, default=(), metavar="ZONE,...",
                    help="label the nodes topology.kubernetes.io/zone with these zones, round-robin "
                         "(node-1 the first, node-2 the second, ...; default: no zone label)")
+    p.add_argument("--lb-pool", default="", metavar="CIDR",
+                   help="addresses on the nodes' LAN for LoadBalancer Services (default: the top /28 of the node "
+                        "network, 192.168.0.240/28); must not hold a node, client or control-plane address")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")
@@ -282,6 +292,9 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--resolv-conf", default="", metavar="FILE",
                    help="resolv.conf for dnsPolicy Default pods, as kubelet's flag (default: the cluster's "
                         "--resolv-conf, else the host's /etc/resolv.conf)")
+    p.add_argument("--lb-speaker-kubeconfig", default="", metavar="FILE",
+                   help="also run the LoadBalancer speaker (answers ARP on the node's LAN for the addresses "
+                        "this node is elected to announce), reaching the API with this kubeconfig")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")
@@ -304,6 +317,9 @@ def _add_component_commands(sub: Any) -> None:
                         "DATA_DIR/pki/sa.key; without one the serviceaccount-token controller does not run)")
     p.add_argument("--root-ca-file", default="",
                    help="the CA bundle put in token Secrets' ca.crt (default with --data-dir: DATA_DIR/pki/ca.crt)")
+    p.add_argument("--lb-pool", default="", metavar="CIDR",
+                   help="the addresses the service-lb controller gives LoadBalancer Services (as MetalLB's "
+                        "IPAddressPool); without it that controller does not run")
     p.set_defaults(func=cmd_controllers)
 
 

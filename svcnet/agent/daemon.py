@@ -20,6 +20,7 @@ from svcnet.agent.kubeletauth import WebhookAuth
 from svcnet.agent.kubeletserver import KubeletApi, KubeletServer, ensure_serving_certificate, server_tls
 from svcnet.agent.nodeplan import NodePlan
 from svcnet.agent.podaccess import PodFiles
+from svcnet.agent.speaker import Speaker
 from svcnet.client.rest import ApiClient
 from svcnet.kernel import process
 from svcnet.kernel.links import LinuxNetworkKernel
@@ -53,10 +54,14 @@ def read_node_resolv_conf(path: str | None = None) -> str:
 class AgentProcess:
     """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
 
-    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig, pki_dir: Path | None = None) -> None:
+    def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig, pki_dir: Path | None = None,
+                 speaker_config: Any = None) -> None:
         """pki_dir: the cluster CA's directory; with it the agent serves the kubelet API on the node's
-        address (port 10250), with a serving certificate from that CA."""
+        address (port 10250), with a serving certificate from that CA. speaker_config: the LoadBalancer
+        speaker's client config; with it the node answers ARP for the LoadBalancer addresses it is
+        elected for (in this process, so that the node stops announcing when its agent goes away)."""
         self.client_config = client_config
+        self.speaker = Speaker(speaker_config, node.name, node.namespace) if speaker_config is not None else None
         self.node = node
         self.config = config
         self.pki_dir = pki_dir
@@ -83,6 +88,8 @@ class AgentProcess:
         await self.agent.start()
         if self.pki_dir is not None:
             await self._serve_kubelet_api(runtime)
+        if self.speaker is not None:
+            await self.speaker.start()
 
     async def _serve_kubelet_api(self, runtime: Runtime) -> None:
         assert self.agent is not None and self.pki_dir is not None
@@ -96,6 +103,8 @@ class AgentProcess:
         await self.server.start()
 
     async def stop(self) -> None:
+        if self.speaker is not None:  # first: another node takes its addresses over at once
+            await self.speaker.stop()
         if self.server is not None:
             await self.server.stop()
         if self.agent is not None:
@@ -108,7 +117,8 @@ class AgentProcess:
             await self.api.close()
 
 
-def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None) -> int:
+def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None,
+        speaker_config: Any = None) -> int:
     """Run the node's agent until a signal, refusing if another holds the node's pid lock."""
     lock = process.PidLock(pid_path)
     try:
@@ -117,6 +127,6 @@ def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path,
         print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(process.run([AgentProcess(client_config, node, config, pki_dir)]))
+        return asyncio.run(process.run([AgentProcess(client_config, node, config, pki_dir, speaker_config)]))
     finally:
         lock.release()

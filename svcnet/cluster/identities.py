@@ -24,6 +24,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import RBAC_GROUP, lookup
 from svcnet.apiserver.credentials import ensure_component_kubeconfig
 from svcnet.client.config import load_kubeconfig
+from svcnet.core.loadbalancer import SPEAKER_LEASE_NAMESPACE
 from svcnet.core.rbac.batch_controller_roles import BATCH_CONTROLLER_ROLE_OF
 from svcnet.core.rbac.bootstrap import (
     CONTROLLER_ROLE_PREFIX,
@@ -52,10 +53,18 @@ CONTROLLER_ROLE_OF = {
     "nodelifecycle": "node-controller",
     "serviceaccount": "service-account-controller",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "service-lb": "service-lb-controller",
 }
 CONTROLLER_ROLE_OF.update(BATCH_CONTROLLER_ROLE_OF)
 CONTROLLER_ROLE_OF.update(PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF)
 BINDING_PREFIX = "svcnet:kube-controller-manager:"
+
+# The LoadBalancer speaker (svcnet.agent.speaker) runs in each agent with an identity of its own, as
+# MetalLB's speaker has its ServiceAccount and ClusterRole: it reads Services, Nodes and EndpointSlices,
+# records Events, and renews its Lease in kube-system (a Role there, not cluster-wide).
+LB_SPEAKER = "lb-speaker"
+LB_SPEAKER_USER = "system:svcnet:lb-speaker"
+LB_SPEAKER_ROLE = "svcnet:lb-speaker"
 
 
 def kubeconfig_path(data_dir: Path, component: str) -> Path:
@@ -67,7 +76,7 @@ def kubelet_kubeconfig(data_dir: Path, node: str) -> Path:
     return kubeconfig_path(data_dir, f"kubelet-{node}")
 
 
-def identities(nodes: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+def identities(nodes: list[str], lb_speaker: bool = False) -> dict[str, tuple[str, tuple[str, ...]]]:
     """component -> (user, groups) for every credential a cluster with these nodes needs."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {
         "controller-manager": (KUBE_CONTROLLER_MANAGER, ()),
@@ -77,15 +86,59 @@ def identities(nodes: list[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
         out["kube-proxy"] = (KUBE_PROXY, ())
     for node in nodes:
         out[f"kubelet-{node}"] = (f"{NODE_USER_PREFIX}{node}", (NODES_GROUP,))
+    if lb_speaker:
+        out[LB_SPEAKER] = (LB_SPEAKER_USER, ())
     return out
 
 
-def ensure_component_kubeconfigs(data_dir: Path, server_url: str, nodes: list[str]) -> dict[str, Path]:
+def ensure_component_kubeconfigs(data_dir: Path, server_url: str, nodes: list[str],
+                                 lb_speaker: bool = False) -> dict[str, Path]:
     """Write (or keep) every component's kubeconfig; the cluster CA must exist (the API server made it)."""
     pki_dir = data_dir / "pki"
     return {component: ensure_component_kubeconfig(kubeconfig_path(data_dir, component), server_url, pki_dir,
                                                    user, groups)
-            for component, (user, groups) in identities(nodes).items()}
+            for component, (user, groups) in identities(nodes, lb_speaker).items()}
+
+
+def lb_speaker_rbac() -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(plural, namespace, object) for the speaker's ClusterRole, Role and their bindings."""
+    group = f"{RBAC_GROUP}/v1"
+    subject = [{"apiGroup": RBAC_GROUP, "kind": "User", "name": LB_SPEAKER_USER}]
+    read = ["get", "list", "watch"]
+    return [
+        ("clusterroles", None, {"apiVersion": group, "kind": "ClusterRole", "metadata": {"name": LB_SPEAKER_ROLE},
+                                "rules": [{"apiGroups": [""], "resources": ["services", "nodes"], "verbs": read},
+                                          {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                                           "verbs": read},
+                                          {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
+                                           "verbs": ["create", "patch", "update"]}]}),
+        ("clusterrolebindings", None, {
+            "apiVersion": group, "kind": "ClusterRoleBinding", "metadata": {"name": LB_SPEAKER_ROLE},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": LB_SPEAKER_ROLE},
+            "subjects": subject}),
+        ("roles", SPEAKER_LEASE_NAMESPACE, {
+            "apiVersion": group, "kind": "Role",
+            "metadata": {"name": LB_SPEAKER_ROLE, "namespace": SPEAKER_LEASE_NAMESPACE},
+            "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                       "verbs": [*read, "create", "update", "patch", "delete"]}]}),
+        ("rolebindings", SPEAKER_LEASE_NAMESPACE, {
+            "apiVersion": group, "kind": "RoleBinding",
+            "metadata": {"name": LB_SPEAKER_ROLE, "namespace": SPEAKER_LEASE_NAMESPACE},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": LB_SPEAKER_ROLE},
+            "subjects": subject}),
+    ]
+
+
+async def ensure_objects(api: Any, objects: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+    """Create each RBAC object that is missing (an existing one, perhaps edited by the admin, is kept)."""
+    for plural, namespace, body in objects:
+        resource = lookup(RBAC_GROUP, "v1", plural)
+        assert resource is not None
+        try:
+            await api.create(resource, namespace, body)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
 
 
 def controller_manager_bindings(controller_names: list[str]) -> list[dict[str, Any]]:
@@ -116,7 +169,8 @@ class ComponentCredentials:
     for the components): every component's kubeconfig, and the controller manager's bindings."""
 
     def __init__(self, data_dir: Path, server_url: str, nodes: list[str], controller_names: list[str],
-                 admin_api: Callable[[], Any]) -> None:
+                 admin_api: Callable[[], Any], lb_speaker: bool = False) -> None:
+        self.lb_speaker = lb_speaker
         self.data_dir = data_dir
         self.server_url = server_url
         self.nodes = nodes
@@ -124,10 +178,12 @@ class ComponentCredentials:
         self.admin_api = admin_api
 
     async def start(self) -> None:
-        ensure_component_kubeconfigs(self.data_dir, self.server_url, self.nodes)
-        if self.controller_names:
+        ensure_component_kubeconfigs(self.data_dir, self.server_url, self.nodes, self.lb_speaker)
+        if self.controller_names or self.lb_speaker:
             async with self.admin_api() as api:
                 await ensure_bindings(api, controller_manager_bindings(self.controller_names))
+                if self.lb_speaker:
+                    await ensure_objects(api, lb_speaker_rbac())
 
     async def stop(self) -> None:
         return None

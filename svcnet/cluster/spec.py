@@ -33,6 +33,7 @@ class ClusterSpec:
     pod_cidr_v6: str | None = "fd00:10:244::/56"
     resolv_conf: str | None = None  # kubelet's --resolv-conf for every node; None: the host's
     proxy_mode: str = "iptables"  # every node's kube-proxy --proxy-mode: iptables or nftables
+    lb_pool: str | None = None  # LoadBalancer addresses (`svcnet up --lb-pool`); None: no LoadBalancer support
     zones: tuple[str, ...] = ()  # `svcnet up --zones`: the nodes' topology.kubernetes.io/zone, round-robin
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from svcnet.agent.daemon import read_node_resolv_conf
 from svcnet.agent.kubelet import AgentConfig
 from svcnet.agent.nodeplan import NodePlan
-from svcnet.cluster.identities import kubeconfig_path, kubelet_kubeconfig
+from svcnet.cluster.identities import LB_SPEAKER, kubeconfig_path, kubelet_kubeconfig
 from svcnet.cluster.spec import (
     ClusterSpec,
     agent_pid_path,
@@ -59,8 +59,11 @@ class AgentSupervisor:
         base = [self.python, "-m", "svcnet"]
         if role == "agent":
             # Each agent authenticates as its node (kubelet.conf: system:node:<name> in system:nodes).
-            return [*base, "agent", "--node", node, "--data-dir", str(self.data_dir),
+            argv = [*base, "agent", "--node", node, "--data-dir", str(self.data_dir),
                     "--kubeconfig", str(kubelet_kubeconfig(self.data_dir, node))]
+            if self.spec.lb_pool:  # the LoadBalancer speaker runs in the agent, as its own identity
+                argv += ["--lb-speaker-kubeconfig", str(kubeconfig_path(self.data_dir, LB_SPEAKER))]
+            return argv
         plan = self.spec.plan().node(node)
         # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford
         # less, so that a change lands in the rules within a second even right after another sync.

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from svcnet.agent.nodeplan import BASE_SYSCTLS, NodePlan, check_cluster_id, cluster_prefix
+from svcnet.core.loadbalancer import Pool, parse_pool
 from svcnet.kernel import NetworkKernel, Route
 from svcnet.kernel.converge import LinkSpec, NamespaceSpec, converge
 
@@ -263,6 +264,29 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
             sysctls=BASE_SYSCTLS,
         ))
     return tuple(specs)
+
+
+# ---- LoadBalancer addresses
+
+
+LB_POOL_PREFIX = 28  # the default pool: the top /28 of the node network (192.168.0.240/28)
+
+
+def default_lb_pool(plan: TopologyPlan) -> str:
+    lan = ipaddress.IPv4Network(plan.node_cidr_v4)
+    if lan.prefixlen > LB_POOL_PREFIX:
+        raise ValueError(f"the node network {lan} is too small for a default LoadBalancer pool; give --lb-pool")
+    top = int(lan.broadcast_address) + 1 - (1 << (32 - LB_POOL_PREFIX))
+    return str(ipaddress.IPv4Network((top, LB_POOL_PREFIX)))
+
+
+def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pool:
+    """The LoadBalancer pool `cidr` names (the default one for None): on the LAN, and clear of the
+    nodes', client's and control plane's addresses (PoolError says which clash)."""
+    taken = [n.ipv4 for n in plan.nodes] + [plan.client.ipv4]
+    if plan.control_plane is not None:
+        taken.append(plan.control_plane.ipv4)
+    return parse_pool(cidr or default_lb_pool(plan), plan.node_cidr_v4, taken)
 
 
 # ---- the cluster

@@ -28,6 +28,7 @@ from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
+from svcnet.cluster.topology import lb_pool_for
 from svcnet.config import ApiServerConfig
 from svcnet.controllers import CONTROLLERS as controller_table
 from svcnet.controllers import daemon as controllers
@@ -72,8 +73,11 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
-               zones: tuple[str, ...] = ()) -> list[process.Component]:
-    """Everything `svcnet up` starts, in the order it starts them (and stops them backwards)."""
+               zones: tuple[str, ...] = (), lb_pool: str = "") -> list[process.Component]:
+    """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
+
+    lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
+    controller manager gets it as --lb-pool, and each agent runs the speaker."""
     socket_config = unix_socket_config(cfg.socket_path)
 
     def api() -> Any:
@@ -82,6 +86,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
                        proxy_mode=proxy_mode, zones=zones) if nodes else None
+    if spec is not None:
+        spec = replace(spec, lb_pool=lb_pool_for(spec.plan(), lb_pool or None).cidr)
     cluster_listener = None
     kubelet_socket = None
     control_plane = spec.plan().control_plane if spec else None
@@ -94,7 +100,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         kubelet_socket = partial(_socket_in, netns_path(control_plane.namespace))
     stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener))]
-    stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers)
+    stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
+                               lb_pool=spec.lb_pool if spec else None)
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -105,20 +112,22 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
 
 
 def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[str],
-                     with_controllers: bool) -> list[process.Component]:
+                     with_controllers: bool, lb_pool: str | None = None) -> list[process.Component]:
     """Each component's credentials, then the controller manager and the scheduler, each with its own
     identity (kubeadm's controller-manager.conf and scheduler.conf); the agents and proxies started
     later read theirs (kubelet-<node>.conf, kube-proxy.conf)."""
     if not nodes and not with_controllers:
         return []
-    manager_names = [name for name in controller_names() if name != "scheduler"] if with_controllers else []
+    manager_names = [name for name in controller_names() if name != "scheduler" and (
+        lb_pool or name != "service-lb")] if with_controllers else []
     stages: list[process.Component] = [identities.ComponentCredentials(
-        cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api)]
+        cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api,
+        lb_speaker=bool(lb_pool and nodes))]
     if with_controllers:
+        files = replace(controllers.ControllerFiles.in_data_dir(cfg.data_dir), lb_pool=lb_pool)
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "controller-manager"),
-            lambda config: controllers.controller_manager(config, manager_names,
-                                                          controllers.ControllerFiles.in_data_dir(cfg.data_dir)))))
+            lambda config: controllers.controller_manager(config, manager_names, files))))
         stages.append(Stage("starting the scheduler", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "scheduler"),
             lambda config: controllers.controller_manager(config, ["scheduler"]))))
@@ -130,7 +139,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
-        proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
+        proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "") -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -141,7 +150,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
         return 1
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
-                            proxy_mode=proxy_mode, zones=zones)
+                            proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -151,8 +160,15 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
-       setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
+       setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = (),
+       lb_pool: str = "") -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
+    if nodes:
+        try:  # a usage error, before anything starts (the addresses do not depend on the cluster id)
+            lb_pool_for(ClusterSpec("check", nodes).plan(), lb_pool or None)
+        except ValueError as exc:
+            print(f"svcnet: {exc}", file=sys.stderr)
+            return 2
     if os.geteuid() != 0:
         print("svcnet: `svcnet up` must run as root (it creates network namespaces); "
               "run it with sudo", file=sys.stderr)
@@ -171,13 +187,13 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if not detach:
         setup_logging()
         return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
-                   zones=zones)
+                   zones=zones, lb_pool=lb_pool)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
-                          proxy_mode=proxy_mode, zones=zones)
+                          proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
-                   proxy_mode: str = "iptables", zones: tuple[str, ...] = ()) -> int:
+                   proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "") -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -188,6 +204,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
         argv += ["--resolv-conf", resolv_conf]
     if zones:
         argv += ["--zones", ",".join(zones)]
+    if lb_pool:
+        argv += ["--lb-pool", lb_pool]
     if cfg.insecure:
         argv.append("--insecure")
     if storage:

@@ -38,6 +38,9 @@ CONTROLLERS.update({
     "pvc-protection": "svcnet.controllers.pvbinder:ClaimProtection",
 })
 
+# LoadBalancer addresses on the nodes' LAN (MetalLB's controller; k3s's servicelb); runs only with a pool.
+CONTROLLERS["service-lb"] = "svcnet.controllers.loadbalancer:LoadBalancerController"
+
 
 def load(names: list[str] | None = None) -> list[type]:
     """The controller classes for names (all by default), in the table's order."""

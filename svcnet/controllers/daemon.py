@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from svcnet import controllers
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
+from svcnet.controllers.loadbalancer import LoadBalancerController
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.tokens import TokensController
+from svcnet.core.loadbalancer import parse_pool
 from svcnet.kernel import process
 
 log = logging.getLogger("svcnet.controllers")
@@ -32,6 +34,9 @@ class ControllerFiles:
 
     service_account_private_key_file: Path | None = None
     root_ca_file: Path | None = None
+    # --lb-pool: the addresses the service-lb controller hands out (MetalLB's IPAddressPool);
+    # without one that controller does not run.
+    lb_pool: str | None = None
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> ControllerFiles:
@@ -55,6 +60,13 @@ def controller_manager(client_config: Any, names: list[str] | None,
                 continue
             root_ca = files.root_ca_file.read_bytes() if files.root_ca_file and files.root_ca_file.exists() else b""
             factories.append(functools.partial(TokensController, signing_key=key, root_ca=root_ca))
+        elif cls is LoadBalancerController:
+            if not files.lb_pool:
+                if names is not None:
+                    raise ValueError("service-lb needs --lb-pool")
+                log.info("service-lb controller disabled: no --lb-pool")
+                continue
+            factories.append(functools.partial(LoadBalancerController, pool=parse_pool(files.lb_pool)))
         elif cls is RootCACertPublisher and files.root_ca_file is not None:
             factories.append(functools.partial(RootCACertPublisher, root_ca_file=files.root_ca_file))
         else:

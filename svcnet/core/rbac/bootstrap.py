@@ -213,6 +213,12 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
     "root-ca-cert-publisher": _rules(
         (("create", "update"), ("",), ("configmaps",)),
         _EVENTS_RULE),
+    # svcnet's service-lb controller: upstream's cloud service controller's rules
+    # (system:controller:service-controller) without nodes, which it never reads.
+    "service-lb-controller": _rules(
+        (READ, ("",), ("services",)),
+        (("patch", "update"), ("",), ("services/status",)),
+        _EVENTS_RULE),
     "service-account-controller": _rules(
         (("create",), ("",), ("serviceaccounts",)),
         _EVENTS_RULE),
