@@ -69,7 +69,7 @@ from svcnet.agent.volumes import TokenFetcher, TokenManager, VolumeManager, api_
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import is_being_deleted, namespace_of, object_key, spec_of, status_of, uid_of
 from svcnet.api.resources import lookup
-from svcnet.client.events import EventRecorder
+from svcnet.client.events import EventQueue, EventRecorder
 from svcnet.client.informer import Informer, split_key
 from svcnet.client.workqueue import WorkQueue, run_workers
 from svcnet.core.volumes import VolumeError
@@ -184,7 +184,7 @@ class NodeAgent:
         self.events = EventRecorder(api, "kubelet", lambda: dt.datetime.now(dt.UTC))
         self.states: dict[str, PodState] = {}
         self._workers: asyncio.Task[None] | None = None
-        self._event_tasks: set[asyncio.Task[None]] = set()
+        self._events = EventQueue(self.events.emit, time.monotonic)
         self._adopted: set[str] = set()  # uids of pods whose sandbox was alive when start() ran
         self._network_pool = ThreadPoolExecutor(config.network_workers, thread_name_prefix=f"podnet-{node.name}")
         self.status = StatusManager(api, PODS, self._status_written, self.queue.add_after)
@@ -224,8 +224,7 @@ class NodeAgent:
                 await self._workers
         for state in self.states.values():
             state.cancel_tasks()
-        for task in list(self._event_tasks):
-            task.cancel()
+        self._events.cancel()
         await self.status.stop()
         await self.registration.stop()
         await self.pods.stop()
@@ -271,9 +270,7 @@ class NodeAgent:
 
     def _event(self, pod: Obj, event_type: str, reason: str, message: str) -> None:
         """Record an event without holding up the sync (events are best effort, as upstream's)."""
-        task = asyncio.create_task(self.events.emit(pod, event_type, reason, message))
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
+        self._events.emit(pod, event_type, reason, message)
 
     async def _remove_orphaned_networks(self) -> None:
         """Pod namespaces on this node's bridge that no pod and no sandbox owns (a crash mid-setup leaks them)."""

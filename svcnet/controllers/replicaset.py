@@ -9,7 +9,6 @@ in the cache, as upstream's controller does.
 from __future__ import annotations
 
 import asyncio
-import collections
 import copy
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import controller_ref, is_pod_ready, metadata_of, spec_of, status_of
 from svcnet.api.selectors import LabelSelector, label_selector_from_object
+from svcnet.client.events import EventQueue
 from svcnet.client.informer import Informer, object_key, split_key
 from svcnet.controllers.base import PODS, REPLICASETS, Api, Controller, InformerFactory
 from svcnet.core import replicaset as core
@@ -54,7 +54,6 @@ class ManageReplicasError(Exception):
 
 # client-go's broadcaster queues at most this many events and drops the rest
 # (tools/record/event.go: maxQueuedEvents, watch.DropIfChannelFull).
-MAX_QUEUED_EVENTS = 1000
 
 
 async def delete_expected_pod(api: Any, expectations: core.Expectations, events: BackgroundEvents, key: str,
@@ -73,46 +72,11 @@ async def delete_expected_pod(api: Any, expectations: core.Expectations, events:
     events.emit(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {md['name']}")
 
 
-class BackgroundEvents:
-    """Event writes off the sync path, one at a time, thinned by upstream's per-object spam filter.
-
-    As client-go's broadcaster (tools/record/event.go StartRecordingToSink): emit()
-    only queues; one writer sends the queued events in order, one request at a
-    time, so a burst of pods does not put an Event write beside each create or
-    binding; a full queue drops the new event.
-    """
+class BackgroundEvents(EventQueue):
+    """A controller's events, written one at a time off its sync path (EventQueue)."""
 
     def __init__(self, controller: Controller, monotonic: Callable[[], float]) -> None:
-        self._controller = controller
-        self._monotonic = monotonic
-        self._budget = core.EventBudget()
-        self._queue: collections.deque[tuple[Obj, str, str, str]] = collections.deque()
-        self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
-
-    def emit(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
-        uid = str(metadata_of(obj).get("uid") or object_key(obj))
-        if not self._budget.allow(uid, self._monotonic()):
-            return
-        if len(self._queue) >= MAX_QUEUED_EVENTS:
-            self.dropped += 1
-            return
-        self._queue.append((obj, event_type, reason, message))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._write_queued())
-
-    async def _write_queued(self) -> None:
-        while self._queue:
-            event = self._queue.popleft()
-            try:
-                await self._controller.events.emit(*event)
-            except Exception:  # best effort, as upstream's recorder: a lost event stops nothing
-                log.debug("event %s for %s not written", event[2], object_key(event[0]), exc_info=True)
-
-    async def flush(self) -> None:
-        """Wait for the events queued so far to be written (tests use this)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.gather(self._writer, return_exceptions=True)
+        super().__init__(lambda *event: controller.events.emit(*event), monotonic)
 
 
 class ReplicaSetController(Controller):

@@ -9,9 +9,10 @@ import pytest
 
 from svcnet.api import errors
 from svcnet.apiserver.defaults import apply_defaults
+from svcnet.client.events import MAX_QUEUED_EVENTS
 from svcnet.controllers.base import EVENTS, PODS, REPLICASETS, Controller, InformerFactory
 from svcnet.controllers.deployment import DeploymentController
-from svcnet.controllers.replicaset import MAX_QUEUED_EVENTS, ManageReplicasError, ReplicaSetController
+from svcnet.controllers.replicaset import ManageReplicasError, ReplicaSetController
 from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import caches_caught_up
 
