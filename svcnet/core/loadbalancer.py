@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.meta import parse_time_or_none
 from svcnet.api.objects import condition_of, labels_of, name_of, namespace_of, spec_of, status_of
 
 Obj = dict[str, Any]
@@ -239,25 +240,13 @@ def micro_time(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    text = value.rstrip("Z")
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-    return None
-
-
 def live_speakers(leases: Iterable[Obj], now: dt.datetime) -> set[str]:
     """Nodes whose speaker renewed its Lease within the Lease's duration."""
     live = set()
     for lease in leases:
         name = name_of(lease)
         spec = spec_of(lease)
-        renewed = _parse_time(spec.get("renewTime"))
+        renewed = parse_time_or_none(spec.get("renewTime"))
         if not name.startswith(SPEAKER_LEASE_PREFIX) or renewed is None:
             continue
         if now - renewed <= dt.timedelta(seconds=float(spec.get("leaseDurationSeconds") or 0)):

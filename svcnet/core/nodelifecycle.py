@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.meta import parse_time_or_none
 from svcnet.api.objects import condition_of, metadata_of, spec_of, status_of
 
 Obj = dict[str, Any]
@@ -29,24 +30,12 @@ class NodeHealthDecision:
     recheck_after: float | None  # seconds until the heartbeat would go stale
 
 
-def _parse(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    text = value.rstrip("Z")
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-    return None
-
-
 def last_heartbeat(node: Obj, lease: Obj | None) -> dt.datetime | None:
     """The latest of the Lease's renewTime, the Ready condition's lastHeartbeatTime and the
     node's creation (a node just registered gets the whole grace period, as upstream)."""
-    times = [_parse(spec_of(lease).get("renewTime")),
-             _parse((condition_of(node, "Ready") or {}).get("lastHeartbeatTime")),
-             _parse(metadata_of(node).get("creationTimestamp"))]
+    times = [parse_time_or_none(spec_of(lease).get("renewTime")),
+             parse_time_or_none((condition_of(node, "Ready") or {}).get("lastHeartbeatTime")),
+             parse_time_or_none(metadata_of(node).get("creationTimestamp"))]
     seen = [t for t in times if t is not None]
     return max(seen) if seen else None
 
