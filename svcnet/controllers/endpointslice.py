@@ -327,12 +327,7 @@ class EndpointSliceController(ServicePodHandlers, Controller):
             await self._delete_slice(key, namespace, slice_)
 
     async def _delete_slice(self, key: str, namespace: str | None, slice_: Obj) -> None:
-        try:
-            await self.api.delete(ENDPOINTSLICES, namespace, slice_["metadata"]["name"])
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-        self.recent.deleted(key, slice_)
+        await delete_slice(self.api, self.recent, key, namespace, slice_)
 
     async def _service_gone(self, key: str, namespace: str | None) -> None:
         """Remove the slices we made for a deleted Service.
@@ -350,3 +345,13 @@ class EndpointSliceController(ServicePodHandlers, Controller):
 def _managed_slice_service_keys(slice_: Obj) -> list[str]:
     key = slice_service_key(slice_)
     return [key] if key and core.managed_by_controller(slice_) else []
+
+
+async def delete_slice(api: Any, recent: RecentWrites, key: str, namespace: str | None, slice_: Obj) -> None:
+    """Delete one of a Service's slices (gone already is fine) and remember it went."""
+    try:
+        await api.delete(ENDPOINTSLICES, namespace, slice_["metadata"]["name"])
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
+    recent.deleted(key, slice_)

@@ -20,7 +20,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.objects import slice_service_key
 from svcnet.client.informer import split_key
 from svcnet.controllers.base import ENDPOINTS, ENDPOINTSLICES, SERVICES, Controller
-from svcnet.controllers.endpointslice import RecentWrites, add_index_once
+from svcnet.controllers.endpointslice import RecentWrites, add_index_once, delete_slice
 from svcnet.core.endpoints import mirroring as core
 from svcnet.core.endpoints.selection import service_selector
 
@@ -133,9 +133,4 @@ class EndpointSliceMirroringController(Controller):
             await self._delete_slice(key, namespace, slice_)
 
     async def _delete_slice(self, key: str, namespace: str | None, slice_: Obj) -> None:
-        try:
-            await self.api.delete(ENDPOINTSLICES, namespace, slice_["metadata"]["name"])
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-        self.recent.deleted(key, slice_)
+        await delete_slice(self.api, self.recent, key, namespace, slice_)
