@@ -77,18 +77,24 @@ def converge(kernel: NetworkKernel, specs: Sequence[NamespaceSpec]) -> tuple[str
     """
     actions: list[str] = []
     existing = set(kernel.list_namespaces())
+    # A namespace made by this call holds nothing but what this call adds (and the kernel's own
+    # addresses and routes, which converge never touches): its addresses and routes are not read
+    # back. A new pod's namespace was dumped three times (links twice, addresses, routes), in
+    # Python, a third of the agent's netlink time in a pod burst (issue 13).
+    fresh = {spec.name for spec in specs if spec.name not in existing}
     for spec in specs:
-        if spec.name not in existing:
+        if spec.name in fresh:
             kernel.create_namespace(spec.name)
             actions.append(f"create namespace {spec.name}")
     for spec in specs:
         actions += _converge_sysctls(kernel, spec)
     actions += _converge_links_exist(kernel, specs)
     for spec in specs:
-        actions += _converge_link_settings(kernel, spec)
-        actions += _converge_addresses(kernel, spec)
+        indexes: dict[str, int] = {}  # each declared link's index, as its settings step read it
+        actions += _converge_link_settings(kernel, spec, indexes)
+        actions += _converge_addresses(kernel, spec, indexes, fresh=spec.name in fresh)
     for spec in specs:  # after every namespace's addresses, so gateways are on connected subnets
-        actions += _converge_routes(kernel, spec)
+        actions += _converge_routes(kernel, spec, fresh=spec.name in fresh)
     return tuple(actions)
 
 
@@ -145,13 +151,14 @@ def _converge_links_exist(kernel: NetworkKernel, specs: Sequence[NamespaceSpec])
     return actions
 
 
-def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
+def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec, indexes: dict[str, int]) -> list[str]:
     actions = []
     # Bridges first so ports can join them; `up` last so a port is wired before it carries traffic.
     for want in sorted(spec.links, key=lambda w: w.kind != "bridge"):
         link = kernel.get_link(spec.name, want.name, peer_hint=want.peer_namespace)
         if link is None:
             raise LinkNotFound(f"link {want.name} not found in {spec.name}")
+        indexes[want.name] = link.index
         changes: dict[str, object] = {}
         if want.mac and link.mac.lower() != want.mac.lower():
             changes["mac"] = want.mac
@@ -165,16 +172,17 @@ def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec) -> list[
         if want.up != link.up:
             changes["up"] = want.up
         if changes:
-            kernel.set_link(spec.name, want.name, **changes)  # type: ignore[arg-type]
+            kernel.set_link(spec.name, want.name, index=link.index, **changes)  # type: ignore[arg-type]
             actions.append(f"set {want.name} in {spec.name}: {', '.join(sorted(changes))}")
     return actions
 
 
-def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
+def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec, indexes: dict[str, int],
+                        fresh: bool = False) -> list[str]:
     actions: list[str] = []
     if not spec.prune_addresses and not any(link.addresses for link in spec.links):
         return actions
-    current = kernel.list_addresses(spec.name)
+    current = () if fresh else kernel.list_addresses(spec.name)
     for want in spec.links:
         wanted = {str(ipaddress.ip_interface(c)) for c in want.addresses}
         have = {a.cidr for a in current if a.link == want.name and not _is_kernel_address(want, a.cidr)}
@@ -182,7 +190,7 @@ def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]
             kernel.delete_address(spec.name, want.name, cidr)
             actions.append(f"delete address {cidr} from {want.name} in {spec.name}")
         for cidr in sorted(wanted - have):
-            kernel.add_address(spec.name, want.name, cidr)
+            kernel.add_address(spec.name, want.name, cidr, index=indexes.get(want.name))
             actions.append(f"add address {cidr} to {want.name} in {spec.name}")
     return actions
 
@@ -193,11 +201,11 @@ def _same_route(want: Route, have: Route) -> bool:
     return ip(want.via) == ip(have.via) and (want.dev is None or want.dev == have.dev)
 
 
-def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec) -> list[str]:
+def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec, fresh: bool = False) -> list[str]:
     actions: list[str] = []
     if not spec.routes and not spec.prune_routes:
         return actions
-    have = {route.key(): route for route in kernel.list_routes(spec.name)}
+    have = {} if fresh else {route.key(): route for route in kernel.list_routes(spec.name)}
     wanted = {route.key(): route for route in spec.routes}
     for key, route in wanted.items():
         if key not in have or not _same_route(route, have[key]):

@@ -290,9 +290,11 @@ class LinuxNetworkKernel:
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None) -> None:
+                 hairpin: bool | None = None, index: int | None = None) -> None:
+        known = index
+
         def apply(ipr: IPRoute) -> None:
-            index = _index(ipr, name, ns)
+            index = known if known is not None else _index(ipr, name, ns)
             if mac is not None:
                 ipr.link("set", index=index, address=mac)
             if master is not None:
@@ -311,7 +313,7 @@ class LinuxNetworkKernel:
     def list_addresses(self, ns: str) -> tuple[Address, ...]:
         return self._in(ns, "list addresses", _list_addresses)
 
-    def add_address(self, ns: str, link: str, cidr: str) -> None:
+    def add_address(self, ns: str, link: str, cidr: str, index: int | None = None) -> None:
         iface = ipaddress.ip_interface(cidr)
 
         def add(ipr: IPRoute) -> None:
@@ -321,7 +323,7 @@ class LinuxNetworkKernel:
                 # for a second or two; addresses here are handed out by IPAM, so skip it as
                 # the bridge CNI plugin does.
                 attrs["IFA_FLAGS"] = IFA_F_NODAD
-            ipr.addr("add", index=_index(ipr, link, ns), address=str(iface.ip),
+            ipr.addr("add", index=index if index is not None else _index(ipr, link, ns), address=str(iface.ip),
                      prefixlen=iface.network.prefixlen, **attrs)
         self._in(ns, f"add address {cidr} to {link}", add)
 

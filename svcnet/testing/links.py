@@ -168,8 +168,9 @@ class FakeNetworkKernel:
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None) -> None:
+                 hairpin: bool | None = None, index: int | None = None) -> None:
         space = self._ns(ns)
+        self._check_index(space, name, index)
         link = self._link(space, name)
         self._record("set_link", ns, name, up, mac, master, nomaster, hairpin)
         if mac is not None:
@@ -201,9 +202,10 @@ class FakeNetworkKernel:
         self.dumps.append(("list_addresses", ns))
         return tuple(self._ns(ns).addresses)
 
-    def add_address(self, ns: str, link: str, cidr: str) -> None:
+    def add_address(self, ns: str, link: str, cidr: str, index: int | None = None) -> None:
         space = self._ns(ns)
         self._link(space, link)
+        self._check_index(space, link, index)
         address = Address(link=link, cidr=str(ipaddress.ip_interface(cidr)))
         if any(a.link == link and a.ip == address.ip for a in space.addresses):
             raise KernelError(f"add address {cidr} to {link} in {ns}: File exists")
@@ -307,6 +309,11 @@ class FakeNetworkKernel:
         if link is None:
             raise LinkNotFound(f"link {name} not found in {space.name}")
         return link
+
+    def _check_index(self, space: _Namespace, name: str, index: int | None) -> None:
+        """An index a caller passes must be the link's (a stale one would change another link)."""
+        if index is not None and (name not in space.links or space.links[name].index != index):
+            raise AssertionError(f"index {index} is not link {name}'s in {space.name}")
 
     def _check_free(self, space: _Namespace, name: str) -> None:
         check_link_name(name)
