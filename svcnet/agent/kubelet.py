@@ -231,7 +231,10 @@ class NodeAgent:
         await self.registration.stop()
         await self.pods.stop()
         await self.services.stop()
-        self._network_pool.shutdown(wait=True)
+        # Network work queued and not begun is dropped: the pods' syncs were cancelled above, and
+        # a burst of deletions queued ~100 teardowns, which took the agent past its stop timeout
+        # (the restarted agent removes networks no pod owns).
+        self._network_pool.shutdown(wait=True, cancel_futures=True)
 
     async def _net(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking network/lease call, on the bounded pod-network pool."""
