@@ -266,7 +266,7 @@ class NodeAgent:
     def _pod_changed(self, pod: Obj, gone: bool = False) -> None:
         """Queue the pod; a pod being killed whose grace the API shortened is told at once (its sync is busy)."""
         state = self.states.get(uid_of(pod))
-        if state is not None and state.post_start_running and (gone or is_being_deleted(pod)):
+        if state is not None and state.post_start_container and (gone or is_being_deleted(pod)):
             state.post_start_abort.set()
         if state is not None and state.kill_grace is not None:
             # Force-deleted: kubelet's floor of 1 s (and killContainer's 2 s) still applies.
@@ -404,11 +404,13 @@ class NodeAgent:
         if handler is None or state.post_start_abort.is_set():
             return
         name, target = container["name"], self._hook_target(pod, sandbox, container)
-        state.post_start_running = True
+        state.post_start_container = name
+        # What kubelet's sync wrote before it started the container: ContainerCreating on a first start.
+        self._write_status(pod, self._observe(pod, state, sandbox, state.waiting, init_failed=state.init_failed))
         try:
             error = await _unless_set(lifecycle.run_handler(handler, target, None), state.post_start_abort)
         finally:
-            state.post_start_running = False
+            state.post_start_container = ""
         if not error:  # succeeded, or ended by the pod's deletion
             return
         log.warning("pod %s: postStart hook failed: %s", object_key(pod), error)
@@ -697,7 +699,7 @@ class NodeAgent:
         pod = newer(state.last_written, cached)
         if is_being_deleted(pod) or status_of(pod).get("phase") in ("Succeeded", "Failed"):
             return
-        if state.post_start_running:  # the sync writes the status once the hook has returned
+        if state.post_start_container:  # the sync writes the status once the hook has returned
             return
         sandbox = self.runtime.get_sandbox(PodKey.of(pod))
         if sandbox is None or not state.pod_ips:
@@ -765,6 +767,9 @@ class NodeAgent:
                            default_waiting: str, latest_of: StatusOf) -> podstatus.ContainerObservation:
         name, image = container["name"], str(container.get("image") or "")
         latest = latest_of(name) if sandbox else None
+        if sandbox is not None and latest is not None and name == state.post_start_container:
+            # Its hook runs: the instance does not count yet; the one before it (if any) still shows.
+            latest = self.runtime.status(sandbox, name, latest.restart_count - 1) if latest.restart_count else None
         previous = None
         if sandbox is not None and latest is not None and latest.restart_count > 0:
             previous = self.runtime.status(sandbox, name, latest.restart_count - 1)

@@ -563,9 +563,14 @@ async def test_a_post_start_hook_runs_once_the_container_runs_and_holds_it_back_
     await node.api.create(PODS, "default", hooked_pod())
     await until(lambda: hooks.calls)
     assert hooks.calls == [("postStart", 1)]  # after the container's process started
-    pod = await node.pod("hooked")
-    assert status_of(pod).get("phase") != "Running" and not container_status(pod).get("ready")
-    assert "running" not in container_status(pod).get("state", {})
+
+    async def creating() -> dict[str, Any] | None:
+        pod = await node.pod("hooked")
+        return pod if container_status(pod).get("state", {}).get("waiting", {}).get("reason") == \
+            "ContainerCreating" else None
+
+    pod = await until(creating)  # as kubelet's sync wrote it before the start, until the hook returns
+    assert status_of(pod)["phase"] == "Pending" and not container_status(pod)["ready"]
     hooks.release.set()
     pod = await until(lambda: _running_pod(node, "hooked"))
     assert container_status(pod)["ready"] and "running" in container_status(pod)["state"]
