@@ -92,8 +92,13 @@ StatusOf = Callable[[str], ContainerStatus | None]  # a container's latest insta
 
 async def _unless_cut(work: Awaitable[T], state: PodState) -> T | None:
     """The work's result, or None if the pod's grace period is cut first (the work is then cancelled)."""
+    return await _unless_set(work, state.grace_cut)
+
+
+async def _unless_set(work: Awaitable[T], event: asyncio.Event) -> T | None:
+    """The work's result, or None if the event is set first (the work is then cancelled)."""
     task = asyncio.ensure_future(work)
-    cut = asyncio.create_task(state.grace_cut.wait())
+    cut = asyncio.create_task(event.wait())
     try:
         await asyncio.wait({task, cut}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -270,6 +275,8 @@ class NodeAgent:
         elif uid not in self.states:
             self._first_seen.setdefault(uid, time.monotonic())
         state = self.states.get(uid)
+        if state is not None and state.post_start_container and (gone or is_being_deleted(pod)):
+            state.post_start_abort.set()
         if state is not None and state.kill_grace is not None:
             # Force-deleted: kubelet's floor of 1 s (and killContainer's 2 s) still applies.
             grace = 1.0 if gone else max(1.0, grace_seconds(pod))
@@ -375,9 +382,7 @@ class NodeAgent:
                           if c.get("name") == name), {})
         grace_left = state.kill_grace
         if lifecycle.pre_stop_handler(container) is not None:
-            pod_ip = next(iter(self._ips(pod)), "") or str(status_of(pod).get("podIP") or "")
-            target = ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ip, ports=named_ports(container),
-                                 exec_command=exec_in_pod_runner(sandbox.infra), name=f"{object_key(pod)}/{name}")
+            target = self._hook_target(pod, sandbox, container)
             outcome = await _unless_cut(lifecycle.run_pre_stop(container, target, state.kill_grace), state)
             if outcome is not None:
                 grace_left = outcome.grace_left
@@ -390,6 +395,37 @@ class NodeAgent:
         grace_left = max(min(grace_left, state.kill_grace), lifecycle.MINIMUM_GRACE_SECONDS)
         if await _unless_cut(self.runtime.stop_container(sandbox, name, grace_left), state) is None:
             await self.runtime.stop_container(sandbox, name, max(state.kill_grace, lifecycle.MINIMUM_GRACE_SECONDS))
+
+    def _hook_target(self, pod: Obj, sandbox: Sandbox, container: Mapping[str, Any]) -> ProbeTarget:
+        """Where a lifecycle hook runs: exec in the pod's namespaces, httpGet to the pod's IP."""
+        pod_ip = next(iter(self._ips(pod)), "") or str(status_of(pod).get("podIP") or "")
+        return ProbeTarget(netns=sandbox.netns_of_infra, pod_ip=pod_ip, ports=named_ports(container),
+                           exec_command=exec_in_pod_runner(sandbox.infra), name=f"{object_key(pod)}/{container['name']}")
+
+    async def _post_start(self, pod: Obj, state: PodState, sandbox: Sandbox, container: Mapping[str, Any]) -> None:
+        """The container's postStart hook, waited for (see svcnet.agent.lifecycle); a failure kills it.
+
+        A deletion of the pod ends the hook (kubelet 1.32 keeps waiting on it, kubernetes#116032, so a
+        pod with a hung hook never terminates); the container then goes as the pod's others do."""
+        handler = lifecycle.post_start_handler(container)
+        if handler is None or state.post_start_abort.is_set():
+            return
+        name, target = container["name"], self._hook_target(pod, sandbox, container)
+        state.post_start_container = name
+        # What kubelet's sync wrote before it started the container: ContainerCreating on a first start.
+        self._write_status(pod, self._observe(pod, state, sandbox, state.waiting, init_failed=state.init_failed))
+        try:
+            error = await _unless_set(lifecycle.run_handler(handler, target, None), state.post_start_abort)
+        finally:
+            state.post_start_container = ""
+        if not error:  # succeeded, or ended by the pod's deletion
+            return
+        log.warning("pod %s: postStart hook failed: %s", object_key(pod), error)
+        # kubelet keeps the hook's output out of the event (it may hold secrets).
+        self._event(pod, "Warning", lifecycle.FAILED_POST_START_HOOK, "PostStartHook failed")
+        self._event(pod, "Normal", "Killing", lifecycle.FAILED_POST_START_HOOK)
+        outcome = await lifecycle.run_pre_stop(container, target, grace_seconds(pod))
+        await self.runtime.stop_container(sandbox, name, outcome.grace_left)
 
     async def _stop_terminal(self, pod: Obj, state: PodState) -> None:
         """A Succeeded/Failed pod: its processes and network go; its files (logs) stay until it is deleted."""
@@ -594,6 +630,7 @@ class NodeAgent:
         else:
             self._event(pod, "Normal", "Created", f"Created container {name}")
             self._event(pod, "Normal", "Started", f"Started container {name}")
+            await self._post_start(pod, state, sandbox, container)
         return None
 
     def _watch_containers(self, pod: Obj, state: PodState, sandbox: Sandbox, specs: Mapping[str, Obj],
@@ -672,6 +709,8 @@ class NodeAgent:
         pod = newer(state.last_written, cached)
         if is_being_deleted(pod) or status_of(pod).get("phase") in ("Succeeded", "Failed"):
             return
+        if state.post_start_container:  # the sync writes the status once the hook has returned
+            return
         sandbox = self.runtime.get_sandbox(PodKey.of(pod))
         if sandbox is None or not state.pod_ips:
             return
@@ -738,6 +777,9 @@ class NodeAgent:
                            default_waiting: str, latest_of: StatusOf) -> podstatus.ContainerObservation:
         name, image = container["name"], str(container.get("image") or "")
         latest = latest_of(name) if sandbox else None
+        if sandbox is not None and latest is not None and name == state.post_start_container:
+            # Its hook runs: the instance does not count yet; the one before it (if any) still shows.
+            latest = self.runtime.status(sandbox, name, latest.restart_count - 1) if latest.restart_count else None
         previous = None
         if sandbox is not None and latest is not None and latest.restart_count > 0:
             previous = self.runtime.status(sandbox, name, latest.restart_count - 1)

@@ -1,4 +1,11 @@
-"""Container lifecycle hooks: the preStop hook kubelet runs before it signals a container to stop.
+"""Container lifecycle hooks: postStart, run as a container starts, and preStop, run before it is stopped.
+
+postStart (kubelet's startContainer, step 4): once the container's process runs, its hook runs,
+with no time limit of its own; the container is not started (its status says ContainerCreating,
+it is not Ready) until the hook returns. A hook that fails is a FailedPostStartHook warning, and
+the container is killed as killContainer kills it (its preStop hook, then SIGTERM), then restarted
+per the pod's restartPolicy. The hook races the container's own start: an httpGet hook to a server
+that is not listening yet fails, as upstream.
 
 What kubelet's killContainer does (pkg/kubelet/kuberuntime/kuberuntime_container.go): when the
 container has a preStop hook and the grace period is not zero, the hook runs first (exec in
@@ -23,14 +30,22 @@ from svcnet.agent.probes import ProbeTarget, http_get
 # kubelet's minimumGracePeriodInSeconds: SIGTERM always gets this long before SIGKILL.
 MINIMUM_GRACE_SECONDS = 2.0
 FAILED_PRE_STOP_HOOK = "FailedPreStopHook"
+FAILED_POST_START_HOOK = "FailedPostStartHook"
 
 
 def pre_stop_handler(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return ((container.get("lifecycle") or {}).get("preStop")) or None
 
 
-async def run_handler(handler: Mapping[str, Any], target: ProbeTarget, timeout: float) -> str:
-    """Run one lifecycle handler; "" when it succeeded, else why it failed (the log's wording)."""
+def post_start_handler(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return ((container.get("lifecycle") or {}).get("postStart")) or None
+
+
+async def run_handler(handler: Mapping[str, Any], target: ProbeTarget, timeout: float | None) -> str:
+    """Run one lifecycle handler; "" when it succeeded, else why it failed (the log's wording).
+
+    timeout None: no limit (a postStart hook's). tcpSocket is no handler kubelet runs (the API
+    keeps the field for compatibility only), so a hook with it fails."""
     if handler.get("exec") is not None:
         argv = list((handler["exec"] or {}).get("command") or ())
         if target.exec_command is None:

@@ -54,6 +54,11 @@ class PodState:
     # (a shorter deletionGracePeriodSeconds, or the pod force-deleted): kubelet's shortened kill.
     kill_grace: float | None = None
     grace_cut: asyncio.Event = field(default_factory=asyncio.Event)
+    # The container whose postStart hook runs: the sync waits on it, and the status shows the
+    # container as it was before this start (kubelet's pod worker is blocked in startContainer);
+    # the pod's deletion ends the hook.
+    post_start_container: str = ""
+    post_start_abort: asyncio.Event = field(default_factory=asyncio.Event)
 
     def cancel_tasks(self) -> None:
         for watch in self.probes.values():

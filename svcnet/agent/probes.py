@@ -269,16 +269,16 @@ class ProbeTarget:
     netns: str  # a network namespace path: /proc/<infra pid>/ns/net or /run/netns/...
     pod_ip: str = ""
     ports: Mapping[str, int] = field(default_factory=dict)  # named container ports
-    exec_command: Callable[[Sequence[str], float], Awaitable[int]] | None = None  # (argv, timeout) -> exit code
+    exec_command: Callable[[Sequence[str], float | None], Awaitable[int]] | None = None  # (argv, timeout) -> exit code
     listeners: ListeningPorts | None = None  # the pod namespace's LISTEN sockets (None: the ticker alone)
     name: str = ""  # namespace/pod/container, for the log
 
 
 def exec_in_pod_runner(infra: ProcessId, env: Mapping[str, str] | None = None
-                       ) -> Callable[[Sequence[str], float], Awaitable[int]]:
+                       ) -> Callable[[Sequence[str], float | None], Awaitable[int]]:
     """An exec-probe runner: the command runs in the pod's namespaces with the container's env."""
 
-    async def run(argv: Sequence[str], timeout: float) -> int:
+    async def run(argv: Sequence[str], timeout: float | None) -> int:
         code, _, _ = await run_in_pod(infra, argv, env=env, timeout=timeout)
         return code
 

@@ -48,7 +48,11 @@ def _default_probe(probe: Any) -> None:
     _set_default(probe, "periodSeconds", 10)
     _set_default(probe, "successThreshold", 1)
     _set_default(probe, "failureThreshold", 3)
-    http_get = probe.get("httpGet")
+    _default_http_get(probe.get("httpGet"))
+
+
+def _default_http_get(http_get: Any) -> None:
+    """SetDefaults_HTTPGetAction: probes' and lifecycle hooks' alike."""
     if isinstance(http_get, dict):
         _set_default(http_get, "path", "/")
         _set_default(http_get, "scheme", "HTTP")
@@ -66,6 +70,11 @@ def _default_container(container: Obj) -> None:
         _set_default(port, "protocol", "TCP")
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         _default_probe(container.get(probe))
+    lifecycle = container.get("lifecycle")
+    for hook in ("postStart", "preStop"):
+        handler = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
+        if isinstance(handler, dict):
+            _default_http_get(handler.get("httpGet"))
     for env in _dicts(container.get("env")):
         field_ref = (env.get("valueFrom") or {}).get("fieldRef")
         if isinstance(field_ref, dict):

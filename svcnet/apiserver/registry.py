@@ -501,22 +501,15 @@ class Registry:
                 f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
                 f"ResourceVersion in object meta: {rec.revision}")
         finalizers = strategy.deletion_finalizers(md, options.propagation_policy, res.kind)
-        graceful = strategy.graceful_seconds(res, obj, options.grace_period_seconds)
         if res.kind == "Namespace":
             return (yield from self._delete_namespace(res, rec, options)), False
+        if md.get("deletionTimestamp"):
+            return (yield from self._delete_again(res, rec, obj, finalizers, options))
+        graceful = strategy.graceful_seconds(res, obj, options.grace_period_seconds)
         if not finalizers and graceful == 0:
             if options.dry_run:
                 return obj, True
             return (yield from self._remove(res, rec.key, rec.revision, obj)), True
-        if md.get("deletionTimestamp"):
-            # Already deleting: a shorter grace period may still apply (kubectl delete --force).
-            if graceful == 0 and not finalizers:
-                return (yield from self._remove(res, rec.key, rec.revision, obj)), True
-            if finalizers != list(md.get("finalizers") or []):
-                md["finalizers"] = finalizers
-                if not options.dry_run:
-                    obj = (yield from self._store_update(res, rec, obj)).value
-            return obj, False
         md["finalizers"] = finalizers
         if not finalizers:
             md.pop("finalizers")
@@ -525,6 +518,37 @@ class Registry:
         if options.dry_run:
             return obj, False
         return (yield from self._store_update(res, rec, obj)).value, False
+
+    def _delete_again(self, res: Resource, rec, obj: Obj, finalizers: list[str],
+                      options: DeleteOptions) -> Steps[tuple[Obj, bool]]:
+        """A delete of an object already being deleted (the second half of BeforeDelete).
+
+        A graceful deletion under way only takes a shorter grace period (kubectl delete
+        --grace-period=5 after a 30 s one; --force is 0) and nothing else, finalizers included;
+        one with no period left is removed now unless finalizers hold it."""
+        md = meta.metadata(obj)
+        if md.get("deletionGracePeriodSeconds"):
+            if not strategy.shorten_grace_period(md, options.grace_period_seconds):
+                return obj, False
+            if finalizers:
+                md["finalizers"] = finalizers
+            else:
+                md.pop("finalizers", None)
+            if md["deletionGracePeriodSeconds"] > 0 or finalizers:
+                if options.dry_run:
+                    return obj, False
+                return (yield from self._store_update(res, rec, obj)).value, False
+            # Cut to 0: upstream writes that, then removes the object; the write is skipped here as
+            # for a first delete with grace 0 (only a watcher could see it, as one more MODIFIED).
+        if not finalizers:
+            if options.dry_run:
+                return obj, True
+            return (yield from self._remove(res, rec.key, rec.revision, obj)), True
+        if finalizers != list(md.get("finalizers") or []):
+            md["finalizers"] = finalizers
+            if not options.dry_run:
+                obj = (yield from self._store_update(res, rec, obj)).value
+        return obj, False
 
     def _store_update(self, res: Resource, rec, obj: Obj) -> Steps[Any]:
         try:

@@ -7,6 +7,7 @@ store calls.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 from svcnet.api import errors, jsoncodec, meta, objects
@@ -208,14 +209,35 @@ def deletion_finalizers(md: Obj, policy: str | None, kind: str = "") -> list[str
 
 
 def graceful_seconds(res: Resource, obj: Obj, grace_period_seconds: int | None) -> int:
-    """Only pods bound to a node are deleted gracefully (the node's agent finishes the delete)."""
+    """Only pods bound to a node are deleted gracefully (the node's agent finishes the delete).
+
+    A negative period is 1 s, as BeforeDelete and podStrategy.CheckGracefulDelete make it."""
     if res.kind != "Pod" or not objects.spec_of(obj).get("nodeName"):
         return 0
     if objects.status_of(obj).get("phase") in ("Succeeded", "Failed"):
         return 0
-    if grace_period_seconds is not None:
-        return max(0, grace_period_seconds)
-    return int(objects.spec_of(obj).get("terminationGracePeriodSeconds", 30))
+    if grace_period_seconds is None:
+        grace_period_seconds = int(objects.spec_of(obj).get("terminationGracePeriodSeconds", 30))
+    return 1 if grace_period_seconds < 0 else grace_period_seconds
+
+
+def shorten_grace_period(md: Obj, requested: int | None) -> bool:
+    """A graceful deletion under way, asked for again: only a shorter grace period takes effect.
+
+    As kube-apiserver 1.32's BeforeDelete (rest/delete.go): the deletionTimestamp moves back by
+    what the period lost, so it stays "when the deletion started + the period" (it may then lie in
+    the past; 1.33 clamps it to now, 1.32 does not). A request without a period, or with one as
+    long or longer, changes nothing. True when md was shortened."""
+    current = md.get("deletionGracePeriodSeconds")
+    if requested is None or not current:
+        return False
+    requested = 1 if requested < 0 else requested
+    if requested >= current:
+        return False
+    started = meta.parse_time(md["deletionTimestamp"]) - dt.timedelta(seconds=current)
+    md["deletionTimestamp"] = meta.rfc3339(started + dt.timedelta(seconds=requested))
+    md["deletionGracePeriodSeconds"] = requested
+    return True
 
 
 def binding_node(name: str, binding: Obj) -> str:

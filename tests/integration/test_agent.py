@@ -432,3 +432,45 @@ def test_up_fails_fast_with_a_clear_message_when_the_port_is_taken(tmp_path: Pat
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert not (c.data_dir / "cluster.json").exists()
+
+
+def test_post_start_hook_runs_before_the_container_is_ready_and_a_failing_one_restarts_it(
+        cluster: SvcnetCluster, scratch: Path) -> None:
+    marker = scratch / "post-start"
+    loop = 'trap "exit 0" TERM; while true; do sleep 0.1; done'
+    apply(cluster, f"""
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: hooked}}
+        spec:
+          terminationGracePeriodSeconds: 2
+          containers:
+          - name: app
+            image: busybox
+            command: [sh, -c, '{loop}']
+            lifecycle:
+              postStart: {{exec: {{command: [sh, -c, 'sleep 1; echo hooked > {marker}']}}}}
+          - name: bad
+            image: busybox
+            command: [sh, -c, '{loop}']
+            lifecycle:
+              postStart: {{httpGet: {{path: /, port: 9}}}}
+    """)
+    try:
+        def app_ready(pod: dict[str, Any]) -> bool:
+            return any(s["name"] == "app" and s.get("ready") for s in pod["status"].get("containerStatuses") or [])
+
+        cluster.wait_pod("hooked", app_ready, what="hooked's app container ready")
+        assert marker.read_text() == "hooked\n"  # the hook had finished before the container counted as started
+
+        def failed_hook_events() -> list[dict[str, Any]]:
+            return [e for e in cluster.kubectl_json("get", "events")["items"]
+                    if e["involvedObject"]["name"] == "hooked" and e["reason"] in ("FailedPostStartHook", "Killing")]
+
+        events = wait_for(lambda: len(failed_hook_events()) >= 2 and failed_hook_events(), timeout=60,
+                          what="FailedPostStartHook and Killing events")
+        assert {(e["type"], e["reason"], e["message"]) for e in events} >= {
+            ("Warning", "FailedPostStartHook", "PostStartHook failed"), ("Normal", "Killing", "FailedPostStartHook")}
+        cluster.wait_pod("hooked", lambda p: restart_count(p) >= 1, what="bad restarted")
+    finally:
+        delete_pod(cluster, "hooked")

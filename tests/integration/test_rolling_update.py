@@ -178,3 +178,19 @@ def test_force_deleting_a_pod_in_its_pre_stop_hook_ends_the_hook(cluster: Svcnet
     cluster.kubectl("delete", "pod", pod["metadata"]["name"], "--force", "--grace-period=0")
     # The hook had ~2 minutes left: the agent cut it, SIGTERM'd with 2 s, and removed the pod's network.
     wait_for(lambda: netns not in cluster.namespaces(), timeout=60, interval=0.3, what=f"{netns} removed")
+
+
+def test_a_second_shorter_delete_cuts_a_pods_pre_stop_hook(cluster: SvcnetCluster) -> None:
+    """`kubectl delete --grace-period=3` on a pod already terminating in its 120 s hook: the API server
+    shortens its grace period and the agent ends the hook, SIGTERMs it and removes it."""
+    terminating = [p for p in cluster.pods("app=drain") if p["metadata"].get("deletionTimestamp")]
+    if not terminating:
+        cluster.kubectl("scale", "deploy/drain", "--replicas=0")
+        terminating = wait_for(lambda: cluster.pods("app=drain"), timeout=30, what="drain's pods terminating")
+    pod = terminating[-1]
+    assert pod["metadata"]["deletionGracePeriodSeconds"] == 150
+    netns = pod_namespace(cluster.cluster_id, pod["metadata"]["uid"])
+    assert netns in cluster.namespaces()  # still in its hook
+    cluster.kubectl("delete", "pod", pod["metadata"]["name"], "--grace-period=3", "--wait=false")
+    # The hook had well over a minute left.
+    wait_for(lambda: netns not in cluster.namespaces(), timeout=60, interval=0.3, what=f"{netns} removed")

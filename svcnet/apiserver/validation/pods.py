@@ -2,6 +2,7 @@
 fields a pod update may change (pkg/apis/core/validation ValidatePod*)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from svcnet.api.errors import Cause
@@ -81,10 +82,30 @@ def _validate_container_ports(ports: list[Any], path: str, host_network: bool) -
     return errs
 
 
-def _validate_handler(handler: Obj, path: str) -> list[Cause]:
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+_LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
+_HTTP_HEADER_NAME = re.compile(r"[-A-Za-z0-9]+")
+_HTTP_HEADER_NAME_ERROR = ("a valid HTTP header must consist of alphanumeric characters or '-' "
+                           "(e.g. 'X-Header-Name', regex used for validation is '[-A-Za-z0-9]+')")
+_INIT_ONLY_WITH_RESTART = "may not be set for init containers without restartPolicy=Always"
+
+
+def _validate_sleep(action: Obj, path: str, grace: int) -> list[Cause]:
+    # 1.32: PodLifecycleSleepAction is on (beta), PodLifecycleSleepActionAllowZero off (alpha):
+    # a sleep of 0 s is refused, and one longer than the pod's grace period (equal is fine).
+    seconds = as_int(action.get("seconds")) or 0
+    if 0 < seconds <= grace:
+        return []
+    return [invalid(path, seconds, f"must be greater than 0 and less than terminationGracePeriodSeconds ({grace}). "
+                                   "Enable AllowPodLifecycleSleepActionZeroValue feature gate for zero sleep.")]
+
+
+def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...] = _PROBE_HANDLERS,
+                      grace: int = 0) -> list[Cause]:
+    """One handler type of `kinds`, each checked as validateHandler does (probes and lifecycle hooks alike)."""
     errs: list[Cause] = []
     count = 0
-    for kind in ("exec", "httpGet", "tcpSocket", "grpc"):
+    for kind in kinds:
         action = handler.get(kind)
         if action is None:
             continue
@@ -103,8 +124,14 @@ def _validate_handler(handler: Obj, path: str) -> list[Cause]:
             scheme = action.get("scheme") or ""
             if scheme not in ("HTTP", "HTTPS"):
                 errs.append(not_supported(f"{action_path}.scheme", scheme, ("HTTP", "HTTPS")))
+            for header in as_list(action.get("httpHeaders")):
+                name = as_str(as_dict(header).get("name"))
+                if not _HTTP_HEADER_NAME.fullmatch(name):
+                    errs.append(invalid(f"{action_path}.httpHeaders", name, _HTTP_HEADER_NAME_ERROR))
         elif kind == "tcpSocket":
             errs.extend(validate_port_num_or_name(action.get("port"), f"{action_path}.port"))
+        elif kind == "sleep":
+            errs.extend(_validate_sleep(action, action_path, grace))
         elif kind == "grpc":
             port = action.get("port")
             errs.extend(each_error(f"{action_path}.port", port, port_number_errors(port))  # type: ignore[arg-type]
@@ -128,7 +155,23 @@ def _validate_probe(probe: Any, path: str) -> list[Cause]:
     return errs
 
 
-def _validate_container(container: Obj, path: str, host_network: bool) -> list[Cause]:
+def _validate_lifecycle(container: Obj, path: str, grace: int, init: bool) -> list[Cause]:
+    """postStart and preStop: allowed on app containers and restartable (sidecar) init containers."""
+    lifecycle = container.get("lifecycle")
+    if lifecycle is None:
+        return []
+    if init and container.get("restartPolicy") != "Always":
+        return [forbidden(f"{path}.lifecycle", _INIT_ONLY_WITH_RESTART)]
+    errs: list[Cause] = []
+    for hook in ("postStart", "preStop"):
+        handler = as_dict(lifecycle).get(hook)
+        if handler is not None:
+            errs.extend(_validate_handler(as_dict(handler), f"{path}.lifecycle.{hook}", _LIFECYCLE_HANDLERS, grace))
+    return errs
+
+
+def _validate_container(container: Obj, path: str, host_network: bool, grace: int = 0,
+                        init: bool = False) -> list[Cause]:
     errs: list[Cause] = []
     name = as_str(container.get("name"))
     if not name:
@@ -144,6 +187,7 @@ def _validate_container(container: Obj, path: str, host_network: bool) -> list[C
     for i, env in enumerate(as_list(container.get("env"))):
         if not as_str(as_dict(env).get("name")):
             errs.append(required(f"{path}.env[{i}].name"))
+    errs.extend(_validate_lifecycle(container, path, grace, init))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         errs.extend(_validate_probe(container.get(probe), f"{path}.{probe}"))
     for probe in ("livenessProbe", "startupProbe"):
@@ -167,6 +211,8 @@ def _validate_container(container: Obj, path: str, host_network: bool) -> list[C
 def _validate_containers(spec: Obj, path: str) -> list[Cause]:
     errs: list[Cause] = []
     host_network = bool(spec.get("hostNetwork"))
+    # As ValidatePodSpec: the grace period a sleep hook is held to, 0 when unset (defaulting sets it).
+    grace = as_int(spec.get("terminationGracePeriodSeconds")) or 0
     seen: set[str] = set()
     containers = as_list(spec.get("containers"))
     if not containers:
@@ -174,7 +220,8 @@ def _validate_containers(spec: Obj, path: str) -> list[Cause]:
     for key in ("initContainers", "containers"):
         for i, raw in enumerate(as_list(spec.get(key))):
             container, container_path = as_dict(raw), f"{path}.{key}[{i}]"
-            errs.extend(_validate_container(container, container_path, host_network))
+            errs.extend(_validate_container(container, container_path, host_network, grace,
+                                            init=key == "initContainers"))
             name = as_str(container.get("name"))
             if name and name in seen:
                 errs.append(duplicate(f"{container_path}.name", name))

@@ -521,3 +521,83 @@ async def test_a_pod_started_again_after_down_is_not_ready_until_its_probe_says_
         assert (status.get("state") or {}).get("running") and status.get("ready") is False
     finally:
         await n.agent.stop()
+
+
+class FakeHooks:
+    """lifecycle.run_handler stood in for: postStart hooks wait for `release` and answer `post_start_error`."""
+
+    def __init__(self, node: Node, post_start_error: str = "") -> None:
+        self.node, self.post_start_error = node, post_start_error
+        self.release = asyncio.Event()
+        self.calls: list[tuple[str, int]] = []  # (the handler's kind, app starts seen when it ran)
+        self.cancelled = False
+
+    async def run_handler(self, handler: dict[str, Any], target: Any, timeout: float | None) -> str:
+        kind = "preStop" if "sleep" in handler else "postStart"
+        self.calls.append((kind, self.node.runtime.starts("hooked", "app")))
+        if kind == "preStop":
+            return ""
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return self.post_start_error
+
+
+def hooked_pod() -> dict[str, Any]:
+    app = {"name": "app", "image": "k8s.gcr.io/serve_hostname",
+           "lifecycle": {"postStart": {"exec": {"command": ["touch", "/ready"]}}, "preStop": {"sleep": {"seconds": 1}}}}
+    return make_pod("hooked", containers=[app])
+
+
+def _events(node: Node, reason: str) -> list[tuple[str, str]]:
+    return [(e["type"], e["message"]) for e in node.api.objects(EVENTS)
+            if e.get("reason") == reason and e["involvedObject"]["name"] == "hooked"]
+
+
+async def test_a_post_start_hook_runs_once_the_container_runs_and_holds_it_back_until_it_returns(
+        node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = FakeHooks(node)
+    monkeypatch.setattr("svcnet.agent.lifecycle.run_handler", hooks.run_handler)
+    await node.api.create(PODS, "default", hooked_pod())
+    await until(lambda: hooks.calls)
+    assert hooks.calls == [("postStart", 1)]  # after the container's process started
+
+    async def creating() -> dict[str, Any] | None:
+        pod = await node.pod("hooked")
+        return pod if container_status(pod).get("state", {}).get("waiting", {}).get("reason") == \
+            "ContainerCreating" else None
+
+    pod = await until(creating)  # as kubelet's sync wrote it before the start, until the hook returns
+    assert status_of(pod)["phase"] == "Pending" and not container_status(pod)["ready"]
+    hooks.release.set()
+    pod = await until(lambda: _running_pod(node, "hooked"))
+    assert container_status(pod)["ready"] and "running" in container_status(pod)["state"]
+    assert node.runtime.starts("hooked", "app") == 1 and not node.runtime.stopped
+
+
+async def test_a_failing_post_start_hook_kills_the_container_preStop_first_and_it_is_restarted(
+        node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = FakeHooks(node, post_start_error="Exec lifecycle hook ([touch /ready]) for Container ... failed")
+    hooks.release.set()
+    monkeypatch.setattr("svcnet.agent.lifecycle.run_handler", hooks.run_handler)
+    await node.api.create(PODS, "default", hooked_pod())
+    await until(lambda: len(hooks.calls) >= 3)  # restartPolicy Always: the first restart is at once
+    assert hooks.calls[:3] == [("postStart", 1), ("preStop", 1), ("postStart", 2)]
+    assert node.runtime.stopped[0] == ("hooked", "app", 30.0)  # killContainer's grace: the pod's, less the preStop
+    await until(lambda: _events(node, "FailedPostStartHook") and _events(node, "Killing"))
+    assert _events(node, "FailedPostStartHook")[0] == ("Warning", "PostStartHook failed")  # not the hook's output
+    assert ("Normal", "FailedPostStartHook") in _events(node, "Killing")
+
+
+async def test_deleting_a_pod_ends_its_post_start_hook(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = FakeHooks(node)  # never released: a hook that hangs
+    monkeypatch.setattr("svcnet.agent.lifecycle.run_handler", hooks.run_handler)
+    await node.api.create(PODS, "default", hooked_pod())
+    await until(lambda: hooks.calls)
+    await mark_deleting(node.api, "hooked", 5)
+    await until(lambda: not any(o["metadata"]["name"] == "hooked" for o in node.api.objects(PODS)))
+    assert hooks.cancelled
+    assert ("hooked", "app", 5.0) in node.runtime.stopped  # killed as any deleted pod: its preStop, then SIGTERM
+    assert not _events(node, "FailedPostStartHook")

@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from svcnet.agent.lifecycle import MINIMUM_GRACE_SECONDS, run_handler, run_pre_stop
+from svcnet.agent.lifecycle import MINIMUM_GRACE_SECONDS, post_start_handler, run_handler, run_pre_stop
 from svcnet.agent.probes import ProbeTarget
 
 
@@ -82,3 +82,12 @@ async def test_http_hook_that_cannot_connect_fails_and_tcp_socket_is_no_hook() -
     assert failed.startswith("Http lifecycle hook (/quit)")
     assert (await run_handler({"tcpSocket": {"port": 80}}, target_running(0, Clock()), 5)).startswith(
         "Cannot run handler: invalid handler")
+
+
+async def test_a_post_start_hook_runs_without_a_time_limit() -> None:
+    ran: list[Any] = []
+    app = {"name": "app", "lifecycle": {"postStart": {"exec": {"command": ["touch", "/ready"]}}}}
+    handler = post_start_handler(app)
+    assert handler is not None and post_start_handler({"name": "app"}) is None
+    assert await run_handler(handler, target_running(0, Clock(), ran=ran), None) == ""
+    assert ran == [(["touch", "/ready"], None)]
