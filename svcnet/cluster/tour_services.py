@@ -31,6 +31,7 @@ from pathlib import Path
 
 from svcnet.api.objects import is_pod_ready, name_of
 from svcnet.cluster.walkthrough import Walkthrough
+from svcnet.config import DEFAULT_DATA_DIR
 
 TOUR_LABEL = "svcnet-tour=services"
 TOUR_PODS = "app=tour"
@@ -133,9 +134,9 @@ class ServicesTour(Walkthrough):
         slices = self.kubectl_json("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}")
         return [e for s in slices["items"] for e in s.get("endpoints") or [] if e["conditions"].get("ready")]
 
-    def delete(self, objects: str, wait: bool = False) -> None:
-        self.run(["kubectl", "delete", "-f", "-", "--ignore-not-found", f"--wait={str(wait).lower()}"],
-                 input=objects, check=True)
+    def delete(self, objects: str) -> None:
+        """Without waiting for pods to stop: the next run waits for them instead (start)."""
+        self.run(["kubectl", "delete", "-f", "-", "--ignore-not-found", "--wait=false"], input=objects, check=True)
 
     # ---- the tour
     def main(self) -> None:
@@ -153,7 +154,7 @@ class ServicesTour(Walkthrough):
             # Whatever is left: the tour's pods, and a step's objects if the tour stopped before that step ended.
             self.run(["kubectl", "delete", LEFTOVER_KINDS, "-l", TOUR_LABEL, "--wait=false"], check=True)
         print("The tour's objects are deleted; run it again with: svcnet walkthrough --extended"
-              + ("" if str(self.data_dir) == "/var/lib/svcnet" else f" --data-dir {self.data_dir}"))
+              + ("" if self.data_dir == DEFAULT_DATA_DIR else f" --data-dir {self.data_dir}"))
 
     def start(self) -> None:
         """A previous tour's objects gone, then every step's objects applied and the three pods Ready."""
@@ -678,7 +679,7 @@ def roll_out(tour: ServicesTour) -> None:
     print("An old pod in its preStop sleep: still serving, terminating, no longer ready (new connections go to\n"
           "ready endpoints; terminating ones are used only when none is ready).\n")
     tour.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=rolling", "-o", ENDPOINT_CONDITIONS)
-    tour.kubectl("rollout", "status", "deploy/rolling", "--timeout=120s")
+    tour.kubectl("rollout", "status", "deploy/rolling", "--timeout=50s")
 
     def old_gone() -> bool:
         return not old & {name_of(p) for p in tour.kubectl_json("get", "pods", "-l", "app=rolling")["items"]}
