@@ -436,7 +436,7 @@ def udp_service(tour: ServicesTour) -> None:
     print("serve_hostname answers each datagram with its hostname. bash's /dev/udp opens a UDP socket, so each\n"
           "loop turn is a new flow (a new source port), balanced anew.\n")
     tour.kubectl("get", "svc", "udp-echo")
-    probe = (f'for i in $(seq 12); do bash -c "exec 3<>/dev/udp/{ip}/5353; echo >&3; '
+    probe = (f'for i in $(seq 30); do bash -c "exec 3<>/dev/udp/{ip}/5353; echo >&3; '
              f'timeout 1 dd bs=64 count=1 <&3 2>/dev/null"; echo; done')
     tour.wait_for("udp-echo to answer from every pod", lambda: {line.strip() for line in tour.run(
         ["kubectl", "exec", "tour-1a", "--", "sh", "-c", probe]).splitlines()} >= set(POD_NAMES), timeout=60)
@@ -686,8 +686,9 @@ def roll_out(tour: ServicesTour) -> None:
     tour.wait_for("the old pods to finish", old_gone, timeout=60)
 
 
-# The tour, in order. A step that needs more of the cluster (a LoadBalancer step needs `svcnet up --lb-pool`)
-# checks for it in its show function and says how to get it, as topology_hints does with zones.
+# The tour, in order: one Step per feature. A new one is one more entry (a LoadBalancer Service would go right
+# after the first, which it builds on). A step that needs more of the cluster than `svcnet up` gives by default
+# (zones; a load balancer pool) checks for it in its show function and says how to get it, as topology_hints does.
 STEPS: list[Step] = [
     Step("externalTrafficPolicy: Local keeps the client's address; the health check nodePort",
          ETP_OBJECTS, external_traffic_policy),
