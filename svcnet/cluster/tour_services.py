@@ -39,6 +39,7 @@ LEFTOVER_KINDS = "deployments,pods,services,endpoints,endpointslices"  # what a 
 POD_NAMES = ("tour-1a", "tour-1b", "tour-2")
 CURL_TIMEOUT_EXIT = 28  # curl's "operation timed out": the packet was dropped (a refused connection is 7)
 ZONE_LABEL = "topology.kubernetes.io/zone"
+LOOP_LIMIT_SECONDS = 180  # the rolling update's curl loop, at most (it stops as soon as the update is over)
 ROLLING_PRESTOP_SECONDS = 5  # long enough for every proxy to drop a deleted pod before it stops serving
 
 # Answers every GET with the address the connection came from (the externalTrafficPolicy step).
@@ -654,15 +655,21 @@ def rolling_update(tour: ServicesTour) -> None:
         log, stop = Path(tmp) / "curl.log", Path(tmp) / "stop"
         loop = (f"until [ -e {stop} ]; do if out=$(curl -sS --max-time 2 {ip} 2>&1); then echo \"ok $out\"; "
                 f"else echo \"fail $out\"; fi; done > {log}")
-        print(f"$ kubectl exec tour-2 -- sh -c {shlex.quote(loop)} &\n")
-        curl_loop = subprocess.Popen(["kubectl", "exec", "tour-2", "--", "sh", "-c", loop], env=tour.env,
+        # `timeout`: the loop ends on its own should the stop file never come (the tour interrupted).
+        print(f"$ kubectl exec tour-2 -- timeout {LOOP_LIMIT_SECONDS} sh -c {shlex.quote(loop)} &\n")
+        curl_loop = subprocess.Popen(["kubectl", "exec", "tour-2", "--", "timeout", str(LOOP_LIMIT_SECONDS),
+                                      "sh", "-c", loop], env=tour.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             tour.wait_for("the loop's first answers", lambda: log.exists() and log.stat().st_size > 0, timeout=30)
             roll_out(tour)
         finally:
             stop.touch()
-            curl_loop.wait(timeout=30)
+            try:
+                curl_loop.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                curl_loop.kill()
+                raise
         tour.run(["sh", "-c", f"sort {log} | uniq -c"], show=f"sort {log.name} | uniq -c    # what the loop saw")
         tour.run(["sh", "-c", f"grep -c '^fail' {log}"], show=f"grep -c '^fail' {log.name}    # failed requests")
 
