@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svcnet.api.objects import is_pod_ready, name_of
-from svcnet.cluster.walkthrough import Walkthrough
+from svcnet.cluster.walkthrough import Walkthrough, WalkthroughError
 from svcnet.config import DEFAULT_DATA_DIR
 
 TOUR_LABEL = "svcnet-tour=services"
@@ -141,6 +141,10 @@ class ServicesTour(Walkthrough):
 
     # ---- the tour
     def main(self) -> None:
+        if len(self.plan.nodes) < 2:
+            # Every step contrasts node-1 with node-2 (a pod there or not, a zone each).
+            raise WalkthroughError(f"svcnet walkthrough --extended: needs two nodes, this cluster has "
+                                   f"{len(self.plan.nodes)}: start one with svcnet up --nodes 2")
         self.mode = self.in_node(0, "curl", "-s", "--max-time", "2", "127.0.0.1:10249/proxyMode", show=None).strip()
         try:
             self.start()

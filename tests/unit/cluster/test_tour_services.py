@@ -4,15 +4,19 @@ The tour itself runs live in tests/e2e/test_walkthrough.py; these check its mani
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from svcnet.cluster.spec import ClusterSpec
 from svcnet.cluster.tour_services import (
     LEFTOVER_KINDS,
     POD_NAMES,
     STEPS,
     TOUR_LABEL,
     TOUR_PODS_YAML,
+    ServicesTour,
     selectorless_objects,
 )
 from svcnet.cluster.walkthrough import main as walkthrough_main
@@ -60,3 +64,15 @@ def test_extended_is_an_option_of_the_walkthrough(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         walkthrough_main(["--help"])
     assert "--extended" in capsys.readouterr().out
+
+
+def test_a_one_node_cluster_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    one_node = ClusterSpec(cluster_id="x", nodes=1)
+    monkeypatch.setattr("svcnet.cluster.walkthrough.load_cluster_spec", lambda data_dir: one_node)
+    ran: list[object] = []
+    monkeypatch.setattr(ServicesTour, "run", lambda self, *args, **kwargs: ran.append(args))
+    with pytest.raises(SystemExit) as exited:
+        ServicesTour(tmp_path, tmp_path).main()
+    assert str(exited.value) == ("svcnet walkthrough --extended: needs two nodes, this cluster has 1: "
+                                 "start one with svcnet up --nodes 2")
+    assert ran == []  # nothing was applied to the cluster
