@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svcnet.api.objects import is_pod_ready, name_of
+from svcnet.cluster.spec import load_cluster_spec
 from svcnet.cluster.walkthrough import Walkthrough, WalkthroughError
 from svcnet.config import DEFAULT_DATA_DIR
 
@@ -697,9 +698,53 @@ def roll_out(tour: ServicesTour) -> None:
     tour.wait_for("the old pods to finish", old_gone, timeout=60)
 
 
-# The tour, in order: one Step per feature. A new one is one more entry (a LoadBalancer Service would go right
-# after the first, which it builds on). A step that needs more of the cluster than `svcnet up` gives by default
-# (zones; a load balancer pool) checks for it in its show function and says how to get it, as topology_hints does.
+# ---- 11. a LoadBalancer Service
+
+LOAD_BALANCER_OBJECTS = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: lb
+  labels: {svcnet-tour: services}
+spec:
+  type: LoadBalancer
+  selector: {app: tour}
+  ports: [{name: http, port: 80, targetPort: web}]
+"""
+
+
+def load_balancer(tour: ServicesTour) -> None:
+    # A cluster started by a svcnet without the LoadBalancer controller has no pool (no lb_pool in its spec).
+    spec = load_cluster_spec(tour.data_dir)
+    pool = getattr(spec, "lb_pool", None)
+    if not pool:
+        print("This cluster has no LoadBalancer pool, so EXTERNAL-IP stays <pending>. A cluster started with\n"
+              "`svcnet up` (default pool: the top /28 of the node network) or `svcnet up --lb-pool CIDR` has one.\n")
+        tour.kubectl("get", "svc", "lb")
+        return
+    print(f"The service-lb controller gives the Service an address from the pool ({pool}); one node's speaker\n"
+          "answers ARP for it on the LAN, so the client namespace reaches it directly.\n")
+
+    def address() -> str:
+        ingress = (tour.kubectl_json("get", "svc", "lb").get("status") or {}).get("loadBalancer", {}).get("ingress")
+        return (ingress or [{}])[0].get("ip", "")
+    ip = tour.wait_for("an address for lb", address, timeout=30)
+    tour.kubectl("get", "svc", "lb")
+    tour.wait_for("lb to answer the client from every pod", lambda: {line.strip() for line in tour.in_client(
+        f"for i in $(seq 20); do curl -s --max-time 1 {ip}; echo; done", show=False).splitlines()} >= set(POD_NAMES),
+        timeout=60)
+    tour.in_client(f"for i in $(seq 20); do curl -s {ip}; echo; done | sort | uniq -c")
+    events = tour.run(["sh", "-c", "kubectl describe svc lb | sed -n '/Events/,$p'"],
+                      show="kubectl describe svc lb | sed -n '/Events/,$p'")
+    announcer = re.findall(r'announcing from node "([^"]+)"', events)
+    tour.in_client(f"ip neigh show {ip}")
+    names = [n.name for n in tour.plan.nodes]
+    if announcer and announcer[-1] in names:  # the client's ARP entry for the address is that node's LAN MAC
+        tour.in_node_sh(names.index(announcer[-1]), "ip link show eth0")
+
+
+# The tour, in order: one Step per feature; a new one is one more entry. A step that needs more of the cluster
+# than every `svcnet up` gives (zones; a load balancer pool) checks for it and says how to get it.
 STEPS: list[Step] = [
     Step("externalTrafficPolicy: Local keeps the client's address; the health check nodePort",
          ETP_OBJECTS, external_traffic_policy),
@@ -712,4 +757,6 @@ STEPS: list[Step] = [
     Step("Services without a selector: a hand-made EndpointSlice, and mirrored Endpoints", "", selectorless),
     Step("publishNotReadyAddresses", NOT_READY_OBJECTS, publish_not_ready),
     Step("a rolling update under curl: terminating endpoints", ROLLING_OBJECTS, rolling_update),
+    Step("a LoadBalancer Service: an address from the pool, answered on the LAN", LOAD_BALANCER_OBJECTS,
+         load_balancer),
 ]
