@@ -227,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svcnet walkthrough", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--examples", default=str(EXAMPLES), help="where hostnames*.yaml are")
+    parser.add_argument("--extended", action="store_true",
+                        help="instead of the seed's nine steps, tour every other kind of Service: traffic policies, "
+                             "session affinity, topology hints, named and multiple ports, UDP, ExternalName, "
+                             "selector-less Services, publishNotReadyAddresses, a rolling update")
     args = parser.parse_args(argv)
+    if args.extended:
+        # Imported here: the tour module builds on this one's Walkthrough.
+        from svcnet.cluster.tour_services import ServicesTour
+        ServicesTour(Path(args.data_dir), Path(args.examples)).main()
+        return 0
     Walkthrough(Path(args.data_dir), Path(args.examples)).main()
     return 0

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.addons import kubeadm_corefile
+from svcnet.cluster.spec import load_cluster_spec
 from svcnet.cluster.topology import plan_topology
 from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
@@ -47,18 +48,23 @@ DEPLOYMENT_PODS = "app=hostnames,workload!=statefulset"
 SEED_PORT = ServicePortName("default", "hostnames", "default", "TCP")
 SEED_SVC_CHAIN = "KUBE-SVC-ODX2UBAZM7RQWOIU"  # the seed's: the hash of "default/hostnames:default" + "tcp"
 CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the cluster id
+NODE_1_IP = plan_topology("x", 2).nodes[0].ipv4  # 192.168.0.106
 NODE_2_IP = plan_topology("x", 2).nodes[1].ipv4  # 192.168.0.107
 CONTROL_PLANE_IP = plan_topology("x", 2).control_plane.ipv4  # type: ignore[union-attr]  # 192.168.0.100
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    """The walkthrough's cluster, once with kube-proxy in iptables mode (the seed's) and once in nftables mode."""
+    """The walkthrough's cluster, once with kube-proxy in iptables mode (the seed's) and once in nftables mode.
+
+    The iptables-mode cluster's nodes are in two zones (`--zones a,b`), for the extended tour's topology step;
+    nothing of the seed's steps depends on zones (no Service of theirs asks for hints)."""
     mode = request.param
     base = tmp_path_factory.mktemp(f"walkthrough-{mode}")
     resolv_conf = base / "node-resolv.conf"
     resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
-    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf), "--proxy-mode", mode)) as c:
+    zones = ("--zones", "a,b") if mode == "iptables" else ()
+    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf), "--proxy-mode", mode, *zones)) as c:
         c.proxy_mode = mode  # type: ignore[attr-defined]
         upstream = subprocess.Popen(
             ["ip", "netns", "exec", c.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
@@ -867,3 +873,116 @@ def test_the_walkthrough_command_prints_every_step_and_can_run_again(cluster: Sv
                      "Name:\thostnames-0.hostnames.default.svc.cluster.local",
                      "spec.serviceName: Required value", "nameserver 10.96.0.10", "Address: 10.96.0.1", "NXDOMAIN"):
         assert expected in out, expected
+
+
+# ---- the extended tour: `svcnet walkthrough --extended`, every other kind of Service
+
+
+def extended_tour_steps(out: str) -> dict[str, str]:
+    """The tour's output by step title ("== N. title" lines start a step)."""
+    parts = re.split(r"^== \d+\. (.+)$", out, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def counts(listing: str) -> dict[str, int]:
+    """`sort | uniq -c` lines as {name: count}."""
+    return {name: int(n) for n, name in re.findall(r"^\s+(\d+) (\S+)$", listing, flags=re.MULTILINE)}
+
+
+def command_output(step: str, command: str) -> str:
+    """What the tour printed under the first `$ ...` line containing command (up to the blank line after it)."""
+    after = step.split(command, 1)[1].split("\n", 1)[1]
+    return after.split("\n\n", 1)[0]
+
+
+def test_the_extended_walkthrough_shows_every_kind_of_service_and_cleans_up(cluster: SvcnetCluster) -> None:
+    # One mode is enough: each step's rules in both modes are what the live modules of issue 16 check.
+    if nftables_mode(cluster):
+        pytest.skip("the extended tour runs in the iptables-mode cluster (its nodes are in zones a and b)")
+    result = cluster.svcnet("walkthrough", "--extended", "--data-dir", str(cluster.data_dir), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = extended_tour_steps(result.stdout)
+    assert len(steps) == 12, list(steps)
+
+    etp = steps["externalTrafficPolicy: Local keeps the client's address; the health check nodePort"]
+    local = re.search(rf"\$ curl -s {NODE_1_IP}:(\d+) .*\n(.*)", etp)
+    assert local and local.group(2) == CLIENT_IP, etp  # no SNAT: the pod sees the client
+    assert f"curl -s --max-time 1 {NODE_2_IP}:{local.group(1)}" in etp and "exit 28" in etp  # dropped on node-2
+    cluster_port = re.search(rf"\$ curl -s {NODE_2_IP}:(\d+) .*\n(.*)", etp)
+    assert cluster_port and cluster_port.group(2) == NODE_2_IP, etp  # Cluster policy: SNAT to node-2
+    assert '"localEndpoints": 1,' in etp and "HTTP 200" in etp
+    assert '"localEndpoints": 0,' in etp and "HTTP 503" in etp
+    assert '"default/etp-local has no local endpoints"' in etp and "-j DROP" in etp
+
+    affinity = steps["sessionAffinity: ClientIP"]
+    for client in ("tour-2", "tour-1a"):
+        stuck = counts(command_output(affinity, f"kubectl exec {client} -- sh -c"))
+        assert list(stuck.values()) == [20], affinity  # 20 connections, one pod
+    assert "-m recent --rcheck --seconds 60 --reap --name KUBE-SEP-" in affinity
+    assert re.search(r"cat /proc/net/xt_recent/KUBE-SEP-\w+ .*\nsrc=10\.244\.2\.\d+ ", affinity), affinity
+
+    itp = steps["internalTrafficPolicy: Local"]
+    assert set(counts(command_output(itp, "kubectl exec tour-1a -- sh -c"))) == {"tour-1a", "tour-1b"}, itp
+    assert counts(command_output(itp, "kubectl exec tour-2 -- sh -c 'for")) == {"tour-2": 20}, itp
+    assert "exit 28" in itp and '"default/itp-node-1:http has no local endpoints"' in itp
+
+    topology = steps["topology hints: trafficDistribution: PreferClose"]
+    assert "tour-1a\tnode-1\tzone=a\thints=a" in topology and "tour-2\tnode-2\tzone=b\thints=b" in topology
+    assert set(counts(command_output(topology, "kubectl exec tour-1a -- sh -c"))) == {"tour-1a", "tour-1b"}
+    assert counts(command_output(topology, "kubectl exec tour-2 -- sh -c")) == {"tour-2": 20}, topology
+
+    named = steps["a named targetPort, on a Service with two ports"]
+    assert re.search(r"multi-\w+ +IPv4 +9376,9376 ", named) and re.search(r"multi-\w+ +IPv4 +9377,9377 ", named)
+    for port in (":80;", ":8080;"):
+        assert set(counts(command_output(named, port))) == {"tour-1a", "tour-1b", "tour-2"}, named
+
+    udp = steps["a UDP Service"]
+    assert "5353/UDP" in udp
+    assert set(counts(command_output(udp, "/dev/udp/"))) == {"tour-1a", "tour-1b", "tour-2"}, udp
+    assert re.search(r"^udp +17 .* dport=5353 src=10\.244\.", udp, flags=re.MULTILINE), udp
+
+    external = steps["ExternalName: a CNAME from the cluster DNS"]
+    assert "IN CNAME kubernetes.default.svc.cluster.local." in external and "IN A\t10.96.0.1" in external
+    assert "ext.default.svc.cluster.local\tcanonical name = www.example.org." in external
+    assert "Name:\twww.example.org\nAddress: 192.0.2.1" in external  # from the test upstream
+
+    selectorless = steps["Services without a selector: a hand-made EndpointSlice, and mirrored Endpoints"]
+    assert re.search(rf"legacy-\w+ +IPv4 +8080 +{CLIENT_IP} .* endpointslicemirroring-controller.k8s.io",
+                     selectorless), selectorless
+    assert re.search(rf"outside-1 +IPv4 +8080 +{CLIENT_IP} ", selectorless), selectorless
+    assert selectorless.count("hello from outside the cluster") == 2, selectorless
+
+    unready = steps["publishNotReadyAddresses"]
+    never_ready_ip = re.search(r"never-ready +0/1 +Running +\d+ +\S+ +(\S+)", unready)
+    assert never_ready_ip, unready
+    assert re.search(rf"unready-published +{re.escape(never_ready_ip.group(1))}:80 ", unready), unready
+    assert '{"ready":true,"serving":false,"terminating":false}' in unready
+    assert "status: NXDOMAIN" in unready
+
+    rolling = steps["a rolling update under curl: terminating endpoints"]
+    assert '{"ready":false,"serving":true,"terminating":true}' in rolling
+    assert 'deployment "rolling" successfully rolled out' in rolling
+    answered = re.findall(r"^\s+\d+ ok rolling-(\w+)-\w+$", command_output(rolling, "uniq -c"), flags=re.MULTILINE)
+    assert len(set(answered)) == 2, rolling  # pods of the old ReplicaSet, then of the new one
+    assert command_output(rolling, "grep -c '^fail'").strip() == "0", rolling  # no failed request
+    load_balancer = steps["a LoadBalancer Service: an address from the pool, answered on the LAN"]
+    pool = getattr(load_cluster_spec(cluster.data_dir), "lb_pool", None)  # None: a svcnet without LoadBalancers
+    if pool is None:
+        assert "This cluster has no LoadBalancer pool, so EXTERNAL-IP stays <pending>." in load_balancer
+        assert re.search(r"^lb +LoadBalancer +\S+ +<pending> ", load_balancer, flags=re.MULTILINE), load_balancer
+    else:
+        external = re.search(r"^lb +LoadBalancer +\S+ +(\S+) +80:", load_balancer, flags=re.MULTILINE)
+        assert external and ipaddress.ip_address(external.group(1)) in ipaddress.ip_network(pool), load_balancer
+        assert set(counts(command_output(load_balancer, "| sort | uniq -c"))) == {"tour-1a", "tour-1b", "tour-2"}
+        assert f'Assigned IP ["{external.group(1)}"]' in load_balancer
+        # The client's ARP entry for the address is the announcing node's LAN interface.
+        assert re.search(r'announcing from node "node-\d"', load_balancer), load_balancer
+        neighbour = re.search(r"lladdr (\S+)", command_output(load_balancer, "ip neigh show"))
+        node_mac = re.search(r"link/ether (\S+)", command_output(load_balancer, "ip link show eth0"))
+        assert neighbour and node_mac and neighbour.group(1) == node_mac.group(1), load_balancer
+
+    # Everything the tour made goes (what lets it run again on the same cluster).
+    assert "The tour's objects are deleted" in result.stdout
+    wait_for(lambda: not cluster.kubectl_json("get", "svc,deploy,pods,endpoints,endpointslices", "-l",
+                                              "svcnet-tour=services")["items"],
+             timeout=60, interval=0.5, what="the tour's objects to go")
