@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_forwarding(sub, "dns", cmd_dns, "cluster DNS as CoreDNS's kubernetes plugin answers (`svcnet dns --help`)")
     _add_forwarding(sub, "status", cmd_status, "the cluster at a glance: components, nodes, pods, proxy syncs, DNS")
     _add_forwarding(sub, "walkthrough", cmd_walkthrough, "apply the seed's examples to the running cluster and "
-                                                         "show every step of the seed note")
+                                                         "show every step of the seed note (--extended: every "
+                                                         "other kind of Service, live)")
     return parser
 
 

@@ -714,9 +714,9 @@ spec:
 
 
 def load_balancer(tour: ServicesTour) -> None:
-    # A cluster started by a svcnet without the LoadBalancer controller has no pool (no lb_pool in its spec).
+    # A cluster started before LoadBalancer support has no pool in its spec.
     spec = load_cluster_spec(tour.data_dir)
-    pool = getattr(spec, "lb_pool", None)
+    pool = spec.lb_pool if spec is not None else None
     if not pool:
         print("This cluster has no LoadBalancer pool, so EXTERNAL-IP stays <pending>. A cluster started with\n"
               "`svcnet up` (default pool: the top /28 of the node network) or `svcnet up --lb-pool CIDR` has one.\n")

@@ -966,20 +966,18 @@ def test_the_extended_walkthrough_shows_every_kind_of_service_and_cleans_up(clus
     assert len(set(answered)) == 2, rolling  # pods of the old ReplicaSet, then of the new one
     assert command_output(rolling, "grep -c '^fail'").strip() == "0", rolling  # no failed request
     load_balancer = steps["a LoadBalancer Service: an address from the pool, answered on the LAN"]
-    pool = getattr(load_cluster_spec(cluster.data_dir), "lb_pool", None)  # None: a svcnet without LoadBalancers
-    if pool is None:
-        assert "This cluster has no LoadBalancer pool, so EXTERNAL-IP stays <pending>." in load_balancer
-        assert re.search(r"^lb +LoadBalancer +\S+ +<pending> ", load_balancer, flags=re.MULTILINE), load_balancer
-    else:
-        external = re.search(r"^lb +LoadBalancer +\S+ +(\S+) +80:", load_balancer, flags=re.MULTILINE)
-        assert external and ipaddress.ip_address(external.group(1)) in ipaddress.ip_network(pool), load_balancer
-        assert set(counts(command_output(load_balancer, "| sort | uniq -c"))) == {"tour-1a", "tour-1b", "tour-2"}
-        assert f'Assigned IP ["{external.group(1)}"]' in load_balancer
-        # The client's ARP entry for the address is the announcing node's LAN interface.
-        assert re.search(r'announcing from node "node-\d"', load_balancer), load_balancer
-        neighbour = re.search(r"lladdr (\S+)", command_output(load_balancer, "ip neigh show"))
-        node_mac = re.search(r"link/ether (\S+)", command_output(load_balancer, "ip link show eth0"))
-        assert neighbour and node_mac and neighbour.group(1) == node_mac.group(1), load_balancer
+    spec = load_cluster_spec(cluster.data_dir)
+    assert spec is not None and spec.lb_pool  # `svcnet up` always has a pool (default: the top /28 of the LAN)
+    pool = spec.lb_pool
+    external = re.search(r"^lb +LoadBalancer +\S+ +(\S+) +80:", load_balancer, flags=re.MULTILINE)
+    assert external and ipaddress.ip_address(external.group(1)) in ipaddress.ip_network(pool), load_balancer
+    assert set(counts(command_output(load_balancer, "| sort | uniq -c"))) == {"tour-1a", "tour-1b", "tour-2"}
+    assert f'Assigned IP ["{external.group(1)}"]' in load_balancer
+    # The client's ARP entry for the address is the announcing node's LAN interface.
+    assert re.search(r'announcing from node "node-\d"', load_balancer), load_balancer
+    neighbour = re.search(r"lladdr (\S+)", command_output(load_balancer, "ip neigh show"))
+    node_mac = re.search(r"link/ether (\S+)", command_output(load_balancer, "ip link show eth0"))
+    assert neighbour and node_mac and neighbour.group(1) == node_mac.group(1), load_balancer
 
     # Everything the tour made goes (what lets it run again on the same cluster).
     assert "The tour's objects are deleted" in result.stdout
