@@ -8,8 +8,8 @@ proxies stop sending it new connections; and its preStop hook keeps it serving u
 When every endpoint is terminating, the proxies fall back to the serving ones (upstream's
 ProxyTerminatingEndpoints) rather than rejecting.
 
-One cluster for the module; a curl loop runs in the client pod for the whole module and logs one
-line per request ("ok <pod>" or "fail <curl's error>").
+The package's iptables cluster, in a namespace of the module's own; a curl loop runs in the client pod
+for the whole module and logs one line per request ("ok <pod>" or "fail <curl's error>").
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from svcnet.agent.network import pod_namespace
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
+from tests.integration.services.conftest import module_namespace
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -80,8 +81,8 @@ def curl_loop_pod(cluster_ip: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+def cluster(iptables_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    with module_namespace(iptables_cluster, "rolling-update") as c:
         # hostnames: old pods linger in preStop for 20 s after the rollout retires them (it does not wait).
         c.kubectl("apply", "-f", "-", input=deployment("hostnames", 3, pre_stop_seconds=20, grace=30))
         # drain: its pods must still be terminating while the fallback test looks at them.

@@ -2,8 +2,9 @@
 
 The iptables mode is covered with the other routing features in
 test_service_topology_affinity.py; nftables keeps the memory differently (a
-set per endpoint whose elements time out), so it gets a small cluster of its
-own: one node, two serve_hostname pods, one of which is also the client.
+set per endpoint whose elements time out), so it runs on the package's nftables
+cluster (tests/integration/services/conftest.py): two serve_hostname pods on
+node-1, one of which is also the client (the affinity is kept on the client's node).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
+from tests.integration.services.conftest import manifest_in_default
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -31,6 +33,7 @@ MANIFEST = "---\n".join([*(textwrap.dedent(f"""\
     kind: Pod
     metadata: {{name: {name}, labels: {{app: sticky}}}}
     spec:
+      nodeSelector: {{kubernetes.io/hostname: node-1}}
       containers:
       - {{name: serve, image: registry.k8s.io/serve_hostname, ports: [{{name: web, containerPort: 9376}}]}}
     """) for name in PODS), textwrap.dedent(f"""\
@@ -46,10 +49,9 @@ MANIFEST = "---\n".join([*(textwrap.dedent(f"""\
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    base = tmp_path_factory.mktemp("affinity-nft")
-    with running_cluster(base, nodes=1, up_args=("--proxy-mode", "nftables")) as c:
-        c.kubectl("apply", "-f", "-", input=MANIFEST)
+def cluster(nftables_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    # In `default`: the affinity sets the test looks for are named after the Service's namespace.
+    with manifest_in_default(nftables_cluster, MANIFEST) as c:
         for name in PODS:
             c.wait_pod(name, is_running_ready, timeout=90, what=f"{name} Running and ready")
         yield c

@@ -1,6 +1,7 @@
 """externalTrafficPolicy on the wire, in a two-node `svcnet up` cluster, from the client namespace.
 
-One cluster at a time for the module: kube-proxy in iptables mode, then in nftables mode. Two pods that answer
+The package's clusters (tests/integration/services/conftest.py), one at a time: kube-proxy in iptables
+mode, then in nftables mode. Two pods that answer
 with the address they see the request come from run on node-1 only. Two
 Services select them:
 - `local`: type LoadBalancer with a foreign loadBalancerClass (no controller of
@@ -20,7 +21,8 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.topology import plan_topology
-from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster
+from tests.integration.services.conftest import manifest_in_default
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -89,10 +91,10 @@ spec:
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    mode = request.param
-    with running_cluster(tmp_path_factory.mktemp(f"etp-{mode}"), up_args=("--proxy-mode", mode)) as c:
-        c.kubectl("apply", "-f", "-", input=MANIFESTS)
+def cluster(request: pytest.FixtureRequest) -> Iterator[SvcnetCluster]:
+    shared = request.getfixturevalue(f"{request.param}_cluster")
+    # In `default`: the health check's answer names the Service's namespace.
+    with manifest_in_default(shared, MANIFESTS) as c:
         wait_for(lambda: len(ready_endpoints(c, "local")) == REPLICAS, timeout=90, interval=0.3,
                  what="both clientip pods ready behind the Service")
         yield c

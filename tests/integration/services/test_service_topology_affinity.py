@@ -1,7 +1,7 @@
 """Service routing features on the wire: session affinity, internalTrafficPolicy, zones, named ports.
 
-One `svcnet up --nodes 2 --zones a,b` cluster (node-1 in zone a, node-2 in zone b)
-for the module, kube-proxy in iptables mode, and three serve_hostname pods that
+The package's `svcnet up --nodes 2 --zones a,b` cluster (node-1 in zone a, node-2 in zone b,
+kube-proxy in iptables mode; tests/integration/services/conftest.py), and three serve_hostname pods that
 all carry app=topo and name their container port "web":
 
     srv-1a  node-1  web=9376   side=one
@@ -28,7 +28,8 @@ import pytest
 
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
+from tests.integration.services.conftest import manifest_in_default
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -83,9 +84,9 @@ MANIFEST = "---\n".join([
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("topology"), up_args=("--zones", "a,b")) as c:
-        c.kubectl("apply", "-f", "-", input=MANIFEST)
+def cluster(iptables_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    # In `default`: the chain names and comments the tests look for name the Services' namespace.
+    with manifest_in_default(iptables_cluster, MANIFEST) as c:
         for name in PODS:
             c.wait_pod(name, is_running_ready, timeout=90, what=f"{name} Running and ready")
         yield c

@@ -2,11 +2,12 @@
 where the kernel has it, ExternalName answered as a CNAME, selector-less Services with hand-made
 EndpointSlices or mirrored Endpoints, and publishNotReadyAddresses.
 
-One `svcnet up --nodes 2` cluster for the module. Its nodes' resolv.conf names a test upstream resolver
-in the client namespace (a machine outside the cluster, as in the e2e walkthrough), which also runs a
-tiny HTTP server that the selector-less Services point at. Traffic is sent from a pod (`svcnet exec`
-with tests/integration/service_probe.py) and looked at with kubectl, dig, nslookup, curl, iptables and
-conntrack. Everything the module starts is stopped and the cluster brought down, pass or fail.
+The package's 2-node iptables cluster (tests/integration/services/conftest.py). Its nodes' resolv.conf
+names a test upstream resolver in the client namespace (a machine outside the cluster, as in the e2e
+walkthrough); the module runs a tiny HTTP server there too, that the selector-less Services point at.
+Traffic is sent from a pod (`svcnet exec` with tests/integration/services/service_probe.py) and looked at
+with kubectl, dig, nslookup, curl, iptables and conntrack. Everything the module starts is stopped and its
+objects deleted, pass or fail.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import pytest
 from svcnet.cluster.topology import plan_topology
 from svcnet.core.endpoints.mirroring import MIRRORING_CONTROLLER_NAME
 from tests.integration.apiserver_harness import REPO
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
+from tests.integration.services.conftest import in_client_namespace, manifest_in_default
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -36,7 +38,7 @@ pytestmark = pytest.mark.skipif(
 CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the cluster id
 HTTP_PORT = 8080
 HTTP_BODY = "hello from outside the cluster\n"
-PROBE = str(REPO / "tests" / "integration" / "service_probe.py")
+PROBE = str(REPO / "tests" / "integration" / "services" / "service_probe.py")
 CLIENT_POD = "client"
 UDP_PODS = "app=udp-echo"
 
@@ -139,37 +141,24 @@ MANIFESTS = textwrap.dedent(f"""\
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    base = tmp_path_factory.mktemp("service-kinds")
-    resolv_conf = base / "node-resolv.conf"
-    resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
-    www = base / "www"
-    www.mkdir()
+def cluster(iptables_cluster: SvcnetCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
+    www = tmp_path_factory.mktemp("service-kinds-www")
     (www / "index.html").write_text(HTTP_BODY)
-    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf))) as c:
-        started: list[subprocess.Popen[str]] = []
-        try:
-            started.append(_in_client(c, sys.executable, "-m", "tests.integration.dns.upstream", "53", "0.0.0.0"))
-            assert started[-1].stdout is not None and started[-1].stdout.readline().strip() == "ready"
-            started.append(_in_client(c, sys.executable, "-m", "http.server", str(HTTP_PORT), "--bind", CLIENT_IP,
-                                      "--directory", str(www), output=subprocess.DEVNULL))
-            c.kubectl("apply", "-f", "-", input=MANIFESTS)
+    c = iptables_cluster
+    server = in_client_namespace(c, sys.executable, "-m", "http.server", str(HTTP_PORT), "--bind", CLIENT_IP,
+                                 "--directory", str(www), output=subprocess.DEVNULL)
+    try:
+        # In `default`: the DNS names and rule comments the tests look for name the Services' namespace.
+        with manifest_in_default(c, MANIFESTS):
             wait_for(lambda: is_running_ready(c.pod(CLIENT_POD)), timeout=90, interval=0.3, what="client pod ready")
             wait_for(lambda: len([p for p in c.pods(UDP_PODS) if is_running_ready(p)]) == 2, timeout=90,
                      interval=0.3, what="two udp-echo pods ready")
             wait_for(lambda: c.in_namespace(c.client_namespace, "curl", "-sf", f"http://{CLIENT_IP}:{HTTP_PORT}/")
                      .stdout == HTTP_BODY, timeout=30, what="the client namespace's HTTP server")
             yield c
-        finally:
-            for process in started:
-                process.terminate()
-                process.wait(timeout=10)
-
-
-def _in_client(c: SvcnetCluster, *command: str, output: int = subprocess.PIPE) -> subprocess.Popen[str]:
-    """A process in the client namespace; its output piped (to read "ready") or dropped (a chatty log)."""
-    return subprocess.Popen(["ip", "netns", "exec", c.client_namespace, *command], stdout=output,
-                            stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 # ---- helpers

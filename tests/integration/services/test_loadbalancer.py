@@ -3,7 +3,9 @@ gets an address from the pool that the client namespace reaches; the address mov
 announcing node's agent stops; loadBalancerSourceRanges admits one source and drops another; a
 deleted Service's address stops being answered and is handed out again.
 
-One 2-node cluster and one 2-replica Deployment are shared by the module; the tests run in order.
+The package's 2-node iptables cluster (tests/integration/services/conftest.py) and one 2-replica
+Deployment in the module's own namespace are shared by the tests, which run in order; the last test
+uses the package's nftables cluster.
 ARP is checked with a raw socket in the client namespace (svcnet.kernel.arp), as arping would.
 """
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pytest
 from svcnet.core import arp
 from svcnet.core import loadbalancer as lb
 from svcnet.kernel.arp import ArpSocket
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
+from tests.integration.services.conftest import module_namespace
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -35,8 +38,8 @@ OTHER_SOURCE = "192.168.0.201"  # a second machine on the LAN, for loadBalancerS
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+def cluster(iptables_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    with module_namespace(iptables_cluster, "loadbalancer") as c:
         c.kubectl("create", "deployment", "hostnames", "--image=k8s.gcr.io/serve_hostname", "--replicas=2",
                   "--port=9376")
         wait_for(lambda: len([p for p in c.pods("app=hostnames") if is_running_ready(p)]) == 2,
@@ -208,8 +211,8 @@ def test_deleting_the_service_frees_its_address(cluster: SvcnetCluster) -> None:
 # ---- the same address in nftables mode (the speaker is the same; the proxy's rules are not)
 
 @pytest.fixture
-def nft_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("nft"), up_args=("--proxy-mode", "nftables")) as c:
+def nft_cluster(nftables_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    with module_namespace(nftables_cluster, "loadbalancer") as c:
         yield c
 
 
