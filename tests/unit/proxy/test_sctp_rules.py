@@ -1,7 +1,7 @@
 """An SCTP Service's rules, golden, in both backends, and traced: kube-proxy matches SCTP with its own module
 (`-m sctp -p sctp`, `sctp dport`, `meta l4proto sctp`) exactly where TCP and UDP use theirs.
 
-This kernel has no SCTP sockets, so the live test (tests/integration/test_service_kinds_live.py) can
+This kernel has no SCTP sockets, so the live test (tests/integration/services/test_service_kinds_live.py) can
 only check that these rules are installed; what they do is pinned here. Stale conntrack cleanup is
 UDP-only, as upstream's (pkg/proxy/conntrack/cleanup.go): SCTP associations are left alone.
 """
