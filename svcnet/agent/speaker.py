@@ -1,5 +1,5 @@
-"""The LoadBalancer speaker of one node: it answers ARP on the node's LAN interface for the
-LoadBalancer addresses this node is elected to announce, as MetalLB's speaker does in layer-2 mode.
+"""The LoadBalancer speaker of one node: it answers ARP (IPv4) and NDP (IPv6) on the node's LAN
+interface for the LoadBalancer addresses this node is elected to announce, as MetalLB's speaker does in layer-2 mode.
 
 It runs inside the node agent's process (so when the agent goes away, its node stops announcing
 and the others see its speaker Lease lapse), with an identity of its own (MetalLB's speaker has
@@ -8,7 +8,8 @@ kube-system/svcnet-speaker-<node>, which is how speakers know which of them are 
 uses memberlist for that). Who announces what is svcnet.core.loadbalancer.announcements; every
 speaker computes it from the same caches, so exactly one node answers for each address.
 
-On taking an address over it sends gratuitous ARP a few times, so the client's neighbour cache
+On taking an address over it sends gratuitous ARP (unsolicited Neighbor Advertisements for an
+IPv6 one) a few times, so the client's neighbour cache
 repoints at this node within a second or two; on a clean stop it deletes its Lease first, so
 another node takes over at once instead of after the Lease lapses.
 
@@ -30,9 +31,10 @@ from svcnet.api.resources import lookup
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import Informer, split_key
 from svcnet.client.rest import ApiClient, TransportError
-from svcnet.core import arp
+from svcnet.core import arp, ndp
 from svcnet.core import loadbalancer as lb
 from svcnet.kernel.arp import ArpSocket
+from svcnet.kernel.ndp import NdpSocket
 
 log = logging.getLogger("svcnet.agent.speaker")
 
@@ -54,12 +56,14 @@ class Speaker:
 
     def __init__(self, client_config: Any, node_name: str, netns: str, interface: str = "eth0", *,
                  clock: Callable[[], dt.datetime] | None = None, api: Any = None,
-                 open_socket: Callable[[str, str], Any] = ArpSocket) -> None:
+                 open_socket: Callable[[str, str], Any] = ArpSocket,
+                 open_ndp_socket: Callable[[str, str], Any] = NdpSocket) -> None:
         """api: a client to use instead of one made from client_config (tests pass a FakeApi);
-        open_socket(netns, interface): the ARP socket (tests pass a fake)."""
+        open_socket / open_ndp_socket(netns, interface): the ARP and NDP sockets (tests pass fakes)."""
         self.client_config = client_config
         self._own_api = api is None
         self.open_socket = open_socket
+        self.open_ndp_socket = open_ndp_socket
         self.node_name = node_name
         self.netns = netns
         self.interface = interface
@@ -67,6 +71,7 @@ class Speaker:
         self.announced: dict[str, str] = {}  # ip -> service key, what this node answers for
         self.api: Any = api
         self.socket: Any = None
+        self.ndp_socket: Any = None
         self._informers: list[Informer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._garp: dict[str, asyncio.Task[None]] = {}
@@ -78,6 +83,7 @@ class Speaker:
             await self.api.open()
         self.events = EventRecorder(self.api, "svcnet-speaker", self.clock)
         self.socket = await asyncio.to_thread(self.open_socket, self.netns, self.interface)
+        self.ndp_socket = await asyncio.to_thread(self.open_ndp_socket, self.netns, self.interface)
         self.services = Informer(self.api, SERVICES)
         self.nodes = Informer(self.api, NODES)
         self.slices = Informer(self.api, ENDPOINTSLICES)
@@ -91,9 +97,10 @@ class Speaker:
         await self._renew()
         await asyncio.gather(*(i.wait_synced() for i in self._informers))
         asyncio.get_running_loop().add_reader(self.socket.fileno(), self._answer)
+        asyncio.get_running_loop().add_reader(self.ndp_socket.fileno(), self._answer_ndp)
         self._tasks = [asyncio.create_task(self._renew_forever(), name="speaker-lease"),
                        asyncio.create_task(self._sync_forever(), name="speaker-sync")]
-        log.info("speaker for %s answering ARP on %s (%s)", self.node_name, self.interface, self.socket.mac_text)
+        log.info("speaker for %s answering ARP and NDP on %s (%s)", self.node_name, self.interface, self.socket.mac_text)
 
     def _poke(self, _obj: Any = None) -> None:
         self._changed.set()
@@ -136,13 +143,18 @@ class Speaker:
                                        f"announcing from node \"{self.node_name}\" with protocol \"layer2\"")
 
     async def _announce(self, ip: str) -> None:
-        assert self.socket is not None
+        """Gratuitous ARP for an IPv4 address, unsolicited Neighbor Advertisements for an IPv6 one."""
+        assert self.socket is not None and self.ndp_socket is not None
         for i in range(GARP_REPEATS):
             if i:
                 await asyncio.sleep(GARP_INTERVAL)
-            for frame in arp.gratuitous(ip, self.socket.mac):
+            if ":" in ip:
+                frames, sock = (ndp.unsolicited(ip, self.ndp_socket.mac),), self.ndp_socket
+            else:
+                frames, sock = arp.gratuitous(ip, self.socket.mac), self.socket
+            for frame in frames:
                 with contextlib.suppress(OSError):
-                    self.socket.send(frame)
+                    sock.send(frame)
 
     def _answer(self) -> None:
         """Reader callback: reply to each waiting ARP request for an address we announce."""
@@ -156,6 +168,19 @@ class Speaker:
             if reply is not None:
                 with contextlib.suppress(OSError):
                     self.socket.send(reply)
+
+    def _answer_ndp(self) -> None:
+        """Reader callback: advertise each address we announce that a waiting solicitation asks for."""
+        assert self.ndp_socket is not None
+        announced = frozenset(self.announced)
+        for frame in self.ndp_socket.receive():
+            request = ndp.parse(frame)
+            if request is None:
+                continue
+            reply = ndp.reply_to(request, self.ndp_socket.mac, announced)
+            if reply is not None:
+                with contextlib.suppress(OSError):
+                    self.ndp_socket.send(reply)
 
     # ---- the speaker's Lease
 
@@ -188,10 +213,11 @@ class Speaker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.announced.clear()
-        if self.socket is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self.socket.fileno())
-            self.socket.close()
+        for sock in (self.socket, self.ndp_socket):
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    asyncio.get_running_loop().remove_reader(sock.fileno())
+                sock.close()
         if self.api is not None:
             # Leave at once: the next node takes the addresses over without waiting for the Lease to lapse.
             with contextlib.suppress(ApiError, TransportError, OSError):

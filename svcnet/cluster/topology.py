@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from svcnet.agent.nodeplan import BASE_SYSCTLS, NodePlan, check_cluster_id, cluster_prefix
-from svcnet.core.loadbalancer import Pool, parse_pool
+from svcnet.core.loadbalancer import Pools, parse_pools
 from svcnet.kernel import NetworkKernel, Route
 from svcnet.kernel.converge import LinkSpec, NamespaceSpec, converge
 
@@ -270,23 +270,32 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
 
 
 LB_POOL_PREFIX = 28  # the default pool: the top /28 of the node network (192.168.0.240/28)
+LB_POOL_PREFIX_V6 = 124  # and the top /124 of the IPv6 one, when the LAN is dual-stack
+
+
+def _top(network: ipaddress.IPv4Network | ipaddress.IPv6Network, prefix: int) -> str:
+    if network.prefixlen > prefix:
+        raise ValueError(f"the node network {network} is too small for a default LoadBalancer pool; give --lb-pool")
+    return str(ipaddress.ip_network((int(network.broadcast_address) + 1 - (1 << (network.max_prefixlen - prefix)),
+                                     prefix)))
 
 
 def default_lb_pool(plan: TopologyPlan) -> str:
-    lan = ipaddress.IPv4Network(plan.node_cidr_v4)
-    if lan.prefixlen > LB_POOL_PREFIX:
-        raise ValueError(f"the node network {lan} is too small for a default LoadBalancer pool; give --lb-pool")
-    top = int(lan.broadcast_address) + 1 - (1 << (32 - LB_POOL_PREFIX))
-    return str(ipaddress.IPv4Network((top, LB_POOL_PREFIX)))
+    """The top /28 of the IPv4 node network, and the top /124 of the IPv6 one on a dual-stack LAN."""
+    pools = [_top(ipaddress.IPv4Network(plan.node_cidr_v4), LB_POOL_PREFIX)]
+    if plan.node_cidr_v6:
+        pools.append(_top(ipaddress.IPv6Network(plan.node_cidr_v6), LB_POOL_PREFIX_V6))
+    return ",".join(pools)
 
 
-def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pool:
-    """The LoadBalancer pool `cidr` names (the default one for None): on the LAN, and clear of the
-    nodes', client's and control plane's addresses (PoolError says which clash)."""
-    taken = [n.ipv4 for n in plan.nodes] + [plan.client.ipv4]
-    if plan.control_plane is not None:
-        taken.append(plan.control_plane.ipv4)
-    return parse_pool(cidr or default_lb_pool(plan), plan.node_cidr_v4, taken)
+def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
+    """The LoadBalancer pools `cidr` names (one CIDR per family, comma-separated; the default ones
+    for None): each on the LAN of its family, and clear of the nodes', client's and control
+    plane's addresses (PoolError says which clash)."""
+    hosts = [*plan.nodes, plan.client, *([plan.control_plane] if plan.control_plane is not None else [])]
+    taken = [ip for host in hosts for ip in (host.ipv4, host.ipv6) if ip]
+    lans = {4: plan.node_cidr_v4, **({6: plan.node_cidr_v6} if plan.node_cidr_v6 else {})}
+    return parse_pools(cidr or default_lb_pool(plan), lans, taken)
 
 
 # ---- the cluster

@@ -19,7 +19,7 @@ from svcnet.controllers.base import ControllerManager
 from svcnet.controllers.loadbalancer import LoadBalancerController
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.tokens import TokensController
-from svcnet.core.loadbalancer import parse_pool
+from svcnet.core.loadbalancer import parse_pools
 from svcnet.kernel import process
 
 log = logging.getLogger("svcnet.controllers")
@@ -66,7 +66,7 @@ def controller_manager(client_config: Any, names: list[str] | None,
                     raise ValueError("service-lb needs --lb-pool")
                 log.info("service-lb controller disabled: no --lb-pool")
                 continue
-            factories.append(functools.partial(LoadBalancerController, pool=parse_pool(files.lb_pool)))
+            factories.append(functools.partial(LoadBalancerController, pool=parse_pools(files.lb_pool)))
         elif cls is RootCACertPublisher and files.root_ca_file is not None:
             factories.append(functools.partial(RootCACertPublisher, root_ca_file=files.root_ca_file))
         else:

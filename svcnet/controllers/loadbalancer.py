@@ -1,7 +1,8 @@
 """The LoadBalancer address controller: one address from the pool per type=LoadBalancer Service,
 written to status.loadBalancer.ingress, as MetalLB's controller (and k3s's servicelb) do.
 
-The decisions are svcnet.core.loadbalancer's (`holders`, `allocate`); this loop feeds them the
+The decisions are svcnet.core.loadbalancer's (`holders`, `allocate_families`: one address per
+family in spec.ipFamilies, from that family's pool); this loop feeds them the
 Service cache and writes the answer through services/status. Its state is what the Services'
 status already says, so a restarted controller hands out nothing twice (MetalLB rebuilds its
 allocator the same way). The node that answers ARP for the address is the speakers' business
@@ -28,11 +29,12 @@ class LoadBalancerController(Controller):
     name = "service-lb-controller"
     workers = 1  # one allocator: two workers could give one address to two Services at once
 
-    def __init__(self, api: Api, informers: InformerFactory, *, pool: lb.Pool, **kw: object) -> None:
+    def __init__(self, api: Api, informers: InformerFactory, *, pool: lb.Pool | lb.Pools, **kw: object) -> None:
+        """pool: one pool, or one per family (a dual-stack Service gets an address from each)."""
         super().__init__(api, informers, **kw)  # type: ignore[arg-type]
-        self.pool = pool
-        # What this controller wrote and the cache may not show yet: key -> ip.
-        self._written: dict[str, str] = {}
+        self.pools = pool if isinstance(pool, lb.Pools) else lb.Pools((pool,))
+        # What this controller wrote and the cache may not show yet: key -> ips.
+        self._written: dict[str, tuple[str, ...]] = {}
 
     def setup(self) -> None:
         self.services = self.informers.informer(SERVICES)
@@ -51,9 +53,10 @@ class LoadBalancerController(Controller):
                 self.enqueue(other)
 
     def _held(self) -> dict[str, str]:
-        held = lb.holders(self.services.list(), self.pool)
-        for key, ip in self._written.items():
-            held.setdefault(ip, key)
+        held = lb.holders(self.services.list(), self.pools)
+        for key, ips in self._written.items():
+            for ip in ips:
+                held.setdefault(ip, key)
         return held
 
     async def reconcile(self, key: str) -> float | None:
@@ -72,22 +75,27 @@ class LoadBalancerController(Controller):
                 self._retry_pending()
             return None
         held = self._held()
-        allocation = lb.allocate(svc, self.pool, held)
-        if allocation.reason:
-            await self.events.emit(svc, "Warning" if allocation.ip is None else "Normal",
-                                   allocation.reason, allocation.message)
-        if allocation.ip is None:
+        ips: list[str] = []
+        for allocation in lb.allocate_families(svc, self.pools, held):
+            if allocation.reason:
+                await self.events.emit(svc, "Warning" if allocation.ip is None else "Normal",
+                                       allocation.reason, allocation.message)
+            if allocation.ip is not None:
+                ips.append(allocation.ip)
+        # An address it held and no longer gets (loadBalancerIP changed) goes back to the pool.
+        released = any(held.get(ip) == key and ip not in ips for ip in lb.ingress_ips(svc))
+        if ips:
+            self._written[key] = tuple(ips)
+        else:
             self._written.pop(key, None)
-            if any(held.get(ip) == key for ip in lb.ingress_ips(svc)):
-                await self._write(svc, None)  # its address is no longer valid (loadBalancerIP changed)
-                self._retry_pending()
-            return None
-        self._written[key] = allocation.ip
-        await self._write(svc, allocation.ip)
+        if ips or released:
+            await self._write(svc, ips)
+        if released:
+            self._retry_pending()
         return None
 
-    async def _write(self, svc: Obj, ip: str | None) -> None:
-        wanted = lb.ingress_status(ip)
+    async def _write(self, svc: Obj, ips: list[str] | None) -> None:
+        wanted = lb.ingress_status(ips)
         if (status_of(svc).get("loadBalancer") or {}) == wanted:
             return
         # A merge patch: ingress null removes the list, a new list replaces it.
@@ -100,4 +108,4 @@ class LoadBalancerController(Controller):
                 self._written.pop(object_key(svc), None)
                 return
             raise
-        log.info("%s: status.loadBalancer.ingress = %s", object_key(svc), ip or "[]")
+        log.info("%s: status.loadBalancer.ingress = %s", object_key(svc), ", ".join(ips or ()) or "[]")

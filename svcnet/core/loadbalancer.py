@@ -2,13 +2,15 @@
 
 Three questions, each a pure function over plain objects:
 
-- `parse_pool`: which addresses may be handed out (MetalLB's IPAddressPool; `svcnet up --lb-pool`).
+- `parse_pool` / `parse_pools`: which addresses may be handed out (MetalLB's IPAddressPool;
+  `svcnet up --lb-pool`, one CIDR per family).
   The LAN's network and broadcast addresses are never handed out (MetalLB's avoidBuggyIPs), nor
   any address a node, the client or the control plane already has.
 - `allocate`: the address a Service gets (controller/service/allocator in MetalLB): the one it
   already holds, else spec.loadBalancerIP when it is in the pool and free, else the lowest free
-  one; `AllocationFailed` with the reason when none fits.
-- `elect_announcer`: which node answers ARP for an address (speaker/layer2_controller.go
+  one; `AllocationFailed` with the reason when none fits. `allocate_families` does that for each
+  family in spec.ipFamilies, in order.
+- `elect_announcer`: which node answers ARP (NDP for IPv6) for an address (speaker/layer2_controller.go
   ShouldAnnounce): among the eligible nodes, the first by sha256(node + "#" + ip). Every speaker
   computes the same answer from the same caches, so exactly one node announces without talking
   to the others; when that node drops out, the next in the order takes over.
@@ -64,6 +66,45 @@ class Pool:
         return ipaddress.ip_network(self.cidr).version
 
 
+@dataclass(frozen=True)
+class Pools:
+    """At most one pool per family (`--lb-pool 192.168.0.240/28,fd00:192:168::fff0/124`)."""
+    pools: tuple[Pool, ...]
+
+    @property
+    def cidr(self) -> str:
+        """The pools as the flag names them: comma-separated, IPv4 first."""
+        return ",".join(p.cidr for p in self.pools)
+
+    def __contains__(self, ip: object) -> bool:
+        return any(ip in pool for pool in self.pools)
+
+    def of_family(self, family: str) -> Pool | None:
+        version = 6 if family == "IPv6" else 4
+        return next((p for p in self.pools if p.version == version), None)
+
+
+def parse_pools(cidrs: str, lans: Mapping[int, str] | None = None, taken: Iterable[str] = ()) -> Pools:
+    """The pools a comma-separated --lb-pool names, each checked by parse_pool against the LAN of
+    its family (`lans`: version -> CIDR); at most one per family, as kube's dual-stack flags."""
+    taken = list(taken)
+    pools = []
+    for cidr in (part.strip() for part in cidrs.split(",")):
+        try:
+            version = ipaddress.ip_network(cidr, strict=False).version
+        except ValueError as exc:
+            raise PoolError(f"--lb-pool {cidr!r} is not a CIDR: {exc}") from None
+        if any(p.version == version for p in pools):
+            raise PoolError(f"--lb-pool {cidrs} has more than one IPv{version} CIDR; give at most one per family")
+        lan = None
+        if lans is not None:
+            lan = lans.get(version)
+            if lan is None:
+                raise PoolError(f"--lb-pool {cidr}: the nodes' network has no IPv{version} addresses")
+        pools.append(parse_pool(cidr, lan, [ip for ip in taken if ipaddress.ip_address(ip).version == version]))
+    return Pools(tuple(sorted(pools, key=lambda p: p.version)))
+
+
 def parse_pool(cidr: str, lan: str | None = None, taken: Iterable[str] = ()) -> Pool:
     """The pool `cidr` names; with `lan`, it must lie inside it (ARP reaches only the LAN) and
     skip the LAN's network and broadcast addresses; `taken` (node, client, control-plane
@@ -77,7 +118,8 @@ def parse_pool(cidr: str, lan: str | None = None, taken: Iterable[str] = ()) -> 
         lan_net = ipaddress.ip_network(lan)
         if network.version != lan_net.version or not network.subnet_of(lan_net):  # type: ignore[arg-type]
             raise PoolError(f"--lb-pool {cidr} is not inside the nodes' network {lan}: "
-                            f"only addresses on the LAN can be announced with ARP")
+                            f"only addresses on the LAN can be announced with ARP or NDP")
+        # IPv6 has no broadcast; its all-ones address is skipped all the same (MetalLB's avoidBuggyIPs).
         skip = {lan_net.network_address, lan_net.broadcast_address}
     clashes = sorted(str(ip) for ip in taken if ipaddress.ip_address(ip) in network)
     if clashes:
@@ -108,9 +150,10 @@ def service_key(service: Obj) -> str:
     return f"{namespace_of(service)}/{name_of(service)}"
 
 
-def ingress_status(ip: str | None) -> Obj:
-    """status.loadBalancer for an address (or for none: cleared)."""
-    return {"ingress": [{"ip": ip, "ipMode": IP_MODE_VIP}]} if ip else {}
+def ingress_status(ips: str | Iterable[str] | None) -> Obj:
+    """status.loadBalancer for addresses, in order (for none: cleared)."""
+    ips = [ips] if isinstance(ips, str) else list(ips or ())
+    return {"ingress": [{"ip": ip, "ipMode": IP_MODE_VIP} for ip in ips]} if ips else {}
 
 
 # ---- allocation
@@ -152,7 +195,9 @@ def allocate(service: Obj, pool: Pool, held: Mapping[str, str]) -> Allocation:
                           f"Failed to allocate IP for \"{key}\": the pool {pool.cidr} has no "
                           f"{'/'.join(_families(service))} address")
     wanted = (spec_of(service).get("loadBalancerIP") or "").strip()
-    mine = [ip for ip in ingress_ips(service) if held.get(ip) == key]
+    if _version(wanted) not in (0, pool.version):
+        wanted = ""  # the deprecated field names one address: it is for its own family's pool only
+    mine = [ip for ip in ingress_ips(service) if held.get(ip) == key and ip in pool]
     if wanted:
         if wanted not in pool:
             return Allocation(None, ALLOCATION_FAILED,
@@ -172,6 +217,31 @@ def allocate(service: Obj, pool: Pool, held: Mapping[str, str]) -> Allocation:
     return Allocation(None, ALLOCATION_FAILED,
                       f"Failed to allocate IP for \"{key}\": no available IPs in pool {pool.cidr} "
                       f"(all {len(pool.addresses)} are in use)")
+
+
+def _version(ip: str) -> int:
+    """4 or 6; 0 for text that is no address (or none)."""
+    try:
+        return ipaddress.ip_address(ip).version
+    except ValueError:
+        return 0
+
+
+def allocate_families(service: Obj, pools: Pools, held: Mapping[str, str]) -> list[Allocation]:
+    """One allocation per family of the Service's spec.ipFamilies, in that order (so the primary
+    family's address comes first in status): from that family's pool, or pending with
+    AllocationFailed when no pool of that family is configured."""
+    key = service_key(service)
+    out = []
+    for family in _families(service):
+        pool = pools.of_family(family)
+        if pool is None:
+            out.append(Allocation(None, ALLOCATION_FAILED,
+                                  f"Failed to allocate IP for \"{key}\": no {family} pool is configured "
+                                  f"(--lb-pool {pools.cidr or 'is empty'})"))
+        else:
+            out.append(allocate(service, pool, held))
+    return out
 
 
 # ---- which node announces
@@ -263,7 +333,7 @@ class Announcement:
 
 def announcements(services: Iterable[Obj], nodes: Iterable[Obj], live: set[str],
                   slices_of: Callable[[str], list[Obj]]) -> list[Announcement]:
-    """Who announces each LoadBalancer address: for each of our Services' IPv4 ingress IPs, the
+    """Who announces each LoadBalancer address: for each of our Services' ingress IPs, the
     elected node among Ready nodes with a live speaker (and, with externalTrafficPolicy Local, a
     serving endpoint). slices_of(namespace/name) gives a Service's EndpointSlices."""
     ready = sorted(name_of(n) for n in nodes if can_announce(n))
@@ -275,7 +345,9 @@ def announcements(services: Iterable[Obj], nodes: Iterable[Obj], live: set[str],
     for svc in services:
         if not is_ours(svc):
             continue
-        ips = [ip for ip in ingress_ips(svc) if ipaddress.ip_address(ip).version == 4]
+        # One election per Service (by its first address), so both families of a dual-stack one
+        # are answered by the same node, as MetalLB does; IPv6 ones in the form NDP names them.
+        ips = [str(ipaddress.ip_address(ip)) for ip in ingress_ips(svc) if _version(ip)]
         if not ips:
             continue
         key = service_key(svc)

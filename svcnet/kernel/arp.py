@@ -16,14 +16,18 @@ from svcnet.kernel.netns import run_in_netns
 class ArpSocket:
     """A non-blocking AF_PACKET socket bound to `interface` in namespace `netns`."""
 
+    ethertype = ETH_P_ARP  # the frames it sees (svcnet.kernel.ndp's subclass: IPv6)
+
     def __init__(self, netns: str, interface: str) -> None:
         self.netns = netns
         self.interface = interface
+        ethertype = self.ethertype
 
         def open_bound() -> socket.socket:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
             try:
-                sock.bind((interface, ETH_P_ARP))
+                self.prepare(sock)
+                sock.bind((interface, ethertype))
                 sock.setblocking(False)
             except BaseException:
                 sock.close()
@@ -33,6 +37,9 @@ class ArpSocket:
         self.sock: socket.socket = run_in_netns(netns, open_bound)
         # After bind, the socket's address carries the interface's hardware address.
         self.mac: bytes = self.sock.getsockname()[4]
+
+    def prepare(self, sock: socket.socket) -> None:
+        """Set the socket up before it is bound (nothing for ARP)."""
 
     @property
     def mac_text(self) -> str:

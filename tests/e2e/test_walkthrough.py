@@ -967,10 +967,11 @@ def test_the_extended_walkthrough_shows_every_kind_of_service_and_cleans_up(clus
     assert command_output(rolling, "grep -c '^fail'").strip() == "0", rolling  # no failed request
     load_balancer = steps["a LoadBalancer Service: an address from the pool, answered on the LAN"]
     spec = load_cluster_spec(cluster.data_dir)
-    assert spec is not None and spec.lb_pool  # `svcnet up` always has a pool (default: the top /28 of the LAN)
+    assert spec is not None and spec.lb_pool  # `svcnet up` always has a pool (default: the top /28 of the LAN, /124 for IPv6)
     pool = spec.lb_pool
     external = re.search(r"^lb +LoadBalancer +\S+ +(\S+) +80:", load_balancer, flags=re.MULTILINE)
-    assert external and ipaddress.ip_address(external.group(1)) in ipaddress.ip_network(pool), load_balancer
+    assert external and any(ipaddress.ip_address(external.group(1)) in ipaddress.ip_network(cidr)
+                            for cidr in pool.split(",")), load_balancer  # one CIDR per family
     assert set(counts(command_output(load_balancer, "| sort | uniq -c"))) == {"tour-1a", "tour-1b", "tour-2"}
     assert f'Assigned IP ["{external.group(1)}"]' in load_balancer
     # The client's ARP entry for the address is the announcing node's LAN interface.

@@ -60,7 +60,8 @@ async def test_the_second_in_line_takes_over_when_the_first_speakers_lease_goes_
         sockets.append(FakeArpSocket(netns, interface))
         return sockets[-1]
 
-    speaker = Speaker(None, "node-2", "svcnet-x-node-2", api=api, open_socket=open_socket)
+    speaker = Speaker(None, "node-2", "svcnet-x-node-2", api=api, open_socket=open_socket,
+                      open_ndp_socket=open_socket)
     await speaker.start()
     try:
         sock = sockets[0]

@@ -14,8 +14,23 @@ from svcnet.cluster.topology import lb_pool_for
 from svcnet.config import ApiServerConfig
 
 
-def test_the_default_pool_is_the_top_of_the_node_network():
-    assert lb_pool_for(ClusterSpec("x", 2).plan(), None).cidr == "192.168.0.240/28"
+def test_the_default_pools_are_the_top_of_each_node_network():
+    pools = lb_pool_for(ClusterSpec("x", 2).plan(), None)
+    assert pools.cidr == "192.168.0.240/28,fd00:192:168:0:ffff:ffff:ffff:fff0/124"
+    v6 = pools.of_family("IPv6")
+    assert v6 is not None and len(v6.addresses) == 15  # the all-ones address is never handed out
+    assert str(v6.addresses[0]) == "fd00:192:168:0:ffff:ffff:ffff:fff0"
+
+
+def test_an_ipv4_only_lan_has_only_the_ipv4_default_pool():
+    spec = ClusterSpec("x", 2, node_cidr_v6=None, pod_cidr_v6=None)
+    assert lb_pool_for(spec.plan(), None).cidr == "192.168.0.240/28"
+
+
+def test_one_cidr_per_family_in_either_order():
+    pools = lb_pool_for(ClusterSpec("x", 2).plan(), "fd00:192:168::f0/124, 192.168.0.224/29")
+    assert pools.cidr == "192.168.0.224/29,fd00:192:168::f0/124"
+    assert lb_pool_for(ClusterSpec("x", 2).plan(), "fd00:192:168::f0/124").cidr == "fd00:192:168::f0/124"
 
 
 @pytest.mark.parametrize("cidr, complaint", [
@@ -23,6 +38,10 @@ def test_the_default_pool_is_the_top_of_the_node_network():
     ("192.168.0.104/29", "overlaps addresses in use on the LAN: 192.168.0.106, 192.168.0.107"),
     ("192.168.0.200/32", "overlaps addresses in use on the LAN: 192.168.0.200"),
     ("10.96.0.0/28", "is not inside the nodes' network 192.168.0.0/24"),
+    ("192.168.0.240/28,192.168.0.224/29", "has more than one IPv4 CIDR"),
+    ("fd00:192:168::f0/124,fd00:192:168::e0/124", "has more than one IPv6 CIDR"),
+    ("fd00:10:96::/124", "is not inside the nodes' network fd00:192:168::/64"),
+    ("fd00:192:168::60/124", "overlaps addresses in use on the LAN: fd00:192:168::64, fd00:192:168::6a"),
 ])
 def test_a_bad_pool_is_a_usage_error_before_anything_starts(tmp_path: Path, capsys, cidr, complaint):
     code = main(["up", "--data-dir", str(tmp_path), "--lb-pool", cidr])

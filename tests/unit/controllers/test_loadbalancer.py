@@ -6,7 +6,7 @@ import functools
 
 from svcnet.controllers.base import EVENTS, SERVICES
 from svcnet.controllers.loadbalancer import LoadBalancerController
-from svcnet.core.loadbalancer import parse_pool
+from svcnet.core.loadbalancer import parse_pool, parse_pools
 from svcnet.testing.api import FakeApi
 from tests.unit.controllers.harness import controller_starter
 from tests.waiting import until
@@ -114,3 +114,23 @@ async def test_a_restarted_controller_rebuilds_its_allocations_from_status():
         await (await start()).settled()
         assert await ingress(api, "first") == [{"ip": "192.168.0.240", "ipMode": "VIP"}]
         assert await ingress(api, "second") == [{"ip": "192.168.0.241", "ipMode": "VIP"}]
+
+
+async def test_a_dual_stack_service_gets_an_address_of_each_family_in_its_order_and_a_missing_pool_warns():
+    api = FakeApi()
+    pools = parse_pools("192.168.0.240/31,fd00:192:168::f0/127", {4: "192.168.0.0/24", 6: "fd00:192:168::/64"})
+    await api.create(SERVICES, "default", lb_service("dual", ipFamilies=["IPv6", "IPv4"],
+                                                     ipFamilyPolicy="RequireDualStack"))
+    await api.create(SERVICES, "default", lb_service("v6", ipFamilies=["IPv6"]))
+    async with controller_starter(api, functools.partial(LoadBalancerController, pool=pools)) as start:
+        await (await start()).settled()
+        assert await ingress(api, "dual") == [{"ip": "fd00:192:168::f0", "ipMode": "VIP"},
+                                              {"ip": "192.168.0.240", "ipMode": "VIP"}]
+        assert await ingress(api, "v6") == [{"ip": "fd00:192:168::f1", "ipMode": "VIP"}]
+    api = FakeApi()
+    await api.create(SERVICES, "default", lb_service("dual", ipFamilies=["IPv4", "IPv6"]))
+    async with controller_starter(api, make) as start:  # an IPv4 pool only
+        await (await start()).settled()
+        assert await ingress(api, "dual") == [{"ip": "192.168.0.240", "ipMode": "VIP"}]
+        assert any(kind == "Warning" and reason == "AllocationFailed" and "no IPv6 pool" in message
+                   for kind, reason, message in await events_of(api, "dual"))

@@ -186,3 +186,68 @@ def test_when_no_speaker_lease_is_fresh_every_ready_node_counts():
     expected = lb.elect_announcer("192.168.0.240", ["node-1", "node-2"])
     chosen = lb.announcements([svc], nodes, set(), lambda key: slices)
     assert chosen == [lb.Announcement("192.168.0.240", "default/a", expected)]
+
+
+# ---- IPv6 and dual-stack
+
+LAN6 = "fd00:192:168::/64"
+POOL6 = lb.parse_pool("fd00:192:168::f0/126", LAN6)
+POOLS = lb.parse_pools("192.168.0.240/30,fd00:192:168::f0/126", {4: LAN, 6: LAN6})
+
+
+def ips(allocations: list[lb.Allocation]) -> list[str | None]:
+    return [a.ip for a in allocations]
+
+
+def test_a_dual_stack_service_gets_one_address_per_family_in_its_families_order():
+    assert ips(lb.allocate_families(service("a", families=("IPv4", "IPv6")), POOLS, {})) == [
+        "192.168.0.240", "fd00:192:168::f0"]
+    assert ips(lb.allocate_families(service("b", families=("IPv6", "IPv4")), POOLS, {})) == [
+        "fd00:192:168::f0", "192.168.0.240"]
+
+
+def test_an_ipv6_only_service_gets_an_ipv6_address_and_an_ipv4_one_keeps_its_behaviour():
+    assert ips(lb.allocate_families(service("v6", families=("IPv6",)), POOLS, {})) == ["fd00:192:168::f0"]
+    assert ips(lb.allocate_families(service("v4"), POOLS, {})) == ["192.168.0.240"]
+
+
+def test_a_family_without_a_pool_stays_pending_with_the_reason():
+    pools = lb.parse_pools("192.168.0.240/30", {4: LAN, 6: LAN6})
+    v4, v6 = lb.allocate_families(service("a", families=("IPv4", "IPv6")), pools, {})
+    assert v4.ip == "192.168.0.240"
+    assert v6.ip is None and v6.reason == lb.ALLOCATION_FAILED and "no IPv6 pool is configured" in v6.message
+
+
+def test_load_balancer_ip_applies_to_its_own_family_only():
+    svc = service("a", families=("IPv4", "IPv6"), wanted="fd00:192:168::f2")
+    assert ips(lb.allocate_families(svc, POOLS, {})) == ["192.168.0.240", "fd00:192:168::f2"]
+    held = {"fd00:192:168::f2": "default/other"}
+    v4, v6 = lb.allocate_families(svc, POOLS, held)
+    assert v4.ip == "192.168.0.240" and v6.ip is None and "already in use by default/other" in v6.message
+
+
+def test_held_addresses_of_both_families_are_kept():
+    svc = {**service("a", families=("IPv4", "IPv6")),
+           "status": {"loadBalancer": lb.ingress_status(["192.168.0.241", "fd00:192:168::f1"])}}
+    held = lb.holders([svc], POOLS)
+    assert held == {"192.168.0.241": "default/a", "fd00:192:168::f1": "default/a"}
+    assert ips(lb.allocate_families(svc, POOLS, held)) == ["192.168.0.241", "fd00:192:168::f1"]
+
+
+def test_both_addresses_of_a_dual_stack_service_are_announced_by_one_node():
+    svc = {**service("a", families=("IPv4", "IPv6")),
+           "status": {"loadBalancer": lb.ingress_status(["192.168.0.240", "fd00:192:168:0::f0"])}}
+    nodes = [node(f"node-{i}") for i in range(1, 5)]
+    slices = [endpoint_slice(*((f"node-{i}", True) for i in range(1, 5)))]
+    chosen = lb.announcements([svc], nodes, {f"node-{i}" for i in range(1, 5)}, lambda key: slices)
+    expected = lb.elect_announcer("192.168.0.240", [f"node-{i}" for i in range(1, 5)])
+    assert chosen == [lb.Announcement("192.168.0.240", "default/a", expected),
+                      lb.Announcement("fd00:192:168::f0", "default/a", expected)]  # in NDP's (canonical) form
+
+
+def test_pools_refuse_two_of_one_family_and_a_family_the_lan_lacks():
+    with pytest.raises(lb.PoolError, match="more than one IPv6 CIDR"):
+        lb.parse_pools("fd00:192:168::f0/126,fd00:192:168::e0/126", {4: LAN, 6: LAN6})
+    with pytest.raises(lb.PoolError, match="has no IPv6 addresses"):
+        lb.parse_pools("fd00:192:168::f0/126", {4: LAN})
+    assert POOL6.addresses[0] in POOLS and "192.168.0.241" in POOLS and "10.0.0.1" not in POOLS
