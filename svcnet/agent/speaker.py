@@ -130,12 +130,16 @@ class Speaker:
             task = self._garp.pop(ip, None)
             if task is not None:
                 task.cancel()
+        taken_over = []
         for ip, key in wanted.items():
             if self.announced.get(ip) == key:
                 continue
             self.announced[ip] = key
             log.info("announcing %s (%s) from %s", ip, key, self.node_name)
             self._garp[ip] = asyncio.create_task(self._announce(ip), name=f"garp-{ip}")
+            if key not in taken_over:  # one Event per Service, however many families it has
+                taken_over.append(key)
+        for key in taken_over:
             namespace, name = split_key(key)
             svc = self.services.get(namespace, name)
             if svc is not None:

@@ -1,7 +1,8 @@
 """LoadBalancer Services on the wire: `kubectl expose --type=LoadBalancer` in a `svcnet up` cluster
 gets an address from the pool that the client namespace reaches; the address moves when the
 announcing node's agent stops; loadBalancerSourceRanges admits one source and drops another; a
-deleted Service's address stops being answered and is handed out again.
+deleted Service's address stops being answered and is handed out again; a dual-stack Service gets
+an IPv6 address too, which the elected node answers Neighbor Solicitations for.
 
 The package's 2-node iptables cluster (tests/integration/services/conftest.py) and one 2-replica
 Deployment in the module's own namespace are shared by the tests, which run in order; the last test
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs root (network namespaces), ip, kubectl and curl")
 
 POOL = ipaddress.ip_network("192.168.0.240/28")  # svcnet up's default
+POOL6 = ipaddress.ip_network("fd00:192:168:0:ffff:ffff:ffff:fff0/124")  # and its IPv6 one
 CLIENT_IP = "192.168.0.200"
 OTHER_SOURCE = "192.168.0.201"  # a second machine on the LAN, for loadBalancerSourceRanges
 
@@ -54,8 +56,9 @@ def pod_names(cluster: SvcnetCluster) -> set[str]:
 
 
 def curl(cluster: SvcnetCluster, ip: str, source: str | None = None) -> str | None:
-    """The body curl gets from ip:80 in the client namespace (None: no answer within 2 s)."""
-    args = ["curl", "-s", "-m", "2", *(["--interface", source] if source else []), f"http://{ip}/"]
+    """The body curl gets from ip:80 in the client namespace (ip: an IPv6 one in brackets; None: no
+    answer within 2 s)."""
+    args = ["curl", "-s", "-g", "-m", "2", *(["--interface", source] if source else []), f"http://{ip}/"]
     result = cluster.in_namespace(cluster.client_namespace, *args)
     return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
 
@@ -206,6 +209,36 @@ def test_deleting_the_service_frees_its_address(cluster: SvcnetCluster) -> None:
     assert external_ip(cluster, "again") == ip
     assert "nodePort" not in cluster.kubectl_json("get", "svc", "again")["spec"]["ports"][0]
     reaches_all_pods(cluster, ip)
+
+
+def test_a_dual_stack_service_gets_an_ipv6_address_that_one_node_answers_ndp_for(cluster: SvcnetCluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: dual}
+        spec:
+          type: LoadBalancer
+          ipFamilyPolicy: RequireDualStack
+          ipFamilies: [IPv4, IPv6]
+          selector: {app: hostnames}
+          ports: [{port: 80, targetPort: 9376}]
+        """))
+    try:
+        def ingress() -> list | None:
+            entries = cluster.kubectl_json("get", "svc", "dual")["status"].get("loadBalancer", {}).get("ingress")
+            return entries if entries and len(entries) == 2 else None
+        v4, v6 = wait_for(ingress, timeout=30, interval=0.2, what="an address of each family for dual")
+        assert ipaddress.ip_address(v4["ip"]) in POOL and ipaddress.ip_address(v6["ip"]) in POOL6  # spec order
+        assert v4["ipMode"] == v6["ipMode"] == "VIP"
+        reaches_all_pods(cluster, f"[{v6['ip']}]")
+        # The client learnt the address by Neighbor Solicitation; the elected node's speaker answered.
+        elected = lb.elect_announcer(v4["ip"], ["node-1", "node-2"])
+        elected_mac = next(mac for mac, node in node_macs(cluster).items() if node == elected)
+        wait_for(lambda: elected_mac in cluster.in_namespace(cluster.client_namespace, "ip", "-6", "neigh", "show",
+                                                             v6["ip"]).stdout,
+                 timeout=30, what=f"the client's neighbour entry for {v6['ip']} to name {elected}")
+    finally:
+        cluster.kubectl("delete", "svc", "dual", "--ignore-not-found")
 
 
 # ---- the same address in nftables mode (the speaker is the same; the proxy's rules are not)

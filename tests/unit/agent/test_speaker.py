@@ -7,7 +7,7 @@ import datetime as dt
 
 from svcnet.agent.speaker import ENDPOINTSLICES, LEASES, NODES, SERVICES, Speaker
 from svcnet.api.resources import lookup
-from svcnet.core import arp
+from svcnet.core import arp, ndp
 from svcnet.core import loadbalancer as lb
 from svcnet.testing.api import FakeApi
 from svcnet.testing.arp import FakeArpSocket
@@ -95,3 +95,34 @@ async def test_the_second_in_line_takes_over_when_the_first_speakers_lease_goes_
     # A clean stop hands over at once: its Lease is gone.
     assert [o["metadata"]["name"] for o in api.objects(LEASES)] == []
 
+
+
+async def test_an_ipv6_address_is_advertised_on_takeover_and_solicitations_for_it_are_answered():
+    api = FakeApi()
+    await cluster_with_a_load_balancer(api)
+    ip6 = "fd00:192:168::f0"
+    await api.patch(SERVICES, "default", "web", {"status": {"loadBalancer": lb.ingress_status([IP, ip6])}},
+                    subresource="status")
+    await api.delete(LEASES, lb.SPEAKER_LEASE_NAMESPACE, "svcnet-speaker-node-1")  # node-2 alone: it announces
+    arp_socket, ndp_socket = FakeArpSocket("n", "eth0"), FakeArpSocket("n", "eth0")
+    speaker = Speaker(None, "node-2", "svcnet-x-node-2", api=api, open_socket=lambda netns, ifname: arp_socket,
+                      open_ndp_socket=lambda netns, ifname: ndp_socket)
+    await speaker.start()
+    try:
+        await until(lambda: speaker.announced == {IP: "default/web", ip6: "default/web"}, timeout=10)
+        await until(lambda: ndp_socket.sent)
+        takeover = ndp_socket.sent[0]
+        assert takeover == ndp.unsolicited(ip6, ndp_socket.mac)  # to all nodes, Override
+        assert all(ndp.parse(f) is None for f in arp_socket.sent) and arp.parse(arp_socket.sent[0])  # ARP for IPv4
+        events = (await api.list(EVENTS, "default"))["items"]
+        assert len([e for e in events if e["reason"] == "nodeAssigned"]) == 1  # one per Service, not per address
+
+        ndp_socket.inject(ndp.solicitation(CLIENT_MAC, "fd00:192:168::c8", ip6))
+        ndp_socket.inject(ndp.solicitation(CLIENT_MAC, "fd00:192:168::c8", "fd00:192:168::f1"))  # not ours
+        await until(lambda: any(f[:6] == CLIENT_MAC for f in ndp_socket.sent))
+        answers = [f for f in ndp_socket.sent if f[:6] == CLIENT_MAC]
+        expected = ndp.reply_to(ndp.Solicitation(CLIENT_MAC, "fd00:192:168::c8", ip6, CLIENT_MAC), ndp_socket.mac,
+                                {ip6})
+        assert answers == [expected]
+    finally:
+        await speaker.stop()
