@@ -256,9 +256,11 @@ def _add_cluster_commands(sub: Any) -> None:
     p.add_argument("--zones", type=_zones, default=(), metavar="ZONE,...",
                    help="label the nodes topology.kubernetes.io/zone with these zones, round-robin "
                         "(node-1 the first, node-2 the second, ...; default: no zone label)")
-    p.add_argument("--lb-pool", default="", metavar="CIDR",
-                   help="addresses on the nodes' LAN for LoadBalancer Services (default: the top /28 of the node "
-                        "network, 192.168.0.240/28); must not hold a node, client or control-plane address")
+    p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
+                   help="addresses on the nodes' LAN for LoadBalancer Services, at most one CIDR per family "
+                        "(default: the top /28 of the node network, 192.168.0.240/28, and the top /124 of the "
+                        "IPv6 one, fd00:192:168:0:ffff:ffff:ffff:fff0/124); must not hold a node, client or "
+                        "control-plane address")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")
@@ -318,9 +320,9 @@ def _add_component_commands(sub: Any) -> None:
                         "DATA_DIR/pki/sa.key; without one the serviceaccount-token controller does not run)")
     p.add_argument("--root-ca-file", default="",
                    help="the CA bundle put in token Secrets' ca.crt (default with --data-dir: DATA_DIR/pki/ca.crt)")
-    p.add_argument("--lb-pool", default="", metavar="CIDR",
+    p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="the addresses the service-lb controller gives LoadBalancer Services (as MetalLB's "
-                        "IPAddressPool); without it that controller does not run")
+                        "IPAddressPool), at most one CIDR per family; without it that controller does not run")
     p.set_defaults(func=cmd_controllers)
 
 
