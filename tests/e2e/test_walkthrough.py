@@ -30,6 +30,7 @@ import pytest
 from svcnet.cluster.addons import kubeadm_corefile
 from svcnet.cluster.spec import load_cluster_spec
 from svcnet.cluster.topology import plan_topology
+from svcnet.cluster.tour_services import CLIENT_IP_SERVER
 from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
@@ -383,20 +384,6 @@ def test_step_6_ping_of_the_cluster_ip_gets_no_reply_from_a_pod_or_a_node(cluste
 
 
 # ---- 7. NodePort from outside the cluster, through node 2, with SNAT
-
-CLIENT_IP_SERVER = """
-import http.server
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.client_address[0].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("", 8080), Handler).serve_forever()
-"""
 
 
 def test_step_7_node_port_via_node_2_is_answered_by_a_node_1_pod(cluster: SvcnetCluster) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.topology import plan_topology
+from svcnet.cluster.tour_services import CLIENT_IP_SERVER
 from tests.integration.cluster_fixture import SvcnetCluster
 from tests.integration.services.conftest import manifest_in_default
 from tests.waiting import wait_for
@@ -37,21 +38,6 @@ REPLICAS = 2
 # load balancer); the client namespace routes it through one node or the other, as a load balancer forwards.
 LB_IP = "192.0.2.10"
 CURL_TIMEOUT_EXIT = 28  # curl: "operation timed out" (a refused connection is 7)
-
-# Answers every GET with the address the connection came from.
-CLIENT_IP_SERVER = """
-import http.server
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.client_address[0].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
-"""
 
 MANIFESTS = f"""\
 apiVersion: apps/v1
@@ -204,7 +190,7 @@ def test_a_load_balancer_that_follows_the_health_check_keeps_the_clients_address
     assert healthy == ["node-1"]
     try:
         cluster.in_namespace(cluster.client_namespace, "ip", "route", "replace", LB_IP, "via", NODE_IP["node-1"])
-        assert curl(cluster, LB_IP).stdout == CLIENT_IP
+        assert curl(cluster, LB_IP).stdout.strip() == CLIENT_IP
         # A load balancer that ignored the health check: node-2 drops what it cannot serve locally.
         cluster.in_namespace(cluster.client_namespace, "ip", "route", "replace", LB_IP, "via", NODE_IP["node-2"])
         result = curl(cluster, LB_IP)
