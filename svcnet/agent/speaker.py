@@ -96,8 +96,8 @@ class Speaker:
             informer.start()
         await self._renew()
         await asyncio.gather(*(i.wait_synced() for i in self._informers))
-        asyncio.get_running_loop().add_reader(self.socket.fileno(), self._answer)
-        asyncio.get_running_loop().add_reader(self.ndp_socket.fileno(), self._answer_ndp)
+        asyncio.get_running_loop().add_reader(self.socket.fileno(), self._answer, self.socket, arp)
+        asyncio.get_running_loop().add_reader(self.ndp_socket.fileno(), self._answer, self.ndp_socket, ndp)
         self._tasks = [asyncio.create_task(self._renew_forever(), name="speaker-lease"),
                        asyncio.create_task(self._sync_forever(), name="speaker-sync")]
         log.info("speaker for %s answering ARP and NDP on %s (%s)", self.node_name, self.interface, self.socket.mac_text)
@@ -160,31 +160,18 @@ class Speaker:
                 with contextlib.suppress(OSError):
                     sock.send(frame)
 
-    def _answer(self) -> None:
-        """Reader callback: reply to each waiting ARP request for an address we announce."""
-        assert self.socket is not None
+    def _answer(self, sock: Any, protocol: Any) -> None:
+        """Reader callback: reply to each waiting request (ARP, or an NDP solicitation, as `protocol`
+        parses and answers them) for an address we announce."""
         announced = frozenset(self.announced)
-        for frame in self.socket.receive():
-            request = arp.parse(frame)
+        for frame in sock.receive():
+            request = protocol.parse(frame)
             if request is None:
                 continue
-            reply = arp.reply_to(request, self.socket.mac, announced)
+            reply = protocol.reply_to(request, sock.mac, announced)
             if reply is not None:
                 with contextlib.suppress(OSError):
-                    self.socket.send(reply)
-
-    def _answer_ndp(self) -> None:
-        """Reader callback: advertise each address we announce that a waiting solicitation asks for."""
-        assert self.ndp_socket is not None
-        announced = frozenset(self.announced)
-        for frame in self.ndp_socket.receive():
-            request = ndp.parse(frame)
-            if request is None:
-                continue
-            reply = ndp.reply_to(request, self.ndp_socket.mac, announced)
-            if reply is not None:
-                with contextlib.suppress(OSError):
-                    self.ndp_socket.send(reply)
+                    sock.send(reply)
 
     # ---- the speaker's Lease
 
