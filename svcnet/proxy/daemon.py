@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import ipaddress
 import json
 import logging
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.objects import name_of, namespace_of
+from svcnet.client.events import EventQueue, EventRecorder
 from svcnet.kernel import KernelError
 from svcnet.kernel.conntrack import ConntrackTool
 from svcnet.kernel.iptables import IptablesError, NetnsIptables
@@ -244,8 +246,7 @@ class ProxyDaemon:
         self.service_health = ServiceHealthServer(
             listen, lambda: self.health.healthy(self.clock()),
             on_failure=self._health_check_failed) if listen is not None else None
-        self._events: Any = None
-        self._event_tasks: set[asyncio.Future[None]] = set()
+        self._events: EventQueue | None = None  # made with the first event
         self.clock = clock
         self.node_present = False
         self.initial_sync_done = asyncio.Event()
@@ -322,28 +323,19 @@ class ProxyDaemon:
             self._synced.notify_all()
 
     def _health_check_failed(self, listener: Listener, error: Exception) -> None:
-        """kube-proxy's Warning Event on the Service when its health check port cannot be opened; recorded in
-        the background, as client-go's recorder does, so a slow or absent API server never holds up a sync."""
-        import datetime as dt
-
-        from svcnet.client.events import EventRecorder
-
+        """kube-proxy's Warning Event on the Service when its health check port cannot be opened; queued and
+        written in the background (EventQueue, as client-go's recorder), so a slow or absent API server never
+        holds up a sync."""
         if self._events is None:
-            self._events = EventRecorder(self.client, "kube-proxy", lambda: dt.datetime.now(dt.UTC))
+            recorder = EventRecorder(self.client, "kube-proxy", lambda: dt.datetime.now(dt.UTC))
+            self._events = EventQueue(recorder.emit, time.monotonic)
         namespace, _, name = listener.service.partition("/")
         # As upstream, the reference names the Service but carries no real uid: the proxy keeps none.
         service = {"kind": "Service", "apiVersion": "v1",
                    "metadata": {"namespace": namespace, "name": name, "uid": listener.service}}
         message = (f"node {self.settings.node_name} failed to start healthcheck {json.dumps(listener.service)} "
                    f"on port {listener.port}: {error}")
-        task = asyncio.ensure_future(self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck", message))
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_recorded)
-
-    def _event_recorded(self, task: asyncio.Future[None]) -> None:
-        self._event_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("health check event not recorded: %s", task.exception())
+        self._events.emit(service, "Warning", "FailedToStartServiceHealthcheck", message)
 
     # --- syncing ---------------------------------------------------------------------------------------------
 
@@ -465,8 +457,8 @@ class ProxyDaemon:
                 await informer.stop()
             if self.service_health is not None:
                 await self.service_health.close()
-            for event in list(self._event_tasks):
-                event.cancel()
+            if self._events is not None:
+                self._events.cancel()
 
 
 # --- HTTP: metrics and health ------------------------------------------------------------------------------------

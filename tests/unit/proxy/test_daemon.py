@@ -376,7 +376,8 @@ async def test_a_health_check_closes_with_its_service_and_a_failed_one_is_retrie
         async with running(api, FakeIptables(["192.168.0.106"]), listen) as proxy, ClientSession() as http:
             await until(proxy, lambda: proxy.initial_sync_done.is_set())
             assert proxy.service_health is not None and proxy.service_health.table.listeners == ()
-            await asyncio.wait_for(asyncio.gather(*proxy._event_tasks), 10)
+            assert proxy._events is not None
+            await asyncio.wait_for(proxy._events.flush(), 10)
             [event] = api.objects(EVENTS)
             assert (event["type"], event["reason"], event["involvedObject"]["name"]) == (
                 "Warning", "FailedToStartServiceHealthcheck", "web")
