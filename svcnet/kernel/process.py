@@ -18,7 +18,7 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +101,37 @@ def set_cmdline(argv: Sequence[str]) -> bool:
         data = data[:room - 1] + b"\0"
     ctypes.memmove(start, data.ljust(room, b"\0"), room)
     return fits
+
+
+PR_SET_MM, PR_SET_MM_ENV_END = 35, 11
+
+
+def encode_environ(env: Mapping[str, str]) -> bytes:
+    """An environment as the kernel keeps it after exec: KEY=VALUE strings, each ended by a NUL."""
+    return b"".join(f"{key}={value}".encode() + b"\0" for key, value in env.items())
+
+
+def environ_room() -> int:
+    """Bytes of this process's environment area (env_start..env_end, fields 50-51 of /proc/self/stat),
+    what set_environ can fill; a fork inherits the same area."""
+    fields = _stat_fields(os.getpid())
+    return int(fields[48]) - int(fields[47]) if fields is not None and len(fields) >= 49 else 0
+
+
+def set_environ(env: Mapping[str, str]) -> bool:
+    """Make /proc/self/environ read env, as it would after exec'ing with it: written in place over the
+    environment area (what was there is the environment this process was exec'd with, which must not show
+    through), the rest blanked with NULs and, where we may (CAP_SYS_RESOURCE), cut off by moving env_end.
+    False, touching nothing, if env does not fit (see environ_room). os.environ is the caller's to set."""
+    fields = _stat_fields(os.getpid())
+    data = encode_environ(env)
+    if fields is None or len(fields) < 49 or len(data) > int(fields[48]) - int(fields[47]):
+        return False
+    start, end = int(fields[47]), int(fields[48])
+    ctypes.memmove(start, data.ljust(end - start, b"\0"), end - start)
+    if data:
+        _libc.prctl(PR_SET_MM, PR_SET_MM_ENV_END, ctypes.c_ulong(start + len(data)), 0, 0)  # best effort
+    return True
 
 
 def live_group_members(pgid: int) -> list[int]:

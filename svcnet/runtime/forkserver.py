@@ -55,18 +55,18 @@ import importlib
 import json
 import logging
 import os
-import random
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from svcnet.kernel import process
+from svcnet.runtime import pymain
+from svcnet.runtime.images import IN_PROCESS_PROGRAMS
 from svcnet.runtime.launch import ENTRY_POINTS, Finished, Launcher, SubprocessLauncher, fd_ready
 from svcnet.runtime.shim import exit_code_of
 
@@ -82,6 +82,12 @@ MAX_OUTPUT = 64 * 1024  # what the agent keeps of a helper's stdout / stderr (th
 # CAP_SYS_RESOURCE), so the server is started with this many blanks of room: a shim's spec path or a
 # sandbox's arguments fit (a longer line is cut; only ps shows it).
 CMDLINE_ROOM = 4096
+# Likewise a forked container program's /proc/<pid>/environ (svcnet.runtime.shim.start_program) is
+# written over the server's environment area, so the server is started with a variable of this many
+# blanks: room for a pod's environment with the service variables of a few hundred Services (one that
+# does not fit is exec'd instead).
+ENVIRON_ROOM = 64 * 1024
+ENVIRON_ROOM_VARIABLE = "SVCNET_ENVIRON_ROOM"
 
 
 class BadRequest(ValueError):
@@ -140,10 +146,6 @@ def parse_status(text: str) -> StatusReport:
 
 
 # ---- the server (runs as `python -m svcnet.runtime.forkserver --fd N`)
-
-# The signal dispositions this interpreter started with, restored in every child.
-_FRESH_SIGNALS = {sig: signal.getsignal(sig) for sig in signal.valid_signals()}
-
 
 @dataclass
 class _Child:
@@ -278,50 +280,20 @@ class Server:
         del self.children[child.pid]
 
 
-def _child(main: object, argv: list[str], go_r: int, out_fd: int, err_fd: int) -> None:
-    """In the forked child: a clean process running main(argv[3:]) as `python -m` would (argv is that
-    command line, which ps shows), then _exit. Never returns."""
-    code = 1
+def _child(main: Callable[[Sequence[str]], object], argv: list[str], go_r: int, out_fd: int, err_fd: int) -> None:
+    """In the forked child: once the server has said "go", a clean process running main(argv[3:]) as
+    `python -m` would (argv is that command line, which ps shows), then _exit. Never returns."""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-        os.dup2(go_r, 3)
-        os.closerange(4, os.sysconf("SC_OPEN_MAX"))  # the server's sockets, pidfds and other requests' fds
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        for sig, handler in _FRESH_SIGNALS.items():
-            if handler is not None:
-                try:
-                    signal.signal(sig, handler)
-                except (OSError, ValueError):
-                    pass  # SIGKILL, SIGSTOP
-        if os.read(3, 1) != b"g":
+        if os.read(go_r, 1) != b"g":
             os._exit(1)  # the server died before telling the agent about us: do nothing
-        os.close(3)
-        os.setsid()
-        process.set_cmdline(argv)  # ps shows `python -m <module> <args>`, as before
-        module = sys.modules.get(getattr(main, "__module__", ""))
-        sys.argv = [getattr(module, "__file__", None) or argv[2], *argv[3:]]  # as `python -m` sets it
-        random.seed()  # (random also reseeds itself after fork; said here so it does not depend on that)
-        try:
-            result = main(argv[3:])  # type: ignore[operator]
-            code = result if isinstance(result, int) else 0
-        except SystemExit as stop:
-            if stop.code is None or isinstance(stop.code, int):
-                code = stop.code or 0
-            else:
-                print(stop.code, file=sys.stderr)
-                code = 1
-    except BaseException:  # noqa: B036 - report like the interpreter would, never return into the server
-        with contextlib.suppress(BaseException):
-            traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    except BaseException:  # noqa: B036 - never return into the server
+        os._exit(1)
+    module = sys.modules.get(getattr(main, "__module__", ""))
+    pymain.run_as_python_m(main, argv, getattr(module, "__file__", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,11 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ps shows the short line; the blanks stay as room (see CMDLINE_ROOM)
     process.set_cmdline([sys.executable, "-m", "svcnet.runtime.forkserver", "--fd", str(args.fd),
                          "--parent", str(args.parent)])
+    os.environ.pop(ENVIRON_ROOM_VARIABLE, None)  # room in memory only, not passed on to anything we exec
     process.set_parent_death_signal(signal.SIGKILL)
     if args.parent and os.getppid() != args.parent:
         return 0  # the agent died before prctl took effect
     control = socket.socket(fileno=args.fd)
     mains = {entry: importlib.import_module(module).main for entry, module in ENTRY_POINTS.items()}
+    for program in IN_PROCESS_PROGRAMS:  # imported once here, not in every shim that forks one
+        importlib.import_module(program)
     return Server(control, mains).serve()
 
 
@@ -373,6 +348,7 @@ class ForkServer:
             self._proc = subprocess.Popen(
                 [*self.command, "--fd", str(theirs.fileno()), "--parent", str(os.getpid()),
                  "--room", " " * CMDLINE_ROOM],
+                env={**os.environ, ENVIRON_ROOM_VARIABLE: " " * ENVIRON_ROOM},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
                 start_new_session=True)  # a terminal's ^C for the agent's group is not for it
         except BaseException:

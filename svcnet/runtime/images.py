@@ -111,6 +111,9 @@ class ImageProgram:
 
 
 SERVE_HOSTNAME = "serve_hostname"
+# svcnet's own Python programs that a shim may fork from itself instead of starting a new interpreter
+# (svcnet.runtime.shim.start_program; the fork server imports them once). The process is the same.
+IN_PROCESS_PROGRAMS = frozenset({"svcnet.images.serve_hostname"})
 SHELL = "shell"
 DNS_SERVER = "svcnet-dns"
 PAUSE = "pause"

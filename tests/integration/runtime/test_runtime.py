@@ -87,6 +87,33 @@ async def test_serve_hostname_pod_answers_http_on_9376_with_its_name(runtime: Ru
     assert (code, out) == (0, b"hostnames-7x2kq\n")
 
 
+async def test_serve_hostname_is_forked_by_its_shim_as_the_process_python_m_would_make(runtime: Runtime,
+                                                                                    pod_netns: str) -> None:
+    """svcnet's own program runs in a fork of its shim (no new interpreter), yet is the process `python -m`
+    makes: its own session under the shim, the container's environment and command line, stdin on
+    /dev/null, none of the shim's descriptors, default signal handling (SIGTERM ends it with code 0)."""
+    sandbox = await start_pod(runtime, pod_netns, make_pod("forked-0"))
+    spec = spec_for("hostnames", "k8s.gcr.io/serve_hostname", sandbox)
+    await runtime.start_container(sandbox, spec)
+    await wait_for_output(runtime, sandbox, "hostnames", b"Serving on port 9376")
+    status = runtime.status(sandbox, "hostnames")
+    assert status and status.process and status.shim
+    pid = status.process.pid
+    assert session_and_parent(pid) == (pid, status.shim.pid)
+    # Forked, not exec'd: its environment area is where its shim's is (an exec lays out a new stack).
+    assert env_area(pid)[0] == env_area(status.shim.pid)[0]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert dict(item.decode().split("=", 1) for item in environ if item) == dict(spec.env)
+    cmdline = [part.decode() for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if part]
+    assert cmdline == list(spec.argv) == [sys.executable, "-m", "svcnet.images.serve_hostname", "--udp"]
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+    assert all(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(("socket:", "pipe:"))
+               for fd in os.listdir(f"/proc/{pid}/fd") if int(fd) > 2)  # its listeners only
+    assert os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")  # into the shim's log pump
+    stopped = await runtime.stop_container(sandbox, "hostnames", grace_seconds=30)
+    assert stopped and stopped.state is RunState.EXITED and stopped.exit_code == 0
+
+
 async def test_exec_in_pod_runs_in_the_pod_namespaces_with_stdio_and_exit_code(runtime: Runtime, pod_netns: str,
                                                                               tmp_path: Path) -> None:
     sandbox = await start_pod(runtime, pod_netns, make_pod("web-0"))
@@ -195,6 +222,11 @@ async def test_program_ignoring_sigterm_is_killed_after_the_grace_period(runtime
     await wait_for_output(runtime, sandbox, "app", b"ready")
     status = await runtime.stop_container(sandbox, "app", grace_seconds=0.2)
     assert status and status.exit_code == 137
+
+
+def env_area(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[47]), int(fields[48])  # env_start, env_end (stat fields 50 and 51)
 
 
 def session_and_parent(pid: int) -> tuple[int, int]:
