@@ -47,7 +47,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import cpu_seconds, free_port, living_threads_cpu_seconds, memory_kib  # noqa: E402
+from common import (  # noqa: E402
+    cpu_by_role,
+    cpu_seconds,
+    free_port,
+    living_threads_cpu_seconds,
+    machine_cpu_seconds,
+    memory_kib,
+    process_tree_cpu,
+)
 
 from svcnet.api.objects import is_pod_ready, resource_version, status_of  # noqa: E402
 from svcnet.client.config import unix_socket_config  # noqa: E402
@@ -182,7 +190,10 @@ async def burst(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argpars
                 label: str, rate: float = 0.0, probe: bool = False) -> list[float]:
     """Create `names` (at once, or paced), report latency against the SLO and the agents' memory, delete them."""
     before = agent_usage(data_dir)
+    tree_before, machine_before, own_before = cluster_cpu(data_dir), machine_cpu_seconds(), cpu_seconds()
     latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout, rate, probe)
+    machine = {key: value - machine_before[key] for key, value in machine_cpu_seconds().items()}
+    print_cpu_breakdown(data_dir, tree_before, machine, cpu_seconds() - own_before, len(latencies))
     print(row(label, latencies, failed, elapsed))
     if latencies:
         p99 = percentiles(latencies)["p99"]
@@ -315,6 +326,33 @@ def print_agent_usage(data_dir: Path, before: dict[str, AgentUsage], watch: Read
             print(f"   agent {node}: CPU {(now.cpu - then.cpu) * 1000 / pods:5.0f} ms per pod "
                   f"({(now.living_threads - then.living_threads) * 1000 / pods:.0f} of it on threads alive after "
                   "the burst: the event loop and the pools; the rest on threads that ended)", flush=True)
+
+
+def cluster_cpu(data_dir: Path) -> dict[int, tuple[str, float]]:
+    """process_tree_cpu of the `svcnet up` process (its pid is in cluster.ready) and everything under it,
+    and of the pods' shims (they name their spec file under the data dir) and their programs."""
+    pid = read_pid(data_dir / "cluster.ready")
+    return process_tree_cpu(pid, marker=str(data_dir)) if pid else {}
+
+
+def print_cpu_breakdown(data_dir: Path, before: dict[int, tuple[str, float]], machine: dict[str, float],
+                        own: float, pods: int) -> None:
+    """Where the machine's CPU went while the burst started its pods, per pod: each role of the cluster's
+    process tree (the API server with the controllers, agents, proxies, pods' programs...), this benchmark
+    client, the kernel's own threads and interrupts, and the rest: other load on the machine, and the
+    system time of processes that ended unreaped by the tree)."""
+    if not pods:
+        return
+    spent = cpu_by_role(before, cluster_cpu(data_dir))
+    spent["bench client"] = own
+    spent["kernel threads"] = machine["kernel threads"]
+    spent["irq+softirq"] = machine["interrupts"]
+    busy = machine["busy"]
+    spent["other load"] = busy - sum(spent.values())
+    parts = "  ".join(f"{role} {seconds * 1000 / pods:.0f}" for role, seconds in
+                      sorted(spent.items(), key=lambda item: -item[1]) if abs(seconds) * 1000 / pods >= 0.5)
+    print(f"   CPU per pod, ms (machine busy {busy * 1000 / pods:.0f} ms a pod, {busy:.1f} s on "
+          f"{os.cpu_count()} cores): {parts}", flush=True)
 
 
 def where_time_goes(data_dir: Path) -> None:

@@ -99,3 +99,69 @@ async def wait_readyz(http: aiohttp.ClientSession) -> None:
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.05)
+
+
+# ---- where the machine's CPU goes during a run: a process tree's CPU by role, and the whole machine's
+
+
+def _role_of(cmdline: list[str]) -> str:
+    """`python -m svcnet agent ...` -> "svcnet agent"; `python -m svcnet.runtime.forkserver` -> that module;
+    anything else by its program's name (a pod's program keeps `python -m <module>` as ps shows it)."""
+    if "-m" in cmdline[:-1]:
+        module = cmdline[cmdline.index("-m") + 1]
+        rest = cmdline[cmdline.index("-m") + 2:]
+        if module == "svcnet" and rest:
+            return f"svcnet {rest[0]}" + (f" {rest[1]}" if rest[0] == "proxy" and len(rest) > 1 else "")
+        return module
+    return Path(cmdline[0]).name if cmdline else "?"
+
+
+def process_tree_cpu(root_pid: int, *, marker: str = "") -> dict[int, tuple[str, float]]:
+    """Every living process under root_pid (itself included), and under any process whose command line
+    holds `marker` (a cluster's shims leave its tree: they fork away to init, naming their spec file under
+    the data dir): pid -> (role, CPU seconds of the process and of the children it has reaped). Sessions do
+    not matter: the tree follows parent pids."""
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                cmdlines[int(entry.name)] = [a.decode(errors="replace") for a in
+                                             (entry / "cmdline").read_bytes().split(b"\0") if a]
+    roots = {root_pid} | ({pid for pid, cmd in cmdlines.items() if any(marker in a for a in cmd)} if marker else set())
+    tree, frontier = set(roots), list(roots)
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    usage = {}
+    for pid in tree:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            usage[pid] = (_role_of(cmdlines.get(pid, [])), ticks / os.sysconf("SC_CLK_TCK"))
+    return usage
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """CPU seconds all cores have spent: "busy" (not idle or waiting for I/O) and, of that, "interrupts"
+    (irq and softirq: packets, timers, RCU callbacks), from /proc/stat; and "kernel threads", the CPU of
+    every living kernel thread (kthreadd's children: namespace cleanup, RCU, kworkers)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = sum(cpu for _, cpu in process_tree_cpu(2).values())  # pid 2 is kthreadd
+    return {"busy": (sum(fields[:8]) - fields[3] - fields[4]) / tick, "interrupts": (fields[5] + fields[6]) / tick,
+            "kernel threads": threads}
+
+
+def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each role spent between two process_tree_cpu snapshots (a process new since `before`
+    counts from zero; one gone by `after` counts only through what its parent reaped)."""
+    spent: dict[str, float] = {}
+    for pid, (role, cpu) in after.items():
+        then = before.get(pid)
+        start = then[1] if then and then[0] == role else 0.0
+        spent[role] = spent.get(role, 0.0) + cpu - start
+    return spent
