@@ -50,6 +50,7 @@ class _Link:
     master: _Link | None = None
     hairpin: bool = False
     peer: _Link | None = None
+    mtu: int = 1500
 
 
 @dataclass
@@ -168,13 +169,17 @@ class FakeNetworkKernel:
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None, index: int | None = None) -> None:
+                 hairpin: bool | None = None, index: int | None = None, mtu: int | None = None) -> None:
         space = self._ns(ns)
         self._check_index(space, name, index)
         link = self._link(space, name)
         self._record("set_link", ns, name, up, mac, master, nomaster, hairpin)
         if mac is not None:
             link.mac = mac.lower()
+        if mtu is not None:
+            if not 68 <= mtu <= 65535:
+                raise KernelError(f"set {name} mtu {mtu} in {ns}: Invalid argument")
+            link.mtu = mtu
         if master is not None:
             bridge = self._link(space, master)
             if bridge.kind != "bridge":
@@ -361,7 +366,8 @@ class FakeNetworkKernel:
         if link.peer is not None:
             peer = LinkPeer(namespace=None if link.peer.ns == link.ns else link.peer.ns, index=link.peer.index)
         return Link(name=link.name, index=link.index, kind=link.kind, up=link.up, mac=link.mac,
-                    master=link.master.name if link.master else None, hairpin=link.hairpin, peer=peer)
+                    master=link.master.name if link.master else None, hairpin=link.hairpin, peer=peer,
+                    mtu=link.mtu)
 
     def _l3_usable(self, link: _Link) -> bool:
         return link.up and link.master is None
