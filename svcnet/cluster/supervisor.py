@@ -16,7 +16,7 @@ from pathlib import Path
 from svcnet.agent.daemon import read_node_resolv_conf
 from svcnet.agent.kubelet import AgentConfig
 from svcnet.agent.nodeplan import NodePlan
-from svcnet.cluster.identities import LB_SPEAKER, kubeconfig_path, kubelet_kubeconfig
+from svcnet.cluster.identities import LB_SPEAKER, OVERLAY, kubeconfig_path, kubelet_kubeconfig
 from svcnet.cluster.spec import (
     ClusterSpec,
     agent_pid_path,
@@ -63,6 +63,8 @@ class AgentSupervisor:
                     "--kubeconfig", str(kubelet_kubeconfig(self.data_dir, node))]
             if self.spec.lb_pool:  # the LoadBalancer speaker runs in the agent, as its own identity
                 argv += ["--lb-speaker-kubeconfig", str(kubeconfig_path(self.data_dir, LB_SPEAKER))]
+            if self.spec.hosts > 1:  # the VXLAN overlay runs in the agent too, as its own identity
+                argv += ["--overlay-kubeconfig", str(kubeconfig_path(self.data_dir, OVERLAY))]
             return argv
         plan = self.spec.plan().node(node)
         # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford
