@@ -449,6 +449,7 @@ def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
     plane's addresses (PoolError says which clash)."""
     hosts = [*plan.nodes, plan.client, *([plan.control_plane] if plan.control_plane is not None else [])]
     taken = [ip for host in hosts for ip in (host.ipv4, host.ipv6) if ip]
+    taken += [ip for lan in plan.hosts for ip in (lan.router_v4, lan.router_v6) if ip]  # several hosts: the router
     lans = {4: plan.node_cidr_v4, **({6: plan.node_cidr_v6} if plan.node_cidr_v6 else {})}
     return parse_pools(cidr or default_lb_pool(plan), lans, taken)
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from svcnet.cluster.topology import apply_topology, plan_topology
+from svcnet.cli import build_parser, main
+from svcnet.cluster import up
+from svcnet.cluster.identities import OVERLAY_USER, identities
+from svcnet.cluster.topology import apply_topology, lb_pool_for, plan_topology
+from svcnet.config import ApiServerConfig
+from svcnet.core.loadbalancer import PoolError
 from svcnet.kernel import Route
 from svcnet.testing.links import FakeNetworkKernel, Unreachable
 
@@ -116,3 +122,29 @@ def test_converging_again_keeps_the_overlays_routes_and_prunes_strays(two_hosts:
     actions = apply_topology(kernel, plan)
     assert actions == ("delete route 172.16.0.0/16 in svcnet-abc-node-1",)
     assert Route("10.244.3.0/24", via="192.168.0.108", dev="eth0") in kernel.list_routes(ns)
+
+
+def test_a_bad_host_count_is_a_usage_error_before_anything_starts(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["up", "--data-dir", str(tmp_path), "--nodes", "2", "--hosts", "3"]) == 2
+    assert "--hosts must be 1-2" in capsys.readouterr().err
+    assert main(["up", "--data-dir", str(tmp_path), "--nodes", "0", "--hosts", "2"]) == 2
+    assert "--hosts needs nodes" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing was started or written
+
+
+def test_the_lb_pool_may_not_take_the_routers_address() -> None:
+    with pytest.raises(PoolError, match="192.168.0.1"):
+        lb_pool_for(plan_topology("abc", 2, hosts=2), "192.168.0.0/29")
+
+
+@pytest.mark.parametrize("hosts", [1, 2])
+def test_several_hosts_give_the_agents_the_overlays_identity(tmp_path: Path, hosts: int) -> None:
+    stages = up.components(ApiServerConfig(data_dir=tmp_path), with_controllers=True, nodes=2, hosts=hosts)
+    credentials = next(c for c in stages if type(c).__name__ == "ComponentCredentials")
+    supervisor = next(c for c in stages if type(c).__name__ == "AgentSupervisor")
+    agent = build_parser().parse_args(supervisor.argv("agent", "node-2")[3:])
+    assert supervisor.spec.hosts == hosts and credentials.overlay == (hosts > 1)
+    assert agent.overlay_kubeconfig == (str(tmp_path / "kubeconfigs" / "flannel.conf") if hosts > 1 else "")
+    assert identities(["node-1"], overlay=True)["flannel"] == (OVERLAY_USER, ())
+    assert "flannel" not in identities(["node-1"])
