@@ -61,7 +61,9 @@ class AgentSupervisor:
             # Each agent authenticates as its node (kubelet.conf: system:node:<name> in system:nodes).
             argv = [*base, "agent", "--node", node, "--data-dir", str(self.data_dir),
                     "--kubeconfig", str(kubelet_kubeconfig(self.data_dir, node))]
-            if self.spec.lb_pool:  # the LoadBalancer speaker runs in the agent, as its own identity
+            # The LoadBalancer speaker runs in the agent, as its own identity, on the nodes that share the
+            # pool's LAN (host 1's): an ARP answer from another host's LAN would reach no client.
+            if self.spec.lb_pool and self.spec.plan().node(node).host == 1:
                 argv += ["--lb-speaker-kubeconfig", str(kubeconfig_path(self.data_dir, LB_SPEAKER))]
             if self.spec.hosts > 1:  # the VXLAN overlay runs in the agent too, as its own identity
                 argv += ["--overlay-kubeconfig", str(kubeconfig_path(self.data_dir, OVERLAY))]

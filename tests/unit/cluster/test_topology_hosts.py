@@ -148,3 +148,11 @@ def test_several_hosts_give_the_agents_the_overlays_identity(tmp_path: Path, hos
     assert agent.overlay_kubeconfig == (str(tmp_path / "kubeconfigs" / "flannel.conf") if hosts > 1 else "")
     assert identities(["node-1"], overlay=True)["flannel"] == (OVERLAY_USER, ())
     assert "flannel" not in identities(["node-1"])
+
+
+def test_only_the_nodes_on_the_lb_pools_lan_run_the_speaker(tmp_path: Path) -> None:
+    stages = up.components(ApiServerConfig(data_dir=tmp_path), with_controllers=True, nodes=3, hosts=2)
+    supervisor = next(c for c in stages if type(c).__name__ == "AgentSupervisor")
+    speakers = {node: bool(build_parser().parse_args(supervisor.argv("agent", node)[3:]).lb_speaker_kubeconfig)
+                for node in ("node-1", "node-2", "node-3")}
+    assert speakers == {"node-1": True, "node-2": False, "node-3": True}  # node-2 is on host 2
