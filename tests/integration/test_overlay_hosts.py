@@ -132,7 +132,8 @@ def test_pods_on_different_hosts_talk_through_vxlan_and_only_through_it(cluster:
     cluster.in_node("node-2", "iptables", "-w", "-I", *rule)
     try:
         sent_before = cluster.flannel_packets("node-1")[1]
-        assert cluster.get("node-1", f"http://{ip2}:9376") == name2
+        wait_for(lambda: cluster.get("node-1", f"http://{ip2}:9376") == name2, timeout=30, interval=0.2,
+                 what="the pod on node-2 from the pod on node-1")
         vxlan_in = cluster.in_node("node-2", "iptables", "-w", "-L", "INPUT", "-v", "-x", "-n")
         udp_packets = int(next(line for line in vxlan_in.splitlines() if "VXLAN from node-1" in line).split()[0])
     finally:
@@ -148,7 +149,8 @@ def test_pods_on_different_hosts_talk_through_vxlan_and_only_through_it(cluster:
             mac, _, dst = entry.split()[:3]
             cluster.in_node("node-1", "bridge", "fdb", "del", mac, "dev", "flannel.1", "dst", dst)
         assert cluster.get("node-1", f"http://{ip2}:9376") is None, "no FDB entry: no way to host 2"
-        assert cluster.get("node-1", f"http://{ip3}:9376") == name3, "the same host does not need the overlay"
+        wait_for(lambda: cluster.get("node-1", f"http://{ip3}:9376") == name3, timeout=30, interval=0.2,
+                 what="the pod on node-3 (same host: it does not need the overlay)")
     finally:
         os.kill(agent, signal.SIGCONT)
     wait_for(lambda: cluster.get("node-1", f"http://{ip2}:9376") == name2, timeout=60, interval=0.5,
@@ -170,19 +172,24 @@ def test_the_seed_service_reaches_pods_on_both_hosts_from_both_hosts(cluster: Ov
 def test_a_nodeport_on_host_1_reaches_a_pod_on_host_2_masqueraded(cluster: Overlaid) -> None:
     port = cluster.c.kubectl_json("get", "svc", "clientip")["spec"]["ports"][0]["nodePort"]
     sent_before = cluster.flannel_packets("node-1")[1]
-    result = cluster.c.in_namespace(cluster.c.client_namespace, "curl", "-s", "--max-time", "5",
-                                    f"http://{NODE_IP['node-1']}:{port}/")
+
+    def answer() -> str | None:
+        result = cluster.c.in_namespace(cluster.c.client_namespace, "curl", "-s", "--max-time", "5",
+                                        f"http://{NODE_IP['node-1']}:{port}/")
+        return result.stdout.strip() if result.returncode == 0 else None
     # kube-proxy's masquerade picks the address of the way out, flannel.1: node-1's overlay address
     # (flannel's .0/32), and the reply comes back through it to the client.
-    assert (result.returncode, result.stdout.strip()) == (0, "10.244.1.0")
+    assert wait_for(answer, timeout=30, interval=0.2, what="an answer through the NodePort") == "10.244.1.0"
     assert cluster.flannel_packets("node-1")[1] >= sent_before + 3
 
 
 def test_cluster_dns_answers_pods_on_every_node(cluster: Overlaid) -> None:
     vip = cluster.c.kubectl_json("get", "svc", "hostnames")["spec"]["clusterIP"]
     for node, (name, _, _) in sorted(cluster.pods.items()):
-        result = cluster.c.exec(name, "nslookup", "hostnames.default.svc.cluster.local")
-        assert result.returncode == 0 and vip in result.stdout, f"DNS from the pod on {node}: {result.stderr}"
+        def answered(name: str = name) -> bool:
+            result = cluster.c.exec(name, "nslookup", "hostnames.default.svc.cluster.local")
+            return result.returncode == 0 and vip in result.stdout
+        wait_for(answered, timeout=30, interval=0.2, what=f"the cluster DNS from the pod on {node}")
 
 
 def test_a_deleted_node_takes_its_overlay_entries_with_it(cluster: Overlaid) -> None:
