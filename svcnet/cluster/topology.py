@@ -202,32 +202,12 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         raise ValueError(f"host {ROUTER_HOST} of each LAN is the router's")
     host_plans = _host_plans(cluster_id, hosts, lan4, lan6)
 
-    node_plans = []
-    for index in range(1, nodes + 1):
-        offset = first_node_host + index - 1
-        host = host_plans[(index - 1) % hosts]
-        host4 = ipaddress.IPv4Network(host.node_cidr_v4)
-        host6 = ipaddress.IPv6Network(host.node_cidr_v6) if host.node_cidr_v6 else None
-        pod4 = _subnet(pods4, node_pod_prefix_v4, index, "pod CIDR")
-        pod6 = _subnet(pods6, node_pod_prefix_v6, index, "IPv6 pod CIDR") if pods6 else None
-        gateway4 = str(pod4[1])
-        node_plans.append(NodePlan(
-            cluster_id=cluster_id,
-            name=node_name(index),
-            index=index,
-            namespace=node_namespace(cluster_id, index),
-            ipv4=_host(host4, offset, f"node {index} address"),
-            ipv6=_host(host6, offset, f"node {index} IPv6 address") if host6 else None,
-            pod_cidr_v4=str(pod4),
-            pod_cidr_v6=str(pod6) if pod6 else None,
-            gateway_v4=gateway4,
-            gateway_v6=str(pod6[1]) if pod6 else None,
-            bridge_mac=mac_for(gateway4),
-            zone=zones[(index - 1) % len(zones)] if zones else "",
-            **({"host": host.index, "lan_cidrs": tuple(c for c in (host.node_cidr_v4, host.node_cidr_v6) if c),
-                "overlay": OVERLAY, "overlay_cidrs": (str(pods4),) + ((str(pods6),) if pods6 else ())}
-               if hosts > 1 else {}),
-        ))
+    node_plans = [_node_plan(cluster_id, index, first_node_host + index - 1, host_plans[(index - 1) % hosts],
+                             _subnet(pods4, node_pod_prefix_v4, index, "pod CIDR"),
+                             _subnet(pods6, node_pod_prefix_v6, index, "IPv6 pod CIDR") if pods6 else None,
+                             zones[(index - 1) % len(zones)] if zones else "",
+                             (str(pods4),) + ((str(pods6),) if pods6 else ()) if hosts > 1 else ())
+                  for index in range(1, nodes + 1)]
     client = ClientPlan(
         namespace=client_namespace(cluster_id),
         ipv4=_host(lan4, client_host, "client address"),
@@ -255,6 +235,35 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         control_plane=control_plane,
         hosts=host_plans,
         router_namespace=router_namespace(cluster_id) if hosts > 1 else None,
+    )
+
+
+def _node_plan(cluster_id: str, index: int, offset: int, host: HostPlan,
+               pod4: ipaddress.IPv4Network | ipaddress.IPv6Network,
+               pod6: ipaddress.IPv4Network | ipaddress.IPv6Network | None, zone: str,
+               overlay_cidrs: tuple[str, ...]) -> NodePlan:
+    """Node `index`, host `offset` of its host's LAN; overlay_cidrs (the cluster's pod CIDRs) only when
+    the cluster spans several hosts, whose nodes then run the overlay."""
+    lan4 = ipaddress.IPv4Network(host.node_cidr_v4)
+    lan6 = ipaddress.IPv6Network(host.node_cidr_v6) if host.node_cidr_v6 else None
+    gateway4 = str(pod4[1])
+    return NodePlan(
+        cluster_id=cluster_id,
+        name=node_name(index),
+        index=index,
+        namespace=node_namespace(cluster_id, index),
+        ipv4=_host(lan4, offset, f"node {index} address"),
+        ipv6=_host(lan6, offset, f"node {index} IPv6 address") if lan6 else None,
+        pod_cidr_v4=str(pod4),
+        pod_cidr_v6=str(pod6) if pod6 else None,
+        gateway_v4=gateway4,
+        gateway_v6=str(pod6[1]) if pod6 else None,
+        bridge_mac=mac_for(gateway4),
+        zone=zone,
+        host=host.index,
+        lan_cidrs=tuple(c for c in (host.node_cidr_v4, host.node_cidr_v6) if c) if overlay_cidrs else (),
+        overlay=OVERLAY if overlay_cidrs else "",
+        overlay_cidrs=overlay_cidrs,
     )
 
 
