@@ -111,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
-                 proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool)
+                 proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -161,8 +161,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         from svcnet.client.config import load_kubeconfig
 
         speaker_config = load_kubeconfig(args.lb_speaker_kubeconfig)
+    overlay_config = None
+    if args.overlay_kubeconfig:
+        from svcnet.client.config import load_kubeconfig
+
+        overlay_config = load_kubeconfig(args.overlay_kubeconfig)
     return daemon.run(_client_config(args), node, config, pid_path,
-                      pki_dir if (pki_dir / "ca.key").exists() else None, speaker_config)
+                      pki_dir if (pki_dir / "ca.key").exists() else None, speaker_config, overlay_config)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -256,6 +261,10 @@ def _add_cluster_commands(sub: Any) -> None:
     p.add_argument("--zones", type=_zones, default=(), metavar="ZONE,...",
                    help="label the nodes topology.kubernetes.io/zone with these zones, round-robin "
                         "(node-1 the first, node-2 the second, ...; default: no zone label)")
+    p.add_argument("--hosts", type=int, default=1, metavar="H",
+                   help="simulate H hosts: each its own LAN holding its nodes (round-robin), a router between "
+                        "them, and pods reaching pods on other hosts through a VXLAN overlay as flannel's "
+                        "(default %(default)s: one LAN, pod routes via node IPs)")
     p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="addresses on the nodes' LAN for LoadBalancer Services, at most one CIDR per family "
                         "(default: the top /28 of the node network, 192.168.0.240/28, and the top /124 of the "
@@ -298,6 +307,9 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--lb-speaker-kubeconfig", default="", metavar="FILE",
                    help="also run the LoadBalancer speaker (answers ARP on the node's LAN for the addresses "
                         "this node is elected to announce), reaching the API with this kubeconfig")
+    p.add_argument("--overlay-kubeconfig", default="", metavar="FILE",
+                   help="the VXLAN overlay's credentials (a node of a several-host cluster runs flannel's part: "
+                        "it watches every Node), default: the agent's own")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("apiserver", help="run the API server alone, in the foreground")

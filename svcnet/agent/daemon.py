@@ -8,6 +8,7 @@ stops: the next agent adopts them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from functools import partial
@@ -19,6 +20,7 @@ from svcnet.agent.kubeletapi import KUBELET_PORT
 from svcnet.agent.kubeletauth import WebhookAuth
 from svcnet.agent.kubeletserver import KubeletApi, KubeletServer, ensure_serving_certificate, server_tls
 from svcnet.agent.nodeplan import NodePlan
+from svcnet.agent.overlay import Overlay
 from svcnet.agent.podaccess import PodFiles
 from svcnet.agent.speaker import Speaker
 from svcnet.client.rest import ApiClient
@@ -55,7 +57,7 @@ class AgentProcess:
     """`svcnet agent --node NAME`: the agent as a supervisor component (one per process)."""
 
     def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig, pki_dir: Path | None = None,
-                 speaker_config: Any = None) -> None:
+                 speaker_config: Any = None, overlay_config: Any = None) -> None:
         """pki_dir: the cluster CA's directory; with it the agent serves the kubelet API on the node's
         address (port 10250), with a serving certificate from that CA. speaker_config: the LoadBalancer
         speaker's client config; with it the node answers ARP for the LoadBalancer addresses it is
@@ -70,6 +72,9 @@ class AgentProcess:
         self.agent: NodeAgent | None = None
         self.kernel: LinuxNetworkKernel | None = None
         self.forkserver: ForkServer | None = None
+        self.overlay: Overlay | None = None
+        self.overlay_config = overlay_config
+        self.overlay_api: Any = None
 
     async def start(self) -> None:
         self.api = ApiClient(self.client_config, component=f"kubelet/{self.node.name}")
@@ -84,8 +89,19 @@ class AgentProcess:
         except OSError as exc:  # each start tries again, and falls back to `python -m` helpers
             log.warning("cannot start the fork server: %s", exc)
         runtime = Runtime(self.config.runtime_root, python=self.config.python, launcher=self.forkserver)
-        self.agent = NodeAgent(self.api, self.kernel, runtime, self.node, self.config)
+        node = self.node
+        if node.overlay:
+            # flanneld's part, in the agent's process: the devices (and the pods' MTU) before any pod,
+            # the annotations and the peers' entries once kubelet's half registered the Node.
+            if self.overlay_config is not None:  # flannel's own identity: it reads every Node
+                self.overlay_api = ApiClient(self.overlay_config, component=f"flannel/{node.name}")
+                await self.overlay_api.open()
+            self.overlay = Overlay(self.overlay_api or self.api, self.kernel, node)
+            node = dataclasses.replace(node, pod_mtu=await self.overlay.prepare())
+        self.agent = NodeAgent(self.api, self.kernel, runtime, node, self.config)
         await self.agent.start()
+        if self.overlay is not None:
+            await self.overlay.start()
         if self.pki_dir is not None:
             await self._serve_kubelet_api(runtime)
         if self.speaker is not None:
@@ -107,18 +123,22 @@ class AgentProcess:
             await self.speaker.stop()
         if self.server is not None:
             await self.server.stop()
+        if self.overlay is not None:  # its entries stay: pods keep talking while the agent is away
+            await self.overlay.stop()
         if self.agent is not None:
             await self.agent.stop()
         if self.forkserver is not None:
             await self.forkserver.close()
         if self.kernel is not None:
             self.kernel.close()
+        if self.overlay_api is not None:
+            await self.overlay_api.close()
         if self.api is not None:
             await self.api.close()
 
 
 def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None,
-        speaker_config: Any = None) -> int:
+        speaker_config: Any = None, overlay_config: Any = None) -> int:
     """Run the node's agent until a signal, refusing if another holds the node's pid lock."""
     lock = process.PidLock(pid_path)
     try:
@@ -127,6 +147,7 @@ def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path,
         print(f"svcnet: the agent for {node.name}: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(process.run([AgentProcess(client_config, node, config, pki_dir, speaker_config)]))
+        return asyncio.run(process.run([AgentProcess(client_config, node, config, pki_dir, speaker_config,
+                                                         overlay_config)]))
     finally:
         lock.release()

@@ -76,15 +76,16 @@ def pod_namespace_specs(node: NodePlan, netns: str, host_veth: str, lease: PodLe
         links=(
             LinkSpec(name="lo", kind="loopback"),
             LinkSpec(name=POD_INTERFACE, kind="veth", peer_namespace=node.namespace, peer_name=host_veth,
-                     addresses=addresses),
+                     addresses=addresses, mtu=node.pod_mtu or None),
         ),
         routes=tuple(routes),
         sysctls=BASE_SYSCTLS,
     )
     port = NamespaceSpec(
         name=node.namespace,
+        # Both ends take the overlay's MTU, as the bridge CNI plugin given flannel's FLANNEL_MTU does.
         links=(LinkSpec(name=host_veth, kind="veth", peer_namespace=netns, peer_name=POD_INTERFACE,
-                        master=node.bridge, hairpin=True),),
+                        master=node.bridge, hairpin=True, mtu=node.pod_mtu or None),),
         prune_routes=False,  # the node's own routes belong to the topology
         prune_addresses=False,  # nor its addresses: so the node's (growing) address list is never read here
     )

@@ -45,6 +45,14 @@ class NodePlan:
     bridge: str = NODE_BRIDGE
     bridge_mac: str = ""
     zone: str = ""  # its topology.kubernetes.io/zone label ("": none), from `svcnet up --zones`
+    host: int = 1  # which simulated host (L2 segment) it sits on, from `svcnet up --hosts`
+    # Its networks that the overlay's DirectRouting treats as its own (its host's LAN), and the
+    # overlay ("vxlan" when the cluster spans several hosts; "": the topology routes pods, host-gw).
+    lan_cidrs: tuple[str, ...] = ()
+    overlay: str = ""
+    overlay_cidrs: tuple[str, ...] = ()  # the cluster's pod CIDRs: routes inside them are the overlay's
+    uplink: str = "eth0"
+    pod_mtu: int = 0  # the pods' interfaces' MTU (0: the kernel's default); the agent sets it for the overlay
 
     @property
     def pod_cidrs(self) -> tuple[str, ...]:

@@ -65,6 +65,12 @@ BINDING_PREFIX = "svcnet:kube-controller-manager:"
 LB_SPEAKER = "lb-speaker"
 LB_SPEAKER_USER = "system:svcnet:lb-speaker"
 LB_SPEAKER_ROLE = "svcnet:lb-speaker"
+# The VXLAN overlay (svcnet.agent.overlay, flanneld's part) runs in each agent of a several-host cluster
+# as flannel runs under its own ServiceAccount and ClusterRole: it watches every Node (a node's own
+# identity may read only its own) and writes its Node's flannel annotations.
+OVERLAY = "flannel"
+OVERLAY_USER = "system:svcnet:flannel"
+OVERLAY_ROLE = "svcnet:flannel"
 
 
 def kubeconfig_path(data_dir: Path, component: str) -> Path:
@@ -76,7 +82,8 @@ def kubelet_kubeconfig(data_dir: Path, node: str) -> Path:
     return kubeconfig_path(data_dir, f"kubelet-{node}")
 
 
-def identities(nodes: list[str], lb_speaker: bool = False) -> dict[str, tuple[str, tuple[str, ...]]]:
+def identities(nodes: list[str], lb_speaker: bool = False,
+               overlay: bool = False) -> dict[str, tuple[str, tuple[str, ...]]]:
     """component -> (user, groups) for every credential a cluster with these nodes needs."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {
         "controller-manager": (KUBE_CONTROLLER_MANAGER, ()),
@@ -88,16 +95,18 @@ def identities(nodes: list[str], lb_speaker: bool = False) -> dict[str, tuple[st
         out[f"kubelet-{node}"] = (f"{NODE_USER_PREFIX}{node}", (NODES_GROUP,))
     if lb_speaker:
         out[LB_SPEAKER] = (LB_SPEAKER_USER, ())
+    if overlay:
+        out[OVERLAY] = (OVERLAY_USER, ())
     return out
 
 
 def ensure_component_kubeconfigs(data_dir: Path, server_url: str, nodes: list[str],
-                                 lb_speaker: bool = False) -> dict[str, Path]:
+                                 lb_speaker: bool = False, overlay: bool = False) -> dict[str, Path]:
     """Write (or keep) every component's kubeconfig; the cluster CA must exist (the API server made it)."""
     pki_dir = data_dir / "pki"
     return {component: ensure_component_kubeconfig(kubeconfig_path(data_dir, component), server_url, pki_dir,
                                                    user, groups)
-            for component, (user, groups) in identities(nodes, lb_speaker).items()}
+            for component, (user, groups) in identities(nodes, lb_speaker, overlay).items()}
 
 
 def lb_speaker_rbac() -> list[tuple[str, str | None, dict[str, Any]]]:
@@ -126,6 +135,22 @@ def lb_speaker_rbac() -> list[tuple[str, str | None, dict[str, Any]]]:
             "metadata": {"name": LB_SPEAKER_ROLE, "namespace": SPEAKER_LEASE_NAMESPACE},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": LB_SPEAKER_ROLE},
             "subjects": subject}),
+    ]
+
+
+def overlay_rbac() -> list[tuple[str, str | None, dict[str, Any]]]:
+    """The overlay's ClusterRole and binding: flannel's (nodes read, patched) less the pods it never reads.
+    It patches the Node itself, not nodes/status: svcnet's status writes keep metadata as it was."""
+    group = f"{RBAC_GROUP}/v1"
+    return [
+        ("clusterroles", None, {"apiVersion": group, "kind": "ClusterRole", "metadata": {"name": OVERLAY_ROLE},
+                                "rules": [{"apiGroups": [""], "resources": ["nodes"],
+                                           "verbs": ["get", "list", "watch", "patch"]},
+                                          {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]}]}),
+        ("clusterrolebindings", None, {
+            "apiVersion": group, "kind": "ClusterRoleBinding", "metadata": {"name": OVERLAY_ROLE},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": OVERLAY_ROLE},
+            "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": OVERLAY_USER}]}),
     ]
 
 
@@ -169,8 +194,9 @@ class ComponentCredentials:
     for the components): every component's kubeconfig, and the controller manager's bindings."""
 
     def __init__(self, data_dir: Path, server_url: str, nodes: list[str], controller_names: list[str],
-                 admin_api: Callable[[], Any], lb_speaker: bool = False) -> None:
+                 admin_api: Callable[[], Any], lb_speaker: bool = False, overlay: bool = False) -> None:
         self.lb_speaker = lb_speaker
+        self.overlay = overlay
         self.data_dir = data_dir
         self.server_url = server_url
         self.nodes = nodes
@@ -178,12 +204,14 @@ class ComponentCredentials:
         self.admin_api = admin_api
 
     async def start(self) -> None:
-        ensure_component_kubeconfigs(self.data_dir, self.server_url, self.nodes, self.lb_speaker)
-        if self.controller_names or self.lb_speaker:
+        ensure_component_kubeconfigs(self.data_dir, self.server_url, self.nodes, self.lb_speaker, self.overlay)
+        if self.controller_names or self.lb_speaker or self.overlay:
             async with self.admin_api() as api:
                 await ensure_bindings(api, controller_manager_bindings(self.controller_names))
                 if self.lb_speaker:
                     await ensure_objects(api, lb_speaker_rbac())
+                if self.overlay:
+                    await ensure_objects(api, overlay_rbac())
 
     async def stop(self) -> None:
         return None

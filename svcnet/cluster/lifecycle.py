@@ -83,11 +83,13 @@ class ClusterNetwork:
     async def start(self) -> None:
         save_cluster_spec(self.data_dir, self.spec)
         plan = self.spec.plan()
-        progress(f"creating the cluster network (cluster id {self.spec.cluster_id}, {self.spec.nodes} nodes)")
+        hosts = f" on {self.spec.hosts} hosts, VXLAN between them" if self.spec.hosts > 1 else ""
+        progress(f"creating the cluster network (cluster id {self.spec.cluster_id}, {self.spec.nodes} nodes{hosts})")
         await asyncio.to_thread(apply_topology, LinuxNetworkKernel(), plan)
         await asyncio.to_thread(apply_egress, plan)
         for node in plan.nodes:
-            progress(f"  {node.name}: namespace {node.namespace}, IP {node.ipv4}, pod CIDR {node.pod_cidr_v4}")
+            on_host = f" (host {node.host})" if self.spec.hosts > 1 else ""
+            progress(f"  {node.name}{on_host}: namespace {node.namespace}, IP {node.ipv4}, pod CIDR {node.pod_cidr_v4}")
 
     async def stop(self) -> None:
         progress("tearing the cluster down")

@@ -35,13 +35,15 @@ class ClusterSpec:
     proxy_mode: str = "iptables"  # every node's kube-proxy --proxy-mode: iptables or nftables
     lb_pool: str | None = None  # LoadBalancer addresses (`svcnet up --lb-pool`); None: no LoadBalancer support
     zones: tuple[str, ...] = ()  # `svcnet up --zones`: the nodes' topology.kubernetes.io/zone, round-robin
+    hosts: int = 1  # `svcnet up --hosts`: simulated hosts (L2 segments), nodes round-robin, VXLAN between them
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zones", tuple(self.zones))  # a list when read back from cluster.json
 
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
-                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones)
+                             node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones,
+                             hosts=self.hosts)
 
 
 # ---- the data dir

@@ -16,7 +16,7 @@ from pathlib import Path
 from svcnet.agent.daemon import read_node_resolv_conf
 from svcnet.agent.kubelet import AgentConfig
 from svcnet.agent.nodeplan import NodePlan
-from svcnet.cluster.identities import LB_SPEAKER, kubeconfig_path, kubelet_kubeconfig
+from svcnet.cluster.identities import LB_SPEAKER, OVERLAY, kubeconfig_path, kubelet_kubeconfig
 from svcnet.cluster.spec import (
     ClusterSpec,
     agent_pid_path,
@@ -61,8 +61,12 @@ class AgentSupervisor:
             # Each agent authenticates as its node (kubelet.conf: system:node:<name> in system:nodes).
             argv = [*base, "agent", "--node", node, "--data-dir", str(self.data_dir),
                     "--kubeconfig", str(kubelet_kubeconfig(self.data_dir, node))]
-            if self.spec.lb_pool:  # the LoadBalancer speaker runs in the agent, as its own identity
+            # The LoadBalancer speaker runs in the agent, as its own identity, on the nodes that share the
+            # pool's LAN (host 1's): an ARP answer from another host's LAN would reach no client.
+            if self.spec.lb_pool and self.spec.plan().node(node).host == 1:
                 argv += ["--lb-speaker-kubeconfig", str(kubeconfig_path(self.data_dir, LB_SPEAKER))]
+            if self.spec.hosts > 1:  # the VXLAN overlay runs in the agent too, as its own identity
+                argv += ["--overlay-kubeconfig", str(kubeconfig_path(self.data_dir, OVERLAY))]
             return argv
         plan = self.spec.plan().node(node)
         # kube-proxy's default minimum sync period is 1 s, for big clusters; a small one can afford

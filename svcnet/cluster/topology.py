@@ -69,6 +69,37 @@ def node_name(index: int) -> str:
     return f"node-{index}"
 
 
+def host_lan_namespace(cluster_id: str, host: int) -> str:
+    """Host 1's LAN keeps the one-host name, so a one-host cluster is what it always was."""
+    return lan_namespace(cluster_id) if host == 1 else cluster_prefix(cluster_id) + f"lan-{host}"
+
+
+def router_namespace(cluster_id: str) -> str:
+    return cluster_prefix(cluster_id) + "router"
+
+
+MAX_HOSTS = 16
+ROUTER_HOST = 1  # the router's address on every host LAN: .1 (and ::1)
+ROUTER_PORT = "router"  # its leg's name on each host LAN's bridge
+OVERLAY = "vxlan"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One simulated host: an L2 segment (its own LAN bridge) holding its nodes."""
+
+    index: int
+    lan_namespace: str
+    node_cidr_v4: str
+    node_cidr_v6: str | None
+    router_v4: str | None  # the router's leg on this LAN (None: one host, no router)
+    router_v6: str | None
+
+    @property
+    def router_leg(self) -> str:
+        return f"host-{self.index}"
+
+
 @dataclass(frozen=True)
 class ClientPlan:
     """A namespace with one address on the LAN and nothing else (the client, the control plane)."""
@@ -91,6 +122,8 @@ class TopologyPlan:
     nodes: tuple[NodePlan, ...]
     namespaces: tuple[NamespaceSpec, ...] = field(repr=False)
     control_plane: ClientPlan | None = None  # where the API server listens on the LAN
+    hosts: tuple[HostPlan, ...] = ()  # host 1's LAN is node_cidr_v4/v6, the client's and control plane's
+    router_namespace: str | None = None  # joins the hosts' LANs when there are several
 
     @property
     def prefix(self) -> str:
@@ -139,13 +172,19 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   node_pod_prefix_v6: int = 64, first_node_host: int = 106,
                   client_host: int = 200, control_plane_host: int = 100,
                   service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112"),
-                  zones: tuple[str, ...] = ()) -> TopologyPlan:
+                  zones: tuple[str, ...] = (), hosts: int = 1) -> TopologyPlan:
     """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only.
 
-    zones are handed to the nodes round-robin (node 1 the first, node 2 the second, ...)."""
+    zones are handed to the nodes round-robin (node 1 the first, node 2 the second, ...), and so
+    are hosts: with hosts > 1 host h has its own LAN, the node network's h-th block of its size
+    (192.168.1.0/24 for host 2), a router joins the LANs, and pods cross hosts only by the VXLAN
+    overlay the agents program (docs/topology.md)."""
     check_cluster_id(cluster_id)
     if nodes < 1:
         raise ValueError(f"a cluster needs at least one node, got {nodes}")
+    if not 1 <= hosts <= min(nodes, MAX_HOSTS):
+        raise ValueError(f"--hosts must be 1-{min(nodes, MAX_HOSTS)} (every host holds a node, at most "
+                         f"{MAX_HOSTS} hosts), got {hosts}")
     if (node_cidr_v6 is None) != (pod_cidr_v6 is None):
         raise ValueError("dual-stack needs both node_cidr_v6 and pod_cidr_v6 (or neither)")
     lan4 = ipaddress.IPv4Network(node_cidr)
@@ -159,27 +198,16 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                              f"(nodes use hosts {first_node_host}-{first_node_host + nodes - 1})")
     if client_host == control_plane_host:
         raise ValueError(f"client and control-plane hosts are both {client_host}")
+    if hosts > 1 and ROUTER_HOST in (*node_offsets, client_host, control_plane_host):
+        raise ValueError(f"host {ROUTER_HOST} of each LAN is the router's")
+    host_plans = _host_plans(cluster_id, hosts, lan4, lan6)
 
-    node_plans = []
-    for index in range(1, nodes + 1):
-        offset = first_node_host + index - 1
-        pod4 = _subnet(pods4, node_pod_prefix_v4, index, "pod CIDR")
-        pod6 = _subnet(pods6, node_pod_prefix_v6, index, "IPv6 pod CIDR") if pods6 else None
-        gateway4 = str(pod4[1])
-        node_plans.append(NodePlan(
-            cluster_id=cluster_id,
-            name=node_name(index),
-            index=index,
-            namespace=node_namespace(cluster_id, index),
-            ipv4=_host(lan4, offset, f"node {index} address"),
-            ipv6=_host(lan6, offset, f"node {index} IPv6 address") if lan6 else None,
-            pod_cidr_v4=str(pod4),
-            pod_cidr_v6=str(pod6) if pod6 else None,
-            gateway_v4=gateway4,
-            gateway_v6=str(pod6[1]) if pod6 else None,
-            bridge_mac=mac_for(gateway4),
-            zone=zones[(index - 1) % len(zones)] if zones else "",
-        ))
+    node_plans = [_node_plan(cluster_id, index, first_node_host + index - 1, host_plans[(index - 1) % hosts],
+                             _subnet(pods4, node_pod_prefix_v4, index, "pod CIDR"),
+                             _subnet(pods6, node_pod_prefix_v6, index, "IPv6 pod CIDR") if pods6 else None,
+                             zones[(index - 1) % len(zones)] if zones else "",
+                             (str(pods4),) + ((str(pods6),) if pods6 else ()) if hosts > 1 else ())
+                  for index in range(1, nodes + 1)]
     client = ClientPlan(
         namespace=client_namespace(cluster_id),
         ipv4=_host(lan4, client_host, "client address"),
@@ -201,9 +229,65 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         lan_namespace=lan_namespace(cluster_id),
         client=client,
         nodes=plan_nodes,
-        namespaces=_namespace_specs(cluster_id, lan4, lan6, (client, control_plane), plan_nodes, service_cidrs),
+        namespaces=_namespace_specs(cluster_id, lan4, lan6, (client, control_plane), plan_nodes, service_cidrs)
+        if hosts == 1 else _multi_host_specs(cluster_id, host_plans, (client, control_plane), plan_nodes,
+                                             service_cidrs, (str(pods4),) + ((str(pods6),) if pods6 else ())),
         control_plane=control_plane,
+        hosts=host_plans,
+        router_namespace=router_namespace(cluster_id) if hosts > 1 else None,
     )
+
+
+def _node_plan(cluster_id: str, index: int, offset: int, host: HostPlan,
+               pod4: ipaddress.IPv4Network | ipaddress.IPv6Network,
+               pod6: ipaddress.IPv4Network | ipaddress.IPv6Network | None, zone: str,
+               overlay_cidrs: tuple[str, ...]) -> NodePlan:
+    """Node `index`, host `offset` of its host's LAN; overlay_cidrs (the cluster's pod CIDRs) only when
+    the cluster spans several hosts, whose nodes then run the overlay."""
+    lan4 = ipaddress.IPv4Network(host.node_cidr_v4)
+    lan6 = ipaddress.IPv6Network(host.node_cidr_v6) if host.node_cidr_v6 else None
+    gateway4 = str(pod4[1])
+    return NodePlan(
+        cluster_id=cluster_id,
+        name=node_name(index),
+        index=index,
+        namespace=node_namespace(cluster_id, index),
+        ipv4=_host(lan4, offset, f"node {index} address"),
+        ipv6=_host(lan6, offset, f"node {index} IPv6 address") if lan6 else None,
+        pod_cidr_v4=str(pod4),
+        pod_cidr_v6=str(pod6) if pod6 else None,
+        gateway_v4=gateway4,
+        gateway_v6=str(pod6[1]) if pod6 else None,
+        bridge_mac=mac_for(gateway4),
+        zone=zone,
+        host=host.index,
+        lan_cidrs=tuple(c for c in (host.node_cidr_v4, host.node_cidr_v6) if c) if overlay_cidrs else (),
+        overlay=OVERLAY if overlay_cidrs else "",
+        overlay_cidrs=overlay_cidrs,
+    )
+
+
+def _host_plans(cluster_id: str, hosts: int, lan4: ipaddress.IPv4Network,
+                lan6: ipaddress.IPv6Network | None) -> tuple[HostPlan, ...]:
+    """Host h's LAN is the h-th block of the node network's size, counting from it (host 1's is it)."""
+    plans = []
+    for index in range(1, hosts + 1):
+        net4 = _next_block(lan4, index - 1, f"host {index}'s LAN")
+        net6 = _next_block(lan6, index - 1, f"host {index}'s IPv6 LAN") if lan6 else None
+        plans.append(HostPlan(
+            index=index, lan_namespace=host_lan_namespace(cluster_id, index),
+            node_cidr_v4=str(net4), node_cidr_v6=str(net6) if net6 else None,
+            router_v4=str(net4[ROUTER_HOST]) if hosts > 1 else None,
+            router_v6=str(net6[ROUTER_HOST]) if hosts > 1 and net6 else None))
+    return tuple(plans)
+
+
+def _next_block(network: ipaddress.IPv4Network | ipaddress.IPv6Network, steps: int,
+                what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    start = int(network.network_address) + steps * network.num_addresses
+    if start + network.num_addresses > 1 << network.max_prefixlen:
+        raise ValueError(f"{what}: no room after {network}")
+    return ipaddress.ip_network((start, network.prefixlen))
 
 
 def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddress.IPv6Network | None,
@@ -266,6 +350,86 @@ def _namespace_specs(cluster_id: str, lan4: ipaddress.IPv4Network, lan6: ipaddre
     return tuple(specs)
 
 
+def _on(net4: str, net6: str | None, ipv4: str, ipv6: str | None) -> tuple[str, ...]:
+    out = (f"{ipv4}/{ipaddress.ip_network(net4).prefixlen}",)
+    return out + ((f"{ipv6}/{ipaddress.ip_network(net6).prefixlen}",) if ipv6 and net6 else ())
+
+
+def _routes_to_other_hosts(home: HostPlan, hosts: tuple[HostPlan, ...], ipv6: bool) -> list[Route]:
+    """Every other host's LAN via the router's leg on this one: node IPs cross hosts only by routing."""
+    routes = []
+    for other in hosts:
+        if other is home or home.router_v4 is None:
+            continue
+        routes.append(Route(dst=other.node_cidr_v4, via=home.router_v4))
+        if ipv6 and other.node_cidr_v6 and home.router_v6:
+            routes.append(Route(dst=other.node_cidr_v6, via=home.router_v6))
+    return routes
+
+
+def _multi_host_specs(cluster_id: str, hosts: tuple[HostPlan, ...], clients: tuple[ClientPlan, ...],
+                      nodes: tuple[NodePlan, ...], service_cidrs: tuple[str, ...],
+                      pod_cidrs: tuple[str, ...]) -> tuple[NamespaceSpec, ...]:
+    """Several hosts: a LAN per host, a router between them, and no route to any pod CIDR here.
+
+    Routes inside the pod CIDRs are the overlay's (each agent programs them from the Nodes), so
+    converging the topology again leaves them alone (`unowned_routes`)."""
+    router = router_namespace(cluster_id)
+    specs = [NamespaceSpec(
+        name=router,
+        links=(LinkSpec(name="lo", kind="loopback"),
+               *(LinkSpec(name=h.router_leg, kind="veth", peer_namespace=h.lan_namespace, peer_name=ROUTER_PORT,
+                          addresses=_on(h.node_cidr_v4, h.node_cidr_v6, h.router_v4 or "", h.router_v6))
+                 for h in hosts)),
+        sysctls=BASE_SYSCTLS + NODE_SYSCTLS,
+    )]
+    home = hosts[0]  # the client and the control plane live on host 1
+    for host in hosts:
+        ports = [LinkSpec(name=n.name, kind="veth", peer_namespace=n.namespace, peer_name=NODE_UPLINK,
+                          master=LAN_BRIDGE) for n in nodes if n.host == host.index]
+        if host is home:
+            ports += [LinkSpec(name=c.lan_port, kind="veth", peer_namespace=c.namespace, peer_name=NODE_UPLINK,
+                               master=LAN_BRIDGE) for c in clients]
+        ports.append(LinkSpec(name=ROUTER_PORT, kind="veth", peer_namespace=router, peer_name=host.router_leg,
+                              master=LAN_BRIDGE))
+        specs.append(NamespaceSpec(
+            name=host.lan_namespace,
+            links=(LinkSpec(name="lo", kind="loopback"), LinkSpec(name=LAN_BRIDGE, kind="bridge"), *ports),
+            sysctls=BASE_SYSCTLS))
+    for node in nodes:
+        host = hosts[node.host - 1]
+        routes = _routes_to_other_hosts(host, hosts, node.ipv6 is not None)
+        routes += [Route(dst=cidr, dev=NODE_UPLINK) for cidr in service_cidrs
+                   if ipaddress.ip_network(cidr).version == 4 or node.ipv6]
+        specs.append(NamespaceSpec(
+            name=node.namespace,
+            links=(LinkSpec(name="lo", kind="loopback"),
+                   LinkSpec(name=NODE_UPLINK, kind="veth", peer_namespace=host.lan_namespace, peer_name=node.name,
+                            addresses=_on(host.node_cidr_v4, host.node_cidr_v6, node.ipv4, node.ipv6)),
+                   LinkSpec(name=node.bridge, kind="bridge", mac=node.bridge_mac, addresses=_bridge_addresses(node))),
+            routes=tuple(routes),
+            sysctls=BASE_SYSCTLS + NODE_SYSCTLS,
+            optional_sysctls=NODE_OPTIONAL_SYSCTLS,
+            unowned_routes=pod_cidrs))
+    for client in clients:
+        specs.append(NamespaceSpec(
+            name=client.namespace,
+            links=(LinkSpec(name="lo", kind="loopback"),
+                   LinkSpec(name=NODE_UPLINK, kind="veth", peer_namespace=home.lan_namespace,
+                            peer_name=client.lan_port,
+                            addresses=_on(home.node_cidr_v4, home.node_cidr_v6, client.ipv4, client.ipv6))),
+            routes=tuple(_routes_to_other_hosts(home, hosts, client.ipv6 is not None)),
+            sysctls=BASE_SYSCTLS))
+    return tuple(specs)
+
+
+def _bridge_addresses(node: NodePlan) -> tuple[str, ...]:
+    out = (f"{node.gateway_v4}/{ipaddress.ip_network(node.pod_cidr_v4).prefixlen}",)
+    if node.gateway_v6 and node.pod_cidr_v6:
+        out += (f"{node.gateway_v6}/{ipaddress.ip_network(node.pod_cidr_v6).prefixlen}",)
+    return out
+
+
 # ---- LoadBalancer addresses
 
 
@@ -294,6 +458,7 @@ def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
     plane's addresses (PoolError says which clash)."""
     hosts = [*plan.nodes, plan.client, *([plan.control_plane] if plan.control_plane is not None else [])]
     taken = [ip for host in hosts for ip in (host.ipv4, host.ipv6) if ip]
+    taken += [ip for lan in plan.hosts for ip in (lan.router_v4, lan.router_v6) if ip]  # several hosts: the router
     lans = {4: plan.node_cidr_v4, **({6: plan.node_cidr_v6} if plan.node_cidr_v6 else {})}
     return parse_pools(cidr or default_lb_pool(plan), lans, taken)
 
@@ -304,12 +469,12 @@ def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
 def apply_topology(kernel: NetworkKernel, plan: TopologyPlan) -> tuple[str, ...]:
     """Create or repair the cluster network; a node namespace the plan no longer has is removed."""
     planned = {spec.name for spec in plan.namespaces}
-    node_ns = re.compile(re.escape(plan.prefix) + r"node-\d+$")
+    node_ns = re.compile(re.escape(plan.prefix) + r"(node-\d+|lan-\d+|router)$")
     actions = []
     for name in kernel.list_namespaces():
         if node_ns.match(name) and name not in planned:
             kernel.delete_namespace(name)
-            actions.append(f"delete namespace {name} (node not in plan)")
+            actions.append(f"delete namespace {name} (not in plan)")
     return tuple(actions) + converge(kernel, plan.namespaces)
 
 

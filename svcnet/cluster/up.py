@@ -73,7 +73,7 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
-               zones: tuple[str, ...] = (), lb_pool: str = "") -> list[process.Component]:
+               zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1) -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
 
     lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
@@ -85,7 +85,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
 
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
-                       proxy_mode=proxy_mode, zones=zones) if nodes else None
+                       proxy_mode=proxy_mode, zones=zones, hosts=hosts) if nodes else None
     if spec is not None:
         spec = replace(spec, lb_pool=lb_pool_for(spec.plan(), lb_pool or None).cidr)
     cluster_listener = None
@@ -101,7 +101,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener))]
     stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
-                               lb_pool=spec.lb_pool if spec else None)
+                               lb_pool=spec.lb_pool if spec else None, overlay=bool(spec and spec.hosts > 1))
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -112,7 +112,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
 
 
 def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[str],
-                     with_controllers: bool, lb_pool: str | None = None) -> list[process.Component]:
+                     with_controllers: bool, lb_pool: str | None = None,
+                     overlay: bool = False) -> list[process.Component]:
     """Each component's credentials, then the controller manager and the scheduler, each with its own
     identity (kubeadm's controller-manager.conf and scheduler.conf); the agents and proxies started
     later read theirs (kubelet-<node>.conf, kube-proxy.conf)."""
@@ -122,7 +123,7 @@ def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[s
         lb_pool or name != "service-lb")] if with_controllers else []
     stages: list[process.Component] = [identities.ComponentCredentials(
         cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api,
-        lb_speaker=bool(lb_pool and nodes))]
+        lb_speaker=bool(lb_pool and nodes), overlay=overlay)]
     if with_controllers:
         files = replace(controllers.ControllerFiles.in_data_dir(cfg.data_dir), lb_pool=lb_pool)
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
@@ -139,7 +140,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
-        proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "") -> int:
+        proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1) -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -150,7 +151,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
         return 1
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
-                            proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool)
+                            proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
     except OSError as exc:
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -161,11 +162,14 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
        setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = (),
-       lb_pool: str = "") -> int:
+       lb_pool: str = "", hosts: int = 1) -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
+    if hosts != 1 and not nodes:
+        print("svcnet: --hosts needs nodes (--nodes 0 runs no node network)", file=sys.stderr)
+        return 2
     if nodes:
         try:  # a usage error, before anything starts (the addresses do not depend on the cluster id)
-            lb_pool_for(ClusterSpec("check", nodes).plan(), lb_pool or None)
+            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts).plan(), lb_pool or None)
         except ValueError as exc:
             print(f"svcnet: {exc}", file=sys.stderr)
             return 2
@@ -187,13 +191,14 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if not detach:
         setup_logging()
         return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
-                   zones=zones, lb_pool=lb_pool)
+                   zones=zones, lb_pool=lb_pool, hosts=hosts)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
-                          proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool)
+                          proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
-                   proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "") -> int:
+                   proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "",
+                   hosts: int = 1) -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -206,6 +211,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
         argv += ["--zones", ",".join(zones)]
     if lb_pool:
         argv += ["--lb-pool", lb_pool]
+    if hosts != 1:
+        argv += ["--hosts", str(hosts)]
     if cfg.insecure:
         argv.append("--insecure")
     if storage:

@@ -22,7 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-LinkKind = Literal["loopback", "bridge", "veth", "other"]
+LinkKind = Literal["loopback", "bridge", "veth", "vxlan", "other"]
 
 # Linux IFNAMSIZ is 16 including the terminating NUL.
 MAX_LINK_NAME = 15
@@ -49,6 +49,17 @@ class LinkPeer:
 
 
 @dataclass(frozen=True)
+class VxlanDevice:
+    """A VXLAN device's settings: its VNI, the local (source) address and UDP port of its tunnels and
+    the link they leave by. Address learning is always off: every forwarding entry is written."""
+
+    vni: int
+    local: str
+    port: int
+    underlay: str
+
+
+@dataclass(frozen=True)
 class Link:
     """One network interface as the kernel reports it."""
 
@@ -60,6 +71,8 @@ class Link:
     master: str | None = None  # bridge this link is a port of
     hairpin: bool = False  # only meaningful for a bridge port
     peer: LinkPeer | None = None  # veth only; None when the kernel does not say
+    mtu: int = 0  # 0: not reported
+    vxlan: VxlanDevice | None = None  # a VXLAN device's settings
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class Route:
     dst: str
     via: str | None = None
     dev: str | None = None
+    onlink: bool = False  # the gateway is on the device even though no address says so (a VXLAN peer)
 
     @property
     def version(self) -> int:
@@ -116,7 +130,7 @@ class NetworkKernel(Protocol):
     # index: the link's index as the caller just read it (get_link), to spare a lookup by name
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None, index: int | None = None) -> None: ...
+                 hairpin: bool | None = None, index: int | None = None, mtu: int | None = None) -> None: ...
 
     # addresses and routes
     def list_addresses(self, ns: str) -> tuple[Address, ...]: ...
@@ -129,6 +143,36 @@ class NetworkKernel(Protocol):
     # sysctls under net.* (the per-namespace ones)
     def read_sysctl(self, ns: str, key: str) -> str | None: ...  # None: not present in this kernel
     def write_sysctl(self, ns: str, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, order=True)
+class Neighbour:
+    """A permanent neighbour (ARP/NDP) entry: on dev, ip is at mac."""
+
+    dev: str
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True, order=True)
+class FdbRecord:
+    """A forwarding entry of a VXLAN device: frames for mac go in UDP to dst."""
+
+    dev: str
+    mac: str
+    dst: str
+
+
+class OverlayKernel(NetworkKernel, Protocol):
+    """What a VXLAN overlay needs on top: the device, permanent neighbours and forwarding entries."""
+
+    def add_vxlan(self, ns: str, name: str, device: VxlanDevice, mac: str | None = None) -> None: ...
+    def list_neighbours(self, ns: str, dev: str) -> tuple[Neighbour, ...]: ...  # permanent ones only
+    def replace_neighbour(self, ns: str, entry: Neighbour) -> None: ...
+    def delete_neighbour(self, ns: str, entry: Neighbour) -> None: ...  # no-op when gone
+    def list_fdb(self, ns: str, dev: str) -> tuple[FdbRecord, ...]: ...
+    def replace_fdb(self, ns: str, entry: FdbRecord) -> None: ...
+    def delete_fdb(self, ns: str, entry: FdbRecord) -> None: ...  # no-op when gone
 
 
 def check_link_name(name: str) -> str:

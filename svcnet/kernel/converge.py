@@ -33,6 +33,7 @@ class LinkSpec:
     hairpin: bool = False
     up: bool = True
     addresses: tuple[str, ...] = ()
+    mtu: int | None = None  # None: whatever the kernel gave it
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class NamespaceSpec:
     # False: only the addresses a link declares are added; others on it are left alone (and the
     # namespace's addresses are not read at all when no link declares any: a node's bridge port).
     prune_addresses: bool = True
+    # Prefixes whose routes belong to someone else (the overlay's routes to other nodes' pod CIDRs):
+    # routes inside them are neither declared here nor pruned.
+    unowned_routes: tuple[str, ...] = ()
 
 
 def _is_kernel_address(link: LinkSpec, cidr: str) -> bool:
@@ -169,6 +173,8 @@ def _converge_link_settings(kernel: NetworkKernel, spec: NamespaceSpec, indexes:
                 changes["master"] = want.master
         if want.master is not None and want.hairpin != link.hairpin:
             changes["hairpin"] = want.hairpin
+        if want.mtu is not None and want.mtu != link.mtu:
+            changes["mtu"] = want.mtu
         if want.up != link.up:
             changes["up"] = want.up
         if changes:
@@ -198,7 +204,17 @@ def _converge_addresses(kernel: NetworkKernel, spec: NamespaceSpec, indexes: dic
 def _same_route(want: Route, have: Route) -> bool:
     def ip(value: str | None) -> object:
         return ipaddress.ip_address(value) if value else None
-    return ip(want.via) == ip(have.via) and (want.dev is None or want.dev == have.dev)
+    return (ip(want.via) == ip(have.via) and (want.dev is None or want.dev == have.dev)
+            and want.onlink == have.onlink)
+
+
+def _inside(dst: str, prefixes: tuple[str, ...]) -> bool:
+    net = ipaddress.ip_network(dst)
+    for prefix in map(ipaddress.ip_network, prefixes):
+        if net.version == prefix.version and int(net.network_address) & int(prefix.netmask) == int(
+                prefix.network_address) and net.prefixlen >= prefix.prefixlen:
+            return True
+    return False
 
 
 def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec, fresh: bool = False) -> list[str]:
@@ -213,7 +229,7 @@ def _converge_routes(kernel: NetworkKernel, spec: NamespaceSpec, fresh: bool = F
             actions.append(f"route {route.dst} via {route.via or route.dev} in {spec.name}")
     if spec.prune_routes:
         for key, route in have.items():
-            if key not in wanted:
+            if key not in wanted and not _inside(route.dst, spec.unowned_routes):
                 kernel.delete_route(spec.name, route)
                 actions.append(f"delete route {route.dst} in {spec.name}")
     return actions

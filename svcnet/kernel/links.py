@@ -19,6 +19,7 @@ ids, so a pod's setup costs the same on a node with 10 pods as with 250.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -32,13 +33,16 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from svcnet.kernel import (
     Address,
+    FdbRecord,
     KernelError,
     Link,
     LinkKind,
     LinkNotFound,
     LinkPeer,
     NamespaceNotFound,
+    Neighbour,
     Route,
+    VxlanDevice,
     check_link_name,
     check_namespace_name,
 )
@@ -55,6 +59,11 @@ RT_TABLE_MAIN = 254
 _KERNEL_ROUTE_PROTOS = frozenset({2, 9})  # RTPROT_KERNEL, RTPROT_RA
 BRIDGE_PORT_HAIRPIN = 1
 ENODEV = 19
+ENOENT = 2
+RTNH_F_ONLINK = 4
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+AF_BRIDGE = 7
 # Open netlink sockets kept: the node namespace's, and a few pods' being set up at once (the
 # agent's pool is smaller than this); each is one fd and holds its namespace while open.
 SOCKET_CACHE = 16
@@ -241,7 +250,11 @@ class LinuxNetworkKernel:
             master = None
             if master_index:
                 master = ipr.link("get", index=int(master_index))[0].get_attr("IFLA_IFNAME")
-            return _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns, peer_hint))
+            link = _to_link(m, lambda _index: master, self._peer_namespace(ipr, ns, peer_hint))
+            if link.vxlan is not None and link.vxlan.underlay.startswith("#"):
+                underlay = ipr.link("get", index=int(link.vxlan.underlay[1:]))[0].get_attr("IFLA_IFNAME")
+                link = dataclasses.replace(link, vxlan=dataclasses.replace(link.vxlan, underlay=underlay))
+            return link
         return self._in(ns, f"get link {name}", get)
 
     def _peer_namespace(self, ipr: IPRoute, ns: str, hint: str | None = None) -> Callable[[int], str]:
@@ -290,7 +303,7 @@ class LinuxNetworkKernel:
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None, index: int | None = None) -> None:
+                 hairpin: bool | None = None, index: int | None = None, mtu: int | None = None) -> None:
         known = index
 
         def apply(ipr: IPRoute) -> None:
@@ -301,6 +314,8 @@ class LinuxNetworkKernel:
                 ipr.link("set", index=index, master=_index(ipr, master, ns))
             elif nomaster:
                 ipr.link("set", index=index, master=0)
+            if mtu is not None:
+                ipr.link("set", index=index, mtu=mtu)
             if hairpin is not None:
                 # pyroute2 names bridge-port attributes after IFLA_BRPORT_*: MODE is hairpin.
                 ipr.brport("set", index=index, mode=BRIDGE_PORT_HAIRPIN if hairpin else 0)
@@ -350,6 +365,77 @@ class LinuxNetworkKernel:
                     raise
         self._in(ns, f"delete route {route.dst}", delete)
 
+    # ---- the VXLAN overlay (flannel's vxlan backend: one device, permanent neighbours and FDB entries)
+
+    def add_vxlan(self, ns: str, name: str, device: VxlanDevice, mac: str | None = None) -> None:
+        check_link_name(name)
+        local_key = "vxlan_local" if ipaddress.ip_address(device.local).version == 4 else "vxlan_local6"
+
+        def add(ipr: IPRoute) -> None:
+            attrs: dict[str, Any] = {"ifname": name, "kind": "vxlan", "vxlan_id": device.vni,
+                                     local_key: device.local, "vxlan_port": device.port, "vxlan_learning": 0,
+                                     "vxlan_link": _index(ipr, device.underlay, ns)}
+            if mac is not None:
+                attrs["address"] = mac
+            ipr.link("add", **attrs)
+        self._in(ns, f"add vxlan {name}", add)
+
+    def list_neighbours(self, ns: str, dev: str) -> tuple[Neighbour, ...]:
+        def dump(ipr: IPRoute) -> tuple[Neighbour, ...]:
+            index = _find_index(ipr, dev)
+            if index is None:
+                return ()
+            out = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for m in ipr.get_neighbours(family=family, ifindex=index):
+                    ip, mac = m.get_attr("NDA_DST"), m.get_attr("NDA_LLADDR")
+                    if ip and mac and int(m["state"]) & NUD_PERMANENT:
+                        out.append(Neighbour(dev, str(ipaddress.ip_address(ip)), str(mac).lower()))
+            return tuple(out)
+        return self._in(ns, f"list neighbours of {dev}", dump)
+
+    def replace_neighbour(self, ns: str, entry: Neighbour) -> None:
+        family = _family(ipaddress.ip_address(entry.ip).version)
+        self._in(ns, f"replace neighbour {entry.ip} on {entry.dev}",
+                 lambda ipr: ipr.neigh("replace", ifindex=_index(ipr, entry.dev, ns), dst=entry.ip,
+                                       lladdr=entry.mac, state=NUD_PERMANENT, family=family))
+
+    def delete_neighbour(self, ns: str, entry: Neighbour) -> None:
+        family = _family(ipaddress.ip_address(entry.ip).version)
+
+        def delete(ipr: IPRoute) -> None:
+            index = _find_index(ipr, entry.dev)
+            if index is not None:
+                _ignore_missing(lambda: ipr.neigh("del", ifindex=index, dst=entry.ip, family=family))
+        self._in(ns, f"delete neighbour {entry.ip} on {entry.dev}", delete)
+
+    def list_fdb(self, ns: str, dev: str) -> tuple[FdbRecord, ...]:
+        def dump(ipr: IPRoute) -> tuple[FdbRecord, ...]:
+            index = _find_index(ipr, dev)
+            if index is None:
+                return ()
+            out = []
+            for m in ipr.fdb("dump", ifindex=index):
+                dst, mac = m.get_attr("NDA_DST"), m.get_attr("NDA_LLADDR")
+                if dst and mac and int(m["ifindex"]) == index:
+                    out.append(FdbRecord(dev, str(mac).lower(), str(ipaddress.ip_address(dst))))
+            return tuple(out)
+        return self._in(ns, f"list fdb of {dev}", dump)
+
+    def replace_fdb(self, ns: str, entry: FdbRecord) -> None:
+        # As flannel (netlink.NeighSet): replace, permanent, on the device itself (NTF_SELF).
+        self._in(ns, f"replace fdb {entry.mac} on {entry.dev}",
+                 lambda ipr: ipr.neigh("replace", family=AF_BRIDGE, ifindex=_index(ipr, entry.dev, ns),
+                                       lladdr=entry.mac, dst=entry.dst, state=NUD_PERMANENT, flags=NTF_SELF))
+
+    def delete_fdb(self, ns: str, entry: FdbRecord) -> None:
+        def delete(ipr: IPRoute) -> None:
+            index = _find_index(ipr, entry.dev)
+            if index is not None:
+                _ignore_missing(lambda: ipr.neigh("del", family=AF_BRIDGE, ifindex=index, lladdr=entry.mac,
+                                                  dst=entry.dst, state=NUD_PERMANENT, flags=NTF_SELF))
+        self._in(ns, f"delete fdb {entry.mac} on {entry.dev}", delete)
+
     # ---- sysctls
 
     def read_sysctl(self, ns: str, key: str) -> str | None:
@@ -376,6 +462,14 @@ class LinuxNetworkKernel:
             return nsmod.run_in_netns(ns, with_socket)
         except NetlinkError as e:
             raise KernelError(f"{what} in {ns}: {os.strerror(e.code) if e.code else e}") from e
+
+
+def _ignore_missing(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except NetlinkError as e:
+        if e.code not in (ENOENT, 3):  # already gone
+            raise
 
 
 def _family(version: int) -> int:
@@ -429,7 +523,7 @@ def _to_link(m: Any, master_name: Callable[[int], str | None], peer_namespace: C
     kind: LinkKind
     if flags & IFF_LOOPBACK:
         kind = "loopback"
-    elif kind_attr in ("bridge", "veth"):
+    elif kind_attr in ("bridge", "veth", "vxlan"):
         kind = kind_attr
     else:
         kind = "other"
@@ -449,7 +543,19 @@ def _to_link(m: Any, master_name: Callable[[int], str | None], peer_namespace: C
         master=master_name(int(master_index)) if master_index else None,
         hairpin=bool(hairpin_mode),
         peer=peer,
+        mtu=int(m.get_attr("IFLA_MTU") or 0),
+        vxlan=_vxlan_settings(m) if kind == "vxlan" else None,
     )
+
+
+def _vxlan_settings(m: Any) -> VxlanDevice:
+    def data(name: str) -> Any:
+        return m.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", name)
+    underlay = data("IFLA_VXLAN_LINK")
+    return VxlanDevice(vni=int(data("IFLA_VXLAN_ID") or 0),
+                       local=str(data("IFLA_VXLAN_LOCAL") or data("IFLA_VXLAN_LOCAL6") or ""),
+                       port=int(data("IFLA_VXLAN_PORT") or 0),
+                       underlay=f"#{underlay}" if underlay else "")
 
 
 def _list_links(ipr: IPRoute, peer_namespace: Callable[[int], str]) -> tuple[Link, ...]:
@@ -483,6 +589,7 @@ def _list_routes(ipr: IPRoute) -> tuple[Route, ...]:
                 dst=str(ipaddress.ip_network(f"{dst}/{m['dst_len']}")),
                 via=m.get_attr("RTA_GATEWAY"),
                 dev=names.get(int(oif)) if oif is not None else None,
+                onlink=bool(int(m["flags"]) & RTNH_F_ONLINK),
             ))
     return tuple(out)
 
@@ -495,4 +602,6 @@ def _route_args(ipr: IPRoute, route: Route, ns: str) -> dict[str, Any]:
         args["gateway"] = route.via
     if route.dev is not None:
         args["oif"] = _index(ipr, route.dev, ns)
+    if route.onlink:
+        args["flags"] = RTNH_F_ONLINK
     return args

@@ -20,13 +20,16 @@ from typing import Any
 
 from svcnet.kernel import (
     Address,
+    FdbRecord,
     KernelError,
     Link,
     LinkKind,
     LinkNotFound,
     LinkPeer,
     NamespaceNotFound,
+    Neighbour,
     Route,
+    VxlanDevice,
     check_link_name,
     check_namespace_name,
 )
@@ -50,6 +53,8 @@ class _Link:
     master: _Link | None = None
     hairpin: bool = False
     peer: _Link | None = None
+    mtu: int = 1500
+    vxlan: VxlanDevice | None = None
 
 
 @dataclass
@@ -60,6 +65,8 @@ class _Namespace:
     routes: dict[tuple[int, str], Route] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)
     next_index: int = 1
+    neighbours: dict[tuple[str, str], Neighbour] = field(default_factory=dict)  # (dev, ip) -> entry
+    fdb: dict[tuple[str, str], FdbRecord] = field(default_factory=dict)  # (dev, mac) -> entry
 
 
 def default_sysctls(bridge_netfilter: bool) -> dict[str, str]:
@@ -168,13 +175,17 @@ class FakeNetworkKernel:
 
     def set_link(self, ns: str, name: str, *, up: bool | None = None, mac: str | None = None,
                  master: str | None = None, nomaster: bool = False,
-                 hairpin: bool | None = None, index: int | None = None) -> None:
+                 hairpin: bool | None = None, index: int | None = None, mtu: int | None = None) -> None:
         space = self._ns(ns)
         self._check_index(space, name, index)
         link = self._link(space, name)
         self._record("set_link", ns, name, up, mac, master, nomaster, hairpin)
         if mac is not None:
             link.mac = mac.lower()
+        if mtu is not None:
+            if not 68 <= mtu <= 65535:
+                raise KernelError(f"set {name} mtu {mtu} in {ns}: Invalid argument")
+            link.mtu = mtu
         if master is not None:
             bridge = self._link(space, master)
             if bridge.kind != "bridge":
@@ -227,7 +238,12 @@ class FakeNetworkKernel:
     def replace_route(self, ns: str, route: Route) -> None:
         space = self._ns(ns)
         dev = route.dev
-        if route.via is not None:
+        if route.onlink:  # the gateway is taken to be on dev, whatever its addresses say
+            if dev is None or route.via is None:
+                raise KernelError(f"replace route {route.dst} onlink in {ns}: needs a gateway and a device")
+            if not self._link(space, dev).up:
+                raise KernelError(f"replace route {route.dst} dev {dev} in {ns}: Network is down")
+        elif route.via is not None:
             via_link = self._connected_link(space, ipaddress.ip_address(route.via), dev)
             if via_link is None:
                 raise KernelError(f"replace route {route.dst} via {route.via} in {ns}: Nexthop has invalid gateway")
@@ -239,7 +255,7 @@ class FakeNetworkKernel:
             if not link.up:
                 raise KernelError(f"replace route {route.dst} dev {dev} in {ns}: Network is down")
         self._record("replace_route", ns, route)
-        stored = Route(dst=str(ipaddress.ip_network(route.dst)), via=route.via, dev=dev)
+        stored = Route(dst=str(ipaddress.ip_network(route.dst)), via=route.via, dev=dev, onlink=route.onlink)
         space.routes[stored.key()] = stored
 
     def delete_route(self, ns: str, route: Route) -> None:
@@ -247,6 +263,47 @@ class FakeNetworkKernel:
         if route.key() in space.routes:
             self._record("delete_route", ns, route)
             del space.routes[route.key()]
+
+    # ---- the VXLAN overlay
+
+    def add_vxlan(self, ns: str, name: str, device: VxlanDevice, mac: str | None = None) -> None:
+        space = self._ns(ns)
+        self._check_free(space, name)
+        underlay = self._link(space, device.underlay)
+        self._record("add_vxlan", ns, name, device)
+        link = self._new_link(space, name, "vxlan", mac=mac.lower() if mac else None)
+        link.vxlan = device
+        link.mtu = underlay.mtu - (50 if ipaddress.ip_address(device.local).version == 4 else 70)
+
+    def list_neighbours(self, ns: str, dev: str) -> tuple[Neighbour, ...]:
+        return tuple(n for n in self._ns(ns).neighbours.values() if n.dev == dev)
+
+    def replace_neighbour(self, ns: str, entry: Neighbour) -> None:
+        space = self._ns(ns)
+        self._link(space, entry.dev)
+        self._record("replace_neighbour", ns, entry)
+        space.neighbours[(entry.dev, entry.ip)] = entry
+
+    def delete_neighbour(self, ns: str, entry: Neighbour) -> None:
+        space = self._ns(ns)
+        if space.neighbours.pop((entry.dev, entry.ip), None) is not None:
+            self._record("delete_neighbour", ns, entry)
+
+    def list_fdb(self, ns: str, dev: str) -> tuple[FdbRecord, ...]:
+        return tuple(f for f in self._ns(ns).fdb.values() if f.dev == dev)
+
+    def replace_fdb(self, ns: str, entry: FdbRecord) -> None:
+        space = self._ns(ns)
+        if self._link(space, entry.dev).kind != "vxlan":
+            raise KernelError(f"replace fdb {entry.mac} on {entry.dev} in {ns}: not a VXLAN device")
+        self._record("replace_fdb", ns, entry)
+        space.fdb[(entry.dev, entry.mac)] = entry
+
+    def delete_fdb(self, ns: str, entry: FdbRecord) -> None:
+        space = self._ns(ns)
+        if space.fdb.get((entry.dev, entry.mac)) == entry:
+            self._record("delete_fdb", ns, entry)
+            del space.fdb[(entry.dev, entry.mac)]
 
     # ---- sysctls
 
@@ -343,6 +400,8 @@ class FakeNetworkKernel:
 
     def _forget_l3(self, space: _Namespace, link: _Link) -> None:
         space.addresses = [a for a in space.addresses if a.link != link.name]
+        space.neighbours = {k: n for k, n in space.neighbours.items() if n.dev != link.name}
+        space.fdb = {k: f for k, f in space.fdb.items() if f.dev != link.name}
         self._forget_routes(space, link)
 
     def _forget_routes(self, space: _Namespace, link: _Link) -> None:
@@ -361,7 +420,8 @@ class FakeNetworkKernel:
         if link.peer is not None:
             peer = LinkPeer(namespace=None if link.peer.ns == link.ns else link.peer.ns, index=link.peer.index)
         return Link(name=link.name, index=link.index, kind=link.kind, up=link.up, mac=link.mac,
-                    master=link.master.name if link.master else None, hairpin=link.hairpin, peer=peer)
+                    master=link.master.name if link.master else None, hairpin=link.hairpin, peer=peer,
+                    mtu=link.mtu, vxlan=link.vxlan)
 
     def _l3_usable(self, link: _Link) -> bool:
         return link.up and link.master is None

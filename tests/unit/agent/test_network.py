@@ -1,6 +1,7 @@
 """Pod sandbox networking on a fake kernel: names, wiring, reachability, idempotence, teardown, restart."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,12 @@ def test_pod_setup_leaves_addresses_someone_put_on_the_host_veth(cluster: Cluste
     setup_pod_network(cluster.kernel, cluster.node1, UID_A, cluster.leases1)
     assert ("veth0a1b2c3d4e", "192.0.2.7/32") in {
         (a.link, a.cidr) for a in cluster.kernel.list_addresses(cluster.node1.namespace)}
+
+
+def test_with_an_overlay_both_ends_of_the_pods_veth_take_its_mtu(cluster: Cluster, tmp_path: Path) -> None:
+    plain = setup_pod_network(cluster.kernel, cluster.node1, UID_A, cluster.leases1)
+    assert {x.name: x.mtu for x in cluster.kernel.list_links(plain.netns_name)}["eth0"] == 1500  # the default
+    node = dataclasses.replace(cluster.node1, pod_mtu=1450)
+    pod = setup_pod_network(cluster.kernel, node, UID_B, cluster.leases1)
+    assert {x.name: x.mtu for x in cluster.kernel.list_links(pod.netns_name)}["eth0"] == 1450
+    assert {x.name: x.mtu for x in cluster.kernel.list_links(node.namespace)}[pod.host_veth] == 1450
