@@ -9,9 +9,10 @@ by the signer name or by its domain with `/*` (kubernetes.io/*), as upstream che
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from svcnet.api import errors
+from svcnet.api import errors, meta
 from svcnet.api.resources import Resource
 from svcnet.apiserver.authz import CURRENT_ATTRIBUTES, CURRENT_USER, Authorizer
 from svcnet.core import csr as csrcore
@@ -42,6 +43,7 @@ class CsrAdmission:
             self._record_requester(obj, user)
             self._restrict_subject(obj)
             return
+        _stamp_conditions(obj, old)
         attrs = CURRENT_ATTRIBUTES.get()
         if user is None or user.privileged or old is None or attrs is None:
             return  # the server itself, or system:masters (allowed everything, as upstream)
@@ -86,6 +88,20 @@ class CsrAdmission:
 
     def released(self, resource: Resource, obj: Obj) -> None:
         return None
+
+
+def _stamp_conditions(obj: Obj, old: Obj | None) -> None:
+    """populateConditionTimestamps: a condition without lastUpdateTime gets now; without
+    lastTransitionTime, the old one's when type and status are unchanged, else now."""
+    now = meta.rfc3339(dt.datetime.now(dt.UTC))
+    before = {c.get("type"): c for c in csrcore.conditions(old or {})}
+    for cond in csrcore.conditions(obj):
+        if not cond.get("lastUpdateTime"):
+            cond["lastUpdateTime"] = now
+        if not cond.get("lastTransitionTime"):
+            previous = before.get(cond.get("type")) or {}
+            same = previous.get("status") == cond.get("status") and previous.get("lastTransitionTime")
+            cond["lastTransitionTime"] = previous["lastTransitionTime"] if same else now
 
 
 def _forbidden(name: str, reason: str) -> errors.ApiError:

@@ -167,10 +167,28 @@ class Signed:
     failure: str = ""  # set: add a Failed condition (SignerValidationFailure) with this message
 
 
-def wants_signing(csr: Obj, signer_name: str = KUBELET_CLIENT_SIGNER) -> bool:
+SIGNED_HERE = (KUBELET_CLIENT_SIGNER, KUBE_APISERVER_CLIENT_SIGNER)
+
+
+def wants_signing(csr: Obj) -> bool:
     spec = csr.get("spec") or {}
-    return (spec.get("signerName") == signer_name and is_approved(csr) and not has_condition(csr, "Failed")
+    return (spec.get("signerName") in SIGNED_HERE and is_approved(csr) and not has_condition(csr, "Failed")
             and not (csr.get("status") or {}).get("certificate"))
+
+
+def client_problems(request: x509.CertificateSigningRequest, usages: list[str]) -> list[str]:
+    """kubernetes.io/kube-apiserver-client: a client certificate for some user (never system:masters)."""
+    problems = []
+    if not subject_of(request)[0]:
+        problems.append("subject common name is required")
+    if "system:masters" in subject_of(request)[1]:
+        problems.append("system:masters is not an allowed organization")
+    if "client auth" not in usages:
+        problems.append('missing required usage "client auth"')
+    extra = sorted(set(usages) - KUBELET_CLIENT_USAGES)
+    if extra:
+        problems.append(f"usages did not match {sorted(KUBELET_CLIENT_USAGES)}: {extra}")
+    return problems
 
 
 def duration_of(csr: Obj, limit: dt.timedelta = SIGNING_DURATION) -> dt.timedelta:
@@ -187,9 +205,12 @@ def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SI
         request = parse_request(request_bytes(csr))
     except ValueError as exc:
         return Signed(None, f"unable to parse csr: {exc}")
-    problems = kubelet_client_problems(request, list(spec.get("usages") or []))
+    usages_ = list(spec.get("usages") or [])
+    kubelet = spec.get("signerName") == KUBELET_CLIENT_SIGNER
+    problems = kubelet_client_problems(request, usages_) if kubelet else client_problems(request, usages_)
     if problems:
-        return Signed(None, f"invalid kubelet client certificate request: {'; '.join(problems)}")
+        what = "kubelet client" if kubelet else "client"
+        return Signed(None, f"invalid {what} certificate request: {'; '.join(problems)}")
     not_after = min(now + duration_of(csr, limit), ca.cert.not_valid_after_utc)
     usages = set(spec.get("usages") or [])
     builder = (x509.CertificateBuilder()

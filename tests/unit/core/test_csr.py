@@ -96,7 +96,8 @@ def test_only_approved_unissued_requests_of_the_kubelet_signer_are_signed() -> N
     assert not csr.wants_signing(_csr())
     assert not csr.wants_signing(_csr(conditions=("Approved", "Failed")))
     assert not csr.wants_signing(_csr(conditions=("Approved",), certificate="eA=="))
-    assert not csr.wants_signing(_csr(conditions=("Approved",), signer=csr.KUBE_APISERVER_CLIENT_SIGNER))
+    assert not csr.wants_signing(_csr(conditions=("Approved",), signer="example.com/custom"))
+    assert csr.wants_signing(_csr(conditions=("Approved",), signer=csr.KUBE_APISERVER_CLIENT_SIGNER))
 
 
 def test_the_signer_issues_the_requested_subject_for_client_auth_from_the_ca() -> None:
@@ -117,3 +118,15 @@ def test_the_signer_fails_a_subject_that_does_not_fit_instead_of_signing_it() ->
     signed = csr.sign(_csr(_request(orgs=("system:masters",)), conditions=("Approved",)), _authority(), NOW)
     assert signed.certificate_pem is None
     assert "subject organization is not system:nodes" in signed.failure
+
+
+def test_the_client_signer_issues_a_user_certificate_but_never_for_system_masters() -> None:
+    ca = _authority()
+    user = csr.sign(_csr(_request(cn="jane", orgs=("dev",)), signer=csr.KUBE_APISERVER_CLIENT_SIGNER,
+                         conditions=("Approved",)), ca, NOW)
+    assert user.certificate_pem is not None
+    assert pki.identity(x509.load_pem_x509_certificate(user.certificate_pem)) == ("jane", ("dev",))
+    masters = csr.sign(_csr(_request(cn="root", orgs=("system:masters",)), signer=csr.KUBE_APISERVER_CLIENT_SIGNER,
+                            conditions=("Approved",)), ca, NOW)
+    assert masters.certificate_pem is None
+    assert "system:masters is not an allowed organization" in masters.failure
