@@ -201,12 +201,15 @@ def cmd_token(args: argparse.Namespace) -> int:
             return 0
 
     from svcnet.api.errors import ApiError
+    from svcnet.client.rest import TransportError
 
     try:
         return asyncio.run(run())
     except ApiError as exc:
         print(f"svcnet token: {exc.message}", file=sys.stderr)
-        return 1
+    except TransportError as exc:
+        print(f"svcnet token: cannot reach the API server ({exc}); is the cluster up?", file=sys.stderr)
+    return 1
 
 
 def cmd_node_join(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from svcnet.api.errors import ApiError
 from svcnet.api.resources import lookup
 from svcnet.apiserver.credentials import component_kubeconfig_text, write_secret
 from svcnet.client.config import ClientConfig
-from svcnet.client.rest import ApiClient
+from svcnet.client.rest import ApiClient, TransportError
 from svcnet.cluster.identities import kubeconfig_path, kubelet_kubeconfig
 from svcnet.core import bootstraptoken, csr, pki
 
@@ -110,14 +111,43 @@ def _cluster_of(kubeconfig: str) -> tuple[str, bytes]:
         raise JoinError(f"the cluster-info ConfigMap holds no usable kubeconfig: {exc}") from None
 
 
-async def _cluster_info(config: ClientConfig) -> dict[str, str]:
-    async with ApiClient(config, component="svcnet-join") as api:
-        try:
-            info = await api.request("GET", CLUSTER_INFO_PATH)
-        except ApiError as exc:
-            raise JoinError(f"cannot read the cluster-info ConfigMap: {exc.message}") from None
-    data = info.get("data") if isinstance(info, dict) else None
-    return {str(k): str(v) for k, v in (data or {}).items()}
+# cluster-info is read before the server is trusted: its size is bounded (the API's own object
+# limit) and so is the time it may take.
+MAX_CLUSTER_INFO_BYTES = 1_572_864
+DISCOVERY_TIMEOUT = 30.0
+
+
+async def _cluster_info(server: str, ca_pem: bytes | None) -> dict[str, str]:
+    """cluster-info's data, read anonymously (over TLS verified with ca_pem, or not at all)."""
+    import ssl
+
+    import aiohttp
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_pem is None:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    else:
+        ctx.load_verify_locations(cadata=ca_pem.decode())
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DISCOVERY_TIMEOUT)) as session, \
+                session.get(server.rstrip("/") + CLUSTER_INFO_PATH, ssl=ctx) as resp:
+            raw = await resp.content.read(MAX_CLUSTER_INFO_BYTES + 1)
+            status = resp.status
+    except aiohttp.ClientConnectorError as exc:
+        raise JoinError(f"cannot reach {server}: {exc.os_error.strerror or exc.os_error}") from None
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise JoinError(f"cannot read the cluster-info ConfigMap from {server}: {exc or type(exc).__name__}") from None
+    if len(raw) > MAX_CLUSTER_INFO_BYTES:
+        raise JoinError(f"the cluster-info ConfigMap from {server} is larger than {MAX_CLUSTER_INFO_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    if status != 200 or not isinstance(doc, dict):
+        message = doc.get("message") if isinstance(doc, dict) else f"HTTP {status}"
+        raise JoinError(f"cannot read the cluster-info ConfigMap from {server}: {message}")
+    data = doc.get("data")
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 async def discover(server: str, token: bootstraptoken.Token, ca_hashes: tuple[str, ...],
@@ -126,7 +156,7 @@ async def discover(server: str, token: bootstraptoken.Token, ca_hashes: tuple[st
     if not ca_hashes and not unsafe_skip_ca_verification:
         raise JoinError("give --ca-cert-hash (printed by `svcnet token create`), or "
                         "--discovery-token-unsafe-skip-ca-verification to trust the token's signature alone")
-    data = await _cluster_info(ClientConfig(server=server, insecure=True))
+    data = await _cluster_info(server, None)
     kubeconfig = data.get(bootstraptoken.KUBECONFIG_KEY, "")
     signature = data.get(bootstraptoken.JWS_PREFIX + token.id)
     if signature is None:
@@ -138,7 +168,7 @@ async def discover(server: str, token: bootstraptoken.Token, ca_hashes: tuple[st
     if ca_hashes and ca_hash(ca_pem) not in ca_hashes:
         raise JoinError(f"cluster CA found in cluster-info ConfigMap is not trusted: its public key hash is "
                         f"{ca_hash(ca_pem)}, not one given with --ca-cert-hash")
-    again = await _cluster_info(ClientConfig(server=server, ca_data=ca_pem))
+    again = await _cluster_info(server, ca_pem)
     if again.get(bootstraptoken.KUBECONFIG_KEY) != kubeconfig:
         raise JoinError("cluster-info read over the verified connection differs from the one first read")
     return ca_pem
@@ -164,6 +194,8 @@ async def request_certificate(server: str, ca_pem: bytes, token: bootstraptoken.
             created = await api.create(CSRS, None, body)
         except ApiError as exc:
             raise JoinError(f"the API server refused the certificate signing request: {exc.message}") from None
+        except TransportError as exc:
+            raise JoinError(f"cannot reach {server}: {exc}") from None
         name = created["metadata"]["name"]
         return await _wait_issued(api, name, timeout), key_pem, name
 
@@ -171,7 +203,11 @@ async def request_certificate(server: str, ca_pem: bytes, token: bootstraptoken.
 async def _wait_issued(api: ApiClient, name: str, timeout: float) -> bytes:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        obj = await api.get(CSRS, None, name)
+        try:
+            obj = await api.get(CSRS, None, name)
+        except (ApiError, TransportError):  # a restarting API server: ask again
+            await asyncio.sleep(0.5)
+            continue
         if csr.has_condition(obj, "Denied") or csr.has_condition(obj, "Failed"):
             reasons = "; ".join(f"{c.get('type')}: {c.get('message', '')}" for c in csr.conditions(obj))
             raise JoinError(f"certificate signing request {name} was not issued: {reasons}")
@@ -198,6 +234,13 @@ def write_node_kubeconfigs(data_dir: Path, server: str, ca_pem: bytes, node: str
 
 async def bootstrap_identity(server: str, token_text: str, ca_hashes: tuple[str, ...], node: str,
                              data_dir: Path, unsafe_skip_ca_verification: bool = False) -> Path:
+    if not server.startswith("https://") or len(server) > 2048:
+        raise JoinError(f"--server must be the API server's https:// URL, got {server[:100]!r}")
+    from svcnet.api.selectors import dns1123_subdomain_errors
+
+    problems = dns1123_subdomain_errors(node)
+    if problems:
+        raise JoinError(f"--name {node[:300]!r}: {problems[0]}")
     token = bootstraptoken.parse(token_text)
     if token is None:
         raise JoinError("--token must be of the form [a-z0-9]{6}.[a-z0-9]{16}")

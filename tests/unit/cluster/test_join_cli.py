@@ -1,0 +1,53 @@
+"""`svcnet node join` and `svcnet token create` refuse bad input before anything is made or sent."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from svcnet import cli
+from svcnet.cluster import join
+from svcnet.core import bootstraptoken as bt
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--server", "http://192.168.0.100:6443"], "--server must be the API server's https:// URL"),
+    (["--token", "not-a-token"], "--token must be of the form [a-z0-9]{6}.[a-z0-9]{16}"),
+    (["--name", "Node_3"], "--name 'Node_3': a lowercase RFC 1123 subdomain"),
+    (["--ca-cert-hash", ""], "give --ca-cert-hash"),
+])
+def test_bad_join_input_is_refused_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          args: list[str], message: str) -> None:
+    flags = {"--server": "https://127.0.0.1:9", "--token": "abcdef.0123456789abcdef", "--name": "node-3",
+             "--ca-cert-hash": "sha256:00"}
+    flags.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["node", "join", "--data-dir", str(tmp_path / "node")]
+    for flag, value in flags.items():
+        if value:
+            argv += [flag, value]
+    assert cli.main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "node").exists()
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("90m", 5400), ("1h30m", 5400), ("0", 0), ("1s", 1)])
+def test_ttl_takes_go_durations(text: str, seconds: float) -> None:
+    assert cli._duration(text) == seconds
+
+
+def test_a_bad_ttl_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["token", "create", "--ttl", "5x"])
+    assert exit_.value.code == 2
+    assert "invalid duration '5x'" in capsys.readouterr().err
+
+
+def test_token_list_prints_kubeadms_columns() -> None:
+    now = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+    body = bt.secret_body(bt.Token("abcdef", "0123456789abcdef"), now, dt.timedelta(hours=24), description="lab")
+    secret = {**body, "data": {k: base64.b64encode(v.encode()).decode() for k, v in body["stringData"].items()}}
+    assert join.token_rows([secret], now) == [["abcdef.0123456789abcdef", "24h", "2026-12-08T12:00:00Z",
+                                               "authentication,signing", "lab",
+                                               "system:bootstrappers:kubeadm:default-node-token"]]
