@@ -132,7 +132,14 @@ def cmd_controllers(args: argparse.Namespace) -> int:
         files = replace(files, root_ca_file=Path(args.root_ca_file))
     if args.lb_pool:
         files = replace(files, lb_pool=args.lb_pool)
+    if args.cluster_signing_cert_file or args.cluster_signing_key_file:
+        files = replace(files, cluster_signing_cert_file=_path_or_none(args.cluster_signing_cert_file),
+                        cluster_signing_key_file=_path_or_none(args.cluster_signing_key_file))
     return daemon.run(_client_config(args), names, files)
+
+
+def _path_or_none(value: str) -> Path | None:
+    return Path(value) if value else None
 
 
 def _client_config(args: argparse.Namespace):
@@ -430,6 +437,12 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="the addresses the service-lb controller gives LoadBalancer Services (as MetalLB's "
                         "IPAddressPool), at most one CIDR per family; without it that controller does not run")
+    p.add_argument("--cluster-signing-cert-file", default="", metavar="FILE",
+                   help="the CA certificate the csrsigning controller signs with (default with --data-dir: "
+                        "DATA_DIR/pki/ca.crt)")
+    p.add_argument("--cluster-signing-key-file", default="", metavar="FILE",
+                   help="its key (default with --data-dir: DATA_DIR/pki/ca.key); without both, csrsigning does "
+                        "not run")
     p.set_defaults(func=cmd_controllers)
 
 
