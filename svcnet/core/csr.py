@@ -221,11 +221,14 @@ def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SI
                .not_valid_before(now - BACKDATE)
                .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(
-                   digital_signature="digital signature" in usages, key_encipherment="key encipherment" in usages,
-                   content_commitment=False, data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                   crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+    if usages & {"digital signature", "key encipherment"}:
+        # as Go's x509 (and so upstream's signer), no KeyUsage extension at all when no bit is asked
+        # for: one with every bit clear is invalid, and TLS servers refuse the certificate
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature="digital signature" in usages, key_encipherment="key encipherment" in usages,
+            content_commitment=False, data_encipherment=False, key_agreement=False, key_cert_sign=False,
+            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
     return Signed(pki.cert_pem(builder.sign(ca.key, hashes.SHA256())))
 
 

@@ -7,6 +7,7 @@ The joined node simulates another machine as the next node namespace on the clus
 (`--lan-of`); it shares no file with the cluster but the network plan."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -165,6 +166,7 @@ def _post_csr(port: int, token: str) -> int:
 
 def test_bad_and_expired_tokens_are_refused_and_create_nothing(joined: Joined, tmp_path: Path) -> None:
     c = joined.cluster
+    before = sorted(item["metadata"]["name"] for item in c.kubectl_json("get", "csr")["items"])
     expiring = c.svcnet("token", "create", "--ttl", "1s", "--data-dir", str(c.data_dir), check=True).stdout.split()[0]
     wait_for(lambda: _post_csr(c.port, expiring) == 401, timeout=30, interval=0.5, what="the token to expire")
     assert _post_csr(c.port, "abcdef.0123456789abcdef") == 401
@@ -173,9 +175,40 @@ def test_bad_and_expired_tokens_are_refused_and_create_nothing(joined: Joined, t
                     "--data-dir", str(tmp_path / "refused"))
     assert join.returncode == 1
     assert f"no JWS signed token in the cluster-info ConfigMap for token ID '{expiring[:6]}'" in join.stderr
-    names = [item["metadata"]["name"] for item in c.kubectl_json("get", "csr")["items"]]
-    assert len(names) == 1 and names[0].startswith("node-csr-"), names
+    assert sorted(item["metadata"]["name"] for item in c.kubectl_json("get", "csr")["items"]) == before
     assert not (tmp_path / "refused" / "kubeconfigs").exists()
     # the token cleaner deletes the expired token's Secret
     wait_for(lambda: c.kubectl("get", "secret", "-n", "kube-system", f"bootstrap-token-{expiring[:6]}",
                                check=False).returncode != 0, timeout=30, interval=0.5, what="the token cleaner")
+
+
+def test_kubectl_certificate_approve_issues_a_user_certificate(joined: Joined, tmp_path: Path) -> None:
+    """Requests to kubernetes.io/kube-apiserver-client wait for a person: kubectl approves (a
+    protobuf PUT on /approval), csrsigning issues, and the certificate authenticates as its CN."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from svcnet.apiserver.credentials import component_kubeconfig_text
+    from svcnet.core import pki
+
+    c = joined.cluster
+    key = pki.new_key()
+    request = (x509.CertificateSigningRequestBuilder().subject_name(pki.subject("jane", ("dev",)))
+               .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    c.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "jane"},
+        "spec": {"request": base64.b64encode(request).decode(), "signerName": "kubernetes.io/kube-apiserver-client",
+                 "usages": ["client auth"], "expirationSeconds": 3600}}))
+    assert c.kubectl("get", "csr", "jane").stdout.split()[-1] == "Pending"
+    c.kubectl("certificate", "approve", "jane")
+    issued = wait_for(lambda: c.kubectl_json("get", "csr", "jane").get("status", {}).get("certificate"),
+                      timeout=30, interval=0.3, what="jane's certificate")
+    assert c.kubectl("get", "csr", "jane").stdout.split()[-1] == "Approved,Issued"
+    cert_pem = base64.b64decode(issued)
+    assert pki.identity(x509.load_pem_x509_certificate(cert_pem)) == ("jane", ("dev",))
+    kubeconfig = tmp_path / "jane.conf"
+    kubeconfig.write_text(component_kubeconfig_text(f"https://127.0.0.1:{c.port}", (c.data_dir / "pki" / "ca.crt")
+                                                    .read_bytes(), "jane", cert_pem, pki.key_pem(key)))
+    whoami = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o",
+                             "jsonpath={.status.userInfo.username}"], capture_output=True, text=True, timeout=60)
+    assert whoami.stdout == "jane", whoami.stderr

@@ -112,6 +112,7 @@ def test_the_signer_issues_the_requested_subject_for_client_auth_from_the_ca() -
         ExtendedKeyUsageOID.CLIENT_AUTH]
     assert cert.not_valid_after_utc == NOW + dt.timedelta(hours=1)  # expirationSeconds, under the 1-year cap
     assert cert.not_valid_before_utc == NOW - dt.timedelta(minutes=5)
+    assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
 
 
 def test_the_signer_fails_a_subject_that_does_not_fit_instead_of_signing_it() -> None:
@@ -123,9 +124,12 @@ def test_the_signer_fails_a_subject_that_does_not_fit_instead_of_signing_it() ->
 def test_the_client_signer_issues_a_user_certificate_but_never_for_system_masters() -> None:
     ca = _authority()
     user = csr.sign(_csr(_request(cn="jane", orgs=("dev",)), signer=csr.KUBE_APISERVER_CLIENT_SIGNER,
-                         conditions=("Approved",)), ca, NOW)
+                         usages=("client auth",), conditions=("Approved",)), ca, NOW)
     assert user.certificate_pem is not None
-    assert pki.identity(x509.load_pem_x509_certificate(user.certificate_pem)) == ("jane", ("dev",))
+    cert = x509.load_pem_x509_certificate(user.certificate_pem)
+    assert pki.identity(cert) == ("jane", ("dev",))
+    with pytest.raises(x509.ExtensionNotFound):  # no usage bit asked for: no KeyUsage (one with none is invalid)
+        cert.extensions.get_extension_for_class(x509.KeyUsage)
     masters = csr.sign(_csr(_request(cn="root", orgs=("system:masters",)), signer=csr.KUBE_APISERVER_CLIENT_SIGNER,
                             conditions=("Approved",)), ca, NOW)
     assert masters.certificate_pem is None
