@@ -195,11 +195,12 @@ def cmd_token(args: argparse.Namespace) -> int:
         async with ApiClient(_client_config(args), component="svcnet-token") as api:
             if args.token_command == "list":
                 secrets = (await api.list(join.SECRETS, "kube-system"))["items"]
-                rows = join.token_rows(secrets, dt.datetime.now(dt.UTC))
-                header = ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"]
-                widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-                for row in [header, *rows]:
-                    print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+                print(join.token_table(secrets, dt.datetime.now(dt.UTC)), end="")
+                return 0
+            if args.token_command == "delete":
+                for token_id in args.tokens:
+                    await join.delete_token(api, token_id)
+                    print(f'bootstrap token "{token_id.split(".")[0]}" deleted')
                 return 0
             ttl = dt.timedelta(seconds=args.ttl) if args.ttl else None
             token = await join.create_token(api, ttl, args.description)
@@ -212,8 +213,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(run())
-    except ApiError as exc:
-        print(f"svcnet token: {exc.message}", file=sys.stderr)
+    except (ApiError, join.JoinError) as exc:
+        print(f"svcnet token: {getattr(exc, 'message', exc)}", file=sys.stderr)
     except TransportError as exc:
         print(f"svcnet token: cannot reach the API server ({exc}); is the cluster up?", file=sys.stderr)
     return 1
@@ -365,9 +366,10 @@ def _add_cluster_commands(sub: Any) -> None:
 def _add_join_commands(sub: Any) -> None:
     """token create|list and node join: nodes joined with a bootstrap token (kubeadm's flow)."""
     p = sub.add_parser("token", help="bootstrap tokens for joining nodes (as kubeadm token)")
-    tokens = p.add_subparsers(dest="token_command", required=True, metavar="create|list")
+    tokens = p.add_subparsers(dest="token_command", required=True, metavar="create|list|delete")
     for name, text in (("create", "create a bootstrap token and print it with the command that joins a node"),
-                       ("list", "list the bootstrap tokens")):
+                       ("list", "list the bootstrap tokens"),
+                       ("delete", "delete bootstrap tokens (by token or id): they no longer authenticate")):
         q = tokens.add_parser(name, help=text)
         q.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
                        help="reach the API through DATA_DIR/apiserver.sock (default %(default)s)")
@@ -376,6 +378,8 @@ def _add_join_commands(sub: Any) -> None:
             q.add_argument("--ttl", type=_duration, default=24 * 3600.0, metavar="DURATION",
                            help="how long the token is valid (e.g. 24h, 90m; 0: never expires; default 24h)")
             q.add_argument("--description", default="", help="a note kept with the token")
+        if name == "delete":
+            q.add_argument("tokens", nargs="+", metavar="TOKEN|ID")
         q.set_defaults(func=cmd_token)
 
     p = sub.add_parser("node", help="node commands: `svcnet node join` adds a node with a bootstrap token")

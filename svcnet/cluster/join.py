@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -92,6 +93,23 @@ def token_rows(secrets: list[dict[str, Any]], now: dt.datetime) -> list[list[str
                      usages, bootstraptoken.secret_data(secret, bootstraptoken.DESCRIPTION_KEY) or "<none>",
                      bootstraptoken.secret_data(secret, bootstraptoken.EXTRA_GROUPS_KEY)])
     return rows
+
+
+def token_table(secrets: list[dict[str, Any]], now: dt.datetime) -> str:
+    header = ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"]
+    rows = [header, *token_rows(secrets, now)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "".join("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in rows)
+
+
+async def delete_token(api: Any, token_or_id: str) -> None:
+    """kubeadm token delete: by the whole token or its id; JoinError for neither."""
+    token_id = token_or_id.split(".")[0] if bootstraptoken.parse(token_or_id) else token_or_id
+    if not re.fullmatch(r"[a-z0-9]{6}", token_id):
+        raise JoinError(f"given token or token ID {token_or_id[:40]!r} didn't match pattern "
+                        f"[a-z0-9]{{6}} or [a-z0-9]{{6}}.[a-z0-9]{{16}}")
+    await api.delete(SECRETS, bootstraptoken.NAMESPACE, bootstraptoken.secret_name(token_id))
 
 
 def _duration(delta: dt.timedelta) -> str:

@@ -177,6 +177,13 @@ def test_bad_and_expired_tokens_are_refused_and_create_nothing(joined: Joined, t
     assert f"no JWS signed token in the cluster-info ConfigMap for token ID '{expiring[:6]}'" in join.stderr
     assert sorted(item["metadata"]["name"] for item in c.kubectl_json("get", "csr")["items"]) == before
     assert not (tmp_path / "refused" / "kubeconfigs").exists()
+    # a deleted token (kubeadm token delete) no longer authenticates
+    used = joined.join_output.split()[0]
+    assert _post_csr(c.port, used) != 401  # still valid: refused only as an invalid object
+    deleted = c.svcnet("token", "delete", used[:6], "--data-dir", str(c.data_dir), check=True)
+    assert deleted.stdout.strip() == f'bootstrap token "{used[:6]}" deleted'
+    assert _post_csr(c.port, used) == 401
+    assert used not in c.svcnet("token", "list", "--data-dir", str(c.data_dir), check=True).stdout
     # the token cleaner deletes the expired token's Secret
     wait_for(lambda: c.kubectl("get", "secret", "-n", "kube-system", f"bootstrap-token-{expiring[:6]}",
                                check=False).returncode != 0, timeout=30, interval=0.5, what="the token cleaner")

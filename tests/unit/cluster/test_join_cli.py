@@ -1,6 +1,7 @@
 """`svcnet node join` and `svcnet token create` refuse bad input before anything is made or sent."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 from pathlib import Path
@@ -51,3 +52,12 @@ def test_token_list_prints_kubeadms_columns() -> None:
     assert join.token_rows([secret], now) == [["abcdef.0123456789abcdef", "24h", "2026-12-08T12:00:00Z",
                                                "authentication,signing", "lab",
                                                "system:bootstrappers:kubeadm:default-node-token"]]
+
+
+def test_token_delete_refuses_what_is_neither_a_token_nor_an_id() -> None:
+    class NoApi:
+        async def delete(self, *args: object) -> None:
+            raise AssertionError("nothing may be deleted")
+
+    with pytest.raises(join.JoinError, match="didn't match pattern"):
+        asyncio.run(join.delete_token(NoApi(), "ABCDEF"))
