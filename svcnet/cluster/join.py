@@ -262,12 +262,31 @@ async def bootstrap_identity(server: str, token_text: str, ca_hashes: tuple[str,
     token = bootstraptoken.parse(token_text)
     if token is None:
         raise JoinError("--token must be of the form [a-z0-9]{6}.[a-z0-9]{16}")
+    current = kubelet_kubeconfig(data_dir, node)
+    if identity_current(current, server, node, dt.datetime.now(dt.UTC)):
+        # As kubelet with a kubeconfig already bootstrapped: the token is not needed (nor used) again.
+        progress(f"{current} already holds a current identity for {csr.NODE_PREFIX}{node}; not bootstrapping")
+        return current
     ca_pem = await discover(server, token, ca_hashes, unsafe_skip_ca_verification)
     progress(f"trusted the cluster CA of {server} ({ca_hash(ca_pem)})")
     cert_pem, key_pem, name = await request_certificate(server, ca_pem, token, node,
                                                         data_dir / "pki" / "kubelet-client.key")
     progress(f"certificate signing request {name} approved and issued for {csr.NODE_PREFIX}{node}")
     return write_node_kubeconfigs(data_dir, server, ca_pem, node, cert_pem, key_pem)
+
+
+def identity_current(path: Path, server: str, node: str, now: dt.datetime) -> bool:
+    """Whether path is this node's kubeconfig for server with a certificate valid for at least
+    another day (kubelet bootstraps only when its kubeconfig is missing or expired)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+        cluster = doc["clusters"][0]["cluster"]
+        pem = base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
+        cert = x509.load_pem_x509_certificate(pem)
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError):
+        return False
+    return (cluster.get("server") == server and pki.identity(cert) == (csr.NODE_PREFIX + node, (csr.NODES_GROUP,))
+            and cert.not_valid_after_utc > now + dt.timedelta(days=1))
 
 
 def progress(message: str) -> None:
@@ -293,7 +312,11 @@ class SimulatedHost:
         if spec is None:
             raise JoinError(f"--lan-of {lan_of}: no svcnet up cluster there ({lan_of / 'cluster.json'} is missing)")
         self.data_dir = data_dir
-        self.spec = replace(spec, nodes=self._next_index(spec), lb_pool=None)
+        earlier = load_cluster_spec(data_dir)  # a restart keeps the node it was
+        if earlier is not None and earlier.cluster_id == spec.cluster_id:
+            self.spec = earlier
+        else:
+            self.spec = replace(spec, nodes=self._next_index(spec), lb_pool=None)
         self.node = self.spec.plan().nodes[-1]
 
     @staticmethod

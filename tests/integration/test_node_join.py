@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -36,10 +37,11 @@ CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 
 
 class Joined:
-    def __init__(self, cluster: SvcnetCluster, data_dir: Path, process: subprocess.Popen[bytes], log: Path,
+    def __init__(self, cluster: SvcnetCluster, data_dir: Path, process: subprocess.Popen[bytes] | None, log: Path,
                  join_output: str) -> None:
         self.cluster, self.data_dir, self.process, self.log = cluster, data_dir, process, log
         self.join_output = join_output
+        self.hash = ""
 
     @property
     def kubeconfig(self) -> Path:
@@ -70,6 +72,19 @@ def _sweep(data_dir: Path) -> None:
                 os.kill(int(entry), signal.SIGKILL)
 
 
+def _start_join(cluster: SvcnetCluster, node_dir: Path, log: Path, token: str, hash_: str) -> subprocess.Popen[bytes]:
+    """`svcnet node join` in the background, returned once it says the node runs."""
+    argv = [sys.executable, "-m", "svcnet", "node", "join", "--server", f"https://127.0.0.1:{cluster.port}",
+            "--token", token, "--ca-cert-hash", hash_, "--data-dir", str(node_dir), "--lan-of", str(cluster.data_dir)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                   start_new_session=True)
+    wait_for(lambda: process.poll() is not None or b"joined; stop it" in log.read_bytes(), timeout=120,
+             interval=0.2, what="svcnet node join to start the node")
+    assert process.poll() is None, log.read_text()
+    return process
+
+
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
     base = tmp_path_factory.mktemp("node-join")
@@ -77,21 +92,15 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
         created = cluster.svcnet("token", "create", "--data-dir", str(cluster.data_dir), check=True)
         token, command = created.stdout.splitlines()[:2]
         assert command.startswith("svcnet node join --server https://")
-        hash_ = command.split("--ca-cert-hash ")[1]
-        node_dir, log = base / "joined", base / "joined.log"
-        argv = [sys.executable, "-m", "svcnet", "node", "join", "--server", f"https://127.0.0.1:{cluster.port}",
-                "--token", token, "--ca-cert-hash", hash_, "--data-dir", str(node_dir),
-                "--lan-of", str(cluster.data_dir)]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                       cwd=REPO, start_new_session=True)
+        node_dir = base / "joined"
+        node = Joined(cluster, node_dir, None, base / "joined.log", created.stdout)
+        node.hash = command.split("--ca-cert-hash ")[1]
         try:
-            wait_for(lambda: process.poll() is not None or b"joined; stop it" in log.read_bytes(), timeout=120,
-                     interval=0.2, what="svcnet node join to start the node")
-            assert process.poll() is None, log.read_text()
-            yield Joined(cluster, node_dir, process, log, created.stdout)
+            node.process = _start_join(cluster, node_dir, node.log, token, node.hash)
+            yield node
         finally:
-            _stop(process)
+            if node.process is not None:
+                _stop(node.process)
             _sweep(node_dir)
 
 
@@ -187,6 +196,28 @@ def test_bad_and_expired_tokens_are_refused_and_create_nothing(joined: Joined, t
     # the token cleaner deletes the expired token's Secret
     wait_for(lambda: c.kubectl("get", "secret", "-n", "kube-system", f"bootstrap-token-{expiring[:6]}",
                                check=False).returncode != 0, timeout=30, interval=0.5, what="the token cleaner")
+
+
+def test_a_restarted_node_keeps_its_identity_without_the_token(joined: Joined) -> None:
+    """As kubelet with a bootstrapped kubeconfig: the (now deleted) token is not needed again, the
+    node is the same node-2 and it is Ready again; no second CSR is made."""
+    c = joined.cluster
+    csrs = len(c.kubectl_json("get", "csr")["items"])
+    assert joined.process is not None
+    _stop(joined.process)
+    joined.process = None
+    deleted_token = joined.join_output.split()[0]
+    restarted = dt.datetime.now(dt.UTC)
+    joined.process = _start_join(c, joined.data_dir, joined.log, deleted_token, joined.hash)
+    assert b"already holds a current identity for system:node:node-2" in joined.log.read_bytes()
+
+    def renewed_by_the_new_agent() -> bool:
+        lease = c.kubectl_json("get", "lease", "-n", "kube-node-lease", JOINED)
+        return dt.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")) >= restarted
+    wait_for(renewed_by_the_new_agent, timeout=60, interval=0.5, what=f"{JOINED}'s Lease renewed after the restart")
+    node = c.kubectl_json("get", "node", JOINED)
+    assert any(cond["type"] == "Ready" and cond["status"] == "True" for cond in node["status"]["conditions"])
+    assert len(c.kubectl_json("get", "csr")["items"]) == csrs
 
 
 def test_kubectl_certificate_approve_issues_a_user_certificate(joined: Joined, tmp_path: Path) -> None:

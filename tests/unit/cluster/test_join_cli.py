@@ -11,6 +11,7 @@ import pytest
 from svcnet import cli
 from svcnet.cluster import join
 from svcnet.core import bootstraptoken as bt
+from svcnet.core import pki
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -61,3 +62,23 @@ def test_token_delete_refuses_what_is_neither_a_token_nor_an_id() -> None:
 
     with pytest.raises(join.JoinError, match="didn't match pattern"):
         asyncio.run(join.delete_token(NoApi(), "ABCDEF"))
+
+
+def test_a_current_node_kubeconfig_is_kept_and_anything_else_bootstraps_again(tmp_path: Path) -> None:
+    key = pki.new_key()
+    ca = pki.Authority.from_pem(pki.cert_pem(pki.issue_ca("svcnet-ca", key)), pki.key_pem(key))
+    node_key = pki.new_key()
+
+    def written(user: str, days: int) -> Path:
+        cert = pki.issue_client(ca, user, ("system:nodes",), node_key.public_key(), days=days)
+        return join.write_node_kubeconfigs(tmp_path, "https://10.0.0.1:6443", pki.cert_pem(ca.cert), "node-3",
+                                           pki.cert_pem(cert), pki.key_pem(node_key))
+
+    now = dt.datetime.now(dt.UTC)
+    path = written("system:node:node-3", 365)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert join.identity_current(path, "https://10.0.0.1:6443", "node-3", now)
+    assert not join.identity_current(path, "https://10.0.0.2:6443", "node-3", now)  # another server
+    assert not join.identity_current(path, "https://10.0.0.1:6443", "node-4", now)  # another node
+    assert not join.identity_current(path, "https://10.0.0.1:6443", "node-3", now + dt.timedelta(days=365))
+    assert not join.identity_current(tmp_path / "missing.conf", "https://10.0.0.1:6443", "node-3", now)
