@@ -116,8 +116,16 @@ def kubeadm_rbac() -> list[tuple[str, str | None, Obj]]:
         ("clusterrolebindings", None, _binding(crb, "kubeadm:get-nodes", "ClusterRole", "kubeadm:get-nodes",
                                                "Group", group)),
         # A joined node runs its service proxy with its own credential (svcnet has no kube-proxy
-        # DaemonSet whose ServiceAccount kubeadm would bind): nodes get kube-proxy's read rules.
-        ("clusterrolebindings", None, _binding(crb, NODE_PROXIER_BINDING, "ClusterRole", "system:node-proxier",
+        # DaemonSet whose ServiceAccount kubeadm would bind): nodes get what kube-proxy reads and a
+        # node may not already (system:node-proxier's endpointslices and servicecidrs; services,
+        # events and its own Node it has; other Nodes stay the Node authorizer's refusal).
+        ("clusterroles", None, {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole",
+                                "metadata": {"name": NODE_PROXIER_BINDING},
+                                "rules": [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                                           "verbs": ["list", "watch"]},
+                                          {"apiGroups": ["networking.k8s.io"], "resources": ["servicecidrs"],
+                                           "verbs": ["list", "watch"]}]}),
+        ("clusterrolebindings", None, _binding(crb, NODE_PROXIER_BINDING, "ClusterRole", NODE_PROXIER_BINDING,
                                                "Group", NODES_GROUP)),
     ]
 

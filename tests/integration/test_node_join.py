@@ -142,10 +142,14 @@ spec:
     c.wait_pod("on-joined", is_running_ready, timeout=60)
     vip = c.kubectl_json("get", "service", "on-joined")["spec"]["clusterIP"]
 
-    def answer() -> str | None:
-        out = c.in_namespace(c.node_namespace("node-1"), "curl", "-s", "--max-time", "2", f"http://{vip}:80/")
+    def answer(node: str) -> str | None:
+        out = c.in_namespace(c.node_namespace(node), "curl", "-s", "--max-time", "2", f"http://{vip}:80/")
         return out.stdout.strip() or None
-    assert wait_for(answer, timeout=30, interval=0.5, what="the VIP answering from node-1") == "on-joined"
+    assert wait_for(lambda: answer("node-1"), timeout=30, interval=0.5, what="the VIP from node-1") == "on-joined"
+    # and through the joined node's own proxy, which runs with the node's identity
+    assert wait_for(lambda: answer(JOINED), timeout=30, interval=0.5, what=f"the VIP from {JOINED}") == "on-joined"
+    proxy_log = (joined.data_dir / "nodes" / JOINED / "proxy.log").read_text()
+    assert "forbidden" not in proxy_log.lower(), proxy_log[-2000:]
 
 
 def test_the_joined_node_is_a_node_identity_confined_by_the_node_authorizer(joined: Joined) -> None:
@@ -157,6 +161,9 @@ def test_the_joined_node_is_a_node_identity_confined_by_the_node_authorizer(join
     refused = joined.kubectl("get", "secret", "not-for-node-2")
     assert refused.returncode != 0
     assert f"no relationship found between node '{JOINED}' and this object" in refused.stderr
+    other = joined.kubectl("get", "node", "node-1")
+    assert other.returncode != 0
+    assert f"node '{JOINED}' cannot read 'node-1', only its own Node object" in other.stderr
 
 
 def _post_csr(port: int, token: str) -> int:
