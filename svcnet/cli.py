@@ -132,7 +132,14 @@ def cmd_controllers(args: argparse.Namespace) -> int:
         files = replace(files, root_ca_file=Path(args.root_ca_file))
     if args.lb_pool:
         files = replace(files, lb_pool=args.lb_pool)
+    if args.cluster_signing_cert_file or args.cluster_signing_key_file:
+        files = replace(files, cluster_signing_cert_file=_path_or_none(args.cluster_signing_cert_file),
+                        cluster_signing_key_file=_path_or_none(args.cluster_signing_key_file))
     return daemon.run(_client_config(args), names, files)
+
+
+def _path_or_none(value: str) -> Path | None:
+    return Path(value) if value else None
 
 
 def _client_config(args: argparse.Namespace):
@@ -168,6 +175,78 @@ def cmd_agent(args: argparse.Namespace) -> int:
         overlay_config = load_kubeconfig(args.overlay_kubeconfig)
     return daemon.run(_client_config(args), node, config, pid_path,
                       pki_dir if (pki_dir / "ca.key").exists() else None, speaker_config, overlay_config)
+
+
+def _duration(value: str) -> float:
+    """A Go duration as kubeadm's --ttl takes it (24h, 90m, 1h30m, 0 for never), in seconds."""
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", value)
+    if value == "0":
+        return 0.0
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r} (e.g. 24h, 90m, 1h30m; 0: never expires)")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    import asyncio
+    import datetime as dt
+
+    from svcnet.client.rest import ApiClient
+    from svcnet.cluster import join
+
+    async def run() -> int:
+        async with ApiClient(_client_config(args), component="svcnet-token") as api:
+            if args.token_command == "list":
+                secrets = (await api.list(join.SECRETS, "kube-system"))["items"]
+                print(join.token_table(secrets, dt.datetime.now(dt.UTC)), end="")
+                return 0
+            if args.token_command == "delete":
+                for token_id in args.tokens:
+                    await join.delete_token(api, token_id)
+                    print(f'bootstrap token "{token_id.split(".")[0]}" deleted')
+                return 0
+            ttl = dt.timedelta(seconds=args.ttl) if args.ttl else None
+            token = await join.create_token(api, ttl, args.description)
+            print(token)
+            print(await join.join_command(api, token))
+            return 0
+
+    from svcnet.api.errors import ApiError
+    from svcnet.client.rest import TransportError
+
+    try:
+        return asyncio.run(run())
+    except (ApiError, join.JoinError) as exc:
+        print(f"svcnet token: {getattr(exc, 'message', exc)}", file=sys.stderr)
+    except TransportError as exc:
+        print(f"svcnet token: cannot reach the API server ({exc}); is the cluster up?", file=sys.stderr)
+    return 1
+
+
+def cmd_node_join(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from svcnet.cluster import join
+
+    data_dir = Path(args.data_dir)
+    try:
+        host = join.SimulatedHost(Path(args.lan_of), data_dir) if args.lan_of else None
+        name = args.name or (host.node.name if host else "")
+        if not name:
+            return join.error("give --name (the node's name) or --lan-of")
+        if host is not None and name != host.node.name:
+            return join.error(f"--lan-of: the next node of that LAN is {host.node.name}, not {name}")
+        path = asyncio.run(join.bootstrap_identity(args.server, args.token, tuple(args.ca_cert_hash), name, data_dir,
+                                                   args.discovery_token_unsafe_skip_ca_verification))
+    except join.JoinError as exc:
+        return join.error(str(exc))
+    join.progress(f"wrote {path} (the node's identity: system:node:{name})")
+    if host is None:
+        return 0
+    _setup_logging(args.verbose)
+    return join.run_joined_node(data_dir, host)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -226,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_cluster_commands(sub)
     _add_component_commands(sub)
+    _add_join_commands(sub)
     # Commands whose own module parses the rest of the line (and answers --help).
     _add_forwarding(sub, "proxy", cmd_proxy, "the service proxy; `svcnet proxy render -f FILE...` prints the "
                                              "rules kube-proxy would write for the Services in FILE")
@@ -292,6 +372,44 @@ def _add_cluster_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_kubeconfig)
 
 
+def _add_join_commands(sub: Any) -> None:
+    """token create|list and node join: nodes joined with a bootstrap token (kubeadm's flow)."""
+    p = sub.add_parser("token", help="bootstrap tokens for joining nodes (as kubeadm token)")
+    tokens = p.add_subparsers(dest="token_command", required=True, metavar="create|list|delete")
+    for name, text in (("create", "create a bootstrap token and print it with the command that joins a node"),
+                       ("list", "list the bootstrap tokens"),
+                       ("delete", "delete bootstrap tokens (by token or id): they no longer authenticate")):
+        q = tokens.add_parser(name, help=text)
+        q.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
+                       help="reach the API through DATA_DIR/apiserver.sock (default %(default)s)")
+        q.add_argument("--kubeconfig", default="", help="reach the API with this kubeconfig instead")
+        if name == "create":
+            q.add_argument("--ttl", type=_duration, default=24 * 3600.0, metavar="DURATION",
+                           help="how long the token is valid (e.g. 24h, 90m; 0: never expires; default 24h)")
+            q.add_argument("--description", default="", help="a note kept with the token")
+        if name == "delete":
+            q.add_argument("tokens", nargs="+", metavar="TOKEN|ID")
+        q.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("node", help="node commands: `svcnet node join` adds a node with a bootstrap token")
+    nodes = p.add_subparsers(dest="node_command", required=True, metavar="join")
+    q = nodes.add_parser("join", help="join this machine as a node: discover the cluster with a bootstrap token, "
+                                      "get the node's own certificate, run its agent and proxy")
+    q.add_argument("--server", required=True, metavar="https://ADDR:PORT", help="the API server to join")
+    q.add_argument("--token", required=True, help="a bootstrap token (svcnet token create)")
+    q.add_argument("--ca-cert-hash", action="append", default=[], metavar="sha256:HEX",
+                   help="the cluster CA's public key hash to trust (kubeadm's --discovery-token-ca-cert-hash)")
+    q.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true",
+                   help="trust the CA on the token's signature alone (no --ca-cert-hash)")
+    q.add_argument("--name", default="", help="the node's name (default with --lan-of: the next node-N)")
+    q.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR) + "-node",
+                   help="the node's own state: its key, kubeconfigs and pods (default %(default)s)")
+    q.add_argument("--lan-of", default="", metavar="DATA_DIR",
+                   help="one-machine simulation of another host: the node becomes the next node namespace on the "
+                        "LAN of the `svcnet up` cluster in DATA_DIR (only its cluster.json is read)")
+    q.set_defaults(func=cmd_node_join)
+
+
 def _add_component_commands(sub: Any) -> None:
     """One component of a `svcnet up` cluster, run alone in the foreground."""
     p = sub.add_parser("agent", help="run the node agent (kubelet) for one node of a `svcnet up` cluster")
@@ -335,6 +453,12 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="the addresses the service-lb controller gives LoadBalancer Services (as MetalLB's "
                         "IPAddressPool), at most one CIDR per family; without it that controller does not run")
+    p.add_argument("--cluster-signing-cert-file", default="", metavar="FILE",
+                   help="the CA certificate the csrsigning controller signs with (default with --data-dir: "
+                        "DATA_DIR/pki/ca.crt)")
+    p.add_argument("--cluster-signing-key-file", default="", metavar="FILE",
+                   help="its key (default with --data-dir: DATA_DIR/pki/ca.key); without both, csrsigning does "
+                        "not run")
     p.set_defaults(func=cmd_controllers)
 
 

@@ -102,6 +102,13 @@ BATCH_RESOURCES: tuple[Resource, ...] = (
     Resource("batch", "v1", "Job", "jobs", "job", True, (), ("all",),
              subresources=(_status("Job", "batch"),)),
 )
+CERTIFICATES_GROUP = "certificates.k8s.io"
+CERTIFICATES_RESOURCES: tuple[Resource, ...] = (
+    Resource(CERTIFICATES_GROUP, "v1", "CertificateSigningRequest", "certificatesigningrequests",
+             "certificatesigningrequest", False, ("csr",),
+             subresources=(Subresource("approval", kind="CertificateSigningRequest", group=CERTIFICATES_GROUP),
+                           _status("CertificateSigningRequest", CERTIFICATES_GROUP))),
+)
 # Create-only kinds answered in their status and never stored (the API server's reviews).
 REVIEW_RESOURCES: tuple[Resource, ...] = (
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
@@ -164,12 +171,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     *RBAC_RESOURCES,
+    *CERTIFICATES_RESOURCES,
     *REVIEW_RESOURCES,
 )
 
 # Groups in the order discovery lists them (core first, as kube-apiserver does; then by
 # kube-apiserver's group priorities: apps, authentication, authorization, batch, networking, rbac).
-GROUP_ORDER: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "networking.k8s.io",
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
+                                "certificates.k8s.io", "networking.k8s.io",
                                 "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io")
 
 

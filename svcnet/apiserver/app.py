@@ -25,6 +25,7 @@ from svcnet.apiserver.authz import CURRENT_ATTRIBUTES, CURRENT_USER, Authorizer,
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.nodeaccess import NO_KUBELETS, KubeletDialer
 from svcnet.apiserver.nodeauthz import LiveGraph, NodeRestriction
+from svcnet.apiserver.nodebootstrap import BootstrapTokens, anonymous_user
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.responses import encoded, status_response
 from svcnet.apiserver.steps import DEFAULT_CALLS, StoreCalls
@@ -73,6 +74,7 @@ class ApiServer:
                                      NodeAuthorizer(self.node_graph, bootstrap.expected_rules("system:node")))
         self.tokens = ServiceAccountTokens(registry, sa_signing_key or ec.generate_private_key(ec.SECP256R1()),
                                            advertise_address=external_address or settings.advertise_address)
+        self.bootstrap_tokens = BootstrapTokens(registry)
 
     def close_watches(self) -> None:
         """End every open watch stream (shutdown); new watches are refused from now on."""
@@ -94,7 +96,8 @@ class ApiServer:
     def _authenticate(self, request: web.Request) -> User | None:
         """The user a verified client certificate names (x509 first, as kube-apiserver's union
         authenticator orders them), else the one a bearer token names: the admin token is
-        system:masters, a service-account token its account; None: neither."""
+        system:masters, a bootstrap token system:bootstrap:<id>, a service-account token its
+        account; without any credential, system:anonymous for cluster-info only; None: 401."""
         user = certificate_user(request)
         if user is not None:
             return user
@@ -102,9 +105,12 @@ class ApiServer:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         assert self.settings.token is not None
         if not token:
-            return None
+            return None if header else anonymous_user(request.method, request.path)
         if hmac.compare_digest(token.encode(), self.settings.token.encode()):
             return ADMIN
+        bootstrap = self.bootstrap_tokens.user(token)
+        if bootstrap is not False:
+            return bootstrap or None
         return self.tokens.user(token)
 
     def _authorization_middleware(self, identity: User | None):

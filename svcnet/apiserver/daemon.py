@@ -25,8 +25,10 @@ from svcnet.apiserver.credentials import (
     load_service_account_key,
     write_kubeconfig,
 )
+from svcnet.apiserver.csr_admission import CsrAdmission
 from svcnet.apiserver.handlers import schema_resolver
 from svcnet.apiserver.nodeaccess import KubeletDialer, NewSocket, client_tls, host_socket
+from svcnet.apiserver.nodebootstrap import ensure_node_bootstrap
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.apiserver.serviceaccount_admission import ServiceAccountAdmission
@@ -279,6 +281,10 @@ class RunningApiServer:
         api.start_node_graph()
         self.registry.admission.append(api.node_restriction)
         self.registry.admission.append(ServiceAccountAdmission(self.registry))
+        # CertificateSigningRequests: the requester recorded, approve/sign checked on the signer.
+        self.registry.admission.append(CsrAdmission(api.authorizer))
+        if not cfg.insecure:  # kubeadm init's bootstrap-token phase: cluster-info and its RBAC
+            ensure_node_bootstrap(self.registry, f"https://{external_address(cfg)}", creds.ca_cert.read_bytes())
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,

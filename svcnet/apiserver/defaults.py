@@ -421,6 +421,17 @@ _DEFAULTERS.update({
 })
 
 
+def _default_csr(csr: Obj) -> None:
+    """certificates/v1 SetDefaults_CertificateSigningRequestCondition: a condition without a status is True."""
+    status = csr.get("status")
+    for cond in (status.get("conditions") or []) if isinstance(status, dict) else []:
+        if isinstance(cond, dict) and not cond.get("status"):
+            cond["status"] = "True"
+
+
+_DEFAULTERS["CertificateSigningRequest"] = _default_csr
+
+
 def apply_defaults(kind: str, obj: Obj) -> None:
     """Fill upstream's defaults for `kind` into `obj` (mutates; unknown kinds untouched)."""
     defaulter = _DEFAULTERS.get(kind)

@@ -37,6 +37,10 @@ IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "generateName
 # The rest of kubectl's default prune allowlist: status through its subresource, generation on
 # spec changes, as their upstream strategies (IngressClass: generation only, it has no status).
 STATUS_SPLIT |= {"DaemonSet", "ReplicationController", "PersistentVolume", "PersistentVolumeClaim", "Ingress"}
+# A CertificateSigningRequest's spec is fixed at create; its approval and its certificate each
+# have a subresource of their own (csrStrategy, csrApprovalStrategy, csrStatusStrategy).
+STATUS_SPLIT.add("CertificateSigningRequest")
+_APPROVAL_CONDITIONS = ("Approved", "Denied")
 GENERATION |= {"DaemonSet", "ReplicationController", "Ingress", "IngressClass"}
 # The storage-object-in-use-protection admission plugin: a volume or a claim in use is not
 # removed until the protection controllers (controllers/pvbinder.py) take their finalizer off.
@@ -163,6 +167,8 @@ def _annotations(obj: Obj) -> dict[str, str]:
 
 
 def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str | None) -> Obj:
+    if res.kind == "CertificateSigningRequest":
+        return _merge_csr(old, obj, subresource)
     if subresource == "status":
         new = jsoncodec.deepcopy(old)
         new["status"] = obj.get("status", {})
@@ -180,6 +186,27 @@ def _merge_for_subresource(res: Resource, old: Obj, obj: Obj, subresource: str |
             new.pop("status", None)
     elif res.kind == "Namespace":
         new["status"] = jsoncodec.deepcopy(old.get("status", {}))
+    return new
+
+
+def _merge_csr(old: Obj, obj: Obj, subresource: str | None) -> Obj:
+    """A CSR write: the spec is always the stored one; /approval changes only the conditions and
+    may not touch the certificate, /status changes conditions and certificate but keeps the
+    approval (Approved/Denied) the approval subresource decided; a main write changes metadata."""
+    new = copy.deepcopy(obj)
+    new["spec"] = jsoncodec.deepcopy(old.get("spec") or {})
+    old_status = jsoncodec.deepcopy(old.get("status") or {})
+    sent = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    if subresource == "approval":
+        status = {**old_status, "conditions": list(sent.get("conditions") or [])}
+    elif subresource == "status":
+        kept = [c for c in old_status.get("conditions") or [] if c.get("type") in _APPROVAL_CONDITIONS]
+        others = [c for c in sent.get("conditions") or []
+                  if not (isinstance(c, dict) and c.get("type") in _APPROVAL_CONDITIONS)]
+        status = {**{k: v for k, v in sent.items() if k != "conditions"}, "conditions": kept + others}
+    else:
+        status = old_status
+    new["status"] = {k: v for k, v in status.items() if v not in (None, [], "")}
     return new
 
 

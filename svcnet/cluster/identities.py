@@ -54,6 +54,10 @@ CONTROLLER_ROLE_OF = {
     "serviceaccount": "service-account-controller",
     "root-ca-cert-publisher": "root-ca-cert-publisher",
     "service-lb": "service-lb-controller",
+    "tokencleaner": "token-cleaner",
+    "bootstrapsigner": "bootstrap-signer",
+    "csrapproving": "certificate-controller",
+    "csrsigning": "certificate-controller",
 }
 CONTROLLER_ROLE_OF.update(BATCH_CONTROLLER_ROLE_OF)
 CONTROLLER_ROLE_OF.update(PRUNE_ALLOWLIST_CONTROLLER_ROLE_OF)

@@ -47,9 +47,12 @@ class AgentSupervisor:
 
     ROLES = ("agent", "proxy")
 
-    def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable) -> None:
+    def __init__(self, data_dir: Path, spec: ClusterSpec, *, python: str = sys.executable,
+                 only: tuple[str, ...] = ()) -> None:
+        """only: run these nodes of the spec and no other (a node joined to a cluster elsewhere)."""
         self.data_dir = data_dir
         self.spec = spec
+        self.only = only
         self.python = python
         self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,6 +82,8 @@ class AgentSupervisor:
 
     async def start(self) -> None:
         for node in self.spec.plan().nodes:
+            if self.only and node.name not in self.only:
+                continue
             node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
             for role in self.ROLES:
                 await self._spawn(role, node.name)

@@ -38,6 +38,14 @@ CONTROLLERS.update({
     "pvc-protection": "svcnet.controllers.pvbinder:ClaimProtection",
 })
 
+# Node bootstrap (`svcnet node join`): bootstrap tokens and kubelet client certificates.
+CONTROLLERS.update({
+    "tokencleaner": "svcnet.controllers.nodebootstrap:TokenCleaner",
+    "bootstrapsigner": "svcnet.controllers.nodebootstrap:BootstrapSigner",
+    "csrapproving": "svcnet.controllers.nodebootstrap:CsrApprover",
+    "csrsigning": "svcnet.controllers.nodebootstrap:CsrSigner",
+})
+
 # LoadBalancer addresses on the nodes' LAN (MetalLB's controller; k3s's servicelb); runs only with a pool.
 CONTROLLERS["service-lb"] = "svcnet.controllers.loadbalancer:LoadBalancerController"
 

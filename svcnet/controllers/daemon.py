@@ -17,6 +17,7 @@ from svcnet import controllers
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
 from svcnet.controllers.loadbalancer import LoadBalancerController
+from svcnet.controllers.nodebootstrap import CsrSigner
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.tokens import TokensController
 from svcnet.core.loadbalancer import parse_pools
@@ -37,12 +38,17 @@ class ControllerFiles:
     # --lb-pool: the addresses the service-lb controller hands out (MetalLB's IPAddressPool);
     # without one that controller does not run.
     lb_pool: str | None = None
+    # --cluster-signing-cert-file and --cluster-signing-key-file: the CA the csrsigning controller
+    # signs kubelet client certificates with; without them that controller does not run.
+    cluster_signing_cert_file: Path | None = None
+    cluster_signing_key_file: Path | None = None
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> ControllerFiles:
-        """svcnet's API server keeps both in its data dir (pki/sa.key, pki/ca.crt)."""
+        """svcnet's API server keeps them in its data dir (pki/sa.key, pki/ca.crt, pki/ca.key)."""
         pki = data_dir / "pki"
-        return cls(pki / "sa.key", pki / "ca.crt")
+        return cls(pki / "sa.key", pki / "ca.crt", cluster_signing_cert_file=pki / "ca.crt",
+                   cluster_signing_key_file=pki / "ca.key")
 
 
 def controller_manager(client_config: Any, names: list[str] | None,
@@ -67,6 +73,14 @@ def controller_manager(client_config: Any, names: list[str] | None,
                 log.info("service-lb controller disabled: no --lb-pool")
                 continue
             factories.append(functools.partial(LoadBalancerController, pool=parse_pools(files.lb_pool)))
+        elif cls is CsrSigner:
+            if not (files.cluster_signing_cert_file and files.cluster_signing_key_file):
+                if names is not None:
+                    raise ValueError("csrsigning needs --cluster-signing-cert-file and --cluster-signing-key-file")
+                log.info("csrsigning controller disabled: no cluster signing CA")
+                continue
+            factories.append(functools.partial(CsrSigner, ca_cert_file=files.cluster_signing_cert_file,
+                                               ca_key_file=files.cluster_signing_key_file))
         elif cls is RootCACertPublisher and files.root_ca_file is not None:
             factories.append(functools.partial(RootCACertPublisher, root_ca_file=files.root_ca_file))
         else:

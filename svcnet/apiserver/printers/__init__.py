@@ -21,6 +21,7 @@ from svcnet.api.resources import Resource
 
 from .apps import APPS_PRINTERS
 from .batch import BATCH_PRINTERS
+from .certificates import CERTIFICATES_PRINTERS
 from .columns import AGE, NAME, Column, Printer
 from .config import CONFIG_PRINTERS
 from .core import CORE_PRINTERS
@@ -64,6 +65,7 @@ DEFAULT_PRINTER = Printer((
 ), _default_cells)
 
 PRINTERS.update(STORAGE_PRINTERS)  # persistent volumes and claims, replication controllers
+PRINTERS.update(CERTIFICATES_PRINTERS)
 
 
 def printer_for(resource: Resource) -> Printer:

@@ -406,3 +406,21 @@ MESSAGES.update({
     "IngressPortStatus": {1: _i("port", keep=True), 2: _s("protocol", keep=True), 3: _s("error", keep=True)},
 })
 TOP_LEVEL[("networking.k8s.io/v1", "Ingress")] = "Ingress"
+
+
+# ---- certificates.k8s.io/v1 CertificateSigningRequest (`kubectl certificate approve|deny` sends it), from
+# certificates/v1 generated.proto. spec.extra (map<string, ExtraValue>) is left out: the approval and status
+# subresources keep the stored spec, and a create records the requester's own.
+MESSAGES.update({
+    "CertificateSigningRequest": {1: _m("metadata", "ObjectMeta"), 2: _m("spec", "CertificateSigningRequestSpec"),
+                                  3: _m("status", "CertificateSigningRequestStatus")},
+    "CertificateSigningRequestSpec": {1: FieldSpec("request", Kind.BYTES), 7: _s("signerName", keep=True),
+                                      8: _i("expirationSeconds", keep=True), 5: _strings("usages"),
+                                      2: _s("username"), 3: _s("uid"), 4: _strings("groups")},
+    "CertificateSigningRequestStatus": {1: _list("conditions", "CertificateSigningRequestCondition"),
+                                        2: FieldSpec("certificate", Kind.BYTES)},
+    "CertificateSigningRequestCondition": {1: _s("type", keep=True), 6: _s("status", keep=True), 2: _s("reason"),
+                                           3: _s("message"), 4: _time("lastUpdateTime"),
+                                           5: _time("lastTransitionTime")},
+})
+TOP_LEVEL[("certificates.k8s.io/v1", "CertificateSigningRequest")] = "CertificateSigningRequest"

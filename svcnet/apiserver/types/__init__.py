@@ -17,6 +17,7 @@ from .dsl import (
     AUTHORIZATION,
     AUTOSCALING,
     BATCH,
+    CERTIFICATES,
     COORDINATION,
     CORE,
     DISCOVERY,
@@ -42,7 +43,7 @@ from .dsl import (
 # The definitions, in the order the OpenAPI components list them. Each module fills STRUCTS.
 # isort: off
 from . import meta, core_pods, core, core_config, apps, subresources, discovery, coordination, networking  # noqa: E401, F401
-from . import rbac, authorization, batch  # noqa: E401, F401
+from . import rbac, authorization, batch, certificates  # noqa: E401, F401
 # isort: on
 
 __all__ = [
@@ -65,7 +66,8 @@ def all_structs() -> dict[str, Struct]:
 _GROUP_PACKAGE = {"": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery.k8s.io": DISCOVERY,
                   "coordination.k8s.io": COORDINATION, "networking.k8s.io": NETWORKING,
                   "rbac.authorization.k8s.io": RBAC, "authorization.k8s.io": AUTHORIZATION,
-                  "authentication.k8s.io": AUTHENTICATION, "batch": BATCH}
+                  "authentication.k8s.io": AUTHENTICATION, "batch": BATCH,
+                  "certificates.k8s.io": CERTIFICATES}
 
 
 def kind_schema_name(group: str, version: str, kind: str) -> str:

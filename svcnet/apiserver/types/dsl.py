@@ -37,6 +37,7 @@ RBAC = "io.k8s.api.rbac.v1"
 AUTHORIZATION = "io.k8s.api.authorization.v1"
 AUTHENTICATION = "io.k8s.api.authentication.v1"
 BATCH = "io.k8s.api.batch.v1"
+CERTIFICATES = "io.k8s.api.certificates.v1"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 VERSION = "io.k8s.apimachinery.pkg.version"
 
@@ -52,6 +53,7 @@ _PACKAGES = {
     "core": CORE, "apps": APPS, "autoscaling": AUTOSCALING, "discovery": DISCOVERY,
     "coordination": COORDINATION, "networking": NETWORKING, "meta": META, "version": VERSION,
     "rbac": RBAC, "authorization": AUTHORIZATION, "authentication": AUTHENTICATION, "batch": BATCH,
+    "certificates": CERTIFICATES,
 }
 
 # bytes: Go's []byte, base64 text in JSON (Secret.data, ConfigMap.binaryData).

@@ -21,6 +21,7 @@ from svcnet.api.resources import RESOURCES
 
 from .apps import validate_deployment, validate_replica_set, validate_stateful_set
 from .batch import validate_cron_job, validate_job
+from .certificates import validate_csr
 from .config import validate_config_map, validate_secret, validate_service_account
 from .endpoints import validate_endpoint_slice, validate_endpoints
 from .events import validate_event
@@ -82,6 +83,8 @@ _RULES.update({
     "Ingress": (name_is_dns_subdomain, validate_ingress),
     "IngressClass": (name_is_dns_subdomain, validate_ingress_class),
 })
+# certificates.k8s.io: node bootstrap (svcnet node join); names are path segments upstream.
+_RULES["CertificateSigningRequest"] = (name_is_path_segment, validate_csr)
 
 
 def _namespaced(kind: str) -> bool:

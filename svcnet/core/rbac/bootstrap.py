@@ -235,6 +235,28 @@ CONTROLLER_ROLES: dict[str, list[Rule]] = {
         _EVENTS_RULE),
 }
 CONTROLLER_ROLES.update(BATCH_CONTROLLER_ROLES)
+# Node bootstrap: the certificate controller (csrapproving, csrsigning) as upstream's ClusterRole;
+# upstream's bootstrap-signer and token-cleaner roles are Roles in kube-public and kube-system,
+# here ClusterRoles with the same rules (the controller manager's bindings are cluster-wide).
+CONTROLLER_ROLES.update({
+    "certificate-controller": _rules(
+        (("delete", "get", "list", "watch"), ("certificates.k8s.io",), ("certificatesigningrequests",)),
+        (("update",), ("certificates.k8s.io",), ("certificatesigningrequests/approval",
+                                                  "certificatesigningrequests/status")),
+        Rule(("approve",), ("certificates.k8s.io",), ("signers",),
+             ("kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/legacy-unknown")),
+        Rule(("sign",), ("certificates.k8s.io",), ("signers",),
+             ("kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet",
+              "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown")),
+        SUBJECT_ACCESS_REVIEWS, _EVENTS_RULE),
+    "bootstrap-signer": _rules(
+        (READ, ("",), ("configmaps", "secrets")),
+        Rule(("update",), ("",), ("configmaps",), ("cluster-info",)),
+        _EVENTS_RULE),
+    "token-cleaner": _rules(
+        (("delete", "get", "list", "watch"), ("",), ("secrets",)),
+        _EVENTS_RULE),
+})
 
 
 def _selector(label: str) -> dict[str, Any]:
@@ -268,6 +290,14 @@ _CLUSTER_ROLES: tuple[_Role, ...] = (
     _Role("system:monitoring", [_urls(("get",), "/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics",
                                       "/metrics/slis", "/readyz", "/readyz/*")]),
     _Role("system:node", _NODE),
+    _Role("system:node-bootstrapper", _rules(
+        (("create", "get", "list", "watch"), ("certificates.k8s.io",), ("certificatesigningrequests",)))),
+    _Role("system:certificates.k8s.io:certificatesigningrequests:nodeclient", _rules(
+        (("create",), ("certificates.k8s.io",), ("certificatesigningrequests/nodeclient",)))),
+    _Role("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", _rules(
+        (("create",), ("certificates.k8s.io",), ("certificatesigningrequests/selfnodeclient",)))),
+    _Role("system:certificates.k8s.io:kube-apiserver-client-kubelet-approver", [
+        _named(("approve",), "certificates.k8s.io", "signers", "kubernetes.io/kube-apiserver-client-kubelet")]),
     _Role("system:node-proxier", _rules(
         (("list", "watch"), ("",), ("endpoints", "services")), (READ, ("",), ("nodes",)), EVENTS,
         (("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),

@@ -164,7 +164,7 @@ def test_every_deletable_kind_but_events_is_collected():
     assert plurals - PRUNE_ALLOWLIST_PLURALS == {"namespaces", "nodes", "pods", "services", "endpoints", "deployments",
                        "replicasets", "statefulsets", "endpointslices", "leases", "servicecidrs",
                        "configmaps", "secrets", "serviceaccounts", "roles", "clusterroles", "rolebindings",
-                       "clusterrolebindings", "jobs", "cronjobs"}
+                       "clusterrolebindings", "jobs", "cronjobs", "certificatesigningrequests"}
 
 
 # ----------------------------------------------------------------- background

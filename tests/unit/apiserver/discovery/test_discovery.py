@@ -108,7 +108,8 @@ def test_group_list_lists_named_groups_in_order_with_preferred_version() -> None
     doc = d.api_group_list()
     assert doc["kind"] == "APIGroupList"
     assert [g["name"] for g in doc["groups"]] == ["apps", "authentication.k8s.io", "authorization.k8s.io",
-                                                  "batch", "networking.k8s.io", "rbac.authorization.k8s.io",
+                                                  "batch", "certificates.k8s.io", "networking.k8s.io",
+                                                  "rbac.authorization.k8s.io",
                                                   "discovery.k8s.io", "coordination.k8s.io"]
     apps = doc["groups"][0]
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
@@ -169,7 +170,7 @@ def test_aggregated_apis_discovery_names_groups_and_scale_kind() -> None:
     doc = d.aggregated_discovery(core=False, version=d.DISCOVERY_V2BETA1)
     assert doc["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     assert [g["metadata"]["name"] for g in doc["items"]] == [
-        "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "networking.k8s.io",
+        "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "networking.k8s.io",
         "rbac.authorization.k8s.io", "discovery.k8s.io", "coordination.k8s.io"]
     apps = doc["items"][0]["versions"][0]["resources"]
     deployments = next(r for r in apps if r["resource"] == "deployments")

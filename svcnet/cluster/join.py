@@ -1,0 +1,367 @@
+"""`svcnet token create|list` and `svcnet node join`: a node on another machine gets its own identity
+from a bootstrap token, as `kubeadm token create` and `kubeadm join` (with kubelet's TLS
+bootstrap) do it, instead of a copy of the admin credential.
+
+Join, step by step:
+1. discovery (kubeadm's token discovery): read kube-public/cluster-info anonymously over TLS not
+   yet verified, and trust it only if its `jws-kubeconfig-<token id>` signature is the token's
+   (proof that whoever answered knows the token) and, with --ca-cert-hash, if the CA's public key
+   hashes to one given; then read it again over TLS verified with that CA and require the same;
+2. TLS bootstrap: a fresh ECDSA key (written 0600 first), a CertificateSigningRequest for
+   CN=system:node:<name>, O=system:nodes to kubernetes.io/kube-apiserver-client-kubelet, made
+   with the token (system:bootstrap:<id>); the controllers approve and sign it;
+3. the node's kubeconfig (0600) with that certificate; the node's agent and proxy run with it.
+
+Every connection goes to --server; cluster-info supplies only the CA (its server field names the
+address the cluster advertises, which the operator already typed or chose not to).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from svcnet.api.errors import ApiError
+from svcnet.api.resources import lookup
+from svcnet.apiserver.credentials import component_kubeconfig_text, write_secret
+from svcnet.client.config import ClientConfig
+from svcnet.client.rest import ApiClient, TransportError
+from svcnet.cluster.identities import kubeconfig_path, kubelet_kubeconfig
+from svcnet.core import bootstraptoken, csr, pki
+
+SECRETS = lookup("", "v1", "secrets")
+CONFIGMAPS = lookup("", "v1", "configmaps")
+CSRS = lookup("certificates.k8s.io", "v1", "certificatesigningrequests")
+CLUSTER_INFO_PATH = (f"/api/v1/namespaces/{bootstraptoken.CLUSTER_INFO_NAMESPACE}/configmaps/"
+                     f"{bootstraptoken.CLUSTER_INFO}")
+
+
+class JoinError(Exception):
+    """Why a join cannot go on, in words for the operator."""
+
+
+# ------------------------------------------------------------------ svcnet token
+async def create_token(api: Any, ttl: dt.timedelta | None, description: str = "",
+                       groups: tuple[str, ...] = (bootstraptoken.KUBEADM_NODE_GROUP,)) -> bootstraptoken.Token:
+    token = bootstraptoken.generate()
+    body = bootstraptoken.secret_body(token, dt.datetime.now(dt.UTC), ttl, groups, description)
+    await api.create(SECRETS, bootstraptoken.NAMESPACE, body)
+    return token
+
+
+async def join_command(api: Any, token: bootstraptoken.Token) -> str:
+    """The command that joins a node with token, as `kubeadm token create --print-join-command`."""
+    info = await api.get(CONFIGMAPS, bootstraptoken.CLUSTER_INFO_NAMESPACE, bootstraptoken.CLUSTER_INFO)
+    server, ca_pem = _cluster_of((info.get("data") or {}).get(bootstraptoken.KUBECONFIG_KEY, ""))
+    return f"svcnet node join --server {server} --token {token} --ca-cert-hash {ca_hash(ca_pem)}"
+
+
+def ca_hash(ca_pem: bytes) -> str:
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return bootstraptoken.ca_cert_hash(spki)
+
+
+def token_rows(secrets: list[dict[str, Any]], now: dt.datetime) -> list[list[str]]:
+    """`kubeadm token list`'s columns: TOKEN TTL EXPIRES USAGES DESCRIPTION EXTRA GROUPS."""
+    rows = []
+    for secret in secrets:
+        token = bootstraptoken.token_of_secret(secret)
+        if token is None:
+            continue
+        try:
+            expires = bootstraptoken.expiration(secret)
+        except bootstraptoken.TokenError:
+            expires = now
+        ttl = "<forever>" if expires is None else _duration(expires - now)
+        usages = ",".join(sorted(k[len("usage-bootstrap-"):] for k in (secret.get("data") or {})
+                                 if k.startswith("usage-bootstrap-")
+                                 and bootstraptoken.secret_data(secret, k) == "true"))
+        rows.append([str(token), ttl, "<never>" if expires is None else expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     usages, bootstraptoken.secret_data(secret, bootstraptoken.DESCRIPTION_KEY) or "<none>",
+                     bootstraptoken.secret_data(secret, bootstraptoken.EXTRA_GROUPS_KEY)])
+    return rows
+
+
+def token_table(secrets: list[dict[str, Any]], now: dt.datetime) -> str:
+    header = ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"]
+    rows = [header, *token_rows(secrets, now)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "".join("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in rows)
+
+
+async def delete_token(api: Any, token_or_id: str) -> None:
+    """kubeadm token delete: by the whole token or its id; JoinError for neither."""
+    token_id = token_or_id.split(".")[0] if bootstraptoken.parse(token_or_id) else token_or_id
+    if not re.fullmatch(r"[a-z0-9]{6}", token_id):
+        raise JoinError(f"given token or token ID {token_or_id[:40]!r} didn't match pattern "
+                        f"[a-z0-9]{{6}} or [a-z0-9]{{6}}.[a-z0-9]{{16}}")
+    await api.delete(SECRETS, bootstraptoken.NAMESPACE, bootstraptoken.secret_name(token_id))
+
+
+def _duration(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "<invalid>"
+    return f"{seconds // 3600}h" if seconds >= 3600 else f"{seconds // 60}m"
+
+
+# ------------------------------------------------------------------ discovery
+def _cluster_of(kubeconfig: str) -> tuple[str, bytes]:
+    try:
+        doc = yaml.safe_load(kubeconfig)
+        cluster = doc["clusters"][0]["cluster"]
+        return str(cluster["server"]), base64.b64decode(cluster["certificate-authority-data"])
+    except (yaml.YAMLError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise JoinError(f"the cluster-info ConfigMap holds no usable kubeconfig: {exc}") from None
+
+
+# cluster-info is read before the server is trusted: its size is bounded (the API's own object
+# limit) and so is the time it may take.
+MAX_CLUSTER_INFO_BYTES = 1_572_864
+DISCOVERY_TIMEOUT = 30.0
+
+
+async def _cluster_info(server: str, ca_pem: bytes | None) -> dict[str, str]:
+    """cluster-info's data, read anonymously (over TLS verified with ca_pem, or not at all)."""
+    import ssl
+
+    import aiohttp
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_pem is None:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    else:
+        ctx.load_verify_locations(cadata=ca_pem.decode())
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DISCOVERY_TIMEOUT)) as session, \
+                session.get(server.rstrip("/") + CLUSTER_INFO_PATH, ssl=ctx) as resp:
+            raw = await resp.content.read(MAX_CLUSTER_INFO_BYTES + 1)
+            status = resp.status
+    except aiohttp.ClientConnectorError as exc:
+        raise JoinError(f"cannot reach {server}: {exc.os_error.strerror or exc.os_error}") from None
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise JoinError(f"cannot read the cluster-info ConfigMap from {server}: {exc or type(exc).__name__}") from None
+    if len(raw) > MAX_CLUSTER_INFO_BYTES:
+        raise JoinError(f"the cluster-info ConfigMap from {server} is larger than {MAX_CLUSTER_INFO_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    if status != 200 or not isinstance(doc, dict):
+        message = doc.get("message") if isinstance(doc, dict) else f"HTTP {status}"
+        raise JoinError(f"cannot read the cluster-info ConfigMap from {server}: {message}")
+    data = doc.get("data")
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+async def discover(server: str, token: bootstraptoken.Token, ca_hashes: tuple[str, ...],
+                   unsafe_skip_ca_verification: bool = False) -> bytes:
+    """The cluster CA (PEM), trusted as kubeadm's token discovery trusts it."""
+    if not ca_hashes and not unsafe_skip_ca_verification:
+        raise JoinError("give --ca-cert-hash (printed by `svcnet token create`), or "
+                        "--discovery-token-unsafe-skip-ca-verification to trust the token's signature alone")
+    data = await _cluster_info(server, None)
+    kubeconfig = data.get(bootstraptoken.KUBECONFIG_KEY, "")
+    signature = data.get(bootstraptoken.JWS_PREFIX + token.id)
+    if signature is None:
+        raise JoinError(f"there is no JWS signed token in the cluster-info ConfigMap for token ID {token.id!r}: "
+                        f"the token is unknown or expired (create one with `svcnet token create`)")
+    if not bootstraptoken.signature_valid(signature, kubeconfig, token):
+        raise JoinError(f"failed to verify JWS signature of received cluster info object for token {token.id!r}")
+    _, ca_pem = _cluster_of(kubeconfig)
+    if ca_hashes and ca_hash(ca_pem) not in ca_hashes:
+        raise JoinError(f"cluster CA found in cluster-info ConfigMap is not trusted: its public key hash is "
+                        f"{ca_hash(ca_pem)}, not one given with --ca-cert-hash")
+    again = await _cluster_info(server, ca_pem)
+    if again.get(bootstraptoken.KUBECONFIG_KEY) != kubeconfig:
+        raise JoinError("cluster-info read over the verified connection differs from the one first read")
+    return ca_pem
+
+
+# ------------------------------------------------------------------ TLS bootstrap
+async def request_certificate(server: str, ca_pem: bytes, token: bootstraptoken.Token, node: str, key_path: Path,
+                              timeout: float = 120.0) -> tuple[bytes, bytes, str]:
+    """(certificate PEM, key PEM, CSR name): the key written 0600 before the CSR is sent."""
+    key = pki.new_key()
+    key_pem = pki.key_pem(key)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(key_path.parent, 0o700)
+    write_secret(key_path, key_pem)
+    request_pem = csr.new_request_pem(key, node)
+    body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"generateName": "node-csr-"},
+            "spec": {"request": base64.b64encode(request_pem).decode(), "signerName": csr.KUBELET_CLIENT_SIGNER,
+                     "usages": ["digital signature", "client auth"]}}
+    config = ClientConfig(server=server, ca_data=ca_pem, token=str(token))
+    async with ApiClient(config, component="svcnet-join") as api:
+        try:
+            created = await api.create(CSRS, None, body)
+        except ApiError as exc:
+            raise JoinError(f"the API server refused the certificate signing request: {exc.message}") from None
+        except TransportError as exc:
+            raise JoinError(f"cannot reach {server}: {exc}") from None
+        name = created["metadata"]["name"]
+        return await _wait_issued(api, name, timeout), key_pem, name
+
+
+async def _wait_issued(api: ApiClient, name: str, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            obj = await api.get(CSRS, None, name)
+        except (ApiError, TransportError):  # a restarting API server: ask again
+            await asyncio.sleep(0.5)
+            continue
+        if csr.has_condition(obj, "Denied") or csr.has_condition(obj, "Failed"):
+            reasons = "; ".join(f"{c.get('type')}: {c.get('message', '')}" for c in csr.conditions(obj))
+            raise JoinError(f"certificate signing request {name} was not issued: {reasons}")
+        certificate = (obj.get("status") or {}).get("certificate")
+        if certificate:
+            return base64.b64decode(certificate)
+        await asyncio.sleep(0.5)
+    raise JoinError(f"certificate signing request {name} was not approved and issued within {timeout:g}s "
+                    f"(approve it with: kubectl certificate approve {name})")
+
+
+def write_node_kubeconfigs(data_dir: Path, server: str, ca_pem: bytes, node: str, cert_pem: bytes,
+                           key_pem: bytes) -> Path:
+    """The node's kubeconfig (kubelet.conf) and, with the same identity, its proxy's."""
+    user = csr.NODE_PREFIX + node
+    text = component_kubeconfig_text(server, ca_pem, user, cert_pem, key_pem).encode()
+    path = kubelet_kubeconfig(data_dir, node)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_secret(path, text)
+    write_secret(kubeconfig_path(data_dir, "kube-proxy"), text)
+    return path
+
+
+async def bootstrap_identity(server: str, token_text: str, ca_hashes: tuple[str, ...], node: str,
+                             data_dir: Path, unsafe_skip_ca_verification: bool = False) -> Path:
+    if not server.startswith("https://") or len(server) > 2048:
+        raise JoinError(f"--server must be the API server's https:// URL, got {server[:100]!r}")
+    from svcnet.api.selectors import dns1123_subdomain_errors
+
+    problems = dns1123_subdomain_errors(node)
+    if problems:
+        raise JoinError(f"--name {node[:300]!r}: {problems[0]}")
+    token = bootstraptoken.parse(token_text)
+    if token is None:
+        raise JoinError("--token must be of the form [a-z0-9]{6}.[a-z0-9]{16}")
+    current = kubelet_kubeconfig(data_dir, node)
+    if identity_current(current, server, node, dt.datetime.now(dt.UTC)):
+        # As kubelet with a kubeconfig already bootstrapped: the token is not needed (nor used) again.
+        progress(f"{current} already holds a current identity for {csr.NODE_PREFIX}{node}; not bootstrapping")
+        return current
+    ca_pem = await discover(server, token, ca_hashes, unsafe_skip_ca_verification)
+    progress(f"trusted the cluster CA of {server} ({ca_hash(ca_pem)})")
+    cert_pem, key_pem, name = await request_certificate(server, ca_pem, token, node,
+                                                        data_dir / "pki" / "kubelet-client.key")
+    progress(f"certificate signing request {name} approved and issued for {csr.NODE_PREFIX}{node}")
+    return write_node_kubeconfigs(data_dir, server, ca_pem, node, cert_pem, key_pem)
+
+
+def identity_current(path: Path, server: str, node: str, now: dt.datetime) -> bool:
+    """Whether path is this node's kubeconfig for server with a certificate valid for at least
+    another day (kubelet bootstraps only when its kubeconfig is missing or expired)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+        cluster = doc["clusters"][0]["cluster"]
+        pem = base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
+        cert = x509.load_pem_x509_certificate(pem)
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError):
+        return False
+    return (cluster.get("server") == server and pki.identity(cert) == (csr.NODE_PREFIX + node, (csr.NODES_GROUP,))
+            and cert.not_valid_after_utc > now + dt.timedelta(days=1))
+
+
+def progress(message: str) -> None:
+    print(f"svcnet: {message}", flush=True)
+
+
+def error(message: str) -> int:
+    print(f"svcnet: {message}", file=sys.stderr)
+    return 1
+
+
+
+# ------------------------------------------------------------------ the joined node, simulated on this machine
+class SimulatedHost:
+    """One-machine stand-in for "another machine": the next node namespace on the LAN of the
+    `svcnet up` cluster in lan_of (only its cluster.json is read there, no credential), planned by
+    the same topology code as `up`'s nodes; other nodes get routes to its pod CIDR (host-gw)."""
+
+    def __init__(self, lan_of: Path, data_dir: Path) -> None:
+        from svcnet.cluster.spec import load_cluster_spec
+
+        spec = load_cluster_spec(lan_of)
+        if spec is None:
+            raise JoinError(f"--lan-of {lan_of}: no svcnet up cluster there ({lan_of / 'cluster.json'} is missing)")
+        self.data_dir = data_dir
+        earlier = load_cluster_spec(data_dir)  # a restart keeps the node it was
+        if earlier is not None and earlier.cluster_id == spec.cluster_id:
+            self.spec = earlier
+        else:
+            self.spec = replace(spec, nodes=self._next_index(spec), lb_pool=None)
+        self.node = self.spec.plan().nodes[-1]
+
+    @staticmethod
+    def _next_index(spec: Any) -> int:
+        from svcnet.cluster.topology import cluster_prefix
+        from svcnet.kernel.links import LinuxNetworkKernel
+
+        prefix = cluster_prefix(spec.cluster_id) + "node-"
+        taken = [int(n[len(prefix):]) for n in LinuxNetworkKernel().list_namespaces()
+                 if n.startswith(prefix) and n[len(prefix):].isdigit()]
+        return max([spec.nodes, *taken]) + 1
+
+    async def start(self) -> None:
+        from svcnet.cluster.spec import save_cluster_spec
+        from svcnet.kernel.converge import converge
+        from svcnet.kernel.links import LinuxNetworkKernel
+
+        save_cluster_spec(self.data_dir, self.spec)
+        await asyncio.to_thread(converge, LinuxNetworkKernel(), self.spec.plan().namespaces)
+        progress(f"{self.node.name}: namespace {self.node.namespace}, IP {self.node.ipv4}, "
+                 f"pod CIDR {self.node.pod_cidr_v4}")
+
+    async def stop(self) -> None:
+        from svcnet.cluster.lifecycle import stop_all_pods
+        from svcnet.kernel.links import LinuxNetworkKernel
+
+        pods = await stop_all_pods(self.data_dir)
+        if pods:
+            progress(f"stopped {pods} pod(s) of {self.node.name}")
+        await asyncio.to_thread(LinuxNetworkKernel().delete_namespace, self.node.namespace)
+        progress(f"removed {self.node.namespace}")
+
+
+def run_joined_node(data_dir: Path, host: SimulatedHost) -> int:
+    """The node's agent and proxy (the supervisor `svcnet up` uses), until a signal."""
+    from svcnet.cluster.supervisor import AgentSupervisor
+    from svcnet.kernel import process
+
+    lock = process.PidLock(data_dir / "svcnet.pid")
+    try:
+        lock.acquire()
+    except process.AlreadyRunning as exc:
+        return error(f"{exc}: a node already runs from {data_dir}")
+    try:
+        stages = [host, AgentSupervisor(data_dir, host.spec, only=(host.node.name,))]
+        return asyncio.run(process.run(stages, f"svcnet: {host.node.name} joined; stop it with Ctrl-C"))
+    finally:
+        lock.release()

@@ -1,0 +1,242 @@
+"""CertificateSigningRequests (certificates.k8s.io/v1), pure: parsing the PEM request, the
+kubelet client profile, and the decisions of kube-controller-manager's csrapproving and
+csrsigning controllers, over plain objects.
+
+- `kubelet_client_problems`: pkg/apis/certificates' ValidateKubeletClientCSR: O exactly
+  [system:nodes], CN system:node:<name>, no SANs, usages within {digital signature, key
+  encipherment, client auth} and including client auth.
+- `approval`: csrapproving's sarapprove: a pending kubelet client CSR whose requester may
+  create certificatesigningrequests/nodeclient (or /selfnodeclient when the CN is the
+  requester itself) is approved with reason AutoApproved; the caller asks the API (a
+  SubjectAccessReview) and passes the answer in.
+- `signing`: csrsigning for kubernetes.io/kube-apiserver-client-kubelet: an approved, not
+  failed, not yet issued request is signed by the cluster CA for min(expirationSeconds, the
+  signing duration); a subject that does not fit the profile gets a Failed condition instead.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from svcnet.core import pki
+
+Obj = dict[str, Any]
+
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+KUBE_APISERVER_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
+KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+LEGACY_UNKNOWN_SIGNER = "kubernetes.io/legacy-unknown"
+# certificates/v1 KeyUsage values
+KNOWN_USAGES = ("signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+                "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any",
+                "server auth", "client auth", "code signing", "email protection", "s/mime",
+                "ipsec end system", "ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
+                "microsoft sgc", "netscape sgc")
+KUBELET_CLIENT_USAGES = frozenset({"key encipherment", "digital signature", "client auth"})
+MIN_EXPIRATION_SECONDS = 600
+SIGNING_DURATION = dt.timedelta(days=365)  # kube-controller-manager --cluster-signing-duration
+BACKDATE = dt.timedelta(minutes=5)  # the local signer backdates notBefore (clock skew)
+NODES_GROUP = "system:nodes"
+NODE_PREFIX = "system:node:"
+
+
+def parse_request(pem: bytes) -> x509.CertificateSigningRequest:
+    """The one CERTIFICATE REQUEST block of pem, its signature checked; ValueError says why not."""
+    text = pem.decode(errors="replace")
+    if "-----BEGIN CERTIFICATE REQUEST-----" not in text:
+        raise ValueError("PEM block type must be CERTIFICATE REQUEST")
+    try:
+        request = x509.load_pem_x509_csr(pem)
+    except ValueError as exc:
+        raise ValueError(f"x509: malformed certificate request: {exc}") from None
+    if not request.is_signature_valid:
+        raise ValueError("x509: CSR signature is not valid")
+    return request
+
+
+def request_bytes(csr: Obj) -> bytes:
+    """spec.request, decoded from the base64 JSON carries it in."""
+    raw = (csr.get("spec") or {}).get("request") or ""
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        return b""
+
+
+def subject_of(request: x509.CertificateSigningRequest) -> tuple[str, tuple[str, ...]]:
+    cns = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return (str(cns[0].value) if cns else "", tuple(str(o.value) for o in orgs))
+
+
+def _has_sans(request: x509.CertificateSigningRequest) -> bool:
+    try:
+        sans = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return len(list(sans)) > 0
+
+
+def kubelet_client_problems(request: x509.CertificateSigningRequest, usages: list[str]) -> list[str]:
+    """Why this request is not a kubelet client certificate request (empty: it is one)."""
+    cn, orgs = subject_of(request)
+    problems = []
+    if list(orgs) != [NODES_GROUP]:
+        problems.append(f"subject organization is not {NODES_GROUP}")
+    if not cn.startswith(NODE_PREFIX):
+        problems.append(f'subject common name does not begin with "{NODE_PREFIX}"')
+    if _has_sans(request):
+        problems.append("DNS, email, IP or URI subjectAltNames are not allowed")
+    if "client auth" not in usages:
+        problems.append('missing required usage "client auth"')
+    extra = sorted(set(usages) - KUBELET_CLIENT_USAGES)
+    if extra:
+        problems.append(f"usages did not match {sorted(KUBELET_CLIENT_USAGES)}: {extra}")
+    return problems
+
+
+def conditions(csr: Obj) -> list[Obj]:
+    return list((csr.get("status") or {}).get("conditions") or [])
+
+
+def has_condition(csr: Obj, kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status", "True") == "True" for c in conditions(csr))
+
+
+def is_approved(csr: Obj) -> bool:
+    return has_condition(csr, "Approved") and not has_condition(csr, "Denied")
+
+
+def condition(kind: str, reason: str, message: str, now: str) -> Obj:
+    return {"type": kind, "status": "True", "reason": reason, "message": message,
+            "lastUpdateTime": now, "lastTransitionTime": now}
+
+
+@dataclass(frozen=True)
+class ApprovalCheck:
+    """One way a CSR may be auto-approved: the nodeclient subresource the requester must be
+    allowed to create, and whether the CSR names the requester itself."""
+
+    subresource: str
+    message: str
+
+
+SELF_NODE_CLIENT = ApprovalCheck("selfnodeclient", "Auto approving self kubelet client certificate after "
+                                                   "SubjectAccessReview.")
+NODE_CLIENT = ApprovalCheck("nodeclient", "Auto approving kubelet client certificate after SubjectAccessReview.")
+
+
+def approval_checks(csr: Obj) -> list[ApprovalCheck]:
+    """The permissions that would let this CSR be approved, in upstream's order (self first);
+    empty when it is not a pending, well-formed kubelet client request."""
+    spec = csr.get("spec") or {}
+    if is_approved(csr) or has_condition(csr, "Denied") or (csr.get("status") or {}).get("certificate"):
+        return []
+    if spec.get("signerName") != KUBELET_CLIENT_SIGNER:
+        return []
+    try:
+        request = parse_request(request_bytes(csr))
+    except ValueError:
+        return []
+    if kubelet_client_problems(request, list(spec.get("usages") or [])):
+        return []
+    checks = []
+    if subject_of(request)[0] == spec.get("username"):
+        checks.append(SELF_NODE_CLIENT)
+    checks.append(NODE_CLIENT)
+    return checks
+
+
+def approved(csr: Obj, check: ApprovalCheck, now: str) -> Obj:
+    """The CSR with the Approved condition the approver adds for check."""
+    out = {**csr, "status": {**(csr.get("status") or {})}}
+    out["status"]["conditions"] = [*conditions(csr), condition("Approved", "AutoApproved", check.message, now)]
+    return out
+
+
+# ------------------------------------------------------------------ signing
+@dataclass(frozen=True)
+class Signed:
+    certificate_pem: bytes | None  # set: write it to status.certificate
+    failure: str = ""  # set: add a Failed condition (SignerValidationFailure) with this message
+
+
+SIGNED_HERE = (KUBELET_CLIENT_SIGNER, KUBE_APISERVER_CLIENT_SIGNER)
+
+
+def wants_signing(csr: Obj) -> bool:
+    spec = csr.get("spec") or {}
+    return (spec.get("signerName") in SIGNED_HERE and is_approved(csr) and not has_condition(csr, "Failed")
+            and not (csr.get("status") or {}).get("certificate"))
+
+
+def client_problems(request: x509.CertificateSigningRequest, usages: list[str]) -> list[str]:
+    """kubernetes.io/kube-apiserver-client: a client certificate for some user (never system:masters)."""
+    problems = []
+    if not subject_of(request)[0]:
+        problems.append("subject common name is required")
+    if "system:masters" in subject_of(request)[1]:
+        problems.append("system:masters is not an allowed organization")
+    if "client auth" not in usages:
+        problems.append('missing required usage "client auth"')
+    extra = sorted(set(usages) - KUBELET_CLIENT_USAGES)
+    if extra:
+        problems.append(f"usages did not match {sorted(KUBELET_CLIENT_USAGES)}: {extra}")
+    return problems
+
+
+def duration_of(csr: Obj, limit: dt.timedelta = SIGNING_DURATION) -> dt.timedelta:
+    seconds = (csr.get("spec") or {}).get("expirationSeconds")
+    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= MIN_EXPIRATION_SECONDS:
+        return min(dt.timedelta(seconds=seconds), limit)
+    return limit
+
+
+def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SIGNING_DURATION) -> Signed:
+    """What the kubelet client signer does with an approved request."""
+    spec = csr.get("spec") or {}
+    try:
+        request = parse_request(request_bytes(csr))
+    except ValueError as exc:
+        return Signed(None, f"unable to parse csr: {exc}")
+    usages_ = list(spec.get("usages") or [])
+    kubelet = spec.get("signerName") == KUBELET_CLIENT_SIGNER
+    problems = kubelet_client_problems(request, usages_) if kubelet else client_problems(request, usages_)
+    if problems:
+        what = "kubelet client" if kubelet else "client"
+        return Signed(None, f"invalid {what} certificate request: {'; '.join(problems)}")
+    not_after = min(now + duration_of(csr, limit), ca.cert.not_valid_after_utc)
+    usages = set(spec.get("usages") or [])
+    builder = (x509.CertificateBuilder()
+               .subject_name(request.subject)
+               .issuer_name(ca.cert.subject)
+               .public_key(request.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - BACKDATE)
+               .not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+    if usages & {"digital signature", "key encipherment"}:
+        # as Go's x509 (and so upstream's signer), no KeyUsage extension at all when no bit is asked
+        # for: one with every bit clear is invalid, and TLS servers refuse the certificate
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature="digital signature" in usages, key_encipherment="key encipherment" in usages,
+            content_commitment=False, data_encipherment=False, key_agreement=False, key_cert_sign=False,
+            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    return Signed(pki.cert_pem(builder.sign(ca.key, hashes.SHA256())))
+
+
+def new_request_pem(key, node_name: str) -> bytes:
+    """A kubelet client certificate request for node_name with key (what kubelet's bootstrap makes)."""
+    from cryptography.hazmat.primitives import serialization
+
+    request = (x509.CertificateSigningRequestBuilder()
+               .subject_name(pki.subject(NODE_PREFIX + node_name, (NODES_GROUP,)))
+               .sign(key, hashes.SHA256()))
+    return request.public_bytes(serialization.Encoding.PEM)
