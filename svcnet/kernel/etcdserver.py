@@ -1,0 +1,118 @@
+"""A local etcd member: Debian's etcd-server binary, on loopback, its data in a directory of ours.
+
+Used by the tests (one etcd per test session) and by `svcnet up --storage etcd`. The member
+listens on 127.0.0.1 on ports the kernel picked free; its data directory is 0700, as etcd itself
+wants it (etcd warns on a wider mode and refuses to share it).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ETCD_BINARY = "etcd"  # /usr/bin/etcd from Debian's etcd-server package (scripts/bootstrap.sh)
+
+
+class EtcdMissing(RuntimeError):
+    pass
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    name: str
+    data_dir: Path
+    client_port: int
+    peer_port: int
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+def member_command(spec: MemberSpec) -> list[str]:
+    """etcd's command line for a single-member cluster on loopback."""
+    binary = shutil.which(ETCD_BINARY)
+    if binary is None:
+        raise EtcdMissing("etcd is not installed: install Debian's etcd-server package (scripts/bootstrap.sh)")
+    return [
+        binary,
+        f"--name={spec.name}",
+        f"--data-dir={spec.data_dir}",
+        f"--listen-client-urls={spec.client_url}",
+        f"--advertise-client-urls={spec.client_url}",
+        f"--listen-peer-urls={spec.peer_url}",
+        f"--initial-advertise-peer-urls={spec.peer_url}",
+        f"--initial-cluster={spec.name}={spec.peer_url}",
+        "--initial-cluster-state=new",
+        "--logger=zap",
+        "--log-level=warn",
+    ]
+
+
+def new_member(name: str, data_dir: Path) -> MemberSpec:
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    return MemberSpec(name, data_dir / "member-data", free_loopback_port(), free_loopback_port())
+
+
+class LocalEtcd:
+    """One etcd process started here; stop() ends it (by its pid) and waits for it."""
+
+    def __init__(self, spec: MemberSpec, log_path: Path) -> None:
+        self.spec = spec
+        self._log = open(log_path, "ab")  # noqa: SIM115  # kept open for the child's lifetime
+        self.process = subprocess.Popen(member_command(spec), stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def dsn(self) -> str:
+        return f"etcd://127.0.0.1:{self.spec.client_port}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until etcd answers on its client port (its health endpoint reports a leader)."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"etcd exited with {self.process.returncode}; see {self._log.name}")
+            try:
+                with urllib.request.urlopen(self.spec.client_url + "/health", timeout=2) as response:
+                    if b'"true"' in response.read():
+                        return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"etcd not ready after {timeout:.0f}s; see {self._log.name}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
