@@ -68,8 +68,8 @@ def _add_api_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=_port, default=6443, help="API server port (default %(default)s)")
     p.add_argument("--storage", default="",
                    help="storage DSN: sqlite:///PATH (default: DATA_DIR/state.db), memory://, or "
-                        "etcd://HOST:PORT[,HOST:PORT...][?cacert=PATH&cert=PATH&key=PATH&prefix=/NS] "
-                        "(docs/storage.md)")
+                        "etcd://HOST:PORT[,HOST:PORT...][?cacert=PATH&cert=PATH&key=PATH&prefix=/NS]; "
+                        "`svcnet up --storage etcd` runs a local etcd under DATA_DIR/etcd (docs/storage.md)")
     p.add_argument("--insecure", action="store_true",
                    help="serve plain HTTP with no authentication (never on a shared machine)")
 

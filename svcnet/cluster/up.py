@@ -26,6 +26,7 @@ from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
+from svcnet.cluster.etcd import LOCAL_ETCD, EtcdMember, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
 from svcnet.cluster.topology import lb_pool_for
@@ -98,8 +99,13 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         cluster_listener = partial(listen_tcp_in_netns, control_plane.namespace, control_plane.ipv4, cfg.port)
         # Kubelets listen on the nodes' LAN addresses: the API server dials them from that namespace too.
         kubelet_socket = partial(_socket_in, netns_path(control_plane.namespace))
-    stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
-        cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener))]
+    stages: list[process.Component] = []
+    if cfg.storage_dsn == LOCAL_ETCD:  # `--storage etcd`: run etcd for the user, and store there
+        member = EtcdMember(cfg.data_dir)
+        cfg = replace(cfg, storage_dsn=member.dsn)
+        stages.append(Stage(f"starting etcd at {member.spec.client_url}", member))
+    stages.append(Stage(f"starting the API server at {cfg.url}", RunningApiServer(
+        cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener)))
     stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
                                lb_pool=spec.lb_pool if spec else None)
     if spec is None:
@@ -264,7 +270,9 @@ def _ready(cfg: ApiServerConfig) -> bool:
 
 
 def _sweep(data_dir: Path) -> None:
-    """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
+    """What a dead `up` left behind (its etcd, agents, pods, namespaces, leases): `down` removes it too."""
+    if (pid := stop_leftover_etcd(data_dir)) is not None:
+        print(f"svcnet: stopped the etcd a previous run left (pid {pid})")
     if os.geteuid() != 0 or load_cluster_spec(data_dir) is None:
         return
     asyncio.run(lifecycle.teardown(data_dir))

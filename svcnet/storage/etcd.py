@@ -36,6 +36,7 @@ import grpc
 import pyetcd
 from pyetcd import etcdrpc
 
+from svcnet.api.errors import ApiError
 from svcnet.api.jsoncodec import building_many
 from svcnet.storage.base import (
     Compacted,
@@ -82,6 +83,18 @@ class EtcdConfig:
     timeout: float = 10.0  # seconds per request
 
 
+class EtcdUnavailable(StorageError, ApiError):
+    """etcd did not answer (down, no quorum, or too slow): a 503 with Retry-After for the API's clients.
+
+    kube-apiserver answers such a storage error as a 500 carrying etcd's message; svcnet says 503
+    Service Unavailable with Retry-After, which client-go and kubectl retry by themselves, so a
+    restarting etcd (svcnet up restarts its own) is a pause for them, not a failure.
+    """
+
+    def __init__(self, details: str) -> None:
+        ApiError.__init__(self, 503, "ServiceUnavailable", f"etcd is unavailable: {details}", retry_after=1)
+
+
 class _EtcdCompacted(StorageError):
     """A read at a revision etcd has compacted (the caller knows which revision it asked for)."""
 
@@ -94,6 +107,8 @@ def _storage_error(exc: grpc.RpcError) -> StorageError:
         return FutureRevision(details)
     if "database space exceeded" in details:
         return NoSpace()
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):  # type: ignore[attr-defined]
+        return EtcdUnavailable(details)
     return StorageError(f"etcd: {exc.code().name}: {details}")  # type: ignore[attr-defined]
 
 
@@ -173,14 +188,14 @@ class EtcdStore:
                         continue
                 raise _storage_error(exc) from None
             except pyetcd.exceptions.NoServerAvailableError as exc:
-                raise StorageError(f"etcd: no endpoint reachable ({exc})") from None
+                raise EtcdUnavailable(f"no endpoint reachable ({exc})") from None
         raise AssertionError("unreachable")
 
     def _watch_stream(self, create: etcdrpc.WatchCreateRequest, timeout: float | None) -> _WatchStream:
         try:
             return _WatchStream(etcdrpc.WatchStub(self._client.channel), create, timeout)
         except pyetcd.exceptions.NoServerAvailableError as exc:
-            raise StorageError(f"etcd: no endpoint reachable ({exc})") from None
+            raise EtcdUnavailable(f"no endpoint reachable ({exc})") from None
 
     def _ekey(self, key: str) -> bytes:
         try:
@@ -556,6 +571,7 @@ class _Dispatcher(threading.Thread):
         self._next = start_revision + 1
         self._stream: _WatchStream | None = None
         self._stopping = False
+        self._failing = False  # the watch broke and has not delivered since (log once, not every retry)
 
     def run(self) -> None:
         while not self._stopping:
@@ -564,7 +580,10 @@ class _Dispatcher(threading.Thread):
             except (grpc.RpcError, StorageError) as exc:
                 if self._stopping:
                     return
-                log.warning("etcd watch interrupted (%s); resuming from revision %d", exc, self._next)
+                reason = _storage_error(exc) if isinstance(exc, grpc.RpcError) else exc
+                if not self._failing:
+                    log.warning("etcd watch interrupted (%s); resuming from revision %d", reason, self._next)
+                self._failing = True
             if not self._stopping:
                 time.sleep(0.5)  # etcd unreachable: try again shortly, not in a tight loop
 
@@ -579,6 +598,9 @@ class _Dispatcher(threading.Thread):
             return
         try:
             for response in stream:
+                if self._failing:
+                    log.info("etcd watch resumed from revision %d", self._next)
+                    self._failing = False
                 if response.compact_revision:
                     store._lose_watches(f"history before revision {response.compact_revision} was compacted")
                     self._next = store.current_revision() + 1

@@ -18,6 +18,9 @@ DEFAULT_ETCD_PORT = 2379
 def open_store(dsn: str) -> Store:
     """memory:// is the in-memory driver; sqlite://PATH or a bare path is SQLite; etcd://… is etcd."""
     scheme, separator, rest = dsn.partition("://")
+    if dsn == "etcd":  # `svcnet up --storage etcd` runs one; a bare API server needs to be told where
+        raise ValueError("storage DSN 'etcd' names no endpoint: use etcd://HOST:PORT "
+                         "(`svcnet up --storage etcd` runs a local etcd itself)")
     if not separator:
         return _sqlite(dsn)
     if scheme == "memory":

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from svcnet.storage.base import NoSpace, StorageError
-from svcnet.storage.etcd import EtcdConfig, EtcdStore, _storage_error
+from svcnet.storage.etcd import EtcdConfig, EtcdStore, EtcdUnavailable, _storage_error
 
 from .recording import Recorder
 
@@ -106,12 +106,14 @@ def test_etcds_nospace_alarm_is_the_stores_no_space() -> None:
     assert isinstance(error, NoSpace) and error.code == 500
 
 
-def test_an_unreachable_etcd_is_a_storage_error_not_a_hang() -> None:
+def test_an_unreachable_etcd_is_a_503_storage_error_not_a_hang() -> None:
     from svcnet.kernel.etcdserver import free_loopback_port
 
     store = EtcdStore(EtcdConfig((("127.0.0.1", free_loopback_port()),), timeout=1.0))
     try:
-        with pytest.raises(StorageError, match="etcd"):
+        with pytest.raises(EtcdUnavailable, match="etcd is unavailable") as raised:
             store.get("/registry/core/pods/ns/a")
+        assert isinstance(raised.value, StorageError)
+        assert (raised.value.code, raised.value.reason, raised.value.retry_after) == (503, "ServiceUnavailable", 1)
     finally:
         store.close()

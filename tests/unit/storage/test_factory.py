@@ -41,7 +41,7 @@ def test_relative_sqlite_path_is_resolved_from_the_working_directory(
 
 
 @pytest.mark.parametrize("dsn", [
-    "memory://somewhere", "sqlite://", "", "mysql://db:3306",
+    "memory://somewhere", "sqlite://", "", "mysql://db:3306", "etcd",
     "etcd://", "etcd://127.0.0.1:0", "etcd://127.0.0.1:65536", "etcd://127.0.0.1:http", "etcd://a b:2379",
     "etcd://h:2379?user=root", "etcd://h:2379?cert=/etc/hostname", "etcd://h:2379?cacert=/no/such/ca.pem",
     "etcd://h:2379?cacert=/etc/hostname&cert=/etc/hostname", "etcd://h:2379?prefix=relative",
