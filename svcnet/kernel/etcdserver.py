@@ -44,8 +44,8 @@ class MemberSpec:
         return f"http://127.0.0.1:{self.peer_port}"
 
 
-def member_command(spec: MemberSpec) -> list[str]:
-    """etcd's command line for a single-member cluster on loopback."""
+def member_command(spec: MemberSpec, members: tuple[MemberSpec, ...] = ()) -> list[str]:
+    """etcd's command line for one member on loopback of a cluster of members (default: only itself)."""
     binary = shutil.which(ETCD_BINARY)
     if binary is None:
         raise EtcdMissing("etcd is not installed: install Debian's etcd-server package (scripts/bootstrap.sh)")
@@ -57,7 +57,7 @@ def member_command(spec: MemberSpec) -> list[str]:
         f"--advertise-client-urls={spec.client_url}",
         f"--listen-peer-urls={spec.peer_url}",
         f"--initial-advertise-peer-urls={spec.peer_url}",
-        f"--initial-cluster={spec.name}={spec.peer_url}",
+        "--initial-cluster=" + ",".join(f"{m.name}={m.peer_url}" for m in (members or (spec,))),
         "--initial-cluster-state=new",
         "--logger=zap",
         "--log-level=warn",
@@ -70,14 +70,29 @@ def new_member(name: str, data_dir: Path) -> MemberSpec:
     return MemberSpec(name, data_dir / "member-data", free_loopback_port(), free_loopback_port())
 
 
+def new_cluster(size: int, data_dir: Path) -> tuple[MemberSpec, ...]:
+    """size members on loopback, each with its own data dir under data_dir."""
+    return tuple(new_member(f"member-{index}", data_dir / f"member-{index}") for index in range(1, size + 1))
+
+
 class LocalEtcd:
     """One etcd process started here; stop() ends it (by its pid) and waits for it."""
 
-    def __init__(self, spec: MemberSpec, log_path: Path) -> None:
+    def __init__(self, spec: MemberSpec, log_path: Path, members: tuple[MemberSpec, ...] = ()) -> None:
         self.spec = spec
+        self.members = members
         self._log = open(log_path, "ab")  # noqa: SIM115  # kept open for the child's lifetime
-        self.process = subprocess.Popen(member_command(spec), stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(member_command(self.spec, self.members), stdout=self._log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def restart(self) -> None:
+        """Start the member again after it was killed (it rejoins with its data)."""
+        if self.process.poll() is None:
+            raise RuntimeError("etcd member is still running")
+        self.process = self._spawn()
 
     @property
     def dsn(self) -> str:

@@ -71,6 +71,18 @@ BATCH = 500  # keys a list reads from etcd per request
 DELIVERY_WAIT = 10.0  # longest a write waits for its watch events (etcd unreachable: it returns anyway)
 MAX_MESSAGE = 64 << 20  # a page of large objects stays far below this; etcd's own request limit is 1.5 MiB
 _PUT, _DELETE = 0, 1  # mvccpb.Event.EventType
+# An endpoint that answers these is down, or cut off from its cluster's quorum: try another.
+_FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# etcd's "hasleader" metadata (clientv3.WithRequireLeader, which kube-apiserver's watches use): a
+# member cut off from its quorum refuses at once ("etcdserver: no leader") instead of letting the
+# request wait for its timeout, so the client moves to a member that has one, or says 503 quickly.
+_REQUIRE_LEADER = (("hasleader", "true"),)
+
+
+def _not_sent(exc: grpc.RpcError) -> bool:
+    """Whether a failed request certainly did not reach etcd's raft log (safe to send again)."""
+    details = exc.details() or ""  # type: ignore[attr-defined]
+    return "failed to connect" in details or "no leader" in details
 
 
 @dataclass(frozen=True)
@@ -138,10 +150,12 @@ def _range_end(start: bytes) -> bytes:
 class _WatchStream:
     """One etcd Watch RPC carrying one watch."""
 
-    def __init__(self, stub: etcdrpc.WatchStub, create: etcdrpc.WatchCreateRequest, timeout: float | None) -> None:
+    def __init__(self, stub: etcdrpc.WatchStub, create: etcdrpc.WatchCreateRequest, timeout: float | None,
+                 endpoint: pyetcd.Endpoint) -> None:
+        self.endpoint = endpoint  # where the stream goes: the one to fail over from if it breaks
         self._requests: queue.SimpleQueue[etcdrpc.WatchRequest | None] = queue.SimpleQueue()
         self._requests.put(etcdrpc.WatchRequest(create_request=create))
-        self._call = stub.Watch(iter(self._requests.get, None), timeout=timeout)
+        self._call = stub.Watch(iter(self._requests.get, None), timeout=timeout, metadata=_REQUIRE_LEADER)
 
     def __iter__(self) -> Iterator[etcdrpc.WatchResponse]:
         return iter(self._call)
@@ -167,33 +181,51 @@ class EtcdStore:
         self._dispatcher: _Dispatcher | None = None
         self._compacted_seen = 0
         self._closed = False
+        self._failover_lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------------------------
 
     def _rpc(self, stub: str, method: str, request: object, *, idempotent: bool = True) -> object:
         """One etcd request; a read fails over to the next endpoint when this one is unreachable.
 
-        A write is not retried: a write whose answer was lost may have been applied, and trying it
-        again would report a KeyExists or a conflict for the caller's own write.
+        A write is retried only when it never left (no connection to the endpoint, or the member
+        knows it has no leader): a write whose answer was lost may have been applied, and trying
+        it again would report a KeyExists or a conflict for the caller's own write.
         """
-        attempts = len(self._config.endpoints) if idempotent else 1
+        attempts = len(self._config.endpoints)
         for attempt in range(attempts):
             self._check_open()
+            endpoint = self._client.endpoint_in_use
             try:
-                return getattr(getattr(self._client, stub), method)(request, timeout=self._config.timeout)
+                return getattr(getattr(self._client, stub), method)(request, timeout=self._config.timeout,
+                                                                    metadata=_REQUIRE_LEADER)
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and len(self._config.endpoints) > 1:  # type: ignore[attr-defined]
-                    self._client.endpoint_in_use.fail()
-                    if attempt + 1 < attempts:
+                if exc.code() in _FAILOVER_CODES and len(self._config.endpoints) > 1:  # type: ignore[attr-defined]
+                    self._fail_over(endpoint)
+                    if attempt + 1 < attempts and (idempotent or _not_sent(exc)):
                         continue
                 raise _storage_error(exc) from None
             except pyetcd.exceptions.NoServerAvailableError as exc:
                 raise EtcdUnavailable(f"no endpoint reachable ({exc})") from None
         raise AssertionError("unreachable")
 
+    def _fail_over(self, endpoint: pyetcd.Endpoint) -> None:
+        """Mark an endpoint that failed a call failed, and move to the next one that is not (for the
+        call's retry and the calls after it; the client keeps its stubs until its channel is asked
+        for again). A call that failed on an endpoint already left changes nothing."""
+        with self._failover_lock:
+            if self._client.endpoint_in_use is not endpoint:
+                return
+            endpoint.fail()
+            try:
+                self._client.channel  # noqa: B018  # switches endpoint and drops the old stubs
+            except pyetcd.exceptions.NoServerAvailableError:
+                pass  # every endpoint failed recently: the next call says so
+
     def _watch_stream(self, create: etcdrpc.WatchCreateRequest, timeout: float | None) -> _WatchStream:
         try:
-            return _WatchStream(etcdrpc.WatchStub(self._client.channel), create, timeout)
+            endpoint = self._client.endpoint_in_use
+            return _WatchStream(etcdrpc.WatchStub(self._client.channel), create, timeout, endpoint)
         except pyetcd.exceptions.NoServerAvailableError as exc:
             raise EtcdUnavailable(f"no endpoint reachable ({exc})") from None
 
@@ -580,6 +612,9 @@ class _Dispatcher(threading.Thread):
             except (grpc.RpcError, StorageError) as exc:
                 if self._stopping:
                     return
+                if isinstance(exc, grpc.RpcError) and exc.code() in _FAILOVER_CODES and self._stream is not None \
+                        and len(self._store._config.endpoints) > 1:  # type: ignore[attr-defined]
+                    self._store._fail_over(self._stream.endpoint)
                 reason = _storage_error(exc) if isinstance(exc, grpc.RpcError) else exc
                 if not self._failing:
                     log.warning("etcd watch interrupted (%s); resuming from revision %d", reason, self._next)
