@@ -65,7 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
 
 
 def etcdctl(cluster: SvcnetCluster, *args: str) -> str:
-    port = json.loads((etcd_dir(cluster.data_dir) / "ports.json").read_text())["client"]
+    port = json.loads((etcd_dir(cluster.data_dir) / "ports.json").read_text())["members"][0]["client"]
     return subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{port}", *args], capture_output=True, text=True,
                           env={**os.environ, "ETCDCTL_API": "3"}, timeout=30, check=True).stdout
 

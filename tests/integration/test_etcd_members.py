@@ -3,10 +3,16 @@ API loses no acknowledged write and the API stays up; losing two is a 503 Status
 
 One etcd cluster (three members on loopback, Debian's etcd-server) and one `svcnet apiserver` with all
 three endpoints in its DSN, for the module; the tests run in order (the second kills two members).
+Last, `svcnet up --etcd-members 3` runs such a cluster itself, restarts a member that dies, and
+`svcnet down` sweeps the members a dead `up` left.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +20,11 @@ from typing import Any
 
 import pytest
 
+from svcnet.cluster.etcd import etcd_dir, pid_path
+from svcnet.kernel import process
 from svcnet.kernel.etcdserver import LocalEtcd, new_cluster
 from tests.integration.apiserver_harness import ApiServerProcess, free_port
+from tests.integration.cluster_fixture import running_cluster
 from tests.waiting import wait_for
 
 
@@ -148,3 +157,24 @@ def test_losing_two_members_is_a_503_until_they_return(cluster: tuple[Members, A
                                     configmap("quorum-back"), timeout=30)[0] == 201,
              timeout=60, what="creates again once the members are back")
     assert "quorum-back" in _listed(server)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="svcnet up needs root")
+def test_up_runs_a_supervised_three_member_etcd_that_down_sweeps(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, nodes=0, up_args=("--etcd-members", "3")) as cluster:
+        ports = json.loads((etcd_dir(cluster.data_dir) / "ports.json").read_text())["members"]
+        listed = subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{ports[0]['client']}", "member", "list"],
+                                env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=30,
+                                check=True).stdout
+        assert sorted(line.split(", ")[2] for line in listed.splitlines()) == ["svcnet-1", "svcnet-2", "svcnet-3"]
+        killed = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: int(pid_path(cluster.data_dir, "svcnet-2").read_text()) != killed, timeout=60,
+                 what="the member restarted")
+        cluster.kubectl("create", "configmap", "three-members", "--from-literal=k=v")
+        # A dead `up` leaves its etcd members running; `down` sweeps them.
+        os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
+        wait_for(lambda: not process.is_locked(cluster.data_dir / "svcnet.pid"), timeout=30, what="up gone")
+        out = cluster.down().stdout
+        assert out.count("stopped an etcd member a previous run left") == 3, out
+        assert cluster.processes() == []

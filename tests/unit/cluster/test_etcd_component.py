@@ -1,14 +1,24 @@
-"""`svcnet up --storage etcd`: the etcd member comes first and the API server stores in it; `down`'s
-sweep ends only an etcd of this data dir."""
+"""`svcnet up --storage etcd` / `--etcd-members N`: etcd comes first and the API server stores in every
+member; the members keep their ports and count; `down`'s sweep ends only this data dir's etcd."""
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from svcnet.apiserver.daemon import RunningApiServer
+from svcnet.cli import build_parser
 from svcnet.cluster import up
-from svcnet.cluster.etcd import EtcdMember, etcd_dir, member_spec, pid_path, stop_leftover_etcd
+from svcnet.cluster.etcd import (
+    EtcdCluster,
+    MembershipChanged,
+    etcd_dir,
+    member_specs,
+    pid_path,
+    stop_leftover_etcd,
+)
 from svcnet.config import ApiServerConfig
 
 
@@ -16,20 +26,37 @@ def _inner(stage: object) -> object:
     return getattr(stage, "component", stage)
 
 
-def test_storage_etcd_starts_etcd_before_the_api_server_which_stores_there(tmp_path: Path) -> None:
-    stages = [_inner(s) for s in up.components(ApiServerConfig(data_dir=tmp_path, storage_dsn="etcd"))]
-    assert [type(s).__name__ for s in stages] == ["EtcdMember", "RunningApiServer"]
-    member, api = stages
-    assert isinstance(member, EtcdMember) and isinstance(api, RunningApiServer)
-    assert api.config.dsn == f"etcd://127.0.0.1:{member.spec.client_port}"
+@pytest.mark.parametrize("members", [1, 3])
+def test_storage_etcd_starts_etcd_before_the_api_server_which_stores_in_every_member(
+    tmp_path: Path, members: int
+) -> None:
+    stages = [_inner(s) for s in up.components(ApiServerConfig(data_dir=tmp_path, storage_dsn="etcd"),
+                                               etcd_members=members)]
+    assert [type(s).__name__ for s in stages] == ["EtcdCluster", "RunningApiServer"]
+    etcd, api = stages
+    assert isinstance(etcd, EtcdCluster) and isinstance(api, RunningApiServer)
+    assert len(etcd.specs) == members
+    assert api.config.dsn == "etcd://" + ",".join(f"127.0.0.1:{s.client_port}" for s in etcd.specs)
+    assert len({s.client_port for s in etcd.specs} | {s.peer_port for s in etcd.specs}) == 2 * members
     assert etcd_dir(tmp_path).stat().st_mode & 0o777 == 0o700
 
 
-def test_the_member_keeps_its_ports_across_starts(tmp_path: Path) -> None:
-    first = member_spec(tmp_path)
-    assert json.loads((etcd_dir(tmp_path) / "ports.json").read_text()) == \
-        {"client": first.client_port, "peer": first.peer_port}
-    assert member_spec(tmp_path) == first
+def test_the_members_keep_their_ports_and_their_number(tmp_path: Path) -> None:
+    first = member_specs(tmp_path, 3)
+    recorded = json.loads((etcd_dir(tmp_path) / "ports.json").read_text())["members"]
+    assert [(m["name"], m["client"], m["peer"]) for m in recorded] == \
+        [(s.name, s.client_port, s.peer_port) for s in first]
+    assert member_specs(tmp_path, 3) == first
+    with pytest.raises(MembershipChanged):
+        member_specs(tmp_path, 1)
+
+
+@pytest.mark.parametrize("argv", [["up", "--etcd-members", "0"], ["up", "--etcd-members", "8"],
+                                  ["up", "--etcd-members", "three"]])
+def test_a_bad_member_count_is_a_usage_error(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(argv)
+    assert raised.value.code == 2
 
 
 def test_the_sweep_leaves_a_process_that_is_not_this_data_dirs_etcd(tmp_path: Path) -> None:
@@ -37,7 +64,7 @@ def test_the_sweep_leaves_a_process_that_is_not_this_data_dirs_etcd(tmp_path: Pa
     other = subprocess.Popen(["sleep", "60"])
     try:
         pid_path(tmp_path).write_text(f"{other.pid}\n")
-        assert stop_leftover_etcd(tmp_path) is None
+        assert stop_leftover_etcd(tmp_path) == []
         assert other.poll() is None  # still running: the pid file named something else
         assert not pid_path(tmp_path).exists()
     finally:
