@@ -104,7 +104,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         etcd = EtcdCluster(cfg.data_dir, etcd_members)
         cfg = replace(cfg, storage_dsn=etcd.dsn)
         stages.append(Stage(f"starting etcd ({etcd_members} member{'s' if etcd_members > 1 else ''}) at "
-                            + ", ".join(spec.client_url for spec in etcd.specs), etcd))
+                            + ", ".join(f"unix://{spec.client_socket}" for spec in etcd.specs), etcd))
     stages.append(Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener)))
     stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,

@@ -1,8 +1,11 @@
-"""A local etcd member: Debian's etcd-server binary, on loopback, its data in a directory of ours.
+"""A local etcd member: Debian's etcd-server binary, its data in a directory of ours.
 
-Used by the tests (one etcd per test session) and by `svcnet up --storage etcd`. The member
-listens on 127.0.0.1 on ports the kernel picked free; its data directory is 0700, as etcd itself
-wants it (etcd warns on a wider mode and refuses to share it).
+Used by the tests (one etcd per test session, on loopback ports the kernel picked free) and by
+`svcnet up --storage etcd`, whose members listen on unix sockets only (MemberSpec.socket_dir): in a
+0700 directory nobody but root reaches them, where a loopback port would let any local user read
+and write the cluster's state with no credentials. etcd takes a unix URL only as unix://HOST:PORT
+and makes the socket file HOST:PORT in its working directory, so a member runs in socket_dir and
+its URLs name files there. Data directories are 0700, as etcd wants them.
 """
 from __future__ import annotations
 
@@ -32,16 +35,51 @@ def free_loopback_port() -> int:
 class MemberSpec:
     name: str
     data_dir: Path
-    client_port: int
-    peer_port: int
+    client_port: int = 0
+    peer_port: int = 0
+    socket_dir: Path | None = None  # unix sockets in this directory instead of loopback ports
 
     @property
     def client_url(self) -> str:
+        if self.socket_dir is not None:
+            return f"unix://{self.name}.client:0"  # the file socket_dir/<name>.client:0
         return f"http://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
+        if self.socket_dir is not None:
+            return f"unix://{self.name}.peer:0"
         return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def client_socket(self) -> Path | None:
+        return None if self.socket_dir is None else self.socket_dir / f"{self.name}.client:0"
+
+    @property
+    def endpoint(self) -> str:
+        """How a client names this member in an etcd:// DSN (an absolute socket path, or host:port)."""
+        socket = self.client_socket
+        return str(socket) if socket is not None else f"127.0.0.1:{self.client_port}"
+
+
+def healthy(spec: MemberSpec, timeout: float = 2.0) -> bool:
+    """Whether the member answers its /health with health true (it is part of a quorum)."""
+    import http.client
+
+    try:
+        connection = http.client.HTTPConnection("localhost", spec.client_port or 80, timeout=timeout)
+        socket_path = spec.client_socket
+        if socket_path is not None:
+            connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.sock.settimeout(timeout)
+            connection.sock.connect(str(socket_path))
+        try:
+            connection.request("GET", "/health")
+            return b'"true"' in connection.getresponse().read()
+        finally:
+            connection.close()
+    except OSError:
+        return False
 
 
 def member_command(spec: MemberSpec, members: tuple[MemberSpec, ...] = ()) -> list[str]:
@@ -100,18 +138,12 @@ class LocalEtcd:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until etcd answers on its client port (its health endpoint reports a leader)."""
-        import urllib.request
-
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"etcd exited with {self.process.returncode}; see {self._log.name}")
-            try:
-                with urllib.request.urlopen(self.spec.client_url + "/health", timeout=2) as response:
-                    if b'"true"' in response.read():
-                        return
-            except OSError:
-                pass
+            if healthy(self.spec):
+                return
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"etcd not ready after {timeout:.0f}s; see {self._log.name}")
             time.sleep(0.05)

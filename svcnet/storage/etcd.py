@@ -71,6 +71,7 @@ BATCH = 500  # keys a list reads from etcd per request
 DELIVERY_WAIT = 10.0  # longest a write waits for its watch events (etcd unreachable: it returns anyway)
 MAX_MESSAGE = 64 << 20  # a page of large objects stays far below this; etcd's own request limit is 1.5 MiB
 _PUT, _DELETE = 0, 1  # mvccpb.Event.EventType
+DEFAULT_PORT = 2379
 # An endpoint that answers these is down, or cut off from its cluster's quorum: try another.
 _FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # etcd's "hasleader" metadata (clientv3.WithRequireLeader, which kube-apiserver's watches use): a
@@ -87,7 +88,7 @@ def _not_sent(exc: grpc.RpcError) -> bool:
 
 @dataclass(frozen=True)
 class EtcdConfig:
-    endpoints: tuple[tuple[str, int], ...]
+    endpoints: tuple[tuple[str, int], ...]  # (host, port), or (absolute unix socket path, 0)
     ca_cert: str | None = None  # TLS (https) when set
     cert: str | None = None  # client certificate and key, for etcd's --client-cert-auth
     key: str | None = None
@@ -134,9 +135,24 @@ def _connect(config: EtcdConfig) -> pyetcd.MultiEndpointEtcd3Client:
                 return file.read()
         credentials = grpc.ssl_channel_credentials(read(config.ca_cert), read(config.key), read(config.cert))
     options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
-    endpoints = [pyetcd.Endpoint(host, port, secure=credentials is not None, creds=credentials, time_retry=2.0,
-                                 opts=options) for host, port in config.endpoints]
+    endpoints = [_endpoint(host, port, credentials, options) for host, port in config.endpoints]
     return pyetcd.MultiEndpointEtcd3Client(endpoints=endpoints, timeout=config.timeout, failover=True)
+
+
+def _endpoint(host: str, port: int, credentials: grpc.ChannelCredentials | None,
+              options: list[tuple[str, int]]) -> pyetcd.Endpoint:
+    """A pyetcd endpoint for host:port, or for a unix socket when host is an absolute path.
+
+    pyetcd names an endpoint "host:port" and dials that; a unix socket is dialled as gRPC's
+    "unix:PATH" target instead (the channel is replaced before any use: gRPC connects lazily)."""
+    endpoint = pyetcd.Endpoint(host if not host.startswith("/") else "localhost", port or DEFAULT_PORT,
+                               secure=credentials is not None, creds=credentials, time_retry=2.0, opts=options)
+    if host.startswith("/"):
+        endpoint.channel.close()
+        endpoint.netloc = f"unix:{host}"
+        endpoint.channel = (grpc.secure_channel(endpoint.netloc, credentials, options=options) if credentials
+                            else grpc.insecure_channel(endpoint.netloc, options=options))
+    return endpoint
 
 
 def _range_end(start: bytes) -> bytes:

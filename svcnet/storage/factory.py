@@ -9,7 +9,8 @@ from svcnet.storage.memory import MemoryStore
 from svcnet.storage.sqlite import SqliteStore
 
 SUPPORTED = ("memory://", "sqlite:///ABSOLUTE/PATH.db", "sqlite://RELATIVE/PATH.db", "/a/bare/path.db",
-             "etcd://HOST:PORT[,HOST:PORT...][?cacert=PATH&cert=PATH&key=PATH&prefix=/NAMESPACE]")
+             "etcd://HOST:PORT[,HOST:PORT...][?cacert=PATH&cert=PATH&key=PATH&prefix=/NAMESPACE]",
+             "etcd:///ABSOLUTE/SOCKET/PATH[,...] (etcd on unix sockets)")
 MAX_ETCD_ENDPOINTS = 16
 ETCD_OPTIONS = ("cacert", "cert", "key", "prefix")
 DEFAULT_ETCD_PORT = 2379
@@ -46,6 +47,9 @@ def _sqlite(path: str) -> Store:
 def parse_etcd_dsn(dsn: str):  # -> EtcdConfig (imported lazily, as open_store does)
     """etcd://host:port[,host:port…] with TLS and a key namespace as query parameters.
 
+    An endpoint that is an absolute path is etcd's client unix socket (etcd:///var/lib/svcnet/etcd/
+    svcnet.client:0, what `svcnet up --storage etcd` runs).
+
     cacert turns TLS on (the CA that signed etcd's serving certificate, etcd's --trusted-ca-file);
     cert and key are a client certificate for etcd's --client-cert-auth, always as a pair; prefix is
     put before every key, so several clusters can share one etcd (kube-apiserver's --etcd-prefix
@@ -55,8 +59,9 @@ def parse_etcd_dsn(dsn: str):  # -> EtcdConfig (imported lazily, as open_store d
 
     rest = dsn.partition("://")[2]
     hosts, _, query = rest.partition("?")
-    hosts = hosts.rstrip("/")
-    if not hosts:
+    if not hosts.startswith("/"):  # etcd://host:2379/ as etcd://host:2379; a socket path keeps its slashes
+        hosts = hosts.rstrip("/")
+    if not hosts or hosts == "/":
         raise ValueError(f"storage DSN {dsn!r} names no etcd endpoint; use etcd://HOST:PORT")
     endpoints = tuple(_endpoint(dsn, part) for part in hosts.split(","))
     if len(endpoints) > MAX_ETCD_ENDPOINTS:
@@ -78,6 +83,11 @@ def parse_etcd_dsn(dsn: str):  # -> EtcdConfig (imported lazily, as open_store d
 
 
 def _endpoint(dsn: str, text: str) -> tuple[str, int]:
+    """(host, port), or (absolute unix socket path, 0)."""
+    if text.startswith("/"):
+        if len(text) > 107 or "\0" in text:
+            raise ValueError(f"storage DSN {dsn!r}: bad unix socket path {text!r} (at most 107 characters)")
+        return text, 0
     host, port = text, str(DEFAULT_ETCD_PORT)
     if text.startswith("["):  # [IPv6]:port
         host, _, after = text[1:].partition("]")

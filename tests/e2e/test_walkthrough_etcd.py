@@ -65,14 +65,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
 
 
 def etcdctl(cluster: SvcnetCluster, *args: str) -> str:
-    port = json.loads((etcd_dir(cluster.data_dir) / "ports.json").read_text())["members"][0]["client"]
-    return subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{port}", *args], capture_output=True, text=True,
+    socket = etcd_dir(cluster.data_dir).absolute() / "svcnet.client:0"
+    return subprocess.run(["etcdctl", f"--endpoints=unix://{socket}", *args], capture_output=True, text=True,
                           env={**os.environ, "ETCDCTL_API": "3"}, timeout=30, check=True).stdout
 
 
-def test_etcd_runs_under_the_data_dir_private_to_root(cluster: SvcnetCluster) -> None:
+def test_etcd_runs_under_the_data_dir_private_to_root_on_unix_sockets_only(cluster: SvcnetCluster) -> None:
     assert etcd_dir(cluster.data_dir).stat().st_mode & 0o777 == 0o700
-    assert _alive(int(pid_path(cluster.data_dir).read_text()))
+    pid = int(pid_path(cluster.data_dir).read_text())
+    assert _alive(pid)
+    # No TCP listener: a loopback port would let any local user at the cluster's state.
+    listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
+    assert f"pid={pid}," not in listening
 
 
 def test_the_seed_walkthrough_passes_unchanged(cluster: SvcnetCluster) -> None:

@@ -8,7 +8,6 @@ Last, `svcnet up --etcd-members 3` runs such a cluster itself, restarts a member
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -162,8 +161,8 @@ def test_losing_two_members_is_a_503_until_they_return(cluster: tuple[Members, A
 @pytest.mark.skipif(os.geteuid() != 0, reason="svcnet up needs root")
 def test_up_runs_a_supervised_three_member_etcd_that_down_sweeps(tmp_path: Path) -> None:
     with running_cluster(tmp_path, nodes=0, up_args=("--etcd-members", "3")) as cluster:
-        ports = json.loads((etcd_dir(cluster.data_dir) / "ports.json").read_text())["members"]
-        listed = subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{ports[0]['client']}", "member", "list"],
+        socket = etcd_dir(cluster.data_dir).absolute() / "svcnet-1.client:0"
+        listed = subprocess.run(["etcdctl", f"--endpoints=unix://{socket}", "member", "list"],
                                 env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=30,
                                 check=True).stdout
         assert sorted(line.split(", ")[2] for line in listed.splitlines()) == ["svcnet-1", "svcnet-2", "svcnet-3"]

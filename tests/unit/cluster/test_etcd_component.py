@@ -36,16 +36,16 @@ def test_storage_etcd_starts_etcd_before_the_api_server_which_stores_in_every_me
     etcd, api = stages
     assert isinstance(etcd, EtcdCluster) and isinstance(api, RunningApiServer)
     assert len(etcd.specs) == members
-    assert api.config.dsn == "etcd://" + ",".join(f"127.0.0.1:{s.client_port}" for s in etcd.specs)
-    assert len({s.client_port for s in etcd.specs} | {s.peer_port for s in etcd.specs}) == 2 * members
+    # Only unix sockets in the 0700 directory: no port any local user could reach.
+    assert api.config.dsn == "etcd://" + ",".join(str(etcd_dir(tmp_path) / f"{s.name}.client:0") for s in etcd.specs)
+    assert all(s.client_url.startswith("unix://") and s.peer_url.startswith("unix://") for s in etcd.specs)
     assert etcd_dir(tmp_path).stat().st_mode & 0o777 == 0o700
 
 
-def test_the_members_keep_their_ports_and_their_number(tmp_path: Path) -> None:
+def test_the_members_keep_their_names_and_their_number(tmp_path: Path) -> None:
     first = member_specs(tmp_path, 3)
-    recorded = json.loads((etcd_dir(tmp_path) / "ports.json").read_text())["members"]
-    assert [(m["name"], m["client"], m["peer"]) for m in recorded] == \
-        [(s.name, s.client_port, s.peer_port) for s in first]
+    assert json.loads((etcd_dir(tmp_path) / "members.json").read_text())["members"] == \
+        ["svcnet-1", "svcnet-2", "svcnet-3"]
     assert member_specs(tmp_path, 3) == first
     with pytest.raises(MembershipChanged):
         member_specs(tmp_path, 1)
@@ -57,6 +57,11 @@ def test_a_bad_member_count_is_a_usage_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         build_parser().parse_args(argv)
     assert raised.value.code == 2
+
+
+def test_a_data_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="shorter --data-dir"):
+        member_specs(tmp_path / ("d" * 100), 1)
 
 
 def test_the_sweep_leaves_a_process_that_is_not_this_data_dirs_etcd(tmp_path: Path) -> None:

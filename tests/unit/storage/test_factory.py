@@ -46,7 +46,7 @@ def test_relative_sqlite_path_is_resolved_from_the_working_directory(
     "etcd://h:2379?user=root", "etcd://h:2379?cert=/etc/hostname", "etcd://h:2379?cacert=/no/such/ca.pem",
     "etcd://h:2379?cacert=/etc/hostname&cert=/etc/hostname", "etcd://h:2379?prefix=relative",
     "etcd://h:2379?prefix=/ends/", "etcd://h:2379?prefix=/a&prefix=/b", "etcd://h:2379?prefix=",
-    "etcd://" + ",".join(f"h{i}:2379" for i in range(17)), "etcd://[::1]x",
+    "etcd://" + ",".join(f"h{i}:2379" for i in range(17)), "etcd://[::1]x", "etcd:///", "etcd:///" + "a" * 120,
 ])
 def test_unusable_dsn_is_a_clear_error(dsn: str) -> None:
     with pytest.raises(ValueError, match="storage DSN"):
@@ -61,6 +61,11 @@ def test_etcd_dsn_names_endpoints_tls_files_and_a_key_prefix(tmp_path: Path) -> 
     assert config.endpoints == (("10.0.0.1", 2379), ("etcd-2", 2379), ("fd00::3", 32379))
     assert (config.ca_cert, config.cert, config.key, config.root) == (
         f"{tmp_path}/ca.pem", f"{tmp_path}/client.pem", f"{tmp_path}/client-key.pem", "/cluster-a")
+
+
+def test_an_etcd_dsn_may_name_unix_sockets() -> None:
+    config = parse_etcd_dsn("etcd:///var/lib/svcnet/etcd/svcnet-1.client:0,/var/lib/svcnet/etcd/svcnet-2.client:0")
+    assert config.endpoints == (("/var/lib/svcnet/etcd/svcnet-1.client:0", 0), ("/var/lib/svcnet/etcd/svcnet-2.client:0", 0))
 
 
 def test_a_plain_etcd_dsn_is_plaintext_with_no_prefix() -> None:
