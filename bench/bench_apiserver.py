@@ -9,7 +9,12 @@ drives it with aiohttp from this one. Prints figures and ratios:
   for mutating calls (the nearest published one);
 - SQLite file size per object.
 
+With --storage etcd the API server's store is a local etcd (Debian's etcd-server, started here on
+loopback, its data in the run's temporary directory); --storage both runs the API part on SQLite
+and then on etcd, in the same run, and prints the two side by side (docs/benchmarks.md).
+
     .venv/bin/python bench/bench_apiserver.py --pods 10000 --watchers 100
+    .venv/bin/python bench/bench_apiserver.py --pods 10000 --watchers 100 --storage both
 """
 from __future__ import annotations
 
@@ -70,8 +75,8 @@ def raw_sqlite_inserts(path: Path, objects: list[bytes]) -> float:
     return len(objects) / elapsed
 
 
-async def run(args: argparse.Namespace, data_dir: Path) -> dict:
-    proc, port = await start_apiserver(data_dir, data_dir.parent / "apiserver.log")
+async def run(args: argparse.Namespace, data_dir: Path, flags: tuple[str, ...] = ()) -> dict:
+    proc, port = await start_apiserver(data_dir, data_dir.parent / f"apiserver-{data_dir.name}.log", flags=flags)
     try:
         base = f"https://127.0.0.1:{port}"
         token = (data_dir / "pki" / "token").read_text().strip()
@@ -201,7 +206,12 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--list-repeats", type=int, default=5)
+    parser.add_argument("--storage", choices=["sqlite", "etcd", "both"], default="sqlite",
+                        help="the API server's store: SQLite (default), a local etcd, or both one after the other")
     args = parser.parse_args()
+    if args.storage != "sqlite":
+        compare_stores(args)
+        return
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
         tmp_path = Path(tmp)
         # The reference just before and just after the API run (the mean): on a shared machine
@@ -235,6 +245,46 @@ def main() -> None:
     print(f"API server memory at {args.pods} pods: RSS {results['apiserver_rss_mb']:.0f} MiB, "
           f"peak {results['apiserver_peak_rss_mb']:.0f} MiB "
           f"({results['apiserver_rss_mb'] * 1024 / args.pods:.1f} KiB a pod)")
+
+
+def run_on_etcd(args: argparse.Namespace, tmp_path: Path) -> dict:
+    """The API part with a local etcd (one member on loopback, data in tmp_path) as the store."""
+    from svcnet.kernel.etcdserver import LocalEtcd, new_member
+
+    etcd = LocalEtcd(new_member("bench", tmp_path / "etcd"), tmp_path / "etcd.log")
+    try:
+        etcd.wait_ready()
+        return asyncio.run(run(args, tmp_path / "data-etcd", ("--storage", etcd.dsn)))
+    finally:
+        etcd.stop()
+
+
+def compare_stores(args: argparse.Namespace) -> None:
+    """--storage etcd|both: the API figures per store, side by side (SQLite first when both)."""
+    stores = ["sqlite", "etcd"] if args.storage == "both" else ["etcd"]
+    figures: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
+        tmp_path = Path(tmp)
+        for store in stores:
+            figures[store] = (asyncio.run(run(args, tmp_path / "data-sqlite")) if store == "sqlite"
+                              else run_on_etcd(args, tmp_path))
+    print(f"pods: {args.pods}, create concurrency: {args.concurrency}, watchers: {args.watchers}, "
+          f"cores: {os.cpu_count()}")
+    rows = (("create through API (objects/s)", "create_per_s", "{:.0f}"),
+            ("create p99 (ms)", "create_p99_ms", "{:.1f}"),
+            ("server CPU per create (us)", "create_server_cpu_us", "{:.0f}"),
+            (f"list {args.pods} pods, JSON (ms)", "list_json_ms", "{:.1f}"),
+            (f"list {args.pods} pods, Table (ms)", "list_table_ms", "{:.1f}"),
+            (f"list {args.pods} pods, pages of 500 (ms)", "list_paged_ms", "{:.1f}"),
+            (f"watch fan-out to {args.watchers}, p50 (ms)", "watch_p50_ms", "{:.1f}"),
+            (f"watch fan-out to {args.watchers}, p99 (ms)", "watch_p99_ms", "{:.1f}"),
+            ("API server RSS (MiB)", "apiserver_rss_mb", "{:.0f}"))
+    print("| | " + " | ".join(stores) + (" | etcd / SQLite |" if len(stores) == 2 else " |"))
+    print("|---|" + "---:|" * (len(stores) + (len(stores) == 2)))
+    for label, key, form in rows:
+        cells = [form.format(figures[store][key]) for store in stores]
+        ratio = [f"{figures['etcd'][key] / figures['sqlite'][key]:.2f}"] if len(stores) == 2 else []
+        print(f"| {label} | " + " | ".join(cells + ratio) + " |")
 
 
 if __name__ == "__main__":

@@ -76,10 +76,12 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait()
 
 
-async def start_apiserver(data_dir: Path, log_path: Path, timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
-    """`svcnet apiserver` on a free port, returned once it has written its kubeconfig."""
+async def start_apiserver(data_dir: Path, log_path: Path, timeout: float = 30.0,
+                          flags: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
+    """`svcnet apiserver` on a free port (with more flags, e.g. --storage), returned once it has
+    written its kubeconfig."""
     port = free_port()
-    proc = start_svcnet(["apiserver", "--data-dir", str(data_dir), "--port", str(port)], log_path)
+    proc = start_svcnet(["apiserver", "--data-dir", str(data_dir), "--port", str(port), *flags], log_path)
     deadline = time.monotonic() + timeout
     while not (data_dir / "kubeconfig").exists():
         if time.monotonic() > deadline or proc.poll() is not None:

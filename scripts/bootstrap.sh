@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 iptables nftables conntrack dnsutils curl iputils-ping ca-certificates python3-venv)
+APT_PACKAGES=(iproute2 iptables nftables conntrack dnsutils curl iputils-ping ca-certificates python3-venv
+  etcd-server etcd-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

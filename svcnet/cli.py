@@ -67,7 +67,9 @@ def _add_api_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind-address", default="127.0.0.1", help="API server address (default %(default)s)")
     p.add_argument("--port", type=_port, default=6443, help="API server port (default %(default)s)")
     p.add_argument("--storage", default="",
-                   help="storage DSN: sqlite:///PATH (default: DATA_DIR/state.db) or memory://")
+                   help="storage DSN: sqlite:///PATH (default: DATA_DIR/state.db), memory://, or "
+                        "etcd://HOST:PORT[,HOST:PORT...][?cacert=PATH&cert=PATH&key=PATH&prefix=/NS]; "
+                        "`svcnet up --storage etcd` runs a local etcd under DATA_DIR/etcd (docs/storage.md)")
     p.add_argument("--insecure", action="store_true",
                    help="serve plain HTTP with no authentication (never on a shared machine)")
 
@@ -109,9 +111,26 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from svcnet.cluster import up
 
+    if args.etcd_members != 1:  # a local etcd of that many members: --storage etcd, or nothing
+        if args.storage not in ("", "etcd"):
+            print("svcnet: --etcd-members runs a local etcd; it does not go with --storage "
+                  f"{args.storage!r}", file=sys.stderr)
+            return 2
+        args.storage = "etcd"
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
-                 proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts)
+                 proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts,
+                 etcd_members=args.etcd_members)
+
+
+def _etcd_members(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 7:
+        raise argparse.ArgumentTypeError("1 to 7 members (3 or 5 for a quorum that survives losses)")
+    return value
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -350,6 +369,9 @@ def _add_cluster_commands(sub: Any) -> None:
                         "(default: the top /28 of the node network, 192.168.0.240/28, and the top /124 of the "
                         "IPv6 one, fd00:192:168:0:ffff:ffff:ffff:fff0/124); must not hold a node, client or "
                         "control-plane address")
+    p.add_argument("--etcd-members", type=_etcd_members, default=1, metavar="N",
+                   help="with --storage etcd (implied): run a local etcd cluster of N members on loopback, "
+                        "each supervised (3 survives losing one; default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

@@ -38,3 +38,19 @@ def host_firewall_untouched() -> Iterator[None]:
     after = host_firewall()
     changed = [name for name in before if before[name] != after.get(name)]
     assert not changed, f"the host namespace's rules changed during the suite: {changed}"
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One etcd for the whole session (Debian's etcd-server): a test that needs it fails, never skips,
+    where the binary is missing, as CI installs it (scripts/bootstrap.sh)."""
+    from svcnet.kernel.etcdserver import LocalEtcd, new_member
+
+    directory = tmp_path_factory.mktemp("etcd")
+    server = LocalEtcd(new_member("svcnet-test", directory), directory / "etcd.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -26,6 +26,7 @@ from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
+from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
 from svcnet.cluster.topology import lb_pool_for
@@ -73,7 +74,8 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
-               zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1) -> list[process.Component]:
+               zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
+               etcd_members: int = 1) -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
 
     lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
@@ -98,8 +100,14 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         cluster_listener = partial(listen_tcp_in_netns, control_plane.namespace, control_plane.ipv4, cfg.port)
         # Kubelets listen on the nodes' LAN addresses: the API server dials them from that namespace too.
         kubelet_socket = partial(_socket_in, netns_path(control_plane.namespace))
-    stages: list[process.Component] = [Stage(f"starting the API server at {cfg.url}", RunningApiServer(
-        cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener))]
+    stages: list[process.Component] = []
+    if cfg.storage_dsn == LOCAL_ETCD:  # `--storage etcd`: run etcd for the user, and store there
+        etcd = EtcdCluster(cfg.data_dir, etcd_members)
+        cfg = replace(cfg, storage_dsn=etcd.dsn)
+        stages.append(Stage(f"starting etcd ({etcd_members} member{'s' if etcd_members > 1 else ''}) at "
+                            + ", ".join(f"unix://{spec.client_socket}" for spec in etcd.specs), etcd))
+    stages.append(Stage(f"starting the API server at {cfg.url}", RunningApiServer(
+        cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener)))
     stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
                                lb_pool=spec.lb_pool if spec else None, overlay=bool(spec and spec.hosts > 1))
     if spec is None:
@@ -140,7 +148,8 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
-        proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1) -> int:
+        proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
+        etcd_members: int = 1) -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -151,9 +160,10 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
         return 1
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
-                            proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts)
+                            proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
+                            etcd_members=etcd_members)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a local etcd of another size under the data dir
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -162,7 +172,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
        setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = (),
-       lb_pool: str = "", hosts: int = 1) -> int:
+       lb_pool: str = "", hosts: int = 1, etcd_members: int = 1) -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
     if hosts != 1 and not nodes:
         print("svcnet: --hosts needs nodes (--nodes 0 runs no node network)", file=sys.stderr)
@@ -191,14 +201,15 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if not detach:
         setup_logging()
         return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
-                   zones=zones, lb_pool=lb_pool, hosts=hosts)
+                   zones=zones, lb_pool=lb_pool, hosts=hosts, etcd_members=etcd_members)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
-                          proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts)
+                          proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
+                          etcd_members=etcd_members)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
                    proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "",
-                   hosts: int = 1) -> int:
+                   hosts: int = 1, etcd_members: int = 1) -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -217,6 +228,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
         argv.append("--insecure")
     if storage:
         argv += ["--storage", storage]
+    if etcd_members != 1:
+        argv += ["--etcd-members", str(etcd_members)]
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  start_new_session=True)
@@ -271,7 +284,9 @@ def _ready(cfg: ApiServerConfig) -> bool:
 
 
 def _sweep(data_dir: Path) -> None:
-    """What a dead `up` left behind (agents, pods, namespaces, leases): `down` removes it too."""
+    """What a dead `up` left behind (its etcd, agents, pods, namespaces, leases): `down` removes it too."""
+    for pid in stop_leftover_etcd(data_dir):
+        print(f"svcnet: stopped an etcd member a previous run left (pid {pid})")
     if os.geteuid() != 0 or load_cluster_spec(data_dir) is None:
         return
     asyncio.run(lifecycle.teardown(data_dir))

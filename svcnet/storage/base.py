@@ -9,8 +9,9 @@ gone; watching from there raises Compacted (the API answers 410 Gone).
 All methods are synchronous and thread-safe; a write returns once it is
 durable. Watch callbacks run right after the write is durable and before it
 returns, in the thread that committed it (with the SQLite driver's group
-commit that may be another writer's thread), so a callback must be quick (the
-API server hands events to an asyncio queue with call_soon_threadsafe).
+commit that may be another writer's thread; with the etcd driver, the thread
+that follows etcd's watch, while the writer waits), so a callback must be quick
+(the API server hands events to an asyncio queue with call_soon_threadsafe).
 """
 from __future__ import annotations
 

@@ -172,6 +172,17 @@ def event_for(decoded: _DecodedChange, predicate: Predicate | None) -> Event | N
     return None
 
 
+def deliver(change: Change, callback: WatchCallback, predicate: Predicate | None) -> None:
+    """Call one watcher with the event a change makes for it, as the hub would (a driver replaying
+    history outside the hub: the etcd driver reads it from etcd without holding the hub's lock)."""
+    try:
+        event = event_for(_DecodedChange(change), predicate)
+        if event is not None:
+            callback(event)
+    except Exception:
+        log.exception("watch callback failed for %s at revision %d", change.key, change.revision)
+
+
 def _event(type_: EventType, change: Change, value_text: str, prev_text: str | None) -> Event:
     return Event(type_, change.key, revision=change.revision, value_text=value_text, prev_text=prev_text)
 

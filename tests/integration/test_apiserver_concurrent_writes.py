@@ -1,7 +1,8 @@
 """Durability with writes from many clients at once through the API: the server makes its
 store calls on its write threads (as it does when the disk is slow; one write in 16 still on
 the loop, as a probe), so requests meet in the store's group commit; kill -9 mid-stream loses no acknowledged write, leaves no object half
-written, and revisions stay strictly increasing."""
+written, and revisions stay strictly increasing. The same with etcd as the store (the session's etcd,
+tests/conftest.py): the API server is what dies, etcd keeps what it acknowledged."""
 from __future__ import annotations
 
 import signal
@@ -34,11 +35,15 @@ class ThreadedApiServer(ApiServerProcess):
         wait_for(self._ready, timeout=30, what=f"apiserver on {self.port} (log {self.log_path})")
 
 
-@pytest.fixture
-def threaded_apiserver(tmp_path: Path) -> Iterator[ThreadedApiServer]:
+@pytest.fixture(params=["sqlite", "etcd"])
+def threaded_apiserver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadedApiServer]:
     home = tmp_path / "home"
     home.mkdir()
-    server = ThreadedApiServer(data_dir=tmp_path / "data", port=free_port(), home=home)
+    flags: tuple[str, ...] = ()
+    if request.param == "etcd":
+        port = request.getfixturevalue("etcd_server").spec.client_port
+        flags = ("--storage", f"etcd://127.0.0.1:{port}?prefix=/durability-{tmp_path.name}")
+    server = ThreadedApiServer(data_dir=tmp_path / "data", port=free_port(), home=home, flags=flags)
     server.start()
     try:
         yield server

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,14 @@ from aiohttp.test_utils import TestClient
 from svcnet.api.resources import lookup
 from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
+from svcnet.storage.base import Store
+from svcnet.storage.etcd import EtcdConfig, EtcdStore
 from svcnet.storage.memory import MemoryStore
 from svcnet.storage.sqlite import SqliteStore
 
 from .conftest import T0
 
+_roots = itertools.count()
 PODS = lookup("", "v1", "pods")
 assert PODS is not None
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -45,9 +49,14 @@ def _pod(name: str, app: str = "web") -> dict[str, Any]:
             "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    store = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "store.db"))
+    store: Store
+    if request.param == "etcd":  # the session's etcd (tests/conftest.py), under a namespace of this test's
+        port = request.getfixturevalue("etcd_server").spec.client_port
+        store = EtcdStore(EtcdConfig((("127.0.0.1", port),), root=f"/list-consistency-{next(_roots)}"))
+    else:
+        store = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "store.db"))
     reg = build_registry(store)
     reg.clock = lambda: T0
     reg.ensure_system_namespaces()

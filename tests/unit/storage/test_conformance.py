@@ -17,6 +17,7 @@ from svcnet.storage.base import (
     Store,
 )
 
+from .conftest import Origin
 from .recording import Recorder
 
 PODS = "/registry/core/pods/default/"
@@ -42,54 +43,55 @@ def app_is(value: str):
 # --- revisions and resourceVersion -------------------------------------------------------------
 
 
-def test_new_store_is_at_revision_zero_and_uncompacted(store: Store) -> None:
-    assert store.current_revision() == 0
-    assert store.compacted_revision() == 0
+def test_new_store_is_at_revision_zero_and_uncompacted(store: Store, rev: Origin) -> None:
+    assert store.current_revision() == rev(0)
+    assert store.compacted_revision() == rev.compacted
+    assert store.list("").records == []
 
 
-def test_every_write_bumps_the_revision_by_one(store: Store) -> None:
+def test_every_write_bumps_the_revision_by_one(store: Store, rev: Origin) -> None:
     revisions = [
         store.create(PODS + "a", pod("a")).revision,
         store.create(PODS + "b", pod("b")).revision,
         store.update(PODS + "a", pod("a", app="x")).revision,
         store.delete(PODS + "b").revision,
     ]
-    assert revisions == [1, 2, 3, 4]
-    assert store.current_revision() == 4
+    assert revisions == [rev(1), rev(2), rev(3), rev(4)]
+    assert store.current_revision() == rev(4)
 
 
-def test_failed_writes_do_not_bump_the_revision(store: Store) -> None:
+def test_failed_writes_do_not_bump_the_revision(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a"))
     for failing_write in (
         lambda: store.create(PODS + "a", pod("a")),
         lambda: store.update(PODS + "missing", pod("missing")),
         lambda: store.delete(PODS + "missing"),
-        lambda: store.update(PODS + "a", pod("a"), expected_revision=99),
-        lambda: store.delete(PODS + "a", expected_revision=99),
+        lambda: store.update(PODS + "a", pod("a"), expected_revision=rev(99)),
+        lambda: store.delete(PODS + "a", expected_revision=rev(99)),
     ):
         with pytest.raises(StorageError):
             failing_write()
-    assert store.current_revision() == 1
+    assert store.current_revision() == rev(1)
 
 
-def test_written_objects_carry_their_revision_as_resource_version(store: Store) -> None:
+def test_written_objects_carry_their_revision_as_resource_version(store: Store, rev: Origin) -> None:
     created = store.create(PODS + "a", pod("a"))
     updated = store.update(PODS + "a", pod("a", app="x"))
-    assert rv(created.value) == "1"
-    assert rv(updated.value) == "2"
+    assert rv(created.value) == str(rev(1))
+    assert rv(updated.value) == str(rev(2))
     fetched = store.get(PODS + "a")
-    assert fetched is not None and rv(fetched.value) == "2"
-    assert [rv(record.value) for record in store.list(PODS).records] == ["2"]
+    assert fetched is not None and rv(fetched.value) == str(rev(2))
+    assert [rv(record.value) for record in store.list(PODS).records] == [str(rev(2))]
 
 
-def test_resource_version_sent_by_the_caller_is_replaced(store: Store) -> None:
+def test_resource_version_sent_by_the_caller_is_replaced(store: Store, rev: Origin) -> None:
     value = pod("a")
     value["metadata"]["resourceVersion"] = "12345"
-    assert rv(store.create(PODS + "a", value).value) == "1"
+    assert rv(store.create(PODS + "a", value).value) == str(rev(1))
 
 
-def test_object_without_metadata_gets_one_with_the_resource_version(store: Store) -> None:
-    assert store.create("/k", {"data": 1}).value == {"data": 1, "metadata": {"resourceVersion": "1"}}
+def test_object_without_metadata_gets_one_with_the_resource_version(store: Store, rev: Origin) -> None:
+    assert store.create("/k", {"data": 1}).value == {"data": 1, "metadata": {"resourceVersion": str(rev(1))}}
 
 
 def test_writes_do_not_change_the_callers_dict(store: Store) -> None:
@@ -98,7 +100,7 @@ def test_writes_do_not_change_the_callers_dict(store: Store) -> None:
     assert "resourceVersion" not in value["metadata"]
 
 
-def test_returned_values_are_fresh_dicts(store: Store) -> None:
+def test_returned_values_are_fresh_dicts(store: Store, rev: Origin) -> None:
     value = pod("a")
     created = store.create(PODS + "a", value)
     value["spec"]["containers"].append({"name": "after-write"})
@@ -108,7 +110,7 @@ def test_returned_values_are_fresh_dicts(store: Store) -> None:
     first.value["metadata"]["name"] = "mutated-get"
     again = store.get(PODS + "a")
     assert again is not None
-    assert again.value == {**pod("a"), "metadata": {**pod("a")["metadata"], "resourceVersion": "1"}}
+    assert again.value == {**pod("a"), "metadata": {**pod("a")["metadata"], "resourceVersion": str(rev(1))}}
 
 
 def test_any_json_string_round_trips(store: Store) -> None:
@@ -118,10 +120,10 @@ def test_any_json_string_round_trips(store: Store) -> None:
     assert fetched is not None and fetched.value["data"] == value["data"]
 
 
-def test_a_value_that_is_not_json_is_refused_and_changes_nothing(store: Store) -> None:
+def test_a_value_that_is_not_json_is_refused_and_changes_nothing(store: Store, rev: Origin) -> None:
     with pytest.raises(TypeError):
         store.create("/k", {"metadata": {}, "bad": object()})
-    assert (store.get("/k"), store.current_revision()) == (None, 0)
+    assert (store.get("/k"), store.current_revision()) == (None, rev(0))
 
 
 def test_get_of_a_missing_key_is_none(store: Store) -> None:
@@ -152,25 +154,25 @@ def test_update_or_delete_of_a_missing_key_raises_key_not_found(store: Store, op
 
 @pytest.mark.parametrize("operation", ["update", "delete"])
 def test_stale_expected_revision_raises_revision_conflict_and_changes_nothing(
-    store: Store, operation: str
+    store: Store, operation: str, rev: Origin
 ) -> None:
     store.create(PODS + "a", pod("a"))
     store.update(PODS + "a", pod("a", app="v2"))
     with pytest.raises(RevisionConflict) as raised:
         if operation == "update":
-            store.update(PODS + "a", pod("a", app="v3"), expected_revision=1)
+            store.update(PODS + "a", pod("a", app="v3"), expected_revision=rev(1))
         else:
-            store.delete(PODS + "a", expected_revision=1)
-    assert (raised.value.key, raised.value.expected, raised.value.actual) == (PODS + "a", 1, 2)
+            store.delete(PODS + "a", expected_revision=rev(1))
+    assert (raised.value.key, raised.value.expected, raised.value.actual) == (PODS + "a", rev(1), rev(2))
     fetched = store.get(PODS + "a")
     assert fetched is not None and fetched.value["metadata"]["labels"] == {"app": "v2"}
 
 
-def test_matching_expected_revision_lets_the_write_through(store: Store) -> None:
+def test_matching_expected_revision_lets_the_write_through(store: Store, rev: Origin) -> None:
     created = store.create(PODS + "a", pod("a"))
     updated = store.update(PODS + "a", pod("a", app="v2"), expected_revision=created.revision)
     deleted = store.delete(PODS + "a", expected_revision=updated.revision)
-    assert deleted.revision == 3
+    assert deleted.revision == rev(3)
     assert store.get(PODS + "a") is None
 
 
@@ -181,24 +183,24 @@ def test_optimistic_concurrency_lets_only_one_of_two_racing_updates_win(store: S
         store.update(PODS + "a", pod("a", app="second"), expected_revision=read.revision)
 
 
-def test_update_keeps_the_create_revision(store: Store) -> None:
+def test_update_keeps_the_create_revision(store: Store, rev: Origin) -> None:
     store.create("/other", {})
     created = store.create(PODS + "a", pod("a"))
     updated = store.update(PODS + "a", pod("a", app="x"))
-    assert (created.create_revision, updated.create_revision, updated.revision) == (2, 2, 3)
+    assert (created.create_revision, updated.create_revision, updated.revision) == (rev(2), rev(2), rev(3))
 
 
-def test_recreating_a_deleted_key_starts_a_new_life(store: Store) -> None:
+def test_recreating_a_deleted_key_starts_a_new_life(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a"))
     store.delete(PODS + "a")
     recreated = store.create(PODS + "a", pod("a"))
-    assert (recreated.create_revision, recreated.revision) == (3, 3)
+    assert (recreated.create_revision, recreated.revision) == (rev(3), rev(3))
 
 
-def test_delete_returns_the_last_object_stamped_with_the_delete_revision(store: Store) -> None:
+def test_delete_returns_the_last_object_stamped_with_the_delete_revision(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a", app="x"))
     deleted = store.delete(PODS + "a")
-    assert (deleted.revision, deleted.create_revision, rv(deleted.value)) == (2, 1, "2")
+    assert (deleted.revision, deleted.create_revision, rv(deleted.value)) == (rev(2), rev(1), str(rev(2)))
     assert deleted.value["metadata"]["labels"] == {"app": "x"}
 
 
@@ -214,14 +216,14 @@ def keys(result) -> list[str]:
     return [record.key.rsplit("/", 1)[-1] for record in result.records]
 
 
-def test_list_returns_keys_under_the_prefix_in_sorted_order(store: Store) -> None:
+def test_list_returns_keys_under_the_prefix_in_sorted_order(store: Store, rev: Origin) -> None:
     fill(store, ["p3", "p1", "p2"])
     store.create("/registry/core/pods/default2/p0", pod("p0"))
     store.create("/registry/core/pods/defaul", pod("p9"))
     store.create("/registry/core/services/default/p1", pod("p1"))
     result = store.list(PODS)
     assert keys(result) == ["p1", "p2", "p3"]
-    assert (result.continue_key, result.remaining, result.revision) == (None, 0, 6)
+    assert (result.continue_key, result.remaining, result.revision) == (None, 0, rev(6))
 
 
 def test_list_of_the_empty_prefix_returns_everything(store: Store) -> None:
@@ -230,17 +232,17 @@ def test_list_of_the_empty_prefix_returns_everything(store: Store) -> None:
     assert [record.key for record in store.list("").records] == ["/a", "/b"]
 
 
-def test_list_records_carry_mod_and_create_revisions(store: Store) -> None:
+def test_list_records_carry_mod_and_create_revisions(store: Store, rev: Origin) -> None:
     store.create(PODS + "p1", pod("p1"))
     store.update(PODS + "p1", pod("p1", app="x"))
     [record] = store.list(PODS).records
-    assert (record.revision, record.create_revision, rv(record.value)) == (2, 1, "2")
+    assert (record.revision, record.create_revision, rv(record.value)) == (rev(2), rev(1), str(rev(2)))
 
 
-def test_list_revision_is_the_current_revision_even_when_nothing_matches(store: Store) -> None:
+def test_list_revision_is_the_current_revision_even_when_nothing_matches(store: Store, rev: Origin) -> None:
     store.create("/elsewhere", {})
     result = store.list(PODS)
-    assert (result.records, result.revision) == ([], 1)
+    assert (result.records, result.revision) == ([], rev(1))
 
 
 def test_list_with_a_predicate_returns_only_matches(store: Store) -> None:
@@ -318,31 +320,34 @@ def test_paging_through_a_list_visits_every_key_once(store: Store) -> None:
 # --- watch ---------------------------------------------------------------------------------------
 
 
-def test_watch_from_zero_sees_only_what_happens_after(store: Store, recorder: Recorder) -> None:
+def test_watch_from_zero_sees_only_what_happens_after(store: Store, recorder: Recorder, rev: Origin) -> None:
     store.create(PODS + "before", pod("before"))
     store.watch(PODS, 0, recorder)
     store.create(PODS + "after", pod("after"))
-    assert recorder.summary() == [("ADDED", PODS + "after", 2)]
+    assert recorder.summary() == [("ADDED", PODS + "after", rev(2))]
 
 
-def test_watch_replays_history_after_the_revision_then_goes_live(store: Store, recorder: Recorder) -> None:
+def test_watch_replays_history_after_the_revision_then_goes_live(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     store.create(PODS + "a", pod("a"))  # 1
     store.create(PODS + "b", pod("b"))  # 2
     store.update(PODS + "a", pod("a", app="x"))  # 3
     store.delete(PODS + "b")  # 4
-    store.watch(PODS, 1, recorder)
-    assert recorder.summary() == [("ADDED", PODS + "b", 2), ("MODIFIED", PODS + "a", 3), ("DELETED", PODS + "b", 4)]
+    store.watch(PODS, rev(1), recorder)
+    assert recorder.summary() == [
+        ("ADDED", PODS + "b", rev(2)), ("MODIFIED", PODS + "a", rev(3)), ("DELETED", PODS + "b", rev(4))]
     store.create(PODS + "c", pod("c"))
-    assert recorder.summary()[3:] == [("ADDED", PODS + "c", 5)]
+    assert recorder.summary()[3:] == [("ADDED", PODS + "c", rev(5))]
 
 
-def test_watch_from_the_current_revision_replays_nothing(store: Store, recorder: Recorder) -> None:
+def test_watch_from_the_current_revision_replays_nothing(store: Store, recorder: Recorder, rev: Origin) -> None:
     store.create(PODS + "a", pod("a"))
-    store.watch(PODS, 1, recorder)
+    store.watch(PODS, rev(1), recorder)
     assert recorder.events == []
 
 
-def test_replay_from_revision_one_equals_the_live_events(store: Store) -> None:
+def test_replay_from_revision_one_equals_the_live_events(store: Store, rev: Origin) -> None:
     store.create("/marker", {})  # revision 1: the replay below starts after it
     live = Recorder()
     store.watch(PODS, 0, live)
@@ -351,44 +356,47 @@ def test_replay_from_revision_one_equals_the_live_events(store: Store) -> None:
     store.update(PODS + "a", pod("a", app="y"))
     store.delete(PODS + "a")
     replayed = Recorder()
-    store.watch(PODS, 1, replayed)
+    store.watch(PODS, rev(1), replayed)
     assert len(live.events) == 4
     assert replayed.events == live.events
 
 
-def test_event_shapes_carry_value_and_prev_value(store: Store, recorder: Recorder) -> None:
+def test_event_shapes_carry_value_and_prev_value(store: Store, recorder: Recorder, rev: Origin) -> None:
     store.watch(PODS, 0, recorder)
     store.create(PODS + "a", pod("a", app="v1"))
     store.update(PODS + "a", pod("a", app="v2"))
     added, modified = recorder.events
-    assert (added.type, rv(added.value), added.prev_value) == ("ADDED", "1", None)
-    assert (modified.type, rv(modified.value), modified.value["metadata"]["labels"]) == ("MODIFIED", "2", {"app": "v2"})
+    assert (added.type, rv(added.value), added.prev_value) == ("ADDED", str(rev(1)), None)
+    assert (modified.type, rv(modified.value), modified.value["metadata"]["labels"]) == \
+        ("MODIFIED", str(rev(2)), {"app": "v2"})
     assert modified.prev_value is not None
-    assert (rv(modified.prev_value), modified.prev_value["metadata"]["labels"]) == ("1", {"app": "v1"})
+    assert (rv(modified.prev_value), modified.prev_value["metadata"]["labels"]) == (str(rev(1)), {"app": "v1"})
 
 
-def test_deleted_event_holds_the_last_object_at_the_delete_revision(store: Store, recorder: Recorder) -> None:
+def test_deleted_event_holds_the_last_object_at_the_delete_revision(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     store.create(PODS + "a", pod("a", app="v1"))
     store.update(PODS + "a", pod("a", app="v2"))
     store.watch(PODS, 0, recorder)
     store.delete(PODS + "a")
     [deleted] = recorder.events
-    assert (deleted.type, deleted.key, deleted.revision) == ("DELETED", PODS + "a", 3)
-    assert (rv(deleted.value), deleted.value["metadata"]["labels"]) == ("3", {"app": "v2"})
+    assert (deleted.type, deleted.key, deleted.revision) == ("DELETED", PODS + "a", rev(3))
+    assert (rv(deleted.value), deleted.value["metadata"]["labels"]) == (str(rev(3)), {"app": "v2"})
     assert deleted.prev_value is not None
-    assert (rv(deleted.prev_value), deleted.prev_value["metadata"]["labels"]) == ("2", {"app": "v2"})
+    assert (rv(deleted.prev_value), deleted.prev_value["metadata"]["labels"]) == (str(rev(2)), {"app": "v2"})
 
 
-def test_watch_prefix_does_not_see_a_longer_sibling_prefix(store: Store, recorder: Recorder) -> None:
+def test_watch_prefix_does_not_see_a_longer_sibling_prefix(store: Store, recorder: Recorder, rev: Origin) -> None:
     store.create("/registry/core/pods/default2/old", pod("old"))
     store.watch(PODS, 0, recorder)
     store.create("/registry/core/pods/default2/x", pod("x"))
     store.create("/registry/core/pods/default", pod("bare"))
     store.create(PODS + "x", pod("x"))
     replay = Recorder()
-    store.watch(PODS, 1, replay)
-    assert recorder.summary() == [("ADDED", PODS + "x", 4)]
-    assert replay.summary() == [("ADDED", PODS + "x", 4)]
+    store.watch(PODS, rev(1), replay)
+    assert recorder.summary() == [("ADDED", PODS + "x", rev(4))]
+    assert replay.summary() == [("ADDED", PODS + "x", rev(4))]
 
 
 def test_watch_of_the_empty_prefix_sees_every_key(store: Store, recorder: Recorder) -> None:
@@ -447,12 +455,12 @@ def test_watch_with_predicate_reports_objects_entering_and_leaving_the_selection
         assert recorder.events[0].prev_value is None
 
 
-def test_cancel_stops_delivery(store: Store, recorder: Recorder) -> None:
+def test_cancel_stops_delivery(store: Store, recorder: Recorder, rev: Origin) -> None:
     watch = store.watch(PODS, 0, recorder)
     store.create(PODS + "a", pod("a"))
     watch.cancel()
     store.create(PODS + "b", pod("b"))
-    assert recorder.summary() == [("ADDED", PODS + "a", 1)]
+    assert recorder.summary() == [("ADDED", PODS + "a", rev(1))]
 
 
 def test_cancel_twice_is_harmless(store: Store, recorder: Recorder) -> None:
@@ -463,7 +471,7 @@ def test_cancel_twice_is_harmless(store: Store, recorder: Recorder) -> None:
     assert recorder.events == []
 
 
-def test_cancel_from_inside_a_callback_stops_later_events(store: Store) -> None:
+def test_cancel_from_inside_a_callback_stops_later_events(store: Store, rev: Origin) -> None:
     received: list[int] = []
     handle: dict[str, Any] = {}
 
@@ -474,7 +482,7 @@ def test_cancel_from_inside_a_callback_stops_later_events(store: Store) -> None:
     handle["watch"] = store.watch(PODS, 0, cancel_after_first)
     store.create(PODS + "a", pod("a"))
     store.create(PODS + "b", pod("b"))
-    assert received == [1]
+    assert received == [rev(1)]
 
 
 def test_callback_values_are_private_to_each_watcher(store: Store) -> None:
@@ -491,7 +499,7 @@ def test_callback_values_are_private_to_each_watcher(store: Store) -> None:
 
 
 def test_a_failing_callback_does_not_fail_the_write_or_starve_other_watchers(
-    store: Store, recorder: Recorder
+    store: Store, recorder: Recorder, rev: Origin
 ) -> None:
     def broken(event: Event) -> None:
         raise RuntimeError("boom")
@@ -499,11 +507,11 @@ def test_a_failing_callback_does_not_fail_the_write_or_starve_other_watchers(
     store.watch(PODS, 0, broken)
     store.watch(PODS, 0, recorder)
     store.create(PODS + "a", pod("a"))
-    assert recorder.summary() == [("ADDED", PODS + "a", 1)]
+    assert recorder.summary() == [("ADDED", PODS + "a", rev(1))]
     assert store.get(PODS + "a") is not None
 
 
-def test_writes_made_from_a_callback_reach_every_watcher_in_revision_order(store: Store) -> None:
+def test_writes_made_from_a_callback_reach_every_watcher_in_revision_order(store: Store, rev: Origin) -> None:
     def react(event: Event) -> None:
         if event.key == PODS + "a":
             store.create(PODS + "b", pod("b"))
@@ -512,16 +520,20 @@ def test_writes_made_from_a_callback_reach_every_watcher_in_revision_order(store
     store.watch(PODS, 0, react)
     store.watch(PODS, 0, later)
     store.create(PODS + "a", pod("a"))
-    assert later.summary() == [("ADDED", PODS + "a", 1), ("ADDED", PODS + "b", 2)]
+    assert later.summary() == [("ADDED", PODS + "a", rev(1)), ("ADDED", PODS + "b", rev(2))]
 
 
-def test_watch_beyond_the_current_revision_raises_future_revision(store: Store, recorder: Recorder) -> None:
+def test_watch_beyond_the_current_revision_raises_future_revision(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     store.create(PODS + "a", pod("a"))
     with pytest.raises(FutureRevision):
-        store.watch(PODS, 2, recorder)
+        store.watch(PODS, rev(2), recorder)
 
 
-def test_events_of_concurrent_writers_arrive_in_revision_order(store: Store, recorder: Recorder) -> None:
+def test_events_of_concurrent_writers_arrive_in_revision_order(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     store.watch("", 0, recorder)
 
     def writer(index: int) -> None:
@@ -533,76 +545,81 @@ def test_events_of_concurrent_writers_arrive_in_revision_order(store: Store, rec
         thread.start()
     for thread in threads:
         thread.join()
-    assert [event.revision for event in recorder.events] == list(range(1, 101))
+    assert [event.revision for event in recorder.events] == list(range(rev(1), rev(101)))
     assert len(store.list("").records) == 100
 
 
 # --- compaction ----------------------------------------------------------------------------------
 
 
-def test_watch_from_before_the_compacted_revision_raises_compacted(store: Store, recorder: Recorder) -> None:
+def test_watch_from_before_the_compacted_revision_raises_compacted(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     for name in ("a", "b", "c"):
         store.create(PODS + name, pod(name))
-    store.compact(2)
-    assert store.compacted_revision() == 2
+    store.compact(rev(2))
+    assert store.compacted_revision() == rev(2)
     with pytest.raises(Compacted) as raised:
-        store.watch(PODS, 1, recorder)
-    assert (raised.value.requested, raised.value.compacted) == (1, 2)
+        store.watch(PODS, rev(1), recorder)
+    assert (raised.value.requested, raised.value.compacted) == (rev(1), rev(2))
 
 
-def test_watch_from_the_compacted_revision_replays_what_follows(store: Store, recorder: Recorder) -> None:
+def test_watch_from_the_compacted_revision_replays_what_follows(
+    store: Store, recorder: Recorder, rev: Origin
+) -> None:
     store.create(PODS + "a", pod("a", app="v1"))  # 1
     store.update(PODS + "a", pod("a", app="v2"))  # 2
     store.update(PODS + "a", pod("a", app="v3"))  # 3
     store.delete(PODS + "a")  # 4
-    store.compact(2)
-    store.watch(PODS, 2, recorder)
-    assert recorder.summary() == [("MODIFIED", PODS + "a", 3), ("DELETED", PODS + "a", 4)]
+    store.compact(rev(2))
+    store.watch(PODS, rev(2), recorder)
+    assert recorder.summary() == [("MODIFIED", PODS + "a", rev(3)), ("DELETED", PODS + "a", rev(4))]
     modified = recorder.events[0]
     assert modified.prev_value is not None and modified.prev_value["metadata"]["labels"] == {"app": "v2"}
 
 
-def test_compaction_keeps_every_live_object(store: Store) -> None:
+def test_compaction_keeps_every_live_object(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a", app="v1"))
     store.update(PODS + "a", pod("a", app="v2"))
     store.create(PODS + "b", pod("b"))
     store.delete(PODS + "b")
     store.create(PODS + "c", pod("c"))
     store.compact(store.current_revision())
-    assert [(record.key, record.revision) for record in store.list(PODS).records] == [(PODS + "a", 2), (PODS + "c", 5)]
-    updated = store.update(PODS + "a", pod("a", app="v3"), expected_revision=2)
-    assert updated.create_revision == 1
+    assert [(record.key, record.revision) for record in store.list(PODS).records] == \
+        [(PODS + "a", rev(2)), (PODS + "c", rev(5))]
+    updated = store.update(PODS + "a", pod("a", app="v3"), expected_revision=rev(2))
+    assert updated.create_revision == rev(1)
 
 
-def test_compaction_to_an_older_revision_is_a_no_op(store: Store) -> None:
+def test_compaction_to_an_older_revision_is_a_no_op(store: Store, rev: Origin) -> None:
     for name in ("a", "b", "c"):
         store.create(PODS + name, pod(name))
-    store.compact(3)
-    store.compact(1)
-    assert store.compacted_revision() == 3
+    store.compact(rev(3))
+    store.compact(rev(1))
+    assert store.compacted_revision() == rev(3)
 
 
-def test_compaction_beyond_the_current_revision_raises_future_revision(store: Store) -> None:
+def test_compaction_beyond_the_current_revision_raises_future_revision(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a"))
     with pytest.raises(FutureRevision):
-        store.compact(2)
-    assert store.compacted_revision() == 0
+        store.compact(rev(2))
+    assert store.compacted_revision() == rev.compacted
 
 
-def test_compaction_does_not_lower_the_revision(store: Store) -> None:
+def test_compaction_does_not_lower_the_revision(store: Store, rev: Origin) -> None:
     store.create(PODS + "a", pod("a"))
     store.delete(PODS + "a")
-    store.compact(2)
-    assert store.current_revision() == 2
-    assert store.create(PODS + "b", pod("b")).revision == 3
+    store.compact(rev(2))
+    assert store.current_revision() == rev(2)
+    assert store.create(PODS + "b", pod("b")).revision == rev(3)
 
 
-def test_live_watches_keep_receiving_after_compaction(store: Store, recorder: Recorder) -> None:
+def test_live_watches_keep_receiving_after_compaction(store: Store, recorder: Recorder, rev: Origin) -> None:
     store.watch(PODS, 0, recorder)
     store.create(PODS + "a", pod("a"))
-    store.compact(1)
+    store.compact(rev(1))
     store.update(PODS + "a", pod("a", app="x"))
-    assert recorder.summary() == [("ADDED", PODS + "a", 1), ("MODIFIED", PODS + "a", 2)]
+    assert recorder.summary() == [("ADDED", PODS + "a", rev(1)), ("MODIFIED", PODS + "a", rev(2))]
 
 
 # --- lifecycle -----------------------------------------------------------------------------------

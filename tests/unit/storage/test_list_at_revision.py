@@ -14,6 +14,8 @@ import pytest
 from svcnet.api import jsoncodec
 from svcnet.storage.base import Compacted, EncodedListResult, FutureRevision, Store
 
+from .conftest import Origin
+
 PODS = "/registry/core/pods/ns/"
 
 
@@ -116,10 +118,10 @@ def test_the_current_revision_reads_the_same_as_no_revision(store: Store) -> Non
             [(p.texts, p.continue_key, p.remaining) for p in _pages(store, PODS, revision=None, limit=limit)]
 
 
-def test_revision_zero_is_the_empty_store(store: Store) -> None:
+def test_revision_zero_is_the_empty_store(store: Store, rev: Origin) -> None:
     _fill(store)
-    page = store.list_encoded(PODS, revision=0)
-    assert (page.texts, page.revision, page.continue_key) == ([], 0, None)
+    page = store.list_encoded(PODS, revision=rev(0))  # the revision the store started at (etcd's is global)
+    assert (page.texts, page.revision, page.continue_key) == ([], rev(0), None)
 
 
 def test_a_revision_past_the_current_one_raises_future_revision(store: Store) -> None:
