@@ -29,6 +29,7 @@ from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.kernel.netns import listen_tcp_in_netns
 from svcnet.runtime.containers import Runtime
 from svcnet.runtime.forkserver import ForkServer
+from svcnet.runtime.sandbox import PODS_DIR
 
 log = logging.getLogger("svcnet.agent")
 
@@ -89,6 +90,11 @@ class AgentProcess:
         except OSError as exc:  # each start tries again, and falls back to `python -m` helpers
             log.warning("cannot start the fork server: %s", exc)
         runtime = Runtime(self.config.runtime_root, python=self.config.python, launcher=self.forkserver)
+        try:
+            if runtime.keep_pods_in_memory():
+                log.info("pods' directories on a tmpfs at %s", self.config.runtime_root / PODS_DIR)
+        except OSError as exc:  # no right to mount here: they stay on disk
+            log.warning("pods' directories stay on disk: %s", exc)
         node = self.node
         if node.overlay:
             # flanneld's part, in the agent's process: the devices (and the pods' MTU) before any pod,

@@ -28,8 +28,10 @@ from svcnet.cluster.egress import apply_egress
 from svcnet.cluster.spec import READY_FILE, ClusterSpec, agent_log_path, load_cluster_spec, save_cluster_spec
 from svcnet.cluster.supervisor import progress, stop_agent_processes
 from svcnet.cluster.topology import apply_topology, destroy_topology
+from svcnet.kernel import mounts
 from svcnet.kernel.links import LinuxNetworkKernel
 from svcnet.runtime.containers import Runtime
+from svcnet.runtime.sandbox import PODS_DIR
 
 log = logging.getLogger("svcnet.cluster")
 
@@ -155,7 +157,8 @@ class ReadyMarker:
 
 
 async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECONDS) -> int:
-    """Stop every pod process recorded under the data dir (SIGTERM, grace, SIGKILL) and delete the records."""
+    """Stop every pod process recorded under the data dir (SIGTERM, grace, SIGKILL) and delete the records,
+    and the tmpfs the agent kept them on."""
     count = 0
     nodes = data_dir / "nodes"
     for root in sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []:
@@ -163,6 +166,7 @@ async def stop_all_pods(data_dir: Path, grace_seconds: float = DOWN_GRACE_SECOND
         pods = runtime.sandboxes()
         await asyncio.gather(*(runtime.remove_pod(pod, grace_seconds) for pod in pods))
         count += len(pods)
+        await asyncio.to_thread(mounts.unmount_tmpfs, root / PODS_DIR)
     return count
 
 

@@ -1,4 +1,5 @@
-"""Mounts inside a pod's own mount namespace: binds, tmpfs, and mount points that exist only there.
+"""Mounts inside a pod's own mount namespace: binds, tmpfs, and mount points that exist only there;
+and the one mount the agent makes in the host's namespace, the tmpfs its pods' directories live on.
 
 Everything here is called by the pod's infra process after it unshared its mount namespace and made
 every mount private (runtime/sandbox.py), so nothing reaches the host's mount table. A volume's
@@ -22,6 +23,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_MOVE = 8192
 MS_REC = 16384
+MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -46,6 +48,28 @@ def tmpfs(target: str, size_bytes: int = 0, mode: int = 0o777) -> None:
     """A tmpfs (a memory-backed emptyDir); size 0 leaves the kernel's default (half the RAM)."""
     options = f"mode={mode:o}" + (f",size={size_bytes}" if size_bytes else "")
     mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+
+
+def ensure_private_tmpfs(path: Path) -> bool:
+    """A tmpfs at path (made if missing, mode 0700) unless something is mounted there already, or path
+    holds files (a node's pods from before, kept on disk so they stay adoptable, never hidden): a node's
+    pod directories (svcnet.runtime.containers.Runtime.keep_pods_in_memory). True if it mounted one."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.path.ismount(path) or any(path.iterdir()):
+        return False
+    mount("tmpfs", str(path), "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+    return True
+
+
+def unmount_tmpfs(path: Path) -> bool:
+    """Detach the tmpfs at path (lazily: a process still inside keeps it until it leaves) and free its
+    memory; False if nothing is mounted there."""
+    if not os.path.ismount(path):
+        return False
+    if _libc.umount2(str(path).encode(), MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"umount {path}: {os.strerror(code)}")
+    return True
 
 
 def mount_points() -> list[str]:

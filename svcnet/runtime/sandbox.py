@@ -31,6 +31,7 @@ from svcnet.kernel.netns import NETNS_RUN_DIR
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
+PODS_DIR = "pods"  # under the runtime root: one directory per pod (see Runtime.keep_pods_in_memory)
 SANDBOX_DIR = "_sandbox"  # "_" cannot begin a container name, so no clash with container directories
 STATE_FILE = "state.json"
 MOUNTS_FILE = "mounts.json"
@@ -109,7 +110,7 @@ class SandboxError(RuntimeError):
 
 
 def pod_directory(root: Path, key: PodKey) -> Path:
-    return root / "pods" / key.dir_name
+    return root / PODS_DIR / key.dir_name
 
 
 def load_sandbox(directory: Path) -> Sandbox | None:
