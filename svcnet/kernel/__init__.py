@@ -22,6 +22,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+# Where named network namespaces are mounted (iproute2's NETNS_RUN_DIR). Here, not in netns.py, so
+# that what needs only the path (a pod sandbox, forked from the agent's fork server) does not import
+# pyroute2: ~12 MB more in the fork server, and every fork of it copies the page tables of them.
+NETNS_RUN_DIR = "/run/netns"
+
 LinkKind = Literal["loopback", "bridge", "veth", "vxlan", "other"]
 
 # Linux IFNAMSIZ is 16 including the terminating NUL.

@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 
 from pyroute2 import netns as pyroute2_netns
 
-from svcnet.kernel import KernelError, NamespaceNotFound, check_namespace_name
+from svcnet.kernel import NETNS_RUN_DIR, KernelError, NamespaceNotFound, check_namespace_name
 
-NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 
 T = TypeVar("T")

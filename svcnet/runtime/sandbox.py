@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.objects import name_of, namespace_of, uid_of
-from svcnet.kernel import mounts, process
-from svcnet.kernel.netns import NETNS_RUN_DIR
+from svcnet.kernel import NETNS_RUN_DIR, mounts, process
 from svcnet.kernel.process import ProcessId
 from svcnet.runtime.launch import Launcher, SubprocessLauncher, fd_ready
 
