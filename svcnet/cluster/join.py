@@ -477,6 +477,18 @@ async def stop_joined_nodes(cluster_data_dir: Path, timeout: float = 60.0) -> li
     return [name for name, _, _ in found]
 
 
+def _serving_certificate_current(data_dir: Path, node: Any) -> bool:
+    from svcnet.agent.servingcert import current_certificate
+    from svcnet.cluster.spec import runtime_root
+
+    try:
+        ca_pem = (data_dir / "pki" / "ca.crt").read_bytes()
+    except OSError:
+        return False
+    return current_certificate(runtime_root(data_dir, node.name) / "pki", ca_pem, node.name, node.addresses,
+                               dt.datetime.now(dt.UTC)) is not None
+
+
 def run_joined_node(data_dir: Path, host: SimulatedHost) -> int:
     """The node's agent and proxy (the supervisor `svcnet up` uses), until a signal."""
     from svcnet.cluster.supervisor import AgentSupervisor
@@ -489,6 +501,13 @@ def run_joined_node(data_dir: Path, host: SimulatedHost) -> int:
         return error(f"{exc}: a node already runs from {data_dir}")
     try:
         stages = [host, AgentSupervisor(data_dir, host.spec, only=(host.node.name,))]
-        return asyncio.run(process.run(stages, f"svcnet: {host.node.name} joined; stop it with Ctrl-C"))
+        # As upstream, nobody approves a kubelet serving certificate but an admin: until then the node
+        # runs pods, and `kubectl logs/exec` cannot reach them.
+        ready = f"svcnet: {host.node.name} joined; stop it with Ctrl-C"
+        if not _serving_certificate_current(data_dir, host.node):
+            ready += (f"\nsvcnet: its kubelet API waits for its serving certificate: on the control plane, "
+                      f"`kubectl get csr` shows a Pending kubernetes.io/kubelet-serving request by "
+                      f"{csr.NODE_PREFIX}{host.node.name}; approve it with kubectl certificate approve NAME")
+        return asyncio.run(process.run(stages, ready))
     finally:
         lock.release()
