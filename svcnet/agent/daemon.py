@@ -111,6 +111,7 @@ class AgentProcess:
             await self._serve_kubelet_api(runtime)
         elif self.pki_dir is not None:  # the node is Ready meanwhile; logs and exec wait for the certificate
             self._serving = asyncio.create_task(self._serve_kubelet_api(runtime), name="kubelet-serving-csr")
+            self._serving.add_done_callback(_log_failure)
         if self.speaker is not None:
             await self.speaker.start()
 
@@ -150,6 +151,12 @@ class AgentProcess:
             await self.overlay_api.close()
         if self.api is not None:
             await self.api.close()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """The kubelet API started in the background: say why it did not (the node runs on without it)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the kubelet API did not start: %s", task.exception())
 
 
 def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None,
