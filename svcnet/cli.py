@@ -181,7 +181,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except NodeNotFound as exc:
         print(f"svcnet: {exc.args[0]}", file=sys.stderr)
         return 1
-    pki_dir = Path(args.data_dir) / "pki"  # the cluster CA: the kubelet API's certificates come from it
+    # the cluster CA: the kubelet API's certificate comes from it (signed here with its key, or through a CSR)
+    pki_dir = Path(args.data_dir) / "pki"
     speaker_config = None
     if args.lb_speaker_kubeconfig:
         from svcnet.client.config import load_kubeconfig
@@ -193,7 +194,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
         overlay_config = load_kubeconfig(args.overlay_kubeconfig)
     return daemon.run(_client_config(args), node, config, pid_path,
-                      pki_dir if (pki_dir / "ca.key").exists() else None, speaker_config, overlay_config)
+                      pki_dir if (pki_dir / "ca.crt").exists() else None, speaker_config, overlay_config)
 
 
 def _duration(value: str) -> float:
@@ -251,14 +252,24 @@ def cmd_node_join(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir)
     try:
-        host = join.SimulatedHost(Path(args.lan_of), data_dir) if args.lan_of else None
+        if args.host and not args.lan_of:
+            return join.error("--host places a node on a host of a simulated cluster: give --lan-of too")
+        host = join.SimulatedHost(Path(args.lan_of), data_dir, args.host) if args.lan_of else None
         name = args.name or (host.node.name if host else "")
         if not name:
             return join.error("give --name (the node's name) or --lan-of")
         if host is not None and name != host.node.name:
             return join.error(f"--lan-of: the next node of that LAN is {host.node.name}, not {name}")
+        overlay = join.kubeconfig_path(data_dir, join.OVERLAY)
+        if host is not None and host.node.overlay and not args.overlay_token_file and not overlay.exists():
+            return join.error("the cluster spans several hosts: its nodes run the VXLAN overlay as flannel's "
+                              "ServiceAccount; give --overlay-token-file with a token of it (kubectl create token "
+                              f"-n {join.OVERLAY_NAMESPACE} {join.OVERLAY_SERVICE_ACCOUNT} --duration 24h)")
         path = asyncio.run(join.bootstrap_identity(args.server, args.token, tuple(args.ca_cert_hash), name, data_dir,
                                                    args.discovery_token_unsafe_skip_ca_verification))
+        if args.overlay_token_file:
+            join.progress(f"wrote {join.write_overlay_kubeconfig(data_dir, args.server, Path(args.overlay_token_file))}"
+                          f" (the overlay's identity: flannel's ServiceAccount)")
     except join.JoinError as exc:
         return join.error(str(exc))
     join.progress(f"wrote {path} (the node's identity: system:node:{name})")
@@ -429,6 +440,12 @@ def _add_join_commands(sub: Any) -> None:
     q.add_argument("--lan-of", default="", metavar="DATA_DIR",
                    help="one-machine simulation of another host: the node becomes the next node namespace on the "
                         "LAN of the `svcnet up` cluster in DATA_DIR (only its cluster.json is read)")
+    q.add_argument("--host", type=int, default=0, metavar="H",
+                   help="with --lan-of of a `svcnet up --hosts` cluster: put the node on host H's LAN "
+                        "(default: the host round-robin gives its index)")
+    q.add_argument("--overlay-token-file", default="", metavar="FILE",
+                   help="a token of the ServiceAccount kube-flannel/flannel, for the VXLAN overlay of a cluster "
+                        "on several hosts (kubectl create token -n kube-flannel flannel)")
     q.set_defaults(func=cmd_node_join)
 
 

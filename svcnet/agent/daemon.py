@@ -8,6 +8,7 @@ stops: the next agent adopts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -22,6 +23,7 @@ from svcnet.agent.kubeletserver import KubeletApi, KubeletServer, ensure_serving
 from svcnet.agent.nodeplan import NodePlan
 from svcnet.agent.overlay import Overlay
 from svcnet.agent.podaccess import PodFiles
+from svcnet.agent.servingcert import request_serving_certificate
 from svcnet.agent.speaker import Speaker
 from svcnet.client.rest import ApiClient
 from svcnet.kernel import process
@@ -60,7 +62,9 @@ class AgentProcess:
     def __init__(self, client_config: Any, node: NodePlan, config: AgentConfig, pki_dir: Path | None = None,
                  speaker_config: Any = None, overlay_config: Any = None) -> None:
         """pki_dir: the cluster CA's directory; with it the agent serves the kubelet API on the node's
-        address (port 10250), with a serving certificate from that CA. speaker_config: the LoadBalancer
+        address (port 10250), with a serving certificate from that CA: issued here when the directory
+        holds the CA's key (a node `svcnet up` runs), else asked for with a kubelet-serving CSR (a
+        joined node: the API starts once an admin approved it and the signer issued it). speaker_config: the LoadBalancer
         speaker's client config; with it the node answers ARP for the LoadBalancer addresses it is
         elected for (in this process, so that the node stops announcing when its agent goes away)."""
         self.client_config = client_config
@@ -69,6 +73,7 @@ class AgentProcess:
         self.config = config
         self.pki_dir = pki_dir
         self.server: KubeletServer | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.api: Any = None
         self.agent: NodeAgent | None = None
         self.kernel: LinuxNetworkKernel | None = None
@@ -108,16 +113,23 @@ class AgentProcess:
         await self.agent.start()
         if self.overlay is not None:
             await self.overlay.start()
-        if self.pki_dir is not None:
+        if self.pki_dir is not None and (self.pki_dir / "ca.key").exists():
             await self._serve_kubelet_api(runtime)
+        elif self.pki_dir is not None:  # the node is Ready meanwhile; logs and exec wait for the certificate
+            self._serving = asyncio.create_task(self._serve_kubelet_api(runtime), name="kubelet-serving-csr")
+            self._serving.add_done_callback(_log_failure)
         if self.speaker is not None:
             await self.speaker.start()
 
     async def _serve_kubelet_api(self, runtime: Runtime) -> None:
         assert self.agent is not None and self.pki_dir is not None
         node = self.node
-        cert, key = ensure_serving_certificate(self.pki_dir, self.config.runtime_root / "pki", node.name,
-                                               node.addresses)
+        cert_dir = self.config.runtime_root / "pki"
+        if (self.pki_dir / "ca.key").exists():
+            cert, key = ensure_serving_certificate(self.pki_dir, cert_dir, node.name, node.addresses)
+        else:
+            cert, key = await request_serving_certificate(self.api, cert_dir, (self.pki_dir / "ca.crt").read_bytes(),
+                                                          node.name, node.addresses)
         # kubelet's --address 0.0.0.0, inside the node's namespace: the node's LAN address and its bridge's
         listen = partial(listen_tcp_in_netns, node.namespace, "0.0.0.0", KUBELET_PORT)
         api = KubeletApi(node.name, self.agent.pods, PodFiles(runtime), WebhookAuth(self.api))
@@ -127,6 +139,10 @@ class AgentProcess:
     async def stop(self) -> None:
         if self.speaker is not None:  # first: another node takes its addresses over at once
             await self.speaker.stop()
+        if self._serving is not None:
+            self._serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
         if self.server is not None:
             await self.server.stop()
         if self.overlay is not None:  # its entries stay: pods keep talking while the agent is away
@@ -141,6 +157,12 @@ class AgentProcess:
             await self.overlay_api.close()
         if self.api is not None:
             await self.api.close()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """The kubelet API started in the background: say why it did not (the node runs on without it)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the kubelet API did not start: %s", task.exception())
 
 
 def run(client_config: Any, node: NodePlan, config: AgentConfig, pid_path: Path, pki_dir: Path | None = None,

@@ -75,6 +75,10 @@ LB_SPEAKER_ROLE = "svcnet:lb-speaker"
 OVERLAY = "flannel"
 OVERLAY_USER = "system:svcnet:flannel"
 OVERLAY_ROLE = "svcnet:flannel"
+# flannel's own ServiceAccount (kube-flannel.yml's), bound to the same role: a node joined from another
+# machine runs the overlay with a token of it, as flanneld run outside the cluster is given one.
+OVERLAY_NAMESPACE = "kube-flannel"
+OVERLAY_SERVICE_ACCOUNT = "flannel"
 
 
 def kubeconfig_path(data_dir: Path, component: str) -> Path:
@@ -154,14 +158,26 @@ def overlay_rbac() -> list[tuple[str, str | None, dict[str, Any]]]:
         ("clusterrolebindings", None, {
             "apiVersion": group, "kind": "ClusterRoleBinding", "metadata": {"name": OVERLAY_ROLE},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": OVERLAY_ROLE},
-            "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": OVERLAY_USER}]}),
+            "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": OVERLAY_USER},
+                         {"kind": "ServiceAccount", "name": OVERLAY_SERVICE_ACCOUNT,
+                          "namespace": OVERLAY_NAMESPACE}]}),
+    ]
+
+
+def overlay_service_account() -> list[tuple[str, str | None, dict[str, Any]]]:
+    """kube-flannel/flannel, the ServiceAccount the overlay's binding names (before the binding)."""
+    return [
+        ("namespaces", None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OVERLAY_NAMESPACE}}),
+        ("serviceaccounts", OVERLAY_NAMESPACE, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                "metadata": {"name": OVERLAY_SERVICE_ACCOUNT,
+                                                             "namespace": OVERLAY_NAMESPACE}}),
     ]
 
 
 async def ensure_objects(api: Any, objects: list[tuple[str, str | None, dict[str, Any]]]) -> None:
-    """Create each RBAC object that is missing (an existing one, perhaps edited by the admin, is kept)."""
+    """Create each object that is missing (an existing one, perhaps edited by the admin, is kept)."""
     for plural, namespace, body in objects:
-        resource = lookup(RBAC_GROUP, "v1", plural)
+        resource = lookup(str(body["apiVersion"]).rpartition("/")[0], "v1", plural)
         assert resource is not None
         try:
             await api.create(resource, namespace, body)
@@ -215,7 +231,7 @@ class ComponentCredentials:
                 if self.lb_speaker:
                     await ensure_objects(api, lb_speaker_rbac())
                 if self.overlay:
-                    await ensure_objects(api, overlay_rbac())
+                    await ensure_objects(api, overlay_service_account() + overlay_rbac())
 
     async def stop(self) -> None:
         return None

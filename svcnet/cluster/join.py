@@ -38,7 +38,13 @@ from svcnet.api.resources import lookup
 from svcnet.apiserver.credentials import component_kubeconfig_text, write_secret
 from svcnet.client.config import ClientConfig
 from svcnet.client.rest import ApiClient, TransportError
-from svcnet.cluster.identities import kubeconfig_path, kubelet_kubeconfig
+from svcnet.cluster.identities import (
+    OVERLAY,
+    OVERLAY_NAMESPACE,
+    OVERLAY_SERVICE_ACCOUNT,
+    kubeconfig_path,
+    kubelet_kubeconfig,
+)
 from svcnet.core import bootstraptoken, csr, pki
 
 SECRETS = lookup("", "v1", "secrets")
@@ -272,7 +278,42 @@ async def bootstrap_identity(server: str, token_text: str, ca_hashes: tuple[str,
     cert_pem, key_pem, name = await request_certificate(server, ca_pem, token, node,
                                                         data_dir / "pki" / "kubelet-client.key")
     progress(f"certificate signing request {name} approved and issued for {csr.NODE_PREFIX}{node}")
+    # The cluster CA, as kubelet's --client-ca-file: its API verifies the API server's client certificate.
+    (data_dir / "pki" / "ca.crt").write_bytes(ca_pem)
     return write_node_kubeconfigs(data_dir, server, ca_pem, node, cert_pem, key_pem)
+
+
+MAX_TOKEN_BYTES = 16384
+
+
+def write_overlay_kubeconfig(data_dir: Path, server: str, token_file: Path) -> Path:
+    """kubeconfigs/flannel.conf: the overlay's identity on this node, a ServiceAccount token of
+    kube-flannel/flannel (`kubectl create token -n kube-flannel flannel`), as flanneld run outside the
+    cluster is given a kubeconfig (--kubeconfig-file) instead of its pod's mounted token."""
+    try:
+        raw = token_file.read_bytes()[:MAX_TOKEN_BYTES + 1]
+    except OSError as exc:
+        raise JoinError(f"--overlay-token-file {token_file}: {exc.strerror or exc}") from None
+    token = raw.decode(errors="replace").strip()
+    if len(raw) > MAX_TOKEN_BYTES or not re.fullmatch(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+", token):
+        raise JoinError(f"--overlay-token-file {token_file}: not a ServiceAccount token (a JWT; make one with "
+                        f"`kubectl create token -n {OVERLAY_NAMESPACE} {OVERLAY_SERVICE_ACCOUNT}`)")
+    try:
+        ca_pem = (data_dir / "pki" / "ca.crt").read_bytes()
+    except OSError:
+        raise JoinError(f"{data_dir / 'pki' / 'ca.crt'} is missing: join again with a token") from None
+    user = f"system:serviceaccount:{OVERLAY_NAMESPACE}:{OVERLAY_SERVICE_ACCOUNT}"
+    doc = {"apiVersion": "v1", "kind": "Config",
+           "clusters": [{"name": "svcnet", "cluster": {
+               "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+           "users": [{"name": user, "user": {"token": token}}],
+           "contexts": [{"name": "flannel", "context": {"cluster": "svcnet", "user": user}}],
+           "current-context": "flannel", "preferences": {}}
+    path = kubeconfig_path(data_dir, OVERLAY)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_secret(path, yaml.safe_dump(doc, sort_keys=False).encode())
+    return path
 
 
 def identity_current(path: Path, server: str, node: str, now: dt.datetime) -> bool:
@@ -300,24 +341,39 @@ def error(message: str) -> int:
 
 
 # ------------------------------------------------------------------ the joined node, simulated on this machine
+JOINED_DIR = "joined"  # in the cluster's data dir: DATA_DIR/joined/<node> names a joined node's data dir
+
+
 class SimulatedHost:
     """One-machine stand-in for "another machine": the next node namespace on the LAN of the
-    `svcnet up` cluster in lan_of (only its cluster.json is read there, no credential), planned by
-    the same topology code as `up`'s nodes; other nodes get routes to its pod CIDR (host-gw)."""
+    `svcnet up` cluster in lan_of (host `host` of a several-host cluster; 0: round-robin), planned
+    by the same topology code as `up`'s nodes. On one LAN the other nodes get routes to its pod CIDR
+    (host-gw); across hosts the overlay carries its pods' traffic and only its own namespace and its
+    port on its host's LAN are made here. Only cluster.json is read in lan_of; the node records its
+    data dir in lan_of/joined/ so that `svcnet down` of the cluster stops it first."""
 
-    def __init__(self, lan_of: Path, data_dir: Path) -> None:
+    def __init__(self, lan_of: Path, data_dir: Path, host: int = 0) -> None:
         from svcnet.cluster.spec import load_cluster_spec
 
         spec = load_cluster_spec(lan_of)
         if spec is None:
             raise JoinError(f"--lan-of {lan_of}: no svcnet up cluster there ({lan_of / 'cluster.json'} is missing)")
+        if host and not 1 <= host <= spec.hosts:
+            raise JoinError(f"--host {host}: the cluster in {lan_of} has host{'s 1-' if spec.hosts > 1 else ' '}"
+                            f"{spec.hosts}")
+        self.lan_of = lan_of
         self.data_dir = data_dir
         earlier = load_cluster_spec(data_dir)  # a restart keeps the node it was
         if earlier is not None and earlier.cluster_id == spec.cluster_id:
             self.spec = earlier
         else:
-            self.spec = replace(spec, nodes=self._next_index(spec), lb_pool=None)
+            index = self._next_index(spec)
+            placements = spec.placements + (((index, host),) if host else ())
+            self.spec = replace(spec, nodes=index, lb_pool=None, placements=placements)
         self.node = self.spec.plan().nodes[-1]
+        if host and self.node.host != host:
+            raise JoinError(f"{data_dir} holds {self.node.name}, on host {self.node.host}, not {host}: "
+                            f"give another --data-dir for a node on host {host}")
 
     @staticmethod
     def _next_index(spec: Any) -> int:
@@ -329,14 +385,38 @@ class SimulatedHost:
                  if n.startswith(prefix) and n[len(prefix):].isdigit()]
         return max([spec.nodes, *taken]) + 1
 
+    def network(self) -> tuple[Any, ...]:
+        """What to converge: on one LAN the whole plan (every node routes to the new pod CIDR); across
+        hosts the node's namespace and its port on its host's LAN, nothing of the other nodes (whose
+        placement this data dir does not know) and no pod route (the overlay's)."""
+        plan = self.spec.plan()
+        if plan.router_namespace is None:
+            return plan.namespaces
+        lan = plan.hosts[self.node.host - 1].lan_namespace
+        own = []
+        for ns in plan.namespaces:
+            if ns.name == self.node.namespace:
+                own.append(ns)
+            elif ns.name == lan:
+                own.append(replace(ns, links=tuple(link for link in ns.links
+                                                   if link.kind != "veth" or link.name == self.node.name)))
+        return tuple(own)
+
+    @property
+    def record(self) -> Path:
+        return self.lan_of / JOINED_DIR / self.node.name
+
     async def start(self) -> None:
         from svcnet.cluster.spec import save_cluster_spec
         from svcnet.kernel.converge import converge
         from svcnet.kernel.links import LinuxNetworkKernel
 
         save_cluster_spec(self.data_dir, self.spec)
-        await asyncio.to_thread(converge, LinuxNetworkKernel(), self.spec.plan().namespaces)
-        progress(f"{self.node.name}: namespace {self.node.namespace}, IP {self.node.ipv4}, "
+        self.record.parent.mkdir(exist_ok=True)
+        self.record.write_text(f"{self.data_dir.resolve()}\n")
+        await asyncio.to_thread(converge, LinuxNetworkKernel(), self.network())
+        where = f" on host {self.node.host} ({self.node.lan_cidrs[0]})" if self.node.overlay else ""
+        progress(f"{self.node.name}: namespace {self.node.namespace}, IP {self.node.ipv4}{where}, "
                  f"pod CIDR {self.node.pod_cidr_v4}")
 
     async def stop(self) -> None:
@@ -348,6 +428,65 @@ class SimulatedHost:
             progress(f"stopped {pods} pod(s) of {self.node.name}")
         await asyncio.to_thread(LinuxNetworkKernel().delete_namespace, self.node.namespace)
         progress(f"removed {self.node.namespace}")
+        self.record.unlink(missing_ok=True)
+
+
+def _is_join_process(pid: int, data_dir: Path) -> bool:
+    """Whether pid runs `svcnet node join` with this --data-dir."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    wanted = {str(data_dir).encode(), str(data_dir.resolve()).encode()}
+    return b"join" in argv and any(a in wanted for a in argv)
+
+
+async def stop_joined_nodes(cluster_data_dir: Path, timeout: float = 60.0) -> list[str]:
+    """`svcnet down`'s first step: end every `node join --lan-of` of the cluster (SIGTERM to the join
+    process, whose pid lock names it; it stops its agent, proxy and pods and removes its namespace,
+    as on Ctrl-C), then SIGKILL what is left after timeout. Returns the nodes stopped."""
+    import contextlib
+    import signal
+
+    from svcnet.cluster.lifecycle import stop_all_pods
+    from svcnet.cluster.supervisor import stop_agent_processes
+    from svcnet.kernel import process
+
+    records = cluster_data_dir / JOINED_DIR
+    found: list[tuple[str, Path, int | None]] = []
+    for record in sorted(records.iterdir()) if records.is_dir() else []:
+        node_dir = Path(record.read_text().strip()[:4096])
+        pid = process.read_pid(node_dir / "svcnet.pid")
+        if pid and process.is_locked(node_dir / "svcnet.pid") and _is_join_process(pid, node_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            found.append((record.name, node_dir, pid))
+        else:
+            found.append((record.name, node_dir, None))
+    deadline = time.monotonic() + timeout
+    for name, node_dir, pid in found:
+        while pid and _is_join_process(pid, node_dir) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if pid and _is_join_process(pid, node_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # a join killed, or gone without stopping them: its agent, proxy and pods by their pid files
+        await asyncio.to_thread(stop_agent_processes, node_dir)
+        await stop_all_pods(node_dir)
+        (records / name).unlink(missing_ok=True)
+    return [name for name, _, _ in found]
+
+
+def _serving_certificate_current(data_dir: Path, node: Any) -> bool:
+    from svcnet.agent.servingcert import current_certificate
+    from svcnet.cluster.spec import runtime_root
+
+    try:
+        ca_pem = (data_dir / "pki" / "ca.crt").read_bytes()
+    except OSError:
+        return False
+    return current_certificate(runtime_root(data_dir, node.name) / "pki", ca_pem, node.name, node.addresses,
+                               dt.datetime.now(dt.UTC)) is not None
 
 
 def run_joined_node(data_dir: Path, host: SimulatedHost) -> int:
@@ -362,6 +501,13 @@ def run_joined_node(data_dir: Path, host: SimulatedHost) -> int:
         return error(f"{exc}: a node already runs from {data_dir}")
     try:
         stages = [host, AgentSupervisor(data_dir, host.spec, only=(host.node.name,))]
-        return asyncio.run(process.run(stages, f"svcnet: {host.node.name} joined; stop it with Ctrl-C"))
+        # As upstream, nobody approves a kubelet serving certificate but an admin: until then the node
+        # runs pods, and `kubectl logs/exec` cannot reach them.
+        ready = f"svcnet: {host.node.name} joined; stop it with Ctrl-C"
+        if not _serving_certificate_current(data_dir, host.node):
+            ready += (f"\nsvcnet: its kubelet API waits for its serving certificate: on the control plane, "
+                      f"`kubectl get csr` shows a Pending kubernetes.io/kubelet-serving request by "
+                      f"{csr.NODE_PREFIX}{host.node.name}; approve it with kubectl certificate approve NAME")
+        return asyncio.run(process.run(stages, ready))
     finally:
         lock.release()

@@ -175,7 +175,12 @@ async def teardown(data_dir: Path) -> None:
 
     Safe to repeat, and safe when `up` died without cleaning up.
     """
+    from svcnet.cluster.join import stop_joined_nodes
+
     spec = load_cluster_spec(data_dir)
+    joined = await stop_joined_nodes(data_dir)  # first: their agents still talk to the API server
+    if joined:
+        progress(f"stopped the joined node(s) {', '.join(joined)}")
     stopped = await asyncio.to_thread(stop_agent_processes, data_dir)
     if stopped:
         progress(f"stopped {len(stopped)} agent and proxy process(es)")

@@ -36,14 +36,17 @@ class ClusterSpec:
     lb_pool: str | None = None  # LoadBalancer addresses (`svcnet up --lb-pool`); None: no LoadBalancer support
     zones: tuple[str, ...] = ()  # `svcnet up --zones`: the nodes' topology.kubernetes.io/zone, round-robin
     hosts: int = 1  # `svcnet up --hosts`: simulated hosts (L2 segments), nodes round-robin, VXLAN between them
+    # (node index, host) of nodes not placed round-robin: a node joined onto a chosen host (`node join --host`)
+    placements: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zones", tuple(self.zones))  # a list when read back from cluster.json
+        object.__setattr__(self, "placements", tuple((int(i), int(h)) for i, h in self.placements))
 
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
                              node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones,
-                             hosts=self.hosts)
+                             hosts=self.hosts, placements=self.placements)
 
 
 # ---- the data dir

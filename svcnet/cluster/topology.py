@@ -172,13 +172,16 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   node_pod_prefix_v6: int = 64, first_node_host: int = 106,
                   client_host: int = 200, control_plane_host: int = 100,
                   service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112"),
-                  zones: tuple[str, ...] = (), hosts: int = 1) -> TopologyPlan:
+                  zones: tuple[str, ...] = (), hosts: int = 1,
+                  placements: tuple[tuple[int, int], ...] = ()) -> TopologyPlan:
     """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only.
 
     zones are handed to the nodes round-robin (node 1 the first, node 2 the second, ...), and so
     are hosts: with hosts > 1 host h has its own LAN, the node network's h-th block of its size
     (192.168.1.0/24 for host 2), a router joins the LANs, and pods cross hosts only by the VXLAN
-    overlay the agents program (docs/topology.md)."""
+    overlay the agents program (docs/topology.md). placements: (node index, host) pairs that put a
+    node on another host than round-robin would (a node joined onto a chosen host); its address is
+    still host first_node_host + index - 1 of its host's LAN, so it clashes with no other node."""
     check_cluster_id(cluster_id)
     if nodes < 1:
         raise ValueError(f"a cluster needs at least one node, got {nodes}")
@@ -201,8 +204,9 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
     if hosts > 1 and ROUTER_HOST in (*node_offsets, client_host, control_plane_host):
         raise ValueError(f"host {ROUTER_HOST} of each LAN is the router's")
     host_plans = _host_plans(cluster_id, hosts, lan4, lan6)
+    host_of = _host_of(nodes, hosts, placements)
 
-    node_plans = [_node_plan(cluster_id, index, first_node_host + index - 1, host_plans[(index - 1) % hosts],
+    node_plans = [_node_plan(cluster_id, index, first_node_host + index - 1, host_plans[host_of[index] - 1],
                              _subnet(pods4, node_pod_prefix_v4, index, "pod CIDR"),
                              _subnet(pods6, node_pod_prefix_v6, index, "IPv6 pod CIDR") if pods6 else None,
                              zones[(index - 1) % len(zones)] if zones else "",
@@ -236,6 +240,18 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         hosts=host_plans,
         router_namespace=router_namespace(cluster_id) if hosts > 1 else None,
     )
+
+
+def _host_of(nodes: int, hosts: int, placements: tuple[tuple[int, int], ...]) -> dict[int, int]:
+    """Each node index's host: round-robin, except where placements say otherwise."""
+    host_of = {index: (index - 1) % hosts + 1 for index in range(1, nodes + 1)}
+    for index, host in placements:
+        if index not in host_of:
+            raise ValueError(f"placement of node {index}: the cluster has nodes 1-{nodes}")
+        if not 1 <= host <= hosts:
+            raise ValueError(f"node {index} placed on host {host}: the cluster has hosts 1-{hosts}")
+        host_of[index] = host
+    return host_of
 
 
 def _node_plan(cluster_id: str, index: int, offset: int, host: HostPlan,

@@ -9,9 +9,13 @@ csrsigning controllers, over plain objects.
   create certificatesigningrequests/nodeclient (or /selfnodeclient when the CN is the
   requester itself) is approved with reason AutoApproved; the caller asks the API (a
   SubjectAccessReview) and passes the answer in.
-- `signing`: csrsigning for kubernetes.io/kube-apiserver-client-kubelet: an approved, not
-  failed, not yet issued request is signed by the cluster CA for min(expirationSeconds, the
-  signing duration); a subject that does not fit the profile gets a Failed condition instead.
+- `signing`: csrsigning for kubernetes.io/kube-apiserver-client-kubelet, kube-apiserver-client and
+  kubelet-serving: an approved, not failed, not yet issued request is signed by the cluster CA for
+  min(expirationSeconds, the signing duration); a subject that does not fit the signer's profile gets
+  a Failed condition instead. kubelet-serving is ValidateKubeletServingCSR's profile: O exactly
+  [system:nodes], CN system:node:<name>, a DNS or IP SAN, no email or URI SAN, usages exactly
+  {digital signature, key encipherment, server auth} or {digital signature, server auth}. Nothing
+  approves serving requests by itself (kube-controller-manager's csrapproving does not): an admin does.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ KNOWN_USAGES = ("signing", "digital signature", "content commitment", "key encip
                 "ipsec end system", "ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
                 "microsoft sgc", "netscape sgc")
 KUBELET_CLIENT_USAGES = frozenset({"key encipherment", "digital signature", "client auth"})
+KUBELET_SERVING_USAGES = (frozenset({"digital signature", "key encipherment", "server auth"}),
+                          frozenset({"digital signature", "server auth"}))  # the second: not an RSA key
 MIN_EXPIRATION_SECONDS = 600
 SIGNING_DURATION = dt.timedelta(days=365)  # kube-controller-manager --cluster-signing-duration
 BACKDATE = dt.timedelta(minutes=5)  # the local signer backdates notBefore (clock skew)
@@ -98,6 +104,33 @@ def kubelet_client_problems(request: x509.CertificateSigningRequest, usages: lis
     extra = sorted(set(usages) - KUBELET_CLIENT_USAGES)
     if extra:
         problems.append(f"usages did not match {sorted(KUBELET_CLIENT_USAGES)}: {extra}")
+    return problems
+
+
+def _sans(request: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
+    try:
+        return request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def kubelet_serving_problems(request: x509.CertificateSigningRequest, usages: list[str]) -> list[str]:
+    """Why this request is not a kubelet serving certificate request (empty: it is one)."""
+    cn, orgs = subject_of(request)
+    sans = _sans(request)
+    problems = []
+    if list(orgs) != [NODES_GROUP]:
+        problems.append(f"subject organization is not {NODES_GROUP}")
+    if sans is None or not (sans.get_values_for_type(x509.DNSName) or sans.get_values_for_type(x509.IPAddress)):
+        problems.append("DNS or IP subjectAltName is required")
+    if sans is not None and sans.get_values_for_type(x509.RFC822Name):
+        problems.append("Email subjectAltNames are not allowed")
+    if sans is not None and sans.get_values_for_type(x509.UniformResourceIdentifier):
+        problems.append("URI subjectAltNames are not allowed")
+    if frozenset(usages) not in KUBELET_SERVING_USAGES or len(set(usages)) != len(usages):
+        problems.append(f"usages did not match {sorted(KUBELET_SERVING_USAGES[0])}")
+    if not cn.startswith(NODE_PREFIX):
+        problems.append(f'subject common name does not begin with "{NODE_PREFIX}"')
     return problems
 
 
@@ -167,7 +200,7 @@ class Signed:
     failure: str = ""  # set: add a Failed condition (SignerValidationFailure) with this message
 
 
-SIGNED_HERE = (KUBELET_CLIENT_SIGNER, KUBE_APISERVER_CLIENT_SIGNER)
+SIGNED_HERE = (KUBELET_CLIENT_SIGNER, KUBE_APISERVER_CLIENT_SIGNER, KUBELET_SERVING_SIGNER)
 
 
 def wants_signing(csr: Obj) -> bool:
@@ -206,10 +239,12 @@ def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SI
     except ValueError as exc:
         return Signed(None, f"unable to parse csr: {exc}")
     usages_ = list(spec.get("usages") or [])
-    kubelet = spec.get("signerName") == KUBELET_CLIENT_SIGNER
-    problems = kubelet_client_problems(request, usages_) if kubelet else client_problems(request, usages_)
+    signer = spec.get("signerName")
+    what, check = {KUBELET_CLIENT_SIGNER: ("kubelet client", kubelet_client_problems),
+                   KUBELET_SERVING_SIGNER: ("kubelet serving", kubelet_serving_problems)}.get(
+        signer, ("client", client_problems))
+    problems = check(request, usages_)
     if problems:
-        what = "kubelet client" if kubelet else "client"
         return Signed(None, f"invalid {what} certificate request: {'; '.join(problems)}")
     not_after = min(now + duration_of(csr, limit), ca.cert.not_valid_after_utc)
     usages = set(spec.get("usages") or [])
@@ -221,7 +256,11 @@ def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SI
                .not_valid_before(now - BACKDATE)
                .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if signer == KUBELET_SERVING_SIGNER
+                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+    sans = _sans(request)
+    if signer == KUBELET_SERVING_SIGNER and sans is not None:  # the names and addresses it serves on
+        builder = builder.add_extension(sans, critical=False)
     if usages & {"digital signature", "key encipherment"}:
         # as Go's x509 (and so upstream's signer), no KeyUsage extension at all when no bit is asked
         # for: one with every bit clear is invalid, and TLS servers refuse the certificate
@@ -230,6 +269,22 @@ def sign(csr: Obj, ca: pki.Authority, now: dt.datetime, limit: dt.timedelta = SI
             content_commitment=False, data_encipherment=False, key_agreement=False, key_cert_sign=False,
             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
     return Signed(pki.cert_pem(builder.sign(ca.key, hashes.SHA256())))
+
+
+def new_serving_request_pem(key, node_name: str, dns_names: tuple[str, ...], ips: tuple[str, ...]) -> bytes:
+    """A kubelet serving certificate request (kubelet's serverTLSBootstrap): CN system:node:<name>,
+    O system:nodes, the node's name and addresses as SANs."""
+    import ipaddress
+
+    from cryptography.hazmat.primitives import serialization
+
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    request = (x509.CertificateSigningRequestBuilder()
+               .subject_name(pki.subject(NODE_PREFIX + node_name, (NODES_GROUP,)))
+               .add_extension(x509.SubjectAlternativeName(names), critical=False)
+               .sign(key, hashes.SHA256()))
+    return request.public_bytes(serialization.Encoding.PEM)
 
 
 def new_request_pem(key, node_name: str) -> bytes:

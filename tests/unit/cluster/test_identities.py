@@ -63,3 +63,32 @@ def test_components_reach_an_unspecified_bind_address_on_loopback() -> None:
         == "https://127.0.0.1:6443"
     assert identities.component_server_url(ApiServerConfig(data_dir=Path("/x"), bind_address="10.0.0.1", port=6443)) \
         == "https://10.0.0.1:6443"
+
+
+def test_flannels_service_account_is_made_before_its_binding_and_bound_with_the_agents_user() -> None:
+    objects = identities.overlay_service_account() + identities.overlay_rbac()
+    kinds = [(plural, namespace, body["metadata"]["name"]) for plural, namespace, body in objects]
+    assert kinds == [("namespaces", None, "kube-flannel"), ("serviceaccounts", "kube-flannel", "flannel"),
+                     ("clusterroles", None, "svcnet:flannel"), ("clusterrolebindings", None, "svcnet:flannel")]
+    assert objects[-1][2]["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:svcnet:flannel"},
+        {"kind": "ServiceAccount", "name": "flannel", "namespace": "kube-flannel"}]
+
+
+def test_ensure_objects_creates_each_in_its_own_api_group_and_keeps_existing_ones() -> None:
+    import asyncio
+
+    from svcnet.api.errors import ApiError
+
+    created: list[tuple[str, str, str | None]] = []
+
+    class Api:
+        async def create(self, resource: object, namespace: str | None, body: dict) -> None:
+            created.append((resource.group, resource.plural, namespace))  # type: ignore[attr-defined]
+            if resource.plural == "namespaces":  # type: ignore[attr-defined]
+                raise ApiError(409, "AlreadyExists", "exists")
+
+    asyncio.run(identities.ensure_objects(Api(), identities.overlay_service_account() + identities.overlay_rbac()))
+    assert created == [("", "namespaces", None), ("", "serviceaccounts", "kube-flannel"),
+                       ("rbac.authorization.k8s.io", "clusterroles", None),
+                       ("rbac.authorization.k8s.io", "clusterrolebindings", None)]

@@ -82,3 +82,84 @@ def test_a_current_node_kubeconfig_is_kept_and_anything_else_bootstraps_again(tm
     assert not join.identity_current(path, "https://10.0.0.1:6443", "node-4", now)  # another node
     assert not join.identity_current(path, "https://10.0.0.1:6443", "node-3", now + dt.timedelta(days=365))
     assert not join.identity_current(tmp_path / "missing.conf", "https://10.0.0.1:6443", "node-3", now)
+
+
+def test_host_needs_a_simulated_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["node", "join", "--server", "https://127.0.0.1:9", "--token", "abcdef.0123456789abcdef",
+            "--ca-cert-hash", "sha256:00", "--name", "node-3", "--host", "2", "--data-dir", str(tmp_path / "node")]
+    assert cli.main(argv) == 1
+    assert "--host places a node on a host of a simulated cluster: give --lan-of too" in capsys.readouterr().err
+    assert not (tmp_path / "node").exists()
+
+
+def _cluster_dir(tmp_path: Path, hosts: int) -> Path:
+    from svcnet.cluster.spec import ClusterSpec, save_cluster_spec
+
+    save_cluster_spec(tmp_path / "cluster", ClusterSpec(cluster_id="abc", nodes=2, hosts=hosts))
+    return tmp_path / "cluster"
+
+
+def test_a_node_joined_onto_host_2_is_the_next_node_there_and_makes_only_its_own_network(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(join.SimulatedHost, "_next_index", staticmethod(lambda spec: 3))
+    host = join.SimulatedHost(_cluster_dir(tmp_path, 2), tmp_path / "node", 2)
+    assert (host.node.name, host.node.host, host.node.ipv4, host.node.overlay) == ("node-3", 2, "192.168.1.108",
+                                                                                    "vxlan")
+    made = {ns.name: ns for ns in host.network()}
+    assert sorted(made) == ["svcnet-abc-lan-2", "svcnet-abc-node-3"]  # nothing of node-1, node-2 or the router
+    assert [link.name for link in made["svcnet-abc-lan-2"].links] == ["lo", "br-lan", "node-3"]
+    with pytest.raises(join.JoinError, match="--host 3: the cluster in .* has hosts 1-2"):
+        join.SimulatedHost(_cluster_dir(tmp_path, 2), tmp_path / "other", 3)
+
+
+def test_host_2_of_a_one_host_cluster_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(join.JoinError, match="--host 2: the cluster in .* has host 1"):
+        join.SimulatedHost(_cluster_dir(tmp_path, 1), tmp_path / "node", 2)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a token", b"a.b.c\nd.e.f", b"x" * 20000])
+def test_an_overlay_token_file_that_holds_no_token_is_refused(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.crt").write_bytes(b"ca")
+    (tmp_path / "token").write_bytes(content)
+    with pytest.raises(join.JoinError, match="not a ServiceAccount token"):
+        join.write_overlay_kubeconfig(tmp_path, "https://10.0.0.1:6443", tmp_path / "token")
+    assert not (tmp_path / "kubeconfigs").exists()
+
+
+def test_the_overlay_kubeconfig_holds_the_token_privately(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.crt").write_bytes(b"ca")
+    (tmp_path / "token").write_text("aaa.bbb.ccc\n")
+    path = join.write_overlay_kubeconfig(tmp_path, "https://10.0.0.1:6443", tmp_path / "token")
+    assert path == tmp_path / "kubeconfigs" / "flannel.conf" and path.stat().st_mode & 0o777 == 0o600
+    doc = yaml.safe_load(path.read_text())
+    assert doc["users"][0] == {"name": "system:serviceaccount:kube-flannel:flannel", "user": {"token": "aaa.bbb.ccc"}}
+    assert doc["clusters"][0]["cluster"]["server"] == "https://10.0.0.1:6443"
+
+
+def test_down_ends_a_joined_node_by_its_pid_lock_and_forgets_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from svcnet.kernel import process
+
+    cluster, node_dir = tmp_path / "cluster", tmp_path / "node"
+    (cluster / join.JOINED_DIR).mkdir(parents=True)
+    (cluster / join.JOINED_DIR / "node-3").write_text(f"{node_dir}\n")
+    (cluster / join.JOINED_DIR / "node-4").write_text(f"{tmp_path / 'gone'}\n")  # a node that is not running
+    # stands in for `svcnet node join --data-dir NODE_DIR`: holds the pid lock until SIGTERM
+    child = ("import sys, time; from pathlib import Path; from svcnet.kernel.process import PidLock; "
+             "PidLock(Path(sys.argv[2]) / 'svcnet.pid').acquire(); print('ready', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", child, "join", str(node_dir)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        assert process.is_locked(node_dir / "svcnet.pid")
+        assert asyncio.run(join.stop_joined_nodes(cluster, timeout=10)) == ["node-3", "node-4"]
+        assert proc.wait(timeout=10) == -15
+        assert list((cluster / join.JOINED_DIR).iterdir()) == []
+    finally:
+        proc.kill()
+        proc.wait()

@@ -156,3 +156,21 @@ def test_only_the_nodes_on_the_lb_pools_lan_run_the_speaker(tmp_path: Path) -> N
     speakers = {node: bool(build_parser().parse_args(supervisor.argv("agent", node)[3:]).lb_speaker_kubeconfig)
                 for node in ("node-1", "node-2", "node-3")}
     assert speakers == {"node-1": True, "node-2": False, "node-3": True}  # node-2 is on host 2
+
+
+def test_a_placement_puts_a_node_on_another_host_at_its_own_address() -> None:
+    plan = plan_topology("abc", 3, hosts=2, placements=((3, 2),))
+    assert [(n.name, n.host, n.ipv4, n.lan_cidrs[0]) for n in plan.nodes] == [
+        ("node-1", 1, "192.168.0.106", "192.168.0.0/24"),
+        ("node-2", 2, "192.168.1.107", "192.168.1.0/24"),
+        ("node-3", 2, "192.168.1.108", "192.168.1.0/24"),  # host 2, the address node 3 has on any LAN
+    ]
+    lan2 = next(ns for ns in plan.namespaces if ns.name == "svcnet-abc-lan-2")
+    assert {link.name for link in lan2.links} >= {"node-2", "node-3", "router"}
+
+
+@pytest.mark.parametrize(("placements", "message"), [(((4, 2),), "the cluster has nodes 1-3"),
+                                                     (((3, 3),), "the cluster has hosts 1-2")])
+def test_a_placement_outside_the_cluster_is_refused(placements: tuple[tuple[int, int], ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        plan_topology("abc", 3, hosts=2, placements=placements)

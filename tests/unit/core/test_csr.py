@@ -134,3 +134,70 @@ def test_the_client_signer_issues_a_user_certificate_but_never_for_system_master
                             conditions=("Approved",)), ca, NOW)
     assert masters.certificate_pem is None
     assert "system:masters is not an allowed organization" in masters.failure
+
+
+def _serving_request(cn: str = "system:node:node-3", orgs: tuple[str, ...] = ("system:nodes",),
+                     names: tuple[x509.GeneralName, ...] | None = None) -> bytes:
+    import ipaddress
+
+    builder = x509.CertificateSigningRequestBuilder().subject_name(pki.subject(cn, orgs))
+    sans = names if names is not None else (x509.DNSName("node-3"), x509.IPAddress(ipaddress.ip_address("192.168.1.108")))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return builder.sign(pki.new_key(), hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+SERVING = ("digital signature", "server auth")
+
+
+def test_the_agents_serving_request_fits_the_kubelet_serving_profile() -> None:
+    pem = csr.new_serving_request_pem(pki.new_key(), "node-3", ("node-3",), ("192.168.1.108", "fd00:192:168:1::6c"))
+    assert csr.kubelet_serving_problems(csr.parse_request(pem), list(SERVING)) == []
+    rsa_usages = ["digital signature", "key encipherment", "server auth"]
+    assert csr.kubelet_serving_problems(csr.parse_request(pem), rsa_usages) == []
+
+
+@pytest.mark.parametrize(("request_pem", "usages", "problem"), [
+    (_serving_request(orgs=("system:masters",)), SERVING, "subject organization is not system:nodes"),
+    (_serving_request(names=()), SERVING, "DNS or IP subjectAltName is required"),
+    (_serving_request(names=(x509.DNSName("node-3"), x509.RFC822Name("a@b.c"))), SERVING,
+     "Email subjectAltNames are not allowed"),
+    (_serving_request(names=(x509.DNSName("node-3"), x509.UniformResourceIdentifier("spiffe://x"))), SERVING,
+     "URI subjectAltNames are not allowed"),
+    (_serving_request(), ("digital signature", "server auth", "client auth"), "usages did not match"),
+    (_serving_request(), ("server auth",), "usages did not match"),
+    (_serving_request(cn="node-3"), SERVING, 'subject common name does not begin with "system:node:"'),
+])
+def test_serving_requests_outside_the_profile_are_named(request_pem: bytes, usages: tuple[str, ...],
+                                                        problem: str) -> None:
+    problems = csr.kubelet_serving_problems(csr.parse_request(request_pem), list(usages))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_serving_signer_issues_server_auth_for_the_requested_names_and_is_never_auto_approved() -> None:
+    import ipaddress
+
+    obj = _csr(_serving_request(), username="system:node:node-3", signer=csr.KUBELET_SERVING_SIGNER, usages=SERVING)
+    assert csr.approval_checks(obj) == [], "kube-controller-manager's approver leaves serving requests to an admin"
+    assert not csr.wants_signing(obj)
+    approved = {**obj, "status": {"conditions": [{"type": "Approved", "status": "True"}]}}
+    assert csr.wants_signing(approved)
+    ca = _authority()
+    signed = csr.sign(approved, ca, NOW)
+    assert signed.failure == "" and signed.certificate_pem is not None
+    cert = x509.load_pem_x509_certificate(signed.certificate_pem)
+    cert.verify_directly_issued_by(ca.cert)
+    assert pki.identity(cert) == ("system:node:node-3", ("system:nodes",))
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH]
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert (sans.get_values_for_type(x509.DNSName), sans.get_values_for_type(x509.IPAddress)) == (
+        ["node-3"], [ipaddress.ip_address("192.168.1.108")])
+
+
+def test_the_serving_signer_fails_a_request_without_names() -> None:
+    obj = _csr(_serving_request(names=()), username="system:node:node-3", signer=csr.KUBELET_SERVING_SIGNER,
+               usages=SERVING, conditions=("Approved",))
+    signed = csr.sign(obj, _authority(), NOW)
+    assert signed.certificate_pem is None
+    assert signed.failure == "invalid kubelet serving certificate request: DNS or IP subjectAltName is required"
