@@ -32,7 +32,7 @@ from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.apiserver.serviceaccount_admission import ServiceAccountAdmission
 from svcnet.apiserver.validation.fields import non_special_ip_errors
 from svcnet.config import ApiServerConfig
-from svcnet.storage.base import NoSpace, StorageError
+from svcnet.storage.base import NoSpace, StorageError, Store
 from svcnet.storage.factory import open_store
 
 log = logging.getLogger("svcnet.apiserver")
@@ -40,6 +40,9 @@ log = logging.getLogger("svcnet.apiserver")
 # kube-apiserver's DefaultEndpointReconcilerInterval (pkg/controlplane/instance.go): how often its
 # bootstrap controller makes sure default/kubernetes and its endpoints exist.
 KUBERNETES_SERVICE_INTERVAL = 10.0
+# How often the ClusterIP and NodePort repair runs after the one at start (kube-apiserver's
+# repair controllers run every 3 minutes).
+ALLOCATION_REPAIR_INTERVAL = 180.0
 KUBERNETES = ("default", "kubernetes")
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -233,10 +236,13 @@ class RunningApiServer:
     """
 
     def __init__(self, config: ApiServerConfig, admission=None, kubelet_socket: NewSocket | None = host_socket,
-                 cluster_listener: Callable[[], socket.socket] | None = None) -> None:
+                 cluster_listener: Callable[[], socket.socket] | None = None, store: Store | None = None) -> None:
         """cluster_listener makes the socket for the API's address inside the cluster network
-        (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it."""
+        (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it.
+        store: one shared with other API servers in this process (tests of several servers over
+        one store, as processes over one etcd); the caller closes it. None: config.dsn's, ours."""
         self.config = config
+        self.shared_store = store
         self.cluster_listener = cluster_listener
         self.admission = admission
         self.kubelet_socket = kubelet_socket
@@ -251,7 +257,7 @@ class RunningApiServer:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.data_dir, 0o700)
-        self.store = open_store(cfg.dsn)
+        self.store = self.shared_store or open_store(cfg.dsn)
         self.allocator = ServiceAllocator(list(cfg.service_cidrs), cfg.node_port_range,
                                           reserved_ips=cfg.dns_service_ips)
         self.allocator.repair(self.store)
@@ -317,6 +323,7 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
         self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
         self._tasks.append(asyncio.create_task(self._aggregation_loop(), name="clusterrole-aggregation"))
+        self._tasks.append(asyncio.create_task(self._allocation_repair_loop(), name="allocation-repair"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     def _kubelet_dialer(self, creds) -> KubeletDialer:
@@ -353,6 +360,18 @@ class RunningApiServer:
                 except StorageError as exc:  # a full disk: the next change or pass retries
                     log.warning("ClusterRole aggregation: %s", exc)
                 await _rest(wake, 60.0)
+
+    async def _allocation_repair_loop(self) -> None:
+        """The ClusterIP and NodePort repair again and again, as kube-apiserver's repair
+        controllers: leaked IPAddress objects and NodePorts (a server that died between its two
+        writes) are freed, missing IPAddress objects made."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(ALLOCATION_REPAIR_INTERVAL)
+            try:
+                self.allocator.repair(self.store)
+            except StorageError as exc:  # a full disk or lost store: the next pass retries
+                log.warning("ClusterIP/NodePort repair: %s", exc)
 
     async def _compaction_loop(self) -> None:
         assert self.store is not None
@@ -433,7 +452,9 @@ class RunningApiServer:
                 await task
         for runner in self._runners:
             await runner.cleanup()
-        if self.store is not None:
+        if self.registry is not None:
+            self.allocator.close()
+        if self.store is not None and self.shared_store is None:
             self.store.close()
         with suppress(FileNotFoundError):
             self.config.socket_path.unlink()
