@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import ipaddress
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,7 @@ MANAGED_BY = "ipallocator.k8s.io"
 CAS_ATTEMPTS = 32
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical(ip: str) -> str:
     """An IPAddress object's name: the address in its canonical text (upstream refuses others)."""
     return str(ipaddress.ip_address(ip))
@@ -51,7 +53,7 @@ def ip_key(ip: str) -> str:
 
 
 def ip_address_object(ip: str, namespace: str, name: str, now: str) -> Obj:
-    family = "IPv4" if ipaddress.ip_address(ip).version == 4 else "IPv6"
+    family = "IPv6" if ":" in canonical(ip) else "IPv4"
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
         "metadata": {"name": canonical(ip), "uid": str(uuid.uuid4()), "creationTimestamp": now,

@@ -73,6 +73,7 @@ REPAIRS_BEFORE_LEAK_CLEANUP = 3
 ADMIT_ATTEMPTS = 8
 
 
+@functools.lru_cache(maxsize=4096)  # asked of the same few addresses many times a write
 def _family_of(ip: str) -> str | None:
     try:
         return "IPv4" if ipaddress.ip_address(ip).version == 4 else "IPv6"
