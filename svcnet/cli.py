@@ -132,7 +132,52 @@ def cmd_controllers(args: argparse.Namespace) -> int:
         files = replace(files, root_ca_file=Path(args.root_ca_file))
     if args.lb_pool:
         files = replace(files, lb_pool=args.lb_pool)
-    return daemon.run(_client_config(args), names, files)
+    election = daemon.LeaderElection(
+        enabled=args.leader_elect, lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline, retry_period=args.leader_elect_retry_period,
+        resource_namespace=args.leader_elect_resource_namespace,
+        resource_name=args.leader_elect_resource_name)
+    return daemon.run(_client_config(args), names, files, election)
+
+
+def _go_bool_flag(text: str) -> bool:
+    from svcnet.proxy.flags import go_bool
+
+    return go_bool(text)
+
+
+def _go_duration_flag(text: str) -> float:
+    """A Go duration ("15s", "500ms", "1m"), as kube-controller-manager's duration flags."""
+    from svcnet.proxy.flags import go_duration
+
+    seconds = go_duration(text)
+    if seconds < 0:
+        raise ValueError(text)
+    return seconds
+
+
+_go_bool_flag.__name__ = "boolean"
+_go_duration_flag.__name__ = "duration"
+
+
+def _add_leader_election_flags(p: argparse.ArgumentParser) -> None:
+    """component-base's leader-election flags, as kube-controller-manager and kube-scheduler take them."""
+    p.add_argument("--leader-elect", nargs="?", const=True, default=True, type=_go_bool_flag, metavar="BOOL",
+                   help="run only while holding a Lease, so one of several instances acts (default true)")
+    p.add_argument("--leader-elect-lease-duration", default=15.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long standbys wait after the leader's last renewal they saw before taking over "
+                        "(default 15s; whole seconds)")
+    p.add_argument("--leader-elect-renew-deadline", default=10.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long the leader keeps trying to renew before it stops acting (default 10s)")
+    p.add_argument("--leader-elect-retry-period", default=2.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long candidates wait between tries to acquire or renew (default 2s)")
+    p.add_argument("--leader-elect-resource-lock", default="leases", choices=["leases"],
+                   help="the kind of object elected on (only leases, as upstream today)")
+    p.add_argument("--leader-elect-resource-name", default="", metavar="NAME",
+                   help="the Lease's name (default: kube-controller-manager for the controllers, "
+                        "kube-scheduler for the scheduler)")
+    p.add_argument("--leader-elect-resource-namespace", default="kube-system", metavar="NAMESPACE",
+                   help="the Lease's namespace (default %(default)s)")
 
 
 def _client_config(args: argparse.Namespace):
@@ -323,6 +368,7 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="the addresses the service-lb controller gives LoadBalancer Services (as MetalLB's "
                         "IPAddressPool), at most one CIDR per family; without it that controller does not run")
+    _add_leader_election_flags(p)
     p.set_defaults(func=cmd_controllers)
 
 
