@@ -140,6 +140,22 @@ def cmd_controllers(args: argparse.Namespace) -> int:
     return daemon.run(_client_config(args), names, files, election)
 
 
+def cmd_apiserver_lb(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from svcnet.client.loadbalancer import ApiServerLoadBalancer
+    from svcnet.kernel import process
+
+    _setup_logging(args.verbose)
+    try:
+        balancer = ApiServerLoadBalancer(args.listen, args.server, health_interval=args.health_interval)
+    except ValueError as exc:
+        print(f"svcnet apiserver-lb: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(process.run([balancer], ready_message=f"forwarding {args.listen} to "
+                                                              f"{', '.join(args.server)}"))
+
+
 def _go_bool_flag(text: str) -> bool:
     from svcnet.proxy.flags import go_bool
 
@@ -370,6 +386,16 @@ def _add_component_commands(sub: Any) -> None:
                         "IPAddressPool), at most one CIDR per family; without it that controller does not run")
     _add_leader_election_flags(p)
     p.set_defaults(func=cmd_controllers)
+
+    p = sub.add_parser("apiserver-lb", help="a local TCP load balancer in front of several API servers "
+                                            "(k3s's agent load balancer): fails over when one stops answering")
+    p.add_argument("--listen", default="127.0.0.1:6444", metavar="HOST:PORT",
+                   help="where clients connect: point their kubeconfig's server here (default %(default)s)")
+    p.add_argument("--server", action="append", required=True, metavar="HOST:PORT",
+                   help="an API server, repeated for each; new connections go to the first healthy one")
+    p.add_argument("--health-interval", default=5.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how often each server is dialled to check it answers (default 5s)")
+    p.set_defaults(func=cmd_apiserver_lb)
 
 
 
