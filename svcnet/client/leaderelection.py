@@ -29,7 +29,7 @@ log = logging.getLogger("svcnet.leaderelection")
 LEASES = lookup("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-system"
 # Failures of one try: the API said no (409: another candidate wrote first), or could not be reached.
-_TRY_FAILURES = (ApiError, TransportError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+_TRY_FAILURES = (ApiError, TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
 
 class Component(Protocol):
