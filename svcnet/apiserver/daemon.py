@@ -26,6 +26,7 @@ from svcnet.apiserver.credentials import (
     write_kubeconfig,
 )
 from svcnet.apiserver.handlers import schema_resolver
+from svcnet.apiserver.masterleases import MasterLeases
 from svcnet.apiserver.nodeaccess import KubeletDialer, NewSocket, client_tls, host_socket
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.apiserver.service_alloc import ServiceAllocator
@@ -133,36 +134,43 @@ def external_address(cfg: ApiServerConfig) -> str:
     return f"[{host}]:{cfg.port}" if ":" in host else f"{host}:{cfg.port}"
 
 
-def kubernetes_endpoints(ip: str, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Endpoints and EndpointSlice kube-apiserver writes for itself.
+def kubernetes_endpoints(ips: str | list[str], port: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Endpoints and EndpointSlice kube-apiserver writes for itself (every live server's
+    address, the first's family).
 
     As pkg/controlplane/reconcilers/endpointsadapter.go (updateEndpoints, updateEndpointSlice): the
     Endpoints carry the skip-mirror label (they need no mirrored slice), the slice carries the
-    service-name label and one ready endpoint; the port is the secure port, named https.
+    service-name label and one ready endpoint per address; the port is the secure port, named https.
     """
+    ips = [ips] if isinstance(ips, str) else ips
+    version = ipaddress.ip_address(ips[0]).version
+    ips = [ip for ip in ips if ipaddress.ip_address(ip).version == version]
     port_spec = {"name": "https", "port": port, "protocol": "TCP"}
     endpoints = {
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SKIP_MIRROR_LABEL: "true"}},
-        "subsets": [{"addresses": [{"ip": ip}], "ports": [port_spec]}],
+        "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [port_spec]}],
     }
-    family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     endpoint_slice = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
-        "addressType": family,
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "addressType": "IPv6" if version == 6 else "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
         "ports": [port_spec],
     }
     return endpoints, endpoint_slice
 
 
-def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig) -> None:
-    """Create or correct default/kubernetes's Endpoints and EndpointSlice (EndpointsAdapter.Sync)."""
+def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig,
+                                live: Callable[[str], list[str]] | None = None) -> None:
+    """Create or correct default/kubernetes's Endpoints and EndpointSlice (EndpointsAdapter.Sync).
+
+    live: given this server's address, every live server's (masterleases.py); without it, ours alone.
+    """
     ip = kubernetes_endpoint_ip(cfg)
     if ip is None:
         return
-    endpoints, endpoint_slice = kubernetes_endpoints(ip, cfg.port)
+    endpoints, endpoint_slice = kubernetes_endpoints(live(ip) if live else ip, cfg.port)
     opts = WriteOptions(field_manager="kube-apiserver")
     _ensure(registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
     _ensure(registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
@@ -243,6 +251,7 @@ class RunningApiServer:
         one store, as processes over one etcd); the caller closes it. None: config.dsn's, ours."""
         self.config = config
         self.shared_store = store
+        self._leases: MasterLeases | None = None
         self.cluster_listener = cluster_listener
         self.admission = admission
         self.kubelet_socket = kubelet_socket
@@ -399,7 +408,7 @@ class RunningApiServer:
             while True:
                 try:
                     ensure_kubernetes_service(self.registry, self.config)
-                    ensure_kubernetes_endpoints(self.registry, self.config)
+                    ensure_kubernetes_endpoints(self.registry, self.config, self._live_servers)
                 except NoSpace:
                     log.warning("cannot restore default/kubernetes: the storage device is full")
                 except Exception:  # keep the loop alive; the next pass retries
@@ -430,6 +439,32 @@ class RunningApiServer:
                     log.exception("reconciling ServiceCIDRs")
                 await _rest(wake, timeout)
 
+    def _live_servers(self, ip: str) -> list[str]:
+        """Renew this server's master lease and list the live ones (several servers over one store
+        each keep their own address among default/kubernetes's endpoints, not over the others')."""
+        assert self.store is not None
+        if self._leases is None or self._leases.ip != ip:
+            self._leases = MasterLeases(self.store, ip)
+        self._leases.renew()
+        return self._leases.live()
+
+    def _withdraw_endpoint(self) -> None:
+        """On a clean stop: drop this server's lease and its address from the endpoints, when others
+        remain to serve (kube-apiserver's RemoveEndpoints)."""
+        if self._leases is None or self.registry is None:
+            return
+        try:
+            self._leases.remove()
+            others = [ip for ip in self._leases.live() if ip != self._leases.ip]
+            if others:
+                endpoints, endpoint_slice = kubernetes_endpoints(others, self.config.port)
+                opts = WriteOptions(field_manager="kube-apiserver")
+                _ensure(self.registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
+                _ensure(self.registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
+                        ("addressType", "endpoints", "ports"), opts)
+        except (StorageError, ApiError) as exc:
+            log.warning("withdrawing this server from default/kubernetes's endpoints: %s", exc)
+
     def _reconcile_service_cidrs(self) -> float:
         """One pass of the ServiceCIDR controllers, the allocator told of the objects around it:
         before, so a new ServiceCIDR takes allocations before it reads Ready (upstream's allocator
@@ -452,6 +487,7 @@ class RunningApiServer:
                 await task
         for runner in self._runners:
             await runner.cleanup()
+        self._withdraw_endpoint()
         if self.registry is not None:
             self.allocator.close()
         if self.store is not None and self.shared_store is None:

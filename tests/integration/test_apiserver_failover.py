@@ -30,6 +30,9 @@ from tests.waiting import until
 
 CONFIGMAPS = lookup("", "v1", "configmaps")
 SERVICES = lookup("", "v1", "services")
+ENDPOINTS = lookup("", "v1", "endpoints")
+ENDPOINT_SLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
+ADVERTISED = ("192.168.0.100", "192.168.0.101")
 
 
 def configmap(name: str) -> dict:
@@ -44,15 +47,17 @@ def service(name: str) -> dict:
 @pytest.fixture
 async def two_servers(tmp_path: Path) -> AsyncIterator[list[RunningApiServer]]:
     """Two API servers over one store, sharing one CA, token and service-account key (a second
-    server is set up with a copy of the first one's pki directory)."""
+    server is set up with a copy of the first one's pki directory). Each advertises an address
+    for default/kubernetes's endpoints (nothing listens there: no test dials it)."""
     store = MemoryStore()
     servers: list[RunningApiServer] = []
     try:
-        for name in ("a", "b"):
+        for name, advertised in (("a", ADVERTISED[0]), ("b", ADVERTISED[1])):
             data_dir = tmp_path / name
             if servers:
                 shutil.copytree(tmp_path / "a" / "pki", data_dir / "pki")
-            server = RunningApiServer(ApiServerConfig(data_dir=data_dir, port=free_port()), store=store)
+            server = RunningApiServer(ApiServerConfig(data_dir=data_dir, port=free_port(),
+                                                      advertise_address=advertised), store=store)
             servers.append(server)
             await server.start()
         yield servers
@@ -130,3 +135,21 @@ async def test_services_created_through_both_servers_get_distinct_addresses_and_
     ips = {svc["spec"]["clusterIP"] for svc in created}
     ports = {svc["spec"]["ports"][0]["nodePort"] for svc in created}
     assert len(ips) == 40 and len(ports) == 40
+
+
+async def test_the_kubernetes_endpoints_name_every_live_server_and_lose_one_that_stops(
+        two_servers: list[RunningApiServer]) -> None:
+    first, second = two_servers
+    registry = second.registry
+    assert registry is not None
+
+    def addresses() -> tuple[list[str], list[str]]:
+        endpoints = registry.get(ENDPOINTS, "default", "kubernetes")
+        endpoint_slice = registry.get(ENDPOINT_SLICES, "default", "kubernetes")
+        return ([a["ip"] for a in endpoints["subsets"][0]["addresses"]],
+                [e["addresses"][0] for e in endpoint_slice["endpoints"]])
+
+    # The second server's first pass saw the first's lease: both, not the last writer's alone.
+    assert addresses() == (list(ADVERTISED), list(ADVERTISED))
+    await first.stop()
+    assert addresses() == ([ADVERTISED[1]], [ADVERTISED[1]])
