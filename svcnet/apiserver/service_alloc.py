@@ -295,7 +295,7 @@ class ServiceAllocator:
 
         known = alloc_state.read_ports(store, spec, size)
         self._ports_known = (0, 0)
-        self.ports.replace(())
+        self.ports.replace(self._ports_in_flight)  # what writes in flight here chose stays taken
         self._learn_ports(alloc_state.write_ports(store, spec, size, known, change, self._now()))
         self._leak_sightings = {port: seen for port, seen in sightings.items()
                                 if seen < REPAIRS_BEFORE_LEAK_CLEANUP}

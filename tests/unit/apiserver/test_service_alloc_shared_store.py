@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from svcnet.apiserver.daemon import build_registry
 from svcnet.apiserver.registry import DeleteOptions, WriteOptions
 from svcnet.apiserver.service_alloc import REPAIRS_BEFORE_LEAK_CLEANUP, ServiceAllocator
 from svcnet.storage.memory import MemoryStore
+from svcnet.storage.sqlite import SqliteStore
 
 SERVICES = lookup("", "v1", "services")
 
@@ -47,8 +49,10 @@ def stored_ports(store, alloc: ServiceAllocator) -> set[int]:
     return {alloc.ports.low + i for i in range(alloc.ports.size) if bits >> i & 1}
 
 
-def test_500_services_created_alternately_through_two_servers_at_once_get_distinct_ips_and_ports():
-    store = MemoryStore()
+@pytest.mark.parametrize("driver", ["memory", "sqlite"])
+def test_500_services_created_alternately_through_two_servers_at_once_get_distinct_ips_and_ports(
+        driver: str, tmp_path: Path):
+    store = MemoryStore() if driver == "memory" else SqliteStore(str(tmp_path / "state.db"))
     servers = [server(store), server(store)]  # a /22: 1022 addresses, so random picks meet
     count, workers = 500, 4
     created: dict[str, dict[str, Any]] = {}
@@ -78,6 +82,7 @@ def test_500_services_created_alternately_through_two_servers_at_once_get_distin
     ip_objects = store.list(alloc_state.IP_ADDRESS_PREFIX).records
     assert {rec.value["metadata"]["name"] for rec in ip_objects} == set(ips)
     assert stored_ports(store, servers[0][1]) == set(ports)
+    store.close()
 
 
 def test_what_one_server_gives_back_the_other_can_hand_out():
