@@ -73,6 +73,8 @@ class SteppedAdmission(Admission, Protocol):
     def admit_steps(self, op: str, resource: Resource, obj: Obj, old: Obj | None,
                     dry_run: bool = False) -> Steps[tuple[Undo, Undo] | None]: ...
 
+    def released_steps(self, resource: Resource, obj: Obj) -> Steps[None]: ...
+
 
 @dataclass
 class WriteOptions:
@@ -607,7 +609,11 @@ class Registry:
         except KeyNotFound:
             raise errors.not_found(res.plural, objects.name_of(obj), res.group) from None
         for hook in self.admission:
-            hook.released(res, removed)
+            stepped = getattr(hook, "released_steps", None)
+            if stepped is not None:
+                yield from stepped(res, removed)
+            else:
+                hook.released(res, removed)
         return removed
 
     # The plain methods: each write with its store calls made inline.

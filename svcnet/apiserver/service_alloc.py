@@ -53,7 +53,7 @@ from svcnet.core.allocator import (
     mask_of,
     offsets_in,
 )
-from svcnet.storage.base import RevisionConflict, Store
+from svcnet.storage.base import RevisionConflict, StorageError, Store
 
 log = logging.getLogger("svcnet.apiserver.alloc")
 
@@ -362,11 +362,22 @@ class ServiceAllocator:
                                              "nodePort: the range kept changing under this write")
 
     def released(self, resource: Resource, obj: Obj) -> None:
+        run_inline(self.released_steps(resource, obj))
+
+    def released_steps(self, resource: Resource, obj: Obj) -> Steps[None]:
+        """A deleted Service's addresses and ports given back, the store calls as steps."""
         if resource.kind != "Service" or resource.group != "":
             return
-        self._give_back(_cluster_ips(obj), _node_ports(obj))
+        try:
+            yield from self._give_back_steps(_cluster_ips(obj), _node_ports(obj))
+        except (StorageError, ApiError) as exc:
+            # The Service is gone either way; what was not given back, the repair frees.
+            log.warning("releasing the addresses and ports of %s: %s", objects.name_of(obj), exc)
 
     def _give_back(self, ips: list[str], ports: list[int]) -> None:
+        run_inline(self._give_back_steps(ips, ports))
+
+    def _give_back_steps(self, ips: list[str], ports: list[int]) -> Steps[None]:
         with self._lock:
             for ip in ips:
                 self._release_ip_here(ip)
@@ -375,10 +386,10 @@ class ServiceAllocator:
         if self._store is None:
             return
         for ip in ips:
-            alloc_state.delete_ip(self._store, ip)
+            yield functools.partial(alloc_state.delete_ip, self._store, ip)
         if ports:
             gone = mask_of(ports, self.ports.low)
-            self._change_port_snapshot(lambda stored: stored & ~gone)
+            yield functools.partial(self._change_port_snapshot, lambda stored: stored & ~gone)
 
     def _commit(self, pending: Pending) -> None:
         self._give_back(pending.release_ips, pending.release_ports)
