@@ -80,7 +80,7 @@ class IPAddressFeed:
     """
 
     def __init__(self) -> None:
-        self._events: collections.deque[tuple[str, str]] = collections.deque()
+        self._events: collections.deque[tuple[str, str, int]] = collections.deque()
         self._watch = None
 
     def start(self, store: Store, since_revision: int) -> None:
@@ -88,12 +88,15 @@ class IPAddressFeed:
         self._watch = store.watch(IP_ADDRESS_PREFIX, since_revision, self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        self._events.append((event.type, event.key[len(IP_ADDRESS_PREFIX):]))
+        self._events.append((event.type, event.key[len(IP_ADDRESS_PREFIX):], event.revision))
 
-    def drain(self, hold: Callable[[str], None], release: Callable[[str], None]) -> None:
+    def drain(self, hold: Callable[[str], None], release: Callable[[str], None], after: int = 0) -> None:
+        """Apply the queued events; those at or before revision `after` (a list already
+        covered them) are dropped."""
         while self._events:
-            kind, ip = self._events.popleft()
-            (release if kind == "DELETED" else hold)(ip)
+            kind, ip, revision = self._events.popleft()
+            if revision > after:
+                (release if kind == "DELETED" else hold)(ip)
 
     def stop(self) -> None:
         if self._watch is not None:

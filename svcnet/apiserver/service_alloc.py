@@ -53,7 +53,7 @@ from svcnet.core.allocator import (
     mask_of,
     offsets_in,
 )
-from svcnet.storage.base import RevisionConflict, StorageError, Store
+from svcnet.storage.base import ListResult, RevisionConflict, StorageError, Store
 
 log = logging.getLogger("svcnet.apiserver.alloc")
 
@@ -325,6 +325,7 @@ class ServiceAllocator:
         # compare-and-swap catches what it missed); a retry, and a dry run, which writes no
         # snapshot to be caught by, read it first.
         fresh = dry_run
+        relisted = False
         for _ in range(ADMIT_ATTEMPTS):
             pending = Pending(parent=parent, ports_fresh=fresh)
             try:
@@ -349,6 +350,18 @@ class ServiceAllocator:
                 # Another server's snapshot took a port chosen here: choose again from it.
                 self._rollback(pending)
                 fresh = True
+                obj["spec"] = _spec_copy({"spec": spec_before})
+                continue
+            except IPRangeFull:
+                self._rollback(pending)
+                if self._store is None or relisted:
+                    raise
+                # This server's table may be behind what others gave back (a lagging or broken
+                # watch): read the IPAddress objects themselves once, and choose again.
+                listed = yield Read(functools.partial(self._store.list, alloc_state.IP_ADDRESS_PREFIX))
+                with self._lock:
+                    self._relearn_ips(listed)
+                relisted = True
                 obj["spec"] = _spec_copy({"spec": spec_before})
                 continue
             except BaseException:
@@ -415,6 +428,16 @@ class ServiceAllocator:
     # ------------------------------------------------------- the shared truth
     def _now(self) -> str:
         return self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _relearn_ips(self, listed: ListResult) -> None:
+        """The address table anew from the IPAddress objects as listed (and the watch's events
+        after the list)."""
+        for rng in self.ranges.values():
+            for ip in list(rng.allocated()):
+                rng.release(ip)
+        for rec in listed.records:
+            self._hold_ip(objects.name_of(rec.value))
+        self._feed.drain(self._hold_ip, self._release_ip_here, after=listed.revision)
 
     def _hold_ip(self, ip: str) -> None:
         rng = self.ranges.get(_family_of(ip) or "")
@@ -636,8 +659,8 @@ class ServiceAllocator:
                 continue
             pending.taken_ips.append((candidate, ip))
             return ip
-        raise ApiError(500, "InternalError", "Internal error occurred: failed to allocate a "
-                                             "serviceIP: range is full")
+        raise IPRangeFull(500, "InternalError", "Internal error occurred: failed to allocate a "
+                                                "serviceIP: range is full")
 
     def _take_wanted_ip(self, name: str, family: str, wanted: str, path: str, index: int,
                         pending: Pending) -> str:
@@ -789,6 +812,10 @@ def _node_ports(svc: Obj | None) -> list[int]:
     if spec.get("healthCheckNodePort"):
         ports.add(int(spec["healthCheckNodePort"]))
     return sorted(ports)
+
+
+class IPRangeFull(ApiError):
+    """No free address in this server's table (which, with a store, may be behind)."""
 
 
 def _ip_already_allocated(name: str, path: str, ip: str) -> ApiError:

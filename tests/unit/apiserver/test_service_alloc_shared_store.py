@@ -175,3 +175,17 @@ def test_a_leaked_node_port_is_freed_only_after_repeated_repairs():
         assert port in stored_ports(store, alloc)
     alloc.repair(store)
     assert port not in stored_ports(store, alloc)
+
+
+def test_a_server_whose_watch_broke_reads_the_store_before_calling_the_range_full():
+    store = MemoryStore()
+    (a, _), (b, b_alloc) = server(store, "10.96.0.0/29"), server(store, "10.96.0.0/29")
+    specs = [create(a, service(f"s{i}")) for i in range(6)]  # every address
+    b_alloc._feed.drain(b_alloc._hold_ip, b_alloc._release_ip_here)  # b has heard of all six
+    b_alloc._feed.stop()  # and hears no more of what a does
+    a.delete(SERVICES, "default", "s3", DeleteOptions())
+    assert b_alloc.ranges["IPv4"].is_allocated(specs[3]["clusterIP"])  # b's table is behind
+    assert create(b, service("late"))["clusterIP"] == specs[3]["clusterIP"]
+    with pytest.raises(ApiError) as full:
+        create(b, service("later"))
+    assert "range is full" in full.value.message
