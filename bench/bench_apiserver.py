@@ -42,6 +42,42 @@ def pod(i: int) -> dict:
     }
 
 
+def service(i: int) -> dict:
+    """Every other one a NodePort Service: a ClusterIP each, a NodePort for half."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": f"bench-{i:06d}"},
+        "spec": {"selector": {"app": "bench"}, "ports": [{"port": 80, "targetPort": 9376}],
+                 **({"type": "NodePort"} if i % 2 else {})},
+    }
+
+
+async def create_all(http: aiohttp.ClientSession, path: str, bodies: list[dict], concurrency: int,
+                     pid: int) -> dict:
+    """POST every body with `concurrency` clients: objects/s, p99, and CPU per create."""
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    latencies: list[float] = []
+
+    async def creator() -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            t0 = time.perf_counter()
+            async with http.post(path, json=body) as r:
+                await r.read()
+                assert r.status == 201, (r.status, await r.text())
+            latencies.append(time.perf_counter() - t0)
+
+    cpu_before, client_cpu_before = cpu_seconds(pid), time.process_time()
+    start = time.perf_counter()
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {"server_cpu_us": (cpu_seconds(pid) - cpu_before) / len(bodies) * 1e6,
+            "client_cpu_us": (time.process_time() - client_cpu_before) / len(bodies) * 1e6,
+            "per_s": len(bodies) / elapsed, "p99_ms": percentile(latencies, 0.99) * 1000}
+
+
 def encode_reference_ms(doc: dict, repeats: int) -> float:
     """The reference for a list: json.dumps of the same response, already decoded, in this process
     (the least a server that re-encoded its objects for every list would spend)."""
@@ -88,28 +124,16 @@ async def run(args: argparse.Namespace, data_dir: Path, flags: tuple[str, ...] =
             results: dict = {}
 
             # --- creates
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in range(args.pods):
-                queue.put_nowait(i)
-            latencies: list[float] = []
-
-            async def creator() -> None:
-                while not queue.empty():
-                    i = queue.get_nowait()
-                    t0 = time.perf_counter()
-                    async with http.post("/api/v1/namespaces/default/pods", json=pod(i)) as r:
-                        await r.read()
-                        assert r.status == 201, (r.status, await r.text())
-                    latencies.append(time.perf_counter() - t0)
-
-            cpu_before, client_cpu_before = cpu_seconds(proc.pid), time.process_time()
-            start = time.perf_counter()
-            await asyncio.gather(*(creator() for _ in range(args.concurrency)))
-            elapsed = time.perf_counter() - start
-            results["create_server_cpu_us"] = (cpu_seconds(proc.pid) - cpu_before) / args.pods * 1e6
-            results["create_client_cpu_us"] = (time.process_time() - client_cpu_before) / args.pods * 1e6
-            results["create_per_s"] = args.pods / elapsed
-            results["create_p99_ms"] = percentile(latencies, 0.99) * 1000
+            pods = await create_all(http, "/api/v1/namespaces/default/pods",
+                                    [pod(i) for i in range(args.pods)], args.concurrency, proc.pid)
+            results.update({f"create_{key}": value for key, value in pods.items()})
+            if args.services:
+                # Services take a ClusterIP (an IPAddress object) and half a NodePort (the
+                # RangeAllocation snapshot) on their write path: what that costs beside a pod.
+                services = await create_all(http, "/api/v1/namespaces/default/services",
+                                            [service(i) for i in range(args.services)], args.concurrency,
+                                            proc.pid)
+                results.update({f"service_{key}": value for key, value in services.items()})
 
             # --- lists
             for label, accept in (("json", "application/json"),
@@ -208,6 +232,8 @@ def main() -> None:
     parser.add_argument("--list-repeats", type=int, default=5)
     parser.add_argument("--storage", choices=["sqlite", "etcd", "both"], default="sqlite",
                         help="the API server's store: SQLite (default), a local etcd, or both one after the other")
+    parser.add_argument("--services", type=int, default=2000,
+                        help="Services to create after the pods (half of them NodePort); 0: none")
     args = parser.parse_args()
     if args.storage != "sqlite":
         compare_stores(args)
@@ -229,6 +255,10 @@ def main() -> None:
     print(f"server CPU per create: {results['create_server_cpu_us']:7.0f} us (all threads, HTTP and TLS included)")
     print(f"client CPU per create: {results['create_client_cpu_us']:7.0f} us (this script: aiohttp, TLS, JSON; "
           f"it shares the cores)")
+    if args.services:
+        print(f"create Services:     {results['service_per_s']:9.0f} objects/s (p99 "
+              f"{results['service_p99_ms']:.1f} ms; server CPU {results['service_server_cpu_us']:.0f} us "
+              f"a create; {args.services}, half NodePort)")
     print(f"raw SQLite insert:   {raw:9.0f} rows/s (WAL, synchronous=FULL, one txn per row; "
           f"{raw_before:.0f} before, {raw_after:.0f} after the API run)")
     print(f"API / raw SQLite:    {results['create_per_s'] / raw:9.2f}")

@@ -154,7 +154,68 @@ def cmd_controllers(args: argparse.Namespace) -> int:
     if args.cluster_signing_cert_file or args.cluster_signing_key_file:
         files = replace(files, cluster_signing_cert_file=_path_or_none(args.cluster_signing_cert_file),
                         cluster_signing_key_file=_path_or_none(args.cluster_signing_key_file))
-    return daemon.run(_client_config(args), names, files)
+    election = daemon.LeaderElection(
+        enabled=args.leader_elect, lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline, retry_period=args.leader_elect_retry_period,
+        resource_namespace=args.leader_elect_resource_namespace,
+        resource_name=args.leader_elect_resource_name)
+    return daemon.run(_client_config(args), names, files, election)
+
+
+def cmd_apiserver_lb(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from svcnet.client.loadbalancer import ApiServerLoadBalancer
+    from svcnet.kernel import process
+
+    _setup_logging(args.verbose)
+    try:
+        balancer = ApiServerLoadBalancer(args.listen, args.server, health_interval=args.health_interval)
+    except ValueError as exc:
+        print(f"svcnet apiserver-lb: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(process.run([balancer], ready_message=f"forwarding {args.listen} to "
+                                                              f"{', '.join(args.server)}"))
+
+
+def _go_bool_flag(text: str) -> bool:
+    from svcnet.proxy.flags import go_bool
+
+    return go_bool(text)
+
+
+def _go_duration_flag(text: str) -> float:
+    """A Go duration ("15s", "500ms", "1m"), as kube-controller-manager's duration flags."""
+    from svcnet.proxy.flags import go_duration
+
+    seconds = go_duration(text)
+    if seconds < 0:
+        raise ValueError(text)
+    return seconds
+
+
+_go_bool_flag.__name__ = "boolean"
+_go_duration_flag.__name__ = "duration"
+
+
+def _add_leader_election_flags(p: argparse.ArgumentParser) -> None:
+    """component-base's leader-election flags, as kube-controller-manager and kube-scheduler take them."""
+    p.add_argument("--leader-elect", nargs="?", const=True, default=True, type=_go_bool_flag, metavar="BOOL",
+                   help="run only while holding a Lease, so one of several instances acts (default true)")
+    p.add_argument("--leader-elect-lease-duration", default=15.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long standbys wait after the leader's last renewal they saw before taking over "
+                        "(default 15s; whole seconds)")
+    p.add_argument("--leader-elect-renew-deadline", default=10.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long the leader keeps trying to renew before it stops acting (default 10s)")
+    p.add_argument("--leader-elect-retry-period", default=2.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how long candidates wait between tries to acquire or renew (default 2s)")
+    p.add_argument("--leader-elect-resource-lock", default="leases", choices=["leases"],
+                   help="the kind of object elected on (only leases, as upstream today)")
+    p.add_argument("--leader-elect-resource-name", default="", metavar="NAME",
+                   help="the Lease's name (default: kube-controller-manager for the controllers, "
+                        "kube-scheduler for the scheduler)")
+    p.add_argument("--leader-elect-resource-namespace", default="kube-system", metavar="NAMESPACE",
+                   help="the Lease's namespace (default %(default)s)")
 
 
 def _path_or_none(value: str) -> Path | None:
@@ -498,7 +559,18 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--cluster-signing-key-file", default="", metavar="FILE",
                    help="its key (default with --data-dir: DATA_DIR/pki/ca.key); without both, csrsigning does "
                         "not run")
+    _add_leader_election_flags(p)
     p.set_defaults(func=cmd_controllers)
+
+    p = sub.add_parser("apiserver-lb", help="a local TCP load balancer in front of several API servers "
+                                            "(k3s's agent load balancer): fails over when one stops answering")
+    p.add_argument("--listen", default="127.0.0.1:6444", metavar="HOST:PORT",
+                   help="where clients connect: point their kubeconfig's server here (default %(default)s)")
+    p.add_argument("--server", action="append", required=True, metavar="HOST:PORT",
+                   help="an API server, repeated for each; new connections go to the first healthy one")
+    p.add_argument("--health-interval", default=5.0, type=_go_duration_flag, metavar="DURATION",
+                   help="how often each server is dialled to check it answers (default 5s)")
+    p.set_defaults(func=cmd_apiserver_lb)
 
 
 

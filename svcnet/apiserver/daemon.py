@@ -27,6 +27,7 @@ from svcnet.apiserver.credentials import (
 )
 from svcnet.apiserver.csr_admission import CsrAdmission
 from svcnet.apiserver.handlers import schema_resolver
+from svcnet.apiserver.masterleases import MasterLeases
 from svcnet.apiserver.nodeaccess import KubeletDialer, NewSocket, client_tls, host_socket
 from svcnet.apiserver.nodebootstrap import ensure_node_bootstrap
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
@@ -34,7 +35,7 @@ from svcnet.apiserver.service_alloc import ServiceAllocator
 from svcnet.apiserver.serviceaccount_admission import ServiceAccountAdmission
 from svcnet.apiserver.validation.fields import non_special_ip_errors
 from svcnet.config import ApiServerConfig
-from svcnet.storage.base import NoSpace, StorageError
+from svcnet.storage.base import NoSpace, StorageError, Store
 from svcnet.storage.factory import open_store
 
 log = logging.getLogger("svcnet.apiserver")
@@ -42,6 +43,9 @@ log = logging.getLogger("svcnet.apiserver")
 # kube-apiserver's DefaultEndpointReconcilerInterval (pkg/controlplane/instance.go): how often its
 # bootstrap controller makes sure default/kubernetes and its endpoints exist.
 KUBERNETES_SERVICE_INTERVAL = 10.0
+# How often the ClusterIP and NodePort repair runs after the one at start (kube-apiserver's
+# repair controllers run every 3 minutes).
+ALLOCATION_REPAIR_INTERVAL = 180.0
 KUBERNETES = ("default", "kubernetes")
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -132,36 +136,43 @@ def external_address(cfg: ApiServerConfig) -> str:
     return f"[{host}]:{cfg.port}" if ":" in host else f"{host}:{cfg.port}"
 
 
-def kubernetes_endpoints(ip: str, port: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Endpoints and EndpointSlice kube-apiserver writes for itself.
+def kubernetes_endpoints(ips: str | list[str], port: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Endpoints and EndpointSlice kube-apiserver writes for itself (every live server's
+    address, the first's family).
 
     As pkg/controlplane/reconcilers/endpointsadapter.go (updateEndpoints, updateEndpointSlice): the
     Endpoints carry the skip-mirror label (they need no mirrored slice), the slice carries the
-    service-name label and one ready endpoint; the port is the secure port, named https.
+    service-name label and one ready endpoint per address; the port is the secure port, named https.
     """
+    ips = [ips] if isinstance(ips, str) else ips
+    version = ipaddress.ip_address(ips[0]).version
+    ips = [ip for ip in ips if ipaddress.ip_address(ip).version == version]
     port_spec = {"name": "https", "port": port, "protocol": "TCP"}
     endpoints = {
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SKIP_MIRROR_LABEL: "true"}},
-        "subsets": [{"addresses": [{"ip": ip}], "ports": [port_spec]}],
+        "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [port_spec]}],
     }
-    family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     endpoint_slice = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SERVICE_NAME_LABEL: "kubernetes"}},
-        "addressType": family,
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "addressType": "IPv6" if version == 6 else "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
         "ports": [port_spec],
     }
     return endpoints, endpoint_slice
 
 
-def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig) -> None:
-    """Create or correct default/kubernetes's Endpoints and EndpointSlice (EndpointsAdapter.Sync)."""
+def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig,
+                                live: Callable[[str], list[str]] | None = None) -> None:
+    """Create or correct default/kubernetes's Endpoints and EndpointSlice (EndpointsAdapter.Sync).
+
+    live: given this server's address, every live server's (masterleases.py); without it, ours alone.
+    """
     ip = kubernetes_endpoint_ip(cfg)
     if ip is None:
         return
-    endpoints, endpoint_slice = kubernetes_endpoints(ip, cfg.port)
+    endpoints, endpoint_slice = kubernetes_endpoints(live(ip) if live else ip, cfg.port)
     opts = WriteOptions(field_manager="kube-apiserver")
     _ensure(registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
     _ensure(registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
@@ -235,10 +246,14 @@ class RunningApiServer:
     """
 
     def __init__(self, config: ApiServerConfig, admission=None, kubelet_socket: NewSocket | None = host_socket,
-                 cluster_listener: Callable[[], socket.socket] | None = None) -> None:
+                 cluster_listener: Callable[[], socket.socket] | None = None, store: Store | None = None) -> None:
         """cluster_listener makes the socket for the API's address inside the cluster network
-        (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it."""
+        (config.advertise_address, on the cluster's LAN): the entry point that owns that network makes it.
+        store: one shared with other API servers in this process (tests of several servers over
+        one store, as processes over one etcd); the caller closes it. None: config.dsn's, ours."""
         self.config = config
+        self.shared_store = store
+        self._leases: MasterLeases | None = None
         self.cluster_listener = cluster_listener
         self.admission = admission
         self.kubelet_socket = kubelet_socket
@@ -253,7 +268,7 @@ class RunningApiServer:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.data_dir, 0o700)
-        self.store = open_store(cfg.dsn)
+        self.store = self.shared_store or open_store(cfg.dsn)
         self.allocator = ServiceAllocator(list(cfg.service_cidrs), cfg.node_port_range,
                                           reserved_ips=cfg.dns_service_ips)
         self.allocator.repair(self.store)
@@ -323,6 +338,7 @@ class RunningApiServer:
         self._tasks.append(asyncio.create_task(self._kubernetes_service_loop(), name="kubernetes-service"))
         self._tasks.append(asyncio.create_task(self._service_cidr_loop(), name="service-cidrs"))
         self._tasks.append(asyncio.create_task(self._aggregation_loop(), name="clusterrole-aggregation"))
+        self._tasks.append(asyncio.create_task(self._allocation_repair_loop(), name="allocation-repair"))
         log.info("apiserver serving on %s (unix socket %s)", cfg.url, cfg.socket_path)
 
     def _kubelet_dialer(self, creds) -> KubeletDialer:
@@ -360,6 +376,18 @@ class RunningApiServer:
                     log.warning("ClusterRole aggregation: %s", exc)
                 await _rest(wake, 60.0)
 
+    async def _allocation_repair_loop(self) -> None:
+        """The ClusterIP and NodePort repair again and again, as kube-apiserver's repair
+        controllers: leaked IPAddress objects and NodePorts (a server that died between its two
+        writes) are freed, missing IPAddress objects made."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(ALLOCATION_REPAIR_INTERVAL)
+            try:
+                self.allocator.repair(self.store)
+            except StorageError as exc:  # a full disk or lost store: the next pass retries
+                log.warning("ClusterIP/NodePort repair: %s", exc)
+
     async def _compaction_loop(self) -> None:
         assert self.store is not None
         while True:
@@ -386,7 +414,7 @@ class RunningApiServer:
             while True:
                 try:
                     ensure_kubernetes_service(self.registry, self.config)
-                    ensure_kubernetes_endpoints(self.registry, self.config)
+                    ensure_kubernetes_endpoints(self.registry, self.config, self._live_servers)
                 except NoSpace:
                     log.warning("cannot restore default/kubernetes: the storage device is full")
                 except Exception:  # keep the loop alive; the next pass retries
@@ -417,6 +445,32 @@ class RunningApiServer:
                     log.exception("reconciling ServiceCIDRs")
                 await _rest(wake, timeout)
 
+    def _live_servers(self, ip: str) -> list[str]:
+        """Renew this server's master lease and list the live ones (several servers over one store
+        each keep their own address among default/kubernetes's endpoints, not over the others')."""
+        assert self.store is not None
+        if self._leases is None or self._leases.ip != ip:
+            self._leases = MasterLeases(self.store, ip)
+        self._leases.renew()
+        return self._leases.live()
+
+    def _withdraw_endpoint(self) -> None:
+        """On a clean stop: drop this server's lease and its address from the endpoints, when others
+        remain to serve (kube-apiserver's RemoveEndpoints)."""
+        if self._leases is None or self.registry is None:
+            return
+        try:
+            self._leases.remove()
+            others = [ip for ip in self._leases.live() if ip != self._leases.ip]
+            if others:
+                endpoints, endpoint_slice = kubernetes_endpoints(others, self.config.port)
+                opts = WriteOptions(field_manager="kube-apiserver")
+                _ensure(self.registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
+                _ensure(self.registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
+                        ("addressType", "endpoints", "ports"), opts)
+        except (StorageError, ApiError) as exc:
+            log.warning("withdrawing this server from default/kubernetes's endpoints: %s", exc)
+
     def _reconcile_service_cidrs(self) -> float:
         """One pass of the ServiceCIDR controllers, the allocator told of the objects around it:
         before, so a new ServiceCIDR takes allocations before it reads Ready (upstream's allocator
@@ -439,7 +493,10 @@ class RunningApiServer:
                 await task
         for runner in self._runners:
             await runner.cleanup()
-        if self.store is not None:
+        self._withdraw_endpoint()
+        if self.registry is not None:
+            self.allocator.close()
+        if self.store is not None and self.shared_store is None:
             self.store.close()
         with suppress(FileNotFoundError):
             self.config.socket_path.unlink()

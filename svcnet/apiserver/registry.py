@@ -66,6 +66,16 @@ class Admission(Protocol):
         """obj was removed from storage: give back what admit took for it."""
 
 
+class SteppedAdmission(Admission, Protocol):
+    """A hook whose admission makes store calls (the Service allocator's claims in the shared
+    store): they are yielded as steps, so the HTTP handlers make them off the event loop."""
+
+    def admit_steps(self, op: str, resource: Resource, obj: Obj, old: Obj | None,
+                    dry_run: bool = False) -> Steps[tuple[Undo, Undo] | None]: ...
+
+    def released_steps(self, resource: Resource, obj: Obj) -> Steps[None]: ...
+
+
 @dataclass
 class WriteOptions:
     dry_run: bool = False
@@ -291,7 +301,8 @@ class Registry:
         strategy.prepare_for_create(res, obj, str(uuid.uuid4()), self.now())
         md = meta.metadata(obj)
         self._default(res.kind, obj)
-        with self._admitted("CREATE", res, obj, None, opts.dry_run):
+        undo = yield from self._admit("CREATE", res, obj, None, opts.dry_run)
+        with self._settled(undo):
             self._validate_or_raise(res, obj, None)
             self._track_fields(res, None, obj, opts, operation)
             if opts.dry_run:
@@ -304,15 +315,29 @@ class Registry:
                 raise errors.already_exists(res.plural, md["name"], res.group) from None
             return rec.value
 
-    @contextlib.contextmanager
-    def _admitted(self, op: str, res: Resource, obj: Obj, old: Obj | None, dry_run: bool):
-        """Run the admission hooks; commit them if the body succeeds, roll them back if not."""
+    def _admit(self, op: str, res: Resource, obj: Obj, old: Obj | None,
+               dry_run: bool) -> Steps[list[tuple[Undo, Undo]]]:
+        """Run the admission hooks (a hook's store calls as steps); what each took, to settle."""
         undo: list[tuple[Undo, Undo]] = []
         try:
             for hook in self.admission:
-                result = hook.admit(op, res, obj, old, dry_run)
+                stepped = getattr(hook, "admit_steps", None)
+                if stepped is not None:
+                    result = yield from stepped(op, res, obj, old, dry_run)
+                else:
+                    result = hook.admit(op, res, obj, old, dry_run)
                 if result is not None:
                     undo.append(result)
+        except BaseException:
+            for _, rollback in reversed(undo):
+                rollback()
+            raise
+        return undo
+
+    @contextlib.contextmanager
+    def _settled(self, undo: list[tuple[Undo, Undo]]):
+        """Commit the admission hooks if the body succeeds, roll them back if not."""
+        try:
             yield
         except BaseException:
             for _, rollback in reversed(undo):
@@ -376,7 +401,8 @@ class Registry:
         new_md = meta.metadata(new)
         self._default(res.kind, new)
         strategy.set_generation(res, old, new, subresource)
-        with self._admitted("UPDATE", res, new, old, opts.dry_run):
+        undo = yield from self._admit("UPDATE", res, new, old, opts.dry_run)
+        with self._settled(undo):
             self._validate_or_raise(res, new, old)
             self._track_fields(res, old, new, opts, operation, subresource)
             if strategy.same_content(old, new):
@@ -583,7 +609,11 @@ class Registry:
         except KeyNotFound:
             raise errors.not_found(res.plural, objects.name_of(obj), res.group) from None
         for hook in self.admission:
-            hook.released(res, removed)
+            stepped = getattr(hook, "released_steps", None)
+            if stepped is not None:
+                yield from stepped(res, removed)
+            else:
+                hook.released(res, removed)
         return removed
 
     # The plain methods: each write with its store calls made inline.

@@ -10,8 +10,9 @@
   holds is in no other ServiceCIDR, and loses it once none is, after a grace period that lets
   allocators notice the deletion.
 
-Upstream counts IPs in use from IPAddress objects; svcnet's allocator keeps no such objects,
-so the Services' own clusterIPs are the IPs in use (the same set: an IPAddress exists for each).
+Upstream counts IPs in use from IPAddress objects; svcnet's allocator keeps them too
+(service_alloc.py), but this counts the Services' own clusterIPs, the same set (an IPAddress
+exists for each), read through the Registry.
 The decisions (which condition, whether a deletion is blocked) are pure functions; the rest
 reads and writes through the Registry.
 """

@@ -301,7 +301,14 @@ class ApiClient(StatusWrites):
             raise RuntimeError("ApiClient is not open: use `async with ApiClient(...)`")
         data = None if body is None else jsoncodec.dumps(body)
         async with self._in_flight:
-            return await self._request(method, path, params, data, content_type, timeout)
+            try:
+                return await self._request(method, path, params, data, content_type, timeout)
+            except TransportError as exc:
+                if not _safe_to_retry(method, exc.__cause__):
+                    raise
+                # A kept-alive connection the server (or a load balancer in front of several,
+                # failing over) closed under us: once more, on a new connection.
+                return await self._request(method, path, params, data, content_type, timeout)
 
     async def _request(self, method: str, path: str, params: Mapping[str, str] | None, data: bytes | None,
                        content_type: str, timeout: float | None) -> Any:
@@ -416,6 +423,17 @@ class ApiClient(StatusWrites):
                     yield _decode_watch_line(tail)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"watch {path}: {exc or type(exc).__name__}") from exc
+
+
+def _safe_to_retry(method: str, cause: BaseException | None) -> bool:
+    """Whether a request that failed on its connection may be sent once more, as client-go and
+    Go's transport allow: a GET that met a reset or an early EOF (client-go retries only GETs:
+    writes are not idempotent), and any request whose body never left (the connection was
+    closed before it was written, so the server cannot have acted on it)."""
+    if isinstance(cause, aiohttp.ClientOSError) and "Can not write request body" in str(cause):
+        return True
+    return method == "GET" and isinstance(cause, (aiohttp.ServerDisconnectedError, ConnectionResetError,
+                                                   aiohttp.ClientOSError))
 
 
 def _decode_watch_line(line: bytes) -> tuple[str, Obj]:

@@ -136,11 +136,18 @@ def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[s
         files = replace(controllers.ControllerFiles.in_data_dir(cfg.data_dir), lb_pool=lb_pool)
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "controller-manager"),
-            lambda config: controllers.controller_manager(config, manager_names, files))))
+            lambda config: _one(controllers.elected_components(config, manager_names, files)))))
         stages.append(Stage("starting the scheduler", identities.WithKubeconfig(
             identities.kubeconfig_path(cfg.data_dir, "scheduler"),
-            lambda config: controllers.controller_manager(config, ["scheduler"]))))
+            lambda config: _one(controllers.elected_components(config, ["scheduler"])))))
     return stages
+
+
+def _one(components: list[process.Component]) -> process.Component:
+    """The controller manager or the scheduler, each elected on its own Lease as upstream's (one
+    instance here, so it wins at once; a second `svcnet controllers` against this API waits)."""
+    (component,) = components
+    return component
 
 
 def _socket_in(netns: str, family: int) -> socket.socket:

@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from svcnet import controllers
+from svcnet.client.leaderelection import LeaderElected, new_identity
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.base import ControllerManager
 from svcnet.controllers.loadbalancer import LoadBalancerController
 from svcnet.controllers.nodebootstrap import CsrSigner
 from svcnet.controllers.rootcacert import RootCACertPublisher
 from svcnet.controllers.tokens import TokensController
+from svcnet.core.leaderelection import LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, ElectionConfig
 from svcnet.core.loadbalancer import parse_pools
 from svcnet.kernel import process
 
@@ -51,12 +53,63 @@ class ControllerFiles:
                    cluster_signing_key_file=pki / "ca.key")
 
 
+@dataclass(frozen=True)
+class LeaderElection:
+    """kube-controller-manager's and kube-scheduler's --leader-elect* flags (component-base's
+    LeaderElectionConfiguration): on by default, so only one instance of each acts."""
+
+    enabled: bool = True
+    lease_duration: float = LEASE_DURATION
+    renew_deadline: float = RENEW_DEADLINE
+    retry_period: float = RETRY_PERIOD
+    resource_namespace: str = "kube-system"
+    # The Lease's name; empty: the component's own (kube-controller-manager, kube-scheduler).
+    resource_name: str = ""
+
+    def config(self, identity: str) -> ElectionConfig:
+        config = ElectionConfig(identity, self.lease_duration, self.renew_deadline, self.retry_period)
+        config.check()
+        return config
+
+
+CONTROLLER_MANAGER_LEASE = "kube-controller-manager"
+SCHEDULER_LEASE = "kube-scheduler"
+
+
+def elected_components(client_config: Any, names: list[str] | None, files: ControllerFiles = ControllerFiles(),
+                       election: LeaderElection = LeaderElection()) -> list[Any]:
+    """The controllers and the scheduler as supervisor components: with leader election each
+    group runs only while this instance holds its Lease (kube-controller-manager's for the
+    controllers, kube-scheduler's for the scheduler, as the two upstream binaries elect apart).
+    ValueError as controller_manager, or for durations client-go refuses."""
+    wanted = list(controllers.CONTROLLERS) if names is None else names
+    groups = []
+    if "scheduler" in wanted:
+        groups.append((SCHEDULER_LEASE, controller_manager(client_config, ["scheduler"], files)))
+    if any(name != "scheduler" for name in wanted):
+        groups.append((CONTROLLER_MANAGER_LEASE, controller_manager(client_config, names, files,
+                                                                    leave_out=("scheduler",))))
+    if not election.enabled:
+        return [manager for _, manager in groups]
+    identity = new_identity()
+    config = election.config(identity)
+    return [LeaderElected(lambda: ApiClient(client_config, component="leader-election"),
+                          election.resource_name or lease, config, manager,
+                          namespace=election.resource_namespace)
+            for lease, manager in groups]
+
+
 def controller_manager(client_config: Any, names: list[str] | None,
-                       files: ControllerFiles = ControllerFiles()) -> ControllerManager:
-    """The named controllers (all by default) over one client; ValueError names unknown ones, or
-    the tokens controller asked for by name without a signing key."""
+                       files: ControllerFiles = ControllerFiles(), *,
+                       leave_out: tuple[str, ...] = ()) -> ControllerManager:
+    """The named controllers (all by default, but those in leave_out) over one client; ValueError
+    names unknown ones, or the tokens controller asked for by name without a signing key."""
     factories = []
-    for cls in controllers.load(names):
+    if names is None:
+        classes = [cls for cls in controllers.load(None) if _table_name(cls) not in leave_out]
+    else:
+        classes = controllers.load([name for name in names if name not in leave_out])
+    for cls in classes:
         if cls is TokensController:
             key = _signing_key(files.service_account_private_key_file)
             if key is None:
@@ -88,6 +141,12 @@ def controller_manager(client_config: Any, names: list[str] | None,
     return ControllerManager(lambda: ApiClient(client_config, component="controller-manager"), factories)
 
 
+def _table_name(cls: type) -> str:
+    """The controller's name in the table (`--controllers` names)."""
+    path = f"{cls.__module__}:{cls.__name__}"
+    return next((name for name, where in controllers.CONTROLLERS.items() if where == path), "")
+
+
 def _signing_key(path: Path | None) -> ec.EllipticCurvePrivateKey | None:
     if path is None or not path.exists():
         return None
@@ -97,11 +156,12 @@ def _signing_key(path: Path | None) -> ec.EllipticCurvePrivateKey | None:
     return key
 
 
-def run(client_config: Any, names: list[str] | None, files: ControllerFiles = ControllerFiles()) -> int:
-    """Run the controllers until a signal; 2 if a name is unknown."""
+def run(client_config: Any, names: list[str] | None, files: ControllerFiles = ControllerFiles(),
+        election: LeaderElection = LeaderElection()) -> int:
+    """Run the controllers until a signal; 2 if a name is unknown or a flag bad."""
     try:
-        manager = controller_manager(client_config, names, files)
+        components = elected_components(client_config, names, files, election)
     except ValueError as exc:
         print(f"svcnet: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(process.run([manager]))
+    return asyncio.run(process.run(components))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -129,6 +129,14 @@ class IPRange:
         except ValueError:
             pass
 
+    def hold(self, ip: str) -> None:
+        """Mark an address taken, inside this range or not (the shared set of its family): another
+        API server took it, its IPAddress object says so."""
+        try:
+            self._range.used.add(int(ipaddress.ip_address(ip)))
+        except ValueError:
+            pass
+
     def is_allocated(self, ip: str) -> bool:
         try:
             return int(ipaddress.ip_address(ip)) in self._range.used
@@ -157,6 +165,10 @@ class PortRange:
     def __str__(self) -> str:
         return f"{self.low}-{self.high}"
 
+    @property
+    def size(self) -> int:
+        return self.high - self.low + 1
+
     def contains(self, port: int) -> bool:
         return self._range.contains(port)
 
@@ -174,3 +186,37 @@ class PortRange:
 
     def allocated(self) -> set[int]:
         return set(self._range.used)
+
+    def hold(self, port: int) -> None:
+        """Mark a port taken (another API server took it: the stored range says so)."""
+        self._range.used.add(port)
+
+    def replace(self, ports: Iterable[int]) -> None:
+        """The taken set becomes exactly `ports` (the stored range snapshot, freshly read)."""
+        self._range.used.clear()
+        self._range.used.update(ports)
+
+
+def bitmap_bytes(bits: int) -> bytes:
+    """A RangeAllocation's data: the taken-bits as big-endian bytes with no leading zero byte
+    (Go's big.Int.Bytes(), what kube-apiserver's allocator/bitmap.go Snapshot stores)."""
+    return bits.to_bytes((bits.bit_length() + 7) // 8, "big")
+
+
+def bitmap_int(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+def mask_of(values: Iterable[int], base: int) -> int:
+    bits = 0
+    for value in values:
+        bits |= 1 << (value - base)
+    return bits
+
+
+def offsets_in(bits: int) -> Iterator[int]:
+    """The positions of the set bits, lowest first (a few, in a diff of two snapshots)."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
