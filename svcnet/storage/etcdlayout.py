@@ -46,6 +46,9 @@ def _upstream_prefixes() -> dict[str, str]:
         ours = f"/registry/{resource.group or 'core'}/{resource.plural}/"
         upstream = _SPECIAL_PREFIXES.get((resource.group, resource.plural), resource.plural)
         table[ours] = f"/registry/{upstream}/"
+    # The API server's ClusterIP claims (apiserver/service_alloc.py) are IPAddress objects, which svcnet
+    # stores but does not serve yet (so they are not in RESOURCES); kube-apiserver keeps them here.
+    table["/registry/networking.k8s.io/ipaddresses/"] = "/registry/ipaddresses/"
     if len(set(table.values())) != len(table):
         raise AssertionError("two resources would share an etcd key prefix")
     return table
