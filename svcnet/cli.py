@@ -370,8 +370,9 @@ def _add_cluster_commands(sub: Any) -> None:
                         "IPv6 one, fd00:192:168:0:ffff:ffff:ffff:fff0/124); must not hold a node, client or "
                         "control-plane address")
     p.add_argument("--etcd-members", type=_etcd_members, default=1, metavar="N",
-                   help="with --storage etcd (implied): run a local etcd cluster of N members on loopback, "
-                        "each supervised (3 survives losing one; default %(default)s)")
+                   help="with --storage etcd (implied): run a local etcd cluster of N members, each "
+                        "supervised, each in its own namespace on the cluster LAN with mutual TLS between "
+                        "peers (3 survives losing one; default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

@@ -36,6 +36,7 @@ class ClusterSpec:
     lb_pool: str | None = None  # LoadBalancer addresses (`svcnet up --lb-pool`); None: no LoadBalancer support
     zones: tuple[str, ...] = ()  # `svcnet up --zones`: the nodes' topology.kubernetes.io/zone, round-robin
     hosts: int = 1  # `svcnet up --hosts`: simulated hosts (L2 segments), nodes round-robin, VXLAN between them
+    etcd_members: int = 0  # `svcnet up --storage etcd`: the local etcd's members, each in a namespace on the LAN
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zones", tuple(self.zones))  # a list when read back from cluster.json
@@ -43,7 +44,7 @@ class ClusterSpec:
     def plan(self) -> TopologyPlan:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
                              node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones,
-                             hosts=self.hosts)
+                             hosts=self.hosts, etcd_members=self.etcd_members)
 
 
 # ---- the data dir
