@@ -149,8 +149,10 @@ def write_peer_pki(data_dir: Path, specs: tuple[MemberSpec, ...]) -> None:
         assert spec.peer_tls is not None and spec.peer_ip is not None
         key = pki.new_key()
         _write_private(spec.peer_tls.key, pki.key_pem(key))
+        # The address only: etcd matches a peer's certificate against the address it connects from, and
+        # looks a DNS name up first (slowly, or not at all, from a namespace with no resolver).
         spec.peer_tls.cert.write_bytes(pki.cert_pem(pki.issue_peer(
-            authority, spec.name, key.public_key(), dns_names=[spec.name], ips=[spec.peer_ip])))
+            authority, spec.name, key.public_key(), ips=[spec.peer_ip])))
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -135,7 +135,9 @@ def test_peer_certificates_name_each_members_address_from_a_kept_etcd_ca_with_pr
     for spec in specs:
         cert = x509.load_pem_x509_certificate(spec.peer_tls.cert.read_bytes())
         cert.verify_directly_issued_by(ca)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert [str(ip) for ip in pki.ip_alt_names(cert)] == [spec.peer_ip]
+        assert names.get_values_for_type(x509.DNSName) == []  # etcd would look a name up before matching it
         assert stat.S_IMODE(spec.peer_tls.key.stat().st_mode) == 0o600
     assert stat.S_IMODE((pki_dir(tmp_path) / "ca.key").stat().st_mode) == 0o600
     assert stat.S_IMODE(pki_dir(tmp_path).stat().st_mode) == 0o700
