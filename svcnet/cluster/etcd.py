@@ -119,10 +119,13 @@ def _check_peer_urls(members_file: Path, names: list[str], specs: tuple[MemberSp
     try:
         stored = json.loads(members_file.read_text())
     except (OSError, ValueError):
+        stored = None
+    if not isinstance(stored, dict):
         members_file.write_text(json.dumps({"members": names, "peers": peers}) + "\n")
         return
     before = stored.get("peers") or [f"unix://{name}.peer:0" for name in names]
-    if before != peers and len(peers) == 1:  # a lone member has no peer to find it at its old URL
+    if before != peers and len(peers) == 1:
+        # A lone member may move: its data keeps the old URL in the membership, which no peer ever dials.
         members_file.write_text(json.dumps({"members": names, "peers": peers}) + "\n")
     elif before != peers:
         raise MembershipChanged(f"the etcd under {members_file.parent} was started with its peers at "
