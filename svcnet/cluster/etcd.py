@@ -69,15 +69,15 @@ def member_names(size: int) -> list[str]:
     return ["svcnet"] if size == 1 else [f"svcnet-{index}" for index in range(1, size + 1)]
 
 
-def member_specs(data_dir: Path, size: int = 1, placements: tuple[ClientPlan, ...] = ()) -> tuple[MemberSpec, ...]:
+def member_specs(data_dir: Path, size: int = 1, on_lan: tuple[ClientPlan, ...] = ()) -> tuple[MemberSpec, ...]:
     """The members' names and data dirs: the ones they were first started with, if they were.
 
-    placements (the topology's etcd namespaces, one per member): each member runs in its namespace
+    on_lan (the topology's etcd namespaces, one per member): each member runs in its namespace
     and meets its peers on its LAN address with TLS; none: they peer over unix sockets."""
     if not 1 <= size <= MAX_MEMBERS:
         raise ValueError(f"etcd members: 1 to {MAX_MEMBERS} (3 or 5 for a quorum that survives losses)")
-    if placements and len(placements) != size:
-        raise ValueError(f"{size} etcd member(s) but {len(placements)} namespace(s) for them")
+    if on_lan and len(on_lan) != size:
+        raise ValueError(f"{size} etcd member(s) but {len(on_lan)} namespace(s) for them")
     directory = etcd_dir(data_dir).absolute()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -89,8 +89,7 @@ def member_specs(data_dir: Path, size: int = 1, placements: tuple[ClientPlan, ..
     if len(names) != size:
         raise MembershipChanged(f"the etcd under {directory} has {len(names)} member(s), not {size}: an etcd "
                                 "cluster's size does not change by restarting it (etcdctl member add/remove does)")
-    specs = tuple(_spec(directory, name, placement) for name, placement in
-                  zip(names, placements or (None,) * size, strict=True))
+    specs = tuple(_spec(directory, name, where) for name, where in zip(names, on_lan or (None,) * size, strict=True))
     _check_peer_urls(members_file, names, specs)
     longest = max(len(str(spec.client_socket)) for spec in specs)
     if longest > MAX_SOCKET_PATH:
@@ -103,12 +102,12 @@ def pki_dir(data_dir: Path) -> Path:
     return etcd_dir(data_dir) / "pki"
 
 
-def _spec(directory: Path, name: str, placement: ClientPlan | None) -> MemberSpec:
+def _spec(directory: Path, name: str, where: ClientPlan | None) -> MemberSpec:
     spec = MemberSpec(name, directory / f"{name}-data", socket_dir=directory)
-    if placement is None:
+    if where is None:
         return spec
     certs = directory / "pki"
-    return replace(spec, namespace=placement.namespace, peer_ip=placement.ipv4,
+    return replace(spec, namespace=where.namespace, peer_ip=where.ipv4,
                    peer_tls=PeerTls(certs / f"{name}-peer.crt", certs / f"{name}-peer.key", certs / "ca.crt"))
 
 
@@ -136,8 +135,8 @@ def _check_peer_urls(members_file: Path, names: list[str], specs: tuple[MemberSp
 
 def write_peer_pki(data_dir: Path, specs: tuple[MemberSpec, ...]) -> None:
     """The etcd CA (made once, kept) and a peer certificate for each member on the LAN; keys 0600."""
-    on_lan = [spec for spec in specs if spec.peer_tls is not None and spec.peer_ip is not None]
-    if not on_lan:
+    placed = [spec for spec in specs if spec.peer_tls is not None and spec.peer_ip is not None]
+    if not placed:
         return
     directory = pki_dir(data_dir)
     directory.mkdir(mode=0o700, exist_ok=True)
@@ -148,7 +147,7 @@ def write_peer_pki(data_dir: Path, specs: tuple[MemberSpec, ...]) -> None:
         _write_private(ca_key, pki.key_pem(key))
         ca_cert.write_bytes(pki.cert_pem(pki.issue_ca("svcnet-etcd-ca", key)))
     authority = pki.Authority.from_pem(ca_cert.read_bytes(), ca_key.read_bytes())
-    for spec in on_lan:
+    for spec in placed:
         assert spec.peer_tls is not None and spec.peer_ip is not None
         key = pki.new_key()
         _write_private(spec.peer_tls.key, pki.key_pem(key))
@@ -179,9 +178,9 @@ def _progress(message: str) -> None:
 class EtcdCluster:
     """The process.Component that runs, watches over and stops the local etcd members."""
 
-    def __init__(self, data_dir: Path, size: int = 1, placements: tuple[ClientPlan, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, size: int = 1, on_lan: tuple[ClientPlan, ...] = ()) -> None:
         self.data_dir = data_dir
-        self.specs = member_specs(data_dir, size, placements)
+        self.specs = member_specs(data_dir, size, on_lan)
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
