@@ -439,11 +439,12 @@ def _add_cluster_commands(sub: Any) -> None:
     p.add_argument("--lb-pool", default="", metavar="CIDR[,CIDR]",
                    help="addresses on the nodes' LAN for LoadBalancer Services, at most one CIDR per family "
                         "(default: the top /28 of the node network, 192.168.0.240/28, and the top /124 of the "
-                        "IPv6 one, fd00:192:168:0:ffff:ffff:ffff:fff0/124); must not hold a node, client or "
-                        "control-plane address")
+                        "IPv6 one, fd00:192:168:0:ffff:ffff:ffff:fff0/124); must not hold a node, client, "
+                        "control-plane or etcd member address")
     p.add_argument("--etcd-members", type=_etcd_members, default=1, metavar="N",
-                   help="with --storage etcd (implied): run a local etcd cluster of N members on loopback, "
-                        "each supervised (3 survives losing one; default %(default)s)")
+                   help="with --storage etcd (implied): run a local etcd cluster of N members, each "
+                        "supervised, each in its own namespace on the cluster LAN with mutual TLS between "
+                        "peers (3 survives losing one; default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

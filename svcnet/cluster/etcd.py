@@ -1,20 +1,30 @@
 """`svcnet up --storage etcd` (and `--etcd-members N`): a local etcd run for the user, supervised like
 the agents.
 
-Its data lives under the cluster's data dir (DATA_DIR/etcd, 0700); each member listens, for clients
-and for its peers, only on unix sockets in that directory (DATA_DIR/etcd/<member>.client:0 and
-.peer:0): only root reaches them, as only root reaches the API server's own socket, where a loopback
-port would hand the whole cluster state to any local user. The members' names are kept in
-DATA_DIR/etcd/members.json (a member's peer URL is part of the cluster's stored membership, and the
-member count cannot change under existing data); the API server's store is
-etcd:///DATA_DIR/etcd/svcnet.client:0[,...] with every member. A member
-that dies is restarted after a back-off; `svcnet down` stops them all, and `down`'s sweep ends those a
-dead `up` left. Compaction is the API server's, on kube-apiserver's schedule (config.compaction_interval,
---etcd-compaction-interval's 5 minutes).
+Its data lives under the cluster's data dir (DATA_DIR/etcd, 0700). Clients (the API server, etcdctl)
+reach each member only by a unix socket in that directory (DATA_DIR/etcd/<member>.client:0): only root
+reaches it, as only root reaches the API server's own socket, where a port would hand the whole cluster
+state to whoever reaches it, and etcd asks nothing of a client on such a socket.
 
-The members of a multi-member cluster all run on this machine: they survive one member process dying
-(the quorum carries on), not the machine. docs/scaling-out.md says how to run them on
-several machines.
+With a cluster network (`up --nodes N`, N > 0), member n runs in its own network namespace
+`svcnet-<id>-etcd-<n>` with an address on the cluster's LAN (192.168.0.90+n, host 1's LAN with --hosts),
+and talks to its peers there, on port 2380, with mutual TLS: every member presents a peer certificate
+for its address, signed by the etcd CA in DATA_DIR/etcd/pki (its own CA, as kubeadm's etcd/ca: no
+kubelet or user certificate of the cluster CA is a peer certificate), and takes no connection without
+one. So cutting a member's link cuts it off its quorum, as a real network fault would, and a pod, which
+reaches the LAN, can neither join the cluster nor read it. The client socket still works across
+namespaces (a path is not in any network namespace), so the API server stays a process of the host.
+Without a cluster network (`--nodes 0`) the members peer over unix sockets in the same directory.
+
+The members' names and peer URLs are kept in DATA_DIR/etcd/members.json (a member's peer URL is part
+of the cluster's stored membership, and the member count cannot change under existing data); the
+API server's store is etcd:///DATA_DIR/etcd/svcnet.client:0[,...] with every member. A member
+that dies is restarted after a back-off; `svcnet down` stops them all (and removes the namespaces with
+the cluster network), and `down`'s sweep ends those a dead `up` left. Compaction is the API server's,
+on kube-apiserver's schedule (config.compaction_interval, --etcd-compaction-interval's 5 minutes).
+
+The members all run on this machine: they survive one member dying or being cut off (the quorum
+carries on), not the machine. docs/scaling-out.md says how to run them on several machines.
 """
 from __future__ import annotations
 
@@ -25,14 +35,17 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from svcnet.kernel.etcdserver import MemberSpec, healthy, member_command
+from svcnet.cluster.topology import MAX_ETCD_MEMBERS, ClientPlan
+from svcnet.core import pki
+from svcnet.kernel.etcdserver import MemberSpec, PeerTls, healthy, member_command
 
 log = logging.getLogger("svcnet.cluster.etcd")
 
 LOCAL_ETCD = "etcd"  # the --storage value that asks `up` to run etcd itself
-MAX_MEMBERS = 7  # etcd's own advice: more members only slow every write
+MAX_MEMBERS = MAX_ETCD_MEMBERS  # 7, etcd's own advice: more members only slow every write
 MAX_SOCKET_PATH = 107  # sun_path: a longer socket path cannot be connected to
 RESTART_INITIAL = 1.0
 RESTART_MAX = 30.0
@@ -56,10 +69,15 @@ def member_names(size: int) -> list[str]:
     return ["svcnet"] if size == 1 else [f"svcnet-{index}" for index in range(1, size + 1)]
 
 
-def member_specs(data_dir: Path, size: int = 1) -> tuple[MemberSpec, ...]:
-    """The members' names and data dirs: the ones they were first started with, if they were."""
+def member_specs(data_dir: Path, size: int = 1, on_lan: tuple[ClientPlan, ...] = ()) -> tuple[MemberSpec, ...]:
+    """The members' names and data dirs: the ones they were first started with, if they were.
+
+    on_lan (the topology's etcd namespaces, one per member): each member runs in its namespace
+    and meets its peers on its LAN address with TLS; none: they peer over unix sockets."""
     if not 1 <= size <= MAX_MEMBERS:
         raise ValueError(f"etcd members: 1 to {MAX_MEMBERS} (3 or 5 for a quorum that survives losses)")
+    if on_lan and len(on_lan) != size:
+        raise ValueError(f"{size} etcd member(s) but {len(on_lan)} namespace(s) for them")
     directory = etcd_dir(data_dir).absolute()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -68,16 +86,85 @@ def member_specs(data_dir: Path, size: int = 1) -> tuple[MemberSpec, ...]:
         names = [str(name) for name in json.loads(members_file.read_text())["members"]]
     except (OSError, ValueError, KeyError, TypeError):
         names = member_names(size)
-        members_file.write_text(json.dumps({"members": names}) + "\n")
     if len(names) != size:
         raise MembershipChanged(f"the etcd under {directory} has {len(names)} member(s), not {size}: an etcd "
                                 "cluster's size does not change by restarting it (etcdctl member add/remove does)")
-    specs = tuple(MemberSpec(name, directory / f"{name}-data", socket_dir=directory) for name in names)
+    specs = tuple(_spec(directory, name, where) for name, where in zip(names, on_lan or (None,) * size, strict=True))
+    _check_peer_urls(members_file, names, specs)
     longest = max(len(str(spec.client_socket)) for spec in specs)
     if longest > MAX_SOCKET_PATH:
         raise ValueError(f"the data dir {data_dir} is too long for etcd's unix sockets under it "
                          f"({longest} characters, at most {MAX_SOCKET_PATH}); use a shorter --data-dir")
     return specs
+
+
+def pki_dir(data_dir: Path) -> Path:
+    return etcd_dir(data_dir) / "pki"
+
+
+def _spec(directory: Path, name: str, where: ClientPlan | None) -> MemberSpec:
+    spec = MemberSpec(name, directory / f"{name}-data", socket_dir=directory)
+    if where is None:
+        return spec
+    certs = directory / "pki"
+    return replace(spec, namespace=where.namespace, peer_ip=where.ipv4,
+                   peer_tls=PeerTls(certs / f"{name}-peer.crt", certs / f"{name}-peer.key", certs / "ca.crt"))
+
+
+def _check_peer_urls(members_file: Path, names: list[str], specs: tuple[MemberSpec, ...]) -> None:
+    """Write the members down the first time; refuse peer URLs other than the stored membership's (but
+    for a lone member's). A file from before peer URLs were kept had the unix ones."""
+    peers = [spec.peer_url for spec in specs]
+    try:
+        stored = json.loads(members_file.read_text())
+    except (OSError, ValueError):
+        stored = None
+    if not isinstance(stored, dict):
+        members_file.write_text(json.dumps({"members": names, "peers": peers}) + "\n")
+        return
+    before = stored.get("peers") or [f"unix://{name}.peer:0" for name in names]
+    if before != peers and len(peers) == 1:
+        # A lone member may move: its data keeps the old URL in the membership, which no peer ever dials.
+        members_file.write_text(json.dumps({"members": names, "peers": peers}) + "\n")
+    elif before != peers:
+        raise MembershipChanged(f"the etcd under {members_file.parent} was started with its peers at "
+                                f"{', '.join(before)}, not {', '.join(peers)} (with a cluster network, members "
+                                "meet on the LAN; without one, on unix sockets): a member's peer URL is part of "
+                                "the stored membership; use another --data-dir, or the same --nodes as before")
+
+
+def write_peer_pki(data_dir: Path, specs: tuple[MemberSpec, ...]) -> None:
+    """The etcd CA (made once, kept) and a peer certificate for each member on the LAN; keys 0600."""
+    placed = [spec for spec in specs if spec.peer_tls is not None and spec.peer_ip is not None]
+    if not placed:
+        return
+    directory = pki_dir(data_dir)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    ca_cert, ca_key = directory / "ca.crt", directory / "ca.key"
+    if not (ca_cert.exists() and ca_key.exists()):
+        key = pki.new_key()
+        _write_private(ca_key, pki.key_pem(key))
+        ca_cert.write_bytes(pki.cert_pem(pki.issue_ca("svcnet-etcd-ca", key)))
+    authority = pki.Authority.from_pem(ca_cert.read_bytes(), ca_key.read_bytes())
+    for spec in placed:
+        assert spec.peer_tls is not None and spec.peer_ip is not None
+        key = pki.new_key()
+        _write_private(spec.peer_tls.key, pki.key_pem(key))
+        # The address only: etcd matches a peer's certificate against the address it connects from, and
+        # looks a DNS name up first (slowly, or not at all, from a namespace with no resolver).
+        spec.peer_tls.cert.write_bytes(pki.cert_pem(pki.issue_peer(
+            authority, spec.name, key.public_key(), ips=[spec.peer_ip])))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def dsn(specs: tuple[MemberSpec, ...]) -> str:
@@ -91,9 +178,9 @@ def _progress(message: str) -> None:
 class EtcdCluster:
     """The process.Component that runs, watches over and stops the local etcd members."""
 
-    def __init__(self, data_dir: Path, size: int = 1) -> None:
+    def __init__(self, data_dir: Path, size: int = 1, on_lan: tuple[ClientPlan, ...] = ()) -> None:
         self.data_dir = data_dir
-        self.specs = member_specs(data_dir, size)
+        self.specs = member_specs(data_dir, size, on_lan)
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -103,18 +190,23 @@ class EtcdCluster:
         return dsn(self.specs)
 
     async def start(self) -> None:
+        await asyncio.to_thread(write_peer_pki, self.data_dir, self.specs)
         # Every member first: none becomes healthy before a majority of them runs.
         for spec in self.specs:
             await self._spawn(spec)
         for spec in self.specs:
             await self._until_healthy(spec)
+            if spec.namespace is not None:
+                _progress(f"  etcd member {spec.name}: namespace {spec.namespace}, peers at {spec.peer_url} "
+                          "(mutual TLS)")
         self._tasks = [asyncio.create_task(self._supervise(spec), name=f"etcd-{spec.name}") for spec in self.specs]
 
     async def _spawn(self, spec: MemberSpec) -> None:
         # A member that was killed leaves its socket files; etcd cannot listen where one exists.
         for url in (spec.client_url, spec.peer_url):
-            with contextlib.suppress(FileNotFoundError):
-                (etcd_dir(self.data_dir) / url.removeprefix("unix://")).unlink()
+            if url.startswith("unix://"):
+                with contextlib.suppress(FileNotFoundError):
+                    (etcd_dir(self.data_dir) / url.removeprefix("unix://")).unlink()
         with open(etcd_dir(self.data_dir) / f"{spec.name}.log", "ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 *member_command(spec, self.specs), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,

@@ -88,6 +88,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     spec = ClusterSpec(cluster_id_for(cfg.data_dir), nodes,
                        resolv_conf=str(Path(resolv_conf).resolve()) if resolv_conf else None,
                        proxy_mode=proxy_mode, zones=zones, hosts=hosts) if nodes else None
+    if spec is not None and cfg.storage_dsn == LOCAL_ETCD:  # each member in a namespace on the LAN
+        spec = replace(spec, etcd_members=etcd_members)
     if spec is not None:
         spec = replace(spec, lb_pool=lb_pool_for(spec.plan(), lb_pool or None).cidr)
     cluster_listener = None
@@ -102,7 +104,7 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
         kubelet_socket = partial(_socket_in, netns_path(control_plane.namespace))
     stages: list[process.Component] = []
     if cfg.storage_dsn == LOCAL_ETCD:  # `--storage etcd`: run etcd for the user, and store there
-        etcd = EtcdCluster(cfg.data_dir, etcd_members)
+        etcd = EtcdCluster(cfg.data_dir, etcd_members, spec.plan().etcd if spec else ())
         cfg = replace(cfg, storage_dsn=etcd.dsn)
         stages.append(Stage(f"starting etcd ({etcd_members} member{'s' if etcd_members > 1 else ''}) at "
                             + ", ".join(f"unix://{spec.client_socket}" for spec in etcd.specs), etcd))
@@ -186,7 +188,9 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
         return 2
     if nodes:
         try:  # a usage error, before anything starts (the addresses do not depend on the cluster id)
-            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts).plan(), lb_pool or None)
+            etcd_in_namespaces = etcd_members if storage == LOCAL_ETCD else 0
+            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts, etcd_members=etcd_in_namespaces).plan(),
+                        lb_pool or None)
         except ValueError as exc:
             print(f"svcnet: {exc}", file=sys.stderr)
             return 2

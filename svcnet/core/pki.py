@@ -70,12 +70,12 @@ def _builder(name: x509.Name, issuer: x509.Name, public_key, *, days: int, ca: b
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
 
 
-def _leaf_usage(builder: x509.CertificateBuilder, usage) -> x509.CertificateBuilder:
+def _leaf_usage(builder: x509.CertificateBuilder, *usages) -> x509.CertificateBuilder:
     return (builder
             .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
                                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+            .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False))
 
 
 def issue_ca(common_name: str, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
@@ -98,6 +98,17 @@ def issue_serving(ca: Authority, common_name: str, public_key, *, dns_names: Ite
     """A TLS server certificate for the names and addresses given."""
     builder = _leaf_usage(_builder(subject(common_name), ca.cert.subject, public_key, days=days, ca=False),
                           ExtendedKeyUsageOID.SERVER_AUTH)
+    builder = builder.add_extension(x509.SubjectAlternativeName(alt_names(dns_names, ips)), critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def issue_peer(ca: Authority, common_name: str, public_key, *, dns_names: Iterable[str] = (),
+               ips: Iterable[str] = (), days: int = LEAF_DAYS) -> x509.Certificate:
+    """A certificate both ends of a connection between equals present (kubeadm's etcd peer certificate):
+    serving its peers and authenticating to them, for the names and addresses given (etcd checks a
+    peer's client certificate against the address it connects from)."""
+    builder = _leaf_usage(_builder(subject(common_name), ca.cert.subject, public_key, days=days, ca=False),
+                          ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = builder.add_extension(x509.SubjectAlternativeName(alt_names(dns_names, ips)), critical=False)
     return builder.sign(ca.key, hashes.SHA256())
 

@@ -6,6 +6,10 @@ Used by the tests (one etcd per test session, on loopback ports the kernel picke
 and write the cluster's state with no credentials. etcd takes a unix URL only as unix://HOST:PORT
 and makes the socket file HOST:PORT in its working directory, so a member runs in socket_dir and
 its URLs name files there. Data directories are 0700, as etcd wants them.
+
+A member of `up` with a cluster network runs in its own network namespace (MemberSpec.namespace) and
+meets its peers on the cluster's LAN (MemberSpec.peer_ip) with mutual TLS (MemberSpec.peer_tls):
+its clients still come by the unix socket, which a path names across namespaces.
 """
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from svcnet.kernel.netns import netns_command
+
 ETCD_BINARY = "etcd"  # /usr/bin/etcd from Debian's etcd-server package (scripts/bootstrap.sh)
+PEER_PORT = 2380  # etcd's own default peer port, on a member's LAN address
 
 
 class EtcdMissing(RuntimeError):
@@ -32,12 +39,24 @@ def free_loopback_port() -> int:
 
 
 @dataclass(frozen=True)
+class PeerTls:
+    """The files a member proves itself to its peers with, and the CA it takes theirs from."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True)
 class MemberSpec:
     name: str
     data_dir: Path
     client_port: int = 0
     peer_port: int = 0
     socket_dir: Path | None = None  # unix sockets in this directory instead of loopback ports
+    namespace: str | None = None  # the network namespace the member runs in (None: this one)
+    peer_ip: str | None = None  # peers on this address's PEER_PORT, over TLS, instead of a unix socket
+    peer_tls: PeerTls | None = None  # with peer_ip: required
 
     @property
     def client_url(self) -> str:
@@ -47,6 +66,8 @@ class MemberSpec:
 
     @property
     def peer_url(self) -> str:
+        if self.peer_ip is not None:
+            return f"https://{self.peer_ip}:{PEER_PORT}"
         if self.socket_dir is not None:
             return f"unix://{self.name}.peer:0"
         return f"http://127.0.0.1:{self.peer_port}"
@@ -83,11 +104,11 @@ def healthy(spec: MemberSpec, timeout: float = 2.0) -> bool:
 
 
 def member_command(spec: MemberSpec, members: tuple[MemberSpec, ...] = ()) -> list[str]:
-    """etcd's command line for one member on loopback of a cluster of members (default: only itself)."""
+    """etcd's command line for one member of a cluster of members (default: only itself), in its namespace."""
     binary = shutil.which(ETCD_BINARY)
     if binary is None:
         raise EtcdMissing("etcd is not installed: install Debian's etcd-server package (scripts/bootstrap.sh)")
-    return [
+    argv = [
         binary,
         f"--name={spec.name}",
         f"--data-dir={spec.data_dir}",
@@ -99,7 +120,20 @@ def member_command(spec: MemberSpec, members: tuple[MemberSpec, ...] = ()) -> li
         "--initial-cluster-state=new",
         "--logger=zap",
         "--log-level=warn",
+        *peer_tls_flags(spec),
     ]
+    return argv if spec.namespace is None else netns_command(spec.namespace, argv)
+
+
+def peer_tls_flags(spec: MemberSpec) -> list[str]:
+    """A member on the LAN takes only peers whose certificate its CA signed (etcd's peer-client-cert-auth):
+    whatever else reaches the LAN, a pod included, can neither join the cluster nor read its raft log."""
+    if spec.peer_ip is None:
+        return []
+    if spec.peer_tls is None:
+        raise ValueError(f"etcd member {spec.name}: peers on the LAN need TLS files")
+    return [f"--peer-cert-file={spec.peer_tls.cert}", f"--peer-key-file={spec.peer_tls.key}",
+            f"--peer-trusted-ca-file={spec.peer_tls.ca}", "--peer-client-cert-auth"]
 
 
 def new_member(name: str, data_dir: Path) -> MemberSpec:

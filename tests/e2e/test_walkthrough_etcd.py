@@ -2,8 +2,9 @@
 
 One two-node cluster for the module (iptables mode, as the seed's), its nodes' resolv.conf naming
 the test upstream resolver in the client namespace as tests/e2e/test_walkthrough.py does. `up` runs
-etcd as a supervised component (DATA_DIR/etcd); etcdctl reads the Service where kube-apiserver
-would have written it; a killed etcd is restarted and the API carries on; `down` stops it.
+etcd as a supervised component (DATA_DIR/etcd; the member in its own namespace on the LAN); etcdctl
+reads the Service where kube-apiserver would have written it; a killed etcd is restarted and the API
+carries on; `down` stops it.
 """
 from __future__ import annotations
 
@@ -70,13 +71,20 @@ def etcdctl(cluster: SvcnetCluster, *args: str) -> str:
                           env={**os.environ, "ETCDCTL_API": "3"}, timeout=30, check=True).stdout
 
 
-def test_etcd_runs_under_the_data_dir_private_to_root_on_unix_sockets_only(cluster: SvcnetCluster) -> None:
+def test_etcd_runs_under_the_data_dir_in_its_namespace_with_clients_on_unix_sockets_only(
+    cluster: SvcnetCluster
+) -> None:
     assert etcd_dir(cluster.data_dir).stat().st_mode & 0o777 == 0o700
     pid = int(pid_path(cluster.data_dir).read_text())
     assert _alive(pid)
-    # No TCP listener: a loopback port would let any local user at the cluster's state.
+    # No TCP listener here: a loopback port would let any local user at the cluster's state.
     listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
     assert f"pid={pid}," not in listening
+    # In its own namespace on the LAN, only the peer port (mutual TLS), no client port.
+    member_ns = f"svcnet-{cluster.cluster_id}-etcd-1"
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{member_ns}").st_ino
+    inside = cluster.in_namespace(member_ns, "ss", "-Htlnp").stdout
+    assert [line.split()[3] for line in inside.splitlines() if f"pid={pid}," in line] == ["192.168.0.91:2380"]
 
 
 def test_the_seed_walkthrough_passes_unchanged(cluster: SvcnetCluster) -> None:

@@ -1,16 +1,20 @@
-"""The API server on a 3-member etcd (issue 17): losing one member during continuous writes through the
-API loses no acknowledged write and the API stays up; losing two is a 503 Status until they return.
+"""`svcnet up --etcd-members 3` (issue 17): three etcd members, each in its own namespace on the cluster
+LAN, peers over mutual TLS. Cutting one member off the LAN (its link down, the process still running)
+during continuous writes through the API loses no acknowledged write and the API stays up; cutting two
+is a 503 Status until their links return; a peer connection without the etcd CA's certificate is refused;
+a member that dies is restarted, and `svcnet down` sweeps the members and namespaces a dead `up` left.
 
-One etcd cluster (three members on loopback, Debian's etcd-server) and one `svcnet apiserver` with all
-three endpoints in its DSN, for the module; the tests run in order (the second kills two members).
-Last, `svcnet up --etcd-members 3` runs such a cluster itself, restarts a member that dies, and
-`svcnet down` sweeps the members a dead `up` left.
+One cluster (one node) for the module; the tests run in order (the last one kills `up`).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,48 +23,64 @@ from typing import Any
 
 import pytest
 
-from svcnet.cluster.etcd import etcd_dir, pid_path
+from svcnet.cluster.etcd import etcd_dir, pid_path, pki_dir
 from svcnet.kernel import process
-from svcnet.kernel.etcdserver import LocalEtcd, new_cluster
-from tests.integration.apiserver_harness import ApiServerProcess, free_port
-from tests.integration.cluster_fixture import running_cluster
+from svcnet.kernel.netns import netns_path, socket_in_netns
+from tests.integration.apiserver_harness import ApiServerProcess
+from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
+                                reason="needs root (network namespaces) and ip")
 
-class Members:
-    def __init__(self, directory: Path) -> None:
-        specs = new_cluster(3, directory)
-        self.all = [LocalEtcd(spec, directory / f"{spec.name}.log", specs) for spec in specs]
-
-    @property
-    def dsn(self) -> str:
-        return "etcd://" + ",".join(f"127.0.0.1:{m.spec.client_port}" for m in self.all)
-
-    def stop(self) -> None:
-        for member in self.all:
-            member.stop()
+MEMBERS = (1, 2, 3)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Members, ApiServerProcess]]:
-    assert shutil.which("etcd"), "etcd missing: install Debian's etcd-server (scripts/bootstrap.sh)"
-    base = tmp_path_factory.mktemp("etcd-members")
-    members = Members(base / "etcd")
-    server = None
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
+    assert shutil.which("etcd") and shutil.which("etcdctl"), \
+        "etcd and etcdctl missing: install Debian's etcd-server and etcd-client (scripts/bootstrap.sh)"
+    with running_cluster(tmp_path_factory.mktemp("etcd-members"), nodes=1, up_args=("--etcd-members", "3")) as c:
+        yield c
+    assert not [ns for ns in c.namespaces() if "-etcd-" in ns]  # `down` removed the members' namespaces
+
+
+def namespace(cluster: SvcnetCluster, member: int) -> str:
+    return f"svcnet-{cluster.cluster_id}-etcd-{member}"
+
+
+def member_ip(member: int) -> str:
+    return f"192.168.0.{90 + member}"
+
+
+def etcdctl(cluster: SvcnetCluster, *args: str, members: tuple[int, ...] = MEMBERS, check: bool = True,
+            command_timeout: int = 10) -> subprocess.CompletedProcess[str]:
+    sockets = [f"unix://{etcd_dir(cluster.data_dir).absolute()}/svcnet-{m}.client:0" for m in members]
+    return subprocess.run(["etcdctl", "--endpoints=" + ",".join(sockets), f"--command-timeout={command_timeout}s",
+                           *args],
+                          env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=30,
+                          check=check)
+
+
+def api(cluster: SvcnetCluster) -> ApiServerProcess:
+    """Requests to the cluster's API server with its token (the harness's client; `up` started the server)."""
+    return ApiServerProcess(data_dir=cluster.data_dir, port=cluster.port, home=cluster.home)
+
+
+@contextlib.contextmanager
+def cut_off(cluster: SvcnetCluster, *members: int) -> Iterator[None]:
+    """The members' links to the LAN down (the processes keep running), and up again afterwards, pass or fail."""
     try:
-        for member in members.all:
-            member.wait_ready()
-        home = base / "home"
-        home.mkdir()
-        server = ApiServerProcess(data_dir=base / "data", port=free_port(), home=home,
-                                  flags=("--storage", members.dsn))
-        server.start()
-        yield members, server
+        for member in members:
+            subprocess.run(["ip", "-n", namespace(cluster, member), "link", "set", "eth0", "down"], check=True)
+        yield
     finally:
-        if server is not None:
-            server.stop()
-        members.stop()
-        shutil.rmtree(base / "etcd", ignore_errors=True)
+        for member in members:
+            subprocess.run(["ip", "-n", namespace(cluster, member), "link", "set", "eth0", "up"], check=True)
+        # Asked often and briefly: a health check of a member still rejoining waits out its whole timeout.
+        wait_for(lambda: etcdctl(cluster, "endpoint", "health", members=members, check=False,
+                                 command_timeout=1).returncode == 0,
+                 timeout=60, what="the members healthy again with their links back")
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -105,25 +125,83 @@ class Writers:
 
 
 def _listed(server: ApiServerProcess) -> dict[str, int]:
-    status, body = server.request("GET", "/api/v1/namespaces/default/configmaps")
+    status, body = server.request("GET", "/api/v1/namespaces/default/configmaps", timeout=30)
     assert status == 200, body
     return {item["metadata"]["name"]: int(item["metadata"]["resourceVersion"]) for item in body["items"]}
 
 
-def test_losing_one_member_during_writes_loses_no_acknowledged_write(
-    cluster: tuple[Members, ApiServerProcess]
+def _netns_inode(path: str) -> int:
+    return os.stat(path).st_ino
+
+
+def test_each_member_runs_in_its_namespace_peering_on_the_lan_with_clients_on_unix_sockets_only(
+    cluster: SvcnetCluster
 ) -> None:
-    members, server = cluster
+    listed = json.loads(etcdctl(cluster, "member", "list", "-w", "json").stdout)["members"]
+    assert sorted((m["name"], tuple(m["peerURLs"])) for m in listed) == [
+        (f"svcnet-{m}", (f"https://{member_ip(m)}:2380",)) for m in MEMBERS]
+    host_listeners = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
+    for member in MEMBERS:
+        pid = int(pid_path(cluster.data_dir, f"svcnet-{member}").read_text())
+        assert _netns_inode(f"/proc/{pid}/ns/net") == _netns_inode(netns_path(namespace(cluster, member)))
+        assert f"pid={pid}," not in host_listeners
+        inside = cluster.in_namespace(namespace(cluster, member), "ss", "-Htlnp").stdout
+        assert [line.split()[3] for line in inside.splitlines() if f"pid={pid}," in line] == \
+            [f"{member_ip(member)}:2380"]  # the peer port only: no client port on the LAN
+        key = pki_dir(cluster.data_dir) / f"svcnet-{member}-peer.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+    assert (pki_dir(cluster.data_dir) / "ca.key").stat().st_mode & 0o777 == 0o600
+
+
+def _peer_members(from_namespace: str, to_ip: str, cert: Path | None = None) -> str:
+    """GET /members on a member's peer port from a namespace, with a client certificate or none."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the server is not what is tested here
+    if cert is not None:
+        context.load_cert_chain(cert, cert.with_suffix(".key"))
+    sock = socket_in_netns(netns_path(from_namespace), socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect((to_ip, 2380))
+    with context.wrap_socket(sock) as tls:
+        tls.sendall(b"GET /members HTTP/1.1\r\nHost: etcd\r\nConnection: close\r\n\r\n")
+        return b"".join(iter(lambda: tls.recv(65536), b"")).decode()
+
+
+def test_a_peer_connection_without_a_peer_certificate_is_refused(cluster: SvcnetCluster) -> None:
+    member_2_cert = pki_dir(cluster.data_dir) / "svcnet-2-peer.crt"
+    # The control: member 2, from its own namespace with its certificate, reads member 1's peer API.
+    answer = _peer_members(namespace(cluster, 2), member_ip(1), member_2_cert)
+    assert answer.startswith("HTTP/1.1 200") and f"https://{member_ip(3)}:2380" in answer
+    # Without a certificate, from the client namespace (anything on the LAN, as a pod is) or from member
+    # 2's own: the handshake is refused.
+    for where in (cluster.client_namespace, namespace(cluster, 2)):
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE"):
+            _peer_members(where, member_ip(1))
+    # Member 2's own certificate, from another address (a copied key): dropped, nothing served.
+    try:
+        stolen = _peer_members(cluster.client_namespace, member_ip(1), member_2_cert)
+    except (ConnectionResetError, ssl.SSLEOFError):  # dropped with the request still unread
+        stolen = ""
+    assert stolen == ""
+
+
+def test_cutting_one_member_off_the_lan_during_writes_loses_no_acknowledged_write(cluster: SvcnetCluster) -> None:
+    server = api(cluster)
     writers = Writers(server, "one")
     try:
-        wait_for(lambda: writers.count() >= 30, timeout=60, what="30 creates before the kill")
-        members.all[0].kill()  # the leader or not, the one the API server talks to or not: either works
-        at_kill = writers.count()
-        wait_for(lambda: writers.count() >= at_kill + 60, timeout=60, what="creates going on after the kill")
+        wait_for(lambda: writers.count() >= 20, timeout=60, what="20 creates before the cut")
+        # Member 1 is the first endpoint of the API server's DSN, the one it talks to: cut off from its
+        # peers it still answers on its socket, with "no leader", and the API server moves on.
+        with cut_off(cluster, 1):
+            at_cut = writers.count()
+            wait_for(lambda: writers.count() >= at_cut + 20, timeout=90, what="creates going on after the cut")
+            health = etcdctl(cluster, "endpoint", "health", members=(1,), check=False, command_timeout=2)
+            assert health.returncode != 0, "the member still had a quorum: the cut did not cut"
     finally:
         writers.stop()
-    # A create in flight on a member that died may fail (etcd cannot say whether it was applied):
-    # as a 503 Status with Retry-After, never otherwise, and only in the moment of the kill.
+    # A create in flight on the member when it was cut may fail (etcd cannot say whether it was applied):
+    # as a 503 Status with Retry-After, never otherwise, and at most one per writer.
     assert all(status == 503 and body["kind"] == "Status" for status, body in writers.failures), writers.failures
     assert len(writers.failures) <= 3
     stored = _listed(server)
@@ -132,14 +210,8 @@ def test_losing_one_member_during_writes_loses_no_acknowledged_write(
     assert len(set(revisions)) == len(revisions)
 
 
-def test_losing_two_members_is_a_503_until_they_return(cluster: tuple[Members, ApiServerProcess]) -> None:
-    members, server = cluster
-    if members.all[0].process.poll() is not None:
-        members.all[0].restart()
-        members.all[0].wait_ready()
-    members.all[1].kill()
-    members.all[2].kill()
-
+def test_cutting_two_members_off_is_a_503_until_their_links_return(cluster: SvcnetCluster) -> None:
+    server = api(cluster)
     statuses: list[int] = []
 
     def refused() -> bool:
@@ -148,32 +220,27 @@ def test_losing_two_members_is_a_503_until_they_return(cluster: tuple[Members, A
         statuses.append(status)
         return status == 503 and body["kind"] == "Status" and body["reason"] == "ServiceUnavailable"
 
-    wait_for(refused, timeout=60, what="a 503 Status while two of three members are down")
-    assert 201 not in statuses, "a create was acknowledged without a quorum"
-    members.all[1].restart()
-    members.all[2].restart()
+    with cut_off(cluster, 2, 3):
+        wait_for(refused, timeout=60, what="a 503 Status while two of three members are cut off")
+        assert 201 not in statuses, "a create was acknowledged without a quorum"
     wait_for(lambda: server.request("POST", "/api/v1/namespaces/default/configmaps",
                                     configmap("quorum-back"), timeout=30)[0] == 201,
-             timeout=60, what="creates again once the members are back")
+             timeout=60, what="creates again once the links are back")
     assert "quorum-back" in _listed(server)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="svcnet up needs root")
-def test_up_runs_a_supervised_three_member_etcd_that_down_sweeps(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, nodes=0, up_args=("--etcd-members", "3")) as cluster:
-        socket = etcd_dir(cluster.data_dir).absolute() / "svcnet-1.client:0"
-        listed = subprocess.run(["etcdctl", f"--endpoints=unix://{socket}", "member", "list"],
-                                env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=30,
-                                check=True).stdout
-        assert sorted(line.split(", ")[2] for line in listed.splitlines()) == ["svcnet-1", "svcnet-2", "svcnet-3"]
-        killed = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
-        os.kill(killed, signal.SIGKILL)
-        wait_for(lambda: int(pid_path(cluster.data_dir, "svcnet-2").read_text()) != killed, timeout=60,
-                 what="the member restarted")
-        cluster.kubectl("create", "configmap", "three-members", "--from-literal=k=v")
-        # A dead `up` leaves its etcd members running; `down` sweeps them.
-        os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
-        wait_for(lambda: not process.is_locked(cluster.data_dir / "svcnet.pid"), timeout=30, what="up gone")
-        out = cluster.down().stdout
-        assert out.count("stopped an etcd member a previous run left") == 3, out
-        assert cluster.processes() == []
+def test_a_killed_member_is_restarted_and_down_sweeps_what_a_dead_up_left(cluster: SvcnetCluster) -> None:
+    killed = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: int(pid_path(cluster.data_dir, "svcnet-2").read_text()) != killed, timeout=60,
+             what="the member restarted")
+    restarted = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
+    assert _netns_inode(f"/proc/{restarted}/ns/net") == _netns_inode(netns_path(namespace(cluster, 2)))
+    cluster.kubectl("create", "configmap", "three-members", "--from-literal=k=v")
+    # A dead `up` leaves its etcd members running in their namespaces; `down` sweeps both.
+    os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
+    wait_for(lambda: not process.is_locked(cluster.data_dir / "svcnet.pid"), timeout=30, what="up gone")
+    out = cluster.down().stdout
+    assert out.count("stopped an etcd member a previous run left") == 3, out
+    assert cluster.namespaces() == []
+    assert cluster.processes() == []

@@ -35,3 +35,12 @@ def test_the_ca_is_a_ca_and_a_leaf_is_not() -> None:
     leaf = pki.issue_client(ca, "someone", [], pki.new_key().public_key())
     assert ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_a_peer_certificate_serves_and_authenticates_for_its_address() -> None:
+    ca = _authority()
+    cert = pki.issue_peer(ca, "svcnet-1", pki.new_key().public_key(), dns_names=["svcnet-1"], ips=["192.168.0.91"])
+    assert [str(ip) for ip in pki.ip_alt_names(cert)] == ["192.168.0.91"]
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    cert.verify_directly_issued_by(ca.cert)
