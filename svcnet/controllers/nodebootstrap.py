@@ -137,15 +137,7 @@ class CsrApprover(Controller):
             return None
         for check in csr.approval_checks(obj):
             if await self._allowed(obj, check.subresource):
-                body = csr.approved(obj, check, meta.rfc3339(self.clock()))
-                try:
-                    await self.api.update(CSRS, None, body, subresource="approval")
-                except ApiError as exc:
-                    if exc.code == 409:
-                        return 0.1
-                    if exc.code != 404:
-                        raise
-                return None
+                return await _write_csr(self.api, csr.approved(obj, check, meta.rfc3339(self.clock())), "approval")
         return None
 
     async def _allowed(self, obj: Obj, subresource: str) -> bool:
@@ -198,11 +190,16 @@ class CsrSigner(Controller):
         else:
             status["conditions"] = [*csr.conditions(obj), csr.condition(
                 "Failed", "SignerValidationFailure", signed.failure, meta.rfc3339(self.clock()))]
-        try:
-            await self.api.update(CSRS, None, {**obj, "status": status}, subresource="status")
-        except ApiError as exc:
-            if exc.code == 409:
-                return 0.1
-            if exc.code != 404:
-                raise
-        return None
+        return await _write_csr(self.api, {**obj, "status": status}, "status")
+
+
+async def _write_csr(api: Api, body: Obj, subresource: str) -> float | None:
+    """Write a CSR's subresource: a conflict (the cache was behind) looks again shortly; a deleted CSR is done."""
+    try:
+        await api.update(CSRS, None, body, subresource=subresource)
+    except ApiError as exc:
+        if exc.code == 409:
+            return 0.1
+        if exc.code != 404:
+            raise
+    return None
