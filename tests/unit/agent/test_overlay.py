@@ -3,21 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from svcnet.agent.overlay import converge_overlay, ensure_devices, read_state, vtep_mac
-from svcnet.cluster.topology import apply_topology, plan_topology
 from svcnet.core import overlay as core
 from svcnet.kernel import FdbRecord, Link, VxlanDevice
 from svcnet.testing.links import FakeNetworkKernel
-
-
-@pytest.fixture
-def cluster() -> tuple[FakeNetworkKernel, Any]:
-    kernel = FakeNetworkKernel()
-    plan = plan_topology("abc", 3, hosts=2)
-    apply_topology(kernel, plan)
-    return kernel, plan
 
 
 def link(kernel: FakeNetworkKernel, ns: str, name: str) -> Link:
@@ -26,8 +15,8 @@ def link(kernel: FakeNetworkKernel, ns: str, name: str) -> Link:
     return found
 
 
-def test_devices_are_flannels_and_pods_get_the_uplinks_mtu_less_50(cluster: tuple[FakeNetworkKernel, Any]) -> None:
-    kernel, plan = cluster
+def test_devices_are_flannels_and_pods_get_the_uplinks_mtu_less_50(two_hosts: tuple[FakeNetworkKernel, Any]) -> None:
+    kernel, plan = two_hosts
     node = plan.node("node-2")
     macs, pod_mtu = ensure_devices(kernel, node)
     assert pod_mtu == 1450 and macs == {4: "0a:58:c0:a8:01:6b", 6: "0e:58:c0:a8:01:6b"} == {
@@ -42,8 +31,8 @@ def test_devices_are_flannels_and_pods_get_the_uplinks_mtu_less_50(cluster: tupl
     assert kernel.calls[before:] == []  # made once, then left alone
 
 
-def test_a_device_with_other_settings_is_made_again(cluster: tuple[FakeNetworkKernel, Any]) -> None:
-    kernel, plan = cluster
+def test_a_device_with_other_settings_is_made_again(two_hosts: tuple[FakeNetworkKernel, Any]) -> None:
+    kernel, plan = two_hosts
     node = plan.node("node-1")
     kernel.add_vxlan(node.namespace, "flannel.1", VxlanDevice(7, "192.168.0.106", 4789, "eth0"))
     ensure_devices(kernel, node)
@@ -60,8 +49,8 @@ def peers_of(plan: Any, *names: str) -> list[core.OverlayNode]:
     return out
 
 
-def test_entries_are_programmed_repaired_and_removed_with_their_node(cluster: tuple[FakeNetworkKernel, Any]) -> None:
-    kernel, plan = cluster
+def test_entries_are_programmed_repaired_and_removed_with_their_node(two_hosts: tuple[FakeNetworkKernel, Any]) -> None:
+    kernel, plan = two_hosts
     node = plan.node("node-1")
     ensure_devices(kernel, node)
     everyone = core.plan_overlay("node-1", peers_of(plan, "node-1", "node-2", "node-3"),

@@ -84,14 +84,6 @@ def test_bad_host_counts_are_refused(nodes: int, hosts: int) -> None:
         plan_topology("abc", nodes, hosts=hosts)
 
 
-@pytest.fixture
-def two_hosts() -> tuple[FakeNetworkKernel, Any]:
-    kernel = FakeNetworkKernel()
-    plan = plan_topology("abc", 3, hosts=2)
-    apply_topology(kernel, plan)
-    return kernel, plan
-
-
 @pytest.mark.parametrize("src, dst, path", [
     ("node-1", "192.168.1.107", ("node-1", "router", "node-2")),  # across hosts: routed
     ("node-2", "fd00:192:168::6a", ("node-2", "router", "node-1")),
