@@ -36,7 +36,12 @@ from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
 from svcnet.proxy.nftables import names as nft_names
 from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import (
+    SvcnetCluster,
+    cluster_with_upstream_resolver,
+    is_running_ready,
+    upstream_resolver,
+)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -61,21 +66,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     The iptables-mode cluster's nodes are in two zones (`--zones a,b`), for the extended tour's topology step;
     nothing of the seed's steps depends on zones (no Service of theirs asks for hints)."""
     mode = request.param
-    base = tmp_path_factory.mktemp(f"walkthrough-{mode}")
-    resolv_conf = base / "node-resolv.conf"
-    resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
     zones = ("--zones", "a,b") if mode == "iptables" else ()
-    with running_cluster(base, up_args=("--resolv-conf", str(resolv_conf), "--proxy-mode", mode, *zones)) as c:
+    with cluster_with_upstream_resolver(tmp_path_factory.mktemp(f"walkthrough-{mode}"),
+                                        ("--proxy-mode", mode, *zones)) as c:
         c.proxy_mode = mode  # type: ignore[attr-defined]
-        upstream = subprocess.Popen(
-            ["ip", "netns", "exec", c.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
-             "53", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        try:
-            assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
-            yield c
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
+        yield c
 
 
 # ---- helpers
@@ -772,37 +767,30 @@ def test_cluster_dns_runs_kubeadms_corefile_from_the_coredns_configmap(cluster: 
 def test_kubectl_edit_adds_hosts_and_a_stub_domain_within_the_reload_interval(cluster: SvcnetCluster,
                                                                             tmp_path: Any) -> None:
     only_in_iptables_mode(cluster)
-    stub = subprocess.Popen(
-        ["ip", "netns", "exec", cluster.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
-         str(STUB_PORT), "0.0.0.0", STUB_ANSWER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=REPO)
-    try:
-        assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
-        edited = kubeadm_corefile().replace("    loop\n", "    hosts {\n       10.1.2.3 printer.lan\n"
-                                            "       fallthrough\n    }\n    loop\n")
-        edited += f"example.lan:53 {{\n    forward . {CLIENT_IP}:{STUB_PORT}\n}}\n"
-        kubectl_edit_corefile(cluster, tmp_path, edited)
-        wait_for(lambda: coredns_answers(cluster, "printer.lan") == [["10.1.2.3"]] * 2,
-                 timeout=RELOAD_DEADLINE, interval=0.5, what="both DNS pods to answer printer.lan from hosts")
-        pod = deployment_pods(cluster)[0]
-        printer = cluster.exec(pod, "nslookup", "printer.lan").stdout
-        assert "Name:\tprinter.lan\nAddress: 10.1.2.3" in printer, printer
-        # The stub domain goes to its own upstream, and only there; other names still to the `.` one.
-        stubbed = cluster.exec(pod, "nslookup", "scanner.example.lan.").stdout
-        assert f"Address: {STUB_ANSWER}" in stubbed, stubbed
-        asked = {port: cluster.in_namespace(cluster.client_namespace, "dig", "+short", "-p", str(port),
-                                            f"@{CLIENT_IP}", "scanner.example.lan.queries.test", "TXT").stdout
-                 for port in (STUB_PORT, 53)}
-        assert int(asked[STUB_PORT].strip().strip('"')) >= 1 and asked[53].strip() == '"0"', asked
-        assert "Address: 192.0.2.1" in cluster.exec(pod, "nslookup", "www.example.org.").stdout
-        # Cluster names are answered by the kubernetes plugin as before.
-        assert "Address: 10.96.0.1" in cluster.exec(pod, "nslookup", "kubernetes.default").stdout
-    except BaseException:
-        restore_kubeadm_corefile(cluster)
-        raise
-    finally:
-        stub.terminate()
-        stub.wait(timeout=10)
+    with upstream_resolver(cluster, STUB_PORT, STUB_ANSWER):
+        try:
+            edited = kubeadm_corefile().replace("    loop\n", "    hosts {\n       10.1.2.3 printer.lan\n"
+                                                "       fallthrough\n    }\n    loop\n")
+            edited += f"example.lan:53 {{\n    forward . {CLIENT_IP}:{STUB_PORT}\n}}\n"
+            kubectl_edit_corefile(cluster, tmp_path, edited)
+            wait_for(lambda: coredns_answers(cluster, "printer.lan") == [["10.1.2.3"]] * 2,
+                     timeout=RELOAD_DEADLINE, interval=0.5, what="both DNS pods to answer printer.lan from hosts")
+            pod = deployment_pods(cluster)[0]
+            printer = cluster.exec(pod, "nslookup", "printer.lan").stdout
+            assert "Name:\tprinter.lan\nAddress: 10.1.2.3" in printer, printer
+            # The stub domain goes to its own upstream, and only there; other names still to the `.` one.
+            stubbed = cluster.exec(pod, "nslookup", "scanner.example.lan.").stdout
+            assert f"Address: {STUB_ANSWER}" in stubbed, stubbed
+            asked = {port: cluster.in_namespace(cluster.client_namespace, "dig", "+short", "-p", str(port),
+                                                f"@{CLIENT_IP}", "scanner.example.lan.queries.test", "TXT").stdout
+                     for port in (STUB_PORT, 53)}
+            assert int(asked[STUB_PORT].strip().strip('"')) >= 1 and asked[53].strip() == '"0"', asked
+            assert "Address: 192.0.2.1" in cluster.exec(pod, "nslookup", "www.example.org.").stdout
+            # Cluster names are answered by the kubernetes plugin as before.
+            assert "Address: 10.96.0.1" in cluster.exec(pod, "nslookup", "kubernetes.default").stdout
+        except BaseException:
+            restore_kubeadm_corefile(cluster)
+            raise
 
 
 def test_an_invalid_corefile_edit_keeps_the_running_config_and_logs_the_plugin(cluster: SvcnetCluster,

@@ -13,16 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from svcnet.cluster.etcd import etcd_dir, pid_path
-from svcnet.cluster.topology import plan_topology
-from tests.integration.apiserver_harness import REPO
-from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, cluster_with_upstream_resolver
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -30,7 +27,6 @@ pytestmark = pytest.mark.skipif(
                                                            "dig", "conntrack", "ping")),
     reason="needs root (network namespaces), ip, nsenter, kubectl, curl, nslookup, dig, conntrack and ping")
 
-CLIENT_IP = plan_topology("x", 2).client.ipv4
 
 
 def _alive(pid: int) -> bool:
@@ -45,21 +41,10 @@ def _alive(pid: int) -> bool:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
     assert shutil.which("etcd") and shutil.which("etcdctl"), \
         "etcd and etcdctl missing: install Debian's etcd-server and etcd-client (scripts/bootstrap.sh)"
-    base = tmp_path_factory.mktemp("walkthrough-etcd")
-    resolv_conf = base / "node-resolv.conf"
-    resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
     etcd_pids: list[int] = []
-    with running_cluster(base, up_args=("--storage", "etcd", "--resolv-conf", str(resolv_conf))) as c:
-        upstream = subprocess.Popen(
-            ["ip", "netns", "exec", c.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
-             "53", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        try:
-            assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
-            yield c
-            etcd_pids.append(int(pid_path(c.data_dir).read_text()))
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
+    with cluster_with_upstream_resolver(tmp_path_factory.mktemp("walkthrough-etcd"), ("--storage", "etcd")) as c:
+        yield c
+        etcd_pids.append(int(pid_path(c.data_dir).read_text()))
     # `svcnet down` (running_cluster's) stopped the etcd it ran, and removed its pid file.
     assert etcd_pids and not _alive(etcd_pids[0])
     assert not pid_path(c.data_dir).exists()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svcnet.cluster.topology import plan_topology
 from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
 from tests.waiting import wait_for
 
@@ -163,6 +164,32 @@ def running_cluster(base: Path, nodes: int = 2, up_args: tuple[str, ...] = ()) -
             cluster.down()
         finally:
             cluster.safety_net()
+
+
+@contextlib.contextmanager
+def upstream_resolver(cluster: SvcnetCluster, port: int = 53, answer: str | None = None) -> Iterator[None]:
+    """The test upstream resolver (tests/integration/dns/upstream.py) in the client namespace, on port of all its
+    addresses, answering with `answer` when given, ready while the block runs: a machine outside the cluster."""
+    argv = ["ip", "netns", "exec", cluster.client_namespace, sys.executable, "-m", "tests.integration.dns.upstream",
+            str(port), "0.0.0.0", *([answer] if answer else [])]
+    upstream = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def cluster_with_upstream_resolver(base: Path, up_args: tuple[str, ...] = ()) -> Iterator[SvcnetCluster]:
+    """A two-node running_cluster whose nodes' resolv.conf names the upstream resolver in the client namespace
+    (which answers NAME.example.org with 192.0.2.1), running as long as the cluster."""
+    resolv_conf = base / "node-resolv.conf"
+    resolv_conf.write_text(f"nameserver {plan_topology('x', 2).client.ipv4}\n")  # the client's, whatever the id
+    with running_cluster(base, up_args=(*up_args, "--resolv-conf", str(resolv_conf))) as cluster, \
+            upstream_resolver(cluster):
+        yield cluster
 
 
 def is_running_ready(pod: dict[str, Any]) -> bool:

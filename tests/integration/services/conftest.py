@@ -19,34 +19,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from svcnet.cluster.topology import plan_topology
 from tests.integration.apiserver_harness import REPO
-from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, cluster_with_upstream_resolver, running_cluster
 from tests.waiting import wait_for
 
-CLIENT_IP = plan_topology("x", 2).client.ipv4  # 192.168.0.200, whatever the cluster id
 UNHEALTHY_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 
 @pytest.fixture(scope="package")
 def iptables_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    base = tmp_path_factory.mktemp("services-iptables")
-    resolv_conf = base / "node-resolv.conf"
-    resolv_conf.write_text(f"nameserver {CLIENT_IP}\n")
-    with running_cluster(base, up_args=("--zones", "a,b", "--resolv-conf", str(resolv_conf))) as c:
-        upstream = in_client_namespace(c, sys.executable, "-m", "tests.integration.dns.upstream", "53", "0.0.0.0")
-        try:
-            assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
-            yield c
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
+    with cluster_with_upstream_resolver(tmp_path_factory.mktemp("services-iptables"), ("--zones", "a,b")) as c:
+        yield c
 
 
 @pytest.fixture(scope="package")
