@@ -30,12 +30,12 @@ import pytest
 from svcnet.cluster.addons import kubeadm_corefile
 from svcnet.cluster.spec import load_cluster_spec
 from svcnet.cluster.topology import plan_topology
-from svcnet.cluster.tour_services import CLIENT_IP_SERVER
 from svcnet.cluster.walkthrough import STATEFULSET_WITHOUT_SERVICE_NAME
 from svcnet.proxy.iptables import names
 from svcnet.proxy.model import ServicePortName
 from svcnet.proxy.nftables import names as nft_names
 from tests.integration.apiserver_harness import KUBECTL, REPO, free_port
+from tests.integration.clientip import client_ip_pod_and_node_port
 from tests.integration.cluster_fixture import (
     SvcnetCluster,
     cluster_with_upstream_resolver,
@@ -409,26 +409,7 @@ def test_step_7_node_port_via_node_2_is_answered_by_a_node_1_pod(cluster: Svcnet
 
 
 def test_step_7_the_pod_sees_node_2s_address_as_the_source(cluster: SvcnetCluster) -> None:
-    cluster.kubectl("apply", "-f", "-", input=f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: clientip, labels: {{app: clientip}}}}
-spec:
-  nodeName: node-1
-  containers:
-  - name: clientip
-    image: busybox
-    command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
-    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: clientip}}
-spec:
-  type: NodePort
-  selector: {{app: clientip}}
-  ports: [{{port: 80, targetPort: 8080}}]
-""")
+    cluster.kubectl("apply", "-f", "-", input=client_ip_pod_and_node_port("node-1"))
     try:
         wait_for(lambda: len(ready_endpoints(cluster, "clientip")) == 1, timeout=60, what="clientip ready")
         port = cluster.kubectl_json("get", "svc", "clientip")["spec"]["ports"][0]["nodePort"]

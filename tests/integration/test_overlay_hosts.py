@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.topology import plan_topology
-from svcnet.cluster.tour_services import CLIENT_IP_SERVER
 from tests.integration.apiserver_harness import REPO
+from tests.integration.clientip import client_ip_pod_and_node_port
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -29,26 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 PLAN = plan_topology("x", 3, hosts=2)
 NODE_IP = {node.name: node.ipv4 for node in PLAN.nodes}  # node-1 192.168.0.106, node-2 192.168.1.107, node-3 .0.108
-CLIENTIP_MANIFEST = f"""\
-apiVersion: v1
-kind: Pod
-metadata: {{name: clientip, labels: {{app: clientip}}}}
-spec:
-  nodeSelector: {{kubernetes.io/hostname: node-2}}
-  containers:
-  - name: clientip
-    image: busybox
-    command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
-    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: clientip}}
-spec:
-  type: NodePort
-  selector: {{app: clientip}}
-  ports: [{{port: 80, targetPort: 8080}}]
-"""
+CLIENTIP_MANIFEST = client_ip_pod_and_node_port("node-2")
 
 
 class Overlaid:
