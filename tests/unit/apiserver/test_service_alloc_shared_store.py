@@ -7,7 +7,6 @@ the same revisions and watches.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from svcnet.apiserver.registry import DeleteOptions, WriteOptions
 from svcnet.apiserver.service_alloc import REPAIRS_BEFORE_LEAK_CLEANUP, ServiceAllocator
 from svcnet.storage.memory import MemoryStore
 from svcnet.storage.sqlite import SqliteStore
+from tests.threads import run_at_once
 
 SERVICES = lookup("", "v1", "services")
 
@@ -56,24 +56,13 @@ def test_500_services_created_alternately_through_two_servers_at_once_get_distin
     servers = [server(store), server(store)]  # a /22: 1022 addresses, so random picks meet
     count, workers = 500, 4
     created: dict[str, dict[str, Any]] = {}
-    failures: list[BaseException] = []
-    start = threading.Barrier(workers)
 
     def work(worker: int) -> None:
-        start.wait()
         for i in range(worker, count, workers):
             reg, _ = servers[i % 2]  # alternately through both
-            try:
-                created[f"s{i}"] = create(reg, service(f"s{i}", node_port=i % 2 == 0))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                failures.append(exc)
+            created[f"s{i}"] = create(reg, service(f"s{i}", node_port=i % 2 == 0))
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    run_at_once(work, workers)
     ips = [spec["clusterIP"] for spec in created.values()]
     ports = [spec["ports"][0]["nodePort"] for spec in created.values() if spec.get("type") == "NodePort"]
     assert len(ips) == count and len(set(ips)) == count

@@ -23,6 +23,7 @@ from svcnet.apiserver.steps import Read, StoreCalls, run_inline, run_off_loop
 from svcnet.apiserver.watch import _enqueue
 from svcnet.storage.base import Event
 from svcnet.storage.sqlite import SqliteStore
+from tests.threads import run_at_once
 from tests.waiting import until
 
 SERVICES = lookup("", "v1", "services")
@@ -173,23 +174,12 @@ def test_concurrent_service_creates_on_threads_never_share_a_cluster_ip_or_node_
         sqlite_registry, fine_switching) -> None:
     reg, alloc, store = sqlite_registry
     count = 60
-    start = threading.Barrier(count)
     created: dict[int, dict[str, Any]] = {}
-    failures: list[BaseException] = []
 
     def create(i: int) -> None:
-        start.wait()
-        try:
-            created[i] = reg.create(SERVICES, "default", service(i), WriteOptions())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+        created[i] = reg.create(SERVICES, "default", service(i), WriteOptions())
 
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    run_at_once(create, count)
     ips = [svc["spec"]["clusterIP"] for svc in created.values()]
     ports = [svc["spec"]["ports"][0]["nodePort"] for svc in created.values()]
     assert len(set(ips)) == count and len(set(ports)) == count
