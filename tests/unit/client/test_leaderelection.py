@@ -52,7 +52,10 @@ class Work:
         self.running = False
 
 
-def instance(api: FakeApi, name: str) -> tuple[LeaderElected, Work, Reachable]:
+Candidate = tuple[LeaderElected, Work, Reachable]  # the elector, the work it guards, its path to the API
+
+
+def instance(api: FakeApi, name: str) -> Candidate:
     work, path = Work(), Reachable(api)
     config = ElectionConfig(f"host_{name}", lease_duration=2, renew_deadline=1, retry_period=0.25)
     return LeaderElected(lambda: path, "kube-controller-manager", config, work), work, path
@@ -69,38 +72,40 @@ async def api():
         yield fake
 
 
-async def test_one_of_two_acts_and_a_clean_stop_hands_over_at_once(api: FakeApi):
-    (a, a_work, _), (b, b_work, _) = instance(api, "a"), instance(api, "b")
-    await a.start()
-    await until(lambda: a_work.running, what="a to lead")
-    await b.start()
+@pytest.fixture
+async def a_leads_b_stands_by(api: FakeApi):
+    """Two instances for one lease: a started and leading, then b started; both stopped afterwards."""
+    a, b = instance(api, "a"), instance(api, "b")
+    await a[0].start()
     try:
-        await until(lambda: b.elector._observed is not None, what="b to see the lease")
-        assert not b_work.running and await holder(api) == "host_a"
-        await a.stop()  # gives the lease up
-        assert not a_work.running
-        await until(lambda: b_work.running, timeout=5, what="b to take over")
-        lease = await api.get(LEASES, "kube-system", "kube-controller-manager")
-        assert lease["spec"]["holderIdentity"] == "host_b" and lease["spec"]["leaseTransitions"] == 1
+        await until(lambda: a[1].running, what="a to lead")
+        await b[0].start()
+        yield a, b
     finally:
-        await a.stop()
-        await b.stop()
+        await a[0].stop()
+        await b[0].stop()
 
 
-async def test_a_leader_cut_off_stops_acting_and_the_standby_takes_over_after_the_lease(api: FakeApi):
-    (a, a_work, a_path), (b, b_work, _) = instance(api, "a"), instance(api, "b")
-    await a.start()
-    await until(lambda: a_work.running, what="a to lead")
-    await b.start()
-    try:
-        a_path.down = True  # a can neither renew nor release
-        await until(lambda: not a_work.running, timeout=5, what="a to stop at its renew deadline")
-        await until(lambda: b_work.running, timeout=10, what="b to take over once the lease expired")
-        assert await holder(api) == "host_b"
-        a_path.down = False  # a is back: it stays a standby while b renews
-        await until(lambda: a.elector._observed is not None and
-                    a.elector._observed.get("holderIdentity") == "host_b", timeout=5, what="a to see b")
-        assert not a_work.running and a_work.starts == 1
-    finally:
-        await a.stop()
-        await b.stop()
+async def test_one_of_two_acts_and_a_clean_stop_hands_over_at_once(api: FakeApi,
+                                                                    a_leads_b_stands_by: tuple[Candidate, Candidate]):
+    (a, a_work, _), (b, b_work, _) = a_leads_b_stands_by
+    await until(lambda: b.elector._observed is not None, what="b to see the lease")
+    assert not b_work.running and await holder(api) == "host_a"
+    await a.stop()  # gives the lease up
+    assert not a_work.running
+    await until(lambda: b_work.running, timeout=5, what="b to take over")
+    lease = await api.get(LEASES, "kube-system", "kube-controller-manager")
+    assert lease["spec"]["holderIdentity"] == "host_b" and lease["spec"]["leaseTransitions"] == 1
+
+
+async def test_a_leader_cut_off_stops_acting_and_the_standby_takes_over_after_the_lease(
+        api: FakeApi, a_leads_b_stands_by: tuple[Candidate, Candidate]):
+    (a, a_work, a_path), (b, b_work, _) = a_leads_b_stands_by
+    a_path.down = True  # a can neither renew nor release
+    await until(lambda: not a_work.running, timeout=5, what="a to stop at its renew deadline")
+    await until(lambda: b_work.running, timeout=10, what="b to take over once the lease expired")
+    assert await holder(api) == "host_b"
+    a_path.down = False  # a is back: it stays a standby while b renews
+    await until(lambda: a.elector._observed is not None and
+                a.elector._observed.get("holderIdentity") == "host_b", timeout=5, what="a to see b")
+    assert not a_work.running and a_work.starts == 1
