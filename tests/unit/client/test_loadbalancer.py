@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -63,12 +64,20 @@ async def ask(port: int) -> tuple[str, asyncio.StreamReader, asyncio.StreamWrite
     return (await reader.readline()).decode().strip(), reader, writer
 
 
-async def test_new_connections_go_to_the_first_server_and_fail_over_when_it_dies(upstreams):
-    a, b = upstreams
-    lb = ApiServerLoadBalancer("127.0.0.1:0", [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
-                               health_interval=3600)  # no checks: the failed dial alone fails over
+@contextlib.asynccontextmanager
+async def balancer(upstreams: list[Upstream], **settings: float) -> AsyncIterator[ApiServerLoadBalancer]:
+    """An apiserver-lb on a free loopback port in front of the upstreams, in their order; stopped afterwards."""
+    lb = ApiServerLoadBalancer("127.0.0.1:0", [f"127.0.0.1:{upstream.port}" for upstream in upstreams], **settings)
     await lb.start()
     try:
+        yield lb
+    finally:
+        await lb.stop()
+
+
+async def test_new_connections_go_to_the_first_server_and_fail_over_when_it_dies(upstreams):
+    a, b = upstreams
+    async with balancer(upstreams, health_interval=3600) as lb:  # no checks: the failed dial alone fails over
         name, reader, writer = await ask(lb.bound_port)
         assert name == "a"
         a.die()
@@ -77,16 +86,11 @@ async def test_new_connections_go_to_the_first_server_and_fail_over_when_it_dies
         name, _, writer = await ask(lb.bound_port)
         assert name == "b"
         writer.close()
-    finally:
-        await lb.stop()
 
 
 async def test_a_server_that_stops_answering_has_its_connections_closed_by_the_health_check(upstreams):
     a, b = upstreams
-    lb = ApiServerLoadBalancer("127.0.0.1:0", [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"],
-                               health_interval=0.05)
-    await lb.start()
-    try:
+    async with balancer(upstreams, health_interval=0.05) as lb:
         name, reader, writer = await ask(lb.bound_port)
         assert name == "a"
         a.stop_listening()  # hangs: its open connection stays, new dials are refused
@@ -95,22 +99,16 @@ async def test_a_server_that_stops_answering_has_its_connections_closed_by_the_h
         name, _, writer = await ask(lb.bound_port)
         assert name == "b"
         writer.close()
-    finally:
-        await lb.stop()
 
 
 async def test_when_no_server_answers_the_client_connection_is_closed(upstreams):
     a, b = upstreams
     a.die()
     b.die()
-    lb = ApiServerLoadBalancer("127.0.0.1:0", [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
-    await lb.start()
-    try:
+    async with balancer(upstreams) as lb:
         reader, writer = await asyncio.open_connection("127.0.0.1", lb.bound_port)
         assert await asyncio.wait_for(reader.read(), 10) == b""
         writer.close()
-    finally:
-        await lb.stop()
 
 
 @pytest.mark.parametrize(("listen", "servers"), [("127.0.0.1", ["127.0.0.1:1"]), ("127.0.0.1:0", ["x:0"]),
