@@ -53,6 +53,9 @@ CLIENT_IP_SERVER = (
     "        self.wfile.write(body)\n"
     "    def log_message(self, *args): pass\n"
     "http.server.ThreadingHTTPServer(('', 8080), H).serve_forever()\n")
+# A pod spec's `containers:` (YAML flow style, one line): CLIENT_IP_SERVER, Ready once it listens on 8080.
+CLIENT_IP_CONTAINERS = (f'[{{name: clientip, image: busybox, command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}], '
+                        'readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}}]')
 
 
 def backend_pod(name: str, node: str, port: int) -> str:
@@ -191,11 +194,7 @@ metadata:
   labels: {{app: clientip, svcnet-tour: services}}
 spec:
   nodeSelector: {{kubernetes.io/hostname: node-1}}
-  containers:
-  - name: clientip
-    image: busybox
-    command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
-    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  containers: {CLIENT_IP_CONTAINERS}
 ---
 apiVersion: v1
 kind: Service

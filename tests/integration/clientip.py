@@ -4,9 +4,7 @@ The pod runs the tour's CLIENT_IP_SERVER: every GET is answered with the address
 """
 from __future__ import annotations
 
-import json
-
-from svcnet.cluster.tour_services import CLIENT_IP_SERVER
+from svcnet.cluster.tour_services import CLIENT_IP_CONTAINERS
 
 
 def client_ip_pod_and_node_port(node: str) -> str:
@@ -17,11 +15,7 @@ kind: Pod
 metadata: {{name: clientip, labels: {{app: clientip}}}}
 spec:
   nodeSelector: {{kubernetes.io/hostname: {node}}}
-  containers:
-  - name: clientip
-    image: busybox
-    command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
-    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  containers: {CLIENT_IP_CONTAINERS}
 ---
 apiVersion: v1
 kind: Service

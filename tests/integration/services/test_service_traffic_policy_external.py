@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from svcnet.cluster.topology import plan_topology
-from svcnet.cluster.tour_services import CLIENT_IP_SERVER
+from svcnet.cluster.tour_services import CLIENT_IP_CONTAINERS
 from tests.integration.cluster_fixture import SvcnetCluster
 from tests.integration.services.conftest import manifest_in_default
 from tests.waiting import wait_for
@@ -50,11 +50,7 @@ spec:
     metadata: {{labels: {{app: clientip}}}}
     spec:
       nodeSelector: {{kubernetes.io/hostname: node-1}}
-      containers:
-      - name: clientip
-        image: busybox
-        command: ["python3", "-c", {json.dumps(CLIENT_IP_SERVER)}]
-        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+      containers: {CLIENT_IP_CONTAINERS}
 ---
 apiVersion: v1
 kind: Service
