@@ -29,6 +29,17 @@ KUBECTL = os.environ.get("SVCNET_KUBECTL") or "kubectl"
 REPO = Path(__file__).resolve().parents[2]
 
 
+def stop_process(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within grace seconds (nothing to do if it has already exited)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,13 +109,8 @@ class ApiServerProcess:
             return ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def kill9(self) -> None:
@@ -224,9 +230,4 @@ def running_controllers(server: ApiServerProcess, names: str = "") -> Iterator[s
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.apiserver_harness import REPO, ApiServerProcess
+from tests.integration.apiserver_harness import REPO, ApiServerProcess, stop_process
 from tests.waiting import wait_for
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
@@ -35,14 +35,6 @@ class Instance:
     def text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ def two_instances(apiserver: ApiServerProcess) -> Iterator[list[Instance]]:
         yield instances
     finally:
         for instance in instances:
-            instance.end()
+            stop_process(instance.proc)
 
 
 def deployment(replicas: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.apiserver_harness import KUBECTL, REPO
+from tests.integration.apiserver_harness import KUBECTL, REPO, stop_process
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
@@ -51,16 +51,6 @@ class Joined:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env.update(HOME=str(self.cluster.home), KUBECONFIG=str(self.kubeconfig))
         return subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _sweep(data_dir: Path) -> None:
@@ -100,7 +90,7 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
             yield node
         finally:
             if node.process is not None:
-                _stop(node.process)
+                stop_process(node.process, grace=60)
             _sweep(node_dir)
 
 
@@ -219,7 +209,7 @@ def test_a_restarted_node_keeps_its_identity_without_the_token(joined: Joined) -
                    for item in c.kubectl_json("get", "csr")["items"])
     csrs = client_csrs()
     assert joined.process is not None
-    _stop(joined.process)
+    stop_process(joined.process, grace=60)
     joined.process = None
     deleted_token = joined.join_output.split()[0]
     restarted = dt.datetime.now(dt.UTC)
