@@ -41,6 +41,7 @@ from pathlib import Path
 from svcnet.cluster.topology import MAX_ETCD_MEMBERS, ClientPlan
 from svcnet.core import pki
 from svcnet.kernel.etcdserver import MemberSpec, PeerTls, healthy, member_command
+from svcnet.kernel.process import process_id
 
 log = logging.getLogger("svcnet.cluster.etcd")
 
@@ -277,21 +278,13 @@ def stop_leftover_etcd(data_dir: Path, timeout: float = 20.0) -> list[int]:
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _running(pid) and time.monotonic() < deadline:
+        # A zombie counts as ended: an orphan's exit waits for init to reap it, and is over all the same.
+        while process_id(pid) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _running(pid):
+        if process_id(pid) is not None:
             os.kill(pid, signal.SIGKILL)
         stopped.append(pid)
     return stopped
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's exit waits for init to reap it; it is over all the same)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _leftover_member(path: Path, data_dir: Path) -> int | None:

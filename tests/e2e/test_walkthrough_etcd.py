@@ -14,11 +14,11 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from svcnet.cluster.etcd import etcd_dir, pid_path
+from svcnet.kernel.process import process_id
 from tests.integration.cluster_fixture import SvcnetCluster, cluster_with_upstream_resolver
 from tests.waiting import wait_for
 
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.skipif(
                                                            "dig", "conntrack", "ping")),
     reason="needs root (network namespaces), ip, nsenter, kubectl, curl, nslookup, dig, conntrack and ping")
 
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
         yield c
         etcd_pids.append(int(pid_path(c.data_dir).read_text()))
     # `svcnet down` (running_cluster's) stopped the etcd it ran, and removed its pid file.
-    assert etcd_pids and not _alive(etcd_pids[0])
+    assert etcd_pids and process_id(etcd_pids[0]) is None
     assert not pid_path(c.data_dir).exists()
 
 
@@ -61,7 +53,7 @@ def test_etcd_runs_under_the_data_dir_in_its_namespace_with_clients_on_unix_sock
 ) -> None:
     assert etcd_dir(cluster.data_dir).stat().st_mode & 0o777 == 0o700
     pid = int(pid_path(cluster.data_dir).read_text())
-    assert _alive(pid)
+    assert process_id(pid) is not None
     # No TCP listener here: a loopback port would let any local user at the cluster's state.
     listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=True).stdout
     assert f"pid={pid}," not in listening
