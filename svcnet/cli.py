@@ -120,7 +120,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
                  proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts,
-                 etcd_members=args.etcd_members)
+                 etcd_members=args.etcd_members, apiservers=args.apiservers)
 
 
 def _etcd_members(text: str) -> int:
@@ -445,6 +445,11 @@ def _add_cluster_commands(sub: Any) -> None:
                    help="with --storage etcd (implied): run a local etcd cluster of N members, each "
                         "supervised, each in its own namespace on the cluster LAN with mutual TLS between "
                         "peers (3 survives losing one; default %(default)s)")
+    p.add_argument("--apiservers", type=int, default=1, metavar="N",
+                   help="with --storage etcd: run N API servers over the one etcd, as an HA control plane "
+                        "(the others as processes on --port + 2.. --port + N, each with its own leader-elected "
+                        "controller manager and scheduler), and a load balancer on --port + 1 that the "
+                        "kubeconfig, agents and proxies use (default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")

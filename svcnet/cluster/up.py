@@ -26,6 +26,7 @@ from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
+from svcnet.cluster.apiservers import ApiServerPeers, BalancedClients, check_apiservers, stop_leftover_peers
 from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
@@ -75,11 +76,12 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
                zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-               etcd_members: int = 1) -> list[process.Component]:
+               etcd_members: int = 1, apiservers: int = 1) -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
 
     lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
-    controller manager gets it as --lb-pool, and each agent runs the speaker."""
+    controller manager gets it as --lb-pool, and each agent runs the speaker.
+    apiservers: more than one runs the others as processes over the same etcd (apiservers.py)."""
     socket_config = unix_socket_config(cfg.socket_path)
 
     def api() -> Any:
@@ -110,8 +112,10 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
                             + ", ".join(f"unix://{spec.client_socket}" for spec in etcd.specs), etcd))
     stages.append(Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener)))
-    stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
-                               lb_pool=spec.lb_pool if spec else None, overlay=bool(spec and spec.hosts > 1))
+    node_names = [n.name for n in spec.plan().nodes] if spec else []
+    stages += component_stages(cfg, api, node_names, with_controllers, lb_pool=spec.lb_pool if spec else None,
+                               overlay=bool(spec and spec.hosts > 1),
+                               peers=_peer_stages(cfg, api, apiservers, node_names, spec.lb_pool if spec else None))
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -121,19 +125,38 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
             lifecycle.ReadyMarker(cfg.data_dir)]
 
 
+def manager_controller_names(lb_pool: str | None) -> list[str]:
+    """What the controller manager runs: every controller but the scheduler (and service-lb without a pool)."""
+    return [name for name in controller_names() if name != "scheduler" and (lb_pool or name != "service-lb")]
+
+
+def _peer_stages(cfg: ApiServerConfig, api: Callable[[], Any], apiservers: int, nodes: list[str],
+                 lb_pool: str | None) -> list[process.Component]:
+    """API servers 2..N with their controller managers and schedulers, then the load balancer the
+    clients use (none with one API server)."""
+    if apiservers <= 1:
+        return []
+    peers = ApiServerPeers(cfg.data_dir, apiservers, cfg.port, cfg.storage_dsn, manager_controller_names(lb_pool),
+                           api, lb_pool=lb_pool)
+    # The other servers first: clients stay off the server that shares `up`'s process while they answer.
+    servers = [*peers.servers(), identities.component_server_url(cfg).split("://", 1)[1]]
+    return [Stage(f"starting API servers 2-{apiservers} over the same etcd", peers),
+            BalancedClients(cfg.data_dir, cfg.port, servers, nodes, cfg.kubeconfig_path)]
+
+
 def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[str],
                      with_controllers: bool, lb_pool: str | None = None,
-                     overlay: bool = False) -> list[process.Component]:
+                     overlay: bool = False, peers: list[process.Component] | None = None) -> list[process.Component]:
     """Each component's credentials, then the controller manager and the scheduler, each with its own
     identity (kubeadm's controller-manager.conf and scheduler.conf); the agents and proxies started
-    later read theirs (kubelet-<node>.conf, kube-proxy.conf)."""
+    later read theirs (kubelet-<node>.conf, kube-proxy.conf). peers: the other API servers' stages,
+    which need the credentials and come before this server's controllers (see ApiServerPeers)."""
     if not nodes and not with_controllers:
         return []
-    manager_names = [name for name in controller_names() if name != "scheduler" and (
-        lb_pool or name != "service-lb")] if with_controllers else []
+    manager_names = manager_controller_names(lb_pool) if with_controllers else []
     stages: list[process.Component] = [identities.ComponentCredentials(
         cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api,
-        lb_speaker=bool(lb_pool and nodes), overlay=overlay)]
+        lb_speaker=bool(lb_pool and nodes), overlay=overlay), *(peers or [])]
     if with_controllers:
         files = replace(controllers.ControllerFiles.in_data_dir(cfg.data_dir), lb_pool=lb_pool)
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
@@ -158,7 +181,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
         proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-        etcd_members: int = 1) -> int:
+        etcd_members: int = 1, apiservers: int = 1) -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -170,7 +193,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
                             proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
-                            etcd_members=etcd_members)
+                            etcd_members=etcd_members, apiservers=apiservers)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
     except (OSError, ValueError) as exc:  # ValueError: a local etcd of another size under the data dir
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -181,8 +204,12 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
        setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = (),
-       lb_pool: str = "", hosts: int = 1, etcd_members: int = 1) -> int:
+       lb_pool: str = "", hosts: int = 1, etcd_members: int = 1, apiservers: int = 1) -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
+    problem = check_apiservers(apiservers, storage)
+    if problem:
+        print(f"svcnet: {problem}", file=sys.stderr)
+        return 2
     if hosts != 1 and not nodes:
         print("svcnet: --hosts needs nodes (--nodes 0 runs no node network)", file=sys.stderr)
         return 2
@@ -212,15 +239,15 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if not detach:
         setup_logging()
         return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
-                   zones=zones, lb_pool=lb_pool, hosts=hosts, etcd_members=etcd_members)
+                   zones=zones, lb_pool=lb_pool, hosts=hosts, etcd_members=etcd_members, apiservers=apiservers)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
                           proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
-                          etcd_members=etcd_members)
+                          etcd_members=etcd_members, apiservers=apiservers)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
                    proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "",
-                   hosts: int = 1, etcd_members: int = 1) -> int:
+                   hosts: int = 1, etcd_members: int = 1, apiservers: int = 1) -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -241,6 +268,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
         argv += ["--storage", storage]
     if etcd_members != 1:
         argv += ["--etcd-members", str(etcd_members)]
+    if apiservers != 1:
+        argv += ["--apiservers", str(apiservers)]
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  start_new_session=True)
@@ -295,7 +324,10 @@ def _ready(cfg: ApiServerConfig) -> bool:
 
 
 def _sweep(data_dir: Path) -> None:
-    """What a dead `up` left behind (its etcd, agents, pods, namespaces, leases): `down` removes it too."""
+    """What a dead `up` left behind (its other API servers, etcd, agents, pods, namespaces, leases): `down`
+    removes it too."""
+    for pid in stop_leftover_peers(data_dir):
+        print(f"svcnet: stopped an API server or controller process a previous run left (pid {pid})")
     for pid in stop_leftover_etcd(data_dir):
         print(f"svcnet: stopped an etcd member a previous run left (pid {pid})")
     if os.geteuid() != 0 or load_cluster_spec(data_dir) is None:
