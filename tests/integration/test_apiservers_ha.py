@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,22 @@ spec:
   - name: main
     image: k8s.gcr.io/serve_hostname
 """
+
+
+def test_down_after_a_crashed_up_ends_the_other_api_servers_and_their_controllers(cluster: SvcnetCluster) -> None:
+    peer = peer_dir(cluster.data_dir, 2)
+    children = [int((peer / f"{role}.pid").read_text()) for role in ("apiserver", "controller-manager", "scheduler")]
+    os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
+    assert all(Path(f"/proc/{pid}").exists() for pid in children)  # their own sessions: they outlive `up`
+    result = cluster.down()
+    assert result.returncode == 0, result.stderr
+    assert "a previous run left" in result.stdout
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] == "Z"
