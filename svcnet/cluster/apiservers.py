@@ -73,6 +73,13 @@ def balancer_port(port: int) -> int:
     return port + 1
 
 
+def peer_summary(cfg: Any, count: int) -> str:
+    """The line `up` prints about its other API servers and the load balancer in front of them all."""
+    others = ", ".join(f"https://127.0.0.1:{peer_port(cfg.port, k)}" for k in range(2, count + 1))
+    return (f"svcnet: {count} API servers over one etcd: {cfg.url} (this process), {others}; "
+            f"the kubeconfig, agents and proxies use the load balancer at https://127.0.0.1:{balancer_port(cfg.port)}")
+
+
 def check_apiservers(count: int, storage: str) -> str | None:
     """Why `--apiservers count` cannot run over this --storage, or None."""
     if not 1 <= count <= MAX_APISERVERS:

@@ -26,7 +26,13 @@ from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
-from svcnet.cluster.apiservers import ApiServerPeers, BalancedClients, check_apiservers, stop_leftover_peers
+from svcnet.cluster.apiservers import (
+    ApiServerPeers,
+    BalancedClients,
+    check_apiservers,
+    peer_summary,
+    stop_leftover_peers,
+)
 from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
@@ -59,7 +65,9 @@ class Stage:
         await self.component.stop()
 
 
-def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
+def next_steps(cfg: ApiServerConfig, nodes: int = 0, apiservers: int = 1) -> str:
+    if apiservers > 1:
+        return peer_summary(cfg, apiservers) + "\n" + next_steps(cfg, nodes)
     if not nodes:
         return (f"svcnet is up: API server at {cfg.url}\n"
                 f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
@@ -194,7 +202,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
                             proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
                             etcd_members=etcd_members, apiservers=apiservers)
-        return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
+        return asyncio.run(process.run(stages, next_steps(cfg, nodes, apiservers)))
     except (OSError, ValueError) as exc:  # ValueError: a local etcd of another size under the data dir
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -284,7 +292,7 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
             return 1
         if _ready(cfg) and (not nodes or ready_file.exists()):
             _relay_progress(log_path, offset)
-            print(next_steps(cfg, nodes))
+            print(next_steps(cfg, nodes, apiservers))
             return 0
         time.sleep(0.1)
     print(f"svcnet: not ready after {timeout}s; see {log_path}", file=sys.stderr)
