@@ -31,6 +31,8 @@ def _api_config(args: argparse.Namespace) -> ApiServerConfig:
         insecure=args.insecure,
         storage_dsn=args.storage or "",
         advertise_address=getattr(args, "advertise_address", "") or None,
+        advertise_port=getattr(args, "advertise_port", None),
+        control_plane_endpoint=getattr(args, "control_plane_endpoint", "") or None,
     )
 
 
@@ -46,6 +48,8 @@ def _api_flag_problem(args: argparse.Namespace) -> str | None:
         errors = non_special_ip_errors("--advertise-address", advertise)
         if errors:
             return f"--advertise-address: {errors[0].message}"
+    if getattr(args, "netns", "") and not advertise:
+        return "--netns listens on --advertise-address inside that namespace: give --advertise-address"
     return None
 
 
@@ -104,8 +108,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_apiserver(args: argparse.Namespace) -> int:
     from svcnet.cluster import up
 
+    cfg = _api_config(args)
     _setup_logging(args.verbose)
-    return up.run(_api_config(args))
+    return up.run(cfg, netns=args.netns)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -541,6 +546,15 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--advertise-address", default="",
                    help="the IP pods reach the API server on, written as default/kubernetes's endpoint "
                         "(default: --bind-address when it is neither loopback nor unspecified)")
+    p.add_argument("--advertise-port", type=_port, default=None, metavar="PORT",
+                   help="the port default/kubernetes's endpoints name and --netns's listener uses (default: "
+                        "--port); for several API servers on one machine, each on its own --port")
+    p.add_argument("--netns", default="", metavar="NAME",
+                   help="also listen on --advertise-address inside this network namespace, and dial kubelets "
+                        "from it (a further API server of a `svcnet up` cluster, on the cluster's LAN)")
+    p.add_argument("--control-plane-endpoint", default="", metavar="HOST:PORT",
+                   help="the address cluster-info gives joining nodes, as kubeadm's controlPlaneEndpoint "
+                        "(default: this server's advertised address)")
     p.set_defaults(func=cmd_apiserver)
 
     p = sub.add_parser("controllers", help="run the controllers (and scheduler) against an API server")

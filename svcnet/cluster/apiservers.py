@@ -40,6 +40,7 @@ from svcnet.client.leaderelection import LEASE_NAMESPACE
 from svcnet.client.leaderelection import LEASES as LEASE_RESOURCE
 from svcnet.client.loadbalancer import ApiServerLoadBalancer
 from svcnet.cluster.identities import LB_SPEAKER, OVERLAY, kubeconfig_path
+from svcnet.cluster.topology import ClientPlan
 from svcnet.controllers.daemon import ControllerFiles
 
 log = logging.getLogger("svcnet.cluster")
@@ -76,8 +77,8 @@ def balancer_port(port: int) -> int:
 def peer_summary(cfg: Any, count: int) -> str:
     """The line `up` prints about its other API servers and the load balancer in front of them all."""
     others = ", ".join(f"https://127.0.0.1:{peer_port(cfg.port, k)}" for k in range(2, count + 1))
-    return (f"svcnet: {count} API servers over one etcd: {cfg.url} (this process), {others}; "
-            f"the kubeconfig, agents and proxies use the load balancer at https://127.0.0.1:{balancer_port(cfg.port)}")
+    return (f"{count} API servers over one etcd: {cfg.url} (this process), {others}; the kubeconfig, "
+            f"agents and proxies use the load balancer at https://127.0.0.1:{balancer_port(cfg.port)}")
 
 
 def check_apiservers(count: int, storage: str) -> str | None:
@@ -163,7 +164,11 @@ class ApiServerPeers:
     to start faster: `up`'s own, started next, stand by)."""
 
     def __init__(self, data_dir: Path, count: int, port: int, storage_dsn: str, manager_names: list[str],
-                 api: Callable[[], Any], lb_pool: str | None = None, python: str = sys.executable) -> None:
+                 api: Callable[[], Any], lb_pool: str | None = None, on_lan: tuple[ClientPlan, ...] = (),
+                 control_plane_endpoint: str | None = None, python: str = sys.executable) -> None:
+        """on_lan: server K's namespace on the cluster's LAN (the (K-1)-th), where it also listens on
+        --port (server 1's), as each control-plane node serves 6443 on its own address; none: loopback only.
+        control_plane_endpoint: what cluster-info names (server 1's address), which the others leave as it is."""
         self.data_dir = data_dir
         self.indexes = list(range(2, count + 1))
         self.port = port
@@ -171,6 +176,8 @@ class ApiServerPeers:
         self.manager_names = manager_names
         self.api = api
         self.lb_pool = lb_pool
+        self.on_lan = on_lan
+        self.control_plane_endpoint = control_plane_endpoint
         self.python = python
         self.children: dict[tuple[int, str], _Child] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,8 +189,14 @@ class ApiServerPeers:
     def argv(self, index: int, role: str) -> list[str]:
         base, directory = [self.python, "-m", "svcnet"], peer_dir(self.data_dir, index)
         if role == "apiserver":
-            return [*base, "apiserver", "--data-dir", str(directory), "--bind-address", "127.0.0.1",
+            argv = [*base, "apiserver", "--data-dir", str(directory), "--bind-address", "127.0.0.1",
                     "--port", str(peer_port(self.port, index)), "--storage", self.storage_dsn]
+            if self.on_lan:
+                lan = self.on_lan[index - 2]
+                argv += ["--netns", lan.namespace, "--advertise-address", lan.ipv4, "--advertise-port", str(self.port)]
+            if self.control_plane_endpoint:
+                argv += ["--control-plane-endpoint", self.control_plane_endpoint]
+            return argv
         files = ControllerFiles.in_data_dir(self.data_dir)
         argv = [*base, "controllers", "--kubeconfig", str(directory / f"{role}.conf")]
         if role == "scheduler":
@@ -205,7 +218,9 @@ class ApiServerPeers:
             server = self.children[index, "apiserver"]
             await server.spawn()
             await self._until_ready(server, directory / "apiserver.sock")
-            progress(f"started API server {index} at https://127.0.0.1:{peer_port(self.port, index)} "
+            lan = (f" and https://{self.on_lan[index - 2].ipv4}:{self.port} in namespace "
+                   f"{self.on_lan[index - 2].namespace}") if self.on_lan else ""
+            progress(f"started API server {index} at https://127.0.0.1:{peer_port(self.port, index)}{lan} "
                      f"(pid {server.process.pid}, log {server.log_path})")
             await self._start_controllers(index)
             self._tasks.append(asyncio.create_task(self._watch_server(index), name=f"apiserver-{index}"))

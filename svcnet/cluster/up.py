@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from svcnet.apiserver.daemon import RunningApiServer
+from svcnet.apiserver.daemon import RunningApiServer, external_address
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
@@ -36,7 +36,7 @@ from svcnet.cluster.apiservers import (
 from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
-from svcnet.cluster.topology import lb_pool_for
+from svcnet.cluster.topology import ClientPlan, lb_pool_for
 from svcnet.config import ApiServerConfig
 from svcnet.controllers import CONTROLLERS as controller_table
 from svcnet.controllers import daemon as controllers
@@ -67,7 +67,8 @@ class Stage:
 
 def next_steps(cfg: ApiServerConfig, nodes: int = 0, apiservers: int = 1) -> str:
     if apiservers > 1:
-        return peer_summary(cfg, apiservers) + "\n" + next_steps(cfg, nodes)
+        first, rest = next_steps(cfg, nodes).split("\n", 1)
+        return f"{first}\n  {peer_summary(cfg, apiservers)}\n{rest}"
     if not nodes:
         return (f"svcnet is up: API server at {cfg.url}\n"
                 f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
@@ -84,12 +85,13 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0, apiservers: int = 1) -> str
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
                zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-               etcd_members: int = 1, apiservers: int = 1) -> list[process.Component]:
+               etcd_members: int = 1, apiservers: int = 1, netns: str = "") -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
 
     lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
     controller manager gets it as --lb-pool, and each agent runs the speaker.
-    apiservers: more than one runs the others as processes over the same etcd (apiservers.py)."""
+    apiservers: more than one runs the others as processes over the same etcd (apiservers.py).
+    netns (`svcnet apiserver --netns`, such a further server): also listen on the advertised address there."""
     socket_config = unix_socket_config(cfg.socket_path)
 
     def api() -> Any:
@@ -100,10 +102,15 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
                        proxy_mode=proxy_mode, zones=zones, hosts=hosts) if nodes else None
     if spec is not None and cfg.storage_dsn == LOCAL_ETCD:  # each member in a namespace on the LAN
         spec = replace(spec, etcd_members=etcd_members)
+    if spec is not None and apiservers > 1:  # API servers 2..N too
+        spec = replace(spec, apiservers=apiservers)
     if spec is not None:
         spec = replace(spec, lb_pool=lb_pool_for(spec.plan(), lb_pool or None).cidr)
     cluster_listener = None
     kubelet_socket = None
+    if netns and cfg.advertise_address:  # as below, in a namespace another process made
+        cluster_listener = partial(listen_tcp_in_netns, netns, cfg.advertise_address, cfg.endpoint_port)
+        kubelet_socket = partial(_socket_in, netns_path(netns))
     control_plane = spec.plan().control_plane if spec else None
     if control_plane is not None:
         # As kind's control-plane node: the API also listens on the cluster's LAN, from a socket made in
@@ -123,7 +130,8 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
     node_names = [n.name for n in spec.plan().nodes] if spec else []
     stages += component_stages(cfg, api, node_names, with_controllers, lb_pool=spec.lb_pool if spec else None,
                                overlay=bool(spec and spec.hosts > 1),
-                               peers=_peer_stages(cfg, api, apiservers, node_names, spec.lb_pool if spec else None))
+                               peers=_peer_stages(cfg, api, apiservers, node_names, spec.lb_pool if spec else None,
+                                                  spec.plan().apiservers if spec else ()))
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -139,13 +147,14 @@ def manager_controller_names(lb_pool: str | None) -> list[str]:
 
 
 def _peer_stages(cfg: ApiServerConfig, api: Callable[[], Any], apiservers: int, nodes: list[str],
-                 lb_pool: str | None) -> list[process.Component]:
+                 lb_pool: str | None, on_lan: tuple[ClientPlan, ...] = ()) -> list[process.Component]:
     """API servers 2..N with their controller managers and schedulers, then the load balancer the
-    clients use (none with one API server)."""
+    clients use (none with one API server). on_lan: their namespaces on the cluster's LAN, if any."""
     if apiservers <= 1:
         return []
     peers = ApiServerPeers(cfg.data_dir, apiservers, cfg.port, cfg.storage_dsn, manager_controller_names(lb_pool),
-                           api, lb_pool=lb_pool)
+                           api, lb_pool=lb_pool, on_lan=on_lan,
+                           control_plane_endpoint=external_address(cfg))
     # The other servers first: clients stay off the server that shares `up`'s process while they answer.
     servers = [*peers.servers(), identities.component_server_url(cfg).split("://", 1)[1]]
     return [Stage(f"starting API servers 2-{apiservers} over the same etcd", peers),
@@ -189,7 +198,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
         proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-        etcd_members: int = 1, apiservers: int = 1) -> int:
+        etcd_members: int = 1, apiservers: int = 1, netns: str = "") -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -201,7 +210,7 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
                             proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
-                            etcd_members=etcd_members, apiservers=apiservers)
+                            etcd_members=etcd_members, apiservers=apiservers, netns=netns)
         return asyncio.run(process.run(stages, next_steps(cfg, nodes, apiservers)))
     except (OSError, ValueError) as exc:  # ValueError: a local etcd of another size under the data dir
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
@@ -224,7 +233,8 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if nodes:
         try:  # a usage error, before anything starts (the addresses do not depend on the cluster id)
             etcd_in_namespaces = etcd_members if storage == LOCAL_ETCD else 0
-            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts, etcd_members=etcd_in_namespaces).plan(),
+            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts, etcd_members=etcd_in_namespaces,
+                                    apiservers=apiservers).plan(),
                         lb_pool or None)
         except ValueError as exc:
             print(f"svcnet: {exc}", file=sys.stderr)

@@ -76,6 +76,18 @@ async def create_alternately(cluster: SvcnetCluster, count: int) -> None:
             await client.close()
 
 
+def test_both_servers_are_the_kubernetes_services_endpoints_and_the_first_stays_in_cluster_info(
+        cluster: SvcnetCluster) -> None:
+    # API server 2 listens on its own LAN address too (its namespace), on the first's port.
+    wanted = {"192.168.0.100", "192.168.0.82"}
+    endpoints = wait_for(lambda: (e := cluster.kubectl_json("get", "endpoints", "kubernetes"))
+                         and {a["ip"] for a in e["subsets"][0]["addresses"]} == wanted and e,
+                         timeout=30, interval=0.5, what="both servers in default/kubernetes's endpoints")
+    assert endpoints["subsets"][0]["ports"][0]["port"] == cluster.port
+    info = cluster.kubectl_json("get", "configmap", "-n", "kube-public", "cluster-info")
+    assert f"server: https://192.168.0.100:{cluster.port}" in info["data"]["kubeconfig"]
+
+
 def test_services_created_alternately_through_both_servers_get_distinct_cluster_ips(cluster: SvcnetCluster) -> None:
     asyncio.run(create_alternately(cluster, SERVICE_COUNT))
     items = cluster.kubectl_json("get", "services", "-n", "default")["items"]
