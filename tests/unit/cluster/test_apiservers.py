@@ -9,7 +9,10 @@ import yaml
 
 from svcnet.cli import build_parser, main
 from svcnet.cluster import apiservers, up
+from svcnet.cluster.topology import apply_topology, lb_pool_for, plan_topology
 from svcnet.config import ApiServerConfig
+from svcnet.core.loadbalancer import PoolError
+from svcnet.testing.links import FakeNetworkKernel
 
 
 def names(components: list) -> list[str]:
@@ -111,3 +114,61 @@ def test_the_sweep_ends_only_processes_that_name_the_peers_dir(tmp_path: Path) -
     (directory / "apiserver.pid").write_text("1\n")  # init: not ours, never signalled
     assert apiservers.stop_leftover_peers(tmp_path, timeout=0.1) == []
     assert not (directory / "apiserver.pid").exists()
+
+
+# ---- on the cluster's LAN
+
+
+def test_server_k_has_a_namespace_and_the_lan_address_80_plus_k() -> None:
+    plan = plan_topology("c1", 2, etcd_members=1, apiservers=3)
+    assert [(p.namespace, p.ipv4, p.ipv6, p.lan_port) for p in plan.apiservers] == [
+        ("svcnet-c1-apiserver-2", "192.168.0.82", "fd00:192:168::52", "apiserver-2"),
+        ("svcnet-c1-apiserver-3", "192.168.0.83", "fd00:192:168::53", "apiserver-3"),
+    ]
+    assert plan_topology("c1", 2).apiservers == ()
+
+
+@pytest.mark.parametrize("hosts", [1, 2])
+def test_a_peer_is_on_host_1s_lan_reachable_from_every_node_and_namespaces_go_with_the_plan(hosts: int) -> None:
+    kernel = FakeNetworkKernel()
+    apply_topology(kernel, plan_topology("c1", 2, hosts=hosts, apiservers=2))
+    assert kernel.reachable("svcnet-c1-node-2", "192.168.0.82")  # pods reach it masqueraded as their node
+    assert kernel.reachable("svcnet-c1-apiserver-2", "192.168.0.106")  # and it dials the kubelets
+    apply_topology(kernel, plan_topology("c1", 2, hosts=hosts))
+    assert not [n for n in kernel.list_namespaces() if "-apiserver-" in n]
+
+
+def test_peer_addresses_that_clash_are_refused_and_a_pool_may_not_hold_one() -> None:
+    with pytest.raises(ValueError, match="API servers: 1 to 7"):
+        plan_topology("c1", 1, apiservers=8)
+    with pytest.raises(ValueError, match=r"API server 2's address \(host 82\) is a node's"):
+        plan_topology("c1", 1, apiservers=2, first_node_host=82)
+    with pytest.raises(PoolError):
+        lb_pool_for(plan_topology("c1", 1, apiservers=3), "192.168.0.80/29")
+
+
+def test_a_peer_on_the_lan_listens_on_the_first_servers_port_there_and_names_its_address_in_cluster_info(
+        tmp_path: Path) -> None:
+    stages = up.components(etcd_cfg(tmp_path), with_controllers=True, nodes=1, apiservers=2)
+    peers = next(s.component for s in stages if names([s]) == ["ApiServerPeers"])
+    args = build_parser().parse_args(peers.argv(2, "apiserver")[3:])
+    network = next(s for s in stages if names([s]) == ["ClusterNetwork"])
+    assert (args.netns, args.advertise_address, args.advertise_port, args.port) == (
+        network.spec.plan().apiservers[0].namespace, "192.168.0.82", 7443, 7445)
+    assert args.control_plane_endpoint == "192.168.0.100:7443"  # the first server's, left as it is
+
+
+def test_a_server_in_a_namespace_needs_the_address_it_listens_on(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["apiserver", "--data-dir", str(tmp_path), "--netns", "svcnet-c1-apiserver-2"])
+    assert exc.value.code == 2
+    assert "give --advertise-address" in capsys.readouterr().err
+
+
+def test_the_endpoint_port_is_the_advertised_one(tmp_path: Path) -> None:
+    from svcnet.apiserver.daemon import external_address
+
+    cfg = ApiServerConfig(data_dir=tmp_path, port=7445, advertise_address="192.168.0.82", advertise_port=7443)
+    assert (cfg.endpoint_port, external_address(cfg)) == (7443, "192.168.0.82:7443")
+    assert ApiServerConfig(port=7445).endpoint_port == 7445
