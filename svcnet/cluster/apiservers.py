@@ -3,7 +3,8 @@
 The first API server is `up`'s own, in its process, as with one. Each further one is a peer,
 as one more kubeadm control-plane node: a supervised `svcnet apiserver` process with its own
 data dir (DATA_DIR/apiservers/apiserver-K/, holding a copy of the cluster's pki/), listening
-on loopback at --port + K, with its own controller manager and scheduler (`svcnet controllers`
+on loopback at --port + K and, with a cluster network, on its own LAN address at --port from its
+namespace (so default/kubernetes names every server), with its own controller manager and scheduler (`svcnet controllers`
 processes talking to that server, leader-elected on the same Leases as `up`'s own). Clients
 reach them all through an apiserver-lb on --port + 1 (k3s's agent load balancer's 6444 for
 6443): the admin kubeconfig, the agents' and the proxies' point there; the controller
@@ -48,7 +49,8 @@ log = logging.getLogger("svcnet.cluster")
 PEERS_DIR = "apiservers"
 MAX_APISERVERS = 7
 RESTART_INITIAL = 1.0  # a controller manager or scheduler that died alone
-# An API server that died: as the kubelet restarts a crashed static pod (CrashLoopBackOff starts at 10 s).
+# An API server that died: as the kubelet restarts a crashed static pod (its back-off starts at 10 s; it
+# grows to 5 minutes there, to RESTART_MAX here).
 SERVER_RESTART_INITIAL = 10.0
 RESTART_MAX = 30.0
 HEALTHY_AFTER = 60.0  # a child that ran this long starts its back-off over
