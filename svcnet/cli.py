@@ -31,6 +31,8 @@ def _api_config(args: argparse.Namespace) -> ApiServerConfig:
         insecure=args.insecure,
         storage_dsn=args.storage or "",
         advertise_address=getattr(args, "advertise_address", "") or None,
+        advertise_port=getattr(args, "advertise_port", None),
+        control_plane_endpoint=getattr(args, "control_plane_endpoint", "") or None,
     )
 
 
@@ -46,6 +48,8 @@ def _api_flag_problem(args: argparse.Namespace) -> str | None:
         errors = non_special_ip_errors("--advertise-address", advertise)
         if errors:
             return f"--advertise-address: {errors[0].message}"
+    if getattr(args, "netns", "") and not advertise:
+        return "--netns listens on --advertise-address inside that namespace: give --advertise-address"
     return None
 
 
@@ -104,8 +108,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_apiserver(args: argparse.Namespace) -> int:
     from svcnet.cluster import up
 
+    cfg = _api_config(args)
     _setup_logging(args.verbose)
-    return up.run(_api_config(args))
+    return up.run(cfg, netns=args.netns)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -120,7 +125,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return up.up(_api_config(args), nodes=args.nodes, resolv_conf=args.resolv_conf, detach=args.detach,
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
                  proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts,
-                 etcd_members=args.etcd_members)
+                 etcd_members=args.etcd_members, apiservers=args.apiservers)
 
 
 def _etcd_members(text: str) -> int:
@@ -445,6 +450,11 @@ def _add_cluster_commands(sub: Any) -> None:
                    help="with --storage etcd (implied): run a local etcd cluster of N members, each "
                         "supervised, each in its own namespace on the cluster LAN with mutual TLS between "
                         "peers (3 survives losing one; default %(default)s)")
+    p.add_argument("--apiservers", type=int, default=1, metavar="N",
+                   help="with --storage etcd: run N API servers over the one etcd, as an HA control plane "
+                        "(the others as processes on --port + 2.. --port + N, each with its own leader-elected "
+                        "controller manager and scheduler), and a load balancer on --port + 1 that the "
+                        "kubeconfig, agents and proxies use (default %(default)s)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop what `svcnet up` started")
@@ -536,6 +546,15 @@ def _add_component_commands(sub: Any) -> None:
     p.add_argument("--advertise-address", default="",
                    help="the IP pods reach the API server on, written as default/kubernetes's endpoint "
                         "(default: --bind-address when it is neither loopback nor unspecified)")
+    p.add_argument("--advertise-port", type=_port, default=None, metavar="PORT",
+                   help="the port default/kubernetes's endpoints name and --netns's listener uses (default: "
+                        "--port); for several API servers on one machine, each on its own --port")
+    p.add_argument("--netns", default="", metavar="NAME",
+                   help="also listen on --advertise-address inside this network namespace, and dial kubelets "
+                        "from it (a further API server of a `svcnet up` cluster, on the cluster's LAN)")
+    p.add_argument("--control-plane-endpoint", default="", metavar="HOST:PORT",
+                   help="the address cluster-info gives joining nodes, as kubeadm's controlPlaneEndpoint "
+                        "(default: this server's advertised address)")
     p.set_defaults(func=cmd_apiserver)
 
     p = sub.add_parser("controllers", help="run the controllers (and scheduler) against an API server")

@@ -22,6 +22,13 @@ class ApiServerConfig:
     node_port_range: str = "30000-32767"
     # Where pods reach the API (the `kubernetes` Service's endpoint); None until a node network exists.
     advertise_address: str | None = None
+    # The port default/kubernetes's endpoints name and the cluster listener's (default: port). Only several
+    # servers on one machine set it: each on its own loopback port, all on one port of their own LAN
+    # addresses, as servers on separate machines share 6443.
+    advertise_port: int | None = None
+    # host:port cluster-info names for joining nodes (kubeadm's controlPlaneEndpoint); default: this server's
+    # external address. A further server of one cluster names the first's, rather than rewrite it with its own.
+    control_plane_endpoint: str | None = None
     # The API port's connection bounds: kube-apiserver's http.Server
     # (k8s.io/apiserver/pkg/server/secure_serving.go, Serve). See apiserver/listener.py.
     read_header_timeout: float = 32.0  # ReadHeaderTimeout: TLS handshake + each request's headers
@@ -33,6 +40,10 @@ class ApiServerConfig:
     def kubernetes_service_ip(self) -> str:
         """The first address of the primary service CIDR, as kube-apiserver picks it."""
         return str(ipaddress.ip_network(self.service_cidrs[0])[1])
+
+    @property
+    def endpoint_port(self) -> int:
+        return self.advertise_port or self.port
 
     @property
     def dns_service_ips(self) -> tuple[str, ...]:

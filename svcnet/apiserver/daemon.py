@@ -111,7 +111,7 @@ def _create_kubernetes_service(registry: Registry, services, cfg: ApiServerConfi
                                                        "provider": "kubernetes"}},
         "spec": {"clusterIP": cfg.kubernetes_service_ip, "ipFamilyPolicy": "SingleStack",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                            "targetPort": cfg.port}],
+                            "targetPort": cfg.endpoint_port}],
                  "sessionAffinity": "None", "type": "ClusterIP"},
     }, WriteOptions(field_manager="kube-apiserver"))
 
@@ -133,7 +133,8 @@ def external_address(cfg: ApiServerConfig) -> str:
     """host:port clients reach the API on (kube-apiserver's ExternalAddress, named in the
     service-account issuer's jwks_uri): the endpoint address, else the bind address."""
     host = kubernetes_endpoint_ip(cfg) or cfg.bind_address
-    return f"[{host}]:{cfg.port}" if ":" in host else f"{host}:{cfg.port}"
+    port = cfg.endpoint_port if kubernetes_endpoint_ip(cfg) else cfg.port
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def kubernetes_endpoints(ips: str | list[str], port: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,7 +173,7 @@ def ensure_kubernetes_endpoints(registry: Registry, cfg: ApiServerConfig,
     ip = kubernetes_endpoint_ip(cfg)
     if ip is None:
         return
-    endpoints, endpoint_slice = kubernetes_endpoints(live(ip) if live else ip, cfg.port)
+    endpoints, endpoint_slice = kubernetes_endpoints(live(ip) if live else ip, cfg.endpoint_port)
     opts = WriteOptions(field_manager="kube-apiserver")
     _ensure(registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
     _ensure(registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,
@@ -299,7 +300,8 @@ class RunningApiServer:
         # CertificateSigningRequests: the requester recorded, approve/sign checked on the signer.
         self.registry.admission.append(CsrAdmission(api.authorizer))
         if not cfg.insecure:  # kubeadm init's bootstrap-token phase: cluster-info and its RBAC
-            ensure_node_bootstrap(self.registry, f"https://{external_address(cfg)}", creds.ca_cert.read_bytes())
+            ensure_node_bootstrap(self.registry, f"https://{cfg.control_plane_endpoint or external_address(cfg)}",
+                                  creds.ca_cert.read_bytes())
 
         limits = listener.ConnectionLimits(
             read_header_timeout=cfg.read_header_timeout, idle_timeout=cfg.idle_timeout,
@@ -315,7 +317,7 @@ class RunningApiServer:
             ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
         await listener.ApiSite(tcp_runner, cfg.bind_address, cfg.port, ssl_ctx, limits).start()
         if self.cluster_listener is not None and cfg.advertise_address:
-            await listener.ApiSite(tcp_runner, cfg.advertise_address, cfg.port, ssl_ctx, limits,
+            await listener.ApiSite(tcp_runner, cfg.advertise_address, cfg.endpoint_port, ssl_ctx, limits,
                                    sock=self.cluster_listener()).start()
 
         # The unix socket is root-only (0600): its file mode is the credential.
@@ -463,7 +465,7 @@ class RunningApiServer:
             self._leases.remove()
             others = [ip for ip in self._leases.live() if ip != self._leases.ip]
             if others:
-                endpoints, endpoint_slice = kubernetes_endpoints(others, self.config.port)
+                endpoints, endpoint_slice = kubernetes_endpoints(others, self.config.endpoint_port)
                 opts = WriteOptions(field_manager="kube-apiserver")
                 _ensure(self.registry, _resource("", "endpoints"), endpoints, ("subsets",), opts)
                 _ensure(self.registry, _resource("discovery.k8s.io", "endpointslices"), endpoint_slice,

@@ -39,6 +39,7 @@ class ClusterSpec:
     # (node index, host) of nodes not placed round-robin: a node joined onto a chosen host (`node join --host`)
     placements: tuple[tuple[int, int], ...] = ()
     etcd_members: int = 0  # `svcnet up --storage etcd`: the local etcd's members, each in a namespace on the LAN
+    apiservers: int = 1  # `svcnet up --apiservers`: API servers 2..N each in a namespace on the LAN too
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zones", tuple(self.zones))  # a list when read back from cluster.json
@@ -48,7 +49,7 @@ class ClusterSpec:
         return plan_topology(self.cluster_id, self.nodes, self.node_cidr, self.pod_cidr,
                              node_cidr_v6=self.node_cidr_v6, pod_cidr_v6=self.pod_cidr_v6, zones=self.zones,
                              hosts=self.hosts, placements=self.placements,
-                             etcd_members=self.etcd_members)
+                             etcd_members=self.etcd_members, apiservers=self.apiservers)
 
 
 # ---- the data dir

@@ -16,6 +16,9 @@ Layout (docs/topology.md has the picture and how to look inside):
   through 10.96.0.1:443 (their traffic to the LAN leaves masqueraded as their node).
 - `svcnet-<id>-etcd-<n>` (`svcnet up --storage etcd`): `eth0` on br-lan (192.168.0.90+n), where
   etcd member n listens for its peers (mutual TLS); with --hosts, all on host 1's LAN.
+- `svcnet-<id>-apiserver-<k>` (`svcnet up --apiservers N`, k = 2..N): `eth0` on br-lan
+  (192.168.0.80+k), where API server k also listens, as another control-plane node: one more
+  address of default/kubernetes's endpoints.
 
 `plan_topology` returns what should exist, as `NamespaceSpec`s that
 `svcnet.kernel.converge.converge` makes the kernel match (pods are declared the
@@ -87,6 +90,8 @@ def router_namespace(cluster_id: str) -> str:
 MAX_HOSTS = 16
 ETCD_HOST_BASE = 90  # etcd member n is host 90 + n of the node network (192.168.0.91 for the first)
 MAX_ETCD_MEMBERS = 7  # hosts 91-97: below the control plane's 100 and the nodes' 106 on
+APISERVER_HOST_BASE = 80  # API server k (2..N) is host 80 + k (192.168.0.82 for the second)
+MAX_APISERVERS = 7  # hosts 82-87: below the etcd members'
 ROUTER_HOST = 1  # the router's address on every host LAN: .1 (and ::1)
 ROUTER_PORT = "router"  # its leg's name on each host LAN's bridge
 OVERLAY = "vxlan"
@@ -133,6 +138,7 @@ class TopologyPlan:
     hosts: tuple[HostPlan, ...] = ()  # host 1's LAN is node_cidr_v4/v6, the client's and control plane's
     router_namespace: str | None = None  # joins the hosts' LANs when there are several
     etcd: tuple[ClientPlan, ...] = ()  # the local etcd's members, each in its namespace on host 1's LAN
+    apiservers: tuple[ClientPlan, ...] = ()  # API servers 2..N (`up --apiservers`), each in its namespace there
 
     @property
     def prefix(self) -> str:
@@ -182,7 +188,8 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
                   client_host: int = 200, control_plane_host: int = 100,
                   service_cidrs: tuple[str, ...] = ("10.96.0.0/12", "fd00:10:96::/112"),
                   zones: tuple[str, ...] = (), hosts: int = 1,
-                  placements: tuple[tuple[int, int], ...] = (), etcd_members: int = 0) -> TopologyPlan:
+                  placements: tuple[tuple[int, int], ...] = (), etcd_members: int = 0,
+                  apiservers: int = 1) -> TopologyPlan:
     """The whole cluster network for `nodes` nodes. Pass node_cidr_v6/pod_cidr_v6=None for IPv4 only.
 
     zones are handed to the nodes round-robin (node 1 the first, node 2 the second, ...), and so
@@ -191,7 +198,8 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
     overlay the agents program (docs/topology.md). placements: (node index, host) pairs that put a
     node on another host than round-robin would (a node joined onto a chosen host); its address is
     still host first_node_host + index - 1 of its host's LAN, so it clashes with no other node.
-    etcd_members: that many etcd namespaces on host 1's LAN (none: the cluster's store is not a local etcd)."""
+    etcd_members: that many etcd namespaces on host 1's LAN (none: the cluster's store is not a local etcd).
+    apiservers: with more than one, a namespace on host 1's LAN for each API server after the first."""
     check_cluster_id(cluster_id)
     if nodes < 1:
         raise ValueError(f"a cluster needs at least one node, got {nodes}")
@@ -233,8 +241,10 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         ipv6=_host(lan6, control_plane_host, "control-plane IPv6 address") if lan6 else None,
         lan_port="control-plane",
     )
-    etcd = _etcd_plans(cluster_id, etcd_members, lan4, lan6, {
-        **dict.fromkeys(node_offsets, "a node"), client_host: "the client", control_plane_host: "the control plane"})
+    taken = {**dict.fromkeys(node_offsets, "a node"), client_host: "the client",
+             control_plane_host: "the control plane"}
+    etcd = _etcd_plans(cluster_id, etcd_members, lan4, lan6, taken)
+    peers = _apiserver_plans(cluster_id, apiservers, lan4, lan6, taken)
     plan_nodes = tuple(node_plans)
     return TopologyPlan(
         cluster_id=cluster_id,
@@ -245,14 +255,16 @@ def plan_topology(cluster_id: str, nodes: int, node_cidr: str = "192.168.0.0/24"
         lan_namespace=lan_namespace(cluster_id),
         client=client,
         nodes=plan_nodes,
-        namespaces=_namespace_specs(cluster_id, lan4, lan6, (client, control_plane, *etcd), plan_nodes,
+        namespaces=_namespace_specs(cluster_id, lan4, lan6, (client, control_plane, *etcd, *peers), plan_nodes,
                                     service_cidrs)
-        if hosts == 1 else _multi_host_specs(cluster_id, host_plans, (client, control_plane, *etcd), plan_nodes,
-                                             service_cidrs, (str(pods4),) + ((str(pods6),) if pods6 else ())),
+        if hosts == 1 else _multi_host_specs(cluster_id, host_plans, (client, control_plane, *etcd, *peers),
+                                             plan_nodes, service_cidrs,
+                                             (str(pods4),) + ((str(pods6),) if pods6 else ())),
         control_plane=control_plane,
         hosts=host_plans,
         router_namespace=router_namespace(cluster_id) if hosts > 1 else None,
         etcd=etcd,
+        apiservers=peers,
     )
 
 
@@ -283,6 +295,28 @@ def _etcd_plans(cluster_id: str, members: int, lan4: ipaddress.IPv4Network, lan6
             ipv4=_host(lan4, host, f"etcd member {index} address"),
             ipv6=_host(lan6, host, f"etcd member {index} IPv6 address") if lan6 else None,
             lan_port=f"etcd-{index}"))
+    return tuple(plans)
+
+
+def apiserver_namespace(cluster_id: str, index: int) -> str:
+    return cluster_prefix(cluster_id) + f"apiserver-{index}"
+
+
+def _apiserver_plans(cluster_id: str, count: int, lan4: ipaddress.IPv4Network, lan6: ipaddress.IPv6Network | None,
+                     taken: dict[int, str]) -> tuple[ClientPlan, ...]:
+    """API servers 2..count: server k in its own namespace, host APISERVER_HOST_BASE + k of host 1's LAN."""
+    if not 1 <= count <= MAX_APISERVERS:
+        raise ValueError(f"API servers: 1 to {MAX_APISERVERS}, got {count}")
+    plans = []
+    for index in range(2, count + 1):
+        host = APISERVER_HOST_BASE + index
+        if host in taken:
+            raise ValueError(f"API server {index}'s address (host {host}) is {taken[host]}'s")
+        plans.append(ClientPlan(
+            namespace=apiserver_namespace(cluster_id, index),
+            ipv4=_host(lan4, host, f"API server {index} address"),
+            ipv6=_host(lan6, host, f"API server {index} IPv6 address") if lan6 else None,
+            lan_port=f"apiserver-{index}"))
     return tuple(plans)
 
 
@@ -504,7 +538,8 @@ def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
     """The LoadBalancer pools `cidr` names (one CIDR per family, comma-separated; the default ones
     for None): each on the LAN of its family, and clear of the nodes', client's and control
     plane's addresses (PoolError says which clash)."""
-    hosts = [*plan.nodes, plan.client, *([plan.control_plane] if plan.control_plane is not None else []), *plan.etcd]
+    hosts = [*plan.nodes, plan.client, *([plan.control_plane] if plan.control_plane is not None else []), *plan.etcd,
+             *plan.apiservers]
     taken = [ip for host in hosts for ip in (host.ipv4, host.ipv6) if ip]
     taken += [ip for lan in plan.hosts for ip in (lan.router_v4, lan.router_v6) if ip]  # several hosts: the router
     lans = {4: plan.node_cidr_v4, **({6: plan.node_cidr_v6} if plan.node_cidr_v6 else {})}
@@ -517,7 +552,7 @@ def lb_pool_for(plan: TopologyPlan, cidr: str | None) -> Pools:
 def apply_topology(kernel: NetworkKernel, plan: TopologyPlan) -> tuple[str, ...]:
     """Create or repair the cluster network; a node namespace the plan no longer has is removed."""
     planned = {spec.name for spec in plan.namespaces}
-    node_ns = re.compile(re.escape(plan.prefix) + r"(node-\d+|lan-\d+|router|etcd-\d+)$")
+    node_ns = re.compile(re.escape(plan.prefix) + r"(node-\d+|lan-\d+|router|etcd-\d+|apiserver-\d+)$")
     actions = []
     for name in kernel.list_namespaces():
         if node_ns.match(name) and name not in planned:

@@ -21,15 +21,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from svcnet.apiserver.daemon import RunningApiServer
+from svcnet.apiserver.daemon import RunningApiServer, external_address
 from svcnet.client.config import unix_socket_config
 from svcnet.client.rest import ApiClient
 from svcnet.cluster import identities, lifecycle
 from svcnet.cluster.addons import ClusterDnsAddon
+from svcnet.cluster.apiservers import (
+    ApiServerPeers,
+    BalancedClients,
+    check_apiservers,
+    peer_summary,
+    stop_leftover_peers,
+)
 from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
 from svcnet.cluster.spec import ClusterSpec, cluster_id_for, load_cluster_spec
 from svcnet.cluster.supervisor import AgentSupervisor
-from svcnet.cluster.topology import lb_pool_for
+from svcnet.cluster.topology import ClientPlan, lb_pool_for
 from svcnet.config import ApiServerConfig
 from svcnet.controllers import CONTROLLERS as controller_table
 from svcnet.controllers import daemon as controllers
@@ -58,7 +65,10 @@ class Stage:
         await self.component.stop()
 
 
-def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
+def next_steps(cfg: ApiServerConfig, nodes: int = 0, apiservers: int = 1) -> str:
+    if apiservers > 1:
+        first, rest = next_steps(cfg, nodes).split("\n", 1)
+        return f"{first}\n  {peer_summary(cfg, apiservers)}\n{rest}"
     if not nodes:
         return (f"svcnet is up: API server at {cfg.url}\n"
                 f"  export KUBECONFIG={cfg.kubeconfig_path}\n"
@@ -75,11 +85,13 @@ def next_steps(cfg: ApiServerConfig, nodes: int = 0) -> str:
 def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
                resolv_conf: str = "", proxy_mode: str = "iptables",
                zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-               etcd_members: int = 1) -> list[process.Component]:
+               etcd_members: int = 1, apiservers: int = 1, netns: str = "") -> list[process.Component]:
     """Everything `svcnet up` starts, in the order it starts them (and stops them backwards).
 
     lb_pool: the LoadBalancer addresses (default: the top /28 of the node network); the
-    controller manager gets it as --lb-pool, and each agent runs the speaker."""
+    controller manager gets it as --lb-pool, and each agent runs the speaker.
+    apiservers: more than one runs the others as processes over the same etcd (apiservers.py).
+    netns (`svcnet apiserver --netns`, such a further server): also listen on the advertised address there."""
     socket_config = unix_socket_config(cfg.socket_path)
 
     def api() -> Any:
@@ -90,10 +102,15 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
                        proxy_mode=proxy_mode, zones=zones, hosts=hosts) if nodes else None
     if spec is not None and cfg.storage_dsn == LOCAL_ETCD:  # each member in a namespace on the LAN
         spec = replace(spec, etcd_members=etcd_members)
+    if spec is not None and apiservers > 1:  # API servers 2..N too
+        spec = replace(spec, apiservers=apiservers)
     if spec is not None:
         spec = replace(spec, lb_pool=lb_pool_for(spec.plan(), lb_pool or None).cidr)
     cluster_listener = None
     kubelet_socket = None
+    if netns and cfg.advertise_address:  # as below, in a namespace another process made
+        cluster_listener = partial(listen_tcp_in_netns, netns, cfg.advertise_address, cfg.endpoint_port)
+        kubelet_socket = partial(_socket_in, netns_path(netns))
     control_plane = spec.plan().control_plane if spec else None
     if control_plane is not None:
         # As kind's control-plane node: the API also listens on the cluster's LAN, from a socket made in
@@ -110,8 +127,11 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
                             + ", ".join(f"unix://{spec.client_socket}" for spec in etcd.specs), etcd))
     stages.append(Stage(f"starting the API server at {cfg.url}", RunningApiServer(
         cfg, kubelet_socket=kubelet_socket, cluster_listener=cluster_listener)))
-    stages += component_stages(cfg, api, [n.name for n in spec.plan().nodes] if spec else [], with_controllers,
-                               lb_pool=spec.lb_pool if spec else None, overlay=bool(spec and spec.hosts > 1))
+    node_names = [n.name for n in spec.plan().nodes] if spec else []
+    stages += component_stages(cfg, api, node_names, with_controllers, lb_pool=spec.lb_pool if spec else None,
+                               overlay=bool(spec and spec.hosts > 1),
+                               peers=_peer_stages(cfg, api, apiservers, node_names, spec.lb_pool if spec else None,
+                                                  spec.plan().apiservers if spec else ()))
     if spec is None:
         return stages
     return [lifecycle.ClusterNetwork(cfg.data_dir, spec), *stages,
@@ -121,19 +141,39 @@ def components(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: i
             lifecycle.ReadyMarker(cfg.data_dir)]
 
 
+def manager_controller_names(lb_pool: str | None) -> list[str]:
+    """What the controller manager runs: every controller but the scheduler (and service-lb without a pool)."""
+    return [name for name in controller_names() if name != "scheduler" and (lb_pool or name != "service-lb")]
+
+
+def _peer_stages(cfg: ApiServerConfig, api: Callable[[], Any], apiservers: int, nodes: list[str],
+                 lb_pool: str | None, on_lan: tuple[ClientPlan, ...] = ()) -> list[process.Component]:
+    """API servers 2..N with their controller managers and schedulers, then the load balancer the
+    clients use (none with one API server). on_lan: their namespaces on the cluster's LAN, if any."""
+    if apiservers <= 1:
+        return []
+    peers = ApiServerPeers(cfg.data_dir, apiservers, cfg.port, cfg.storage_dsn, manager_controller_names(lb_pool),
+                           api, lb_pool=lb_pool, on_lan=on_lan,
+                           control_plane_endpoint=external_address(cfg))
+    # The other servers first: clients stay off the server that shares `up`'s process while they answer.
+    servers = [*peers.servers(), identities.component_server_url(cfg).split("://", 1)[1]]
+    return [Stage(f"starting API servers 2-{apiservers} over the same etcd", peers),
+            BalancedClients(cfg.data_dir, cfg.port, servers, nodes, cfg.kubeconfig_path)]
+
+
 def component_stages(cfg: ApiServerConfig, api: Callable[[], Any], nodes: list[str],
                      with_controllers: bool, lb_pool: str | None = None,
-                     overlay: bool = False) -> list[process.Component]:
+                     overlay: bool = False, peers: list[process.Component] | None = None) -> list[process.Component]:
     """Each component's credentials, then the controller manager and the scheduler, each with its own
     identity (kubeadm's controller-manager.conf and scheduler.conf); the agents and proxies started
-    later read theirs (kubelet-<node>.conf, kube-proxy.conf)."""
+    later read theirs (kubelet-<node>.conf, kube-proxy.conf). peers: the other API servers' stages,
+    which need the credentials and come before this server's controllers (see ApiServerPeers)."""
     if not nodes and not with_controllers:
         return []
-    manager_names = [name for name in controller_names() if name != "scheduler" and (
-        lb_pool or name != "service-lb")] if with_controllers else []
+    manager_names = manager_controller_names(lb_pool) if with_controllers else []
     stages: list[process.Component] = [identities.ComponentCredentials(
         cfg.data_dir, identities.component_server_url(cfg), nodes, manager_names, api,
-        lb_speaker=bool(lb_pool and nodes), overlay=overlay)]
+        lb_speaker=bool(lb_pool and nodes), overlay=overlay), *(peers or [])]
     if with_controllers:
         files = replace(controllers.ControllerFiles.in_data_dir(cfg.data_dir), lb_pool=lb_pool)
         stages.append(Stage("starting the controllers", identities.WithKubeconfig(
@@ -158,7 +198,7 @@ def _socket_in(netns: str, family: int) -> socket.socket:
 
 def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0, resolv_conf: str = "",
         proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "", hosts: int = 1,
-        etcd_members: int = 1) -> int:
+        etcd_members: int = 1, apiservers: int = 1, netns: str = "") -> int:
     """Run the components in this process, holding the data dir's pid lock, until a signal."""
     lock = process.PidLock(cfg.pid_path)
     try:
@@ -170,8 +210,8 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
     try:
         stages = components(cfg, with_controllers=with_controllers, nodes=nodes, resolv_conf=resolv_conf,
                             proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
-                            etcd_members=etcd_members)
-        return asyncio.run(process.run(stages, next_steps(cfg, nodes)))
+                            etcd_members=etcd_members, apiservers=apiservers, netns=netns)
+        return asyncio.run(process.run(stages, next_steps(cfg, nodes, apiservers)))
     except (OSError, ValueError) as exc:  # ValueError: a local etcd of another size under the data dir
         print(f"svcnet: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -181,15 +221,20 @@ def run(cfg: ApiServerConfig, *, with_controllers: bool = False, nodes: int = 0,
 
 def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, timeout: float, storage: str,
        setup_logging: Callable[[], None], proxy_mode: str = "iptables", zones: tuple[str, ...] = (),
-       lb_pool: str = "", hosts: int = 1, etcd_members: int = 1) -> int:
+       lb_pool: str = "", hosts: int = 1, etcd_members: int = 1, apiservers: int = 1) -> int:
     """`svcnet up`: refuse what would fail part-way, then run in the foreground or start detached."""
+    problem = check_apiservers(apiservers, storage)
+    if problem:
+        print(f"svcnet: {problem}", file=sys.stderr)
+        return 2
     if hosts != 1 and not nodes:
         print("svcnet: --hosts needs nodes (--nodes 0 runs no node network)", file=sys.stderr)
         return 2
     if nodes:
         try:  # a usage error, before anything starts (the addresses do not depend on the cluster id)
             etcd_in_namespaces = etcd_members if storage == LOCAL_ETCD else 0
-            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts, etcd_members=etcd_in_namespaces).plan(),
+            lb_pool_for(ClusterSpec("check", nodes, hosts=hosts, etcd_members=etcd_in_namespaces,
+                                    apiservers=apiservers).plan(),
                         lb_pool or None)
         except ValueError as exc:
             print(f"svcnet: {exc}", file=sys.stderr)
@@ -212,15 +257,15 @@ def up(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, detach: bool, time
     if not detach:
         setup_logging()
         return run(cfg, with_controllers=True, nodes=nodes, resolv_conf=resolv_conf, proxy_mode=proxy_mode,
-                   zones=zones, lb_pool=lb_pool, hosts=hosts, etcd_members=etcd_members)
+                   zones=zones, lb_pool=lb_pool, hosts=hosts, etcd_members=etcd_members, apiservers=apiservers)
     return start_detached(cfg, nodes=nodes, resolv_conf=resolv_conf, timeout=timeout, storage=storage,
                           proxy_mode=proxy_mode, zones=zones, lb_pool=lb_pool, hosts=hosts,
-                          etcd_members=etcd_members)
+                          etcd_members=etcd_members, apiservers=apiservers)
 
 
 def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeout: float, storage: str,
                    proxy_mode: str = "iptables", zones: tuple[str, ...] = (), lb_pool: str = "",
-                   hosts: int = 1, etcd_members: int = 1) -> int:
+                   hosts: int = 1, etcd_members: int = 1, apiservers: int = 1) -> int:
     """Start `svcnet up` in the background; relay its progress and return once it is ready."""
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = cfg.data_dir / DETACHED_LOG
@@ -241,6 +286,8 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
         argv += ["--storage", storage]
     if etcd_members != 1:
         argv += ["--etcd-members", str(etcd_members)]
+    if apiservers != 1:
+        argv += ["--apiservers", str(apiservers)]
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  start_new_session=True)
@@ -255,7 +302,7 @@ def start_detached(cfg: ApiServerConfig, *, nodes: int, resolv_conf: str, timeou
             return 1
         if _ready(cfg) and (not nodes or ready_file.exists()):
             _relay_progress(log_path, offset)
-            print(next_steps(cfg, nodes))
+            print(next_steps(cfg, nodes, apiservers))
             return 0
         time.sleep(0.1)
     print(f"svcnet: not ready after {timeout}s; see {log_path}", file=sys.stderr)
@@ -295,7 +342,10 @@ def _ready(cfg: ApiServerConfig) -> bool:
 
 
 def _sweep(data_dir: Path) -> None:
-    """What a dead `up` left behind (its etcd, agents, pods, namespaces, leases): `down` removes it too."""
+    """What a dead `up` left behind (its other API servers, etcd, agents, pods, namespaces, leases): `down`
+    removes it too."""
+    for pid in stop_leftover_peers(data_dir):
+        print(f"svcnet: stopped an API server or controller process a previous run left (pid {pid})")
     for pid in stop_leftover_etcd(data_dir):
         print(f"svcnet: stopped an etcd member a previous run left (pid {pid})")
     if os.geteuid() != 0 or load_cluster_spec(data_dir) is None:
