@@ -43,6 +43,7 @@ from svcnet.client.loadbalancer import ApiServerLoadBalancer
 from svcnet.cluster.identities import LB_SPEAKER, OVERLAY, kubeconfig_path
 from svcnet.cluster.topology import ClientPlan
 from svcnet.controllers.daemon import ControllerFiles
+from svcnet.kernel import process
 
 log = logging.getLogger("svcnet.cluster")
 
@@ -401,12 +402,11 @@ def _leftover(pid_file: Path) -> int | None:
 
 def _names(pid: int, directory: Path) -> bool:
     """Whether pid is alive (not a zombie) and runs svcnet with an argument at or under directory."""
+    if process.process_id(pid) is None:  # gone, or a zombie
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    if stat[stat.rindex(")") + 2] == "Z":
         return False
     marker = str(directory).encode()
     return b"svcnet" in cmdline and any(arg == marker or arg.startswith(marker + b"/") for arg in cmdline)
