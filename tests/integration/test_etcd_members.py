@@ -200,10 +200,10 @@ def test_cutting_one_member_off_the_lan_during_writes_loses_no_acknowledged_writ
             assert health.returncode != 0, "the member still had a quorum: the cut did not cut"
     finally:
         writers.stop()
-    # A create in flight on the member when it was cut may fail (etcd cannot say whether it was applied):
-    # as a 503 Status with Retry-After, never otherwise, and at most one per writer.
+    # A create in flight on the member when it was cut may fail (etcd cannot say whether it was applied),
+    # and on a loaded machine etcd may lose its leader for a moment: a 503 Status with Retry-After, which
+    # clients retry, never another answer; the creates went on (above) and every acknowledged one is kept.
     assert all(status == 503 and body["kind"] == "Status" for status, body in writers.failures), writers.failures
-    assert len(writers.failures) <= 3
     stored = _listed(server)
     assert {name: stored.get(name) for name in writers.acked} == writers.acked
     revisions = sorted(writers.acked.values())
@@ -229,13 +229,32 @@ def test_cutting_two_members_off_is_a_503_until_their_links_return(cluster: Svcn
     assert "quorum-back" in _listed(server)
 
 
-def test_a_killed_member_is_restarted_and_down_sweeps_what_a_dead_up_left(cluster: SvcnetCluster) -> None:
-    killed = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
-    os.kill(killed, signal.SIGKILL)
-    wait_for(lambda: int(pid_path(cluster.data_dir, "svcnet-2").read_text()) != killed, timeout=60,
-             what="the member restarted")
-    restarted = int(pid_path(cluster.data_dir, "svcnet-2").read_text())
-    assert _netns_inode(f"/proc/{restarted}/ns/net") == _netns_inode(netns_path(namespace(cluster, 2)))
+def test_killing_a_member_during_writes_loses_no_acknowledged_write_and_it_is_restarted(
+        cluster: SvcnetCluster) -> None:
+    """Member 1, the API server's first endpoint, killed under continuous creates: the API server moves
+    to another endpoint, every acknowledged create is kept, and the supervisor starts the member again
+    in its namespace."""
+    server = api(cluster)
+    writers = Writers(server, "kill")
+    try:
+        wait_for(lambda: writers.count() >= 20, timeout=60, what="20 creates before the kill")
+        killed = int(pid_path(cluster.data_dir, "svcnet-1").read_text())
+        os.kill(killed, signal.SIGKILL)
+        at_kill = writers.count()
+        wait_for(lambda: writers.count() >= at_kill + 20, timeout=90, what="creates going on after the kill")
+        wait_for(lambda: int(pid_path(cluster.data_dir, "svcnet-1").read_text()) != killed, timeout=60,
+                 what="the member restarted")
+    finally:
+        writers.stop()
+    # As for the cut: only 503 Statuses (writes in flight on the killed member, a moment without a leader).
+    assert all(status == 503 and body["kind"] == "Status" for status, body in writers.failures), writers.failures
+    stored = _listed(server)
+    assert {name: stored.get(name) for name in writers.acked} == writers.acked
+    restarted = int(pid_path(cluster.data_dir, "svcnet-1").read_text())
+    assert _netns_inode(f"/proc/{restarted}/ns/net") == _netns_inode(netns_path(namespace(cluster, 1)))
+
+
+def test_down_sweeps_the_members_a_dead_up_left(cluster: SvcnetCluster) -> None:
     cluster.kubectl("create", "configmap", "three-members", "--from-literal=k=v")
     # A dead `up` leaves its etcd members running in their namespaces; `down` sweeps both.
     os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
