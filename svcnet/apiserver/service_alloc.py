@@ -53,7 +53,7 @@ from svcnet.core.allocator import (
     mask_of,
     offsets_in,
 )
-from svcnet.storage.base import ListResult, RevisionConflict, StorageError, Store
+from svcnet.storage.base import ListResult, NoSpace, RevisionConflict, StorageError, Store
 
 log = logging.getLogger("svcnet.apiserver.alloc")
 
@@ -246,7 +246,10 @@ class ServiceAllocator:
             # Data from before IPAddress objects, or a crash between the two writes: as
             # upstream's repair (ClusterIPNotAllocated), the object is made for the Service.
             log.info("repair: Cluster IP %s of %s is not allocated; repairing", ip, name)
-            alloc_state.create_ip(store, ip, *parent, self._now())
+            try:
+                alloc_state.create_ip(store, ip, *parent, self._now())
+            except NoSpace:  # held in the table all the same; the next repair writes it
+                log.warning("repair: cannot record Cluster IP %s of %s: the storage device is full", ip, name)
         return True
 
     def _repair_node_ports(self, svc: Obj, name: str, held: set[int], problems: list[str]) -> set[int]:
@@ -296,7 +299,14 @@ class ServiceAllocator:
         known = alloc_state.read_ports(store, spec, size)
         self._ports_known = (0, 0)
         self.ports.replace(self._ports_in_flight)  # what writes in flight here chose stays taken
-        self._learn_ports(alloc_state.write_ports(store, spec, size, known, change, self._now()))
+        try:
+            self._learn_ports(alloc_state.write_ports(store, spec, size, known, change, self._now()))
+        except NoSpace:
+            # A full disk must not keep the API server from starting and serving reads and deletes (as
+            # kube-apiserver's repair loop, which only logs): the table holds what the Services hold and
+            # what the stored snapshot says; the next repair writes the snapshot.
+            log.warning("repair: cannot write the NodePort snapshot: the storage device is full")
+            self._learn_ports((known[0] | held_bits, known[1]))
         self._leak_sightings = {port: seen for port, seen in sightings.items()
                                 if seen < REPAIRS_BEFORE_LEAK_CLEANUP}
 

@@ -250,8 +250,10 @@ def test_killing_a_member_during_writes_loses_no_acknowledged_write_and_it_is_re
     assert all(status == 503 and body["kind"] == "Status" for status, body in writers.failures), writers.failures
     stored = _listed(server)
     assert {name: stored.get(name) for name in writers.acked} == writers.acked
+    # The restarted member's pid is recorded at its spawn, before it has entered its namespace.
     restarted = int(pid_path(cluster.data_dir, "svcnet-1").read_text())
-    assert _netns_inode(f"/proc/{restarted}/ns/net") == _netns_inode(netns_path(namespace(cluster, 1)))
+    wait_for(lambda: _netns_inode(f"/proc/{restarted}/ns/net") == _netns_inode(netns_path(namespace(cluster, 1))),
+             timeout=30, what="the restarted member in its namespace")
 
 
 def test_down_sweeps_the_members_a_dead_up_left(cluster: SvcnetCluster) -> None:
