@@ -25,9 +25,9 @@ from cryptography import x509
 
 from svcnet.core import pki
 from svcnet.kernel import process
-from tests.integration.apiserver_harness import KUBECTL, REPO
+from tests.integration.apiserver_harness import KUBECTL, REPO, stop_process
 from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
-from tests.integration.test_node_join import _stop, _sweep
+from tests.integration.test_node_join import _sweep
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -94,7 +94,7 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JoinedOnHost2]:
             yield node
         finally:
             if node.process is not None:
-                _stop(node.process)
+                stop_process(node.process, grace=60)
             _sweep(node.data_dir)
 
 
