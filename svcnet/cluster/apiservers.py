@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import logging
 import os
 import signal
 import socket
@@ -41,27 +40,21 @@ from svcnet.client.leaderelection import LEASE_NAMESPACE
 from svcnet.client.leaderelection import LEASES as LEASE_RESOURCE
 from svcnet.client.loadbalancer import ApiServerLoadBalancer
 from svcnet.cluster.identities import LB_SPEAKER, OVERLAY, kubeconfig_path
+from svcnet.cluster.supervised import Backoff, SupervisedProcess, progress
 from svcnet.cluster.topology import ClientPlan
 from svcnet.controllers.daemon import ControllerFiles
 from svcnet.kernel import process
 
-log = logging.getLogger("svcnet.cluster")
-
 PEERS_DIR = "apiservers"
 MAX_APISERVERS = 7
-RESTART_INITIAL = 1.0  # a controller manager or scheduler that died alone
+# A controller manager or scheduler that died alone: 1 s, doubling to 30 s; one that ran 60 s starts it over.
+CONTROLLER_BACKOFF = Backoff(initial=1.0, maximum=30.0, healthy_after=60.0)
 # An API server that died: as the kubelet restarts a crashed static pod (its back-off starts at 10 s; it
-# grows to 5 minutes there, to RESTART_MAX here).
-SERVER_RESTART_INITIAL = 10.0
-RESTART_MAX = 30.0
-HEALTHY_AFTER = 60.0  # a child that ran this long starts its back-off over
+# grows to 5 minutes there, to 30 s here).
+SERVER_BACKOFF = Backoff(initial=10.0, maximum=30.0, healthy_after=60.0)
 READY_TIMEOUT = 60.0
 LEASES = ("kube-controller-manager", "kube-scheduler")
 ROLES = ("apiserver", "controller-manager", "scheduler")
-
-
-def progress(message: str) -> None:
-    print(f"svcnet: {message}", flush=True)
 
 
 def peer_dir(data_dir: Path, index: int) -> Path:
@@ -104,59 +97,37 @@ def point_kubeconfig_at(path: Path, server_url: str, dest: Path | None = None) -
     return dest
 
 
-class _Child:
-    """One supervised process: restarted after a back-off when it dies, its pid in a file for `down`."""
+class _PeerServer(SupervisedProcess):
+    """API server K's process: when it dies, its controller manager and scheduler are stopped with it,
+    and started anew once it serves again (new processes, so new leader-election identities)."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, pid_path: Path) -> None:
-        self.name, self.argv, self.log_path, self.pid_path = name, argv, log_path, pid_path
-        self.process: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+    restarting = "stopping its controller manager and scheduler, restarting them all"
 
-    async def spawn(self) -> None:
-        self._stopping = False
-        with open(self.log_path, "ab") as log_file:
-            # Its own session: Ctrl-C on `up` reaches only `up`, which stops it itself.
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True)
-        self.pid_path.write_text(f"{self.process.pid}\n")
+    def __init__(self, index: int, argv: list[str], directory: Path, controllers: list[SupervisedProcess]) -> None:
+        super().__init__(f"the apiserver of API server {index}", argv, directory / "apiserver.log",
+                         pid_path=directory / "apiserver.pid", backoff=SERVER_BACKOFF, title=f"API server {index}")
+        self.socket_path = directory / "apiserver.sock"
+        self.controllers = controllers
 
-    def supervise(self) -> None:
-        self._task = asyncio.create_task(self._supervise(), name=self.name)
+    async def exited(self) -> None:
+        for controller in self.controllers:
+            await controller.stop()
 
-    async def _supervise(self) -> None:
-        delay = RESTART_INITIAL
-        while not self._stopping and self.process is not None:
-            started = time.monotonic()
-            code = await self.process.wait()
-            if self._stopping:
-                return
-            if time.monotonic() - started > HEALTHY_AFTER:
-                delay = RESTART_INITIAL
-            progress(f"the {self.name} exited ({code}); restarting it in {delay:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RESTART_MAX)
-            if not self._stopping:
-                await self.spawn()
-                progress(f"restarted the {self.name} (pid {self.process.pid})")
+    async def serving(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not await asyncio.to_thread(socket_ready, self.socket_path):
+            if self.process is None or self.process.returncode is not None:
+                raise OSError(f"{self.name} exited; see {self.log_path}")
+            if time.monotonic() >= deadline:
+                raise OSError(f"{self.name} not ready after {READY_TIMEOUT:.0f}s; see {self.log_path}")
+            await asyncio.sleep(0.1)
 
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        proc = self.process
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                log.warning("the %s did not stop; killing it", self.name)
-                proc.kill()
-                await proc.wait()
-        self.pid_path.unlink(missing_ok=True)
+    async def restarted(self) -> None:
+        await self.start_controllers()
+
+    async def start_controllers(self) -> None:
+        for controller in self.controllers:
+            await controller.start()
 
 
 class ApiServerPeers:
@@ -182,9 +153,7 @@ class ApiServerPeers:
         self.on_lan = on_lan
         self.control_plane_endpoint = control_plane_endpoint
         self.python = python
-        self.children: dict[tuple[int, str], _Child] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.children: dict[tuple[int, str], SupervisedProcess] = {}
 
     def servers(self) -> list[str]:
         return [f"127.0.0.1:{peer_port(self.port, k)}" for k in self.indexes]
@@ -215,57 +184,24 @@ class ApiServerPeers:
         for index in self.indexes:
             directory = peer_dir(self.data_dir, index)
             await asyncio.to_thread(self._prepare, directory, index)
-            for role in ROLES:
-                self.children[index, role] = _Child(f"{role} of API server {index}", self.argv(index, role),
-                                                    directory / f"{role}.log", directory / f"{role}.pid")
-            server = self.children[index, "apiserver"]
+            controllers = [SupervisedProcess(f"the {role} of API server {index}", self.argv(index, role),
+                                             directory / f"{role}.log", pid_path=directory / f"{role}.pid",
+                                             backoff=CONTROLLER_BACKOFF) for role in ROLES[1:]]
+            server = _PeerServer(index, self.argv(index, "apiserver"), directory, controllers)
+            self.children[index, "apiserver"] = server
+            self.children.update(((index, role), child) for role, child in zip(ROLES[1:], controllers, strict=True))
             await server.spawn()
-            await self._until_ready(server, directory / "apiserver.sock")
+            await server.serving()
             lan = (f" and https://{self.on_lan[index - 2].ipv4}:{self.port} in namespace "
                    f"{self.on_lan[index - 2].namespace}") if self.on_lan else ""
             progress(f"started API server {index} at https://127.0.0.1:{peer_port(self.port, index)}{lan} "
                      f"(pid {server.process.pid}, log {server.log_path})")
-            await self._start_controllers(index)
-            self._tasks.append(asyncio.create_task(self._watch_server(index), name=f"apiserver-{index}"))
+            await server.start_controllers()
+            server.supervise()
             if index == self.indexes[0]:
                 await self._until_leases_held()
         progress(f"started the controller manager and scheduler of API server{'s' if len(self.indexes) > 1 else ''} "
                  + ", ".join(str(k) for k in self.indexes) + " (leader-elected)")
-
-    async def _start_controllers(self, index: int) -> None:
-        for role in ROLES[1:]:
-            child = self.children[index, role]
-            await child.spawn()
-            child.supervise()
-
-    async def _watch_server(self, index: int) -> None:
-        """Restart a peer API server that died, after a back-off, and its controllers with it."""
-        server, delay = self.children[index, "apiserver"], SERVER_RESTART_INITIAL
-        while not self._stopping and server.process is not None:
-            started = time.monotonic()
-            code = await server.process.wait()
-            if self._stopping:
-                return
-            if time.monotonic() - started > HEALTHY_AFTER:
-                delay = SERVER_RESTART_INITIAL
-            progress(f"API server {index} exited ({code}); stopping its controller manager and scheduler, "
-                     f"restarting them all in {delay:g}s")
-            for role in ROLES[1:]:
-                await self.children[index, role].stop()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RESTART_MAX)
-            if self._stopping:
-                return
-            await server.spawn()
-            try:
-                await self._until_ready(server, peer_dir(self.data_dir, index) / "apiserver.sock")
-            except OSError as exc:  # it died again, or hangs (then it is killed): the loop restarts it
-                progress(str(exc))
-                if server.process.returncode is None:
-                    server.process.kill()
-                continue
-            progress(f"restarted API server {index} (pid {server.process.pid})")
-            await self._start_controllers(index)
 
     def _prepare(self, directory: Path, index: int) -> None:
         """The peer's data dir: the cluster's pki/ (one CA, token and service-account key for every
@@ -282,15 +218,6 @@ class ApiServerPeers:
         for role in ("controller-manager", "scheduler"):
             point_kubeconfig_at(kubeconfig_path(self.data_dir, role), url, directory / f"{role}.conf")
 
-    async def _until_ready(self, child: _Child, sock_path: Path) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not await asyncio.to_thread(socket_ready, sock_path):
-            if child.process is None or child.process.returncode is not None:
-                raise OSError(f"the {child.name} exited; see {child.log_path}")
-            if time.monotonic() >= deadline:
-                raise OSError(f"the {child.name} not ready after {READY_TIMEOUT:.0f}s; see {child.log_path}")
-            await asyncio.sleep(0.1)
-
     async def _until_leases_held(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         async with self.api() as api:
@@ -301,12 +228,10 @@ class ApiServerPeers:
                 await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # No server restarts first: a restart starts its controllers anew.
+        for (_, role), child in self.children.items():
+            if role == "apiserver":
+                await child.stop_restarting()
         # Controllers first, then their servers: a controller manager never outlives its API server.
         for role in reversed(ROLES):
             for (_, child_role), child in self.children.items():

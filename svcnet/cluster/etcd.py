@@ -31,26 +31,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from svcnet.cluster.supervised import Backoff, SupervisedProcess, progress, stop_all
 from svcnet.cluster.topology import MAX_ETCD_MEMBERS, ClientPlan
 from svcnet.core import pki
 from svcnet.kernel.etcdserver import MemberSpec, PeerTls, healthy, member_command
 from svcnet.kernel.process import process_id
 
-log = logging.getLogger("svcnet.cluster.etcd")
-
 LOCAL_ETCD = "etcd"  # the --storage value that asks `up` to run etcd itself
 MAX_MEMBERS = MAX_ETCD_MEMBERS  # 7, etcd's own advice: more members only slow every write
 MAX_SOCKET_PATH = 107  # sun_path: a longer socket path cannot be connected to
-RESTART_INITIAL = 1.0
-RESTART_MAX = 30.0
-HEALTHY_AFTER = 60.0  # a member that ran this long starts its back-off over
+# 1 s, doubling to 30 s; a member that ran 60 s starts its back-off over.
+BACKOFF = Backoff(initial=1.0, maximum=30.0, healthy_after=60.0)
+STOP_TIMEOUT = 20.0  # then SIGKILL
 READY_TIMEOUT = 60.0
 
 
@@ -172,8 +170,23 @@ def dsn(specs: tuple[MemberSpec, ...]) -> str:
     return "etcd://" + ",".join(spec.endpoint for spec in specs)
 
 
-def _progress(message: str) -> None:
-    print(f"svcnet: {message}", flush=True)
+class _Member(SupervisedProcess):
+    """One etcd member's process; a member that was killed leaves its socket files, and etcd cannot
+    listen where one exists, so they go before every spawn."""
+
+    def __init__(self, data_dir: Path, spec: MemberSpec, specs: tuple[MemberSpec, ...]) -> None:
+        directory = etcd_dir(data_dir)
+        super().__init__(f"etcd member {spec.name}", member_command(spec, specs), directory / f"{spec.name}.log",
+                         pid_path=pid_path(data_dir, spec.name), backoff=BACKOFF, stop_timeout=STOP_TIMEOUT,
+                         cwd=directory,  # where its sockets go
+                         title="etcd" if len(specs) == 1 else None)
+        self.spec = spec
+
+    def before_spawn(self) -> None:
+        for url in (self.spec.client_url, self.spec.peer_url):
+            if url.startswith("unix://"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.cwd / url.removeprefix("unix://")).unlink()
 
 
 class EtcdCluster:
@@ -182,9 +195,7 @@ class EtcdCluster:
     def __init__(self, data_dir: Path, size: int = 1, on_lan: tuple[ClientPlan, ...] = ()) -> None:
         self.data_dir = data_dir
         self.specs = member_specs(data_dir, size, on_lan)
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.members: dict[str, _Member] = {}
 
     @property
     def dsn(self) -> str:
@@ -194,75 +205,30 @@ class EtcdCluster:
         await asyncio.to_thread(write_peer_pki, self.data_dir, self.specs)
         # Every member first: none becomes healthy before a majority of them runs.
         for spec in self.specs:
-            await self._spawn(spec)
+            member = self.members[spec.name] = _Member(self.data_dir, spec, self.specs)
+            await member.spawn()
         for spec in self.specs:
-            await self._until_healthy(spec)
+            await self._until_healthy(self.members[spec.name])
             if spec.namespace is not None:
-                _progress(f"  etcd member {spec.name}: namespace {spec.namespace}, peers at {spec.peer_url} "
-                          "(mutual TLS)")
-        self._tasks = [asyncio.create_task(self._supervise(spec), name=f"etcd-{spec.name}") for spec in self.specs]
+                progress(f"  etcd member {spec.name}: namespace {spec.namespace}, peers at {spec.peer_url} "
+                         "(mutual TLS)")
+        for member in self.members.values():
+            member.supervise()
 
-    async def _spawn(self, spec: MemberSpec) -> None:
-        # A member that was killed leaves its socket files; etcd cannot listen where one exists.
-        for url in (spec.client_url, spec.peer_url):
-            if url.startswith("unix://"):
-                with contextlib.suppress(FileNotFoundError):
-                    (etcd_dir(self.data_dir) / url.removeprefix("unix://")).unlink()
-        with open(etcd_dir(self.data_dir) / f"{spec.name}.log", "ab") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                *member_command(spec, self.specs), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=log_file, start_new_session=True, cwd=etcd_dir(self.data_dir))  # where its sockets go
-        self.processes[spec.name] = process
-        pid_path(self.data_dir, spec.name).write_text(f"{process.pid}\n")
-
-    async def _until_healthy(self, spec: MemberSpec) -> None:
+    async def _until_healthy(self, member: _Member) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        log_path = etcd_dir(self.data_dir) / f"{spec.name}.log"
-        while not await asyncio.to_thread(healthy, spec):
-            process = self.processes[spec.name]
-            if process.returncode is not None:
-                raise OSError(f"etcd member {spec.name} exited ({process.returncode}); see {log_path}")
+        while not await asyncio.to_thread(healthy, member.spec):
+            if member.process.returncode is not None:
+                raise OSError(f"etcd member {member.spec.name} exited ({member.process.returncode}); "
+                              f"see {member.log_path}")
             if time.monotonic() >= deadline:
-                raise OSError(f"etcd member {spec.name} not healthy after {READY_TIMEOUT:.0f}s; see {log_path}")
+                raise OSError(f"etcd member {member.spec.name} not healthy after {READY_TIMEOUT:.0f}s; "
+                              f"see {member.log_path}")
             await asyncio.sleep(0.1)
 
-    async def _supervise(self, spec: MemberSpec) -> None:
-        delay = RESTART_INITIAL
-        what = "etcd" if len(self.specs) == 1 else f"etcd member {spec.name}"
-        while not self._stopping:
-            started = time.monotonic()
-            code = await self.processes[spec.name].wait()
-            if self._stopping:
-                return
-            if time.monotonic() - started > HEALTHY_AFTER:
-                delay = RESTART_INITIAL
-            _progress(f"{what} exited ({code}); restarting it in {delay:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RESTART_MAX)
-            if not self._stopping:
-                await self._spawn(spec)
-                _progress(f"restarted {what} (pid {self.processes[spec.name].pid})")
-
     async def stop(self) -> None:
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for process in self.processes.values():
-            if process.returncode is None:
-                process.terminate()
-        for name, process in self.processes.items():
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                log.warning("etcd member %s did not stop; killing it", name)
-                process.kill()
-                await process.wait()
-            with contextlib.suppress(FileNotFoundError):
-                pid_path(self.data_dir, name).unlink()
-        _progress("stopped etcd")
+        await stop_all(list(self.members.values()))
+        progress("stopped etcd")
 
 
 def stop_leftover_etcd(data_dir: Path, timeout: float = 20.0) -> list[int]:

@@ -4,9 +4,7 @@ the `up` that started them is gone (`svcnet down` after a crash).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -27,18 +25,12 @@ from svcnet.cluster.spec import (
     role_log_path,
     runtime_root,
 )
+from svcnet.cluster.supervised import Backoff, SupervisedProcess, progress, stop_all
 from svcnet.kernel import process
 
-log = logging.getLogger("svcnet.cluster")
-
-AGENT_RESTART_INITIAL = 1.0
-AGENT_RESTART_MAX = 30.0
-AGENT_HEALTHY_AFTER = 60.0  # an agent that ran this long starts its back-off over
+# 1 s, doubling to 30 s; an agent that ran 60 s starts its back-off over.
+AGENT_BACKOFF = Backoff(initial=1.0, maximum=30.0, healthy_after=60.0)
 PROXY_MIN_SYNC_PERIOD = "100ms"
-
-
-def progress(message: str) -> None:
-    print(f"svcnet: {message}", flush=True)
 
 
 class AgentSupervisor:
@@ -54,9 +46,7 @@ class AgentSupervisor:
         self.spec = spec
         self.only = only
         self.python = python
-        self.processes: dict[tuple[str, str], asyncio.subprocess.Process] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.children: dict[tuple[str, str], SupervisedProcess] = {}
 
     def argv(self, role: str, node: str) -> list[str]:
         base = [self.python, "-m", "svcnet"]
@@ -86,58 +76,19 @@ class AgentSupervisor:
                 continue
             node_dir(self.data_dir, node.name).mkdir(parents=True, exist_ok=True)
             for role in self.ROLES:
-                await self._spawn(role, node.name)
-                progress(f"started the {role} for {node.name} (pid {self.processes[role, node.name].pid}, "
-                         f"log {role_log_path(self.data_dir, node.name, role)})")
-                self._tasks.append(asyncio.create_task(self._supervise(role, node.name),
-                                                       name=f"{role}-{node.name}"))
+                child = self.children[role, node.name] = self._child(role, node.name)
+                await child.spawn()
+                progress(f"started the {role} for {node.name} (pid {child.process.pid}, log {child.log_path})")
+                child.supervise()
 
-    async def _spawn(self, role: str, node: str) -> None:
-        with open(role_log_path(self.data_dir, node, role), "ab") as log_file:
-            # Its own session: Ctrl-C on `up` reaches only `up`, which stops them itself.
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv(role, node), stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                stderr=log_file, start_new_session=True)
-        self.processes[role, node] = proc
-        if role == "proxy":
-            proxy_pid_path(self.data_dir, node).write_text(f"{proc.pid}\n")
-
-    async def _supervise(self, role: str, node: str) -> None:
-        delay = AGENT_RESTART_INITIAL
-        while not self._stopping:
-            started = time.monotonic()
-            code = await self.processes[role, node].wait()
-            if self._stopping:
-                return
-            if time.monotonic() - started > AGENT_HEALTHY_AFTER:
-                delay = AGENT_RESTART_INITIAL
-            progress(f"the {role} for {node} exited ({code}); restarting it in {delay:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, AGENT_RESTART_MAX)
-            if not self._stopping:
-                await self._spawn(role, node)
-                progress(f"restarted the {role} for {node} (pid {self.processes[role, node].pid})")
+    def _child(self, role: str, node: str) -> SupervisedProcess:
+        # An agent keeps its own (locked) pid file; a proxy's is written for it.
+        return SupervisedProcess(f"the {role} for {node}", self.argv(role, node),
+                                 role_log_path(self.data_dir, node, role), backoff=AGENT_BACKOFF,
+                                 pid_path=proxy_pid_path(self.data_dir, node) if role == "proxy" else None)
 
     async def stop(self) -> None:
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for proc in self.processes.values():
-            if proc.returncode is None:
-                proc.terminate()
-        for (role, node), proc in self.processes.items():
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                log.warning("the %s for %s did not stop; killing it", role, node)
-                proc.kill()
-                await proc.wait()
-            if role == "proxy":
-                with contextlib.suppress(FileNotFoundError):
-                    proxy_pid_path(self.data_dir, node).unlink()
+        await stop_all(list(self.children.values()))
         progress("stopped the agents and proxies")
 
 
