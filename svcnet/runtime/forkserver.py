@@ -289,7 +289,12 @@ def _child(main: Callable[[Sequence[str]], object], argv: list[str], go_r: int, 
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-        if os.read(go_r, 1) != b"g":
+        os.dup2(go_r, 3)
+        # Before waiting: every other descriptor of the server's goes, the go pipe's write end among
+        # them, so a server that dies before saying "go" ends the wait (EOF) instead of leaving us
+        # blocked on a pipe we hold open ourselves, and we hold none of its sockets meanwhile.
+        os.closerange(4, os.sysconf("SC_OPEN_MAX"))
+        if os.read(3, 1) != b"g":
             os._exit(1)  # the server died before telling the agent about us: do nothing
     except BaseException:  # noqa: B036 - never return into the server
         os._exit(1)

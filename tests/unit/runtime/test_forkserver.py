@@ -339,3 +339,33 @@ def test_a_server_with_threads_refuses_to_fork() -> None:
     assert status.recv(4096).decode().startswith("error the fork server has ")
     assert server.children == {}
     status.close()
+
+
+def test_a_child_whose_server_dies_before_saying_go_ends_without_running() -> None:
+    """The child inherits the go pipe's write end from the server; it must not keep it open while it
+    waits, or a server gone before writing "go" would leave it blocked forever."""
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # what Server._fork's child does (main would print; it must never run)
+        forkserver._child(lambda args: print("ran") or 0, [sys.executable, "-m", "x"], go_r, out_w, out_w)
+    os.close(go_r)
+    os.close(out_w)
+    os.close(go_w)  # the server dies without a word
+    ended: list[int] = []
+
+    def reaped() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ended.append(status)
+        return bool(done)
+
+    try:
+        wait_for(reaped, timeout=30, what="the child to end")
+        output = os.read(out_r, 100)
+    finally:
+        if not ended:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(out_r)
+    assert os.waitstatus_to_exitcode(ended[0]) == 1 and output == b""
