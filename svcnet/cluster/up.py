@@ -8,7 +8,6 @@ cluster is ready; `down` signals a running `up` and sweeps what a dead one left.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
 import signal
 import socket
@@ -31,6 +30,7 @@ from svcnet.cluster.apiservers import (
     BalancedClients,
     check_apiservers,
     peer_summary,
+    socket_ready,
     stop_leftover_peers,
 )
 from svcnet.cluster.etcd import LOCAL_ETCD, EtcdCluster, stop_leftover_etcd
@@ -325,20 +325,7 @@ def _relay_progress(log_path: Path, offset: int) -> int:
 
 
 def _ready(cfg: ApiServerConfig) -> bool:
-    if not cfg.socket_path.exists() or not cfg.kubeconfig_path.exists():
-        return False
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(2)
-        sock.connect(str(cfg.socket_path))
-        conn = http.client.HTTPConnection("localhost")
-        conn.sock = sock
-        conn.request("GET", "/readyz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
+    return cfg.kubeconfig_path.exists() and socket_ready(cfg.socket_path)
 
 
 def _sweep(data_dir: Path) -> None:
