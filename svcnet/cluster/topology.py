@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from svcnet.agent.nodeplan import BASE_SYSCTLS, NodePlan, check_cluster_id, cluster_prefix
@@ -285,16 +286,25 @@ def _etcd_plans(cluster_id: str, members: int, lan4: ipaddress.IPv4Network, lan6
     """The local etcd's members: member n in its own namespace, host ETCD_HOST_BASE + n of host 1's LAN."""
     if not 0 <= members <= MAX_ETCD_MEMBERS:
         raise ValueError(f"etcd members: 0 to {MAX_ETCD_MEMBERS}, got {members}")
+    return _lan_plans(range(1, members + 1), ETCD_HOST_BASE, "etcd member", "etcd",
+                      lambda index: etcd_namespace(cluster_id, index), lan4, lan6, taken)
+
+
+def _lan_plans(indices: range, host_base: int, what: str, port_prefix: str, namespace: Callable[[int], str],
+               lan4: ipaddress.IPv4Network, lan6: ipaddress.IPv6Network | None,
+               taken: dict[int, str]) -> tuple[ClientPlan, ...]:
+    """A namespace with one address on host 1's LAN per index (host host_base + index), none on an
+    address taken already."""
     plans = []
-    for index in range(1, members + 1):
-        host = ETCD_HOST_BASE + index
+    for index in indices:
+        host = host_base + index
         if host in taken:
-            raise ValueError(f"etcd member {index}'s address (host {host}) is {taken[host]}'s")
+            raise ValueError(f"{what} {index}'s address (host {host}) is {taken[host]}'s")
         plans.append(ClientPlan(
-            namespace=etcd_namespace(cluster_id, index),
-            ipv4=_host(lan4, host, f"etcd member {index} address"),
-            ipv6=_host(lan6, host, f"etcd member {index} IPv6 address") if lan6 else None,
-            lan_port=f"etcd-{index}"))
+            namespace=namespace(index),
+            ipv4=_host(lan4, host, f"{what} {index} address"),
+            ipv6=_host(lan6, host, f"{what} {index} IPv6 address") if lan6 else None,
+            lan_port=f"{port_prefix}-{index}"))
     return tuple(plans)
 
 
@@ -307,17 +317,8 @@ def _apiserver_plans(cluster_id: str, count: int, lan4: ipaddress.IPv4Network, l
     """API servers 2..count: server k in its own namespace, host APISERVER_HOST_BASE + k of host 1's LAN."""
     if not 1 <= count <= MAX_APISERVERS:
         raise ValueError(f"API servers: 1 to {MAX_APISERVERS}, got {count}")
-    plans = []
-    for index in range(2, count + 1):
-        host = APISERVER_HOST_BASE + index
-        if host in taken:
-            raise ValueError(f"API server {index}'s address (host {host}) is {taken[host]}'s")
-        plans.append(ClientPlan(
-            namespace=apiserver_namespace(cluster_id, index),
-            ipv4=_host(lan4, host, f"API server {index} address"),
-            ipv6=_host(lan6, host, f"API server {index} IPv6 address") if lan6 else None,
-            lan_port=f"apiserver-{index}"))
-    return tuple(plans)
+    return _lan_plans(range(2, count + 1), APISERVER_HOST_BASE, "API server", "apiserver",
+                      lambda index: apiserver_namespace(cluster_id, index), lan4, lan6, taken)
 
 
 def _node_plan(cluster_id: str, index: int, offset: int, host: HostPlan,
