@@ -249,7 +249,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
                 await probed_burst(api, watch, data_dir, args, plain)
 
             if args.density:
-                await density(api, watch, args)
+                await density(api, watch, data_dir, args)
             print(f"2. pods per node: batches of {args.batch} up to {args.max_pods}")
             baseline: float | None = None
             total = 0
@@ -274,25 +274,72 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             await watch.stop()
 
 
-async def density(api: ApiClient, watch: ReadyWatch, args: argparse.Namespace) -> None:
-    """Start `--density-probe` pods on an empty node, then on one already holding `--density` minus that."""
-    probe, full = args.density_probe, args.density
-    print(f"3. pod start at {probe} vs {full} pods per node ({probe} pods created at once each time)")
-    first = [f"den-a-{i:04d}" for i in range(probe)]
-    low, failed, elapsed = await measure(api, watch, first, args.concurrency, args.ready_timeout)
-    print(row(f"at {probe}", low, failed, elapsed), flush=True)
-    await delete_all(api, watch, first)
+async def density(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argparse.Namespace) -> None:
+    """Start `--density-probe` pods on an empty node, then on one already holding `--density` minus that.
+
+    Each level is measured `--density-rounds` times, each round once the cluster is quiet again (the
+    pods created and deleted before, or the filler, no longer cost it CPU): a probe of 10 pods is small,
+    and one measured in the aftermath of a 240-pod burst measures that burst. Compared: the median of
+    the rounds' p50s, and the p99 over every probed pod of the level; with the CPU each level's pods
+    cost the machine per pod, by role (what grows with the pods on the node)."""
+    probe, full, rounds = args.density_probe, args.density, args.density_rounds
+    print(f"3. pod start at {probe} vs {full} pods per node ({probe} pods created at once, {rounds} rounds each)")
+
+    async def level(label: str) -> tuple[list[float], list[float]]:
+        p50s: list[float] = []
+        every: list[float] = []
+        tree: dict[int, tuple[str, float]] = {}
+        machine: dict[str, float] = {}
+        own = 0.0
+        for r in range(rounds):
+            waited = await settle(data_dir)
+            names = [f"den-{label}-{r}-{i:04d}" for i in range(probe)]
+            tree_before, machine_before, own_before = cluster_cpu(data_dir), machine_cpu_seconds(), cpu_seconds()
+            latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout)
+            # The CPU of the rounds' starts only (creation to Ready), not of the quiet waits or deletions.
+            for role, seconds in cpu_by_role(tree_before, cluster_cpu(data_dir)).items():
+                tree[role] = tree.get(role, 0.0) + seconds
+            for key, value in machine_cpu_seconds().items():
+                machine[key] = machine.get(key, 0.0) + value - machine_before[key]
+            own += cpu_seconds() - own_before
+            print(row(f"at {label} #{r + 1}", latencies, failed, elapsed) + f"  (quiet after {waited:.1f}s)",
+                  flush=True)
+            if latencies:
+                p50s.append(percentiles(latencies)["p50"])
+                every += latencies
+            await delete_all(api, watch, names)
+        print_cpu_breakdown(data_dir, {}, machine, own, len(every), spent=tree)
+        return p50s, every
+
+    low_p50s, low = await level(str(probe))
     filler = [f"den-f-{i:04d}" for i in range(full - probe)]
     _, failed, elapsed = await measure(api, watch, filler, args.concurrency, args.ready_timeout)
     print(f"   filled the node with {len(filler)} pods in {elapsed:.1f}s ({failed} not Ready)", flush=True)
-    last = [f"den-b-{i:04d}" for i in range(probe)]
-    high, failed, elapsed = await measure(api, watch, last, args.concurrency, args.ready_timeout)
-    print(row(f"at {full}", high, failed, elapsed), flush=True)
+    high_p50s, high = await level(str(full))
     if low and high:
         lo, hi = percentiles(low), percentiles(high)
-        print(f"   ratio at {full} / at {probe}: p50 {hi['p50'] / lo['p50']:.2f}x  p99 {hi['p99'] / lo['p99']:.2f}x "
-              f"(target <= 1.5x)", flush=True)
-    await delete_all(api, watch, filler + last)
+        p50_ratio = statistics.median(high_p50s) / statistics.median(low_p50s)
+        print(f"   ratio at {full} / at {probe}: p50 {p50_ratio:.2f}x (median of the rounds' p50s)  "
+              f"p99 {hi['p99'] / lo['p99']:.2f}x (every probed pod) (target <= 1.5x)", flush=True)
+    await delete_all(api, watch, filler)
+
+
+async def settle(data_dir: Path, *, busy_below: float = 0.15, window: float = 1.0, deadline: float = 120.0) -> float:
+    """Wait until the cluster's processes and the kernel's threads (namespace cleanup) together use less
+    than `busy_below` of a core over two `window`s in a row, or `deadline` passes (then say so and go
+    on). Returns the seconds waited."""
+    began = time.monotonic()
+    quiet = 0
+    while quiet < 2:
+        before, threads_before = cluster_cpu(data_dir), machine_cpu_seconds()["kernel threads"]
+        await asyncio.sleep(window)
+        used = (sum(cpu_by_role(before, cluster_cpu(data_dir)).values())
+                + machine_cpu_seconds()["kernel threads"] - threads_before) / window
+        quiet = quiet + 1 if used < busy_below else 0
+        if time.monotonic() - began > deadline:
+            print(f"   (the cluster still used {used:.2f} of a core after {deadline:g}s; measuring anyway)")
+            break
+    return time.monotonic() - began
 
 
 @dataclass(frozen=True)
@@ -336,14 +383,15 @@ def cluster_cpu(data_dir: Path) -> dict[int, tuple[str, float]]:
 
 
 def print_cpu_breakdown(data_dir: Path, before: dict[int, tuple[str, float]], machine: dict[str, float],
-                        own: float, pods: int) -> None:
+                        own: float, pods: int, spent: dict[str, float] | None = None) -> None:
     """Where the machine's CPU went while the burst started its pods, per pod: each role of the cluster's
     process tree (the API server with the controllers, agents, proxies, pods' programs...), this benchmark
     client, the kernel's own threads and interrupts, and the rest: other load on the machine, and the
-    system time of processes that ended unreaped by the tree)."""
+    system time of processes that ended unreaped by the tree). `spent`: the roles' CPU already summed
+    (over several rounds) instead of the tree's since `before`."""
     if not pods:
         return
-    spent = cpu_by_role(before, cluster_cpu(data_dir))
+    spent = dict(spent) if spent is not None else cpu_by_role(before, cluster_cpu(data_dir))
     spent["bench client"] = own
     spent["kernel threads"] = machine["kernel threads"]
     spent["irq+softirq"] = machine["interrupts"]
@@ -392,6 +440,8 @@ def main() -> int:
     parser.add_argument("--density", type=int, default=0,
                         help="also compare pod start at --density-probe pods per node with this many (e.g. 250)")
     parser.add_argument("--density-probe", type=int, default=10)
+    parser.add_argument("--density-rounds", type=int, default=3,
+                        help="probes of --density-probe pods at each level, each once the cluster is quiet")
     parser.add_argument("--keep-logs", default="", help="copy the cluster's logs here before it goes")
     parser.add_argument("--probe", action="store_true",
                         help="also run the all-at-once burst with a readiness probe on each pod")
