@@ -324,7 +324,7 @@ async def density(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argpa
     await delete_all(api, watch, filler)
 
 
-async def settle(data_dir: Path, *, busy_below: float = 0.15, window: float = 1.0, deadline: float = 120.0) -> float:
+async def settle(data_dir: Path, *, busy_below: float = 0.3, window: float = 1.0, deadline: float = 120.0) -> float:
     """Wait until the cluster's processes and the kernel's threads (namespace cleanup) together use less
     than `busy_below` of a core over two `window`s in a row, or `deadline` passes (then say so and go
     on). Returns the seconds waited."""
