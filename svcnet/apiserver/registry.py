@@ -21,6 +21,7 @@ from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import ApiError, Cause
 from svcnet.api.resources import RESOURCES, Resource, lookup
 from svcnet.apiserver import strategy
+from svcnet.apiserver.lister import StoreLister
 from svcnet.apiserver.steps import Read, Steps, inline
 from svcnet.storage.base import (
     KeyExists,
@@ -33,6 +34,15 @@ from svcnet.storage.base import (
 Obj = dict[str, Any]
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _resource(group: str, version: str, plural: str) -> Resource:
+    res = lookup(group, version, plural)
+    assert res is not None, plural
+    return res
+
+
+_NAMESPACES = _resource("", "v1", "namespaces")
 
 
 # (resource, body, fieldValidation directive, duplicated paths, subresource) -> (error, warnings)
@@ -169,6 +179,9 @@ class Registry:
         # (resource, old, new, manager, subresource, now): sets new's metadata.managedFields
         self._managed_fields = managed_fields
         self._now_memo: tuple[float, str] = (-1.0, "")
+        # Namespaces as the store's watch brings them: a create checks its namespace here, and
+        # reads the store only when the namespace is not there (yet), as NamespaceLifecycle does.
+        self.namespaces = StoreLister(store, _NAMESPACES.storage_prefix())
 
     # ----------------------------------------------------------------- helpers
     def now(self) -> str:
@@ -193,8 +206,7 @@ class Registry:
         return rec
 
     def ensure_system_namespaces(self) -> None:
-        ns_res = lookup("", "v1", "namespaces")
-        assert ns_res is not None
+        ns_res = _NAMESPACES
         for name in SYSTEM_NAMESPACES:
             if self.store.get(ns_res.storage_key(None, name)) is None:
                 try:
@@ -215,12 +227,14 @@ class Registry:
                 "the namespace of the provided object does not match the namespace sent on the request")
         md["namespace"] = namespace or given or "default"
         if creating:
-            ns_res = lookup("", "v1", "namespaces")
-            assert ns_res is not None
-            rec = yield Read(self.store.get, ns_res.storage_key(None, md["namespace"]))
-            if rec is None:
-                raise errors.not_found("namespaces", md["namespace"])
-            if objects.is_being_deleted(rec.value):
+            key = _NAMESPACES.storage_key(None, md["namespace"])
+            namespace_obj = self.namespaces.get(key)
+            if namespace_obj is None:
+                rec = yield Read(self.store.get, key)
+                if rec is None:
+                    raise errors.not_found("namespaces", md["namespace"])
+                namespace_obj = rec.value
+            if objects.is_being_deleted(namespace_obj):
                 raise errors.forbidden(
                     res.plural, md.get("name") or md.get("generateName", ""),
                     f'{res.plural} "{md.get("name") or md.get("generateName", "")}" is forbidden: '
@@ -626,8 +640,7 @@ class Registry:
     # ---------------------------------------------------- namespace lifecycle
     def finalize_namespace(self, name: str) -> bool:
         """Empty a terminating namespace; remove it when empty. True when it is gone."""
-        ns_res = lookup("", "v1", "namespaces")
-        assert ns_res is not None
+        ns_res = _NAMESPACES
         rec = self.store.get(ns_res.storage_key(None, name))
         if rec is None:
             return True
@@ -659,7 +672,6 @@ class Registry:
         return True
 
     def namespaces_terminating(self) -> list[str]:
-        ns_res = lookup("", "v1", "namespaces")
-        assert ns_res is not None
+        ns_res = _NAMESPACES
         return [objects.name_of(r.value) for r in self.store.list(ns_res.storage_prefix()).records
                 if objects.is_being_deleted(r.value)]

@@ -19,6 +19,7 @@ from typing import Any
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import namespace_of, spec_of
 from svcnet.api.resources import Resource, lookup
+from svcnet.apiserver.lister import StoreLister
 from svcnet.core import volumes
 
 Obj = dict[str, Any]
@@ -36,9 +37,16 @@ class ServiceAccountAdmission:
 
     def __init__(self, registry: Any) -> None:
         self.registry = registry
+        assert SERVICE_ACCOUNTS is not None
+        # As upstream's plugin: the account from the API server's cache, live when it is not there
+        # (created a moment ago through another server).
+        self.accounts = StoreLister(registry.store, SERVICE_ACCOUNTS.storage_prefix())
 
     def _service_account(self, namespace: str, name: str) -> Obj | None:
         assert SERVICE_ACCOUNTS is not None
+        cached = self.accounts.get(SERVICE_ACCOUNTS.storage_key(namespace, name))
+        if cached is not None:
+            return cached
         try:
             return self.registry.get(SERVICE_ACCOUNTS, namespace, name)
         except ApiError as exc:

@@ -177,6 +177,10 @@ class EncodedListResult:
 
 
 class Watch(Protocol):
+    # True once cancelled, or once the store ended the watch: it closed, or (etcd) the history the
+    # watch followed was compacted away. An ended watch delivers nothing more.
+    cancelled: bool
+
     def cancel(self) -> None: ...
 
 
