@@ -86,11 +86,14 @@ class StorePolicy:
         if not self._stale:
             return self._snap
         self._stale = False  # before reading: a change from here on marks it stale again
+        if any(watch.cancelled for watch in self._watches):
+            self._watches.clear()  # the store ended them (etcd compaction): watch again from now
         revision = self.registry.store.current_revision()
         if not self._watches:
             for plural in self.RBAC_PLURALS:
-                self._watches.append(self.registry.store.watch(_rbac(plural).storage_prefix(None), revision,
-                                                               self._changed))
+                watch = self.registry.store.watch(_rbac(plural).storage_prefix(None), revision, self._changed)
+                watch.on_end(self._ended)
+                self._watches.append(watch)
         snap = _Snapshot(revision)
         snap.cluster_role_bindings = self._all("clusterrolebindings")
         for rb in self._all("rolebindings"):
@@ -106,6 +109,11 @@ class StorePolicy:
         return self._current().grants
 
     def _changed(self, _event: Any) -> None:
+        self._stale = True
+
+    def _ended(self) -> None:
+        """A watch the store ended: changes may be missed from here on, so the next request reads the
+        policy again and watches anew (never a snapshot kept past what the store can tell)."""
         self._stale = True
 
     def close(self) -> None:

@@ -106,6 +106,10 @@ class Watches:
             status = params.too_large_resource_version(since, self.store.current_revision(), 1).status()
             await response.write(jsoncodec.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
+        # The store ended the watch (etcd compacted the history it followed): the stream ends, as
+        # kube-apiserver's cacher ends its watchers when its own etcd watch breaks; the client
+        # watches again from its last revision, or lists again on the 410 a compacted one gets.
+        watch.on_end(_enqueue(queue, end=True))
         self.count += 1
         self._queues.add(queue)
         encoder = WatchEncoder(rp.resource, fmt, self.clock, request.query.get("includeObject", "Metadata"))
@@ -165,8 +169,9 @@ class Watches:
             await response.write(encoder.event_line(event))
 
 
-def _enqueue(queue: asyncio.Queue[Event | None]) -> Callable[[Event], None]:
-    """The store's event callback, from any thread: a None once the queue overflows.
+def _enqueue(queue: asyncio.Queue[Event | None], *, end: bool = False) -> Callable[..., None]:
+    """The store's event callback, from any thread: a None once the queue overflows. With end: a
+    callback that ends the stream (a None), for Watch.on_end.
 
     Every event reaches the queue through the loop's callback queue, also when the store
     publishes on the loop thread itself: a write committed on a write thread (steps.py)
@@ -177,11 +182,11 @@ def _enqueue(queue: asyncio.Queue[Event | None]) -> Callable[[Event], None]:
     loop_thread = threading.get_ident()
     overflow = False
 
-    def on_event(event: Event) -> None:
+    def on_event(event: Event | None = None) -> None:
         nonlocal overflow
         if overflow:
             return
-        if queue.qsize() >= MAX_WATCH_BACKLOG:
+        if end or queue.qsize() >= MAX_WATCH_BACKLOG:
             overflow = True  # a watcher this far behind must re-list, as upstream closes it
             item = None
         else:

@@ -183,6 +183,11 @@ class Watch(Protocol):
 
     def cancel(self) -> None: ...
 
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """callback runs once when the store ends this watch (never for cancel()), from the store's
+        thread: it must not block. Registered after the end, it runs at once."""
+        ...
+
 
 WatchCallback = Callable[[Event], None]
 

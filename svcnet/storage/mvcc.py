@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from svcnet.api import jsoncodec
@@ -196,9 +197,20 @@ class _Subscription:
     # Changes at or below this revision were replayed (or predate the watch): never deliver them again.
     delivered_through: int
     cancelled: bool = field(default=False)
+    _on_end: list[Callable[[], None]] = field(default_factory=list)
 
     def cancel(self) -> None:
         self.hub.unsubscribe(self)
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call callback once if the store ends this watch (not on cancel()); at once if it has."""
+        with self.hub._lock:
+            if not self.cancelled:
+                self._on_end.append(callback)
+                return
+            ended = self in self.hub._ended
+        if ended:
+            _call_quietly(callback)
 
 
 class WatchHub:
@@ -213,6 +225,8 @@ class WatchHub:
         self._subscriptions: list[_Subscription] = []
         self._pending: deque[Change] = deque()
         self._delivering = False
+        # Watches this hub ended (not cancelled by their owner): an on_end registered late still runs.
+        self._ended: weakref.WeakSet[_Subscription] = weakref.WeakSet()
 
     def subscribe(
         self,
@@ -276,11 +290,27 @@ class WatchHub:
             self._delivering = False
 
     def close(self) -> None:
+        """End every watch: each is cancelled and its on_end callbacks run (the store closed, or
+        cannot go on delivering: etcd compacted the history it followed)."""
         with self._lock:
-            for subscription in self._subscriptions:
+            ended = list(self._subscriptions)
+            for subscription in ended:
                 subscription.cancelled = True
+            self._ended.update(ended)
             self._subscriptions.clear()
             self._pending.clear()
+            callbacks = [cb for subscription in ended for cb in subscription._on_end]
+            for subscription in ended:
+                subscription._on_end.clear()
+        for callback in callbacks:
+            _call_quietly(callback)
+
+
+def _call_quietly(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("a watch's end callback failed")
 
 
 def _send(subscription: _Subscription, change: Change, decoded: _DecodedChange) -> None:

@@ -634,3 +634,20 @@ def test_a_closed_store_refuses_work_and_stops_watches(store: Store, recorder: R
         store.get(PODS + "a")
     store.close()  # twice is harmless
     assert recorder.events == []
+
+
+def test_a_store_that_ends_its_watches_runs_their_end_callbacks_once(store: Store, recorder: Recorder) -> None:
+    """on_end is how a watch's owner learns the store stopped delivering to it (closed here; on
+    etcd also a history compacted away): cancel() by the owner runs no callback, and one
+    registered after the end runs at once."""
+    ended: list[str] = []
+    live = store.watch(PODS, 0, recorder)
+    live.on_end(lambda: ended.append("live"))
+    dropped = store.watch(PODS, 0, recorder)
+    dropped.on_end(lambda: ended.append("dropped"))
+    dropped.cancel()
+    store.close()
+    assert ended == ["live"] and live.cancelled
+    live.on_end(lambda: ended.append("late"))
+    dropped.on_end(lambda: ended.append("dropped late"))
+    assert ended == ["live", "late"]

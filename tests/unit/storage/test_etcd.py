@@ -6,6 +6,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,3 +118,41 @@ def test_an_unreachable_etcd_is_a_503_storage_error_not_a_hang() -> None:
         assert (raised.value.code, raised.value.reason, raised.value.retry_after) == (503, "ServiceUnavailable", 1)
     finally:
         store.close()
+
+
+def test_a_dispatcher_resuming_behind_a_compaction_ends_every_watch(server: Any) -> None:
+    """The etcd watch the store follows resumes from a revision etcd has compacted (it fell behind
+    while etcd was away, say): the store cannot deliver what it missed, so it ends every watch and
+    their owners list again (the HTTP watches end; RBAC and the node graph re-read)."""
+    root = f"/etcd-test-{next(_roots)}"
+    store, other = _open(server, root), _open(server, root)
+    try:
+        recorder = Recorder()
+        ended: list[int] = []
+        watch = store.watch("/registry/core/pods/", 0, recorder)
+        watch.on_end(lambda: ended.append(1))
+        lagging = store._dispatcher
+        assert lagging is not None
+        lagging.stop()  # the store's etcd watch is gone; it will resume from where it was
+        resume_at = lagging._next
+        for i in range(3):  # written through another API server while this one's watch is down
+            other.create(f"/registry/core/pods/default/p{i}", {"kind": "Pod", "metadata": {"name": f"p{i}"}})
+        other.compact(other.current_revision())
+        with store._lock, store._delivery:
+            store._dispatcher = type(lagging)(store, resume_at - 1)
+        store._dispatcher.start()
+        deadline = time.monotonic() + 20
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ended == [1] and watch.cancelled
+        assert [e.key for e in recorder.events] == []  # nothing half-delivered
+        late = store.watch("/registry/core/pods/", 0, recorder)  # a new watch works again
+        other.create("/registry/core/pods/default/after", {"kind": "Pod", "metadata": {"name": "after"}})
+        deadline = time.monotonic() + 20
+        while not recorder.events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e.key for e in recorder.events] == ["/registry/core/pods/default/after"]
+        late.cancel()
+    finally:
+        store.close()
+        other.close()
