@@ -78,14 +78,21 @@ def _add_api_flags(p: argparse.ArgumentParser) -> None:
                    help="serve plain HTTP with no authentication (never on a shared machine)")
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
-    return port
+def _int_between(low: int, high: int, not_a_number: str, out_of_range: str):
+    """An argparse type: an integer from low to high. The messages may name {text} / {value}."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(not_a_number.format(text=repr(text))) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(out_of_range.format(value=value))
+        return value
+    return parse
+
+
+_port = _int_between(1, 65535, "not a port number: {text}", "port must be 1-65535, got {value}")
+_etcd_members = _int_between(1, 7, "not a number: {text}", "1 to 7 members (3 or 5 for a quorum that survives losses)")
 
 
 def _zones(value: str) -> tuple[str, ...]:
@@ -126,16 +133,6 @@ def cmd_up(args: argparse.Namespace) -> int:
                  timeout=args.timeout, storage=args.storage, setup_logging=lambda: _setup_logging(args.verbose),
                  proxy_mode=args.proxy_mode, zones=args.zones, lb_pool=args.lb_pool, hosts=args.hosts,
                  etcd_members=args.etcd_members, apiservers=args.apiservers)
-
-
-def _etcd_members(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 7:
-        raise argparse.ArgumentTypeError("1 to 7 members (3 or 5 for a quorum that survives losses)")
-    return value
 
 
 def cmd_down(args: argparse.Namespace) -> int:
