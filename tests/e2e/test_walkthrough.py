@@ -374,7 +374,8 @@ spec:
             wait_for(chains_gone, timeout=40, interval=0.2, what="the Service's chains to go at a later sync")
         finally:
             if pokes:
-                cluster.kubectl("delete", "svc", *(f"web-sync-{i}" for i in range(len(pokes))))
+                cluster.kubectl("delete", "svc", "--ignore-not-found", *(f"web-sync-{i}" for i in range(len(pokes))),
+                                check=False)  # the module's cluster goes down afterwards in any case
         return
     wait_for(lambda: all(svc_chain not in iptables(cluster, n, "-S") for n in ("node-1", "node-2")),
              timeout=5, what="the Service's chains to go")
