@@ -1,8 +1,8 @@
 """The node agent in a real cluster (root, real namespaces, real kubectl): `svcnet up --nodes 2`.
 
 One cluster is shared by the module (the seed's hostnames Deployment plus
-pods each test makes for itself); the tests that need a cluster of their own
-(`down` leaves nothing, prerequisites fail fast) make one.
+pods each test makes for itself); the last test brings it down (`down` leaves
+nothing). The prerequisites' test (fail fast) starts an `up` of its own.
 """
 from __future__ import annotations
 
@@ -401,27 +401,6 @@ def test_killed_agent_pods_keep_answering_and_the_restarted_agent_adopts_them(cl
 # ---- clusters of their own
 
 
-def test_down_leaves_no_namespace_process_or_lease(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, nodes=1) as c:
-        apply(c, """
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: lonely}
-            spec:
-              containers:
-              - {name: app, image: k8s.gcr.io/serve_hostname}
-        """)
-        pod = c.wait_pod("lonely", is_running_ready)
-        infra, process = runtime_state(c, pod)
-        assert c.namespaces()
-        down = c.down()
-        assert down.returncode == 0, down.stderr
-        assert c.namespaces() == []
-        assert c.processes() == []
-        assert not is_alive(infra) and not is_alive(process)
-        assert not list(c.data_dir.glob("nodes/*/ipam/*.json"))
-
-
 def test_up_fails_fast_with_a_clear_message_when_the_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -474,3 +453,25 @@ def test_post_start_hook_runs_before_the_container_is_ready_and_a_failing_one_re
         cluster.wait_pod("hooked", lambda p: restart_count(p) >= 1, what="bad restarted")
     finally:
         delete_pod(cluster, "hooked")
+
+
+def test_down_leaves_no_namespace_process_or_lease(cluster: SvcnetCluster) -> None:
+    """Last: the module's cluster goes down here (its own up and down cost more than all of this)."""
+    c = cluster
+    apply(c, """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: lonely}
+        spec:
+          containers:
+          - {name: app, image: k8s.gcr.io/serve_hostname}
+    """)
+    pod = c.wait_pod("lonely", is_running_ready)
+    infra, process = runtime_state(c, pod)
+    assert c.namespaces()
+    down = c.down()
+    assert down.returncode == 0, down.stderr
+    assert c.namespaces() == []
+    assert c.processes() == []
+    assert not is_alive(infra) and not is_alive(process)
+    assert not list(c.data_dir.glob("nodes/*/ipam/*.json"))

@@ -5,7 +5,7 @@ kubernetes/e2e_test: test_client.py, test_apps.py, test_watch.py, test_informer.
 test_utils.py) that need only the API and its controllers, written as our tests: a
 user's operator or script built on that client must work against svcnet as against a
 kubeadm cluster. The ones that need running pods (exec, port-forward) are in
-test_python_client_pods.py. docs/clients.md lists each upstream test and where it runs here.
+one_node/test_python_client_pods.py. docs/clients.md lists each upstream test and where it runs here.
 """
 from __future__ import annotations
 

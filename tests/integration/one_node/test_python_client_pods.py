@@ -2,7 +2,7 @@
 
 The scenarios of kubernetes-client/python's e2e test_client.py that need a node (test_pod_apis,
 test_pod_exec_close_channel, test_exit_code, test_portforward_raw, test_node_apis), written as our
-tests, in a one-node `svcnet up` cluster. The client speaks WebSocket (v5/v4.channel.k8s.io for
+tests, in the package's one-node `svcnet up` cluster (one_node/conftest.py). The client speaks WebSocket (v5/v4.channel.k8s.io for
 exec, the portforward protocol for port-forward) to the API server, which proxies to the kubelet.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.stream import portforward, stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
-from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter")),
@@ -54,8 +54,10 @@ PORT_SERVER = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("py-client"), nodes=1) as c:
+def cluster(one_node_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    """The package's cluster with the module's two pods and ConfigMap, deleted (and gone) afterwards."""
+    c = one_node_cluster
+    try:
         c.kubectl("create", "configmap", PORT_SERVER_POD, f"--from-literal=port-server.py={PORT_SERVER}")
         c.kubectl("apply", "-f", "-", input=textwrap.dedent(f"""\
             apiVersion: v1
@@ -83,6 +85,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]
             wait_for(lambda name=name: is_running_ready(c.pod(name)), timeout=90, interval=0.3,
                      what=f"{name} Running and ready")
         yield c
+    finally:
+        c.kubectl("delete", "pod", SHELL_POD, PORT_SERVER_POD, "--ignore-not-found", "--wait=true",
+                  "--timeout=120s", check=False)
+        c.kubectl("delete", "configmap", PORT_SERVER_POD, "--ignore-not-found", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,29 @@
-"""`svcnet up --etcd-members 3` (issue 17): three etcd members, each in its own namespace on the cluster
-LAN, peers over mutual TLS. Cutting one member off the LAN (its link down, the process still running)
-during continuous writes through the API loses no acknowledged write and the API stays up; cutting two
-is a 503 Status until their links return; a peer connection without the etcd CA's certificate is refused;
-a member that dies is restarted, and `svcnet down` sweeps the members and namespaces a dead `up` left.
+"""`svcnet up --etcd-members 3 --apiservers 2` (issue 17): one cluster (one node) for both halves.
 
-One cluster (one node) for the module; the tests run in order (the last one kills `up`).
+Two API server processes over a three-member etcd. 500 Services created alternately through both
+servers (each on its own port) get 500 distinct ClusterIPs. Then `kill -9` of the second server, whose
+controller manager and scheduler lead (`up` waits for that at start): kubectl through the kubeconfig
+(the apiserver-lb) keeps reading and writing, the node stays Ready with its agent's heartbeat going on,
+the Leases move to the survivor's instances (new holder, one more transition), a new pod is scheduled
+and starts, and the supervisor brings the killed server back.
+
+The three etcd members, each in its own namespace on the cluster LAN, peer over mutual TLS. Cutting one
+member off the LAN (its link down, the process still running) during continuous writes through the API
+loses no acknowledged write and the API stays up; cutting two is a 503 Status until their links return;
+a peer connection without the etcd CA's certificate is refused; a member that dies is restarted.
+Last, `svcnet down` after a crashed `up` sweeps the members, their namespaces and the other API server
+with its controllers.
+
+The tests run in file order: the API servers' first (the Leases must start on server 2's instances,
+which an etcd outage could move), then the etcd members'; each disruptive test first waits for a
+healthy cluster (three healthy members, both servers ready), so one that fails leaves the next an error
+rather than a false pass. Bringing this cluster up twice cost more than every check in it.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -17,32 +32,51 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from svcnet.api.resources import lookup
+from svcnet.client.config import load_kubeconfig
+from svcnet.client.rest import ApiClient
+from svcnet.cluster.apiservers import peer_dir, socket_ready
 from svcnet.cluster.etcd import etcd_dir, pid_path, pki_dir
 from svcnet.kernel import process
 from svcnet.kernel.netns import netns_path, socket_in_netns
 from tests.integration.apiserver_harness import ApiServerProcess
-from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster, is_running_ready, running_cluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root (network namespaces) and ip")
 
 MEMBERS = (1, 2, 3)
+SERVICES = lookup("", "v1", "services")
+SERVICE_COUNT = 500
+LEASES = ("kube-controller-manager", "kube-scheduler")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
     assert shutil.which("etcd") and shutil.which("etcdctl"), \
         "etcd and etcdctl missing: install Debian's etcd-server and etcd-client (scripts/bootstrap.sh)"
-    with running_cluster(tmp_path_factory.mktemp("etcd-members"), nodes=1, up_args=("--etcd-members", "3")) as c:
+    with running_cluster(tmp_path_factory.mktemp("etcd-apiservers"), nodes=1,
+                         up_args=("--etcd-members", "3", "--apiservers", "2")) as c:
         yield c
     assert not [ns for ns in c.namespaces() if "-etcd-" in ns]  # `down` removed the members' namespaces
+    assert not c.processes(), "svcnet down left processes of the cluster running"
+
+
+def healthy(cluster: SvcnetCluster) -> None:
+    """Wait for the state every test starts from: three healthy members, both API servers ready."""
+    wait_for(lambda: etcdctl(cluster, "endpoint", "health", check=False, command_timeout=1).returncode == 0
+             and socket_ready(cluster.data_dir / "apiserver.sock")
+             and socket_ready(peer_dir(cluster.data_dir, 2) / "apiserver.sock"),
+             timeout=90, interval=0.5, what="three healthy etcd members and both API servers ready")
 
 
 def namespace(cluster: SvcnetCluster, member: int) -> str:
@@ -134,6 +168,129 @@ def _netns_inode(path: str) -> int:
     return os.stat(path).st_ino
 
 
+def server_urls(cluster: SvcnetCluster) -> list[str]:
+    return [f"https://127.0.0.1:{cluster.port}", f"https://127.0.0.1:{cluster.port + 2}"]
+
+
+def lease(cluster: SvcnetCluster, name: str) -> dict[str, Any]:
+    return cluster.kubectl_json("get", "lease", "-n", "kube-system", name)["spec"]
+
+
+async def create_alternately(cluster: SvcnetCluster, count: int) -> None:
+    """Service i through server i % 2, eight requests in flight per server."""
+    admin = load_kubeconfig(cluster.data_dir / "kubeconfig")
+    clients = [ApiClient(replace(admin, server=url), component="test-apiservers") for url in server_urls(cluster)]
+    limits = [asyncio.Semaphore(8) for _ in clients]
+
+    async def create(i: int) -> None:
+        async with limits[i % 2]:
+            await clients[i % 2].create(SERVICES, "default", {
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": f"ha-{i}"},
+                "spec": {"ports": [{"port": 80}], "selector": {"app": f"ha-{i}"}}})
+
+    try:
+        for client in clients:
+            await client.open()
+        await asyncio.gather(*(create(i) for i in range(count)))
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def test_both_servers_are_the_kubernetes_services_endpoints_and_the_first_stays_in_cluster_info(
+        cluster: SvcnetCluster) -> None:
+    # API server 2 listens on its own LAN address too (its namespace), on the first's port.
+    wanted = {"192.168.0.100", "192.168.0.82"}
+    endpoints = wait_for(lambda: (e := cluster.kubectl_json("get", "endpoints", "kubernetes"))
+                         and {a["ip"] for a in e["subsets"][0]["addresses"]} == wanted and e,
+                         timeout=30, interval=0.5, what="both servers in default/kubernetes's endpoints")
+    assert endpoints["subsets"][0]["ports"][0]["port"] == cluster.port
+    info = cluster.kubectl_json("get", "configmap", "-n", "kube-public", "cluster-info")
+    assert f"server: https://192.168.0.100:{cluster.port}" in info["data"]["kubeconfig"]
+
+
+def test_services_created_alternately_through_both_servers_get_distinct_cluster_ips(cluster: SvcnetCluster) -> None:
+    asyncio.run(create_alternately(cluster, SERVICE_COUNT))
+    items = cluster.kubectl_json("get", "services", "-n", "default")["items"]
+    ips = [s["spec"]["clusterIP"] for s in items if s["metadata"]["name"].startswith("ha-")]
+    assert len(ips) == SERVICE_COUNT
+    assert len(set(ips)) == SERVICE_COUNT, "two Services were given the same ClusterIP"
+
+
+def leading_peer_identities(cluster: SvcnetCluster) -> dict[str, str]:
+    """lease name -> the identity API server 2's controller manager / scheduler elect as (from their logs)."""
+    found = {}
+    for lease_name, role in zip(LEASES, ("controller-manager", "scheduler"), strict=True):
+        text = (peer_dir(cluster.data_dir, 2) / f"{role}.log").read_text()
+        marker = f"attempting to acquire leader lease kube-system/{lease_name} as "
+        found[lease_name] = text[text.rindex(marker) + len(marker):].split()[0]
+    return found
+
+
+def node_heartbeat(cluster: SvcnetCluster) -> str:
+    return cluster.kubectl_json("get", "lease", "-n", "kube-node-lease", "node-1")["spec"]["renewTime"]
+
+
+def test_kill_9_of_an_api_server_clients_fail_over_and_the_leaders_move(cluster: SvcnetCluster) -> None:
+    healthy(cluster)
+    before = {name: lease(cluster, name) for name in LEASES}
+    peers = leading_peer_identities(cluster)
+    assert {name: spec["holderIdentity"] for name, spec in before.items()} == peers, \
+        "API server 2's controller manager and scheduler should lead (up waits for them)"
+    server_pid_file = peer_dir(cluster.data_dir, 2) / "apiserver.pid"
+    killed = int(server_pid_file.read_text())
+    os.kill(killed, signal.SIGKILL)
+    killed_at = time.monotonic()
+    killed_wall = dt.datetime.now(dt.UTC)
+
+    # kubectl through the kubeconfig (the load balancer, which was sending it to server 2).
+    assert "kubernetes" in cluster.kubectl("get", "services", "kubernetes").stdout
+    cluster.kubectl("apply", "-f", "-", input=POD)
+    cluster.kubectl("create", "service", "clusterip", "after-kill", "--tcp=80")
+
+    def moved() -> dict[str, dict[str, Any]] | None:
+        now = {name: lease(cluster, name) for name in LEASES}
+        return now if all(now[n]["holderIdentity"] not in ("", peers[n]) for n in LEASES) else None
+
+    after = wait_for(moved, timeout=90, interval=0.5, what="the Leases to move off API server 2's instances")
+    moved_after = time.monotonic() - killed_at
+    up_log = (cluster.data_dir / "svcnet.log").read_text()
+    for name in LEASES:
+        assert after[name]["leaseTransitions"] == before[name].get("leaseTransitions", 0) + 1
+        assert f"kube-system/{name} as {after[name]['holderIdentity']}" in up_log, \
+            "the survivor's (up's own) instance should have taken the Lease"
+    print(f"Leases moved {moved_after:.1f}s after the kill (lease duration "
+          f"{before['kube-controller-manager']['leaseDurationSeconds']}s)")
+
+    # The new pod is scheduled by the survivor's scheduler and started by the agent.
+    cluster.wait_pod("ha-after-kill", is_running_ready, timeout=90)
+    # The agent kept its node Ready, its heartbeat renewed through the surviving server.
+    node = cluster.kubectl_json("get", "node", "node-1")
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    wait_for(lambda: dt.datetime.fromisoformat(node_heartbeat(cluster).replace("Z", "+00:00")) > killed_wall,
+             timeout=60, interval=0.5, what="the node's heartbeat after the kill")
+
+    # The supervisor brings server 2 back; it serves the objects written while it was down.
+    wait_for(lambda: int(server_pid_file.read_text()) != killed
+             and socket_ready(peer_dir(cluster.data_dir, 2) / "apiserver.sock"),
+             timeout=90, interval=0.5, what="API server 2 restarted")
+    direct = cluster.kubectl("--server", server_urls(cluster)[1], "get", "service", "after-kill", "-o", "name")
+    assert direct.stdout.strip() == "service/after-kill"
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ha-after-kill
+spec:
+  containers:
+  - name: main
+    image: k8s.gcr.io/serve_hostname
+"""
+
+
 def test_each_member_runs_in_its_namespace_peering_on_the_lan_with_clients_on_unix_sockets_only(
     cluster: SvcnetCluster
 ) -> None:
@@ -187,6 +344,7 @@ def test_a_peer_connection_without_a_peer_certificate_is_refused(cluster: Svcnet
 
 
 def test_cutting_one_member_off_the_lan_during_writes_loses_no_acknowledged_write(cluster: SvcnetCluster) -> None:
+    healthy(cluster)
     server = api(cluster)
     writers = Writers(server, "one")
     try:
@@ -211,6 +369,7 @@ def test_cutting_one_member_off_the_lan_during_writes_loses_no_acknowledged_writ
 
 
 def test_cutting_two_members_off_is_a_503_until_their_links_return(cluster: SvcnetCluster) -> None:
+    healthy(cluster)
     server = api(cluster)
     statuses: list[int] = []
 
@@ -234,6 +393,7 @@ def test_killing_a_member_during_writes_loses_no_acknowledged_write_and_it_is_re
     """Member 1, the API server's first endpoint, killed under continuous creates: the API server moves
     to another endpoint, every acknowledged create is kept, and the supervisor starts the member again
     in its namespace."""
+    healthy(cluster)
     server = api(cluster)
     writers = Writers(server, "kill")
     try:
@@ -256,12 +416,29 @@ def test_killing_a_member_during_writes_loses_no_acknowledged_write_and_it_is_re
              timeout=30, what="the restarted member in its namespace")
 
 
-def test_down_sweeps_the_members_a_dead_up_left(cluster: SvcnetCluster) -> None:
+def test_down_after_a_crashed_up_sweeps_the_members_and_the_other_api_server_with_its_controllers(
+        cluster: SvcnetCluster) -> None:
+    """Last: `up` killed; its etcd members and API server 2 (with its controllers) outlive it, in their own
+    sessions, and `down` sweeps them all."""
+    healthy(cluster)
     cluster.kubectl("create", "configmap", "three-members", "--from-literal=k=v")
-    # A dead `up` leaves its etcd members running in their namespaces; `down` sweeps both.
+    peer = peer_dir(cluster.data_dir, 2)
+    children = [int((peer / f"{role}.pid").read_text()) for role in ("apiserver", "controller-manager", "scheduler")]
     os.kill(int((cluster.data_dir / "svcnet.pid").read_text()), signal.SIGKILL)
     wait_for(lambda: not process.is_locked(cluster.data_dir / "svcnet.pid"), timeout=30, what="up gone")
-    out = cluster.down().stdout
-    assert out.count("stopped an etcd member a previous run left") == 3, out
+    assert all(Path(f"/proc/{pid}").exists() for pid in children)  # their own sessions: they outlive `up`
+    result = cluster.down()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("stopped an etcd member a previous run left") == 3, result.stdout
+    assert "a previous run left" in result.stdout
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists() and not is_zombie(pid)]
     assert cluster.namespaces() == []
     assert cluster.processes() == []
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] == "Z"

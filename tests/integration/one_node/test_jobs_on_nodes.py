@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster_fixture import SvcnetCluster, running_cluster
+from tests.integration.cluster_fixture import SvcnetCluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -22,9 +22,11 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SvcnetCluster]:
-    with running_cluster(tmp_path_factory.mktemp("jobs-cluster"), nodes=1) as c:
-        yield c
+def cluster(one_node_cluster: SvcnetCluster) -> Iterator[SvcnetCluster]:
+    """The package's cluster; the module's Jobs and their pods deleted (and gone) afterwards."""
+    yield one_node_cluster
+    one_node_cluster.kubectl("delete", "job", "zero", "nonzero", "--ignore-not-found", "--cascade=foreground",
+                             "--wait=true", "--timeout=120s")
 
 
 def job(cluster: SvcnetCluster, name: str) -> dict[str, Any]:
