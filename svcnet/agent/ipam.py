@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 FORMAT_VERSION = 1
 
@@ -90,7 +92,8 @@ def allocate(table: LeaseTable, pod_uid: str, netns: str) -> tuple[LeaseTable, P
         raise IpamError(f"namespace {netns} is already leased to pod {holder.pod_uid}, not {pod_uid}")
     net4 = ipaddress.IPv4Network(table.pod_cidr_v4)
     usable = range(2, net4.num_addresses - 1)  # not the network, the gateway or the broadcast address
-    taken = {int(ipaddress.IPv4Address(lease.ipv4)) - int(net4.network_address) for lease in table.leases}
+    base = int(net4.network_address)
+    taken = {_ipv4_int(lease.ipv4) - base for lease in table.leases}
     start = table.last_offset + 1
     for step in range(len(usable)):
         offset = usable.start + (start - usable.start + step) % len(usable)
@@ -104,6 +107,13 @@ def allocate(table: LeaseTable, pod_uid: str, netns: str) -> tuple[LeaseTable, P
             updated = dataclasses.replace(table, leases=table.leases + (lease,), last_offset=offset)
             return updated, lease
     raise IpamError(f"no free address in {net4}: all {len(usable)} are leased")
+
+
+def _ipv4_int(address: str) -> int:
+    """A dotted quad as an integer; the leases' own addresses, which allocate wrote (ipaddress's
+    parser took 0.6 ms of an allocation at 250 leases)."""
+    a, b, c, d = address.split(".")
+    return int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)
 
 
 def release(table: LeaseTable, pod_uid: str) -> tuple[LeaseTable, PodLease | None]:
@@ -158,12 +168,21 @@ def table_from_json(data: dict[str, Any]) -> LeaseTable:
 # ---- the file
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class LeaseStore:
     """One node's leases in `path` (JSON). Every operation reads the file, changes it and writes it back."""
 
     def __init__(self, path: Path | str, pod_cidr_v4: str, pod_cidr_v6: str | None = None) -> None:
         self.path = Path(path)
         self._empty = new_table(pod_cidr_v4, pod_cidr_v6)
+        # The table as last read or written, with the file's identity then (inode, mtime, size): a
+        # read of an unchanged file takes it from here. Every write replaces the file (a new inode),
+        # so another process's write is never mistaken for ours. Parsing and rebuilding ~250 leases
+        # on every allocation was 3.4 ms a pod more at 250 pods than at 10, under the node's lock.
+        self._cached: tuple[tuple[int, int, int], LeaseTable] | None = None
 
     def load(self) -> LeaseTable:
         with self._locked():
@@ -189,6 +208,12 @@ class LeaseStore:
 
     def _read(self) -> LeaseTable:
         try:
+            identity = _identity(os.stat(self.path))
+        except FileNotFoundError:
+            return self._empty
+        if self._cached is not None and self._cached[0] == identity:
+            return self._cached[1]
+        try:
             raw = self.path.read_text()
         except FileNotFoundError:
             return self._empty
@@ -200,6 +225,7 @@ class LeaseStore:
             raise IpamError(
                 f"lease file {self.path} is for pod CIDRs {table.pod_cidr_v4}, {table.pod_cidr_v6} but this node "
                 f"has {self._empty.pod_cidr_v4}, {self._empty.pod_cidr_v6}; remove its pods (or the file) first")
+        self._cached = (identity, table)
         return table
 
     def _write(self, table: LeaseTable) -> None:
@@ -211,12 +237,16 @@ class LeaseStore:
         machine, while what the page cache holds outlives a crash of the agent. An fsync per pod (two
         of them, with the directory's) serialized every sync worker of a burst behind the disk (17%
         of the agent's samples in a 200-pod burst, docs/benchmarks.md, issue 13)."""
-        data = json.dumps(table_to_json(table), indent=2, sort_keys=True).encode() + b"\n"
+        # orjson: the same indented, key-sorted text as json.dumps(indent=2, sort_keys=True), ~10x faster.
+        data = orjson.dumps(table_to_json(table), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                identity = _identity(os.fstat(f.fileno()))
             os.replace(tmp, self.path)
+            self._cached = (identity, table)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

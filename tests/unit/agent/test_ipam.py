@@ -138,6 +138,21 @@ def test_store_survives_a_restart_without_handing_out_an_address_twice(tmp_path:
     assert [x.pod_uid for x in LeaseStore(path, CIDR4, CIDR6).load().leases] == ["a", "b", "c"]
 
 
+def test_stores_sharing_a_file_see_each_others_writes(tmp_path: Path) -> None:
+    """A store keeps the table it last read or wrote; another process's write replaces the file and
+    must be read, never answered from the kept table (two agents, or `svcnet down`, on one node)."""
+    path = tmp_path / "node-1.json"
+    one, other = LeaseStore(path, CIDR4, CIDR6), LeaseStore(path, CIDR4, CIDR6)
+    a = one.allocate("a", "ns-a")
+    b = other.allocate("b", "ns-b")
+    c = one.allocate("c", "ns-c")
+    assert len({a.ipv4, b.ipv4, c.ipv4}) == 3
+    other.release("a")
+    assert [lease.pod_uid for lease in one.load().leases] == ["b", "c"]
+    path.write_text(path.read_text().replace('"ns-b"', '"ns-b2"'))  # edited in place (the same inode)
+    assert one.load().lease_for("b").netns == "ns-b2"
+
+
 def test_store_file_is_readable_json_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     path = tmp_path / "node-1.json"
     store = LeaseStore(path, CIDR4, CIDR6)
