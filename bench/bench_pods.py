@@ -296,12 +296,13 @@ async def density(api: ApiClient, watch: ReadyWatch, data_dir: Path, args: argpa
             names = [f"den-{label}-{r}-{i:04d}" for i in range(probe)]
             tree_before, machine_before, own_before = cluster_cpu(data_dir), machine_cpu_seconds(), cpu_seconds()
             latencies, failed, elapsed = await measure(api, watch, names, args.concurrency, args.ready_timeout)
-            # The CPU of the rounds' starts only (creation to Ready), not of the quiet waits or deletions.
-            for role, seconds in cpu_by_role(tree_before, cluster_cpu(data_dir)).items():
-                tree[role] = tree.get(role, 0.0) + seconds
+            # The CPU of the rounds' starts only (creation to Ready), not of the quiet waits or deletions;
+            # this script's own before it scans /proc again (~750 processes at 250 pods).
+            own += cpu_seconds() - own_before
             for key, value in machine_cpu_seconds().items():
                 machine[key] = machine.get(key, 0.0) + value - machine_before[key]
-            own += cpu_seconds() - own_before
+            for role, seconds in cpu_by_role(tree_before, cluster_cpu(data_dir)).items():
+                tree[role] = tree.get(role, 0.0) + seconds
             print(row(f"at {label} #{r + 1}", latencies, failed, elapsed) + f"  (quiet after {waited:.1f}s)",
                   flush=True)
             if latencies:
