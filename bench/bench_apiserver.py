@@ -353,7 +353,7 @@ def main() -> None:
           f"(p99 {results['create_p99_ms']:.1f} ms; SLO 1000 ms -> {1000 / results['create_p99_ms']:.0f}x "
           f"under)")
     print(f"server CPU per create: {results['create_server_cpu_us']:7.0f} us (all threads, HTTP and TLS included)")
-    print(f"client CPU per create: {results['create_client_cpu_us']:7.0f} us (this script: aiohttp, TLS, JSON; "
+    print(f"client CPU per create: {results['create_client_cpu_us']:7.0f} us (this script: its HTTP/1.1 client over TLS; "
           f"it shares the cores)")
     if args.services:
         print(f"create Services:     {results['service_per_s']:9.0f} objects/s (p99 "
