@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -197,6 +196,7 @@ class _Subscription:
     # Changes at or below this revision were replayed (or predate the watch): never deliver them again.
     delivered_through: int
     cancelled: bool = field(default=False)
+    ended: bool = field(default=False)  # by the store (close, lost history), not by cancel()
     _on_end: list[Callable[[], None]] = field(default_factory=list)
 
     def cancel(self) -> None:
@@ -208,8 +208,7 @@ class _Subscription:
             if not self.cancelled:
                 self._on_end.append(callback)
                 return
-            ended = self in self.hub._ended
-        if ended:
+        if self.ended:
             _call_quietly(callback)
 
 
@@ -225,8 +224,6 @@ class WatchHub:
         self._subscriptions: list[_Subscription] = []
         self._pending: deque[Change] = deque()
         self._delivering = False
-        # Watches this hub ended (not cancelled by their owner): an on_end registered late still runs.
-        self._ended: weakref.WeakSet[_Subscription] = weakref.WeakSet()
 
     def subscribe(
         self,
@@ -295,8 +292,7 @@ class WatchHub:
         with self._lock:
             ended = list(self._subscriptions)
             for subscription in ended:
-                subscription.cancelled = True
-            self._ended.update(ended)
+                subscription.cancelled = subscription.ended = True
             self._subscriptions.clear()
             self._pending.clear()
             callbacks = [cb for subscription in ended for cb in subscription._on_end]
