@@ -87,6 +87,12 @@ class IPAddressFeed:
         self.stop()
         self._watch = store.watch(IP_ADDRESS_PREFIX, since_revision, self._on_event)
 
+    @property
+    def ended(self) -> bool:
+        """The store ended the watch (etcd lost the history it followed): events may be missing
+        from here on, and the table should be read again from a list."""
+        return self._watch is not None and self._watch.ended
+
     def _on_event(self, event: Event) -> None:
         self._events.append((event.type, event.key[len(IP_ADDRESS_PREFIX):], event.revision))
 

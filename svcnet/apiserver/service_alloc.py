@@ -331,6 +331,14 @@ class ServiceAllocator:
             return None
         spec_before = _spec_copy(obj)
         parent = (str(objects.metadata_of(obj).get("namespace") or ""), objects.name_of(obj))
+        if self._store is not None and self._feed.ended:
+            # What other servers did since the watch ended is not in the table: read it again from
+            # the IPAddress objects and follow them from that list on, as an informer relists.
+            store = self._store
+            listed = yield Read(functools.partial(store.list, alloc_state.IP_ADDRESS_PREFIX))
+            with self._lock:
+                self._feed.start(store, listed.revision)
+                self._relearn_ips(listed)
         # The NodePort table as last read or written serves the first attempt (the snapshot's
         # compare-and-swap catches what it missed); a retry, and a dry run, which writes no
         # snapshot to be caught by, read it first.

@@ -180,6 +180,7 @@ class Watch(Protocol):
     # True once cancelled, or once the store ended the watch: it closed, or (etcd) the history the
     # watch followed was compacted away. An ended watch delivers nothing more.
     cancelled: bool
+    ended: bool  # cancelled by the store, not by cancel()
 
     def cancel(self) -> None: ...
 

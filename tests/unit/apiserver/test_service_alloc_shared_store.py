@@ -178,3 +178,22 @@ def test_a_server_whose_watch_broke_reads_the_store_before_calling_the_range_ful
     with pytest.raises(ApiError) as full:
         create(b, service("later"))
     assert "range is full" in full.value.message
+
+
+def test_a_server_whose_watch_the_store_ended_reads_the_addresses_again_and_follows_them_anew():
+    """The store ends every watch (etcd: the history it followed was compacted away): the next
+    Service write reads the IPAddress objects again and watches from there, not from a table that
+    misses what the other server did meanwhile."""
+    store = MemoryStore()
+    (a, _), (b, b_alloc) = server(store, "10.96.0.0/29"), server(store, "10.96.0.0/29")
+    specs = [create(a, service(f"s{i}")) for i in range(3)]
+    create(b, service("b0"))  # b's table has a's three
+    store._hub.close()  # what EtcdStore._lose_watches does
+    a.delete(SERVICES, "default", "s1", DeleteOptions())  # missed by b's ended watch
+    assert b_alloc.ranges["IPv4"].is_allocated(specs[1]["clusterIP"])
+    create(b, service("b1"))
+    b1 = b.get(SERVICES, "default", "b1")["spec"]["clusterIP"]
+    assert b1 == specs[1]["clusterIP"] or not b_alloc.ranges["IPv4"].is_allocated(specs[1]["clusterIP"])
+    later = create(a, service("s9"))  # and b's new watch hears of a's writes again
+    b_alloc._feed.drain(b_alloc._hold_ip, b_alloc._release_ip_here)
+    assert b_alloc.ranges["IPv4"].is_allocated(later["clusterIP"])
