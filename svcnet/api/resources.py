@@ -193,6 +193,14 @@ def lookup(group: str, version: str, plural: str) -> Resource | None:
     return None
 
 
+def served(group: str, version: str, plural: str) -> Resource:
+    """lookup for a resource svcnet always serves (a KeyError names a typo in svcnet itself)."""
+    res = lookup(group, version, plural)
+    if res is None:
+        raise KeyError(f"{group or 'core'}/{version} {plural} is not served")
+    return res
+
+
 def lookup_kind(api_version: str, kind: str) -> Resource | None:
     for r in RESOURCES:
         if r.api_version == api_version and r.kind == kind:

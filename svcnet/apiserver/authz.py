@@ -19,7 +19,7 @@ from typing import Any
 
 from svcnet.api import errors
 from svcnet.api.errors import ApiError
-from svcnet.api.resources import RBAC_GROUP, Resource, lookup
+from svcnet.api.resources import RBAC_GROUP, Resource, served
 from svcnet.api.selectors import go_quote
 from svcnet.apiserver.registry import DeleteOptions, Registry, WriteOptions
 from svcnet.core.rbac import bootstrap
@@ -47,9 +47,7 @@ CURRENT_ATTRIBUTES: contextvars.ContextVar[Attributes | None] = contextvars.Cont
 
 
 def _rbac(plural: str) -> Resource:
-    res = lookup(RBAC_GROUP, "v1", plural)
-    assert res is not None
-    return res
+    return served(RBAC_GROUP, "v1", plural)
 
 
 @dataclass

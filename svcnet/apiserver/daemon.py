@@ -15,7 +15,7 @@ from aiohttp import web
 
 from svcnet.api import meta
 from svcnet.api.errors import ApiError
-from svcnet.api.resources import lookup
+from svcnet.api.resources import Resource, lookup, served
 from svcnet.apiserver import authz, decoding, defaults, listener, openapi, patch, servicecidrs, validation
 from svcnet.apiserver.app import ApiServer, ServerSettings
 from svcnet.apiserver.credentials import (
@@ -73,10 +73,8 @@ def build_registry(store, admission=None) -> Registry:
                     field_pruner=decoding.prune_unknown, managed_fields=track)
 
 
-def _resource(group: str, plural: str):
-    res = lookup(group, "v1", plural)
-    assert res is not None
-    return res
+def _resource(group: str, plural: str) -> Resource:
+    return served(group, "v1", plural)
 
 
 def _current(registry: Registry, res, name: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from svcnet.api import errors, jsoncodec, meta, objects
 from svcnet.api.errors import ApiError, Cause
-from svcnet.api.resources import RESOURCES, Resource, lookup
+from svcnet.api.resources import RESOURCES, Resource, lookup, served
 from svcnet.apiserver import strategy
 from svcnet.apiserver.lister import StoreLister
 from svcnet.apiserver.steps import Read, Steps, inline
@@ -36,13 +36,7 @@ Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def _resource(group: str, version: str, plural: str) -> Resource:
-    res = lookup(group, version, plural)
-    assert res is not None, plural
-    return res
-
-
-_NAMESPACES = _resource("", "v1", "namespaces")
+_NAMESPACES = served("", "v1", "namespaces")
 
 
 # (resource, body, fieldValidation directive, duplicated paths, subresource) -> (error, warnings)
@@ -206,11 +200,10 @@ class Registry:
         return rec
 
     def ensure_system_namespaces(self) -> None:
-        ns_res = _NAMESPACES
         for name in SYSTEM_NAMESPACES:
-            if self.store.get(ns_res.storage_key(None, name)) is None:
+            if self.store.get(_NAMESPACES.storage_key(None, name)) is None:
                 try:
-                    self.create(ns_res, None, {"apiVersion": "v1", "kind": "Namespace",
+                    self.create(_NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
                                                "metadata": {"name": name}}, WriteOptions())
                 except ApiError as exc:
                     if exc.reason != "AlreadyExists":
@@ -640,8 +633,7 @@ class Registry:
     # ---------------------------------------------------- namespace lifecycle
     def finalize_namespace(self, name: str) -> bool:
         """Empty a terminating namespace; remove it when empty. True when it is gone."""
-        ns_res = _NAMESPACES
-        rec = self.store.get(ns_res.storage_key(None, name))
+        rec = self.store.get(_NAMESPACES.storage_key(None, name))
         if rec is None:
             return True
         if not objects.is_being_deleted(rec.value):
@@ -672,6 +664,5 @@ class Registry:
         return True
 
     def namespaces_terminating(self) -> list[str]:
-        ns_res = _NAMESPACES
-        return [objects.name_of(r.value) for r in self.store.list(ns_res.storage_prefix()).records
+        return [objects.name_of(r.value) for r in self.store.list(_NAMESPACES.storage_prefix()).records
                 if objects.is_being_deleted(r.value)]
