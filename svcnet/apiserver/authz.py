@@ -81,17 +81,19 @@ class StorePolicy:
         self._watches: list[Any] = []
 
     def _current(self) -> _Snapshot:
-        if not self._stale:
+        # A watch the store ended (etcd compaction) may have missed changes: read the policy again and
+        # watch anew from now (never a snapshot kept past what the store can tell).
+        ended = any(watch.ended for watch in self._watches)
+        if not self._stale and not ended:
             return self._snap
         self._stale = False  # before reading: a change from here on marks it stale again
-        if any(watch.cancelled for watch in self._watches):
-            self._watches.clear()  # the store ended them (etcd compaction): watch again from now
+        if ended:
+            self._watches.clear()
         revision = self.registry.store.current_revision()
         if not self._watches:
             for plural in self.RBAC_PLURALS:
-                watch = self.registry.store.watch(_rbac(plural).storage_prefix(None), revision, self._changed)
-                watch.on_end(self._ended)
-                self._watches.append(watch)
+                self._watches.append(self.registry.store.watch(_rbac(plural).storage_prefix(None), revision,
+                                                               self._changed))
         snap = _Snapshot(revision)
         snap.cluster_role_bindings = self._all("clusterrolebindings")
         for rb in self._all("rolebindings"):
@@ -107,11 +109,6 @@ class StorePolicy:
         return self._current().grants
 
     def _changed(self, _event: Any) -> None:
-        self._stale = True
-
-    def _ended(self) -> None:
-        """A watch the store ended: changes may be missed from here on, so the next request reads the
-        policy again and watches anew (never a snapshot kept past what the store can tell)."""
         self._stale = True
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ class StoreLister:
 
     def get(self, key: str) -> Obj | None:
         """The cached object at key (not to be mutated), or None: not seen yet — look it up live."""
-        if self._watch is None or self._watch.cancelled:
+        if self._watch is None or self._watch.ended:
             self._start()
         return self._objects.get(key)
 
@@ -46,7 +46,7 @@ class StoreLister:
 
     def _start(self) -> None:
         with self._starting:
-            if self._watch is not None and not self._watch.cancelled:
+            if self._watch is not None and not self._watch.ended:
                 return  # another thread started it meanwhile
             listed = self._store.list(self._prefix)
             objects = {record.key: record.value for record in listed.records}

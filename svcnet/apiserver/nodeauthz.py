@@ -46,10 +46,9 @@ class LiveGraph:
         self.graph = NodeGraph()
         self._lock = threading.Lock()
         self._watches: list[Any] = []
-        self._ended = False  # the store ended a watch: the graph may miss changes from then on
 
     def has_path(self, node: str, start: Vertex) -> bool:
-        if self._ended:
+        if any(watch.ended for watch in self._watches):  # the graph may miss changes from then on
             self._rebuild()
         with self._lock:
             return self.graph.has_path(node, start)
@@ -61,11 +60,7 @@ class LiveGraph:
         self.stop()
         with self._lock:
             self.graph = NodeGraph()
-        self._ended = False
         self.start()
-
-    def _on_end(self) -> None:
-        self._ended = True
 
     def start(self) -> None:
         """List pods (and persistent volumes, when served) and watch them from that revision."""
@@ -78,10 +73,8 @@ class LiveGraph:
             with self._lock:
                 for obj in page.items:
                     setter(obj)
-            watch = self.registry.store.watch(res.storage_prefix(None), int(page.resource_version),
-                                              self._on_event(setter, remover))
-            watch.on_end(self._on_end)
-            self._watches.append(watch)
+            self._watches.append(self.registry.store.watch(
+                res.storage_prefix(None), int(page.resource_version), self._on_event(setter, remover)))
 
     def _on_event(self, setter, remover):
         def on_event(event: Event) -> None:

@@ -59,10 +59,10 @@ def test_a_watch_the_store_ended_is_noticed_and_the_prefix_listed_again(store) -
     assert lister.get(PREFIX + "default/late") is None
     ended = lister._watch
     assert ended is not None
-    ended.cancel()  # what the store does to every watch when it cannot go on (etcd compaction, close)
+    store._hub.close()  # what a store does to every watch when it cannot go on (EtcdStore._lose_watches)
     store.create(PREFIX + "default/late", config_map("late"))
     assert lister.get(PREFIX + "default/late") is not None
-    assert lister._watch is not ended and not lister._watch.cancelled
+    assert ended.ended and lister._watch is not ended and not lister._watch.ended
     lister.stop()
 
 
